@@ -1,0 +1,288 @@
+"""Deletion batches: open records grouped for a compliance officer to accept or reject."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from compliance.audit import record_event
+from compliance.errors import Conflict, InvalidInput, NotFound
+from compliance.logs import Progress
+from compliance.models import DeletionBatch, DeletionRecord, utcnow
+from compliance.policy import Policy
+
+DEFAULT_MAX_BATCH_SIZE = 200
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def check_email(value: str, what: str) -> str:
+    value = (value or "").strip()
+    if not _EMAIL.match(value):
+        raise InvalidInput(f"{what} must be an email address, got '{value}'")
+    return value.lower()
+
+
+@dataclass(frozen=True)
+class CreateBatchesResult:
+    bucket: str
+    batches: int
+    records: int
+    batch_ids: tuple[int, ...]
+    elapsed_s: float
+    executed: bool
+
+
+def _unbatched(bucket: str):
+    return (
+        DeletionRecord.bucket == bucket,
+        DeletionRecord.deletion_batch_id.is_(None),
+        DeletionRecord.deletion_applied_at.is_(None),
+        DeletionRecord.accepted_for_deletion.is_(None),
+    )
+
+
+def create_deletion_batches(
+    session: Session,
+    policy: Policy,
+    bucket_name: str,
+    *,
+    actor: str,
+    execute: bool,
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+) -> CreateBatchesResult:
+    """Group the bucket's unbatched open records, oldest first; each batch commits on its own."""
+    bucket = policy.bucket(bucket_name)
+    if max_batch_size < 1:
+        raise InvalidInput(f"--max-batch-size must be at least 1, got {max_batch_size}")
+    progress = Progress("deletion_batches.progress", bucket=bucket.name)
+    if not execute:
+        pending = session.scalar(select(func.count()).where(*_unbatched(bucket.name))) or 0
+        batches = -(-pending // max_batch_size)
+        return CreateBatchesResult(bucket.name, batches, pending, (), 0.0, False)
+    created: list[int] = []
+    records = 0
+    last_id = 0
+    while True:
+        ids = list(
+            session.scalars(
+                select(DeletionRecord.id)
+                .where(*_unbatched(bucket.name), DeletionRecord.id > last_id)
+                .order_by(DeletionRecord.id)
+                .limit(max_batch_size)
+            )
+        )
+        if not ids:
+            break
+        now = utcnow()
+        batch_id = session.execute(
+            insert(DeletionBatch)
+            .values(bucket=bucket.name, reviewed_status="pending", created_at=now, updated_at=now)
+            .returning(DeletionBatch.id)
+        ).scalar_one()
+        session.execute(
+            update(DeletionRecord)
+            .where(DeletionRecord.id.in_(ids), DeletionRecord.deletion_batch_id.is_(None))
+            .values(deletion_batch_id=batch_id, updated_at=now)
+        )
+        record_event(
+            session,
+            actor=actor,
+            action="deletion_batch.created",
+            target_type="deletion_batch",
+            target_id=batch_id,
+            details={"bucket": bucket.name, "records": len(ids)},
+        )
+        session.commit()
+        created.append(batch_id)
+        records += len(ids)
+        last_id = ids[-1]
+        progress.advance(len(ids), batches=len(created))
+    return CreateBatchesResult(
+        bucket.name, len(created), records, tuple(created), round(progress.elapsed, 3), True
+    )
+
+
+# ---------------------------------------------------------------- review
+
+
+@dataclass(frozen=True)
+class ReviewResult:
+    batch_id: int
+    bucket: str
+    decision: str
+    accepted: int
+    excluded: int
+    rejected: int
+    executed: bool
+
+
+def get_batch(session: Session, batch_id: int) -> DeletionBatch:
+    batch = session.get(DeletionBatch, batch_id)
+    if batch is None:
+        raise NotFound(f"no deletion batch with id {batch_id}")
+    return batch
+
+
+def _already_reviewed(batch: DeletionBatch) -> Conflict:
+    when = batch.reviewed_at.strftime("%Y-%m-%d %H:%M UTC") if batch.reviewed_at else "earlier"
+    return Conflict(
+        f"batch {batch.id} was already {batch.reviewed_status} by {batch.reviewed_by} at {when}"
+    )
+
+
+def _check_exclusions(session: Session, batch: DeletionBatch, exclude: Mapping[int, str]) -> None:
+    if not exclude:
+        return
+    members = set(
+        session.scalars(
+            select(DeletionRecord.id).where(
+                DeletionRecord.deletion_batch_id == batch.id,
+                DeletionRecord.id.in_(list(exclude)),
+            )
+        )
+    )
+    strangers = sorted(set(exclude) - members)
+    if strangers:
+        raise InvalidInput(f"record {strangers[0]} is not in batch {batch.id}")
+
+
+def _mark_excluded(session: Session, exclude: Mapping[int, str], now: datetime) -> None:
+    for record_id, note in exclude.items():
+        session.execute(
+            update(DeletionRecord)
+            .where(DeletionRecord.id == record_id)
+            .values(
+                accepted_for_deletion=False,
+                is_manually_reviewed=True,
+                review_note=(note or "").strip() or None,
+                updated_at=now,
+            )
+        )
+
+
+def exclude_records(
+    session: Session, batch_id: int, exclude: Mapping[int, str], *, actor: str
+) -> int:
+    """Keep single records out of a pending batch's deletion, each with the reviewer's note."""
+    actor = check_email(actor, "reviewer")
+    batch = get_batch(session, batch_id)
+    if batch.reviewed_status != "pending":
+        raise _already_reviewed(batch)
+    _check_exclusions(session, batch, exclude)
+    _mark_excluded(session, exclude, utcnow())
+    record_event(
+        session,
+        actor=actor,
+        action="deletion_records.excluded",
+        target_type="deletion_batch",
+        target_id=batch_id,
+        details={"record_ids": sorted(exclude)},
+    )
+    session.commit()
+    return len(exclude)
+
+
+def review_batch(
+    session: Session,
+    batch_id: int,
+    decision: str,
+    *,
+    reviewer: str,
+    reason: str | None = None,
+    exclude: Mapping[int, str] | None = None,
+    execute: bool = True,
+    now: datetime | None = None,
+) -> ReviewResult:
+    """Accept or reject a pending batch. The decision is final: a second review is refused."""
+    if decision not in ("accept", "reject"):
+        raise InvalidInput(f"decision must be accept or reject, got '{decision}'")
+    reviewer = check_email(reviewer, "--reviewer")
+    reason = (reason or "").strip() or None
+    if decision == "reject" and not reason:
+        raise InvalidInput("rejecting a batch needs a --reason")
+    exclude = dict(exclude or {})
+    if decision == "reject" and exclude:
+        raise InvalidInput("--exclude only applies when accepting; a rejection keeps every record")
+    batch = get_batch(session, batch_id)
+    if batch.reviewed_status != "pending":
+        raise _already_reviewed(batch)
+    _check_exclusions(session, batch, exclude)
+    counts = dict(
+        session.execute(
+            select(DeletionRecord.accepted_for_deletion, func.count())
+            .where(DeletionRecord.deletion_batch_id == batch_id)
+            .group_by(DeletionRecord.accepted_for_deletion)
+        )
+        .tuples()
+        .all()
+    )
+    total = sum(counts.values())
+    already_excluded = counts.get(False, 0)
+    status = "accepted" if decision == "accept" else "rejected"
+    if decision == "accept":
+        excluded = len(set(exclude)) + already_excluded
+        accepted, rejected = total - excluded, 0
+        # An exclusion in the same call may name a record already excluded earlier.
+        if exclude:
+            overlap = session.scalar(
+                select(func.count()).where(
+                    DeletionRecord.id.in_(list(exclude)),
+                    DeletionRecord.accepted_for_deletion.is_(False),
+                )
+            )
+            excluded -= overlap or 0
+            accepted = total - excluded
+    else:
+        accepted, excluded, rejected = 0, 0, total
+    result = ReviewResult(batch_id, batch.bucket, status, accepted, excluded, rejected, execute)
+    if not execute:
+        session.rollback()
+        return result
+
+    now = now or utcnow()
+    # Compare-and-set: if someone decided since we read the batch, nothing changes.
+    claimed = session.execute(
+        update(DeletionBatch)
+        .where(DeletionBatch.id == batch_id, DeletionBatch.reviewed_status == "pending")
+        .values(
+            reviewed_status=status,
+            reviewed_by=reviewer,
+            reviewed_at=now,
+            reviewed_reason=reason,
+            updated_at=now,
+        )
+    ).rowcount
+    if claimed != 1:
+        session.rollback()
+        raise _already_reviewed(get_batch(session, batch_id))
+    _mark_excluded(session, exclude, now)
+    session.execute(
+        update(DeletionRecord)
+        .where(
+            DeletionRecord.deletion_batch_id == batch_id,
+            DeletionRecord.accepted_for_deletion.is_(None),
+        )
+        .values(accepted_for_deletion=decision == "accept", updated_at=now)
+    )
+    record_event(
+        session,
+        actor=reviewer,
+        action=f"deletion_batch.{status}",
+        target_type="deletion_batch",
+        target_id=batch_id,
+        details={
+            "bucket": batch.bucket,
+            "accepted": accepted,
+            "excluded": excluded,
+            "rejected": rejected,
+            "excluded_record_ids": sorted(exclude),
+            "reason": reason,
+        },
+    )
+    session.commit()
+    return result

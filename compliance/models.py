@@ -1,0 +1,191 @@
+"""The compliance database: this tool's own tables. Table and column names are a contract."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in Python, naive UTC in the database.
+
+    SQLite has no time zones; storing naive UTC on both backends makes values (and the
+    audit hashes computed from them) identical whichever database holds them.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use an aware UTC datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+# BIGINT on PostgreSQL, but INTEGER on SQLite so ids stay auto-incrementing rowids.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class Timestamped:
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ComplianceProfile(Timestamped, Base):
+    """One data subject of the application database, known by its key there."""
+
+    __tablename__ = "compliance_profiles"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    subject_id: Mapped[str] = mapped_column(String(255), unique=True)
+
+    deletion_records: Mapped[list[DeletionRecord]] = relationship(back_populates="profile")
+
+
+class DeletionBatch(Timestamped, Base):
+    __tablename__ = "deletion_batches"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(100), index=True)
+    reviewed_status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    reviewed_at: Mapped[datetime | None]
+    reviewed_by: Mapped[str | None] = mapped_column(String(255))
+    reviewed_reason: Mapped[str | None] = mapped_column(Text)
+
+    records: Mapped[list[DeletionRecord]] = relationship(back_populates="batch")
+
+
+class DeletionRecord(Timestamped, Base):
+    """A decision to be taken, then carried out, about one subject's data in one bucket."""
+
+    __tablename__ = "deletion_records"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    compliance_profile_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("compliance_profiles.id", ondelete="CASCADE")
+    )
+    bucket: Mapped[str] = mapped_column(String(100))
+    deletion_batch_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("deletion_batches.id", ondelete="SET NULL")
+    )
+    deletion_scheduled_at: Mapped[datetime]
+    deletion_applied_at: Mapped[datetime | None]
+    accepted_for_deletion: Mapped[bool | None] = mapped_column(Boolean)
+    is_manually_reviewed: Mapped[bool] = mapped_column(Boolean, default=False)
+    review_note: Mapped[str | None] = mapped_column(Text)
+    deletion_error: Mapped[str | None] = mapped_column(Text)
+
+    profile: Mapped[ComplianceProfile] = relationship(back_populates="deletion_records")
+    batch: Mapped[DeletionBatch | None] = relationship(back_populates="records")
+
+    __table_args__ = (
+        # At most one open (not applied) record per (profile, bucket).
+        Index(
+            "uq_deletion_records_open",
+            "compliance_profile_id",
+            "bucket",
+            unique=True,
+            sqlite_where=text("deletion_applied_at IS NULL"),
+            postgresql_where=text("deletion_applied_at IS NULL"),
+        ),
+        Index("ix_deletion_records_batch", "deletion_batch_id"),
+        Index("ix_deletion_records_bucket_state", "bucket", "accepted_for_deletion"),
+    )
+
+
+class DsarRequest(Base):
+    __tablename__ = "dsar_requests"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    subject_id: Mapped[str] = mapped_column(String(255), index=True)
+    subject_email: Mapped[str | None] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    requested_by: Mapped[str] = mapped_column(String(255))
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    identity_check: Mapped[str | None] = mapped_column(Text)
+    due_at: Mapped[datetime]
+    extended_due_at: Mapped[datetime | None]
+    extension_reason: Mapped[str | None] = mapped_column(Text)
+    reviewed_by: Mapped[str | None] = mapped_column(String(255))
+    reviewed_at: Mapped[datetime | None]
+    reviewed_reason: Mapped[str | None] = mapped_column(Text)
+    completed_at: Mapped[datetime | None]
+    export_path: Mapped[str | None] = mapped_column(Text)
+    export_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    export_sha256: Mapped[str | None] = mapped_column(String(64))
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class DsarDelivery(Base):
+    """A one-time download of a finished export; only hashes of the secrets are kept."""
+
+    __tablename__ = "dsar_deliveries"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    dsar_request_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("dsar_requests.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    otp_hash: Mapped[str] = mapped_column(String(128))
+    otp_salt: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    token_expires_at: Mapped[datetime]
+    otp_expires_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_at: Mapped[datetime | None]
+    downloaded_at: Mapped[datetime | None]
+
+
+class JobRun(Base):
+    __tablename__ = "job_runs"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    job: Mapped[str] = mapped_column(String(100), index=True)
+    arguments: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    dry_run: Mapped[bool] = mapped_column(Boolean)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditEvent(Base):
+    """Append-only and hash-chained: each hash covers the row and the previous hash."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(255), index=True)
+    action: Mapped[str] = mapped_column(String(100), index=True)
+    target_type: Mapped[str] = mapped_column(String(50))
+    target_id: Mapped[str | None] = mapped_column(String(255))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -1,0 +1,650 @@
+"""The policy file (``compliance.toml``): every retention period and deletion rule in one place.
+
+Loading is two steps. ``load_policy`` parses and checks what can be checked from the
+file alone; ``check_against_database`` reflects the application database and checks that
+every table and column the policy names exists there. Both raise ``ConfigError`` naming
+the offending key, so a typo is caught before any job touches data.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, inspect
+
+from compliance.errors import ConfigError, NotFound
+from compliance.strategies import ERASURE_ACTIONS, STRATEGIES
+
+DEFAULT_CONFIG = "compliance.toml"
+DSAR_ERASURE_BUCKET = "dsar_erasure"
+
+
+@dataclass(frozen=True)
+class Via:
+    """``column`` points at ``parent_column`` of the parent ``table`` (by default its key)."""
+
+    table: str
+    column: str
+    parent_column: str | None = None
+
+
+@dataclass(frozen=True)
+class MappedTable:
+    """One entry of the data map: a table holding personal data and what erasure does to it."""
+
+    name: str
+    on_erasure: str
+    subject_column: str | None = None
+    via: Via | None = None
+    anonymize: Mapping[str, str] = field(default_factory=dict)
+    export_exclude: tuple[str, ...] = ()
+    legal_basis: str | None = None
+
+
+@dataclass(frozen=True)
+class AgeRule:
+    """Subjects whose newest ``timestamp`` in ``table`` is older than ``older_than_days``."""
+
+    table: str
+    timestamp: str
+    older_than_days: int
+
+
+@dataclass(frozen=True)
+class SqlRule:
+    """A read-only SELECT returning subject keys."""
+
+    sql: str
+
+
+Rule = AgeRule | SqlRule
+
+
+@dataclass(frozen=True)
+class Bucket:
+    name: str
+    description: str
+    tables: tuple[str, ...]
+    rules: tuple[Rule, ...]
+    ops_channel: str | None = None
+    ops_alert_days_of_month: tuple[int, ...] = ()
+    ops_handle: str | None = None
+    #: Days between finding a subject due and the earliest moment its data may be erased.
+    grace_days: int = 0
+    #: Days applied or rejected bookkeeping is kept before purge-compliance-data removes it.
+    purge_after_days: int = 0
+
+
+@dataclass(frozen=True)
+class RetentionEntry:
+    name: str
+    table: str
+    timestamp: str
+    days: int
+
+
+@dataclass(frozen=True)
+class Subjects:
+    table: str = "users"
+    key: str = "id"
+    email: str | None = "email"
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    production: bool = False
+    test_channel: str | None = None
+    dashboard_url: str = "http://localhost:8501"
+    dsar_channel: str | None = None
+
+
+@dataclass(frozen=True)
+class DashboardSettings:
+    demo_mode: bool = False
+    identity_header: str = "X-Forwarded-Email"
+
+
+@dataclass(frozen=True)
+class DsarSettings:
+    erasure_review: bool = True
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str = "localhost"
+    port: int = 25
+    sender: str = "privacy@example.com"
+    username: str | None = None
+    starttls: bool = False
+
+
+@dataclass(frozen=True)
+class Policy:
+    path: Path | None
+    database_url: str
+    app_database_url: str
+    export_dir: Path
+    subjects: Subjects
+    tables: Mapping[str, MappedTable]
+    buckets: Mapping[str, Bucket]
+    retention: Mapping[str, RetentionEntry]
+    slack: SlackSettings = SlackSettings()
+    roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    dashboard: DashboardSettings = DashboardSettings()
+    dsar: DsarSettings = DsarSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    dsar_export_days: int = 30
+
+    def bucket(self, name: str) -> Bucket:
+        if name == DSAR_ERASURE_BUCKET:
+            return self.dsar_erasure_bucket
+        try:
+            return self.buckets[name]
+        except KeyError:
+            known = ", ".join(sorted([*self.buckets, DSAR_ERASURE_BUCKET]))
+            raise NotFound(f"unknown bucket '{name}' (known: {known})") from None
+
+    @property
+    def dsar_erasure_bucket(self) -> Bucket:
+        """Erasure requests erase every mapped table that is not kept under ``retain``."""
+        return Bucket(
+            name=DSAR_ERASURE_BUCKET,
+            description="Erasure requests from data subjects (GDPR Art. 17)",
+            tables=tuple(n for n, t in self.tables.items() if t.on_erasure != "retain"),
+            rules=(),
+            ops_channel=self.slack.dsar_channel,
+        )
+
+    @property
+    def retained_tables(self) -> frozenset[str]:
+        return frozenset(n for n, t in self.tables.items() if t.on_erasure == "retain")
+
+
+# ---------------------------------------------------------------- parsing helpers
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], key: str) -> Any:
+    if isinstance(value, bool) and kind in (int, (int,)):
+        raise ConfigError(f"{key}: expected a whole number, got {value!r}")
+    if not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ConfigError(f"{key}: expected {names}, got {value!r}")
+    return value
+
+
+def _non_negative_int(value: Any, key: str) -> int:
+    _expect(value, int, key)
+    if value < 0:
+        raise ConfigError(f"{key}: must be 0 or more, got {value}")
+    return value
+
+
+def _unknown_keys(section: Mapping[str, Any], allowed: set[str], key: str) -> None:
+    extra = sorted(set(section) - allowed)
+    if extra:
+        raise ConfigError(f"{key}.{extra[0]}: unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+_SQL_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
+_SQL_STRING = re.compile(r"'(?:[^']|'')*'")
+_SQL_WRITE = re.compile(
+    r"\b(insert|update|delete|merge|drop|alter|create|truncate|grant|revoke|attach|detach|"
+    r"pragma|vacuum|replace|copy|call|do|lock|set|reindex|comment)\b",
+    re.I,
+)
+
+
+def check_select_only(sql: str, key: str) -> str:
+    """A rule's SQL must be one read-only SELECT; checked before it ever reaches a database."""
+    code = _SQL_STRING.sub("''", _SQL_COMMENT.sub(" ", sql)).strip()
+    code = code.rstrip(";").strip()
+    if not code:
+        raise ConfigError(f"{key}: the sql rule is empty")
+    if ";" in code:
+        raise ConfigError(f"{key}: the sql rule must be a single SELECT statement, found several")
+    if not re.match(r"(?is)^(select|with)\b", code):
+        raise ConfigError(f"{key}: the sql rule must be a SELECT statement")
+    bad = _SQL_WRITE.search(code)
+    if bad:
+        raise ConfigError(
+            f"{key}: the sql rule must only read, but it contains '{bad.group(0).upper()}'"
+        )
+    return sql.strip().rstrip(";").strip()
+
+
+# ---------------------------------------------------------------- sections
+
+
+def _parse_table(name: str, raw: Any) -> MappedTable:
+    key = f"tables.{name}"
+    _expect(raw, dict, key)
+    _unknown_keys(
+        raw,
+        {"subject_column", "via", "on_erasure", "anonymize", "export_exclude", "legal_basis"},
+        key,
+    )
+    on_erasure = raw.get("on_erasure")
+    if on_erasure is None:
+        raise ConfigError(f"{key}.on_erasure: missing (one of {', '.join(ERASURE_ACTIONS)})")
+    if on_erasure not in ERASURE_ACTIONS:
+        raise ConfigError(
+            f"{key}.on_erasure: unknown action '{on_erasure}' (known: {', '.join(ERASURE_ACTIONS)})"
+        )
+    subject_column = raw.get("subject_column")
+    via_raw = raw.get("via")
+    if (subject_column is None) == (via_raw is None):
+        raise ConfigError(f"{key}: give exactly one of subject_column or via")
+    if subject_column is not None:
+        _expect(subject_column, str, f"{key}.subject_column")
+    via = None
+    if via_raw is not None:
+        _expect(via_raw, dict, f"{key}.via")
+        _unknown_keys(via_raw, {"table", "column", "parent_column"}, f"{key}.via")
+        for part in ("table", "column"):
+            if not isinstance(via_raw.get(part), str):
+                raise ConfigError(f"{key}.via.{part}: missing or not a string")
+        parent_column = via_raw.get("parent_column")
+        if parent_column is not None:
+            _expect(parent_column, str, f"{key}.via.parent_column")
+        via = Via(via_raw["table"], via_raw["column"], parent_column)
+    anonymize = raw.get("anonymize", {})
+    _expect(anonymize, dict, f"{key}.anonymize")
+    for column, strategy in anonymize.items():
+        if strategy not in STRATEGIES:
+            raise ConfigError(
+                f"{key}.anonymize.{column}: unknown strategy '{strategy}' "
+                f"(known: {', '.join(sorted(STRATEGIES))})"
+            )
+    if on_erasure == "anonymize" and not anonymize:
+        raise ConfigError(f"{key}.anonymize: on_erasure = 'anonymize' needs columns to anonymize")
+    exclude = raw.get("export_exclude", [])
+    _expect(exclude, list, f"{key}.export_exclude")
+    for i, column in enumerate(exclude):
+        _expect(column, str, f"{key}.export_exclude[{i}]")
+    legal_basis = raw.get("legal_basis")
+    if legal_basis is not None:
+        _expect(legal_basis, str, f"{key}.legal_basis")
+    return MappedTable(
+        name=name,
+        on_erasure=on_erasure,
+        subject_column=subject_column,
+        via=via,
+        anonymize=dict(anonymize),
+        export_exclude=tuple(exclude),
+        legal_basis=legal_basis,
+    )
+
+
+def _check_via_chains(tables: Mapping[str, MappedTable]) -> None:
+    for name in tables:
+        seen = [name]
+        current = tables[name]
+        while current.via is not None:
+            parent = current.via.table
+            key = f"tables.{current.name}.via.table"
+            if parent in seen:
+                loop = " -> ".join([*seen, parent])
+                raise ConfigError(f"{key}: the via chain loops ({loop})")
+            if parent not in tables:
+                raise ConfigError(
+                    f"{key}: '{parent}' is not in the data map, so the chain from "
+                    f"'{name}' ends nowhere"
+                )
+            seen.append(parent)
+            current = tables[parent]
+
+
+def _parse_rule(raw: Any, key: str) -> Rule:
+    _expect(raw, dict, key)
+    if "sql" in raw:
+        _unknown_keys(raw, {"sql"}, key)
+        _expect(raw["sql"], str, f"{key}.sql")
+        return SqlRule(check_select_only(raw["sql"], f"{key}.sql"))
+    missing = [k for k in ("table", "timestamp", "older_than_days") if k not in raw]
+    if missing:
+        raise ConfigError(
+            f"{key}: a rule needs either sql or table, timestamp and older_than_days "
+            f"(missing {', '.join(missing)})"
+        )
+    _unknown_keys(raw, {"table", "timestamp", "older_than_days"}, key)
+    _expect(raw["table"], str, f"{key}.table")
+    _expect(raw["timestamp"], str, f"{key}.timestamp")
+    return AgeRule(
+        raw["table"],
+        raw["timestamp"],
+        _non_negative_int(raw["older_than_days"], f"{key}.older_than_days"),
+    )
+
+
+def _parse_bucket(name: str, raw: Any, tables: Mapping[str, MappedTable]) -> Bucket:
+    key = f"buckets.{name}"
+    _expect(raw, dict, key)
+    _unknown_keys(
+        raw,
+        {
+            "description",
+            "tables",
+            "rules",
+            "ops_channel",
+            "ops_alert_days_of_month",
+            "ops_handle",
+            "grace_days",
+            "purge_after_days",
+        },
+        key,
+    )
+    bucket_tables = raw.get("tables")
+    if not isinstance(bucket_tables, list) or not bucket_tables:
+        raise ConfigError(f"{key}.tables: list the tables an accepted deletion erases")
+    for i, table in enumerate(bucket_tables):
+        _expect(table, str, f"{key}.tables[{i}]")
+        if table not in tables:
+            raise ConfigError(f"{key}.tables[{i}]: '{table}' is not in the data map ([tables])")
+        if tables[table].on_erasure == "retain":
+            raise ConfigError(
+                f"{key}.tables[{i}]: '{table}' is a retain table and can never be erased"
+            )
+    rules_raw = raw.get("rules")
+    if not isinstance(rules_raw, list) or not rules_raw:
+        raise ConfigError(f"{key}.rules: a bucket needs at least one rule")
+    rules = tuple(_parse_rule(r, f"{key}.rules[{i}]") for i, r in enumerate(rules_raw))
+    for i, rule in enumerate(rules):
+        if isinstance(rule, AgeRule) and rule.table not in tables:
+            raise ConfigError(
+                f"{key}.rules[{i}].table: '{rule.table}' is not in the data map, so its rows "
+                "cannot be linked to a subject"
+            )
+    days = raw.get("ops_alert_days_of_month", [1])
+    _expect(days, list, f"{key}.ops_alert_days_of_month")
+    for i, day in enumerate(days):
+        _expect(day, int, f"{key}.ops_alert_days_of_month[{i}]")
+        if not 1 <= day <= 31:
+            raise ConfigError(f"{key}.ops_alert_days_of_month[{i}]: {day} is not a day of a month")
+    for opt in ("description", "ops_channel", "ops_handle"):
+        if opt in raw:
+            _expect(raw[opt], str, f"{key}.{opt}")
+    return Bucket(
+        name=name,
+        description=raw.get("description", ""),
+        tables=tuple(bucket_tables),
+        rules=rules,
+        ops_channel=raw.get("ops_channel"),
+        ops_alert_days_of_month=tuple(days),
+        ops_handle=raw.get("ops_handle"),
+        grace_days=_non_negative_int(raw.get("grace_days", 0), f"{key}.grace_days"),
+        purge_after_days=_non_negative_int(
+            raw.get("purge_after_days", 0), f"{key}.purge_after_days"
+        ),
+    )
+
+
+def _parse_retention(name: str, raw: Any, tables: Mapping[str, MappedTable]) -> RetentionEntry:
+    key = f"retention.{name}"
+    _expect(raw, dict, key)
+    _unknown_keys(raw, {"table", "timestamp", "days"}, key)
+    for part in ("table", "timestamp"):
+        if not isinstance(raw.get(part), str):
+            raise ConfigError(f"{key}.{part}: missing or not a string")
+    table = raw["table"]
+    if table in tables and tables[table].on_erasure == "retain":
+        raise ConfigError(f"{key}.table: '{table}' is a retain table and can never be cleaned up")
+    if "days" not in raw:
+        raise ConfigError(f"{key}.days: missing")
+    return RetentionEntry(
+        name, table, raw["timestamp"], _non_negative_int(raw["days"], f"{key}.days")
+    )
+
+
+def _resolve_url(url: str, base: Path | None) -> str:
+    """Relative SQLite paths are taken from the policy file's folder, not the shell's."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and base is not None:
+        rest = url[len(prefix) :]
+        if rest and not rest.startswith("/") and not rest.startswith(":memory:"):
+            return prefix + str((base / rest).resolve())
+    return url
+
+
+def parse_policy(
+    data: Mapping[str, Any], path: Path | None = None, env: Mapping[str, str] | None = None
+) -> Policy:
+    env = os.environ if env is None else env
+    base = path.parent if path is not None else None
+    _unknown_keys(
+        data,
+        {
+            "database",
+            "app_database",
+            "subjects",
+            "tables",
+            "buckets",
+            "slack",
+            "roles",
+            "dashboard",
+            "dsar",
+            "smtp",
+            "retention",
+            "exports",
+        },
+        "policy",
+    )
+
+    def section(name: str) -> dict[str, Any]:
+        value = data.get(name, {})
+        return _expect(value, dict, name)
+
+    database_url = env.get("COMPLIANCE_DATABASE_URL") or section("database").get(
+        "url", "sqlite:///var/compliance.db"
+    )
+    app_database_url = env.get("COMPLIANCE_APP_DATABASE_URL") or section("app_database").get(
+        "url", "sqlite:///var/demo_app.db"
+    )
+    _expect(database_url, str, "database.url")
+    _expect(app_database_url, str, "app_database.url")
+    export_dir = Path(
+        env.get("COMPLIANCE_EXPORT_DIR") or section("exports").get("dir", "var/exports")
+    )
+    if not export_dir.is_absolute() and base is not None:
+        export_dir = base / export_dir
+
+    subjects_raw = section("subjects")
+    _unknown_keys(subjects_raw, {"table", "key", "email"}, "subjects")
+    subjects = Subjects(
+        table=_expect(subjects_raw.get("table", "users"), str, "subjects.table"),
+        key=_expect(subjects_raw.get("key", "id"), str, "subjects.key"),
+        email=subjects_raw.get("email"),
+    )
+
+    tables = {name: _parse_table(name, raw) for name, raw in section("tables").items()}
+    if not tables:
+        raise ConfigError("tables: the data map is empty; map at least the subjects table")
+    _check_via_chains(tables)
+    if subjects.table not in tables:
+        raise ConfigError(f"subjects.table: '{subjects.table}' is not in the data map ([tables])")
+    if tables[subjects.table].subject_column != subjects.key:
+        raise ConfigError(
+            f"tables.{subjects.table}.subject_column: must be the subject key '{subjects.key}'"
+        )
+
+    buckets = {name: _parse_bucket(name, raw, tables) for name, raw in section("buckets").items()}
+    if DSAR_ERASURE_BUCKET in buckets:
+        raise ConfigError(
+            f"buckets.{DSAR_ERASURE_BUCKET}: reserved for erasure requests; choose another name"
+        )
+    retention_raw = section("retention")
+    dsar_export_days = 30
+    if "dsar_exports" in retention_raw:
+        # Not a table: the age after which delivered export files are deleted.
+        dsar_raw = retention_raw["dsar_exports"]
+        _expect(dsar_raw, dict, "retention.dsar_exports")
+        _unknown_keys(dsar_raw, {"days"}, "retention.dsar_exports")
+        dsar_export_days = _non_negative_int(
+            dsar_raw.get("days", 30), "retention.dsar_exports.days"
+        )
+    retention = {
+        name: _parse_retention(name, raw, tables)
+        for name, raw in retention_raw.items()
+        if name != "dsar_exports"
+    }
+
+    slack_raw = section("slack")
+    _unknown_keys(
+        slack_raw, {"production", "test_channel", "dashboard_url", "dsar_channel"}, "slack"
+    )
+    slack = SlackSettings(
+        production=_expect(slack_raw.get("production", False), bool, "slack.production"),
+        test_channel=slack_raw.get("test_channel"),
+        dashboard_url=_expect(
+            slack_raw.get("dashboard_url", "http://localhost:8501"), str, "slack.dashboard_url"
+        ),
+        dsar_channel=slack_raw.get("dsar_channel"),
+    )
+
+    roles: dict[str, tuple[str, ...]] = {}
+    for role, members in section("roles").items():
+        if role not in ("compliance_officer", "support", "manager"):
+            raise ConfigError(
+                f"roles.{role}: unknown role (known: compliance_officer, manager, support)"
+            )
+        _expect(members, list, f"roles.{role}")
+        for i, member in enumerate(members):
+            _expect(member, str, f"roles.{role}[{i}]")
+        roles[role] = tuple(m.strip().lower() for m in members)
+
+    dash_raw = section("dashboard")
+    _unknown_keys(dash_raw, {"demo_mode", "identity_header"}, "dashboard")
+    dashboard = DashboardSettings(
+        demo_mode=_expect(dash_raw.get("demo_mode", False), bool, "dashboard.demo_mode"),
+        identity_header=_expect(
+            dash_raw.get("identity_header", "X-Forwarded-Email"), str, "dashboard.identity_header"
+        ),
+    )
+    dsar_raw = section("dsar")
+    _unknown_keys(dsar_raw, {"erasure_review"}, "dsar")
+    dsar = DsarSettings(
+        erasure_review=_expect(dsar_raw.get("erasure_review", True), bool, "dsar.erasure_review")
+    )
+    smtp_raw = section("smtp")
+    _unknown_keys(smtp_raw, {"host", "port", "sender", "username", "starttls"}, "smtp")
+    smtp = SmtpSettings(
+        host=_expect(smtp_raw.get("host", "localhost"), str, "smtp.host"),
+        port=_non_negative_int(smtp_raw.get("port", 25), "smtp.port"),
+        sender=_expect(smtp_raw.get("sender", "privacy@example.com"), str, "smtp.sender"),
+        username=smtp_raw.get("username"),
+        starttls=_expect(smtp_raw.get("starttls", False), bool, "smtp.starttls"),
+    )
+    return Policy(
+        path=path,
+        database_url=_resolve_url(database_url, base),
+        app_database_url=_resolve_url(app_database_url, base),
+        export_dir=export_dir,
+        subjects=subjects,
+        tables=tables,
+        buckets=buckets,
+        retention=retention,
+        slack=slack,
+        roles=roles,
+        dashboard=dashboard,
+        dsar=dsar,
+        smtp=smtp,
+        dsar_export_days=dsar_export_days,
+    )
+
+
+def config_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get("COMPLIANCE_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_policy(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Policy:
+    path = Path(path) if path is not None else config_path(env)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"policy file {path} not found (set COMPLIANCE_CONFIG or run "
+            "'python -m jobs init-db --demo' to create the demo one)"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"policy file {path} cannot be read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"policy file {path} is not valid TOML: {exc}") from None
+    return parse_policy(data, path.resolve(), env)
+
+
+# ---------------------------------------------------------------- against the database
+
+
+def check_against_database(policy: Policy, engine: Engine) -> list[str]:
+    """Raise ConfigError for anything the data map names that the database lacks.
+
+    Returns warnings for retention entries whose table or column is missing: those
+    entries are skipped by retention-cleanup rather than stopping every other job.
+    """
+    inspector = inspect(engine)
+    existing = set(inspector.get_table_names())
+    columns: dict[str, set[str]] = {}
+
+    def cols(table: str) -> set[str]:
+        if table not in columns:
+            columns[table] = {c["name"] for c in inspector.get_columns(table)}
+        return columns[table]
+
+    def need_column(table: str, column: str, key: str) -> None:
+        if column not in cols(table):
+            raise ConfigError(
+                f"{key}: table '{table}' has no column '{column}' in the application database"
+            )
+
+    for name in policy.tables:
+        if name not in existing:
+            raise ConfigError(f"tables.{name}: no such table in the application database")
+    subjects = policy.subjects
+    need_column(subjects.table, subjects.key, "subjects.key")
+    if subjects.email:
+        need_column(subjects.table, subjects.email, "subjects.email")
+    for name, table in policy.tables.items():
+        key = f"tables.{name}"
+        if table.subject_column:
+            need_column(name, table.subject_column, f"{key}.subject_column")
+        if table.via:
+            need_column(name, table.via.column, f"{key}.via.column")
+            if table.via.parent_column:
+                need_column(table.via.table, table.via.parent_column, f"{key}.via.parent_column")
+            else:
+                pk = inspector.get_pk_constraint(table.via.table).get("constrained_columns") or []
+                if len(pk) != 1:
+                    raise ConfigError(
+                        f"{key}.via.parent_column: '{table.via.table}' has no single-column "
+                        "primary key, so name the column the via points at"
+                    )
+        for column in table.anonymize:
+            need_column(name, column, f"{key}.anonymize.{column}")
+        for column in table.export_exclude:
+            need_column(name, column, f"{key}.export_exclude")
+        if table.on_erasure == "delete" or table.anonymize:
+            pk = inspector.get_pk_constraint(name).get("constrained_columns") or []
+            if not pk and table.anonymize:
+                raise ConfigError(f"{key}: anonymizing needs a primary key on '{name}'")
+    for bname, bucket in policy.buckets.items():
+        for i, rule in enumerate(bucket.rules):
+            if isinstance(rule, AgeRule):
+                need_column(rule.table, rule.timestamp, f"buckets.{bname}.rules[{i}].timestamp")
+    warnings = []
+    for rname, entry in policy.retention.items():
+        if entry.table not in existing:
+            warnings.append(f"retention.{rname}.table: no table '{entry.table}'; entry skipped")
+        elif entry.timestamp not in cols(entry.table):
+            warnings.append(
+                f"retention.{rname}.timestamp: table '{entry.table}' has no column "
+                f"'{entry.timestamp}'; entry skipped"
+            )
+    return warnings

@@ -1,0 +1,138 @@
+"""Purging the compliance bookkeeping once it is no longer needed.
+
+Applied records and records a reviewer decided to keep are removed after the bucket's
+``purge_after_days``; then batches left empty, then profiles with no record at all. The
+audit trail keeps the evidence (counts, ids, reviewers); the bookkeeping does not have to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, case, delete, exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from compliance.audit import record_event
+from compliance.models import ComplianceProfile, DeletionBatch, DeletionRecord, utcnow
+from compliance.policy import Policy
+
+_CHUNK = 10_000
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    bucket: str
+    records: int
+    batches: int
+    profiles: int
+    executed: bool
+
+
+def _records_done(bucket: str, cutoff: datetime):
+    reviewed_before = exists().where(
+        DeletionBatch.id == DeletionRecord.deletion_batch_id,
+        DeletionBatch.reviewed_status != "pending",
+        DeletionBatch.reviewed_at <= cutoff,
+    )
+    return and_(
+        DeletionRecord.bucket == bucket,
+        or_(
+            DeletionRecord.deletion_applied_at <= cutoff,
+            and_(
+                DeletionRecord.deletion_applied_at.is_(None),
+                DeletionRecord.accepted_for_deletion.is_(False),
+                reviewed_before,
+            ),
+        ),
+    )
+
+
+def _empty_batches(bucket: str):
+    return and_(
+        DeletionBatch.bucket == bucket,
+        DeletionBatch.reviewed_status != "pending",
+        ~exists().where(DeletionRecord.deletion_batch_id == DeletionBatch.id),
+    )
+
+
+_orphan_profiles = ~exists().where(DeletionRecord.compliance_profile_id == ComplianceProfile.id)
+
+
+def purge_compliance_data(
+    session: Session,
+    policy: Policy,
+    bucket_name: str,
+    *,
+    actor: str,
+    execute: bool,
+    now: datetime | None = None,
+) -> PurgeResult:
+    bucket = policy.bucket(bucket_name)
+    cutoff = (now or utcnow()) - timedelta(days=bucket.purge_after_days)
+    if not execute:
+        done = _records_done(bucket.name, cutoff)
+        records = session.scalar(select(func.count()).where(done)) or 0
+        kept = func.sum(case((done, 0), else_=1))
+        # Counted as they will stand once those records are gone.
+        emptied_batches = (
+            select(DeletionRecord.deletion_batch_id)
+            .group_by(DeletionRecord.deletion_batch_id)
+            .having(kept == 0)
+        )
+        batches = (
+            session.scalar(
+                select(func.count()).where(
+                    DeletionBatch.bucket == bucket.name,
+                    DeletionBatch.reviewed_status != "pending",
+                    or_(DeletionBatch.id.in_(emptied_batches), _empty_batches(bucket.name)),
+                )
+            )
+            or 0
+        )
+        emptied_profiles = (
+            select(DeletionRecord.compliance_profile_id)
+            .group_by(DeletionRecord.compliance_profile_id)
+            .having(kept == 0)
+        )
+        profiles = (
+            session.scalar(
+                select(func.count()).where(
+                    or_(ComplianceProfile.id.in_(emptied_profiles), _orphan_profiles)
+                )
+            )
+            or 0
+        )
+        session.rollback()
+        return PurgeResult(bucket.name, records, batches, profiles, False)
+
+    records = 0
+    while True:
+        ids = list(
+            session.scalars(
+                select(DeletionRecord.id).where(_records_done(bucket.name, cutoff)).limit(_CHUNK)
+            )
+        )
+        if not ids:
+            break
+        removed = session.execute(delete(DeletionRecord).where(DeletionRecord.id.in_(ids))).rowcount
+        _audit(session, actor, bucket.name, records=removed)
+        session.commit()
+        records += removed
+    batches = session.execute(delete(DeletionBatch).where(_empty_batches(bucket.name))).rowcount
+    profiles = session.execute(delete(ComplianceProfile).where(_orphan_profiles)).rowcount
+    _audit(session, actor, bucket.name, batches=batches, profiles=profiles)
+    session.commit()
+    return PurgeResult(bucket.name, records, batches, profiles, True)
+
+
+def _audit(session: Session, actor: str, bucket: str, **removed: int) -> None:
+    """One event per commit, so a purge killed halfway still has evidence of what it removed."""
+    record_event(
+        session,
+        actor=actor,
+        action="compliance_data.purged",
+        target_type="bucket",
+        target_id=bucket,
+        details=removed,
+    )

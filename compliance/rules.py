@@ -1,0 +1,105 @@
+"""Bucket rules: which subjects are due for deletion.
+
+Each rule yields subject keys as text; a bucket's due subjects are the intersection of
+its rules, computed by the application database itself (``INTERSECT``), so a million
+subjects never have to sit in Python memory at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, String, cast, column, func, intersect, select, text
+from sqlalchemy.exc import DBAPIError
+
+from compliance.datamap import DataMap
+from compliance.errors import ConfigError
+from compliance.policy import AgeRule, Bucket, SqlRule
+
+
+def _cutoff(datamap: DataMap, rule: AgeRule, now: datetime) -> datetime:
+    cutoff = now - timedelta(days=rule.older_than_days)
+    ts_type = datamap.table(rule.table).c[rule.timestamp].type
+    if getattr(ts_type, "timezone", False):
+        return cutoff.astimezone(UTC)
+    # Application timestamps without a zone are taken to be UTC.
+    return cutoff.astimezone(UTC).replace(tzinfo=None)
+
+
+def rule_select(datamap: DataMap, rule: AgeRule | SqlRule, now: datetime, index: int) -> Any:
+    if isinstance(rule, SqlRule):
+        first = _first_column(datamap, rule.sql)
+        sub = text(rule.sql).columns(column(first)).subquery(f"rule_{index}")
+        return select(cast(sub.c[first], String).label("subject_key"))
+    base, key = datamap.keyed_select(rule.table)
+    ts = datamap.table(rule.table).c[rule.timestamp]
+    # A NULL timestamp never counts as old: one such row keeps the subject off the list.
+    return (
+        base.add_columns(key.label("subject_key"))
+        .group_by(key)
+        .having(func.max(ts) < _cutoff(datamap, rule, now))
+        .having(func.count() == func.count(ts))
+    )
+
+
+def _first_column(datamap: DataMap, sql: str) -> str:
+    with datamap.engine.connect() as conn:
+        _read_only(conn)
+        try:
+            return next(
+                iter(conn.execute(text(f"SELECT * FROM ({sql}) AS probe WHERE 1 = 0")).keys())
+            )
+        finally:
+            _end_read_only(conn)
+
+
+def _end_read_only(conn: Connection) -> None:
+    conn.rollback()
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("PRAGMA query_only = OFF")
+
+
+def due_query(datamap: DataMap, bucket: Bucket, now: datetime) -> Any:
+    selects = [rule_select(datamap, r, now, i) for i, r in enumerate(bucket.rules)]
+    if len(selects) == 1:
+        return selects[0]
+    return intersect(*selects)
+
+
+def _read_only(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SET TRANSACTION READ ONLY"))
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("PRAGMA query_only = ON")
+
+
+def iter_due_subjects(
+    datamap: DataMap, bucket: Bucket, now: datetime, *, chunk: int = 5000
+) -> Iterator[list[str]]:
+    """Yield the bucket's due subject keys in chunks, read-only, ordered for repeatable runs."""
+    try:
+        query = due_query(datamap, bucket, now)
+    except DBAPIError as exc:
+        raise _rule_error(bucket, exc) from None
+    with datamap.engine.connect() as conn:
+        _read_only(conn)
+        try:
+            sub = query.subquery("due")
+            result = conn.execution_options(stream_results=True, yield_per=chunk).execute(
+                select(sub.c.subject_key).order_by(sub.c.subject_key)
+            )
+            for part in result.partitions(chunk):
+                yield [row[0] for row in part]
+        except DBAPIError as exc:
+            raise _rule_error(bucket, exc) from None
+        finally:
+            _end_read_only(conn)
+
+
+def _rule_error(bucket: Bucket, exc: DBAPIError) -> ConfigError:
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    return ConfigError(
+        f"buckets.{bucket.name}.rules: the application database refused a rule: {reason}"
+    )

@@ -1,0 +1,46 @@
+"""A demo review queue, so the dashboard shows real work the first time it opens."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from compliance.apply import apply_deletions
+from compliance.batches import create_deletion_batches, review_batch
+from compliance.datamap import DataMap
+from compliance.models import DeletionRecord
+from compliance.records import create_deletion_records
+
+DEMO_REVIEWER = "dpo@example.com"
+
+
+def seed_demo_workflow(session: Session, datamap: DataMap, *, actor: str) -> dict[str, int]:
+    """Records and batches for two demo buckets, one batch accepted and applied.
+
+    ``closed_accounts`` is left untouched for the README's command-line walk-through.
+    Does nothing if the compliance database already holds records.
+    """
+    if session.scalar(select(func.count()).select_from(DeletionRecord)):
+        return {}
+    seeded: dict[str, int] = {}
+    for bucket, size in (("stale_support_tickets", 50), ("inactive_accounts", 100)):
+        if bucket not in datamap.policy.buckets:
+            continue
+        create_deletion_records(session, datamap, bucket, actor=actor, execute=True)
+        batches = create_deletion_batches(
+            session, datamap.policy, bucket, actor=actor, execute=True, max_batch_size=size
+        )
+        seeded[f"{bucket} batches"] = batches.batches
+    stale = session.scalars(
+        select(DeletionRecord.deletion_batch_id)
+        .where(DeletionRecord.bucket == "stale_support_tickets")
+        .order_by(DeletionRecord.deletion_batch_id)
+        .limit(1)
+    ).first()
+    if stale is not None:
+        review_batch(session, stale, "accept", reviewer=DEMO_REVIEWER)
+        result = apply_deletions(
+            session, datamap, actor=actor, execute=True, bucket="stale_support_tickets"
+        )
+        seeded["applied"] = result.applied
+    return seeded

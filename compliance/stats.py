@@ -1,0 +1,107 @@
+"""Progress figures for the dashboard and the alerts, computed by SQL aggregates."""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlalchemy import Integer, case, func, select
+from sqlalchemy.orm import Session
+
+from compliance.models import DeletionBatch, DeletionRecord
+
+BATCH_COLUMNS = ["total", "accepted", "excluded", "completed", "failed", "pending"]
+
+
+def _flag(condition) -> object:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0).cast(Integer)
+
+
+_R = DeletionRecord
+_applied = _R.deletion_applied_at.is_not(None)
+_accepted = _R.accepted_for_deletion.is_(True)
+_failed = _accepted & _R.deletion_applied_at.is_(None) & _R.deletion_error.is_not(None)
+_pending_apply = _accepted & _R.deletion_applied_at.is_(None) & _R.deletion_error.is_(None)
+
+
+def batch_progress(
+    session: Session, *, bucket: str | None = None, batch_ids: list[int] | None = None
+) -> pd.DataFrame:
+    """Per batch: records in it, accepted, excluded, completed (applied), failed, pending."""
+    query = (
+        select(
+            DeletionBatch.id.label("batch_id"),
+            DeletionBatch.bucket,
+            DeletionBatch.reviewed_status,
+            DeletionBatch.created_at,
+            DeletionBatch.reviewed_by,
+            DeletionBatch.reviewed_at,
+            func.count(_R.id).label("total"),
+            _flag(_accepted).label("accepted"),
+            _flag(_R.accepted_for_deletion.is_(False)).label("excluded"),
+            _flag(_applied).label("completed"),
+            _flag(_failed).label("failed"),
+            _flag(_pending_apply).label("pending"),
+        )
+        .outerjoin(_R, _R.deletion_batch_id == DeletionBatch.id)
+        .group_by(DeletionBatch.id)
+        .order_by(DeletionBatch.id)
+    )
+    if bucket:
+        query = query.where(DeletionBatch.bucket == bucket)
+    if batch_ids is not None:
+        query = query.where(DeletionBatch.id.in_(batch_ids))
+    rows = session.execute(query).mappings().all()
+    columns = [
+        "batch_id", "bucket", "reviewed_status", "created_at", "reviewed_by", "reviewed_at",
+        *BATCH_COLUMNS,
+    ]  # fmt: skip
+    return pd.DataFrame([dict(r) for r in rows], columns=columns)
+
+
+def bucket_progress(session: Session) -> pd.DataFrame:
+    """Per bucket: batches by review status and records by where they stand."""
+    records = (
+        session.execute(
+            select(
+                _R.bucket,
+                func.count(_R.id).label("records"),
+                _flag(_R.deletion_batch_id.is_(None) & _R.accepted_for_deletion.is_(None)).label(
+                    "unbatched"
+                ),
+                _flag(_R.deletion_batch_id.is_not(None) & _R.accepted_for_deletion.is_(None)).label(
+                    "awaiting_review"
+                ),
+                _flag(_applied).label("applied"),
+                _flag(_failed).label("failed"),
+                _flag(_pending_apply).label("pending_apply"),
+                _flag(_R.accepted_for_deletion.is_(False)).label("kept"),
+            ).group_by(_R.bucket)
+        )
+        .mappings()
+        .all()
+    )
+    batches = (
+        session.execute(
+            select(
+                DeletionBatch.bucket,
+                _flag(DeletionBatch.reviewed_status == "pending").label("batches_pending"),
+                _flag(DeletionBatch.reviewed_status == "accepted").label("batches_accepted"),
+                _flag(DeletionBatch.reviewed_status == "rejected").label("batches_rejected"),
+            ).group_by(DeletionBatch.bucket)
+        )
+        .mappings()
+        .all()
+    )
+    columns = [
+        "bucket", "batches_pending", "batches_accepted", "batches_rejected", "records",
+        "unbatched", "awaiting_review", "applied", "failed", "pending_apply", "kept",
+    ]  # fmt: skip
+    frame = pd.DataFrame([dict(r) for r in batches], columns=columns[:4]).merge(
+        pd.DataFrame([dict(r) for r in records], columns=[columns[0], *columns[4:]]),
+        on="bucket",
+        how="outer",
+    )
+    return (
+        frame.fillna(0)
+        .astype({c: "int64" for c in columns[1:]})[columns]
+        .sort_values("bucket", ignore_index=True)
+    )

@@ -1,0 +1,1 @@
+"""Scheduled command-line jobs: ``python -m jobs COMMAND``."""

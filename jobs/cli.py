@@ -1,0 +1,234 @@
+"""The command-line shell: one click group, one module per command, errors mapped in one place.
+
+Every command that changes data is a dry run unless given ``--execute``. Exit codes:
+0 success, 1 when some items failed (or on a bug, logged with its traceback), 2 on bad
+input or configuration, with a one-line message naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+import socket
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, is_dataclass
+from datetime import datetime
+from functools import cached_property, wraps
+from typing import Any
+
+import click
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from compliance import logs
+from compliance.datamap import DataMap
+from compliance.db import check_reachable, current_revision, make_engine, session_factory
+from compliance.errors import ComplianceError, ConfigError
+from compliance.jobruns import finish_job_run, start_job_run
+from compliance.policy import Policy, check_against_database, load_policy
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+class JobFailed(Exception):
+    """Some items failed; the summary says which. Exit 1."""
+
+
+def default_actor() -> str:
+    """Cron has no person behind it: name the job's account and host instead."""
+    env = os.environ.get("COMPLIANCE_ACTOR")
+    if env:
+        return env
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"job:{user}@{socket.gethostname()}"
+
+
+@dataclass
+class Runtime:
+    """What a command needs, opened lazily so `--help` and bad input touch no database."""
+
+    actor: str
+    as_json: bool
+    _engines: list[Engine] = field(default_factory=list)
+
+    @cached_property
+    def policy(self) -> Policy:
+        return load_policy()
+
+    @cached_property
+    def engine(self) -> Engine:
+        engine = make_engine(self.policy.database_url, what="compliance database")
+        check_reachable(engine, "compliance database")
+        self._engines.append(engine)
+        return engine
+
+    @cached_property
+    def app_engine(self) -> Engine:
+        engine = make_engine(self.policy.app_database_url, what="application database")
+        check_reachable(engine, "application database")
+        self._engines.append(engine)
+        return engine
+
+    @cached_property
+    def datamap(self) -> DataMap:
+        for warning in check_against_database(self.policy, self.app_engine):
+            logs.log_event("policy.warning", logging.WARNING, message=warning)
+        return DataMap(self.policy, self.app_engine)
+
+    def session(self) -> Session:
+        if current_revision(self.engine) is None:
+            raise ConfigError(
+                "the compliance database has no tables yet; run 'python -m jobs init-db' first"
+            )
+        return session_factory(self.engine)()
+
+    def close(self) -> None:
+        for engine in self._engines:
+            engine.dispose()
+
+
+def runtime() -> Runtime:
+    return click.get_current_context().find_object(Runtime)  # type: ignore[return-value]
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return _plain(asdict(value))
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def emit(summary: Any, lines: list[str], *, executed: bool | None = None) -> None:
+    """Print the summary: JSON with --json, else the human lines and the dry-run reminder."""
+    data = _plain(summary)
+    if runtime().as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+        return
+    for line in lines:
+        prefix = "[DRY RUN] " if executed is False else ""
+        click.echo(prefix + line)
+    if executed is False:
+        click.echo("Nothing was changed. Re-run with --execute to apply.")
+
+
+def job(name: str, *, mutating: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Record the run in job_runs (arguments, dry run, status, summary) around the command."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(func)
+        def wrapper(**kwargs: Any) -> Any:
+            rt = runtime()
+            rt.as_json = rt.as_json or kwargs.pop("as_json", False)
+            dry_run = mutating and not kwargs.get("execute", False)
+            run_id = None
+            try:
+                session = rt.session()
+            except ComplianceError:
+                session = None
+            if session is not None:
+                with session:
+                    run_id = start_job_run(session, name, _plain(kwargs), dry_run=dry_run)
+            status, summary, error = "succeeded", None, None
+            try:
+                summary = func(**kwargs)
+                return summary
+            except JobFailed as exc:
+                status, error = "failed", str(exc)
+                raise
+            except ComplianceError as exc:
+                status, error = "refused", str(exc)
+                raise
+            except BaseException as exc:
+                status, error = "crashed", f"{type(exc).__name__}: {exc}"
+                raise
+            finally:
+                if run_id is not None:
+                    with rt.session() as session:
+                        finish_job_run(session, run_id, status, _plain(summary), error)
+
+        return wrapper
+
+    return decorate
+
+
+def job_command(
+    name: str, *, mutating: bool = True
+) -> Callable[[Callable[..., Any]], click.Command]:
+    """Register a command on the group with --json and job-run recording."""
+
+    def decorate(func: Callable[..., Any]) -> click.Command:
+        wrapped = job(name, mutating=mutating)(func)
+        wrapped = click.option(
+            "--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary."
+        )(wrapped)
+        return cli.command(name)(wrapped)
+
+    return decorate
+
+
+def execute_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--execute", is_flag=True, help="Really change data. Without it the command is a dry run."
+    )(func)
+
+
+class PrivacyDeskGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ComplianceError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(EXIT_BAD_INPUT)
+        except JobFailed as exc:
+            click.echo(f"Failed: {exc}", err=True)
+            ctx.exit(EXIT_FAILED)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            logs.logger.error(
+                "job.crashed", exc_info=True, extra={"kv": {"error": type(exc).__name__}}
+            )
+            click.echo(
+                f"Error: unexpected {type(exc).__name__}; the traceback is in the log above",
+                err=True,
+            )
+            ctx.exit(EXIT_FAILED)
+        finally:
+            rt = ctx.find_object(Runtime)
+            if rt is not None:
+                rt.close()
+
+
+@click.group(cls=PrivacyDeskGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--actor",
+    default=default_actor,
+    show_default="$COMPLIANCE_ACTOR or job:USER@HOST",
+    help="Who the audit trail names for this run.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary.")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug detail too.")
+@click.pass_context
+def cli(ctx: click.Context, actor: str, as_json: bool, verbose: bool) -> None:
+    """Privacy Desk jobs: find what is due, batch it, apply accepted deletions, keep evidence."""
+    logs.configure(logging.DEBUG if verbose else logging.INFO)
+    ctx.obj = Runtime(actor=actor, as_json=as_json)
+
+
+def main() -> None:
+    from jobs import commands  # noqa: F401 - registers every command on the group
+
+    cli.main(prog_name="python -m jobs", standalone_mode=True)
+    sys.exit(0)

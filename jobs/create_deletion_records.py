@@ -1,0 +1,30 @@
+import click
+
+from compliance.records import create_deletion_records
+from jobs.cli import emit, execute_option, job_command, runtime
+
+
+@job_command("create-deletion-records")
+@click.option("--bucket", required=True, help="The bucket whose rules find the due subjects.")
+@click.option(
+    "--chunk-size", default=5000, show_default=True, type=int, help="Subjects per commit."
+)
+@execute_option
+def create_records(bucket: str, chunk_size: int, execute: bool) -> object:
+    """Open one deletion record per due subject of BUCKET (skips subjects with one open)."""
+    rt = runtime()
+    with rt.session() as session:
+        result = create_deletion_records(
+            session, rt.datamap, bucket, actor=rt.actor, execute=execute, chunk_size=chunk_size
+        )
+    verb = "Created" if execute else "Would create"
+    emit(
+        result,
+        [
+            f"{verb} {result.created} deletion records in bucket {result.bucket} "
+            f"({result.due} subjects due, {result.skipped} skipped: already open) "
+            f"in {result.elapsed_s:.1f}s"
+        ],
+        executed=execute,
+    )
+    return result

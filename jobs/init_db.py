@@ -1,0 +1,52 @@
+import click
+
+from compliance.db import make_engine, migrate
+from compliance.demo import create_demo_app_database, write_demo_policy
+from compliance.errors import Conflict
+from compliance.policy import config_path
+from compliance.seed import seed_demo_workflow
+from jobs.cli import emit, job_command, runtime
+
+
+@job_command("init-db", mutating=False)
+@click.option("--demo", is_flag=True, help="Also create and fill the demo application database.")
+@click.option(
+    "--demo-users",
+    default=3000,
+    show_default=True,
+    type=click.IntRange(1, 1_000_000),
+    help="How many users the demo application database gets.",
+)
+def init_db(demo: bool, demo_users: int) -> dict[str, object]:
+    """Create or upgrade the compliance database (safe to rerun; it never removes data)."""
+    rt = runtime()
+    lines = []
+    summary: dict[str, object] = {}
+    if demo and write_demo_policy(config_path()):
+        lines.append(f"Wrote the demo policy file {config_path()}")
+    summary["revision"] = migrate(rt.engine)
+    lines.append(f"Compliance database at revision {summary['revision']}: {_where(rt.engine)}")
+    if demo:
+        app = make_engine(rt.policy.app_database_url, what="application database")
+        try:
+            made = create_demo_app_database(app, users_count=demo_users)
+            summary["demo_rows"] = made.rows
+            lines.append(f"Demo application database filled: {_where(app)}")
+            lines += [f"  {table}: {n} rows" for table, n in made.rows.items()]
+        except Conflict as exc:
+            lines.append(f"Demo application database kept as it is ({exc}).")
+        finally:
+            app.dispose()
+        with rt.session() as session:
+            seeded = seed_demo_workflow(session, rt.datamap, actor=rt.actor)
+        summary["demo_seeded"] = seeded
+        if seeded:
+            lines.append(
+                "Demo review queue ready: " + ", ".join(f"{k}: {v}" for k, v in seeded.items())
+            )
+    emit(summary, lines)
+    return summary
+
+
+def _where(engine: object) -> str:
+    return engine.url.render_as_string(hide_password=True)  # type: ignore[attr-defined]

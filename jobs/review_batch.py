@@ -1,0 +1,65 @@
+import click
+
+from compliance.batches import review_batch
+from jobs.cli import emit, execute_option, job_command, runtime
+
+
+def _parse_exclusions(values: tuple[str, ...]) -> dict[int, str]:
+    """``--exclude 42`` or ``--exclude 42:note why``."""
+    excluded = {}
+    for value in values:
+        record, _, note = value.partition(":")
+        try:
+            excluded[int(record)] = note.strip()
+        except ValueError:
+            raise click.BadParameter(
+                f"'{value}' is not a record id (use ID or ID:note)", param_hint="--exclude"
+            ) from None
+    return excluded
+
+
+@job_command("review-batch")
+@click.argument("batch_id", type=int)
+@click.option("--accept", "decision", flag_value="accept", help="Accept the batch for deletion.")
+@click.option("--reject", "decision", flag_value="reject", help="Reject it (needs --reason).")
+@click.option("--reviewer", required=True, help="The compliance officer's email.")
+@click.option("--reason", help="Why; required to reject.")
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="RECORD_ID[:NOTE]",
+    help="Keep a record out of an accepted batch (repeatable).",
+)
+@execute_option
+def review(
+    batch_id: int,
+    decision: str | None,
+    reviewer: str,
+    reason: str | None,
+    exclude: tuple[str, ...],
+    execute: bool,
+) -> object:
+    """Record a compliance officer's decision on BATCH_ID. A second review is refused."""
+    if decision is None:
+        raise click.UsageError("give --accept or --reject")
+    rt = runtime()
+    with rt.session() as session:
+        result = review_batch(
+            session,
+            batch_id,
+            decision,
+            reviewer=reviewer,
+            reason=reason,
+            exclude=_parse_exclusions(exclude),
+            execute=execute,
+        )
+    verb = result.decision.capitalize() if execute else f"Would mark as {result.decision}"
+    emit(
+        result,
+        [
+            f"{verb} batch {batch_id} ({result.bucket}): {result.accepted} records accepted, "
+            f"{result.excluded} excluded, {result.rejected} rejected"
+        ],
+        executed=execute,
+    )
+    return result

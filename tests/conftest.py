@@ -1,0 +1,237 @@
+"""Fixtures: a whole deployment (policy file, compliance and application databases) per test.
+
+Every database test runs on SQLite and on PostgreSQL. PostgreSQL tests use the server
+named by COMPLIANCE_TEST_POSTGRES_URL, each test in schemas of its own that are dropped
+afterwards; without that variable they skip with a message saying how to run them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import Engine, MetaData, create_engine, select, text
+from sqlalchemy.orm import Session
+
+from compliance.datamap import DataMap
+from compliance.db import make_engine, migrate, session_factory
+from compliance.policy import Policy, load_policy
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ENV = "COMPLIANCE_TEST_POSTGRES_URL"
+PG_REQUIRED_ENV = "COMPLIANCE_TEST_REQUIRE_POSTGRES"
+DEMO_POLICY = (ROOT / "compliance.toml").read_text()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    url = os.environ.get(PG_ENV)
+    if url:
+        return f"PostgreSQL tests: on ({url})"
+    return f"PostgreSQL tests: SKIPPED (set {PG_ENV}=postgresql+psycopg2://USER@HOST:5432/DB)"
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> str:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(
+            f"PostgreSQL tests need {PG_ENV}, e.g. "
+            "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+        )
+    engine = create_engine(url)
+    try:
+        with engine.connect():
+            pass
+    except Exception as exc:
+        message = f"PostgreSQL at {url} is unreachable: {str(exc).splitlines()[0]}"
+        if os.environ.get(PG_REQUIRED_ENV):
+            pytest.fail(message)
+        pytest.skip(message)
+    finally:
+        engine.dispose()
+    return url
+
+
+@dataclass
+class Backend:
+    """Where one test's two databases live; ``url(role)`` gives each its own place."""
+
+    name: str
+    base_dir: Path
+    server_url: str | None = None
+    schemas: list[str] = field(default_factory=list)
+
+    def url(self, role: str) -> str:
+        if self.name == "sqlite":
+            return f"sqlite:///{self.base_dir / f'{role}.db'}"
+        assert self.server_url is not None
+        schema = f"pd_{uuid.uuid4().hex[:12]}_{role}"
+        admin = create_engine(self.server_url)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        admin.dispose()
+        self.schemas.append(schema)
+        sep = "&" if "?" in self.server_url else "?"
+        return f"{self.server_url}{sep}options=-csearch_path%3D{schema}"
+
+    def cleanup(self) -> None:
+        if not self.schemas:
+            return
+        admin = create_engine(self.server_url)  # type: ignore[arg-type]
+        with admin.begin() as conn:
+            for schema in self.schemas:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "postgresql":
+        server = request.getfixturevalue("pg_server_url")
+        b = Backend("postgresql", tmp_path, server)
+    else:
+        b = Backend("sqlite", tmp_path)
+    yield b
+    b.cleanup()
+
+
+def policy_text(base: str, database_url: str, app_url: str) -> str:
+    """The given policy with this test's database URLs in place of the demo ones."""
+    return base.replace('"sqlite:///var/compliance.db"', f'"{database_url}"').replace(
+        '"sqlite:///var/demo_app.db"', f'"{app_url}"'
+    )
+
+
+@dataclass
+class Deployment:
+    """One installation of Privacy Desk as a user would have it: a policy file and two databases."""
+
+    dir: Path
+    policy_path: Path
+    database_url: str
+    app_url: str
+    backend: str
+    engines: list[Engine] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str | None]:
+        return {
+            "COMPLIANCE_CONFIG": str(self.policy_path),
+            "COMPLIANCE_EXPORT_DIR": str(self.dir / "exports"),
+            "COMPLIANCE_ACTOR": "test-runner",
+            # The policy file names this test's databases; a developer's shell must not.
+            "COMPLIANCE_DATABASE_URL": None,
+            "COMPLIANCE_APP_DATABASE_URL": None,
+        }
+
+    def write_policy(self, body: str) -> None:
+        self.policy_path.write_text(policy_text(body, self.database_url, self.app_url))
+        self.__dict__.pop("_policy", None)
+
+    def policy(self) -> Policy:
+        return load_policy(self.policy_path, env={})
+
+    @property
+    def engine(self) -> Engine:
+        if "_engine" not in self.__dict__:
+            self.__dict__["_engine"] = make_engine(self.database_url)
+            self.engines.append(self.__dict__["_engine"])
+        return self.__dict__["_engine"]
+
+    @property
+    def app_engine(self) -> Engine:
+        if "_app_engine" not in self.__dict__:
+            self.__dict__["_app_engine"] = make_engine(self.app_url)
+            self.engines.append(self.__dict__["_app_engine"])
+        return self.__dict__["_app_engine"]
+
+    def session(self) -> Session:
+        return session_factory(self.engine)()
+
+    def datamap(self) -> DataMap:
+        return DataMap(self.policy(), self.app_engine)
+
+    def run(self, *args: str, env: Mapping[str, str | None] | None = None) -> Result:
+        """Run a job through the real click group, as `python -m jobs ARGS` would."""
+        from jobs import commands  # noqa: F401
+        from jobs.cli import cli
+
+        return CliRunner().invoke(cli, list(args), env={**self.env, **(env or {})})
+
+    def run_process(
+        self, *args: str, env: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> subprocess.Popen[str]:
+        merged = {**os.environ, **self.env, **(env or {})}
+        full_env = {k: v for k, v in merged.items() if v is not None}
+        return subprocess.Popen(
+            [sys.executable, "-m", "jobs", *args],
+            cwd=ROOT,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            **kwargs,
+        )
+
+    def app_rows(self, table: str, where: str = "1=1") -> list[Mapping[str, Any]]:
+        with self.app_engine.connect() as conn:
+            return [
+                dict(r._mapping)
+                for r in conn.execute(text(f"SELECT * FROM {table} WHERE {where} ORDER BY 1"))
+            ]
+
+    def checksum(self, *tables: str) -> str:
+        """A digest of every row of the tables, to prove they are byte-for-byte unchanged."""
+        digest = hashlib.sha256()
+        meta = MetaData()
+        meta.reflect(self.app_engine, only=list(tables))
+        with self.app_engine.connect() as conn:
+            for name in tables:
+                table = meta.tables[name]
+                for row in conn.execute(select(table).order_by(*table.primary_key.columns)):
+                    digest.update(repr(tuple(row)).encode())
+        return digest.hexdigest()
+
+    def dispose(self) -> None:
+        for engine in self.engines:
+            engine.dispose()
+
+
+def make_deployment(backend: Backend, directory: Path, body: str = DEMO_POLICY) -> Deployment:
+    directory.mkdir(parents=True, exist_ok=True)
+    deployment = Deployment(
+        dir=directory,
+        policy_path=directory / "compliance.toml",
+        database_url=backend.url("compliance"),
+        app_url=backend.url("app"),
+        backend=backend.name,
+    )
+    deployment.write_policy(body)
+    migrate(deployment.engine)
+    return deployment
+
+
+@pytest.fixture
+def deployment(backend: Backend, tmp_path: Path) -> Iterator[Deployment]:
+    """Migrated compliance database, empty application database, demo policy."""
+    d = make_deployment(backend, tmp_path / "deploy")
+    yield d
+    d.dispose()
+
+
+@pytest.fixture
+def demo(deployment: Deployment) -> Deployment:
+    """The deployment with a small demo application database (400 users)."""
+    from compliance.demo import create_demo_app_database
+
+    create_demo_app_database(deployment.app_engine, users_count=400, seed=7)
+    return deployment
