@@ -36,9 +36,7 @@ def ensure_profiles(
             select(ComplianceProfile.subject_id, ComplianceProfile.id).where(
                 ComplianceProfile.subject_id.in_(subject_ids)
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     missing = [s for s in subject_ids if s not in found]
     if missing:
@@ -51,9 +49,7 @@ def ensure_profiles(
                 select(ComplianceProfile.subject_id, ComplianceProfile.id).where(
                     ComplianceProfile.subject_id.in_(missing)
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
     return found, len(missing)
 
