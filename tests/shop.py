@@ -121,9 +121,8 @@ def fill_shop(engine: Engine, customers_count: int = 30) -> None:
         code = f"C-{n:04d}"
         seen = now - timedelta(days=3 * 365 if n % 2 == 0 else 7)
         email = f"shopper{n}@example.net"
-        rows["customers"].append(
-            {"code": code, "email": email, "name": f"Shopper {n}", "notes": "VIP", "last_seen": seen}
-        )
+        customer = {"code": code, "email": email, "name": f"Shopper {n}", "notes": "VIP"}
+        rows["customers"].append({**customer, "last_seen": seen})
         rows["ledger"].append({"id": n + 1, "customer_code": code, "amount": 100 + n})
         rows["wishlists"].append({"id": n + 1, "owner_email": email, "sku": "SKU-1"})
         for k in range(2):

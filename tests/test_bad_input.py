@@ -57,10 +57,16 @@ def assert_refused(d: Deployment, args: list[str], message: str) -> None:
         ),
         (["create-deletion-batches", "--bucket", "nope", "--execute"], "unknown bucket 'nope'"),
         (
-            ["create-deletion-batches", "--bucket", "closed_accounts", "--max-batch-size", "0",
-             "--execute"],
+            [
+                "create-deletion-batches",
+                "--bucket",
+                "closed_accounts",
+                "--max-batch-size",
+                "0",
+                "--execute",
+            ],
             "--max-batch-size must be at least 1, got 0",
-        ),  # fmt: skip
+        ),
         (["apply-deletions", "--bucket", "nope", "--execute"], "unknown bucket 'nope'"),
         (["purge-compliance-data", "--bucket", "nope", "--execute"], "unknown bucket 'nope'"),
         (
@@ -72,24 +78,48 @@ def assert_refused(d: Deployment, args: list[str], message: str) -> None:
             "rejecting a batch needs a --reason",
         ),
         (
-            ["review-batch", "1", "--reject", "--reviewer", "dpo@example.com", "--reason", "  ",
-             "--execute"],
+            [
+                "review-batch",
+                "1",
+                "--reject",
+                "--reviewer",
+                "dpo@example.com",
+                "--reason",
+                "  ",
+                "--execute",
+            ],
             "rejecting a batch needs a --reason",
-        ),  # fmt: skip
+        ),
         (
             ["review-batch", "1", "--accept", "--reviewer", "dpo", "--execute"],
             "--reviewer must be an email address, got 'dpo'",
         ),
         (
-            ["review-batch", "1", "--accept", "--reviewer", "dpo@example.com", "--exclude",
-             "999999", "--execute"],
+            [
+                "review-batch",
+                "1",
+                "--accept",
+                "--reviewer",
+                "dpo@example.com",
+                "--exclude",
+                "999999",
+                "--execute",
+            ],
             "record 999999 is not in batch 1",
-        ),  # fmt: skip
+        ),
         (
-            ["review-batch", "1", "--accept", "--reviewer", "dpo@example.com", "--exclude",
-             "abc", "--execute"],
+            [
+                "review-batch",
+                "1",
+                "--accept",
+                "--reviewer",
+                "dpo@example.com",
+                "--exclude",
+                "abc",
+                "--execute",
+            ],
             "'abc' is not a record id",
-        ),  # fmt: skip
+        ),
         (["review-batch", "1", "--reviewer", "dpo@example.com"], "give --accept or --reject"),
         (["apply-deletions", "--chunk-size", "0", "--execute"], "--chunk-size must be at least 1"),
     ],

@@ -11,7 +11,7 @@ from tests.shop import SHOP_POLICY, fill_shop
 
 
 @pytest.fixture
-def shop(backend: Backend, tmp_path) -> Deployment:  # noqa: ANN001
+def shop(backend: Backend, tmp_path) -> Deployment:
     d = make_deployment(backend, tmp_path / "shop", SHOP_POLICY)
     fill_shop(d.app_engine)
     yield d
@@ -47,7 +47,9 @@ def test_erasing_a_subject_reaches_rows_through_via_chains_of_any_depth(shop: De
         "wishlists": 2,
         "customers": 2,
     }
-    assert count(shop, "SELECT count(*) FROM orders WHERE customer_code IN ('C-0000','C-0002')") == 0
+    assert (
+        count(shop, "SELECT count(*) FROM orders WHERE customer_code IN ('C-0000', 'C-0002')") == 0
+    )
     assert count(shop, "SELECT count(*) FROM orders") == 56
     assert count(shop, "SELECT count(*) FROM item_notes") == 112
     assert count(shop, "SELECT count(*) FROM wishlists") == 28

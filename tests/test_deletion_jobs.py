@@ -24,7 +24,7 @@ def closed_subjects(d: Deployment) -> set[str]:
     rows = d.app_rows(
         "users",
         "closed_at IS NOT NULL AND closed_at < "
-        + ("datetime('now', '-30 days')" if d.backend == "sqlite" else "now() - interval '30 days'"),
+        + ("datetime('now', '-30 days')" if d.backend == "sqlite" else "now() - interval '30d'"),
     )
     return {str(r["id"]) for r in rows}
 
@@ -43,7 +43,14 @@ def app_checksum(d: Deployment) -> str:
     return d.checksum(*d.policy().tables)
 
 
-def summary(result) -> dict:  # noqa: ANN001
+def accept(d: Deployment, batch_id: int) -> None:
+    result = d.run(
+        "review-batch", str(batch_id), "--accept", "--reviewer", "d@example.com", "--execute"
+    )
+    assert result.exit_code == 0, result.output
+
+
+def summary(result) -> dict:
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
 
@@ -53,14 +60,16 @@ def test_a_bucket_goes_from_rules_to_purge(demo: Deployment) -> None:
     assert len(due) > 10
     billing = demo.checksum("invoices", "payments")
 
-    created = summary(demo.run("create-deletion-records", "--bucket", BUCKET, "--execute", "--json"))
+    created = summary(
+        demo.run("create-deletion-records", "--bucket", BUCKET, "--execute", "--json")
+    )
     assert created["created"] == len(due)
     with demo.session() as s:
         subjects = set(
             s.scalars(
-                select(ComplianceProfile.subject_id).join(DeletionRecord).where(
-                    DeletionRecord.bucket == BUCKET
-                )
+                select(ComplianceProfile.subject_id)
+                .join(DeletionRecord)
+                .where(DeletionRecord.bucket == BUCKET)
             )
         )
     assert subjects == due
@@ -147,7 +156,7 @@ def test_dry_runs_change_nothing_and_say_so(demo: Deployment) -> None:
         assert result.output.startswith("[DRY RUN] Would"), result.output
         assert "Re-run with --execute" in result.output
 
-    demo.run("review-batch", str(batch_id), "--accept", "--reviewer", "dpo@example.com", "--execute")
+    accept(demo, batch_id)
     before, app_before = table_counts(demo), app_checksum(demo)
     dry = demo.run("apply-deletions")
     assert dry.exit_code == 0 and "[DRY RUN] Would apply" in dry.output
@@ -175,12 +184,15 @@ def test_rerunning_each_job_does_no_work_twice(demo: Deployment) -> None:
     assert again["created"] == 0 and again["skipped"] == first["created"]
 
     summary(demo.run("create-deletion-batches", "--bucket", BUCKET, "--execute", "--json"))
-    assert summary(
-        demo.run("create-deletion-batches", "--bucket", BUCKET, "--execute", "--json")
-    )["batches"] == 0
+    assert (
+        summary(demo.run("create-deletion-batches", "--bucket", BUCKET, "--execute", "--json"))[
+            "batches"
+        ]
+        == 0
+    )
     with demo.session() as s:
         for batch_id in s.scalars(select(DeletionBatch.id)):
-            demo.run("review-batch", str(batch_id), "--accept", "--reviewer", "d@example.com", "--execute")
+            accept(demo, batch_id)
     applied = summary(demo.run("apply-deletions", "--execute", "--json"))
     assert applied["applied"] == first["created"]
     app_after = app_checksum(demo)
@@ -194,7 +206,7 @@ def test_subjects_found_again_after_erasure_are_not_reopened(demo: Deployment) -
     demo.run("create-deletion-batches", "--bucket", BUCKET, "--execute")
     with demo.session() as s:
         for batch_id in s.scalars(select(DeletionBatch.id)):
-            demo.run("review-batch", str(batch_id), "--accept", "--reviewer", "d@example.com", "--execute")
+            accept(demo, batch_id)
     demo.run("apply-deletions", "--execute")
     demo.run("purge-compliance-data", "--bucket", BUCKET, "--execute")
     again = summary(demo.run("create-deletion-records", "--bucket", BUCKET, "--execute", "--json"))
@@ -227,7 +239,7 @@ def test_a_record_that_fails_is_kept_with_its_error_and_the_rest_go_on(demo: Dep
             )
             wf = 999999
         conn.execute(text(f"INSERT INTO shared_links (id, workflow_id) VALUES (1, {wf})"))
-    demo.run("review-batch", str(batch_id), "--accept", "--reviewer", "d@example.com", "--execute")
+    accept(demo, batch_id)
 
     result = demo.run("apply-deletions", "--chunk-size", "50", "--execute", "--json")
     assert result.exit_code == 1
