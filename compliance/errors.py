@@ -4,6 +4,10 @@
 class ComplianceError(Exception):
     """A problem the user can fix; the message is shown to them as is, on one line."""
 
+    def __init__(self, message: str) -> None:
+        # Names taken from user input may hold line breaks; the message must not.
+        super().__init__(" ".join(str(message).split("\n")).replace("\r", " "))
+
 
 class ConfigError(ComplianceError):
     """The policy file or the environment is wrong."""

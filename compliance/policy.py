@@ -8,6 +8,7 @@ the offending key, so a typo is caught before any job touches data.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -185,10 +186,26 @@ def _non_negative_int(value: Any, key: str) -> int:
     return value
 
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _k(name: object) -> str:
+    """A key as TOML would write it, so odd names (spaces, newlines) stay on one line."""
+    text = str(name)
+    return text if _BARE_KEY.fullmatch(text) else json.dumps(text, ensure_ascii=False)
+
+
+def _optional_str(section: Mapping[str, Any], name: str, key: str) -> str | None:
+    value = section.get(name)
+    return None if value is None else _expect(value, str, f"{key}.{name}")
+
+
 def _unknown_keys(section: Mapping[str, Any], allowed: set[str], key: str) -> None:
     extra = sorted(set(section) - allowed)
     if extra:
-        raise ConfigError(f"{key}.{extra[0]}: unknown key (allowed: {', '.join(sorted(allowed))})")
+        raise ConfigError(
+            f"{key}.{_k(extra[0])}: unknown key (allowed: {', '.join(sorted(allowed))})"
+        )
 
 
 _SQL_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
@@ -222,7 +239,7 @@ def check_select_only(sql: str, key: str) -> str:
 
 
 def _parse_table(name: str, raw: Any) -> MappedTable:
-    key = f"tables.{name}"
+    key = f"tables.{_k(name)}"
     _expect(raw, dict, key)
     _unknown_keys(
         raw,
@@ -230,6 +247,8 @@ def _parse_table(name: str, raw: Any) -> MappedTable:
         key,
     )
     on_erasure = raw.get("on_erasure")
+    if on_erasure is not None:
+        _expect(on_erasure, str, f"{key}.on_erasure")
     if on_erasure is None:
         raise ConfigError(f"{key}.on_erasure: missing (one of {', '.join(ERASURE_ACTIONS)})")
     if on_erasure not in ERASURE_ACTIONS:
@@ -256,9 +275,10 @@ def _parse_table(name: str, raw: Any) -> MappedTable:
     anonymize = raw.get("anonymize", {})
     _expect(anonymize, dict, f"{key}.anonymize")
     for column, strategy in anonymize.items():
+        _expect(strategy, str, f"{key}.anonymize.{_k(column)}")
         if strategy not in STRATEGIES:
             raise ConfigError(
-                f"{key}.anonymize.{column}: unknown strategy '{strategy}' "
+                f"{key}.anonymize.{_k(column)}: unknown strategy '{strategy}' "
                 f"(known: {', '.join(sorted(STRATEGIES))})"
             )
     if on_erasure == "anonymize" and not anonymize:
@@ -323,7 +343,7 @@ def _parse_rule(raw: Any, key: str) -> Rule:
 
 
 def _parse_bucket(name: str, raw: Any, tables: Mapping[str, MappedTable]) -> Bucket:
-    key = f"buckets.{name}"
+    key = f"buckets.{_k(name)}"
     _expect(raw, dict, key)
     _unknown_keys(
         raw,
@@ -371,12 +391,12 @@ def _parse_bucket(name: str, raw: Any, tables: Mapping[str, MappedTable]) -> Buc
             _expect(raw[opt], str, f"{key}.{opt}")
     return Bucket(
         name=name,
-        description=raw.get("description", ""),
+        description=_optional_str(raw, "description", key) or "",
         tables=tuple(bucket_tables),
         rules=rules,
-        ops_channel=raw.get("ops_channel"),
+        ops_channel=_optional_str(raw, "ops_channel", key),
         ops_alert_days_of_month=tuple(days),
-        ops_handle=raw.get("ops_handle"),
+        ops_handle=_optional_str(raw, "ops_handle", key),
         grace_days=_non_negative_int(raw.get("grace_days", 0), f"{key}.grace_days"),
         purge_after_days=_non_negative_int(
             raw.get("purge_after_days", 0), f"{key}.purge_after_days"
@@ -385,7 +405,7 @@ def _parse_bucket(name: str, raw: Any, tables: Mapping[str, MappedTable]) -> Buc
 
 
 def _parse_retention(name: str, raw: Any, tables: Mapping[str, MappedTable]) -> RetentionEntry:
-    key = f"retention.{name}"
+    key = f"retention.{_k(name)}"
     _expect(raw, dict, key)
     _unknown_keys(raw, {"table", "timestamp", "days"}, key)
     for part in ("table", "timestamp"):
@@ -458,7 +478,7 @@ def parse_policy(
     subjects = Subjects(
         table=_expect(subjects_raw.get("table", "users"), str, "subjects.table"),
         key=_expect(subjects_raw.get("key", "id"), str, "subjects.key"),
-        email=subjects_raw.get("email"),
+        email=_optional_str(subjects_raw, "email", "subjects"),
     )
 
     tables = {name: _parse_table(name, raw) for name, raw in section("tables").items()}
@@ -499,18 +519,18 @@ def parse_policy(
     )
     slack = SlackSettings(
         production=_expect(slack_raw.get("production", False), bool, "slack.production"),
-        test_channel=slack_raw.get("test_channel"),
+        test_channel=_optional_str(slack_raw, "test_channel", "slack"),
         dashboard_url=_expect(
             slack_raw.get("dashboard_url", "http://localhost:8501"), str, "slack.dashboard_url"
         ),
-        dsar_channel=slack_raw.get("dsar_channel"),
+        dsar_channel=_optional_str(slack_raw, "dsar_channel", "slack"),
     )
 
     roles: dict[str, tuple[str, ...]] = {}
     for role, members in section("roles").items():
         if role not in ("compliance_officer", "support", "manager"):
             raise ConfigError(
-                f"roles.{role}: unknown role (known: compliance_officer, manager, support)"
+                f"roles.{_k(role)}: unknown role (known: compliance_officer, manager, support)"
             )
         _expect(members, list, f"roles.{role}")
         for i, member in enumerate(members):
@@ -536,7 +556,7 @@ def parse_policy(
         host=_expect(smtp_raw.get("host", "localhost"), str, "smtp.host"),
         port=_non_negative_int(smtp_raw.get("port", 25), "smtp.port"),
         sender=_expect(smtp_raw.get("sender", "privacy@example.com"), str, "smtp.sender"),
-        username=smtp_raw.get("username"),
+        username=_optional_str(smtp_raw, "username", "smtp"),
         starttls=_expect(smtp_raw.get("starttls", False), bool, "smtp.starttls"),
     )
     return Policy(
