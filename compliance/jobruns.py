@@ -2,12 +2,53 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+import pandas as pd
+from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.orm import Session
 
 from compliance.models import JobRun, utcnow
+
+DAY = timedelta(days=1)
+# How often each scheduled job is expected to succeed (the README's crontab). Jobs not
+# listed (init-db, review-batch, submit-dsar...) run by hand and are never overdue.
+EXPECTED_INTERVALS: dict[str, timedelta] = {
+    "create-deletion-records": DAY,
+    "create-deletion-batches": DAY,
+    "apply-deletions": DAY,
+    "purge-compliance-data": 7 * DAY,
+    "process-dsar-requests": DAY,
+    "cleanup-expired-exports": DAY,
+    "retention-cleanup": DAY,
+    "alert-unreviewed-batches": DAY,
+    "alert-dsar-deadlines": DAY,
+    "verify-audit-log": DAY,
+}
+HEALTH_COLUMNS = [
+    "job",
+    "expected_every",
+    "last_success_at",
+    "last_run_at",
+    "last_status",
+    "runs",
+    "overdue",
+    "note",
+]
+HISTORY_COLUMNS = [
+    "id",
+    "job",
+    "status",
+    "dry_run",
+    "started_at",
+    "finished_at",
+    "duration_s",
+    "arguments",
+    "summary",
+    "error",
+]
 
 
 def start_job_run(session: Session, job: str, arguments: dict[str, Any], *, dry_run: bool) -> int:
@@ -31,3 +72,110 @@ def finish_job_run(
         )
     )
     session.commit()
+
+
+def late_after(interval: timedelta) -> timedelta:
+    """A quarter of the interval (at least an hour) of slack, so a cron run a bit late is fine."""
+    return interval + max(interval / 4, timedelta(hours=1))
+
+
+def _every(interval: timedelta | None) -> str:
+    if interval is None:
+        return "by hand"
+    if interval % DAY == timedelta(0):
+        days = interval // DAY
+        return "1 day" if days == 1 else f"{days} days"
+    return f"{interval.total_seconds() / 3600:g} hours"
+
+
+def _aware(value: Any) -> datetime | None:
+    """Aggregates over CASE lose the column type on SQLite; bring values back to aware UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def job_health(
+    session: Session,
+    *,
+    now: datetime | None = None,
+    intervals: dict[str, timedelta] | None = None,
+) -> pd.DataFrame:
+    """Per job: when it last succeeded for real (not a dry run), and whether that is too long ago.
+
+    A scheduled job is overdue when its last real success is older than its expected
+    interval plus some slack, or when it never succeeded at all.
+    """
+    now = now or utcnow()
+    intervals = EXPECTED_INTERVALS if intervals is None else intervals
+    real_success = and_(JobRun.status == "succeeded", JobRun.dry_run.is_(False))
+    success_at = func.coalesce(JobRun.finished_at, JobRun.started_at)
+    totals = session.execute(
+        select(
+            JobRun.job,
+            func.count().label("runs"),
+            func.max(case((real_success, success_at))).label("last_success_at"),
+        ).group_by(JobRun.job)
+    ).all()
+    latest = select(func.max(JobRun.id)).group_by(JobRun.job)
+    last_runs = {
+        job: (started_at, status)
+        for job, started_at, status in session.execute(
+            select(JobRun.job, JobRun.started_at, JobRun.status).where(JobRun.id.in_(latest))
+        ).all()
+    }
+    seen = {job: (runs, _aware(success)) for job, runs, success in totals}
+    rows = []
+    for job in sorted(set(intervals) | set(seen)):
+        runs, last_success = seen.get(job, (0, None))
+        last_run_at, last_status = last_runs.get(job, (None, None))
+        interval = intervals.get(job)
+        overdue, note = False, ""
+        if interval is not None:
+            if last_success is None:
+                overdue, note = True, "never succeeded"
+            elif now - last_success > late_after(interval):
+                overdue = True
+                note = f"no success for {(now - last_success) // DAY} days"
+        if last_status == "running" and interval and now - last_run_at > late_after(interval):
+            note = (note + "; " if note else "") + "last run never finished (killed?)"
+        rows.append(
+            {
+                "job": job,
+                "expected_every": _every(interval),
+                "last_success_at": last_success,
+                "last_run_at": last_run_at,
+                "last_status": last_status,
+                "runs": runs,
+                "overdue": overdue,
+                "note": note,
+            }
+        )
+    return pd.DataFrame(rows, columns=HEALTH_COLUMNS)
+
+
+def job_history(session: Session, *, job: str | None = None, limit: int = 100) -> pd.DataFrame:
+    """The latest runs, newest first: what ran, with which arguments, and how it ended."""
+    query = select(JobRun).order_by(JobRun.id.desc()).limit(limit)
+    if job:
+        query = query.where(JobRun.job == job)
+    rows = []
+    for run in session.scalars(query):
+        duration = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
+        rows.append(
+            {
+                "id": run.id,
+                "job": run.job,
+                "status": run.status,
+                "dry_run": run.dry_run,
+                "started_at": run.started_at,
+                "finished_at": run.finished_at,
+                "duration_s": duration,
+                "arguments": json.dumps(run.arguments or {}, sort_keys=True),
+                "summary": json.dumps(run.summary, sort_keys=True) if run.summary else "",
+                "error": run.error or "",
+            }
+        )
+    return pd.DataFrame(rows, columns=HISTORY_COLUMNS)

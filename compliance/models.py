@@ -142,6 +142,22 @@ class DsarRequest(Base):
     export_bytes: Mapped[int | None] = mapped_column(BigInteger)
     export_sha256: Mapped[str | None] = mapped_column(String(64))
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Added by migration 0002 (DSAR processing).
+    extension_months: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    deletion_record_id: Mapped[int | None] = mapped_column(BigId)
+    processing_started_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        # At most one open request per (subject, kind); a duplicate returns the open one.
+        Index(
+            "uq_dsar_requests_open",
+            "subject_id",
+            "kind",
+            unique=True,
+            sqlite_where=text("status IN ('pending', 'approved', 'processing', 'failed')"),
+            postgresql_where=text("status IN ('pending', 'approved', 'processing', 'failed')"),
+        ),
+    )
 
 
 class DsarDelivery(Base):

@@ -14,6 +14,7 @@ import os
 import socket
 import sys
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import datetime
 from functools import cached_property, wraps
@@ -28,6 +29,7 @@ from compliance.datamap import DataMap
 from compliance.db import check_reachable, current_revision, make_engine, session_factory
 from compliance.errors import ComplianceError, ConfigError
 from compliance.jobruns import finish_job_run, start_job_run
+from compliance.locks import job_lock
 from compliance.policy import Policy, check_against_database, load_policy
 
 EXIT_FAILED = 1
@@ -123,14 +125,21 @@ def emit(summary: Any, lines: list[str], *, executed: bool | None = None) -> Non
         click.echo("Nothing was changed. Re-run with --execute to apply.")
 
 
-def job(name: str, *, mutating: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Record the run in job_runs (arguments, dry run, status, summary) around the command."""
+def job(
+    name: str, *, mutating: bool = True, concurrent: bool = False
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Record the run in job_runs (arguments, dry run, status, summary) around the command.
+
+    A run that changes data holds the job's lock (compliance.locks); an overlapping run exits
+    0 as "skipped". ``concurrent=True`` is for jobs whose workers safely run side by side.
+    """
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(func)
         def wrapper(**kwargs: Any) -> Any:
             rt = runtime()
-            rt.as_json = rt.as_json or kwargs.pop("as_json", False)
+            as_json = kwargs.pop("as_json", False)  # popped even when the group's --json is set
+            rt.as_json = rt.as_json or as_json
             dry_run = mutating and not kwargs.get("execute", False)
             run_id = None
             try:
@@ -142,7 +151,15 @@ def job(name: str, *, mutating: bool = True) -> Callable[[Callable[..., Any]], C
                     run_id = start_job_run(session, name, _plain(kwargs), dry_run=dry_run)
             status, summary, error = "succeeded", None, None
             try:
-                summary = func(**kwargs)
+                # Only runs that change data take the job's lock; dry runs never wait or skip.
+                locked = mutating and not dry_run and not concurrent
+                lock = job_lock(rt.engine, name) if locked else nullcontext(True)
+                with lock as held:
+                    if not held:
+                        status, summary = "skipped", {"skipped": "already running"}
+                        emit(summary, [f"{name} is already running; this run changed nothing."])
+                        return summary
+                    summary = func(**kwargs)
                 return summary
             except JobFailed as exc:
                 status, error = "failed", str(exc)
@@ -164,12 +181,12 @@ def job(name: str, *, mutating: bool = True) -> Callable[[Callable[..., Any]], C
 
 
 def job_command(
-    name: str, *, mutating: bool = True
+    name: str, *, mutating: bool = True, concurrent: bool = False
 ) -> Callable[[Callable[..., Any]], click.Command]:
     """Register a command on the group with --json and job-run recording."""
 
     def decorate(func: Callable[..., Any]) -> click.Command:
-        wrapped = job(name, mutating=mutating)(func)
+        wrapped = job(name, mutating=mutating, concurrent=concurrent)(func)
         wrapped = click.option(
             "--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary."
         )(wrapped)

@@ -1,0 +1,351 @@
+"""Slack alerts: decisions that sit unreviewed and DSAR deadlines that near, told to people.
+
+Planning (what to post, where, or why not) is separate from posting, so a dry run shows
+the exact message and a test can check it without a network. Posting uses the real
+slack-sdk ``WebClient``; ``SLACK_API_URL`` points it elsewhere (tests use a local stub).
+Outside production (``[slack] production = false``) every alert goes to ``test_channel``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+)
+from sqlalchemy import distinct, func, select
+from sqlalchemy.orm import Session
+
+from compliance.audit import record_event
+from compliance.dsar import due_soon_and_overdue
+from compliance.errors import ConfigError
+from compliance.logs import log_event
+from compliance.models import DeletionBatch, DeletionRecord, utcnow
+from compliance.policy import Policy, SlackSettings
+
+TOKEN_ENV = "SLACK_BOT_TOKEN"
+API_URL_ENV = "SLACK_API_URL"
+DEFAULT_WITHIN_DAYS = 7
+# Slack allows 50 blocks a message; keep room for the header and the "more" note.
+MAX_LISTED_REQUESTS = 40
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    channel: str
+    text: str
+    blocks: list[dict[str, Any]]
+
+
+@dataclass
+class Alert:
+    """One alert: ``due`` (to post) | ``skipped`` (with reason) | ``posted`` | ``failed``."""
+
+    target: str
+    status: str
+    reason: str | None = None
+    message: SlackMessage | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    references: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------- client and routing
+
+
+def make_slack_client(env: Mapping[str, str] | None = None, *, max_retries: int = 3) -> WebClient:
+    """The real WebClient, retrying rate limits (honouring Retry-After) and dropped connections."""
+    env = os.environ if env is None else env
+    token = (env.get(TOKEN_ENV) or "").strip()
+    if not token:
+        raise ConfigError(f"{TOKEN_ENV} is not set; Slack alerts need a bot token (xoxb-…)")
+    kwargs: dict[str, Any] = {}
+    if env.get(API_URL_ENV):
+        kwargs["base_url"] = env[API_URL_ENV]
+    return WebClient(
+        token=token,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=1),
+            RateLimitErrorRetryHandler(max_retry_count=max_retries),
+        ],
+        **kwargs,
+    )
+
+
+def route_channel(slack: SlackSettings, channel: str) -> str:
+    """Outside production every alert goes to the test channel, so no one is paged by a trial."""
+    if slack.production:
+        return channel
+    if not slack.test_channel:
+        raise ConfigError(
+            "slack.test_channel: missing; with slack.production = false every alert goes there"
+        )
+    return slack.test_channel
+
+
+def _escape(value: object) -> str:
+    """Slack's three control characters, escaped as its message format asks."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _link(url: str, label: str) -> str:
+    return f"<{url}|{_escape(label)}>"
+
+
+def _count(n: int, noun: str, plural: str = "s") -> str:
+    return f"{n} {noun}{plural if n != 1 else ''}"
+
+
+def _test_prefix(slack: SlackSettings, intended: str) -> str:
+    """In the test channel, say where the alert would have gone in production."""
+    return "" if slack.production else f"[test, for {intended}] "
+
+
+# ---------------------------------------------------------------- unreviewed batches
+
+
+def pending_batches(session: Session) -> dict[str, tuple[int, int]]:
+    """Per bucket: (pending batches, records in them), in one aggregate query."""
+    rows = session.execute(
+        select(
+            DeletionBatch.bucket,
+            func.count(distinct(DeletionBatch.id)),
+            func.count(DeletionRecord.id),
+        )
+        .outerjoin(DeletionRecord, DeletionRecord.deletion_batch_id == DeletionBatch.id)
+        .where(DeletionBatch.reviewed_status == "pending")
+        .group_by(DeletionBatch.bucket)
+    ).all()
+    return {bucket: (int(batches), int(records)) for bucket, batches, records in rows}
+
+
+def batches_url(slack: SlackSettings, bucket: str) -> str:
+    return f"{slack.dashboard_url.rstrip('/')}/deletion_batches?bucket={quote(bucket)}"
+
+
+def unreviewed_batches_message(
+    slack: SlackSettings,
+    bucket: str,
+    ops_channel: str,
+    batches: int,
+    records: int,
+    handle: str | None,
+) -> SlackMessage:
+    url = batches_url(slack, bucket)
+    what = f"{_count(batches, 'deletion batch', 'es')} ({_count(records, 'record')})"
+    cc = f" cc {handle}" if handle else ""
+    text = f"{_test_prefix(slack, ops_channel)}{what} in bucket {bucket} wait for review: {url}{cc}"
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": f"*{_escape(what)}* in bucket `{_escape(bucket)}` wait for review.",
+            },
+            "fields": [
+                {"type": "mrkdwn", "text": f"*Bucket*\n{_escape(bucket)}"},
+                {"type": "mrkdwn", "text": f"*Pending batches*\n{batches}"},
+                {"type": "mrkdwn", "text": f"*Records*\n{records}"},
+            ],
+        },
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": _link(url, "Review them in Privacy Desk")},
+        },
+    ]
+    if handle:
+        blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"cc {_escape(handle)}"}]}
+        )
+    return SlackMessage(route_channel(slack, ops_channel), text, blocks)
+
+
+def plan_unreviewed_batch_alerts(session: Session, policy: Policy, today: date) -> list[Alert]:
+    """For each bucket: the message due today, or why none is (logged)."""
+    pending = pending_batches(session)
+    alerts = []
+    for name, bucket in policy.buckets.items():
+        batches, records = pending.get(name, (0, 0))
+        counts = {"batches": batches, "records": records}
+        if not bucket.ops_channel:
+            reason = "no ops_channel configured"
+        elif today.day not in bucket.ops_alert_days_of_month:
+            days = ", ".join(str(d) for d in bucket.ops_alert_days_of_month)
+            reason = f"not an alert day (day {today.day}; alert days: {days})"
+        elif batches == 0:
+            reason = "nothing pending review"
+        else:
+            message = unreviewed_batches_message(
+                policy.slack, name, bucket.ops_channel, batches, records, bucket.ops_handle
+            )
+            alerts.append(Alert(name, "due", message=message, counts=counts))
+            continue
+        log_event("alert.skipped", bucket=name, reason=reason)
+        alerts.append(Alert(name, "skipped", reason=reason, counts=counts))
+    return alerts
+
+
+# ---------------------------------------------------------------- DSAR deadlines
+
+
+@dataclass(frozen=True)
+class DeadlineItem:
+    reference: str
+    kind: str
+    status: str
+    due_at: datetime
+    days_left: int
+
+
+def dsar_deadlines(session: Session, today: date, within_days: int) -> list[DeadlineItem]:
+    """Open requests due by the end of ``today + within_days`` (UTC) or overdue, soonest first."""
+    # due_soon_and_overdue looks ``within_days`` past ``now``: make that the end of a day.
+    end_of_today = datetime.combine(today + timedelta(days=1), time(), tzinfo=UTC)
+    requests = due_soon_and_overdue(
+        session, within_days=within_days, now=end_of_today - timedelta(microseconds=1)
+    )
+    items = []
+    for r in requests:
+        due_at = (r.extended_due_at or r.due_at).astimezone(UTC)
+        items.append(
+            DeadlineItem(r.reference, r.kind, r.status, due_at, (due_at.date() - today).days)
+        )
+    return items
+
+
+def dsar_url(slack: SlackSettings, reference: str) -> str:
+    return f"{slack.dashboard_url.rstrip('/')}/dsar_requests?reference={quote(reference)}"
+
+
+def _when(days_left: int) -> str:
+    if days_left < 0:
+        return f"overdue by {_count(-days_left, 'day')}"
+    if days_left == 0:
+        return "due today"
+    return f"{_count(days_left, 'day')} left"
+
+
+def dsar_deadlines_message(
+    slack: SlackSettings, dsar_channel: str, items: Sequence[DeadlineItem], within_days: int
+) -> SlackMessage:
+    overdue = sum(1 for i in items if i.days_left < 0)
+    soon = len(items) - overdue
+    head = f"DSAR deadlines: {overdue} overdue, {soon} due within {within_days} days"
+    lines = [
+        f"{i.reference} ({i.kind}, {i.status}): {_when(i.days_left)}, "
+        f"due {i.due_at:%Y-%m-%d} {dsar_url(slack, i.reference)}"
+        for i in items
+    ]
+    text = _test_prefix(slack, dsar_channel) + head + "\n" + "\n".join(lines)
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*{_escape(head)}*"}}
+    ]
+    for i in items[:MAX_LISTED_REQUESTS]:
+        icon = ":red_circle:" if i.days_left < 0 else ":hourglass_flowing_sand:"
+        blocks.append(
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f"{icon} {_link(dsar_url(slack, i.reference), i.reference)} "
+                    f"({_escape(i.kind)}, {_escape(i.status)}): *{_when(i.days_left)}* "
+                    f"(due {i.due_at:%Y-%m-%d})",
+                },
+            }
+        )
+    if len(items) > MAX_LISTED_REQUESTS:
+        more = len(items) - MAX_LISTED_REQUESTS
+        url = f"{slack.dashboard_url.rstrip('/')}/dsar_requests"
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": f"…and {more} more: {_link(url, url)}"}],
+            }
+        )
+    return SlackMessage(route_channel(slack, dsar_channel), text, blocks)
+
+
+def plan_dsar_deadline_alert(
+    session: Session, policy: Policy, today: date, within_days: int = DEFAULT_WITHIN_DAYS
+) -> Alert:
+    """The one deadline message due today, or why there is none (logged)."""
+    if within_days < 0:
+        raise ConfigError(f"--within-days must be 0 or more, got {within_days}")
+    items = dsar_deadlines(session, today, within_days)
+    overdue = sum(1 for i in items if i.days_left < 0)
+    counts = {"overdue": overdue, "due_soon": len(items) - overdue}
+    references = [i.reference for i in items]
+    if not policy.slack.dsar_channel:
+        reason = "no slack.dsar_channel configured"
+    elif not items:
+        reason = f"no open request due within {within_days} days or overdue"
+    else:
+        message = dsar_deadlines_message(
+            policy.slack, policy.slack.dsar_channel, items, within_days
+        )
+        return Alert("dsar_deadlines", "due", message=message, counts=counts, references=references)
+    log_event("alert.skipped", alert="dsar_deadlines", reason=reason)
+    return Alert("dsar_deadlines", "skipped", reason=reason, counts=counts, references=references)
+
+
+# ---------------------------------------------------------------- posting
+
+
+def post_alerts(
+    session: Session, client: WebClient, alerts: Sequence[Alert], *, actor: str, target_type: str
+) -> None:
+    """Post every due alert; a Slack error is logged on that alert and the rest still go out.
+
+    Each posted alert leaves an audit event (channel and counts; DSARs by reference only).
+    """
+    for alert in alerts:
+        if alert.status != "due" or alert.message is None:
+            continue
+        message = alert.message
+        try:
+            response = client.chat_postMessage(
+                channel=message.channel, text=message.text, blocks=message.blocks, link_names=True
+            )
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or "unknown error")
+            alert.status = "failed"
+            alert.reason = f"Slack said {error} (HTTP {exc.response.status_code})"
+            log_event(
+                "alert.failed", target=alert.target, channel=message.channel, error=alert.reason
+            )
+            continue
+        except OSError as exc:  # Slack unreachable: the next alert may still get through
+            alert.status, alert.reason = "failed", f"Slack unreachable: {exc}"
+            log_event(
+                "alert.failed", target=alert.target, channel=message.channel, error=alert.reason
+            )
+            continue
+        alert.status = "posted"
+        log_event("alert.posted", target=alert.target, channel=message.channel)
+        details: dict[str, Any] = {
+            "channel": message.channel,
+            "ts": response.get("ts"),
+            **alert.counts,
+        }
+        if alert.references:
+            details["references"] = alert.references
+        record_event(
+            session,
+            actor=actor,
+            action="alert.posted",
+            target_type=target_type,
+            target_id=alert.target,
+            details=details,
+        )
+        session.commit()
+
+
+def today_utc(now: datetime | None = None) -> date:
+    return (now or utcnow()).astimezone(UTC).date()

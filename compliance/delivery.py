@@ -1,0 +1,354 @@
+"""Secure delivery of a finished export: a one-time link plus a 6-digit code, both expiring.
+
+The link carries a token of 32 random bytes; the code is sent in a separate email. Only
+the token's SHA-256 and the code's salted PBKDF2 hash are stored, so a copy of the
+database gives nobody a download. The token lasts 24 hours, the code 15 minutes; five
+wrong codes lock the delivery, and one successful download uses it up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import case, delete, select, update
+from sqlalchemy.orm import Session
+
+from compliance.audit import record_event
+from compliance.dsar import get_dsar
+from compliance.errors import ComplianceError, Conflict, NotFound
+from compliance.mailer import build_message, send_mail
+from compliance.models import DsarDelivery, DsarRequest, utcnow
+from compliance.policy import Policy
+
+TOKEN_TTL = timedelta(hours=24)
+OTP_TTL = timedelta(minutes=15)
+MAX_ATTEMPTS = 5
+PBKDF2_ITERATIONS = 200_000
+SUBJECT_ACTOR = "data-subject"
+
+
+class DeliveryRefused(ComplianceError):
+    """The link or code does not (or no longer) give access; the message is safe to show."""
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    delivery_id: int | None
+    reference: str
+    recipient: str
+    token: str  # shown once, to be emailed; never stored or logged
+    otp: str
+    link: str
+    token_expires_at: datetime
+    otp_expires_at: datetime
+
+
+@dataclass(frozen=True)
+class DeliveryInfo:
+    reference: str
+    token_expires_at: datetime
+    otp_expires_at: datetime
+    attempts_left: int
+
+
+@dataclass(frozen=True)
+class Download:
+    reference: str
+    filename: str
+    content: bytes
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def hash_otp(otp: str, salt: str, iterations: int = PBKDF2_ITERATIONS) -> str:
+    digest = hashlib.pbkdf2_hmac("sha256", otp.encode("utf-8"), bytes.fromhex(salt), iterations)
+    return f"pbkdf2_sha256${iterations}${digest.hex()}"
+
+
+def otp_matches(otp: str, salt: str, stored: str) -> bool:
+    try:
+        _, iterations, _ = stored.split("$")
+        expected = hash_otp(otp.strip(), salt, int(iterations))
+    except ValueError:
+        return False
+    return hmac.compare_digest(expected, stored)
+
+
+def create_delivery(
+    session: Session,
+    reference: str,
+    *,
+    actor: str,
+    download_url: str,
+    now: datetime | None = None,
+) -> NewDelivery:
+    """A new link and code for a completed access request; added (audited) but not committed."""
+    request = get_dsar(session, reference)
+    if request.kind != "access" or request.status != "completed":
+        raise Conflict(f"{request.reference} has no finished export to deliver ({request.status})")
+    if not request.export_path or not Path(request.export_path).is_file():
+        raise NotFound(f"the export of {request.reference} was removed (exports expire)")
+    if not request.subject_email:
+        raise Conflict(f"{request.reference} has no email address to deliver to")
+    now = now or utcnow()
+    token = secrets.token_urlsafe(32)
+    otp = f"{secrets.randbelow(10**6):06d}"
+    salt = secrets.token_hex(16)
+    delivery = DsarDelivery(
+        dsar_request_id=request.id,
+        token_hash=hash_token(token),
+        otp_hash=hash_otp(otp, salt),
+        otp_salt=salt,
+        created_at=now,
+        token_expires_at=now + TOKEN_TTL,
+        otp_expires_at=now + OTP_TTL,
+        attempts=0,
+    )
+    session.add(delivery)
+    session.flush()
+    record_event(
+        session,
+        actor=actor,
+        action="dsar.delivery_created",
+        target_type="dsar_request",
+        target_id=request.reference,
+        details={
+            "delivery_id": delivery.id,
+            "token_expires_at": delivery.token_expires_at.isoformat(),
+        },
+    )
+    separator = "&" if "?" in download_url else "?"
+    return NewDelivery(
+        delivery_id=delivery.id,
+        reference=request.reference,
+        recipient=request.subject_email,
+        token=token,
+        otp=otp,
+        link=f"{download_url}{separator}token={token}",
+        token_expires_at=delivery.token_expires_at,
+        otp_expires_at=delivery.otp_expires_at,
+    )
+
+
+def deliver_export(
+    session: Session,
+    policy: Policy,
+    reference: str,
+    *,
+    actor: str,
+    download_url: str,
+    env: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+    execute: bool = True,
+) -> NewDelivery:
+    """Create the delivery and email the link and, separately, the code; commit only if sent.
+
+    With ``execute=False`` every check runs but nothing is stored or sent.
+    """
+    try:
+        new = create_delivery(session, reference, actor=actor, download_url=download_url, now=now)
+        if not execute:
+            session.rollback()
+            return new
+        hours = int(TOKEN_TTL.total_seconds() // 3600)
+        minutes = int(OTP_TTL.total_seconds() // 60)
+        link_mail = build_message(
+            policy.smtp.sender,
+            new.recipient,
+            f"Your personal data export ({new.reference})",
+            f"Hello,\n\nthe copy of your personal data you asked for ({new.reference}) is "
+            f"ready.\nDownload it here within {hours} hours:\n\n{new.link}\n\n"
+            "You will need the 6-digit code we send in a separate email. The link works "
+            "for one download only.\n",
+        )
+        code_mail = build_message(
+            policy.smtp.sender,
+            new.recipient,
+            f"Your download code ({new.reference})",
+            f"Your download code is {new.otp}\n\nIt is valid for {minutes} minutes. "
+            "Never share it; we will never ask you for it.\n",
+        )
+        send_mail(policy.smtp, [link_mail, code_mail], env=env)
+    except BaseException:
+        session.rollback()
+        raise
+    session.commit()
+    return new
+
+
+def _find(session: Session, token: str, *, lock: bool = False) -> tuple[DsarDelivery, DsarRequest]:
+    token = (token or "").strip()
+    if not token or len(token) > 200:
+        raise DeliveryRefused("this download link is not valid")
+    wanted = hash_token(token)
+    query = (
+        select(DsarDelivery, DsarRequest)
+        .join(DsarRequest, DsarRequest.id == DsarDelivery.dsar_request_id)
+        .where(DsarDelivery.token_hash == wanted)
+    )
+    if lock and session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(of=DsarDelivery)
+    row = session.execute(query).first()
+    if row is None or not hmac.compare_digest(row[0].token_hash, wanted):
+        raise DeliveryRefused("this download link is not valid")
+    return row[0], row[1]
+
+
+def _usable(delivery: DsarDelivery, now: datetime) -> None:
+    if delivery.downloaded_at is not None:
+        raise DeliveryRefused("this download link was already used")
+    if delivery.locked_at is not None:
+        raise DeliveryRefused("this download link is locked after too many wrong codes")
+    if now >= delivery.token_expires_at:
+        raise DeliveryRefused("this download link has expired")
+
+
+def check_token(session: Session, token: str, *, now: datetime | None = None) -> DeliveryInfo:
+    """Whether a link still works, before asking for the code; raises DeliveryRefused if not."""
+    delivery, request = _find(session, token)
+    _usable(delivery, now or utcnow())
+    info = DeliveryInfo(
+        reference=request.reference,
+        token_expires_at=delivery.token_expires_at,
+        otp_expires_at=delivery.otp_expires_at,
+        attempts_left=MAX_ATTEMPTS - delivery.attempts,
+    )
+    session.rollback()
+    return info
+
+
+def redeem_delivery(
+    session: Session, token: str, otp: str, *, now: datetime | None = None
+) -> Download:
+    """The export's bytes for a valid link and code, once; wrong codes count towards a lock."""
+    now = now or utcnow()
+    delivery, request = _find(session, token, lock=True)
+    try:
+        _usable(delivery, now)
+        if now >= delivery.otp_expires_at:
+            raise DeliveryRefused("the code has expired; ask us for a new link")
+    except DeliveryRefused:
+        session.rollback()
+        raise
+    if not otp_matches(otp or "", delivery.otp_salt, delivery.otp_hash):
+        attempts = DsarDelivery.attempts + 1
+        session.execute(
+            update(DsarDelivery)
+            .where(DsarDelivery.id == delivery.id)
+            .values(
+                attempts=attempts,
+                locked_at=case((attempts >= MAX_ATTEMPTS, now), else_=DsarDelivery.locked_at),
+            )
+        )
+        session.refresh(delivery)
+        locked = delivery.locked_at is not None
+        record_event(
+            session,
+            actor=SUBJECT_ACTOR,
+            action="dsar.delivery_locked" if locked else "dsar.delivery_wrong_code",
+            target_type="dsar_request",
+            target_id=request.reference,
+            details={"delivery_id": delivery.id, "attempts": delivery.attempts},
+        )
+        session.commit()
+        if locked:
+            raise DeliveryRefused("too many wrong codes: this download link is now locked")
+        left = MAX_ATTEMPTS - delivery.attempts
+        raise DeliveryRefused(f"wrong code; {left} attempt(s) left")
+    path = Path(request.export_path or "")
+    if request.status != "completed" or not path.is_file():
+        session.rollback()
+        raise DeliveryRefused("this export is no longer available")
+    content = path.read_bytes()
+    claimed = session.execute(
+        update(DsarDelivery)
+        .where(
+            DsarDelivery.id == delivery.id,
+            DsarDelivery.downloaded_at.is_(None),
+            DsarDelivery.locked_at.is_(None),
+        )
+        .values(downloaded_at=now)
+    ).rowcount
+    if claimed != 1:  # another tab won the race for the single download
+        session.rollback()
+        raise DeliveryRefused("this download link was already used")
+    record_event(
+        session,
+        actor=SUBJECT_ACTOR,
+        action="dsar.delivery_downloaded",
+        target_type="dsar_request",
+        target_id=request.reference,
+        details={"delivery_id": delivery.id, "sha256": request.export_sha256},
+    )
+    session.commit()
+    return Download(request.reference, path.name, content)
+
+
+@dataclass(frozen=True)
+class CleanupResult:
+    exports: int
+    deliveries: int
+    references: list[str]
+    executed: bool
+
+
+def cleanup_expired_exports(
+    session: Session,
+    policy: Policy,
+    *,
+    actor: str,
+    execute: bool,
+    now: datetime | None = None,
+) -> CleanupResult:
+    """Delete export files and deliveries older than ``[retention.dsar_exports] days``.
+
+    The request keeps its size and sha256 as evidence; only the personal data goes.
+    """
+    now = now or utcnow()
+    cutoff = now - timedelta(days=policy.dsar_export_days)
+    expired = session.execute(
+        select(DsarRequest.id, DsarRequest.reference, DsarRequest.export_path).where(
+            DsarRequest.export_path.is_not(None), DsarRequest.completed_at <= cutoff
+        )
+    ).all()
+    old_deliveries = list(
+        session.scalars(select(DsarDelivery.id).where(DsarDelivery.created_at <= cutoff))
+    )
+    references = sorted(r.reference for r in expired)
+    if not execute:
+        session.rollback()
+        return CleanupResult(len(expired), len(old_deliveries), references, False)
+    for row in expired:
+        Path(row.export_path).unlink(missing_ok=True)
+    if expired:
+        session.execute(
+            update(DsarRequest)
+            .where(DsarRequest.id.in_([r.id for r in expired]))
+            .values(export_path=None)
+        )
+    if old_deliveries:
+        session.execute(delete(DsarDelivery).where(DsarDelivery.id.in_(old_deliveries)))
+    if expired or old_deliveries:
+        record_event(
+            session,
+            actor=actor,
+            action="dsar.exports_cleaned",
+            target_type="dsar_exports",
+            target_id=None,
+            details={
+                "exports": len(expired),
+                "deliveries": len(old_deliveries),
+                "references": references[:1000],
+                "older_than_days": policy.dsar_export_days,
+            },
+        )
+    session.commit()
+    return CleanupResult(len(expired), len(old_deliveries), references, True)

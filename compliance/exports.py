@@ -1,0 +1,302 @@
+"""Access exports: everything the data map holds about one subject, as a ZIP they can read.
+
+The ZIP holds ``data.json`` (one key per table, rows as objects, ISO dates), one CSV per
+table, ``README.txt`` (what each file holds, what was left out and why, the legal basis
+of data we keep) and ``manifest.json`` (size and SHA-256 of every other file). It is
+written under a temporary name and renamed, so a reader never sees half a file.
+Each table is one indexed query through the data map: no query per row.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import uuid
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from compliance.audit import record_event
+from compliance.datamap import DataMap
+from compliance.errors import InvalidInput, NotFound
+from compliance.models import utcnow
+from compliance.records import ensure_profiles
+
+# A safety net under the policy's export_exclude: credentials never leave, whatever the map says.
+_CREDENTIAL = re.compile(r"password|passwd|secret|token_hash|api_key|otp_hash|private_key", re.I)
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class TableData:
+    name: str
+    columns: list[str]
+    rows: list[dict[str, Any]]
+    excluded: dict[str, str]  # column -> why it was left out
+    legal_basis: str | None
+    on_erasure: str
+
+
+@dataclass(frozen=True)
+class SubjectData:
+    subject_id: str
+    tables: list[TableData]
+
+    def as_json_document(self) -> dict[str, list[dict[str, Any]]]:
+        return {
+            t.name: [{k: plain(v) for k, v in row.items()} for row in t.rows] for t in self.tables
+        }
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    path: Path
+    bytes: int
+    sha256: str
+    rows: dict[str, int] = field(default_factory=dict)
+
+
+def plain(value: Any) -> Any:
+    """JSON- and CSV-friendly values: ISO dates, exact decimals, base64 bytes."""
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def excluded_columns(datamap: DataMap, name: str) -> dict[str, str]:
+    mapped = datamap.mapped(name)
+    reasons = {
+        c: "left out by our data policy (internal or security data)" for c in mapped.export_exclude
+    }
+    for column in datamap.table(name).columns:
+        if column.name not in reasons and _CREDENTIAL.search(column.name):
+            reasons[column.name] = "a security credential; never exported"
+    return reasons
+
+
+def collect_subject_data(datamap: DataMap, subject_id: str) -> SubjectData:
+    """Walk the whole data map (retain tables too: they are the subject's data as well)."""
+    engine = datamap.engine
+    options = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
+    tables = []
+    with engine.connect().execution_options(**options) as conn:
+        for name in sorted(datamap.policy.tables):
+            mapped = datamap.mapped(name)
+            excluded = excluded_columns(datamap, name)
+            columns, rows = datamap.subject_rows(conn, name, [subject_id], exclude=excluded)
+            tables.append(
+                TableData(
+                    name=name,
+                    columns=columns,
+                    rows=[dict(r) for r in rows],
+                    excluded=excluded,
+                    legal_basis=mapped.legal_basis,
+                    on_erasure=mapped.on_erasure,
+                )
+            )
+    return SubjectData(str(subject_id), tables)
+
+
+def csv_bytes(table: TableData) -> bytes:
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(table.columns)
+    for row in table.rows:
+        writer.writerow(["" if row[c] is None else plain(row[c]) for c in table.columns])
+    return buffer.getvalue().encode("utf-8")
+
+
+def json_bytes(document: Any) -> bytes:
+    return json.dumps(document, indent=2, ensure_ascii=False, sort_keys=False).encode("utf-8")
+
+
+def csv_name(table: str) -> str:
+    return f"{_SAFE_NAME.sub('_', table)}.csv"
+
+
+def readme_text(
+    data: SubjectData, reference: str | None, generated_at: datetime, *, with_json: bool
+) -> str:
+    title = f"Your personal data (request {reference})" if reference else "Your personal data"
+    lines = [
+        title,
+        "=" * len(title),
+        "",
+        f"Generated at {generated_at.isoformat()} (UTC). Dates and times are ISO 8601, in UTC.",
+        "",
+        "Files",
+        "-----",
+    ]
+    if with_json:
+        lines.append("data.json      all the data below in one JSON document: one key per table,")
+        lines.append("               each row an object")
+    for table in data.tables:
+        lines.append(
+            f"{csv_name(table.name):<14} {len(table.rows)} row(s) from '{table.name}' "
+            "(UTF-8 CSV, header row)"
+        )
+    lines.append("manifest.json  size and SHA-256 of every other file, to check nothing changed")
+    lines += ["", "Left out", "--------"]
+    left_out = [(t.name, c, why) for t in data.tables for c, why in sorted(t.excluded.items())]
+    if left_out:
+        lines += [f"{table}.{column}: {why}" for table, column, why in left_out]
+    else:
+        lines.append("Nothing: every column we hold about you is included.")
+    lines += [
+        "",
+        "Kept under a legal obligation (not erased on request)",
+        "-----------------------------------------------------",
+    ]
+    kept = [t for t in data.tables if t.on_erasure == "retain"]
+    if kept:
+        lines += [f"{t.name}: {t.legal_basis or 'a legal obligation to keep it'}" for t in kept]
+    else:
+        lines.append("Nothing.")
+    return "\n".join(lines) + "\n"
+
+
+def _write_atomic(path: Path, write: Any) -> tuple[int, str]:
+    """Write to a temporary name, fsync, rename; return the final size and sha256."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # personal data: owner only
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return path.stat().st_size, digest.hexdigest()
+
+
+def _zip_files(
+    files: Mapping[str, bytes], reference: str | None, subject_id: str, generated_at: datetime
+) -> dict[str, bytes]:
+    manifest = {
+        "reference": reference,
+        "subject_id": subject_id,
+        "generated_at": generated_at.isoformat(),
+        "files": [
+            {"name": name, "bytes": len(content), "sha256": hashlib.sha256(content).hexdigest()}
+            for name, content in files.items()
+        ],
+    }
+    return {**files, "manifest.json": json_bytes(manifest)}
+
+
+def write_zip(path: Path, files: Mapping[str, bytes]) -> tuple[int, str]:
+    def write(handle: Any) -> None:
+        with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name, content in files.items():
+                archive.writestr(name, content)
+
+    return _write_atomic(path, write)
+
+
+def export_files(
+    data: SubjectData, reference: str | None, generated_at: datetime, *, with_json: bool = True
+) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    if with_json:
+        files["data.json"] = json_bytes(data.as_json_document())
+    for table in data.tables:
+        files[csv_name(table.name)] = csv_bytes(table)
+    files["README.txt"] = readme_text(data, reference, generated_at, with_json=with_json).encode(
+        "utf-8"
+    )
+    return _zip_files(files, reference, data.subject_id, generated_at)
+
+
+def build_access_export(
+    datamap: DataMap,
+    subject_id: str,
+    *,
+    reference: str,
+    directory: Path,
+    now: datetime | None = None,
+) -> ExportFile:
+    """The ZIP answering an access request, at ``directory/REFERENCE.zip``."""
+    generated_at = now or utcnow()
+    data = collect_subject_data(datamap, subject_id)
+    path = Path(directory) / f"{reference}.zip"
+    size, sha = write_zip(path, export_files(data, reference, generated_at))
+    return ExportFile(path, size, sha, {t.name: len(t.rows) for t in data.tables})
+
+
+def build_user_export(
+    datamap: DataMap,
+    subject_id: str,
+    *,
+    fmt: str,
+    directory: Path,
+    now: datetime | None = None,
+) -> ExportFile:
+    """Support's direct export: ``json`` is data.json alone, ``csv`` a ZIP of CSVs."""
+    generated_at = now or utcnow()
+    data = collect_subject_data(datamap, subject_id)
+    subjects = datamap.policy.subjects.table
+    if not any(t.name == subjects and t.rows for t in data.tables):
+        raise NotFound(f"no data subject with id '{subject_id}' in {subjects}")
+    if fmt not in ("json", "csv"):
+        raise InvalidInput(f"--format must be json or csv, got '{fmt}'")
+    stamp = generated_at.strftime("%Y%m%dT%H%M%SZ")
+    base = f"subject-{_SAFE_NAME.sub('_', str(subject_id))}-{stamp}"
+    rows = {t.name: len(t.rows) for t in data.tables}
+    if fmt == "json":
+        path = Path(directory) / f"{base}.json"
+        content = json_bytes(data.as_json_document())
+        size, sha = _write_atomic(path, lambda handle: handle.write(content))
+    else:
+        path = Path(directory) / f"{base}.zip"
+        size, sha = write_zip(path, export_files(data, None, generated_at, with_json=False))
+    return ExportFile(path, size, sha, rows)
+
+
+def export_user_data(
+    session: Session,
+    datamap: DataMap,
+    subject_id: str,
+    *,
+    fmt: str,
+    directory: Path,
+    actor: str,
+    now: datetime | None = None,
+) -> ExportFile:
+    """Support's direct export, audited under the subject's compliance profile id."""
+    now = now or utcnow()
+    result = build_user_export(datamap, subject_id, fmt=fmt, directory=directory, now=now)
+    profiles, _ = ensure_profiles(session, [str(subject_id)], now)
+    record_event(
+        session,
+        actor=actor,
+        action="subject.exported",
+        target_type="compliance_profile",
+        target_id=profiles[str(subject_id)],
+        details={"format": fmt, "bytes": result.bytes, "sha256": result.sha256},
+    )
+    session.commit()
+    return result

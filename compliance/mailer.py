@@ -1,0 +1,59 @@
+"""Email through the company's SMTP server (stdlib smtplib); the password only from the env.
+
+Host, port, sender, username and STARTTLS come from ``[smtp]`` in the policy file; the
+password from ``SMTP_PASSWORD``, so no secret is ever written to the file or the logs.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import ssl
+from collections.abc import Mapping
+from email.message import EmailMessage
+
+from compliance.errors import ComplianceError
+from compliance.policy import SmtpSettings
+
+PASSWORD_ENV = "SMTP_PASSWORD"
+
+
+class MailError(ComplianceError):
+    """The SMTP server could not be reached or refused the message."""
+
+
+def build_message(sender: str, to: str, subject: str, body: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    message.set_content(body)
+    return message
+
+
+def send_mail(
+    settings: SmtpSettings,
+    messages: list[EmailMessage],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 15.0,
+) -> None:
+    """Send the messages over one connection; any failure is one MailError naming the server."""
+    env = os.environ if env is None else env
+    password = env.get(PASSWORD_ENV)
+    where = f"{settings.host}:{settings.port}"
+    try:
+        with smtplib.SMTP(settings.host, settings.port, timeout=timeout) as smtp:
+            if settings.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if settings.username:
+                if not password:
+                    raise MailError(f"smtp.username is set but {PASSWORD_ENV} is not")
+                smtp.login(settings.username, password)
+            for message in messages:
+                smtp.send_message(message)
+    except smtplib.SMTPException as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise MailError(f"the SMTP server {where} refused the message: {reason}") from None
+    except OSError as exc:
+        raise MailError(f"the SMTP server {where} is unreachable: {exc.strerror or exc}") from None

@@ -1,0 +1,180 @@
+"""Retention cleanup: row-level TTL for operational data, by the policy's ``[retention.*]``.
+
+No review: rows older than an entry's ``days`` are deleted in chunks (each chunk its own
+application transaction, so locks stay short and a killed run resumes where it stopped).
+A ``retain`` table is never touched. A table or column the application database lacks is
+a warning and that entry is skipped, so one stale entry never stops the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, MetaData, Table, delete, func, inspect, select, tuple_
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from compliance.apply import one_line
+from compliance.audit import record_event
+from compliance.errors import ConfigError, NotFound
+from compliance.logs import Progress, log_event
+from compliance.models import utcnow
+from compliance.policy import Policy, RetentionEntry
+
+DEFAULT_CHUNK_SIZE = 5000
+
+
+@dataclass
+class CategoryResult:
+    """One ``[retention.NAME]`` entry: ``deleted`` | ``would delete`` | ``skipped`` | ``failed``."""
+
+    name: str
+    table: str
+    timestamp: str
+    days: int
+    cutoff: datetime
+    status: str
+    rows: int = 0
+    message: str | None = None
+
+
+@dataclass
+class RetentionResult:
+    categories: list[CategoryResult] = field(default_factory=list)
+    executed: bool = False
+
+    @property
+    def rows(self) -> int:
+        return sum(c.rows for c in self.categories)
+
+    @property
+    def skipped(self) -> list[CategoryResult]:
+        return [c for c in self.categories if c.status == "skipped"]
+
+    @property
+    def failed(self) -> list[CategoryResult]:
+        return [c for c in self.categories if c.status == "failed"]
+
+
+def _missing(engine: Engine, entry: RetentionEntry) -> str | None:
+    inspector = inspect(engine)
+    if not inspector.has_table(entry.table):
+        return f"retention.{entry.name}.table: no table '{entry.table}'; entry skipped"
+    if entry.timestamp not in {c["name"] for c in inspector.get_columns(entry.table)}:
+        return (
+            f"retention.{entry.name}.timestamp: table '{entry.table}' has no column "
+            f"'{entry.timestamp}'; entry skipped"
+        )
+    return None
+
+
+def _cutoff(table: Table, entry: RetentionEntry, now: datetime) -> datetime:
+    cutoff = now - timedelta(days=entry.days)
+    if getattr(table.c[entry.timestamp].type, "timezone", False):
+        return cutoff.astimezone(UTC)
+    # Application timestamps without a zone are taken to be UTC (as bucket rules do).
+    return cutoff.astimezone(UTC).replace(tzinfo=None)
+
+
+def _delete_chunks(
+    engine: Engine, table: Table, old: Any, chunk_size: int, progress: Progress
+) -> int:
+    """Delete the old rows a chunk at a time, by primary key, each chunk committed on its own."""
+    pk = list(table.primary_key.columns)
+    if not pk:
+        # Nothing to chunk by: one statement, still set-based.
+        with engine.begin() as conn:
+            deleted = conn.execute(delete(table).where(old)).rowcount
+        progress.advance(deleted)
+        return deleted
+    key = pk[0] if len(pk) == 1 else tuple_(*pk)
+    deleted = 0
+    while True:
+        chunk = select(*pk).where(old).limit(chunk_size)
+        with engine.begin() as conn:
+            n = conn.execute(delete(table).where(key.in_(chunk))).rowcount
+        deleted += n
+        progress.advance(n)
+        if n < chunk_size:
+            return deleted
+
+
+def retention_cleanup(
+    session: Session,
+    policy: Policy,
+    app_engine: Engine,
+    *,
+    actor: str,
+    execute: bool,
+    category: str | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    now: datetime | None = None,
+) -> RetentionResult:
+    """Count (dry run) or delete each category's expired rows; one audit event per category."""
+    if chunk_size < 1:
+        raise ConfigError(f"chunk size must be 1 or more, got {chunk_size}")
+    entries = list(policy.retention.values())
+    if category is not None:
+        if category not in policy.retention:
+            known = ", ".join(sorted(policy.retention)) or "none configured"
+            raise NotFound(f"unknown retention category '{category}' (known: {known})")
+        entries = [policy.retention[category]]
+    now = now or utcnow()
+    result = RetentionResult(executed=execute)
+    for entry in entries:
+        if entry.table in policy.retained_tables:
+            # load_policy refuses this already; a hand-built Policy must not slip through.
+            raise ConfigError(
+                f"retention.{entry.name}.table: '{entry.table}' is a retain table "
+                "and can never be cleaned up"
+            )
+        problem = _missing(app_engine, entry)
+        if problem:
+            log_event("retention.skipped", category=entry.name, reason=problem)
+            result.categories.append(
+                CategoryResult(
+                    entry.name, entry.table, entry.timestamp, entry.days, now, "skipped", 0, problem
+                )
+            )
+            continue
+        table = Table(entry.table, MetaData(), autoload_with=app_engine)
+        cutoff = _cutoff(table, entry, now)
+        old = table.c[entry.timestamp] < cutoff  # a NULL timestamp is never old
+        outcome = CategoryResult(
+            entry.name, entry.table, entry.timestamp, entry.days, cutoff, "would delete"
+        )
+        result.categories.append(outcome)
+        if not execute:
+            with app_engine.connect() as conn:
+                outcome.rows = conn.scalar(select(func.count()).select_from(table).where(old)) or 0
+            continue
+        progress = Progress("retention.progress", category=entry.name, table=entry.table)
+        try:
+            outcome.rows = _delete_chunks(app_engine, table, old, chunk_size, progress)
+            outcome.status = "deleted"
+        except SQLAlchemyError as exc:
+            outcome.rows = progress.done
+            outcome.status, outcome.message = "failed", one_line(exc)
+            log_event("retention.failed", category=entry.name, error=outcome.message)
+        progress.log(status=outcome.status)
+        details: dict[str, Any] = {
+            "table": entry.table,
+            "timestamp": entry.timestamp,
+            "days": entry.days,
+            "cutoff": cutoff.isoformat(),
+            "rows_deleted": outcome.rows,
+        }
+        if outcome.message:
+            details["error"] = outcome.message
+        record_event(
+            session,
+            actor=actor,
+            action="retention.cleaned_up",
+            target_type="retention_category",
+            target_id=entry.name,
+            details=details,
+        )
+        session.commit()
+    return result

@@ -1,0 +1,68 @@
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import click
+
+from compliance.alerts import (
+    DEFAULT_WITHIN_DAYS,
+    Alert,
+    make_slack_client,
+    plan_dsar_deadline_alert,
+    post_alerts,
+    today_utc,
+)
+from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
+
+
+def today_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--today",
+        type=click.DateTime(["%Y-%m-%d"]),
+        help="Act as if today were this UTC date (backfill, testing). Default: today.",
+    )(func)
+
+
+def alert_lines(alerts: Sequence[Alert], executed: bool) -> list[str]:
+    """What was (or would be) posted where, and why anything was skipped."""
+    lines = []
+    for alert in alerts:
+        if alert.status == "skipped":
+            lines.append(f"{alert.target}: skipped, {alert.reason}")
+            continue
+        assert alert.message is not None
+        if alert.status == "failed":
+            lines.append(
+                f"{alert.target}: FAILED to post to {alert.message.channel}: {alert.reason}"
+            )
+            continue
+        verb = "posted to" if executed else "would post to"
+        lines.append(f"{alert.target}: {verb} {alert.message.channel}:")
+        lines += [f"    {line}" for line in alert.message.text.splitlines()]
+    return lines
+
+
+@job_command("alert-dsar-deadlines")
+@click.option(
+    "--within-days",
+    default=DEFAULT_WITHIN_DAYS,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Also list open requests due within this many days (overdue ones always).",
+)
+@today_option
+@execute_option
+def alert_deadlines(within_days: int, today: datetime | None, execute: bool) -> object:
+    """Tell the DSAR channel about open requests that are overdue or due soon."""
+    rt = runtime()
+    day: date = today.date() if today else today_utc()
+    client = make_slack_client() if execute else None  # no token: exit 2 before anything
+    with rt.session() as session:
+        alert = plan_dsar_deadline_alert(session, rt.policy, day, within_days)
+        if client is not None:
+            post_alerts(session, client, [alert], actor=rt.actor, target_type="alert")
+    summary = {"today": day.isoformat(), "executed": execute, "alert": alert}
+    emit(summary, alert_lines([alert], execute), executed=execute)
+    if alert.status == "failed":
+        raise JobFailed(f"Slack refused the DSAR deadline alert: {alert.reason}")
+    return summary

@@ -1,0 +1,30 @@
+from datetime import date, datetime
+
+from compliance.alerts import (
+    make_slack_client,
+    plan_unreviewed_batch_alerts,
+    post_alerts,
+    today_utc,
+)
+from jobs.alert_dsar_deadlines import alert_lines, today_option
+from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
+
+
+@job_command("alert-unreviewed-batches")
+@today_option
+@execute_option
+def alert_unreviewed(today: datetime | None, execute: bool) -> object:
+    """Tell each bucket's ops channel, on its alert days, about batches waiting for review."""
+    rt = runtime()
+    day: date = today.date() if today else today_utc()
+    client = make_slack_client() if execute else None  # no token: exit 2 before anything
+    with rt.session() as session:
+        alerts = plan_unreviewed_batch_alerts(session, rt.policy, day)
+        if client is not None:
+            post_alerts(session, client, alerts, actor=rt.actor, target_type="bucket")
+    summary = {"today": day.isoformat(), "executed": execute, "alerts": alerts}
+    emit(summary, alert_lines(alerts, execute), executed=execute)
+    failed = [a.target for a in alerts if a.status == "failed"]
+    if failed:
+        raise JobFailed(f"Slack refused the alert for {', '.join(failed)}; see the log")
+    return summary

@@ -1,0 +1,15 @@
+from compliance.delivery import cleanup_expired_exports
+from jobs.cli import emit, execute_option, job_command, runtime
+
+
+@job_command("cleanup-expired-exports")
+@execute_option
+def cleanup(execute: bool) -> object:
+    """Delete export files and delivery links older than [retention.dsar_exports] days."""
+    rt = runtime()
+    with rt.session() as session:
+        result = cleanup_expired_exports(session, rt.policy, actor=rt.actor, execute=execute)
+    verb = "Deleted" if execute else "Would delete"
+    line = f"{verb} {result.exports} export files and {result.deliveries} delivery links"
+    emit(result, [line], executed=execute)
+    return result

@@ -1,0 +1,39 @@
+from pathlib import Path
+
+import click
+
+from compliance.exports import export_user_data
+from jobs.cli import emit, job_command, runtime
+
+
+@job_command("export-user-data", mutating=False)
+@click.option("--subject-id", required=True, help="The subject's key in the application database.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
+)
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False),
+    help="Folder to write to (default: COMPLIANCE_EXPORT_DIR).",
+)
+def export(subject_id: str, fmt: str, output: str | None) -> object:
+    """Write one subject's data for support (json: one file; csv: a ZIP of CSVs). Audited."""
+    rt = runtime()
+    with rt.session() as session:
+        result = export_user_data(
+            session,
+            rt.datamap,
+            subject_id,
+            fmt=fmt,
+            directory=Path(output) if output else rt.policy.export_dir,
+            actor=rt.actor,
+        )
+    summary = {
+        "path": str(result.path),
+        "bytes": result.bytes,
+        "sha256": result.sha256,
+        "rows": result.rows,
+    }
+    rows = sum(result.rows.values())
+    emit(summary, [f"Wrote {result.path} ({rows} rows, {result.bytes} bytes)"])
+    return summary

@@ -1,0 +1,23 @@
+import click
+
+from compliance.dsar import extend_dsar
+from jobs.cli import emit, execute_option, job_command, runtime
+
+
+@job_command("extend-dsar")
+@click.argument("reference")
+@click.option("--months", required=True, type=int, help="1 or 2; at most two in total.")
+@click.option("--reason", required=True, help="Why more time is needed (told to the subject).")
+@execute_option
+def extend(reference: str, months: int, reason: str, execute: bool) -> object:
+    """Extend REFERENCE's deadline (GDPR Art. 12(3): at most two more months, with a reason)."""
+    rt = runtime()
+    with rt.session() as session:
+        request = extend_dsar(
+            session, reference, months=months, reason=reason, actor=rt.actor, execute=execute
+        )
+    summary = {"reference": request.reference, "extended_due_at": request.extended_due_at}
+    verb = "Extended" if execute else "Would extend"
+    line = f"{verb} {request.reference} to {request.extended_due_at:%Y-%m-%d}"
+    emit(summary, [line], executed=execute)
+    return summary

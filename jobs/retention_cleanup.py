@@ -1,0 +1,47 @@
+import click
+
+from compliance.retention import DEFAULT_CHUNK_SIZE, retention_cleanup
+from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
+
+
+@job_command("retention-cleanup")
+@click.option("--category", help="Only this [retention.NAME] entry (default: every entry).")
+@click.option(
+    "--chunk-size",
+    default=DEFAULT_CHUNK_SIZE,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Rows deleted per commit.",
+)
+@execute_option
+def cleanup(category: str | None, chunk_size: int, execute: bool) -> object:
+    """Delete rows older than each [retention.*] entry's days (never in a retain table)."""
+    rt = runtime()
+    rt.datamap  # noqa: B018 - checks the policy against the application database first
+    with rt.session() as session:
+        result = retention_cleanup(
+            session,
+            rt.policy,
+            rt.app_engine,
+            actor=rt.actor,
+            execute=execute,
+            category=category,
+            chunk_size=chunk_size,
+        )
+    verb = "Deleted" if execute else "Would delete"
+    done = len(result.categories) - len(result.skipped)
+    lines = [f"{verb} {result.rows} expired rows in {done} categor{'y' if done == 1 else 'ies'}"]
+    for c in result.categories:
+        if c.status in ("skipped", "failed"):
+            lines.append(f"  {c.name}: {c.status}: {c.message}")
+        else:
+            lines.append(f"  {c.name}: {c.rows} rows of {c.table} older than {c.days} days")
+    summary = {
+        "executed": execute,
+        "rows": result.rows,
+        "categories": result.categories,
+    }
+    emit(summary, lines, executed=execute)
+    if result.failed:
+        raise JobFailed(f"{len(result.failed)} retention categories failed; see the log, rerun")
+    return summary

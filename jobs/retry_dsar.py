@@ -1,0 +1,19 @@
+import click
+
+from compliance.dsar import retry_dsar
+from jobs.cli import emit, execute_option, job_command, runtime
+
+
+@job_command("retry-dsar")
+@click.argument("reference")
+@execute_option
+def retry(reference: str, execute: bool) -> object:
+    """Put the failed request REFERENCE back for process-dsar-requests."""
+    rt = runtime()
+    with rt.session() as session:
+        request = retry_dsar(session, reference, actor=rt.actor, execute=execute)
+    summary = {"reference": request.reference, "last_error": request.last_error}
+    verb = "Queued" if execute else "Would queue"
+    line = f"{verb} {request.reference} again (it failed: {request.last_error})"
+    emit(summary, [line], executed=execute)
+    return summary

@@ -1,0 +1,60 @@
+import click
+
+from compliance.dsar import submit
+from jobs.cli import emit, execute_option, job_command, runtime
+
+
+@job_command("submit-dsar")
+@click.option(
+    "--kind", required=True, type=click.Choice(["access", "erasure"]), help="What is asked."
+)
+@click.option("--subject-id", help="The subject's key in the application database.")
+@click.option("--email", help="Or the subject's email, looked up through [subjects].")
+@click.option("--requested-by", required=True, help="Email of the staff member logging it.")
+@click.option("--identity-check", help="How the requester's identity was checked.")
+@execute_option
+def submit_dsar(
+    kind: str,
+    subject_id: str | None,
+    email: str | None,
+    requested_by: str,
+    identity_check: str | None,
+    execute: bool,
+) -> object:
+    """Log a data subject's access or erasure request; due in one calendar month.
+
+    A second open request of the same kind for the same subject returns the first one.
+    """
+    if (subject_id is None) == (email is None):
+        raise click.UsageError("give exactly one of --subject-id or --email")
+    rt = runtime()
+    with rt.session() as session:
+        result = submit(
+            session,
+            rt.policy,
+            rt.app_engine,
+            kind=kind,
+            subject_id=subject_id,
+            email=email,
+            requested_by=requested_by,
+            identity_check=identity_check,
+            execute=execute,
+        )
+    request = result.request
+    summary = {
+        "reference": request.reference,
+        "kind": request.kind,
+        "subject_id": request.subject_id,
+        "status": request.status,
+        "due_at": request.due_at,
+        "created": result.created,
+    }
+    due = f"due {request.due_at:%Y-%m-%d}"
+    if not result.created:
+        line = f"{request.reference} is already open for this subject ({request.status}), {due}"
+    elif request.reference is None:
+        line = f"Would log an {kind} request for subject {request.subject_id}, {due}"
+    else:
+        line = f"Logged {request.reference} ({kind}, subject {request.subject_id}), {due}"
+    emit(summary, [line], executed=execute if result.created else None)
+    return summary

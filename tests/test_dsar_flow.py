@@ -1,0 +1,249 @@
+"""A data subject's access and erasure requests, from submission to completion, on the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import zipfile
+from pathlib import Path
+
+from click.testing import Result
+from sqlalchemy import select
+
+from compliance.audit import verify_chain
+from compliance.delivery import redeem_delivery
+from compliance.models import AuditEvent, DeletionRecord, DsarRequest
+from tests.conftest import DEMO_POLICY, Deployment
+from tests.smtp_server import Inbox
+from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
+
+REFERENCE = re.compile(r"DSAR-\d{4}-\d{6}")
+
+
+def ok(result: Result) -> dict:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def request_row(d: Deployment, reference: str) -> DsarRequest:
+    with d.session() as s:
+        return s.scalars(select(DsarRequest).where(DsarRequest.reference == reference)).one()
+
+
+def submit(d: Deployment, kind: str, *who: str) -> str:
+    out = ok(
+        d.run("--json", "submit-dsar", "--kind", kind, *who, "--requested-by",
+              "support@example.com", "--execute")
+    )  # fmt: skip
+    assert REFERENCE.fullmatch(out["reference"])
+    return out["reference"]
+
+
+def approve(d: Deployment, reference: str) -> None:
+    ok(
+        d.run("--json", "review-dsar", reference, "--approve", "--reviewer", "dpo@example.com",
+              "--execute")
+    )  # fmt: skip
+
+
+def test_an_access_request_goes_from_submission_to_a_one_time_download(
+    demo: Deployment, smtp_inbox: Inbox
+) -> None:
+    demo.write_policy(
+        DEMO_POLICY.replace(
+            'host = "localhost"\nport = 25', f'host = "127.0.0.1"\nport = {smtp_inbox.port}'
+        )
+    )
+    user = demo.app_rows("users", "id = 42")[0]
+
+    dry = demo.run("submit-dsar", "--kind", "access", "--email", user["email"].upper(),
+                   "--requested-by", "support@example.com")  # fmt: skip
+    assert dry.exit_code == 0, dry.output
+    assert "[DRY RUN] Would log an access request for subject 42" in dry.output
+    with demo.session() as s:
+        assert s.scalars(select(DsarRequest)).all() == []
+
+    reference = submit(demo, "access", "--email", user["email"])
+    assert submit(demo, "access", "--subject-id", "42") == reference  # the open one comes back
+    assert request_row(demo, reference).status == "pending"
+
+    approve(demo, reference)
+    out = ok(demo.run("--json", "process-dsar-requests", "--execute"))
+    assert out["completed"] == [reference]
+
+    row = request_row(demo, reference)
+    assert row.status == "completed" and row.completed_at is not None
+    zip_path = Path(row.export_path)
+    assert zip_path == demo.dir / "exports" / f"{reference}.zip"
+    content = zip_path.read_bytes()
+    assert row.export_sha256 == hashlib.sha256(content).hexdigest()
+    assert row.export_bytes == len(content)
+    with zipfile.ZipFile(zip_path) as archive:
+        data = json.loads(archive.read("data.json"))
+    assert [u["id"] for u in data["users"]] == [42]
+
+    ok(demo.run("--json", "deliver-dsar", reference, "--download-url",
+                "https://privacy.example.com/download", "--execute"))  # fmt: skip
+    assert {m["To"] for m in smtp_inbox.messages} == {user["email"]}
+    link_mail, code_mail = smtp_inbox.bodies()
+    token = re.search(r"https://privacy\.example\.com/download\?token=(\S+)", link_mail).group(1)
+    otp = re.search(r"code is (\d{6})", code_mail).group(1)
+    assert otp not in link_mail and token not in code_mail
+
+    with demo.session() as s:
+        download = redeem_delivery(s, token, otp)
+    assert download.content == content
+
+    with demo.session() as s:
+        assert verify_chain(s).ok
+        events = s.scalars(select(AuditEvent)).all()
+    actions = {e.action for e in events}
+    assert {"dsar.submitted", "dsar.approved", "dsar.completed", "dsar.delivery_created",
+            "dsar.delivery_downloaded"} <= actions  # fmt: skip
+    everything = json.dumps([e.details for e in events]) + " ".join(
+        e.target_id or "" for e in events
+    )
+    assert user["email"] not in everything and token not in everything and otp not in everything
+
+
+def test_an_erasure_request_completes_once_its_reviewed_batch_is_applied(demo: Deployment) -> None:
+    invoices_before = demo.checksum("invoices", "payments")
+    reference = submit(demo, "erasure", "--subject-id", "7")
+    approve(demo, reference)
+
+    ok(demo.run("--json", "process-dsar-requests", "--execute"))
+    row = request_row(demo, reference)
+    assert row.status == "processing" and row.deletion_record_id is not None
+
+    batches = ok(demo.run("--json", "create-deletion-batches", "--bucket", "dsar_erasure",
+                          "--execute"))  # fmt: skip
+    assert batches["records"] == 1
+    ok(demo.run("--json", "review-batch", str(batches["batch_ids"][0]), "--accept",
+                "--reviewer", "dpo@example.com", "--execute"))  # fmt: skip
+    out = ok(demo.run("--json", "process-dsar-requests", "--execute"))
+    assert out["waiting"] == [reference]  # accepted, not yet applied
+
+    ok(demo.run("--json", "apply-deletions", "--execute"))
+    out = ok(demo.run("--json", "process-dsar-requests", "--execute"))
+    assert out["completed"] == [reference]
+    assert request_row(demo, reference).status == "completed"
+
+    user = demo.app_rows("users", "id = 7")[0]
+    assert user["full_name"] is None and user["phone"] is None
+    assert demo.app_rows("workflows", "user_id = 7") == []
+    assert demo.app_rows("api_tokens", "user_id = 7") == []
+    assert demo.checksum("invoices", "payments") == invoices_before
+
+
+def test_without_review_an_erasure_is_accepted_at_once(demo: Deployment) -> None:
+    demo.write_policy(DEMO_POLICY.replace("erasure_review = true", "erasure_review = false"))
+    reference = submit(demo, "erasure", "--subject-id", "8")
+    approve(demo, reference)
+    ok(demo.run("--json", "process-dsar-requests", "--execute"))
+    with demo.session() as s:
+        record = s.get(DeletionRecord, request_row(demo, reference).deletion_record_id)
+        assert record.accepted_for_deletion is True and record.deletion_batch_id is None
+    ok(demo.run("--json", "apply-deletions", "--execute"))
+    ok(demo.run("--json", "process-dsar-requests", "--execute"))
+    assert request_row(demo, reference).status == "completed"
+    assert demo.app_rows("support_tickets", "user_id = 8") == []
+
+
+def test_an_erasure_rejected_in_batch_review_fails_the_request_with_the_reason(
+    demo: Deployment,
+) -> None:
+    reference = submit(demo, "erasure", "--subject-id", "9")
+    approve(demo, reference)
+    ok(demo.run("--json", "process-dsar-requests", "--execute"))
+    batches = ok(demo.run("--json", "create-deletion-batches", "--bucket", "dsar_erasure",
+                          "--execute"))  # fmt: skip
+    batch = str(batches["batch_ids"][0])
+    ok(demo.run("--json", "review-batch", batch, "--reject", "--reviewer", "dpo@example.com",
+                "--reason", "legal hold", "--execute"))  # fmt: skip
+    result = demo.run("process-dsar-requests", "--execute")
+    assert result.exit_code == 1
+    row = request_row(demo, reference)
+    assert row.status == "failed" and "not accepted in review" in row.last_error
+
+
+def test_bad_intake_is_a_one_line_error_with_exit_2(demo: Deployment) -> None:
+    cases = {
+        ("--subject-id", "999999"): "no data subject with id '999999'",
+        ("--email", "nobody@example.com"): "no data subject with email 'nobody@example.com'",
+        ("--email", "not-an-email"): "must be an email address",
+    }
+    for who, message in cases.items():
+        result = demo.run("submit-dsar", "--kind", "access", *who, "--requested-by",
+                          "support@example.com", "--execute")  # fmt: skip
+        assert result.exit_code == 2, result.output
+        assert message in result.stderr and "Traceback" not in result.output
+        errors = [line for line in result.stderr.splitlines() if "Error" in line]
+        assert errors == [result.stderr.strip().splitlines()[-1]]
+    with demo.session() as s:
+        assert s.scalars(select(DsarRequest)).all() == []
+
+
+def test_rejecting_a_request_needs_a_reason_and_happens_once(demo: Deployment) -> None:
+    reference = submit(demo, "access", "--subject-id", "3")
+    no_reason = demo.run("review-dsar", reference, "--reject", "--reviewer", "dpo@example.com",
+                         "--execute")  # fmt: skip
+    assert no_reason.exit_code == 2 and "needs a reason" in no_reason.stderr
+    ok(demo.run("--json", "review-dsar", reference, "--reject", "--reviewer", "dpo@example.com",
+                "--reason", "identity not verified", "--execute"))  # fmt: skip
+    row = request_row(demo, reference)
+    assert (row.status, row.reviewed_by, row.reviewed_reason) == (
+        "rejected", "dpo@example.com", "identity not verified")  # fmt: skip
+    again = demo.run("review-dsar", reference, "--approve", "--reviewer", "dpo@example.com",
+                     "--execute")  # fmt: skip
+    assert again.exit_code == 2 and "already rejected by dpo@example.com" in again.stderr
+    # A closed request no longer blocks a new one for the same subject.
+    assert submit(demo, "access", "--subject-id", "3") != reference
+
+
+def test_a_failed_export_records_its_error_and_retry_puts_it_back(demo: Deployment) -> None:
+    reference = submit(demo, "access", "--subject-id", "11")
+    approve(demo, reference)
+    blocker = demo.dir / "not-a-folder"
+    blocker.write_text("a file where the export folder should be")
+    failed = demo.run("process-dsar-requests", "--execute",
+                      env={"COMPLIANCE_EXPORT_DIR": str(blocker)})  # fmt: skip
+    assert failed.exit_code == 1
+    row = request_row(demo, reference)
+    assert row.status == "failed" and row.last_error
+
+    ok(demo.run("--json", "retry-dsar", reference, "--execute"))
+    assert request_row(demo, reference).status == "approved"
+    ok(demo.run("--json", "process-dsar-requests", "--execute"))
+    assert request_row(demo, reference).status == "completed"
+
+
+def test_extending_a_deadline_needs_a_reason_and_stops_at_two_months(demo: Deployment) -> None:
+    reference = submit(demo, "access", "--subject-id", "12")
+    row = request_row(demo, reference)
+    ok(demo.run("--json", "extend-dsar", reference, "--months", "1", "--reason",
+                "many systems", "--execute"))  # fmt: skip
+    extended = request_row(demo, reference)
+    assert extended.extension_reason == "many systems"
+    assert extended.extended_due_at.month != row.due_at.month
+    too_far = demo.run("extend-dsar", reference, "--months", "2", "--reason", "more", "--execute")
+    assert too_far.exit_code == 2 and "at most 2 in total" in too_far.stderr
+    ok(demo.run("--json", "extend-dsar", reference, "--months", "1", "--reason", "still more",
+                "--execute"))  # fmt: skip
+    three = demo.run("extend-dsar", reference, "--months", "3", "--reason", "x", "--execute")
+    assert three.exit_code == 2 and "1 or 2" in three.stderr
+
+
+def test_support_exports_a_subject_directly(demo: Deployment, tmp_path: Path) -> None:
+    out = ok(demo.run("--json", "export-user-data", "--subject-id", "5", "--output",
+                      str(tmp_path / "out")))  # fmt: skip
+    data = json.loads(Path(out["path"]).read_text())
+    assert [u["id"] for u in data["users"]] == [5] and "password_hash" not in data["users"][0]
+    out = ok(demo.run("--json", "export-user-data", "--subject-id", "5", "--format", "csv",
+                      "--output", str(tmp_path / "out")))  # fmt: skip
+    with zipfile.ZipFile(out["path"]) as archive:
+        assert "users.csv" in archive.namelist()
+    missing = demo.run("export-user-data", "--subject-id", "999999")
+    assert missing.exit_code == 2 and "no data subject" in missing.stderr
+    with demo.session() as s:
+        assert s.scalars(select(AuditEvent.action)).all().count("subject.exported") == 2
