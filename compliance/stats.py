@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pandas as pd
 from sqlalchemy import Integer, case, func, select
 from sqlalchemy.orm import Session
 
-from compliance.models import DeletionBatch, DeletionRecord
+from compliance.models import DeletionBatch, DeletionRecord, utcnow
 
 BATCH_COLUMNS = ["total", "accepted", "excluded", "completed", "failed", "pending"]
 
@@ -105,3 +107,24 @@ def bucket_progress(session: Session) -> pd.DataFrame:
         .astype({c: "int64" for c in columns[1:]})[columns]
         .sort_values("bucket", ignore_index=True)
     )
+
+
+def deletions_per_week(
+    session: Session, *, weeks: int = 12, now: datetime | None = None
+) -> pd.DataFrame:
+    """Records applied per bucket and week (weeks start on Monday, UTC), for the progress chart."""
+    now = now or utcnow()
+    applied_at = _R.deletion_applied_at
+    if session.get_bind().dialect.name == "postgresql":
+        week = func.date_trunc("week", applied_at)
+    else:  # SQLite: back to the Monday of the value's week
+        week = func.date(applied_at, "weekday 0", "-6 days")
+    rows = session.execute(
+        select(week.label("week"), _R.bucket, func.count().label("applied"))
+        .where(applied_at >= now - timedelta(weeks=weeks))
+        .group_by(week, _R.bucket)
+        .order_by(week, _R.bucket)
+    ).all()
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=["week", "bucket", "applied"])
+    frame["week"] = pd.to_datetime(frame["week"]).dt.date
+    return frame

@@ -1,7 +1,143 @@
-"""Privacy Desk dashboard (placeholder until the review pages land)."""
+"""Privacy Desk dashboard: signs the person in, then shows only the pages their roles allow.
 
-import streamlit as st
+Run with ``streamlit run dashboard/app.py``. The policy comes from COMPLIANCE_CONFIG
+(default ./compliance.toml).
+"""
 
-st.set_page_config(page_title="Privacy Desk", page_icon="🛡️")
-st.title("Privacy Desk")
-st.write("Deletion batches, DSAR requests and progress will appear here.")
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `streamlit run` puts dashboard/, not the checkout, on the path
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from compliance.errors import ComplianceError  # noqa: E402
+from compliance.policy import Policy  # noqa: E402
+from compliance.roles import (  # noqa: E402
+    COMPLIANCE_OFFICER,
+    MANAGER,
+    ROLE_TITLES,
+    SUPPORT,
+    Identity,
+    demo_users,
+    resolve_identity,
+)
+from dashboard import context, widgets  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+DEMO_USER_KEY = "demo_user"
+DEMO_CHOICE_KEY = "demo_user_choice"
+# (file, title, icon, roles that see it). The title's URL path (deletion_batches,
+# dsar_requests, ...) is what Slack alerts link to, so keep titles stable.
+PAGES = [
+    ("pages/batches.py", "Deletion batches", ":material/delete_sweep:", {COMPLIANCE_OFFICER}),
+    ("pages/dsar.py", "DSAR requests", ":material/folder_shared:", {COMPLIANCE_OFFICER, SUPPORT}),
+    ("pages/progress.py", "Progress", ":material/monitoring:", {COMPLIANCE_OFFICER, MANAGER}),
+    ("pages/audit.py", "Audit log", ":material/receipt_long:", {COMPLIANCE_OFFICER, MANAGER}),
+    ("pages/jobs.py", "Jobs", ":material/schedule:", {COMPLIANCE_OFFICER, MANAGER}),
+]
+
+
+def url_path(title: str) -> str:
+    return title.lower().replace(" ", "_")
+
+
+# Where each person lands: the page of their most powerful role.
+LANDING = [
+    (COMPLIANCE_OFFICER, "pages/batches.py"),
+    (MANAGER, "pages/progress.py"),
+    (SUPPORT, "pages/dsar.py"),
+    (None, ""),
+]
+
+
+def _remember_demo_user() -> None:
+    st.session_state[DEMO_CHOICE_KEY] = st.session_state[DEMO_USER_KEY]
+
+
+def sign_in(policy: Policy) -> Identity | None:
+    """OIDC when [auth] is configured, else the proxy header, else (demo only) a picker."""
+    configured = context.auth_configured()
+    oidc_email = st.user.get("email") if configured and st.user.get("is_logged_in") else None
+    header = st.context.headers.get(policy.dashboard.identity_header)
+    picked = None
+    if not configured and not header and policy.dashboard.demo_mode:
+        # Kept outside the widget by its callback: with a pages/ folder next to app.py,
+        # Streamlit drops widget values when the first sign-in changes the page list.
+        users = demo_users(policy)
+        remembered = st.session_state.get(DEMO_CHOICE_KEY)
+        st.sidebar.selectbox(
+            "Signed in as (demo mode)",
+            users,
+            index=users.index(remembered) if remembered in users else None,
+            placeholder="Choose a demo user",
+            key=DEMO_USER_KEY,
+            on_change=_remember_demo_user,
+        )
+        picked = st.session_state.get(DEMO_CHOICE_KEY)
+    person = resolve_identity(
+        policy,
+        auth_configured=configured,
+        oidc_email=oidc_email,
+        header_email=header,
+        picked_email=picked,
+    )
+    if person is None:
+        return None
+    st.sidebar.caption(f"**{person.email}**")
+    roles = ", ".join(ROLE_TITLES[r] for r in sorted(person.roles)) or "no role"
+    st.sidebar.caption(roles)
+    if person.source == "oidc":
+        st.sidebar.button("Log out", on_click=st.logout)
+    return person
+
+
+def signed_out_page() -> None:
+    st.title("Privacy Desk")
+    if context.auth_configured():
+        st.write("Sign in with your company account to review deletions and requests.")
+        st.button("Sign in", type="primary", on_click=st.login)
+    elif policy.dashboard.demo_mode:
+        st.info("Demo mode: choose who you are in the sidebar.")
+    else:
+        st.error(
+            "Nobody is signed in. Configure OIDC ([auth] in .streamlit/secrets.toml) or put the "
+            f"dashboard behind an SSO proxy that sends the {policy.dashboard.identity_header} "
+            "header."
+        )
+
+
+def no_access_page() -> None:
+    widgets.no_access(st.session_state.get(context.IDENTITY_KEY))
+
+
+st.set_page_config(page_title="Privacy Desk", page_icon="🛡️", layout="wide")
+try:
+    policy = context.policy()
+except ComplianceError as exc:
+    st.error(f"The dashboard cannot start: {exc}")
+    st.stop()
+
+person = sign_in(policy)
+st.session_state[context.IDENTITY_KEY] = person
+# st.navigation runs on every path, so Streamlit never falls back to listing pages/ itself.
+if person is None:
+    pages = [st.Page(signed_out_page, title="Sign in", icon=":material/login:")]
+else:
+    landing = next(path for role, path in LANDING if person.has(role) or role is None)
+    pages = [
+        st.Page(
+            str(HERE / path),
+            title=title,
+            icon=icon,
+            url_path=url_path(title),
+            default=path == landing,
+        )
+        for path, title, icon, roles in PAGES
+        if person.has(*roles) and (HERE / path).exists()
+    ] or [st.Page(no_access_page, title="No access", icon=":material/block:")]
+st.navigation(pages).run()

@@ -1,0 +1,338 @@
+"""Read models for the review dashboard: batches, their records, impact and the audit log.
+
+Every list is paged in the database and every count is an SQL aggregate over the page's
+ids only, so a page costs a handful of indexed queries however many batches exist.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+import pandas as pd
+from sqlalchemy import Integer, case, func, select
+from sqlalchemy.orm import Session
+
+from compliance import dsar
+from compliance.batches import get_batch
+from compliance.datamap import DataMap
+from compliance.errors import InvalidInput
+from compliance.models import AuditEvent, ComplianceProfile, DeletionBatch, DeletionRecord, utcnow
+
+BATCH_STATUSES = ("pending", "accepted", "rejected")
+MAX_PAGE_SIZE = 500
+AUDIT_EXPORT_ROWS = 100_000
+
+BATCH_COLUMNS = [
+    "batch_id", "bucket", "status", "records", "excluded", "created_at", "age_days",
+    "reviewed_by", "reviewed_at", "reviewed_reason",
+]  # fmt: skip
+RECORD_COLUMNS = [
+    "record_id", "profile_id", "subject_id", "created_at", "scheduled_at", "flags", "note",
+]  # fmt: skip
+DSAR_COLUMNS = [
+    "reference", "kind", "status", "subject_id", "requested_by", "requested_at", "due",
+    "days_left", "overdue", "reviewed_by", "completed_at",
+]  # fmt: skip
+AUDIT_COLUMNS = ["id", "occurred_at", "actor", "action", "target_type", "target_id", "details"]
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a longer list: its rows, and how many rows the whole list has."""
+
+    frame: pd.DataFrame
+    total: int
+    offset: int
+    limit: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.limit))
+
+
+def _check_paging(limit: int, offset: int) -> None:
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"page size must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
+    if offset < 0:
+        raise InvalidInput(f"offset must be 0 or more, got {offset}")
+
+
+def _sum_if(condition: object) -> object:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0).cast(Integer)
+
+
+# ---------------------------------------------------------------- batches
+
+
+def batch_buckets(session: Session) -> list[str]:
+    """Buckets that have batches, for the filter (indexed distinct)."""
+    return list(
+        session.scalars(select(DeletionBatch.bucket).distinct().order_by(DeletionBatch.bucket))
+    )
+
+
+def list_batches(
+    session: Session,
+    *,
+    bucket: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    now: datetime | None = None,
+) -> Page:
+    """Batches, oldest first, with record counts and age; counts only for the page's batches."""
+    _check_paging(limit, offset)
+    if status is not None and status not in BATCH_STATUSES:
+        raise InvalidInput(f"status must be one of {', '.join(BATCH_STATUSES)}, got '{status}'")
+    conditions = []
+    if bucket:
+        conditions.append(DeletionBatch.bucket == bucket)
+    if status:
+        conditions.append(DeletionBatch.reviewed_status == status)
+    total = session.scalar(select(func.count()).select_from(DeletionBatch).where(*conditions))
+    batches = session.scalars(
+        select(DeletionBatch)
+        .where(*conditions)
+        .order_by(DeletionBatch.id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    ids = [b.id for b in batches]
+    counts = {
+        row.batch_id: row
+        for row in session.execute(
+            select(
+                DeletionRecord.deletion_batch_id.label("batch_id"),
+                func.count().label("records"),
+                _sum_if(DeletionRecord.accepted_for_deletion.is_(False)).label("excluded"),
+            )
+            .where(DeletionRecord.deletion_batch_id.in_(ids))
+            .group_by(DeletionRecord.deletion_batch_id)
+        )
+    }
+    now = now or utcnow()
+    rows = [
+        {
+            "batch_id": b.id,
+            "bucket": b.bucket,
+            "status": b.reviewed_status,
+            "records": counts[b.id].records if b.id in counts else 0,
+            "excluded": counts[b.id].excluded if b.id in counts else 0,
+            "created_at": b.created_at,
+            "age_days": (now - b.created_at).days,
+            "reviewed_by": b.reviewed_by,
+            "reviewed_at": b.reviewed_at,
+            "reviewed_reason": b.reviewed_reason,
+        }
+        for b in batches
+    ]
+    return Page(pd.DataFrame(rows, columns=BATCH_COLUMNS), total or 0, offset, limit)
+
+
+def _flags(accepted: bool | None, manual: bool, applied: datetime | None, error: str | None) -> str:
+    flags = []
+    if accepted is False:
+        flags.append("excluded")
+    elif accepted is True:
+        flags.append("accepted")
+    if manual:
+        flags.append("manually reviewed")
+    if applied is not None:
+        flags.append("applied")
+    if error:
+        flags.append("failed")
+    return ", ".join(flags)
+
+
+def batch_records(session: Session, batch_id: int, *, limit: int = 100, offset: int = 0) -> Page:
+    """A batch's records with profile id, subject key, created and flags, in id order."""
+    _check_paging(limit, offset)
+    get_batch(session, batch_id)
+    where = DeletionRecord.deletion_batch_id == batch_id
+    total = session.scalar(select(func.count()).select_from(DeletionRecord).where(where)) or 0
+    rows = session.execute(
+        select(
+            DeletionRecord.id,
+            DeletionRecord.compliance_profile_id,
+            ComplianceProfile.subject_id,
+            DeletionRecord.created_at,
+            DeletionRecord.deletion_scheduled_at,
+            DeletionRecord.accepted_for_deletion,
+            DeletionRecord.is_manually_reviewed,
+            DeletionRecord.deletion_applied_at,
+            DeletionRecord.deletion_error,
+            DeletionRecord.review_note,
+        )
+        .join(ComplianceProfile, ComplianceProfile.id == DeletionRecord.compliance_profile_id)
+        .where(where)
+        .order_by(DeletionRecord.id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    frame = pd.DataFrame(
+        [
+            {
+                "record_id": r.id,
+                "profile_id": r.compliance_profile_id,
+                "subject_id": r.subject_id,
+                "created_at": r.created_at,
+                "scheduled_at": r.deletion_scheduled_at,
+                "flags": _flags(
+                    r.accepted_for_deletion,
+                    r.is_manually_reviewed,
+                    r.deletion_applied_at,
+                    r.deletion_error,
+                ),
+                "note": r.review_note,
+            }
+            for r in rows
+        ],
+        columns=RECORD_COLUMNS,
+    )
+    return Page(frame, total, offset, limit)
+
+
+def batch_impact(session: Session, datamap: DataMap, batch_id: int) -> pd.DataFrame:
+    """Per application table, rows accepting the batch would delete, anonymize or keep.
+
+    Excluded records are left out, as accepting would leave them out; nothing is changed.
+    """
+    batch = get_batch(session, batch_id)
+    bucket = datamap.policy.bucket(batch.bucket)
+    keys = list(
+        session.scalars(
+            select(ComplianceProfile.subject_id)
+            .join(DeletionRecord, DeletionRecord.compliance_profile_id == ComplianceProfile.id)
+            .where(
+                DeletionRecord.deletion_batch_id == batch_id,
+                DeletionRecord.accepted_for_deletion.is_not(False),
+                DeletionRecord.deletion_applied_at.is_(None),
+            )
+        )
+    )
+    columns = ["table", "action", "rows"]
+    if not keys:
+        return pd.DataFrame(columns=columns)
+    with datamap.engine.connect() as conn:
+        return pd.DataFrame(datamap.impact(conn, bucket.tables, keys), columns=columns)
+
+
+# ---------------------------------------------------------------- audit log
+
+
+def audit_filter_values(session: Session) -> tuple[list[str], list[str]]:
+    """Distinct actors and actions, for the audit log's filters (both columns are indexed)."""
+    actors = list(session.scalars(select(AuditEvent.actor).distinct().order_by(AuditEvent.actor)))
+    actions = list(
+        session.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action))
+    )
+    return actors, actions
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _audit_conditions(
+    actor: str | None, action: str | None, since: date | None, until: date | None
+) -> list[object]:
+    if since and until and since > until:
+        raise InvalidInput(f"the start date {since} is after the end date {until}")
+    conditions: list[object] = []
+    if actor:
+        conditions.append(AuditEvent.actor == actor)
+    if action:
+        conditions.append(AuditEvent.action == action)
+    if since:
+        conditions.append(AuditEvent.occurred_at >= _day_start(since))
+    if until:
+        conditions.append(AuditEvent.occurred_at < _day_start(until + timedelta(days=1)))
+    return conditions
+
+
+def _audit_frame(
+    session: Session, conditions: list[object], limit: int, offset: int
+) -> pd.DataFrame:
+    rows = session.execute(
+        select(*(getattr(AuditEvent, c) for c in AUDIT_COLUMNS))
+        .where(*conditions)  # type: ignore[arg-type]
+        .order_by(AuditEvent.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=AUDIT_COLUMNS)
+    # Details are JSON objects; as text they fit a table cell and a CSV column.
+    frame["details"] = frame["details"].map(lambda d: json.dumps(d, sort_keys=True, default=str))
+    return frame
+
+
+def audit_log(
+    session: Session,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> Page:
+    """Audit events, newest first, filtered by actor, action and UTC dates (both inclusive)."""
+    _check_paging(limit, offset)
+    conditions = _audit_conditions(actor, action, since, until)
+    total = session.scalar(select(func.count()).select_from(AuditEvent).where(*conditions))  # type: ignore[arg-type]
+    return Page(_audit_frame(session, conditions, limit, offset), total or 0, offset, limit)
+
+
+def audit_log_export(
+    session: Session,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    max_rows: int = AUDIT_EXPORT_ROWS,
+) -> pd.DataFrame:
+    """The filtered audit log for a CSV download, newest first, capped at ``max_rows``."""
+    return _audit_frame(session, _audit_conditions(actor, action, since, until), max_rows, 0)
+
+
+# ---------------------------------------------------------------- DSAR requests
+
+
+def dsar_requests(
+    session: Session,
+    *,
+    status: str | None = None,
+    kind: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    now: datetime | None = None,
+) -> tuple[pd.DataFrame, bool]:
+    """One page of requests, newest first, with days left; and whether another page follows."""
+    _check_paging(limit, offset)
+    found = dsar.list_dsar_requests(
+        session, status=status, kind=kind, limit=limit + 1, offset=offset
+    )
+    now = now or utcnow()
+    rows = []
+    for r in found[:limit]:
+        due = dsar.effective_due_at(r)
+        is_open = r.status in dsar.OPEN_STATUSES
+        rows.append(
+            {
+                "reference": r.reference,
+                "kind": r.kind,
+                "status": r.status,
+                "subject_id": r.subject_id,
+                "requested_by": r.requested_by,
+                "requested_at": r.requested_at,
+                "due": due,
+                "days_left": (due - now).days if is_open else None,
+                "overdue": is_open and due < now,
+                "reviewed_by": r.reviewed_by,
+                "completed_at": r.completed_at,
+            }
+        )
+    return pd.DataFrame(rows, columns=DSAR_COLUMNS), len(found) > limit

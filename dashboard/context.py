@@ -1,0 +1,185 @@
+"""What every page needs: the policy, engines, sessions, the signed-in person, cached reads.
+
+Read models are cached for a short time (keyed by the database URL, so two deployments
+never share entries) and cleared on every decision, so a page never shows a state the
+person who just decided would not recognise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from compliance import dsar, review_queue, stats
+from compliance.audit import ChainCheck, verify_chain
+from compliance.datamap import DataMap
+from compliance.db import make_engine, session_factory
+from compliance.policy import Policy, config_path, load_policy
+from compliance.roles import Identity
+
+READ_TTL = 30  # seconds; decisions clear the caches at once
+IDENTITY_KEY = "identity"
+
+
+def policy() -> Policy:
+    """The policy file, read on every run: it is small, and edits show up without a restart."""
+    return load_policy()
+
+
+@st.cache_resource(max_entries=16, on_release=lambda engine: engine.dispose())
+def engine(url: str) -> Engine:
+    return make_engine(url)
+
+
+@st.cache_resource(max_entries=8)
+def _datamap(policy_path: str, mtime: float, app_url: str) -> DataMap:
+    return DataMap(load_policy(policy_path), engine(app_url))
+
+
+def _policy_version(current: Policy) -> tuple[str, float]:
+    path = Path(current.path or config_path())
+    return str(path), path.stat().st_mtime if path.exists() else 0.0
+
+
+def datamap(current: Policy) -> DataMap:
+    """The data map reflected once per policy file version, not on every rerun."""
+    return _datamap(*_policy_version(current), current.app_database_url)
+
+
+@contextmanager
+def session(current: Policy) -> Iterator[Session]:
+    with session_factory(engine(current.database_url))() as s:
+        yield s
+
+
+def clear_caches() -> None:
+    """Called after every decision: the next render reads the databases afresh."""
+    st.cache_data.clear()
+
+
+def identity() -> Identity:
+    """The person app.py signed in for this run; pages run only after it did."""
+    return st.session_state[IDENTITY_KEY]
+
+
+def actor() -> str:
+    return identity().email
+
+
+def auth_configured() -> bool:
+    """OIDC is on when secrets.toml has an [auth] section."""
+    try:
+        return "auth" in st.secrets
+    except FileNotFoundError:  # no secrets file at all
+        return False
+
+
+# ---------------------------------------------------------------- cached read models
+
+
+def _with_session(url: str) -> Session:
+    return session_factory(engine(url))()
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def batches(
+    url: str, bucket: str | None, status: str | None, limit: int, offset: int
+) -> review_queue.Page:
+    with _with_session(url) as s:
+        return review_queue.list_batches(
+            s, bucket=bucket, status=status, limit=limit, offset=offset
+        )
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def batch_buckets(url: str) -> list[str]:
+    with _with_session(url) as s:
+        return review_queue.batch_buckets(s)
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def batch_records(url: str, batch_id: int, limit: int, offset: int) -> review_queue.Page:
+    with _with_session(url) as s:
+        return review_queue.batch_records(s, batch_id, limit=limit, offset=offset)
+
+
+def batch_impact(current: Policy, batch_id: int) -> pd.DataFrame:
+    path, mtime = _policy_version(current)
+    return _batch_impact(current.database_url, path, mtime, current.app_database_url, batch_id)
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def _batch_impact(url: str, path: str, mtime: float, app_url: str, batch_id: int) -> pd.DataFrame:
+    with _with_session(url) as s:
+        return review_queue.batch_impact(s, _datamap(path, mtime, app_url), batch_id)
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def bucket_progress(url: str) -> pd.DataFrame:
+    with _with_session(url) as s:
+        return stats.bucket_progress(s)
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def deletions_per_week(url: str, weeks: int) -> pd.DataFrame:
+    with _with_session(url) as s:
+        return stats.deletions_per_week(s, weeks=weeks)
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def audit_filter_values(url: str) -> tuple[list[str], list[str]]:
+    with _with_session(url) as s:
+        return review_queue.audit_filter_values(s)
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def audit_log(
+    url: str,
+    actor: str | None,
+    action: str | None,
+    since: date | None,
+    until: date | None,
+    limit: int,
+    offset: int,
+) -> review_queue.Page:
+    with _with_session(url) as s:
+        return review_queue.audit_log(
+            s, actor=actor, action=action, since=since, until=until, limit=limit, offset=offset
+        )
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def audit_log_export(
+    url: str, actor: str | None, action: str | None, since: date | None, until: date | None
+) -> pd.DataFrame:
+    with _with_session(url) as s:
+        return review_queue.audit_log_export(
+            s, actor=actor, action=action, since=since, until=until
+        )
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def chain_check(url: str) -> ChainCheck:
+    with _with_session(url) as s:
+        return verify_chain(s)
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def dsar_overview(url: str) -> dsar.DsarOverview:
+    with _with_session(url) as s:
+        return dsar.dsar_overview(s)
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def dsar_requests(
+    url: str, status: str | None, kind: str | None, limit: int, offset: int
+) -> tuple[pd.DataFrame, bool]:
+    with _with_session(url) as s:
+        return review_queue.dsar_requests(s, status=status, kind=kind, limit=limit, offset=offset)

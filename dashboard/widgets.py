@@ -1,0 +1,203 @@
+"""Shared widgets: role guard, status badges, flash messages, the confirmation dialog,
+the server-side paged table and CSV downloads. Pages compose these; none holds SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from compliance.errors import ComplianceError
+from compliance.review_queue import Page
+from compliance.roles import Identity
+from dashboard import context
+
+STATUS_COLORS = {
+    "pending": "orange",
+    "accepted": "green",
+    "rejected": "red",
+    "approved": "green",
+    "processing": "blue",
+    "completed": "green",
+    "failed": "red",
+}
+ALL = "all"
+_FLASH = "flash"
+_PENDING = "pending_confirmation"
+_REASON = "confirm_reason"
+
+
+# ---------------------------------------------------------------- access
+
+
+def require_role(*roles: str) -> Identity:
+    """Stop the page for anyone without one of ``roles``: a page is reachable only by URL."""
+    person = st.session_state.get(context.IDENTITY_KEY)
+    if person is None or not person.has(*roles):
+        no_access(person)
+        st.stop()
+    return person
+
+
+def no_access(person: Identity | None) -> None:
+    st.title("No access")
+    who = f"**{person.email}**" if person else "You"
+    st.error(
+        f"{who} has no role in Privacy Desk for this page. Ask a compliance officer to add "
+        "you to `[roles]` in the policy file."
+    )
+
+
+# ---------------------------------------------------------------- status
+
+
+def status_color(status: str) -> str:
+    return STATUS_COLORS.get(status, "gray")
+
+
+def status_label(status: str) -> str:
+    """A status for table cells, where badges cannot go; marked when it needs someone."""
+    return f"● {status}" if status in ("pending", "failed") else status
+
+
+def status_badge(status: str) -> None:
+    st.badge(status, color=status_color(status))  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- flash messages
+
+
+def flash(kind: str, message: str) -> None:
+    """Show ``message`` on the next run, after the rerun that follows a decision."""
+    st.session_state[_FLASH] = (kind, message)
+
+
+def show_flash() -> None:
+    kind, message = st.session_state.pop(_FLASH, (None, None))
+    if kind == "success":
+        st.success(message)
+    elif kind == "error":
+        st.error(message)
+
+
+def run_action(action: Callable[[], str]) -> None:
+    """Call the library, report the outcome, clear the caches and rerun.
+
+    A ComplianceError (a Conflict when someone else decided meanwhile) is shown as it is;
+    the library has changed nothing in that case.
+    """
+    try:
+        flash("success", action())
+    except ComplianceError as exc:
+        flash("error", str(exc))
+    st.session_state.pop(_PENDING, None)
+    st.session_state.pop(_REASON, None)
+    context.clear_caches()
+    st.rerun()
+
+
+# ---------------------------------------------------------------- confirmation dialog
+
+
+def ask_confirmation(action: str, **params: Any) -> None:
+    """Open the confirmation dialog for ``action`` on this and later runs until answered."""
+    st.session_state[_PENDING] = {"action": action, **params}
+    st.session_state.pop(_REASON, None)
+
+
+def pending_confirmation(action: str) -> dict[str, Any] | None:
+    pending = st.session_state.get(_PENDING)
+    return pending if pending and pending["action"] == action else None
+
+
+def _cancel() -> None:
+    st.session_state.pop(_PENDING, None)
+    st.session_state.pop(_REASON, None)
+
+
+def confirm_dialog(
+    title: str,
+    message: str,
+    *,
+    confirm_label: str,
+    on_confirm: Callable[[str | None], str],
+    reason_label: str | None = None,
+    reason_required: str | None = None,
+) -> None:
+    """A modal asking to confirm; ``on_confirm(reason)`` returns the success message.
+
+    With ``reason_required`` (the message to show), an empty reason is refused in the
+    dialog and nothing is called.
+    """
+
+    @st.dialog(title, on_dismiss=_cancel)
+    def body() -> None:
+        st.markdown(message)
+        reason = st.text_area(reason_label, key=_REASON) if reason_label else None
+        left, right = st.columns(2)
+        if left.button(confirm_label, type="primary", key="confirm_yes"):
+            if reason_required and not (reason or "").strip():
+                st.error(reason_required)
+                return
+            run_action(lambda: on_confirm(reason))
+        if right.button("Cancel", key="confirm_no"):
+            _cancel()
+            st.rerun()
+
+    body()
+
+
+# ---------------------------------------------------------------- filters, paging, downloads
+
+
+def unless_all(choice: str | None) -> str | None:
+    """A filter's choice, or None for the "all" option."""
+    return None if choice in (None, ALL) else choice
+
+
+def load_page(key: str, size: int, loader: Callable[[int, int], Page]) -> Page:
+    """Load the page the pager shows; past the end (after filtering), go to the last page."""
+    number = int(st.session_state.get(key, 1) or 1)
+    page = loader(size, (number - 1) * size)
+    if page.frame.empty and page.total and number > page.pages:
+        st.session_state[key] = page.pages
+        page = loader(size, (page.pages - 1) * size)
+    return page
+
+
+def pager(key: str, page: Page) -> None:
+    """Page number input and a caption saying which rows are shown."""
+    if page.total == 0:
+        st.caption("Nothing to show.")
+        return
+    first = page.offset + 1
+    last = page.offset + len(page.frame)
+    st.caption(f"Rows {first}–{last} of {page.total}")
+    if page.pages > 1:
+        st.number_input(
+            f"Page (of {page.pages})", min_value=1, max_value=page.pages, step=1, key=key
+        )
+
+
+def csv_download(
+    label: str, frame: pd.DataFrame | Callable[[], pd.DataFrame], file_name: str, key: str
+) -> None:
+    """A CSV download; given a callable, the data is only read when someone clicks."""
+    if callable(frame):
+        load = frame
+        data: bytes | Callable[[], bytes] = lambda: load().to_csv(index=False).encode()  # noqa: E731
+    else:
+        data = frame.to_csv(index=False).encode()
+    st.download_button(
+        label, data, file_name=file_name, mime="text/csv", key=key, icon=":material/download:"
+    )
+
+
+def preset_from_query(key: str, param: str, options: list) -> None:
+    """Start a widget on the value a link named (``?bucket=…``), if it is one of its options."""
+    wanted = st.query_params.get(param)
+    if key not in st.session_state and wanted in options:
+        st.session_state[key] = wanted

@@ -1,0 +1,78 @@
+"""Dashboard fixtures: a demo deployment with a review queue, and the app opened as someone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from compliance.batches import create_deletion_batches
+from compliance.records import create_deletion_records
+from compliance.review_queue import list_batches
+from compliance.seed import seed_demo_workflow
+from tests.conftest import ROOT, Deployment
+
+APP = ROOT / "dashboard" / "app.py"
+OFFICER = "dpo@example.com"
+MANAGER = "ceo@example.com"
+SUPPORT = "support@example.com"
+
+
+@pytest.fixture
+def queue(demo: Deployment) -> Deployment:
+    """The demo review queue (one batch accepted and applied, one pending in
+    inactive_accounts) plus closed_accounts in pending batches of at most five records."""
+    datamap = demo.datamap()
+    with demo.session() as session:
+        seed_demo_workflow(session, datamap, actor="test-runner")
+        create_deletion_records(session, datamap, "closed_accounts", actor="jobs", execute=True)
+        create_deletion_batches(
+            session, datamap.policy, "closed_accounts", actor="jobs", execute=True, max_batch_size=5
+        )
+    return demo
+
+
+def pending_batch(deployment: Deployment, bucket: str = "closed_accounts") -> int:
+    """The oldest pending batch of the bucket, as an officer would pick it."""
+    with deployment.session() as session:
+        page = list_batches(session, bucket=bucket, status="pending", limit=1)
+    return int(page.frame["batch_id"].iloc[0])
+
+
+def button(at: AppTest, label: str):  # type: ignore[no-untyped-def]
+    """The button with this label (buttons inside forms and dialogs included)."""
+    found = [b for b in at.button if b.label == label]
+    assert found, f"no button {label!r}; buttons: {[b.label for b in at.button]}"
+    return found[0]
+
+
+def texts(at: AppTest, kind: str) -> list[str]:
+    """Every message of one kind on the page: success, error, info, warning, title..."""
+    return [str(e.value) for e in getattr(at, kind)]
+
+
+OpenApp = Callable[..., AppTest]
+
+
+@pytest.fixture
+def open_app(queue: Deployment, monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenApp]:
+    """Open the dashboard as ``email`` (through the demo picker), optionally on ``page``."""
+    for name, value in queue.env.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+
+    def open_as(email: str | None, page: str | None = None) -> AppTest:
+        at = AppTest.from_file(str(APP), default_timeout=60).run()
+        if email is not None:
+            at.selectbox(key="demo_user").select(email).run()
+        if page is not None:
+            at.switch_page(page).run()
+        return at
+
+    yield open_as
+    st.cache_data.clear()
+    st.cache_resource.clear()

@@ -1,0 +1,183 @@
+"""The Deletion batches page, as a compliance officer lives it (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from compliance.batches import get_batch, review_batch
+from compliance.models import AuditEvent, DeletionRecord
+from tests.conftest import Deployment
+from tests.dashboard.conftest import APP, OFFICER, OpenApp, button, pending_batch, texts
+
+
+def open_batch(open_app: OpenApp, batch_id: int) -> AppTest:
+    at = open_app(OFFICER)
+    at.selectbox(key="bucket_filter").set_value("closed_accounts").run()
+    at.selectbox(key="open_batch").set_value(batch_id).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def batch_state(queue: Deployment, batch_id: int) -> tuple[str, str | None, str | None]:
+    with queue.session() as session:
+        batch = get_batch(session, batch_id)
+        return batch.reviewed_status, batch.reviewed_by, batch.reviewed_reason
+
+
+def test_an_officer_sees_pending_batches_with_counts_and_an_impact_preview(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    before = queue.checksum("users", "activity_logs", "invoices")
+    batch_id = pending_batch(queue)
+    at = open_batch(open_app, batch_id)
+
+    assert texts(at, "title") == ["Deletion batches"]
+    listed = at.dataframe[0].value
+    assert set(listed["bucket"]) == {"closed_accounts"}
+    assert (listed["records"] > 0).all()
+    assert listed["status"].str.endswith("pending").all()
+    impact = at.dataframe[1].value
+    assert set(impact["action"]) <= {"delete", "anonymize", "retain"}
+    assert "invoices" in set(impact.loc[impact["action"] == "retain", "table"])
+    assert impact.loc[impact["table"] == "users", "rows"].iloc[0] == 5
+    records = at.dataframe[2].value
+    assert list(records.columns[:3]) == ["record_id", "profile_id", "subject_id"]
+    assert len(records) == 5
+    # The preview changed nothing.
+    assert queue.checksum("users", "activity_logs", "invoices") == before
+
+
+def test_accepting_a_batch_through_the_confirmation_dialog(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    batch_id = pending_batch(queue)
+    at = open_batch(open_app, batch_id)
+
+    button(at, "Accept batch…").click().run()
+    assert batch_state(queue, batch_id)[0] == "pending"  # opening the dialog decides nothing
+    button(at, "Accept and schedule erasure").click().run()
+
+    assert batch_state(queue, batch_id) == ("accepted", OFFICER, None)
+    assert any(f"Batch {batch_id} accepted" in t for t in texts(at, "success"))
+    with queue.session() as session:
+        event = session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
+    assert (event.action, event.actor, event.target_id) == (
+        "deletion_batch.accepted",
+        OFFICER,
+        str(batch_id),
+    )
+
+
+def test_rejecting_a_batch_requires_a_reason(queue: Deployment, open_app: OpenApp) -> None:
+    batch_id = pending_batch(queue)
+    at = open_batch(open_app, batch_id)
+
+    button(at, "Reject batch…").click().run()
+    button(at, "Reject batch").click().run()
+
+    assert "Rejecting a batch needs a reason." in texts(at, "error")
+    assert batch_state(queue, batch_id) == ("pending", None, None)
+
+
+def test_rejecting_a_batch_with_a_reason_keeps_every_record(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    batch_id = pending_batch(queue)
+    at = open_batch(open_app, batch_id)
+
+    button(at, "Reject batch…").click().run()
+    at.text_area(key="confirm_reason").input("Rule matched test accounts").run()
+    button(at, "Reject batch").click().run()
+
+    assert batch_state(queue, batch_id) == ("rejected", OFFICER, "Rule matched test accounts")
+    with queue.session() as session:
+        kept = session.scalars(
+            select(DeletionRecord.accepted_for_deletion).where(
+                DeletionRecord.deletion_batch_id == batch_id
+            )
+        ).all()
+    assert kept and set(kept) == {False}
+
+
+def test_excluding_a_record_with_a_note_keeps_it_out_of_the_deletion(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    batch_id = pending_batch(queue)
+    at = open_batch(open_app, batch_id)
+    record_id = int(at.dataframe[2].value["record_id"].iloc[0])
+
+    at.multiselect[0].set_value([record_id])
+    at.text_input[0].input("Legal hold")
+    button(at, "Exclude selected").click().run()
+    assert f"Excluded 1 record(s) from batch {batch_id}." in texts(at, "success")
+
+    records = at.dataframe[2].value.set_index("record_id")
+    assert records.loc[record_id, "flags"] == "excluded, manually reviewed"
+    assert records.loc[record_id, "note"] == "Legal hold"
+    # Accepting now leaves the excluded record out.
+    button(at, "Accept batch…").click().run()
+    button(at, "Accept and schedule erasure").click().run()
+    with queue.session() as session:
+        record = session.get(DeletionRecord, record_id)
+        accepted = session.scalars(
+            select(DeletionRecord.id).where(
+                DeletionRecord.deletion_batch_id == batch_id,
+                DeletionRecord.accepted_for_deletion.is_(True),
+            )
+        ).all()
+    assert record.accepted_for_deletion is False
+    assert len(accepted) == 4 and record_id not in accepted
+
+
+def test_excluding_records_needs_a_note(queue: Deployment, open_app: OpenApp) -> None:
+    batch_id = pending_batch(queue)
+    at = open_batch(open_app, batch_id)
+    record_id = int(at.dataframe[2].value["record_id"].iloc[0])
+
+    at.multiselect[0].set_value([record_id])
+    button(at, "Exclude selected").click().run()
+
+    assert "Excluding records needs a note saying why." in texts(at, "error")
+    with queue.session() as session:
+        assert session.get(DeletionRecord, record_id).accepted_for_deletion is None
+
+
+def test_a_decision_made_meanwhile_by_someone_else_is_shown_and_nothing_changes(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    batch_id = pending_batch(queue)
+    at = open_batch(open_app, batch_id)
+    button(at, "Reject batch…").click().run()
+    at.text_area(key="confirm_reason").input("Looks wrong")
+
+    # A colleague accepts the batch from the command line while the dialog is open.
+    with queue.session() as session:
+        review_batch(session, batch_id, "accept", reviewer="colleague@example.com")
+    button(at, "Reject batch").click().run()
+
+    errors = texts(at, "error")
+    assert any(
+        f"batch {batch_id} was already accepted by colleague@example.com at" in e for e in errors
+    ), errors
+    assert batch_state(queue, batch_id) == ("accepted", "colleague@example.com", None)
+    # The page now shows who decided and when, and offers no decision.
+    assert any("Accepted by colleague@example.com" in t for t in texts(at, "info"))
+    assert "Accept batch…" not in [b.label for b in at.button]
+
+
+def test_a_link_from_a_slack_alert_opens_the_batches_of_its_bucket(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    from compliance.alerts import batches_url
+    from compliance.policy import SlackSettings
+
+    link = batches_url(SlackSettings(dashboard_url="http://localhost:8501"), "closed_accounts")
+    assert link == "http://localhost:8501/deletion_batches?bucket=closed_accounts"
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params["bucket"] = "closed_accounts"
+    at.run()
+    at.selectbox(key="demo_user").select(OFFICER).run()
+    assert at.selectbox(key="bucket_filter").value == "closed_accounts"
+    shown = {label.split(" · ")[1] for label in at.selectbox(key="open_batch").options}
+    assert shown == {"closed_accounts"}

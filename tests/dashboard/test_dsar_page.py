@@ -1,0 +1,100 @@
+"""The DSAR requests page: support logs and follows requests, officers review them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+
+from compliance.dsar import get_dsar, process_dsar_requests, review_dsar, submit
+from compliance.models import AuditEvent
+from tests.conftest import Deployment
+from tests.dashboard.conftest import OFFICER, SUPPORT, OpenApp, button, texts
+
+
+def test_support_logs_an_access_request_and_sees_it_with_its_due_date(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    at = open_app(SUPPORT)
+    at.text_input[0].input("5")
+    at.text_area[0].input("Called back on the number in the account")
+    button(at, "Log request").click().run()
+
+    logged = [t for t in texts(at, "success") if t.startswith("Logged DSAR-")]
+    assert logged, texts(at, "error")
+    reference = logged[0].split()[1].rstrip(",")
+    table = at.dataframe[0].value
+    row = table.set_index("reference").loc[reference]
+    assert (row["kind"], row["subject_id"], row["requested_by"]) == ("access", "5", SUPPORT)
+    assert row["days_left"] >= 27
+    assert not [b for b in at.button if b.label == "Approve…"]  # support does not review
+    with queue.session() as session:
+        request = get_dsar(session, reference)
+        assert request.identity_check == "Called back on the number in the account"
+
+
+def test_an_unknown_subject_is_refused_with_a_message(queue: Deployment, open_app: OpenApp) -> None:
+    at = open_app(SUPPORT)
+    at.text_input[0].input("999999")
+    button(at, "Log request").click().run()
+    assert texts(at, "error")
+    assert at.dataframe[0].value.empty
+
+
+def _logged(queue: Deployment, subject_id: str = "7") -> str:
+    with queue.session() as session:
+        made = submit(
+            session, queue.policy(), queue.app_engine, kind="access", subject_id=subject_id,
+            requested_by=SUPPORT,
+        )  # fmt: skip
+    return made.request.reference
+
+
+def test_an_officer_approves_a_request_through_the_dialog(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    reference = _logged(queue)
+    at = open_app(OFFICER)
+    at.switch_page("pages/dsar.py").run()
+    button(at, "Approve…").click().run()
+    button(at, "Approve").click().run()
+
+    assert f"{reference} approved." in texts(at, "success")
+    with queue.session() as session:
+        request = get_dsar(session, reference)
+        assert (request.status, request.reviewed_by) == ("approved", OFFICER)
+
+
+def test_rejecting_a_request_requires_a_reason(queue: Deployment, open_app: OpenApp) -> None:
+    reference = _logged(queue)
+    at = open_app(OFFICER)
+    at.switch_page("pages/dsar.py").run()
+    button(at, "Reject…").click().run()
+    button(at, "Reject").click().run()
+
+    assert "Rejecting a request needs a reason." in texts(at, "error")
+    with queue.session() as session:
+        assert get_dsar(session, reference).status == "pending"
+
+
+def test_support_downloads_a_finished_export_and_the_download_is_audited(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    reference = _logged(queue)
+    with queue.session() as session:
+        review_dsar(session, reference, "approve", reviewer=OFFICER)
+        process_dsar_requests(session, queue.datamap(), actor="jobs", execute=True)
+        request = get_dsar(session, reference)
+        assert request.status == "completed"
+        export = Path(request.export_path)
+    at = open_app(SUPPORT)
+    button(at, "Prepare download").click().run()
+
+    assert [d.label for d in at.get("download_button")] == [f"Download {export.name}"]
+    with queue.session() as session:
+        event = session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
+    assert (event.action, event.actor, event.target_id) == (
+        "dsar.export_downloaded",
+        SUPPORT,
+        reference,
+    )

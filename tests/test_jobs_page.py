@@ -1,0 +1,139 @@
+"""Job history: every run is recorded; a scheduled job that stopped succeeding is flagged."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from compliance.jobruns import job_health, job_history
+from compliance.models import JobRun, utcnow
+from tests.conftest import ROOT, Deployment
+
+NOW = utcnow()
+
+
+def ran(d: Deployment, job: str, hours_ago: float, status: str = "succeeded", **kw: object) -> None:
+    started = NOW - timedelta(hours=hours_ago)
+    with d.session() as s:
+        s.add(
+            JobRun(
+                job=job,
+                arguments=kw.pop("arguments", {}),
+                dry_run=kw.pop("dry_run", False),
+                started_at=started,
+                finished_at=None if status == "running" else started + timedelta(seconds=5),
+                status=status,
+                error=kw.pop("error", None),
+            )
+        )
+        s.commit()
+
+
+@pytest.fixture
+def history(deployment: Deployment) -> Deployment:
+    ran(deployment, "verify-audit-log", hours_ago=2)
+    ran(deployment, "retention-cleanup", hours_ago=72)
+    ran(deployment, "retention-cleanup", hours_ago=1, status="failed", error="1 category failed")
+    ran(deployment, "purge-compliance-data", hours_ago=24 * 6)
+    ran(deployment, "apply-deletions", hours_ago=1, dry_run=True)  # a dry run proves nothing
+    ran(deployment, "review-batch", hours_ago=24 * 90)  # by hand: never overdue
+    return deployment
+
+
+def health(d: Deployment) -> dict[str, dict]:
+    with d.session() as s:
+        frame = job_health(s, now=NOW)
+    return {row["job"]: row for row in frame.to_dict("records")}
+
+
+def test_a_scheduled_job_without_a_recent_real_success_is_overdue(history: Deployment) -> None:
+    jobs = health(history)
+
+    assert jobs["verify-audit-log"]["overdue"] is False
+    assert jobs["purge-compliance-data"]["overdue"] is False  # weekly, 6 days ago
+    late = jobs["retention-cleanup"]
+    assert (late["overdue"], late["last_status"], late["runs"]) == (True, "failed", 2)
+    assert late["last_success_at"] == NOW - timedelta(hours=72) + timedelta(seconds=5)
+    assert late["note"] == "no success for 2 days"
+    assert (jobs["apply-deletions"]["overdue"], jobs["apply-deletions"]["note"]) == (
+        True,
+        "never succeeded",
+    )
+    assert jobs["review-batch"]["overdue"] is False
+    assert jobs["review-batch"]["expected_every"] == "by hand"
+
+
+def test_a_run_that_never_finished_is_pointed_out(deployment: Deployment) -> None:
+    ran(deployment, "apply-deletions", hours_ago=50, status="running")
+
+    assert health(deployment)["apply-deletions"]["note"] == (
+        "never succeeded; last run never finished (killed?)"
+    )
+
+
+def test_history_lists_the_newest_runs_first_and_filters_by_job(history: Deployment) -> None:
+    with history.session() as s:
+        everything = job_history(s)
+        retention = job_history(s, job="retention-cleanup")
+
+    assert len(everything) == 6
+    assert list(retention["status"]) == ["failed", "succeeded"]
+    assert retention["error"].iloc[0] == "1 category failed"
+
+
+def test_every_cli_run_is_recorded_with_its_arguments_and_summary(demo: Deployment) -> None:
+    result = demo.run("--json", "retention-cleanup", "--chunk-size", "50")
+    assert result.exit_code == 0, result.output
+    refused = demo.run("retention-cleanup", "--category", "nope", "--execute")
+    assert refused.exit_code == 2
+
+    with demo.session() as s:
+        newest, first = job_history(s).to_dict("records")
+    assert (first["job"], first["status"], first["dry_run"]) == (
+        "retention-cleanup",
+        "succeeded",
+        True,
+    )
+    assert json.loads(first["arguments"]) == {"category": None, "chunk_size": 50, "execute": False}
+    assert json.loads(first["summary"])["rows"] == json.loads(result.stdout)["rows"]
+    assert first["finished_at"] >= first["started_at"]
+    assert (newest["status"], newest["dry_run"]) == ("refused", False)
+    assert newest["error"].startswith("unknown retention category 'nope'")
+
+
+# ---------------------------------------------------------------- the page
+
+
+@pytest.fixture
+def page(history: Deployment, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTest]:
+    """The dashboard opened as the demo compliance officer, on the Jobs page."""
+    for name, value in history.env.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=60).run()
+    at.selectbox(key="demo_user").select("dpo@example.com").run()  # the demo sign-in picker
+    at.switch_page("pages/jobs.py").run()
+    yield at
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def test_the_jobs_page_flags_overdue_jobs_and_shows_the_history(page: AppTest) -> None:
+    assert not page.exception, page.exception
+    (error,) = [str(e.value) for e in page.error]
+    assert error.startswith("8 scheduled job(s) overdue: ")  # 10 scheduled, 2 healthy
+    assert "retention-cleanup" in error and "verify-audit-log" not in error
+    health_table = page.dataframe[0].value.set_index("job")
+    assert health_table.loc["retention-cleanup", "overdue"] == "🔴 overdue"
+    assert health_table.loc["verify-audit-log", "overdue"] == "🟢 ok"
+    assert len(page.dataframe[1].value) == 6
+
+    page.selectbox(key="jobs_filter").set_value("retention-cleanup").run()
+    assert list(page.dataframe[1].value["status"]) == ["🔴 failed", "🟢 succeeded"]
