@@ -24,7 +24,7 @@ import click
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from compliance import logs
+from compliance import failpoints, logs
 from compliance.datamap import DataMap
 from compliance.db import check_reachable, current_revision, make_engine, session_factory
 from compliance.errors import ComplianceError, ConfigError
@@ -247,5 +247,6 @@ def cli(ctx: click.Context, actor: str, as_json: bool, verbose: bool) -> None:
 def main() -> None:
     from jobs import commands  # noqa: F401 - registers every command on the group
 
+    failpoints.install()
     cli.main(prog_name="python -m jobs", standalone_mode=True)
     sys.exit(0)
