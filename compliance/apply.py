@@ -23,6 +23,7 @@ from compliance.datamap import DataMap, TableAction
 from compliance.errors import InvalidInput
 from compliance.logs import Progress, log_event
 from compliance.models import ComplianceProfile, DeletionRecord, utcnow
+from compliance.records import MAX_CHUNK_SIZE
 
 DEFAULT_CHUNK_SIZE = 500
 
@@ -107,8 +108,8 @@ def apply_deletions(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     now: datetime | None = None,
 ) -> ApplyResult:
-    if chunk_size < 1:
-        raise InvalidInput(f"--chunk-size must be at least 1, got {chunk_size}")
+    if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
+        raise InvalidInput(f"--chunk-size must be from 1 to {MAX_CHUNK_SIZE}, got {chunk_size}")
     policy = datamap.policy
     now = now or utcnow()
     if bucket is not None:

@@ -7,16 +7,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from compliance.audit import record_event
+from compliance.audit import record_event, record_events
 from compliance.errors import Conflict, InvalidInput, NotFound
 from compliance.logs import Progress
 from compliance.models import DeletionBatch, DeletionRecord, utcnow
 from compliance.policy import Policy
 
 DEFAULT_MAX_BATCH_SIZE = 200
+# Batches created per commit: a killed run loses at most this many, and the rerun makes them.
+BATCHES_PER_COMMIT = 50
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -67,38 +69,59 @@ def create_deletion_batches(
     created: list[int] = []
     records = 0
     last_id = 0
+    records_table = DeletionRecord.__table__
     while True:
+        # Many batches per commit: one SELECT, one INSERT, one UPDATE per batch, one audit INSERT.
         ids = list(
             session.scalars(
                 select(DeletionRecord.id)
                 .where(*_unbatched(bucket.name), DeletionRecord.id > last_id)
                 .order_by(DeletionRecord.id)
-                .limit(max_batch_size)
+                .limit(max_batch_size * BATCHES_PER_COMMIT)
             )
         )
         if not ids:
             break
         now = utcnow()
-        batch_id = session.execute(
-            insert(DeletionBatch)
-            .values(bucket=bucket.name, reviewed_status="pending", created_at=now, updated_at=now)
-            .returning(DeletionBatch.id)
-        ).scalar_one()
-        session.execute(
-            update(DeletionRecord)
-            .where(DeletionRecord.id.in_(ids), DeletionRecord.deletion_batch_id.is_(None))
-            .values(deletion_batch_id=batch_id, updated_at=now)
+        slices = [ids[i : i + max_batch_size] for i in range(0, len(ids), max_batch_size)]
+        batch_ids = list(
+            session.scalars(
+                insert(DeletionBatch).returning(DeletionBatch.id, sort_by_parameter_order=True),
+                [
+                    {"bucket": bucket.name, "reviewed_status": "pending",
+                     "created_at": now, "updated_at": now}
+                    for _ in slices
+                ],
+            )
+        )  # fmt: skip
+        # The ids are consecutive among the bucket's unbatched records, so a range names a slice.
+        session.connection().execute(
+            update(records_table)
+            .where(
+                records_table.c.id.between(bindparam("lo"), bindparam("hi")),
+                records_table.c.bucket == bucket.name,
+                records_table.c.deletion_batch_id.is_(None),
+                records_table.c.deletion_applied_at.is_(None),
+                records_table.c.accepted_for_deletion.is_(None),
+            )
+            .values(deletion_batch_id=bindparam("batch"), updated_at=now),
+            [
+                {"lo": part[0], "hi": part[-1], "batch": batch_id}
+                for part, batch_id in zip(slices, batch_ids, strict=True)
+            ],
         )
-        record_event(
+        record_events(
             session,
             actor=actor,
             action="deletion_batch.created",
             target_type="deletion_batch",
-            target_id=batch_id,
-            details={"bucket": bucket.name, "records": len(ids)},
+            events=[
+                (batch_id, {"bucket": bucket.name, "records": len(part)})
+                for part, batch_id in zip(slices, batch_ids, strict=True)
+            ],
         )
         session.commit()
-        created.append(batch_id)
+        created += batch_ids
         records += len(ids)
         last_id = ids[-1]
         progress.advance(len(ids), batches=len(created))

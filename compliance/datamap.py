@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     Column,
     ColumnElement,
     Connection,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     update,
 )
 
+from compliance.errors import ConfigError
 from compliance.policy import MappedTable, Policy
 from compliance.strategies import get_strategy
 
@@ -52,6 +54,7 @@ class DataMap:
             if t.via:
                 names.add(t.via.table)
         self.metadata.reflect(bind=engine, only=sorted(names))
+        self._selects: dict[tuple[str, frozenset[str]], Any] = {}
 
     # ------------------------------------------------------------ structure
 
@@ -91,7 +94,7 @@ class DataMap:
             return [int(k) for k in keys]
         return [str(k) for k in keys]
 
-    def condition(self, name: str, keys: Sequence[Any]) -> ColumnElement[bool]:
+    def condition(self, name: str, keys: Sequence[Any] | BindParameter[Any]) -> ColumnElement[bool]:
         """Rows of ``name`` that belong to ``keys`` (already coerced), as nested IN subqueries."""
         mapped = self.mapped(name)
         table = self.table(name)
@@ -191,46 +194,34 @@ class DataMap:
         return affected
 
     def _anonymize(self, conn: Connection, name: str, where: ColumnElement[bool]) -> int:
+        """One UPDATE per chunk: every strategy is a SQL expression on SQLite and PostgreSQL."""
         table = self.table(name)
-        rules = self.mapped(name).anonymize
-        constants = {
-            c: get_strategy(s).constant()
-            for c, s in rules.items()
-            if not get_strategy(s).needs_value
-        }
-        computed = {c: get_strategy(s) for c, s in rules.items() if get_strategy(s).needs_value}
-        count = 0
-        if constants:
-            count = conn.execute(update(table).where(where).values(**constants)).rowcount
-        if computed:
-            pk = list(table.primary_key.columns)
-            rows = conn.execute(select(*pk, *(table.c[c] for c in computed)).where(where)).all()
-            params = []
-            for row in rows:
-                mapping = row._mapping
-                param = {f"pk_{c.name}": mapping[c] for c in pk}
-                param.update(
-                    {f"v_{c}": s.transform(mapping[table.c[c]]) for c, s in computed.items()}
+        values = {}
+        for column, strategy in self.mapped(name).anonymize.items():
+            expression = get_strategy(strategy).sql(table.c[column], conn.dialect.name)
+            if expression is None:
+                raise ConfigError(
+                    f"tables.{name}.anonymize.{column}: strategy '{strategy}' is not available "
+                    f"on {conn.dialect.name}"
                 )
-                params.append(param)
-            if params:
-                stmt = (
-                    update(table)
-                    .where(*(c == bindparam(f"pk_{c.name}") for c in pk))
-                    .values(**{c: bindparam(f"v_{c}") for c in computed})
-                )
-                conn.execute(stmt, params)
-            count = max(count, len(rows))
-        return count
+            values[column] = expression
+        return conn.execute(update(table).where(where).values(**values)).rowcount
 
     def subject_rows(
         self, conn: Connection, name: str, keys: Sequence[str], *, exclude: Iterable[str] = ()
     ) -> tuple[list[str], list[Mapping[str, Any]]]:
         """One table's rows of the subjects, minus excluded columns, for exports."""
-        table = self.table(name)
-        skip = set(exclude)
-        columns = [c for c in table.columns if c.name not in skip]
-        values = self.coerce_keys(name, keys)
-        pk = list(table.primary_key.columns) or columns[:1]
-        result = conn.execute(select(*columns).where(self.condition(name, values)).order_by(*pk))
-        return [c.name for c in columns], [dict(r._mapping) for r in result]
+        cache_key = (name, frozenset(exclude))
+        if cache_key not in self._selects:
+            # Built once per table: an export runs it for every table, often under load.
+            table = self.table(name)
+            columns = [c for c in table.columns if c.name not in cache_key[1]]
+            pk = list(table.primary_key.columns) or columns[:1]
+            keys_param = bindparam("keys", expanding=True)
+            self._selects[cache_key] = (
+                [c.name for c in columns],
+                select(*columns).where(self.condition(name, keys_param)).order_by(*pk),
+            )
+        names, statement = self._selects[cache_key]
+        result = conn.execute(statement, {"keys": self.coerce_keys(name, keys)})
+        return names, [dict(r._mapping) for r in result]

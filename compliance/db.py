@@ -13,6 +13,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from compliance.errors import ConfigError
+from compliance.strategies import anon_hash
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -24,6 +25,8 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+    # The hash anonymize strategy in SQL, so one UPDATE can anonymize a chunk on SQLite too.
+    dbapi_connection.create_function("pd_anon_hash", 1, anon_hash, deterministic=True)
 
 
 def make_engine(url: str, *, what: str = "database") -> Engine:
@@ -33,8 +36,12 @@ def make_engine(url: str, *, what: str = "database") -> Engine:
         raise ConfigError(f"{what} url '{url}' is not a database URL") from None
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    options: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() == "psycopg2":
+        # UPDATE/DELETE executemany in pages, not one round trip per row.
+        options["executemany_mode"] = "values_plus_batch"
     try:
-        engine = create_engine(parsed, pool_pre_ping=True)
+        engine = create_engine(parsed, pool_pre_ping=True, **options)
     except NoSuchModuleError:
         raise ConfigError(
             f"{what} url '{parsed.render_as_string()}' names an unknown driver"

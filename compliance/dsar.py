@@ -17,10 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-from sqlalchemy import Engine, MetaData, Table, func, select, update
+from sqlalchemy import Engine, MetaData, Table, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -38,8 +37,12 @@ KINDS = ("access", "erasure")
 OPEN_STATUSES = ("pending", "approved", "processing", "failed")
 STATUSES = ("pending", "approved", "rejected", "processing", "completed", "failed")
 MAX_EXTENSION_MONTHS = 2
+CLAIM_LEASE = timedelta(minutes=30)  # far longer than one export or erasure takes
 _REFERENCE = re.compile(r"^DSAR-\d{4}-\d{6,}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+if TYPE_CHECKING:  # pandas costs ~80 MB; only the dashboard's reads need it
+    import pandas as pd
 
 
 # ---------------------------------------------------------------- deadlines
@@ -351,16 +354,40 @@ class ProcessResult:
     executed: bool = False
 
 
-def claim_requests(session: Session, *, limit: int = 20, now: datetime | None = None) -> list[int]:
-    """Mark up to ``limit`` approved requests as processing and commit; return their ids.
+def _claimable(now: datetime, lease: timedelta) -> Any:
+    """Approved requests, and claims whose worker died before doing anything lasting.
+
+    A worker killed between its claim and its result leaves a request 'processing' with no
+    export and no deletion record; once the lease runs out the next run takes it over, so a
+    crash never loses a request. (Erasures waiting for their record keep the record id.)
+    """
+    abandoned = and_(
+        DsarRequest.status == "processing",
+        DsarRequest.deletion_record_id.is_(None),
+        or_(
+            DsarRequest.processing_started_at.is_(None),
+            DsarRequest.processing_started_at <= now - lease,
+        ),
+    )
+    return or_(DsarRequest.status == "approved", abandoned)
+
+
+def claim_requests(
+    session: Session,
+    *,
+    limit: int = 20,
+    now: datetime | None = None,
+    lease: timedelta = CLAIM_LEASE,
+) -> list[int]:
+    """Mark up to ``limit`` claimable requests as processing and commit; return their ids.
 
     On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets workers run side by side; the UPDATE's
-    ``status = 'approved'`` guard keeps the claim exclusive on SQLite as well.
+    repeated condition keeps the claim exclusive on SQLite as well.
     """
     now = now or utcnow()
     query = (
         select(DsarRequest.id)
-        .where(DsarRequest.status == "approved")
+        .where(_claimable(now, lease))
         .order_by(DsarRequest.requested_at, DsarRequest.id)
         .limit(limit)
     )
@@ -373,7 +400,7 @@ def claim_requests(session: Session, *, limit: int = 20, now: datetime | None = 
     claimed = list(
         session.scalars(
             update(DsarRequest)
-            .where(DsarRequest.id.in_(ids), DsarRequest.status == "approved")
+            .where(DsarRequest.id.in_(ids), _claimable(now, lease))
             .values(status="processing", processing_started_at=now, last_error=None)
             .returning(DsarRequest.id)
         )
@@ -513,7 +540,7 @@ def process_dsar_requests(
         result.would_process = list(
             session.scalars(
                 select(DsarRequest.reference)
-                .where(DsarRequest.status == "approved")
+                .where(_claimable(now or utcnow(), CLAIM_LEASE))
                 .order_by(DsarRequest.requested_at, DsarRequest.id)
             )
         )
@@ -649,6 +676,8 @@ def dsar_overview(session: Session, now: datetime | None = None) -> DsarOverview
     durations = [
         (completed - requested).total_seconds() / 86400 for requested, completed, _ in done
     ]
+    import pandas as pd
+
     overdue = pd.DataFrame(
         [
             {

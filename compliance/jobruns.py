@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.orm import Session
 
 from compliance.models import JobRun, utcnow
+
+if TYPE_CHECKING:  # pandas costs ~80 MB; only the dashboard's reads need it
+    import pandas as pd
 
 DAY = timedelta(days=1)
 # How often each scheduled job is expected to succeed (the README's crontab). Jobs not
@@ -153,6 +155,8 @@ def job_health(
                 "note": note,
             }
         )
+    import pandas as pd
+
     return pd.DataFrame(rows, columns=HEALTH_COLUMNS)
 
 
@@ -178,4 +182,6 @@ def job_history(session: Session, *, job: str | None = None, limit: int = 100) -
                 "error": run.error or "",
             }
         )
+    import pandas as pd
+
     return pd.DataFrame(rows, columns=HISTORY_COLUMNS)

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Boolean, exists, func, insert, literal, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from compliance.audit import record_event
 from compliance.datamap import DataMap
 from compliance.errors import InvalidInput
 from compliance.logs import Progress
-from compliance.models import ComplianceProfile, DeletionRecord, utcnow
+from compliance.models import ComplianceProfile, DeletionRecord, UTCDateTime, utcnow
 from compliance.rules import iter_due_subjects
+
+# Keeps every IN list under SQLite's limit of 32,766 bound values per statement.
+MAX_CHUNK_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -27,10 +33,30 @@ class CreateRecordsResult:
     executed: bool
 
 
+def _insert_for(session: Session) -> Any:
+    """The dialect's INSERT, for ON CONFLICT DO NOTHING (SQLite and PostgreSQL share the syntax)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return pg_insert
+    return sqlite_insert
+
+
+def insert_missing_profiles(session: Session, subject_ids: list[str], now: datetime) -> int:
+    """Create the profiles these subjects lack, in one statement; return how many."""
+    return len(
+        session.execute(
+            _insert_for(session)(ComplianceProfile)
+            .on_conflict_do_nothing(index_elements=["subject_id"])
+            .returning(ComplianceProfile.id),
+            [{"subject_id": s, "created_at": now, "updated_at": now} for s in subject_ids],
+        ).all()
+    )
+
+
 def ensure_profiles(
     session: Session, subject_ids: list[str], now: datetime
 ) -> tuple[dict[str, int], int]:
-    """Profile ids for the subjects, creating the missing ones in one statement."""
+    """Profile ids for the subjects, creating the missing ones."""
+    created = insert_missing_profiles(session, subject_ids, now)
     found = dict(
         session.execute(
             select(ComplianceProfile.subject_id, ComplianceProfile.id).where(
@@ -38,33 +64,25 @@ def ensure_profiles(
             )
         ).all()
     )
-    missing = [s for s in subject_ids if s not in found]
-    if missing:
-        session.execute(
-            insert(ComplianceProfile),
-            [{"subject_id": s, "created_at": now, "updated_at": now} for s in missing],
-        )
-        found.update(
-            session.execute(
-                select(ComplianceProfile.subject_id, ComplianceProfile.id).where(
-                    ComplianceProfile.subject_id.in_(missing)
-                )
-            ).all()
-        )
-    return found, len(missing)
+    return found, created
 
 
-def _open_in_bucket(session: Session, bucket: str, subject_ids: list[str]) -> set[str]:
-    return set(
-        session.scalars(
-            select(ComplianceProfile.subject_id)
-            .join(DeletionRecord, DeletionRecord.compliance_profile_id == ComplianceProfile.id)
-            .where(
-                ComplianceProfile.subject_id.in_(subject_ids),
-                DeletionRecord.bucket == bucket,
-                DeletionRecord.deletion_applied_at.is_(None),
+def _open_record(bucket: str) -> Any:
+    return exists().where(
+        DeletionRecord.compliance_profile_id == ComplianceProfile.id,
+        DeletionRecord.bucket == bucket,
+        DeletionRecord.deletion_applied_at.is_(None),
+    )
+
+
+def _count_open(session: Session, bucket: str, subject_ids: list[str]) -> int:
+    return (
+        session.scalar(
+            select(func.count()).where(
+                ComplianceProfile.subject_id.in_(subject_ids), _open_record(bucket)
             )
         )
+        or 0
     )
 
 
@@ -78,40 +96,54 @@ def add_records(
     now: datetime,
     accepted: bool | None = None,
 ) -> tuple[int, int, int]:
-    """Create the open records missing for these subjects; return (created, skipped, profiles)."""
-    open_already = _open_in_bucket(session, bucket, subject_ids)
-    wanted = [s for s in subject_ids if s not in open_already]
-    if not wanted:
-        return 0, len(subject_ids), 0
-    profiles, new_profiles = ensure_profiles(session, wanted, now)
-    session.execute(
-        insert(DeletionRecord),
-        [
-            {
-                "compliance_profile_id": profiles[s],
-                "bucket": bucket,
-                "deletion_scheduled_at": scheduled_at,
-                "accepted_for_deletion": accepted,
-                "is_manually_reviewed": False,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for s in wanted
-        ],
-    )
-    record_event(
-        session,
-        actor=actor,
-        action="deletion_records.created",
-        target_type="bucket",
-        target_id=bucket,
-        details={
-            "created": len(wanted),
-            "skipped": len(subject_ids) - len(wanted),
-            "profile_ids": sorted(profiles[s] for s in wanted)[:1000],
-        },
-    )
-    return len(wanted), len(subject_ids) - len(wanted), new_profiles
+    """Create the open records missing for these subjects; return (created, skipped, profiles).
+
+    Two set-based statements whatever the chunk size: profiles that are missing, then
+    records for the profiles without an open one in this bucket.
+    """
+    if not subject_ids:
+        return 0, 0, 0
+    new_profiles = insert_missing_profiles(session, subject_ids, now)
+    fresh = select(
+        ComplianceProfile.id,
+        literal(bucket),
+        literal(scheduled_at, UTCDateTime()),
+        literal(accepted, Boolean()),
+        literal(False),
+        literal(now, UTCDateTime()),
+        literal(now, UTCDateTime()),
+    ).where(ComplianceProfile.subject_id.in_(subject_ids), ~_open_record(bucket))
+    profile_ids = session.scalars(
+        insert(DeletionRecord)
+        .from_select(
+            [
+                "compliance_profile_id",
+                "bucket",
+                "deletion_scheduled_at",
+                "accepted_for_deletion",
+                "is_manually_reviewed",
+                "created_at",
+                "updated_at",
+            ],
+            fresh,
+        )
+        .returning(DeletionRecord.compliance_profile_id)
+    ).all()
+    created = len(profile_ids)
+    if created:
+        record_event(
+            session,
+            actor=actor,
+            action="deletion_records.created",
+            target_type="bucket",
+            target_id=bucket,
+            details={
+                "created": created,
+                "skipped": len(subject_ids) - created,
+                "profile_ids": [min(profile_ids), max(profile_ids)],
+            },
+        )
+    return created, len(subject_ids) - created, new_profiles
 
 
 def create_deletion_records(
@@ -128,8 +160,8 @@ def create_deletion_records(
 
     A run killed halfway keeps the chunks it committed; the rerun skips them as already open.
     """
-    if chunk_size < 1:
-        raise InvalidInput(f"--chunk-size must be at least 1, got {chunk_size}")
+    if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
+        raise InvalidInput(f"--chunk-size must be from 1 to {MAX_CHUNK_SIZE}, got {chunk_size}")
     bucket = datamap.policy.bucket(bucket_name)
     now = now or utcnow()
     scheduled_at = now + timedelta(days=bucket.grace_days)
@@ -143,7 +175,7 @@ def create_deletion_records(
             )
             session.commit()
         else:
-            s = len(_open_in_bucket(session, bucket.name, chunk))
+            s = _count_open(session, bucket.name, chunk)
             c, p = len(chunk) - s, 0
             session.rollback()
         created += c

@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 from typing import Any, ClassVar
 
+from sqlalchemy import Text, case, cast, func, literal
+
 
 class AnonymizeStrategy:
     name: ClassVar[str]
-    #: When True the strategy needs each row's current value (computed in Python);
-    #: otherwise one UPDATE sets a constant for the whole chunk.
+    #: When True the new value depends on the old one; otherwise it is a constant.
     needs_value: ClassVar[bool] = False
 
     def constant(self) -> Any:
@@ -22,6 +23,15 @@ class AnonymizeStrategy:
 
     def transform(self, value: Any) -> Any:
         return self.constant()
+
+    def sql(self, column: Any, dialect: str) -> Any | None:
+        """The new value as a SQL expression, so one UPDATE anonymizes a whole chunk.
+
+        None when this database cannot compute it; the engine then transforms in Python.
+        """
+        if self.needs_value:
+            return None
+        return literal(self.constant(), column.type)
 
 
 class NullStrategy(AnonymizeStrategy):
@@ -56,6 +66,18 @@ class HashStrategy(AnonymizeStrategy):
 
     needs_value = True
 
+    def sql(self, column: Any, dialect: str) -> Any | None:
+        if dialect == "sqlite":
+            return func.pd_anon_hash(column)  # registered on every SQLite connection (db.py)
+        if dialect != "postgresql":
+            return None
+        digest = func.left(
+            func.encode(func.sha256(func.convert_to(cast(column, Text), "UTF8")), "hex"),
+            self.DIGITS,
+        )
+        already = cast(column, Text).op("~")(f"^{self.PREFIX}[0-9a-f]{{{self.DIGITS}}}$")
+        return case((already, column), else_=literal(self.PREFIX) + digest)
+
     @classmethod
     def is_hashed(cls, text: str) -> bool:
         digest = text[len(cls.PREFIX) :]
@@ -75,3 +97,8 @@ ERASURE_ACTIONS = ("delete", "anonymize", "retain")
 
 def get_strategy(name: str) -> AnonymizeStrategy:
     return STRATEGIES[name]
+
+
+def anon_hash(value: Any) -> Any:
+    """The hash strategy as a SQLite function (``pd_anon_hash``), identical to Python's."""
+    return STRATEGIES["hash"].transform(value)
