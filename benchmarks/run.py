@@ -1,0 +1,614 @@
+"""Privacy Desk at scale: every heavy operation beside raw SQL doing the same work, in one run.
+
+    .venv/bin/python -m benchmarks.run          # PostgreSQL: 1M subjects, 10M child rows
+    .venv/bin/python -m benchmarks.run --small    # SQLite, 20,000 subjects, under two minutes
+
+PostgreSQL comes from BENCHMARK_POSTGRES_URL (or COMPLIANCE_TEST_POSTGRES_URL); the run works
+in schemas of its own and drops them at the end. Jobs run as real `python -m jobs`
+processes, so their wall time and peak RSS are what cron would see; the interpreter's
+start-up, measured in the same run, is reported apart and left out of the ratios. Results
+are printed and, with --output, written as Markdown with the machine, date and commit.
+Targets: every ratio (project time / raw time) at most 1.5, every job's peak RSS at most
+300 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from compliance.audit import record_events, verify_chain  # noqa: E402
+from compliance.datamap import DataMap  # noqa: E402
+from compliance.db import make_engine, migrate, session_factory  # noqa: E402
+from compliance.demo import DEMO_POLICY  # noqa: E402
+from compliance.demo import metadata as demo_metadata  # noqa: E402
+from compliance.exports import collect_subject_data  # noqa: E402
+from compliance.policy import load_policy  # noqa: E402
+
+TARGET_RATIO = 1.5
+TARGET_RSS_MB = 300
+BUCKET = """
+[buckets.bench]
+description = "Every subject (a benchmark, not a rule)"
+tables = ["users", "workflows", "api_tokens", "activity_logs"]
+rules = [{ sql = "SELECT id FROM users" }]
+"""
+# Child rows per subject: workflows 1, workflow_runs 2, workflow_logs 2, api_tokens 1,
+# activity_logs 4 = 10.
+FILL = [
+    ("users (id, email, full_name, phone, password_hash, created_at, last_login_at)",
+     "i, 'u' || i || '@example.com', 'User ' || i, '+49 30 ' || i, 'x', {ts}, {ts}", 1),
+    ("workflows (id, user_id, name, created_at, updated_at)", "i, i, 'wf', {ts}, {ts}", 1),
+    ("workflow_runs (id, workflow_id, status, started_at)",
+     "i, (i + 1) / 2, 'ok', {ts}", 2),
+    ("workflow_logs (id, workflow_run_id, level, message, created_at)",
+     "i, i, 'info', 'ran', {ts}", 2),
+    ("api_tokens (id, user_id, name, token_hash, created_at)", "i, i, 'ci', 'h', {ts}", 1),
+    ("activity_logs (id, user_id, action, created_at)", "i, (i + 3) / 4, 'login', {ts}", 4),
+]  # fmt: skip
+
+
+@dataclass
+class Row:
+    operation: str
+    project_s: float
+    raw_s: float | None
+    rss_mb: float | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        return None if not self.raw_s else self.project_s / self.raw_s
+
+
+@dataclass
+class Bench:
+    dialect: str
+    subjects: int
+    apply: int
+    audit_events: int
+    workdir: Path
+    app_url: str
+    compliance_url: str
+    scratch_url: str
+    cleanup: list[Callable[[], None]] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
+    startup_s: float = 0.0
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COMPLIANCE_")}
+        env |= {
+            "COMPLIANCE_CONFIG": str(self.workdir / "compliance.toml"),
+            "COMPLIANCE_EXPORT_DIR": str(self.workdir / "exports"),
+            "COMPLIANCE_ACTOR": "benchmark",
+            "PYTHONPATH": str(ROOT),
+        }
+        return env
+
+    def log(self, message: str) -> None:
+        print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+
+
+# ------------------------------------------------------------------ set-up
+
+
+def series(dialect: str, n_sql: str) -> tuple[str, str]:
+    """(prefix, source) yielding i = 1..n, as each database spells it."""
+    if dialect == "postgresql":
+        return "", f"generate_series(1, {n_sql}) AS s(i)"
+    return (
+        f"WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {n_sql}) ",
+        "s",
+    )
+
+
+def fill_app(bench: Bench, engine: Engine) -> None:
+    demo_metadata.create_all(engine)
+    ts = (
+        "now() - interval '3 years'"
+        if bench.dialect == "postgresql"
+        else "datetime('now', '-3 years')"
+    )
+    with engine.begin() as conn:
+        for target, select_list, per_subject in FILL:
+            prefix, source = series(bench.dialect, str(bench.subjects * per_subject))
+            conn.execute(
+                text(
+                    f"{prefix}INSERT INTO {target} SELECT {select_list.format(ts=ts)} FROM {source}"
+                )
+            )
+        if bench.dialect == "postgresql":  # only our tables: never wait on other schemas' locks
+            for table in demo_metadata.sorted_tables:
+                conn.execute(text(f"ANALYZE {table.name}"))
+
+
+def write_policy(bench: Bench) -> None:
+    body = DEMO_POLICY.read_text()
+    body = body.replace('"sqlite:///var/compliance.db"', f'"{bench.compliance_url}"')
+    body = body.replace('"sqlite:///var/demo_app.db"', f'"{bench.app_url}"')
+    (bench.workdir / "compliance.toml").write_text(body + BUCKET)
+
+
+@contextmanager
+def workspace(small: bool, subjects: int, apply: int, audit_events: int) -> Iterator[Bench]:
+    workdir = Path(tempfile.mkdtemp(prefix="privacy-desk-bench-"))
+    if small:
+        urls = [f"sqlite:///{workdir / name}.db" for name in ("app", "compliance", "scratch")]
+        bench = Bench("sqlite", subjects, apply, audit_events, workdir, *urls)
+    else:
+        server = os.environ.get("BENCHMARK_POSTGRES_URL") or os.environ.get(
+            "COMPLIANCE_TEST_POSTGRES_URL"
+        )
+        if not server:
+            sys.exit(
+                "set BENCHMARK_POSTGRES_URL=postgresql+psycopg2://USER@HOST:5432/DB "
+                "(or use --small)"
+            )
+        tag = uuid.uuid4().hex[:8]
+        schemas = [f"bench_{tag}_{role}" for role in ("app", "compliance", "scratch")]
+        admin = create_engine(server)
+        with admin.begin() as conn:
+            for schema in schemas:
+                conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        sep = "&" if "?" in server else "?"
+        urls = [f"{server}{sep}options=-csearch_path%3D{schema}" for schema in schemas]
+        bench = Bench("postgresql", subjects, apply, audit_events, workdir, *urls)
+
+        def drop() -> None:
+            with admin.begin() as conn:
+                for schema in schemas:
+                    conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            admin.dispose()
+
+        bench.cleanup.append(drop)
+    bench.cleanup.append(lambda: shutil.rmtree(workdir, ignore_errors=True))
+    try:
+        yield bench
+    finally:
+        for step in reversed(bench.cleanup):
+            step()
+
+
+# ------------------------------------------------------------------ measuring
+
+
+def timed(call: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = call()
+    return time.perf_counter() - started, result
+
+
+def run_job(bench: Bench, *args: str) -> tuple[float, float, dict[str, Any]]:
+    """Wall seconds (start-up excluded), peak RSS in MB, and the job's JSON summary."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jobs", *args, "--json"],
+            cwd=ROOT, env=bench.env, stdout=out, stderr=err, text=True,
+        )  # fmt: skip
+        # wait4, not wait: it hands back this child's own resource usage (peak RSS in KB).
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - started
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(args)} failed ({proc.returncode}):\n{err.read()[-2000:]}")
+        summary = json.loads(out.read())
+    return max(wall - bench.startup_s, 0.0), usage.ru_maxrss / 1024, summary
+
+
+def measure_startup(bench: Bench) -> None:
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-c", "import jobs.cli, jobs.commands"],
+            cwd=ROOT, env=bench.env, check=True,
+        )  # fmt: skip
+        times.append(time.perf_counter() - started)
+    bench.startup_s = min(times)
+
+
+def raw(engine: Engine, statements: list[str], params: dict[str, Any] | None = None) -> float:
+    def go() -> None:
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.execute(text(statement), params or {})
+
+    return timed(go)[0]
+
+
+# ------------------------------------------------------------------ the operations
+
+
+def bench_create_records(bench: Bench, scratch: Engine) -> None:
+    bench.log(f"create-deletion-records for {bench.subjects:,} due subjects")
+    seconds, rss, summary = run_job(
+        bench, "create-deletion-records", "--bucket", "bench", "--execute"
+    )
+    assert summary["created"] == bench.subjects, summary
+    users = _app_table(bench, "users")
+    baseline = raw(
+        scratch,
+        [
+            "INSERT INTO compliance_profiles (subject_id, created_at, updated_at) "
+            f"SELECT CAST(id AS TEXT), {_now(bench)}, {_now(bench)} FROM {users}",
+            "INSERT INTO deletion_records (compliance_profile_id, bucket, deletion_scheduled_at, "
+            "is_manually_reviewed, created_at, updated_at) "
+            f"SELECT id, 'bench', {_now(bench)}, false, {_now(bench)}, {_now(bench)} "
+            "FROM compliance_profiles",
+        ],
+    )
+    bench.rows.append(
+        Row(
+            "create-deletion-records",
+            seconds,
+            baseline,
+            rss,
+            "baseline: one INSERT … SELECT per table",
+        )
+    )
+
+
+def bench_create_batches(bench: Bench, scratch: Engine) -> None:
+    batches = -(-bench.subjects // 200)
+    bench.log(f"create-deletion-batches: {batches:,} batches of 200")
+    seconds, rss, summary = run_job(
+        bench, "create-deletion-batches", "--bucket", "bench", "--execute"
+    )
+    assert summary["records"] == bench.subjects, summary
+    prefix, source = series(bench.dialect, str(batches))
+    baseline = raw(
+        scratch,
+        [
+            f"{prefix}INSERT INTO deletion_batches "
+            "(id, bucket, reviewed_status, created_at, updated_at) "
+            f"SELECT i, 'bench', 'pending', {_now(bench)}, {_now(bench)} FROM {source}",
+            "UPDATE deletion_records SET deletion_batch_id = (id - 1) / 200 + 1",
+        ],
+    )
+    bench.rows.append(
+        Row("create-deletion-batches", seconds, baseline, rss, "baseline: one INSERT, one UPDATE")
+    )
+
+
+def bench_apply(bench: Bench, compliance: Engine, app: Engine) -> None:
+    n_batches = bench.apply // 200
+    bench.log(f"apply-deletions for {bench.apply:,} subjects ({n_batches} accepted batches)")
+    with compliance.begin() as conn:  # the review, which is not what is measured here
+        conn.execute(
+            text(
+                "UPDATE deletion_batches SET reviewed_status = 'accepted', reviewed_by = 'b@x.io', "
+                f"reviewed_at = {_now(bench)} WHERE id <= :n"
+            ),
+            {"n": n_batches},
+        )
+        conn.execute(
+            text(
+                "UPDATE deletion_records SET accepted_for_deletion = true "
+                "WHERE deletion_batch_id <= :n"
+            ),
+            {"n": n_batches},
+        )
+    seconds, rss, summary = run_job(bench, "apply-deletions", "--bucket", "bench", "--execute")
+    assert summary["applied"] == bench.apply and summary["failed"] == 0, summary
+    # Baseline: the same statements by hand, chunk by chunk, for other subjects of the same size.
+    with app.connect() as conn:
+        keys = [r[0] for r in conn.execute(
+            text("SELECT id FROM users WHERE full_name IS NOT NULL ORDER BY id LIMIT :n"),
+            {"n": bench.apply},
+        )]  # fmt: skip
+    hashed = (
+        "'anon-' || left(encode(sha256(convert_to(email, 'UTF8')), 'hex'), 40)"
+        if bench.dialect == "postgresql"
+        else "pd_anon_hash(email)"
+    )
+    statements = [
+        "DELETE FROM workflow_logs WHERE workflow_run_id IN (SELECT id FROM workflow_runs WHERE "
+        "workflow_id IN (SELECT id FROM workflows WHERE user_id IN ({keys})))",
+        "DELETE FROM workflow_runs WHERE workflow_id IN "
+        "(SELECT id FROM workflows WHERE user_id IN ({keys}))",
+        "DELETE FROM workflows WHERE user_id IN ({keys})",
+        "DELETE FROM api_tokens WHERE user_id IN ({keys})",
+        "DELETE FROM activity_logs WHERE user_id IN ({keys})",
+        f"UPDATE users SET email = {hashed}, full_name = NULL, phone = NULL WHERE id IN ({{keys}})",
+    ]
+
+    def baseline() -> None:
+        for start in range(0, len(keys), 500):
+            chunk = ", ".join(str(k) for k in keys[start : start + 500])
+            with app.begin() as conn:
+                for statement in statements:
+                    conn.execute(text(statement.format(keys=chunk)))
+
+    raw_s = timed(baseline)[0]
+    bench.rows.append(
+        Row(
+            "apply-deletions",
+            seconds,
+            raw_s,
+            rss,
+            "baseline: chunked DELETE/UPDATE … WHERE subject IN (500 keys)",
+        )
+    )
+
+
+def bench_export(bench: Bench, app: Engine) -> None:
+    bench.log("one subject's export")
+    datamap = DataMap(load_policy(bench.workdir / "compliance.toml", env={}), app)
+    subject = str(bench.subjects - 7)  # never erased above
+    queries = [
+        "SELECT * FROM users WHERE id = :s",
+        "SELECT * FROM workflows WHERE user_id = :s",
+        "SELECT * FROM workflow_runs WHERE workflow_id IN "
+        "(SELECT id FROM workflows WHERE user_id = :s)",
+        "SELECT * FROM workflow_logs WHERE workflow_run_id IN (SELECT id FROM workflow_runs WHERE "
+        "workflow_id IN (SELECT id FROM workflows WHERE user_id = :s))",
+        "SELECT * FROM api_tokens WHERE user_id = :s",
+        "SELECT * FROM activity_logs WHERE user_id = :s",
+        "SELECT * FROM support_tickets WHERE user_id = :s",
+        "SELECT * FROM invoices WHERE user_id = :s",
+        "SELECT * FROM payments WHERE invoice_id IN (SELECT id FROM invoices WHERE user_id = :s)",
+    ]
+
+    def by_hand() -> None:
+        with app.connect() as conn:
+            for query in queries:
+                conn.execute(text(query), {"s": int(subject)}).all()
+
+    ours = statistics.median(
+        timed(lambda: collect_subject_data(datamap, subject))[0] for _ in range(15)
+    )
+    base = statistics.median(timed(by_hand)[0] for _ in range(15))
+    bench.rows.append(
+        Row(
+            "one subject's export (collect)",
+            ours,
+            base,
+            None,
+            "median of 15; baseline: the raw SELECTs",
+        )
+    )
+
+
+def bench_dashboard(bench: Bench, compliance: Engine) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from compliance.review_queue import list_batches
+    from compliance.stats import bucket_progress
+
+    bench.log("dashboard pages through AppTest")
+    import logging
+
+    logging.getLogger("streamlit").setLevel(logging.ERROR)  # bare-mode warnings, every run
+    os.environ.update(bench.env)
+    app_file = str(ROOT / "dashboard" / "app.py")
+
+    def render(page: str | None) -> None:
+        import streamlit as st
+
+        st.cache_data.clear()
+        at = AppTest.from_file(app_file, default_timeout=300).run()
+        at.selectbox(key="demo_user").select("dpo@example.com").run()
+        if page:
+            at.switch_page(page).run()
+        assert not at.exception, at.exception
+
+    session = session_factory(compliance)
+    with session() as s:
+        sql_batches = statistics.median(
+            timed(lambda: list_batches(s, status="pending", limit=25))[0] for _ in range(5)
+        )
+        sql_progress = statistics.median(timed(lambda: bucket_progress(s))[0] for _ in range(5))
+    render(None)  # warm the interpreter's imports, as a running server is
+    batches = statistics.median(timed(lambda: render(None))[0] for _ in range(3))
+    progress = statistics.median(timed(lambda: render("pages/progress.py"))[0] for _ in range(3))
+    note = "sign-in + page render, cache cleared; baseline: the page's read functions"
+    bench.rows.append(Row("dashboard: deletion batches page", batches, sql_batches, None, note))
+    bench.rows.append(Row("dashboard: progress page", progress, sql_progress, None, note))
+
+
+def bench_verify(bench: Bench, compliance: Engine) -> None:
+    bench.log(f"verify-audit-log over {bench.audit_events:,} more events")
+    session = session_factory(compliance)
+    with session() as s:
+        for start in range(0, bench.audit_events, 10_000):
+            count = min(10_000, bench.audit_events - start)
+            record_events(
+                s, actor="benchmark", action="benchmark.event", target_type="bucket",
+                events=[(start + i, {"n": start + i, "rows": {"users": 1}}) for i in range(count)],
+            )  # fmt: skip
+            s.commit()
+        total = s.scalar(text("SELECT count(*) FROM audit_events"))
+    seconds, rss, summary = run_job(bench, "verify-audit-log")
+    assert summary["ok"] and summary["checked"] == total, summary
+
+    def baseline() -> None:  # the same walk without the library: raw rows, same hashing
+        from compliance.audit import _canonical, compute_hash
+
+        with compliance.connect() as conn:
+            cursor = conn.connection.cursor()
+            cursor.execute(
+                "SELECT occurred_at, actor, action, target_type, target_id, details, prev_hash, "
+                "hash FROM audit_events ORDER BY id"
+            )
+            while rows := cursor.fetchmany(10_000):
+                for occurred, actor, action, ttype, tid, details, prev, digest in rows:
+                    when = (
+                        occurred
+                        if isinstance(occurred, datetime)
+                        else datetime.fromisoformat(occurred)
+                    )
+                    body = details if isinstance(details, dict) else json.loads(details)
+                    canonical = _canonical(
+                        when.replace(tzinfo=UTC), actor, action, ttype, tid, body
+                    )
+                    assert compute_hash(prev, canonical) == digest
+
+    raw_s = timed(baseline)[0]
+    with session() as s:
+        assert verify_chain(s).ok
+    bench.rows.append(
+        Row(
+            f"verify-audit-log ({total:,} events)",
+            seconds,
+            raw_s,
+            rss,
+            "baseline: a raw cursor and the same hashing",
+        )
+    )
+
+
+# ------------------------------------------------------------------ report
+
+
+def _now(bench: Bench) -> str:
+    return "now()" if bench.dialect == "postgresql" else "datetime('now')"
+
+
+def _app_table(bench: Bench, table: str) -> str:
+    """The application table as the scratch database sees it (another schema or file)."""
+    if bench.dialect == "postgresql":
+        schema = bench.app_url.rsplit("%3D", 1)[1]
+        return f'"{schema}".{table}'
+    return f"app.{table}"
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with _ignore():
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = ""
+    with _ignore():
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kb / 1024 / 1024:.0f} GiB RAM"
+    system = f"{platform.system()} {platform.machine()}"
+    return f"{system}, {os.cpu_count()} cores ({cpu}){memory}, Python {platform.python_version()}"
+
+
+def _ignore() -> suppress:
+    return suppress(OSError, ValueError, IndexError)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.4f}" if value < 1 else f"{value:.2f}"
+
+
+def report(bench: Bench, database: str, elapsed: float) -> str:
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    lines = [
+        f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; commit {commit or 'unknown'}",
+        f"- machine: {machine()}",
+        f"- database: {database}",
+        f"- data: {bench.subjects:,} subjects, {bench.subjects * 10:,} child rows; apply "
+        f"{bench.apply:,}; +{bench.audit_events:,} audit events; whole run {elapsed:.0f} s",
+        f"- interpreter start-up of a job, left out of job times: {bench.startup_s:.2f} s",
+        "",
+        "| operation | project (s) | raw SQL (s) | ratio | peak RSS (MB) | target met | how |",
+        "|---|---:|---:|---:|---:|---|---|",
+    ]
+    for row in bench.rows:
+        ratio = f"{row.ratio:.2f}" if row.ratio is not None else "–"
+        rss = f"{row.rss_mb:.0f}" if row.rss_mb is not None else "–"
+        met = (row.ratio is None or row.ratio <= TARGET_RATIO) and (
+            row.rss_mb is None or row.rss_mb <= TARGET_RSS_MB
+        )
+        lines.append(
+            f"| {row.operation} | {_seconds(row.project_s)} | {_seconds(row.raw_s or 0)} | "
+            f"{ratio} | {rss} | "
+            f"{'yes' if met else '**no**'} | {row.note} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="SQLite, 20,000 subjects")
+    parser.add_argument("--subjects", type=int, help="default 1,000,000 (20,000 with --small)")
+    parser.add_argument("--apply", type=int, help="subjects apply-deletions erases (default 10%%)")
+    parser.add_argument("--audit-events", type=int, help="events verify-audit-log walks")
+    parser.add_argument("--output", type=Path, help="write the results as Markdown here")
+    args = parser.parse_args()
+    subjects = args.subjects or (20_000 if args.small else 1_000_000)
+    apply = args.apply or subjects // 10
+    audit_events = args.audit_events or subjects
+    started = time.perf_counter()
+    with workspace(args.small, subjects, apply - apply % 200, audit_events) as bench:
+        write_policy(bench)
+        app, compliance, scratch = (
+            make_engine(u) for u in (bench.app_url, bench.compliance_url, bench.scratch_url)
+        )
+        migrate(compliance)
+        migrate(scratch)
+        if bench.dialect == "sqlite":
+            scratch.dispose()
+            scratch = _attached(bench)
+        bench.log(f"filling the application database ({subjects:,} subjects)")
+        fill_time = timed(lambda: fill_app(bench, app))[0]
+        bench.log(f"filled in {fill_time:.0f} s")
+        measure_startup(bench)
+        bench_create_records(bench, scratch)
+        bench_create_batches(bench, scratch)
+        bench_apply(bench, compliance, app)
+        bench_export(bench, app)
+        bench_verify(bench, compliance)
+        bench_dashboard(bench, compliance)
+        with app.connect() as conn:
+            database = conn.exec_driver_sql(
+                "SELECT version()"
+                if bench.dialect == "postgresql"
+                else "SELECT 'SQLite ' || sqlite_version()"
+            ).scalar()
+        for engine in (app, compliance, scratch):
+            engine.dispose()
+        text_report = report(bench, str(database).split(" on ")[0], time.perf_counter() - started)
+    print()
+    print(text_report)
+    if args.output:
+        title = "SQLite --small" if args.small else "PostgreSQL, full size"
+        args.output.write_text(f"## {title}\n\n{text_report}")
+        print(f"written to {args.output}")
+
+
+def _attached(bench: Bench) -> Engine:
+    """A scratch engine whose every connection sees the application database as ``app``."""
+    from sqlalchemy import event
+
+    engine = make_engine(bench.scratch_url)
+
+    @event.listens_for(engine, "connect")
+    def attach(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute(f"ATTACH DATABASE '{bench.workdir / 'app.db'}' AS app")
+
+    return engine
+
+
+if __name__ == "__main__":
+    main()
