@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, exists, func, insert, literal, select
+from sqlalchemy import Boolean, exists, func, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -98,8 +98,9 @@ def add_records(
 ) -> tuple[int, int, int]:
     """Create the open records missing for these subjects; return (created, skipped, profiles).
 
-    Two set-based statements whatever the chunk size: profiles that are missing, then
-    records for the profiles without an open one in this bucket.
+    Two set-based statements whatever the chunk size: the missing profiles, then one record
+    per profile. The partial unique index on open records skips subjects that have one, so
+    there is no anti-join for the planner to misjudge on a table that grew since ANALYZE.
     """
     if not subject_ids:
         return 0, 0, 0
@@ -112,9 +113,9 @@ def add_records(
         literal(False),
         literal(now, UTCDateTime()),
         literal(now, UTCDateTime()),
-    ).where(ComplianceProfile.subject_id.in_(subject_ids), ~_open_record(bucket))
+    ).where(ComplianceProfile.subject_id.in_(subject_ids))
     profile_ids = session.scalars(
-        insert(DeletionRecord)
+        _insert_for(session)(DeletionRecord)
         .from_select(
             [
                 "compliance_profile_id",
@@ -126,6 +127,10 @@ def add_records(
                 "updated_at",
             ],
             fresh,
+        )
+        .on_conflict_do_nothing(
+            index_elements=["compliance_profile_id", "bucket"],
+            index_where=DeletionRecord.deletion_applied_at.is_(None),
         )
         .returning(DeletionRecord.compliance_profile_id)
     ).all()
