@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from compliance import failpoints
 from compliance.audit import record_event
 from compliance.datamap import DataMap, TableAction
+from compliance.db import analyze
 from compliance.errors import InvalidInput
 from compliance.logs import Progress, log_event
 from compliance.models import ComplianceProfile, DeletionRecord, utcnow
@@ -128,6 +129,8 @@ def apply_deletions(
             )
         )
         session.rollback()
+    if execute:
+        analyze(session, DeletionRecord, ComplianceProfile)
     result = ApplyResult(executed=execute)
     result.due = sum(count_due(session, name, now) for name in names)
     progress = Progress("apply_deletions.progress", total=result.due)

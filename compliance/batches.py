@@ -7,10 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from compliance.audit import record_event, record_events
+from compliance.db import analyze
 from compliance.errors import Conflict, InvalidInput, NotFound
 from compliance.logs import Progress
 from compliance.models import DeletionBatch, DeletionRecord, utcnow
@@ -66,6 +67,7 @@ def create_deletion_batches(
         pending = session.scalar(select(func.count()).where(*_unbatched(bucket.name))) or 0
         batches = -(-pending // max_batch_size)
         return CreateBatchesResult(bucket.name, batches, pending, (), 0.0, False)
+    analyze(session, DeletionRecord)
     created: list[int] = []
     records = 0
     last_id = 0
@@ -94,21 +96,19 @@ def create_deletion_batches(
                 ],
             )
         )  # fmt: skip
-        # The ids are consecutive among the bucket's unbatched records, so a range names a slice.
+        # One UPDATE for the group, by primary key: each id goes to the first slice it fits.
         session.connection().execute(
             update(records_table)
-            .where(
-                records_table.c.id.between(bindparam("lo"), bindparam("hi")),
-                records_table.c.bucket == bucket.name,
-                records_table.c.deletion_batch_id.is_(None),
-                records_table.c.deletion_applied_at.is_(None),
-                records_table.c.accepted_for_deletion.is_(None),
+            .where(records_table.c.id.in_(ids), records_table.c.deletion_batch_id.is_(None))
+            .values(
+                deletion_batch_id=case(
+                    *[
+                        (records_table.c.id <= part[-1], batch_id)
+                        for part, batch_id in zip(slices, batch_ids, strict=True)
+                    ]
+                ),
+                updated_at=now,
             )
-            .values(deletion_batch_id=bindparam("batch"), updated_at=now),
-            [
-                {"lo": part[0], "hi": part[-1], "batch": batch_id}
-                for part, batch_id in zip(slices, batch_ids, strict=True)
-            ],
         )
         record_events(
             session,

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -96,3 +96,16 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def analyze(session: Session, *models: Any) -> None:
+    """Refresh PostgreSQL's statistics before a job scans tables that just grew by millions.
+
+    Without it the planner may take a freshly filled table for empty and pick plans that
+    are quadratic in its real size. SQLite plans these queries well without statistics.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for model in models:
+        session.execute(text(f"ANALYZE {model.__tablename__}"))
+    session.commit()

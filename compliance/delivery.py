@@ -298,6 +298,25 @@ class CleanupResult:
     deliveries: int
     references: list[str]
     executed: bool
+    temp_files: int = 0  # half-written exports left by a killed worker
+
+
+ABANDONED_WRITE_AGE = timedelta(hours=6)  # no export takes this long to write
+
+
+def abandoned_temp_files(directory: Path, now: datetime) -> list[Path]:
+    """Temporary export files of a write that never finished (the worker died mid-ZIP).
+
+    They hold personal data and are on no request, so nothing else would ever remove them.
+    """
+    if not directory.is_dir():
+        return []
+    cutoff = (now - ABANDONED_WRITE_AGE).timestamp()
+    return sorted(
+        path
+        for path in directory.glob(".*.tmp")
+        if path.is_file() and path.stat().st_mtime <= cutoff
+    )
 
 
 def cleanup_expired_exports(
@@ -323,11 +342,14 @@ def cleanup_expired_exports(
         session.scalars(select(DsarDelivery.id).where(DsarDelivery.created_at <= cutoff))
     )
     references = sorted(r.reference for r in expired)
+    temp_files = abandoned_temp_files(Path(policy.export_dir), now)
     if not execute:
         session.rollback()
-        return CleanupResult(len(expired), len(old_deliveries), references, False)
+        return CleanupResult(len(expired), len(old_deliveries), references, False, len(temp_files))
     for row in expired:
         Path(row.export_path).unlink(missing_ok=True)
+    for path in temp_files:
+        path.unlink(missing_ok=True)
     if expired:
         session.execute(
             update(DsarRequest)
@@ -336,7 +358,7 @@ def cleanup_expired_exports(
         )
     if old_deliveries:
         session.execute(delete(DsarDelivery).where(DsarDelivery.id.in_(old_deliveries)))
-    if expired or old_deliveries:
+    if expired or old_deliveries or temp_files:
         record_event(
             session,
             actor=actor,
@@ -348,7 +370,8 @@ def cleanup_expired_exports(
                 "deliveries": len(old_deliveries),
                 "references": references[:1000],
                 "older_than_days": policy.dsar_export_days,
+                "temp_files": len(temp_files),
             },
         )
     session.commit()
-    return CleanupResult(len(expired), len(old_deliveries), references, True)
+    return CleanupResult(len(expired), len(old_deliveries), references, True, len(temp_files))

@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from compliance import failpoints
 from compliance.audit import record_event
 from compliance.datamap import DataMap
 from compliance.errors import InvalidInput, NotFound
@@ -182,6 +183,7 @@ def _write_atomic(path: Path, write: Any) -> tuple[int, str]:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        failpoints.hit("exports.before_rename")
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
