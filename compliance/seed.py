@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from compliance.apply import apply_deletions
 from compliance.batches import create_deletion_batches, review_batch
 from compliance.datamap import DataMap
-from compliance.models import DeletionRecord
+from compliance.models import DeletionRecord, utcnow
 from compliance.records import create_deletion_records
 
 DEMO_REVIEWER = "dpo@example.com"
@@ -43,4 +45,30 @@ def seed_demo_workflow(session: Session, datamap: DataMap, *, actor: str) -> dic
             session, datamap, actor=actor, execute=True, bucket="stale_support_tickets"
         )
         seeded["applied"] = result.applied
+    seeded["DSAR requests"] = _seed_dsar_requests(session, datamap)
     return seeded
+
+
+def _seed_dsar_requests(session: Session, datamap: DataMap) -> int:
+    """A few requests in every state, one of them overdue, for the DSAR and progress pages."""
+    from compliance.dsar import process_dsar_requests, review_dsar, submit_dsar
+
+    now = utcnow()
+    support = "support@example.com"
+
+    def submit(kind: str, subject: str, days_ago: int) -> str:
+        request = submit_dsar(
+            session, datamap.policy, datamap.engine, kind=kind, subject_id=subject,
+            requested_by=support, identity_check="Demo: replied from the account's email",
+            now=now - timedelta(days=days_ago),
+        )  # fmt: skip
+        assert request.reference is not None
+        return request.reference
+
+    done = submit("access", "11", 12)
+    review_dsar(session, done, "approve", reviewer=DEMO_REVIEWER, now=now - timedelta(days=10))
+    process_dsar_requests(session, datamap, actor="demo-setup", execute=True, now=now)
+    submit("access", "12", 2)
+    submit("erasure", "13", 5)
+    submit("access", "14", 40)  # logged 40 days ago and never answered: overdue
+    return 4

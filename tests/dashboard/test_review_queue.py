@@ -71,7 +71,7 @@ def test_the_audit_log_filters_by_actor_action_and_dates(queue: Deployment) -> N
     assert "deletion_batch.accepted" in actions
     assert created.total == 11 and len(created.frame) == 3
     assert list(created.frame["id"]) == sorted(created.frame["id"], reverse=True)
-    assert set(by_dpo.frame["action"]) == {"deletion_batch.accepted"}
+    assert set(by_dpo.frame["action"]) == {"deletion_batch.accepted", "dsar.approved"}
     assert tomorrow.total == 0
     assert today_only.total == all_events > 0
     assert set(export["actor"]) == {"jobs"} and export["details"].str.startswith("{").all()
