@@ -11,5 +11,7 @@ def cleanup(execute: bool) -> object:
         result = cleanup_expired_exports(session, rt.policy, actor=rt.actor, execute=execute)
     verb = "Deleted" if execute else "Would delete"
     line = f"{verb} {result.exports} export files and {result.deliveries} delivery links"
+    if result.temp_files:
+        line += f", and {result.temp_files} half-written exports of killed runs"
     emit(result, [line], executed=execute)
     return result

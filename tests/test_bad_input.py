@@ -121,7 +121,10 @@ def assert_refused(d: Deployment, args: list[str], message: str) -> None:
             "'abc' is not a record id",
         ),
         (["review-batch", "1", "--reviewer", "dpo@example.com"], "give --accept or --reject"),
-        (["apply-deletions", "--chunk-size", "0", "--execute"], "--chunk-size must be from 1 to 10000, got 0"),
+        (
+            ["apply-deletions", "--chunk-size", "0", "--execute"],
+            "--chunk-size must be from 1 to 10000, got 0",
+        ),
     ],
 )
 def test_bad_input_is_refused_with_exit_2_and_changes_nothing(
