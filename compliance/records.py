@@ -6,7 +6,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ARRAY, Boolean, String, any_, bindparam, exists, func, literal, select
+from sqlalchemy import (
+    Boolean,
+    exists,
+    func,
+    literal,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -43,36 +50,14 @@ def _insert_for(session: Session) -> Any:
 def insert_missing_profiles(session: Session, subject_ids: list[str], now: datetime) -> int:
     """Create the profiles these subjects lack, in one statement; return how many."""
     profiles = ComplianceProfile.__table__
-    statement = _insert_for(session)(profiles)
-    if _arrays(session):
-        # One array parameter instead of a VALUES row per subject: far less to send and parse.
-        key = func.unnest(_keys_param()).column_valued("key")
-        statement = statement.from_select(
-            ["subject_id", "created_at", "updated_at"],
-            select(key, literal(now, UTCDateTime()), literal(now, UTCDateTime())),
-        )
-        params: Any = {"keys": subject_ids}
-    else:
-        params = [{"subject_id": s, "created_at": now, "updated_at": now} for s in subject_ids]
-    statement = statement.on_conflict_do_nothing(index_elements=["subject_id"]).returning(
-        profiles.c.id
+    return len(
+        session.execute(
+            _insert_for(session)(profiles)
+            .on_conflict_do_nothing(index_elements=["subject_id"])
+            .returning(profiles.c.id),
+            [{"subject_id": s, "created_at": now, "updated_at": now} for s in subject_ids],
+        ).all()
     )
-    return len(session.execute(statement, params).all())
-
-
-def _arrays(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
-def _keys_param() -> Any:
-    return bindparam("keys", type_=ARRAY(String))
-
-
-def _profiles_of(session: Session, subject_ids: list[str]) -> tuple[Any, dict[str, Any]]:
-    """A WHERE clause naming the subjects' profiles, and its parameters."""
-    if _arrays(session):
-        return ComplianceProfile.subject_id == any_(_keys_param()), {"keys": subject_ids}
-    return ComplianceProfile.subject_id.in_(subject_ids), {}
 
 
 def ensure_profiles(
@@ -121,45 +106,22 @@ def add_records(
 ) -> tuple[int, int, int]:
     """Create the open records missing for these subjects; return (created, skipped, profiles).
 
-    Two set-based statements whatever the chunk size: the missing profiles, then one record
-    per profile. The partial unique index on open records skips subjects that have one, so
-    there is no anti-join for the planner to misjudge on a table that grew since ANALYZE.
+    Set-based whatever the chunk size: one statement on PostgreSQL, two on SQLite (the
+    missing profiles, then one record per profile). The partial unique index on open
+    records skips subjects that have one, so there is no anti-join for the planner to
+    misjudge on a table that grew since its last ANALYZE.
     """
     if not subject_ids:
         return 0, 0, 0
-    new_profiles = insert_missing_profiles(session, subject_ids, now)
-    fresh = select(
-        ComplianceProfile.id,
-        literal(bucket),
-        literal(scheduled_at, UTCDateTime()),
-        literal(accepted, Boolean()),
-        literal(False),
-        literal(now, UTCDateTime()),
-        literal(now, UTCDateTime()),
-    )
-    where, params = _profiles_of(session, subject_ids)
-    profile_ids = session.scalars(
-        _insert_for(session)(DeletionRecord.__table__)
-        .from_select(
-            [
-                "compliance_profile_id",
-                "bucket",
-                "deletion_scheduled_at",
-                "accepted_for_deletion",
-                "is_manually_reviewed",
-                "created_at",
-                "updated_at",
-            ],
-            fresh.where(where),
+    if session.get_bind().dialect.name == "postgresql":
+        created, new_profiles, first, last = _add_records_in_one_statement(
+            session, bucket, subject_ids, scheduled_at=scheduled_at, now=now, accepted=accepted
         )
-        .on_conflict_do_nothing(
-            index_elements=["compliance_profile_id", "bucket"],
-            index_where=DeletionRecord.deletion_applied_at.is_(None),
+        profile_ids = [first, last] if created else []
+    else:
+        new_profiles, profile_ids, created = _add_records_in_two_statements(
+            session, bucket, subject_ids, scheduled_at=scheduled_at, now=now, accepted=accepted
         )
-        .returning(DeletionRecord.__table__.c.compliance_profile_id),
-        params,
-    ).all()
-    created = len(profile_ids)
     if created:
         record_event(
             session,
@@ -174,6 +136,97 @@ def add_records(
             },
         )
     return created, len(subject_ids) - created, new_profiles
+
+
+# PostgreSQL: profiles and records in one round trip. ``existing`` reads the snapshot from
+# before ``fresh`` inserted, so together they name every subject's profile exactly once.
+_ADD_RECORDS_SQL = text("""
+WITH fresh AS (
+    INSERT INTO compliance_profiles (subject_id, created_at, updated_at)
+    SELECT key, :now, :now FROM unnest(CAST(:keys AS text[])) AS key
+    ON CONFLICT (subject_id) DO NOTHING
+    RETURNING id
+), existing AS (
+    SELECT id FROM compliance_profiles WHERE subject_id = ANY(CAST(:keys AS text[]))
+), opened AS (
+    INSERT INTO deletion_records (compliance_profile_id, bucket, deletion_scheduled_at,
+        accepted_for_deletion, is_manually_reviewed, created_at, updated_at)
+    SELECT id, :bucket, :scheduled_at, :accepted, false, :now, :now
+    FROM (SELECT id FROM fresh UNION ALL SELECT id FROM existing) AS profiles
+    ON CONFLICT (compliance_profile_id, bucket) WHERE deletion_applied_at IS NULL DO NOTHING
+    RETURNING compliance_profile_id
+)
+SELECT (SELECT count(*) FROM fresh), count(*), min(compliance_profile_id),
+       max(compliance_profile_id)
+FROM opened
+""")
+
+
+def _add_records_in_one_statement(
+    session: Session,
+    bucket: str,
+    subject_ids: list[str],
+    *,
+    scheduled_at: datetime,
+    now: datetime,
+    accepted: bool | None,
+) -> tuple[int, int, int, int]:
+    """(records created, profiles created, lowest and highest profile id given a record)."""
+    naive = UTCDateTime().process_bind_param
+    new_profiles, created, first, last = session.execute(
+        _ADD_RECORDS_SQL,
+        {
+            "keys": subject_ids,
+            "bucket": bucket,
+            "accepted": accepted,
+            "scheduled_at": naive(scheduled_at, None),
+            "now": naive(now, None),
+        },
+    ).one()
+    return created, new_profiles, first, last
+
+
+def _add_records_in_two_statements(
+    session: Session,
+    bucket: str,
+    subject_ids: list[str],
+    *,
+    scheduled_at: datetime,
+    now: datetime,
+    accepted: bool | None,
+) -> tuple[int, list[int], int]:
+    """(profiles created, profile ids given a record, records created)."""
+    new_profiles = insert_missing_profiles(session, subject_ids, now)
+    fresh = select(
+        ComplianceProfile.id,
+        literal(bucket),
+        literal(scheduled_at, UTCDateTime()),
+        literal(accepted, Boolean()),
+        literal(False),
+        literal(now, UTCDateTime()),
+        literal(now, UTCDateTime()),
+    )
+    profile_ids = session.scalars(
+        _insert_for(session)(DeletionRecord.__table__)
+        .from_select(
+            [
+                "compliance_profile_id",
+                "bucket",
+                "deletion_scheduled_at",
+                "accepted_for_deletion",
+                "is_manually_reviewed",
+                "created_at",
+                "updated_at",
+            ],
+            fresh.where(ComplianceProfile.subject_id.in_(subject_ids)),
+        )
+        .on_conflict_do_nothing(
+            index_elements=["compliance_profile_id", "bucket"],
+            index_where=DeletionRecord.deletion_applied_at.is_(None),
+        )
+        .returning(DeletionRecord.__table__.c.compliance_profile_id)
+    ).all()
+    return new_profiles, list(profile_ids), len(profile_ids)
 
 
 def create_deletion_records(
