@@ -59,6 +59,7 @@ class Runtime:
     actor: str
     as_json: bool
     _engines: list[Engine] = field(default_factory=list)
+    _migrated: bool = False
 
     @cached_property
     def policy(self) -> Policy:
@@ -85,10 +86,12 @@ class Runtime:
         return DataMap(self.policy, self.app_engine)
 
     def session(self) -> Session:
-        if current_revision(self.engine) is None:
-            raise ConfigError(
-                "the compliance database has no tables yet; run 'python -m jobs init-db' first"
-            )
+        if not self._migrated:
+            if current_revision(self.engine) is None:
+                raise ConfigError(
+                    "the compliance database has no tables yet; run 'python -m jobs init-db' first"
+                )
+            self._migrated = True  # asked once per run, not for every session
         return session_factory(self.engine)()
 
     def close(self) -> None:
