@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, Deployment
-from tests.dashboard.conftest import OFFICER, pending_batch, queue  # noqa: F401
+from tests.dashboard.conftest import MANAGER, OFFICER, pending_batch, queue  # noqa: F401
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -52,14 +52,15 @@ def server_wait(server: subprocess.Popen[str], seconds: float) -> None:
         server.wait(timeout=seconds)
 
 
-@pytest.fixture
-def dashboard_url(queue: Deployment) -> Iterator[str]:  # noqa: F811
+@contextlib.contextmanager
+def running_dashboard(deployment: Deployment) -> Iterator[str]:
+    """`streamlit run dashboard/app.py` on a free loopback port, stopped afterwards."""
     if not CHROMIUM.exists():
         pytest.skip(
             "browser tests need Debian's chromium at /usr/bin/chromium (apt install chromium)"
         )
     port = free_port()
-    env = {k: v for k, v in {**os.environ, **queue.env}.items() if v is not None}
+    env = {k: v for k, v in {**os.environ, **deployment.env}.items() if v is not None}
     server = subprocess.Popen(
         [
             sys.executable,
@@ -91,6 +92,12 @@ def dashboard_url(queue: Deployment) -> Iterator[str]:  # noqa: F811
         server_wait(server, 10)
         if server.poll() is None:
             server.kill()
+
+
+@pytest.fixture
+def dashboard_url(queue: Deployment) -> Iterator[str]:  # noqa: F811
+    with running_dashboard(queue) as url:
+        yield url
 
 
 def settle(page: Any) -> None:
@@ -155,3 +162,39 @@ def test_an_officer_accepts_a_batch_in_the_browser(
 
         batch = get_batch(session, batch_id)
         assert (batch.reviewed_status, batch.reviewed_by) == ("accepted", OFFICER)
+
+
+def test_behind_an_sso_proxy_the_header_names_the_person(queue: Deployment) -> None:  # noqa: F811
+    """Without OIDC and outside demo mode, the proxy's header is the only way in."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.conftest import DEMO_POLICY
+
+    queue.write_policy(DEMO_POLICY.replace("demo_mode = true", "demo_mode = false"))
+    with running_dashboard(queue) as url, sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            manager = browser.new_context(extra_http_headers={"X-Forwarded-Email": MANAGER})
+            page = manager.new_page()
+            page.set_default_timeout(20_000)
+            page.goto(url)
+            expect(page.get_by_role("heading", name="Progress")).to_be_visible()
+            expect(page.get_by_text(MANAGER).first).to_be_visible()
+            nav = page.get_by_test_id("stSidebarNav")
+            expect(nav.get_by_text("Deletion batches", exact=True)).to_have_count(0)
+            expect(page.get_by_text("Signed in as (demo mode)")).to_have_count(0)
+
+            stranger = browser.new_context(
+                extra_http_headers={"X-Forwarded-Email": "someone@elsewhere.org"}
+            ).new_page()
+            stranger.goto(url)
+            expect(stranger.get_by_text("No access", exact=False).first).to_be_visible()
+
+            anonymous = browser.new_page()
+            anonymous.goto(url)
+            expect(anonymous.get_by_text("Nobody is signed in", exact=False)).to_be_visible()
+        finally:
+            browser.close()
