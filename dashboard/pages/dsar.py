@@ -81,6 +81,39 @@ if officer and pending:
     if reject.button("Reject…", key="dsar_reject"):
         widgets.ask_confirmation("dsar_reject", reference=reference)
 
+open_refs = frame.loc[frame["status"].isin(dsar.OPEN_STATUSES), "reference"].tolist()
+if officer and open_refs:
+    st.subheader("Deadline and retries")
+    reference = st.selectbox("Open request", open_refs, key="dsar_open_ref")
+    chosen = frame.loc[frame["reference"] == reference].iloc[0]
+    with st.form("extend_dsar", clear_on_submit=True):
+        st.caption(
+            f"Due {chosen['due']:%Y-%m-%d}. GDPR Art. 12(3) allows at most two more months "
+            "for complex or numerous requests, and the data subject must be told why."
+        )
+        months = st.radio(
+            "Extend by", [1, 2], format_func=lambda m: f"{m} month(s)", horizontal=True
+        )
+        reason = st.text_input("Why the extension is needed")
+        if st.form_submit_button("Extend deadline"):
+
+            def extend() -> str:
+                with context.session(policy) as s:
+                    r = dsar.extend_dsar(
+                        s, reference, months=months, reason=reason, actor=person.email
+                    )
+                return f"{r.reference} now due {dsar.effective_due_at(r):%Y-%m-%d}."
+
+            widgets.run_action(extend)
+    if chosen["status"] == "failed" and st.button("Retry the failed request", key="dsar_retry"):
+
+        def retry() -> str:
+            with context.session(policy) as s:
+                r = dsar.retry_dsar(s, reference, actor=person.email)
+            return f"{r.reference} is back in the queue ({r.status})."
+
+        widgets.run_action(retry)
+
 finished = frame.loc[
     (frame["status"] == "completed") & (frame["kind"] == "access"), "reference"
 ].tolist()

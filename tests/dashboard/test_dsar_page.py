@@ -98,3 +98,32 @@ def test_support_downloads_a_finished_export_and_the_download_is_audited(
         SUPPORT,
         reference,
     )
+
+
+def test_an_officer_extends_a_deadline_with_a_reason(queue: Deployment, open_app: OpenApp) -> None:
+    reference = _logged(queue)
+    with queue.session() as session:
+        due_before = get_dsar(session, reference).due_at
+    at = open_app(OFFICER)
+    at.switch_page("pages/dsar.py").run()
+    at.selectbox(key="dsar_open_ref").select(reference).run()
+
+    button(at, "Extend deadline").click().run()  # no reason given
+    assert any("reason" in e for e in texts(at, "error")), texts(at, "error")
+    with queue.session() as session:
+        assert get_dsar(session, reference).extended_due_at is None
+
+    at.selectbox(key="dsar_open_ref").select(reference).run()
+    at.text_input[-1].input("Data held in six systems")
+    button(at, "Extend deadline").click().run()
+    with queue.session() as session:
+        request = get_dsar(session, reference)
+    assert request.extension_reason == "Data held in six systems"
+    assert request.extended_due_at.month == (due_before.month % 12) + 1
+    assert f"{reference} now due {request.extended_due_at:%Y-%m-%d}." in texts(at, "success")
+
+
+def test_support_cannot_extend_deadlines(queue: Deployment, open_app: OpenApp) -> None:
+    _logged(queue)
+    at = open_app(SUPPORT)
+    assert "Deadline and retries" not in [s.value for s in at.subheader]
