@@ -133,6 +133,14 @@ class Deployment:
             "COMPLIANCE_APP_DATABASE_URL": None,
         }
 
+    def use_env(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Make this deployment the one in-process code (AppTest pages) finds."""
+        for name, value in self.env.items():
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+
     def write_policy(self, body: str) -> None:
         self.policy_path.write_text(policy_text(body, self.database_url, self.app_url))
         self.__dict__.pop("_policy", None)

@@ -112,11 +112,7 @@ def test_every_cli_run_is_recorded_with_its_arguments_and_summary(demo: Deployme
 @pytest.fixture
 def page(history: Deployment, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTest]:
     """The dashboard opened as the demo compliance officer, on the Jobs page."""
-    for name, value in history.env.items():
-        if value is None:
-            monkeypatch.delenv(name, raising=False)
-        else:
-            monkeypatch.setenv(name, value)
+    history.use_env(monkeypatch)
     at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=60).run()
     at.selectbox(key="demo_user").select("dpo@example.com").run()  # the demo sign-in picker
     at.switch_page("pages/jobs.py").run()

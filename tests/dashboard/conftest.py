@@ -59,11 +59,7 @@ OpenApp = Callable[..., AppTest]
 @pytest.fixture
 def open_app(queue: Deployment, monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenApp]:
     """Open the dashboard as ``email`` (through the demo picker), optionally on ``page``."""
-    for name, value in queue.env.items():
-        if value is None:
-            monkeypatch.delenv(name, raising=False)
-        else:
-            monkeypatch.setenv(name, value)
+    queue.use_env(monkeypatch)
 
     def open_as(email: str | None, page: str | None = None) -> AppTest:
         at = AppTest.from_file(str(APP), default_timeout=60).run()
