@@ -201,3 +201,19 @@ def preset_from_query(key: str, param: str, options: list) -> None:
     wanted = st.query_params.get(param)
     if key not in st.session_state and wanted in options:
         st.session_state[key] = wanted
+
+
+def labels(columns: Any) -> dict[str, Any]:
+    """Readable headers for a frame's snake_case columns (``reviewed_at`` → ``Reviewed (UTC)``)."""
+    config: dict[str, Any] = {}
+    for name in columns:
+        text = str(name)
+        if text == "due":
+            config[text] = st.column_config.DatetimeColumn("Due (UTC)", format="YYYY-MM-DD")
+        elif text.endswith("_at"):
+            config[text] = st.column_config.DatetimeColumn(
+                text[:-3].replace("_", " ").capitalize() + " (UTC)", format="YYYY-MM-DD HH:mm"
+            )
+        else:
+            config[text] = text.replace("_", " ").capitalize()
+    return config

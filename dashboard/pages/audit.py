@@ -34,7 +34,9 @@ try:
 except ComplianceError as exc:
     st.error(str(exc))
     st.stop()
-st.dataframe(page.frame, hide_index=True, width="stretch")
+st.dataframe(
+    page.frame, hide_index=True, width="stretch", column_config=widgets.labels(page.frame.columns)
+)
 widgets.pager("audit_page", page)
 if page.total:
     widgets.csv_download(

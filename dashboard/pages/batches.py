@@ -32,11 +32,8 @@ page = widgets.load_page(
     lambda n, o: context.batches(url, widgets.unless_all(bucket), widgets.unless_all(status), n, o),
 )
 table = page.frame.assign(status=page.frame["status"].map(widgets.status_label))
-st.dataframe(
-    table[["batch_id", "bucket", "status", "records", "excluded", "age_days", "reviewed_by"]],
-    hide_index=True,
-    width="stretch",
-)
+shown = ["batch_id", "bucket", "status", "records", "excluded", "age_days", "reviewed_by"]
+st.dataframe(table[shown], hide_index=True, width="stretch", column_config=widgets.labels(shown))
 widgets.pager("batches_page", page)
 if page.frame.empty:
     st.stop()
@@ -81,7 +78,12 @@ records = widgets.load_page(
     lambda n, o: context.batch_records(url, batch.id, n, o),
 )
 st.markdown("**Records**")
-st.dataframe(records.frame, hide_index=True, width="stretch")
+st.dataframe(
+    records.frame,
+    hide_index=True,
+    width="stretch",
+    column_config=widgets.labels(records.frame.columns),
+)
 widgets.pager(f"records_page_{batch.id}", records)
 
 if batch.reviewed_status == "pending" and not records.frame.empty:

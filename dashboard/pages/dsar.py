@@ -66,7 +66,7 @@ table = frame.assign(
     status=frame["status"].map(widgets.status_label),
     overdue=frame["overdue"].map({True: "⚠ overdue", False: ""}),
 )
-st.dataframe(table, hide_index=True, width="stretch")
+st.dataframe(table, hide_index=True, width="stretch", column_config=widgets.labels(table.columns))
 if number > 1 or more:
     st.number_input("Page", min_value=1, max_value=number + int(more), step=1, key="dsar_page")
 

@@ -68,5 +68,10 @@ if overview.overdue.empty:
     st.success("No request is overdue.")
 else:
     st.error(f"{len(overview.overdue)} request(s) overdue")
-    st.dataframe(overview.overdue, hide_index=True, width="stretch")
+    st.dataframe(
+        overview.overdue,
+        hide_index=True,
+        width="stretch",
+        column_config=widgets.labels(overview.overdue.columns),
+    )
 widgets.csv_download("Overdue requests as CSV", overview.overdue, "dsar_overdue.csv", "csv_overdue")
