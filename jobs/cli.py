@@ -155,12 +155,16 @@ def job(
             status, summary, error = "succeeded", None, None
             try:
                 # Only runs that change data take the job's lock; dry runs never wait or skip.
+                # A bucket has a lock of its own, so cron may run buckets side by side.
                 locked = mutating and not dry_run and not concurrent
-                lock = job_lock(rt.engine, name) if locked else nullcontext(True)
+                lock_name = f"{name} --bucket {kwargs['bucket']}" if kwargs.get("bucket") else name
+                lock = job_lock(rt.engine, lock_name) if locked else nullcontext(True)
                 with lock as held:
                     if not held:
                         status, summary = "skipped", {"skipped": "already running"}
-                        emit(summary, [f"{name} is already running; this run changed nothing."])
+                        emit(
+                            summary, [f"{lock_name} is already running; this run changed nothing."]
+                        )
                         return summary
                     summary = func(**kwargs)
                 return summary

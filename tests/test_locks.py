@@ -119,3 +119,20 @@ def test_the_lock_is_exclusive_and_released_after_use(deployment: Deployment) ->
         assert (first, second) == (True, False)
     with job_lock(deployment.engine, "verify") as again:
         assert again is True
+
+
+def test_each_bucket_has_a_lock_of_its_own(demo: Deployment) -> None:
+    with lock_held_by_another_process(demo, "create-deletion-records --bucket closed_accounts"):
+        code, out, err = run(
+            demo, "create-deletion-records", "--bucket", "closed_accounts", "--execute"
+        )
+        assert code == 0, err
+        assert (
+            "create-deletion-records --bucket closed_accounts is already running; "
+            "this run changed nothing." in out
+        )
+        code, out, err = run(
+            demo, "create-deletion-records", "--bucket", "inactive_accounts", "--execute"
+        )
+        assert code == 0, err
+        assert "already running" not in out and out.startswith("Created ")
