@@ -246,6 +246,11 @@ def create_deletion_records(
     if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
         raise InvalidInput(f"--chunk-size must be from 1 to {MAX_CHUNK_SIZE}, got {chunk_size}")
     bucket = datamap.policy.bucket(bucket_name)
+    if not bucket.rules:
+        raise InvalidInput(
+            f"bucket '{bucket.name}' has no rules: its records come from erasure requests "
+            "(process-dsar-requests)"
+        )
     now = now or utcnow()
     scheduled_at = now + timedelta(days=bucket.grace_days)
     progress = Progress("deletion_records.progress", bucket=bucket.name)

@@ -57,6 +57,10 @@ def assert_refused(d: Deployment, args: list[str], message: str) -> None:
         ),
         (["create-deletion-batches", "--bucket", "nope", "--execute"], "unknown bucket 'nope'"),
         (
+            ["create-deletion-records", "--bucket", "dsar_erasure", "--execute"],
+            "bucket 'dsar_erasure' has no rules: its records come from erasure requests",
+        ),
+        (
             [
                 "create-deletion-batches",
                 "--bucket",

@@ -102,7 +102,8 @@ COMMANDS = [
 TOKENS = st.one_of(
     st.sampled_from(
         ["--bucket", "--execute", "--accept", "--reject", "--reviewer", "--reason", "--exclude",
-         "--max-batch-size", "--chunk-size", "--json", "closed_accounts", "nope", "1", "0", "-5",
+         "--max-batch-size", "--chunk-size", "--json", "closed_accounts", "dsar_erasure", "nope",
+         "1", "0", "-5",
          "99999999999999999999", "dpo@example.com", "x@", "1:note", ":", ""]
     ),
     st.text(max_size=8),
