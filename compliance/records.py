@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from sqlalchemy import (
     literal,
     select,
     text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -21,9 +23,10 @@ from sqlalchemy.orm import Session
 from compliance.audit import record_event
 from compliance.datamap import DataMap
 from compliance.errors import InvalidInput
-from compliance.logs import Progress
+from compliance.logs import Progress, log_event
 from compliance.models import ComplianceProfile, DeletionRecord, UTCDateTime, utcnow
-from compliance.rules import iter_due_subjects
+from compliance.policy import Bucket
+from compliance.rules import due_query, iter_due_subjects
 
 # Keeps every IN list under SQLite's limit of 32,766 bound values per statement.
 MAX_CHUNK_SIZE = 10_000
@@ -253,6 +256,10 @@ def create_deletion_records(
         )
     now = now or utcnow()
     scheduled_at = now + timedelta(days=bucket.grace_days)
+    if execute and same_database(datamap):
+        return _create_in_database(
+            session, datamap, bucket, actor=actor, scheduled_at=scheduled_at, now=now
+        )
     progress = Progress("deletion_records.progress", bucket=bucket.name)
     due = created = skipped = profiles = 0
     for chunk in iter_due_subjects(datamap, bucket, now, chunk=chunk_size):
@@ -278,4 +285,89 @@ def create_deletion_records(
         profiles_created=profiles,
         elapsed_s=round(progress.elapsed, 3),
         executed=execute,
+    )
+
+
+def same_database(datamap: DataMap) -> bool:
+    """Both URLs name one database: the rules can feed the compliance tables directly."""
+    policy = datamap.policy
+    return policy.database_url == policy.app_database_url
+
+
+def _create_in_database(
+    session: Session,
+    datamap: DataMap,
+    bucket: Bucket,
+    *,
+    actor: str,
+    scheduled_at: datetime,
+    now: datetime,
+) -> CreateRecordsResult:
+    """Profiles and records straight from the rules, in one transaction, no key leaving the server.
+
+    All or nothing: a run killed halfway commits nothing and the rerun does the whole work.
+    (``WHERE true``: SQLite needs a WHERE before an upsert clause to parse INSERT ... SELECT.)
+    """
+    started = time.monotonic()
+    due = due_query(datamap, bucket, now).subquery("due")
+    total = session.scalar(select(func.count()).select_from(due)) or 0
+    profiles = ComplianceProfile.__table__
+    records = DeletionRecord.__table__
+    stamp = literal(now, UTCDateTime())
+    new_profiles = session.execute(
+        _insert_for(session)(profiles)
+        .from_select(
+            ["subject_id", "created_at", "updated_at"],
+            select(due.c.subject_key, stamp, stamp).where(true()),
+        )
+        .on_conflict_do_nothing(index_elements=["subject_id"])
+    ).rowcount
+    created = session.execute(
+        _insert_for(session)(records)
+        .from_select(
+            [
+                "compliance_profile_id",
+                "bucket",
+                "deletion_scheduled_at",
+                "accepted_for_deletion",
+                "is_manually_reviewed",
+                "created_at",
+                "updated_at",
+            ],
+            select(
+                profiles.c.id,
+                literal(bucket.name),
+                literal(scheduled_at, UTCDateTime()),
+                literal(None, Boolean()),
+                literal(False),
+                stamp,
+                stamp,
+            )
+            .join(due, profiles.c.subject_id == due.c.subject_key)
+            .where(true()),
+        )
+        .on_conflict_do_nothing(
+            index_elements=["compliance_profile_id", "bucket"],
+            index_where=records.c.deletion_applied_at.is_(None),
+        )
+    ).rowcount
+    if created:
+        record_event(
+            session,
+            actor=actor,
+            action="deletion_records.created",
+            target_type="bucket",
+            target_id=bucket.name,
+            details={"created": created, "skipped": total - created, "in_database": True},
+        )
+    session.commit()
+    log_event("deletion_records.created", bucket=bucket.name, created=created, due=total)
+    return CreateRecordsResult(
+        bucket=bucket.name,
+        due=total,
+        created=created,
+        skipped=total - created,
+        profiles_created=new_profiles,
+        elapsed_s=round(time.monotonic() - started, 3),
+        executed=True,
     )

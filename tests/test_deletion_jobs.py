@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from sqlalchemy import func, select, text
 
 from compliance.audit import verify_chain
+from compliance.db import migrate
+from compliance.demo import create_demo_app_database
 from compliance.models import (
     AuditEvent,
     ComplianceProfile,
@@ -14,7 +17,7 @@ from compliance.models import (
     DeletionRecord,
     JobRun,
 )
-from tests.conftest import Deployment
+from tests.conftest import DEMO_POLICY, Backend, Deployment
 
 BUCKET = "closed_accounts"
 
@@ -263,3 +266,45 @@ def test_a_record_that_fails_is_kept_with_its_error_and_the_rest_go_on(demo: Dep
     retry = demo.run("apply-deletions", "--execute", "--json")
     assert retry.exit_code == 0
     assert json.loads(retry.stdout)["applied"] == 1
+
+
+def test_when_both_databases_are_one_the_rules_feed_the_records_directly(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """Same URL for both: one INSERT ... SELECT, same records as the chunked path would make."""
+    url = backend.url("shared")
+    d = Deployment(tmp_path, tmp_path / "compliance.toml", url, url, backend.name)
+    d.write_policy(DEMO_POLICY)
+    migrate(d.engine)
+    create_demo_app_database(d.app_engine, users_count=400, seed=7)
+    due = closed_subjects(d)
+
+    dry = summary(d.run("create-deletion-records", "--bucket", BUCKET, "--json"))
+    assert (dry["due"], dry["created"], dry["executed"]) == (len(due), len(due), False)
+    first = summary(d.run("create-deletion-records", "--bucket", BUCKET, "--execute", "--json"))
+    assert (first["due"], first["created"], first["skipped"]) == (len(due), len(due), 0)
+    with d.session() as s:
+        opened = set(
+            s.scalars(
+                select(ComplianceProfile.subject_id)
+                .join(DeletionRecord)
+                .where(DeletionRecord.bucket == BUCKET)
+            )
+        )
+        event = s.scalars(
+            select(AuditEvent).where(AuditEvent.action == "deletion_records.created")
+        ).one()
+    assert opened == due
+    assert event.details == {"created": len(due), "skipped": 0, "in_database": True}
+    again = summary(d.run("create-deletion-records", "--bucket", BUCKET, "--execute", "--json"))
+    assert (again["created"], again["skipped"]) == (0, len(due))
+
+    billing = d.checksum("invoices", "payments")
+    summary(d.run("create-deletion-batches", "--bucket", BUCKET, "--execute", "--json"))
+    with d.session() as s:
+        batch_ids = list(s.scalars(select(DeletionBatch.id)))
+    for batch_id in batch_ids:
+        accept(d, batch_id)
+    assert summary(d.run("apply-deletions", "--execute", "--json"))["applied"] == len(due)
+    assert d.checksum("invoices", "payments") == billing
+    d.dispose()
