@@ -28,6 +28,16 @@ from compliance.models import ComplianceProfile, DeletionRecord, UTCDateTime, ut
 from compliance.policy import Bucket
 from compliance.rules import due_query, iter_due_subjects
 
+# The columns an INSERT ... SELECT of new deletion records fills, in its SELECT's order.
+RECORD_COLUMNS = [
+    "compliance_profile_id",
+    "bucket",
+    "deletion_scheduled_at",
+    "accepted_for_deletion",
+    "is_manually_reviewed",
+    "created_at",
+    "updated_at",
+]
 # Keeps every IN list under SQLite's limit of 32,766 bound values per statement.
 MAX_CHUNK_SIZE = 10_000
 
@@ -212,15 +222,7 @@ def _add_records_in_two_statements(
     profile_ids = session.scalars(
         _insert_for(session)(DeletionRecord.__table__)
         .from_select(
-            [
-                "compliance_profile_id",
-                "bucket",
-                "deletion_scheduled_at",
-                "accepted_for_deletion",
-                "is_manually_reviewed",
-                "created_at",
-                "updated_at",
-            ],
+            RECORD_COLUMNS,
             fresh.where(ComplianceProfile.subject_id.in_(subject_ids)),
         )
         .on_conflict_do_nothing(
@@ -325,15 +327,7 @@ def _create_in_database(
     created = session.execute(
         _insert_for(session)(records)
         .from_select(
-            [
-                "compliance_profile_id",
-                "bucket",
-                "deletion_scheduled_at",
-                "accepted_for_deletion",
-                "is_manually_reviewed",
-                "created_at",
-                "updated_at",
-            ],
+            RECORD_COLUMNS,
             select(
                 profiles.c.id,
                 literal(bucket.name),
