@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from compliance.audit import record_event, record_events
 from compliance.db import analyze
+from compliance.emails import check_email
 from compliance.errors import Conflict, InvalidInput, NotFound
 from compliance.logs import Progress
 from compliance.models import DeletionBatch, DeletionRecord, utcnow
@@ -20,14 +20,6 @@ from compliance.policy import Policy
 DEFAULT_MAX_BATCH_SIZE = 200
 # Batches created per commit: a killed run loses at most this many, and the rerun makes them.
 BATCHES_PER_COMMIT = 50
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-def check_email(value: str, what: str) -> str:
-    value = (value or "").strip()
-    if not _EMAIL.match(value):
-        raise InvalidInput(f"{what} must be an email address, got '{value}'")
-    return value.lower()
 
 
 @dataclass(frozen=True)

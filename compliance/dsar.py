@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from compliance.apply import one_line
 from compliance.audit import record_event
 from compliance.datamap import DataMap
+from compliance.emails import check_email
 from compliance.errors import ComplianceError, Conflict, InvalidInput, NotFound
 from compliance.exports import build_access_export
 from compliance.logs import log_event
@@ -39,7 +40,6 @@ STATUSES = ("pending", "approved", "rejected", "processing", "completed", "faile
 MAX_EXTENSION_MONTHS = 2
 CLAIM_LEASE = timedelta(minutes=30)  # far longer than one export or erasure takes
 _REFERENCE = re.compile(r"^DSAR-\d{4}-\d{6,}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 if TYPE_CHECKING:  # pandas costs ~80 MB; only the dashboard's reads need it
     import pandas as pd
@@ -68,13 +68,6 @@ def effective_due_at(request: DsarRequest) -> datetime:
 # ---------------------------------------------------------------- intake
 
 
-def _check_email(value: str, what: str) -> str:
-    value = (value or "").strip()
-    if not _EMAIL.match(value):
-        raise InvalidInput(f"{what} must be an email address, got '{value}'")
-    return value.lower()
-
-
 def _subjects_table(policy: Policy, app_engine: Engine) -> Table:
     meta = MetaData()
     meta.reflect(bind=app_engine, only=[policy.subjects.table])
@@ -93,7 +86,7 @@ def resolve_subject(
     email_col = table.c[subjects.email] if subjects.email else None
     columns = [key_col] + ([email_col] if email_col is not None else [])
     if email is not None:
-        address = _check_email(email, "the subject's email")
+        address = check_email(email, "the subject's email")
         if email_col is None:
             raise InvalidInput("[subjects] has no email column, so give the subject id")
         query = select(*columns).where(func.lower(email_col) == address)
@@ -161,7 +154,7 @@ def submit(
     """
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got '{kind}'")
-    requested_by = _check_email(requested_by, "--requested-by")
+    requested_by = check_email(requested_by, "--requested-by")
     key, subject_email = resolve_subject(policy, app_engine, subject_id=subject_id, email=email)
     now = now or utcnow()
     existing = _open_request(session, key, kind)
@@ -244,7 +237,7 @@ def review_dsar(
     """A compliance officer approves or rejects a pending request, once; reject needs a reason."""
     if decision not in ("approve", "reject"):
         raise InvalidInput(f"decision must be approve or reject, got '{decision}'")
-    reviewer = _check_email(reviewer, "--reviewer")
+    reviewer = check_email(reviewer, "--reviewer")
     reason = (reason or "").strip() or None
     if decision == "reject" and reason is None:
         raise InvalidInput("rejecting a DSAR request needs a reason (--reason)")

@@ -7,10 +7,10 @@ imports Streamlit; the dashboard passes in what it read from ``st.user`` and the
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from compliance.emails import EMAIL
 from compliance.policy import Policy
 
 COMPLIANCE_OFFICER = "compliance_officer"
@@ -24,8 +24,6 @@ ROLE_TITLES = {
 }
 #: Offered by the demo picker when [roles] grants support to a whole domain only.
 DEMO_SUPPORT_USER = "support@example.com"
-
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ class Identity:
 def normalise_email(value: str | None) -> str | None:
     """A lowercase email, or None when the value is not one (a proxy misconfiguration)."""
     value = (value or "").strip().lower()
-    return value if _EMAIL.match(value) else None
+    return value if EMAIL.match(value) else None
 
 
 def _matches(email: str, member: str) -> bool:
