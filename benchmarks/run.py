@@ -37,14 +37,14 @@ from sqlalchemy import Engine, create_engine, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from compliance.apply import DEFAULT_CHUNK_SIZE  # noqa: E402
-from compliance.audit import record_events, verify_chain  # noqa: E402
-from compliance.datamap import DataMap  # noqa: E402
-from compliance.db import make_engine, migrate, session_factory  # noqa: E402
-from compliance.demo import DEMO_POLICY  # noqa: E402
-from compliance.demo import metadata as demo_metadata  # noqa: E402
-from compliance.exports import collect_subject_data  # noqa: E402
-from compliance.policy import load_policy  # noqa: E402
+from compliance.audit.chain import record_events, verify_chain  # noqa: E402
+from compliance.deletion.apply import DEFAULT_CHUNK_SIZE  # noqa: E402
+from compliance.demo.generate import DEMO_POLICY  # noqa: E402
+from compliance.demo.generate import metadata as demo_metadata  # noqa: E402
+from compliance.dsar.exports import collect_subject_data  # noqa: E402
+from compliance.policy.datamap import DataMap  # noqa: E402
+from compliance.policy.loader import load_policy  # noqa: E402
+from compliance.store.engines import make_engine, migrate, session_factory  # noqa: E402
 
 TARGET_RATIO = 1.5
 TARGET_RSS_MB = 300
@@ -146,7 +146,7 @@ def fill_app(bench: Bench, engine: Engine) -> None:
 
 def write_policy(bench: Bench) -> None:
     body = DEMO_POLICY.read_text()
-    body = body.replace('"sqlite:///var/compliance.db"', f'"{bench.compliance_url}"')
+    body = body.replace('"sqlite:///var/compliance.store.engines"', f'"{bench.compliance_url}"')
     body = body.replace('"sqlite:///var/demo_app.db"', f'"{bench.app_url}"')
     (bench.workdir / "compliance.toml").write_text(body + BUCKET)
 
@@ -421,8 +421,8 @@ def bench_export(bench: Bench, app: Engine) -> None:
 def bench_dashboard(bench: Bench, compliance: Engine) -> None:
     from streamlit.testing.v1 import AppTest
 
-    from compliance.review_queue import list_batches
-    from compliance.stats import bucket_progress
+    from compliance.reports.review_queue import list_batches
+    from compliance.reports.stats import bucket_progress
 
     bench.log("dashboard pages through AppTest")
     import logging
@@ -471,7 +471,7 @@ def bench_verify(bench: Bench, compliance: Engine) -> None:
     assert summary["ok"] and summary["checked"] == total, summary
 
     def baseline() -> None:  # the same walk without the library: raw rows, same hashing
-        from compliance.audit import _canonical, compute_hash
+        from compliance.audit.chain import _canonical, compute_hash
 
         with compliance.connect() as conn:
             cursor = conn.connection.cursor()

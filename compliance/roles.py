@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from compliance.emails import EMAIL
-from compliance.policy import Policy
+from compliance.policy.loader import Policy
 
 COMPLIANCE_OFFICER = "compliance_officer"
 SUPPORT = "support"

@@ -16,7 +16,7 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts dashboard/, not the checko
 import streamlit as st  # noqa: E402
 
 from compliance.errors import ComplianceError  # noqa: E402
-from compliance.policy import Policy  # noqa: E402
+from compliance.policy.loader import Policy  # noqa: E402
 from compliance.roles import (  # noqa: E402
     COMPLIANCE_OFFICER,
     MANAGER,

@@ -17,12 +17,13 @@ import streamlit as st
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from compliance import dsar, review_queue, stats
-from compliance.audit import ChainCheck, verify_chain
-from compliance.datamap import DataMap
-from compliance.db import make_engine, session_factory
-from compliance.policy import Policy, config_path, load_policy
+from compliance.audit.chain import ChainCheck, verify_chain
+from compliance.dsar import requests as dsar
+from compliance.policy.datamap import DataMap
+from compliance.policy.loader import Policy, config_path, load_policy
+from compliance.reports import review_queue, stats
 from compliance.roles import Identity
+from compliance.store.engines import make_engine, session_factory
 
 READ_TTL = 30  # seconds; decisions clear the caches at once
 IDENTITY_KEY = "identity"

@@ -10,10 +10,10 @@ from __future__ import annotations
 import streamlit as st
 from sqlalchemy import Engine
 
-from compliance.db import make_engine, session_factory
-from compliance.delivery import DeliveryRefused, check_token, redeem_delivery
+from compliance.dsar.delivery import DeliveryRefused, check_token, redeem_delivery
 from compliance.errors import ComplianceError
-from compliance.policy import load_policy
+from compliance.policy.loader import load_policy
+from compliance.store.engines import make_engine, session_factory
 
 DOWNLOAD_KEY = "dsar_download"
 

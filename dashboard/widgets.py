@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from compliance.errors import ComplianceError
-from compliance.review_queue import Page
+from compliance.reports.review_queue import Page
 from compliance.roles import Identity
 from dashboard import context
 

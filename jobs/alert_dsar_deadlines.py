@@ -4,7 +4,7 @@ from typing import Any
 
 import click
 
-from compliance.alerts import (
+from compliance.ops.alerts import (
     DEFAULT_WITHIN_DAYS,
     Alert,
     make_slack_client,

@@ -1,6 +1,6 @@
 from datetime import date, datetime
 
-from compliance.alerts import (
+from compliance.ops.alerts import (
     make_slack_client,
     plan_unreviewed_batch_alerts,
     post_alerts,

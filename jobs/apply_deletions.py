@@ -1,6 +1,6 @@
 import click
 
-from compliance.apply import DEFAULT_CHUNK_SIZE, apply_deletions
+from compliance.deletion.apply import DEFAULT_CHUNK_SIZE, apply_deletions
 from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
 
 

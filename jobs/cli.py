@@ -25,12 +25,12 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from compliance import failpoints, logs
-from compliance.datamap import DataMap
-from compliance.db import check_reachable, current_revision, make_engine, session_factory
 from compliance.errors import ComplianceError, ConfigError
-from compliance.jobruns import finish_job_run, start_job_run
-from compliance.locks import job_lock
-from compliance.policy import Policy, check_against_database, load_policy
+from compliance.ops.jobruns import finish_job_run, start_job_run
+from compliance.ops.locks import job_lock
+from compliance.policy.datamap import DataMap
+from compliance.policy.loader import Policy, check_against_database, load_policy
+from compliance.store.engines import check_reachable, current_revision, make_engine, session_factory
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -133,7 +133,7 @@ def job(
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Record the run in job_runs (arguments, dry run, status, summary) around the command.
 
-    A run that changes data holds the job's lock (compliance.locks); an overlapping run exits
+    A run that changes data holds the job's lock (compliance.ops.locks); an overlapping run exits
     0 as "skipped". ``concurrent=True`` is for jobs whose workers safely run side by side.
     """
 

@@ -1,6 +1,6 @@
 import click
 
-from compliance.batches import DEFAULT_MAX_BATCH_SIZE, create_deletion_batches
+from compliance.deletion.batches import DEFAULT_MAX_BATCH_SIZE, create_deletion_batches
 from jobs.cli import emit, execute_option, job_command, runtime
 
 

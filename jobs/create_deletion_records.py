@@ -1,6 +1,6 @@
 import click
 
-from compliance.records import create_deletion_records
+from compliance.deletion.records import create_deletion_records
 from jobs.cli import emit, execute_option, job_command, runtime
 
 

@@ -2,7 +2,7 @@ import os
 
 import click
 
-from compliance.delivery import deliver_export
+from compliance.dsar.delivery import deliver_export
 from jobs.cli import emit, execute_option, job_command, runtime
 
 

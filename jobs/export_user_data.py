@@ -2,7 +2,7 @@ from pathlib import Path
 
 import click
 
-from compliance.exports import export_user_data
+from compliance.dsar.exports import export_user_data
 from jobs.cli import emit, job_command, runtime
 
 

@@ -1,6 +1,6 @@
 import click
 
-from compliance.dsar import extend_dsar
+from compliance.dsar.requests import extend_dsar
 from jobs.cli import emit, execute_option, job_command, runtime
 
 

@@ -1,10 +1,10 @@
 import click
 
-from compliance.db import make_engine, migrate
-from compliance.demo import create_demo_app_database, write_demo_policy
+from compliance.demo.generate import create_demo_app_database, write_demo_policy
+from compliance.demo.seed import seed_demo_workflow
 from compliance.errors import Conflict
-from compliance.policy import config_path
-from compliance.seed import seed_demo_workflow
+from compliance.policy.loader import config_path
+from compliance.store.engines import make_engine, migrate
 from jobs.cli import emit, job_command, runtime
 
 

@@ -1,6 +1,6 @@
 import click
 
-from compliance.purge import purge_compliance_data
+from compliance.deletion.purge import purge_compliance_data
 from jobs.cli import emit, execute_option, job_command, runtime
 
 

@@ -1,6 +1,6 @@
 import click
 
-from compliance.retention import DEFAULT_CHUNK_SIZE, retention_cleanup
+from compliance.ops.retention import DEFAULT_CHUNK_SIZE, retention_cleanup
 from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
 
 

@@ -1,6 +1,6 @@
 import click
 
-from compliance.batches import review_batch
+from compliance.deletion.batches import review_batch
 from jobs.cli import emit, execute_option, job_command, runtime
 
 

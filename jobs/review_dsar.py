@@ -1,6 +1,6 @@
 import click
 
-from compliance.dsar import review_dsar
+from compliance.dsar.requests import review_dsar
 from jobs.cli import emit, execute_option, job_command, runtime
 
 

@@ -1,6 +1,6 @@
 import click
 
-from compliance.dsar import submit
+from compliance.dsar.requests import submit
 from jobs.cli import emit, execute_option, job_command, runtime
 
 

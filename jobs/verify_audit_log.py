@@ -1,4 +1,4 @@
-from compliance.audit import verify_chain
+from compliance.audit.chain import verify_chain
 from jobs.cli import JobFailed, emit, job_command, runtime
 
 

@@ -22,9 +22,9 @@ from click.testing import CliRunner, Result
 from sqlalchemy import Engine, MetaData, create_engine, select, text
 from sqlalchemy.orm import Session
 
-from compliance.datamap import DataMap
-from compliance.db import make_engine, migrate, session_factory
-from compliance.policy import Policy, load_policy
+from compliance.policy.datamap import DataMap
+from compliance.policy.loader import Policy, load_policy
+from compliance.store.engines import make_engine, migrate, session_factory
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ENV = "COMPLIANCE_TEST_POSTGRES_URL"
@@ -106,7 +106,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 
 def policy_text(base: str, database_url: str, app_url: str) -> str:
     """The given policy with this test's database URLs in place of the demo ones."""
-    return base.replace('"sqlite:///var/compliance.db"', f'"{database_url}"').replace(
+    return base.replace('"sqlite:///var/compliance.store.engines"', f'"{database_url}"').replace(
         '"sqlite:///var/demo_app.db"', f'"{app_url}"'
     )
 
@@ -239,7 +239,7 @@ def deployment(backend: Backend, tmp_path: Path) -> Iterator[Deployment]:
 @pytest.fixture
 def demo(deployment: Deployment) -> Deployment:
     """The deployment with a small demo application database (400 users)."""
-    from compliance.demo import create_demo_app_database
+    from compliance.demo.generate import create_demo_app_database
 
     create_demo_app_database(deployment.app_engine, users_count=400, seed=7)
     return deployment

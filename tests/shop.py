@@ -69,7 +69,7 @@ ledger = Table(
 
 SHOP_POLICY = """
 [database]
-url = "sqlite:///var/compliance.db"
+url = "sqlite:///var/compliance.store.engines"
 [app_database]
 url = "sqlite:///var/demo_app.db"
 

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from compliance.batches import create_deletion_batches, review_batch
-from compliance.models import AuditEvent, DsarRequest, JobRun
-from compliance.records import add_records
+from compliance.deletion.batches import create_deletion_batches, review_batch
+from compliance.deletion.records import add_records
+from compliance.store.models import AuditEvent, DsarRequest, JobRun
 from tests.conftest import DEMO_POLICY, Deployment
 from tests.slack_stub import SlackStub, rate_limited
 

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from compliance.audit import GENESIS, record_event, verify_chain
-from compliance.models import AuditEvent
+from compliance.audit.chain import GENESIS, record_event, verify_chain
+from compliance.store.models import AuditEvent
 from tests.conftest import Deployment
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from compliance.models import AuditEvent, DeletionBatch, DeletionRecord
+from compliance.store.models import AuditEvent, DeletionBatch, DeletionRecord
 from tests.conftest import DEMO_POLICY, Deployment
 
 

@@ -8,12 +8,12 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from compliance.audit import verify_chain
-from compliance.batches import create_deletion_batches, review_batch
-from compliance.demo import create_demo_app_database
-from compliance.models import AuditEvent, ComplianceProfile, DeletionBatch, DeletionRecord
-from compliance.records import create_deletion_records
-from compliance.strategies import HashStrategy
+from compliance.audit.chain import verify_chain
+from compliance.deletion.batches import create_deletion_batches, review_batch
+from compliance.deletion.records import create_deletion_records
+from compliance.demo.generate import create_demo_app_database
+from compliance.policy.strategies import HashStrategy
+from compliance.store.models import AuditEvent, ComplianceProfile, DeletionBatch, DeletionRecord
 from tests.conftest import DEMO_POLICY, Deployment
 
 USERS = 2500

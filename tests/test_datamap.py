@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from compliance.strategies import HashStrategy
+from compliance.policy.strategies import HashStrategy
 from tests.conftest import Backend, Deployment, make_deployment
 from tests.shop import SHOP_POLICY, fill_shop
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select, text
 
-from compliance.audit import verify_chain
-from compliance.db import migrate
-from compliance.demo import create_demo_app_database
-from compliance.models import (
+from compliance.audit.chain import verify_chain
+from compliance.demo.generate import create_demo_app_database
+from compliance.store.engines import migrate
+from compliance.store.models import (
     AuditEvent,
     ComplianceProfile,
     DeletionBatch,

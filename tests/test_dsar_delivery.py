@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from compliance.delivery import (
+from compliance.dsar.delivery import (
     DeliveryRefused,
     NewDelivery,
     check_token,
@@ -18,10 +18,10 @@ from compliance.delivery import (
     deliver_export,
     redeem_delivery,
 )
-from compliance.dsar import process_dsar_requests, review_dsar, submit_dsar
+from compliance.dsar.mailer import MailError
+from compliance.dsar.requests import process_dsar_requests, review_dsar, submit_dsar
 from compliance.errors import Conflict
-from compliance.mailer import MailError
-from compliance.models import DsarDelivery, utcnow
+from compliance.store.models import DsarDelivery, utcnow
 from tests.conftest import Deployment
 
 URL = "https://privacy.example.com/download"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from compliance.delivery import NewDelivery, create_delivery
+from compliance.dsar.delivery import NewDelivery, create_delivery
 from tests.conftest import ROOT, Deployment
 from tests.test_dsar_delivery import finished_access_request
 

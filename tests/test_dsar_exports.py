@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
-from compliance.delivery import cleanup_expired_exports, create_delivery
-from compliance.dsar import claim_requests, process_dsar_requests, review_dsar, submit_dsar
-from compliance.models import AuditEvent, DsarDelivery, DsarRequest, utcnow
+from compliance.dsar.delivery import cleanup_expired_exports, create_delivery
+from compliance.dsar.requests import claim_requests, process_dsar_requests, review_dsar, submit_dsar
+from compliance.store.models import AuditEvent, DsarDelivery, DsarRequest, utcnow
 from tests.conftest import Deployment
 
 LONG = ('Grüße aus Zürich — 東京 😀, "quoted", comma\nnew line; ' * 4000)[:150_000]

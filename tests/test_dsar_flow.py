@@ -11,9 +11,9 @@ from pathlib import Path
 from click.testing import Result
 from sqlalchemy import select
 
-from compliance.audit import verify_chain
-from compliance.delivery import redeem_delivery
-from compliance.models import AuditEvent, DeletionRecord, DsarRequest
+from compliance.audit.chain import verify_chain
+from compliance.dsar.delivery import redeem_delivery
+from compliance.store.models import AuditEvent, DeletionRecord, DsarRequest
 from tests.conftest import DEMO_POLICY, Deployment
 from tests.smtp_server import Inbox
 from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture

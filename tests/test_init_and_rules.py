@@ -7,9 +7,9 @@ from pathlib import Path
 
 from sqlalchemy import func, inspect, select, text
 
-from compliance.models import DeletionBatch, DeletionRecord
-from compliance.rules import iter_due_subjects
-from compliance.stats import batch_progress, bucket_progress
+from compliance.deletion.rules import iter_due_subjects
+from compliance.reports.stats import batch_progress, bucket_progress
+from compliance.store.models import DeletionBatch, DeletionRecord
 from tests.conftest import Backend, Deployment, policy_text
 from tests.shop import SHOP_POLICY, fill_shop
 

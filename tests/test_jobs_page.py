@@ -10,8 +10,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from compliance.jobruns import job_health, job_history
-from compliance.models import JobRun, utcnow
+from compliance.ops.jobruns import job_health, job_history
+from compliance.store.models import JobRun, utcnow
 from tests.conftest import ROOT, Deployment
 
 NOW = utcnow()

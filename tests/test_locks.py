@@ -10,14 +10,14 @@ from contextlib import contextmanager
 
 from sqlalchemy import select
 
-from compliance.locks import job_lock
-from compliance.models import AuditEvent, JobRun
+from compliance.ops.locks import job_lock
+from compliance.store.models import AuditEvent, JobRun
 from tests.conftest import ROOT, Deployment
 
 HOLDER = """
 import sys
-from compliance.db import make_engine
-from compliance.locks import job_lock
+from compliance.store.engines import make_engine
+from compliance.ops.locks import job_lock
 
 engine = make_engine(sys.argv[1])
 with job_lock(engine, sys.argv[2]) as held:

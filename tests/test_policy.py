@@ -7,7 +7,7 @@ import tomllib
 import pytest
 
 from compliance.errors import ConfigError
-from compliance.policy import AgeRule, SqlRule, check_against_database, parse_policy
+from compliance.policy.loader import AgeRule, SqlRule, check_against_database, parse_policy
 from tests.conftest import DEMO_POLICY, Deployment
 
 

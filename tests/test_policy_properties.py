@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from compliance.errors import ConfigError
-from compliance.policy import parse_policy
+from compliance.policy.loader import parse_policy
 from tests.conftest import DEMO_POLICY, Backend, Deployment, make_deployment
 
 DEMO = tomllib.loads(DEMO_POLICY)
@@ -19,7 +19,7 @@ DEMO = tomllib.loads(DEMO_POLICY)
 @pytest.fixture(scope="module")
 def cli_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """One demo deployment shared by every generated command line (they are all dry runs)."""
-    from compliance.demo import create_demo_app_database
+    from compliance.demo.generate import create_demo_app_database
 
     base = tmp_path_factory.mktemp("cli")
     d = make_deployment(Backend("sqlite", base), base / "deploy")

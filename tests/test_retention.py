@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from compliance.demo import create_demo_app_database, support_tickets, workflow_logs
+from compliance.demo.generate import create_demo_app_database, support_tickets, workflow_logs
 from compliance.errors import ConfigError
-from compliance.models import AuditEvent, JobRun, utcnow
-from compliance.policy import RetentionEntry
-from compliance.retention import retention_cleanup
+from compliance.ops.retention import retention_cleanup
+from compliance.policy.loader import RetentionEntry
+from compliance.store.models import AuditEvent, JobRun, utcnow
 from tests.conftest import DEMO_POLICY, Deployment
 
 EXTRA = """

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from compliance.batches import exclude_records, get_batch, review_batch
+from compliance.deletion.batches import exclude_records, get_batch, review_batch
 from compliance.errors import ComplianceError
-from compliance.review_queue import BATCH_STATUSES
+from compliance.reports.review_queue import BATCH_STATUSES
 from compliance.roles import COMPLIANCE_OFFICER
 from dashboard import context, widgets
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from compliance import dsar
+from compliance.dsar import requests as dsar
 from compliance.errors import ComplianceError
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT
 from dashboard import context, widgets

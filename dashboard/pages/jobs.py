@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from compliance.jobruns import job_health, job_history
+from compliance.ops.jobruns import job_health, job_history
 from compliance.roles import COMPLIANCE_OFFICER, MANAGER
 from dashboard import context, widgets
 

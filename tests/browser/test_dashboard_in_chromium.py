@@ -158,7 +158,7 @@ def test_an_officer_accepts_a_batch_in_the_browser(
             browser.close()
 
     with queue.session() as session:
-        from compliance.batches import get_batch
+        from compliance.deletion.batches import get_batch
 
         batch = get_batch(session, batch_id)
         assert (batch.reviewed_status, batch.reviewed_by) == ("accepted", OFFICER)

@@ -8,10 +8,10 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from compliance.batches import create_deletion_batches
-from compliance.records import create_deletion_records
-from compliance.review_queue import list_batches
-from compliance.seed import seed_demo_workflow
+from compliance.deletion.batches import create_deletion_batches
+from compliance.deletion.records import create_deletion_records
+from compliance.demo.seed import seed_demo_workflow
+from compliance.reports.review_queue import list_batches
 from tests.conftest import ROOT, Deployment
 
 APP = ROOT / "dashboard" / "app.py"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from compliance.batches import get_batch, review_batch
-from compliance.models import AuditEvent, DeletionRecord
+from compliance.deletion.batches import get_batch, review_batch
+from compliance.store.models import AuditEvent, DeletionRecord
 from tests.conftest import Deployment
 from tests.dashboard.conftest import APP, OFFICER, OpenApp, button, pending_batch, texts
 
@@ -169,8 +169,8 @@ def test_a_decision_made_meanwhile_by_someone_else_is_shown_and_nothing_changes(
 def test_a_link_from_a_slack_alert_opens_the_batches_of_its_bucket(
     queue: Deployment, open_app: OpenApp
 ) -> None:
-    from compliance.alerts import batches_url
-    from compliance.policy import SlackSettings
+    from compliance.ops.alerts import batches_url
+    from compliance.policy.loader import SlackSettings
 
     link = batches_url(SlackSettings(dashboard_url="http://localhost:8501"), "closed_accounts")
     assert link == "http://localhost:8501/deletion_batches?bucket=closed_accounts"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compliance.dsar import dsar_overview, submit
+from compliance.dsar.requests import dsar_overview, submit
 from tests.conftest import Deployment
 from tests.dashboard.conftest import MANAGER, OFFICER, SUPPORT, OpenApp, texts
 

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from compliance import review_queue, stats
-from compliance.batches import exclude_records
+from compliance.deletion.batches import exclude_records
 from compliance.errors import InvalidInput
-from compliance.models import utcnow
+from compliance.reports import review_queue, stats
+from compliance.store.models import utcnow
 from tests.conftest import Deployment
 from tests.dashboard.conftest import OFFICER, pending_batch
 

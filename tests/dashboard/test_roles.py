@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from compliance.policy import DashboardSettings, Policy, load_policy
+from compliance.policy.loader import DashboardSettings, Policy, load_policy
 from compliance.roles import demo_users, resolve_identity, roles_for
 from tests.conftest import ROOT
 

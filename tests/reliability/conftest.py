@@ -17,20 +17,20 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from compliance.audit import verify_chain
-from compliance.batches import create_deletion_batches, review_batch
-from compliance.datamap import DataMap
-from compliance.demo import create_demo_app_database
-from compliance.models import (
+from compliance.audit.chain import verify_chain
+from compliance.deletion.batches import create_deletion_batches, review_batch
+from compliance.deletion.records import create_deletion_records
+from compliance.demo.generate import create_demo_app_database
+from compliance.policy.datamap import DataMap
+from compliance.policy.loader import Policy, load_policy
+from compliance.policy.strategies import HashStrategy
+from compliance.store.models import (
     AuditEvent,
     ComplianceProfile,
     DeletionBatch,
     DeletionRecord,
     DsarRequest,
 )
-from compliance.policy import Policy, load_policy
-from compliance.records import create_deletion_records
-from compliance.strategies import HashStrategy
 from tests.conftest import DEMO_POLICY, Deployment
 
 LONG = os.environ.get("RELIABILITY_LONG") == "1"

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from compliance.demo import create_demo_app_database
-from compliance.dsar import submit
-from compliance.models import AuditEvent, DsarRequest
+from compliance.demo.generate import create_demo_app_database
+from compliance.dsar.requests import submit
+from compliance.store.models import AuditEvent, DsarRequest
 from tests.conftest import Backend, Deployment, make_deployment
 from tests.reliability.conftest import LONG, policy
 

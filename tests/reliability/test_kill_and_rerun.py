@@ -18,14 +18,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from compliance.apply import apply_deletions
-from compliance.batches import create_deletion_batches
-from compliance.delivery import ABANDONED_WRITE_AGE
-from compliance.demo import create_demo_app_database
-from compliance.dsar import CLAIM_LEASE, process_dsar_requests, review_dsar, submit
-from compliance.models import AuditEvent, DeletionBatch, DeletionRecord, DsarRequest, utcnow
-from compliance.records import create_deletion_records
-from compliance.strategies import HashStrategy
+from compliance.deletion.apply import apply_deletions
+from compliance.deletion.batches import create_deletion_batches
+from compliance.deletion.records import create_deletion_records
+from compliance.demo.generate import create_demo_app_database
+from compliance.dsar.delivery import ABANDONED_WRITE_AGE
+from compliance.dsar.requests import CLAIM_LEASE, process_dsar_requests, review_dsar, submit
+from compliance.policy.strategies import HashStrategy
+from compliance.store.models import AuditEvent, DeletionBatch, DeletionRecord, DsarRequest, utcnow
 from tests.conftest import Deployment
 from tests.reliability.conftest import (
     LONG,

@@ -14,9 +14,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from compliance.apply import ApplyResult, apply_deletions
-from compliance.dsar import CLAIM_LEASE, claim_requests, review_dsar, submit
-from compliance.models import AuditEvent, DeletionRecord, DsarRequest, utcnow
+from compliance.deletion.apply import ApplyResult, apply_deletions
+from compliance.dsar.requests import CLAIM_LEASE, claim_requests, review_dsar, submit
+from compliance.store.models import AuditEvent, DeletionRecord, DsarRequest, utcnow
 from tests.conftest import Deployment
 from tests.reliability.conftest import (
     SEEDS,

@@ -16,12 +16,12 @@ from sqlalchemy import Engine, MetaData, Table, delete, func, inspect, select, t
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from compliance.apply import one_line
-from compliance.audit import record_event
+from compliance.audit.chain import record_event
+from compliance.deletion.apply import one_line
 from compliance.errors import ConfigError, NotFound
 from compliance.logs import Progress, log_event
-from compliance.models import utcnow
-from compliance.policy import Policy, RetentionEntry
+from compliance.policy.loader import Policy, RetentionEntry
+from compliance.store.models import utcnow
 
 DEFAULT_CHUNK_SIZE = 5000
 

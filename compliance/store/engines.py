@@ -13,7 +13,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from compliance.errors import ConfigError
-from compliance.strategies import anon_hash
+from compliance.policy.strategies import anon_hash
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

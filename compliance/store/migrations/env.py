@@ -2,13 +2,13 @@
 
 from alembic import context
 
-from compliance.models import Base
+from compliance.store.models import Base
 
 config = context.config
 engine = config.attributes.get("engine")
 if engine is None:
-    from compliance.db import make_engine
-    from compliance.policy import load_policy
+    from compliance.policy.loader import load_policy
+    from compliance.store.engines import make_engine
 
     engine = make_engine(load_policy().database_url)
 

@@ -33,7 +33,7 @@ from sqlalchemy import (
 
 from compliance.errors import Conflict
 
-DEMO_POLICY = Path(__file__).resolve().parent.parent / "compliance.toml"
+DEMO_POLICY = Path(__file__).resolve().parents[2] / "compliance.toml"
 
 metadata = MetaData()
 

@@ -20,13 +20,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from compliance.audit import record_event
-from compliance.datamap import DataMap
+from compliance.audit.chain import record_event
+from compliance.deletion.rules import due_query, iter_due_subjects
 from compliance.errors import InvalidInput
 from compliance.logs import Progress, log_event
-from compliance.models import ComplianceProfile, DeletionRecord, UTCDateTime, utcnow
-from compliance.policy import Bucket
-from compliance.rules import due_query, iter_due_subjects
+from compliance.policy.datamap import DataMap
+from compliance.policy.loader import Bucket
+from compliance.store.models import ComplianceProfile, DeletionRecord, UTCDateTime, utcnow
 
 # The columns an INSERT ... SELECT of new deletion records fills, in its SELECT's order.
 RECORD_COLUMNS = [

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from email.message import EmailMessage
 
 from compliance.errors import ComplianceError
-from compliance.policy import SmtpSettings
+from compliance.policy.loader import SmtpSettings
 
 PASSWORD_ENV = "SMTP_PASSWORD"
 

@@ -18,13 +18,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from compliance import failpoints
-from compliance.audit import record_event
-from compliance.datamap import DataMap, TableAction
-from compliance.db import analyze
+from compliance.audit.chain import record_event
+from compliance.deletion.records import MAX_CHUNK_SIZE
 from compliance.errors import InvalidInput
 from compliance.logs import Progress, log_event
-from compliance.models import ComplianceProfile, DeletionRecord, utcnow
-from compliance.records import MAX_CHUNK_SIZE
+from compliance.policy.datamap import DataMap, TableAction
+from compliance.store.engines import analyze
+from compliance.store.models import ComplianceProfile, DeletionRecord, utcnow
 
 # Subjects per chunk: large enough that the bookkeeping per chunk (claim, mark applied,
 # audit) is small beside the erasure, small enough to keep each transaction short.

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Engine, inspect
 
 from compliance.errors import ConfigError, NotFound
-from compliance.strategies import ERASURE_ACTIONS, STRATEGIES
+from compliance.policy.strategies import ERASURE_ACTIONS, STRATEGIES
 
 DEFAULT_CONFIG = "compliance.toml"
 DSAR_ERASURE_BUCKET = "dsar_erasure"
@@ -460,7 +460,7 @@ def parse_policy(
         return _expect(value, dict, name)
 
     database_url = env.get("COMPLIANCE_DATABASE_URL") or section("database").get(
-        "url", "sqlite:///var/compliance.db"
+        "url", "sqlite:///var/compliance.store.engines"
     )
     app_database_url = env.get("COMPLIANCE_APP_DATABASE_URL") or section("app_database").get(
         "url", "sqlite:///var/demo_app.db"

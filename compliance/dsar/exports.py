@@ -28,11 +28,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from compliance import failpoints
-from compliance.audit import record_event
-from compliance.datamap import DataMap
+from compliance.audit.chain import record_event
+from compliance.deletion.records import ensure_profiles
 from compliance.errors import InvalidInput, NotFound
-from compliance.models import utcnow
-from compliance.records import ensure_profiles
+from compliance.policy.datamap import DataMap
+from compliance.store.models import utcnow
 
 # A safety net under the policy's export_exclude: credentials never leave, whatever the map says.
 _CREDENTIAL = re.compile(r"password|passwd|secret|token_hash|api_key|otp_hash|private_key", re.I)

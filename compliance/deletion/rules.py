@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import Connection, String, cast, column, func, intersect, select, text
 from sqlalchemy.exc import DBAPIError
 
-from compliance.datamap import DataMap
 from compliance.errors import ConfigError
-from compliance.policy import AgeRule, Bucket, SqlRule
+from compliance.policy.datamap import DataMap
+from compliance.policy.loader import AgeRule, Bucket, SqlRule
 
 
 def _cutoff(datamap: DataMap, rule: AgeRule, now: datetime) -> datetime:

@@ -32,8 +32,8 @@ from sqlalchemy import (
 )
 
 from compliance.errors import ConfigError
-from compliance.policy import MappedTable, Policy
-from compliance.strategies import get_strategy
+from compliance.policy.loader import MappedTable, Policy
+from compliance.policy.strategies import get_strategy
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,17 @@ import pandas as pd
 from sqlalchemy import Integer, case, func, select
 from sqlalchemy.orm import Session
 
-from compliance import dsar
-from compliance.batches import get_batch
-from compliance.datamap import DataMap
+from compliance.deletion.batches import get_batch
+from compliance.dsar import requests as dsar
 from compliance.errors import InvalidInput
-from compliance.models import AuditEvent, ComplianceProfile, DeletionBatch, DeletionRecord, utcnow
+from compliance.policy.datamap import DataMap
+from compliance.store.models import (
+    AuditEvent,
+    ComplianceProfile,
+    DeletionBatch,
+    DeletionRecord,
+    utcnow,
+)
 
 BATCH_STATUSES = ("pending", "accepted", "rejected")
 MAX_PAGE_SIZE = 500

@@ -18,7 +18,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from compliance.errors import InvalidInput
-from compliance.models import AuditEvent, utcnow
+from compliance.store.models import AuditEvent, utcnow
 
 GENESIS = "0" * 64
 # Any fixed number; serialises writers so two events never claim the same predecessor.

@@ -7,11 +7,11 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from compliance.apply import apply_deletions
-from compliance.batches import create_deletion_batches, review_batch
-from compliance.datamap import DataMap
-from compliance.models import DeletionRecord, utcnow
-from compliance.records import create_deletion_records
+from compliance.deletion.apply import apply_deletions
+from compliance.deletion.batches import create_deletion_batches, review_batch
+from compliance.deletion.records import create_deletion_records
+from compliance.policy.datamap import DataMap
+from compliance.store.models import DeletionRecord, utcnow
 
 DEMO_REVIEWER = "dpo@example.com"
 
@@ -51,7 +51,7 @@ def seed_demo_workflow(session: Session, datamap: DataMap, *, actor: str) -> dic
 
 def _seed_dsar_requests(session: Session, datamap: DataMap) -> int:
     """A few requests in every state, one of them overdue, for the DSAR and progress pages."""
-    from compliance.dsar import process_dsar_requests, review_dsar, submit_dsar
+    from compliance.dsar.requests import process_dsar_requests, review_dsar, submit_dsar
 
     now = utcnow()
     support = "support@example.com"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.orm import Session
 
-from compliance.models import JobRun, utcnow
+from compliance.store.models import JobRun, utcnow
 
 if TYPE_CHECKING:  # pandas costs ~80 MB; only the dashboard's reads need it
     import pandas as pd

@@ -9,13 +9,13 @@ from datetime import datetime
 from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from compliance.audit import record_event, record_events
-from compliance.db import analyze
+from compliance.audit.chain import record_event, record_events
 from compliance.emails import check_email
 from compliance.errors import Conflict, InvalidInput, NotFound
 from compliance.logs import Progress
-from compliance.models import DeletionBatch, DeletionRecord, utcnow
-from compliance.policy import Policy
+from compliance.policy.loader import Policy
+from compliance.store.engines import analyze
+from compliance.store.models import DeletionBatch, DeletionRecord, utcnow
 
 DEFAULT_MAX_BATCH_SIZE = 200
 # Batches created per commit: a killed run loses at most this many, and the rerun makes them.

@@ -23,16 +23,16 @@ from sqlalchemy import Engine, MetaData, Table, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from compliance.apply import one_line
-from compliance.audit import record_event
-from compliance.datamap import DataMap
+from compliance.audit.chain import record_event
+from compliance.deletion.apply import one_line
+from compliance.deletion.records import add_records
+from compliance.dsar.exports import build_access_export
 from compliance.emails import check_email
 from compliance.errors import ComplianceError, Conflict, InvalidInput, NotFound
-from compliance.exports import build_access_export
 from compliance.logs import log_event
-from compliance.models import ComplianceProfile, DeletionRecord, DsarRequest, utcnow
-from compliance.policy import DSAR_ERASURE_BUCKET, Policy
-from compliance.records import add_records
+from compliance.policy.datamap import DataMap
+from compliance.policy.loader import DSAR_ERASURE_BUCKET, Policy
+from compliance.store.models import ComplianceProfile, DeletionRecord, DsarRequest, utcnow
 
 KINDS = ("access", "erasure")
 OPEN_STATUSES = ("pending", "approved", "processing", "failed")

@@ -19,12 +19,12 @@ from pathlib import Path
 from sqlalchemy import case, delete, select, update
 from sqlalchemy.orm import Session
 
-from compliance.audit import record_event
-from compliance.dsar import get_dsar
+from compliance.audit.chain import record_event
+from compliance.dsar.mailer import build_message, send_mail
+from compliance.dsar.requests import get_dsar
 from compliance.errors import ComplianceError, Conflict, NotFound
-from compliance.mailer import build_message, send_mail
-from compliance.models import DsarDelivery, DsarRequest, utcnow
-from compliance.policy import Policy
+from compliance.policy.loader import Policy
+from compliance.store.models import DsarDelivery, DsarRequest, utcnow
 
 TOKEN_TTL = timedelta(hours=24)
 OTP_TTL = timedelta(minutes=15)

@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, case, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from compliance.audit import record_event
-from compliance.models import ComplianceProfile, DeletionBatch, DeletionRecord, utcnow
-from compliance.policy import Policy
+from compliance.audit.chain import record_event
+from compliance.policy.loader import Policy
+from compliance.store.models import ComplianceProfile, DeletionBatch, DeletionRecord, utcnow
 
 _CHUNK = 10_000
 

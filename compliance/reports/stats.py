@@ -8,7 +8,7 @@ import pandas as pd
 from sqlalchemy import Integer, case, func, select
 from sqlalchemy.orm import Session
 
-from compliance.models import DeletionBatch, DeletionRecord, utcnow
+from compliance.store.models import DeletionBatch, DeletionRecord, utcnow
 
 BATCH_COLUMNS = ["total", "accepted", "excluded", "completed", "failed", "pending"]
 

@@ -24,12 +24,12 @@ from slack_sdk.http_retry.builtin_handlers import (
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
-from compliance.audit import record_event
-from compliance.dsar import due_soon_and_overdue
+from compliance.audit.chain import record_event
+from compliance.dsar.requests import due_soon_and_overdue
 from compliance.errors import ConfigError
 from compliance.logs import log_event
-from compliance.models import DeletionBatch, DeletionRecord, utcnow
-from compliance.policy import Policy, SlackSettings
+from compliance.policy.loader import Policy, SlackSettings
+from compliance.store.models import DeletionBatch, DeletionRecord, utcnow
 
 TOKEN_ENV = "SLACK_BOT_TOKEN"
 API_URL_ENV = "SLACK_API_URL"

@@ -1,0 +1,1 @@
+"""The hash-chained audit trail: evidence that nothing was rewritten."""

@@ -1,0 +1,1 @@
+"""From due subjects to erased rows: rules, records, batches, apply, purge."""

@@ -1,0 +1,1 @@
+"""The generated demo application and its seeded workflow."""

@@ -1,0 +1,1 @@
+"""Access and erasure requests: intake and review, deadlines, processing, exports, delivery."""

@@ -1,0 +1,1 @@
+"""What keeps the jobs running: alerts, retention cleanup, job runs, locks."""

@@ -1,0 +1,1 @@
+"""The policy file, the data map it describes, and the anonymize strategies."""

@@ -1,0 +1,1 @@
+"""Read models the dashboard shows: review queue, progress, DSAR statistics."""
