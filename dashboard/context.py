@@ -184,3 +184,9 @@ def dsar_requests(
 ) -> tuple[pd.DataFrame, bool]:
     with _with_session(url) as s:
         return review_queue.dsar_requests(s, status=status, kind=kind, limit=limit, offset=offset)
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def dsar_counters(url: str) -> dsar.DsarCounters:
+    with _with_session(url) as s:
+        return dsar.dsar_counters(s)

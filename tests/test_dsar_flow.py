@@ -80,8 +80,13 @@ def test_an_access_request_goes_from_submission_to_a_one_time_download(
     assert row.export_sha256 == hashlib.sha256(content).hexdigest()
     assert row.export_bytes == len(content)
     with zipfile.ZipFile(zip_path) as archive:
-        data = json.loads(archive.read("data.json"))
-    assert [u["id"] for u in data["users"]] == [42]
+        document = json.loads(archive.read("data.json"))
+    assert [u["id"] for u in document["tables"]["users"]] == [42]
+    # The export says which request it answers and when it was decided, with UTC offsets.
+    assert document["request"]["reference"] == reference
+    assert document["request"]["decision"] == "approved"
+    assert document["request"]["received_at"].endswith("+00:00")
+    assert document["exported_at"].endswith("+00:00")
 
     ok(demo.run("--json", "deliver-dsar", reference, "--download-url",
                 "https://privacy.example.com/download", "--execute"))  # fmt: skip
@@ -237,7 +242,7 @@ def test_extending_a_deadline_needs_a_reason_and_stops_at_two_months(demo: Deplo
 def test_support_exports_a_subject_directly(demo: Deployment, tmp_path: Path) -> None:
     out = ok(demo.run("--json", "export-user-data", "--subject-id", "5", "--output",
                       str(tmp_path / "out")))  # fmt: skip
-    data = json.loads(Path(out["path"]).read_text())
+    data = json.loads(Path(out["path"]).read_text())["tables"]
     assert [u["id"] for u in data["users"]] == [5] and "password_hash" not in data["users"][0]
     out = ok(demo.run("--json", "export-user-data", "--subject-id", "5", "--format", "csv",
                       "--output", str(tmp_path / "out")))  # fmt: skip

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, MetaData, Table, and_, func, or_, select, update
+from sqlalchemy import Engine, MetaData, Table, and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -63,6 +63,15 @@ def due_date(received_at: datetime, extension_months: int = 0) -> datetime:
 
 def effective_due_at(request: DsarRequest) -> datetime:
     return request.extended_due_at or request.due_at
+
+
+def days_left(due: datetime, now: datetime) -> int:
+    """Calendar days (UTC) from today to the due date; negative when overdue.
+
+    The one rounding rule for every screen and alert, so a request never shows "-10 days
+    left" on one page and "9 days overdue" on another.
+    """
+    return (due.astimezone(UTC).date() - now.astimezone(UTC).date()).days
 
 
 # ---------------------------------------------------------------- intake
@@ -496,6 +505,7 @@ def _process_access(
         reference=request.reference,
         directory=datamap.policy.export_dir,
         now=now,
+        request=request,
     )
     request.export_path = str(export.path)
     request.export_bytes = export.bytes
@@ -654,8 +664,9 @@ def list_dsar_requests(
     subject_id: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    by_need: bool = False,
 ) -> list[DsarRequest]:
-    """Newest first, for the dashboard's paginated table."""
+    """Newest first; or ``by_need``: open requests first, soonest due (so overdue) on top."""
     query = select(DsarRequest)
     if status is not None:
         if status not in STATUSES:
@@ -667,8 +678,38 @@ def list_dsar_requests(
         query = query.where(DsarRequest.kind == kind)
     if subject_id is not None:
         query = query.where(DsarRequest.subject_id == str(subject_id))
-    query = query.order_by(DsarRequest.requested_at.desc(), DsarRequest.id.desc())
+    if by_need:
+        is_open = DsarRequest.status.in_(OPEN_STATUSES)
+        due = func.coalesce(DsarRequest.extended_due_at, DsarRequest.due_at)
+        query = query.order_by(
+            case((is_open, 0), else_=1), case((is_open, due), else_=None), DsarRequest.id.desc()
+        )
+    else:
+        query = query.order_by(DsarRequest.requested_at.desc(), DsarRequest.id.desc())
     return list(session.scalars(query.limit(limit).offset(offset)))
+
+
+@dataclass(frozen=True)
+class DsarCounters:
+    """What needs action, over every request (not one page of them)."""
+
+    open: int
+    overdue: int
+    due_this_week: int  # open, not overdue, due within seven days
+
+
+def dsar_counters(session: Session, *, now: datetime | None = None) -> DsarCounters:
+    now = now or utcnow()
+    due = func.coalesce(DsarRequest.extended_due_at, DsarRequest.due_at)
+    is_open = DsarRequest.status.in_(OPEN_STATUSES)
+    row = session.execute(
+        select(
+            func.count().filter(is_open),
+            func.count().filter(is_open, due < now),
+            func.count().filter(is_open, due >= now, due <= now + timedelta(days=7)),
+        )
+    ).one()
+    return DsarCounters(open=row[0], overdue=row[1], due_this_week=row[2])
 
 
 def due_soon_and_overdue(
@@ -731,7 +772,7 @@ def dsar_overview(session: Session, now: datetime | None = None) -> DsarOverview
                 "kind": r.kind,
                 "status": r.status,
                 "due": _aware(r.due),
-                "days_overdue": (now - _aware(r.due)).days,
+                "days_overdue": -days_left(_aware(r.due), now),
             }
             for r in overdue_rows
         ],

@@ -316,10 +316,10 @@ def dsar_requests(
     offset: int = 0,
     now: datetime | None = None,
 ) -> tuple[pd.DataFrame, bool]:
-    """One page of requests, newest first, with days left; and whether another page follows."""
+    """One page of requests, what needs action first, with days left; and whether more follow."""
     _check_paging(limit, offset)
     found = dsar.list_dsar_requests(
-        session, status=status, kind=kind, limit=limit + 1, offset=offset
+        session, status=status, kind=kind, limit=limit + 1, offset=offset, by_need=True
     )
     now = now or utcnow()
     rows = []
@@ -335,7 +335,7 @@ def dsar_requests(
                 "requested_by": r.requested_by,
                 "requested_at": r.requested_at,
                 "due": due,
-                "days_left": (due - now).days if is_open else None,
+                "days_left": dsar.days_left(due, now) if is_open else None,
                 "overdue": is_open and due < now,
                 "reviewed_by": r.reviewed_by,
                 "completed_at": r.completed_at,
