@@ -38,7 +38,7 @@ PAGES = [
     ("pages/dsar.py", "DSAR requests", ":material/folder_shared:", {COMPLIANCE_OFFICER, SUPPORT}),
     ("pages/progress.py", "Progress", ":material/monitoring:", {COMPLIANCE_OFFICER, MANAGER}),
     ("pages/audit.py", "Audit log", ":material/receipt_long:", {COMPLIANCE_OFFICER, MANAGER}),
-    ("pages/jobs.py", "Jobs", ":material/schedule:", {COMPLIANCE_OFFICER, MANAGER}),
+    ("pages/job_runs.py", "Jobs", ":material/schedule:", {COMPLIANCE_OFFICER, MANAGER}),
 ]
 
 
@@ -62,7 +62,8 @@ def _remember_demo_user() -> None:
 def sign_in(policy: Policy) -> Identity | None:
     """OIDC when [auth] is configured, else the proxy header, else (demo only) a picker."""
     configured = context.auth_configured()
-    oidc_email = st.user.get("email") if configured and st.user.get("is_logged_in") else None
+    claimed = st.user.get("email") if configured and st.user.get("is_logged_in") else None
+    oidc_email = claimed if isinstance(claimed, str) else None
     header = st.context.headers.get(policy.dashboard.identity_header)
     picked = None
     if not configured and not header and policy.dashboard.demo_mode:
@@ -128,7 +129,7 @@ st.session_state[context.IDENTITY_KEY] = person
 if person is None:
     pages = [st.Page(signed_out_page, title="Sign in", icon=":material/login:")]
 else:
-    landing = next(path for role, path in LANDING if person.has(role) or role is None)
+    landing = next(path for role, path in LANDING if role is None or person.has(role))
     pages = [
         st.Page(
             str(HERE / path),
