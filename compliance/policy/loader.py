@@ -108,7 +108,12 @@ class SlackSettings:
 @dataclass(frozen=True)
 class DashboardSettings:
     demo_mode: bool = False
+    #: The header an authenticating proxy names the signed-in person in.
     identity_header: str = "X-Forwarded-Email"
+    #: The header the proxy proves itself with: the identity header counts only beside it.
+    proxy_secret_header: str = "X-Privacy-Desk-Proxy-Secret"
+    #: The environment variable holding that shared secret; unset means header sign-in is off.
+    proxy_secret_env: str = "COMPLIANCE_PROXY_SECRET"
 
 
 @dataclass(frozen=True)
@@ -421,6 +426,33 @@ def _parse_retention(name: str, raw: Any, tables: Mapping[str, MappedTable]) -> 
     )
 
 
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # an RFC 9110 token
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _parse_dashboard(raw: Mapping[str, Any]) -> DashboardSettings:
+    allowed = {"demo_mode", "identity_header", "proxy_secret_header", "proxy_secret_env"}
+    _unknown_keys(raw, allowed, "dashboard")
+    defaults = DashboardSettings()
+    names: dict[str, str] = {}
+    for name, pattern, what in (
+        ("identity_header", _HEADER_NAME, "an HTTP header name"),
+        ("proxy_secret_header", _HEADER_NAME, "an HTTP header name"),
+        ("proxy_secret_env", _ENV_NAME, "an environment variable name"),
+    ):
+        value = _expect(raw.get(name, getattr(defaults, name)), str, f"dashboard.{name}")
+        if not pattern.fullmatch(value):
+            raise ConfigError(f"dashboard.{name}: {value!r} is not {what}")
+        names[name] = value
+    if names["identity_header"].lower() == names["proxy_secret_header"].lower():
+        raise ConfigError(
+            "dashboard.proxy_secret_header: must differ from dashboard.identity_header"
+        )
+    return DashboardSettings(
+        demo_mode=_expect(raw.get("demo_mode", False), bool, "dashboard.demo_mode"), **names
+    )
+
+
 def _resolve_url(url: str, base: Path | None) -> str:
     """Relative SQLite paths are taken from the policy file's folder, not the shell's."""
     prefix = "sqlite:///"
@@ -537,14 +569,7 @@ def parse_policy(
             _expect(member, str, f"roles.{role}[{i}]")
         roles[role] = tuple(m.strip().lower() for m in members)
 
-    dash_raw = section("dashboard")
-    _unknown_keys(dash_raw, {"demo_mode", "identity_header"}, "dashboard")
-    dashboard = DashboardSettings(
-        demo_mode=_expect(dash_raw.get("demo_mode", False), bool, "dashboard.demo_mode"),
-        identity_header=_expect(
-            dash_raw.get("identity_header", "X-Forwarded-Email"), str, "dashboard.identity_header"
-        ),
-    )
+    dashboard = _parse_dashboard(section("dashboard"))
     dsar_raw = section("dsar")
     _unknown_keys(dsar_raw, {"erasure_review"}, "dsar")
     dsar = DsarSettings(
