@@ -195,16 +195,22 @@ def job(
 
 
 def job_command(
-    name: str, *, mutating: bool = True, concurrent: bool = False
+    name: str,
+    *,
+    mutating: bool = True,
+    concurrent: bool = False,
+    group: click.Group | None = None,
 ) -> Callable[[Callable[..., Any]], click.Command]:
-    """Register a command on the group with --json and job-run recording."""
+    """Register a command on the group (or a sub-group) with --json and job-run recording."""
 
     def decorate(func: Callable[..., Any]) -> click.Command:
-        wrapped = job(name, mutating=mutating, concurrent=concurrent)(func)
+        parent = group or cli
+        full_name = name if parent is cli else f"{parent.name} {name}"
+        wrapped = job(full_name, mutating=mutating, concurrent=concurrent)(func)
         wrapped = click.option(
             "--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary."
         )(wrapped)
-        return cli.command(name)(wrapped)
+        return parent.command(name)(wrapped)
 
     return decorate
 
