@@ -17,15 +17,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
+from compliance.dsar.deadlines import days_left, effective_due_at
 from compliance.dsar.exports import build_access_export
-from compliance.dsar.requests import (
-    OPEN_STATUSES,
-    _complete,
-    _fail,
-    days_left,
-    effective_due_at,
-    get_dsar,
-)
+from compliance.dsar.processing import _complete, _fail
+from compliance.dsar.requests import OPEN_STATUSES, get_dsar
 from compliance.errors import ComplianceError, Conflict, InvalidInput
 from compliance.logs import log_event
 from compliance.policy.datamap import DataMap

@@ -9,6 +9,7 @@ import streamlit as st
 
 from compliance.dsar import desk
 from compliance.dsar import requests as dsar
+from compliance.dsar.deadlines import effective_due_at
 from compliance.dsar.delivery import deliver_export
 from compliance.errors import ComplianceError
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT
@@ -68,7 +69,7 @@ with st.form("submit_dsar", clear_on_submit=True):
             st.session_state[OPEN_KEY] = r.reference
             if not made.created:
                 return f"An open {r.kind} request for this subject exists: {r.reference}."
-            return f"Logged {r.reference}, due {dsar.effective_due_at(r):%Y-%m-%d}."
+            return f"Logged {r.reference}, due {effective_due_at(r):%Y-%m-%d}."
 
         widgets.run_action(log)
 
@@ -114,11 +115,12 @@ if number > 1 or more:
 
 chosen = st.session_state.get(OPEN_KEY)
 options = references if chosen in references or chosen is None else [chosen, *references]
-reference = st.selectbox(
+picked = st.selectbox(
     "Open request", options, index=None, key=OPEN_KEY, placeholder="Choose a request"
 )
-if reference is None:
+if picked is None:
     st.stop()
+reference = str(picked)
 
 try:
     with context.session(policy) as s:
@@ -247,7 +249,7 @@ if "extend" in actions:
                     r = dsar.extend_dsar(
                         s, reference, months=months, reason=reason, actor=person.email
                     )
-                return f"{r.reference} now due {dsar.effective_due_at(r):%Y-%m-%d}."
+                return f"{r.reference} now due {effective_due_at(r):%Y-%m-%d}."
 
             widgets.run_action(extend)
 
@@ -278,12 +280,12 @@ if "note" in actions:
         body = st.text_area("Add a note (staff only; never sent to the subject)")
         if st.form_submit_button("Add note"):
 
-            def note() -> str:
+            def add_note() -> str:
                 with context.session(policy) as s:
                     desk.add_note(s, reference, author=person.email, body=body)
                 return f"Note added to {reference}."
 
-            widgets.run_action(note)
+            widgets.run_action(add_note)
 
 asked = widgets.pending_confirmation("dsar_approve") or widgets.pending_confirmation("dsar_reject")
 if asked:

@@ -8,14 +8,9 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from compliance.dsar import desk
-from compliance.dsar.requests import (
-    dsar_counters,
-    dsar_overview,
-    get_dsar,
-    process_dsar_requests,
-    review_dsar,
-    submit,
-)
+from compliance.dsar.processing import process_dsar_requests
+from compliance.dsar.requests import get_dsar, review_dsar, submit
+from compliance.reports.dsar_stats import dsar_counters, dsar_overview
 from compliance.reports.review_queue import dsar_requests
 from compliance.store.models import AuditEvent, DsarNote, DsarRequest, utcnow
 from dashboard import export_jobs
