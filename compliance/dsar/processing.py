@@ -26,6 +26,9 @@ from compliance.policy.loader import DSAR_ERASURE_BUCKET, Policy
 from compliance.store.models import ComplianceProfile, DeletionRecord, DsarRequest, utcnow
 
 CLAIM_LEASE = timedelta(minutes=30)  # far longer than one export or erasure takes
+# A failed attempt waits 5, then 10, then 20 minutes...: a database restart or a full disk
+# gets time to pass before the request shows as failed ([dsar] max_attempts in all).
+BACKOFF_BASE = timedelta(minutes=5)
 
 
 @dataclass
@@ -36,6 +39,7 @@ class ProcessResult:
     completed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     waiting: list[str] = field(default_factory=list)
+    retrying: dict[str, str] = field(default_factory=dict)  # reference -> when, after which error
     would_process: list[str] = field(default_factory=list)
     executed: bool = False
 
@@ -55,7 +59,11 @@ def _claimable(now: datetime, lease: timedelta) -> Any:
             DsarRequest.processing_started_at <= now - lease,
         ),
     )
-    return or_(DsarRequest.status == "approved", abandoned)
+    due = and_(
+        DsarRequest.status == "approved",
+        or_(DsarRequest.next_attempt_at.is_(None), DsarRequest.next_attempt_at <= now),
+    )
+    return or_(due, abandoned)
 
 
 def claim_requests(
@@ -106,6 +114,46 @@ def _fail(session: Session, request: DsarRequest, message: str, actor: str) -> N
         target_id=request.reference,
         details={"kind": request.kind, "error": request.last_error},
     )
+
+
+def backoff(attempt: int, base: timedelta = BACKOFF_BASE) -> timedelta:
+    """How long after its ``attempt``-th failure a request is tried again: base, 2x, 4x..."""
+    return base * (2 ** (attempt - 1))
+
+
+def _attempt_failed(
+    session: Session,
+    request: DsarRequest,
+    message: str,
+    actor: str,
+    *,
+    max_attempts: int,
+    now: datetime,
+) -> datetime | None:
+    """Count the failure; put the request back for later, or fail it after the last attempt."""
+    request.attempts = (request.attempts or 0) + 1
+    if request.attempts >= max_attempts:
+        _fail(session, request, message, actor)
+        return None
+    retry_at = now + backoff(request.attempts)
+    request.status = "approved"
+    request.next_attempt_at = retry_at
+    request.last_error = message[:1000]
+    record_event(
+        session,
+        actor=actor,
+        action="dsar.attempt_failed",
+        target_type="dsar_request",
+        target_id=request.reference,
+        details={
+            "kind": request.kind,
+            "attempt": request.attempts,
+            "max_attempts": max_attempts,
+            "next_attempt_at": retry_at.isoformat(),
+            "error": request.last_error,
+        },
+    )
+    return retry_at
 
 
 def _complete(session: Session, request: DsarRequest, actor: str, now: datetime) -> None:
@@ -216,8 +264,9 @@ def process_dsar_requests(
 ) -> ProcessResult:
     """Claim approved requests and do their work; then complete erasures that were applied.
 
-    One request's failure is stored on it (``last_error``, status failed) and does not stop
-    the others; ``retry_dsar`` puts it back.
+    One request's failure is stored on it and does not stop the others. It is tried again
+    with exponential backoff (``backoff``) until ``[dsar] max_attempts`` attempts failed;
+    only then is it ``failed``, and ``retry_dsar`` puts it back.
     """
     if limit < 1:
         raise InvalidInput(f"--limit must be at least 1, got {limit}")
@@ -254,9 +303,25 @@ def process_dsar_requests(
             except (ComplianceError, SQLAlchemyError, OSError) as exc:
                 session.rollback()
                 message = str(exc) if isinstance(exc, ComplianceError) else one_line(exc)
-                _fail(session, request, message, actor)
+                retry_at = _attempt_failed(
+                    session,
+                    request,
+                    message,
+                    actor,
+                    max_attempts=policy.dsar.max_attempts,
+                    now=now or utcnow(),
+                )
                 session.commit()
-                result.failed[request.reference] = message
-                log_event("dsar.failed", reference=request.reference, error=message)
+                if retry_at is None:
+                    result.failed[request.reference] = message
+                    log_event("dsar.failed", reference=request.reference, error=message)
+                else:
+                    result.retrying[request.reference] = f"{retry_at.isoformat()}: {message}"
+                    log_event(
+                        "dsar.attempt_failed",
+                        reference=request.reference,
+                        attempt=request.attempts,
+                        next_attempt_at=retry_at.isoformat(),
+                    )
     _settle_erasures(session, result, actor, now or utcnow())
     return result

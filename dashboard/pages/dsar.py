@@ -7,7 +7,7 @@ import os
 import pandas as pd
 import streamlit as st
 
-from compliance.dsar import desk
+from compliance.dsar import desk, notices
 from compliance.dsar import requests as dsar
 from compliance.dsar.deadlines import effective_due_at
 from compliance.dsar.delivery import deliver_export
@@ -270,6 +270,78 @@ timeline = pd.DataFrame(
 st.dataframe(
     timeline, hide_index=True, width="stretch", column_config=widgets.labels(timeline.columns)
 )
+
+st.subheader("Notices to the subject")
+if detail.notices:
+    sent = pd.DataFrame(
+        [
+            {
+                "notice": n.kind,
+                "status": widgets.status_label(n.status),
+                "created_at": n.created_at,
+                "sent_at": n.sent_at,
+                "attempts": n.attempts,
+                "error": n.last_error or "",
+            }
+            for n in detail.notices
+        ]
+    )
+    st.dataframe(sent, hide_index=True, width="stretch", column_config=widgets.labels(sent.columns))
+for failed in [n for n in detail.notices if n.status == "failed"]:
+    if st.button(f"Retry the {failed.kind} notice", key=f"notice_retry_{failed.id}"):
+
+        def retry_notice(notice_id: int = failed.id) -> str:
+            with context.session(policy) as s:
+                result = notices.retry_notice(s, policy, notice_id, actor=person.email)
+            if result.status == "failed":
+                raise ComplianceError(f"The {result.kind} notice failed again: {result.error}")
+            return f"The {result.kind} notice was sent."
+
+        widgets.run_action(retry_notice)
+if "notice" in actions:
+    with context.session(policy) as s:
+        request_row = dsar.get_dsar(s, reference)
+    kinds = notices.notice_kinds_for(request_row)
+    done = {n.kind for n in detail.notices if n.status == "sent"}
+    unsent = [k for k in kinds if k not in done]
+    kind_choice = st.selectbox(
+        "Notice",
+        kinds,
+        index=kinds.index(unsent[-1]) if unsent else 0,
+        key=f"notice_kind_{reference}_{len(kinds)}",  # a new state suggests its notice
+    )
+    reason_text = None
+    if kind_choice in ("extension", "refusal"):
+        reason_text = st.text_area(
+            "Reason, as the subject will read it",
+            value=notices.default_reason(request_row, kind_choice) or "",
+            key=f"notice_reason_{reference}_{kind_choice}",
+        )
+    try:
+        preview = notices.render_notice(policy, request_row, kind_choice, reason=reason_text)
+    except ComplianceError as exc:
+        st.warning(str(exc))
+    else:
+        with st.container(border=True):
+            st.caption(f"Preview · to the subject · {preview.subject}")
+            st.text(preview.text)
+            with st.expander("HTML version"):
+                st.code(preview.html, language="html")
+        if st.button(f"Send the {kind_choice} notice", key="notice_send"):
+
+            def send_notice() -> str:
+                with context.session(policy) as s:
+                    result = notices.send_notice(
+                        s, policy, reference, kind_choice, actor=person.email, reason=reason_text
+                    )
+                if result.status == "failed":
+                    raise ComplianceError(
+                        f"The {result.kind} notice could not be sent: {result.error}. "
+                        "It is listed above with a Retry button."
+                    )
+                return f"The {result.kind} notice was sent to the subject."
+
+            widgets.run_action(send_notice)
 
 st.subheader("Internal notes")
 for note in detail.notes:

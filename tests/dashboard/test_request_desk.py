@@ -176,3 +176,29 @@ def test_only_the_viewers_role_decides_the_actions(queue: Deployment) -> None:
     assert {"approve", "reject", "extend"} <= set(officer.actions)
     assert not {"approve", "reject", "extend", "export"} & set(support.actions)
     assert manager.actions == ()
+
+
+def test_an_officer_previews_and_sends_the_extension_notice_with_its_reason(
+    queue: Deployment, open_app: OpenApp, smtp_inbox: Inbox
+) -> None:
+    use_smtp(queue, smtp_inbox)
+    reference = log_request(queue, "26")
+    at = open_app(OFFICER, "pages/dsar.py")
+    at.selectbox(key="dsar_open").select(reference).run()
+    [reason] = [t for t in at.text_input if t.label == "Why the extension is needed"]
+    reason.input("Records spread over six systems")
+    button(at, "Extend deadline").click().run()
+
+    assert [b.value for b in at.selectbox if b.label == "Notice"] == ["extension"]
+    preview = [t.value for t in at.text]
+    assert any("Records spread over six systems" in t for t in preview), preview
+    button(at, "Send the extension notice").click().run()
+    assert "The extension notice was sent to the subject." in texts(at, "success")
+    [mail] = smtp_inbox.messages
+    assert "Records spread over six systems" in mail.get_body(("plain",)).get_content()
+    with queue.session() as s:
+        labels = [
+            e.label
+            for e in desk.request_detail(s, queue.policy(), reference, roles={"support"}).timeline
+        ]
+    assert labels[-2:] == ["Deadline extended", "Notice sent to the subject"]
