@@ -9,6 +9,7 @@ retried one by one so a single bad record cannot hold back the rest.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +30,8 @@ from compliance.store.models import ComplianceProfile, DeletionRecord, utcnow
 # Subjects per chunk: large enough that the bookkeeping per chunk (claim, mark applied,
 # audit) is small beside the erasure, small enough to keep each transaction short.
 DEFAULT_CHUNK_SIZE = 1000
+# Workers beyond the database's cores only wait on each other.
+MAX_WORKERS = 16
 
 
 @dataclass
@@ -110,7 +113,15 @@ def apply_deletions(
     bucket: str | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     now: datetime | None = None,
+    workers: int = 1,
 ) -> ApplyResult:
+    """Erase every due accepted record, ``workers`` threads at once (PostgreSQL only).
+
+    Whatever the number of workers, each record is claimed by one of them only
+    (``FOR UPDATE SKIP LOCKED``), so it is erased, marked and audited exactly once.
+    """
+    if not 1 <= workers <= MAX_WORKERS:
+        raise InvalidInput(f"workers must be from 1 to {MAX_WORKERS}, got {workers}")
     if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
         raise InvalidInput(f"--chunk-size must be from 1 to {MAX_CHUNK_SIZE}, got {chunk_size}")
     policy = datamap.policy
@@ -137,12 +148,42 @@ def apply_deletions(
     result.due = sum(count_due(session, name, now) for name in names)
     progress = Progress("apply_deletions.progress", total=result.due)
     locking = session.get_bind().dialect.name == "postgresql"
+    if workers > 1 and not locking:
+        raise InvalidInput("parallel workers need PostgreSQL: SQLite lets one writer at a time")
+    if not execute:
+        workers = 1  # a dry run only counts
     for name in names:
         if name not in policy.buckets and name != "dsar_erasure":
             log_event("apply_deletions.unknown_bucket", bucket=name)
             _fail_bucket(session, name, now, f"bucket '{name}' is no longer in the policy", result)
             continue
         plan = datamap.erasure_plan(policy.bucket(name).tables)
+        chunks = _BucketRun(datamap, name, plan, now, chunk_size, actor, execute, locking, progress)
+        if workers == 1:
+            chunks.run(session, result)
+        else:
+            chunks.run_parallel(session, workers, result)
+    result.elapsed_s = round(progress.elapsed, 3)
+    return result
+
+
+@dataclass
+class _BucketRun:
+    """One bucket's due records, erased chunk by chunk by one worker or several at once."""
+
+    datamap: DataMap
+    bucket: str
+    plan: Sequence[TableAction]
+    now: datetime
+    chunk_size: int
+    actor: str
+    execute: bool
+    locking: bool
+    progress: Progress
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run(self, session: Session, result: ApplyResult) -> None:
+        datamap, plan, name = self.datamap, self.plan, self.bucket
         last_id = 0
         while True:
             query = (
@@ -150,11 +191,11 @@ def apply_deletions(
                 .join(
                     ComplianceProfile, ComplianceProfile.id == DeletionRecord.compliance_profile_id
                 )
-                .where(*_due(name, now), DeletionRecord.id > last_id)
+                .where(*_due(name, self.now), DeletionRecord.id > last_id)
                 .order_by(DeletionRecord.id)
-                .limit(chunk_size)
+                .limit(self.chunk_size)
             )
-            if locking and execute:
+            if self.locking and self.execute:
                 # Two workers never erase the same records: each skips what the other holds.
                 query = query.with_for_update(of=DeletionRecord, skip_locked=True)
             records = [(r.id, r.subject_id) for r in session.execute(query)]
@@ -162,17 +203,17 @@ def apply_deletions(
                 session.rollback()
                 break
             last_id = records[-1][0]
-            if not execute:
+            if not self.execute:
                 session.rollback()
                 with datamap.engine.connect() as conn:
                     for step in plan:
                         n = datamap.count(conn, step.table, [s for _, s in records])
                         result.rows[step.table] = result.rows.get(step.table, 0) + n
-                progress.advance(len(records))
+                self._advance(len(records))
                 continue
             applied, errors, rows = _erase(datamap, plan, records)
             failpoints.hit("apply.between_databases")
-            _finish_chunk(session, name, applied, errors, rows, actor=actor, now=utcnow())
+            _finish_chunk(session, name, applied, errors, rows, actor=self.actor, now=utcnow())
             session.commit()
             result.applied += len(applied)
             result.failed += len(errors)
@@ -184,9 +225,41 @@ def apply_deletions(
                 log_event(
                     "apply_deletions.record_failed", record_id=rid, bucket=name, error=message
                 )
-            progress.advance(len(records), applied=result.applied, failed=result.failed)
-    result.elapsed_s = round(progress.elapsed, 3)
-    return result
+            self._advance(len(records), applied=result.applied, failed=result.failed)
+
+    def _advance(self, n: int, **extra: object) -> None:
+        with self._lock:
+            self.progress.advance(n, **extra)
+
+    def run_parallel(self, session: Session, workers: int, result: ApplyResult) -> None:
+        """Each worker has its own sessions and claims chunks the others have not locked."""
+        session.rollback()  # hold nothing the workers might wait for
+        results = [ApplyResult(executed=True) for _ in range(workers)]
+        failures: list[BaseException] = []
+
+        def work(mine: ApplyResult) -> None:
+            try:
+                with Session(session.get_bind()) as own:
+                    self.run(own, mine)
+            except BaseException as exc:  # re-raised in the caller's thread below
+                failures.append(exc)
+
+        threads = [
+            threading.Thread(target=work, args=(r,), name=f"apply-{self.bucket}-{i}")
+            for i, r in enumerate(results)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for mine in results:
+            result.applied += mine.applied
+            result.failed += mine.failed
+            for table, n in mine.rows.items():
+                result.rows[table] = result.rows.get(table, 0) + n
+            result.errors += mine.errors[: max(0, 20 - len(result.errors))]
+        if failures:
+            raise failures[0]
 
 
 def _finish_chunk(
