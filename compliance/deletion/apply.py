@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -58,7 +58,7 @@ def one_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:500]
 
 
-def _due(bucket: str, now: datetime) -> tuple:  # type: ignore[type-arg]
+def _due(bucket: str, now: datetime) -> tuple[ColumnElement[bool], ...]:
     return (
         DeletionRecord.bucket == bucket,
         DeletionRecord.accepted_for_deletion.is_(True),

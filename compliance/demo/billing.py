@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -61,7 +62,8 @@ def create_demo_billing_database(
         raise Conflict(f"the demo billing database already holds {existing} customers")
     rng = random.Random(seed * 31 + 7)
     moment = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
-    customers, notes = [], []
+    customers: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
     for uid in range(1, users_count + 1):
         if rng.random() < 0.5:
             continue

@@ -36,6 +36,7 @@ from compliance.logs import log_event
 from compliance.policy.loader import DSAR_ERASURE_BUCKET, Bucket, Policy
 from compliance.policy.systems import System
 from compliance.store.models import DeletionRecord, DsarRequest, ErasureTask, utcnow
+from compliance.store.sql import rows_changed
 from compliance.systems import webhook
 
 PENDING, SENT, DONE, FAILED, SKIPPED = "pending", "sent", "done", "failed", "skipped"
@@ -268,7 +269,8 @@ def settle_records(
     ).all()
     errors: dict[int, str] = {}
     for rid, system, message in failed:
-        errors.setdefault(rid, f"{system}: {message or 'failed'}")
+        if rid is not None:
+            errors.setdefault(rid, f"{system}: {message or 'failed'}")
     for rid, message in errors.items():
         session.execute(
             update(DeletionRecord)
@@ -396,7 +398,7 @@ def run_webhook_tasks(
                 updated_at=now,
             )
         )
-        if session.execute(claim).rowcount != 1:
+        if rows_changed(session.execute(claim)) != 1:
             session.rollback()
             continue  # another worker has it
         session.commit()

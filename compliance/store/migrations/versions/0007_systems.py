@@ -1,7 +1,7 @@
 """Systems: a task per system for every deletion record and DSAR request.
 
 Revision ID: 0007_systems
-Revises: 0002
+Revises: 0006_desk
 Create Date: 2026-11-25 17:40:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_systems"
-down_revision: str | None = "0002"
+down_revision: str | None = "0006_desk"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
