@@ -20,8 +20,8 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from compliance.emails import EMAIL
-from compliance.errors import ConfigError
+from compliance.emails import EMAIL, check_email
+from compliance.errors import ConfigError, PermissionDenied
 from compliance.logs import log_event
 from compliance.policy.loader import Policy
 
@@ -75,6 +75,32 @@ def roles_for(roles: Mapping[str, Iterable[str]], email: str) -> frozenset[str]:
     return frozenset(
         role for role, members in roles.items() if any(_matches(email, m) for m in members)
     )
+
+
+def identify(policy: Policy, email: str, *, source: str = "cli", what: str = "email") -> Identity:
+    """The person behind an email named on the command line: their roles from [roles].
+
+    Library decisions take an Identity rather than a bare email, so every caller has
+    looked the person up in the policy and the decision can check the role itself.
+    """
+    email = check_email(email, what)
+    return Identity(email=email, roles=roles_for(policy.roles, email), source=source)
+
+
+def require(actor: Identity, *roles: str, to: str) -> str:
+    """The actor's email, or PermissionDenied when they hold none of ``roles``.
+
+    Called first thing by every decision in the library, whatever shell called it: a
+    page hidden from someone, or a CLI flag, is not where the rule lives.
+    """
+    if not isinstance(actor, Identity):  # a bare email would skip the role check
+        raise TypeError(f"the acting person must be an Identity, got {type(actor).__name__}")
+    if not actor.has(*roles):
+        needed = " or ".join(ROLE_TITLES[r].lower() for r in roles)
+        raise PermissionDenied(
+            f"{actor.email} may not {to}: that needs the {needed} role ([roles] in the policy)"
+        )
+    return actor.email
 
 
 def demo_users(policy: Policy) -> list[str]:
