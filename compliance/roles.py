@@ -29,10 +29,14 @@ COMPLIANCE_OFFICER = "compliance_officer"
 SUPPORT = "support"
 MANAGER = "manager"
 ROLES = (COMPLIANCE_OFFICER, SUPPORT, MANAGER)
+#: Not a person's role and never in [roles]: what a host application's API key may do
+#: (log requests through the intake API), held only by the Identity made for that key.
+API_INTAKE = "api_intake"
 ROLE_TITLES = {
     COMPLIANCE_OFFICER: "Compliance officer",
     SUPPORT: "Support",
     MANAGER: "Manager",
+    API_INTAKE: "Intake API key",
 }
 #: Offered by the demo picker when [roles] grants support to a whole domain only.
 DEMO_SUPPORT_USER = "support@example.com"
@@ -45,11 +49,14 @@ HeaderValues = Callable[[str], Sequence[str]]
 
 @dataclass(frozen=True)
 class Identity:
-    """A signed-in person: the email every action is recorded under, and their roles."""
+    """A signed-in person: the email every action is recorded under, and their roles.
+
+    A host application's API key acts as ``api:NAME`` with the API_INTAKE role only.
+    """
 
     email: str
     roles: frozenset[str]
-    source: str  # oidc | header | demo
+    source: str  # oidc | header | demo | cli | api
 
     def has(self, *roles: str) -> bool:
         """True if the person holds any of ``roles``."""
@@ -96,7 +103,7 @@ def require(actor: Identity, *roles: str, to: str) -> str:
     if not isinstance(actor, Identity):  # a bare email would skip the role check
         raise TypeError(f"the acting person must be an Identity, got {type(actor).__name__}")
     if not actor.has(*roles):
-        needed = " or ".join(ROLE_TITLES[r].lower() for r in roles)
+        needed = " or ".join(ROLE_TITLES[r].lower() for r in roles if r in ROLES)
         raise PermissionDenied(
             f"{actor.email} may not {to}: that needs the {needed} role ([roles] in the policy)"
         )

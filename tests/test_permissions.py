@@ -27,12 +27,13 @@ from compliance.dsar.requests import (
 from compliance.errors import PermissionDenied
 from compliance.policy.loader import load_policy
 from compliance.reports.review_queue import list_batches
-from compliance.roles import identify
+from compliance.roles import API_INTAKE, Identity, identify
 from compliance.store.models import AuditEvent, DeletionBatch, DsarRequest
 from tests.conftest import DEMO_POLICY, DPO, SUPPORT_STAFF, Deployment, person
 
 MANAGER = person("ceo@example.com")
 STRANGER = person("visitor@partner.org")  # no role at all
+API_KEY = Identity(email="api:shop", roles=frozenset({API_INTAKE}), source="api")
 
 
 def audit_count(d: Deployment) -> int:
@@ -89,6 +90,11 @@ DECISIONS: dict[str, tuple[Setup, Decision, Any]] = {
         logged,
         lambda s, d, ref, who: review_dsar(s, ref, "approve", reviewer=who, four_eyes=True),
         SUPPORT_STAFF,
+    ),
+    "an API key reviews a DSAR": (
+        logged,
+        lambda s, d, ref, who: review_dsar(s, ref, "approve", reviewer=who, four_eyes=False),
+        API_KEY,
     ),
     "extend a DSAR": (
         logged,

@@ -116,6 +116,15 @@ class DashboardSettings:
     proxy_secret_env: str = "COMPLIANCE_PROXY_SECRET"
 
 
+DEFAULT_IDENTITY_METHODS = (
+    "signed_in_account",
+    "email_confirmation",
+    "id_document",
+    "security_questions",
+    "other",
+)
+
+
 @dataclass(frozen=True)
 class ReviewSettings:
     #: Nobody approves a DSAR request they logged themselves (default: on outside demo mode).
@@ -125,6 +134,14 @@ class ReviewSettings:
 @dataclass(frozen=True)
 class DsarSettings:
     erasure_review: bool = True
+    # Support's "Export now" waits for an officer's approval unless this is false.
+    access_review: bool = True
+    # How a requester's identity may be checked; a request names one of these plus a note.
+    identity_methods: tuple[str, ...] = DEFAULT_IDENTITY_METHODS
+    # Notice templates a deployment overrides file by file; None: only the shipped ones.
+    templates_dir: Path | None = None
+    # Processing attempts (with exponential backoff) before a request shows as failed.
+    max_attempts: int = 3
 
 
 @dataclass(frozen=True)
@@ -586,9 +603,34 @@ def parse_policy(
         )
     )
     dsar_raw = section("dsar")
-    _unknown_keys(dsar_raw, {"erasure_review"}, "dsar")
+    _unknown_keys(
+        dsar_raw,
+        {"erasure_review", "access_review", "identity_methods", "templates_dir", "max_attempts"},
+        "dsar",
+    )
+    methods_raw = _expect(
+        dsar_raw.get("identity_methods", list(DEFAULT_IDENTITY_METHODS)),
+        list,
+        "dsar.identity_methods",
+    )
+    methods = tuple(
+        _expect(m, str, f"dsar.identity_methods[{i}]").strip() for i, m in enumerate(methods_raw)
+    )
+    if not methods or any(not m for m in methods) or len(set(methods)) != len(methods):
+        raise ConfigError("dsar.identity_methods: give at least one method, each once, non-empty")
+    templates_raw = _optional_str(dsar_raw, "templates_dir", "dsar")
+    templates_dir = Path(templates_raw) if templates_raw else None
+    if templates_dir is not None and not templates_dir.is_absolute() and base is not None:
+        templates_dir = base / templates_dir
+    max_attempts = _non_negative_int(dsar_raw.get("max_attempts", 3), "dsar.max_attempts")
+    if max_attempts < 1:
+        raise ConfigError("dsar.max_attempts: expected at least 1, got 0")
     dsar = DsarSettings(
-        erasure_review=_expect(dsar_raw.get("erasure_review", True), bool, "dsar.erasure_review")
+        erasure_review=_expect(dsar_raw.get("erasure_review", True), bool, "dsar.erasure_review"),
+        access_review=_expect(dsar_raw.get("access_review", True), bool, "dsar.access_review"),
+        identity_methods=methods,
+        templates_dir=templates_dir,
+        max_attempts=max_attempts,
     )
     smtp_raw = section("smtp")
     _unknown_keys(smtp_raw, {"host", "port", "sender", "username", "starttls"}, "smtp")
