@@ -131,6 +131,12 @@ DEFAULT_IDENTITY_METHODS = (
 
 
 @dataclass(frozen=True)
+class ReviewSettings:
+    #: Nobody approves a DSAR request they logged themselves (default: on outside demo mode).
+    four_eyes: bool = True
+
+
+@dataclass(frozen=True)
 class DsarSettings:
     erasure_review: bool = True
     #: Webhook and manual systems erasure and access requests reach (default: all declared).
@@ -167,6 +173,7 @@ class Policy:
     slack: SlackSettings = SlackSettings()
     roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     dashboard: DashboardSettings = DashboardSettings()
+    review: ReviewSettings = ReviewSettings()
     dsar: DsarSettings = DsarSettings()
     smtp: SmtpSettings = SmtpSettings()
     dsar_export_days: int = 30
@@ -594,6 +601,7 @@ def parse_policy(
             "slack",
             "roles",
             "dashboard",
+            "review",
             "dsar",
             "smtp",
             "retention",
@@ -700,6 +708,13 @@ def parse_policy(
         roles[role] = tuple(m.strip().lower() for m in members)
 
     dashboard = _parse_dashboard(section("dashboard"))
+    review_raw = section("review")
+    _unknown_keys(review_raw, {"four_eyes"}, "review")
+    review = ReviewSettings(
+        four_eyes=_expect(
+            review_raw.get("four_eyes", not dashboard.demo_mode), bool, "review.four_eyes"
+        )
+    )
     dsar_raw = section("dsar")
     _unknown_keys(
         dsar_raw,
@@ -763,6 +778,7 @@ def parse_policy(
         slack=slack,
         roles=roles,
         dashboard=dashboard,
+        review=review,
         dsar=dsar,
         smtp=smtp,
         dsar_export_days=dsar_export_days,
