@@ -147,7 +147,7 @@ def create_request(
     )
     r = result.request
     try:  # Art. 12: tell the subject it arrived; a mail failure stays on the request, retryable
-        send_notice(session, dep.policy, r.reference, "acknowledgement", actor=key.actor)
+        send_notice(session, dep.policy, r.reference, "acknowledgement", actor=key.identity)
     except ComplianceError as exc:
         logs.log_event("api.acknowledgement_skipped", reference=r.reference, reason=str(exc))
     return RequestOut(

@@ -18,6 +18,7 @@ from compliance.dsar.desk import run_export, start_export
 from compliance.errors import ComplianceError
 from compliance.logs import log_event
 from compliance.policy.loader import Policy
+from compliance.roles import Identity
 from dashboard import context
 
 
@@ -48,7 +49,7 @@ def forget(reference: str) -> None:
     _registry().pop(reference, None)
 
 
-def start(policy: Policy, reference: str, actor: str) -> ExportJob:
+def start(policy: Policy, reference: str, actor: Identity) -> ExportJob:
     """Claim the request now (a refusal raises here) and build its export in the background."""
     with context.session(policy) as s:
         start_export(s, policy, reference, actor=actor, execute=True)

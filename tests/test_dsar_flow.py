@@ -93,7 +93,8 @@ def test_an_access_request_goes_from_submission_to_a_one_time_download(
     assert document["exported_at"].endswith("+00:00")
 
     ok(demo.run("--json", "deliver-dsar", reference, "--download-url",
-                "https://privacy.example.com/download", "--execute"))  # fmt: skip
+                "https://privacy.example.com/download", "--by", "support@example.com",
+                "--execute"))  # fmt: skip
     assert {m["To"] for m in smtp_inbox.messages} == {user["email"]}
     link_mail, code_mail = smtp_inbox.bodies()
     token = re.search(r"https://privacy\.example\.com/download\?token=(\S+)", link_mail).group(1)
@@ -240,7 +241,7 @@ def test_a_failing_export_is_retried_with_backoff_then_fails_and_retry_puts_it_b
     row = request_row(demo, reference)
     assert (row.status, row.attempts) == ("failed", 3)
 
-    ok(demo.run("--json", "retry-dsar", reference, "--execute"))
+    ok(demo.run("--json", "retry-dsar", reference, "--by", "dpo@example.com", "--execute"))
     assert request_row(demo, reference).status == "approved"
     ok(demo.run("--json", "process-dsar-requests", "--execute"))
     assert request_row(demo, reference).status == "completed"
@@ -264,16 +265,15 @@ def test_max_attempts_is_configurable_and_bad_values_are_refused(demo: Deploymen
 def test_extending_a_deadline_needs_a_reason_and_stops_at_two_months(demo: Deployment) -> None:
     reference = submit(demo, "access", "--subject-id", "12")
     row = request_row(demo, reference)
-    ok(demo.run("--json", "extend-dsar", reference, "--months", "1", "--reason",
-                "many systems", "--execute"))  # fmt: skip
+    extend = ("extend-dsar", reference, "--by", "dpo@example.com", "--months")
+    ok(demo.run("--json", *extend, "1", "--reason", "many systems", "--execute"))
     extended = request_row(demo, reference)
     assert extended.extension_reason == "many systems"
     assert extended.extended_due_at.month != row.due_at.month
-    too_far = demo.run("extend-dsar", reference, "--months", "2", "--reason", "more", "--execute")
+    too_far = demo.run(*extend, "2", "--reason", "more", "--execute")
     assert too_far.exit_code == 2 and "at most 2 in total" in too_far.stderr
-    ok(demo.run("--json", "extend-dsar", reference, "--months", "1", "--reason", "still more",
-                "--execute"))  # fmt: skip
-    three = demo.run("extend-dsar", reference, "--months", "3", "--reason", "x", "--execute")
+    ok(demo.run("--json", *extend, "1", "--reason", "still more", "--execute"))
+    three = demo.run(*extend, "3", "--reason", "x", "--execute")
     assert three.exit_code == 2 and "1 or 2" in three.stderr
 
 

@@ -13,7 +13,7 @@ from compliance.dsar.processing import process_dsar_requests
 from compliance.dsar.requests import extend_dsar, get_dsar, review_dsar, submit
 from compliance.errors import ConfigError, Conflict, InvalidInput
 from compliance.store.models import AuditEvent
-from tests.conftest import DEMO_POLICY, Deployment
+from tests.conftest import DEMO_POLICY, Deployment, person
 from tests.smtp_server import Inbox, free_port
 from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
 
@@ -31,7 +31,8 @@ def point_at(d: Deployment, port: int, extra: str = "") -> None:
 def logged(d: Deployment, subject_id: str = "21", kind: str = "access") -> str:
     with d.session() as s:
         return submit(
-            s, d.policy(), d.app_engine, kind=kind, subject_id=subject_id, requested_by=STAFF,
+            s, d.policy(), d.app_engine, kind=kind, subject_id=subject_id,
+            requested_by=person(STAFF),
             identity_method="id_document", identity_check="passport",
         ).request.reference  # fmt: skip
 
@@ -51,17 +52,27 @@ def test_each_notice_reaches_the_subject_with_what_the_law_asks_it_to_say(
     reference = logged(demo)
     refused = logged(demo, "22", "erasure")
     with demo.session() as s:
-        assert send_notice(s, policy, reference, "acknowledgement", actor=STAFF).status == "sent"
+        assert (
+            send_notice(s, policy, reference, "acknowledgement", actor=person(STAFF)).status
+            == "sent"
+        )
         extended = extend_dsar(
-            s, reference, months=1, reason="Data <held> in six systems", actor=OFFICER,
+            s, reference, months=1, reason="Data <held> in six systems", actor=person(OFFICER),
             execute=True,
         )  # fmt: skip
-        send_notice(s, policy, reference, "extension", actor=OFFICER)
-        review_dsar(s, refused, "reject", reviewer=OFFICER, reason="We hold no data on you")
-        send_notice(s, policy, refused, "refusal", actor=OFFICER)
-        review_dsar(s, reference, "approve", reviewer=OFFICER)
+        send_notice(s, policy, reference, "extension", actor=person(OFFICER))
+        review_dsar(
+            s,
+            refused,
+            "reject",
+            reviewer=person(OFFICER),
+            four_eyes=False,
+            reason="We hold no data on you",
+        )
+        send_notice(s, policy, refused, "refusal", actor=person(OFFICER))
+        review_dsar(s, reference, "approve", reviewer=person(OFFICER), four_eyes=False)
         process_dsar_requests(s, demo.datamap(), actor="jobs", execute=True)
-        send_notice(s, policy, reference, "completion", actor=STAFF)
+        send_notice(s, policy, reference, "completion", actor=person(STAFF))
 
     ack, ext, refusal, done = smtp_inbox.messages
     other = demo.app_rows("users", "id = 22")[0]["email"]
@@ -94,7 +105,7 @@ def test_a_notice_that_cannot_be_sent_is_visible_and_retried(
     point_at(demo, free_port())  # nobody listens there
     reference = logged(demo)
     with demo.session() as s:
-        failed = send_notice(s, demo.policy(), reference, "acknowledgement", actor=STAFF)
+        failed = send_notice(s, demo.policy(), reference, "acknowledgement", actor=person(STAFF))
     assert failed.status == "failed" and "unreachable" in (failed.error or "")
     with demo.session() as s:
         detail = request_detail(s, demo.policy(), reference, roles={"support"})
@@ -103,10 +114,10 @@ def test_a_notice_that_cannot_be_sent_is_visible_and_retried(
 
     point_at(demo, smtp_inbox.port)
     with demo.session() as s:
-        again = retry_notice(s, demo.policy(), failed.notice_id, actor=STAFF)
+        again = retry_notice(s, demo.policy(), failed.notice_id, actor=person(STAFF))
         assert again.status == "sent"
         with pytest.raises(Conflict):
-            retry_notice(s, demo.policy(), failed.notice_id, actor=STAFF)
+            retry_notice(s, demo.policy(), failed.notice_id, actor=person(STAFF))
     assert len(smtp_inbox.messages) == 1
 
 
@@ -118,7 +129,9 @@ def test_refusals_and_extensions_need_a_reason_and_fit_the_state(demo: Deploymen
             render_notice(demo.policy(), request, "refusal", reason="no")  # not rejected
         with pytest.raises(Conflict):
             render_notice(demo.policy(), request, "completion")
-        review_dsar(s, reference, "reject", reviewer=OFFICER, reason="duplicate")
+        review_dsar(
+            s, reference, "reject", reviewer=person(OFFICER), four_eyes=False, reason="duplicate"
+        )
         request = get_dsar(s, reference)
         with pytest.raises(InvalidInput):
             render_notice(demo.policy(), request, "refusal", reason="  ")

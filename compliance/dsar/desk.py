@@ -25,7 +25,7 @@ from compliance.errors import ComplianceError, Conflict, InvalidInput
 from compliance.logs import log_event
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Policy
-from compliance.roles import COMPLIANCE_OFFICER, SUPPORT
+from compliance.roles import COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.store.models import AuditEvent, DsarNote, DsarNotice, DsarRequest, utcnow
 
 MAX_NOTE = 4000
@@ -242,21 +242,22 @@ def request_detail(
     )
 
 
-def add_note(session: Session, reference: str, *, author: str, body: str) -> Note:
+def add_note(session: Session, reference: str, *, author: Identity, body: str) -> Note:
     """An internal note (staff only, never sent); the audit trail records who and when."""
+    by = require(author, SUPPORT, COMPLIANCE_OFFICER, to="add notes to DSAR requests")
     body = (body or "").strip()
     if not body:
         raise InvalidInput("the note is empty")
     if len(body) > MAX_NOTE:
         raise InvalidInput(f"the note is longer than {MAX_NOTE} characters")
     request = get_dsar(session, reference)
-    note = DsarNote(dsar_request_id=request.id, author=author, body=body, created_at=utcnow())
+    note = DsarNote(dsar_request_id=request.id, author=by, body=body, created_at=utcnow())
     session.add(note)
     session.flush()
     # The text may name people; the chain keeps only that a note was added, and its id.
     record_event(
         session,
-        actor=author,
+        actor=by,
         action="dsar.note_added",
         target_type="dsar_request",
         target_id=request.reference,
@@ -270,13 +271,14 @@ def add_note(session: Session, reference: str, *, author: str, body: str) -> Not
 
 
 def start_export(
-    session: Session, policy: Policy, reference: str, *, actor: str, execute: bool
+    session: Session, policy: Policy, reference: str, *, actor: Identity, execute: bool
 ) -> DsarRequest:
     """Claim an access request for an export right now (support's button), or refuse why not.
 
     The claim is one conditional UPDATE, so the cron's ``process-dsar-requests`` and a
     second click can never both build it.
     """
+    by = require(actor, SUPPORT, COMPLIANCE_OFFICER, to="export DSAR requests")
     request = get_dsar(session, reference)
     if request.kind != "access":
         raise Conflict(f"{request.reference} is an erasure request; only access requests export")
@@ -298,7 +300,7 @@ def start_export(
         raise Conflict(f"{request.reference} was just taken by someone else; reload to see it")
     record_event(
         session,
-        actor=actor,
+        actor=by,
         action="dsar.export_started",
         target_type="dsar_request",
         target_id=request.reference,
@@ -314,10 +316,11 @@ def run_export(
     datamap: DataMap,
     reference: str,
     *,
-    actor: str,
+    actor: Identity,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> DsarRequest:
     """Build the claimed request's export and complete it; a failure is stored on it."""
+    by = require(actor, SUPPORT, COMPLIANCE_OFFICER, to="export DSAR requests")
     request = get_dsar(session, reference)
     if request.status != "processing":
         raise Conflict(f"{request.reference} is {request.status}; start the export first")
@@ -332,13 +335,13 @@ def run_export(
         )
     except (ComplianceError, OSError) as exc:
         session.rollback()
-        _fail(session, request, str(exc), actor)
+        _fail(session, request, str(exc), by)
         session.commit()
         log_event("dsar.failed", reference=request.reference, error=type(exc).__name__)
         raise
     request.export_path = str(export.path)
     request.export_bytes = export.bytes
     request.export_sha256 = export.sha256
-    _complete(session, request, actor, utcnow())
+    _complete(session, request, by, utcnow())
     session.commit()
     return request

@@ -109,7 +109,7 @@ def submit_from_api(
         app_engine,
         kind=kind,
         subject_id=subject_key,
-        requested_by=key.actor,
+        requested_by=key.identity,
         identity_check=identity_note,
         identity_method=identity_method,
         require_identity=True,

@@ -24,9 +24,10 @@ from compliance.audit.chain import record_event
 from compliance.dsar.deadlines import effective_due_at
 from compliance.dsar.mailer import MailError, build_message, send_mail
 from compliance.dsar.requests import get_dsar
-from compliance.errors import ConfigError, Conflict, InvalidInput, NotFound
+from compliance.errors import ConfigError, Conflict, InvalidInput, NotFound, PermissionDenied
 from compliance.logs import log_event
 from compliance.policy.loader import Policy
+from compliance.roles import API_INTAKE, COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.store.models import DsarNotice, DsarRequest, utcnow
 
 _ADDRESS = re.compile(r"[^\s<>@]+@[^\s<>@]+")
@@ -142,9 +143,10 @@ def _attempt(
     policy: Policy,
     request: DsarRequest,
     notice: DsarNotice,
-    actor: str,
+    actor: Identity,
     env: Mapping[str, str] | None,
 ) -> NoticeResult:
+    by = require(actor, SUPPORT, COMPLIANCE_OFFICER, API_INTAKE, to="send notices to subjects")
     rendered = render_notice(policy, request, notice.kind, reason=notice.reason)
     message = build_message(
         policy.smtp.sender, rendered.to, rendered.subject, rendered.text, html=rendered.html
@@ -159,7 +161,7 @@ def _attempt(
         notice.status, notice.last_error, notice.sent_at = "sent", None, utcnow()
     record_event(
         session,
-        actor=actor,
+        actor=by,
         action=f"dsar.notice_{notice.status}",
         target_type="dsar_request",
         target_id=request.reference,
@@ -182,7 +184,7 @@ def send_notice(
     reference: str,
     kind: str,
     *,
-    actor: str,
+    actor: Identity,
     reason: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> NoticeResult:
@@ -191,6 +193,9 @@ def send_notice(
     The request itself never depends on its notice: a down mail server must not lose an
     intake or a decision, it leaves a failed notice someone can retry.
     """
+    by = require(actor, SUPPORT, COMPLIANCE_OFFICER, API_INTAKE, to="send notices to subjects")
+    if API_INTAKE in actor.roles and kind != "acknowledgement":
+        raise PermissionDenied(f"{by} may only acknowledge the requests it logs")
     request = get_dsar(session, reference)
     render_notice(policy, request, kind, reason=reason)  # refuses a bad notice before storing
     stored_reason = (reason if reason is not None else default_reason(request, kind)) or None
@@ -199,7 +204,7 @@ def send_notice(
         kind=kind,
         status="pending",
         reason=stored_reason.strip() if stored_reason else None,
-        created_by=actor,
+        created_by=by,
         created_at=utcnow(),
         attempts=0,
     )
@@ -213,7 +218,7 @@ def retry_notice(
     policy: Policy,
     notice_id: int,
     *,
-    actor: str,
+    actor: Identity,
     env: Mapping[str, str] | None = None,
 ) -> NoticeResult:
     """Send a failed notice again, with the reason it was first written with."""

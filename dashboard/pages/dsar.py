@@ -59,7 +59,7 @@ with st.form("submit_dsar", clear_on_submit=True):
                     kind=kind,
                     subject_id=subject_id.strip() or None,
                     email=email.strip() or None,
-                    requested_by=person.email,
+                    requested_by=person,
                     identity_check=check,
                     identity_method=method,
                     require_identity=True,
@@ -176,7 +176,7 @@ if "approve" in actions:
 if "export" in actions and st.button("Export now", type="primary", key="dsar_export_now"):
 
     def export_now() -> str:
-        export_jobs.start(policy, reference, person.email)
+        export_jobs.start(policy, reference, person)
         return f"Building the export of {reference}…"
 
     widgets.run_action(export_now)
@@ -215,14 +215,14 @@ if "send" in actions:
 
         def send_link() -> str:
             with context.session(policy) as s:
-                deliver_export(s, policy, reference, actor=person.email, download_url=DOWNLOAD_URL)
+                deliver_export(s, policy, reference, actor=person, download_url=DOWNLOAD_URL)
             return f"Emailed {reference}'s one-time link and, separately, its code to the subject."
 
         widgets.run_action(send_link)
     if download.button("Prepare download", key="dsar_prepare"):
         try:
             with context.session(policy) as s:
-                path = dsar.open_export_for_download(s, reference, actor=person.email)
+                path = dsar.open_export_for_download(s, reference, actor=person)
             st.session_state[EXPORT_KEY] = (reference, path.name, path.read_bytes())
         except ComplianceError as exc:
             st.error(str(exc))
@@ -246,9 +246,7 @@ if "extend" in actions:
 
             def extend() -> str:
                 with context.session(policy) as s:
-                    r = dsar.extend_dsar(
-                        s, reference, months=months, reason=reason, actor=person.email
-                    )
+                    r = dsar.extend_dsar(s, reference, months=months, reason=reason, actor=person)
                 return f"{r.reference} now due {effective_due_at(r):%Y-%m-%d}."
 
             widgets.run_action(extend)
@@ -257,7 +255,7 @@ if "retry" in actions and st.button("Retry the failed request", key="dsar_retry"
 
     def retry() -> str:
         with context.session(policy) as s:
-            r = dsar.retry_dsar(s, reference, actor=person.email)
+            r = dsar.retry_dsar(s, reference, actor=person)
         return f"{r.reference} is back in the queue ({r.status})."
 
     widgets.run_action(retry)
@@ -292,7 +290,7 @@ for failed in [n for n in detail.notices if n.status == "failed"]:
 
         def retry_notice(notice_id: int = failed.id) -> str:
             with context.session(policy) as s:
-                result = notices.retry_notice(s, policy, notice_id, actor=person.email)
+                result = notices.retry_notice(s, policy, notice_id, actor=person)
             if result.status == "failed":
                 raise ComplianceError(f"The {result.kind} notice failed again: {result.error}")
             return f"The {result.kind} notice was sent."
@@ -332,7 +330,7 @@ if "notice" in actions:
             def send_notice() -> str:
                 with context.session(policy) as s:
                     result = notices.send_notice(
-                        s, policy, reference, kind_choice, actor=person.email, reason=reason_text
+                        s, policy, reference, kind_choice, actor=person, reason=reason_text
                     )
                 if result.status == "failed":
                     raise ComplianceError(
@@ -354,7 +352,7 @@ if "note" in actions:
 
             def add_note() -> str:
                 with context.session(policy) as s:
-                    desk.add_note(s, reference, author=person.email, body=body)
+                    desk.add_note(s, reference, author=person, body=body)
                 return f"Note added to {reference}."
 
             widgets.run_action(add_note)
@@ -366,7 +364,14 @@ if asked:
 
     def review(reason: str | None) -> str:
         with context.session(policy) as s:
-            r = dsar.review_dsar(s, target, decision, reviewer=person.email, reason=reason)
+            r = dsar.review_dsar(
+                s,
+                target,
+                decision,
+                reviewer=person,
+                four_eyes=policy.review.four_eyes,
+                reason=reason,
+            )
         return f"{r.reference} {r.status}."
 
     with context.session(policy) as s:

@@ -14,7 +14,7 @@ from compliance.reports.dsar_stats import dsar_counters, dsar_overview
 from compliance.reports.review_queue import dsar_requests
 from compliance.store.models import AuditEvent, DsarNote, DsarRequest, utcnow
 from dashboard import export_jobs
-from tests.conftest import DEMO_POLICY, Deployment
+from tests.conftest import DEMO_POLICY, Deployment, person
 from tests.dashboard.conftest import OFFICER, SUPPORT, OpenApp, button, texts
 from tests.smtp_server import Inbox
 from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
@@ -23,7 +23,8 @@ from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
 def log_request(d: Deployment, subject_id: str, kind: str = "access", **extra: object) -> str:
     with d.session() as s:
         made = submit(
-            s, d.policy(), d.app_engine, kind=kind, subject_id=subject_id, requested_by=SUPPORT,
+            s, d.policy(), d.app_engine, kind=kind, subject_id=subject_id,
+            requested_by=person(SUPPORT),
             identity_method="id_document", identity_check="passport seen at the desk", **extra,
         )  # fmt: skip
     return made.request.reference
@@ -96,7 +97,7 @@ def test_support_exports_now_and_sends_the_link_and_the_timeline_shows_each_step
     assert not [b for b in at.button if b.label == "Export now"]
 
     with queue.session() as s:
-        review_dsar(s, reference, "approve", reviewer=OFFICER)
+        review_dsar(s, reference, "approve", reviewer=person(OFFICER), four_eyes=False)
     at.run()
     button(at, "Export now").click().run()
     wait_for_export(reference)
@@ -139,7 +140,7 @@ def test_without_access_review_support_exports_a_pending_request_at_once(
 def test_an_expired_export_is_not_offered(queue: Deployment) -> None:
     reference = log_request(queue, "23")
     with queue.session() as s:
-        review_dsar(s, reference, "approve", reviewer=OFFICER)
+        review_dsar(s, reference, "approve", reviewer=person(OFFICER), four_eyes=False)
         process_dsar_requests(s, queue.datamap(), actor="jobs", execute=True)
         fresh = desk.request_detail(s, queue.policy(), reference, roles={"support"})
         assert {"send", "download"} <= set(fresh.actions)
