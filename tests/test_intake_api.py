@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from compliance.dsar.api_keys import hash_key
 from compliance.reports.dsar_stats import list_dsar_requests
-from compliance.store.models import ApiKey, AuditEvent
+from compliance.store.models import ApiKey, AuditEvent, JobRun
 from tests.conftest import DEMO_POLICY, ROOT, Deployment
 from tests.smtp_server import Inbox, free_port
 from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
@@ -102,6 +102,9 @@ def test_api_key_create_prints_the_key_once_and_stores_only_its_hash(demo: Deplo
         row = s.scalars(select(ApiKey)).one()
         assert row.key_hash == hash_key(key) and key not in (row.key_prefix, row.key_hash)
         assert key.startswith(row.key_prefix)
+    with demo.session() as s:
+        runs = s.scalars(select(JobRun).where(JobRun.job == "api-key create")).all()
+        assert runs and all(key not in str(r.summary) + str(r.arguments) for r in runs)
     listed = demo.run("api-key", "list")
     assert "shop" in listed.output and "active" in listed.output and key not in listed.output
     again = demo.run("api-key", "create", "--name", "shop", "--execute")

@@ -94,6 +94,7 @@ def test_support_exports_and_sends_and_the_subject_downloads_in_the_browser(
         )
     )
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    expect.set_options(timeout=30_000)  # two Streamlit servers and an export on a busy machine
     with running_download_page(queue) as download_url:
         os.environ["COMPLIANCE_DOWNLOAD_URL"] = download_url
         try:
@@ -152,7 +153,9 @@ def test_support_exports_and_sends_and_the_subject_downloads_in_the_browser(
                     page.get_by_role("option", name=reference).click()
                 expect(page.get_by_role("heading", name=reference)).to_be_visible()
                 page.get_by_role("button", name="Export now").click()
-                expect(page.get_by_text(f"The export of {reference} is ready.")).to_be_visible()
+                expect(page.get_by_text(f"The export of {reference} is ready.")).to_be_visible(
+                    timeout=90_000
+                )
                 page.get_by_role("button", name="Send to subject").click()
                 expect(page.get_by_text(re.compile(f"Emailed {reference}"))).to_be_visible()
                 settle(page)
