@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -25,7 +25,9 @@ from compliance.logs import Progress, log_event
 from compliance.policy.datamap import DataMap, TableAction
 from compliance.store.engines import analyze
 from compliance.store.models import ComplianceProfile, DeletionRecord, utcnow
+from compliance.store.queries import record_accepted_open, record_due, record_open
 from compliance.store.sql import rows_changed
+from compliance.store.states import RecordState
 
 # Subjects per chunk: large enough that the bookkeeping per chunk (claim, mark applied,
 # audit) is small beside the erasure, small enough to keep each transaction short.
@@ -49,28 +51,9 @@ def one_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:500]
 
 
-def _due(bucket: str, now: datetime) -> tuple[ColumnElement[bool], ...]:
-    return (
-        DeletionRecord.bucket == bucket,
-        DeletionRecord.accepted_for_deletion.is_(True),
-        DeletionRecord.deletion_applied_at.is_(None),
-        DeletionRecord.deletion_scheduled_at <= now,
-    )
-
-
 def count_due(session: Session, bucket: str | None, now: datetime | None = None) -> int:
     now = now or utcnow()
-    query = (
-        select(func.count())
-        .select_from(DeletionRecord)
-        .where(
-            DeletionRecord.accepted_for_deletion.is_(True),
-            DeletionRecord.deletion_applied_at.is_(None),
-            DeletionRecord.deletion_scheduled_at <= now,
-        )
-    )
-    if bucket:
-        query = query.where(DeletionRecord.bucket == bucket)
+    query = select(func.count()).select_from(DeletionRecord).where(record_due(now, bucket))
     return session.scalar(query) or 0
 
 
@@ -123,10 +106,7 @@ def apply_deletions(
         names = list(
             session.scalars(
                 select(DeletionRecord.bucket)
-                .where(
-                    DeletionRecord.accepted_for_deletion.is_(True),
-                    DeletionRecord.deletion_applied_at.is_(None),
-                )
+                .where(record_accepted_open())
                 .distinct()
                 .order_by(DeletionRecord.bucket)
             )
@@ -151,7 +131,7 @@ def apply_deletions(
                 .join(
                     ComplianceProfile, ComplianceProfile.id == DeletionRecord.compliance_profile_id
                 )
-                .where(*_due(name, now), DeletionRecord.id > last_id)
+                .where(record_due(now, name), DeletionRecord.id > last_id)
                 .order_by(DeletionRecord.id)
                 .limit(chunk_size)
             )
@@ -205,7 +185,7 @@ def _finish_chunk(
         marked = rows_changed(
             session.execute(
                 update(DeletionRecord)
-                .where(DeletionRecord.id.in_(applied), DeletionRecord.deletion_applied_at.is_(None))
+                .where(DeletionRecord.id.in_(applied), record_open)
                 .values(deletion_applied_at=now, deletion_error=None, updated_at=now)
             )
         )
@@ -222,8 +202,8 @@ def _finish_chunk(
         target_type="bucket",
         target_id=bucket,
         details={
-            "applied": marked,
-            "failed": len(errors),
+            RecordState.APPLIED: marked,
+            RecordState.FAILED: len(errors),
             "record_ids": [min(applied), max(applied)] if applied else [],
             "failed_record_ids": sorted(errors),
             "rows": rows,
@@ -234,7 +214,7 @@ def _finish_chunk(
 def _fail_bucket(
     session: Session, bucket: str, now: datetime, message: str, result: ApplyResult
 ) -> None:
-    ids = list(session.scalars(select(DeletionRecord.id).where(*_due(bucket, now))))
+    ids = list(session.scalars(select(DeletionRecord.id).where(record_due(now, bucket))))
     if result.executed and ids:
         session.execute(
             update(DeletionRecord)

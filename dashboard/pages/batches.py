@@ -8,6 +8,7 @@ from compliance.deletion.batches import exclude_records, get_batch, review_batch
 from compliance.errors import ComplianceError
 from compliance.reports.review_queue import BATCH_STATUSES
 from compliance.roles import COMPLIANCE_OFFICER
+from compliance.store.states import BatchStatus
 from dashboard import context, widgets
 
 PAGE_SIZE = 25
@@ -60,7 +61,7 @@ except ComplianceError as exc:
 st.subheader(f"Batch {batch.id} · {batch.bucket}")
 widgets.status_badge(batch.reviewed_status)
 actor = context.actor()
-if batch.reviewed_status != "pending":
+if batch.reviewed_status != BatchStatus.PENDING:
     when = batch.reviewed_at.strftime("%Y-%m-%d %H:%M UTC") if batch.reviewed_at else "?"
     reason = f" Reason: {batch.reviewed_reason}" if batch.reviewed_reason else ""
     st.info(f"{batch.reviewed_status.capitalize()} by {batch.reviewed_by} at {when}.{reason}")
@@ -90,7 +91,7 @@ st.dataframe(
 )
 widgets.pager(f"records_page_{batch.id}", records)
 
-if batch.reviewed_status == "pending" and not records.frame.empty:
+if batch.reviewed_status == BatchStatus.PENDING and not records.frame.empty:
     with st.form("exclude", clear_on_submit=True):
         chosen = st.multiselect("Exclude records (kept, never erased)", records.frame["record_id"])
         note = st.text_input("Note (why these records are kept)")
