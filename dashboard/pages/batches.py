@@ -55,22 +55,24 @@ try:
     with context.session(policy) as s:
         batch = get_batch(s, int(batch_id))
 except ComplianceError as exc:
-    st.error(str(exc))
+    st.error(widgets.plain(exc))
     st.stop()
 
 st.subheader(f"Batch {batch.id} · {batch.bucket}")
 widgets.status_badge(batch.reviewed_status)
-actor = context.actor()
+actor = context.identity()
 if batch.reviewed_status != BatchStatus.PENDING:
     when = batch.reviewed_at.strftime("%Y-%m-%d %H:%M UTC") if batch.reviewed_at else "?"
-    reason = f" Reason: {batch.reviewed_reason}" if batch.reviewed_reason else ""
-    st.info(f"{batch.reviewed_status.capitalize()} by {batch.reviewed_by} at {when}.{reason}")
+    decided = f"{batch.reviewed_status.capitalize()} by {batch.reviewed_by} at {when}."
+    st.info(widgets.plain(decided))
+    if batch.reviewed_reason:
+        widgets.show_text("Reason", batch.reviewed_reason)
 else:
     st.markdown("**Impact preview** — what accepting this batch would do (nothing is changed):")
     try:
         st.dataframe(context.batch_impact(policy, batch.id), hide_index=True)
     except ComplianceError as exc:
-        st.error(str(exc))
+        st.error(widgets.plain(exc))
     accept, reject = st.columns(2)
     if accept.button("Accept batch…", type="primary", key="accept"):
         widgets.ask_confirmation("accept", batch_id=batch.id)
@@ -117,7 +119,7 @@ if pending:
     def decide(reason: str | None) -> str:
         st.session_state[DECIDED_KEY] = target
         with context.session(policy) as s:
-            result = review_batch(s, target, action, reviewer=context.actor(), reason=reason)
+            result = review_batch(s, target, action, reviewer=context.identity(), reason=reason)
         return (
             f"Batch {target} {result.decision}: {result.accepted} to erase, "
             f"{result.excluded} excluded, {result.rejected} rejected."
