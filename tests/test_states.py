@@ -98,15 +98,17 @@ def test_each_record_is_in_exactly_one_state_and_python_agrees_with_sql(demo: De
     demo.run("create-deletion-batches", "--bucket", BUCKET, "--max-batch-size", "5", "--execute")
     with demo.session() as s:
         a, r, later, *_ = s.scalars(select(DeletionBatch.id).order_by(DeletionBatch.id))
-    ok = demo.run("review-batch", str(a), "--accept", "--reviewer", "d@example.com", "--execute")
+    ok = demo.run("review-batch", str(a), "--accept", "--reviewer", "dpo@example.com", "--execute")
     assert ok.exit_code == 0, ok.output
     no = demo.run(
-        "review-batch", str(r), "--reject", "--reviewer", "d@example.com",
+        "review-batch", str(r), "--reject", "--reviewer", "dpo@example.com",
         "--reason", "too broad", "--execute",
     )  # fmt: skip
     assert no.exit_code == 0, no.output
     demo.run("apply-deletions", "--bucket", BUCKET, "--execute")
-    late = demo.run("review-batch", str(later), "--accept", "--reviewer", "d@x.com", "--execute")
+    late = demo.run(
+        "review-batch", str(later), "--accept", "--reviewer", "dpo@example.com", "--execute"
+    )
     assert late.exit_code == 0, late.output  # accepted after the run: pending apply
     first_applied = select(func.min(DeletionRecord.id)).where(
         DeletionRecord.deletion_applied_at.is_not(None)
