@@ -188,16 +188,24 @@ def job(
 
 
 def job_command(
-    name: str, *, mutating: bool = True, concurrent: bool = False
+    name: str,
+    *,
+    mutating: bool = True,
+    concurrent: bool = False,
+    group: click.Group | None = None,
 ) -> Callable[[Callable[..., Any]], click.Command]:
-    """Register a command on the group with --json and job-run recording."""
+    """Register a command on the group with --json and job-run recording.
+
+    With ``group`` (e.g. ``hold``) the command is a subcommand, recorded as "GROUP NAME".
+    """
 
     def decorate(func: Callable[..., Any]) -> click.Command:
-        wrapped = job(name, mutating=mutating, concurrent=concurrent)(func)
+        recorded = f"{group.name} {name}" if group is not None else name
+        wrapped = job(recorded, mutating=mutating, concurrent=concurrent)(func)
         wrapped = click.option(
             "--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary."
         )(wrapped)
-        return cli.command(name)(wrapped)
+        return (group or cli).command(name)(wrapped)
 
     return decorate
 

@@ -10,6 +10,7 @@ from jobs import (  # noqa: F401
     deliver_dsar,
     export_user_data,
     extend_dsar,
+    hold,
     init_db,
     process_dsar_requests,
     purge_compliance_data,

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from compliance import failpoints
 from compliance.audit.chain import record_event
+from compliance.deletion.holds import held_profiles
 from compliance.deletion.records import MAX_CHUNK_SIZE
 from compliance.errors import InvalidInput
 from compliance.logs import Progress, log_event
@@ -40,6 +41,8 @@ class ApplyResult:
     errors: list[dict[str, object]] = field(default_factory=list)
     elapsed_s: float = 0.0
     executed: bool = False
+    #: Accepted records refused because a legal hold is in force on their subject.
+    held: int = 0
 
 
 def one_line(exc: BaseException) -> str:
@@ -146,7 +149,11 @@ def apply_deletions(
         last_id = 0
         while True:
             query = (
-                select(DeletionRecord.id, ComplianceProfile.subject_id)
+                select(
+                    DeletionRecord.id,
+                    ComplianceProfile.subject_id,
+                    DeletionRecord.compliance_profile_id,
+                )
                 .join(
                     ComplianceProfile, ComplianceProfile.id == DeletionRecord.compliance_profile_id
                 )
@@ -157,26 +164,43 @@ def apply_deletions(
             if locking and execute:
                 # Two workers never erase the same records: each skips what the other holds.
                 query = query.with_for_update(of=DeletionRecord, skip_locked=True)
-            records = [(r.id, r.subject_id) for r in session.execute(query)]
-            if not records:
+            rows = session.execute(query).all()
+            if not rows:
                 session.rollback()
                 break
-            last_id = records[-1][0]
+            last_id = rows[-1].id
+            # A legal hold wins over any acceptance, however long ago it was given.
+            holds = held_profiles(session, [r.compliance_profile_id for r in rows], now=now)
+            refused = {
+                r.id: f"on legal hold (hold {holds[r.compliance_profile_id]}): not erased; "
+                "it is applied once the hold is lifted"
+                for r in rows
+                if r.compliance_profile_id in holds
+            }
+            result.held += len(refused)
+            records = [(r.id, r.subject_id) for r in rows if r.id not in refused]
             if not execute:
+                result.failed += len(refused)
+                for rid, message in refused.items():
+                    if len(result.errors) < 20:
+                        result.errors.append({"record_id": rid, "error": message})
                 session.rollback()
                 with datamap.engine.connect() as conn:
-                    for step in plan:
+                    for step in plan if records else ():
                         n = datamap.count(conn, step.table, [s for _, s in records])
                         result.rows[step.table] = result.rows.get(step.table, 0) + n
-                progress.advance(len(records))
+                progress.advance(len(rows))
                 continue
-            applied, errors, rows = _erase(datamap, plan, records)
+            applied, errors, erased = _erase(datamap, plan, records) if records else ([], {}, {})
+            errors.update(refused)
             failpoints.hit("apply.between_databases")
-            _finish_chunk(session, name, applied, errors, rows, actor=actor, now=utcnow())
+            _finish_chunk(
+                session, name, applied, errors, erased, actor=actor, now=utcnow(), held=[*refused]
+            )
             session.commit()
             result.applied += len(applied)
             result.failed += len(errors)
-            for table, n in rows.items():
+            for table, n in erased.items():
                 result.rows[table] = result.rows.get(table, 0) + n
             for rid, message in errors.items():
                 if len(result.errors) < 20:
@@ -184,7 +208,7 @@ def apply_deletions(
                 log_event(
                     "apply_deletions.record_failed", record_id=rid, bucket=name, error=message
                 )
-            progress.advance(len(records), applied=result.applied, failed=result.failed)
+            progress.advance(len(rows), applied=result.applied, failed=result.failed)
     result.elapsed_s = round(progress.elapsed, 3)
     return result
 
@@ -198,6 +222,7 @@ def _finish_chunk(
     *,
     actor: str,
     now: datetime,
+    held: Sequence[int] = (),
 ) -> None:
     marked = 0
     if applied:
@@ -223,6 +248,7 @@ def _finish_chunk(
             "failed": len(errors),
             "record_ids": [min(applied), max(applied)] if applied else [],
             "failed_record_ids": sorted(errors),
+            "held_record_ids": sorted(held),
             "rows": rows,
         },
     )

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
 from compliance.deletion.apply import one_line
+from compliance.deletion.holds import held_profiles
 from compliance.deletion.records import add_records
 from compliance.dsar.exports import build_access_export
 from compliance.emails import check_email
@@ -32,7 +33,13 @@ from compliance.errors import ComplianceError, Conflict, InvalidInput, NotFound
 from compliance.logs import log_event
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import DSAR_ERASURE_BUCKET, Policy
-from compliance.store.models import ComplianceProfile, DeletionRecord, DsarRequest, utcnow
+from compliance.store.models import (
+    AuditEvent,
+    ComplianceProfile,
+    DeletionRecord,
+    DsarRequest,
+    utcnow,
+)
 
 KINDS = ("access", "erasure")
 OPEN_STATUSES = ("pending", "approved", "processing", "failed")
@@ -450,9 +457,44 @@ def _process_access(
     _complete(session, request, actor, utcnow())
 
 
+def _on_hold(session: Session, subject_id: str, now: datetime) -> int | None:
+    """The id of a legal hold in force on the subject, if any."""
+    profile_id = session.scalar(
+        select(ComplianceProfile.id).where(ComplianceProfile.subject_id == subject_id)
+    )
+    if profile_id is None:
+        return None
+    return held_profiles(session, [profile_id], now=now).get(profile_id)
+
+
 def _process_erasure(
     session: Session, policy: Policy, request: DsarRequest, actor: str, now: datetime
-) -> None:
+) -> bool:
+    """Schedule the erasure; False when a legal hold makes the request wait (with a note).
+
+    A waiting request stays claimed; once its lease runs out the next run looks again, so
+    lifting the hold lets it through without anyone retrying it.
+    """
+    hold_id = _on_hold(session, request.subject_id, now)
+    if hold_id is not None:
+        note = f"on legal hold (hold {hold_id}): the erasure waits until the hold is lifted"
+        told = session.scalar(
+            select(func.count()).where(
+                AuditEvent.action == "dsar.erasure_on_hold",
+                AuditEvent.target_id == request.reference,
+            )
+        )
+        if not told:  # once per request, not on every run that looks again
+            record_event(
+                session,
+                actor=actor,
+                action="dsar.erasure_on_hold",
+                target_type="dsar_request",
+                target_id=request.reference,
+                details={"hold_id": hold_id},
+            )
+        request.last_error = note
+        return False
     accepted = None if policy.dsar.erasure_review else True
     add_records(
         session,
@@ -481,6 +523,7 @@ def _process_erasure(
         target_id=request.reference,
         details={"deletion_record_id": request.deletion_record_id, "review": accepted is None},
     )
+    return True
 
 
 def _settle_erasures(session: Session, result: ProcessResult, actor: str, now: datetime) -> None:
@@ -507,6 +550,8 @@ def _settle_erasures(session: Session, result: ProcessResult, actor: str, now: d
             _fail(session, request, f"erasure not accepted in review: {note}", actor)
             result.failed[request.reference] = request.last_error or ""
         else:
+            # Shown on the request: e.g. "on legal hold", refused by apply-deletions.
+            request.last_error = record.deletion_error
             result.waiting.append(request.reference)
     session.commit()
 
@@ -553,9 +598,10 @@ def process_dsar_requests(
                     _process_access(session, datamap, request, actor, started)
                     result.exported += 1
                     result.completed.append(request.reference)
-                else:
-                    _process_erasure(session, policy, request, actor, started)
+                elif _process_erasure(session, policy, request, actor, started):
                     result.erasure_scheduled += 1
+                else:
+                    result.waiting.append(request.reference)
                 session.commit()
             except (ComplianceError, SQLAlchemyError, OSError) as exc:
                 session.rollback()

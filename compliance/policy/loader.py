@@ -24,6 +24,8 @@ from compliance.policy.strategies import ERASURE_ACTIONS, STRATEGIES
 
 DEFAULT_CONFIG = "compliance.toml"
 DSAR_ERASURE_BUCKET = "dsar_erasure"
+#: Days a subject whose record was rejected is not proposed again in that bucket.
+DEFAULT_REJECTION_COOLOFF_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ class Bucket:
     grace_days: int = 0
     #: Days applied or rejected bookkeeping is kept before purge-compliance-data removes it.
     purge_after_days: int = 0
+    #: Days a rejected (or excluded) subject is not proposed again in this bucket.
+    rejection_cooloff_days: int = DEFAULT_REJECTION_COOLOFF_DAYS
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,8 @@ class Policy:
             tables=tuple(n for n, t in self.tables.items() if t.on_erasure != "retain"),
             rules=(),
             ops_channel=self.slack.dsar_channel,
+            # A data subject who asks again is heard again: no cool-off for requests.
+            rejection_cooloff_days=0,
         )
 
     @property
@@ -356,6 +362,7 @@ def _parse_bucket(name: str, raw: Any, tables: Mapping[str, MappedTable]) -> Buc
             "ops_handle",
             "grace_days",
             "purge_after_days",
+            "rejection_cooloff_days",
         },
         key,
     )
@@ -400,6 +407,10 @@ def _parse_bucket(name: str, raw: Any, tables: Mapping[str, MappedTable]) -> Buc
         grace_days=_non_negative_int(raw.get("grace_days", 0), f"{key}.grace_days"),
         purge_after_days=_non_negative_int(
             raw.get("purge_after_days", 0), f"{key}.purge_after_days"
+        ),
+        rejection_cooloff_days=_non_negative_int(
+            raw.get("rejection_cooloff_days", DEFAULT_REJECTION_COOLOFF_DAYS),
+            f"{key}.rejection_cooloff_days",
         ),
     )
 
