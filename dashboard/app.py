@@ -24,6 +24,7 @@ from compliance.roles import (  # noqa: E402
     SUPPORT,
     Identity,
     demo_users,
+    proxy_secret,
     resolve_identity,
 )
 from dashboard import context, widgets  # noqa: E402
@@ -61,12 +62,20 @@ def _remember_demo_user() -> None:
 
 
 def sign_in(policy: Policy) -> Identity | None:
-    """OIDC when [auth] is configured, else the proxy header, else (demo only) a picker."""
+    """OIDC when [auth] is configured, else the proxy's header, else (demo only) a picker.
+
+    The header counts only beside the proxy's shared secret (compliance.roles.header_email).
+    """
     configured = context.auth_configured()
     oidc_email = st.user.get("email") if configured and st.user.get("is_logged_in") else None
-    header = st.context.headers.get(policy.dashboard.identity_header)
-    picked = None
-    if not configured and not header and policy.dashboard.demo_mode:
+    person = resolve_identity(
+        policy,
+        auth_configured=configured,
+        oidc_email=oidc_email,
+        headers=st.context.headers.get_all,
+        secret=proxy_secret(policy),
+    )
+    if person is None and not configured and policy.dashboard.demo_mode:
         # Kept outside the widget by its callback: with a pages/ folder next to app.py,
         # Streamlit drops widget values when the first sign-in changes the page list.
         users = demo_users(policy)
@@ -79,14 +88,7 @@ def sign_in(policy: Policy) -> Identity | None:
             key=DEMO_USER_KEY,
             on_change=_remember_demo_user,
         )
-        picked = st.session_state.get(DEMO_CHOICE_KEY)
-    person = resolve_identity(
-        policy,
-        auth_configured=configured,
-        oidc_email=oidc_email,
-        header_email=header,
-        picked_email=picked,
-    )
+        person = resolve_identity(policy, picked_email=st.session_state.get(DEMO_CHOICE_KEY))
     if person is None:
         return None
     st.sidebar.caption(f"**{person.email}**")
@@ -105,10 +107,13 @@ def signed_out_page() -> None:
     elif policy.dashboard.demo_mode:
         st.info("Demo mode: choose who you are in the sidebar.")
     else:
+        settings = policy.dashboard
         st.error(
             "Nobody is signed in. Configure OIDC ([auth] in .streamlit/secrets.toml) or put the "
-            f"dashboard behind an SSO proxy that sends the {policy.dashboard.identity_header} "
-            "header."
+            "dashboard behind an authenticating proxy that sends "
+            f"{settings.identity_header} together with the shared secret in "
+            f"{settings.proxy_secret_header} (the secret from the environment variable "
+            f'{settings.proxy_secret_env}). See "Security model" in the README.'
         )
 
 
@@ -123,7 +128,11 @@ except ComplianceError as exc:
     st.error(f"The dashboard cannot start: {exc}")
     st.stop()
 
-person = sign_in(policy)
+try:
+    person = sign_in(policy)
+except ComplianceError as exc:  # e.g. a proxy secret too short to trust
+    st.error(f"Nobody can sign in: {exc}")
+    st.stop()
 st.session_state[context.IDENTITY_KEY] = person
 # st.navigation runs on every path, so Streamlit never falls back to listing pages/ itself.
 if person is None:

@@ -130,6 +130,38 @@ def _open_request(session: Session, subject_id: str, kind: str) -> DsarRequest |
     ).first()
 
 
+_API_ACTOR = re.compile(r"^api:[a-z0-9][a-z0-9._-]{0,62}$")
+
+
+def check_requester(requested_by: str) -> str:
+    """Staff are named by email; a host application by its API key's name (``api:NAME``)."""
+    value = (requested_by or "").strip()
+    if _API_ACTOR.match(value):
+        return value
+    return check_email(value, "--requested-by")
+
+
+def check_identity_method(
+    policy: Policy, method: str | None, note: str | None, *, required: bool
+) -> str | None:
+    """The method, if one of the policy's; 'other' needs a note saying what was done."""
+    method = (method or "").strip() or None
+    methods = policy.dsar.identity_methods
+    if method is None:
+        if required:
+            raise InvalidInput(
+                f"say how the requester's identity was checked (one of {', '.join(methods)})"
+            )
+        return None
+    if method not in methods:
+        raise InvalidInput(
+            f"identity check method must be one of {', '.join(methods)}, got '{method}'"
+        )
+    if method == "other" and not (note or "").strip():
+        raise InvalidInput("identity check 'other' needs a note saying how it was checked")
+    return method
+
+
 @dataclass(frozen=True)
 class Submission:
     request: DsarRequest
@@ -151,17 +183,28 @@ def submit(
     email: str | None = None,
     requested_by: str,
     identity_check: str | None = None,
+    identity_method: str | None = None,
+    require_identity: bool = False,
+    channel: str = "cli",
+    client_ip: str | None = None,
+    user_agent: str | None = None,
     now: datetime | None = None,
     execute: bool = True,
 ) -> Submission:
     """Log a request (committed, audited); a duplicate open request returns the existing one.
 
-    With ``execute=False`` nothing is written and an unsaved request (reference None)
-    shows what would be logged.
+    How identity was checked is a method from ``[dsar] identity_methods`` plus a note; the
+    dashboard and the API require it (``require_identity``), scripted back-office use may
+    leave it out and the approver then sees that it was not recorded. With
+    ``execute=False`` nothing is written and an unsaved request (reference None) shows what
+    would be logged.
     """
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got '{kind}'")
-    requested_by = check_email(requested_by, "--requested-by")
+    requested_by = check_requester(requested_by)
+    identity_method = check_identity_method(
+        policy, identity_method, identity_check, required=require_identity
+    )
     key, subject_email = resolve_subject(policy, app_engine, subject_id=subject_id, email=email)
     now = now or utcnow()
     existing = _open_request(session, key, kind)
@@ -176,8 +219,13 @@ def submit(
         requested_by=requested_by,
         requested_at=now,
         identity_check=(identity_check or "").strip() or None,
+        identity_method=identity_method,
+        channel=channel,
+        client_ip=(client_ip or "")[:64] or None,
+        user_agent=(user_agent or "")[:512] or None,
         due_at=due_date(now),
         extension_months=0,
+        attempts=0,
     )
     if not execute:
         request.reference = None  # type: ignore[assignment]
@@ -201,10 +249,15 @@ def submit(
         action="dsar.submitted",
         target_type="dsar_request",
         target_id=request.reference,
-        details={"kind": kind, "due_at": request.due_at.isoformat()},
+        details={
+            "kind": kind,
+            "due_at": request.due_at.isoformat(),
+            "channel": channel,
+            "identity_method": identity_method,
+        },
     )
     session.commit()
-    log_event("dsar.submitted", reference=request.reference, kind=kind)
+    log_event("dsar.submitted", reference=request.reference, kind=kind, channel=channel)
     return Submission(request, True)
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.orm import Session
 
+from compliance.logs import log_event
 from compliance.store.models import JobRun, utcnow
 
 if TYPE_CHECKING:  # pandas costs ~80 MB; only the dashboard's reads need it
@@ -74,6 +76,47 @@ def finish_job_run(
         )
     )
     session.commit()
+
+
+def close_stale_runs(
+    session: Session, job: str, *, bucket: str | None, current_run_id: int
+) -> list[int]:
+    """Close as 'crashed' the earlier real runs of ``job`` still marked 'running'.
+
+    Call it only while holding the job's lock (for ``bucket``, when the job runs per bucket):
+    a real run holds that lock until it has recorded how it ended, so finding the lock free
+    means those runs died (SIGKILL, OOM, a lost database) without saying so. They keep no
+    finished_at: when they died is unknown. A run that is only now recording its end
+    overwrites this with its own status, which is the truth.
+    """
+    candidates = session.execute(
+        select(JobRun.id, JobRun.arguments).where(
+            JobRun.job == job,
+            JobRun.status == "running",
+            JobRun.dry_run.is_(False),
+            JobRun.id < current_run_id,
+        )
+    ).all()
+    stale = [
+        run_id
+        for run_id, arguments in candidates
+        if ((arguments or {}).get("bucket") or None) == (bucket or None)
+    ]
+    if not stale:
+        return []
+    session.execute(
+        update(JobRun)
+        .where(JobRun.id.in_(stale), JobRun.status == "running")
+        .values(
+            status="crashed",
+            error=f"never finished: run {current_run_id} found its lock free "
+            "(the process died or lost its database)",
+        )
+    )
+    session.commit()
+    for run_id in stale:
+        log_event("job.stale_run_closed", logging.WARNING, job=job, run=run_id, by=current_run_id)
+    return stale
 
 
 def late_after(interval: timedelta) -> timedelta:
