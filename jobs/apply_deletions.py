@@ -31,6 +31,11 @@ def apply(bucket: str | None, chunk_size: int, execute: bool) -> object:
     else:
         lines = [f"Would apply {result.due} due records"]
     lines += [f"  {table}: {n} rows" for table, n in sorted(result.rows.items())]
+    if result.waiting:
+        lines.append(
+            f"  {result.waiting} records wait: their subject has an open access request, "
+            "whose export is built first"
+        )
     lines += [f"  record {e['record_id']}: {e['error']}" for e in result.errors]
     emit(result, lines, executed=execute)
     if result.failed:

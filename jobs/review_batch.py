@@ -52,6 +52,7 @@ def review(
             reason=reason,
             exclude=_parse_exclusions(exclude),
             execute=execute,
+            policy=rt.policy,
         )
     verb = result.decision.capitalize() if execute else f"Would mark as {result.decision}"
     lines = [

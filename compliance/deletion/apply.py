@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,13 +20,21 @@ from sqlalchemy.orm import Session
 
 from compliance import failpoints
 from compliance.audit.chain import record_event
-from compliance.deletion.holds import held_profiles
+from compliance.deletion.holds import awaiting_access_export, held_profiles
+from compliance.deletion.plans import (
+    PlanDocument,
+    load_plans,
+    plan_document,
+    plan_hash,
+    store_plan,
+    widening,
+)
 from compliance.deletion.records import MAX_CHUNK_SIZE
 from compliance.errors import InvalidInput
 from compliance.logs import Progress, log_event
 from compliance.policy.datamap import DataMap, TableAction
 from compliance.store.engines import analyze
-from compliance.store.models import ComplianceProfile, DeletionRecord, utcnow
+from compliance.store.models import ComplianceProfile, DeletionBatch, DeletionRecord, utcnow
 
 # Subjects per chunk: large enough that the bookkeeping per chunk (claim, mark applied,
 # audit) is small beside the erasure, small enough to keep each transaction short.
@@ -43,6 +52,10 @@ class ApplyResult:
     executed: bool = False
     #: Accepted records refused because a legal hold is in force on their subject.
     held: int = 0
+    #: Records refused because the policy now erases more than their batch's accepted plan.
+    widened: int = 0
+    #: Records left for a later run: their subject has an open access request.
+    waiting: int = 0
 
 
 def one_line(exc: BaseException) -> str:
@@ -146,6 +159,9 @@ def apply_deletions(
             _fail_bucket(session, name, now, f"bucket '{name}' is no longer in the policy", result)
             continue
         plan = datamap.erasure_plan(policy.bucket(name).tables)
+        current = plan_document(policy, name)
+        current_hash = plan_hash(current)
+        accepted_plans: dict[str, PlanDocument] = {}
         last_id = 0
         while True:
             query = (
@@ -153,10 +169,12 @@ def apply_deletions(
                     DeletionRecord.id,
                     ComplianceProfile.subject_id,
                     DeletionRecord.compliance_profile_id,
+                    DeletionBatch.accepted_plan_hash,
                 )
                 .join(
                     ComplianceProfile, ComplianceProfile.id == DeletionRecord.compliance_profile_id
                 )
+                .outerjoin(DeletionBatch, DeletionBatch.id == DeletionRecord.deletion_batch_id)
                 .where(*_due(name, now), DeletionRecord.id > last_id)
                 .order_by(DeletionRecord.id)
                 .limit(chunk_size)
@@ -169,16 +187,16 @@ def apply_deletions(
                 session.rollback()
                 break
             last_id = rows[-1].id
-            # A legal hold wins over any acceptance, however long ago it was given.
-            holds = held_profiles(session, [r.compliance_profile_id for r in rows], now=now)
-            refused = {
-                r.id: f"on legal hold (hold {holds[r.compliance_profile_id]}): not erased; "
-                "it is applied once the hold is lifted"
-                for r in rows
-                if r.compliance_profile_id in holds
-            }
-            result.held += len(refused)
-            records = [(r.id, r.subject_id) for r in rows if r.id not in refused]
+            accepted_plans.update(
+                load_plans(session, {r.accepted_plan_hash for r in rows} - set(accepted_plans))
+            )
+            refused, held, waiting = _screen(session, rows, current, accepted_plans, now)
+            result.held += len(held)
+            result.widened += len(refused) - len(held)
+            result.waiting += len(waiting)
+            records = [
+                (r.id, r.subject_id) for r in rows if r.id not in refused and r.id not in waiting
+            ]
             if not execute:
                 result.failed += len(refused)
                 for rid, message in refused.items():
@@ -194,8 +212,18 @@ def apply_deletions(
             applied, errors, erased = _erase(datamap, plan, records) if records else ([], {}, {})
             errors.update(refused)
             failpoints.hit("apply.between_databases")
+            if applied:
+                store_plan(session, current)  # kept for replay-erasures, once per plan
             _finish_chunk(
-                session, name, applied, errors, erased, actor=actor, now=utcnow(), held=[*refused]
+                session,
+                name,
+                applied,
+                errors,
+                erased,
+                actor=actor,
+                now=utcnow(),
+                held=held,
+                plan=current_hash,
             )
             session.commit()
             result.applied += len(applied)
@@ -213,6 +241,46 @@ def apply_deletions(
     return result
 
 
+def _screen(
+    session: Session,
+    rows: Sequence[Any],
+    current: PlanDocument,
+    accepted_plans: dict[str, PlanDocument],
+    now: datetime,
+) -> tuple[dict[int, str], list[int], set[int]]:
+    """(refused records with their error, those of them on legal hold, records that wait).
+
+    A legal hold wins over any acceptance, however long ago it was given. A record whose
+    batch accepted a narrower plan than the policy's current one is refused: nothing of it
+    is erased until someone re-reviews. A subject with an open access request waits for its
+    export, so the evidence is still there when it is built.
+    """
+    holds = held_profiles(session, [r.compliance_profile_id for r in rows], now=now)
+    refused: dict[int, str] = {}
+    held: list[int] = []
+    for r in rows:
+        if r.compliance_profile_id in holds:
+            refused[r.id] = (
+                f"on legal hold (hold {holds[r.compliance_profile_id]}): not erased; "
+                "it is applied once the hold is lifted"
+            )
+            held.append(r.id)
+        elif r.accepted_plan_hash is not None:
+            accepted = accepted_plans.get(r.accepted_plan_hash)
+            changes = (
+                widening(accepted, current)
+                if accepted is not None
+                else ["the accepted plan is missing"]
+            )
+            if changes:
+                refused[r.id] = (
+                    f"policy changed after acceptance: {'; '.join(changes)}; re-review"
+                )[:1000]
+    exporting = awaiting_access_export(session, [r.subject_id for r in rows if r.id not in refused])
+    waiting = {r.id for r in rows if r.id not in refused and r.subject_id in exporting}
+    return refused, held, waiting
+
+
 def _finish_chunk(
     session: Session,
     bucket: str,
@@ -223,13 +291,19 @@ def _finish_chunk(
     actor: str,
     now: datetime,
     held: Sequence[int] = (),
+    plan: str | None = None,
 ) -> None:
     marked = 0
     if applied:
         marked = session.execute(
             update(DeletionRecord)
             .where(DeletionRecord.id.in_(applied), DeletionRecord.deletion_applied_at.is_(None))
-            .values(deletion_applied_at=now, deletion_error=None, updated_at=now)
+            .values(
+                deletion_applied_at=now,
+                deletion_error=None,
+                applied_plan_hash=plan,
+                updated_at=now,
+            )
         ).rowcount
     for rid, message in errors.items():
         session.execute(

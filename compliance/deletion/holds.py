@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from compliance.audit.chain import record_event
 from compliance.emails import check_email
 from compliance.errors import Conflict, InvalidInput, NotFound
-from compliance.store.models import ComplianceProfile, LegalHold, utcnow
+from compliance.store.models import ComplianceProfile, DsarRequest, LegalHold, utcnow
 
 # Subject keys per IN list: well under SQLite's limit of bound values per statement.
 _KEYS_PER_QUERY = 5000
@@ -288,3 +288,27 @@ def held_profiles(
         ):
             held.setdefault(profile_id, hold_id)
     return held
+
+
+# ---------------------------------------------------------------- open access requests
+
+# A request is open until it completes or is rejected (the same list dsar.requests keeps).
+_OPEN_REQUEST = ("pending", "approved", "processing", "failed")
+
+
+def awaiting_access_export(session: Session, subject_ids: Iterable[str] | None = None) -> set[str]:
+    """Subjects with an open access request: their rows are evidence until the export is built.
+
+    Among ``subject_ids``, or all such subjects when None.
+    """
+    query = (
+        select(DsarRequest.subject_id)
+        .where(DsarRequest.kind == "access", DsarRequest.status.in_(_OPEN_REQUEST))
+        .distinct()
+    )
+    if subject_ids is None:
+        return set(session.scalars(query))
+    waiting: set[str] = set()
+    for chunk in _chunks([str(s) for s in subject_ids]):
+        waiting.update(session.scalars(query.where(DsarRequest.subject_id.in_(chunk))))
+    return waiting

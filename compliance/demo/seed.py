@@ -40,7 +40,7 @@ def seed_demo_workflow(session: Session, datamap: DataMap, *, actor: str) -> dic
         .limit(1)
     ).first()
     if stale is not None:
-        review_batch(session, stale, "accept", reviewer=DEMO_REVIEWER)
+        review_batch(session, stale, "accept", reviewer=DEMO_REVIEWER, policy=datamap.policy)
         result = apply_deletions(
             session, datamap, actor=actor, execute=True, bucket="stale_support_tickets"
         )

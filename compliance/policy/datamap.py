@@ -36,6 +36,20 @@ from compliance.policy.loader import MappedTable, Policy
 from compliance.policy.strategies import get_strategy
 
 
+def descendants(policy: Policy, names: Iterable[str]) -> set[str]:
+    """``names`` and every table whose via chain passes through one of them."""
+    wanted = set(names)
+    found = set(wanted)
+    for name in policy.tables:
+        mapped = policy.tables[name]
+        while mapped.via is not None:
+            if mapped.via.table in wanted:
+                found.add(name)
+                break
+            mapped = policy.tables[mapped.via.table]
+    return found
+
+
 @dataclass(frozen=True)
 class TableAction:
     table: str
@@ -123,16 +137,7 @@ class DataMap:
 
     def descendants(self, names: Iterable[str]) -> set[str]:
         """Tables whose via chain passes through any of ``names`` (their rows go with them)."""
-        wanted = set(names)
-        found = set(wanted)
-        for name in self.policy.tables:
-            mapped = self.mapped(name)
-            while mapped.via is not None:
-                if mapped.via.table in wanted:
-                    found.add(name)
-                    break
-                mapped = self.mapped(mapped.via.table)
-        return found
+        return descendants(self.policy, names)
 
     def erasure_plan(self, tables: Iterable[str]) -> list[TableAction]:
         """What erasing ``tables`` does, children first so foreign keys hold."""

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from compliance.deletion.batches import get_batch
 from compliance.deletion.holds import active_hold, held_profiles
+from compliance.deletion.plans import load_plans
 from compliance.dsar import requests as dsar
 from compliance.errors import InvalidInput
 from compliance.policy.datamap import DataMap
@@ -245,6 +246,22 @@ def batch_impact(session: Session, datamap: DataMap, batch_id: int) -> pd.DataFr
         return pd.DataFrame(columns=columns)
     with datamap.engine.connect() as conn:
         return pd.DataFrame(datamap.impact(conn, bucket.tables, keys), columns=columns)
+
+
+def accepted_plan(session: Session, batch_id: int) -> tuple[str | None, pd.DataFrame]:
+    """The erasure plan the officer accepted (hash, and one row per table), for the batch page.
+
+    Batches accepted before plans were kept, and rejected ones, have none.
+    """
+    batch = get_batch(session, batch_id)
+    columns = ["table", "action", "columns"]
+    if batch.accepted_plan_hash is None:
+        return None, pd.DataFrame(columns=columns)
+    plan = load_plans(session, [batch.accepted_plan_hash]).get(batch.accepted_plan_hash, [])
+    frame = pd.DataFrame(
+        [{**step, "columns": ", ".join(step["columns"])} for step in plan], columns=columns
+    )
+    return batch.accepted_plan_hash, frame
 
 
 # ---------------------------------------------------------------- audit log

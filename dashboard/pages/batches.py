@@ -7,7 +7,7 @@ import streamlit as st
 from compliance.deletion.batches import exclude_records, get_batch, review_batch
 from compliance.deletion.holds import place_hold, plan_place_hold
 from compliance.errors import ComplianceError
-from compliance.reports.review_queue import BATCH_STATUSES
+from compliance.reports.review_queue import BATCH_STATUSES, accepted_plan
 from compliance.roles import COMPLIANCE_OFFICER
 from dashboard import context, widgets
 
@@ -61,6 +61,14 @@ if batch.reviewed_status != "pending":
     when = batch.reviewed_at.strftime("%Y-%m-%d %H:%M UTC") if batch.reviewed_at else "?"
     reason = f" Reason: {batch.reviewed_reason}" if batch.reviewed_reason else ""
     st.info(f"{batch.reviewed_status.capitalize()} by {batch.reviewed_by} at {when}.{reason}")
+    with context.session(policy) as s:
+        plan_hash, plan = accepted_plan(s, batch.id)
+    if plan_hash:
+        st.markdown(
+            "**Accepted plan** — what `apply-deletions` may do to these subjects, and no more "
+            f"(plan `{plan_hash[:12]}`):"
+        )
+        st.dataframe(plan, hide_index=True, column_config=widgets.labels(plan.columns))
 else:
     st.markdown("**Impact preview** — what accepting this batch would do (nothing is changed):")
     try:
@@ -126,7 +134,12 @@ if pending:
         st.session_state[DECIDED_KEY] = target
         with context.session(policy) as s:
             result = review_batch(
-                s, target, pending["action"], reviewer=context.actor(), reason=reason
+                s,
+                target,
+                pending["action"],
+                reviewer=context.actor(),
+                reason=reason,
+                policy=policy,
             )
         return (
             f"Batch {target} {result.decision}: {result.accepted} to erase, "
