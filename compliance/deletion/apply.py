@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -35,6 +35,7 @@ from compliance.logs import Progress, log_event
 from compliance.policy.datamap import DataMap, TableAction
 from compliance.store.engines import analyze
 from compliance.store.models import ComplianceProfile, DeletionBatch, DeletionRecord, utcnow
+from compliance.store.sql import rows_changed
 
 # Subjects per chunk: large enough that the bookkeeping per chunk (claim, mark applied,
 # audit) is small beside the erasure, small enough to keep each transaction short.
@@ -64,7 +65,7 @@ def one_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:500]
 
 
-def _due(bucket: str, now: datetime) -> tuple:  # type: ignore[type-arg]
+def _due(bucket: str, now: datetime) -> tuple[ColumnElement[bool], ...]:
     return (
         DeletionRecord.bucket == bucket,
         DeletionRecord.accepted_for_deletion.is_(True),
@@ -295,16 +296,18 @@ def _finish_chunk(
 ) -> None:
     marked = 0
     if applied:
-        marked = session.execute(
-            update(DeletionRecord)
-            .where(DeletionRecord.id.in_(applied), DeletionRecord.deletion_applied_at.is_(None))
-            .values(
-                deletion_applied_at=now,
-                deletion_error=None,
-                applied_plan_hash=plan,
-                updated_at=now,
+        marked = rows_changed(
+            session.execute(
+                update(DeletionRecord)
+                .where(DeletionRecord.id.in_(applied), DeletionRecord.deletion_applied_at.is_(None))
+                .values(
+                    deletion_applied_at=now,
+                    deletion_error=None,
+                    applied_plan_hash=plan,
+                    updated_at=now,
+                )
             )
-        ).rowcount
+        )
     for rid, message in errors.items():
         session.execute(
             update(DeletionRecord)

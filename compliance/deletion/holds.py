@@ -21,6 +21,7 @@ from compliance.audit.chain import record_event
 from compliance.emails import check_email
 from compliance.errors import Conflict, InvalidInput, NotFound
 from compliance.store.models import ComplianceProfile, DsarRequest, LegalHold, utcnow
+from compliance.store.sql import rows_changed
 
 # Subject keys per IN list: well under SQLite's limit of bound values per statement.
 _KEYS_PER_QUERY = 5000
@@ -196,11 +197,13 @@ def lift_hold(session: Session, plan: HoldPlan, *, now: datetime | None = None) 
     if plan.action != "lift" or plan.hold_id is None:
         raise InvalidInput(f"this plan places a hold; it cannot lift one ({plan.action})")
     now = now or utcnow()
-    lifted = session.execute(
-        update(LegalHold)
-        .where(LegalHold.id == plan.hold_id, LegalHold.lifted_at.is_(None))
-        .values(lifted_at=now, lifted_by=plan.by, lifted_reason=plan.reason)
-    ).rowcount
+    lifted = rows_changed(
+        session.execute(
+            update(LegalHold)
+            .where(LegalHold.id == plan.hold_id, LegalHold.lifted_at.is_(None))
+            .values(lifted_at=now, lifted_by=plan.by, lifted_reason=plan.reason)
+        )
+    )
     if lifted != 1:
         session.rollback()
         raise Conflict(f"legal hold {plan.hold_id} was lifted meanwhile; nothing changed")

@@ -26,6 +26,7 @@ from compliance.store.models import (
     DeletionRecord,
     UTCDateTime,
 )
+from compliance.store.sql import rows_changed
 
 ERASED = "erased"
 REJECTED = "rejected"  # the whole batch was rejected
@@ -82,7 +83,7 @@ def fold_records(session: Session, record_ids: Sequence[int], *, now: datetime) 
         .outerjoin(b, b.id == r.deletion_batch_id)
         .where(r.id.in_(list(record_ids)))
     )
-    written = session.execute(
+    written = rows_changed(session.execute(
         insert(DecisionLedger).from_select(
             [
                 "compliance_profile_id", "bucket", "decision", "reviewer", "decided_at",
@@ -90,7 +91,7 @@ def fold_records(session: Session, record_ids: Sequence[int], *, now: datetime) 
             ],
             source,
         )
-    ).rowcount  # fmt: skip
+    ))  # fmt: skip
     applied = r.deletion_applied_at.is_not(None)
     week = case(
         (applied, week_of(session, r.deletion_applied_at)),

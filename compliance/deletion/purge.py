@@ -28,6 +28,7 @@ from compliance.store.models import (
     LegalHold,
     utcnow,
 )
+from compliance.store.sql import rows_changed
 
 _CHUNK = 10_000
 
@@ -121,14 +122,18 @@ def purge_compliance_data(
         if not ids:
             break
         fold_records(session, ids, now=utcnow())
-        removed = session.execute(delete(DeletionRecord).where(DeletionRecord.id.in_(ids))).rowcount
+        removed = rows_changed(
+            session.execute(delete(DeletionRecord).where(DeletionRecord.id.in_(ids)))
+        )
         _audit(session, actor, bucket.name, records=removed)
         session.commit()
         records += removed
     empty = list(session.scalars(select(DeletionBatch.id).where(_empty_batches(bucket.name))))
     fold_batches(session, empty)
-    batches = session.execute(delete(DeletionBatch).where(DeletionBatch.id.in_(empty))).rowcount
-    profiles = session.execute(delete(ComplianceProfile).where(_orphan_profiles)).rowcount
+    batches = rows_changed(
+        session.execute(delete(DeletionBatch).where(DeletionBatch.id.in_(empty)))
+    )
+    profiles = rows_changed(session.execute(delete(ComplianceProfile).where(_orphan_profiles)))
     _audit(session, actor, bucket.name, batches=batches, profiles=profiles)
     session.commit()
     return PurgeResult(bucket.name, records, batches, profiles, True)

@@ -15,10 +15,10 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from compliance.dsar.api_keys import ApiKeyInfo
+from compliance.dsar.deadlines import effective_due_at
 from compliance.dsar.requests import (
     KINDS,
     Submission,
-    effective_due_at,
     get_dsar,
     resolve_subject,
     submit,

@@ -46,7 +46,11 @@ labels = {
 decided = st.session_state.pop(DECIDED_KEY, None)
 if decided is not None and decided not in labels:  # keep showing the batch just decided
     labels = {decided: f"#{decided} (just decided)", **labels}
-batch_id = st.selectbox("Open a batch", list(labels), format_func=labels.get, key="open_batch")
+batch_id: int | None = st.selectbox(
+    "Open a batch", list(labels), format_func=lambda b: labels[b], key="open_batch"
+)
+if batch_id is None:  # every option is a batch on this page, so only an empty page
+    st.stop()
 try:
     with context.session(policy) as s:
         batch = get_batch(s, int(batch_id))
@@ -128,18 +132,13 @@ if batch.reviewed_status == "pending" and not records.frame.empty:
 
 pending = widgets.pending_confirmation("accept") or widgets.pending_confirmation("reject")
 if pending:
-    target = pending["batch_id"]
+    target, action = pending["batch_id"], pending["action"]
 
     def decide(reason: str | None) -> str:
         st.session_state[DECIDED_KEY] = target
         with context.session(policy) as s:
             result = review_batch(
-                s,
-                target,
-                pending["action"],
-                reviewer=context.actor(),
-                reason=reason,
-                policy=policy,
+                s, target, action, reviewer=context.actor(), reason=reason, policy=policy
             )
         return (
             f"Batch {target} {result.decision}: {result.accepted} to erase, "

@@ -84,16 +84,17 @@ active = [h for h in holds if h.active]
 with lift.form("lift_hold", clear_on_submit=True):
     st.markdown("**Lift a hold**")
     labels = {h.id: f"#{h.id} · subject {h.subject_id}" for h in active}
-    chosen = st.selectbox("Hold", list(labels), format_func=labels.get, index=None)
+    chosen = st.selectbox("Hold", list(labels), format_func=lambda h: labels[h], index=None)
     why = st.text_area("Reason for lifting (required)")
     if st.form_submit_button("Lift hold"):
         if chosen is None:
             st.error("Choose the hold to lift.")
         else:
+            hold_id = int(chosen)
 
             def do_lift() -> str:
                 with context.session(policy) as s:
-                    lifted = lift_hold(s, plan_lift_hold(s, int(chosen), reason=why, by=actor))
+                    lifted = lift_hold(s, plan_lift_hold(s, hold_id, reason=why, by=actor))
                 return f"Lifted legal hold {lifted.id} on subject {lifted.subject_id}."
 
             widgets.run_action(do_lift)
