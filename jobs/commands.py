@@ -15,6 +15,7 @@ from jobs import (  # noqa: F401
     init_db,
     process_dsar_requests,
     purge_compliance_data,
+    replay_erasures,
     retention_cleanup,
     retry_dsar,
     review_batch,

@@ -9,7 +9,7 @@ retried one by one so a single bad record cannot hold back the rest.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,6 +32,7 @@ from compliance.deletion.plans import (
 from compliance.deletion.records import MAX_CHUNK_SIZE
 from compliance.errors import InvalidInput
 from compliance.logs import Progress, log_event
+from compliance.policy.cascades import Block
 from compliance.policy.datamap import DataMap, TableAction
 from compliance.store.engines import analyze
 from compliance.store.models import ComplianceProfile, DeletionBatch, DeletionRecord, utcnow
@@ -57,6 +58,8 @@ class ApplyResult:
     widened: int = 0
     #: Records left for a later run: their subject has an open access request.
     waiting: int = 0
+    #: Records a foreign key from kept data blocks: they wait for a policy change or a retry.
+    blocked: int = 0
 
 
 def one_line(exc: BaseException) -> str:
@@ -118,6 +121,30 @@ def _erase(
     return applied, errors, rows
 
 
+def retry_blocked(session: Session, *, actor: str, execute: bool, bucket: str | None = None) -> int:
+    """Let blocked records be tried again on the next run (an officer's call); return how many."""
+    where: list[ColumnElement[bool]] = [DeletionRecord.blocked_plan_hash.is_not(None)]
+    if bucket is not None:
+        where.append(DeletionRecord.bucket == bucket)
+    ids = list(session.scalars(select(DeletionRecord.id).where(*where)))
+    if not execute or not ids:
+        session.rollback()
+        return len(ids)
+    session.execute(
+        update(DeletionRecord).where(DeletionRecord.id.in_(ids)).values(blocked_plan_hash=None)
+    )
+    record_event(
+        session,
+        actor=actor,
+        action="deletion_records.retry_blocked",
+        target_type="bucket",
+        target_id=bucket,
+        details={"record_ids": ids[:1000], "records": len(ids)},
+    )
+    session.commit()
+    return len(ids)
+
+
 def apply_deletions(
     session: Session,
     datamap: DataMap,
@@ -162,6 +189,7 @@ def apply_deletions(
         plan = datamap.erasure_plan(policy.bucket(name).tables)
         current = plan_document(policy, name)
         current_hash = plan_hash(current)
+        blocks = datamap.plan_blocks(plan)
         accepted_plans: dict[str, PlanDocument] = {}
         last_id = 0
         while True:
@@ -171,6 +199,7 @@ def apply_deletions(
                     ComplianceProfile.subject_id,
                     DeletionRecord.compliance_profile_id,
                     DeletionBatch.accepted_plan_hash,
+                    DeletionRecord.blocked_plan_hash,
                 )
                 .join(
                     ComplianceProfile, ComplianceProfile.id == DeletionRecord.compliance_profile_id
@@ -191,6 +220,10 @@ def apply_deletions(
             accepted_plans.update(
                 load_plans(session, {r.accepted_plan_hash for r in rows} - set(accepted_plans))
             )
+            # Blocked before under this very plan: not tried again until it changes.
+            parked = {r.id for r in rows if r.blocked_plan_hash == current_hash}
+            result.blocked += len(parked)
+            rows = [r for r in rows if r.id not in parked]
             refused, held, waiting = _screen(session, rows, current, accepted_plans, now)
             result.held += len(held)
             result.widened += len(refused) - len(held)
@@ -199,10 +232,13 @@ def apply_deletions(
                 (r.id, r.subject_id) for r in rows if r.id not in refused and r.id not in waiting
             ]
             if not execute:
+                blocked = _blocked(datamap, blocks, records, {rid for rid, _ in records})
                 result.failed += len(refused)
-                for rid, message in refused.items():
+                result.blocked += len(blocked)
+                for rid, message in {**refused, **blocked}.items():
                     if len(result.errors) < 20:
                         result.errors.append({"record_id": rid, "error": message})
+                records = [(rid, key) for rid, key in records if rid not in blocked]
                 session.rollback()
                 with datamap.engine.connect() as conn:
                     for step in plan if records else ():
@@ -211,6 +247,8 @@ def apply_deletions(
                 progress.advance(len(rows))
                 continue
             applied, errors, erased = _erase(datamap, plan, records) if records else ([], {}, {})
+            blocked = _blocked(datamap, blocks, records, errors)
+            errors.update(blocked)
             errors.update(refused)
             failpoints.hit("apply.between_databases")
             if applied:
@@ -225,6 +263,7 @@ def apply_deletions(
                 now=utcnow(),
                 held=held,
                 plan=current_hash,
+                blocked=blocked,
             )
             session.commit()
             result.applied += len(applied)
@@ -240,6 +279,34 @@ def apply_deletions(
             progress.advance(len(rows), applied=result.applied, failed=result.failed)
     result.elapsed_s = round(progress.elapsed, 3)
     return result
+
+
+def _blocked(
+    datamap: DataMap,
+    blocks: Sequence[Block],
+    records: Sequence[tuple[int, str]],
+    among: Container[int],
+) -> dict[int, str]:
+    """Records (of those ``among``) a known foreign-key block stops, with the error to store.
+
+    Worded as what to change, not as the database's message: the officer needs to know
+    that kept data holds the row, and which setting releases it.
+    """
+    suspects = [(rid, key) for rid, key in records if rid in among]
+    if not blocks or not suspects:
+        return {}
+    found: dict[int, str] = {}
+    with datamap.engine.connect() as conn:
+        for block in blocks:
+            stopped = datamap.referenced_subjects(
+                conn, block.foreign_key, [key for rid, key in suspects if rid not in found]
+            )
+            for rid, key in suspects:
+                if key in stopped and rid not in found:
+                    found[rid] = f"blocked by {block.advice}; waits for that change or a retry"[
+                        :1000
+                    ]
+    return found
 
 
 def _screen(
@@ -293,6 +360,7 @@ def _finish_chunk(
     now: datetime,
     held: Sequence[int] = (),
     plan: str | None = None,
+    blocked: Mapping[int, str] | None = None,
 ) -> None:
     marked = 0
     if applied:
@@ -308,11 +376,16 @@ def _finish_chunk(
                 )
             )
         )
+    blocked = blocked or {}
     for rid, message in errors.items():
         session.execute(
             update(DeletionRecord)
             .where(DeletionRecord.id == rid)
-            .values(deletion_error=message, updated_at=now)
+            .values(
+                deletion_error=message,
+                blocked_plan_hash=plan if rid in blocked else None,
+                updated_at=now,
+            )
         )
     record_event(
         session,
@@ -326,6 +399,7 @@ def _finish_chunk(
             "record_ids": [min(applied), max(applied)] if applied else [],
             "failed_record_ids": sorted(errors),
             "held_record_ids": sorted(held),
+            **({"blocked_record_ids": sorted(blocked)} if blocked else {}),
             "rows": rows,
         },
     )

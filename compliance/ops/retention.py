@@ -4,8 +4,8 @@ No review: rows older than an entry's ``days`` are deleted in chunks (each chunk
 application transaction, so locks stay short and a killed run resumes where it stopped).
 A ``retain`` table is never touched. A table or column the application database lacks is
 a warning and that entry is skipped, so one stale entry never stops the others. In a table
-the data map links to subjects by ``subject_column``, rows of subjects under a legal hold
-are left alone.
+the data map links to subjects by ``subject_column``, rows of subjects under a legal hold,
+or with an open access request (the export is evidence), are left alone.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
 from compliance.deletion.apply import one_line
-from compliance.deletion.holds import held_subjects
+from compliance.deletion.holds import awaiting_access_export, held_subjects
 from compliance.errors import ConfigError, NotFound
 from compliance.logs import Progress, log_event
 from compliance.policy.loader import Policy, RetentionEntry
@@ -41,7 +41,8 @@ class CategoryResult:
     status: str
     rows: int = 0
     message: str | None = None
-    #: Old rows left in place because their subject is protected (a legal hold).
+    #: Old rows left in place because their subject is protected: a legal hold, or an open
+    #: access request whose export is not built yet.
     protected_rows: int = 0
 
 
@@ -138,7 +139,8 @@ def retention_cleanup(
         entries = [policy.retention[category]]
     now = now or utcnow()
     result = RetentionResult(executed=execute)
-    protected = held_subjects(session, now=now)
+    # Held subjects keep their rows; so do subjects whose access export is not built yet.
+    protected = held_subjects(session, now=now) | awaiting_access_export(session)
     session.rollback()
     for entry in entries:
         if entry.table in policy.retained_tables:

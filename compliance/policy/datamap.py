@@ -11,6 +11,7 @@ from __future__ import annotations
 import graphlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import (
@@ -23,15 +24,24 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    and_,
     bindparam,
     cast,
     delete,
+    exists,
     func,
     select,
     update,
 )
 
 from compliance.errors import ConfigError
+from compliance.policy.cascades import (
+    DESTRUCTIVE,
+    Block,
+    ForeignKey,
+    check_foreign_keys,
+    foreign_keys,
+)
 from compliance.policy.loader import MappedTable, Policy
 from compliance.policy.strategies import get_strategy
 
@@ -158,6 +168,71 @@ class DataMap:
             if self.mapped(n).on_erasure != "retain"
         ]
 
+    # ------------------------------------------------------------ foreign keys
+
+    @cached_property
+    def foreign_keys(self) -> list[ForeignKey]:
+        return foreign_keys(self.engine)
+
+    @cached_property
+    def blocks(self) -> list[Block]:
+        """Plain foreign keys from kept data into erased rows (dangerous ones raise)."""
+        return check_foreign_keys(self.policy, self.foreign_keys)
+
+    def plan_blocks(self, plan: Sequence[TableAction]) -> list[Block]:
+        """The blocks that stand in this plan's way."""
+        actions = {step.table: step.action for step in plan}
+        return [b for b in self.blocks if actions.get(b.foreign_key.referred_table) == b.action]
+
+    def plan_cascades(self, plan: Sequence[TableAction]) -> list[ForeignKey]:
+        """Referential actions erasing this plan sets off in other erased tables."""
+        deleted = {step.table for step in plan if step.action == "delete"}
+        return [
+            fk
+            for fk in self.foreign_keys
+            if fk.referred_table in deleted
+            and fk.ondelete in DESTRUCTIVE
+            and fk.table in self.policy.tables
+            and fk.table != fk.referred_table
+        ]
+
+    def _any_table(self, name: str) -> Table:
+        if name not in self.metadata.tables:
+            Table(name, self.metadata, autoload_with=self.engine)
+        return self.metadata.tables[name]
+
+    def _references(self, fk: ForeignKey) -> ColumnElement[bool]:
+        child = self._any_table(fk.table)
+        parent = self.table(fk.referred_table)
+        pairs = zip(fk.columns, fk.referred_columns, strict=True)
+        return and_(*(child.c[c] == parent.c[r] for c, r in pairs))
+
+    def referenced_subjects(
+        self, conn: Connection, fk: ForeignKey, keys: Sequence[str]
+    ) -> set[str]:
+        """Subjects among ``keys`` whose rows of the referred table ``fk``'s rows point at."""
+        query, key = self.keyed_select(fk.referred_table)
+        found = query.add_columns(key).where(
+            key.in_([str(k) for k in keys]), exists().where(self._references(fk))
+        )
+        return {str(k) for k in conn.scalars(found.distinct())}
+
+    def referencing_rows(self, conn: Connection, fk: ForeignKey, keys: Sequence[str]) -> int:
+        """Rows of ``fk``'s table pointing at the subjects' rows of the referred table."""
+        child = self._any_table(fk.table)
+        parent = self.table(fk.referred_table)
+        values = self.coerce_keys(fk.referred_table, keys)
+        owned = select(parent).where(self.condition(fk.referred_table, values)).subquery()
+        pairs = zip(fk.columns, fk.referred_columns, strict=True)
+        return (
+            conn.scalar(
+                select(func.count())
+                .select_from(child)
+                .where(exists().where(and_(*(child.c[c] == owned.c[r] for c, r in pairs))))
+            )
+            or 0
+        )
+
     # ------------------------------------------------------------ work
 
     def count(self, conn: Connection, name: str, keys: Sequence[str]) -> int:
@@ -177,8 +252,26 @@ class DataMap:
             {"table": a.table, "action": a.action, "rows": self.count(conn, a.table, keys)}
             for a in plan
         ]
+        for fk in self.plan_cascades(plan):
+            rows.append(
+                {
+                    "table": fk.table,
+                    "action": f"{fk.ondelete.lower()} by cascade from {fk.referred_table}",
+                    "rows": self.referencing_rows(conn, fk, keys),
+                }
+            )
         for name in sorted(self.policy.retained_tables):
             rows.append({"table": name, "action": "retain", "rows": self.count(conn, name, keys)})
+        for block in self.plan_blocks(plan):
+            # How many of these subjects the key stops; "rows" counts subjects here.
+            fk = block.foreign_key
+            rows.append(
+                {
+                    "table": fk.table,
+                    "action": f"blocks {block.action} of {fk.referred_table} (subjects)",
+                    "rows": len(self.referenced_subjects(conn, fk, keys)),
+                }
+            )
         return rows
 
     def erase(

@@ -684,8 +684,10 @@ def load_policy(path: Path | str | None = None, env: Mapping[str, str] | None = 
 def check_against_database(policy: Policy, engine: Engine) -> list[str]:
     """Raise ConfigError for anything the data map names that the database lacks.
 
-    Returns warnings for retention entries whose table or column is missing: those
-    entries are skipped by retention-cleanup rather than stopping every other job.
+    Returns warnings for retention entries whose table or column is missing (those
+    entries are skipped by retention-cleanup rather than stopping every other job), and
+    for foreign keys from kept data that block erasing the rows they reference. A foreign
+    key whose ON DELETE / ON UPDATE action would change kept rows is a ConfigError.
     """
     inspector = inspect(engine)
     existing = set(inspector.get_table_names())
@@ -736,7 +738,10 @@ def check_against_database(policy: Policy, engine: Engine) -> list[str]:
         for i, rule in enumerate(bucket.rules):
             if isinstance(rule, AgeRule):
                 need_column(rule.table, rule.timestamp, f"buckets.{bname}.rules[{i}].timestamp")
-    warnings = []
+    # Referential actions are code paths too: none may reach retained or unmapped rows.
+    from compliance.policy.cascades import check_foreign_keys, foreign_keys
+
+    warnings = [block.advice for block in check_foreign_keys(policy, foreign_keys(engine))]
     for rname, entry in policy.retention.items():
         if entry.table not in existing:
             warnings.append(f"retention.{rname}.table: no table '{entry.table}'; entry skipped")
