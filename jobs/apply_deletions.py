@@ -49,10 +49,10 @@ def apply(bucket: str | None, chunk_size: int, retry_blocked_: bool, execute: bo
             f"  {result.blocked} records blocked by a foreign key from kept data; they wait "
             "until the policy changes or --retry-blocked (see deletion_error)"
         )
-    if result.waiting:
+    if result.awaiting_export:
         lines.append(
-            f"  {result.waiting} records wait: their subject has an open access request, "
-            "whose export is built first"
+            f"  {result.awaiting_export} records wait: their subject has an open access "
+            "request, whose export is built first"
         )
     lines += [f"  record {e['record_id']}: {e['error']}" for e in result.errors]
     emit(result, lines, executed=execute)

@@ -10,6 +10,7 @@ from compliance.deletion.holds import (
     plan_place_hold,
 )
 from compliance.dsar.requests import resolve_subject
+from compliance.roles import identify
 from jobs.cli import cli, emit, execute_option, job_command, runtime
 
 
@@ -44,7 +45,13 @@ def add(
     key, _ = resolve_subject(rt.policy, rt.app_engine, subject_id=subject_id, email=email)
     last: date | None = until.date() if until is not None else None  # type: ignore[attr-defined]
     with rt.session() as session:
-        plan = plan_place_hold(session, subject_id=key, reason=reason, by=by, until=last)
+        plan = plan_place_hold(
+            session,
+            subject_id=key,
+            reason=reason,
+            by=identify(rt.policy, by, what="--by"),
+            until=last,
+        )
         placed = place_hold(session, plan) if execute else None
     span = f"until {last.isoformat()}" if last else "until lifted"
     if placed is not None:
@@ -68,7 +75,9 @@ def remove(hold_id: int, reason: str, by: str, execute: bool) -> object:
     """Lift legal hold HOLD_ID: the subject's data may be erased again by later decisions."""
     rt = runtime()
     with rt.session() as session:
-        plan = plan_lift_hold(session, hold_id, reason=reason, by=by)
+        plan = plan_lift_hold(
+            session, hold_id, reason=reason, by=identify(rt.policy, by, what="--by")
+        )
         lifted = lift_hold(session, plan) if execute else None
     verb = "Lifted" if lifted is not None else "Would lift"
     emit(

@@ -88,6 +88,7 @@ def test_bad_hold_input_is_one_line_and_exit_2(demo: Deployment) -> None:
         (["--subject-id", "7", "--reason", "  ", "--by", OFFICER], "needs a reason"),
         (["--subject-id", "999999", "--reason", "r", "--by", OFFICER], "no data subject"),
         (["--subject-id", "7", "--reason", "r", "--by", "nobody"], "must be an email"),
+        (["--subject-id", "7", "--reason", "r", "--by", "ceo@example.com"], "may not place"),
         (["--subject-id", "7", "--reason", "r", "--by", OFFICER, "--until", "2001-01-01"], "past"),
     ]
     for args, message in cases:

@@ -1,10 +1,14 @@
-"""Applying accepted deletions to the application database, chunk by chunk.
+"""Applying accepted deletions, chunk by chunk, through one task per system.
 
-A chunk is erased in one application transaction, then marked applied (with its audit
-event) in one compliance transaction. A run killed between the two redoes that chunk on
-rerun: deletes find nothing left and every anonymize strategy is idempotent, so each
-record ends up applied, and audited, exactly once. If a chunk fails, its records are
-retried one by one so a single bad record cannot hold back the rest.
+Each record gets a task for every system its bucket reaches (compliance.systems.tasks).
+A chunk's SQL tasks are erased system by system, each in one transaction of that system's
+database, then marked done, and the records whose every task is done marked applied
+(with the audit event), in one compliance transaction. A run killed between the two
+redoes that chunk on rerun: deletes find nothing left and every anonymize strategy is
+idempotent, so each record ends up applied, and audited, exactly once. If a chunk fails,
+its records are retried one by one so a single bad record cannot hold back the rest.
+Webhook tasks are sent after the chunk is committed; manual tasks wait for a person, and
+their record stays due (not applied) until then.
 """
 
 from __future__ import annotations
@@ -34,9 +38,10 @@ from compliance.errors import InvalidInput
 from compliance.logs import Progress, log_event
 from compliance.policy.cascades import Block
 from compliance.policy.datamap import DataMap, TableAction
+from compliance.policy.systems import APP_SYSTEM
 from compliance.store.engines import analyze
 from compliance.store.models import ComplianceProfile, DeletionBatch, DeletionRecord, utcnow
-from compliance.store.sql import rows_changed
+from compliance.systems import tasks as system_tasks
 
 # Subjects per chunk: large enough that the bookkeeping per chunk (claim, mark applied,
 # audit) is small beside the erasure, small enough to keep each transaction short.
@@ -52,12 +57,17 @@ class ApplyResult:
     errors: list[dict[str, object]] = field(default_factory=list)
     elapsed_s: float = 0.0
     executed: bool = False
+    #: Records whose SQL part is done but which wait for a webhook answer or a person.
+    waiting: int = 0
+    #: Per system, tasks finished in this run (or, in a dry run, tasks that would be worked).
+    tasks: dict[str, int] = field(default_factory=dict)
+    webhooks: dict[str, int] = field(default_factory=dict)
     #: Accepted records refused because a legal hold is in force on their subject.
     held: int = 0
     #: Records refused because the policy now erases more than their batch's accepted plan.
     widened: int = 0
     #: Records left for a later run: their subject has an open access request.
-    waiting: int = 0
+    awaiting_export: int = 0
     #: Records a foreign key from kept data blocks: they wait for a policy change or a retry.
     blocked: int = 0
 
@@ -96,7 +106,8 @@ def count_due(session: Session, bucket: str | None, now: datetime | None = None)
 def _erase_chunk(
     datamap: DataMap, plan: Sequence[TableAction], records: Sequence[tuple[int, str]]
 ) -> dict[str, int]:
-    with datamap.engine.begin() as conn:
+    engine = datamap.engine_for(plan[0].system) if plan else datamap.engine
+    with engine.begin() as conn:
         return datamap.erase(conn, plan, [subject for _, subject in records])
 
 
@@ -186,10 +197,13 @@ def apply_deletions(
             log_event("apply_deletions.unknown_bucket", bucket=name)
             _fail_bucket(session, name, now, f"bucket '{name}' is no longer in the policy", result)
             continue
-        plan = datamap.erasure_plan(policy.bucket(name).tables)
+        bucket_def = policy.bucket(name)
+        plans = datamap.plans_by_system(bucket_def.tables)
+        specs = system_tasks.record_task_specs(policy, bucket_def)
+        other = [s for s in specs if s.kind != "sql" and s.status == system_tasks.PENDING]
         current = plan_document(policy, name)
         current_hash = plan_hash(current)
-        blocks = datamap.plan_blocks(plan)
+        blocks = datamap.plan_blocks(plans.get(APP_SYSTEM, []))
         accepted_plans: dict[str, PlanDocument] = {}
         last_id = 0
         while True:
@@ -212,73 +226,140 @@ def apply_deletions(
             if locking and execute:
                 # Two workers never erase the same records: each skips what the other holds.
                 query = query.with_for_update(of=DeletionRecord, skip_locked=True)
-            rows = session.execute(query).all()
-            if not rows:
+            found = session.execute(query).all()
+            if not found:
                 session.rollback()
                 break
-            last_id = rows[-1].id
+            last_id = found[-1].id
             accepted_plans.update(
-                load_plans(session, {r.accepted_plan_hash for r in rows} - set(accepted_plans))
+                load_plans(session, {r.accepted_plan_hash for r in found} - set(accepted_plans))
             )
             # Blocked before under this very plan: not tried again until it changes.
-            parked = {r.id for r in rows if r.blocked_plan_hash == current_hash}
+            parked = {r.id for r in found if r.blocked_plan_hash == current_hash}
             result.blocked += len(parked)
-            rows = [r for r in rows if r.id not in parked]
-            refused, held, waiting = _screen(session, rows, current, accepted_plans, now)
+            screened = [r for r in found if r.id not in parked]
+            refused, held, waiting = _screen(session, screened, current, accepted_plans, now)
             result.held += len(held)
             result.widened += len(refused) - len(held)
-            result.waiting += len(waiting)
+            result.awaiting_export += len(waiting)
             records = [
-                (r.id, r.subject_id) for r in rows if r.id not in refused and r.id not in waiting
+                (r.id, r.subject_id)
+                for r in screened
+                if r.id not in refused and r.id not in waiting
             ]
             if not execute:
-                blocked = _blocked(datamap, blocks, records, {rid for rid, _ in records})
+                would_block = _blocked(datamap, blocks, records, {rid for rid, _ in records})
                 result.failed += len(refused)
-                result.blocked += len(blocked)
-                for rid, message in {**refused, **blocked}.items():
+                result.blocked += len(would_block)
+                for rid, message in {**refused, **would_block}.items():
                     if len(result.errors) < 20:
                         result.errors.append({"record_id": rid, "error": message})
-                records = [(rid, key) for rid, key in records if rid not in blocked]
+                records = [(rid, key) for rid, key in records if rid not in would_block]
                 session.rollback()
-                with datamap.engine.connect() as conn:
-                    for step in plan if records else ():
-                        n = datamap.count(conn, step.table, [s for _, s in records])
-                        result.rows[step.table] = result.rows.get(step.table, 0) + n
-                progress.advance(len(rows))
+                keys = [s for _, s in records]
+                for system, plan in plans.items():
+                    with datamap.engine_for(system).connect() as conn:
+                        for step in plan:
+                            n = datamap.count(conn, step.table, keys)
+                            result.rows[step.table] = result.rows.get(step.table, 0) + n
+                for spec in specs:
+                    result.tasks[spec.system] = result.tasks.get(spec.system, 0) + len(records)
+                progress.advance(len(found))
                 continue
-            applied, errors, erased = _erase(datamap, plan, records) if records else ([], {}, {})
-            blocked = _blocked(datamap, blocks, records, errors)
-            errors.update(blocked)
-            errors.update(refused)
-            failpoints.hit("apply.between_databases")
-            if applied:
-                store_plan(session, current)  # kept for replay-erasures, once per plan
+            record_ids = [rid for rid, _ in records]
+            blocked: dict[int, str] = {}
+            rows: dict[str, int] = {}
+            outcomes: list[tuple[str, list[int], dict[int, str]]] = []
+            for system, plan in plans.items():
+                todo = set(system_tasks.sql_work(session, system, record_ids))
+                chunk = [(rid, subject) for rid, subject in records if rid in todo]
+                if not chunk:
+                    continue
+                ok, errors, system_rows = _erase(datamap, plan, chunk)
+                if system == APP_SYSTEM:  # worded as what to change, and parked
+                    stopped = _blocked(datamap, blocks, chunk, errors)
+                    errors.update(stopped)
+                    blocked.update(stopped)
+                failpoints.hit("apply.between_databases")
+                outcomes.append((system, ok, errors))
+                result.tasks[system] = result.tasks.get(system, 0) + len(ok)
+                for table, n in system_rows.items():
+                    rows[table] = rows.get(table, 0) + n
+            # Writes to the compliance database only after every erasure is committed.
+            subjects = subject_details(datamap, [s for _, s in records]) if other else {}
+            system_tasks.ensure_record_tasks(
+                session, policy, bucket_def, records, subjects=subjects, now=now
+            )
+            for system, ok, errors in outcomes:
+                system_tasks.finish_sql_tasks(session, system, ok, errors, now)
+            applied, task_errors = system_tasks.settle_records(session, record_ids, utcnow())
+            _mark_plan(session, applied, blocked, refused, current, current_hash, now)
+            task_errors.update(refused)
             _finish_chunk(
-                session,
-                name,
-                applied,
-                errors,
-                erased,
-                actor=actor,
-                now=utcnow(),
-                held=held,
-                plan=current_hash,
-                blocked=blocked,
+                session, name, applied, task_errors, rows, actor=actor, held=held, blocked=blocked
             )
             session.commit()
+            if other and record_ids:
+                more, task_errors = _run_other_systems(
+                    session, datamap, name, record_ids, actor, now, result
+                )
+                applied += more
+            failed_ids = {rid: m for rid, m in task_errors.items() if rid not in applied}
             result.applied += len(applied)
-            result.failed += len(errors)
-            for table, n in erased.items():
+            result.failed += len(failed_ids)
+            result.waiting += len(records) - len(applied) - len(set(failed_ids) - set(refused))
+            for table, n in rows.items():
                 result.rows[table] = result.rows.get(table, 0) + n
-            for rid, message in errors.items():
+            for rid, message in failed_ids.items():
                 if len(result.errors) < 20:
                     result.errors.append({"record_id": rid, "error": message})
                 log_event(
                     "apply_deletions.record_failed", record_id=rid, bucket=name, error=message
                 )
-            progress.advance(len(rows), applied=result.applied, failed=result.failed)
+            progress.advance(len(found), applied=result.applied, failed=result.failed)
     result.elapsed_s = round(progress.elapsed, 3)
     return result
+
+
+def subject_details(datamap: DataMap, keys: Sequence[str]) -> dict[str, dict[str, str | None]]:
+    """What a webhook or a person needs to find each subject: the key and the email."""
+    subjects = datamap.policy.subjects
+    if not subjects.email:
+        return {k: {"id": k, "email": None} for k in keys}
+    table = datamap.table(subjects.table)
+    values = datamap.coerce_keys(subjects.table, keys)
+    with datamap.engine.connect() as conn:
+        found = {
+            str(key): email
+            for key, email in conn.execute(
+                select(table.c[subjects.key], table.c[subjects.email]).where(
+                    table.c[subjects.key].in_(values)
+                )
+            )
+        }
+    return {k: {"id": k, "email": found.get(k)} for k in keys}
+
+
+def _run_other_systems(
+    session: Session,
+    datamap: DataMap,
+    bucket: str,
+    record_ids: list[int],
+    actor: str,
+    now: datetime,
+    result: ApplyResult,
+) -> tuple[list[int], dict[int, str]]:
+    """Send the chunk's due webhook tasks, then apply the records that became complete."""
+    run = system_tasks.run_webhook_tasks(
+        session, datamap.policy, actor=actor, now=now, record_ids=record_ids
+    )
+    for key in ("sent", "done", "accepted", "retrying", "failed"):
+        result.webhooks[key] = result.webhooks.get(key, 0) + getattr(run, key)
+    applied, errors = system_tasks.settle_records(session, record_ids, utcnow())
+    if applied:
+        _finish_chunk(session, bucket, applied, {}, {}, actor=actor)
+    session.commit()
+    return applied, errors
 
 
 def _blocked(
@@ -349,6 +430,37 @@ def _screen(
     return refused, held, waiting
 
 
+def _mark_plan(
+    session: Session,
+    applied: Sequence[int],
+    blocked: Mapping[int, str],
+    refused: Mapping[int, str],
+    current: PlanDocument,
+    current_hash: str,
+    now: datetime,
+) -> None:
+    """Note the plan each record was applied (or blocked) under; store refusals' errors."""
+    if applied:
+        store_plan(session, current)  # kept for replay-erasures, once per plan
+        session.execute(
+            update(DeletionRecord)
+            .where(DeletionRecord.id.in_(list(applied)))
+            .values(applied_plan_hash=current_hash, blocked_plan_hash=None)
+        )
+    if blocked:
+        session.execute(
+            update(DeletionRecord)
+            .where(DeletionRecord.id.in_(list(blocked)))
+            .values(blocked_plan_hash=current_hash)
+        )
+    for rid, message in refused.items():
+        session.execute(
+            update(DeletionRecord)
+            .where(DeletionRecord.id == rid)
+            .values(deletion_error=message, updated_at=now)
+        )
+
+
 def _finish_chunk(
     session: Session,
     bucket: str,
@@ -357,36 +469,13 @@ def _finish_chunk(
     rows: dict[str, int],
     *,
     actor: str,
-    now: datetime,
     held: Sequence[int] = (),
-    plan: str | None = None,
     blocked: Mapping[int, str] | None = None,
 ) -> None:
-    marked = 0
-    if applied:
-        marked = rows_changed(
-            session.execute(
-                update(DeletionRecord)
-                .where(DeletionRecord.id.in_(applied), DeletionRecord.deletion_applied_at.is_(None))
-                .values(
-                    deletion_applied_at=now,
-                    deletion_error=None,
-                    applied_plan_hash=plan,
-                    updated_at=now,
-                )
-            )
-        )
-    blocked = blocked or {}
-    for rid, message in errors.items():
-        session.execute(
-            update(DeletionRecord)
-            .where(DeletionRecord.id == rid)
-            .values(
-                deletion_error=message,
-                blocked_plan_hash=plan if rid in blocked else None,
-                updated_at=now,
-            )
-        )
+    """The chunk's audit event; ``settle_records`` already marked what is applied."""
+    marked = len(applied)
+    if not applied and not errors and not rows:
+        return
     record_event(
         session,
         actor=actor,
@@ -398,9 +487,9 @@ def _finish_chunk(
             "failed": len(errors),
             "record_ids": [min(applied), max(applied)] if applied else [],
             "failed_record_ids": sorted(errors),
-            "held_record_ids": sorted(held),
-            **({"blocked_record_ids": sorted(blocked)} if blocked else {}),
             "rows": rows,
+            **({"held_record_ids": sorted(held)} if held else {}),
+            **({"blocked_record_ids": sorted(blocked)} if blocked else {}),
         },
     )
 

@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event, record_events
 from compliance.deletion.plans import plan_document, store_plan
-from compliance.emails import check_email
 from compliance.errors import Conflict, InvalidInput, NotFound
 from compliance.logs import Progress
 from compliance.policy.loader import Policy
+from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.store.engines import analyze
 from compliance.store.models import DeletionBatch, DeletionRecord, utcnow
 from compliance.store.sql import rows_changed
@@ -184,10 +184,10 @@ def _mark_excluded(session: Session, exclude: Mapping[int, str], now: datetime) 
 
 
 def exclude_records(
-    session: Session, batch_id: int, exclude: Mapping[int, str], *, actor: str
+    session: Session, batch_id: int, exclude: Mapping[int, str], *, actor: Identity
 ) -> int:
     """Keep single records out of a pending batch's deletion, each with the reviewer's note."""
-    actor = check_email(actor, "reviewer")
+    by = require(actor, COMPLIANCE_OFFICER, to="exclude records from deletion batches")
     batch = get_batch(session, batch_id)
     if batch.reviewed_status != "pending":
         raise _already_reviewed(batch)
@@ -195,7 +195,7 @@ def exclude_records(
     _mark_excluded(session, exclude, utcnow())
     record_event(
         session,
-        actor=actor,
+        actor=by,
         action="deletion_records.excluded",
         target_type="deletion_batch",
         target_id=batch_id,
@@ -210,7 +210,7 @@ def review_batch(
     batch_id: int,
     decision: str,
     *,
-    reviewer: str,
+    reviewer: Identity,
     reason: str | None = None,
     exclude: Mapping[int, str] | None = None,
     execute: bool = True,
@@ -224,7 +224,7 @@ def review_batch(
     """
     if decision not in ("accept", "reject"):
         raise InvalidInput(f"decision must be accept or reject, got '{decision}'")
-    reviewer = check_email(reviewer, "--reviewer")
+    by = require(reviewer, COMPLIANCE_OFFICER, to="review deletion batches")
     reason = (reason or "").strip() or None
     if decision == "reject" and not reason:
         raise InvalidInput("rejecting a batch needs a --reason")
@@ -276,7 +276,7 @@ def review_batch(
             .where(DeletionBatch.id == batch_id, DeletionBatch.reviewed_status == "pending")
             .values(
                 reviewed_status=status,
-                reviewed_by=reviewer,
+                reviewed_by=by,
                 reviewed_at=now,
                 reviewed_reason=reason,
                 accepted_plan_hash=accepted_plan,
@@ -298,7 +298,7 @@ def review_batch(
     )
     record_event(
         session,
-        actor=reviewer,
+        actor=by,
         action=f"deletion_batch.{status}",
         target_type="deletion_batch",
         target_id=batch_id,

@@ -18,8 +18,8 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
-from compliance.emails import check_email
 from compliance.errors import Conflict, InvalidInput, NotFound
+from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.store.models import ComplianceProfile, DsarRequest, LegalHold, utcnow
 from compliance.store.sql import rows_changed
 
@@ -94,16 +94,17 @@ def plan_place_hold(
     *,
     subject_id: str,
     reason: str,
-    by: str,
+    by: Identity,
     until: date | None = None,
     now: datetime | None = None,
 ) -> HoldPlan:
     """Check the input and say what placing the hold would do; changes nothing.
 
     ``subject_id`` is the subject's key in the application database, already looked up.
+    Only a compliance officer places holds.
     """
+    email = require(by, COMPLIANCE_OFFICER, to="place legal holds")
     reason = _check_reason(reason, "placing")
-    by = check_email(by, "the person placing a hold")
     subject_id = str(subject_id).strip()
     if not subject_id:
         raise InvalidInput("the subject id is empty")
@@ -121,7 +122,7 @@ def plan_place_hold(
             )
         )
     session.rollback()
-    return HoldPlan("place", subject_id, reason, by, profile_id, until, already_held_by=existing)
+    return HoldPlan("place", subject_id, reason, email, profile_id, until, already_held_by=existing)
 
 
 def place_hold(session: Session, plan: HoldPlan, *, now: datetime | None = None) -> HoldView:
@@ -161,11 +162,14 @@ def place_hold(session: Session, plan: HoldPlan, *, now: datetime | None = None)
 
 
 def plan_lift_hold(
-    session: Session, hold_id: int, *, reason: str, by: str, now: datetime | None = None
+    session: Session, hold_id: int, *, reason: str, by: Identity, now: datetime | None = None
 ) -> HoldPlan:
-    """Check that the hold is in force and say what lifting it would do; changes nothing."""
+    """Check that the hold is in force and say what lifting it would do; changes nothing.
+
+    Only a compliance officer lifts holds.
+    """
+    email = require(by, COMPLIANCE_OFFICER, to="lift legal holds")
     reason = _check_reason(reason, "lifting")
-    by = check_email(by, "the person lifting a hold")
     now = now or utcnow()
     row = session.execute(
         select(LegalHold, ComplianceProfile.subject_id)
@@ -185,7 +189,7 @@ def plan_lift_hold(
         "lift",
         subject_id,
         reason,
-        by,
+        email,
         hold.compliance_profile_id,
         last_day(hold.until),
         hold_id=hold_id,

@@ -24,6 +24,7 @@ from compliance.dsar.mailer import build_message, send_mail
 from compliance.dsar.requests import get_dsar
 from compliance.errors import ComplianceError, Conflict, NotFound
 from compliance.policy.loader import Policy
+from compliance.roles import COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.store.models import DsarDelivery, DsarRequest, utcnow
 from compliance.store.sql import rows_changed
 
@@ -87,11 +88,12 @@ def create_delivery(
     session: Session,
     reference: str,
     *,
-    actor: str,
+    actor: Identity,
     download_url: str,
     now: datetime | None = None,
 ) -> NewDelivery:
     """A new link and code for a completed access request; added (audited) but not committed."""
+    by = require(actor, SUPPORT, COMPLIANCE_OFFICER, to="deliver DSAR exports")
     request = get_dsar(session, reference)
     if request.kind != "access" or request.status != "completed":
         raise Conflict(f"{request.reference} has no finished export to deliver ({request.status})")
@@ -117,7 +119,7 @@ def create_delivery(
     session.flush()
     record_event(
         session,
-        actor=actor,
+        actor=by,
         action="dsar.delivery_created",
         target_type="dsar_request",
         target_id=request.reference,
@@ -144,7 +146,7 @@ def deliver_export(
     policy: Policy,
     reference: str,
     *,
-    actor: str,
+    actor: Identity,
     download_url: str,
     env: Mapping[str, str] | None = None,
     now: datetime | None = None,

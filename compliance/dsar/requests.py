@@ -24,9 +24,10 @@ from sqlalchemy.orm import Session
 from compliance.audit.chain import record_event
 from compliance.dsar.deadlines import MAX_EXTENSION_MONTHS, due_date
 from compliance.emails import check_email
-from compliance.errors import Conflict, InvalidInput, NotFound
+from compliance.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from compliance.logs import log_event
 from compliance.policy.loader import Policy
+from compliance.roles import API_INTAKE, COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.store.models import DsarRequest, utcnow
 
 KINDS = ("access", "erasure")
@@ -143,7 +144,7 @@ def submit(
     kind: str,
     subject_id: str | None = None,
     email: str | None = None,
-    requested_by: str,
+    requested_by: Identity,
     identity_check: str | None = None,
     identity_method: str | None = None,
     require_identity: bool = False,
@@ -163,7 +164,9 @@ def submit(
     """
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got '{kind}'")
-    requested_by = check_requester(requested_by)
+    by = check_requester(
+        require(requested_by, SUPPORT, COMPLIANCE_OFFICER, API_INTAKE, to="log DSAR requests")
+    )
     identity_method = check_identity_method(
         policy, identity_method, identity_check, required=require_identity
     )
@@ -178,7 +181,7 @@ def submit(
         subject_id=key,
         subject_email=subject_email,
         status="pending",
-        requested_by=requested_by,
+        requested_by=by,
         requested_at=now,
         identity_check=(identity_check or "").strip() or None,
         identity_method=identity_method,
@@ -207,7 +210,7 @@ def submit(
         return Submission(existing, False)
     record_event(
         session,
-        actor=requested_by,
+        actor=by,
         action="dsar.submitted",
         target_type="dsar_request",
         target_id=request.reference,
@@ -251,15 +254,20 @@ def review_dsar(
     reference: str,
     decision: str,
     *,
-    reviewer: str,
+    reviewer: Identity,
+    four_eyes: bool,
     reason: str | None = None,
     now: datetime | None = None,
     execute: bool = True,
 ) -> DsarRequest:
-    """A compliance officer approves or rejects a pending request, once; reject needs a reason."""
+    """A compliance officer approves or rejects a pending request, once; reject needs a reason.
+
+    With ``four_eyes`` (the policy's ``[review] four_eyes``) nobody approves a request they
+    logged themselves: one person alone must not both ask for and release someone's data.
+    """
     if decision not in ("approve", "reject"):
         raise InvalidInput(f"decision must be approve or reject, got '{decision}'")
-    reviewer = check_email(reviewer, "--reviewer")
+    require(reviewer, COMPLIANCE_OFFICER, to="review DSAR requests")
     reason = (reason or "").strip() or None
     if decision == "reject" and reason is None:
         raise InvalidInput("rejecting a DSAR request needs a reason (--reason)")
@@ -267,16 +275,21 @@ def review_dsar(
     if request.status != "pending":
         by = f" by {request.reviewed_by}" if request.reviewed_by else ""
         raise Conflict(f"{request.reference} is already {request.status}{by}; not reviewed again")
+    if four_eyes and decision == "approve" and request.requested_by == reviewer.email:
+        raise PermissionDenied(
+            f"{reviewer.email} logged {request.reference} and may not approve it too "
+            "([review] four_eyes): another compliance officer must"
+        )
     if not execute:
         return _detached(session, request)
     now = now or utcnow()
     request.status = "approved" if decision == "approve" else "rejected"
-    request.reviewed_by = reviewer
+    request.reviewed_by = reviewer.email
     request.reviewed_at = now
     request.reviewed_reason = reason
     record_event(
         session,
-        actor=reviewer,
+        actor=reviewer.email,
         action=f"dsar.{request.status}",
         target_type="dsar_request",
         target_id=request.reference,
@@ -292,10 +305,11 @@ def extend_dsar(
     *,
     months: int,
     reason: str,
-    actor: str,
+    actor: Identity,
     execute: bool = True,
 ) -> DsarRequest:
     """Art. 12(3): extend by one or two months, at most two in total, with a reason."""
+    by = require(actor, COMPLIANCE_OFFICER, to="extend DSAR deadlines")
     if months not in (1, 2):
         raise InvalidInput(f"--months must be 1 or 2, got {months}")
     reason = (reason or "").strip()
@@ -320,7 +334,7 @@ def extend_dsar(
     request.extension_reason = reason
     record_event(
         session,
-        actor=actor,
+        actor=by,
         action="dsar.extended",
         target_type="dsar_request",
         target_id=request.reference,
@@ -331,9 +345,10 @@ def extend_dsar(
 
 
 def retry_dsar(
-    session: Session, reference: str, *, actor: str, execute: bool = True
+    session: Session, reference: str, *, actor: Identity, execute: bool = True
 ) -> DsarRequest:
     """Put a failed request back in the queue of approved requests."""
+    by = require(actor, COMPLIANCE_OFFICER, to="retry DSAR requests")
     request = get_dsar(session, reference, lock=execute)
     if request.status != "failed":
         raise Conflict(f"{request.reference} is {request.status}; only failed requests are retried")
@@ -344,7 +359,7 @@ def retry_dsar(
     request.deletion_record_id = None
     record_event(
         session,
-        actor=actor,
+        actor=by,
         action="dsar.retried",
         target_type="dsar_request",
         target_id=request.reference,
@@ -357,8 +372,9 @@ def retry_dsar(
 # ---------------------------------------------------------------- exports for staff
 
 
-def open_export_for_download(session: Session, reference: str, *, actor: str) -> Path:
+def open_export_for_download(session: Session, reference: str, *, actor: Identity) -> Path:
     """The finished export's file, for support staff to hand over; each opening is audited."""
+    by = require(actor, SUPPORT, COMPLIANCE_OFFICER, to="download DSAR exports")
     request = get_dsar(session, reference)
     if request.kind != "access" or request.status != "completed":
         raise Conflict(f"{request.reference} has no finished export (it is {request.status})")
@@ -366,7 +382,7 @@ def open_export_for_download(session: Session, reference: str, *, actor: str) ->
         raise NotFound(f"the export of {request.reference} was removed (exports expire)")
     record_event(
         session,
-        actor=actor,
+        actor=by,
         action="dsar.export_downloaded",
         target_type="dsar_request",
         target_id=request.reference,

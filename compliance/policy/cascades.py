@@ -19,6 +19,7 @@ from sqlalchemy import Engine, inspect, text
 
 from compliance.errors import ConfigError
 from compliance.policy.loader import Policy
+from compliance.policy.systems import APP_SYSTEM
 
 DESTRUCTIVE = frozenset({"CASCADE", "SET NULL", "SET DEFAULT"})
 
@@ -151,6 +152,8 @@ def check_foreign_keys(policy: Policy, keys: Sequence[ForeignKey]) -> list[Block
         why = _kept(policy, fk.table)
         parent = policy.tables.get(fk.referred_table)
         if why is None or parent is None or fk.table == fk.referred_table:
+            continue
+        if parent.system != APP_SYSTEM:  # these keys are the application database's own
             continue
         if parent.on_erasure == "delete":
             if fk.ondelete in DESTRUCTIVE:

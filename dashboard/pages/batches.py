@@ -60,7 +60,7 @@ except ComplianceError as exc:
 
 st.subheader(f"Batch {batch.id} · {batch.bucket}")
 widgets.status_badge(batch.reviewed_status)
-actor = context.actor()
+actor = context.identity()
 if batch.reviewed_status != "pending":
     when = batch.reviewed_at.strftime("%Y-%m-%d %H:%M UTC") if batch.reviewed_at else "?"
     reason = f" Reason: {batch.reviewed_reason}" if batch.reviewed_reason else ""
@@ -138,7 +138,7 @@ if pending:
         st.session_state[DECIDED_KEY] = target
         with context.session(policy) as s:
             result = review_batch(
-                s, target, action, reviewer=context.actor(), reason=reason, policy=policy
+                s, target, action, reviewer=context.identity(), reason=reason, policy=policy
             )
         return (
             f"Batch {target} {result.decision}: {result.accepted} to erase, "

@@ -38,7 +38,7 @@ with st.form("submit_dsar", clear_on_submit=True):
                     kind=kind,
                     subject_id=subject_id.strip() or None,
                     email=email.strip() or None,
-                    requested_by=person.email,
+                    requested_by=person,
                     identity_check=check,
                 )
             r = made.request
@@ -100,9 +100,7 @@ if officer and open_refs:
 
             def extend() -> str:
                 with context.session(policy) as s:
-                    r = dsar.extend_dsar(
-                        s, reference, months=months, reason=reason, actor=person.email
-                    )
+                    r = dsar.extend_dsar(s, reference, months=months, reason=reason, actor=person)
                 return f"{r.reference} now due {effective_due_at(r):%Y-%m-%d}."
 
             widgets.run_action(extend)
@@ -110,7 +108,7 @@ if officer and open_refs:
 
         def retry() -> str:
             with context.session(policy) as s:
-                r = dsar.retry_dsar(s, reference, actor=person.email)
+                r = dsar.retry_dsar(s, reference, actor=person)
             return f"{r.reference} is back in the queue ({r.status})."
 
         widgets.run_action(retry)
@@ -124,7 +122,7 @@ if finished:
     if st.button("Prepare download", key="dsar_prepare"):
         try:
             with context.session(policy) as s:
-                path = dsar.open_export_for_download(s, reference, actor=person.email)
+                path = dsar.open_export_for_download(s, reference, actor=person)
             st.session_state[EXPORT_KEY] = (reference, path.name, path.read_bytes())
         except ComplianceError as exc:
             st.error(str(exc))
@@ -141,7 +139,14 @@ if asked:
 
     def review(reason: str | None) -> str:
         with context.session(policy) as s:
-            r = dsar.review_dsar(s, target, decision, reviewer=person.email, reason=reason)
+            r = dsar.review_dsar(
+                s,
+                target,
+                decision,
+                reviewer=person,
+                four_eyes=policy.review.four_eyes,
+                reason=reason,
+            )
         return f"{r.reference} {r.status}."
 
     widgets.confirm_dialog(

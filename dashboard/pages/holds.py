@@ -53,7 +53,7 @@ if frame.empty:
 else:
     st.dataframe(frame, hide_index=True, width="stretch", column_config=widgets.labels(COLUMNS))
 
-actor = context.actor()
+actor = context.identity()
 place, lift = st.columns(2)
 with place.form("place_hold", clear_on_submit=True):
     st.markdown("**Place a hold**")

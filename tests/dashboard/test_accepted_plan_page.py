@@ -5,6 +5,7 @@ from __future__ import annotations
 from compliance.deletion.batches import review_batch
 from compliance.deletion.holds import place_hold, plan_place_hold
 from compliance.reports.review_queue import batch_records
+from compliance.roles import identify
 from tests.conftest import Deployment
 from tests.dashboard.conftest import OFFICER, OpenApp, pending_batch
 
@@ -15,8 +16,9 @@ def test_an_accepted_batch_shows_its_plan_and_its_held_subjects(
     batch_id = pending_batch(queue)
     with queue.session() as s:
         subject = str(batch_records(s, batch_id).frame["subject_id"].iloc[0])
-        place_hold(s, plan_place_hold(s, subject_id=subject, reason="dispute", by=OFFICER))
-        review_batch(s, batch_id, "accept", reviewer=OFFICER, policy=queue.policy())
+        officer = identify(queue.policy(), OFFICER)
+        place_hold(s, plan_place_hold(s, subject_id=subject, reason="dispute", by=officer))
+        review_batch(s, batch_id, "accept", reviewer=officer, policy=queue.policy())
 
     at = open_app(OFFICER)
     at.selectbox(key="bucket_filter").set_value("closed_accounts").run()
