@@ -54,6 +54,8 @@ legal_basis = "Bookkeeping"
 [buckets.lapsed]
 tables = ["customers", "orders"]
 rules = [{ table = "customers", timestamp = "last_seen", older_than_days = 30 }]
+[roles]
+compliance_officer = ["dpo@example.com"]
 """
 
 

@@ -1,7 +1,7 @@
 """Decisions that hold: legal holds, the decision ledger, accepted plans, permanent figures.
 
 Revision ID: 0004_decisions
-Revises: 0006_desk
+Revises: 0007_systems
 Create Date: 2026-11-25 17:30:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004_decisions"
-down_revision: str | None = "0006_desk"
+down_revision: str | None = "0007_systems"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
