@@ -1,6 +1,11 @@
 import click
 
-from compliance.deletion.apply import DEFAULT_CHUNK_SIZE, apply_deletions, retry_blocked
+from compliance.deletion.apply import (
+    DEFAULT_CHUNK_SIZE,
+    MAX_WORKERS,
+    apply_deletions,
+    retry_blocked,
+)
 from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
 
 
@@ -14,13 +19,22 @@ from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
     help="Records per commit.",
 )
 @click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, MAX_WORKERS),
+    help="Erase with this many connections at once (PostgreSQL; each record still once).",
+)
+@click.option(
     "--retry-blocked",
     "retry_blocked_",
     is_flag=True,
     help="Try again the records a foreign key blocked (they otherwise wait for a policy change).",
 )
 @execute_option
-def apply(bucket: str | None, chunk_size: int, retry_blocked_: bool, execute: bool) -> object:
+def apply(
+    bucket: str | None, chunk_size: int, workers: int, retry_blocked_: bool, execute: bool
+) -> object:
     """Erase the data of accepted records whose scheduled time has come."""
     rt = runtime()
     with rt.session() as session:
@@ -36,6 +50,7 @@ def apply(bucket: str | None, chunk_size: int, retry_blocked_: bool, execute: bo
             execute=execute,
             bucket=bucket,
             chunk_size=chunk_size,
+            workers=workers,
         )
     if execute:
         lines = [f"Applied {result.applied} of {result.due} due records, {result.failed} failed"]
