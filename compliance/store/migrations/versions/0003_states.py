@@ -4,7 +4,7 @@ Values are spelled here as they stood when this migration was written, so a late
 change to an enum needs a migration of its own.
 
 Revision ID: 0003_states
-Revises: 0007_systems
+Revises: 0004_decisions
 Create Date: 2026-11-25 18:00:00
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0003_states"
-down_revision: str | None = "0007_systems"
+down_revision: str | None = "0004_decisions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
