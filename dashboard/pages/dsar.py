@@ -12,6 +12,7 @@ from compliance.dsar import requests as dsar
 from compliance.dsar.deadlines import effective_due_at
 from compliance.dsar.delivery import deliver_export
 from compliance.errors import ComplianceError
+from compliance.reports.review_queue import DSAR_ACTION_COLUMNS
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT
 from dashboard import context, export_jobs, widgets
 
@@ -95,7 +96,7 @@ def _open_selected_row() -> None:
         st.session_state[OPEN_KEY] = references[rows[0]]
 
 
-table = frame.assign(
+table = frame.drop(columns=DSAR_ACTION_COLUMNS).assign(
     status=frame["status"].map(widgets.status_label),
     days_left=frame["days_left"].map(widgets.days_text, na_action="ignore"),
     overdue=frame["overdue"].map({True: "⚠ overdue", False: ""}),
@@ -126,7 +127,7 @@ try:
     with context.session(policy) as s:
         detail = desk.request_detail(s, policy, reference, roles=person.roles)
 except ComplianceError as exc:
-    st.error(str(exc))
+    st.error(widgets.plain(exc))
     st.stop()
 
 # ---------------------------------------------------------------- one request, one view
@@ -140,7 +141,7 @@ with facts:
     st.text(f"{detail.subject_id} · {detail.subject_email or 'no email on file'}")
     st.markdown(
         f"**Logged:** {detail.requested_at:%Y-%m-%d %H:%M} UTC by "
-        f"{detail.requested_by} ({detail.channel or 'unknown channel'})"
+        f"{widgets.plain(detail.requested_by)} ({detail.channel or 'unknown channel'})"
     )
 with deadline:
     st.markdown(f"**Due:** {detail.due_at:%Y-%m-%d} (UTC)")
@@ -156,7 +157,7 @@ if detail.identity == desk.NOT_RECORDED:
 else:
     st.text(detail.identity)
 if detail.reviewed_by:
-    st.markdown(f"**Reviewed by:** {detail.reviewed_by}")
+    st.markdown(f"**Reviewed by:** {widgets.plain(detail.reviewed_by)}")
     if detail.reviewed_reason:
         st.text(detail.reviewed_reason)
 if detail.last_error:
@@ -225,7 +226,7 @@ if "send" in actions:
                 path = dsar.open_export_for_download(s, reference, actor=person)
             st.session_state[EXPORT_KEY] = (reference, path.name, path.read_bytes())
         except ComplianceError as exc:
-            st.error(str(exc))
+            st.error(widgets.plain(exc))
     ready = st.session_state.get(EXPORT_KEY)
     if ready and ready[0] == reference:
         st.download_button(
@@ -318,10 +319,10 @@ if "notice" in actions:
     try:
         preview = notices.render_notice(policy, request_row, kind_choice, reason=reason_text)
     except ComplianceError as exc:
-        st.warning(str(exc))
+        st.warning(widgets.plain(exc))
     else:
         with st.container(border=True):
-            st.caption(f"Preview · to the subject · {preview.subject}")
+            st.caption(f"Preview · to the subject · {widgets.plain(preview.subject)}")
             st.text(preview.text)
             with st.expander("HTML version"):
                 st.code(preview.html, language="html")
@@ -343,7 +344,7 @@ if "notice" in actions:
 
 st.subheader("Internal notes")
 for note in detail.notes:
-    st.caption(f"{note.author}, {note.created_at:%Y-%m-%d %H:%M} UTC")
+    st.caption(f"{widgets.plain(note.author)}, {note.created_at:%Y-%m-%d %H:%M} UTC")
     st.text(note.body)
 if "note" in actions:
     with st.form("dsar_note", clear_on_submit=True):
