@@ -27,10 +27,11 @@ from compliance.audit.chain import record_event
 from compliance.deletion.apply import one_line
 from compliance.deletion.records import add_records
 from compliance.dsar.exports import build_access_export
+from compliance.dsar.forget import forget_subject
 from compliance.emails import check_email
 from compliance.errors import ComplianceError, Conflict, InvalidInput, NotFound
 from compliance.logs import log_event
-from compliance.policy.datamap import DataMap
+from compliance.policy.datamap import DataMap, normalise_subject_key
 from compliance.policy.loader import DSAR_ERASURE_BUCKET, Policy
 from compliance.store.models import ComplianceProfile, DeletionRecord, DsarRequest, utcnow
 
@@ -92,15 +93,7 @@ def resolve_subject(
         query = select(*columns).where(func.lower(email_col) == address)
         what = f"with email '{address}'"
     else:
-        subject_id = str(subject_id).strip()
-        if not subject_id:
-            raise InvalidInput("the subject id is empty")
-        try:
-            value: Any = int(subject_id) if key_col.type.python_type is int else subject_id
-        except ValueError:
-            raise InvalidInput(f"subject id '{subject_id}' is not a whole number") from None
-        except NotImplementedError:
-            value = subject_id
+        subject_id, value = normalise_subject_key(key_col, subject_id)
         query = select(*columns).where(key_col == value)
         what = f"with id '{subject_id}'"
     with app_engine.connect() as conn:
@@ -536,7 +529,9 @@ def _process_erasure(
     )
 
 
-def _settle_erasures(session: Session, result: ProcessResult, actor: str, now: datetime) -> None:
+def _settle_erasures(
+    session: Session, policy: Policy, result: ProcessResult, actor: str, now: datetime
+) -> None:
     """Erasure requests complete once their deletion record is applied (by apply-deletions)."""
     rows = session.execute(
         select(DsarRequest, DeletionRecord)
@@ -554,6 +549,9 @@ def _settle_erasures(session: Session, result: ProcessResult, actor: str, now: d
             result.failed[request.reference] = request.last_error or ""
         elif record.deletion_applied_at is not None:
             _complete(session, request, actor, now)
+            forget_subject(
+                session, policy, request.subject_id, actor=actor, reference=request.reference
+            )
             result.completed.append(request.reference)
         elif record.accepted_for_deletion is False:
             note = record.review_note or "its deletion batch was rejected"
@@ -617,7 +615,7 @@ def process_dsar_requests(
                 session.commit()
                 result.failed[request.reference] = message
                 log_event("dsar.failed", reference=request.reference, error=message)
-    _settle_erasures(session, result, actor, now or utcnow())
+    _settle_erasures(session, policy, result, actor, now or utcnow())
     return result
 
 

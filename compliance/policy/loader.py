@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Date, DateTime, Engine, inspect
 
 from compliance.errors import ConfigError, NotFound
 from compliance.policy.strategies import ERASURE_ACTIONS, STRATEGIES
@@ -163,6 +163,8 @@ class Policy:
     dsar: DsarSettings = DsarSettings()
     smtp: SmtpSettings = SmtpSettings()
     dsar_export_days: int = 30
+    #: Days job_runs rows are kept ([retention.job_runs] days); retention-cleanup purges older.
+    job_runs_days: int = 180
 
     def bucket(self, name: str) -> Bucket:
         if name == DSAR_ERASURE_BUCKET:
@@ -206,6 +208,27 @@ def _non_negative_int(value: Any, key: str) -> int:
     if value < 0:
         raise ConfigError(f"{key}: must be 0 or more, got {value}")
     return value
+
+
+#: A century: longer than any retention period, and far from datetime's year-9999 edge.
+MAX_DAYS = 36_500
+
+
+def _days(value: Any, key: str) -> int:
+    """A count of days, bounded so date arithmetic can never leave the calendar."""
+    days = _non_negative_int(value, key)
+    if days > MAX_DAYS:
+        raise ConfigError(f"{key}: at most {MAX_DAYS} days (a century), got {days}")
+    return days
+
+
+#: Bucket and retention names end up in lock files, URLs and Slack messages.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _check_name(name: str, section: str) -> None:
+    if not NAME_PATTERN.fullmatch(name):
+        raise ConfigError(f"{section}.{_k(name)}: a name is 1 to 64 letters, digits, '_' or '-'")
 
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -360,11 +383,12 @@ def _parse_rule(raw: Any, key: str) -> Rule:
     return AgeRule(
         raw["table"],
         raw["timestamp"],
-        _non_negative_int(raw["older_than_days"], f"{key}.older_than_days"),
+        _days(raw["older_than_days"], f"{key}.older_than_days"),
     )
 
 
 def _parse_bucket(name: str, raw: Any, tables: Mapping[str, MappedTable]) -> Bucket:
+    _check_name(name, "buckets")
     key = f"buckets.{_k(name)}"
     _expect(raw, dict, key)
     _unknown_keys(
@@ -419,14 +443,13 @@ def _parse_bucket(name: str, raw: Any, tables: Mapping[str, MappedTable]) -> Buc
         ops_channel=_optional_str(raw, "ops_channel", key),
         ops_alert_days_of_month=tuple(days),
         ops_handle=_optional_str(raw, "ops_handle", key),
-        grace_days=_non_negative_int(raw.get("grace_days", 0), f"{key}.grace_days"),
-        purge_after_days=_non_negative_int(
-            raw.get("purge_after_days", 0), f"{key}.purge_after_days"
-        ),
+        grace_days=_days(raw.get("grace_days", 0), f"{key}.grace_days"),
+        purge_after_days=_days(raw.get("purge_after_days", 0), f"{key}.purge_after_days"),
     )
 
 
 def _parse_retention(name: str, raw: Any, tables: Mapping[str, MappedTable]) -> RetentionEntry:
+    _check_name(name, "retention")
     key = f"retention.{_k(name)}"
     _expect(raw, dict, key)
     _unknown_keys(raw, {"table", "timestamp", "days"}, key)
@@ -438,9 +461,7 @@ def _parse_retention(name: str, raw: Any, tables: Mapping[str, MappedTable]) -> 
         raise ConfigError(f"{key}.table: '{table}' is a retain table and can never be cleaned up")
     if "days" not in raw:
         raise ConfigError(f"{key}.days: missing")
-    return RetentionEntry(
-        name, table, raw["timestamp"], _non_negative_int(raw["days"], f"{key}.days")
-    )
+    return RetentionEntry(name, table, raw["timestamp"], _days(raw["days"], f"{key}.days"))
 
 
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # an RFC 9110 token
@@ -553,13 +574,18 @@ def parse_policy(
         dsar_raw = retention_raw["dsar_exports"]
         _expect(dsar_raw, dict, "retention.dsar_exports")
         _unknown_keys(dsar_raw, {"days"}, "retention.dsar_exports")
-        dsar_export_days = _non_negative_int(
-            dsar_raw.get("days", 30), "retention.dsar_exports.days"
-        )
+        dsar_export_days = _days(dsar_raw.get("days", 30), "retention.dsar_exports.days")
+    job_runs_days = 180
+    if "job_runs" in retention_raw:
+        # Not an application table: this tool's own log of job runs, in the compliance database.
+        runs_raw = retention_raw["job_runs"]
+        _expect(runs_raw, dict, "retention.job_runs")
+        _unknown_keys(runs_raw, {"days"}, "retention.job_runs")
+        job_runs_days = _days(runs_raw.get("days", 180), "retention.job_runs.days")
     retention = {
         name: _parse_retention(name, raw, tables)
         for name, raw in retention_raw.items()
-        if name != "dsar_exports"
+        if name not in ("dsar_exports", "job_runs")
     }
 
     slack_raw = section("slack")
@@ -641,6 +667,7 @@ def parse_policy(
         dsar=dsar,
         smtp=smtp,
         dsar_export_days=dsar_export_days,
+        job_runs_days=job_runs_days,
     )
 
 
@@ -678,12 +705,22 @@ def check_against_database(policy: Policy, engine: Engine) -> list[str]:
     """
     inspector = inspect(engine)
     existing = set(inspector.get_table_names())
-    columns: dict[str, set[str]] = {}
+    columns: dict[str, dict[str, Any]] = {}
 
-    def cols(table: str) -> set[str]:
+    def cols(table: str) -> dict[str, Any]:
+        """Column name -> reflected type."""
         if table not in columns:
-            columns[table] = {c["name"] for c in inspector.get_columns(table)}
+            columns[table] = {c["name"]: c["type"] for c in inspector.get_columns(table)}
         return columns[table]
+
+    def need_time(table: str, column: str, key: str) -> None:
+        # Ages are compared with a cutoff; on a text or number column every row would look
+        # "old" (or none would), so a rule must name a date or time column.
+        kind = cols(table)[column]
+        if not isinstance(kind, Date | DateTime):
+            raise ConfigError(
+                f"{key}: column '{table}.{column}' is {kind}, not a date or time column"
+            )
 
     def need_column(table: str, column: str, key: str) -> None:
         if column not in cols(table):
@@ -724,7 +761,9 @@ def check_against_database(policy: Policy, engine: Engine) -> list[str]:
     for bname, bucket in policy.buckets.items():
         for i, rule in enumerate(bucket.rules):
             if isinstance(rule, AgeRule):
-                need_column(rule.table, rule.timestamp, f"buckets.{bname}.rules[{i}].timestamp")
+                key = f"buckets.{bname}.rules[{i}].timestamp"
+                need_column(rule.table, rule.timestamp, key)
+                need_time(rule.table, rule.timestamp, key)
     warnings = []
     for rname, entry in policy.retention.items():
         if entry.table not in existing:
@@ -734,4 +773,6 @@ def check_against_database(policy: Policy, engine: Engine) -> list[str]:
                 f"retention.{rname}.timestamp: table '{entry.table}' has no column "
                 f"'{entry.timestamp}'; entry skipped"
             )
+        else:
+            need_time(entry.table, entry.timestamp, f"retention.{rname}.timestamp")
     return warnings
