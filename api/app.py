@@ -60,7 +60,8 @@ bearer = HTTPBearer(auto_error=False, description="An API key from `python -m jo
 
 
 def deployment(request: Request) -> Deployment:
-    return request.app.state.deployment  # type: ignore[no-any-return]
+    found: Deployment = request.app.state.deployment
+    return found
 
 
 def db_session(dep: Annotated[Deployment, Depends(deployment)]) -> Iterator[Session]:

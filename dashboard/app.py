@@ -39,7 +39,7 @@ PAGES = [
     ("pages/dsar.py", "DSAR requests", ":material/folder_shared:", {COMPLIANCE_OFFICER, SUPPORT}),
     ("pages/progress.py", "Progress", ":material/monitoring:", {COMPLIANCE_OFFICER, MANAGER}),
     ("pages/audit.py", "Audit log", ":material/receipt_long:", {COMPLIANCE_OFFICER, MANAGER}),
-    ("pages/jobs.py", "Jobs", ":material/schedule:", {COMPLIANCE_OFFICER, MANAGER}),
+    ("pages/job_runs.py", "Jobs", ":material/schedule:", {COMPLIANCE_OFFICER, MANAGER}),
 ]
 
 
@@ -66,7 +66,8 @@ def sign_in(policy: Policy) -> Identity | None:
     The header counts only beside the proxy's shared secret (compliance.roles.header_email).
     """
     configured = context.auth_configured()
-    oidc_email = st.user.get("email") if configured and st.user.get("is_logged_in") else None
+    claimed = st.user.get("email") if configured and st.user.get("is_logged_in") else None
+    oidc_email = claimed if isinstance(claimed, str) else None
     person = resolve_identity(
         policy,
         auth_configured=configured,
@@ -137,7 +138,7 @@ st.session_state[context.IDENTITY_KEY] = person
 if person is None:
     pages = [st.Page(signed_out_page, title="Sign in", icon=":material/login:")]
 else:
-    landing = next(path for role, path in LANDING if person.has(role) or role is None)
+    landing = next(path for role, path in LANDING if role is None or person.has(role))
     pages = [
         st.Page(
             str(HERE / path),

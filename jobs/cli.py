@@ -28,7 +28,7 @@ from compliance import failpoints, logs
 from compliance.errors import ComplianceError, ConfigError
 from compliance.ops.jobruns import close_stale_runs, finish_job_run, start_job_run
 from compliance.ops.locks import job_lock
-from compliance.policy.datamap import DataMap
+from compliance.policy.datamap import DataMap, open_system_engines
 from compliance.policy.loader import Policy, check_against_database, load_policy
 from compliance.store.engines import check_reachable, current_revision, make_engine, session_factory
 
@@ -81,9 +81,15 @@ class Runtime:
 
     @cached_property
     def datamap(self) -> DataMap:
-        for warning in check_against_database(self.policy, self.app_engine):
+        """The data map over every SQL system, each checked for reachability and shape."""
+        engines = open_system_engines(self.policy, self.app_engine)
+        for name, engine in engines.items():
+            if engine is not self.app_engine:
+                self._engines.append(engine)
+                check_reachable(engine, f"system '{name}' database")
+        for warning in check_against_database(self.policy, self.app_engine, engines):
             logs.log_event("policy.warning", logging.WARNING, message=warning)
-        return DataMap(self.policy, self.app_engine)
+        return DataMap(self.policy, self.app_engine, engines)
 
     def session(self) -> Session:
         if not self._migrated:

@@ -1,6 +1,7 @@
 import click
 
 from compliance.deletion.batches import review_batch
+from compliance.roles import identify
 from jobs.cli import emit, execute_option, job_command, runtime
 from jobs.params import ROW_ID
 
@@ -49,7 +50,7 @@ def review(
             session,
             batch_id,
             decision,
-            reviewer=reviewer,
+            reviewer=identify(rt.policy, reviewer, what="--reviewer"),
             reason=reason,
             exclude=_parse_exclusions(exclude),
             execute=execute,

@@ -1,6 +1,7 @@
 import click
 
 from compliance.dsar.requests import submit
+from compliance.roles import identify
 from jobs.cli import emit, execute_option, job_command, runtime
 from jobs.params import SUBJECT_ID
 
@@ -46,7 +47,7 @@ def submit_dsar(
             kind=kind,
             subject_id=subject_id,
             email=email,
-            requested_by=requested_by,
+            requested_by=identify(rt.policy, requested_by, what="--requested-by"),
             identity_check=identity_check,
             identity_method=identity_method,
             channel="cli",

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from compliance.dsar.api_keys import hash_key
-from compliance.dsar.requests import list_dsar_requests
+from compliance.reports.dsar_stats import list_dsar_requests
 from compliance.store.models import ApiKey, AuditEvent
 from tests.conftest import ROOT, Deployment
 from tests.smtp_server import free_port

@@ -115,7 +115,7 @@ def page(history: Deployment, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTe
     history.use_env(monkeypatch)
     at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=60).run()
     at.selectbox(key="demo_user").select("dpo@example.com").run()  # the demo sign-in picker
-    at.switch_page("pages/jobs.py").run()
+    at.switch_page("pages/job_runs.py").run()
     yield at
     st.cache_data.clear()
     st.cache_resource.clear()

@@ -1,10 +1,14 @@
-"""Applying accepted deletions to the application database, chunk by chunk.
+"""Applying accepted deletions, chunk by chunk, through one task per system.
 
-A chunk is erased in one application transaction, then marked applied (with its audit
-event) in one compliance transaction. A run killed between the two redoes that chunk on
-rerun: deletes find nothing left and every anonymize strategy is idempotent, so each
-record ends up applied, and audited, exactly once. If a chunk fails, its records are
-retried one by one so a single bad record cannot hold back the rest.
+Each record gets a task for every system its bucket reaches (compliance.systems.tasks).
+A chunk's SQL tasks are erased system by system, each in one transaction of that system's
+database, then marked done, and the records whose every task is done marked applied
+(with the audit event), in one compliance transaction. A run killed between the two
+redoes that chunk on rerun: deletes find nothing left and every anonymize strategy is
+idempotent, so each record ends up applied, and audited, exactly once. If a chunk fails,
+its records are retried one by one so a single bad record cannot hold back the rest.
+Webhook tasks are sent after the chunk is committed; manual tasks wait for a person, and
+their record stays due (not applied) until then.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -25,6 +29,7 @@ from compliance.logs import Progress, log_event
 from compliance.policy.datamap import DataMap, TableAction
 from compliance.store.engines import analyze
 from compliance.store.models import ComplianceProfile, DeletionRecord, utcnow
+from compliance.systems import tasks as system_tasks
 
 # Subjects per chunk: large enough that the bookkeeping per chunk (claim, mark applied,
 # audit) is small beside the erasure, small enough to keep each transaction short.
@@ -40,6 +45,11 @@ class ApplyResult:
     errors: list[dict[str, object]] = field(default_factory=list)
     elapsed_s: float = 0.0
     executed: bool = False
+    #: Records whose SQL part is done but which wait for a webhook answer or a person.
+    waiting: int = 0
+    #: Per system, tasks finished in this run (or, in a dry run, tasks that would be worked).
+    tasks: dict[str, int] = field(default_factory=dict)
+    webhooks: dict[str, int] = field(default_factory=dict)
 
 
 def one_line(exc: BaseException) -> str:
@@ -48,7 +58,7 @@ def one_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:500]
 
 
-def _due(bucket: str, now: datetime) -> tuple:  # type: ignore[type-arg]
+def _due(bucket: str, now: datetime) -> tuple[ColumnElement[bool], ...]:
     return (
         DeletionRecord.bucket == bucket,
         DeletionRecord.accepted_for_deletion.is_(True),
@@ -76,7 +86,8 @@ def count_due(session: Session, bucket: str | None, now: datetime | None = None)
 def _erase_chunk(
     datamap: DataMap, plan: Sequence[TableAction], records: Sequence[tuple[int, str]]
 ) -> dict[str, int]:
-    with datamap.engine.begin() as conn:
+    engine = datamap.engine_for(plan[0].system) if plan else datamap.engine
+    with engine.begin() as conn:
         return datamap.erase(conn, plan, [subject for _, subject in records])
 
 
@@ -146,7 +157,10 @@ def apply_deletions(
             log_event("apply_deletions.unknown_bucket", bucket=name)
             _fail_bucket(session, name, now, f"bucket '{name}' is no longer in the policy", result)
             continue
-        plan = datamap.erasure_plan(policy.bucket(name).tables)
+        bucket_def = policy.bucket(name)
+        plans = datamap.plans_by_system(bucket_def.tables)
+        specs = system_tasks.record_task_specs(policy, bucket_def)
+        other = [s for s in specs if s.kind != "sql" and s.status == system_tasks.PENDING]
         last_id = 0
         while True:
             query = (
@@ -168,21 +182,52 @@ def apply_deletions(
             last_id = records[-1][0]
             if not execute:
                 session.rollback()
-                with datamap.engine.connect() as conn:
-                    for step in plan:
-                        n = datamap.count(conn, step.table, [s for _, s in records])
-                        result.rows[step.table] = result.rows.get(step.table, 0) + n
+                keys = [s for _, s in records]
+                for system, plan in plans.items():
+                    with datamap.engine_for(system).connect() as conn:
+                        for step in plan:
+                            n = datamap.count(conn, step.table, keys)
+                            result.rows[step.table] = result.rows.get(step.table, 0) + n
+                for spec in specs:
+                    result.tasks[spec.system] = result.tasks.get(spec.system, 0) + len(records)
                 progress.advance(len(records))
                 continue
-            applied, errors, rows = _erase(datamap, plan, records)
-            failpoints.hit("apply.between_databases")
-            _finish_chunk(session, name, applied, errors, rows, actor=actor, now=utcnow())
+            record_ids = [rid for rid, _ in records]
+            rows: dict[str, int] = {}
+            outcomes: list[tuple[str, list[int], dict[int, str]]] = []
+            for system, plan in plans.items():
+                todo = set(system_tasks.sql_work(session, system, record_ids))
+                chunk = [(rid, subject) for rid, subject in records if rid in todo]
+                if not chunk:
+                    continue
+                ok, errors, system_rows = _erase(datamap, plan, chunk)
+                failpoints.hit("apply.between_databases")
+                outcomes.append((system, ok, errors))
+                result.tasks[system] = result.tasks.get(system, 0) + len(ok)
+                for table, n in system_rows.items():
+                    rows[table] = rows.get(table, 0) + n
+            # Writes to the compliance database only after every erasure is committed.
+            subjects = subject_details(datamap, [s for _, s in records]) if other else {}
+            system_tasks.ensure_record_tasks(
+                session, policy, bucket_def, records, subjects=subjects, now=now
+            )
+            for system, ok, errors in outcomes:
+                system_tasks.finish_sql_tasks(session, system, ok, errors, now)
+            applied, task_errors = system_tasks.settle_records(session, record_ids, utcnow())
+            _finish_chunk(session, name, applied, task_errors, rows, actor=actor)
             session.commit()
+            if other:
+                more, task_errors = _run_other_systems(
+                    session, datamap, name, record_ids, actor, now, result
+                )
+                applied += more
+            failed_ids = {rid: m for rid, m in task_errors.items() if rid not in applied}
             result.applied += len(applied)
-            result.failed += len(errors)
+            result.failed += len(failed_ids)
+            result.waiting += len(records) - len(applied) - len(failed_ids)
             for table, n in rows.items():
                 result.rows[table] = result.rows.get(table, 0) + n
-            for rid, message in errors.items():
+            for rid, message in failed_ids.items():
                 if len(result.errors) < 20:
                     result.errors.append({"record_id": rid, "error": message})
                 log_event(
@@ -193,6 +238,47 @@ def apply_deletions(
     return result
 
 
+def subject_details(datamap: DataMap, keys: Sequence[str]) -> dict[str, dict[str, str | None]]:
+    """What a webhook or a person needs to find each subject: the key and the email."""
+    subjects = datamap.policy.subjects
+    if not subjects.email:
+        return {k: {"id": k, "email": None} for k in keys}
+    table = datamap.table(subjects.table)
+    values = datamap.coerce_keys(subjects.table, keys)
+    with datamap.engine.connect() as conn:
+        found = {
+            str(key): email
+            for key, email in conn.execute(
+                select(table.c[subjects.key], table.c[subjects.email]).where(
+                    table.c[subjects.key].in_(values)
+                )
+            )
+        }
+    return {k: {"id": k, "email": found.get(k)} for k in keys}
+
+
+def _run_other_systems(
+    session: Session,
+    datamap: DataMap,
+    bucket: str,
+    record_ids: list[int],
+    actor: str,
+    now: datetime,
+    result: ApplyResult,
+) -> tuple[list[int], dict[int, str]]:
+    """Send the chunk's due webhook tasks, then apply the records that became complete."""
+    run = system_tasks.run_webhook_tasks(
+        session, datamap.policy, actor=actor, now=now, record_ids=record_ids
+    )
+    for key in ("sent", "done", "accepted", "retrying", "failed"):
+        result.webhooks[key] = result.webhooks.get(key, 0) + getattr(run, key)
+    applied, errors = system_tasks.settle_records(session, record_ids, utcnow())
+    if applied:
+        _finish_chunk(session, bucket, applied, {}, {}, actor=actor)
+    session.commit()
+    return applied, errors
+
+
 def _finish_chunk(
     session: Session,
     bucket: str,
@@ -201,21 +287,11 @@ def _finish_chunk(
     rows: dict[str, int],
     *,
     actor: str,
-    now: datetime,
 ) -> None:
-    marked = 0
-    if applied:
-        marked = session.execute(
-            update(DeletionRecord)
-            .where(DeletionRecord.id.in_(applied), DeletionRecord.deletion_applied_at.is_(None))
-            .values(deletion_applied_at=now, deletion_error=None, updated_at=now)
-        ).rowcount
-    for rid, message in errors.items():
-        session.execute(
-            update(DeletionRecord)
-            .where(DeletionRecord.id == rid)
-            .values(deletion_error=message, updated_at=now)
-        )
+    """The chunk's audit event; ``settle_records`` already marked what is applied."""
+    marked = len(applied)
+    if not applied and not errors and not rows:
+        return
     record_event(
         session,
         actor=actor,

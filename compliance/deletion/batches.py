@@ -5,17 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import Table, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event, record_events
-from compliance.emails import check_email
 from compliance.errors import Conflict, InvalidInput, NotFound
 from compliance.logs import Progress
 from compliance.policy.loader import Policy
+from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.store.engines import analyze
 from compliance.store.models import DeletionBatch, DeletionRecord, utcnow
+from compliance.store.sql import rows_changed
 
 DEFAULT_MAX_BATCH_SIZE = 200
 # Batches created per commit: a killed run loses at most this many, and the rerun makes them.
@@ -63,7 +65,7 @@ def create_deletion_batches(
     created: list[int] = []
     records = 0
     last_id = 0
-    records_table = DeletionRecord.__table__
+    records_table = cast(Table, DeletionRecord.__table__)
     while True:
         # Many batches per commit: one SELECT, one INSERT, one UPDATE per batch, one audit INSERT.
         ids = list(
@@ -181,10 +183,10 @@ def _mark_excluded(session: Session, exclude: Mapping[int, str], now: datetime) 
 
 
 def exclude_records(
-    session: Session, batch_id: int, exclude: Mapping[int, str], *, actor: str
+    session: Session, batch_id: int, exclude: Mapping[int, str], *, actor: Identity
 ) -> int:
     """Keep single records out of a pending batch's deletion, each with the reviewer's note."""
-    actor = check_email(actor, "reviewer")
+    by = require(actor, COMPLIANCE_OFFICER, to="exclude records from deletion batches")
     batch = get_batch(session, batch_id)
     if batch.reviewed_status != "pending":
         raise _already_reviewed(batch)
@@ -192,7 +194,7 @@ def exclude_records(
     _mark_excluded(session, exclude, utcnow())
     record_event(
         session,
-        actor=actor,
+        actor=by,
         action="deletion_records.excluded",
         target_type="deletion_batch",
         target_id=batch_id,
@@ -207,7 +209,7 @@ def review_batch(
     batch_id: int,
     decision: str,
     *,
-    reviewer: str,
+    reviewer: Identity,
     reason: str | None = None,
     exclude: Mapping[int, str] | None = None,
     execute: bool = True,
@@ -216,7 +218,7 @@ def review_batch(
     """Accept or reject a pending batch. The decision is final: a second review is refused."""
     if decision not in ("accept", "reject"):
         raise InvalidInput(f"decision must be accept or reject, got '{decision}'")
-    reviewer = check_email(reviewer, "--reviewer")
+    by = require(reviewer, COMPLIANCE_OFFICER, to="review deletion batches")
     reason = (reason or "").strip() or None
     if decision == "reject" and not reason:
         raise InvalidInput("rejecting a batch needs a --reason")
@@ -259,17 +261,19 @@ def review_batch(
 
     now = now or utcnow()
     # Compare-and-set: if someone decided since we read the batch, nothing changes.
-    claimed = session.execute(
-        update(DeletionBatch)
-        .where(DeletionBatch.id == batch_id, DeletionBatch.reviewed_status == "pending")
-        .values(
-            reviewed_status=status,
-            reviewed_by=reviewer,
-            reviewed_at=now,
-            reviewed_reason=reason,
-            updated_at=now,
+    claimed = rows_changed(
+        session.execute(
+            update(DeletionBatch)
+            .where(DeletionBatch.id == batch_id, DeletionBatch.reviewed_status == "pending")
+            .values(
+                reviewed_status=status,
+                reviewed_by=by,
+                reviewed_at=now,
+                reviewed_reason=reason,
+                updated_at=now,
+            )
         )
-    ).rowcount
+    )
     if claimed != 1:
         session.rollback()
         raise _already_reviewed(get_batch(session, batch_id))
@@ -284,7 +288,7 @@ def review_batch(
     )
     record_event(
         session,
-        actor=reviewer,
+        actor=by,
         action=f"deletion_batch.{status}",
         target_type="deletion_batch",
         target_id=batch_id,

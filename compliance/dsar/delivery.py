@@ -25,7 +25,9 @@ from compliance.dsar.mailer import build_message, send_mail
 from compliance.dsar.requests import get_dsar
 from compliance.errors import ComplianceError, Conflict, NotFound
 from compliance.policy.loader import Policy
+from compliance.roles import COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.store.models import DsarDelivery, DsarRequest, utcnow
+from compliance.store.sql import rows_changed
 
 TOKEN_TTL = timedelta(hours=24)
 OTP_TTL = timedelta(minutes=15)
@@ -87,11 +89,12 @@ def create_delivery(
     session: Session,
     reference: str,
     *,
-    actor: str,
+    actor: Identity,
     download_url: str,
     now: datetime | None = None,
 ) -> NewDelivery:
     """A new link and code for a completed access request; added (audited) but not committed."""
+    by = require(actor, SUPPORT, COMPLIANCE_OFFICER, to="deliver DSAR exports")
     request = get_dsar(session, reference)
     if request.kind != "access" or request.status != "completed":
         raise Conflict(f"{request.reference} has no finished export to deliver ({request.status})")
@@ -117,7 +120,7 @@ def create_delivery(
     session.flush()
     record_event(
         session,
-        actor=actor,
+        actor=by,
         action="dsar.delivery_created",
         target_type="dsar_request",
         target_id=request.reference,
@@ -144,7 +147,7 @@ def deliver_export(
     policy: Policy,
     reference: str,
     *,
-    actor: str,
+    actor: Identity,
     download_url: str,
     env: Mapping[str, str] | None = None,
     now: datetime | None = None,
@@ -269,15 +272,17 @@ def redeem_delivery(
         session.rollback()
         raise DeliveryRefused("this export is no longer available")
     content = path.read_bytes()
-    claimed = session.execute(
-        update(DsarDelivery)
-        .where(
-            DsarDelivery.id == delivery.id,
-            DsarDelivery.downloaded_at.is_(None),
-            DsarDelivery.locked_at.is_(None),
+    claimed = rows_changed(
+        session.execute(
+            update(DsarDelivery)
+            .where(
+                DsarDelivery.id == delivery.id,
+                DsarDelivery.downloaded_at.is_(None),
+                DsarDelivery.locked_at.is_(None),
+            )
+            .values(downloaded_at=now)
         )
-        .values(downloaded_at=now)
-    ).rowcount
+    )
     if claimed != 1:  # another tab won the race for the single download
         session.rollback()
         raise DeliveryRefused("this download link was already used")

@@ -25,10 +25,10 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
-from compliance.dsar.requests import due_soon_and_overdue
 from compliance.errors import ConfigError
 from compliance.logs import log_event
 from compliance.policy.loader import Policy, SlackSettings
+from compliance.reports.dsar_stats import due_soon_and_overdue
 from compliance.store.models import AuditEvent, DeletionBatch, DeletionRecord, utcnow
 
 TOKEN_ENV = "SLACK_BOT_TOKEN"

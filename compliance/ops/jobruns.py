@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, case, delete, func, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from compliance.logs import log_event
 from compliance.store.models import JobRun, utcnow
+from compliance.store.sql import aware_utc
 
 if TYPE_CHECKING:  # pandas costs ~80 MB; only the dashboard's reads need it
     import pandas as pd
@@ -101,9 +103,9 @@ def purge_job_runs(session: Session, *, older_than: datetime, execute: bool) -> 
         count = session.scalar(select(func.count()).select_from(JobRun).where(old)) or 0
         session.rollback()
         return count
-    deleted = session.execute(delete(JobRun).where(old)).rowcount or 0
+    result: CursorResult[Any] = session.execute(delete(JobRun).where(old))  # type: ignore[assignment]
     session.commit()
-    return deleted
+    return result.rowcount or 0
 
 
 def start_job_run(session: Session, job: str, arguments: dict[str, Any], *, dry_run: bool) -> int:
@@ -184,15 +186,6 @@ def _every(interval: timedelta | None) -> str:
     return f"{interval.total_seconds() / 3600:g} hours"
 
 
-def _aware(value: Any) -> datetime | None:
-    """Aggregates over CASE lose the column type on SQLite; bring values back to aware UTC."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def job_health(
     session: Session,
     *,
@@ -222,7 +215,10 @@ def job_health(
             select(JobRun.job, JobRun.started_at, JobRun.status).where(JobRun.id.in_(latest))
         ).all()
     }
-    seen = {job: (runs, _aware(success)) for job, runs, success in totals}
+    seen = {
+        job: (runs, aware_utc(success) if success is not None else None)
+        for job, runs, success in totals
+    }
     rows = []
     for job in sorted(set(intervals) | set(seen)):
         runs, last_success = seen.get(job, (0, None))
@@ -235,7 +231,12 @@ def job_health(
             elif now - last_success > late_after(interval):
                 overdue = True
                 note = f"no success for {(now - last_success) // DAY} days"
-        if last_status == "running" and interval and now - last_run_at > late_after(interval):
+        if (
+            last_status == "running"
+            and interval
+            and last_run_at is not None
+            and now - last_run_at > late_after(interval)
+        ):
             note = (note + "; " if note else "") + "last run never finished (killed?)"
         rows.append(
             {

@@ -1,6 +1,9 @@
-"""The data-map engine: find, erase and count a set of subjects' rows in the application database.
+"""The data-map engine: find, erase and count a set of subjects' rows in every SQL system.
 
-It knows nothing of the demo schema. Every mapped table reaches its subject either by a
+The application database is one SQL system; ``[systems.NAME] kind = "sql"`` adds others,
+each with its own engine, and every table lives in exactly one of them. A via chain never
+leaves its database, so each statement below runs in one system. It knows nothing of the
+demo schema. Every mapped table reaches its subject either by a
 ``subject_column`` or by a ``via`` chain of any depth; conditions are nested ``IN``
 subqueries, so each statement touches a whole chunk of subjects at once and runs the same
 on SQLite and PostgreSQL.
@@ -35,6 +38,7 @@ from sqlalchemy import (
 from compliance.errors import ConfigError, InvalidInput
 from compliance.policy.loader import MappedTable, Policy
 from compliance.policy.strategies import get_strategy, hash_key
+from compliance.policy.systems import APP_SYSTEM
 
 #: Subject keys of an integer column fit in 64 bits (PostgreSQL BIGINT, SQLite INTEGER).
 _MAX_INT_KEY = 2**63 - 1
@@ -75,27 +79,73 @@ def normalise_subject_key(column: Column[Any], raw: object) -> tuple[str, Any]:
 class TableAction:
     table: str
     action: str  # delete | anonymize | retain
+    system: str = APP_SYSTEM
+
+
+def open_system_engines(
+    policy: Policy, app_engine: Engine, given: Mapping[str, Engine] | None = None
+) -> dict[str, Engine]:
+    """An engine per SQL system: the given ones, else one made from the policy's URL."""
+    from compliance.store.engines import make_engine
+
+    engines = {APP_SYSTEM: app_engine}
+    for name, system in policy.systems.items():
+        if system.is_sql and name not in engines:
+            if given and name in given:
+                engines[name] = given[name]
+            else:
+                assert system.url is not None
+                engines[name] = make_engine(system.url, what=f"system '{name}' database")
+    return engines
 
 
 class DataMap:
-    """The policy's data map bound to the reflected application schema."""
+    """The policy's data map bound to the reflected schema of every SQL system."""
 
-    def __init__(self, policy: Policy, engine: Engine) -> None:
+    def __init__(
+        self, policy: Policy, engine: Engine, engines: Mapping[str, Engine] | None = None
+    ) -> None:
         self.policy = policy
-        self.engine = engine
-        self.metadata = MetaData()
-        names = set(policy.tables)
-        for t in policy.tables.values():
-            if t.via:
-                names.add(t.via.table)
-        self.metadata.reflect(bind=engine, only=sorted(names))
+        self.engine = engine  # the application database
+        self.engines = open_system_engines(policy, engine, engines)
+        given = engines or {}
+        self._owned = [
+            e for n, e in self.engines.items() if n != APP_SYSTEM and e is not given.get(n)
+        ]
+        self.metadatas: dict[str, MetaData] = {}
+        for system, system_engine in self.engines.items():
+            names = {n for n, t in policy.tables.items() if t.system == system}
+            if not names:
+                continue
+            meta = MetaData()
+            meta.reflect(bind=system_engine, only=sorted(names))
+            self.metadatas[system] = meta
+        self.metadata = self.metadatas.get(APP_SYSTEM, MetaData())
         self._selects: dict[tuple[str, frozenset[str]], Any] = {}
         self._hash_key: bytes | None = None
+
+    def dispose(self) -> None:
+        """Close the engines this data map opened itself (not the ones it was given)."""
+        for engine in self._owned:
+            engine.dispose()
 
     # ------------------------------------------------------------ structure
 
     def table(self, name: str) -> Table:
-        return self.metadata.tables[name]
+        return self.metadatas[self.system_of(name)].tables[name]
+
+    def system_of(self, name: str) -> str:
+        return self.policy.tables[name].system
+
+    def engine_for(self, system: str) -> Engine:
+        return self.engines[system]
+
+    def sql_systems(self) -> list[str]:
+        """SQL systems holding mapped tables, application database first."""
+        return [s for s in self.engines if s in self.metadatas]
+
+    def tables_in(self, system: str) -> list[str]:
+        return sorted(n for n, t in self.policy.tables.items() if t.system == system)
 
     def mapped(self, name: str) -> MappedTable:
         return self.policy.tables[name]
@@ -202,10 +252,17 @@ class DataMap:
                     graph[parent].add(name)  # the parent waits for its children
         order = list(graphlib.TopologicalSorter(graph).static_order())
         return [
-            TableAction(n, self.mapped(n).on_erasure)
+            TableAction(n, self.mapped(n).on_erasure, self.system_of(n))
             for n in order
             if self.mapped(n).on_erasure != "retain"
         ]
+
+    def plans_by_system(self, tables: Iterable[str]) -> dict[str, list[TableAction]]:
+        """The erasure plan split per SQL system, each part in its safe order."""
+        plans: dict[str, list[TableAction]] = {}
+        for step in self.erasure_plan(tables):
+            plans.setdefault(step.system, []).append(step)
+        return plans
 
     # ------------------------------------------------------------ work
 
@@ -218,16 +275,38 @@ class DataMap:
         )
 
     def impact(
-        self, conn: Connection, tables: Iterable[str], keys: Sequence[str]
+        self, conn: Connection | None, tables: Iterable[str], keys: Sequence[str]
     ) -> list[dict[str, Any]]:
-        """Per application table, rows erasure would delete, anonymize or keep; changes nothing."""
+        """Per mapped table, rows erasure would delete, anonymize or keep; changes nothing.
+
+        ``conn`` serves the application database's tables; other systems' tables are
+        counted on connections of their own.
+        """
         plan = self.erasure_plan(tables)
-        rows = [
-            {"table": a.table, "action": a.action, "rows": self.count(conn, a.table, keys)}
-            for a in plan
+        retained = [
+            TableAction(n, "retain", self.system_of(n)) for n in sorted(self.policy.retained_tables)
         ]
-        for name in sorted(self.policy.retained_tables):
-            rows.append({"table": name, "action": "retain", "rows": self.count(conn, name, keys)})
+        rows = []
+        opened: dict[str, Connection] = {}
+        try:
+            for step in [*plan, *retained]:
+                if step.system == APP_SYSTEM and conn is not None:
+                    on = conn
+                else:
+                    if step.system not in opened:
+                        opened[step.system] = self.engines[step.system].connect()
+                    on = opened[step.system]
+                rows.append(
+                    {
+                        "table": step.table,
+                        "action": step.action,
+                        "rows": self.count(on, step.table, keys),
+                        "system": step.system,
+                    }
+                )
+        finally:
+            for other in opened.values():
+                other.close()
         return rows
 
     def erase(
@@ -272,7 +351,7 @@ class DataMap:
             table = self.table(name)
             columns = [c for c in table.columns if c.name not in cache_key[1]]
             pk = list(table.primary_key.columns) or columns[:1]
-            keys_param = bindparam("keys", expanding=True)
+            keys_param: BindParameter[Any] = bindparam("keys", expanding=True)
             self._selects[cache_key] = (
                 [c.name for c in columns],
                 select(*columns).where(self.condition(name, keys_param)).order_by(*pk),

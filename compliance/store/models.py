@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
@@ -261,3 +262,57 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+TASK_STATUSES = ("pending", "sent", "done", "failed", "skipped")
+
+
+class ErasureTask(Base):
+    """One system's share of a deletion record or a DSAR request (added by migration 0007).
+
+    The record is applied, or the request completed, only when each of its tasks is done
+    (or skipped, for a system that holds only retained data). A webhook task keeps one
+    idempotency key from creation on, so a resend after a crash is recognisably the same.
+    """
+
+    __tablename__ = "erasure_tasks"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    deletion_record_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("deletion_records.id", ondelete="CASCADE")
+    )
+    dsar_request_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("dsar_requests.id", ondelete="CASCADE")
+    )
+    system: Mapped[str] = mapped_column(String(100))
+    system_kind: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(20))  # erasure | access
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    #: What a webhook or a person needs to find the subject (id, email); cleared once done.
+    subject: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    sent_at: Mapped[datetime | None]
+    accepted_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+    done_by: Mapped[str | None] = mapped_column(String(255))
+    note: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    file_path: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        Index("uq_erasure_tasks_record", "deletion_record_id", "system", unique=True),
+        Index("uq_erasure_tasks_request", "dsar_request_id", "system", unique=True),
+        Index("ix_erasure_tasks_status", "status", "next_attempt_at"),
+        CheckConstraint(
+            "status IN ('pending', 'sent', 'done', 'failed', 'skipped')",
+            name="ck_erasure_tasks_status",
+        ),
+        CheckConstraint(
+            "(deletion_record_id IS NULL) <> (dsar_request_id IS NULL)",
+            name="ck_erasure_tasks_owner",
+        ),
+    )

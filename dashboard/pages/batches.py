@@ -45,7 +45,11 @@ labels = {
 decided = st.session_state.pop(DECIDED_KEY, None)
 if decided is not None and decided not in labels:  # keep showing the batch just decided
     labels = {decided: f"#{decided} (just decided)", **labels}
-batch_id = st.selectbox("Open a batch", list(labels), format_func=labels.get, key="open_batch")
+batch_id: int | None = st.selectbox(
+    "Open a batch", list(labels), format_func=lambda b: labels[b], key="open_batch"
+)
+if batch_id is None:  # every option is a batch on this page, so only an empty page
+    st.stop()
 try:
     with context.session(policy) as s:
         batch = get_batch(s, int(batch_id))
@@ -55,7 +59,7 @@ except ComplianceError as exc:
 
 st.subheader(f"Batch {batch.id} · {batch.bucket}")
 widgets.status_badge(batch.reviewed_status)
-actor = context.actor()
+actor = context.identity()
 if batch.reviewed_status != "pending":
     when = batch.reviewed_at.strftime("%Y-%m-%d %H:%M UTC") if batch.reviewed_at else "?"
     reason = f" Reason: {batch.reviewed_reason}" if batch.reviewed_reason else ""
@@ -107,14 +111,12 @@ if batch.reviewed_status == "pending" and not records.frame.empty:
 
 pending = widgets.pending_confirmation("accept") or widgets.pending_confirmation("reject")
 if pending:
-    target = pending["batch_id"]
+    target, action = pending["batch_id"], pending["action"]
 
     def decide(reason: str | None) -> str:
         st.session_state[DECIDED_KEY] = target
         with context.session(policy) as s:
-            result = review_batch(
-                s, target, pending["action"], reviewer=context.actor(), reason=reason
-            )
+            result = review_batch(s, target, action, reviewer=context.identity(), reason=reason)
         return (
             f"Batch {target} {result.decision}: {result.accepted} to erase, "
             f"{result.excluded} excluded, {result.rejected} rejected."

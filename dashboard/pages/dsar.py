@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from compliance.dsar import requests as dsar
+from compliance.dsar.deadlines import effective_due_at
 from compliance.errors import ComplianceError
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT
 from dashboard import context, widgets
@@ -37,13 +38,13 @@ with st.form("submit_dsar", clear_on_submit=True):
                     kind=kind,
                     subject_id=subject_id.strip() or None,
                     email=email.strip() or None,
-                    requested_by=person.email,
+                    requested_by=person,
                     identity_check=check,
                 )
             r = made.request
             if not made.created:
                 return f"An open {r.kind} request for this subject exists: {r.reference}."
-            return f"Logged {r.reference}, due {dsar.effective_due_at(r):%Y-%m-%d}."
+            return f"Logged {r.reference}, due {effective_due_at(r):%Y-%m-%d}."
 
         widgets.run_action(log)
 
@@ -99,17 +100,15 @@ if officer and open_refs:
 
             def extend() -> str:
                 with context.session(policy) as s:
-                    r = dsar.extend_dsar(
-                        s, reference, months=months, reason=reason, actor=person.email
-                    )
-                return f"{r.reference} now due {dsar.effective_due_at(r):%Y-%m-%d}."
+                    r = dsar.extend_dsar(s, reference, months=months, reason=reason, actor=person)
+                return f"{r.reference} now due {effective_due_at(r):%Y-%m-%d}."
 
             widgets.run_action(extend)
     if chosen["status"] == "failed" and st.button("Retry the failed request", key="dsar_retry"):
 
         def retry() -> str:
             with context.session(policy) as s:
-                r = dsar.retry_dsar(s, reference, actor=person.email)
+                r = dsar.retry_dsar(s, reference, actor=person)
             return f"{r.reference} is back in the queue ({r.status})."
 
         widgets.run_action(retry)
@@ -123,7 +122,7 @@ if finished:
     if st.button("Prepare download", key="dsar_prepare"):
         try:
             with context.session(policy) as s:
-                path = dsar.open_export_for_download(s, reference, actor=person.email)
+                path = dsar.open_export_for_download(s, reference, actor=person)
             st.session_state[EXPORT_KEY] = (reference, path.name, path.read_bytes())
         except ComplianceError as exc:
             st.error(str(exc))
@@ -140,7 +139,14 @@ if asked:
 
     def review(reason: str | None) -> str:
         with context.session(policy) as s:
-            r = dsar.review_dsar(s, target, decision, reviewer=person.email, reason=reason)
+            r = dsar.review_dsar(
+                s,
+                target,
+                decision,
+                reviewer=person,
+                four_eyes=policy.review.four_eyes,
+                reason=reason,
+            )
         return f"{r.reference} {r.status}."
 
     widgets.confirm_dialog(

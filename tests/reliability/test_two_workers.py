@@ -15,9 +15,10 @@ import pytest
 from sqlalchemy import func, select
 
 from compliance.deletion.apply import ApplyResult, apply_deletions
-from compliance.dsar.requests import CLAIM_LEASE, claim_requests, review_dsar, submit
+from compliance.dsar.processing import CLAIM_LEASE, claim_requests
+from compliance.dsar.requests import review_dsar, submit
 from compliance.store.models import AuditEvent, DeletionRecord, DsarRequest, utcnow
-from tests.conftest import Deployment
+from tests.conftest import DPO, SUPPORT_STAFF, Deployment
 from tests.reliability.conftest import (
     SEEDS,
     USERS,
@@ -96,9 +97,9 @@ def approved_access_requests(d: Deployment, count: int) -> list[str]:
         for subject in range(1, count + 1):
             request = submit(
                 s, policy(d), d.app_engine, kind="access", subject_id=str(subject),
-                requested_by="support@example.com",
+                requested_by=SUPPORT_STAFF,
             ).request  # fmt: skip
-            review_dsar(s, request.reference, "approve", reviewer="dpo@example.com")
+            review_dsar(s, request.reference, "approve", reviewer=DPO, four_eyes=True)
             references.append(request.reference)
     return references
 
