@@ -21,7 +21,7 @@ from sqlalchemy import MetaData, select
 from compliance.demo.generate import create_demo_app_database
 from compliance.dsar.requests import review_dsar, submit
 from compliance.store.models import ComplianceProfile, DsarRequest
-from tests.conftest import DEMO_POLICY, Backend, Deployment, make_deployment
+from tests.conftest import DEMO_POLICY, DPO, SUPPORT_STAFF, Backend, Deployment, make_deployment
 
 HUGE = "10000000000000000000000000"
 LONG_NAME = "b" * 300
@@ -73,7 +73,7 @@ def pending_reference(d: Deployment) -> str:
     with d.session() as s:
         made = submit(
             s, d.policy(), d.app_engine, kind="access", subject_id="7",
-            requested_by="support@example.com",
+            requested_by=SUPPORT_STAFF,
         )  # fmt: skip
     return made.request.reference
 
@@ -277,9 +277,9 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deploymen
     with d.session() as s:
         made = submit(
             s, d.policy(), d.app_engine, kind="access", subject_id="2",
-            requested_by="support@example.com",
+            requested_by=SUPPORT_STAFF,
         )  # fmt: skip
-        review_dsar(s, made.request.reference, "approve", reviewer="dpo@example.com")
+        review_dsar(s, made.request.reference, "approve", reviewer=DPO, four_eyes=True)
     yield d, made.request.reference
     d.dispose()
 

@@ -16,9 +16,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select, text, update
 
-from compliance.dsar.requests import process_dsar_requests, review_dsar, submit
+from compliance.dsar.processing import process_dsar_requests
+from compliance.dsar.requests import review_dsar, submit
 from compliance.store.models import AuditEvent, DsarNote, DsarRequest, JobRun, utcnow
-from tests.conftest import DEMO_POLICY, Deployment
+from tests.conftest import DEMO_POLICY, DPO, SUPPORT_STAFF, Deployment
 
 KEY = "k" * 16 + "-a-secret-key-of-40-chars-" + "x" * 8
 PRODUCTION_POLICY = DEMO_POLICY.replace("demo_mode = true", "demo_mode = false")
@@ -153,14 +154,14 @@ def test_old_job_runs_are_purged_but_each_jobs_last_success_stays(demo: Deployme
         )
     dry = demo.run("--json", "retention-cleanup")
     assert dry.exit_code == 0, dry.output
-    assert {c["name"]: c["rows"] for c in json.loads(dry.stdout)["categories"]}["job_runs"] == 3
+    assert {c["name"]: c["rows"] for c in json.loads(dry.stdout)["categories"]}["job_runs"] == 2
     result = demo.run("retention-cleanup", "--category", "job_runs", "--execute")
     assert result.exit_code == 0, result.output
     with demo.session() as s:
         left = s.scalars(select(JobRun.id).where(JobRun.started_at < utcnow() - timedelta(days=30)))
         assert list(left) == [newest_success]
         event = s.scalars(select(AuditEvent).where(AuditEvent.target_id == "job_runs")).one()
-    assert event.details["rows_deleted"] == 3 and event.details["days"] == 30
+    assert event.details["rows_deleted"] == 2 and event.details["days"] == 30
 
 
 # ---------------------------------------------------------------- erasure forgets the subject
@@ -170,9 +171,9 @@ def _complete_erasure(d: Deployment, subject: str) -> str:
     with d.session() as s:
         made = submit(
             s, d.policy(), d.app_engine, kind="erasure", subject_id=subject,
-            requested_by="support@example.com", identity_check="Called back; ID card seen",
+            requested_by=SUPPORT_STAFF, identity_check="Called back; ID card seen",
         )  # fmt: skip
-        review_dsar(s, made.request.reference, "approve", reviewer="dpo@example.com")
+        review_dsar(s, made.request.reference, "approve", reviewer=DPO, four_eyes=True)
         process_dsar_requests(s, d.datamap(), actor="worker", execute=True)
     for args in (
         ["create-deletion-batches", "--bucket", "dsar_erasure", "--execute"],
@@ -193,9 +194,9 @@ def test_a_completed_erasure_leaves_no_email_note_or_export_behind(demo: Deploym
     with demo.session() as s:
         access = submit(
             s, demo.policy(), demo.app_engine, kind="access", subject_id=subject,
-            requested_by="support@example.com", identity_check="Knew the invoice number",
+            requested_by=SUPPORT_STAFF, identity_check="Knew the invoice number",
         )  # fmt: skip
-        review_dsar(s, access.request.reference, "approve", reviewer="dpo@example.com")
+        review_dsar(s, access.request.reference, "approve", reviewer=DPO, four_eyes=True)
         process_dsar_requests(s, demo.datamap(), actor="worker", execute=True)
         body = f"Subject {user['full_name']} phoned from {user['phone']}"
         s.add(DsarNote(dsar_request_id=access.request.id, author="support@example.com", body=body))
@@ -203,7 +204,9 @@ def test_a_completed_erasure_leaves_no_email_note_or_export_behind(demo: Deploym
     direct = demo.run("export-user-data", "--subject-id", subject, "--format", "csv")
     assert direct.exit_code == 0, direct.output
     other = demo.run("export-user-data", "--subject-id", "22")
-    assert len(files_under(exports)) == 3
+    # The library call above wrote to the policy's folder; the jobs to COMPLIANCE_EXPORT_DIR.
+    access_zip = demo.policy().export_dir / f"{access.request.reference}.zip"
+    assert access_zip.exists() and len(files_under(exports)) == 2
 
     reference = _complete_erasure(demo, subject)
 
@@ -220,7 +223,7 @@ def test_a_completed_erasure_leaves_no_email_note_or_export_behind(demo: Deploym
         ).one()
     assert forgotten.details["export_files_deleted"] == 2
     assert forgotten.target_id == reference
-    assert other.exit_code == 0
+    assert other.exit_code == 0 and not access_zip.exists()
     assert [p.name[:11] for p in files_under(exports)] == ["subject-22-"], "only the other's"
     # The residual-PII query: nothing of the subject in any compliance table.
     dump = compliance_dump(demo)

@@ -33,6 +33,7 @@ EXPECTED_INTERVALS: dict[str, timedelta] = {
     "alert-unreviewed-batches": DAY,
     "alert-dsar-deadlines": DAY,
     "verify-audit-log": DAY,
+    "anchor-audit-log": DAY,
 }
 HEALTH_COLUMNS = [
     "job",

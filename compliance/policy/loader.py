@@ -152,6 +152,14 @@ class DsarSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    #: Append-only file the chain's head is anchored to (anchor-audit-log); None: not anchored.
+    anchor_file: Path | None = None
+    #: Slack channel anchors are posted to (default: [slack] dsar_channel).
+    ops_channel: str | None = None
+
+
+@dataclass(frozen=True)
 class SmtpSettings:
     host: str = "localhost"
     port: int = 25
@@ -179,6 +187,7 @@ class Policy:
     dsar_export_days: int = 30
     #: Days job_runs rows are kept ([retention.job_runs] days); retention-cleanup purges older.
     job_runs_days: int = 180
+    audit: AuditSettings = AuditSettings()
     #: Every system by name, the application database (``app_database``) included.
     systems: Mapping[str, System] = field(default_factory=dict)
 
@@ -627,6 +636,7 @@ def parse_policy(
             "smtp",
             "retention",
             "exports",
+            "audit",
             "systems",
         },
         "policy",
@@ -792,6 +802,19 @@ def parse_policy(
         username=_optional_str(smtp_raw, "username", "smtp"),
         starttls=_expect(smtp_raw.get("starttls", False), bool, "smtp.starttls"),
     )
+    audit_raw = section("audit")
+    _unknown_keys(audit_raw, {"anchor_file", "ops_channel"}, "audit")
+    anchor_raw = _optional_str(audit_raw, "anchor_file", "audit")
+    anchor_file = None
+    if anchor_raw is not None:
+        if not anchor_raw.strip() or "\x00" in anchor_raw:
+            raise ConfigError("audit.anchor_file: give a file path")
+        anchor_file = Path(anchor_raw)
+        if not anchor_file.is_absolute() and base is not None:
+            anchor_file = base / anchor_file
+    audit = AuditSettings(
+        anchor_file=anchor_file, ops_channel=_optional_str(audit_raw, "ops_channel", "audit")
+    )
     return Policy(
         path=path,
         database_url=_resolve_url(database_url, base),
@@ -809,6 +832,7 @@ def parse_policy(
         smtp=smtp,
         dsar_export_days=dsar_export_days,
         job_runs_days=job_runs_days,
+        audit=audit,
         systems=systems,
     )
 
