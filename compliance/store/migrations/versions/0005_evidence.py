@@ -1,7 +1,7 @@
 """Evidence: the audit trail is append-only on SQLite too, as it is on PostgreSQL.
 
 Revision ID: 0005_evidence
-Revises: 0004_decisions
+Revises: 0003_states
 Create Date: 2026-11-25 18:00:00
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0005_evidence"
-down_revision: str | None = "0004_decisions"
+down_revision: str | None = "0003_states"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
