@@ -124,7 +124,7 @@ def page(history: Deployment, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTe
 def test_the_jobs_page_flags_overdue_jobs_and_shows_the_history(page: AppTest) -> None:
     assert not page.exception, page.exception
     (error,) = [str(e.value) for e in page.error]
-    assert error.startswith("8 scheduled job(s) overdue: ")  # 10 scheduled, 2 healthy
+    assert error.startswith("9 scheduled job(s) overdue: ")  # 11 scheduled, 2 healthy
     assert "retention-cleanup" in error and "verify-audit-log" not in error
     health_table = page.dataframe[0].value.set_index("job")
     assert health_table.loc["retention-cleanup", "overdue"] == "🔴 overdue"
