@@ -189,6 +189,8 @@ def apply_deletions(
                 progress.advance(len(records))
                 continue
             record_ids = [rid for rid, _ in records]
+            # Read before erasing: a webhook or a person needs the email the erasure removes.
+            subjects = subject_details(datamap, [s for _, s in records]) if other else {}
             rows: dict[str, int] = {}
             outcomes: list[tuple[str, list[int], dict[int, str]]] = []
             for system, plan in plans.items():
@@ -203,7 +205,6 @@ def apply_deletions(
                 for table, n in system_rows.items():
                     rows[table] = rows.get(table, 0) + n
             # Writes to the compliance database only after every erasure is committed.
-            subjects = subject_details(datamap, [s for _, s in records]) if other else {}
             system_tasks.ensure_record_tasks(
                 session, policy, bucket_def, records, subjects=subjects, now=now
             )

@@ -1,0 +1,205 @@
+"""Webhook systems: signed requests to a real loopback service, retries, callbacks, crashes.
+
+A record whose bucket reaches a webhook system is applied only when the service says done;
+every request carries the task's idempotency key, the same on every resend.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from compliance.deletion.apply import apply_deletions
+from compliance.errors import InvalidInput
+from compliance.store.models import AuditEvent, DeletionRecord, ErasureTask, utcnow
+from compliance.systems.tasks import receive_callback, retry_task
+from compliance.systems.webhook import signed_headers
+from tests.conftest import DEMO_POLICY, Deployment
+from tests.test_systems import accept_everything
+from tests.webhook_server import Service, webhook_service
+
+SECRET = "test-helpdesk-secret"
+
+
+@pytest.fixture
+def service(monkeypatch: pytest.MonkeyPatch) -> Iterator[Service]:
+    monkeypatch.setenv("HELPDESK_SECRET", SECRET)
+    with webhook_service(SECRET.encode()) as running:
+        yield running
+
+
+def with_helpdesk(demo: Deployment, url: str, extra: str = "") -> Deployment:
+    """closed_accounts also reaches the helpdesk, a webhook at ``url``."""
+    demo.write_policy(
+        DEMO_POLICY.replace(
+            'description = "Accounts closed more than 30 days ago: everything but billing"',
+            'description = "Accounts closed more than 30 days ago: everything but billing"\n'
+            'systems = ["helpdesk"]',
+        )
+        + f"""
+[systems.helpdesk]
+kind = "webhook"
+url = "{url}"
+secret_env = "HELPDESK_SECRET"
+timeout_seconds = 2
+{extra}
+"""
+    )
+    accept_everything(demo, "closed_accounts")
+    return demo
+
+
+def apply(d: Deployment, at: timedelta = timedelta(0)):  # type: ignore[no-untyped-def]
+    with d.session() as session:
+        return apply_deletions(
+            session, d.datamap(), actor="test-runner", execute=True, now=utcnow() + at
+        )
+
+
+def tasks(d: Deployment, system: str = "helpdesk") -> list[ErasureTask]:
+    with d.session() as s:
+        return list(s.scalars(select(ErasureTask).where(ErasureTask.system == system)))
+
+
+def applied_count(d: Deployment) -> int:
+    with d.session() as s:
+        return (
+            s.scalar(select(func.count()).where(DeletionRecord.deletion_applied_at.is_not(None)))
+            or 0
+        )
+
+
+def test_a_service_that_fails_twice_gets_the_same_key_three_times_and_the_record_waits(
+    demo: Deployment, service: Service
+) -> None:
+    d = with_helpdesk(demo, service.url + "/flaky")
+    first = apply(d)
+    n = first.due
+    assert n > 0 and first.applied == 0 and first.waiting == n
+    assert first.webhooks["retrying"] == n
+    assert applied_count(d) == 0, "the application part is done, but the helpdesk is not"
+    assert all(t.status == "pending" and t.attempts == 1 for t in tasks(d))
+    assert all(t.last_error == "HTTP 503" for t in tasks(d))
+
+    assert apply(d, timedelta(seconds=30)).webhooks.get("sent", 0) == 0, "backoff: not yet"
+    apply(d, timedelta(seconds=61))  # second attempt, fails again
+    assert all(t.attempts == 2 and t.status == "pending" for t in tasks(d))
+    last = apply(d, timedelta(seconds=61 + 121))
+
+    assert last.applied == n and applied_count(d) == n
+    assert all(t.status == "done" and t.attempts == 3 for t in tasks(d))
+    assert all(t.subject is None for t in tasks(d)), "the email is dropped once done"
+    posts = [c for c in service.calls if c.path == "/flaky"]
+    assert len(posts) == 3 * n
+    assert all(c.signature_ok for c in posts)
+    for key in {c.key for c in posts}:
+        same = [c for c in posts if c.key == key]
+        assert len(same) == 3, "every attempt carries the task's one idempotency key"
+        body = same[0].body
+        assert body is not None
+        assert body["kind"] == "erasure" and body["idempotency_key"] == key
+        assert body["reference"].startswith("DR-")
+        assert "@" in body["subject"]["email"] and body["subject"]["id"]
+
+
+def test_a_service_that_answers_later_finishes_the_record_through_a_signed_callback(
+    demo: Deployment, service: Service
+) -> None:
+    d = with_helpdesk(demo, service.url + "/later")
+    first = apply(d)
+    assert first.applied == 0 and first.webhooks["accepted"] == first.due
+    assert all(t.status == "sent" and t.accepted_at for t in tasks(d))
+    assert apply(d, timedelta(hours=1)).webhooks.get("sent", 0) == 0, "accepted: never resent"
+
+    task = tasks(d)[0]
+    body = json.dumps({"idempotency_key": task.idempotency_key, "status": "done"}).encode()
+    forged = signed_headers(b"wrong", body)
+    with d.session() as s, pytest.raises(InvalidInput, match="callback refused: bad signature"):
+        receive_callback(s, d.policy(), body, forged)
+    stale = signed_headers(SECRET.encode(), body, now=utcnow().timestamp() - 3600)
+    with d.session() as s, pytest.raises(InvalidInput, match="too old"):
+        receive_callback(s, d.policy(), body, stale)
+    assert tasks(d)[0].status == "sent"
+
+    for t in tasks(d):
+        body = json.dumps({"idempotency_key": t.idempotency_key, "status": "done"}).encode()
+        with d.session() as s:
+            receive_callback(s, d.policy(), body, signed_headers(SECRET.encode(), body))
+    assert applied_count(d) == first.due
+    with d.session() as s:  # a replayed callback changes nothing
+        again = receive_callback(s, d.policy(), body, signed_headers(SECRET.encode(), body))
+        assert again.status == "done"
+        done_events = s.scalar(select(func.count()).where(AuditEvent.action == "task.done"))
+    assert done_events == first.due
+
+
+def test_an_accepted_task_is_polled_at_the_status_url_until_done(
+    demo: Deployment, service: Service
+) -> None:
+    d = with_helpdesk(
+        demo, service.url + "/later", extra=f'status_url = "{service.url}/status/{{key}}"'
+    )
+    first = apply(d)
+    assert first.webhooks["accepted"] == first.due
+    apply(d, timedelta(minutes=2))  # polled: still working
+    assert applied_count(d) == 0
+    polls = [c for c in service.calls if c.method == "GET"]
+    assert polls and all(c.signature_ok for c in polls)
+    service.finished.update(t.idempotency_key for t in tasks(d))
+    apply(d, timedelta(minutes=10))
+    assert applied_count(d) == first.due
+    assert all(t.status == "done" for t in tasks(d))
+
+
+def test_an_answer_with_a_bad_signature_is_refused_and_an_officer_retries_the_failed_task(
+    demo: Deployment, service: Service
+) -> None:
+    d = with_helpdesk(demo, service.url + "/forged", extra="max_attempts = 2")
+    apply(d)
+    result = apply(d, timedelta(minutes=5))
+    assert result.failed == result.due and result.applied == 0
+    failed = tasks(d)
+    assert all(t.status == "failed" and t.attempts == 2 for t in failed)
+    assert all(t.last_error == "answer refused: bad signature" for t in failed)
+    with d.session() as s:
+        errors = set(s.scalars(select(DeletionRecord.deletion_error)))
+    assert errors == {"helpdesk: answer refused: bad signature"}
+    assert apply(d, timedelta(hours=2)).webhooks.get("sent", 0) == 0, "failed waits for a person"
+
+    d.write_policy(d.policy_path.read_text().replace("/forged", "/done"))
+    with d.session() as s:
+        retry_task(s, failed[0].id, actor="dpo@example.com", execute=True)
+    again = apply(d, timedelta(hours=2))
+    assert again.applied == 1
+    assert [t.status for t in tasks(d)].count("done") == 1
+
+
+def test_a_run_killed_after_sending_resends_with_the_same_key_and_finishes_once(
+    demo: Deployment, service: Service
+) -> None:
+    d = with_helpdesk(demo, service.url + "/done")
+    job = d.run_process(
+        "apply-deletions", "--execute",
+        env={"COMPLIANCE_FAILPOINT": "tasks.after_send:1", "HELPDESK_SECRET": SECRET},
+    )  # fmt: skip
+    job.communicate(timeout=120)
+    assert job.returncode == -9, "the failpoint killed the job right after the first send"
+    first_key = service.calls[0].key
+    lost = next(t for t in tasks(d) if t.idempotency_key == first_key)
+    assert lost.status == "sent" and lost.accepted_at is None
+
+    soon = apply(d)  # at once: the lost send may still be in flight, so it is not resent
+    assert [c.key for c in service.calls].count(first_key) == 1
+    later = apply(d, timedelta(seconds=30))  # after the lease: resent with the same key
+
+    assert soon.applied + later.applied == soon.due
+    assert [c.key for c in service.calls].count(first_key) == 2
+    assert len({c.key for c in service.calls}) == soon.due, "one key per task, no new ones"
+    assert all(t.status == "done" for t in tasks(d))
+    with d.session() as s:
+        done = s.scalar(select(func.count()).where(AuditEvent.action == "task.done"))
+    assert done == soon.due, "each task finished exactly once"
