@@ -18,7 +18,7 @@ from compliance.demo.generate import create_demo_app_database
 from compliance.errors import ConfigError
 from compliance.policy.loader import load_policy
 from compliance.store.engines import make_engine
-from compliance.store.models import DeletionRecord, ErasureTask
+from compliance.store.models import DeletionBatch, DeletionRecord, ErasureTask
 from tests.conftest import DEMO_POLICY, Backend, Deployment, make_deployment
 
 CLOSED = '["users", "workflows", "api_tokens", "activity_logs", "support_tickets"]'
@@ -72,7 +72,11 @@ def accept_everything(d: Deployment, bucket: str) -> None:
     batches = d.run("create-deletion-batches", "--bucket", bucket, "--execute")
     assert batches.exit_code == 0, batches.output
     with d.session() as s:
-        ids = s.scalars(select(DeletionRecord.deletion_batch_id).distinct()).all()
+        ids = s.scalars(
+            select(DeletionBatch.id).where(
+                DeletionBatch.bucket == bucket, DeletionBatch.reviewed_status == "pending"
+            )
+        ).all()
     for batch_id in ids:
         review = d.run(
             "review-batch", str(batch_id), "--accept", "--reviewer", "dpo@example.com", "--execute"
