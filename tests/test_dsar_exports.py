@@ -50,7 +50,7 @@ def test_the_zip_holds_every_table_of_the_subject_and_a_true_manifest(demo: Depl
     files, row = export_of(demo, "42")
     tables = sorted(demo.policy().tables)
     assert sorted(files) == sorted(
-        ["data.json", "README.txt", "manifest.json", *(f"{t}.csv" for t in tables)]
+        ["data.json", "README.txt", "manifest.json", *(f"app_database/{t}.csv" for t in tables)]
     )
     data = json.loads(files["data.json"])
     assert sorted(data) == tables
@@ -63,7 +63,7 @@ def test_the_zip_holds_every_table_of_the_subject_and_a_true_manifest(demo: Depl
     assert [w["id"] for w in data["workflows"]] == [w["id"] for w in workflows]
 
     for table in tables:
-        rows = list(csv.DictReader(io.StringIO(files[f"{table}.csv"].decode("utf-8"))))
+        rows = list(csv.DictReader(io.StringIO(files[f"app_database/{table}.csv"].decode("utf-8"))))
         assert len(rows) == len(data[table])
 
     manifest = json.loads(files["manifest.json"])
@@ -114,7 +114,9 @@ def test_unicode_and_very_long_values_survive_json_and_csv(demo: Deployment) -> 
     ticket = next(t for t in data["support_tickets"] if t["id"] == 990002)
     assert ticket["body"] == LONG
     csv.field_size_limit(1_000_000)  # Python's reader stops at 128 KiB by default
-    rows = csv.DictReader(io.StringIO(files["support_tickets.csv"].decode("utf-8"), newline=""))
+    rows = csv.DictReader(
+        io.StringIO(files["app_database/support_tickets.csv"].decode("utf-8"), newline="")
+    )
     assert next(r for r in rows if r["id"] == "990002")["body"] == LONG
 
 

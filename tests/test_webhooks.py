@@ -203,3 +203,66 @@ def test_a_run_killed_after_sending_resends_with_the_same_key_and_finishes_once(
     with d.session() as s:
         done = s.scalar(select(func.count()).where(AuditEvent.action == "task.done"))
     assert done == soon.due, "each task finished exactly once"
+
+
+def test_an_access_request_waits_for_every_system_and_its_zip_has_a_folder_for_each(
+    demo: Deployment, service: Service
+) -> None:
+    import hashlib
+    import zipfile
+
+    from compliance.dsar.processing import process_dsar_requests
+    from compliance.dsar.requests import review_dsar, submit
+    from compliance.store.models import DsarRequest
+    from compliance.systems.tasks import confirm_task
+    from tests.conftest import person
+
+    demo.write_policy(
+        DEMO_POLICY
+        + f"""
+[systems.helpdesk]
+kind = "webhook"
+url = "{service.url}/done"
+secret_env = "HELPDESK_SECRET"
+
+[systems.newsletter]
+kind = "manual"
+instructions = "Export the subscriber from the newsletter tool as CSV and upload it."
+"""
+    )
+    policy = demo.policy()
+    assert policy.dsar_systems == ("helpdesk", "newsletter")
+    with demo.session() as s:
+        request = submit(s, policy, demo.app_engine, kind="access", subject_id="42",
+                         requested_by=person("support@example.com")).request  # fmt: skip
+        review_dsar(s, request.reference, "approve", reviewer=person("dpo@example.com"),
+                    four_eyes=False)  # fmt: skip
+        first = process_dsar_requests(s, demo.datamap(), actor="worker", execute=True)
+    assert first.waiting == [request.reference] and not first.completed
+    (call,) = [c for c in service.calls if c.path == "/done"]
+    assert call.body is not None and call.body["kind"] == "access"
+    assert call.body["reference"] == request.reference
+    with demo.session() as s:
+        manual = s.scalars(select(ErasureTask).where(ErasureTask.system == "newsletter")).one()
+        assert manual.status == "pending" and manual.action == "access"
+        with pytest.raises(InvalidInput, match="needs the file"):
+            confirm_task(s, manual.id, actor="dpo@example.com", note="done", execute=True)
+        confirm_task(
+            s, manual.id, actor="dpo@example.com", note="Exported from the tool", execute=True,
+            upload=("subscriber.csv", b"email,list\nx@example.org,weekly\n"),
+            export_dir=policy.export_dir,
+        )  # fmt: skip
+        second = process_dsar_requests(s, demo.datamap(), actor="worker", execute=True)
+        assert second.completed == [request.reference]
+        row = s.scalars(select(DsarRequest).where(DsarRequest.id == request.id)).one()
+        statuses = {t.system: t.status for t in s.scalars(select(ErasureTask))}
+    assert statuses == {"app_database": "done", "helpdesk": "done", "newsletter": "done"}
+    with zipfile.ZipFile(row.export_path) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    assert "app_database/users.csv" in files
+    assert json.loads(files["helpdesk/data.json"]) == service.data
+    assert files["newsletter/subscriber.csv"] == b"email,list\nx@example.org,weekly\n"
+    manifest = json.loads(files["manifest.json"])
+    listed = {f["name"]: f["sha256"] for f in manifest["files"]}
+    assert set(listed) == set(files) - {"manifest.json"}
+    assert all(hashlib.sha256(files[n]).hexdigest() == sha for n, sha in listed.items())

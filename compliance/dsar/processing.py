@@ -1,16 +1,20 @@
 """DSAR processing: workers claim approved requests, export or schedule erasure, settle.
 
-An access request completes when its export is written; an erasure request waits for
-its deletion record in the ``dsar_erasure`` bucket to be applied by apply-deletions.
+An access request gets a task per system (compliance.systems.tasks): webhook systems are
+asked for their data, manual ones wait for a person's upload, and the export is written,
+one folder per system, once every one of them is done. An erasure request waits for its
+deletion record in the ``dsar_erasure`` bucket to be applied by apply-deletions, which
+itself waits for every system's task.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -18,12 +22,19 @@ from compliance.audit.chain import record_event
 from compliance.deletion.apply import one_line
 from compliance.deletion.records import add_records
 from compliance.dsar.deadlines import effective_due_at
-from compliance.dsar.exports import build_access_export
+from compliance.dsar.exports import SystemFile, build_access_export
 from compliance.errors import ComplianceError, InvalidInput
 from compliance.logs import log_event
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import DSAR_ERASURE_BUCKET, Policy
-from compliance.store.models import ComplianceProfile, DeletionRecord, DsarRequest, utcnow
+from compliance.store.models import (
+    ComplianceProfile,
+    DeletionRecord,
+    DsarRequest,
+    ErasureTask,
+    utcnow,
+)
+from compliance.systems import tasks as system_tasks
 
 CLAIM_LEASE = timedelta(minutes=30)  # far longer than one export or erasure takes
 
@@ -50,6 +61,8 @@ def _claimable(now: datetime, lease: timedelta) -> Any:
     abandoned = and_(
         DsarRequest.status == "processing",
         DsarRequest.deletion_record_id.is_(None),
+        # An access request with tasks is waiting for its systems; _settle_access has it.
+        ~exists().where(ErasureTask.dsar_request_id == DsarRequest.id),
         or_(
             DsarRequest.processing_started_at.is_(None),
             DsarRequest.processing_started_at <= now - lease,
@@ -127,20 +140,94 @@ def _complete(session: Session, request: DsarRequest, actor: str, now: datetime)
     )
 
 
+_WAITING_KINDS = ("webhook", "manual")
+
+
 def _process_access(
     session: Session, datamap: DataMap, request: DsarRequest, actor: str, now: datetime
-) -> None:
+) -> bool:
+    """Open the request's tasks, ask the other systems, and export once all are done.
+
+    Returns whether the request completed (False: it waits for a webhook or a person).
+    """
+    policy = datamap.policy
+    subject = {"id": request.subject_id, "email": request.subject_email}
+    system_tasks.ensure_request_tasks(session, policy, request, subject=subject, now=now)
+    session.commit()  # the tasks' idempotency keys exist before any request leaves
+    if any(s.kind in _WAITING_KINDS for s in system_tasks.access_task_specs(policy)):
+        system_tasks.run_webhook_tasks(
+            session, policy, actor=actor, now=now, request_ids=[request.id],
+            export_dir=policy.export_dir,
+        )  # fmt: skip
+        if not system_tasks.request_tasks_finished(session, request.id, kinds=_WAITING_KINDS):
+            return False
+    parts = [
+        SystemFile(task.system, Path(task.file_path).name.split("-", 1)[-1],
+                   Path(task.file_path).read_bytes())
+        for task in system_tasks.tasks_of_request(session, request)
+        if task.file_path
+    ]  # fmt: skip
     export = build_access_export(
         datamap,
         request.subject_id,
         reference=request.reference,
-        directory=datamap.policy.export_dir,
+        directory=policy.export_dir,
         now=now,
+        parts=parts,
     )
     request.export_path = str(export.path)
     request.export_bytes = export.bytes
     request.export_sha256 = export.sha256
-    _complete(session, request, actor, utcnow())
+    finished = utcnow()
+    session.execute(
+        update(ErasureTask)
+        .where(
+            ErasureTask.dsar_request_id == request.id,
+            ErasureTask.system_kind == "sql",
+            ErasureTask.status.not_in(system_tasks.FINISHED),
+        )
+        .values(status=system_tasks.DONE, done_at=finished, attempts=ErasureTask.attempts + 1,
+                updated_at=finished)
+    )  # fmt: skip
+    _complete(session, request, actor, finished)
+    return True
+
+
+def _settle_access(
+    session: Session, datamap: DataMap, result: ProcessResult, actor: str, now: datetime
+) -> None:
+    """Access requests waiting for their systems: ask again, export those now complete."""
+    ids = list(
+        session.scalars(
+            select(DsarRequest.id)
+            .where(
+                DsarRequest.kind == "access",
+                DsarRequest.status == "processing",
+                DsarRequest.export_path.is_(None),
+                exists().where(ErasureTask.dsar_request_id == DsarRequest.id),
+            )
+            .order_by(DsarRequest.id)
+        )
+    )
+    session.rollback()
+    seen = set(result.waiting)
+    for request_id in ids:
+        request = session.get(DsarRequest, request_id)
+        if request is None or request.status != "processing" or request.reference in seen:
+            continue  # gone, or already asked in this run's claim
+        try:
+            if _process_access(session, datamap, request, actor, now):
+                result.exported += 1
+                result.completed.append(request.reference)
+            else:
+                result.waiting.append(request.reference)
+            session.commit()
+        except (ComplianceError, SQLAlchemyError, OSError) as exc:
+            session.rollback()
+            message = str(exc) if isinstance(exc, ComplianceError) else one_line(exc)
+            _fail(session, request, message, actor)
+            session.commit()
+            result.failed[request.reference] = message
 
 
 def _process_erasure(
@@ -243,9 +330,11 @@ def process_dsar_requests(
             started = now or utcnow()
             try:
                 if request.kind == "access":
-                    _process_access(session, datamap, request, actor, started)
-                    result.exported += 1
-                    result.completed.append(request.reference)
+                    if _process_access(session, datamap, request, actor, started):
+                        result.exported += 1
+                        result.completed.append(request.reference)
+                    else:
+                        result.waiting.append(request.reference)
                 else:
                     _process_erasure(session, policy, request, actor, started)
                     result.erasure_scheduled += 1
@@ -257,5 +346,6 @@ def process_dsar_requests(
                 session.commit()
                 result.failed[request.reference] = message
                 log_event("dsar.failed", reference=request.reference, error=message)
+    _settle_access(session, datamap, result, actor, now or utcnow())
     _settle_erasures(session, result, actor, now or utcnow())
     return result
