@@ -13,52 +13,24 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, text
 
-from compliance.demo.billing import create_demo_billing_database
 from compliance.demo.generate import create_demo_app_database
 from compliance.errors import ConfigError
 from compliance.policy.loader import load_policy
-from compliance.store.engines import make_engine
 from compliance.store.models import DeletionBatch, DeletionRecord, ErasureTask
-from tests.conftest import DEMO_POLICY, Backend, Deployment, make_deployment
-
-CLOSED = '["users", "workflows", "api_tokens", "activity_logs", "support_tickets"]'
+from tests.conftest import DEMO_POLICY, Backend, Deployment, fill_demo, make_deployment
 
 
-def two_database_policy(billing_url: str, extra: str = "") -> str:
-    """The demo policy with a billing database holding customers (anonymized) and notes."""
-    return (
-        DEMO_POLICY.replace(f"tables = {CLOSED}", f'tables = {CLOSED[:-1]}, "billing_customers"]')
-        + f"""
-[systems.billing]
-kind = "sql"
-url = "{billing_url}"
-description = "The billing provider's customer records"
-
-[tables.billing_customers]
-system = "billing"
-subject_column = "user_id"
-on_erasure = "anonymize"
-anonymize = {{ billing_email = "hash", company = "null", vat_id = "null" }}
-
-[tables.billing_notes]
-system = "billing"
-via = {{ table = "billing_customers", column = "customer_id" }}
-on_erasure = "delete"
-"""
-        + extra
-    )
+def two_database_policy(extra: str = "") -> str:
+    """The demo policy: its billing database holds customers (anonymized) and notes."""
+    return DEMO_POLICY + extra
 
 
 @pytest.fixture
 def billed(backend: Backend, tmp_path: Path) -> Iterator[tuple[Deployment, Engine]]:
     """The demo application database plus a billing database, each a real database."""
-    billing_url = backend.url("billing")
-    d = make_deployment(backend, tmp_path / "deploy", two_database_policy(billing_url))
-    billing = make_engine(billing_url)
-    create_demo_app_database(d.app_engine, users_count=300, seed=7)
-    create_demo_billing_database(billing, users_count=300, seed=7)
-    yield d, billing
-    billing.dispose()
+    d = make_deployment(backend, tmp_path / "deploy", two_database_policy())
+    fill_demo(d, users_count=300, seed=7)
+    yield d, d.billing_engine
     d.dispose()
 
 
@@ -220,8 +192,7 @@ def test_a_failing_database_keeps_the_record_open_and_the_rerun_finishes_only_th
 def test_a_missing_table_in_the_billing_database_is_named_before_anything_runs(
     backend: Backend, tmp_path: Path
 ) -> None:
-    billing_url = backend.url("billing")
-    d = make_deployment(backend, tmp_path / "deploy", two_database_policy(billing_url))
+    d = make_deployment(backend, tmp_path / "deploy", two_database_policy())
     create_demo_app_database(d.app_engine, users_count=20, seed=1)
     result = d.run("create-deletion-records", "--bucket", "closed_accounts", "--execute")
     assert result.exit_code == 2
@@ -291,7 +262,7 @@ def test_a_mistake_in_a_system_is_an_error_naming_the_key(
     tmp_path: Path, extra: str, message: str
 ) -> None:
     path = tmp_path / "compliance.toml"
-    path.write_text(two_database_policy("sqlite:///billing.db", extra))
+    path.write_text(two_database_policy(extra))
     with pytest.raises(ConfigError) as error:
         load_policy(path, env={})
     assert message in str(error.value)
@@ -314,8 +285,8 @@ def test_a_bad_system_stops_a_job_with_exit_2_and_changes_nothing(
 def test_a_url_from_the_environment_names_the_billing_database(
     billed: tuple[Deployment, Engine], tmp_path: Path
 ) -> None:
-    d, billing = billed
-    url = billing.url.render_as_string(hide_password=False)
+    d, _ = billed
+    url = d.billing_url
     body = d.policy_path.read_text().replace(f'url = "{url}"', 'url_env = "BILLING_DB_URL"')
     assert 'url_env = "BILLING_DB_URL"' in body
     d.policy_path.write_text(body)

@@ -36,9 +36,7 @@ def with_helpdesk(demo: Deployment, url: str, extra: str = "") -> Deployment:
     """closed_accounts also reaches the helpdesk, a webhook at ``url``."""
     demo.write_policy(
         DEMO_POLICY.replace(
-            'description = "Accounts closed more than 30 days ago: everything but billing"',
-            'description = "Accounts closed more than 30 days ago: everything but billing"\n'
-            'systems = ["helpdesk"]',
+            "[buckets.closed_accounts]\n", '[buckets.closed_accounts]\nsystems = ["helpdesk"]\n'
         )
         + f"""
 [systems.helpdesk]
@@ -266,3 +264,46 @@ instructions = "Export the subscriber from the newsletter tool as CSV and upload
     listed = {f["name"]: f["sha256"] for f in manifest["files"]}
     assert set(listed) == set(files) - {"manifest.json"}
     assert all(hashlib.sha256(files[n]).hexdigest() == sha for n, sha in listed.items())
+
+
+def test_the_helpdesk_stub_from_the_readme_speaks_the_contract() -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from compliance.policy.systems import System
+    from compliance.systems.webhook import poll, send
+    from tests.conftest import ROOT
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "HELPDESK_WEBHOOK_SECRET": SECRET}
+    stub = subprocess.Popen(
+        [sys.executable, "-m", "examples.helpdesk_stub", "--port", str(port), "--delay", "0"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        system = System("helpdesk", "webhook", url=f"http://127.0.0.1:{port}/privacy",
+                        secret_env="HELPDESK_WEBHOOK_SECRET", timeout_s=5,
+                        status_url=f"http://127.0.0.1:{port}/privacy/{{key}}")  # fmt: skip
+        subject = {"id": "7", "email": "a@example.org"}
+        for _ in range(50):  # until it listens
+            answer = send(system, {"kind": "erasure", "subject": subject},
+                          idempotency_key="k1", secret=SECRET.encode())  # fmt: skip
+            if answer.declared:
+                break
+            time.sleep(0.1)
+        assert answer.status == "done"
+        later = send(system, {"kind": "access", "subject": subject}, idempotency_key="k2",
+                     secret=SECRET.encode())  # fmt: skip
+        assert later.status == "accepted"
+        ready = poll(system, reference="DSAR-1", idempotency_key="k2", secret=SECRET.encode())
+        assert ready.status == "done" and ready.data["tickets"]
+        forged = send(system, {"kind": "erasure"}, idempotency_key="k3", secret=b"wrong")
+        assert forged.status == "failed" and not forged.declared
+    finally:
+        stub.terminate()
+        stub.communicate(timeout=10)

@@ -23,9 +23,7 @@ def waiting(queue: Deployment) -> Deployment:
     """closed_accounts also reaches a manual system; its accepted records wait for a person."""
     queue.write_policy(
         DEMO_POLICY.replace(
-            'description = "Accounts closed more than 30 days ago: everything but billing"',
-            'description = "Accounts closed more than 30 days ago: everything but billing"\n'
-            'systems = ["newsletter"]',
+            "[buckets.closed_accounts]\n", '[buckets.closed_accounts]\nsystems = ["newsletter"]\n'
         )
         + MANUAL
     )
