@@ -2,7 +2,7 @@ import click
 
 from compliance.demo.billing import create_demo_billing_database
 from compliance.demo.generate import create_demo_app_database, write_demo_policy
-from compliance.demo.seed import seed_demo_workflow
+from compliance.demo.seed import seed_demo_workflow, seed_fan_out
 from compliance.errors import Conflict
 from compliance.policy.loader import config_path
 from compliance.store.engines import make_engine, migrate
@@ -51,6 +51,8 @@ def init_db(demo: bool, demo_users: int) -> dict[str, object]:
                 billing.dispose()
         with rt.session() as session:
             seeded = seed_demo_workflow(session, rt.datamap, actor=rt.actor)
+            if seeded:  # a fresh demo: show one erasure fanning out across three systems
+                seeded.update(seed_fan_out(session, rt.datamap, actor=rt.actor))
         summary["demo_seeded"] = seeded
         if seeded:
             lines.append(

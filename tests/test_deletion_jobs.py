@@ -42,7 +42,8 @@ def table_counts(d: Deployment) -> dict[str, int]:
 
 
 def app_checksum(d: Deployment) -> str:
-    return d.checksum(*d.policy().tables)
+    tables = d.policy().tables
+    return d.checksum(*(n for n, t in tables.items() if t.system == "app_database"))
 
 
 def accept(d: Deployment, batch_id: int) -> None:

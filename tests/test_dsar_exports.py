@@ -48,9 +48,15 @@ def export_of(d: Deployment, subject_id: str) -> tuple[dict[str, bytes], DsarReq
 def test_the_zip_holds_every_table_of_the_subject_and_a_true_manifest(demo: Deployment) -> None:
     user = demo.app_rows("users", "id = 42")[0]
     files, row = export_of(demo, "42")
-    tables = sorted(demo.policy().tables)
+    policy = demo.policy()
+    tables = sorted(policy.tables)
     assert sorted(files) == sorted(
-        ["data.json", "README.txt", "manifest.json", *(f"app_database/{t}.csv" for t in tables)]
+        [
+            "data.json",
+            "README.txt",
+            "manifest.json",
+            *(f"{policy.tables[t].system}/{t}.csv" for t in tables),
+        ]
     )
     data = json.loads(files["data.json"])
     assert sorted(data) == tables
@@ -63,7 +69,11 @@ def test_the_zip_holds_every_table_of_the_subject_and_a_true_manifest(demo: Depl
     assert [w["id"] for w in data["workflows"]] == [w["id"] for w in workflows]
 
     for table in tables:
-        rows = list(csv.DictReader(io.StringIO(files[f"app_database/{table}.csv"].decode("utf-8"))))
+        rows = list(
+            csv.DictReader(
+                io.StringIO(files[f"{policy.tables[table].system}/{table}.csv"].decode("utf-8"))
+            )
+        )
         assert len(rows) == len(data[table])
 
     manifest = json.loads(files["manifest.json"])

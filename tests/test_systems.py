@@ -217,10 +217,10 @@ def test_a_missing_table_in_the_billing_database_is_named_before_anything_runs(
             '[systems.helpdesk]\nkind = "webhook"\nurl = "ftp://x"\nsecret_env = "S"\n',
             "systems.helpdesk.url: 'ftp://x' is not an http:// or https:// URL",
         ),
-        ('[systems.newsletter]\nkind = "manual"\n', "systems.newsletter.instructions: missing"),
+        ('[systems.mailer]\nkind = "manual"\n', "systems.mailer.instructions: missing"),
         (
-            '[systems.newsletter]\nkind = "manual"\ninstructions = "x"\nurl = "http://a"\n',
-            "systems.newsletter.url: unknown key for a manual system",
+            '[systems.mailer]\nkind = "manual"\ninstructions = "x"\nurl = "http://a"\n',
+            "systems.mailer.url: unknown key for a manual system",
         ),
         (
             '[systems.app_database]\nkind = "sql"\nurl = "sqlite://"\n',
@@ -231,7 +231,6 @@ def test_a_missing_table_in_the_billing_database_is_named_before_anything_runs(
             "tables.ledger.system: 'erp' is not a declared system",
         ),
         (
-            '[systems.newsletter]\nkind = "manual"\ninstructions = "x"\n'
             '[tables.ledger]\nsystem = "newsletter"\nsubject_column = "u"\non_erasure = "retain"\n',
             "tables.ledger.system: 'newsletter' is a manual system; tables live in sql systems",
         ),

@@ -19,6 +19,7 @@ from compliance.store.models import AuditEvent, DeletionRecord, ErasureTask, utc
 from compliance.systems.tasks import receive_callback, retry_task
 from compliance.systems.webhook import signed_headers
 from tests.conftest import DEMO_POLICY, Deployment
+from tests.test_intake_api import Server, api  # noqa: F401 - the uvicorn fixture
 from tests.test_systems import accept_everything
 from tests.webhook_server import Service, webhook_service
 
@@ -216,16 +217,12 @@ def test_an_access_request_waits_for_every_system_and_its_zip_has_a_folder_for_e
     from tests.conftest import person
 
     demo.write_policy(
-        DEMO_POLICY
+        DEMO_POLICY.replace("systems = []  ", 'systems = ["helpdesk", "newsletter"]  ')
         + f"""
 [systems.helpdesk]
 kind = "webhook"
 url = "{service.url}/done"
 secret_env = "HELPDESK_SECRET"
-
-[systems.newsletter]
-kind = "manual"
-instructions = "Export the subscriber from the newsletter tool as CSV and upload it."
 """
     )
     policy = demo.policy()
@@ -254,7 +251,9 @@ instructions = "Export the subscriber from the newsletter tool as CSV and upload
         assert second.completed == [request.reference]
         row = s.scalars(select(DsarRequest).where(DsarRequest.id == request.id)).one()
         statuses = {t.system: t.status for t in s.scalars(select(ErasureTask))}
-    assert statuses == {"app_database": "done", "helpdesk": "done", "newsletter": "done"}
+    assert statuses == {
+        "app_database": "done", "billing": "done", "helpdesk": "done", "newsletter": "done",
+    }  # fmt: skip
     with zipfile.ZipFile(row.export_path) as archive:
         files = {name: archive.read(name) for name in archive.namelist()}
     assert "app_database/users.csv" in files
@@ -307,3 +306,35 @@ def test_the_helpdesk_stub_from_the_readme_speaks_the_contract() -> None:
     finally:
         stub.terminate()
         stub.communicate(timeout=10)
+
+
+@pytest.fixture
+def answering_later(demo: Deployment, service: Service) -> Deployment:
+    return with_helpdesk(demo, service.url + "/later")
+
+
+def test_the_callback_reaches_the_intake_api_over_http(
+    answering_later: Deployment,
+    service: Service,
+    api: Server,  # noqa: F811
+) -> None:
+    import httpx
+
+    d = answering_later
+    first = apply(d)
+    assert first.webhooks["accepted"] == first.due
+    task = tasks(d)[0]
+    body = json.dumps({"idempotency_key": task.idempotency_key, "status": "done"}).encode()
+    url = f"{api.url}/v1/tasks/callback"
+    forged = httpx.post(url, content=body, headers=signed_headers(b"wrong", body), timeout=10)
+    assert forged.status_code == 422 and "bad signature" in forged.json()["detail"]
+    signed = signed_headers(SECRET.encode(), body)
+    answer = httpx.post(url, content=body, headers=signed, timeout=10)
+    assert answer.status_code == 200 and answer.json() == {"status": "done"}
+    replay = httpx.post(url, content=body, headers=signed, timeout=10)
+    assert replay.status_code == 200, "a replayed callback changes nothing"
+    with d.session() as s:
+        record = s.get(DeletionRecord, task.deletion_record_id)
+        assert record is not None and record.deletion_applied_at is not None
+        done = s.scalar(select(func.count()).where(AuditEvent.action == "task.done"))
+    assert done == 1

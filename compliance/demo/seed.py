@@ -47,12 +47,11 @@ def seed_demo_workflow(session: Session, datamap: DataMap, *, actor: str) -> dic
             session, datamap, actor=actor, execute=True, bucket="stale_support_tickets"
         )
         seeded["applied"] = result.applied
-    seeded.update(_seed_fan_out(session, datamap, actor=actor))
     seeded["DSAR requests"] = _seed_dsar_requests(session, datamap)
     return seeded
 
 
-def _seed_fan_out(session: Session, datamap: DataMap, *, actor: str) -> dict[str, int]:
+def seed_fan_out(session: Session, datamap: DataMap, *, actor: str) -> dict[str, int]:
     """One inactive_accounts batch accepted and applied, so fan-out shows on the first run.
 
     Its records reach the application database, the billing database and the manual

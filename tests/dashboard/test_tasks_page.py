@@ -11,12 +11,6 @@ from tests.conftest import DEMO_POLICY, Deployment
 from tests.dashboard.conftest import OFFICER, SUPPORT, OpenApp
 from tests.test_systems import accept_everything
 
-MANUAL = """
-[systems.newsletter]
-kind = "manual"
-instructions = "Newsletter tool: Audience > search the email > Delete permanently."
-"""
-
 
 @pytest.fixture
 def waiting(queue: Deployment) -> Deployment:
@@ -25,7 +19,6 @@ def waiting(queue: Deployment) -> Deployment:
         DEMO_POLICY.replace(
             "[buckets.closed_accounts]\n", '[buckets.closed_accounts]\nsystems = ["newsletter"]\n'
         )
-        + MANUAL
     )
     accept_everything(queue, "closed_accounts")
     with queue.session() as session:
@@ -45,7 +38,7 @@ def test_an_officer_confirms_a_manual_task_with_a_note_and_the_record_is_applied
     at = open_app(OFFICER, "pages/tasks.py")
     assert not at.exception, at.exception
     shown = " ".join(t.value for t in at.text)
-    assert "Newsletter tool: Audience > search the email > Delete permanently." in shown
+    assert "Erasure: choose 'Delete permanently' (not 'Unsubscribe')." in shown
     assert task.subject["email"] in shown
 
     at.button(key=f"task_confirm_{task.id}").click().run()  # no note: refused
