@@ -1,6 +1,6 @@
 import click
 
-from compliance.deletion.apply import DEFAULT_CHUNK_SIZE, apply_deletions
+from compliance.deletion.apply import DEFAULT_CHUNK_SIZE, MAX_WORKERS, apply_deletions
 from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
 
 
@@ -13,8 +13,15 @@ from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
     type=int,
     help="Records per commit.",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, MAX_WORKERS),
+    help="Erase with this many connections at once (PostgreSQL; each record still once).",
+)
 @execute_option
-def apply(bucket: str | None, chunk_size: int, execute: bool) -> object:
+def apply(bucket: str | None, chunk_size: int, workers: int, execute: bool) -> object:
     """Erase the data of accepted records whose scheduled time has come."""
     rt = runtime()
     with rt.session() as session:
@@ -25,6 +32,7 @@ def apply(bucket: str | None, chunk_size: int, execute: bool) -> object:
             execute=execute,
             bucket=bucket,
             chunk_size=chunk_size,
+            workers=workers,
         )
     if execute:
         lines = [f"Applied {result.applied} of {result.due} due records, {result.failed} failed"]
