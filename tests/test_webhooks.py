@@ -230,13 +230,14 @@ secret_env = "HELPDESK_SECRET"
     with demo.session() as s:
         request = submit(s, policy, demo.app_engine, kind="access", subject_id="42",
                          requested_by=person("support@example.com")).request  # fmt: skip
-        review_dsar(s, request.reference, "approve", reviewer=person("dpo@example.com"),
+        reference, request_id = request.reference, request.id
+        review_dsar(s, reference, "approve", reviewer=person("dpo@example.com"),
                     four_eyes=False)  # fmt: skip
         first = process_dsar_requests(s, demo.datamap(), actor="worker", execute=True)
-    assert first.waiting == [request.reference] and not first.completed
+    assert first.waiting == [reference] and not first.completed
     (call,) = [c for c in service.calls if c.path == "/done"]
     assert call.body is not None and call.body["kind"] == "access"
-    assert call.body["reference"] == request.reference
+    assert call.body["reference"] == reference
     with demo.session() as s:
         manual = s.scalars(select(ErasureTask).where(ErasureTask.system == "newsletter")).one()
         assert manual.status == "pending" and manual.action == "access"
@@ -247,9 +248,11 @@ secret_env = "HELPDESK_SECRET"
             upload=("subscriber.csv", b"email,list\nx@example.org,weekly\n"),
             export_dir=policy.export_dir,
         )  # fmt: skip
-        second = process_dsar_requests(s, demo.datamap(), actor="worker", execute=True)
-        assert second.completed == [request.reference]
-        row = s.scalars(select(DsarRequest).where(DsarRequest.id == request.id)).one()
+        second = process_dsar_requests(
+            s, demo.datamap(), actor="worker", execute=True, now=utcnow() + timedelta(minutes=2)
+        )
+        assert second.completed == [reference]
+        row = s.scalars(select(DsarRequest).where(DsarRequest.id == request_id)).one()
         statuses = {t.system: t.status for t in s.scalars(select(ErasureTask))}
     assert statuses == {
         "app_database": "done", "billing": "done", "helpdesk": "done", "newsletter": "done",

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -38,10 +38,13 @@ from compliance.store.models import (
     utcnow,
 )
 from compliance.store.queries import dsar_claimable, dsar_in, record_open, record_state
+from compliance.store.sql import rows_changed
 from compliance.store.states import DsarKind, DsarStatus, RecordState
 from compliance.systems import tasks as system_tasks
 
 CLAIM_LEASE = timedelta(minutes=30)  # far longer than one export or erasure takes
+# A request waiting for its systems is looked at again by one worker at a time, this far apart.
+SETTLE_LEASE = timedelta(minutes=1)
 
 
 @dataclass
@@ -138,8 +141,8 @@ def _process_access(
     policy = datamap.policy
     subject = {"id": request.subject_id, "email": request.subject_email}
     system_tasks.ensure_request_tasks(session, policy, request, subject=subject, now=now)
-    session.commit()  # the tasks' idempotency keys exist before any request leaves
     if any(s.kind in _WAITING_KINDS for s in system_tasks.access_task_specs(policy)):
+        session.commit()  # the tasks' idempotency keys exist before any request leaves
         system_tasks.run_webhook_tasks(
             session, policy, actor=actor, now=now, request_ids=[request.id],
             export_dir=policy.export_dir,
@@ -182,24 +185,28 @@ def _settle_access(
     session: Session, datamap: DataMap, result: ProcessResult, actor: str, now: datetime
 ) -> None:
     """Access requests waiting for their systems: ask again, export those now complete."""
-    ids = list(
-        session.scalars(
-            select(DsarRequest.id)
-            .where(
-                DsarRequest.kind == "access",
-                DsarRequest.status == "processing",
-                DsarRequest.export_path.is_(None),
-                exists().where(ErasureTask.dsar_request_id == DsarRequest.id),
-            )
-            .order_by(DsarRequest.id)
-        )
+    waiting = and_(
+        DsarRequest.kind == "access",
+        DsarRequest.status == "processing",
+        DsarRequest.export_path.is_(None),
+        exists().where(ErasureTask.dsar_request_id == DsarRequest.id),
+        # Not while the worker that claimed (or last looked at) it may still be at work.
+        DsarRequest.processing_started_at <= now - SETTLE_LEASE,
     )
+    ids = list(session.scalars(select(DsarRequest.id).where(waiting).order_by(DsarRequest.id)))
     session.rollback()
     seen = set(result.waiting)
     for request_id in ids:
+        # Take it for this worker: a second worker's UPDATE finds the condition false.
+        taken = session.execute(
+            update(DsarRequest)
+            .where(DsarRequest.id == request_id, waiting)
+            .values(processing_started_at=now)
+        )
+        session.commit()
         request = session.get(DsarRequest, request_id)
-        if request is None or request.status != "processing" or request.reference in seen:
-            continue  # gone, or already asked in this run's claim
+        if rows_changed(taken) != 1 or request is None or request.reference in seen:
+            continue  # another worker has it, or this run's claim just asked
         try:
             if _process_access(session, datamap, request, actor, now):
                 result.exported += 1
