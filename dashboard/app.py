@@ -91,7 +91,7 @@ def sign_in(policy: Policy) -> Identity | None:
         person = resolve_identity(policy, picked_email=st.session_state.get(DEMO_CHOICE_KEY))
     if person is None:
         return None
-    st.sidebar.caption(f"**{person.email}**")
+    st.sidebar.caption(f"**{widgets.plain(person.email)}**")
     roles = ", ".join(ROLE_TITLES[r] for r in sorted(person.roles)) or "no role"
     st.sidebar.caption(roles)
     if person.source == "oidc":
@@ -125,13 +125,13 @@ st.set_page_config(page_title="Privacy Desk", page_icon="🛡️", layout="wide"
 try:
     policy = context.policy()
 except ComplianceError as exc:
-    st.error(f"The dashboard cannot start: {exc}")
+    st.error(widgets.plain(f"The dashboard cannot start: {exc}"))
     st.stop()
 
 try:
     person = sign_in(policy)
 except ComplianceError as exc:  # e.g. a proxy secret too short to trust
-    st.error(f"Nobody can sign in: {exc}")
+    st.error(widgets.plain(f"Nobody can sign in: {exc}"))
     st.stop()
 st.session_state[context.IDENTITY_KEY] = person
 # st.navigation runs on every path, so Streamlit never falls back to listing pages/ itself.

@@ -54,7 +54,7 @@ try:
     with context.session(policy) as s:
         batch = get_batch(s, int(batch_id))
 except ComplianceError as exc:
-    st.error(str(exc))
+    st.error(widgets.plain(exc))
     st.stop()
 
 st.subheader(f"Batch {batch.id} · {batch.bucket}")
@@ -62,14 +62,16 @@ widgets.status_badge(batch.reviewed_status)
 actor = context.identity()
 if batch.reviewed_status != "pending":
     when = batch.reviewed_at.strftime("%Y-%m-%d %H:%M UTC") if batch.reviewed_at else "?"
-    reason = f" Reason: {batch.reviewed_reason}" if batch.reviewed_reason else ""
-    st.info(f"{batch.reviewed_status.capitalize()} by {batch.reviewed_by} at {when}.{reason}")
+    decided = f"{batch.reviewed_status.capitalize()} by {batch.reviewed_by} at {when}."
+    st.info(widgets.plain(decided))
+    if batch.reviewed_reason:
+        widgets.show_text("Reason", batch.reviewed_reason)
 else:
     st.markdown("**Impact preview** — what accepting this batch would do (nothing is changed):")
     try:
         st.dataframe(context.batch_impact(policy, batch.id), hide_index=True)
     except ComplianceError as exc:
-        st.error(str(exc))
+        st.error(widgets.plain(exc))
     accept, reject = st.columns(2)
     if accept.button("Accept batch…", type="primary", key="accept"):
         widgets.ask_confirmation("accept", batch_id=batch.id)

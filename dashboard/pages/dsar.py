@@ -125,7 +125,7 @@ if finished:
                 path = dsar.open_export_for_download(s, reference, actor=person)
             st.session_state[EXPORT_KEY] = (reference, path.name, path.read_bytes())
         except ComplianceError as exc:
-            st.error(str(exc))
+            st.error(widgets.plain(exc))
     ready = st.session_state.get(EXPORT_KEY)
     if ready and ready[0] == reference:
         st.download_button(
