@@ -20,13 +20,17 @@ def create_records(bucket: str, chunk_size: int | None, execute: bool) -> object
             session, rt.datamap, bucket, actor=rt.actor, execute=execute, chunk_size=chunk_size
         )
     verb = "Created" if execute else "Would create"
-    emit(
-        result,
-        [
-            f"{verb} {result.created} deletion records in bucket {result.bucket} "
-            f"({result.due} subjects due, {result.skipped} skipped: already open) "
-            f"in {result.elapsed_s:.1f}s"
-        ],
-        executed=execute,
-    )
+    lines = [
+        f"{verb} {result.created} deletion records in bucket {result.bucket} "
+        f"({result.due} subjects due, {result.skipped} skipped: already open) "
+        f"in {result.elapsed_s:.1f}s"
+    ]
+    if result.held:
+        lines.append(f"  {result.held} held back: on legal hold (see 'hold list')")
+    if result.cooling_off:
+        lines.append(
+            f"  {result.cooling_off} held back: rejected in this bucket within the last "
+            f"{result.cooloff_days} days (rejection_cooloff_days)"
+        )
+    emit(result, lines, executed=execute)
     return result

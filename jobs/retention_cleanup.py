@@ -36,6 +36,11 @@ def cleanup(category: str | None, chunk_size: int, execute: bool) -> object:
             lines.append(f"  {c.name}: {c.status}: {c.message}")
         else:
             lines.append(f"  {c.name}: {c.rows} rows of {c.table} older than {c.days} days")
+        if c.protected_rows:
+            lines.append(
+                f"  {c.name}: {c.protected_rows} old rows kept: subjects on legal hold "
+                "or awaiting an access export"
+            )
     summary = {
         "executed": execute,
         "rows": result.rows,

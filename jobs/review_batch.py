@@ -53,14 +53,19 @@ def review(
             reason=reason,
             exclude=_parse_exclusions(exclude),
             execute=execute,
+            policy=rt.policy,
         )
     verb = result.decision.capitalize() if execute else f"Would mark as {result.decision}"
-    emit(
-        result,
-        [
-            f"{verb} batch {batch_id} ({result.bucket}): {result.accepted} records accepted, "
-            f"{result.excluded} excluded, {result.rejected} rejected"
-        ],
-        executed=execute,
-    )
+    lines = [
+        f"{verb} batch {batch_id} ({result.bucket}): {result.accepted} records accepted, "
+        f"{result.excluded} excluded, {result.rejected} rejected"
+    ]
+    if exclude:
+        # An exclusion keeps the record out of this batch only; a hold keeps the subject safe.
+        lines.append(
+            "  An excluded record is kept out of this batch only. To keep its subject out of "
+            "every bucket, place a legal hold: python -m jobs hold add --subject-id ID "
+            "--reason TEXT --by EMAIL --execute"
+        )
+    emit(result, lines, executed=execute)
     return result

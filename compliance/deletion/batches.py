@@ -11,6 +11,7 @@ from sqlalchemy import Table, case, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event, record_events
+from compliance.deletion.plans import plan_document, store_plan
 from compliance.deletion.records import MAX_CHUNK_SIZE
 from compliance.errors import Conflict, InvalidInput, NotFound
 from compliance.logs import Progress
@@ -250,8 +251,13 @@ def review_batch(
     exclude: Mapping[int, str] | None = None,
     execute: bool = True,
     now: datetime | None = None,
+    policy: Policy | None = None,
 ) -> ReviewResult:
-    """Accept or reject a pending batch. The decision is final: a second review is refused."""
+    """Accept or reject a pending batch. The decision is final: a second review is refused.
+
+    Given the ``policy``, an acceptance also stores the bucket's erasure plan as it stands
+    (the one the impact preview showed), so apply-deletions never erases more than that.
+    """
     if decision not in ("accept", "reject"):
         raise InvalidInput(f"decision must be accept or reject, got '{decision}'")
     by = require(reviewer, COMPLIANCE_OFFICER, to="review deletion batches")
@@ -296,6 +302,9 @@ def review_batch(
         return result
 
     now = now or utcnow()
+    accepted_plan = None
+    if decision == "accept" and policy is not None:
+        accepted_plan = store_plan(session, plan_document(policy, batch.bucket))
     # Compare-and-set: if someone decided since we read the batch, nothing changes.
     claimed = rows_changed(
         session.execute(
@@ -306,6 +315,7 @@ def review_batch(
                 reviewed_by=by,
                 reviewed_at=now,
                 reviewed_reason=reason,
+                accepted_plan_hash=accepted_plan,
                 updated_at=now,
             )
         )
@@ -335,6 +345,7 @@ def review_batch(
             "rejected": rejected,
             "excluded_record_ids": sorted(exclude),
             "reason": reason,
+            **({"plan_hash": accepted_plan} if accepted_plan else {}),
         },
     )
     session.commit()

@@ -10,11 +10,16 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    ColumnElement,
     Engine,
+    column,
+    delete,
     exists,
+    false,
     func,
     literal,
     select,
+    table,
     text,
     true,
 )
@@ -23,12 +28,21 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
+from compliance.deletion.holds import active_hold, held_subjects
+from compliance.deletion.ledger import cooling_off, cooling_off_condition
 from compliance.deletion.rules import due_query, iter_due_subjects
 from compliance.errors import InvalidInput
 from compliance.logs import Progress, log_event
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Bucket
-from compliance.store.models import ComplianceProfile, DeletionRecord, UTCDateTime, utcnow
+from compliance.store.models import (
+    ComplianceProfile,
+    DecisionLedger,
+    DeletionRecord,
+    LegalHold,
+    UTCDateTime,
+    utcnow,
+)
 from compliance.store.sql import rows_changed
 
 # The columns an INSERT ... SELECT of new deletion records fills, in its SELECT's order.
@@ -58,6 +72,11 @@ class CreateRecordsResult:
     profiles_created: int
     elapsed_s: float
     executed: bool
+    #: Due subjects left out because a legal hold is in force on them.
+    held: int = 0
+    #: Due subjects left out because their record in this bucket was rejected recently.
+    cooling_off: int = 0
+    cooloff_days: int = 0
 
 
 def _insert_for(session: Session) -> Any:
@@ -281,9 +300,20 @@ def create_deletion_records(
             chunk_size=chunk_size,
         )  # fmt: skip
     progress = Progress("deletion_records.progress", bucket=bucket.name)
-    due = created = skipped = profiles = 0
-    for chunk in iter_due_subjects(datamap, bucket, now, chunk=chunk_size):
-        due += len(chunk)
+    due = created = skipped = profiles = held = cooled = 0
+    for found in iter_due_subjects(datamap, bucket, now, chunk=chunk_size):
+        due += len(found)
+        # A legal hold wins over every rule; a recent rejection is not proposed again.
+        on_hold = held_subjects(session, found, now=now)
+        rest = [s for s in found if s not in on_hold]
+        recent = cooling_off(session, bucket.name, bucket.rejection_cooloff_days, rest, now=now)
+        chunk = [s for s in rest if s not in recent]
+        held += len(on_hold)
+        cooled += len(recent)
+        if not chunk:
+            session.rollback()
+            progress.advance(len(found), created=created, skipped=skipped)
+            continue
         if execute:
             c, s, p = add_records(
                 session, bucket.name, chunk, actor=actor, scheduled_at=scheduled_at, now=now
@@ -296,7 +326,9 @@ def create_deletion_records(
         created += c
         skipped += s
         profiles += p
-        progress.advance(len(chunk), created=created, skipped=skipped)
+        progress.advance(len(found), created=created, skipped=skipped)
+    if held or cooled:
+        log_event("deletion_records.held_back", bucket=bucket.name, held=held, cooling_off=cooled)
     return CreateRecordsResult(
         bucket=bucket.name,
         due=due,
@@ -305,6 +337,9 @@ def create_deletion_records(
         profiles_created=profiles,
         elapsed_s=round(progress.elapsed, 3),
         executed=execute,
+        held=held,
+        cooling_off=cooled,
+        cooloff_days=bucket.rejection_cooloff_days,
     )
 
 
@@ -327,8 +362,8 @@ WITH staged AS (
     ON CONFLICT (compliance_profile_id, bucket) WHERE deletion_applied_at IS NULL DO NOTHING
     RETURNING compliance_profile_id
 )
-SELECT (SELECT count(*) FROM fresh), count(*), min(compliance_profile_id),
-       max(compliance_profile_id)
+SELECT (SELECT count(*) FROM staged), (SELECT count(*) FROM fresh), count(*),
+       min(compliance_profile_id), max(compliance_profile_id)
 FROM opened
 """)
 
@@ -377,10 +412,11 @@ def _create_from_staged_keys(
                 due += len(chunk)
         finally:
             cursor.close()
+        held, cooled = _hold_back_staged(staging, bucket, now)
         staging.commit()
         log_event("deletion_records.staged", bucket=bucket.name, due=due)
         for lo in range(0, due, chunk_size):
-            new_profiles, opened, first, last = staging.execute(
+            in_part, new_profiles, opened, first, last = staging.execute(
                 _ADD_STAGED_RECORDS_SQL,
                 {
                     "lo": lo,
@@ -391,7 +427,6 @@ def _create_from_staged_keys(
                     "now": naive(now, None),
                 },
             ).one()
-            part = min(chunk_size, due - lo)
             if opened:
                 record_event(
                     staging,
@@ -401,25 +436,54 @@ def _create_from_staged_keys(
                     target_id=bucket.name,
                     details={
                         "created": opened,
-                        "skipped": part - opened,
+                        "skipped": in_part - opened,
                         "profile_ids": [first, last],
                     },
                 )
             staging.commit()
             created += opened
             profiles += new_profiles
-            progress.advance(part, created=created, skipped=lo + part - created)
+            progress.advance(min(chunk_size, due - lo), created=created)
         staging.execute(text("DROP TABLE pd_due_keys"))
         staging.commit()
+    if held or cooled:
+        log_event("deletion_records.held_back", bucket=bucket.name, held=held, cooling_off=cooled)
     return CreateRecordsResult(
         bucket=bucket.name,
         due=due,
         created=created,
-        skipped=due - created,
+        skipped=due - held - cooled - created,
         profiles_created=profiles,
         elapsed_s=round(progress.elapsed, 3),
         executed=True,
+        held=held,
+        cooling_off=cooled,
+        cooloff_days=bucket.rejection_cooloff_days,
     )
+
+
+def _hold_back_staged(session: Session, bucket: Bucket, now: datetime) -> tuple[int, int]:
+    """Drop from the staged keys the subjects on legal hold or rejected recently.
+
+    A legal hold wins over every rule; a recent rejection is not proposed again. Returns
+    (held, cooling off), counted as the chunked path counts them.
+    """
+    staged = table("pd_due_keys", column("key"))
+    on_hold = exists().where(
+        ComplianceProfile.subject_id == staged.c.key,
+        LegalHold.compliance_profile_id == ComplianceProfile.id,
+        active_hold(now),
+    )
+    held = rows_changed(session.execute(delete(staged).where(on_hold)))
+    if bucket.rejection_cooloff_days <= 0:
+        return held, 0
+    since = now - timedelta(days=bucket.rejection_cooloff_days)
+    recent = exists().where(
+        ComplianceProfile.subject_id == staged.c.key,
+        DecisionLedger.compliance_profile_id == ComplianceProfile.id,
+        cooling_off_condition(bucket.name, since),
+    )
+    return held, rows_changed(session.execute(delete(staged).where(recent)))
 
 
 def same_database(datamap: DataMap) -> bool:
@@ -443,8 +507,24 @@ def _create_in_database(
     (``WHERE true``: SQLite needs a WHERE before an upsert clause to parse INSERT ... SELECT.)
     """
     started = time.monotonic()
-    due = due_query(datamap, bucket, now).subquery("due")
-    total = session.scalar(select(func.count()).select_from(due)) or 0
+    found = due_query(datamap, bucket, now).subquery("found")
+    total = session.scalar(select(func.count()).select_from(found)) or 0
+    on_hold = exists().where(
+        ComplianceProfile.subject_id == found.c.subject_key,
+        LegalHold.compliance_profile_id == ComplianceProfile.id,
+        active_hold(now),
+    )
+    since = now - timedelta(days=bucket.rejection_cooloff_days)
+    recent: ColumnElement[bool] = exists().where(
+        ComplianceProfile.subject_id == found.c.subject_key,
+        DecisionLedger.compliance_profile_id == ComplianceProfile.id,
+        cooling_off_condition(bucket.name, since),
+    )
+    if bucket.rejection_cooloff_days <= 0:
+        recent = false()
+    held = session.scalar(select(func.count()).select_from(found).where(on_hold)) or 0
+    cooled = session.scalar(select(func.count()).select_from(found).where(~on_hold, recent)) or 0
+    due = select(found.c.subject_key).where(~on_hold, ~recent).subquery("due")
     profiles = ComplianceProfile.__table__
     records = DeletionRecord.__table__
     stamp = literal(now, UTCDateTime())
@@ -488,16 +568,32 @@ def _create_in_database(
             action="deletion_records.created",
             target_type="bucket",
             target_id=bucket.name,
-            details={"created": created, "skipped": total - created, "in_database": True},
+            details={
+                "created": created,
+                "skipped": total - held - cooled - created,
+                "in_database": True,
+                **({"held": held} if held else {}),
+                **({"cooling_off": cooled} if cooled else {}),
+            },
         )
     session.commit()
-    log_event("deletion_records.created", bucket=bucket.name, created=created, due=total)
+    log_event(
+        "deletion_records.created",
+        bucket=bucket.name,
+        created=created,
+        due=total,
+        held=held,
+        cooling_off=cooled,
+    )
     return CreateRecordsResult(
         bucket=bucket.name,
         due=total,
         created=created,
-        skipped=total - created,
+        skipped=total - held - cooled - created,
         profiles_created=new_profiles,
         elapsed_s=round(time.monotonic() - started, 3),
         executed=True,
+        held=held,
+        cooling_off=cooled,
+        cooloff_days=bucket.rejection_cooloff_days,
     )

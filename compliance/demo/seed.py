@@ -42,7 +42,7 @@ def seed_demo_workflow(session: Session, datamap: DataMap, *, actor: str) -> dic
     ).first()
     if stale is not None:
         officer = identify(datamap.policy, DEMO_REVIEWER)
-        review_batch(session, stale, "accept", reviewer=officer)
+        review_batch(session, stale, "accept", reviewer=officer, policy=datamap.policy)
         result = apply_deletions(
             session, datamap, actor=actor, execute=True, bucket="stale_support_tickets"
         )

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
 from compliance.deletion.apply import one_line
+from compliance.deletion.holds import awaiting_access_export, held_profiles
 from compliance.deletion.records import add_records
 from compliance.dsar.deadlines import effective_due_at
 from compliance.dsar.exports import build_access_export
@@ -23,7 +24,13 @@ from compliance.errors import ComplianceError, InvalidInput
 from compliance.logs import log_event
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import DSAR_ERASURE_BUCKET, Policy
-from compliance.store.models import ComplianceProfile, DeletionRecord, DsarRequest, utcnow
+from compliance.store.models import (
+    AuditEvent,
+    ComplianceProfile,
+    DeletionRecord,
+    DsarRequest,
+    utcnow,
+)
 
 CLAIM_LEASE = timedelta(minutes=30)  # far longer than one export or erasure takes
 
@@ -143,9 +150,55 @@ def _process_access(
     _complete(session, request, actor, utcnow())
 
 
+def _on_hold(session: Session, subject_id: str, now: datetime) -> int | None:
+    """The id of a legal hold in force on the subject, if any."""
+    profile_id = session.scalar(
+        select(ComplianceProfile.id).where(ComplianceProfile.subject_id == subject_id)
+    )
+    if profile_id is None:
+        return None
+    return held_profiles(session, [profile_id], now=now).get(profile_id)
+
+
+def _wait(
+    session: Session, request: DsarRequest, note: str, actor: str, details: dict[str, Any]
+) -> None:
+    """Leave the request claimed with a visible note; audited once per request and reason."""
+    action = "dsar.erasure_waits"
+    told = session.scalar(
+        select(func.count()).where(
+            AuditEvent.action == action, AuditEvent.target_id == request.reference
+        )
+    )
+    if not told:  # once per request, not on every run that looks again
+        record_event(
+            session,
+            actor=actor,
+            action=action,
+            target_type="dsar_request",
+            target_id=request.reference,
+            details=details,
+        )
+    request.last_error = note
+
+
 def _process_erasure(
     session: Session, policy: Policy, request: DsarRequest, actor: str, now: datetime
-) -> None:
+) -> bool:
+    """Schedule the erasure; False when it must wait (a legal hold, an open access request).
+
+    A waiting request stays claimed with a note saying why; once its lease runs out the next
+    run looks again, so lifting the hold or building the export lets it through by itself.
+    """
+    hold_id = _on_hold(session, request.subject_id, now)
+    if hold_id is not None:
+        note = f"on legal hold (hold {hold_id}): the erasure waits until the hold is lifted"
+        _wait(session, request, note, actor, {"hold_id": hold_id})
+        return False
+    if awaiting_access_export(session, [request.subject_id]):
+        note = "an access request of this subject is open: the erasure waits for its export"
+        _wait(session, request, note, actor, {"waits_for": "access export"})
+        return False
     accepted = None if policy.dsar.erasure_review else True
     add_records(
         session,
@@ -174,6 +227,7 @@ def _process_erasure(
         target_id=request.reference,
         details={"deletion_record_id": request.deletion_record_id, "review": accepted is None},
     )
+    return True
 
 
 def _settle_erasures(session: Session, result: ProcessResult, actor: str, now: datetime) -> None:
@@ -200,6 +254,8 @@ def _settle_erasures(session: Session, result: ProcessResult, actor: str, now: d
             _fail(session, request, f"erasure not accepted in review: {note}", actor)
             result.failed[request.reference] = request.last_error or ""
         else:
+            # Shown on the request: e.g. "on legal hold", refused by apply-deletions.
+            request.last_error = record.deletion_error
             result.waiting.append(request.reference)
     session.commit()
 
@@ -247,8 +303,10 @@ def process_dsar_requests(
                     result.exported += 1
                     result.completed.append(request.reference)
                 else:
-                    _process_erasure(session, policy, request, actor, started)
-                    result.erasure_scheduled += 1
+                    if _process_erasure(session, policy, request, actor, started):
+                        result.erasure_scheduled += 1
+                    else:
+                        result.waiting.append(request.reference)
                 session.commit()
             except (ComplianceError, SQLAlchemyError, OSError) as exc:
                 session.rollback()

@@ -3,7 +3,9 @@
 No review: rows older than an entry's ``days`` are deleted in chunks (each chunk its own
 application transaction, so locks stay short and a killed run resumes where it stopped).
 A ``retain`` table is never touched. A table or column the application database lacks is
-a warning and that entry is skipped, so one stale entry never stops the others.
+a warning and that entry is skipped, so one stale entry never stops the others. In a table
+the data map links to subjects by ``subject_column``, rows of subjects under a legal hold,
+or with an open access request (the export is evidence), are left alone.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
 from compliance.deletion.apply import one_line
+from compliance.deletion.holds import awaiting_access_export, held_subjects
 from compliance.errors import ConfigError, NotFound
 from compliance.logs import Progress, log_event
 from compliance.policy.loader import Policy, RetentionEntry
@@ -38,6 +41,9 @@ class CategoryResult:
     status: str
     rows: int = 0
     message: str | None = None
+    #: Old rows left in place because their subject is protected: a legal hold, or an open
+    #: access request whose export is not built yet.
+    protected_rows: int = 0
 
 
 @dataclass
@@ -101,6 +107,16 @@ def _delete_chunks(
             return deleted
 
 
+def _coerce(column: Any, keys: set[str]) -> list[Any]:
+    """Subject keys (text in the compliance database) as the column's type."""
+    try:
+        if column.type.python_type is int:
+            return [int(k) for k in keys if k.lstrip("-").isdigit()]
+    except NotImplementedError:
+        pass
+    return sorted(keys)
+
+
 def retention_cleanup(
     session: Session,
     policy: Policy,
@@ -123,6 +139,9 @@ def retention_cleanup(
         entries = [policy.retention[category]]
     now = now or utcnow()
     result = RetentionResult(executed=execute)
+    # Held subjects keep their rows; so do subjects whose access export is not built yet.
+    protected = held_subjects(session, now=now) | awaiting_access_export(session)
+    session.rollback()
     for entry in entries:
         if entry.table in policy.retained_tables:
             # load_policy refuses this already; a hand-built Policy must not slip through.
@@ -146,6 +165,18 @@ def retention_cleanup(
             entry.name, entry.table, entry.timestamp, entry.days, cutoff, "would delete"
         )
         result.categories.append(outcome)
+        mapped = policy.tables.get(entry.table)
+        if protected and mapped is not None and mapped.subject_column:
+            column = table.c[mapped.subject_column]
+            keys = _coerce(column, protected)
+            with app_engine.connect() as conn:
+                outcome.protected_rows = (
+                    conn.scalar(
+                        select(func.count()).select_from(table).where(old, column.in_(keys))
+                    )
+                    or 0
+                )
+            old = old & ~column.in_(keys)
         if not execute:
             with app_engine.connect() as conn:
                 outcome.rows = conn.scalar(select(func.count()).select_from(table).where(old)) or 0
@@ -165,6 +196,7 @@ def retention_cleanup(
             "days": entry.days,
             "cutoff": cutoff.isoformat(),
             "rows_deleted": outcome.rows,
+            "rows_protected": outcome.protected_rows,
         }
         if outcome.message:
             details["error"] = outcome.message

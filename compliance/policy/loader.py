@@ -25,6 +25,8 @@ from compliance.policy.systems import APP_SYSTEM, System, parse_system, parse_sy
 
 DEFAULT_CONFIG = "compliance.toml"
 DSAR_ERASURE_BUCKET = "dsar_erasure"
+#: Days a subject whose record was rejected is not proposed again in that bucket.
+DEFAULT_REJECTION_COOLOFF_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,8 @@ class Bucket:
     grace_days: int = 0
     #: Days applied or rejected bookkeeping is kept before purge-compliance-data removes it.
     purge_after_days: int = 0
+    #: Days a rejected (or excluded) subject is not proposed again in this bucket.
+    rejection_cooloff_days: int = DEFAULT_REJECTION_COOLOFF_DAYS
     #: Webhook and manual systems an accepted deletion also reaches (SQL ones follow tables).
     systems: tuple[str, ...] = ()
 
@@ -198,6 +202,8 @@ class Policy:
             tables=tuple(n for n, t in self.tables.items() if t.on_erasure != "retain"),
             rules=(),
             ops_channel=self.slack.dsar_channel,
+            # A data subject who asks again is heard again: no cool-off for requests.
+            rejection_cooloff_days=0,
             systems=self.dsar_systems,
         )
 
@@ -470,6 +476,7 @@ def _parse_bucket(
             "ops_handle",
             "grace_days",
             "purge_after_days",
+            "rejection_cooloff_days",
             "systems",
         },
         key,
@@ -521,6 +528,10 @@ def _parse_bucket(
         grace_days=_non_negative_int(raw.get("grace_days", 0), f"{key}.grace_days"),
         purge_after_days=_non_negative_int(
             raw.get("purge_after_days", 0), f"{key}.purge_after_days"
+        ),
+        rejection_cooloff_days=_non_negative_int(
+            raw.get("rejection_cooloff_days", DEFAULT_REJECTION_COOLOFF_DAYS),
+            f"{key}.rejection_cooloff_days",
         ),
         systems=bucket_systems,
     )
@@ -819,8 +830,10 @@ def check_against_database(
 
     ``engine`` is the application database; ``engines`` holds the other SQL systems by
     name (a system without one is not checked here: ``DataMap`` opens it and reflects).
-    Returns warnings for retention entries whose table or column is missing: those
-    entries are skipped by retention-cleanup rather than stopping every other job.
+    Returns warnings for retention entries whose table or column is missing (those
+    entries are skipped by retention-cleanup rather than stopping every other job), and
+    for foreign keys from kept data that block erasing the rows they reference. A foreign
+    key whose ON DELETE / ON UPDATE action would change kept rows is a ConfigError.
     """
     inspectors = {APP_SYSTEM: inspect(engine)}
     for name, other in (engines or {}).items():
@@ -883,7 +896,10 @@ def check_against_database(
         for i, rule in enumerate(bucket.rules):
             if isinstance(rule, AgeRule):
                 need_column(rule.table, rule.timestamp, f"buckets.{bname}.rules[{i}].timestamp")
-    warnings = []
+    # Referential actions are code paths too: none may reach retained or unmapped rows.
+    from compliance.policy.cascades import check_foreign_keys, foreign_keys
+
+    warnings = [block.advice for block in check_foreign_keys(policy, foreign_keys(engine))]
     for rname, entry in policy.retention.items():
         if entry.table not in existing:
             warnings.append(f"retention.{rname}.table: no table '{entry.table}'; entry skipped")

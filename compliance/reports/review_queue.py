@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from compliance.deletion.batches import get_batch
+from compliance.deletion.holds import active_hold, held_profiles
+from compliance.deletion.plans import load_plans
 from compliance.dsar import requests as dsar
 from compliance.dsar.deadlines import effective_due_at
 from compliance.errors import InvalidInput
@@ -25,6 +27,7 @@ from compliance.store.models import (
     ComplianceProfile,
     DeletionBatch,
     DeletionRecord,
+    LegalHold,
     utcnow,
 )
 from compliance.store.sql import count_if
@@ -34,7 +37,7 @@ MAX_PAGE_SIZE = 500
 AUDIT_EXPORT_ROWS = 100_000
 
 BATCH_COLUMNS = [
-    "batch_id", "bucket", "status", "records", "excluded", "created_at", "age_days",
+    "batch_id", "bucket", "status", "records", "excluded", "held", "created_at", "age_days",
     "reviewed_by", "reviewed_at", "reviewed_reason",
 ]  # fmt: skip
 RECORD_COLUMNS = [
@@ -105,6 +108,7 @@ def list_batches(
         .offset(offset)
     ).all()
     ids = [b.id for b in batches]
+    now = now or utcnow()
     counts = {
         row.batch_id: row
         for row in session.execute(
@@ -112,12 +116,17 @@ def list_batches(
                 DeletionRecord.deletion_batch_id.label("batch_id"),
                 func.count().label("records"),
                 count_if(DeletionRecord.accepted_for_deletion.is_(False)).label("excluded"),
+                count_if(
+                    exists().where(
+                        LegalHold.compliance_profile_id == DeletionRecord.compliance_profile_id,
+                        active_hold(now),
+                    )
+                ).label("held"),
             )
             .where(DeletionRecord.deletion_batch_id.in_(ids))
             .group_by(DeletionRecord.deletion_batch_id)
         )
     }
-    now = now or utcnow()
     rows = [
         {
             "batch_id": b.id,
@@ -125,6 +134,7 @@ def list_batches(
             "status": b.reviewed_status,
             "records": counts[b.id].records if b.id in counts else 0,
             "excluded": counts[b.id].excluded if b.id in counts else 0,
+            "held": counts[b.id].held if b.id in counts else 0,
             "created_at": b.created_at,
             "age_days": (now - b.created_at).days,
             "reviewed_by": b.reviewed_by,
@@ -136,8 +146,14 @@ def list_batches(
     return Page(pd.DataFrame(rows, columns=BATCH_COLUMNS), total or 0, offset, limit)
 
 
-def _flags(accepted: bool | None, manual: bool, applied: datetime | None, error: str | None) -> str:
-    flags = []
+def _flags(
+    accepted: bool | None,
+    manual: bool,
+    applied: datetime | None,
+    error: str | None,
+    held: bool = False,
+) -> str:
+    flags = ["on legal hold"] if held else []
     if accepted is False:
         flags.append("excluded")
     elif accepted is True:
@@ -176,6 +192,7 @@ def batch_records(session: Session, batch_id: int, *, limit: int = 100, offset: 
         .limit(limit)
         .offset(offset)
     ).all()
+    held = held_profiles(session, [r.compliance_profile_id for r in rows])
     frame = pd.DataFrame(
         [
             {
@@ -189,6 +206,7 @@ def batch_records(session: Session, batch_id: int, *, limit: int = 100, offset: 
                     r.is_manually_reviewed,
                     r.deletion_applied_at,
                     r.deletion_error,
+                    r.compliance_profile_id in held,
                 ),
                 "note": r.review_note,
             }
@@ -202,7 +220,8 @@ def batch_records(session: Session, batch_id: int, *, limit: int = 100, offset: 
 def batch_impact(session: Session, datamap: DataMap, batch_id: int) -> pd.DataFrame:
     """Per application table, rows accepting the batch would delete, anonymize or keep.
 
-    Excluded records are left out, as accepting would leave them out; nothing is changed.
+    Excluded records and subjects on legal hold are left out, as applying would leave them
+    out; nothing is changed.
     """
     batch = get_batch(session, batch_id)
     bucket = datamap.policy.bucket(batch.bucket)
@@ -214,6 +233,10 @@ def batch_impact(session: Session, datamap: DataMap, batch_id: int) -> pd.DataFr
                 DeletionRecord.deletion_batch_id == batch_id,
                 DeletionRecord.accepted_for_deletion.is_not(False),
                 DeletionRecord.deletion_applied_at.is_(None),
+                ~exists().where(
+                    LegalHold.compliance_profile_id == ComplianceProfile.id,
+                    active_hold(utcnow()),
+                ),
             )
         )
     )
@@ -222,6 +245,22 @@ def batch_impact(session: Session, datamap: DataMap, batch_id: int) -> pd.DataFr
         return pd.DataFrame(columns=columns)
     with datamap.engine.connect() as conn:
         return pd.DataFrame(datamap.impact(conn, bucket.tables, keys), columns=columns)
+
+
+def accepted_plan(session: Session, batch_id: int) -> tuple[str | None, pd.DataFrame]:
+    """The erasure plan the officer accepted (hash, and one row per table), for the batch page.
+
+    Batches accepted before plans were kept, and rejected ones, have none.
+    """
+    batch = get_batch(session, batch_id)
+    columns = ["table", "action", "columns"]
+    if batch.accepted_plan_hash is None:
+        return None, pd.DataFrame(columns=columns)
+    plan = load_plans(session, [batch.accepted_plan_hash]).get(batch.accepted_plan_hash, [])
+    frame = pd.DataFrame(
+        [{**step, "columns": ", ".join(step["columns"])} for step in plan], columns=columns
+    )
+    return batch.accepted_plan_hash, frame
 
 
 # ---------------------------------------------------------------- audit log

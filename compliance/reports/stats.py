@@ -1,14 +1,24 @@
-"""Progress figures for the dashboard and the alerts, computed by SQL aggregates."""
+"""Progress figures for the dashboard and the alerts, computed by SQL aggregates.
+
+Per-bucket and per-week figures add the permanent aggregates purge folds its removals into
+(compliance.deletion.ledger), so they read the same before and after purge.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from compliance.store.models import DeletionBatch, DeletionRecord, utcnow
+from compliance.deletion.ledger import as_date, week_of
+from compliance.store.models import (
+    DeletionAggregate,
+    DeletionBatch,
+    DeletionRecord,
+    utcnow,
+)
 from compliance.store.sql import count_if
 
 BATCH_COLUMNS = ["total", "accepted", "excluded", "completed", "failed", "pending"]
@@ -88,6 +98,20 @@ def bucket_progress(session: Session) -> pd.DataFrame:
         .mappings()
         .all()
     )
+    A = DeletionAggregate
+    purged = (
+        session.execute(
+            select(
+                A.bucket,
+                func.sum(A.batches_accepted).label("batches_accepted"),
+                func.sum(A.batches_rejected).label("batches_rejected"),
+                func.sum(A.records_erased).label("applied"),
+                func.sum(A.records_kept).label("kept"),
+            ).group_by(A.bucket)
+        )
+        .mappings()
+        .all()
+    )
     columns = [
         "bucket", "batches_pending", "batches_accepted", "batches_rejected", "records",
         "unbatched", "awaiting_review", "applied", "failed", "pending_apply", "kept",
@@ -97,11 +121,19 @@ def bucket_progress(session: Session) -> pd.DataFrame:
         on="bucket",
         how="outer",
     )
-    return (
-        frame.fillna(0)
-        .astype({c: "int64" for c in columns[1:]})[columns]
-        .sort_values("bucket", ignore_index=True)
-    )
+    frame = frame.fillna(0).astype({c: "int64" for c in columns[1:]})[columns]
+    if purged:
+        # What purge removed, added back: records erased or kept, batches decided.
+        removed = pd.DataFrame([dict(r) for r in purged]).fillna(0)
+        removed["records"] = removed["applied"] + removed["kept"]
+        frame = (
+            pd.concat([frame, removed], ignore_index=True)
+            .fillna(0)
+            .groupby("bucket", as_index=False)
+            .sum()
+            .astype({c: "int64" for c in columns[1:]})[columns]
+        )
+    return frame.sort_values("bucket", ignore_index=True)
 
 
 def deletions_per_week(
@@ -109,17 +141,29 @@ def deletions_per_week(
 ) -> pd.DataFrame:
     """Records applied per bucket and week (weeks start on Monday, UTC), for the progress chart."""
     now = now or utcnow()
+    # Whole weeks, from the Monday the window starts in: purged and live records count alike.
+    start = (now - timedelta(weeks=weeks)).date()
+    first_week = start - timedelta(days=start.weekday())
+    since = datetime.combine(first_week, time(), UTC)
     applied_at = _R.deletion_applied_at
-    if session.get_bind().dialect.name == "postgresql":
-        week = func.date_trunc("week", applied_at)
-    else:  # SQLite: back to the Monday of the value's week
-        week = func.date(applied_at, "weekday 0", "-6 days")
+    week = week_of(session, applied_at)
     rows = session.execute(
         select(week.label("week"), _R.bucket, func.count().label("applied"))
-        .where(applied_at >= now - timedelta(weeks=weeks))
+        .where(applied_at >= since)
         .group_by(week, _R.bucket)
-        .order_by(week, _R.bucket)
     ).all()
-    frame = pd.DataFrame([tuple(r) for r in rows], columns=["week", "bucket", "applied"])
-    frame["week"] = pd.to_datetime(frame["week"]).dt.date
+    counts: dict[tuple[object, str], int] = {}
+    for when, bucket, n in rows:
+        counts[(as_date(when), bucket)] = n
+    # Erasures purge removed, by the week they were applied.
+    for when, bucket, n in session.execute(
+        select(
+            DeletionAggregate.week, DeletionAggregate.bucket, DeletionAggregate.records_erased
+        ).where(DeletionAggregate.week >= first_week, DeletionAggregate.records_erased > 0)
+    ):
+        key = (as_date(when), bucket)
+        counts[key] = counts.get(key, 0) + n
+    frame = pd.DataFrame(
+        [(w, b, n) for (w, b), n in sorted(counts.items())], columns=["week", "bucket", "applied"]
+    )
     return frame
