@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -414,7 +415,7 @@ def _create_from_staged_keys(
             cursor.close()
         held, cooled = _hold_back_staged(staging, bucket, now)
         staging.commit()
-        log_event("deletion_records.staged", bucket=bucket.name, due=due)
+        log_event("deletion_records.staged", logging.DEBUG, bucket=bucket.name, due=due)
         for lo in range(0, due, chunk_size):
             in_part, new_profiles, opened, first, last = staging.execute(
                 _ADD_STAGED_RECORDS_SQL,
