@@ -517,7 +517,7 @@ def bench_row_at_a_time(bench: Bench, app: Engine, ours: Row) -> None:
         pass
 
     tables = demo_metadata.tables
-    model = {
+    model: dict[str, Any] = {  # mapped classes built at run time
         name: type(name.title().replace("_", ""), (Base,), {"__table__": tables[name]})
         for name in ("users", "workflows", "workflow_runs", "workflow_logs", "api_tokens",
                      "activity_logs")

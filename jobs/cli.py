@@ -31,6 +31,7 @@ from compliance.ops.locks import job_lock
 from compliance.policy.datamap import DataMap, open_system_engines
 from compliance.policy.loader import Policy, check_against_database, load_policy
 from compliance.store.engines import check_reachable, current_revision, make_engine, session_factory
+from compliance.store.states import JobRunStatus
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -159,7 +160,7 @@ def job(
             if session is not None:
                 with session:
                     run_id = start_job_run(session, name, _plain(kwargs), dry_run=dry_run)
-            status, summary, error = "succeeded", None, None
+            status, summary, error = JobRunStatus.SUCCEEDED, None, None
             # The lock is released only after the run's end is recorded (the ExitStack closes
             # last), so a later run that finds the lock free knows a 'running' row is stale.
             with ExitStack() as stack:
@@ -171,7 +172,7 @@ def job(
                     lock_name = f"{name} --bucket {bucket}" if bucket else name
                     lock = job_lock(rt.engine, lock_name) if locked else nullcontext(True)
                     if not stack.enter_context(lock):
-                        status, summary = "skipped", {"skipped": "already running"}
+                        status, summary = JobRunStatus.SKIPPED, {"skipped": "already running"}
                         emit(
                             summary, [f"{lock_name} is already running; this run changed nothing."]
                         )
@@ -182,13 +183,13 @@ def job(
                     summary = func(**kwargs)
                     return summary
                 except JobFailed as exc:
-                    status, error = "failed", str(exc)
+                    status, error = JobRunStatus.FAILED, str(exc)
                     raise
                 except ComplianceError as exc:
-                    status, error = "refused", str(exc)
+                    status, error = JobRunStatus.REFUSED, str(exc)
                     raise
                 except BaseException as exc:
-                    status, error = "crashed", f"{type(exc).__name__}: {exc}"
+                    status, error = JobRunStatus.CRASHED, f"{type(exc).__name__}: {exc}"
                     raise
                 finally:
                     if run_id is not None:

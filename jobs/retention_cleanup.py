@@ -1,6 +1,7 @@
 import click
 
 from compliance.ops.retention import DEFAULT_CHUNK_SIZE, retention_cleanup
+from compliance.store.states import CleanupStatus
 from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
 
 
@@ -32,7 +33,7 @@ def cleanup(category: str | None, chunk_size: int, execute: bool) -> object:
     done = len(result.categories) - len(result.skipped)
     lines = [f"{verb} {result.rows} expired rows in {done} categor{'y' if done == 1 else 'ies'}"]
     for c in result.categories:
-        if c.status in ("skipped", "failed"):
+        if c.status in (CleanupStatus.SKIPPED, CleanupStatus.FAILED):
             lines.append(f"  {c.name}: {c.status}: {c.message}")
         else:
             lines.append(f"  {c.name}: {c.rows} rows of {c.table} older than {c.days} days")

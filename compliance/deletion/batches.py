@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, case, func, insert, select, text, update
+from sqlalchemy import ColumnElement, Table, case, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event, record_events
@@ -19,7 +19,9 @@ from compliance.policy.loader import Policy
 from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.store.engines import analyze
 from compliance.store.models import DeletionBatch, DeletionRecord, UTCDateTime, utcnow
+from compliance.store.queries import batch_pending, record_in, record_open
 from compliance.store.sql import rows_changed
+from compliance.store.states import BatchStatus, RecordState, can_move
 
 DEFAULT_MAX_BATCH_SIZE = 200
 # Records batched per commit: a killed run loses at most this many, and the rerun batches them.
@@ -37,13 +39,8 @@ class CreateBatchesResult:
     executed: bool
 
 
-def _unbatched(bucket: str):
-    return (
-        DeletionRecord.bucket == bucket,
-        DeletionRecord.deletion_batch_id.is_(None),
-        DeletionRecord.deletion_applied_at.is_(None),
-        DeletionRecord.accepted_for_deletion.is_(None),
-    )
+def _unbatched(bucket: str) -> tuple[ColumnElement[bool], ...]:
+    return (DeletionRecord.bucket == bucket, record_open, record_in(RecordState.UNBATCHED))
 
 
 def create_deletion_batches(
@@ -89,7 +86,7 @@ def create_deletion_batches(
             session.scalars(
                 insert(DeletionBatch).returning(DeletionBatch.id, sort_by_parameter_order=True),
                 [
-                    {"bucket": bucket.name, "reviewed_status": "pending",
+                    {"bucket": bucket.name, "reviewed_status": BatchStatus.PENDING,
                      "created_at": now, "updated_at": now}
                     for _ in slices
                 ],
@@ -225,7 +222,7 @@ def exclude_records(
     """Keep single records out of a pending batch's deletion, each with the reviewer's note."""
     by = require(actor, COMPLIANCE_OFFICER, to="exclude records from deletion batches")
     batch = get_batch(session, batch_id)
-    if batch.reviewed_status != "pending":
+    if batch.reviewed_status != BatchStatus.PENDING:
         raise _already_reviewed(batch)
     _check_exclusions(session, batch, exclude)
     _mark_excluded(session, exclude, utcnow())
@@ -268,7 +265,8 @@ def review_batch(
     if decision == "reject" and exclude:
         raise InvalidInput("--exclude only applies when accepting; a rejection keeps every record")
     batch = get_batch(session, batch_id)
-    if batch.reviewed_status != "pending":
+    status = BatchStatus.ACCEPTED if decision == "accept" else BatchStatus.REJECTED
+    if not can_move(BatchStatus(batch.reviewed_status), status):
         raise _already_reviewed(batch)
     _check_exclusions(session, batch, exclude)
     counts = dict(
@@ -280,7 +278,6 @@ def review_batch(
     )
     total = sum(counts.values())
     already_excluded = counts.get(False, 0)
-    status = "accepted" if decision == "accept" else "rejected"
     if decision == "accept":
         excluded = len(set(exclude)) + already_excluded
         accepted, rejected = total - excluded, 0
@@ -289,7 +286,7 @@ def review_batch(
             overlap = session.scalar(
                 select(func.count()).where(
                     DeletionRecord.id.in_(list(exclude)),
-                    DeletionRecord.accepted_for_deletion.is_(False),
+                    record_in(RecordState.EXCLUDED),
                 )
             )
             excluded -= overlap or 0
@@ -309,7 +306,7 @@ def review_batch(
     claimed = rows_changed(
         session.execute(
             update(DeletionBatch)
-            .where(DeletionBatch.id == batch_id, DeletionBatch.reviewed_status == "pending")
+            .where(DeletionBatch.id == batch_id, batch_pending)
             .values(
                 reviewed_status=status,
                 reviewed_by=by,
@@ -328,9 +325,9 @@ def review_batch(
         update(DeletionRecord)
         .where(
             DeletionRecord.deletion_batch_id == batch_id,
-            DeletionRecord.accepted_for_deletion.is_(None),
+            record_in(RecordState.AWAITING_REVIEW),
         )
-        .values(accepted_for_deletion=decision == "accept", updated_at=now)
+        .values(accepted_for_deletion=status == BatchStatus.ACCEPTED, updated_at=now)
     )
     record_event(
         session,
@@ -340,9 +337,9 @@ def review_batch(
         target_id=batch_id,
         details={
             "bucket": batch.bucket,
-            "accepted": accepted,
-            "excluded": excluded,
-            "rejected": rejected,
+            BatchStatus.ACCEPTED: accepted,
+            RecordState.EXCLUDED: excluded,
+            BatchStatus.REJECTED: rejected,
             "excluded_record_ids": sorted(exclude),
             "reason": reason,
             **({"plan_hash": accepted_plan} if accepted_plan else {}),

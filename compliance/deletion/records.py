@@ -44,6 +44,7 @@ from compliance.store.models import (
     UTCDateTime,
     utcnow,
 )
+from compliance.store.queries import record_open
 from compliance.store.sql import rows_changed
 
 # The columns an INSERT ... SELECT of new deletion records fills, in its SELECT's order.
@@ -119,7 +120,7 @@ def _open_record(bucket: str) -> Any:
     return exists().where(
         DeletionRecord.compliance_profile_id == ComplianceProfile.id,
         DeletionRecord.bucket == bucket,
-        DeletionRecord.deletion_applied_at.is_(None),
+        record_open,
     )
 
 
@@ -191,7 +192,7 @@ WITH fresh AS (
 ), opened AS (
     INSERT INTO deletion_records (compliance_profile_id, bucket, deletion_scheduled_at,
         accepted_for_deletion, is_manually_reviewed, created_at, updated_at)
-    SELECT id, :bucket, :scheduled_at, :accepted, false, :now, :now
+    SELECT id, :bucket, :scheduled_at, :accepted_for_deletion, false, :now, :now
     FROM (SELECT id FROM fresh UNION ALL SELECT id FROM existing) AS profiles
     ON CONFLICT (compliance_profile_id, bucket) WHERE deletion_applied_at IS NULL DO NOTHING
     RETURNING compliance_profile_id
@@ -218,7 +219,7 @@ def _add_records_in_one_statement(
         {
             "keys": subject_ids,
             "bucket": bucket,
-            "accepted": accepted,
+            "accepted_for_deletion": accepted,
             "scheduled_at": naive(scheduled_at, None),
             "now": naive(now, None),
         },
@@ -254,7 +255,7 @@ def _add_records_in_two_statements(
         )
         .on_conflict_do_nothing(
             index_elements=["compliance_profile_id", "bucket"],
-            index_where=DeletionRecord.deletion_applied_at.is_(None),
+            index_where=record_open,
         )
         .returning(DeletionRecord.__table__.c.compliance_profile_id)
     ).all()

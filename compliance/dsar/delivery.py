@@ -21,12 +21,13 @@ from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
 from compliance.dsar.mailer import build_message, send_mail
-from compliance.dsar.requests import get_dsar
+from compliance.dsar.requests import get_dsar, has_finished_export
 from compliance.errors import ComplianceError, Conflict, NotFound
 from compliance.policy.loader import Policy
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.store.models import DsarDelivery, DsarRequest, utcnow
 from compliance.store.sql import rows_changed
+from compliance.store.states import DeliveryState, DsarStatus
 
 TOKEN_TTL = timedelta(hours=24)
 OTP_TTL = timedelta(minutes=15)
@@ -95,7 +96,7 @@ def create_delivery(
     """A new link and code for a completed access request; added (audited) but not committed."""
     by = require(actor, SUPPORT, COMPLIANCE_OFFICER, to="deliver DSAR exports")
     request = get_dsar(session, reference)
-    if request.kind != "access" or request.status != "completed":
+    if not has_finished_export(request):
         raise Conflict(f"{request.reference} has no finished export to deliver ({request.status})")
     if not request.export_path or not Path(request.export_path).is_file():
         raise NotFound(f"the export of {request.reference} was removed (exports expire)")
@@ -205,13 +206,28 @@ def _find(session: Session, token: str, *, lock: bool = False) -> tuple[DsarDeli
     return row[0], row[1]
 
 
-def _usable(delivery: DsarDelivery, now: datetime) -> None:
+def delivery_state(delivery: DsarDelivery, now: datetime) -> DeliveryState:
+    """Used up, locked and expired, in that order: the first says most to the subject."""
     if delivery.downloaded_at is not None:
-        raise DeliveryRefused("this download link was already used")
+        return DeliveryState.DOWNLOADED
     if delivery.locked_at is not None:
-        raise DeliveryRefused("this download link is locked after too many wrong codes")
+        return DeliveryState.LOCKED
     if now >= delivery.token_expires_at:
-        raise DeliveryRefused("this download link has expired")
+        return DeliveryState.EXPIRED
+    return DeliveryState.ACTIVE
+
+
+_REFUSALS = {
+    DeliveryState.DOWNLOADED: "this download link was already used",
+    DeliveryState.LOCKED: "this download link is locked after too many wrong codes",
+    DeliveryState.EXPIRED: "this download link has expired",
+}
+
+
+def _usable(delivery: DsarDelivery, now: datetime) -> None:
+    state = delivery_state(delivery, now)
+    if state != DeliveryState.ACTIVE:
+        raise DeliveryRefused(_REFUSALS[state])
 
 
 def check_token(session: Session, token: str, *, now: datetime | None = None) -> DeliveryInfo:
@@ -267,7 +283,7 @@ def redeem_delivery(
         left = MAX_ATTEMPTS - delivery.attempts
         raise DeliveryRefused(f"wrong code; {left} attempt(s) left")
     path = Path(request.export_path or "")
-    if request.status != "completed" or not path.is_file():
+    if request.status != DsarStatus.COMPLETED or not path.is_file():
         session.rollback()
         raise DeliveryRefused("this export is no longer available")
     content = path.read_bytes()

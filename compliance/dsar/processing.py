@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -31,6 +31,8 @@ from compliance.store.models import (
     DsarRequest,
     utcnow,
 )
+from compliance.store.queries import dsar_claimable, dsar_in, record_open, record_state
+from compliance.store.states import DsarKind, DsarStatus, RecordState
 
 CLAIM_LEASE = timedelta(minutes=30)  # far longer than one export or erasure takes
 
@@ -45,24 +47,6 @@ class ProcessResult:
     waiting: list[str] = field(default_factory=list)
     would_process: list[str] = field(default_factory=list)
     executed: bool = False
-
-
-def _claimable(now: datetime, lease: timedelta) -> Any:
-    """Approved requests, and claims whose worker died before doing anything lasting.
-
-    A worker killed between its claim and its result leaves a request 'processing' with no
-    export and no deletion record; once the lease runs out the next run takes it over, so a
-    crash never loses a request. (Erasures waiting for their record keep the record id.)
-    """
-    abandoned = and_(
-        DsarRequest.status == "processing",
-        DsarRequest.deletion_record_id.is_(None),
-        or_(
-            DsarRequest.processing_started_at.is_(None),
-            DsarRequest.processing_started_at <= now - lease,
-        ),
-    )
-    return or_(DsarRequest.status == "approved", abandoned)
 
 
 def claim_requests(
@@ -80,7 +64,7 @@ def claim_requests(
     now = now or utcnow()
     query = (
         select(DsarRequest.id)
-        .where(_claimable(now, lease))
+        .where(dsar_claimable(now, lease))
         .order_by(DsarRequest.requested_at, DsarRequest.id)
         .limit(limit)
     )
@@ -93,8 +77,8 @@ def claim_requests(
     claimed = list(
         session.scalars(
             update(DsarRequest)
-            .where(DsarRequest.id.in_(ids), _claimable(now, lease))
-            .values(status="processing", processing_started_at=now, last_error=None)
+            .where(DsarRequest.id.in_(ids), dsar_claimable(now, lease))
+            .values(status=DsarStatus.PROCESSING, processing_started_at=now, last_error=None)
             .returning(DsarRequest.id)
         )
     )
@@ -103,7 +87,7 @@ def claim_requests(
 
 
 def _fail(session: Session, request: DsarRequest, message: str, actor: str) -> None:
-    request.status = "failed"
+    request.status = DsarStatus.FAILED
     request.last_error = message[:1000]
     record_event(
         session,
@@ -116,11 +100,11 @@ def _fail(session: Session, request: DsarRequest, message: str, actor: str) -> N
 
 
 def _complete(session: Session, request: DsarRequest, actor: str, now: datetime) -> None:
-    request.status = "completed"
+    request.status = DsarStatus.COMPLETED
     request.completed_at = now
     request.last_error = None
     details: dict[str, Any] = {"kind": request.kind, "on_time": now <= effective_due_at(request)}
-    if request.kind == "access":
+    if request.kind == DsarKind.ACCESS:
         details.update(bytes=request.export_bytes, sha256=request.export_sha256)
     else:
         details["deletion_record_id"] = request.deletion_record_id
@@ -216,7 +200,7 @@ def _process_erasure(
         .where(
             ComplianceProfile.subject_id == request.subject_id,
             DeletionRecord.bucket == DSAR_ERASURE_BUCKET,
-            DeletionRecord.deletion_applied_at.is_(None),
+            record_open,
         )
     )
     record_event(
@@ -230,26 +214,36 @@ def _process_erasure(
     return True
 
 
+def _state_of(record: DeletionRecord) -> RecordState:
+    return record_state(
+        batch_id=record.deletion_batch_id,
+        accepted=record.accepted_for_deletion,
+        applied_at=record.deletion_applied_at,
+        error=record.deletion_error,
+    )
+
+
 def _settle_erasures(session: Session, result: ProcessResult, actor: str, now: datetime) -> None:
     """Erasure requests complete once their deletion record is applied (by apply-deletions)."""
     rows = session.execute(
         select(DsarRequest, DeletionRecord)
         .outerjoin(DeletionRecord, DeletionRecord.id == DsarRequest.deletion_record_id)
         .where(
-            DsarRequest.kind == "erasure",
-            DsarRequest.status == "processing",
+            DsarRequest.kind == DsarKind.ERASURE,
+            dsar_in(DsarStatus.PROCESSING),
             DsarRequest.deletion_record_id.is_not(None),
         )
         .order_by(DsarRequest.id)
     ).all()
     for request, record in rows:
+        state = None if record is None else _state_of(record)
         if record is None:
             _fail(session, request, "its deletion record no longer exists", actor)
             result.failed[request.reference] = request.last_error or ""
-        elif record.deletion_applied_at is not None:
+        elif state == RecordState.APPLIED:
             _complete(session, request, actor, now)
             result.completed.append(request.reference)
-        elif record.accepted_for_deletion is False:
+        elif state == RecordState.EXCLUDED:
             note = record.review_note or "its deletion batch was rejected"
             _fail(session, request, f"erasure not accepted in review: {note}", actor)
             result.failed[request.reference] = request.last_error or ""
@@ -282,7 +276,7 @@ def process_dsar_requests(
         result.would_process = list(
             session.scalars(
                 select(DsarRequest.reference)
-                .where(_claimable(now or utcnow(), CLAIM_LEASE))
+                .where(dsar_claimable(now or utcnow(), CLAIM_LEASE))
                 .order_by(DsarRequest.requested_at, DsarRequest.id)
             )
         )
@@ -298,7 +292,7 @@ def process_dsar_requests(
         ).all():
             started = now or utcnow()
             try:
-                if request.kind == "access":
+                if request.kind == DsarKind.ACCESS:
                     _process_access(session, datamap, request, actor, started)
                     result.exported += 1
                     result.completed.append(request.reference)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from compliance.logs import log_event
 from compliance.store.models import JobRun, utcnow
 from compliance.store.sql import aware_utc
+from compliance.store.states import JobRunStatus
 
 if TYPE_CHECKING:  # pandas costs ~80 MB; only the dashboard's reads need it
     import pandas as pd
@@ -93,7 +94,7 @@ def close_stale_runs(
     candidates = session.execute(
         select(JobRun.id, JobRun.arguments).where(
             JobRun.job == job,
-            JobRun.status == "running",
+            JobRun.status == JobRunStatus.RUNNING,
             JobRun.dry_run.is_(False),
             JobRun.id < current_run_id,
         )
@@ -107,9 +108,9 @@ def close_stale_runs(
         return []
     session.execute(
         update(JobRun)
-        .where(JobRun.id.in_(stale), JobRun.status == "running")
+        .where(JobRun.id.in_(stale), JobRun.status == JobRunStatus.RUNNING)
         .values(
-            status="crashed",
+            status=JobRunStatus.CRASHED,
             error=f"never finished: run {current_run_id} found its lock free "
             "(the process died or lost its database)",
         )
@@ -147,7 +148,7 @@ def job_health(
     """
     now = now or utcnow()
     intervals = EXPECTED_INTERVALS if intervals is None else intervals
-    real_success = and_(JobRun.status == "succeeded", JobRun.dry_run.is_(False))
+    real_success = and_(JobRun.status == JobRunStatus.SUCCEEDED, JobRun.dry_run.is_(False))
     success_at = func.coalesce(JobRun.finished_at, JobRun.started_at)
     totals = session.execute(
         select(
@@ -180,7 +181,7 @@ def job_health(
                 overdue = True
                 note = f"no success for {(now - last_success) // DAY} days"
         if (
-            last_status == "running"
+            last_status == JobRunStatus.RUNNING
             and interval
             and last_run_at is not None
             and now - last_run_at > late_after(interval)

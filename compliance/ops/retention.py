@@ -25,6 +25,7 @@ from compliance.errors import ConfigError, NotFound
 from compliance.logs import Progress, log_event
 from compliance.policy.loader import Policy, RetentionEntry
 from compliance.store.models import utcnow
+from compliance.store.states import CleanupStatus
 
 DEFAULT_CHUNK_SIZE = 5000
 
@@ -57,11 +58,11 @@ class RetentionResult:
 
     @property
     def skipped(self) -> list[CategoryResult]:
-        return [c for c in self.categories if c.status == "skipped"]
+        return [c for c in self.categories if c.status == CleanupStatus.SKIPPED]
 
     @property
     def failed(self) -> list[CategoryResult]:
-        return [c for c in self.categories if c.status == "failed"]
+        return [c for c in self.categories if c.status == CleanupStatus.FAILED]
 
 
 def _missing(engine: Engine, entry: RetentionEntry) -> str | None:
@@ -154,7 +155,14 @@ def retention_cleanup(
             log_event("retention.skipped", category=entry.name, reason=problem)
             result.categories.append(
                 CategoryResult(
-                    entry.name, entry.table, entry.timestamp, entry.days, now, "skipped", 0, problem
+                    entry.name,
+                    entry.table,
+                    entry.timestamp,
+                    entry.days,
+                    now,
+                    CleanupStatus.SKIPPED,
+                    0,
+                    problem,
                 )
             )
             continue
@@ -162,7 +170,7 @@ def retention_cleanup(
         cutoff = _cutoff(table, entry, now)
         old = table.c[entry.timestamp] < cutoff  # a NULL timestamp is never old
         outcome = CategoryResult(
-            entry.name, entry.table, entry.timestamp, entry.days, cutoff, "would delete"
+            entry.name, entry.table, entry.timestamp, entry.days, cutoff, CleanupStatus.WOULD_DELETE
         )
         result.categories.append(outcome)
         mapped = policy.tables.get(entry.table)
@@ -184,10 +192,10 @@ def retention_cleanup(
         progress = Progress("retention.progress", category=entry.name, table=entry.table)
         try:
             outcome.rows = _delete_chunks(app_engine, table, old, chunk_size, progress)
-            outcome.status = "deleted"
+            outcome.status = CleanupStatus.DELETED
         except SQLAlchemyError as exc:
             outcome.rows = progress.done
-            outcome.status, outcome.message = "failed", one_line(exc)
+            outcome.status, outcome.message = CleanupStatus.FAILED, one_line(exc)
             log_event("retention.failed", category=entry.name, error=outcome.message)
         progress.log(status=outcome.status)
         details: dict[str, Any] = {

@@ -30,9 +30,11 @@ from compliance.store.models import (
     LegalHold,
     utcnow,
 )
+from compliance.store.queries import record_in, record_not_excluded, record_open
 from compliance.store.sql import count_if
+from compliance.store.states import BatchStatus, RecordState
 
-BATCH_STATUSES = ("pending", "accepted", "rejected")
+BATCH_STATUSES = tuple(s.value for s in BatchStatus)
 MAX_PAGE_SIZE = 500
 AUDIT_EXPORT_ROWS = 100_000
 
@@ -47,6 +49,8 @@ DSAR_COLUMNS = [
     "reference", "kind", "status", "subject_id", "requested_by", "requested_at", "due",
     "days_left", "overdue", "reviewed_by", "completed_at",
 ]  # fmt: skip
+# What the viewer may do next (compliance.dsar.requests.next_actions); pages hide them.
+DSAR_ACTION_COLUMNS = ["can_review", "can_extend", "can_retry", "can_download"]
 AUDIT_COLUMNS = ["id", "occurred_at", "actor", "action", "target_type", "target_id", "details"]
 
 
@@ -115,7 +119,7 @@ def list_batches(
             select(
                 DeletionRecord.deletion_batch_id.label("batch_id"),
                 func.count().label("records"),
-                count_if(DeletionRecord.accepted_for_deletion.is_(False)).label("excluded"),
+                count_if(record_in(RecordState.EXCLUDED)).label("excluded"),
                 count_if(
                     exists().where(
                         LegalHold.compliance_profile_id == DeletionRecord.compliance_profile_id,
@@ -153,17 +157,17 @@ def _flags(
     error: str | None,
     held: bool = False,
 ) -> str:
-    flags = ["on legal hold"] if held else []
+    flags: list[str] = ["on legal hold"] if held else []
     if accepted is False:
-        flags.append("excluded")
+        flags.append(RecordState.EXCLUDED)
     elif accepted is True:
-        flags.append("accepted")
+        flags.append(BatchStatus.ACCEPTED)
     if manual:
         flags.append("manually reviewed")
     if applied is not None:
-        flags.append("applied")
+        flags.append(RecordState.APPLIED)
     if error:
-        flags.append("failed")
+        flags.append(RecordState.FAILED)
     return ", ".join(flags)
 
 
@@ -231,8 +235,8 @@ def batch_impact(session: Session, datamap: DataMap, batch_id: int) -> pd.DataFr
             .join(DeletionRecord, DeletionRecord.compliance_profile_id == ComplianceProfile.id)
             .where(
                 DeletionRecord.deletion_batch_id == batch_id,
-                DeletionRecord.accepted_for_deletion.is_not(False),
-                DeletionRecord.deletion_applied_at.is_(None),
+                record_not_excluded,
+                record_open,
                 ~exists().where(
                     LegalHold.compliance_profile_id == ComplianceProfile.id,
                     active_hold(utcnow()),
@@ -362,6 +366,7 @@ def dsar_requests(
     for r in found[:limit]:
         due = effective_due_at(r)
         is_open = r.status in dsar.OPEN_STATUSES
+        actions = dsar.next_actions(r)
         rows.append(
             {
                 "reference": r.reference,
@@ -375,6 +380,8 @@ def dsar_requests(
                 "overdue": is_open and due < now,
                 "reviewed_by": r.reviewed_by,
                 "completed_at": r.completed_at,
+                **{name: getattr(actions, name) for name in DSAR_ACTION_COLUMNS},
             }
         )
-    return pd.DataFrame(rows, columns=DSAR_COLUMNS), len(found) > limit
+    frame = pd.DataFrame(rows, columns=DSAR_COLUMNS + DSAR_ACTION_COLUMNS)
+    return frame, len(found) > limit

@@ -19,18 +19,40 @@ from compliance.store.models import (
     DeletionRecord,
     utcnow,
 )
+from compliance.store.queries import batch_in, record_accepted, record_in
 from compliance.store.sql import count_if
+from compliance.store.states import BatchStatus, RecordState
 
-BATCH_COLUMNS = ["total", "accepted", "excluded", "completed", "failed", "pending"]
-
+# Per batch, records by where they stand; the last column counts those pending apply and
+# "completed" those applied (names the progress page and alerts already show).
+BATCH_COLUMNS = [
+    "total",
+    BatchStatus.ACCEPTED.value,
+    RecordState.EXCLUDED.value,
+    "completed",
+    RecordState.FAILED.value,
+    BatchStatus.PENDING.value,
+]
 
 _R = DeletionRecord
-_applied = _R.deletion_applied_at.is_not(None)
-_accepted = _R.accepted_for_deletion.is_(True)
-_failed = _accepted & _R.deletion_applied_at.is_(None) & _R.deletion_error.is_not(None)
-_unbatched = _R.deletion_batch_id.is_(None) & _R.accepted_for_deletion.is_(None)
-_awaiting_review = _R.deletion_batch_id.is_not(None) & _R.accepted_for_deletion.is_(None)
-_pending_apply = _accepted & _R.deletion_applied_at.is_(None) & _R.deletion_error.is_(None)
+_applied = record_in(RecordState.APPLIED)
+_accepted = record_accepted
+_failed = record_in(RecordState.FAILED)
+_excluded = record_in(RecordState.EXCLUDED)
+_unbatched = record_in(RecordState.UNBATCHED)
+_awaiting_review = record_in(RecordState.AWAITING_REVIEW)
+_pending_apply = record_in(RecordState.PENDING_APPLY)
+
+
+_BATCH_COUNTS = [_accepted, _excluded, _applied, _failed, _pending_apply]
+# Per bucket, in the progress table's column order; excluded records show as "kept".
+_BUCKET_STATES = [
+    RecordState.UNBATCHED,
+    RecordState.AWAITING_REVIEW,
+    RecordState.APPLIED,
+    RecordState.FAILED,
+    RecordState.PENDING_APPLY,
+]
 
 
 def batch_progress(
@@ -46,11 +68,7 @@ def batch_progress(
             DeletionBatch.reviewed_by,
             DeletionBatch.reviewed_at,
             func.count(_R.id).label("total"),
-            count_if(_accepted).label("accepted"),
-            count_if(_R.accepted_for_deletion.is_(False)).label("excluded"),
-            count_if(_applied).label("completed"),
-            count_if(_failed).label("failed"),
-            count_if(_pending_apply).label("pending"),
+            *[count_if(c).label(n) for c, n in zip(_BATCH_COUNTS, BATCH_COLUMNS[1:], strict=True)],
         )
         .outerjoin(_R, _R.deletion_batch_id == DeletionBatch.id)
         .group_by(DeletionBatch.id)
@@ -75,12 +93,8 @@ def bucket_progress(session: Session) -> pd.DataFrame:
             select(
                 _R.bucket,
                 func.count(_R.id).label("records"),
-                count_if(_unbatched).label("unbatched"),
-                count_if(_awaiting_review).label("awaiting_review"),
-                count_if(_applied).label("applied"),
-                count_if(_failed).label("failed"),
-                count_if(_pending_apply).label("pending_apply"),
-                count_if(_R.accepted_for_deletion.is_(False)).label("kept"),
+                *[count_if(record_in(s)).label(s.value) for s in _BUCKET_STATES],
+                count_if(_excluded).label("kept"),
             ).group_by(_R.bucket)
         )
         .mappings()
@@ -90,9 +104,7 @@ def bucket_progress(session: Session) -> pd.DataFrame:
         session.execute(
             select(
                 DeletionBatch.bucket,
-                count_if(DeletionBatch.reviewed_status == "pending").label("batches_pending"),
-                count_if(DeletionBatch.reviewed_status == "accepted").label("batches_accepted"),
-                count_if(DeletionBatch.reviewed_status == "rejected").label("batches_rejected"),
+                *[count_if(batch_in(s)).label(f"batches_{s.value}") for s in BatchStatus],
             ).group_by(DeletionBatch.bucket)
         )
         .mappings()
@@ -114,7 +126,7 @@ def bucket_progress(session: Session) -> pd.DataFrame:
     )
     columns = [
         "bucket", "batches_pending", "batches_accepted", "batches_rejected", "records",
-        "unbatched", "awaiting_review", "applied", "failed", "pending_apply", "kept",
+        *(s.value for s in _BUCKET_STATES), "kept",
     ]  # fmt: skip
     frame = pd.DataFrame([dict(r) for r in batches], columns=columns[:4]).merge(
         pd.DataFrame([dict(r) for r in records], columns=[columns[0], *columns[4:]]),

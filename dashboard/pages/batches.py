@@ -9,6 +9,7 @@ from compliance.deletion.holds import place_hold, plan_place_hold
 from compliance.errors import ComplianceError
 from compliance.reports.review_queue import BATCH_STATUSES, accepted_plan
 from compliance.roles import COMPLIANCE_OFFICER
+from compliance.store.states import BatchStatus
 from dashboard import context, widgets
 
 PAGE_SIZE = 25
@@ -61,7 +62,7 @@ except ComplianceError as exc:
 st.subheader(f"Batch {batch.id} · {batch.bucket}")
 widgets.status_badge(batch.reviewed_status)
 actor = context.identity()
-if batch.reviewed_status != "pending":
+if batch.reviewed_status != BatchStatus.PENDING:
     when = batch.reviewed_at.strftime("%Y-%m-%d %H:%M UTC") if batch.reviewed_at else "?"
     decided = f"{batch.reviewed_status.capitalize()} by {batch.reviewed_by} at {when}."
     st.info(widgets.plain(decided))
@@ -101,7 +102,7 @@ st.dataframe(
 )
 widgets.pager(f"records_page_{batch.id}", records)
 
-if batch.reviewed_status == "pending" and not records.frame.empty:
+if batch.reviewed_status == BatchStatus.PENDING and not records.frame.empty:
     with st.form("exclude", clear_on_submit=True):
         chosen = st.multiselect("Exclude records (kept, never erased)", records.frame["record_id"])
         note = st.text_input("Note (why these records are kept)")

@@ -7,6 +7,7 @@ import streamlit as st
 from compliance.dsar import requests as dsar
 from compliance.dsar.deadlines import effective_due_at
 from compliance.errors import ComplianceError
+from compliance.reports.review_queue import DSAR_ACTION_COLUMNS
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT
 from dashboard import context, widgets
 
@@ -63,7 +64,7 @@ frame, more = context.dsar_requests(
 overdue = int(frame["overdue"].sum()) if not frame.empty else 0
 if overdue:
     st.error(f"{overdue} request(s) on this page are overdue.")
-table = frame.assign(
+table = frame.drop(columns=DSAR_ACTION_COLUMNS).assign(
     status=frame["status"].map(widgets.status_label),
     overdue=frame["overdue"].map({True: "⚠ overdue", False: ""}),
 )
@@ -71,7 +72,8 @@ st.dataframe(table, hide_index=True, width="stretch", column_config=widgets.labe
 if number > 1 or more:
     st.number_input("Page", min_value=1, max_value=number + int(more), step=1, key="dsar_page")
 
-pending = frame.loc[frame["status"] == "pending", "reference"].tolist()
+# Which buttons show comes from the library's read model (next_actions), not from statuses.
+pending = frame.loc[frame["can_review"], "reference"].tolist()
 if officer and pending:
     st.subheader("Review")
     widgets.preset_from_query("dsar_review", "reference", pending)  # links from Slack alerts
@@ -82,29 +84,32 @@ if officer and pending:
     if reject.button("Reject…", key="dsar_reject"):
         widgets.ask_confirmation("dsar_reject", reference=reference)
 
-open_refs = frame.loc[frame["status"].isin(dsar.OPEN_STATUSES), "reference"].tolist()
+open_refs = frame.loc[frame["can_extend"] | frame["can_retry"], "reference"].tolist()
 if officer and open_refs:
     st.subheader("Deadline and retries")
     reference = st.selectbox("Open request", open_refs, key="dsar_open_ref")
     chosen = frame.loc[frame["reference"] == reference].iloc[0]
-    with st.form("extend_dsar", clear_on_submit=True):
-        st.caption(
-            f"Due {chosen['due']:%Y-%m-%d}. GDPR Art. 12(3) allows at most two more months "
-            "for complex or numerous requests, and the data subject must be told why."
-        )
-        months = st.radio(
-            "Extend by", [1, 2], format_func=lambda m: f"{m} month(s)", horizontal=True
-        )
-        reason = st.text_input("Why the extension is needed")
-        if st.form_submit_button("Extend deadline"):
+    if chosen["can_extend"]:
+        with st.form("extend_dsar", clear_on_submit=True):
+            st.caption(
+                f"Due {chosen['due']:%Y-%m-%d}. GDPR Art. 12(3) allows at most two more months "
+                "for complex or numerous requests, and the data subject must be told why."
+            )
+            months = st.radio(
+                "Extend by", [1, 2], format_func=lambda m: f"{m} month(s)", horizontal=True
+            )
+            reason = st.text_input("Why the extension is needed")
+            if st.form_submit_button("Extend deadline"):
 
-            def extend() -> str:
-                with context.session(policy) as s:
-                    r = dsar.extend_dsar(s, reference, months=months, reason=reason, actor=person)
-                return f"{r.reference} now due {effective_due_at(r):%Y-%m-%d}."
+                def extend() -> str:
+                    with context.session(policy) as s:
+                        r = dsar.extend_dsar(
+                            s, reference, months=months, reason=reason, actor=person
+                        )
+                    return f"{r.reference} now due {effective_due_at(r):%Y-%m-%d}."
 
-            widgets.run_action(extend)
-    if chosen["status"] == "failed" and st.button("Retry the failed request", key="dsar_retry"):
+                widgets.run_action(extend)
+    if chosen["can_retry"] and st.button("Retry the failed request", key="dsar_retry"):
 
         def retry() -> str:
             with context.session(policy) as s:
@@ -113,9 +118,7 @@ if officer and open_refs:
 
         widgets.run_action(retry)
 
-finished = frame.loc[
-    (frame["status"] == "completed") & (frame["kind"] == "access"), "reference"
-].tolist()
+finished = frame.loc[frame["can_download"], "reference"].tolist()
 if finished:
     st.subheader("Finished exports")
     reference = st.selectbox("Export", finished, key="dsar_export_ref")
