@@ -16,12 +16,13 @@ from compliance.ops.alerts import (
 )
 from compliance.store.states import AlertStatus
 from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
+from jobs.params import DAY, DAYS
 
 
 def today_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--today",
-        type=click.DateTime(["%Y-%m-%d"]),
+        type=DAY,
         help="Act as if today were this UTC date (backfill, testing). Default: today.",
     )(func)
 
@@ -62,7 +63,7 @@ def alert_lines(alerts: Sequence[Alert], executed: bool, day: date) -> list[str]
     "--within-days",
     default=DEFAULT_WITHIN_DAYS,
     show_default=True,
-    type=click.IntRange(0),
+    type=DAYS,
     help="Also list open requests due within this many days (overdue ones always).",
 )
 @today_option

@@ -169,6 +169,8 @@ def job(
                     # skip. A bucket has a lock of its own, so cron may run buckets side by side.
                     locked = mutating and not dry_run and not concurrent
                     bucket = kwargs.get("bucket")
+                    if locked and bucket:
+                        rt.policy.bucket(bucket)  # an unknown name never names a lock file
                     lock_name = f"{name} --bucket {bucket}" if bucket else name
                     lock = job_lock(rt.engine, lock_name) if locked else nullcontext(True)
                     if not stack.enter_context(lock):
@@ -217,7 +219,7 @@ def job_command(
         wrapped = click.option(
             "--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary."
         )(wrapped)
-        return parent.command(name)(wrapped)
+        return parent.command(name, cls=JobCommand)(wrapped)
 
     return decorate
 
@@ -228,12 +230,46 @@ def execute_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+class JobCommand(click.Command):
+    """A command that refuses two flags writing one value (``--accept --reject``).
+
+    Click lets the last of such flags win silently; an officer who typed both meant
+    something we cannot guess, so the command changes nothing and says so.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+        except click.UsageError:
+            order = []  # the real parse below reports it
+        seen: dict[str | None, click.Parameter] = {}
+        for param in order:
+            if not isinstance(param, click.Option):
+                continue
+            first = seen.setdefault(param.name, param)
+            if first is not param:
+                raise click.UsageError(
+                    f"{first.opts[0]} and {param.opts[0]} cannot be given together", ctx
+                )
+        return super().parse_args(ctx, args)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
 class PrivacyDeskGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ComplianceError as exc:
             click.echo(f"Error: {exc}", err=True)
+            ctx.exit(EXIT_BAD_INPUT)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            # One line, like every other refusal, instead of click's usage block.
+            click.echo(f"Error: {_one_line(exc.format_message())}", err=True)
             ctx.exit(EXIT_BAD_INPUT)
         except JobFailed as exc:
             click.echo(f"Failed: {exc}", err=True)

@@ -1,15 +1,18 @@
 import click
 
-from compliance.deletion.records import create_deletion_records
+from compliance.deletion.records import MAX_STAGED_CHUNK_SIZE, create_deletion_records
 from jobs.cli import emit, execute_option, job_command, runtime
+from jobs.params import BUCKET, whole
 
 
 @job_command("create-deletion-records")
-@click.option("--bucket", required=True, help="The bucket whose rules find the due subjects.")
+@click.option(
+    "--bucket", type=BUCKET, required=True, help="The bucket whose rules find the due subjects."
+)
 @click.option(
     "--chunk-size",
-    type=int,
-    help="Subjects per commit (default 50,000 on PostgreSQL, 5,000 on SQLite).",
+    type=whole(1, MAX_STAGED_CHUNK_SIZE),
+    help="Subjects per commit (default 50,000 on PostgreSQL, 5,000 and at most 10,000 on SQLite).",
 )
 @execute_option
 def create_records(bucket: str, chunk_size: int | None, execute: bool) -> object:

@@ -3,6 +3,7 @@ import click
 from compliance.ops.retention import DEFAULT_CHUNK_SIZE, retention_cleanup
 from compliance.store.states import CleanupStatus
 from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
+from jobs.params import whole
 
 
 @job_command("retention-cleanup")
@@ -11,7 +12,7 @@ from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
     "--chunk-size",
     default=DEFAULT_CHUNK_SIZE,
     show_default=True,
-    type=click.IntRange(1),
+    type=whole(1, 1_000_000),
     help="Rows deleted per commit.",
 )
 @execute_option

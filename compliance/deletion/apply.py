@@ -177,6 +177,10 @@ def apply_deletions(
             )
         )
         session.rollback()
+    for name in names:
+        if name in policy.buckets or name == "dsar_erasure":
+            # No key for the hash strategy: refused before any record is touched.
+            datamap.require_keys(datamap.erasure_plan(policy.bucket(name).tables))
     if execute:
         analyze(session, DeletionRecord)
     result = ApplyResult(executed=execute)

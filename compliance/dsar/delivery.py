@@ -20,6 +20,7 @@ from sqlalchemy import case, delete, select, update
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
+from compliance.dsar.exports import user_export_files
 from compliance.dsar.mailer import build_message, send_mail
 from compliance.dsar.requests import get_dsar, has_finished_export
 from compliance.errors import ComplianceError, Conflict, NotFound
@@ -320,6 +321,7 @@ class CleanupResult:
     references: list[str]
     executed: bool
     temp_files: int = 0  # half-written exports left by a killed worker
+    user_exports: int = 0  # export-user-data files older than the retention
 
 
 ABANDONED_WRITE_AGE = timedelta(hours=6)  # no export takes this long to write
@@ -364,12 +366,16 @@ def cleanup_expired_exports(
     )
     references = sorted(r.reference for r in expired)
     temp_files = abandoned_temp_files(Path(policy.export_dir), now)
+    # Support's direct exports are on no request; their name says when they were made.
+    user_exports = [p for p, made in user_export_files(Path(policy.export_dir)) if made <= cutoff]
     if not execute:
         session.rollback()
-        return CleanupResult(len(expired), len(old_deliveries), references, False, len(temp_files))
+        return CleanupResult(
+            len(expired), len(old_deliveries), references, False, len(temp_files), len(user_exports)
+        )
     for row in expired:
         Path(row.export_path).unlink(missing_ok=True)
-    for path in temp_files:
+    for path in [*temp_files, *user_exports]:
         path.unlink(missing_ok=True)
     if expired:
         session.execute(
@@ -379,7 +385,7 @@ def cleanup_expired_exports(
         )
     if old_deliveries:
         session.execute(delete(DsarDelivery).where(DsarDelivery.id.in_(old_deliveries)))
-    if expired or old_deliveries or temp_files:
+    if expired or old_deliveries or temp_files or user_exports:
         record_event(
             session,
             actor=actor,
@@ -392,7 +398,10 @@ def cleanup_expired_exports(
                 "references": references[:1000],
                 "older_than_days": policy.dsar_export_days,
                 "temp_files": len(temp_files),
+                "user_exports": len(user_exports),
             },
         )
     session.commit()
-    return CleanupResult(len(expired), len(old_deliveries), references, True, len(temp_files))
+    return CleanupResult(
+        len(expired), len(old_deliveries), references, True, len(temp_files), len(user_exports)
+    )

@@ -20,6 +20,7 @@ from compliance.deletion.holds import awaiting_access_export, held_profiles
 from compliance.deletion.records import add_records
 from compliance.dsar.deadlines import effective_due_at
 from compliance.dsar.exports import build_access_export
+from compliance.dsar.forget import forget_subject
 from compliance.errors import ComplianceError, InvalidInput
 from compliance.logs import log_event
 from compliance.policy.datamap import DataMap
@@ -223,7 +224,9 @@ def _state_of(record: DeletionRecord) -> RecordState:
     )
 
 
-def _settle_erasures(session: Session, result: ProcessResult, actor: str, now: datetime) -> None:
+def _settle_erasures(
+    session: Session, policy: Policy, result: ProcessResult, actor: str, now: datetime
+) -> None:
     """Erasure requests complete once their deletion record is applied (by apply-deletions)."""
     rows = session.execute(
         select(DsarRequest, DeletionRecord)
@@ -242,6 +245,9 @@ def _settle_erasures(session: Session, result: ProcessResult, actor: str, now: d
             result.failed[request.reference] = request.last_error or ""
         elif state == RecordState.APPLIED:
             _complete(session, request, actor, now)
+            forget_subject(
+                session, policy, request.subject_id, actor=actor, reference=request.reference
+            )
             result.completed.append(request.reference)
         elif state == RecordState.EXCLUDED:
             note = record.review_note or "its deletion batch was rejected"
@@ -309,5 +315,5 @@ def process_dsar_requests(
                 session.commit()
                 result.failed[request.reference] = message
                 log_event("dsar.failed", reference=request.reference, error=message)
-    _settle_erasures(session, result, actor, now or utcnow())
+    _settle_erasures(session, policy, result, actor, now or utcnow())
     return result

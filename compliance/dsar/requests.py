@@ -26,6 +26,7 @@ from compliance.dsar.deadlines import MAX_EXTENSION_MONTHS, due_date
 from compliance.emails import check_email
 from compliance.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from compliance.logs import log_event
+from compliance.policy.datamap import normalise_subject_key
 from compliance.policy.loader import Policy
 from compliance.roles import API_INTAKE, COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.store.models import DsarRequest, utcnow
@@ -64,15 +65,7 @@ def resolve_subject(
         query = select(*columns).where(func.lower(email_col) == address)
         what = f"with email '{address}'"
     else:
-        subject_id = str(subject_id).strip()
-        if not subject_id:
-            raise InvalidInput("the subject id is empty")
-        try:
-            value: Any = int(subject_id) if key_col.type.python_type is int else subject_id
-        except ValueError:
-            raise InvalidInput(f"subject id '{subject_id}' is not a whole number") from None
-        except NotImplementedError:
-            value = subject_id
+        subject_id, value = normalise_subject_key(key_col, subject_id)
         query = select(*columns).where(key_col == value)
         what = f"with id '{subject_id}'"
     with app_engine.connect() as conn:
