@@ -1,12 +1,13 @@
 """Access exports: everything the systems hold about one subject, as a ZIP they can read.
 
-The ZIP holds ``data.json`` (one key per SQL table, rows as objects, ISO dates), one
-folder per system (``app_database/``, ``billing/``, ``helpdesk/`` ...) with one CSV per
-table of an SQL system, or the file a webhook returned or a person uploaded,
-``README.txt`` (what each file holds, what was left out and why, the legal basis of data
-we keep) and ``manifest.json`` (size and SHA-256 of every other file). It is written
-under a temporary name and renamed, so a reader never sees half a file. Each table is
-one indexed query through the data map: no query per row.
+The ZIP holds ``data.json`` (when it was exported, the request it answers, and one key per
+SQL table with rows as objects; dates ISO 8601 with their UTC offset), one folder per
+system (``app_database/``, ``billing/``, ``helpdesk/`` ...) with one CSV per table of an SQL
+system, or the file a webhook returned or a person uploaded, ``README.txt`` (what each file
+holds, what was left out and why, the legal basis of data we keep) and ``manifest.json``
+(size and SHA-256 of every other file). It is written under a temporary name and renamed,
+so a reader never sees half a file. Each table is one indexed query through the data map:
+no query per row.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 import re
 import uuid
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -34,7 +35,7 @@ from compliance.deletion.records import ensure_profiles
 from compliance.errors import InvalidInput, NotFound
 from compliance.policy.datamap import DataMap
 from compliance.policy.systems import APP_SYSTEM
-from compliance.store.models import utcnow
+from compliance.store.models import DsarRequest, utcnow
 
 # A safety net under the policy's export_exclude: credentials never leave, whatever the map says.
 _CREDENTIAL = re.compile(r"password|passwd|secret|token_hash|api_key|otp_hash|private_key", re.I)
@@ -66,10 +67,17 @@ class SubjectData:
     subject_id: str
     tables: list[TableData]
 
-    def as_json_document(self) -> dict[str, list[dict[str, Any]]]:
-        return {
+    def as_json_document(
+        self, exported_at: datetime, request: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """When it was exported, the request it answers (if any), then one key per table."""
+        document: dict[str, Any] = {"exported_at": plain(exported_at)}
+        if request is not None:
+            document["request"] = dict(request)
+        document["tables"] = {
             t.name: [{k: plain(v) for k, v in row.items()} for row in t.rows] for t in self.tables
         }
+        return document
 
 
 @dataclass(frozen=True)
@@ -81,8 +89,14 @@ class ExportFile:
 
 
 def plain(value: Any) -> Any:
-    """JSON- and CSV-friendly values: ISO dates, exact decimals, base64 bytes."""
-    if isinstance(value, datetime | date | time):
+    """JSON- and CSV-friendly values: ISO dates, exact decimals, base64 bytes.
+
+    Timestamps carry their UTC offset; naive ones are UTC by this tool's convention (the
+    compliance database stores naive UTC, and the application database is read the same way).
+    """
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    if isinstance(value, date | time):
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
@@ -104,9 +118,31 @@ def excluded_columns(datamap: DataMap, name: str) -> dict[str, str]:
     return reasons
 
 
-def collect_subject_data(datamap: DataMap, subject_id: str) -> SubjectData:
+def request_metadata(request: DsarRequest) -> dict[str, Any]:
+    """What the subject may learn about their own request: reference, dates, decision."""
+    due = request.extended_due_at or request.due_at
+    return {
+        "reference": request.reference,
+        "kind": request.kind,
+        "received_at": plain(request.requested_at),
+        "due_at": plain(due),
+        "extended": request.extended_due_at is not None,
+        "extension_reason": request.extension_reason,
+        "decision": "approved" if request.reviewed_at else "approved by policy",
+        "decided_at": plain(request.reviewed_at),
+    }
+
+
+Progress = Callable[[int, int, str], None]  # tables done, tables in all, the table just read
+
+
+def collect_subject_data(
+    datamap: DataMap, subject_id: str, progress: Progress | None = None
+) -> SubjectData:
     """Walk the whole data map (retain tables too: they are the subject's data as well)."""
     tables = []
+    total = sum(len(datamap.tables_in(system)) for system in datamap.sql_systems())
+    done = 0
     for system in datamap.sql_systems():
         engine = datamap.engine_for(system)
         options = (
@@ -128,6 +164,9 @@ def collect_subject_data(datamap: DataMap, subject_id: str) -> SubjectData:
                         system=system,
                     )
                 )
+                done += 1
+                if progress is not None:
+                    progress(done, total, name)
     tables.sort(key=lambda t: t.name)
     return SubjectData(str(subject_id), tables)
 
@@ -169,14 +208,15 @@ def readme_text(
         title,
         "=" * len(title),
         "",
-        f"Generated at {generated_at.isoformat()} (UTC). Dates and times are ISO 8601, in UTC.",
+        f"Generated at {plain(generated_at)}. Dates and times are ISO 8601 with their UTC offset.",
         "",
         "Files",
         "-----",
     ]
     if with_json:
-        lines.append("data.json      all the data below in one JSON document: one key per table,")
-        lines.append("               each row an object")
+        lines.append("data.json      all the data below in one JSON document: when it was")
+        lines.append("               exported, the request it answers (reference, dates,")
+        lines.append("               decision), and under 'tables' one key per table")
     for table in data.tables:
         lines.append(
             f"{csv_path(table)}: {len(table.rows)} row(s) from '{table.name}' "
@@ -232,7 +272,7 @@ def _zip_files(
     manifest = {
         "reference": reference,
         "subject_id": subject_id,
-        "generated_at": generated_at.isoformat(),
+        "generated_at": plain(generated_at),
         "files": [
             {"name": name, "bytes": len(content), "sha256": hashlib.sha256(content).hexdigest()}
             for name, content in files.items()
@@ -257,11 +297,12 @@ def export_files(
     *,
     with_json: bool = True,
     parts: Sequence[SystemFile] = (),
+    request: Mapping[str, Any] | None = None,
 ) -> dict[str, bytes]:
     """Every file of the ZIP; the manifest covers the SQL tables and the other systems' parts."""
     files: dict[str, bytes] = {}
     if with_json:
-        files["data.json"] = json_bytes(data.as_json_document())
+        files["data.json"] = json_bytes(data.as_json_document(generated_at, request))
     for table in data.tables:
         files[csv_path(table)] = csv_bytes(table)
     for part in parts:
@@ -280,12 +321,17 @@ def build_access_export(
     directory: Path,
     now: datetime | None = None,
     parts: Sequence[SystemFile] = (),
+    request: DsarRequest | None = None,
+    progress: Progress | None = None,
 ) -> ExportFile:
     """The ZIP answering an access request, at ``directory/REFERENCE.zip``."""
     generated_at = now or utcnow()
-    data = collect_subject_data(datamap, subject_id)
+    data = collect_subject_data(datamap, subject_id, progress)
     path = Path(directory) / f"{reference}.zip"
-    size, sha = write_zip(path, export_files(data, reference, generated_at, parts=parts))
+    meta = request_metadata(request) if request is not None else None
+    size, sha = write_zip(
+        path, export_files(data, reference, generated_at, request=meta, parts=parts)
+    )
     return ExportFile(path, size, sha, {t.name: len(t.rows) for t in data.tables})
 
 
@@ -312,7 +358,7 @@ def build_user_export(
     try:
         if fmt == "json":
             path = Path(directory) / f"{base}.json"
-            content = json_bytes(data.as_json_document())
+            content = json_bytes(data.as_json_document(generated_at))
             size, sha = _write_atomic(path, lambda handle: handle.write(content))
         else:
             path = Path(directory) / f"{base}.zip"
