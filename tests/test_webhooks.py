@@ -19,7 +19,6 @@ from compliance.store.models import AuditEvent, DeletionRecord, ErasureTask, utc
 from compliance.systems.tasks import receive_callback, retry_task
 from compliance.systems.webhook import signed_headers
 from tests.conftest import DEMO_POLICY, Deployment
-from tests.test_intake_api import Server, api  # noqa: F401 - the uvicorn fixture
 from tests.test_systems import accept_everything
 from tests.webhook_server import Service, webhook_service
 
@@ -316,10 +315,51 @@ def answering_later(demo: Deployment, service: Service) -> Deployment:
     return with_helpdesk(demo, service.url + "/later")
 
 
+@pytest.fixture
+def api(answering_later: Deployment) -> Iterator[str]:
+    """The intake API (uvicorn on a loopback port) over the deployment with the helpdesk."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.conftest import ROOT
+    from tests.smtp_server import free_port
+
+    port = free_port()
+    env = {**os.environ, "HELPDESK_SECRET": SECRET}
+    for name, value in answering_later.env.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port",
+         str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"{url}/openapi.json", timeout=1)
+            break
+        except httpx.TransportError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise AssertionError("uvicorn did not start") from None
+            time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.communicate(timeout=10)
+
+
 def test_the_callback_reaches_the_intake_api_over_http(
     answering_later: Deployment,
     service: Service,
-    api: Server,  # noqa: F811
+    api: str,
 ) -> None:
     import httpx
 
@@ -328,7 +368,7 @@ def test_the_callback_reaches_the_intake_api_over_http(
     assert first.webhooks["accepted"] == first.due
     task = tasks(d)[0]
     body = json.dumps({"idempotency_key": task.idempotency_key, "status": "done"}).encode()
-    url = f"{api.url}/v1/tasks/callback"
+    url = f"{api}/v1/tasks/callback"
     forged = httpx.post(url, content=body, headers=signed_headers(b"wrong", body), timeout=10)
     assert forged.status_code == 422 and "bad signature" in forged.json()["detail"]
     signed = signed_headers(SECRET.encode(), body)
