@@ -18,41 +18,20 @@ import streamlit as st  # noqa: E402
 from compliance.errors import ComplianceError  # noqa: E402
 from compliance.policy.loader import Policy  # noqa: E402
 from compliance.roles import (  # noqa: E402
-    COMPLIANCE_OFFICER,
-    MANAGER,
     ROLE_TITLES,
-    SUPPORT,
     Identity,
     demo_users,
     resolve_identity,
 )
 from dashboard import context, widgets  # noqa: E402
+from dashboard.navigation import LANDING, PAGES, url_path  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DEMO_USER_KEY = "demo_user"
 DEMO_CHOICE_KEY = "demo_user_choice"
-# (file, title, icon, roles that see it). The title's URL path (deletion_batches,
-# dsar_requests, ...) is what Slack alerts link to, so keep titles stable.
-PAGES = [
-    ("pages/batches.py", "Deletion batches", ":material/delete_sweep:", {COMPLIANCE_OFFICER}),
-    ("pages/dsar.py", "DSAR requests", ":material/folder_shared:", {COMPLIANCE_OFFICER, SUPPORT}),
-    ("pages/progress.py", "Progress", ":material/monitoring:", {COMPLIANCE_OFFICER, MANAGER}),
-    ("pages/audit.py", "Audit log", ":material/receipt_long:", {COMPLIANCE_OFFICER, MANAGER}),
-    ("pages/jobs.py", "Jobs", ":material/schedule:", {COMPLIANCE_OFFICER, MANAGER}),
-]
-
-
-def url_path(title: str) -> str:
-    return title.lower().replace(" ", "_")
-
-
-# Where each person lands: the page of their most powerful role.
-LANDING = [
-    (COMPLIANCE_OFFICER, "pages/batches.py"),
-    (MANAGER, "pages/progress.py"),
-    (SUPPORT, "pages/dsar.py"),
-    (None, ""),
-]
+# Demo mode only: the picked user rides along in the URL (?as=…), so a reload, a new tab or
+# a shared link keeps the person signed in instead of landing on "Page not found".
+DEMO_QUERY = "as"
 
 
 def _remember_demo_user() -> None:
@@ -66,9 +45,13 @@ def sign_in(policy: Policy) -> Identity | None:
     header = st.context.headers.get(policy.dashboard.identity_header)
     picked = None
     if not configured and not header and policy.dashboard.demo_mode:
-        # Kept outside the widget by its callback: with a pages/ folder next to app.py,
-        # Streamlit drops widget values when the first sign-in changes the page list.
+        # Kept outside the widget by its callback: Streamlit may drop widget values when
+        # the first sign-in changes the page list.
         users = demo_users(policy)
+        linked = st.query_params.get(DEMO_QUERY)
+        if DEMO_CHOICE_KEY not in st.session_state and linked in users:
+            st.session_state[DEMO_CHOICE_KEY] = linked
+            st.session_state[DEMO_USER_KEY] = linked
         remembered = st.session_state.get(DEMO_CHOICE_KEY)
         st.sidebar.selectbox(
             "Signed in as (demo mode)",
@@ -88,6 +71,8 @@ def sign_in(policy: Policy) -> Identity | None:
     )
     if person is None:
         return None
+    if person.source == "demo" and st.query_params.get(DEMO_QUERY) != person.email:
+        st.query_params[DEMO_QUERY] = person.email
     st.sidebar.caption(f"**{person.email}**")
     roles = ", ".join(ROLE_TITLES[r] for r in sorted(person.roles)) or "no role"
     st.sidebar.caption(roles)
@@ -115,7 +100,7 @@ def no_access_page() -> None:
     widgets.no_access(st.session_state.get(context.IDENTITY_KEY))
 
 
-st.set_page_config(page_title="Privacy Desk", page_icon="🛡️", layout="wide")
+st.set_page_config(page_title="Privacy Desk", page_icon=":material/shield:", layout="wide")
 try:
     policy = context.policy()
 except ComplianceError as exc:
@@ -124,11 +109,17 @@ except ComplianceError as exc:
 
 person = sign_in(policy)
 st.session_state[context.IDENTITY_KEY] = person
-# st.navigation runs on every path, so Streamlit never falls back to listing pages/ itself.
+# Every page's path is always registered: a link to a page one may not open (or a link
+# opened before signing in) says so, instead of Streamlit's "Page not found".
 if person is None:
-    pages = [st.Page(signed_out_page, title="Sign in", icon=":material/login:")]
+    pages = [st.Page(signed_out_page, title="Sign in", icon=":material/login:", default=True)]
+    pages += [
+        st.Page(signed_out_page, title=title, url_path=url_path(title), visibility="hidden")
+        for _, title, _, _ in PAGES
+    ]
 else:
     landing = next(path for role, path in LANDING if person.has(role) or role is None)
+    allowed = [entry for entry in PAGES if person.has(*entry[3]) and (HERE / entry[0]).exists()]
     pages = [
         st.Page(
             str(HERE / path),
@@ -137,7 +128,11 @@ else:
             url_path=url_path(title),
             default=path == landing,
         )
+        for path, title, icon, _ in allowed
+    ] or [st.Page(no_access_page, title="No access", icon=":material/block:", default=True)]
+    pages += [
+        st.Page(no_access_page, title=title, url_path=url_path(title), visibility="hidden")
         for path, title, icon, roles in PAGES
-        if person.has(*roles) and (HERE / path).exists()
-    ] or [st.Page(no_access_page, title="No access", icon=":material/block:")]
+        if (path, title, icon, roles) not in allowed
+    ]
 st.navigation(pages).run()

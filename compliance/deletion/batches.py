@@ -202,6 +202,53 @@ def exclude_records(
     return len(exclude)
 
 
+def include_records(session: Session, batch_id: int, record_ids: list[int], *, actor: str) -> int:
+    """Undo exclusions in a still pending batch: the records go back to awaiting the decision.
+
+    An exclusion is a draft of the officer's decision until the batch is decided; after
+    that it is part of the decision and stays.
+    """
+    actor = check_email(actor, "reviewer")
+    batch = get_batch(session, batch_id)
+    if batch.reviewed_status != "pending":
+        raise _already_reviewed(batch)
+    wanted = sorted(set(record_ids))
+    if not wanted:
+        raise InvalidInput("choose at least one excluded record to put back")
+    excluded = set(
+        session.scalars(
+            select(DeletionRecord.id).where(
+                DeletionRecord.deletion_batch_id == batch_id,
+                DeletionRecord.id.in_(wanted),
+                DeletionRecord.accepted_for_deletion.is_(False),
+            )
+        )
+    )
+    strangers = [r for r in wanted if r not in excluded]
+    if strangers:
+        raise InvalidInput(f"record {strangers[0]} is not an excluded record of batch {batch_id}")
+    session.execute(
+        update(DeletionRecord)
+        .where(DeletionRecord.id.in_(wanted))
+        .values(
+            accepted_for_deletion=None,
+            is_manually_reviewed=False,
+            review_note=None,
+            updated_at=utcnow(),
+        )
+    )
+    record_event(
+        session,
+        actor=actor,
+        action="deletion_records.included",
+        target_type="deletion_batch",
+        target_id=batch_id,
+        details={"record_ids": wanted},
+    )
+    session.commit()
+    return len(wanted)
+
+
 def review_batch(
     session: Session,
     batch_id: int,

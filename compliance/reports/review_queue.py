@@ -112,7 +112,12 @@ def list_batches(
             select(
                 DeletionRecord.deletion_batch_id.label("batch_id"),
                 func.count().label("records"),
-                _sum_if(DeletionRecord.accepted_for_deletion.is_(False)).label("excluded"),
+                # Only records an officer kept out one by one: a rejection keeps all of them,
+                # and calling those "excluded" would misstate what the officer did.
+                _sum_if(
+                    DeletionRecord.accepted_for_deletion.is_(False)
+                    & DeletionRecord.is_manually_reviewed.is_(True)
+                ).label("excluded"),
             )
             .where(DeletionRecord.deletion_batch_id.in_(ids))
             .group_by(DeletionRecord.deletion_batch_id)
@@ -138,9 +143,12 @@ def list_batches(
 
 
 def _flags(accepted: bool | None, manual: bool, applied: datetime | None, error: str | None) -> str:
+    """Where a record stands, in the words of the decision that put it there."""
     flags = []
     if accepted is False:
-        flags.append("excluded")
+        # Kept out one by one (with a note) is an exclusion; kept with its whole batch
+        # is the batch's rejection.
+        flags.append("excluded" if manual else "rejected")
     elif accepted is True:
         flags.append("accepted")
     if manual:
@@ -197,7 +205,21 @@ def batch_records(session: Session, batch_id: int, *, limit: int = 100, offset: 
         ],
         columns=RECORD_COLUMNS,
     )
+    frame["subject_id"] = typed_keys(frame["subject_id"])
     return Page(frame, total, offset, limit)
+
+
+def typed_keys(keys: pd.Series) -> pd.Series:
+    """Subject keys as numbers when every one is a whole number, so 114 sorts before 1128.
+
+    The compliance database stores keys as text whatever their type in the application
+    database; a table sorted as text would put 1128 before 114.
+    """
+    text = keys.astype(str)
+    # Leading zeros ("007") or signs would be lost as numbers: such keys stay text.
+    if len(keys) and text.str.fullmatch(r"0|[1-9][0-9]{0,17}").all():
+        return text.astype("int64")
+    return keys
 
 
 def batch_impact(session: Session, datamap: DataMap, batch_id: int) -> pd.DataFrame:
@@ -218,11 +240,18 @@ def batch_impact(session: Session, datamap: DataMap, batch_id: int) -> pd.DataFr
             )
         )
     )
-    columns = ["table", "action", "rows"]
+    columns = ["table", "action", "rows", "legal_basis"]
     if not keys:
         return pd.DataFrame(columns=columns)
     with datamap.engine.connect() as conn:
-        return pd.DataFrame(datamap.impact(conn, bucket.tables, keys), columns=columns)
+        frame = pd.DataFrame(datamap.impact(conn, bucket.tables, keys), columns=columns)
+    # "retain 271" alone reads like a leak; the policy says why those rows must stay.
+    tables = datamap.policy.tables
+    frame["legal_basis"] = [
+        (tables[t].legal_basis or "") if a == "retain" and t in tables else ""
+        for t, a in zip(frame["table"], frame["action"], strict=True)
+    ]
+    return frame
 
 
 # ---------------------------------------------------------------- audit log
@@ -341,4 +370,6 @@ def dsar_requests(
                 "completed_at": r.completed_at,
             }
         )
-    return pd.DataFrame(rows, columns=DSAR_COLUMNS), len(found) > limit
+    frame = pd.DataFrame(rows, columns=DSAR_COLUMNS)
+    frame["subject_id"] = typed_keys(frame["subject_id"])
+    return frame, len(found) > limit

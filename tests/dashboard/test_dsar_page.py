@@ -25,7 +25,11 @@ def test_support_logs_an_access_request_and_sees_it_with_its_due_date(
     reference = logged[0].split()[1].rstrip(",")
     table = at.dataframe[0].value
     row = table.set_index("reference").loc[reference]
-    assert (row["kind"], row["subject_id"], row["requested_by"]) == ("access", "5", SUPPORT)
+    assert (row["kind"], row["subject_id"], row["requested_by"]) == (
+        "access",
+        5,
+        SUPPORT,
+    )  # a number, sorted as one
     assert row["days_left"] >= 27
     assert not [b for b in at.button if b.label == "Approve…"]  # support does not review
     with queue.session() as session:
@@ -55,7 +59,7 @@ def test_an_officer_approves_a_request_through_the_dialog(
 ) -> None:
     reference = _logged(queue)
     at = open_app(OFFICER)
-    at.switch_page("pages/dsar.py").run()
+    at.switch_page("views/dsar.py").run()
     button(at, "Approve…").click().run()
     button(at, "Approve").click().run()
 
@@ -68,7 +72,7 @@ def test_an_officer_approves_a_request_through_the_dialog(
 def test_rejecting_a_request_requires_a_reason(queue: Deployment, open_app: OpenApp) -> None:
     reference = _logged(queue)
     at = open_app(OFFICER)
-    at.switch_page("pages/dsar.py").run()
+    at.switch_page("views/dsar.py").run()
     button(at, "Reject…").click().run()
     button(at, "Reject").click().run()
 
@@ -105,7 +109,7 @@ def test_an_officer_extends_a_deadline_with_a_reason(queue: Deployment, open_app
     with queue.session() as session:
         due_before = get_dsar(session, reference).due_at
     at = open_app(OFFICER)
-    at.switch_page("pages/dsar.py").run()
+    at.switch_page("views/dsar.py").run()
     at.selectbox(key="dsar_open_ref").select(reference).run()
 
     button(at, "Extend deadline").click().run()  # no reason given

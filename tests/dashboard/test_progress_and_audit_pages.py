@@ -42,7 +42,7 @@ def test_the_audit_log_filters_by_actor_and_verifies_the_chain(
     queue: Deployment, open_app: OpenApp
 ) -> None:
     at = open_app(OFFICER)
-    at.switch_page("pages/audit.py").run()
+    at.switch_page("views/audit.py").run()
     assert not at.exception, at.exception
     assert any(t.startswith("Hash chain verified") for t in texts(at, "success"))
     everyone = at.dataframe[0].value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from compliance.deletion.batches import exclude_records, get_batch, review_batch
+from compliance.deletion.batches import exclude_records, get_batch, include_records, review_batch
 from compliance.errors import ComplianceError
 from compliance.reports.review_queue import BATCH_STATUSES
 from compliance.roles import COMPLIANCE_OFFICER
@@ -13,6 +13,7 @@ from dashboard import context, widgets
 PAGE_SIZE = 25
 ALL = widgets.ALL
 DECIDED_KEY = "decided_batch"
+FORM_NONCE = "exclude_form_nonce"
 RECORDS_PAGE_SIZE = 50
 
 widgets.require_role(COMPLIANCE_OFFICER)
@@ -31,21 +32,31 @@ page = widgets.load_page(
     PAGE_SIZE,
     lambda n, o: context.batches(url, widgets.unless_all(bucket), widgets.unless_all(status), n, o),
 )
-table = page.frame.assign(status=page.frame["status"].map(widgets.status_label))
 shown = ["batch_id", "bucket", "status", "records", "excluded", "age_days", "reviewed_by"]
-st.dataframe(table[shown], hide_index=True, width="stretch", column_config=widgets.labels(shown))
+widgets.table(page.frame[shown])
 widgets.pager("batches_page", page)
 if page.frame.empty:
     st.stop()
 
+# Labels name what never changes with a decision (the status shows on the badge below):
+# the browser keeps showing an option's old label for the same value after a rerun.
 labels = {
-    int(r.batch_id): f"#{r.batch_id} · {r.bucket} · {r.status} · {r.records} records"
+    int(r.batch_id): f"#{r.batch_id} · {r.bucket} · {r.records} records"
     for r in page.frame.itertuples()
 }
-decided = st.session_state.pop(DECIDED_KEY, None)
-if decided is not None and decided not in labels:  # keep showing the batch just decided
-    labels = {decided: f"#{decided} (just decided)", **labels}
+decided = st.session_state.get(DECIDED_KEY)
+if decided is not None and decided not in labels:
+    # The batch just decided has left the filtered list; keep it open until another is chosen.
+    try:
+        with context.session(policy) as s:
+            done = get_batch(s, decided)
+        size = context.batch_records(url, decided, 1, 0).total
+        labels = {decided: f"#{done.id} · {done.bucket} · {size} records", **labels}
+    except ComplianceError:
+        st.session_state.pop(DECIDED_KEY, None)
 batch_id = st.selectbox("Open a batch", list(labels), format_func=labels.get, key="open_batch")
+if batch_id != decided:
+    st.session_state.pop(DECIDED_KEY, None)
 try:
     with context.session(policy) as s:
         batch = get_batch(s, int(batch_id))
@@ -63,7 +74,7 @@ if batch.reviewed_status != "pending":
 else:
     st.markdown("**Impact preview** — what accepting this batch would do (nothing is changed):")
     try:
-        st.dataframe(context.batch_impact(policy, batch.id), hide_index=True)
+        widgets.table(context.batch_impact(policy, batch.id), widths={"legal_basis": "large"})
     except ComplianceError as exc:
         st.error(str(exc))
     accept, reject = st.columns(2)
@@ -78,18 +89,29 @@ records = widgets.load_page(
     lambda n, o: context.batch_records(url, batch.id, n, o),
 )
 st.markdown("**Records**")
-st.dataframe(
-    records.frame,
-    hide_index=True,
-    width="stretch",
-    column_config=widgets.labels(records.frame.columns),
-)
+widgets.table(records.frame.drop(columns=["profile_id"]))
 widgets.pager(f"records_page_{batch.id}", records)
 
+
+def record_label(record_id: int) -> str:
+    subject = records.frame.loc[records.frame["record_id"] == record_id, "subject_id"]
+    return f"record {record_id} (subject {subject.iloc[0]})" if len(subject) else str(record_id)
+
+
 if batch.reviewed_status == "pending" and not records.frame.empty:
-    with st.form("exclude", clear_on_submit=True):
-        chosen = st.multiselect("Exclude records (kept, never erased)", records.frame["record_id"])
-        note = st.text_input("Note (why these records are kept)")
+    excluded = records.frame.loc[records.frame["flags"].str.startswith("excluded"), "record_id"]
+    candidates = records.frame.loc[~records.frame["record_id"].isin(excluded), "record_id"]
+    # The form keeps what was chosen when it is refused; after a success a new nonce gives
+    # fresh, empty widgets.
+    nonce = st.session_state.get(FORM_NONCE, 0)
+    with st.form(f"exclude_{nonce}"):
+        chosen = st.multiselect(
+            "Exclude records (kept, never erased)",
+            candidates.tolist(),
+            format_func=record_label,
+            key=f"exclude_records_{nonce}",
+        )
+        note = st.text_input("Note (why these records are kept)", key=f"exclude_note_{nonce}")
         if st.form_submit_button("Exclude selected"):
             if not chosen:
                 st.error("Choose at least one record to exclude.")
@@ -101,15 +123,40 @@ if batch.reviewed_status == "pending" and not records.frame.empty:
                     keep = dict.fromkeys((int(r) for r in chosen), note.strip())
                     with context.session(policy) as s:
                         count = exclude_records(s, batch.id, keep, actor=actor)
+                    st.session_state[FORM_NONCE] = nonce + 1
                     return f"Excluded {count} record(s) from batch {batch.id}."
 
                 widgets.run_action(exclude)
+
+    if not excluded.empty:
+        with st.form(f"include_{nonce}"):
+            back = st.multiselect(
+                "Put excluded records back (the batch is not decided yet)",
+                excluded.tolist(),
+                format_func=record_label,
+                key=f"include_records_{nonce}",
+            )
+            if st.form_submit_button("Put back"):
+                if not back:
+                    st.error("Choose at least one excluded record to put back.")
+                else:
+
+                    def include() -> str:
+                        with context.session(policy) as s:
+                            count = include_records(
+                                s, batch.id, [int(r) for r in back], actor=actor
+                            )
+                        st.session_state[FORM_NONCE] = nonce + 1
+                        return f"Put {count} record(s) back into batch {batch.id}."
+
+                    widgets.run_action(include)
 
 pending = widgets.pending_confirmation("accept") or widgets.pending_confirmation("reject")
 if pending:
     target = pending["batch_id"]
 
     def decide(reason: str | None) -> str:
+        # Kept open afterwards, also when someone else decided first: the page says who.
         st.session_state[DECIDED_KEY] = target
         with context.session(policy) as s:
             result = review_batch(

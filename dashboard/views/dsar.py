@@ -62,11 +62,7 @@ frame, more = context.dsar_requests(
 overdue = int(frame["overdue"].sum()) if not frame.empty else 0
 if overdue:
     st.error(f"{overdue} request(s) on this page are overdue.")
-table = frame.assign(
-    status=frame["status"].map(widgets.status_label),
-    overdue=frame["overdue"].map({True: "⚠ overdue", False: ""}),
-)
-st.dataframe(table, hide_index=True, width="stretch", column_config=widgets.labels(table.columns))
+widgets.table(frame.assign(overdue=frame["overdue"].map({True: "overdue", False: ""})))
 if number > 1 or more:
     st.number_input("Page", min_value=1, max_value=number + int(more), step=1, key="dsar_page")
 
