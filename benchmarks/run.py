@@ -155,8 +155,10 @@ def write_policy(bench: Bench) -> None:
 def workspace(small: bool, subjects: int, apply: int, audit_events: int) -> Iterator[Bench]:
     workdir = Path(tempfile.mkdtemp(prefix="privacy-desk-bench-"))
     if small:
-        urls = [f"sqlite:///{workdir / name}.db" for name in ("app", "compliance", "scratch")]
-        bench = Bench("sqlite", subjects, apply, audit_events, workdir, *urls)
+        app, compliance, scratch = (
+            f"sqlite:///{workdir / n}.db" for n in ("app", "compliance", "scratch")
+        )
+        bench = Bench("sqlite", subjects, apply, audit_events, workdir, app, compliance, scratch)
     else:
         server = os.environ.get("BENCHMARK_POSTGRES_URL") or os.environ.get(
             "COMPLIANCE_TEST_POSTGRES_URL"
@@ -173,8 +175,10 @@ def workspace(small: bool, subjects: int, apply: int, audit_events: int) -> Iter
             for schema in schemas:
                 conn.execute(text(f'CREATE SCHEMA "{schema}"'))
         sep = "&" if "?" in server else "?"
-        urls = [f"{server}{sep}options=-csearch_path%3D{schema}" for schema in schemas]
-        bench = Bench("postgresql", subjects, apply, audit_events, workdir, *urls)
+        app, compliance, scratch = (f"{server}{sep}options=-csearch_path%3D{s}" for s in schemas)
+        bench = Bench(
+            "postgresql", subjects, apply, audit_events, workdir, app, compliance, scratch
+        )
 
         def drop() -> None:
             with admin.begin() as conn:

@@ -1,16 +1,28 @@
 """Who may do what in the dashboard: roles from the policy's ``[roles]``, and who is signed in.
 
 Identity resolution lives here, not in the dashboard, so the order of trust (OIDC login,
-then the SSO proxy's header, then the demo picker) is one tested function. Nothing here
-imports Streamlit; the dashboard passes in what it read from ``st.user`` and the headers.
+then the authenticating proxy's header, then the demo picker) is one tested function.
+Nothing here imports Streamlit; the dashboard passes in what it read from ``st.user`` and
+the request headers.
+
+A header is only as trustworthy as whoever can send it. Anyone who reaches the dashboard's
+port can send ``X-Forwarded-Email``, so the header counts only beside a second header
+carrying a secret shared with the proxy (compared in constant time), and only when each
+arrives exactly once: a proxy that appends rather than replaces must not let a forged
+first value through.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import hmac
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from compliance.emails import EMAIL
+from compliance.errors import ConfigError
+from compliance.logs import log_event
 from compliance.policy.loader import Policy
 
 COMPLIANCE_OFFICER = "compliance_officer"
@@ -24,6 +36,11 @@ ROLE_TITLES = {
 }
 #: Offered by the demo picker when [roles] grants support to a whole domain only.
 DEMO_SUPPORT_USER = "support@example.com"
+#: Shorter shared secrets are refused: they could be guessed over the network.
+MIN_PROXY_SECRET_LENGTH = 32
+
+#: Every value a request carried for one header name (``st.context.headers.get_all``).
+HeaderValues = Callable[[str], Sequence[str]]
 
 
 @dataclass(frozen=True)
@@ -75,23 +92,83 @@ def demo_users(policy: Policy) -> list[str]:
     return emails
 
 
+def proxy_secret(policy: Policy, env: Mapping[str, str] | None = None) -> str | None:
+    """The secret shared with the authenticating proxy, or None: header sign-in is off.
+
+    Read from the environment variable the policy names, never from the policy file, so
+    the file can be committed. A secret too short to resist guessing is a ConfigError.
+    """
+    env = os.environ if env is None else env
+    name = policy.dashboard.proxy_secret_env
+    secret = env.get(name, "")
+    if not secret:
+        return None
+    if len(secret) < MIN_PROXY_SECRET_LENGTH:
+        raise ConfigError(
+            f"{name}: the proxy secret must be at least {MIN_PROXY_SECRET_LENGTH} characters "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return secret
+
+
+def _same_secret(sent: str, expected: str) -> bool:
+    # compare_digest refuses non-ASCII str; bytes compare in constant time whatever was sent.
+    return hmac.compare_digest(sent.encode("utf-8", "replace"), expected.encode("utf-8"))
+
+
+def header_email(policy: Policy, headers: HeaderValues, secret: str | None) -> str | None:
+    """The email the proxy vouches for, or None when the request does not prove it came
+    through the proxy: no secret configured, the secret header missing, wrong or repeated,
+    or the identity header missing or repeated."""
+    settings = policy.dashboard
+    names = list(headers(settings.identity_header))
+    if not names:
+        return None
+    sent = list(headers(settings.proxy_secret_header))
+    if secret is None:
+        refused = "proxy_secret_not_configured"
+    elif len(sent) != 1:
+        refused = "secret_header_missing" if not sent else "secret_header_repeated"
+    elif not _same_secret(sent[0], secret):
+        refused = "secret_mismatch"
+    elif len(names) != 1:
+        refused = "identity_header_repeated"
+    else:
+        return normalise_email(names[0])
+    # No email in the log: the value is unproven and may be anyone's.
+    log_event(
+        "dashboard_header_refused",
+        logging.WARNING,
+        reason=refused,
+        header=settings.identity_header,
+    )
+    return None
+
+
+def _no_headers(name: str) -> Sequence[str]:
+    return ()
+
+
 def resolve_identity(
     policy: Policy,
     *,
     auth_configured: bool = False,
     oidc_email: str | None = None,
-    header_email: str | None = None,
+    headers: HeaderValues = _no_headers,
+    secret: str | None = None,
     picked_email: str | None = None,
 ) -> Identity | None:
-    """Who is signed in, trusting OIDC, then the proxy header, then (demo only) the picker.
+    """Who is signed in, trusting OIDC, then the proxy's header, then (demo only) the picker.
 
     With OIDC configured nothing else is trusted: a forged header must not bypass the login.
-    Returns None when nobody is signed in; an Identity with no roles means "no access".
+    The header counts only with the proxy's ``secret`` (see ``header_email``). Returns None
+    when nobody is signed in; an Identity with no roles means "no access".
     """
+    proxied = None if auth_configured else header_email(policy, headers, secret)
     if auth_configured:
         email, source = normalise_email(oidc_email), "oidc"
-    elif normalise_email(header_email):
-        email, source = normalise_email(header_email), "header"
+    elif proxied:
+        email, source = proxied, "header"
     elif policy.dashboard.demo_mode:
         email, source = normalise_email(picked_email), "demo"
     else:

@@ -21,6 +21,7 @@ from compliance.roles import (  # noqa: E402
     ROLE_TITLES,
     Identity,
     demo_users,
+    proxy_secret,
     resolve_identity,
 )
 from dashboard import context, widgets  # noqa: E402
@@ -39,12 +40,21 @@ def _remember_demo_user() -> None:
 
 
 def sign_in(policy: Policy) -> Identity | None:
-    """OIDC when [auth] is configured, else the proxy header, else (demo only) a picker."""
+    """OIDC when [auth] is configured, else the proxy's header, else (demo only) a picker.
+
+    The header counts only beside the proxy's shared secret (compliance.roles.header_email).
+    """
     configured = context.auth_configured()
-    oidc_email = st.user.get("email") if configured and st.user.get("is_logged_in") else None
-    header = st.context.headers.get(policy.dashboard.identity_header)
-    picked = None
-    if not configured and not header and policy.dashboard.demo_mode:
+    claimed = st.user.get("email") if configured and st.user.get("is_logged_in") else None
+    oidc_email = claimed if isinstance(claimed, str) else None
+    person = resolve_identity(
+        policy,
+        auth_configured=configured,
+        oidc_email=oidc_email,
+        headers=st.context.headers.get_all,
+        secret=proxy_secret(policy),
+    )
+    if person is None and not configured and policy.dashboard.demo_mode:
         # Kept outside the widget by its callback: Streamlit may drop widget values when
         # the first sign-in changes the page list.
         users = demo_users(policy)
@@ -61,14 +71,7 @@ def sign_in(policy: Policy) -> Identity | None:
             key=DEMO_USER_KEY,
             on_change=_remember_demo_user,
         )
-        picked = st.session_state.get(DEMO_CHOICE_KEY)
-    person = resolve_identity(
-        policy,
-        auth_configured=configured,
-        oidc_email=oidc_email,
-        header_email=header,
-        picked_email=picked,
-    )
+        person = resolve_identity(policy, picked_email=st.session_state.get(DEMO_CHOICE_KEY))
     if person is None:
         return None
     if person.source == "demo" and st.query_params.get(DEMO_QUERY) != person.email:
@@ -89,10 +92,13 @@ def signed_out_page() -> None:
     elif policy.dashboard.demo_mode:
         st.info("Demo mode: choose who you are in the sidebar.")
     else:
+        settings = policy.dashboard
         st.error(
             "Nobody is signed in. Configure OIDC ([auth] in .streamlit/secrets.toml) or put the "
-            f"dashboard behind an SSO proxy that sends the {policy.dashboard.identity_header} "
-            "header."
+            "dashboard behind an authenticating proxy that sends "
+            f"{settings.identity_header} together with the shared secret in "
+            f"{settings.proxy_secret_header} (the secret from the environment variable "
+            f'{settings.proxy_secret_env}). See "Security model" in the README.'
         )
 
 
@@ -107,7 +113,11 @@ except ComplianceError as exc:
     st.error(f"The dashboard cannot start: {exc}")
     st.stop()
 
-person = sign_in(policy)
+try:
+    person = sign_in(policy)
+except ComplianceError as exc:  # e.g. a proxy secret too short to trust
+    st.error(f"Nobody can sign in: {exc}")
+    st.stop()
 st.session_state[context.IDENTITY_KEY] = person
 # Every page's path is always registered: a link to a page one may not open (or a link
 # opened before signing in) says so, instead of Streamlit's "Page not found".
@@ -118,7 +128,7 @@ if person is None:
         for _, title, _, _ in PAGES
     ]
 else:
-    landing = next(path for role, path in LANDING if person.has(role) or role is None)
+    landing = next(path for role, path in LANDING if role is None or person.has(role))
     allowed = [entry for entry in PAGES if person.has(*entry[3]) and (HERE / entry[0]).exists()]
     pages = [
         st.Page(

@@ -18,10 +18,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import ChainCheck, verify_chain
-from compliance.dsar import requests as dsar
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Policy, config_path, load_policy
-from compliance.reports import review_queue, stats
+from compliance.reports import dsar_stats, review_queue, stats
 from compliance.roles import Identity
 from compliance.store.engines import make_engine, session_factory
 
@@ -173,9 +172,9 @@ def chain_check(url: str) -> ChainCheck:
 
 
 @st.cache_data(ttl=READ_TTL, show_spinner=False)
-def dsar_overview(url: str) -> dsar.DsarOverview:
+def dsar_overview(url: str) -> dsar_stats.DsarOverview:
     with _with_session(url) as s:
-        return dsar.dsar_overview(s)
+        return dsar_stats.dsar_overview(s)
 
 
 @st.cache_data(ttl=READ_TTL, show_spinner=False)

@@ -1,8 +1,8 @@
 """The data subject's download page: a separate Streamlit entry point, outside the dashboard.
 
 Run it apart from the staff dashboard (``streamlit run dashboard/download.py --server.port
-8502``): it needs no sign-in and shows nothing but a code field, and only for a link that
-is still valid; the export appears only after the right code, once.
+8503``; the intake API has 8502): it needs no sign-in and shows nothing but a code field,
+and only for a link that is still valid; the export appears only after the right code, once.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ PAGES = [
     ("views/dsar.py", "DSAR requests", ":material/folder_shared:", {COMPLIANCE_OFFICER, SUPPORT}),
     ("views/progress.py", "Progress", ":material/monitoring:", {COMPLIANCE_OFFICER, MANAGER}),
     ("views/audit.py", "Audit log", ":material/receipt_long:", {COMPLIANCE_OFFICER, MANAGER}),
-    ("views/jobs.py", "Jobs", ":material/schedule:", {COMPLIANCE_OFFICER, MANAGER}),
+    ("views/job_runs.py", "Jobs", ":material/schedule:", {COMPLIANCE_OFFICER, MANAGER}),
 ]
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from compliance.csv_files import frame_to_csv
 from compliance.errors import ComplianceError
 from compliance.reports.review_queue import Page
 from compliance.roles import Identity
@@ -180,12 +181,12 @@ def pager(key: str, page: Page) -> None:
 def csv_download(
     label: str, frame: pd.DataFrame | Callable[[], pd.DataFrame], file_name: str, key: str
 ) -> None:
-    """A CSV download; given a callable, the data is only read when someone clicks."""
+    """A CSV download (formula cells neutralised); given a callable, data is read on click."""
     if callable(frame):
         load = frame
-        data: bytes | Callable[[], bytes] = lambda: load().to_csv(index=False).encode()  # noqa: E731
+        data: bytes | Callable[[], bytes] = lambda: frame_to_csv(load())  # noqa: E731
     else:
-        data = frame.to_csv(index=False).encode()
+        data = frame_to_csv(frame)
     st.download_button(
         label, data, file_name=file_name, mime="text/csv", key=key, icon=":material/download:"
     )

@@ -5,8 +5,10 @@ from typing import Any
 import click
 
 from compliance.ops.alerts import (
+    ALERT_TARGET,
     DEFAULT_WITHIN_DAYS,
     Alert,
+    already_posted_reason,
     make_slack_client,
     plan_dsar_deadline_alert,
     post_alerts,
@@ -23,7 +25,15 @@ def today_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
-def alert_lines(alerts: Sequence[Alert], executed: bool) -> list[str]:
+def force_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--force",
+        is_flag=True,
+        help="Post again even if this alert was already posted for the day.",
+    )(func)
+
+
+def alert_lines(alerts: Sequence[Alert], executed: bool, day: date) -> list[str]:
     """What was (or would be) posted where, and why anything was skipped."""
     lines = []
     for alert in alerts:
@@ -39,6 +49,8 @@ def alert_lines(alerts: Sequence[Alert], executed: bool) -> list[str]:
         verb = "posted to" if executed else "would post to"
         lines.append(f"{alert.target}: {verb} {alert.message.channel}:")
         lines += [f"    {line}" for line in alert.message.text.splitlines()]
+    if any(a.status == "skipped" and a.reason == already_posted_reason(day) for a in alerts):
+        lines.append("Alerts go out once a day; re-run with --force to post them again.")
     return lines
 
 
@@ -51,18 +63,21 @@ def alert_lines(alerts: Sequence[Alert], executed: bool) -> list[str]:
     help="Also list open requests due within this many days (overdue ones always).",
 )
 @today_option
+@force_option
 @execute_option
-def alert_deadlines(within_days: int, today: datetime | None, execute: bool) -> object:
-    """Tell the DSAR channel about open requests that are overdue or due soon."""
+def alert_deadlines(within_days: int, today: datetime | None, force: bool, execute: bool) -> object:
+    """Tell the DSAR channel about open requests that are overdue or due soon (once a day)."""
     rt = runtime()
     day: date = today.date() if today else today_utc()
     client = make_slack_client() if execute else None  # no token: exit 2 before anything
     with rt.session() as session:
-        alert = plan_dsar_deadline_alert(session, rt.policy, day, within_days)
+        alert = plan_dsar_deadline_alert(session, rt.policy, day, within_days, force=force)
         if client is not None:
-            post_alerts(session, client, [alert], actor=rt.actor, target_type="alert")
+            post_alerts(
+                session, client, [alert], actor=rt.actor, target_type=ALERT_TARGET, today=day
+            )
     summary = {"today": day.isoformat(), "executed": execute, "alert": alert}
-    emit(summary, alert_lines([alert], execute), executed=execute)
+    emit(summary, alert_lines([alert], execute, day), executed=execute)
     if alert.status == "failed":
         raise JobFailed(f"Slack refused the DSAR deadline alert: {alert.reason}")
     return summary

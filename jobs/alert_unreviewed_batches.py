@@ -1,29 +1,36 @@
 from datetime import date, datetime
 
 from compliance.ops.alerts import (
+    BUCKET_TARGET,
     make_slack_client,
     plan_unreviewed_batch_alerts,
     post_alerts,
     today_utc,
 )
-from jobs.alert_dsar_deadlines import alert_lines, today_option
+from jobs.alert_dsar_deadlines import alert_lines, force_option, today_option
 from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
 
 
 @job_command("alert-unreviewed-batches")
 @today_option
+@force_option
 @execute_option
-def alert_unreviewed(today: datetime | None, execute: bool) -> object:
-    """Tell each bucket's ops channel, on its alert days, about batches waiting for review."""
+def alert_unreviewed(today: datetime | None, force: bool, execute: bool) -> object:
+    """Tell each bucket's ops channel, on its alert days, about batches waiting for review.
+
+    Each bucket is alerted once a day; a rerun that day posts nothing new unless --force.
+    """
     rt = runtime()
     day: date = today.date() if today else today_utc()
     client = make_slack_client() if execute else None  # no token: exit 2 before anything
     with rt.session() as session:
-        alerts = plan_unreviewed_batch_alerts(session, rt.policy, day)
+        alerts = plan_unreviewed_batch_alerts(session, rt.policy, day, force=force)
         if client is not None:
-            post_alerts(session, client, alerts, actor=rt.actor, target_type="bucket")
+            post_alerts(
+                session, client, alerts, actor=rt.actor, target_type=BUCKET_TARGET, today=day
+            )
     summary = {"today": day.isoformat(), "executed": execute, "alerts": alerts}
-    emit(summary, alert_lines(alerts, execute), executed=execute)
+    emit(summary, alert_lines(alerts, execute, day), executed=execute)
     failed = [a.target for a in alerts if a.status == "failed"]
     if failed:
         raise JobFailed(f"Slack refused the alert for {', '.join(failed)}; see the log")

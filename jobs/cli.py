@@ -14,7 +14,7 @@ import os
 import socket
 import sys
 from collections.abc import Callable, Mapping
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import datetime
 from functools import cached_property, wraps
@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from compliance import failpoints, logs
 from compliance.errors import ComplianceError, ConfigError
-from compliance.ops.jobruns import finish_job_run, start_job_run
+from compliance.ops.jobruns import close_stale_runs, finish_job_run, start_job_run
 from compliance.ops.locks import job_lock
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Policy, check_against_database, load_policy
@@ -134,7 +134,8 @@ def job(
     """Record the run in job_runs (arguments, dry run, status, summary) around the command.
 
     A run that changes data holds the job's lock (compliance.ops.locks); an overlapping run exits
-    0 as "skipped". ``concurrent=True`` is for jobs whose workers safely run side by side.
+    0 as "skipped", and a run that gets the lock closes earlier runs left 'running' as crashed.
+    ``concurrent=True`` is for jobs whose workers safely run side by side.
     """
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -153,34 +154,40 @@ def job(
                 with session:
                     run_id = start_job_run(session, name, _plain(kwargs), dry_run=dry_run)
             status, summary, error = "succeeded", None, None
-            try:
-                # Only runs that change data take the job's lock; dry runs never wait or skip.
-                # A bucket has a lock of its own, so cron may run buckets side by side.
-                locked = mutating and not dry_run and not concurrent
-                lock_name = f"{name} --bucket {kwargs['bucket']}" if kwargs.get("bucket") else name
-                lock = job_lock(rt.engine, lock_name) if locked else nullcontext(True)
-                with lock as held:
-                    if not held:
+            # The lock is released only after the run's end is recorded (the ExitStack closes
+            # last), so a later run that finds the lock free knows a 'running' row is stale.
+            with ExitStack() as stack:
+                try:
+                    # Only runs that change data take the job's lock; dry runs never wait or
+                    # skip. A bucket has a lock of its own, so cron may run buckets side by side.
+                    locked = mutating and not dry_run and not concurrent
+                    bucket = kwargs.get("bucket")
+                    lock_name = f"{name} --bucket {bucket}" if bucket else name
+                    lock = job_lock(rt.engine, lock_name) if locked else nullcontext(True)
+                    if not stack.enter_context(lock):
                         status, summary = "skipped", {"skipped": "already running"}
                         emit(
                             summary, [f"{lock_name} is already running; this run changed nothing."]
                         )
                         return summary
+                    if locked and run_id is not None:
+                        with rt.session() as session:
+                            close_stale_runs(session, name, bucket=bucket, current_run_id=run_id)
                     summary = func(**kwargs)
-                return summary
-            except JobFailed as exc:
-                status, error = "failed", str(exc)
-                raise
-            except ComplianceError as exc:
-                status, error = "refused", str(exc)
-                raise
-            except BaseException as exc:
-                status, error = "crashed", f"{type(exc).__name__}: {exc}"
-                raise
-            finally:
-                if run_id is not None:
-                    with rt.session() as session:
-                        finish_job_run(session, run_id, status, _plain(summary), error)
+                    return summary
+                except JobFailed as exc:
+                    status, error = "failed", str(exc)
+                    raise
+                except ComplianceError as exc:
+                    status, error = "refused", str(exc)
+                    raise
+                except BaseException as exc:
+                    status, error = "crashed", f"{type(exc).__name__}: {exc}"
+                    raise
+                finally:
+                    if run_id is not None:
+                        with rt.session() as session:
+                            finish_job_run(session, run_id, status, _plain(summary), error)
 
         return wrapper
 
@@ -188,16 +195,22 @@ def job(
 
 
 def job_command(
-    name: str, *, mutating: bool = True, concurrent: bool = False
+    name: str,
+    *,
+    mutating: bool = True,
+    concurrent: bool = False,
+    group: click.Group | None = None,
 ) -> Callable[[Callable[..., Any]], click.Command]:
-    """Register a command on the group with --json and job-run recording."""
+    """Register a command on the group (or a sub-group) with --json and job-run recording."""
 
     def decorate(func: Callable[..., Any]) -> click.Command:
-        wrapped = job(name, mutating=mutating, concurrent=concurrent)(func)
+        parent = group or cli
+        full_name = name if parent is cli else f"{parent.name} {name}"
+        wrapped = job(full_name, mutating=mutating, concurrent=concurrent)(func)
         wrapped = click.option(
             "--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary."
         )(wrapped)
-        return cli.command(name)(wrapped)
+        return parent.command(name)(wrapped)
 
     return decorate
 

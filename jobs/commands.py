@@ -3,6 +3,7 @@
 from jobs import (  # noqa: F401
     alert_dsar_deadlines,
     alert_unreviewed_batches,
+    api_key,
     apply_deletions,
     cleanup_expired_exports,
     create_deletion_batches,

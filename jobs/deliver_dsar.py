@@ -10,8 +10,8 @@ from jobs.cli import emit, execute_option, job_command, runtime
 @click.argument("reference")
 @click.option(
     "--download-url",
-    default=lambda: os.environ.get("COMPLIANCE_DOWNLOAD_URL", "http://localhost:8502"),
-    show_default="$COMPLIANCE_DOWNLOAD_URL or http://localhost:8502",
+    default=lambda: os.environ.get("COMPLIANCE_DOWNLOAD_URL", "http://localhost:8503"),
+    show_default="$COMPLIANCE_DOWNLOAD_URL or http://localhost:8503",
     help="Where the data subject's download page (dashboard/download.py) is served.",
 )
 @execute_option

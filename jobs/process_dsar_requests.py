@@ -1,6 +1,6 @@
 import click
 
-from compliance.dsar.requests import process_dsar_requests
+from compliance.dsar.processing import process_dsar_requests
 from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
 
 

@@ -11,19 +11,26 @@ from jobs.cli import emit, execute_option, job_command, runtime
 @click.option("--subject-id", help="The subject's key in the application database.")
 @click.option("--email", help="Or the subject's email, looked up through [subjects].")
 @click.option("--requested-by", required=True, help="Email of the staff member logging it.")
-@click.option("--identity-check", help="How the requester's identity was checked.")
+@click.option(
+    "--identity-method",
+    help="How the requester's identity was checked: one of [dsar] identity_methods.",
+)
+@click.option("--identity-check", help="A note on that check (who saw what).")
 @execute_option
 def submit_dsar(
     kind: str,
     subject_id: str | None,
     email: str | None,
     requested_by: str,
+    identity_method: str | None,
     identity_check: str | None,
     execute: bool,
 ) -> object:
     """Log a data subject's access or erasure request; due in one calendar month.
 
     A second open request of the same kind for the same subject returns the first one.
+    The identity check is optional here, for scripted back-office use; the approver then
+    sees "identity check not recorded".
     """
     if (subject_id is None) == (email is None):
         raise click.UsageError("give exactly one of --subject-id or --email")
@@ -38,6 +45,8 @@ def submit_dsar(
             email=email,
             requested_by=requested_by,
             identity_check=identity_check,
+            identity_method=identity_method,
+            channel="cli",
             execute=execute,
         )
     request = result.request

@@ -108,6 +108,11 @@ class SlackStub:
         with self._lock:
             self._failing_channels[channel] = error
 
+    def heal_channel(self, channel: str) -> None:
+        """Posts to ``channel`` succeed again (the channel was created, the bot invited)."""
+        with self._lock:
+            self._failing_channels.pop(channel, None)
+
     def posts(self) -> list[Call]:
         return [c for c in self.calls if c.method == "chat.postMessage"]
 

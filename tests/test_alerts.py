@@ -239,6 +239,74 @@ def test_a_rate_limit_that_never_lifts_fails_that_alert_with_exit_1(
     assert "Slack said ratelimited (HTTP 429)" in result.output
 
 
+def test_a_rerun_the_same_day_posts_nothing_new_unless_forced(
+    deployment: Deployment, slack: SlackStub
+) -> None:
+    deployment.write_policy(PRODUCTION)
+    pending_batches(deployment, "stale_support_tickets", subjects=2, batch_size=200)
+    pending_batches(deployment, "inactive_accounts", subjects=2, batch_size=200)
+    first = alert(deployment, slack, "--today", "2026-03-01", "--execute")
+    assert first.exit_code == 0, first.output
+    assert len(slack.posts()) == 2
+
+    rerun = alert(deployment, slack, "--today", "2026-03-01", "--execute")
+
+    assert rerun.exit_code == 0, rerun.output
+    assert len(slack.posts()) == 2  # a cron retry does not spam the channel
+    assert "stale_support_tickets: skipped, already posted for 2026-03-01" in rerun.output
+    assert "inactive_accounts: skipped, already posted for 2026-03-01" in rerun.output
+    assert "--force" in rerun.output
+
+    forced = alert(deployment, slack, "--today", "2026-03-01", "--force", "--execute")
+
+    assert forced.exit_code == 0, forced.output
+    assert sorted(p.channel for p in slack.posts()[2:]) == ["#accounts-ops", "#privacy-ops"]
+    with deployment.session() as s:
+        days = s.scalars(
+            select(AuditEvent.details).where(AuditEvent.action == "alert.posted")
+        ).all()
+    assert [d["day"] for d in days] == ["2026-03-01"] * 4
+
+
+def test_the_next_alert_day_posts_again(deployment: Deployment, slack: SlackStub) -> None:
+    pending_batches(deployment, "stale_support_tickets", subjects=2, batch_size=200)
+
+    assert alert(deployment, slack, "--today", "2026-03-01", "--execute").exit_code == 0
+    assert alert(deployment, slack, "--today", "2026-03-15", "--execute").exit_code == 0
+
+    assert len(slack.posts()) == 2
+
+
+def test_a_failed_post_is_not_counted_as_posted_and_the_rerun_sends_it(
+    deployment: Deployment, slack: SlackStub
+) -> None:
+    deployment.write_policy(PRODUCTION)
+    pending_batches(deployment, "stale_support_tickets", subjects=2, batch_size=200)
+    pending_batches(deployment, "inactive_accounts", subjects=2, batch_size=200)
+    slack.fail_channel("#privacy-ops", "channel_not_found")
+    assert alert(deployment, slack, "--today", "2026-03-01", "--execute").exit_code == 1
+    slack.heal_channel("#privacy-ops")
+
+    rerun = alert(deployment, slack, "--today", "2026-03-01", "--execute")
+
+    assert rerun.exit_code == 0, rerun.output
+    assert [p.channel for p in slack.posts()] == ["#privacy-ops", "#accounts-ops", "#privacy-ops"]
+    assert "inactive_accounts: skipped, already posted for 2026-03-01" in rerun.output
+
+
+def test_a_dry_run_after_posting_says_the_alert_is_already_out(
+    deployment: Deployment, slack: SlackStub
+) -> None:
+    pending_batches(deployment, "stale_support_tickets", subjects=2, batch_size=200)
+    assert alert(deployment, slack, "--today", "2026-03-15", "--execute").exit_code == 0
+
+    dry = deployment.run("alert-unreviewed-batches", "--today", "2026-03-15")
+
+    assert dry.exit_code == 0, dry.output
+    assert "stale_support_tickets: skipped, already posted for 2026-03-15" in dry.output
+    assert len(slack.posts()) == 1
+
+
 # ---------------------------------------------------------------- DSAR deadlines
 
 TODAY = "2026-03-10"
@@ -338,3 +406,24 @@ def test_no_deadline_in_sight_posts_nothing(deployment: Deployment, slack: Slack
     assert result.exit_code == 0, result.output
     assert slack.calls == []
     assert "skipped, no open request due within 7 days or overdue" in result.output
+
+
+def test_the_deadline_alert_is_posted_once_a_day_unless_forced(
+    dsars: Deployment, slack: SlackStub
+) -> None:
+    env = slack_env(slack)
+    first = dsars.run("alert-dsar-deadlines", "--today", TODAY, "--execute", env=env)
+    assert first.exit_code == 0, first.output
+
+    rerun = dsars.run("alert-dsar-deadlines", "--today", TODAY, "--execute", env=env)
+
+    assert rerun.exit_code == 0, rerun.output
+    assert len(slack.posts()) == 1
+    assert f"dsar_deadlines: skipped, already posted for {TODAY}" in rerun.output
+
+    forced = dsars.run("alert-dsar-deadlines", "--today", TODAY, "--force", "--execute", env=env)
+    next_day = dsars.run("alert-dsar-deadlines", "--today", "2026-03-11", "--execute", env=env)
+
+    assert forced.exit_code == 0 and next_day.exit_code == 0, forced.output + next_day.output
+    assert len(slack.posts()) == 3
+    assert slack.posts()[1].text == slack.posts()[0].text

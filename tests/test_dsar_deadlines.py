@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from compliance.dsar.requests import add_months, due_date
+from compliance.dsar.deadlines import add_months, due_date
 
 
 def at(y: int, m: int, d: int) -> datetime:

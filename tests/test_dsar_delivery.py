@@ -19,7 +19,8 @@ from compliance.dsar.delivery import (
     redeem_delivery,
 )
 from compliance.dsar.mailer import MailError
-from compliance.dsar.requests import process_dsar_requests, review_dsar, submit_dsar
+from compliance.dsar.processing import process_dsar_requests
+from compliance.dsar.requests import review_dsar, submit_dsar
 from compliance.errors import Conflict
 from compliance.store.models import DsarDelivery, utcnow
 from tests.conftest import Deployment

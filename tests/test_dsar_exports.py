@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import func, select, text
 
 from compliance.dsar.delivery import cleanup_expired_exports, create_delivery
-from compliance.dsar.requests import claim_requests, process_dsar_requests, review_dsar, submit_dsar
+from compliance.dsar.processing import claim_requests, process_dsar_requests
+from compliance.dsar.requests import review_dsar, submit_dsar
 from compliance.store.models import AuditEvent, DsarDelivery, DsarRequest, utcnow
 from tests.conftest import Deployment
 

@@ -117,7 +117,7 @@ def page(history: Deployment, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTe
     history.use_env(monkeypatch)
     at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=60).run()
     at.selectbox(key="demo_user").select("dpo@example.com").run()  # the demo sign-in picker
-    at.switch_page("views/jobs.py").run()
+    at.switch_page("views/job_runs.py").run()
     yield at
     st.cache_data.clear()
     st.cache_resource.clear()
@@ -147,7 +147,7 @@ def test_a_fresh_install_is_told_to_schedule_its_jobs_without_alarm(
     deployment.use_env(monkeypatch)
     at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=60).run()
     at.selectbox(key="demo_user").select("ceo@example.com").run()
-    at.switch_page("views/jobs.py").run()
+    at.switch_page("views/job_runs.py").run()
     try:
         assert not at.exception, at.exception
         assert not at.error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -136,3 +137,57 @@ def test_each_bucket_has_a_lock_of_its_own(demo: Deployment) -> None:
         )
         assert code == 0, err
         assert "already running" not in out and out.startswith("Created ")
+
+
+def runs(d: Deployment, job: str) -> list[JobRun]:
+    with d.session() as s:
+        return list(s.scalars(select(JobRun).where(JobRun.job == job).order_by(JobRun.id)))
+
+
+def test_a_run_killed_halfway_is_closed_as_crashed_by_the_next_run(demo: Deployment) -> None:
+    killed = demo.run_process(
+        "retention-cleanup", "--execute", env={"COMPLIANCE_FAILPOINT": "commit.after:1"}
+    )
+    killed.communicate(timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    assert [r.status for r in runs(demo, "retention-cleanup")] == ["running"]
+
+    code, _, err = run(demo, "retention-cleanup", "--execute")
+
+    assert code == 0, err
+    dead, rerun = runs(demo, "retention-cleanup")
+    assert (dead.status, dead.finished_at) == ("crashed", None)  # when it died is unknown
+    assert f"run {rerun.id} found its lock free" in (dead.error or "")
+    assert rerun.status == "succeeded"
+
+
+def test_a_run_that_still_holds_its_lock_is_not_closed(demo: Deployment) -> None:
+    with demo.session() as s:
+        s.add(JobRun(job="retention-cleanup", arguments={}, dry_run=False))
+        s.commit()
+
+    with lock_held_by_another_process(demo, "retention-cleanup"):
+        code, out, err = run(demo, "retention-cleanup", "--execute")
+
+    assert code == 0 and "already running" in out, err
+    assert [r.status for r in runs(demo, "retention-cleanup")] == ["running", "skipped"]
+
+
+def test_only_the_same_buckets_real_runs_are_closed(demo: Deployment) -> None:
+    """Dry runs hold no lock and another bucket has its own: neither is judged by this lock."""
+    job = "create-deletion-records"
+    with demo.session() as s:
+        s.add_all(
+            [
+                JobRun(job=job, arguments={"bucket": "inactive_accounts"}, dry_run=False),
+                JobRun(job=job, arguments={"bucket": "closed_accounts"}, dry_run=True),
+                JobRun(job=job, arguments={"bucket": "closed_accounts"}, dry_run=False),
+            ]
+        )
+        s.commit()
+
+    with lock_held_by_another_process(demo, f"{job} --bucket inactive_accounts"):
+        code, _, err = run(demo, job, "--bucket", "closed_accounts", "--execute")
+
+    assert code == 0, err
+    assert [r.status for r in runs(demo, job)] == ["running", "running", "crashed", "succeeded"]

@@ -12,9 +12,9 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from compliance.errors import InvalidInput
@@ -132,7 +132,7 @@ def record_events(
         )
         prev_hash = digest
     # Core insert keeps the rows in this order, so ids follow the chain.
-    session.execute(insert(AuditEvent.__table__), rows)
+    session.execute(insert(cast(Table, AuditEvent.__table__)), rows)
 
 
 @dataclass(frozen=True)

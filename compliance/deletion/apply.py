@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -25,6 +25,7 @@ from compliance.logs import Progress, log_event
 from compliance.policy.datamap import DataMap, TableAction
 from compliance.store.engines import analyze
 from compliance.store.models import ComplianceProfile, DeletionRecord, utcnow
+from compliance.store.sql import rows_changed
 
 # Subjects per chunk: large enough that the bookkeeping per chunk (claim, mark applied,
 # audit) is small beside the erasure, small enough to keep each transaction short.
@@ -48,7 +49,7 @@ def one_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:500]
 
 
-def _due(bucket: str, now: datetime) -> tuple:  # type: ignore[type-arg]
+def _due(bucket: str, now: datetime) -> tuple[ColumnElement[bool], ...]:
     return (
         DeletionRecord.bucket == bucket,
         DeletionRecord.accepted_for_deletion.is_(True),
@@ -201,11 +202,13 @@ def _finish_chunk(
 ) -> None:
     marked = 0
     if applied:
-        marked = session.execute(
-            update(DeletionRecord)
-            .where(DeletionRecord.id.in_(applied), DeletionRecord.deletion_applied_at.is_(None))
-            .values(deletion_applied_at=now, deletion_error=None, updated_at=now)
-        ).rowcount
+        marked = rows_changed(
+            session.execute(
+                update(DeletionRecord)
+                .where(DeletionRecord.id.in_(applied), DeletionRecord.deletion_applied_at.is_(None))
+                .values(deletion_applied_at=now, deletion_error=None, updated_at=now)
+            )
+        )
     for rid, message in errors.items():
         session.execute(
             update(DeletionRecord)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import Table, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event, record_events
@@ -16,6 +17,7 @@ from compliance.logs import Progress
 from compliance.policy.loader import Policy
 from compliance.store.engines import analyze
 from compliance.store.models import DeletionBatch, DeletionRecord, utcnow
+from compliance.store.sql import rows_changed
 
 DEFAULT_MAX_BATCH_SIZE = 200
 # Batches created per commit: a killed run loses at most this many, and the rerun makes them.
@@ -63,7 +65,7 @@ def create_deletion_batches(
     created: list[int] = []
     records = 0
     last_id = 0
-    records_table = DeletionRecord.__table__
+    records_table = cast(Table, DeletionRecord.__table__)
     while True:
         # Many batches per commit: one SELECT, one INSERT, one UPDATE per batch, one audit INSERT.
         ids = list(
@@ -306,17 +308,19 @@ def review_batch(
 
     now = now or utcnow()
     # Compare-and-set: if someone decided since we read the batch, nothing changes.
-    claimed = session.execute(
-        update(DeletionBatch)
-        .where(DeletionBatch.id == batch_id, DeletionBatch.reviewed_status == "pending")
-        .values(
-            reviewed_status=status,
-            reviewed_by=reviewer,
-            reviewed_at=now,
-            reviewed_reason=reason,
-            updated_at=now,
+    claimed = rows_changed(
+        session.execute(
+            update(DeletionBatch)
+            .where(DeletionBatch.id == batch_id, DeletionBatch.reviewed_status == "pending")
+            .values(
+                reviewed_status=status,
+                reviewed_by=reviewer,
+                reviewed_at=now,
+                reviewed_reason=reason,
+                updated_at=now,
+            )
         )
-    ).rowcount
+    )
     if claimed != 1:
         session.rollback()
         raise _already_reviewed(get_batch(session, batch_id))

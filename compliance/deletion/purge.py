@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from compliance.audit.chain import record_event
 from compliance.policy.loader import Policy
 from compliance.store.models import ComplianceProfile, DeletionBatch, DeletionRecord, utcnow
+from compliance.store.sql import rows_changed
 
 _CHUNK = 10_000
 
@@ -115,12 +116,16 @@ def purge_compliance_data(
         )
         if not ids:
             break
-        removed = session.execute(delete(DeletionRecord).where(DeletionRecord.id.in_(ids))).rowcount
+        removed = rows_changed(
+            session.execute(delete(DeletionRecord).where(DeletionRecord.id.in_(ids)))
+        )
         _audit(session, actor, bucket.name, records=removed)
         session.commit()
         records += removed
-    batches = session.execute(delete(DeletionBatch).where(_empty_batches(bucket.name))).rowcount
-    profiles = session.execute(delete(ComplianceProfile).where(_orphan_profiles)).rowcount
+    batches = rows_changed(
+        session.execute(delete(DeletionBatch).where(_empty_batches(bucket.name)))
+    )
+    profiles = rows_changed(session.execute(delete(ComplianceProfile).where(_orphan_profiles)))
     _audit(session, actor, bucket.name, batches=batches, profiles=profiles)
     session.commit()
     return PurgeResult(bucket.name, records, batches, profiles, True)

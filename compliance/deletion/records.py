@@ -27,6 +27,7 @@ from compliance.logs import Progress, log_event
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Bucket
 from compliance.store.models import ComplianceProfile, DeletionRecord, UTCDateTime, utcnow
+from compliance.store.sql import rows_changed
 
 # The columns an INSERT ... SELECT of new deletion records fills, in its SELECT's order.
 RECORD_COLUMNS = [
@@ -316,35 +317,39 @@ def _create_in_database(
     profiles = ComplianceProfile.__table__
     records = DeletionRecord.__table__
     stamp = literal(now, UTCDateTime())
-    new_profiles = session.execute(
-        _insert_for(session)(profiles)
-        .from_select(
-            ["subject_id", "created_at", "updated_at"],
-            select(due.c.subject_key, stamp, stamp).where(true()),
-        )
-        .on_conflict_do_nothing(index_elements=["subject_id"])
-    ).rowcount
-    created = session.execute(
-        _insert_for(session)(records)
-        .from_select(
-            RECORD_COLUMNS,
-            select(
-                profiles.c.id,
-                literal(bucket.name),
-                literal(scheduled_at, UTCDateTime()),
-                literal(None, Boolean()),
-                literal(False),
-                stamp,
-                stamp,
+    new_profiles = rows_changed(
+        session.execute(
+            _insert_for(session)(profiles)
+            .from_select(
+                ["subject_id", "created_at", "updated_at"],
+                select(due.c.subject_key, stamp, stamp).where(true()),
             )
-            .join(due, profiles.c.subject_id == due.c.subject_key)
-            .where(true()),
+            .on_conflict_do_nothing(index_elements=["subject_id"])
         )
-        .on_conflict_do_nothing(
-            index_elements=["compliance_profile_id", "bucket"],
-            index_where=records.c.deletion_applied_at.is_(None),
+    )
+    created = rows_changed(
+        session.execute(
+            _insert_for(session)(records)
+            .from_select(
+                RECORD_COLUMNS,
+                select(
+                    profiles.c.id,
+                    literal(bucket.name),
+                    literal(scheduled_at, UTCDateTime()),
+                    literal(None, Boolean()),
+                    literal(False),
+                    stamp,
+                    stamp,
+                )
+                .join(due, profiles.c.subject_id == due.c.subject_key)
+                .where(true()),
+            )
+            .on_conflict_do_nothing(
+                index_elements=["compliance_profile_id", "bucket"],
+                index_where=records.c.deletion_applied_at.is_(None),
+            )
         )
-    ).rowcount
+    )
     if created:
         record_event(
             session,

@@ -51,7 +51,8 @@ def seed_demo_workflow(session: Session, datamap: DataMap, *, actor: str) -> dic
 
 def _seed_dsar_requests(session: Session, datamap: DataMap) -> int:
     """A few requests in every state, one of them overdue, for the DSAR and progress pages."""
-    from compliance.dsar.requests import process_dsar_requests, review_dsar, submit_dsar
+    from compliance.dsar.processing import process_dsar_requests
+    from compliance.dsar.requests import review_dsar, submit_dsar
 
     now = utcnow()
     support = "support@example.com"

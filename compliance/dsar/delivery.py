@@ -25,6 +25,7 @@ from compliance.dsar.requests import get_dsar
 from compliance.errors import ComplianceError, Conflict, NotFound
 from compliance.policy.loader import Policy
 from compliance.store.models import DsarDelivery, DsarRequest, utcnow
+from compliance.store.sql import rows_changed
 
 TOKEN_TTL = timedelta(hours=24)
 OTP_TTL = timedelta(minutes=15)
@@ -268,15 +269,17 @@ def redeem_delivery(
         session.rollback()
         raise DeliveryRefused("this export is no longer available")
     content = path.read_bytes()
-    claimed = session.execute(
-        update(DsarDelivery)
-        .where(
-            DsarDelivery.id == delivery.id,
-            DsarDelivery.downloaded_at.is_(None),
-            DsarDelivery.locked_at.is_(None),
+    claimed = rows_changed(
+        session.execute(
+            update(DsarDelivery)
+            .where(
+                DsarDelivery.id == delivery.id,
+                DsarDelivery.downloaded_at.is_(None),
+                DsarDelivery.locked_at.is_(None),
+            )
+            .values(downloaded_at=now)
         )
-        .values(downloaded_at=now)
-    ).rowcount
+    )
     if claimed != 1:  # another tab won the race for the single download
         session.rollback()
         raise DeliveryRefused("this download link was already used")

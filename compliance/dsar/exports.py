@@ -10,9 +10,7 @@ Each table is one indexed query through the data map: no query per row.
 from __future__ import annotations
 
 import base64
-import csv
 import hashlib
-import io
 import json
 import os
 import re
@@ -29,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from compliance import failpoints
 from compliance.audit.chain import record_event
+from compliance.csv_files import rows_to_csv
 from compliance.deletion.records import ensure_profiles
 from compliance.errors import InvalidInput, NotFound
 from compliance.policy.datamap import DataMap
@@ -116,12 +115,10 @@ def collect_subject_data(datamap: DataMap, subject_id: str) -> SubjectData:
 
 
 def csv_bytes(table: TableData) -> bytes:
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer)
-    writer.writerow(table.columns)
-    for row in table.rows:
-        writer.writerow(["" if row[c] is None else plain(row[c]) for c in table.columns])
-    return buffer.getvalue().encode("utf-8")
+    """One table as CSV; formula-like cells are neutralised (data.json keeps them as they are)."""
+    return rows_to_csv(
+        table.columns, ([plain(row[c]) for c in table.columns] for row in table.rows)
+    )
 
 
 def json_bytes(document: Any) -> bytes:

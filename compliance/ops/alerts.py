@@ -25,17 +25,21 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
-from compliance.dsar.requests import due_soon_and_overdue
 from compliance.errors import ConfigError
 from compliance.logs import log_event
 from compliance.policy.loader import Policy, SlackSettings
-from compliance.store.models import DeletionBatch, DeletionRecord, utcnow
+from compliance.reports.dsar_stats import due_soon_and_overdue
+from compliance.store.models import AuditEvent, DeletionBatch, DeletionRecord, utcnow
 
 TOKEN_ENV = "SLACK_BOT_TOKEN"
 API_URL_ENV = "SLACK_API_URL"
 DEFAULT_WITHIN_DAYS = 7
 # Slack allows 50 blocks a message; keep room for the header and the "more" note.
 MAX_LISTED_REQUESTS = 40
+# Audit target types of posted alerts: a bucket's ops alert, or the one DSAR deadline alert.
+BUCKET_TARGET = "bucket"
+ALERT_TARGET = "alert"
+DSAR_DEADLINES_TARGET = "dsar_deadlines"
 
 
 @dataclass(frozen=True)
@@ -167,8 +171,13 @@ def unreviewed_batches_message(
     return SlackMessage(route_channel(slack, ops_channel), text, blocks)
 
 
-def plan_unreviewed_batch_alerts(session: Session, policy: Policy, today: date) -> list[Alert]:
-    """For each bucket: the message due today, or why none is (logged)."""
+def plan_unreviewed_batch_alerts(
+    session: Session, policy: Policy, today: date, *, force: bool = False
+) -> list[Alert]:
+    """For each bucket: the message due today, or why none is (logged).
+
+    A bucket already alerted for ``today`` is skipped unless ``force``: alerts go out once a day.
+    """
     pending = pending_batches(session)
     alerts = []
     for name, bucket in policy.buckets.items():
@@ -189,6 +198,8 @@ def plan_unreviewed_batch_alerts(session: Session, policy: Policy, today: date) 
             continue
         log_event("alert.skipped", bucket=name, reason=reason)
         alerts.append(Alert(name, "skipped", reason=reason, counts=counts))
+    if not force:
+        skip_already_posted(session, alerts, target_type=BUCKET_TARGET, today=today)
     return alerts
 
 
@@ -273,9 +284,17 @@ def dsar_deadlines_message(
 
 
 def plan_dsar_deadline_alert(
-    session: Session, policy: Policy, today: date, within_days: int = DEFAULT_WITHIN_DAYS
+    session: Session,
+    policy: Policy,
+    today: date,
+    within_days: int = DEFAULT_WITHIN_DAYS,
+    *,
+    force: bool = False,
 ) -> Alert:
-    """The one deadline message due today, or why there is none (logged)."""
+    """The one deadline message due today, or why there is none (logged).
+
+    Once posted for ``today`` it is skipped on reruns that day unless ``force``.
+    """
     if within_days < 0:
         raise ConfigError(f"--within-days must be 0 or more, got {within_days}")
     items = dsar_deadlines(session, today, within_days)
@@ -290,20 +309,83 @@ def plan_dsar_deadline_alert(
         message = dsar_deadlines_message(
             policy.slack, policy.slack.dsar_channel, items, within_days
         )
-        return Alert("dsar_deadlines", "due", message=message, counts=counts, references=references)
-    log_event("alert.skipped", alert="dsar_deadlines", reason=reason)
-    return Alert("dsar_deadlines", "skipped", reason=reason, counts=counts, references=references)
+        alert = Alert(
+            DSAR_DEADLINES_TARGET, "due", message=message, counts=counts, references=references
+        )
+        if not force:
+            skip_already_posted(session, [alert], target_type=ALERT_TARGET, today=today)
+        return alert
+    log_event("alert.skipped", alert=DSAR_DEADLINES_TARGET, reason=reason)
+    return Alert(
+        DSAR_DEADLINES_TARGET, "skipped", reason=reason, counts=counts, references=references
+    )
+
+
+# ---------------------------------------------------------------- once a day
+
+
+def posted_days(session: Session, target_type: str, target: str) -> set[date]:
+    """The alert days on which ``target`` was already posted, read from the audit trail.
+
+    The audit event is the proof of posting, so it is also the memory: a cron retry or a
+    re-run Kubernetes job finds it and stays quiet. Events from before the day was recorded
+    count for the UTC day they occurred on.
+    """
+    rows = session.execute(
+        select(AuditEvent.details, AuditEvent.occurred_at).where(
+            AuditEvent.action == "alert.posted",
+            AuditEvent.target_type == target_type,
+            AuditEvent.target_id == target,
+        )
+    ).all()
+    days = set()
+    for details, occurred_at in rows:
+        day = (details or {}).get("day")
+        days.add(date.fromisoformat(day) if day else occurred_at.astimezone(UTC).date())
+    return days
+
+
+def already_posted_reason(today: date) -> str:
+    return f"already posted for {today.isoformat()}"
+
+
+def skip_already_posted(
+    session: Session, alerts: Sequence[Alert], *, target_type: str, today: date
+) -> list[Alert]:
+    """Mark each due alert already posted for ``today`` as skipped, so it is posted once a day.
+
+    Returns the alerts it skipped. Callers that must post again (``force``) simply don't
+    call this.
+    """
+    skipped = []
+    for alert in alerts:
+        if alert.status != "due":
+            continue
+        if today in posted_days(session, target_type, alert.target):
+            alert.status = "skipped"
+            alert.reason = already_posted_reason(today)
+            log_event("alert.skipped", target=alert.target, reason=alert.reason)
+            skipped.append(alert)
+    return skipped
 
 
 # ---------------------------------------------------------------- posting
 
 
 def post_alerts(
-    session: Session, client: WebClient, alerts: Sequence[Alert], *, actor: str, target_type: str
+    session: Session,
+    client: WebClient,
+    alerts: Sequence[Alert],
+    *,
+    actor: str,
+    target_type: str,
+    today: date,
 ) -> None:
     """Post every due alert; a Slack error is logged on that alert and the rest still go out.
 
-    Each posted alert leaves an audit event (channel and counts; DSARs by reference only).
+    Each posted alert leaves an audit event (channel, counts and the alert day; DSARs by
+    reference only), committed right after the post, which is what ``skip_already_posted``
+    reads on a rerun.
     """
     for alert in alerts:
         if alert.status != "due" or alert.message is None:
@@ -332,6 +414,7 @@ def post_alerts(
         details: dict[str, Any] = {
             "channel": message.channel,
             "ts": response.get("ts"),
+            "day": today.isoformat(),
             **alert.counts,
         }
         if alert.references:

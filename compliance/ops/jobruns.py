@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+import logging
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.orm import Session
 
+from compliance.logs import log_event
 from compliance.store.models import JobRun, utcnow
+from compliance.store.sql import aware_utc
 
 if TYPE_CHECKING:  # pandas costs ~80 MB; only the dashboard's reads need it
     import pandas as pd
@@ -78,6 +81,47 @@ def finish_job_run(
     session.commit()
 
 
+def close_stale_runs(
+    session: Session, job: str, *, bucket: str | None, current_run_id: int
+) -> list[int]:
+    """Close as 'crashed' the earlier real runs of ``job`` still marked 'running'.
+
+    Call it only while holding the job's lock (for ``bucket``, when the job runs per bucket):
+    a real run holds that lock until it has recorded how it ended, so finding the lock free
+    means those runs died (SIGKILL, OOM, a lost database) without saying so. They keep no
+    finished_at: when they died is unknown. A run that is only now recording its end
+    overwrites this with its own status, which is the truth.
+    """
+    candidates = session.execute(
+        select(JobRun.id, JobRun.arguments).where(
+            JobRun.job == job,
+            JobRun.status == "running",
+            JobRun.dry_run.is_(False),
+            JobRun.id < current_run_id,
+        )
+    ).all()
+    stale = [
+        run_id
+        for run_id, arguments in candidates
+        if ((arguments or {}).get("bucket") or None) == (bucket or None)
+    ]
+    if not stale:
+        return []
+    session.execute(
+        update(JobRun)
+        .where(JobRun.id.in_(stale), JobRun.status == "running")
+        .values(
+            status="crashed",
+            error=f"never finished: run {current_run_id} found its lock free "
+            "(the process died or lost its database)",
+        )
+    )
+    session.commit()
+    for run_id in stale:
+        log_event("job.stale_run_closed", logging.WARNING, job=job, run=run_id, by=current_run_id)
+    return stale
+
+
 def late_after(interval: timedelta) -> timedelta:
     """A quarter of the interval (at least an hour) of slack, so a cron run a bit late is fine."""
     return interval + max(interval / 4, timedelta(hours=1))
@@ -90,15 +134,6 @@ def _every(interval: timedelta | None) -> str:
         days = interval // DAY
         return "1 day" if days == 1 else f"{days} days"
     return f"{interval.total_seconds() / 3600:g} hours"
-
-
-def _aware(value: Any) -> datetime | None:
-    """Aggregates over CASE lose the column type on SQLite; bring values back to aware UTC."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _health(interval: timedelta | None, runs: int, overdue: bool) -> str:
@@ -140,7 +175,10 @@ def job_health(
             select(JobRun.job, JobRun.started_at, JobRun.status).where(JobRun.id.in_(latest))
         ).all()
     }
-    seen = {job: (runs, _aware(success)) for job, runs, success in totals}
+    seen = {
+        job: (runs, aware_utc(success) if success is not None else None)
+        for job, runs, success in totals
+    }
     rows = []
     for job in sorted(set(intervals) | set(seen)):
         runs, last_success = seen.get(job, (0, None))
@@ -156,7 +194,12 @@ def job_health(
             elif now - last_success > late_after(interval):
                 overdue = True
                 note = f"no success for {(now - last_success) // DAY} days"
-        if last_status == "running" and interval and now - last_run_at > late_after(interval):
+        if (
+            last_status == "running"
+            and interval
+            and last_run_at is not None
+            and now - last_run_at > late_after(interval)
+        ):
             note = (note + "; " if note else "") + "last run never finished (killed?)"
         rows.append(
             {

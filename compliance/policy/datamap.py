@@ -217,7 +217,7 @@ class DataMap:
             table = self.table(name)
             columns = [c for c in table.columns if c.name not in cache_key[1]]
             pk = list(table.primary_key.columns) or columns[:1]
-            keys_param = bindparam("keys", expanding=True)
+            keys_param: BindParameter[Any] = bindparam("keys", expanding=True)
             self._selects[cache_key] = (
                 [c.name for c in columns],
                 select(*columns).where(self.condition(name, keys_param)).order_by(*pk),

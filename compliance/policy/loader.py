@@ -108,12 +108,34 @@ class SlackSettings:
 @dataclass(frozen=True)
 class DashboardSettings:
     demo_mode: bool = False
+    #: The header an authenticating proxy names the signed-in person in.
     identity_header: str = "X-Forwarded-Email"
+    #: The header the proxy proves itself with: the identity header counts only beside it.
+    proxy_secret_header: str = "X-Privacy-Desk-Proxy-Secret"
+    #: The environment variable holding that shared secret; unset means header sign-in is off.
+    proxy_secret_env: str = "COMPLIANCE_PROXY_SECRET"
+
+
+DEFAULT_IDENTITY_METHODS = (
+    "signed_in_account",
+    "email_confirmation",
+    "id_document",
+    "security_questions",
+    "other",
+)
 
 
 @dataclass(frozen=True)
 class DsarSettings:
     erasure_review: bool = True
+    # Support's "Export now" waits for an officer's approval unless this is false.
+    access_review: bool = True
+    # How a requester's identity may be checked; a request names one of these plus a note.
+    identity_methods: tuple[str, ...] = DEFAULT_IDENTITY_METHODS
+    # Notice templates a deployment overrides file by file; None: only the shipped ones.
+    templates_dir: Path | None = None
+    # Processing attempts (with exponential backoff) before a request shows as failed.
+    max_attempts: int = 3
 
 
 @dataclass(frozen=True)
@@ -421,6 +443,33 @@ def _parse_retention(name: str, raw: Any, tables: Mapping[str, MappedTable]) -> 
     )
 
 
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # an RFC 9110 token
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _parse_dashboard(raw: Mapping[str, Any]) -> DashboardSettings:
+    allowed = {"demo_mode", "identity_header", "proxy_secret_header", "proxy_secret_env"}
+    _unknown_keys(raw, allowed, "dashboard")
+    defaults = DashboardSettings()
+    names: dict[str, str] = {}
+    for name, pattern, what in (
+        ("identity_header", _HEADER_NAME, "an HTTP header name"),
+        ("proxy_secret_header", _HEADER_NAME, "an HTTP header name"),
+        ("proxy_secret_env", _ENV_NAME, "an environment variable name"),
+    ):
+        value = _expect(raw.get(name, getattr(defaults, name)), str, f"dashboard.{name}")
+        if not pattern.fullmatch(value):
+            raise ConfigError(f"dashboard.{name}: {value!r} is not {what}")
+        names[name] = value
+    if names["identity_header"].lower() == names["proxy_secret_header"].lower():
+        raise ConfigError(
+            "dashboard.proxy_secret_header: must differ from dashboard.identity_header"
+        )
+    return DashboardSettings(
+        demo_mode=_expect(raw.get("demo_mode", False), bool, "dashboard.demo_mode"), **names
+    )
+
+
 def _resolve_url(url: str, base: Path | None) -> str:
     """Relative SQLite paths are taken from the policy file's folder, not the shell's."""
     prefix = "sqlite:///"
@@ -537,18 +586,36 @@ def parse_policy(
             _expect(member, str, f"roles.{role}[{i}]")
         roles[role] = tuple(m.strip().lower() for m in members)
 
-    dash_raw = section("dashboard")
-    _unknown_keys(dash_raw, {"demo_mode", "identity_header"}, "dashboard")
-    dashboard = DashboardSettings(
-        demo_mode=_expect(dash_raw.get("demo_mode", False), bool, "dashboard.demo_mode"),
-        identity_header=_expect(
-            dash_raw.get("identity_header", "X-Forwarded-Email"), str, "dashboard.identity_header"
-        ),
-    )
+    dashboard = _parse_dashboard(section("dashboard"))
     dsar_raw = section("dsar")
-    _unknown_keys(dsar_raw, {"erasure_review"}, "dsar")
+    _unknown_keys(
+        dsar_raw,
+        {"erasure_review", "access_review", "identity_methods", "templates_dir", "max_attempts"},
+        "dsar",
+    )
+    methods_raw = _expect(
+        dsar_raw.get("identity_methods", list(DEFAULT_IDENTITY_METHODS)),
+        list,
+        "dsar.identity_methods",
+    )
+    methods = tuple(
+        _expect(m, str, f"dsar.identity_methods[{i}]").strip() for i, m in enumerate(methods_raw)
+    )
+    if not methods or any(not m for m in methods) or len(set(methods)) != len(methods):
+        raise ConfigError("dsar.identity_methods: give at least one method, each once, non-empty")
+    templates_raw = _optional_str(dsar_raw, "templates_dir", "dsar")
+    templates_dir = Path(templates_raw) if templates_raw else None
+    if templates_dir is not None and not templates_dir.is_absolute() and base is not None:
+        templates_dir = base / templates_dir
+    max_attempts = _non_negative_int(dsar_raw.get("max_attempts", 3), "dsar.max_attempts")
+    if max_attempts < 1:
+        raise ConfigError("dsar.max_attempts: expected at least 1, got 0")
     dsar = DsarSettings(
-        erasure_review=_expect(dsar_raw.get("erasure_review", True), bool, "dsar.erasure_review")
+        erasure_review=_expect(dsar_raw.get("erasure_review", True), bool, "dsar.erasure_review"),
+        access_review=_expect(dsar_raw.get("access_review", True), bool, "dsar.access_review"),
+        identity_methods=methods,
+        templates_dir=templates_dir,
+        max_attempts=max_attempts,
     )
     smtp_raw = section("smtp")
     _unknown_keys(smtp_raw, {"host", "port", "sender", "username", "starttls"}, "smtp")

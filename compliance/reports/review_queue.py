@@ -11,13 +11,15 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import pandas as pd
-from sqlalchemy import Integer, case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from compliance.deletion.batches import get_batch
 from compliance.dsar import requests as dsar
+from compliance.dsar.deadlines import effective_due_at
 from compliance.errors import InvalidInput
 from compliance.policy.datamap import DataMap
+from compliance.reports.dsar_stats import list_dsar_requests
 from compliance.store.models import (
     AuditEvent,
     ComplianceProfile,
@@ -25,6 +27,7 @@ from compliance.store.models import (
     DeletionRecord,
     utcnow,
 )
+from compliance.store.sql import count_if
 
 BATCH_STATUSES = ("pending", "accepted", "rejected")
 MAX_PAGE_SIZE = 500
@@ -63,10 +66,6 @@ def _check_paging(limit: int, offset: int) -> None:
         raise InvalidInput(f"page size must be between 1 and {MAX_PAGE_SIZE}, got {limit}")
     if offset < 0:
         raise InvalidInput(f"offset must be 0 or more, got {offset}")
-
-
-def _sum_if(condition: object) -> object:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0).cast(Integer)
 
 
 # ---------------------------------------------------------------- batches
@@ -114,7 +113,7 @@ def list_batches(
                 func.count().label("records"),
                 # Only records an officer kept out one by one: a rejection keeps all of them,
                 # and calling those "excluded" would misstate what the officer did.
-                _sum_if(
+                count_if(
                     DeletionRecord.accepted_for_deletion.is_(False)
                     & DeletionRecord.is_manually_reviewed.is_(True)
                 ).label("excluded"),
@@ -347,13 +346,11 @@ def dsar_requests(
 ) -> tuple[pd.DataFrame, bool]:
     """One page of requests, newest first, with days left; and whether another page follows."""
     _check_paging(limit, offset)
-    found = dsar.list_dsar_requests(
-        session, status=status, kind=kind, limit=limit + 1, offset=offset
-    )
+    found = list_dsar_requests(session, status=status, kind=kind, limit=limit + 1, offset=offset)
     now = now or utcnow()
     rows = []
     for r in found[:limit]:
-        due = dsar.effective_due_at(r)
+        due = effective_due_at(r)
         is_open = r.status in dsar.OPEN_STATUSES
         rows.append(
             {

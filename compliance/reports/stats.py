@@ -5,22 +5,21 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import Integer, case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from compliance.store.models import DeletionBatch, DeletionRecord, utcnow
+from compliance.store.sql import count_if
 
 BATCH_COLUMNS = ["total", "accepted", "excluded", "completed", "failed", "pending"]
-
-
-def _flag(condition) -> object:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0).cast(Integer)
 
 
 _R = DeletionRecord
 _applied = _R.deletion_applied_at.is_not(None)
 _accepted = _R.accepted_for_deletion.is_(True)
 _failed = _accepted & _R.deletion_applied_at.is_(None) & _R.deletion_error.is_not(None)
+_unbatched = _R.deletion_batch_id.is_(None) & _R.accepted_for_deletion.is_(None)
+_awaiting_review = _R.deletion_batch_id.is_not(None) & _R.accepted_for_deletion.is_(None)
 _pending_apply = _accepted & _R.deletion_applied_at.is_(None) & _R.deletion_error.is_(None)
 
 
@@ -37,11 +36,11 @@ def batch_progress(
             DeletionBatch.reviewed_by,
             DeletionBatch.reviewed_at,
             func.count(_R.id).label("total"),
-            _flag(_accepted).label("accepted"),
-            _flag(_R.accepted_for_deletion.is_(False)).label("excluded"),
-            _flag(_applied).label("completed"),
-            _flag(_failed).label("failed"),
-            _flag(_pending_apply).label("pending"),
+            count_if(_accepted).label("accepted"),
+            count_if(_R.accepted_for_deletion.is_(False)).label("excluded"),
+            count_if(_applied).label("completed"),
+            count_if(_failed).label("failed"),
+            count_if(_pending_apply).label("pending"),
         )
         .outerjoin(_R, _R.deletion_batch_id == DeletionBatch.id)
         .group_by(DeletionBatch.id)
@@ -66,16 +65,12 @@ def bucket_progress(session: Session) -> pd.DataFrame:
             select(
                 _R.bucket,
                 func.count(_R.id).label("records"),
-                _flag(_R.deletion_batch_id.is_(None) & _R.accepted_for_deletion.is_(None)).label(
-                    "unbatched"
-                ),
-                _flag(_R.deletion_batch_id.is_not(None) & _R.accepted_for_deletion.is_(None)).label(
-                    "awaiting_review"
-                ),
-                _flag(_applied).label("applied"),
-                _flag(_failed).label("failed"),
-                _flag(_pending_apply).label("pending_apply"),
-                _flag(_R.accepted_for_deletion.is_(False)).label("kept"),
+                count_if(_unbatched).label("unbatched"),
+                count_if(_awaiting_review).label("awaiting_review"),
+                count_if(_applied).label("applied"),
+                count_if(_failed).label("failed"),
+                count_if(_pending_apply).label("pending_apply"),
+                count_if(_R.accepted_for_deletion.is_(False)).label("kept"),
             ).group_by(_R.bucket)
         )
         .mappings()
@@ -85,9 +80,9 @@ def bucket_progress(session: Session) -> pd.DataFrame:
         session.execute(
             select(
                 DeletionBatch.bucket,
-                _flag(DeletionBatch.reviewed_status == "pending").label("batches_pending"),
-                _flag(DeletionBatch.reviewed_status == "accepted").label("batches_accepted"),
-                _flag(DeletionBatch.reviewed_status == "rejected").label("batches_rejected"),
+                count_if(DeletionBatch.reviewed_status == "pending").label("batches_pending"),
+                count_if(DeletionBatch.reviewed_status == "accepted").label("batches_accepted"),
+                count_if(DeletionBatch.reviewed_status == "rejected").label("batches_rejected"),
             ).group_by(DeletionBatch.bucket)
         )
         .mappings()

@@ -146,8 +146,18 @@ class DsarRequest(Base):
     extension_months: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     deletion_record_id: Mapped[int | None] = mapped_column(BigId)
     processing_started_at: Mapped[datetime | None]
+    # Added by migration 0006 (the request desk). How identity was checked is a method from
+    # [dsar] identity_methods plus the free-text ``identity_check`` note; the client IP and
+    # user agent of an API intake stay here, never in the audit chain.
+    identity_method: Mapped[str | None] = mapped_column(String(50))
+    channel: Mapped[str | None] = mapped_column(String(20))  # dashboard | cli | api
+    client_ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None]
 
     __table_args__ = (
+        Index("ix_dsar_requests_subject_kind_requested", "subject_id", "kind", "requested_at"),
         # At most one open request per (subject, kind); a duplicate returns the open one.
         Index(
             "uq_dsar_requests_open",
@@ -177,6 +187,52 @@ class DsarDelivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     locked_at: Mapped[datetime | None]
     downloaded_at: Mapped[datetime | None]
+
+
+class DsarNote(Base):
+    """An internal note staff add to a request; the audit trail records that, not the text."""
+
+    __tablename__ = "dsar_notes"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    dsar_request_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("dsar_requests.id", ondelete="CASCADE"), index=True
+    )
+    author: Mapped[str] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DsarNotice(Base):
+    """A notice to the data subject (acknowledgement, extension, refusal, completion)."""
+
+    __tablename__ = "dsar_notices"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    dsar_request_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("dsar_requests.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))  # sent | failed
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class ApiKey(Base):
+    """A host application's key to the intake API; only its SHA-256 is kept."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_prefix: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_by: Mapped[str | None] = mapped_column(String(255))
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
 
 
 class JobRun(Base):

@@ -54,7 +54,11 @@ if decided is not None and decided not in labels:
         labels = {decided: f"#{done.id} · {done.bucket} · {size} records", **labels}
     except ComplianceError:
         st.session_state.pop(DECIDED_KEY, None)
-batch_id = st.selectbox("Open a batch", list(labels), format_func=labels.get, key="open_batch")
+batch_id: int | None = st.selectbox(
+    "Open a batch", list(labels), format_func=lambda b: labels[b], key="open_batch"
+)
+if batch_id is None:  # every option is a batch on this page, so only an empty page
+    st.stop()
 if batch_id != decided:
     st.session_state.pop(DECIDED_KEY, None)
 try:
@@ -153,15 +157,13 @@ if batch.reviewed_status == "pending" and not records.frame.empty:
 
 pending = widgets.pending_confirmation("accept") or widgets.pending_confirmation("reject")
 if pending:
-    target = pending["batch_id"]
+    target, action = pending["batch_id"], pending["action"]
 
     def decide(reason: str | None) -> str:
         # Kept open afterwards, also when someone else decided first: the page says who.
         st.session_state[DECIDED_KEY] = target
         with context.session(policy) as s:
-            result = review_batch(
-                s, target, pending["action"], reviewer=context.actor(), reason=reason
-            )
+            result = review_batch(s, target, action, reviewer=context.actor(), reason=reason)
         return (
             f"Batch {target} {result.decision}: {result.accepted} to erase, "
             f"{result.excluded} excluded, {result.rejected} rejected."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from compliance.dsar import requests as dsar
+from compliance.dsar.deadlines import effective_due_at
 from compliance.errors import ComplianceError
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT
 from dashboard import context, widgets
@@ -43,7 +44,7 @@ with st.form("submit_dsar", clear_on_submit=True):
             r = made.request
             if not made.created:
                 return f"An open {r.kind} request for this subject exists: {r.reference}."
-            return f"Logged {r.reference}, due {dsar.effective_due_at(r):%Y-%m-%d}."
+            return f"Logged {r.reference}, due {effective_due_at(r):%Y-%m-%d}."
 
         widgets.run_action(log)
 
@@ -98,7 +99,7 @@ if officer and open_refs:
                     r = dsar.extend_dsar(
                         s, reference, months=months, reason=reason, actor=person.email
                     )
-                return f"{r.reference} now due {dsar.effective_due_at(r):%Y-%m-%d}."
+                return f"{r.reference} now due {effective_due_at(r):%Y-%m-%d}."
 
             widgets.run_action(extend)
     if chosen["status"] == "failed" and st.button("Retry the failed request", key="dsar_retry"):

@@ -201,42 +201,6 @@ def test_an_officer_accepts_a_batch_in_the_browser(
         assert (batch.reviewed_status, batch.reviewed_by) == ("accepted", OFFICER)
 
 
-def test_behind_an_sso_proxy_the_header_names_the_person(queue: Deployment) -> None:  # noqa: F811
-    """Without OIDC and outside demo mode, the proxy's header is the only way in."""
-    from playwright.sync_api import expect, sync_playwright
-
-    from tests.conftest import DEMO_POLICY
-
-    queue.write_policy(DEMO_POLICY.replace("demo_mode = true", "demo_mode = false"))
-    with running_dashboard(queue) as url, sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            manager = browser.new_context(extra_http_headers={"X-Forwarded-Email": MANAGER})
-            page = manager.new_page()
-            page.set_default_timeout(20_000)
-            page.goto(url)
-            expect(page.get_by_role("heading", name="Progress")).to_be_visible()
-            expect(page.get_by_text(MANAGER).first).to_be_visible()
-            nav = page.get_by_test_id("stSidebarNav")
-            expect(nav.get_by_text("Deletion batches", exact=True)).to_have_count(0)
-            expect(page.get_by_text("Signed in as (demo mode)")).to_have_count(0)
-
-            stranger = browser.new_context(
-                extra_http_headers={"X-Forwarded-Email": "someone@elsewhere.org"}
-            ).new_page()
-            stranger.goto(url)
-            expect(stranger.get_by_text("No access", exact=False).first).to_be_visible()
-
-            anonymous = browser.new_page()
-            anonymous.goto(url)
-            expect(anonymous.get_by_text("Nobody is signed in", exact=False)).to_be_visible()
-        finally:
-            browser.close()
-
-
 def test_every_role_sees_every_page_unclipped_and_survives_reloads_and_deep_links(
     queue: Deployment,  # noqa: F811
     dashboard_url: str,

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from compliance.dsar.requests import get_dsar, process_dsar_requests, review_dsar, submit
+from compliance.dsar.processing import process_dsar_requests
+from compliance.dsar.requests import get_dsar, review_dsar, submit
 from compliance.store.models import AuditEvent
 from tests.conftest import Deployment
 from tests.dashboard.conftest import OFFICER, SUPPORT, OpenApp, button, texts

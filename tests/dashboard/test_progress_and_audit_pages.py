@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from compliance.dsar.requests import dsar_overview, submit
+from compliance.dsar.requests import submit
+from compliance.reports.dsar_stats import dsar_overview
 from tests.conftest import Deployment
 from tests.dashboard.conftest import MANAGER, OFFICER, SUPPORT, OpenApp, texts
 

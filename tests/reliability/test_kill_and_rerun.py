@@ -23,7 +23,8 @@ from compliance.deletion.batches import create_deletion_batches
 from compliance.deletion.records import create_deletion_records
 from compliance.demo.generate import create_demo_app_database
 from compliance.dsar.delivery import ABANDONED_WRITE_AGE
-from compliance.dsar.requests import CLAIM_LEASE, process_dsar_requests, review_dsar, submit
+from compliance.dsar.processing import CLAIM_LEASE, process_dsar_requests
+from compliance.dsar.requests import review_dsar, submit
 from compliance.policy.strategies import HashStrategy
 from compliance.store.models import AuditEvent, DeletionBatch, DeletionRecord, DsarRequest, utcnow
 from tests.conftest import Deployment

@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy import func, select
 
 from compliance.deletion.apply import ApplyResult, apply_deletions
-from compliance.dsar.requests import CLAIM_LEASE, claim_requests, review_dsar, submit
+from compliance.dsar.processing import CLAIM_LEASE, claim_requests
+from compliance.dsar.requests import review_dsar, submit
 from compliance.store.models import AuditEvent, DeletionRecord, DsarRequest, utcnow
 from tests.conftest import Deployment
 from tests.reliability.conftest import (

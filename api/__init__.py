@@ -1,0 +1,1 @@
+"""The intake API: host applications log access and erasure requests over HTTP."""

@@ -1,0 +1,202 @@
+"""The intake API (FastAPI): ``uvicorn api.app:app --host 127.0.0.1 --port 8502``.
+
+A thin shell like ``jobs/`` and ``dashboard/``: it checks the bearer key, calls
+``compliance.dsar.intake`` and maps domain errors to HTTP answers in one place. The policy
+file and databases are the ones every other part uses (``COMPLIANCE_CONFIG`` and friends).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from compliance import logs
+from compliance.dsar.api_keys import ApiKeyInfo, KeyRefused, authenticate
+from compliance.dsar.intake import AlreadyOpen, TooSoon, request_status, submit_from_api
+from compliance.errors import ComplianceError, ConfigError, Conflict, InvalidInput, NotFound
+from compliance.policy.loader import Policy, load_policy
+from compliance.store.engines import make_engine, session_factory
+
+
+@dataclass
+class Deployment:
+    policy: Policy
+    engine: Engine
+    app_engine: Engine
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    logs.configure(logging.INFO)
+    policy = load_policy()
+    engine = make_engine(policy.database_url, what="compliance database")
+    app_engine = make_engine(policy.app_database_url, what="application database")
+    app.state.deployment = Deployment(policy, engine, app_engine)
+    try:
+        yield
+    finally:
+        engine.dispose()
+        app_engine.dispose()
+
+
+app = FastAPI(
+    title="Privacy Desk intake API",
+    version="1",
+    summary="Log GDPR access and erasure requests from a host application; follow their status.",
+    lifespan=lifespan,
+)
+bearer = HTTPBearer(auto_error=False, description="An API key from `python -m jobs api-key create`")
+
+
+def deployment(request: Request) -> Deployment:
+    found: Deployment = request.app.state.deployment
+    return found
+
+
+def db_session(dep: Annotated[Deployment, Depends(deployment)]) -> Iterator[Session]:
+    with session_factory(dep.engine)() as session:
+        yield session
+
+
+def api_key(
+    session: Annotated[Session, Depends(db_session)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> ApiKeyInfo:
+    return authenticate(session, credentials.credentials if credentials else None)
+
+
+class IdentityCheck(BaseModel):
+    method: str = Field(description="One of [dsar] identity_methods in the policy file.")
+    note: str | None = Field(None, max_length=2000, description="How it was checked.")
+
+
+class NewRequest(BaseModel):
+    kind: Literal["access", "erasure"]
+    subject_id: str | None = Field(None, max_length=255, description="The subject's key.")
+    email: str | None = Field(None, max_length=320, description="Or the subject's email.")
+    identity_check: IdentityCheck
+
+
+class RequestOut(BaseModel):
+    reference: str = Field(examples=["DSAR-2026-000042"])
+    kind: str
+    status: str
+    requested_at: str = Field(description="ISO 8601 with UTC offset")
+    due_at: str = Field(description="The (extended) deadline, ISO 8601 with UTC offset")
+    extended: bool = False
+    completed_at: str | None = None
+
+
+class Problem(BaseModel):
+    detail: str
+    reference: str | None = None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+@app.post(
+    "/v1/requests",
+    status_code=201,
+    response_model=RequestOut,
+    responses={
+        401: {"model": Problem},
+        404: {"model": Problem},
+        409: {"model": Problem},
+        422: {"model": Problem},
+        429: {"model": Problem},
+    },
+)
+def create_request(
+    body: NewRequest,
+    request: Request,
+    key: Annotated[ApiKeyInfo, Depends(api_key)],
+    session: Annotated[Session, Depends(db_session)],
+    dep: Annotated[Deployment, Depends(deployment)],
+) -> RequestOut:
+    """Log a data subject's request; due one calendar month after receipt (GDPR Art. 12(3)).
+
+    At most one open request per subject and kind (409 names it), and at most one new
+    request per subject and kind in 24 hours (429 with Retry-After).
+    """
+    result = submit_from_api(
+        session,
+        dep.policy,
+        dep.app_engine,
+        key=key,
+        kind=body.kind,
+        subject_id=body.subject_id,
+        email=body.email,
+        identity_method=body.identity_check.method,
+        identity_note=body.identity_check.note,
+        client_ip=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+    )
+    r = result.request
+    return RequestOut(
+        reference=r.reference,
+        kind=r.kind,
+        status=r.status,
+        requested_at=r.requested_at.isoformat(),
+        due_at=r.due_at.isoformat(),
+    )
+
+
+@app.get(
+    "/v1/requests/{reference}",
+    response_model=RequestOut,
+    responses={401: {"model": Problem}, 404: {"model": Problem}},
+)
+def get_request(
+    reference: str,
+    key: Annotated[ApiKeyInfo, Depends(api_key)],
+    session: Annotated[Session, Depends(db_session)],
+) -> RequestOut:
+    """The status of a request this key logged (others are not found)."""
+    status = request_status(session, reference, key=key)
+    return RequestOut(
+        reference=status.reference,
+        kind=status.kind,
+        status=status.status,
+        requested_at=status.requested_at.isoformat(),
+        due_at=status.due_at.isoformat(),
+        extended=status.extended,
+        completed_at=_iso(status.completed_at),
+    )
+
+
+@app.exception_handler(ComplianceError)
+def compliance_error(request: Request, exc: ComplianceError) -> JSONResponse:
+    """Domain errors in one place: the message is safe to show, as on the command line."""
+    headers: dict[str, str] = {}
+    body: dict[str, object] = {"detail": str(exc)}
+    if isinstance(exc, KeyRefused):
+        status, headers = 401, {"WWW-Authenticate": "Bearer"}
+    elif isinstance(exc, TooSoon):
+        status, headers = 429, {"Retry-After": str(exc.retry_after)}
+    elif isinstance(exc, AlreadyOpen):
+        status, body["reference"] = 409, exc.reference
+    elif isinstance(exc, InvalidInput):
+        status = 422
+    elif isinstance(exc, NotFound):
+        status = 404
+    elif isinstance(exc, Conflict):
+        status = 409
+    elif isinstance(exc, ConfigError):
+        status = 503
+    else:
+        status = 400
+    logs.log_event("api.refused", status=status, path=request.url.path, error=type(exc).__name__)
+    return JSONResponse(body, status_code=status, headers=headers)

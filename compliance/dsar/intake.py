@@ -1,0 +1,144 @@
+"""Intake from host applications: the rules the intake API adds on top of ``submit``.
+
+A host application's "delete my account" button can be pressed again and again; staff
+cannot. So the API allows at most one new request per subject and kind in 24 hours (the
+answer says when to try again), and one open request per subject and kind, as everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from compliance.dsar.api_keys import ApiKeyInfo
+from compliance.dsar.deadlines import effective_due_at
+from compliance.dsar.requests import (
+    KINDS,
+    Submission,
+    get_dsar,
+    resolve_subject,
+    submit,
+)
+from compliance.errors import Conflict, InvalidInput, NotFound
+from compliance.policy.loader import Policy
+from compliance.store.models import DsarRequest, utcnow
+
+INTAKE_WINDOW = timedelta(hours=24)
+
+
+class TooSoon(Conflict):
+    """A request for this subject and kind came in less than 24 hours ago (HTTP 429)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AlreadyOpen(Conflict):
+    """An open request of this kind already exists for the subject (HTTP 409)."""
+
+    def __init__(self, message: str, reference: str) -> None:
+        super().__init__(message)
+        self.reference = reference
+
+
+@dataclass(frozen=True)
+class RequestStatus:
+    """What a host application may learn about a request it logged: no personal data."""
+
+    reference: str
+    kind: str
+    status: str
+    requested_at: datetime
+    due_at: datetime
+    extended: bool
+    completed_at: datetime | None
+
+
+def check_intake_rate(
+    session: Session, subject_id: str, kind: str, *, now: datetime | None = None
+) -> None:
+    """TooSoon when this subject asked for this kind within the last 24 hours."""
+    now = now or utcnow()
+    latest = session.scalar(
+        select(func.max(DsarRequest.requested_at)).where(
+            DsarRequest.subject_id == subject_id, DsarRequest.kind == kind
+        )
+    )
+    if latest is None:
+        return
+    if latest.tzinfo is None:  # max() loses the column type on some backends
+        latest = latest.replace(tzinfo=now.tzinfo)
+    wait = (latest + INTAKE_WINDOW - now).total_seconds()
+    if wait > 0:
+        raise TooSoon(
+            f"a {kind} request for this subject came in less than 24 hours ago; "
+            f"try again in {math.ceil(wait / 3600)} hour(s)",
+            retry_after=math.ceil(wait),
+        )
+
+
+def submit_from_api(
+    session: Session,
+    policy: Policy,
+    app_engine: Engine,
+    *,
+    key: ApiKeyInfo,
+    kind: str,
+    subject_id: str | None,
+    email: str | None,
+    identity_method: str | None,
+    identity_note: str | None,
+    client_ip: str | None,
+    user_agent: str | None,
+    now: datetime | None = None,
+) -> Submission:
+    """Log a request for a host application, under its key's name; refuse floods and repeats."""
+    if kind not in KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got '{kind}'")
+    now = now or utcnow()
+    subject_key, _ = resolve_subject(policy, app_engine, subject_id=subject_id, email=email)
+    check_intake_rate(session, subject_key, kind, now=now)
+    result = submit(
+        session,
+        policy,
+        app_engine,
+        kind=kind,
+        subject_id=subject_key,
+        requested_by=key.actor,
+        identity_check=identity_note,
+        identity_method=identity_method,
+        require_identity=True,
+        channel="api",
+        client_ip=client_ip,
+        user_agent=user_agent,
+        now=now,
+        execute=True,
+    )
+    if not result.created:
+        raise AlreadyOpen(
+            f"{result.request.reference} is already open for this subject "
+            f"({result.request.status})",
+            reference=result.request.reference,
+        )
+    return result
+
+
+def request_status(session: Session, reference: str, *, key: ApiKeyInfo) -> RequestStatus:
+    """The status of a request this key logged; other requests are not found, not refused."""
+    request = get_dsar(session, reference)
+    if request.requested_by != key.actor:
+        raise NotFound(f"no DSAR request {request.reference}")
+    return RequestStatus(
+        reference=request.reference,
+        kind=request.kind,
+        status=request.status,
+        requested_at=request.requested_at,
+        due_at=effective_due_at(request),
+        extended=request.extended_due_at is not None,
+        completed_at=request.completed_at,
+    )

@@ -1,0 +1,261 @@
+"""DSAR processing: workers claim approved requests, export or schedule erasure, settle.
+
+An access request completes when its export is written; an erasure request waits for
+its deletion record in the ``dsar_erasure`` bucket to be applied by apply-deletions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from compliance.audit.chain import record_event
+from compliance.deletion.apply import one_line
+from compliance.deletion.records import add_records
+from compliance.dsar.deadlines import effective_due_at
+from compliance.dsar.exports import build_access_export
+from compliance.errors import ComplianceError, InvalidInput
+from compliance.logs import log_event
+from compliance.policy.datamap import DataMap
+from compliance.policy.loader import DSAR_ERASURE_BUCKET, Policy
+from compliance.store.models import ComplianceProfile, DeletionRecord, DsarRequest, utcnow
+
+CLAIM_LEASE = timedelta(minutes=30)  # far longer than one export or erasure takes
+
+
+@dataclass
+class ProcessResult:
+    claimed: int = 0
+    exported: int = 0
+    erasure_scheduled: int = 0
+    completed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    waiting: list[str] = field(default_factory=list)
+    would_process: list[str] = field(default_factory=list)
+    executed: bool = False
+
+
+def _claimable(now: datetime, lease: timedelta) -> Any:
+    """Approved requests, and claims whose worker died before doing anything lasting.
+
+    A worker killed between its claim and its result leaves a request 'processing' with no
+    export and no deletion record; once the lease runs out the next run takes it over, so a
+    crash never loses a request. (Erasures waiting for their record keep the record id.)
+    """
+    abandoned = and_(
+        DsarRequest.status == "processing",
+        DsarRequest.deletion_record_id.is_(None),
+        or_(
+            DsarRequest.processing_started_at.is_(None),
+            DsarRequest.processing_started_at <= now - lease,
+        ),
+    )
+    return or_(DsarRequest.status == "approved", abandoned)
+
+
+def claim_requests(
+    session: Session,
+    *,
+    limit: int = 20,
+    now: datetime | None = None,
+    lease: timedelta = CLAIM_LEASE,
+) -> list[int]:
+    """Mark up to ``limit`` claimable requests as processing and commit; return their ids.
+
+    On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets workers run side by side; the UPDATE's
+    repeated condition keeps the claim exclusive on SQLite as well.
+    """
+    now = now or utcnow()
+    query = (
+        select(DsarRequest.id)
+        .where(_claimable(now, lease))
+        .order_by(DsarRequest.requested_at, DsarRequest.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = list(session.scalars(query))
+    if not ids:
+        session.rollback()
+        return []
+    claimed = list(
+        session.scalars(
+            update(DsarRequest)
+            .where(DsarRequest.id.in_(ids), _claimable(now, lease))
+            .values(status="processing", processing_started_at=now, last_error=None)
+            .returning(DsarRequest.id)
+        )
+    )
+    session.commit()
+    return sorted(claimed)
+
+
+def _fail(session: Session, request: DsarRequest, message: str, actor: str) -> None:
+    request.status = "failed"
+    request.last_error = message[:1000]
+    record_event(
+        session,
+        actor=actor,
+        action="dsar.failed",
+        target_type="dsar_request",
+        target_id=request.reference,
+        details={"kind": request.kind, "error": request.last_error},
+    )
+
+
+def _complete(session: Session, request: DsarRequest, actor: str, now: datetime) -> None:
+    request.status = "completed"
+    request.completed_at = now
+    request.last_error = None
+    details: dict[str, Any] = {"kind": request.kind, "on_time": now <= effective_due_at(request)}
+    if request.kind == "access":
+        details.update(bytes=request.export_bytes, sha256=request.export_sha256)
+    else:
+        details["deletion_record_id"] = request.deletion_record_id
+    record_event(
+        session,
+        actor=actor,
+        action="dsar.completed",
+        target_type="dsar_request",
+        target_id=request.reference,
+        details=details,
+    )
+
+
+def _process_access(
+    session: Session, datamap: DataMap, request: DsarRequest, actor: str, now: datetime
+) -> None:
+    export = build_access_export(
+        datamap,
+        request.subject_id,
+        reference=request.reference,
+        directory=datamap.policy.export_dir,
+        now=now,
+    )
+    request.export_path = str(export.path)
+    request.export_bytes = export.bytes
+    request.export_sha256 = export.sha256
+    _complete(session, request, actor, utcnow())
+
+
+def _process_erasure(
+    session: Session, policy: Policy, request: DsarRequest, actor: str, now: datetime
+) -> None:
+    accepted = None if policy.dsar.erasure_review else True
+    add_records(
+        session,
+        DSAR_ERASURE_BUCKET,
+        [request.subject_id],
+        actor=actor,
+        scheduled_at=now,
+        now=now,
+        accepted=accepted,
+    )
+    # The open record, new or already there, is the one whose application completes us.
+    request.deletion_record_id = session.scalar(
+        select(DeletionRecord.id)
+        .join(ComplianceProfile, ComplianceProfile.id == DeletionRecord.compliance_profile_id)
+        .where(
+            ComplianceProfile.subject_id == request.subject_id,
+            DeletionRecord.bucket == DSAR_ERASURE_BUCKET,
+            DeletionRecord.deletion_applied_at.is_(None),
+        )
+    )
+    record_event(
+        session,
+        actor=actor,
+        action="dsar.erasure_scheduled",
+        target_type="dsar_request",
+        target_id=request.reference,
+        details={"deletion_record_id": request.deletion_record_id, "review": accepted is None},
+    )
+
+
+def _settle_erasures(session: Session, result: ProcessResult, actor: str, now: datetime) -> None:
+    """Erasure requests complete once their deletion record is applied (by apply-deletions)."""
+    rows = session.execute(
+        select(DsarRequest, DeletionRecord)
+        .outerjoin(DeletionRecord, DeletionRecord.id == DsarRequest.deletion_record_id)
+        .where(
+            DsarRequest.kind == "erasure",
+            DsarRequest.status == "processing",
+            DsarRequest.deletion_record_id.is_not(None),
+        )
+        .order_by(DsarRequest.id)
+    ).all()
+    for request, record in rows:
+        if record is None:
+            _fail(session, request, "its deletion record no longer exists", actor)
+            result.failed[request.reference] = request.last_error or ""
+        elif record.deletion_applied_at is not None:
+            _complete(session, request, actor, now)
+            result.completed.append(request.reference)
+        elif record.accepted_for_deletion is False:
+            note = record.review_note or "its deletion batch was rejected"
+            _fail(session, request, f"erasure not accepted in review: {note}", actor)
+            result.failed[request.reference] = request.last_error or ""
+        else:
+            result.waiting.append(request.reference)
+    session.commit()
+
+
+def process_dsar_requests(
+    session: Session,
+    datamap: DataMap,
+    *,
+    actor: str,
+    execute: bool,
+    limit: int = 20,
+    now: datetime | None = None,
+) -> ProcessResult:
+    """Claim approved requests and do their work; then complete erasures that were applied.
+
+    One request's failure is stored on it (``last_error``, status failed) and does not stop
+    the others; ``retry_dsar`` puts it back.
+    """
+    if limit < 1:
+        raise InvalidInput(f"--limit must be at least 1, got {limit}")
+    policy = datamap.policy
+    result = ProcessResult(executed=execute)
+    if not execute:
+        result.would_process = list(
+            session.scalars(
+                select(DsarRequest.reference)
+                .where(_claimable(now or utcnow(), CLAIM_LEASE))
+                .order_by(DsarRequest.requested_at, DsarRequest.id)
+            )
+        )
+        session.rollback()
+        return result
+    while True:
+        ids = claim_requests(session, limit=limit, now=now)
+        if not ids:
+            break
+        result.claimed += len(ids)
+        for request in session.scalars(
+            select(DsarRequest).where(DsarRequest.id.in_(ids)).order_by(DsarRequest.id)
+        ).all():
+            started = now or utcnow()
+            try:
+                if request.kind == "access":
+                    _process_access(session, datamap, request, actor, started)
+                    result.exported += 1
+                    result.completed.append(request.reference)
+                else:
+                    _process_erasure(session, policy, request, actor, started)
+                    result.erasure_scheduled += 1
+                session.commit()
+            except (ComplianceError, SQLAlchemyError, OSError) as exc:
+                session.rollback()
+                message = str(exc) if isinstance(exc, ComplianceError) else one_line(exc)
+                _fail(session, request, message, actor)
+                session.commit()
+                result.failed[request.reference] = message
+                log_event("dsar.failed", reference=request.reference, error=message)
+    _settle_erasures(session, result, actor, now or utcnow())
+    return result

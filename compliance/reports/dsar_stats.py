@@ -1,0 +1,125 @@
+"""DSAR read models: the paginated list, deadlines coming up, and the regulator's numbers."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from compliance.dsar.requests import KINDS, OPEN_STATUSES, STATUSES
+from compliance.errors import InvalidInput
+from compliance.store.models import DsarRequest, utcnow
+from compliance.store.sql import aware_utc
+
+if TYPE_CHECKING:  # pandas costs ~80 MB; only the dashboard's reads need it
+    import pandas as pd
+
+
+def list_dsar_requests(
+    session: Session,
+    *,
+    status: str | None = None,
+    kind: str | None = None,
+    subject_id: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[DsarRequest]:
+    """Newest first, for the dashboard's paginated table."""
+    query = select(DsarRequest)
+    if status is not None:
+        if status not in STATUSES:
+            raise InvalidInput(f"status must be one of {', '.join(STATUSES)}, got '{status}'")
+        query = query.where(DsarRequest.status == status)
+    if kind is not None:
+        if kind not in KINDS:
+            raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got '{kind}'")
+        query = query.where(DsarRequest.kind == kind)
+    if subject_id is not None:
+        query = query.where(DsarRequest.subject_id == str(subject_id))
+    query = query.order_by(DsarRequest.requested_at.desc(), DsarRequest.id.desc())
+    return list(session.scalars(query.limit(limit).offset(offset)))
+
+
+def due_soon_and_overdue(
+    session: Session, *, within_days: int = 7, now: datetime | None = None
+) -> list[DsarRequest]:
+    """Open requests whose (extended) deadline falls within ``within_days``, or has passed."""
+    now = now or utcnow()
+    horizon = now + timedelta(days=within_days)
+    due = func.coalesce(DsarRequest.extended_due_at, DsarRequest.due_at)
+    return list(
+        session.scalars(
+            select(DsarRequest)
+            .where(DsarRequest.status.in_(OPEN_STATUSES), due <= horizon)
+            .order_by(due, DsarRequest.id)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class DsarOverview:
+    total: int
+    open_count: int
+    completed_count: int
+    on_time_rate: float | None  # completed on time / completed; None before any completes
+    median_days_to_complete: float | None
+    overdue: pd.DataFrame  # reference, kind, status, due, days_overdue
+    by_status: dict[str, int]
+
+
+def dsar_overview(session: Session, now: datetime | None = None) -> DsarOverview:
+    """What a regulator would ask: how many are open, late, and how fast they complete."""
+    now = now or utcnow()
+    due = func.coalesce(DsarRequest.extended_due_at, DsarRequest.due_at)
+    by_status: dict[str, int] = {
+        status: count
+        for status, count in session.execute(
+            select(DsarRequest.status, func.count()).group_by(DsarRequest.status)
+        )
+    }
+    done = [
+        (requested, completed, aware_utc(d))
+        for requested, completed, d in session.execute(
+            select(DsarRequest.requested_at, DsarRequest.completed_at, due).where(
+                DsarRequest.status == "completed", DsarRequest.completed_at.is_not(None)
+            )
+        )
+        if completed is not None
+    ]
+    overdue_rows = session.execute(
+        select(DsarRequest.reference, DsarRequest.kind, DsarRequest.status, due.label("due"))
+        .where(DsarRequest.status.in_(OPEN_STATUSES), due < now)
+        .order_by(due)
+    ).all()
+    on_time = sum(1 for _, completed, d in done if completed <= d)
+    durations = [
+        (completed - requested).total_seconds() / 86400 for requested, completed, _ in done
+    ]
+    import pandas as pd
+
+    overdue = pd.DataFrame(
+        [
+            {
+                "reference": r.reference,
+                "kind": r.kind,
+                "status": r.status,
+                "due": aware_utc(r.due),
+                "days_overdue": (now - aware_utc(r.due)).days,
+            }
+            for r in overdue_rows
+        ],
+        columns=["reference", "kind", "status", "due", "days_overdue"],
+    )
+    return DsarOverview(
+        total=sum(by_status.values()),
+        open_count=sum(by_status.get(s, 0) for s in OPEN_STATUSES),
+        completed_count=len(done),
+        on_time_rate=(on_time / len(done)) if done else None,
+        median_days_to_complete=round(statistics.median(durations), 2) if durations else None,
+        overdue=overdue,
+        by_status={s: by_status.get(s, 0) for s in STATUSES},
+    )

@@ -1,0 +1,205 @@
+"""The intake API, driven over HTTP against a real uvicorn on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from compliance.dsar.api_keys import hash_key
+from compliance.reports.dsar_stats import list_dsar_requests
+from compliance.store.models import ApiKey, AuditEvent
+from tests.conftest import ROOT, Deployment
+from tests.smtp_server import free_port
+
+IDENTITY = {"method": "signed_in_account", "note": "asked from the account settings page"}
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[str]
+
+    def post(self, key: str | None, body: dict[str, object], **headers: str) -> httpx.Response:
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        return httpx.post(f"{self.url}/v1/requests", json=body, headers=headers, timeout=10)
+
+    def get(self, key: str | None, reference: str) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+        return httpx.get(f"{self.url}/v1/requests/{reference}", headers=headers, timeout=10)
+
+
+@pytest.fixture
+def api(demo: Deployment) -> Iterator[Server]:
+    port = free_port()
+    env = {**os.environ, **{k: v for k, v in demo.env.items() if v is not None}}
+    for name, value in demo.env.items():
+        if value is None:
+            env.pop(name, None)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "api.app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    server = Server(f"http://127.0.0.1:{port}", process)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"{server.url}/openapi.json", timeout=1)
+            break
+        except httpx.TransportError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                output = process.stdout.read() if process.stdout else ""
+                raise AssertionError(f"uvicorn did not start:\n{output}") from None
+            time.sleep(0.2)
+    try:
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def new_key(d: Deployment, name: str = "shop") -> str:
+    result = d.run("api-key", "create", "--name", name, "--execute")
+    assert result.exit_code == 0, result.output
+    keys = [line for line in result.output.splitlines() if line.startswith("pdk_")]
+    assert len(keys) == 1, result.output
+    return keys[0]
+
+
+def test_api_key_create_prints_the_key_once_and_stores_only_its_hash(demo: Deployment) -> None:
+    dry = demo.run("api-key", "create", "--name", "shop")
+    assert dry.exit_code == 0 and "pdk_" not in dry.output and "Would create" in dry.output
+    key = new_key(demo)
+    with demo.session() as s:
+        row = s.scalars(select(ApiKey)).one()
+        assert row.key_hash == hash_key(key) and key not in (row.key_prefix, row.key_hash)
+        assert key.startswith(row.key_prefix)
+    listed = demo.run("api-key", "list")
+    assert "shop" in listed.output and "active" in listed.output and key not in listed.output
+    again = demo.run("api-key", "create", "--name", "shop", "--execute")
+    assert again.exit_code == 2 and "already exists" in again.output
+    bad = demo.run("api-key", "create", "--name", "Shop App!", "--execute")
+    assert bad.exit_code == 2 and "must be" in bad.output
+
+
+def test_without_a_key_or_with_a_revoked_key_the_api_refuses(demo: Deployment, api: Server) -> None:
+    body = {"kind": "access", "subject_id": "21", "identity_check": IDENTITY}
+    assert api.post(None, body).status_code == 401
+    assert api.post("pdk_not-a-real-key", body).status_code == 401
+    key = new_key(demo)
+    revoked = demo.run("api-key", "revoke", "shop", "--execute")
+    assert revoked.exit_code == 0, revoked.output
+    refused = api.post(key, body)
+    assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == "Bearer"
+    assert "REVOKED" in demo.run("api-key", "list").output
+    with demo.session() as s:
+        assert list_dsar_requests(s) == []
+
+
+def test_a_valid_request_is_logged_and_appears_where_the_dashboard_looks(
+    demo: Deployment, api: Server
+) -> None:
+    key = new_key(demo)
+    answer = api.post(
+        key,
+        {"kind": "erasure", "email": demo.app_rows("users", "id = 21")[0]["email"],
+         "identity_check": IDENTITY},
+        **{"User-Agent": "shop-backend/2.1"},
+    )  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    created = answer.json()
+    assert created["status"] == "pending" and created["due_at"].endswith("+00:00")
+    with demo.session() as s:
+        [request] = list_dsar_requests(s)
+        assert request.reference == created["reference"] and request.subject_id == "21"
+        assert request.requested_by == "api:shop" and request.channel == "api"
+        assert request.identity_method == "signed_in_account"
+        assert request.client_ip == "127.0.0.1" and request.user_agent == "shop-backend/2.1"
+        event = s.scalars(select(AuditEvent).where(AuditEvent.action == "dsar.submitted")).one()
+        assert event.actor == "api:shop"
+        assert "127.0.0.1" not in str(event.details) and "shop-backend" not in str(event.details)
+    status = api.get(key, created["reference"])
+    assert status.status_code == 200 and status.json()["status"] == "pending"
+    other = new_key(demo, "crm")
+    assert api.get(other, created["reference"]).status_code == 404
+
+
+def test_a_second_request_within_a_day_gets_429_with_retry_after(
+    demo: Deployment, api: Server
+) -> None:
+    key = new_key(demo)
+    body = {"kind": "access", "subject_id": "21", "identity_check": IDENTITY}
+    assert api.post(key, body).status_code == 201
+    again = api.post(key, body)
+    assert again.status_code == 429
+    assert 86_000 < int(again.headers["Retry-After"]) <= 86_400
+    # Another kind, or another subject, is a new request.
+    assert api.post(key, {**body, "kind": "erasure"}).status_code == 201
+    assert api.post(key, {**body, "subject_id": "22"}).status_code == 201
+
+
+def test_bad_requests_say_what_is_wrong_and_log_nothing(demo: Deployment, api: Server) -> None:
+    key = new_key(demo)
+    no_check = api.post(key, {"kind": "access", "subject_id": "21"})
+    assert no_check.status_code == 422
+    wrong = api.post(
+        key, {"kind": "access", "subject_id": "21", "identity_check": {"method": "vibes"}}
+    )
+    assert wrong.status_code == 422 and "identity check method must be one of" in wrong.text
+    other = api.post(
+        key, {"kind": "access", "subject_id": "21", "identity_check": {"method": "other"}}
+    )
+    assert other.status_code == 422 and "needs a note" in other.text
+    unknown = api.post(key, {"kind": "access", "subject_id": "999999", "identity_check": IDENTITY})
+    assert unknown.status_code == 404
+    assert api.get(key, "not-a-reference").status_code == 422
+    with demo.session() as s:
+        assert list_dsar_requests(s) == []
+    docs = httpx.get(f"{api.url}/docs", timeout=10)
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+
+def test_an_open_request_older_than_a_day_is_named_not_duplicated(demo: Deployment) -> None:
+    from datetime import timedelta
+
+    from compliance.dsar.api_keys import authenticate
+    from compliance.dsar.intake import AlreadyOpen, submit_from_api
+    from compliance.store.models import utcnow
+
+    key_text = new_key(demo)
+    policy = demo.policy()
+    args = dict(
+        kind="access", subject_id="21", email=None, identity_method="id_document",
+        identity_note="passport seen", client_ip=None, user_agent=None,
+    )  # fmt: skip
+    with demo.session() as s:
+        key = authenticate(s, key_text)
+        first = submit_from_api(s, policy, demo.app_engine, key=key, now=utcnow(), **args)
+        with pytest.raises(AlreadyOpen) as refused:
+            submit_from_api(
+                s, policy, demo.app_engine, key=key, now=utcnow() + timedelta(hours=25), **args
+            )
+        assert refused.value.reference == first.request.reference
+        assert len(list_dsar_requests(s)) == 1
