@@ -239,7 +239,12 @@ def labels(
     for name in columns:
         text = str(name)
         if text in headers:
-            config[text] = st.column_config.Column(headers[text], width=widths.get(text))
+            if text.endswith("_at"):
+                config[text] = st.column_config.DatetimeColumn(
+                    headers[text] + " (UTC)", format="YYYY-MM-DD", width=widths.get(text)
+                )
+            else:
+                config[text] = st.column_config.Column(headers[text], width=widths.get(text))
             continue
         width = widths.get(text, "medium" if text in WIDE_TEXT else NARROW.get(text))
         if text == "due":

@@ -350,3 +350,103 @@ def review_batch(
     )
     session.commit()
     return result
+
+
+# ---------------------------------------------------------------- several batches at once
+
+
+@dataclass(frozen=True)
+class BulkReviewPlan:
+    """The batches one decision will cover, fixed when it is planned: later batches are not in."""
+
+    decision: str
+    batch_ids: tuple[int, ...]
+    bucket: str | None
+    records: int
+
+
+@dataclass(frozen=True)
+class BulkReviewResult:
+    """Each batch decided on its own; a batch someone decided meanwhile is skipped, with why."""
+
+    decision: str
+    decided: tuple[ReviewResult, ...]
+    skipped: tuple[tuple[int, str], ...]
+    executed: bool
+
+    @property
+    def records(self) -> int:
+        return sum(r.accepted + r.excluded + r.rejected for r in self.decided)
+
+
+def plan_bulk_review(
+    session: Session,
+    decision: str,
+    *,
+    batch_ids: list[int] | None = None,
+    bucket: str | None = None,
+    policy: Policy | None = None,
+) -> BulkReviewPlan:
+    """Name the pending batches a bulk decision covers: the given ids, or all of a bucket's.
+
+    With ``batch_ids``, those (any decided meanwhile are skipped when carried out);
+    without, every pending batch of ``bucket`` (checked against ``policy`` when given).
+    """
+    if decision not in ("accept", "reject"):
+        raise InvalidInput(f"decision must be accept or reject, got '{decision}'")
+    if batch_ids is None:
+        if not bucket:
+            raise InvalidInput("name the bucket whose pending batches to decide")
+        if policy is not None:
+            policy.bucket(bucket)
+        ids = list(
+            session.scalars(
+                select(DeletionBatch.id)
+                .where(DeletionBatch.bucket == bucket, DeletionBatch.reviewed_status == "pending")
+                .order_by(DeletionBatch.id)
+            )
+        )
+    else:
+        # Chosen on a screen a while ago: one decided since is skipped when carried out.
+        ids = sorted(set(batch_ids))
+        if not ids:
+            raise InvalidInput("choose at least one batch")
+    records = (
+        session.scalar(select(func.count()).where(DeletionRecord.deletion_batch_id.in_(ids)))
+        if ids
+        else 0
+    )
+    return BulkReviewPlan(decision, tuple(ids), bucket, records or 0)
+
+
+def review_batches(
+    session: Session,
+    plan: BulkReviewPlan,
+    *,
+    reviewer: str,
+    reason: str | None = None,
+    execute: bool,
+) -> BulkReviewResult:
+    """Carry out a bulk plan: every batch decided and audited on its own, as one review would.
+
+    A batch decided by someone else since the plan was made is reported and skipped; the
+    others still go through. The whole call is refused up front for a bad reviewer or a
+    rejection without a reason, before any batch changes.
+    """
+    check_email(reviewer, "--reviewer")
+    if plan.decision == "reject" and not (reason or "").strip():
+        raise InvalidInput("rejecting a batch needs a --reason")
+    decided: list[ReviewResult] = []
+    skipped: list[tuple[int, str]] = []
+    for batch_id in plan.batch_ids:
+        try:
+            decided.append(
+                review_batch(
+                    session, batch_id, plan.decision, reviewer=reviewer, reason=reason,
+                    execute=execute,
+                )
+            )  # fmt: skip
+        except (Conflict, NotFound) as exc:
+            session.rollback()
+            skipped.append((batch_id, str(exc)))
+    return BulkReviewResult(plan.decision, tuple(decided), tuple(skipped), execute)

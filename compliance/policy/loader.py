@@ -62,6 +62,8 @@ class SqlRule:
     """A read-only SELECT returning subject keys."""
 
     sql: str
+    #: What the query means, in words an officer reviewing a batch understands.
+    description: str | None = None
 
 
 Rule = AgeRule | SqlRule
@@ -80,6 +82,9 @@ class Bucket:
     grace_days: int = 0
     #: Days applied or rejected bookkeeping is kept before purge-compliance-data removes it.
     purge_after_days: int = 0
+    #: Columns of the [subjects] table shown beside each record under review, read from the
+    #: application database when the page opens and never copied into the compliance database.
+    review_columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -345,9 +350,11 @@ def _check_via_chains(tables: Mapping[str, MappedTable]) -> None:
 def _parse_rule(raw: Any, key: str) -> Rule:
     _expect(raw, dict, key)
     if "sql" in raw:
-        _unknown_keys(raw, {"sql"}, key)
+        _unknown_keys(raw, {"sql", "description"}, key)
         _expect(raw["sql"], str, f"{key}.sql")
-        return SqlRule(check_select_only(raw["sql"], f"{key}.sql"))
+        return SqlRule(
+            check_select_only(raw["sql"], f"{key}.sql"), _optional_str(raw, "description", key)
+        )
     missing = [k for k in ("table", "timestamp", "older_than_days") if k not in raw]
     if missing:
         raise ConfigError(
@@ -378,6 +385,7 @@ def _parse_bucket(name: str, raw: Any, tables: Mapping[str, MappedTable]) -> Buc
             "ops_handle",
             "grace_days",
             "purge_after_days",
+            "review_columns",
         },
         key,
     )
@@ -411,8 +419,13 @@ def _parse_bucket(name: str, raw: Any, tables: Mapping[str, MappedTable]) -> Buc
     for opt in ("description", "ops_channel", "ops_handle"):
         if opt in raw:
             _expect(raw[opt], str, f"{key}.{opt}")
+    review_columns = raw.get("review_columns", [])
+    _expect(review_columns, list, f"{key}.review_columns")
+    for i, column in enumerate(review_columns):
+        _expect(column, str, f"{key}.review_columns[{i}]")
     return Bucket(
         name=name,
+        review_columns=tuple(dict.fromkeys(review_columns)),
         description=_optional_str(raw, "description", key) or "",
         tables=tuple(bucket_tables),
         rules=rules,
@@ -725,6 +738,17 @@ def check_against_database(policy: Policy, engine: Engine) -> list[str]:
         for i, rule in enumerate(bucket.rules):
             if isinstance(rule, AgeRule):
                 need_column(rule.table, rule.timestamp, f"buckets.{bname}.rules[{i}].timestamp")
+        hidden = (
+            policy.tables[subjects.table].export_exclude if subjects.table in policy.tables else ()
+        )
+        for i, column in enumerate(bucket.review_columns):
+            key = f"buckets.{bname}.review_columns[{i}]"
+            need_column(subjects.table, column, key)
+            if column in hidden:
+                raise ConfigError(
+                    f"{key}: '{column}' is in tables.{subjects.table}.export_exclude, so it is "
+                    "never shown to anyone"
+                )
     warnings = []
     for rname, entry in policy.retention.items():
         if entry.table not in existing:

@@ -253,6 +253,29 @@ def batch_impact(session: Session, datamap: DataMap, batch_id: int) -> pd.DataFr
     return frame
 
 
+def pending_batch_ids(session: Session, *, bucket: str | None = None) -> list[int]:
+    """Every pending batch (of ``bucket``), oldest first: what "all matching the filter" means."""
+    query = select(DeletionBatch.id).where(DeletionBatch.reviewed_status == "pending")
+    if bucket:
+        query = query.where(DeletionBatch.bucket == bucket)
+    return list(session.scalars(query.order_by(DeletionBatch.id)))
+
+
+def bulk_impact(session: Session, datamap: DataMap, batch_ids: list[int]) -> pd.DataFrame:
+    """The impact previews of several batches added up per table and action; changes nothing."""
+    columns = ["table", "action", "rows", "legal_basis"]
+    frames = [batch_impact(session, datamap, b) for b in batch_ids]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    summed = (
+        pd.concat(frames)
+        .groupby(["table", "action", "legal_basis"], as_index=False, sort=False)["rows"]
+        .sum()
+    )
+    return summed[columns]
+
+
 # ---------------------------------------------------------------- audit log
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from compliance.deletion.batches import exclude_records, get_batch, include_records, review_batch
+from compliance.deletion.batches import (
+    exclude_records,
+    get_batch,
+    include_records,
+    plan_bulk_review,
+    review_batch,
+    review_batches,
+)
 from compliance.errors import ComplianceError
 from compliance.reports.review_queue import BATCH_STATUSES
 from compliance.roles import COMPLIANCE_OFFICER
@@ -33,10 +40,53 @@ page = widgets.load_page(
     lambda n, o: context.batches(url, widgets.unless_all(bucket), widgets.unless_all(status), n, o),
 )
 shown = ["batch_id", "bucket", "status", "records", "excluded", "age_days", "reviewed_by"]
-widgets.table(page.frame[shown])
+listed = widgets.table(
+    page.frame[shown].fillna({"reviewed_by": ""}),
+    on_select="rerun",
+    selection_mode="multi-row",
+    key="batch_rows",
+)
 widgets.pager("batches_page", page)
 if page.frame.empty:
     st.stop()
+
+# ---------------------------------------------------------------- several batches at once
+chosen_rows = page.frame.iloc[list(listed.selection.rows)] if listed else page.frame.iloc[:0]
+picked = [int(b) for b in chosen_rows.loc[chosen_rows["status"] == "pending", "batch_id"]]
+if (page.frame["status"] == "pending").any():
+    with st.expander("Decide several batches at once", expanded=bool(picked)):
+        everything = context.pending_batch_ids(url, widgets.unless_all(bucket))
+        # Fixed labels: the browser keeps an option's old text when a label changes.
+        scope = st.radio(
+            "Which batches",
+            ["selected", "filter"],
+            format_func={
+                "selected": "The pending rows selected in the table",
+                "filter": "All pending batches matching the filter",
+            }.get,
+            key="bulk_scope",
+        )
+        bulk_ids = picked if scope == "selected" else everything
+        st.caption(
+            f"{len(picked)} pending batch(es) selected; {len(everything)} pending batch(es) "
+            "match the filter."
+        )
+        if not bulk_ids:
+            st.caption("Select pending batches in the table (the boxes at the left of each row).")
+        else:
+            names = ", ".join(f"#{b}" for b in bulk_ids[:20]) + (" …" if len(bulk_ids) > 20 else "")
+            st.markdown(f"**Combined impact** of {len(bulk_ids)} batch(es) ({names}):")
+            try:
+                widgets.table(
+                    context.bulk_impact(policy, tuple(bulk_ids)), widths={"legal_basis": "large"}
+                )
+            except ComplianceError as exc:
+                st.error(str(exc))
+            accept_all, reject_all = st.columns(2)
+            if accept_all.button(f"Accept {len(bulk_ids)} batch(es)…", key="bulk_accept"):
+                widgets.ask_confirmation("bulk_accept", batch_ids=bulk_ids)
+            if reject_all.button(f"Reject {len(bulk_ids)} batch(es)…", key="bulk_reject"):
+                widgets.ask_confirmation("bulk_reject", batch_ids=bulk_ids)
 
 # Labels name what never changes with a decision (the status shows on the badge below):
 # the browser keeps showing an option's old label for the same value after a rerun.
@@ -92,8 +142,33 @@ records = widgets.load_page(
     RECORDS_PAGE_SIZE,
     lambda n, o: context.batch_records(url, batch.id, n, o),
 )
-st.markdown("**Records**")
-widgets.table(records.frame.drop(columns=["profile_id"]))
+st.markdown("**Records** — and why each is due, as the application database says now")
+shown_records = records.frame.drop(columns=["profile_id", "created_at"])
+evidence_headers: dict[str, str] = {}
+try:
+    proof = context.record_evidence(
+        policy, batch.bucket, tuple(str(k) for k in records.frame["subject_id"])
+    )
+except ComplianceError as exc:
+    st.error(str(exc))
+else:
+    if proof.columns:
+        extra = proof.frame.rename(columns={"subject_id": "_key"})
+        shown_records = (
+            shown_records.assign(_key=shown_records["subject_id"].astype(str))
+            .merge(extra, on="_key", how="left")
+            .drop(columns="_key")
+        )
+        order = ["record_id", "subject_id", *(c.name for c in proof.columns)]
+        shown_records = shown_records[order + [c for c in shown_records if c not in order]]
+        evidence_headers = {c.name: c.header for c in proof.columns}
+        st.caption(
+            "; ".join(f"{c.header}: {c.meaning}" for c in proof.columns if c.kind != "value")
+            + ". Read live, never stored."
+        )
+    elif batch.bucket not in policy.buckets:
+        st.caption("The data subject asked for erasure (a DSAR request); no rule to show.")
+widgets.table(shown_records, headers=evidence_headers)
 widgets.pager(f"records_page_{batch.id}", records)
 
 
@@ -154,6 +229,42 @@ if batch.reviewed_status == "pending" and not records.frame.empty:
                         return f"Put {count} record(s) back into batch {batch.id}."
 
                     widgets.run_action(include)
+
+bulk = widgets.pending_confirmation("bulk_accept") or widgets.pending_confirmation("bulk_reject")
+if bulk:
+    bulk_decision = "accept" if bulk["action"] == "bulk_accept" else "reject"
+    targets: list[int] = bulk["batch_ids"]
+
+    def decide_all(reason: str | None) -> str:
+        with context.session(policy) as s:
+            plan = plan_bulk_review(s, bulk_decision, batch_ids=targets)
+            result = review_batches(s, plan, reviewer=context.actor(), reason=reason, execute=True)
+        done = ", ".join(f"#{r.batch_id}" for r in result.decided) or "none"
+        message = (
+            f"{len(result.decided)} batch(es) {bulk_decision}ed ({done}): "
+            f"{sum(r.accepted for r in result.decided)} records to erase, "
+            f"{sum(r.excluded + r.rejected for r in result.decided)} kept."
+        )
+        for batch_id, why in result.skipped:
+            message += f" Skipped #{batch_id}: {why}."
+        return message
+
+    widgets.confirm_dialog(
+        f"{bulk_decision.capitalize()} {len(targets)} batch(es)?",
+        (
+            "Each batch is decided and audited on its own; one decided by someone else "
+            "meanwhile is skipped and reported. "
+            + (
+                "Accepted records are erased by the next `apply-deletions` run."
+                if bulk_decision == "accept"
+                else "Every record of these batches is kept. Say why, for the audit trail."
+            )
+        ),
+        confirm_label=f"{bulk_decision.capitalize()} {len(targets)} batch(es)",
+        on_confirm=decide_all,
+        reason_label="Reason" if bulk_decision == "reject" else None,
+        reason_required="Rejecting batches needs a reason." if bulk_decision == "reject" else None,
+    )
 
 pending = widgets.pending_confirmation("accept") or widgets.pending_confirmation("reject")
 if pending:

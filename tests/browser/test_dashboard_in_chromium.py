@@ -256,3 +256,39 @@ def test_every_role_sees_every_page_unclipped_and_survives_reloads_and_deep_link
         finally:
             browser.close()
     assert not problems, "\n".join(problems)
+
+
+def test_an_officer_selects_two_batches_and_accepts_both_in_one_confirmation(
+    queue: Deployment,  # noqa: F811
+    dashboard_url: str,
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_context(viewport=VIEWPORT).new_page()
+            page.set_default_timeout(20_000)
+            page.goto(f"{dashboard_url}/deletion_batches?bucket=closed_accounts&as={OFFICER}")
+            expect(page.get_by_role("heading", name="Deletion batches")).to_be_visible()
+            settle(page)
+            table = page.get_by_test_id("stDataFrame").first
+            box = table.bounding_box()
+            assert box is not None
+            page.mouse.click(box["x"] + 100, box["y"] + 52)  # focus the grid on a cell
+            for row in (0, 1):  # the row-selection boxes at the left of the first two rows
+                page.mouse.click(box["x"] + 16, box["y"] + 35 * (row + 1) + 17)
+                settle(page)
+            expect(page.get_by_text("2 pending batch(es) selected")).to_be_visible()
+            expect(page.get_by_text("Combined impact of 2 batch(es)")).to_be_visible()
+            page.get_by_role("button", name="Accept 2 batch(es)…").click()
+            dialog = page.get_by_role("dialog")
+            dialog.get_by_role("button", name="Accept 2 batch(es)").click()
+            expect(page.get_by_text("2 batch(es) accepted")).to_be_visible()
+        finally:
+            browser.close()
+    with queue.session() as session:
+        from compliance.reports.review_queue import list_batches
+
+        frame = list_batches(session, bucket="closed_accounts", limit=2).frame
+    assert set(frame["status"]) == {"accepted"} and set(frame["reviewed_by"]) == {OFFICER}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
 from compliance.deletion.batches import get_batch, review_batch
+from compliance.reports.review_queue import pending_batch_ids
 from compliance.store.models import AuditEvent, DeletionRecord
 from tests.conftest import Deployment
 from tests.dashboard.conftest import APP, OFFICER, OpenApp, button, pending_batch, texts
@@ -260,3 +261,54 @@ def test_subject_ids_sort_as_numbers(queue: Deployment, open_app: OpenApp) -> No
     assert subjects.dtype.kind == "i"
     ordered = subjects.sort_values().tolist()
     assert ordered == sorted(int(s) for s in subjects)
+
+
+def test_each_record_shows_why_it_is_due(queue: Deployment, open_app: OpenApp) -> None:
+    at = open_app(OFFICER)
+    at.selectbox(key="bucket_filter").set_value("inactive_accounts").run()
+    records = at.dataframe[-1].value
+    assert list(records.columns[:6]) == [
+        "record_id", "subject_id", "users.last_login_at", "rule_2", "users.plan", "users.country",
+    ]  # fmt: skip
+    assert set(records["rule_2"]) == {"yes"}
+    assert records["users.last_login_at"].notna().all()
+    assert any(
+        "users.last_login_at: newest last_login_at in users; due when older than 730 days" in c
+        and "Not anonymized yet" in c
+        for c in texts(at, "caption")
+    )
+
+
+def test_all_pending_batches_matching_the_filter_are_decided_in_one_confirmation(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    at = open_app(OFFICER)
+    at.selectbox(key="bucket_filter").set_value("closed_accounts").run()
+    at.radio(key="bulk_scope").set_value("filter").run()
+    with queue.session() as session:
+        ids = pending_batch_ids(session, bucket="closed_accounts")
+        records = session.scalar(
+            select(func.count()).where(DeletionRecord.deletion_batch_id.in_(ids))
+        )
+    # One users row per subject: the combined preview adds up every batch's.
+    combined = at.dataframe[1].value.set_index("table")
+    assert len(ids) > 2 and combined.loc["users", "rows"] == records
+
+    button(at, f"Reject {len(ids)} batch(es)…").click().run()
+    button(at, f"Reject {len(ids)} batch(es)").click().run()
+    assert "Rejecting batches needs a reason." in texts(at, "error")
+    at.text_area(key="confirm_reason").input("Test accounts matched the rule")
+    # Meanwhile a colleague accepts one of them.
+    with queue.session() as session:
+        review_batch(session, ids[0], "accept", reviewer="colleague@example.com")
+    button(at, f"Reject {len(ids)} batch(es)").click().run()
+
+    (message,) = [t for t in texts(at, "success") if "rejected" in t]
+    assert message.startswith(f"{len(ids) - 1} batch(es) rejected")
+    assert f"Skipped #{ids[0]}: batch {ids[0]} was already accepted by colleague@example.com" in (
+        message
+    )
+    assert batch_state(queue, ids[0])[0] == "accepted"
+    assert {batch_state(queue, b) for b in ids[1:]} == {
+        ("rejected", OFFICER, "Test accounts matched the rule")
+    }
