@@ -215,3 +215,15 @@ def _bulk_impact(
 ) -> pd.DataFrame:
     with _with_session(url) as s:
         return review_queue.bulk_impact(s, _datamap(path, mtime, app_url), list(batch_ids))
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def outcomes_per_week(url: str, weeks: int) -> pd.DataFrame:
+    with _with_session(url) as s:
+        return stats.outcomes_per_week(s, weeks=weeks)
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def dsar_per_month(url: str, months: int) -> pd.DataFrame:
+    with _with_session(url) as s:
+        return dsar_stats.dsar_per_month(s, months=months)

@@ -238,6 +238,11 @@ def labels(
     headers = headers or {}
     for name in columns:
         text = str(name)
+        if text.endswith("_rate"):
+            config[text] = st.column_config.NumberColumn(
+                headers.get(text, header(text)), format="percent", width=widths.get(text)
+            )
+            continue
         if text in headers:
             if text.endswith("_at"):
                 config[text] = st.column_config.DatetimeColumn(

@@ -161,7 +161,10 @@ else:
         )
         order = ["record_id", "subject_id", *(c.name for c in proof.columns)]
         shown_records = shown_records[order + [c for c in shown_records if c not in order]]
-        evidence_headers = {c.name: c.header for c in proof.columns}
+        evidence_headers = {
+            c.name: widgets.header(c.header) if c.kind == "value" else c.header
+            for c in proof.columns
+        }
         st.caption(
             "; ".join(f"{c.header}: {c.meaning}" for c in proof.columns if c.kind != "value")
             + ". Read live, never stored."

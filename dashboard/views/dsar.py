@@ -77,6 +77,14 @@ if officer and pending:
         widgets.ask_confirmation("dsar_approve", reference=reference)
     if reject.button("Reject…", key="dsar_reject"):
         widgets.ask_confirmation("dsar_reject", reference=reference)
+    with st.expander("Decide several requests at once"):
+        every = st.checkbox(f"All {len(pending)} pending request(s) on this page", key="dsar_all")
+        several = pending if every else st.multiselect("Pending requests", pending, key="dsar_bulk")
+        many_approve, many_reject = st.columns(2)
+        if many_approve.button("Approve these…", key="dsar_bulk_approve", disabled=not several):
+            widgets.ask_confirmation("dsar_bulk_approve", references=several)
+        if many_reject.button("Reject these…", key="dsar_bulk_reject", disabled=not several):
+            widgets.ask_confirmation("dsar_bulk_reject", references=several)
 
 open_refs = frame.loc[frame["status"].isin(dsar.OPEN_STATUSES), "reference"].tolist()
 if officer and open_refs:
@@ -149,4 +157,36 @@ if asked:
         on_confirm=review,
         reason_label="Reason" if decision == "reject" else None,
         reason_required="Rejecting a request needs a reason." if decision == "reject" else None,
+    )
+
+several_asked = widgets.pending_confirmation("dsar_bulk_approve") or widgets.pending_confirmation(
+    "dsar_bulk_reject"
+)
+if several_asked:
+    references: list[str] = several_asked["references"]
+    verdict = "approve" if several_asked["action"] == "dsar_bulk_approve" else "reject"
+
+    def review_several(reason: str | None) -> str:
+        with context.session(policy) as s:
+            result = dsar.review_dsars(
+                s, references, verdict, reviewer=person.email, reason=reason, execute=True
+            )
+        message = f"{len(result.decided)} request(s) {verdict}d: {', '.join(result.decided)}."
+        for reference, why in result.skipped:
+            message += f" Skipped {reference}: {why}."
+        return message
+
+    widgets.confirm_dialog(
+        f"{verdict.capitalize()} {len(references)} request(s)?",
+        "Each request is decided and audited on its own; one decided by someone else "
+        "meanwhile is skipped and reported. "
+        + (
+            "Approved requests are processed by the next `process-dsar-requests` run."
+            if verdict == "approve"
+            else "Nothing is exported or erased. Say why, for the audit trail."
+        ),
+        confirm_label=f"{verdict.capitalize()} {len(references)} request(s)",
+        on_confirm=review_several,
+        reason_label="Reason" if verdict == "reject" else None,
+        reason_required="Rejecting requests needs a reason." if verdict == "reject" else None,
     )

@@ -132,3 +132,30 @@ def test_support_cannot_extend_deadlines(queue: Deployment, open_app: OpenApp) -
     _logged(queue)
     at = open_app(SUPPORT)
     assert "Deadline and retries" not in [s.value for s in at.subheader]
+
+
+def test_an_officer_approves_every_pending_request_in_one_confirmation(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    at = open_app(OFFICER)
+    at.switch_page("views/dsar.py").run()
+    table = at.dataframe[0].value
+    pending = table.loc[table["status"] == "pending", "reference"].tolist()
+    assert len(pending) >= 2
+    at.checkbox(key="dsar_all").check().run()
+    button(at, "Approve these…").click().run()
+    with queue.session() as session:  # a colleague rejects one meanwhile
+        review_dsar(session, pending[0], "reject", reviewer="colleague@example.com", reason="dup")
+    button(at, f"Approve {len(pending)} request(s)").click().run()
+
+    (message,) = [t for t in texts(at, "success") if "approved" in t]
+    assert message.startswith(f"{len(pending) - 1} request(s) approved")
+    assert f"Skipped {pending[0]}: {pending[0]} is already rejected" in message
+    with queue.session() as session:
+        assert [get_dsar(session, r).status for r in pending[1:]] == ["approved"] * (
+            len(pending) - 1
+        )
+        approvals = session.scalars(
+            select(AuditEvent.target_id).where(AuditEvent.action == "dsar.approved")
+        ).all()
+    assert set(pending[1:]) <= set(approvals)
