@@ -107,17 +107,33 @@ def no_access_page() -> None:
 
 
 st.set_page_config(page_title="Privacy Desk", page_icon=":material/shield:", layout="wide")
+
+
+def stop_everywhere(message: str) -> None:
+    """Show ``message`` on whatever page was asked for (never "Page not found"), then stop."""
+
+    def explain() -> None:
+        st.error(message)
+
+    st.navigation(
+        [st.Page(explain, title="Privacy Desk", default=True)]
+        + [
+            st.Page(explain, title=title, url_path=url_path(title), visibility="hidden")
+            for _, title, _, _ in PAGES
+        ]
+    ).run()
+    st.stop()
+
+
 try:
     policy = context.policy()
 except ComplianceError as exc:
-    st.error(f"The dashboard cannot start: {exc}")
-    st.stop()
+    stop_everywhere(f"The dashboard cannot start: {exc}")
 
 try:
     person = sign_in(policy)
 except ComplianceError as exc:  # e.g. a proxy secret too short to trust
-    st.error(f"Nobody can sign in: {exc}")
-    st.stop()
+    stop_everywhere(f"Nobody can sign in: {exc}")
 st.session_state[context.IDENTITY_KEY] = person
 # Every page's path is always registered: a link to a page one may not open (or a link
 # opened before signing in) says so, instead of Streamlit's "Page not found".
