@@ -23,3 +23,7 @@ class Conflict(ComplianceError):
 
 class InvalidInput(ComplianceError):
     """A value given by the user is malformed or out of range."""
+
+
+class PermissionDenied(ComplianceError):
+    """The acting person lacks the role ([roles] in the policy) this decision needs."""

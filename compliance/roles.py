@@ -20,8 +20,8 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from compliance.emails import EMAIL
-from compliance.errors import ConfigError
+from compliance.emails import EMAIL, check_email
+from compliance.errors import ConfigError, PermissionDenied
 from compliance.logs import log_event
 from compliance.policy.loader import Policy
 
@@ -29,10 +29,14 @@ COMPLIANCE_OFFICER = "compliance_officer"
 SUPPORT = "support"
 MANAGER = "manager"
 ROLES = (COMPLIANCE_OFFICER, SUPPORT, MANAGER)
+#: Not a person's role and never in [roles]: what a host application's API key may do
+#: (log requests through the intake API), held only by the Identity made for that key.
+API_INTAKE = "api_intake"
 ROLE_TITLES = {
     COMPLIANCE_OFFICER: "Compliance officer",
     SUPPORT: "Support",
     MANAGER: "Manager",
+    API_INTAKE: "Intake API key",
 }
 #: Offered by the demo picker when [roles] grants support to a whole domain only.
 DEMO_SUPPORT_USER = "support@example.com"
@@ -45,11 +49,14 @@ HeaderValues = Callable[[str], Sequence[str]]
 
 @dataclass(frozen=True)
 class Identity:
-    """A signed-in person: the email every action is recorded under, and their roles."""
+    """A signed-in person: the email every action is recorded under, and their roles.
+
+    A host application's API key acts as ``api:NAME`` with the API_INTAKE role only.
+    """
 
     email: str
     roles: frozenset[str]
-    source: str  # oidc | header | demo
+    source: str  # oidc | header | demo | cli | api
 
     def has(self, *roles: str) -> bool:
         """True if the person holds any of ``roles``."""
@@ -75,6 +82,32 @@ def roles_for(roles: Mapping[str, Iterable[str]], email: str) -> frozenset[str]:
     return frozenset(
         role for role, members in roles.items() if any(_matches(email, m) for m in members)
     )
+
+
+def identify(policy: Policy, email: str, *, source: str = "cli", what: str = "email") -> Identity:
+    """The person behind an email named on the command line: their roles from [roles].
+
+    Library decisions take an Identity rather than a bare email, so every caller has
+    looked the person up in the policy and the decision can check the role itself.
+    """
+    email = check_email(email, what)
+    return Identity(email=email, roles=roles_for(policy.roles, email), source=source)
+
+
+def require(actor: Identity, *roles: str, to: str) -> str:
+    """The actor's email, or PermissionDenied when they hold none of ``roles``.
+
+    Called first thing by every decision in the library, whatever shell called it: a
+    page hidden from someone, or a CLI flag, is not where the rule lives.
+    """
+    if not isinstance(actor, Identity):  # a bare email would skip the role check
+        raise TypeError(f"the acting person must be an Identity, got {type(actor).__name__}")
+    if not actor.has(*roles):
+        needed = " or ".join(ROLE_TITLES[r].lower() for r in roles if r in ROLES)
+        raise PermissionDenied(
+            f"{actor.email} may not {to}: that needs the {needed} role ([roles] in the policy)"
+        )
+    return actor.email
 
 
 def demo_users(policy: Policy) -> list[str]:

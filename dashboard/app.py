@@ -76,7 +76,7 @@ def sign_in(policy: Policy) -> Identity | None:
         return None
     if person.source == "demo" and st.query_params.get(DEMO_QUERY) != person.email:
         st.query_params[DEMO_QUERY] = person.email
-    st.sidebar.caption(f"**{person.email}**")
+    st.sidebar.caption(f"**{widgets.plain(person.email)}**")
     roles = ", ".join(ROLE_TITLES[r] for r in sorted(person.roles)) or "no role"
     st.sidebar.caption(roles)
     if person.source == "oidc":
@@ -113,7 +113,7 @@ def stop_everywhere(message: str) -> None:
     """Show ``message`` on whatever page was asked for (never "Page not found"), then stop."""
 
     def explain() -> None:
-        st.error(message)
+        st.error(widgets.plain(message))
 
     st.navigation(
         [st.Page(explain, title="Privacy Desk", default=True)]

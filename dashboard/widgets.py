@@ -4,6 +4,7 @@ the server-side paged table and CSV downloads. Pages compose these; none holds S
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -14,21 +15,52 @@ from compliance.csv_files import frame_to_csv
 from compliance.errors import ComplianceError
 from compliance.reports.review_queue import Page
 from compliance.roles import Identity
+from compliance.store.states import BatchStatus, DsarStatus
 from dashboard import context
 
-STATUS_COLORS = {
-    "pending": "orange",
-    "accepted": "green",
-    "rejected": "red",
-    "approved": "green",
-    "processing": "blue",
-    "completed": "green",
-    "failed": "red",
+STATUS_COLORS: dict[str, str] = {
+    BatchStatus.PENDING: "orange",
+    BatchStatus.ACCEPTED: "green",
+    BatchStatus.REJECTED: "red",
+    DsarStatus.APPROVED: "green",
+    DsarStatus.PROCESSING: "blue",
+    DsarStatus.COMPLETED: "green",
+    DsarStatus.FAILED: "red",
 }
+# Statuses that wait for a person (a review, or a retry).
+NEEDS_SOMEONE = frozenset({BatchStatus.PENDING, DsarStatus.PENDING, DsarStatus.FAILED})
 ALL = "all"
 _FLASH = "flash"
 _PENDING = "pending_confirmation"
 _REASON = "confirm_reason"
+
+
+# ---------------------------------------------------------------- plain text
+
+_MARKUP = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+# Where GFM would still turn the plain text into a link (http://, www., name@host).
+_AUTOLINK = re.compile(r"(?i)(\\:(?=\\/\\/)|\\@|\bwww(?=\\\.))")
+_JOINER = "\u2060"  # WORD JOINER: invisible, breaks the autolink pattern
+
+
+def plain(text: object) -> str:
+    """``text`` as itself inside any Streamlit element that renders markdown.
+
+    Reasons, notes, identity checks and error messages quoting what someone typed must not
+    become links, images (which the browser would fetch), HTML or formatting: every ASCII
+    punctuation character is backslash-escaped (CommonMark shows ``\\X`` as ``X``), which
+    also stops ``:color[...]`` directives and ``$`` maths, and an invisible word joiner
+    after ``://``'s colon, ``@`` and ``www`` stops the autolinks GFM adds to plain text.
+    Where the exact characters matter (to copy a reason), use ``show_text`` instead.
+    """
+    escaped = _MARKUP.sub(r"\\\1", str(text))
+    return _AUTOLINK.sub(lambda m: m.group(0) + _JOINER, escaped)
+
+
+def show_text(label: str, text: str) -> None:
+    """Text someone typed, under a label, with no markdown or HTML parsing at all."""
+    st.caption(plain(label))
+    st.text(text)
 
 
 # ---------------------------------------------------------------- access
@@ -45,7 +77,7 @@ def require_role(*roles: str) -> Identity:
 
 def no_access(person: Identity | None) -> None:
     st.title("No access")
-    who = f"**{person.email}**" if person else "You"
+    who = f"**{plain(person.email)}**" if person else "You"
     st.error(
         f"{who} has no role in Privacy Desk for this page. Ask a compliance officer to add "
         "you to `[roles]` in the policy file."
@@ -73,10 +105,11 @@ def flash(kind: str, message: str) -> None:
 
 def show_flash() -> None:
     kind, message = st.session_state.pop(_FLASH, (None, None))
+    # Messages quote library errors, which quote what someone typed: shown as plain text.
     if kind == "success":
-        st.success(message)
+        st.success(plain(message))
     elif kind == "error":
-        st.error(message)
+        st.error(plain(message))
 
 
 def run_action(action: Callable[[], str]) -> None:

@@ -3,6 +3,7 @@ import os
 import click
 
 from compliance.dsar.delivery import deliver_export
+from compliance.roles import identify
 from jobs.cli import emit, execute_option, job_command, runtime
 
 
@@ -14,8 +15,11 @@ from jobs.cli import emit, execute_option, job_command, runtime
     show_default="$COMPLIANCE_DOWNLOAD_URL or http://localhost:8503",
     help="Where the data subject's download page (dashboard/download.py) is served.",
 )
+@click.option(
+    "--by", "by", required=True, metavar="EMAIL", help="The support or compliance officer's email."
+)
 @execute_option
-def deliver(reference: str, download_url: str, execute: bool) -> object:
+def deliver(reference: str, download_url: str, by: str, execute: bool) -> object:
     """Email the subject a one-time link to REFERENCE's export, and its code separately."""
     rt = runtime()
     with rt.session() as session:
@@ -23,7 +27,7 @@ def deliver(reference: str, download_url: str, execute: bool) -> object:
             session,
             rt.policy,
             reference,
-            actor=rt.actor,
+            actor=identify(rt.policy, by, what="--by"),
             download_url=download_url,
             execute=execute,
         )

@@ -2,11 +2,16 @@ import click
 
 from compliance.dsar.processing import process_dsar_requests
 from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
+from jobs.params import whole
 
 
 @job_command("process-dsar-requests", concurrent=True)  # workers claim, no lock
 @click.option(
-    "--limit", default=20, show_default=True, type=int, help="Requests claimed per round."
+    "--limit",
+    default=20,
+    show_default=True,
+    type=whole(1, 1000),
+    help="Requests claimed per round.",
 )
 @execute_option
 def process(limit: int, execute: bool) -> object:

@@ -1,17 +1,21 @@
 import click
 
 from compliance.dsar.requests import retry_dsar
+from compliance.roles import identify
 from jobs.cli import emit, execute_option, job_command, runtime
 
 
 @job_command("retry-dsar")
 @click.argument("reference")
+@click.option("--by", "by", required=True, metavar="EMAIL", help="The compliance officer's email.")
 @execute_option
-def retry(reference: str, execute: bool) -> object:
+def retry(reference: str, by: str, execute: bool) -> object:
     """Put the failed request REFERENCE back for process-dsar-requests."""
     rt = runtime()
     with rt.session() as session:
-        request = retry_dsar(session, reference, actor=rt.actor, execute=execute)
+        request = retry_dsar(
+            session, reference, actor=identify(rt.policy, by, what="--by"), execute=execute
+        )
     summary = {"reference": request.reference, "last_error": request.last_error}
     verb = "Queued" if execute else "Would queue"
     line = f"{verb} {request.reference} again (it failed: {request.last_error})"

@@ -1,7 +1,9 @@
 import click
 
 from compliance.deletion.batches import plan_bulk_review, review_batch, review_batches
+from compliance.roles import identify
 from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
+from jobs.params import ROW_ID
 
 
 def _parse_exclusions(values: tuple[str, ...]) -> dict[int, str]:
@@ -10,8 +12,8 @@ def _parse_exclusions(values: tuple[str, ...]) -> dict[int, str]:
     for value in values:
         record, _, note = value.partition(":")
         try:
-            excluded[int(record)] = note.strip()
-        except ValueError:
+            excluded[ROW_ID.convert(record, None, None)] = note.strip()
+        except click.UsageError:
             raise click.BadParameter(
                 f"'{value}' is not a record id (use ID or ID:note)", param_hint="--exclude"
             ) from None
@@ -19,7 +21,7 @@ def _parse_exclusions(values: tuple[str, ...]) -> dict[int, str]:
 
 
 @job_command("review-batch")
-@click.argument("batch_id", type=int, required=False)
+@click.argument("batch_id", type=ROW_ID, required=False)
 @click.option(
     "--all-pending",
     is_flag=True,
@@ -34,7 +36,7 @@ def _parse_exclusions(values: tuple[str, ...]) -> dict[int, str]:
     "--exclude",
     multiple=True,
     metavar="RECORD_ID[:NOTE]",
-    help="Keep a record out of an accepted batch (repeatable; one batch only).",
+    help="Keep a record out of an accepted batch (repeatable).",
 )
 @execute_option
 def review(
@@ -69,20 +71,25 @@ def review(
             session,
             batch_id,
             decision,
-            reviewer=reviewer,
+            reviewer=identify(rt.policy, reviewer, what="--reviewer"),
             reason=reason,
             exclude=_parse_exclusions(exclude),
             execute=execute,
+            policy=rt.policy,
         )
     verb = result.decision.capitalize() if execute else f"Would mark as {result.decision}"
-    emit(
-        result,
-        [
-            f"{verb} batch {batch_id} ({result.bucket}): {result.accepted} records accepted, "
-            f"{result.excluded} excluded, {result.rejected} rejected"
-        ],
-        executed=execute,
-    )
+    lines = [
+        f"{verb} batch {batch_id} ({result.bucket}): {result.accepted} records accepted, "
+        f"{result.excluded} excluded, {result.rejected} rejected"
+    ]
+    if exclude:
+        # An exclusion keeps the record out of this batch only; a hold keeps the subject safe.
+        lines.append(
+            "  An excluded record is kept out of this batch only. To keep its subject out of "
+            "every bucket, place a legal hold: python -m jobs hold add --subject-id ID "
+            "--reason TEXT --by EMAIL --execute"
+        )
+    emit(result, lines, executed=execute)
     return result
 
 
@@ -92,7 +99,14 @@ def _review_all_pending(
     rt = runtime()
     with rt.session() as session:
         plan = plan_bulk_review(session, decision, bucket=bucket, policy=rt.policy)
-        result = review_batches(session, plan, reviewer=reviewer, reason=reason, execute=execute)
+        result = review_batches(
+            session,
+            plan,
+            reviewer=identify(rt.policy, reviewer, what="--reviewer"),
+            reason=reason,
+            execute=execute,
+            policy=rt.policy,
+        )
     status = "accepted" if decision == "accept" else "rejected"
     verb = status.capitalize() if execute else f"Would mark as {status}"
     lines = [

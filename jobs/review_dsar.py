@@ -1,6 +1,7 @@
 import click
 
 from compliance.dsar.requests import review_dsar
+from compliance.roles import identify
 from jobs.cli import emit, execute_option, job_command, runtime
 
 
@@ -20,7 +21,13 @@ def review(
     rt = runtime()
     with rt.session() as session:
         request = review_dsar(
-            session, reference, decision, reviewer=reviewer, reason=reason, execute=execute
+            session,
+            reference,
+            decision,
+            reviewer=identify(rt.policy, reviewer, what="--reviewer"),
+            four_eyes=rt.policy.review.four_eyes,
+            reason=reason,
+            execute=execute,
         )
     summary = {"reference": request.reference, "decision": decision, "status": request.status}
     verb = f"{decision.capitalize()}d" if execute else f"Would {decision}"

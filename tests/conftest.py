@@ -24,12 +24,26 @@ from sqlalchemy.orm import Session
 
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Policy, load_policy
+from compliance.roles import Identity, identify
 from compliance.store.engines import make_engine, migrate, session_factory
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ENV = "COMPLIANCE_TEST_POSTGRES_URL"
 PG_REQUIRED_ENV = "COMPLIANCE_TEST_REQUIRE_POSTGRES"
 DEMO_POLICY = (ROOT / "compliance.toml").read_text()
+
+
+def person(email: str, policy: Policy | None = None, *, roles: tuple[str, ...] = ()) -> Identity:
+    """Someone acting in a test: roles from the policy's [roles] (by default the demo's),
+    or exactly ``roles`` for a person that policy does not name (a second officer, say)."""
+    if roles:
+        return Identity(email=email, roles=frozenset(roles), source="test")
+    return identify(policy or load_policy(ROOT / "compliance.toml", env={}), email, source="test")
+
+
+#: The demo policy's compliance officer and a support person, as library decisions take them.
+DPO = person("dpo@example.com")
+SUPPORT_STAFF = person("support@example.com")
 
 
 def pytest_report_header(config: pytest.Config) -> str:

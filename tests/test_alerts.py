@@ -12,7 +12,7 @@ from sqlalchemy import select
 from compliance.deletion.batches import create_deletion_batches, review_batch
 from compliance.deletion.records import add_records
 from compliance.store.models import AuditEvent, DsarRequest, JobRun
-from tests.conftest import DEMO_POLICY, Deployment
+from tests.conftest import DEMO_POLICY, DPO, Deployment
 from tests.slack_stub import SlackStub, rate_limited
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -130,7 +130,7 @@ def test_reviewed_batches_are_not_pending_and_nothing_is_posted(
 ) -> None:
     (batch_id,) = pending_batches(deployment, "stale_support_tickets", subjects=2, batch_size=9)
     with deployment.session() as s:
-        review_batch(s, batch_id, "accept", reviewer="dpo@example.com")
+        review_batch(s, batch_id, "accept", reviewer=DPO)
 
     result = alert(deployment, slack, "--today", "2026-03-01", "--execute")
 

@@ -14,7 +14,7 @@ from compliance.deletion.records import create_deletion_records
 from compliance.demo.generate import create_demo_app_database
 from compliance.policy.strategies import HashStrategy
 from compliance.store.models import AuditEvent, ComplianceProfile, DeletionBatch, DeletionRecord
-from tests.conftest import DEMO_POLICY, Deployment
+from tests.conftest import DEMO_POLICY, DPO, Deployment
 
 USERS = 2500
 EVERYONE = """
@@ -36,7 +36,7 @@ def accepted(deployment: Deployment) -> Deployment:
             s, deployment.policy(), "everyone", actor="t", execute=True, max_batch_size=500
         )
         for batch_id in batches.batch_ids:
-            review_batch(s, batch_id, "accept", reviewer="dpo@example.com")
+            review_batch(s, batch_id, "accept", reviewer=DPO)
     return deployment
 
 

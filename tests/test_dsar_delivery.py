@@ -23,7 +23,7 @@ from compliance.dsar.processing import process_dsar_requests
 from compliance.dsar.requests import review_dsar, submit_dsar
 from compliance.errors import Conflict
 from compliance.store.models import DsarDelivery, utcnow
-from tests.conftest import Deployment
+from tests.conftest import DPO, SUPPORT_STAFF, Deployment, person
 
 URL = "https://privacy.example.com/download"
 
@@ -51,9 +51,9 @@ def finished_access_request(d: Deployment, subject_id: str = "21") -> tuple[str,
     with d.session() as s:
         request = submit_dsar(
             s, policy, d.app_engine, kind="access", subject_id=subject_id,
-            requested_by="support@example.com",
+            requested_by=SUPPORT_STAFF,
         )  # fmt: skip
-        review_dsar(s, request.reference, "approve", reviewer="dpo@example.com")
+        review_dsar(s, request.reference, "approve", reviewer=DPO, four_eyes=True)
         process_dsar_requests(s, d.datamap(), actor="worker", execute=True)
         s.refresh(request)
         return request.reference, Path(request.export_path)
@@ -64,7 +64,7 @@ def ready(demo: Deployment) -> Ready:
     reference, export = finished_access_request(demo)
     created_at = utcnow()
     with demo.session() as s:
-        delivery = create_delivery(s, reference, actor="support@example.com", download_url=URL,
+        delivery = create_delivery(s, reference, actor=SUPPORT_STAFF, download_url=URL,
                                    now=created_at)  # fmt: skip
         s.commit()
     return Ready(demo, reference, export, delivery, created_at)
@@ -131,9 +131,9 @@ def test_five_wrong_codes_lock_the_delivery_even_for_the_right_code(ready: Ready
 def test_a_link_for_an_unfinished_request_is_refused(demo: Deployment) -> None:
     with demo.session() as s:
         request = submit_dsar(s, demo.policy(), demo.app_engine, kind="access", subject_id="30",
-                              requested_by="support@example.com")  # fmt: skip
+                              requested_by=SUPPORT_STAFF)  # fmt: skip
         with pytest.raises(Conflict, match="no finished export"):
-            create_delivery(s, request.reference, actor="a@example.com", download_url=URL)
+            create_delivery(s, request.reference, actor=person("a@example.com"), download_url=URL)
 
 
 def test_an_unreachable_mail_server_stores_no_delivery(demo: Deployment) -> None:
@@ -143,5 +143,7 @@ def test_an_unreachable_mail_server_stores_no_delivery(demo: Deployment) -> None
     demo.write_policy(demo.policy_path.read_text().replace("port = 25", f"port = {free_port()}"))
     with demo.session() as s:
         with pytest.raises(MailError, match="unreachable"):
-            deliver_export(s, demo.policy(), reference, actor="a@example.com", download_url=URL)
+            deliver_export(
+                s, demo.policy(), reference, actor=person("a@example.com"), download_url=URL
+            )
         assert s.scalar(select(func.count()).select_from(DsarDelivery)) == 0

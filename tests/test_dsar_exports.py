@@ -18,7 +18,7 @@ from compliance.dsar.delivery import cleanup_expired_exports, create_delivery
 from compliance.dsar.processing import claim_requests, process_dsar_requests
 from compliance.dsar.requests import review_dsar, submit_dsar
 from compliance.store.models import AuditEvent, DsarDelivery, DsarRequest, utcnow
-from tests.conftest import Deployment
+from tests.conftest import DPO, SUPPORT_STAFF, Deployment, person
 
 LONG = ('Grüße aus Zürich — 東京 😀, "quoted", comma\nnew line; ' * 4000)[:150_000]
 
@@ -29,9 +29,9 @@ def access_requests(d: Deployment, *subject_ids: str) -> list[str]:
         for subject_id in subject_ids:
             request = submit_dsar(
                 s, d.policy(), d.app_engine, kind="access", subject_id=subject_id,
-                requested_by="support@example.com",
+                requested_by=SUPPORT_STAFF,
             )  # fmt: skip
-            review_dsar(s, request.reference, "approve", reviewer="dpo@example.com")
+            review_dsar(s, request.reference, "approve", reviewer=DPO, four_eyes=True)
             refs.append(request.reference)
     return refs
 
@@ -164,7 +164,7 @@ def test_cleanup_removes_old_exports_and_links_but_keeps_the_evidence(demo: Depl
     _, row = export_of(demo, "70")
     path = Path(row.export_path)
     with demo.session() as s:
-        create_delivery(s, row.reference, actor="a@example.com", download_url="http://x")
+        create_delivery(s, row.reference, actor=person("a@example.com"), download_url="http://x")
         s.commit()
     later = utcnow() + timedelta(days=31)
     with demo.session() as s:

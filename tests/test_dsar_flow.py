@@ -84,7 +84,8 @@ def test_an_access_request_goes_from_submission_to_a_one_time_download(
     assert [u["id"] for u in data["users"]] == [42]
 
     ok(demo.run("--json", "deliver-dsar", reference, "--download-url",
-                "https://privacy.example.com/download", "--execute"))  # fmt: skip
+                "https://privacy.example.com/download", "--by", "support@example.com",
+                "--execute"))  # fmt: skip
     assert {m["To"] for m in smtp_inbox.messages} == {user["email"]}
     link_mail, code_mail = smtp_inbox.bodies()
     token = re.search(r"https://privacy\.example\.com/download\?token=(\S+)", link_mail).group(1)
@@ -212,7 +213,7 @@ def test_a_failed_export_records_its_error_and_retry_puts_it_back(demo: Deployme
     row = request_row(demo, reference)
     assert row.status == "failed" and row.last_error
 
-    ok(demo.run("--json", "retry-dsar", reference, "--execute"))
+    ok(demo.run("--json", "retry-dsar", reference, "--by", "dpo@example.com", "--execute"))
     assert request_row(demo, reference).status == "approved"
     ok(demo.run("--json", "process-dsar-requests", "--execute"))
     assert request_row(demo, reference).status == "completed"
@@ -221,17 +222,16 @@ def test_a_failed_export_records_its_error_and_retry_puts_it_back(demo: Deployme
 def test_extending_a_deadline_needs_a_reason_and_stops_at_two_months(demo: Deployment) -> None:
     reference = submit(demo, "access", "--subject-id", "12")
     row = request_row(demo, reference)
-    ok(demo.run("--json", "extend-dsar", reference, "--months", "1", "--reason",
-                "many systems", "--execute"))  # fmt: skip
+    extend = ("extend-dsar", reference, "--by", "dpo@example.com", "--months")
+    ok(demo.run("--json", *extend, "1", "--reason", "many systems", "--execute"))
     extended = request_row(demo, reference)
     assert extended.extension_reason == "many systems"
     assert extended.extended_due_at.month != row.due_at.month
-    too_far = demo.run("extend-dsar", reference, "--months", "2", "--reason", "more", "--execute")
+    too_far = demo.run(*extend, "2", "--reason", "more", "--execute")
     assert too_far.exit_code == 2 and "at most 2 in total" in too_far.stderr
-    ok(demo.run("--json", "extend-dsar", reference, "--months", "1", "--reason", "still more",
-                "--execute"))  # fmt: skip
-    three = demo.run("extend-dsar", reference, "--months", "3", "--reason", "x", "--execute")
-    assert three.exit_code == 2 and "1 or 2" in three.stderr
+    ok(demo.run("--json", *extend, "1", "--reason", "still more", "--execute"))
+    three = demo.run(*extend, "3", "--reason", "x", "--execute")
+    assert three.exit_code == 2 and "--months must be from 1 to 2, got 3" in three.stderr
 
 
 def test_support_exports_a_subject_directly(demo: Deployment, tmp_path: Path) -> None:

@@ -7,17 +7,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, case, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event, record_events
-from compliance.emails import check_email
+from compliance.deletion.plans import plan_document, store_plan
 from compliance.errors import Conflict, InvalidInput, NotFound
 from compliance.logs import Progress
 from compliance.policy.loader import Policy
+from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.store.engines import analyze
 from compliance.store.models import DeletionBatch, DeletionRecord, utcnow
+from compliance.store.queries import batch_pending, record_in, record_open
 from compliance.store.sql import rows_changed
+from compliance.store.states import BatchStatus, RecordState, can_move
 
 DEFAULT_MAX_BATCH_SIZE = 200
 # Batches created per commit: a killed run loses at most this many, and the rerun makes them.
@@ -34,13 +37,8 @@ class CreateBatchesResult:
     executed: bool
 
 
-def _unbatched(bucket: str):
-    return (
-        DeletionRecord.bucket == bucket,
-        DeletionRecord.deletion_batch_id.is_(None),
-        DeletionRecord.deletion_applied_at.is_(None),
-        DeletionRecord.accepted_for_deletion.is_(None),
-    )
+def _unbatched(bucket: str) -> tuple[ColumnElement[bool], ...]:
+    return (DeletionRecord.bucket == bucket, record_open, record_in(RecordState.UNBATCHED))
 
 
 def create_deletion_batches(
@@ -84,7 +82,7 @@ def create_deletion_batches(
             session.scalars(
                 insert(DeletionBatch).returning(DeletionBatch.id, sort_by_parameter_order=True),
                 [
-                    {"bucket": bucket.name, "reviewed_status": "pending",
+                    {"bucket": bucket.name, "reviewed_status": BatchStatus.PENDING,
                      "created_at": now, "updated_at": now}
                     for _ in slices
                 ],
@@ -183,18 +181,18 @@ def _mark_excluded(session: Session, exclude: Mapping[int, str], now: datetime) 
 
 
 def exclude_records(
-    session: Session, batch_id: int, exclude: Mapping[int, str], *, actor: str
+    session: Session, batch_id: int, exclude: Mapping[int, str], *, actor: Identity
 ) -> int:
     """Keep single records out of a pending batch's deletion, each with the reviewer's note."""
-    actor = check_email(actor, "reviewer")
+    by = require(actor, COMPLIANCE_OFFICER, to="exclude records from deletion batches")
     batch = get_batch(session, batch_id)
-    if batch.reviewed_status != "pending":
+    if batch.reviewed_status != BatchStatus.PENDING:
         raise _already_reviewed(batch)
     _check_exclusions(session, batch, exclude)
     _mark_excluded(session, exclude, utcnow())
     record_event(
         session,
-        actor=actor,
+        actor=by,
         action="deletion_records.excluded",
         target_type="deletion_batch",
         target_id=batch_id,
@@ -204,15 +202,17 @@ def exclude_records(
     return len(exclude)
 
 
-def include_records(session: Session, batch_id: int, record_ids: list[int], *, actor: str) -> int:
+def include_records(
+    session: Session, batch_id: int, record_ids: list[int], *, actor: Identity
+) -> int:
     """Undo exclusions in a still pending batch: the records go back to awaiting the decision.
 
     An exclusion is a draft of the officer's decision until the batch is decided; after
     that it is part of the decision and stays.
     """
-    actor = check_email(actor, "reviewer")
+    by = require(actor, COMPLIANCE_OFFICER, to="put excluded records back into deletion batches")
     batch = get_batch(session, batch_id)
-    if batch.reviewed_status != "pending":
+    if batch.reviewed_status != BatchStatus.PENDING:
         raise _already_reviewed(batch)
     wanted = sorted(set(record_ids))
     if not wanted:
@@ -241,7 +241,7 @@ def include_records(session: Session, batch_id: int, record_ids: list[int], *, a
     )
     record_event(
         session,
-        actor=actor,
+        actor=by,
         action="deletion_records.included",
         target_type="deletion_batch",
         target_id=batch_id,
@@ -256,16 +256,21 @@ def review_batch(
     batch_id: int,
     decision: str,
     *,
-    reviewer: str,
+    reviewer: Identity,
     reason: str | None = None,
     exclude: Mapping[int, str] | None = None,
     execute: bool = True,
     now: datetime | None = None,
+    policy: Policy | None = None,
 ) -> ReviewResult:
-    """Accept or reject a pending batch. The decision is final: a second review is refused."""
+    """Accept or reject a pending batch. The decision is final: a second review is refused.
+
+    Given the ``policy``, an acceptance also stores the bucket's erasure plan as it stands
+    (the one the impact preview showed), so apply-deletions never erases more than that.
+    """
     if decision not in ("accept", "reject"):
         raise InvalidInput(f"decision must be accept or reject, got '{decision}'")
-    reviewer = check_email(reviewer, "--reviewer")
+    by = require(reviewer, COMPLIANCE_OFFICER, to="review deletion batches")
     reason = (reason or "").strip() or None
     if decision == "reject" and not reason:
         raise InvalidInput("rejecting a batch needs a --reason")
@@ -273,7 +278,8 @@ def review_batch(
     if decision == "reject" and exclude:
         raise InvalidInput("--exclude only applies when accepting; a rejection keeps every record")
     batch = get_batch(session, batch_id)
-    if batch.reviewed_status != "pending":
+    status = BatchStatus.ACCEPTED if decision == "accept" else BatchStatus.REJECTED
+    if not can_move(BatchStatus(batch.reviewed_status), status):
         raise _already_reviewed(batch)
     _check_exclusions(session, batch, exclude)
     counts = dict(
@@ -285,7 +291,6 @@ def review_batch(
     )
     total = sum(counts.values())
     already_excluded = counts.get(False, 0)
-    status = "accepted" if decision == "accept" else "rejected"
     if decision == "accept":
         excluded = len(set(exclude)) + already_excluded
         accepted, rejected = total - excluded, 0
@@ -294,7 +299,7 @@ def review_batch(
             overlap = session.scalar(
                 select(func.count()).where(
                     DeletionRecord.id.in_(list(exclude)),
-                    DeletionRecord.accepted_for_deletion.is_(False),
+                    record_in(RecordState.EXCLUDED),
                 )
             )
             excluded -= overlap or 0
@@ -307,16 +312,20 @@ def review_batch(
         return result
 
     now = now or utcnow()
+    accepted_plan = None
+    if decision == "accept" and policy is not None:
+        accepted_plan = store_plan(session, plan_document(policy, batch.bucket))
     # Compare-and-set: if someone decided since we read the batch, nothing changes.
     claimed = rows_changed(
         session.execute(
             update(DeletionBatch)
-            .where(DeletionBatch.id == batch_id, DeletionBatch.reviewed_status == "pending")
+            .where(DeletionBatch.id == batch_id, batch_pending)
             .values(
                 reviewed_status=status,
-                reviewed_by=reviewer,
+                reviewed_by=by,
                 reviewed_at=now,
                 reviewed_reason=reason,
+                accepted_plan_hash=accepted_plan,
                 updated_at=now,
             )
         )
@@ -329,23 +338,24 @@ def review_batch(
         update(DeletionRecord)
         .where(
             DeletionRecord.deletion_batch_id == batch_id,
-            DeletionRecord.accepted_for_deletion.is_(None),
+            record_in(RecordState.AWAITING_REVIEW),
         )
-        .values(accepted_for_deletion=decision == "accept", updated_at=now)
+        .values(accepted_for_deletion=status == BatchStatus.ACCEPTED, updated_at=now)
     )
     record_event(
         session,
-        actor=reviewer,
+        actor=by,
         action=f"deletion_batch.{status}",
         target_type="deletion_batch",
         target_id=batch_id,
         details={
             "bucket": batch.bucket,
-            "accepted": accepted,
-            "excluded": excluded,
-            "rejected": rejected,
+            BatchStatus.ACCEPTED: accepted,
+            RecordState.EXCLUDED: excluded,
+            BatchStatus.REJECTED: rejected,
             "excluded_record_ids": sorted(exclude),
             "reason": reason,
+            **({"plan_hash": accepted_plan} if accepted_plan else {}),
         },
     )
     session.commit()
@@ -402,7 +412,10 @@ def plan_bulk_review(
         ids = list(
             session.scalars(
                 select(DeletionBatch.id)
-                .where(DeletionBatch.bucket == bucket, DeletionBatch.reviewed_status == "pending")
+                .where(
+                    DeletionBatch.bucket == bucket,
+                    DeletionBatch.reviewed_status == BatchStatus.PENDING,
+                )
                 .order_by(DeletionBatch.id)
             )
         )
@@ -423,9 +436,10 @@ def review_batches(
     session: Session,
     plan: BulkReviewPlan,
     *,
-    reviewer: str,
+    reviewer: Identity,
     reason: str | None = None,
     execute: bool,
+    policy: Policy | None = None,
 ) -> BulkReviewResult:
     """Carry out a bulk plan: every batch decided and audited on its own, as one review would.
 
@@ -433,7 +447,7 @@ def review_batches(
     others still go through. The whole call is refused up front for a bad reviewer or a
     rejection without a reason, before any batch changes.
     """
-    check_email(reviewer, "--reviewer")
+    require(reviewer, COMPLIANCE_OFFICER, to="review deletion batches")
     if plan.decision == "reject" and not (reason or "").strip():
         raise InvalidInput("rejecting a batch needs a --reason")
     decided: list[ReviewResult] = []
@@ -443,7 +457,7 @@ def review_batches(
             decided.append(
                 review_batch(
                     session, batch_id, plan.decision, reviewer=reviewer, reason=reason,
-                    execute=execute,
+                    execute=execute, policy=policy,
                 )
             )  # fmt: skip
         except (Conflict, NotFound) as exc:

@@ -9,7 +9,9 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    ColumnElement,
     exists,
+    false,
     func,
     literal,
     select,
@@ -21,12 +23,22 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
+from compliance.deletion.holds import active_hold, held_subjects
+from compliance.deletion.ledger import cooling_off, cooling_off_condition
 from compliance.deletion.rules import due_query, iter_due_subjects
 from compliance.errors import InvalidInput
 from compliance.logs import Progress, log_event
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Bucket
-from compliance.store.models import ComplianceProfile, DeletionRecord, UTCDateTime, utcnow
+from compliance.store.models import (
+    ComplianceProfile,
+    DecisionLedger,
+    DeletionRecord,
+    LegalHold,
+    UTCDateTime,
+    utcnow,
+)
+from compliance.store.queries import record_open
 from compliance.store.sql import rows_changed
 
 # The columns an INSERT ... SELECT of new deletion records fills, in its SELECT's order.
@@ -52,6 +64,11 @@ class CreateRecordsResult:
     profiles_created: int
     elapsed_s: float
     executed: bool
+    #: Due subjects left out because a legal hold is in force on them.
+    held: int = 0
+    #: Due subjects left out because their record in this bucket was rejected recently.
+    cooling_off: int = 0
+    cooloff_days: int = 0
 
 
 def _insert_for(session: Session) -> Any:
@@ -93,7 +110,7 @@ def _open_record(bucket: str) -> Any:
     return exists().where(
         DeletionRecord.compliance_profile_id == ComplianceProfile.id,
         DeletionRecord.bucket == bucket,
-        DeletionRecord.deletion_applied_at.is_(None),
+        record_open,
     )
 
 
@@ -165,7 +182,7 @@ WITH fresh AS (
 ), opened AS (
     INSERT INTO deletion_records (compliance_profile_id, bucket, deletion_scheduled_at,
         accepted_for_deletion, is_manually_reviewed, created_at, updated_at)
-    SELECT id, :bucket, :scheduled_at, :accepted, false, :now, :now
+    SELECT id, :bucket, :scheduled_at, :accepted_for_deletion, false, :now, :now
     FROM (SELECT id FROM fresh UNION ALL SELECT id FROM existing) AS profiles
     ON CONFLICT (compliance_profile_id, bucket) WHERE deletion_applied_at IS NULL DO NOTHING
     RETURNING compliance_profile_id
@@ -192,7 +209,7 @@ def _add_records_in_one_statement(
         {
             "keys": subject_ids,
             "bucket": bucket,
-            "accepted": accepted,
+            "accepted_for_deletion": accepted,
             "scheduled_at": naive(scheduled_at, None),
             "now": naive(now, None),
         },
@@ -228,7 +245,7 @@ def _add_records_in_two_statements(
         )
         .on_conflict_do_nothing(
             index_elements=["compliance_profile_id", "bucket"],
-            index_where=DeletionRecord.deletion_applied_at.is_(None),
+            index_where=record_open,
         )
         .returning(DeletionRecord.__table__.c.compliance_profile_id)
     ).all()
@@ -264,9 +281,20 @@ def create_deletion_records(
             session, datamap, bucket, actor=actor, scheduled_at=scheduled_at, now=now
         )
     progress = Progress("deletion_records.progress", bucket=bucket.name)
-    due = created = skipped = profiles = 0
-    for chunk in iter_due_subjects(datamap, bucket, now, chunk=chunk_size):
-        due += len(chunk)
+    due = created = skipped = profiles = held = cooled = 0
+    for found in iter_due_subjects(datamap, bucket, now, chunk=chunk_size):
+        due += len(found)
+        # A legal hold wins over every rule; a recent rejection is not proposed again.
+        on_hold = held_subjects(session, found, now=now)
+        rest = [s for s in found if s not in on_hold]
+        recent = cooling_off(session, bucket.name, bucket.rejection_cooloff_days, rest, now=now)
+        chunk = [s for s in rest if s not in recent]
+        held += len(on_hold)
+        cooled += len(recent)
+        if not chunk:
+            session.rollback()
+            progress.advance(len(found), created=created, skipped=skipped)
+            continue
         if execute:
             c, s, p = add_records(
                 session, bucket.name, chunk, actor=actor, scheduled_at=scheduled_at, now=now
@@ -279,7 +307,9 @@ def create_deletion_records(
         created += c
         skipped += s
         profiles += p
-        progress.advance(len(chunk), created=created, skipped=skipped)
+        progress.advance(len(found), created=created, skipped=skipped)
+    if held or cooled:
+        log_event("deletion_records.held_back", bucket=bucket.name, held=held, cooling_off=cooled)
     return CreateRecordsResult(
         bucket=bucket.name,
         due=due,
@@ -288,6 +318,9 @@ def create_deletion_records(
         profiles_created=profiles,
         elapsed_s=round(progress.elapsed, 3),
         executed=execute,
+        held=held,
+        cooling_off=cooled,
+        cooloff_days=bucket.rejection_cooloff_days,
     )
 
 
@@ -312,8 +345,24 @@ def _create_in_database(
     (``WHERE true``: SQLite needs a WHERE before an upsert clause to parse INSERT ... SELECT.)
     """
     started = time.monotonic()
-    due = due_query(datamap, bucket, now).subquery("due")
-    total = session.scalar(select(func.count()).select_from(due)) or 0
+    found = due_query(datamap, bucket, now).subquery("found")
+    total = session.scalar(select(func.count()).select_from(found)) or 0
+    on_hold = exists().where(
+        ComplianceProfile.subject_id == found.c.subject_key,
+        LegalHold.compliance_profile_id == ComplianceProfile.id,
+        active_hold(now),
+    )
+    since = now - timedelta(days=bucket.rejection_cooloff_days)
+    recent: ColumnElement[bool] = exists().where(
+        ComplianceProfile.subject_id == found.c.subject_key,
+        DecisionLedger.compliance_profile_id == ComplianceProfile.id,
+        cooling_off_condition(bucket.name, since),
+    )
+    if bucket.rejection_cooloff_days <= 0:
+        recent = false()
+    held = session.scalar(select(func.count()).select_from(found).where(on_hold)) or 0
+    cooled = session.scalar(select(func.count()).select_from(found).where(~on_hold, recent)) or 0
+    due = select(found.c.subject_key).where(~on_hold, ~recent).subquery("due")
     profiles = ComplianceProfile.__table__
     records = DeletionRecord.__table__
     stamp = literal(now, UTCDateTime())
@@ -357,16 +406,32 @@ def _create_in_database(
             action="deletion_records.created",
             target_type="bucket",
             target_id=bucket.name,
-            details={"created": created, "skipped": total - created, "in_database": True},
+            details={
+                "created": created,
+                "skipped": total - held - cooled - created,
+                "in_database": True,
+                **({"held": held} if held else {}),
+                **({"cooling_off": cooled} if cooled else {}),
+            },
         )
     session.commit()
-    log_event("deletion_records.created", bucket=bucket.name, created=created, due=total)
+    log_event(
+        "deletion_records.created",
+        bucket=bucket.name,
+        created=created,
+        due=total,
+        held=held,
+        cooling_off=cooled,
+    )
     return CreateRecordsResult(
         bucket=bucket.name,
         due=total,
         created=created,
-        skipped=total - created,
+        skipped=total - held - cooled - created,
         profiles_created=new_profiles,
         elapsed_s=round(time.monotonic() - started, 3),
         executed=True,
+        held=held,
+        cooling_off=cooled,
+        cooloff_days=bucket.rejection_cooloff_days,
     )

@@ -11,6 +11,7 @@ from compliance.deletion.apply import apply_deletions
 from compliance.deletion.batches import create_deletion_batches, review_batch
 from compliance.deletion.records import create_deletion_records
 from compliance.policy.datamap import DataMap
+from compliance.roles import identify
 from compliance.store.models import DeletionRecord, utcnow
 
 DEMO_REVIEWER = "dpo@example.com"
@@ -40,7 +41,8 @@ def seed_demo_workflow(session: Session, datamap: DataMap, *, actor: str) -> dic
         .limit(1)
     ).first()
     if stale is not None:
-        review_batch(session, stale, "accept", reviewer=DEMO_REVIEWER)
+        officer = identify(datamap.policy, DEMO_REVIEWER)
+        review_batch(session, stale, "accept", reviewer=officer, policy=datamap.policy)
         result = apply_deletions(
             session, datamap, actor=actor, execute=True, bucket="stale_support_tickets"
         )
@@ -55,7 +57,8 @@ def _seed_dsar_requests(session: Session, datamap: DataMap) -> int:
     from compliance.dsar.requests import review_dsar, submit_dsar
 
     now = utcnow()
-    support = "support@example.com"
+    policy = datamap.policy
+    support = identify(policy, "support@example.com")
 
     def submit(kind: str, subject: str, days_ago: int) -> str:
         request = submit_dsar(
@@ -67,7 +70,14 @@ def _seed_dsar_requests(session: Session, datamap: DataMap) -> int:
         return request.reference
 
     done = submit("access", "11", 12)
-    review_dsar(session, done, "approve", reviewer=DEMO_REVIEWER, now=now - timedelta(days=10))
+    review_dsar(
+        session,
+        done,
+        "approve",
+        reviewer=identify(policy, DEMO_REVIEWER),
+        four_eyes=policy.review.four_eyes,
+        now=now - timedelta(days=10),
+    )
     process_dsar_requests(session, datamap, actor="demo-setup", execute=True, now=now)
     submit("access", "12", 2)
     submit("erasure", "13", 5)

@@ -18,7 +18,7 @@ import uuid
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -256,6 +256,7 @@ def build_user_export(
 ) -> ExportFile:
     """Support's direct export: ``json`` is data.json alone, ``csv`` a ZIP of CSVs."""
     generated_at = now or utcnow()
+    subject_id = datamap.subject_key(subject_id)
     data = collect_subject_data(datamap, subject_id)
     subjects = datamap.policy.subjects.table
     if not any(t.name == subjects and t.rows for t in data.tables):
@@ -265,14 +266,50 @@ def build_user_export(
     stamp = generated_at.strftime("%Y%m%dT%H%M%SZ")
     base = f"subject-{_SAFE_NAME.sub('_', str(subject_id))}-{stamp}"
     rows = {t.name: len(t.rows) for t in data.tables}
-    if fmt == "json":
-        path = Path(directory) / f"{base}.json"
-        content = json_bytes(data.as_json_document())
-        size, sha = _write_atomic(path, lambda handle: handle.write(content))
-    else:
-        path = Path(directory) / f"{base}.zip"
-        size, sha = write_zip(path, export_files(data, None, generated_at, with_json=False))
+    try:
+        if fmt == "json":
+            path = Path(directory) / f"{base}.json"
+            content = json_bytes(data.as_json_document())
+            size, sha = _write_atomic(path, lambda handle: handle.write(content))
+        else:
+            path = Path(directory) / f"{base}.zip"
+            size, sha = write_zip(path, export_files(data, None, generated_at, with_json=False))
+    except OSError as exc:
+        # A folder under /proc, a read-only disk, a full disk: say so, leave nothing behind.
+        raise InvalidInput(
+            f"cannot write the export to {directory}: {exc.strerror or type(exc).__name__}"
+        ) from None
     return ExportFile(path, size, sha, rows)
+
+
+_USER_EXPORT = re.compile(r"subject-(?P<subject>.+)-(?P<stamp>\d{8}T\d{6}Z)\.(?:json|zip)")
+
+
+def user_export_name(subject_id: str) -> str:
+    """The stem every ``export-user-data`` file of this subject starts with."""
+    return f"subject-{_SAFE_NAME.sub('_', str(subject_id))}-"
+
+
+def user_export_files(
+    directory: Path, subject_id: str | None = None
+) -> list[tuple[Path, datetime]]:
+    """``export-user-data`` files in ``directory`` (of one subject, if given), with their time.
+
+    The time is the one written in the name at export, not the file's mtime, which a copy
+    or a backup restore would reset.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    wanted = None if subject_id is None else _SAFE_NAME.sub("_", str(subject_id))
+    found = []
+    for path in sorted(directory.glob("subject-*")):
+        match = _USER_EXPORT.fullmatch(path.name)
+        if not match or not path.is_file() or (wanted is not None and match["subject"] != wanted):
+            continue
+        stamp = datetime.strptime(match["stamp"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        found.append((path, stamp))
+    return found
 
 
 def export_user_data(
@@ -287,6 +324,7 @@ def export_user_data(
 ) -> ExportFile:
     """Support's direct export, audited under the subject's compliance profile id."""
     now = now or utcnow()
+    subject_id = datamap.subject_key(subject_id)
     result = build_user_export(datamap, subject_id, fmt=fmt, directory=directory, now=now)
     profiles, _ = ensure_profiles(session, [str(subject_id)], now)
     record_event(

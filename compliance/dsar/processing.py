@@ -10,20 +10,30 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
 from compliance.deletion.apply import one_line
+from compliance.deletion.holds import awaiting_access_export, held_profiles
 from compliance.deletion.records import add_records
 from compliance.dsar.deadlines import effective_due_at
 from compliance.dsar.exports import build_access_export
+from compliance.dsar.forget import forget_subject
 from compliance.errors import ComplianceError, InvalidInput
 from compliance.logs import log_event
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import DSAR_ERASURE_BUCKET, Policy
-from compliance.store.models import ComplianceProfile, DeletionRecord, DsarRequest, utcnow
+from compliance.store.models import (
+    AuditEvent,
+    ComplianceProfile,
+    DeletionRecord,
+    DsarRequest,
+    utcnow,
+)
+from compliance.store.queries import dsar_claimable, dsar_in, record_open, record_state
+from compliance.store.states import DsarKind, DsarStatus, RecordState
 
 CLAIM_LEASE = timedelta(minutes=30)  # far longer than one export or erasure takes
 
@@ -38,24 +48,6 @@ class ProcessResult:
     waiting: list[str] = field(default_factory=list)
     would_process: list[str] = field(default_factory=list)
     executed: bool = False
-
-
-def _claimable(now: datetime, lease: timedelta) -> Any:
-    """Approved requests, and claims whose worker died before doing anything lasting.
-
-    A worker killed between its claim and its result leaves a request 'processing' with no
-    export and no deletion record; once the lease runs out the next run takes it over, so a
-    crash never loses a request. (Erasures waiting for their record keep the record id.)
-    """
-    abandoned = and_(
-        DsarRequest.status == "processing",
-        DsarRequest.deletion_record_id.is_(None),
-        or_(
-            DsarRequest.processing_started_at.is_(None),
-            DsarRequest.processing_started_at <= now - lease,
-        ),
-    )
-    return or_(DsarRequest.status == "approved", abandoned)
 
 
 def claim_requests(
@@ -73,7 +65,7 @@ def claim_requests(
     now = now or utcnow()
     query = (
         select(DsarRequest.id)
-        .where(_claimable(now, lease))
+        .where(dsar_claimable(now, lease))
         .order_by(DsarRequest.requested_at, DsarRequest.id)
         .limit(limit)
     )
@@ -86,8 +78,8 @@ def claim_requests(
     claimed = list(
         session.scalars(
             update(DsarRequest)
-            .where(DsarRequest.id.in_(ids), _claimable(now, lease))
-            .values(status="processing", processing_started_at=now, last_error=None)
+            .where(DsarRequest.id.in_(ids), dsar_claimable(now, lease))
+            .values(status=DsarStatus.PROCESSING, processing_started_at=now, last_error=None)
             .returning(DsarRequest.id)
         )
     )
@@ -96,7 +88,7 @@ def claim_requests(
 
 
 def _fail(session: Session, request: DsarRequest, message: str, actor: str) -> None:
-    request.status = "failed"
+    request.status = DsarStatus.FAILED
     request.last_error = message[:1000]
     record_event(
         session,
@@ -109,11 +101,11 @@ def _fail(session: Session, request: DsarRequest, message: str, actor: str) -> N
 
 
 def _complete(session: Session, request: DsarRequest, actor: str, now: datetime) -> None:
-    request.status = "completed"
+    request.status = DsarStatus.COMPLETED
     request.completed_at = now
     request.last_error = None
     details: dict[str, Any] = {"kind": request.kind, "on_time": now <= effective_due_at(request)}
-    if request.kind == "access":
+    if request.kind == DsarKind.ACCESS:
         details.update(bytes=request.export_bytes, sha256=request.export_sha256)
     else:
         details["deletion_record_id"] = request.deletion_record_id
@@ -143,9 +135,55 @@ def _process_access(
     _complete(session, request, actor, utcnow())
 
 
+def _on_hold(session: Session, subject_id: str, now: datetime) -> int | None:
+    """The id of a legal hold in force on the subject, if any."""
+    profile_id = session.scalar(
+        select(ComplianceProfile.id).where(ComplianceProfile.subject_id == subject_id)
+    )
+    if profile_id is None:
+        return None
+    return held_profiles(session, [profile_id], now=now).get(profile_id)
+
+
+def _wait(
+    session: Session, request: DsarRequest, note: str, actor: str, details: dict[str, Any]
+) -> None:
+    """Leave the request claimed with a visible note; audited once per request and reason."""
+    action = "dsar.erasure_waits"
+    told = session.scalar(
+        select(func.count()).where(
+            AuditEvent.action == action, AuditEvent.target_id == request.reference
+        )
+    )
+    if not told:  # once per request, not on every run that looks again
+        record_event(
+            session,
+            actor=actor,
+            action=action,
+            target_type="dsar_request",
+            target_id=request.reference,
+            details=details,
+        )
+    request.last_error = note
+
+
 def _process_erasure(
     session: Session, policy: Policy, request: DsarRequest, actor: str, now: datetime
-) -> None:
+) -> bool:
+    """Schedule the erasure; False when it must wait (a legal hold, an open access request).
+
+    A waiting request stays claimed with a note saying why; once its lease runs out the next
+    run looks again, so lifting the hold or building the export lets it through by itself.
+    """
+    hold_id = _on_hold(session, request.subject_id, now)
+    if hold_id is not None:
+        note = f"on legal hold (hold {hold_id}): the erasure waits until the hold is lifted"
+        _wait(session, request, note, actor, {"hold_id": hold_id})
+        return False
+    if awaiting_access_export(session, [request.subject_id]):
+        note = "an access request of this subject is open: the erasure waits for its export"
+        _wait(session, request, note, actor, {"waits_for": "access export"})
+        return False
     accepted = None if policy.dsar.erasure_review else True
     add_records(
         session,
@@ -163,7 +201,7 @@ def _process_erasure(
         .where(
             ComplianceProfile.subject_id == request.subject_id,
             DeletionRecord.bucket == DSAR_ERASURE_BUCKET,
-            DeletionRecord.deletion_applied_at.is_(None),
+            record_open,
         )
     )
     record_event(
@@ -174,32 +212,50 @@ def _process_erasure(
         target_id=request.reference,
         details={"deletion_record_id": request.deletion_record_id, "review": accepted is None},
     )
+    return True
 
 
-def _settle_erasures(session: Session, result: ProcessResult, actor: str, now: datetime) -> None:
+def _state_of(record: DeletionRecord) -> RecordState:
+    return record_state(
+        batch_id=record.deletion_batch_id,
+        accepted=record.accepted_for_deletion,
+        applied_at=record.deletion_applied_at,
+        error=record.deletion_error,
+    )
+
+
+def _settle_erasures(
+    session: Session, policy: Policy, result: ProcessResult, actor: str, now: datetime
+) -> None:
     """Erasure requests complete once their deletion record is applied (by apply-deletions)."""
     rows = session.execute(
         select(DsarRequest, DeletionRecord)
         .outerjoin(DeletionRecord, DeletionRecord.id == DsarRequest.deletion_record_id)
         .where(
-            DsarRequest.kind == "erasure",
-            DsarRequest.status == "processing",
+            DsarRequest.kind == DsarKind.ERASURE,
+            dsar_in(DsarStatus.PROCESSING),
             DsarRequest.deletion_record_id.is_not(None),
         )
         .order_by(DsarRequest.id)
     ).all()
     for request, record in rows:
+        state = None if record is None else _state_of(record)
         if record is None:
             _fail(session, request, "its deletion record no longer exists", actor)
             result.failed[request.reference] = request.last_error or ""
-        elif record.deletion_applied_at is not None:
+        elif state == RecordState.APPLIED:
             _complete(session, request, actor, now)
+            forget_subject(
+                session, policy, request.subject_id, actor=actor, reference=request.reference
+            )
             result.completed.append(request.reference)
-        elif record.accepted_for_deletion is False:
+        elif state == RecordState.EXCLUDED:
             note = record.review_note or "its deletion batch was rejected"
             _fail(session, request, f"erasure not accepted in review: {note}", actor)
             result.failed[request.reference] = request.last_error or ""
         else:
+            # Shown on the request: e.g. "on legal hold", refused by apply-deletions.
+            request.last_error = record.deletion_error
             result.waiting.append(request.reference)
     session.commit()
 
@@ -226,7 +282,7 @@ def process_dsar_requests(
         result.would_process = list(
             session.scalars(
                 select(DsarRequest.reference)
-                .where(_claimable(now or utcnow(), CLAIM_LEASE))
+                .where(dsar_claimable(now or utcnow(), CLAIM_LEASE))
                 .order_by(DsarRequest.requested_at, DsarRequest.id)
             )
         )
@@ -242,13 +298,15 @@ def process_dsar_requests(
         ).all():
             started = now or utcnow()
             try:
-                if request.kind == "access":
+                if request.kind == DsarKind.ACCESS:
                     _process_access(session, datamap, request, actor, started)
                     result.exported += 1
                     result.completed.append(request.reference)
                 else:
-                    _process_erasure(session, policy, request, actor, started)
-                    result.erasure_scheduled += 1
+                    if _process_erasure(session, policy, request, actor, started):
+                        result.erasure_scheduled += 1
+                    else:
+                        result.waiting.append(request.reference)
                 session.commit()
             except (ComplianceError, SQLAlchemyError, OSError) as exc:
                 session.rollback()
@@ -257,5 +315,5 @@ def process_dsar_requests(
                 session.commit()
                 result.failed[request.reference] = message
                 log_event("dsar.failed", reference=request.reference, error=message)
-    _settle_erasures(session, result, actor, now or utcnow())
+    _settle_erasures(session, policy, result, actor, now or utcnow())
     return result

@@ -24,14 +24,18 @@ from sqlalchemy.orm import Session
 from compliance.audit.chain import record_event
 from compliance.dsar.deadlines import MAX_EXTENSION_MONTHS, due_date
 from compliance.emails import check_email
-from compliance.errors import Conflict, InvalidInput, NotFound
+from compliance.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from compliance.logs import log_event
+from compliance.policy.datamap import normalise_subject_key
 from compliance.policy.loader import Policy
+from compliance.roles import API_INTAKE, COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.store.models import DsarRequest, utcnow
+from compliance.store.queries import dsar_open
+from compliance.store.states import OPEN_DSAR_STATUSES, DsarKind, DsarStatus, can_move
 
-KINDS = ("access", "erasure")
-OPEN_STATUSES = ("pending", "approved", "processing", "failed")
-STATUSES = ("pending", "approved", "rejected", "processing", "completed", "failed")
+KINDS = tuple(k.value for k in DsarKind)
+OPEN_STATUSES = tuple(s.value for s in OPEN_DSAR_STATUSES)
+STATUSES = tuple(s.value for s in DsarStatus)
 _REFERENCE = re.compile(r"^DSAR-\d{4}-\d{6,}$")
 
 # ---------------------------------------------------------------- intake
@@ -61,15 +65,7 @@ def resolve_subject(
         query = select(*columns).where(func.lower(email_col) == address)
         what = f"with email '{address}'"
     else:
-        subject_id = str(subject_id).strip()
-        if not subject_id:
-            raise InvalidInput("the subject id is empty")
-        try:
-            value: Any = int(subject_id) if key_col.type.python_type is int else subject_id
-        except ValueError:
-            raise InvalidInput(f"subject id '{subject_id}' is not a whole number") from None
-        except NotImplementedError:
-            value = subject_id
+        subject_id, value = normalise_subject_key(key_col, subject_id)
         query = select(*columns).where(key_col == value)
         what = f"with id '{subject_id}'"
     with app_engine.connect() as conn:
@@ -87,7 +83,7 @@ def _open_request(session: Session, subject_id: str, kind: str) -> DsarRequest |
         select(DsarRequest).where(
             DsarRequest.subject_id == subject_id,
             DsarRequest.kind == kind,
-            DsarRequest.status.in_(OPEN_STATUSES),
+            dsar_open,
         )
     ).first()
 
@@ -143,7 +139,7 @@ def submit(
     kind: str,
     subject_id: str | None = None,
     email: str | None = None,
-    requested_by: str,
+    requested_by: Identity,
     identity_check: str | None = None,
     identity_method: str | None = None,
     require_identity: bool = False,
@@ -163,7 +159,9 @@ def submit(
     """
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got '{kind}'")
-    requested_by = check_requester(requested_by)
+    by = check_requester(
+        require(requested_by, SUPPORT, COMPLIANCE_OFFICER, API_INTAKE, to="log DSAR requests")
+    )
     identity_method = check_identity_method(
         policy, identity_method, identity_check, required=require_identity
     )
@@ -177,8 +175,8 @@ def submit(
         kind=kind,
         subject_id=key,
         subject_email=subject_email,
-        status="pending",
-        requested_by=requested_by,
+        status=DsarStatus.PENDING,
+        requested_by=by,
         requested_at=now,
         identity_check=(identity_check or "").strip() or None,
         identity_method=identity_method,
@@ -207,7 +205,7 @@ def submit(
         return Submission(existing, False)
     record_event(
         session,
-        actor=requested_by,
+        actor=by,
         action="dsar.submitted",
         target_type="dsar_request",
         target_id=request.reference,
@@ -251,32 +249,42 @@ def review_dsar(
     reference: str,
     decision: str,
     *,
-    reviewer: str,
+    reviewer: Identity,
+    four_eyes: bool,
     reason: str | None = None,
     now: datetime | None = None,
     execute: bool = True,
 ) -> DsarRequest:
-    """A compliance officer approves or rejects a pending request, once; reject needs a reason."""
+    """A compliance officer approves or rejects a pending request, once; reject needs a reason.
+
+    With ``four_eyes`` (the policy's ``[review] four_eyes``) nobody approves a request they
+    logged themselves: one person alone must not both ask for and release someone's data.
+    """
     if decision not in ("approve", "reject"):
         raise InvalidInput(f"decision must be approve or reject, got '{decision}'")
-    reviewer = check_email(reviewer, "--reviewer")
+    require(reviewer, COMPLIANCE_OFFICER, to="review DSAR requests")
     reason = (reason or "").strip() or None
     if decision == "reject" and reason is None:
         raise InvalidInput("rejecting a DSAR request needs a reason (--reason)")
     request = get_dsar(session, reference, lock=execute)
-    if request.status != "pending":
+    if request.status != DsarStatus.PENDING:
         by = f" by {request.reviewed_by}" if request.reviewed_by else ""
         raise Conflict(f"{request.reference} is already {request.status}{by}; not reviewed again")
+    if four_eyes and decision == "approve" and request.requested_by == reviewer.email:
+        raise PermissionDenied(
+            f"{reviewer.email} logged {request.reference} and may not approve it too "
+            "([review] four_eyes): another compliance officer must"
+        )
     if not execute:
         return _detached(session, request)
     now = now or utcnow()
-    request.status = "approved" if decision == "approve" else "rejected"
-    request.reviewed_by = reviewer
+    request.status = DsarStatus.APPROVED if decision == "approve" else DsarStatus.REJECTED
+    request.reviewed_by = reviewer.email
     request.reviewed_at = now
     request.reviewed_reason = reason
     record_event(
         session,
-        actor=reviewer,
+        actor=reviewer.email,
         action=f"dsar.{request.status}",
         target_type="dsar_request",
         target_id=request.reference,
@@ -292,17 +300,18 @@ def extend_dsar(
     *,
     months: int,
     reason: str,
-    actor: str,
+    actor: Identity,
     execute: bool = True,
 ) -> DsarRequest:
     """Art. 12(3): extend by one or two months, at most two in total, with a reason."""
+    by = require(actor, COMPLIANCE_OFFICER, to="extend DSAR deadlines")
     if months not in (1, 2):
         raise InvalidInput(f"--months must be 1 or 2, got {months}")
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("extending a DSAR deadline needs a reason (--reason)")
     request = get_dsar(session, reference, lock=execute)
-    if request.status not in OPEN_STATUSES:
+    if request.status not in OPEN_DSAR_STATUSES:
         raise Conflict(f"{request.reference} is {request.status}; only open requests are extended")
     total = request.extension_months + months
     if total > MAX_EXTENSION_MONTHS:
@@ -320,7 +329,7 @@ def extend_dsar(
     request.extension_reason = reason
     record_event(
         session,
-        actor=actor,
+        actor=by,
         action="dsar.extended",
         target_type="dsar_request",
         target_id=request.reference,
@@ -331,20 +340,21 @@ def extend_dsar(
 
 
 def retry_dsar(
-    session: Session, reference: str, *, actor: str, execute: bool = True
+    session: Session, reference: str, *, actor: Identity, execute: bool = True
 ) -> DsarRequest:
     """Put a failed request back in the queue of approved requests."""
+    by = require(actor, COMPLIANCE_OFFICER, to="retry DSAR requests")
     request = get_dsar(session, reference, lock=execute)
-    if request.status != "failed":
+    if not next_actions(request).can_retry:
         raise Conflict(f"{request.reference} is {request.status}; only failed requests are retried")
     if not execute:
         return _detached(session, request)
     previous = request.last_error
-    request.status = "approved"
+    request.status = DsarStatus.APPROVED
     request.deletion_record_id = None
     record_event(
         session,
-        actor=actor,
+        actor=by,
         action="dsar.retried",
         target_type="dsar_request",
         target_id=request.reference,
@@ -354,19 +364,48 @@ def retry_dsar(
     return request
 
 
+# ---------------------------------------------------------------- what may happen next
+
+
+@dataclass(frozen=True)
+class DsarActions:
+    """What may happen next to a request; pages show their buttons from this, not from
+    status strings, so the library's rules are written once."""
+
+    can_review: bool  # approve or reject, once
+    can_extend: bool  # open, and less than the most Art. 12(3) allows so far
+    can_retry: bool  # failed, back to the queue
+    can_download: bool  # an access export was written
+
+
+def has_finished_export(request: DsarRequest) -> bool:
+    return request.kind == DsarKind.ACCESS and request.status == DsarStatus.COMPLETED
+
+
+def next_actions(request: DsarRequest) -> DsarActions:
+    status = DsarStatus(request.status)
+    return DsarActions(
+        can_review=can_move(status, DsarStatus.REJECTED),
+        can_extend=status in OPEN_DSAR_STATUSES and request.extension_months < MAX_EXTENSION_MONTHS,
+        can_retry=status == DsarStatus.FAILED and can_move(status, DsarStatus.APPROVED),
+        can_download=has_finished_export(request),
+    )
+
+
 # ---------------------------------------------------------------- exports for staff
 
 
-def open_export_for_download(session: Session, reference: str, *, actor: str) -> Path:
+def open_export_for_download(session: Session, reference: str, *, actor: Identity) -> Path:
     """The finished export's file, for support staff to hand over; each opening is audited."""
+    by = require(actor, SUPPORT, COMPLIANCE_OFFICER, to="download DSAR exports")
     request = get_dsar(session, reference)
-    if request.kind != "access" or request.status != "completed":
+    if not has_finished_export(request):
         raise Conflict(f"{request.reference} has no finished export (it is {request.status})")
     if not request.export_path or not Path(request.export_path).is_file():
         raise NotFound(f"the export of {request.reference} was removed (exports expire)")
     record_event(
         session,
-        actor=actor,
+        actor=by,
         action="dsar.export_downloaded",
         target_type="dsar_request",
         target_id=request.reference,
@@ -400,7 +439,8 @@ def review_dsars(
     references: list[str],
     decision: str,
     *,
-    reviewer: str,
+    reviewer: Identity,
+    four_eyes: bool,
     reason: str | None = None,
     execute: bool,
 ) -> BulkDsarReview:
@@ -410,7 +450,7 @@ def review_dsars(
         raise InvalidInput("choose at least one request")
     if decision not in ("approve", "reject"):
         raise InvalidInput(f"decision must be approve or reject, got '{decision}'")
-    check_email(reviewer, "--reviewer")
+    require(reviewer, COMPLIANCE_OFFICER, to="review DSAR requests")
     if decision == "reject" and not (reason or "").strip():
         raise InvalidInput("rejecting a DSAR request needs a reason (--reason)")
     decided: list[str] = []
@@ -418,10 +458,11 @@ def review_dsars(
     for reference in wanted:
         try:
             review_dsar(
-                session, reference, decision, reviewer=reviewer, reason=reason, execute=execute
-            )
+                session, reference, decision, reviewer=reviewer, four_eyes=four_eyes,
+                reason=reason, execute=execute,
+            )  # fmt: skip
             decided.append(reference)
-        except (Conflict, NotFound) as exc:
+        except (Conflict, NotFound, PermissionDenied) as exc:  # four eyes: their own request
             session.rollback()
             skipped.append((reference, str(exc)))
     return BulkDsarReview(decision, tuple(decided), tuple(skipped), execute)

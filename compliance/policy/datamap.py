@@ -1,6 +1,9 @@
-"""The data-map engine: find, erase and count a set of subjects' rows in the application database.
+"""The data-map engine: find, erase and count a set of subjects' rows in every SQL system.
 
-It knows nothing of the demo schema. Every mapped table reaches its subject either by a
+The application database is one SQL system; ``[systems.NAME] kind = "sql"`` adds others,
+each with its own engine, and every table lives in exactly one of them. A via chain never
+leaves its database, so each statement below runs in one system. It knows nothing of the
+demo schema. Every mapped table reaches its subject either by a
 ``subject_column`` or by a ``via`` chain of any depth; conditions are nested ``IN``
 subqueries, so each statement touches a whole chunk of subjects at once and runs the same
 on SQLite and PostgreSQL.
@@ -9,8 +12,11 @@ on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import graphlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import (
@@ -23,43 +29,148 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    and_,
     bindparam,
     cast,
     delete,
+    exists,
     func,
     select,
     update,
 )
 
-from compliance.errors import ConfigError
+from compliance.errors import ConfigError, InvalidInput
+from compliance.policy.cascades import (
+    DESTRUCTIVE,
+    Block,
+    ForeignKey,
+    check_foreign_keys,
+    foreign_keys,
+)
 from compliance.policy.loader import MappedTable, Policy
-from compliance.policy.strategies import get_strategy
+from compliance.policy.strategies import get_strategy, hash_key
+from compliance.policy.systems import APP_SYSTEM
+
+#: Subject keys of an integer column fit in 64 bits (PostgreSQL BIGINT, SQLite INTEGER).
+_MAX_INT_KEY = 2**63 - 1
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+MAX_KEY_LENGTH = 255
+
+
+def normalise_subject_key(column: Column[Any], raw: object) -> tuple[str, Any]:
+    """A subject id as typed, made the key it names: its text form and the value to bind.
+
+    Trimmed; an integer key is compared as an integer, so " 3 " and "003" are subject 3 and
+    one subject never gets two compliance profiles. Anything the column cannot hold is
+    refused here rather than reaching the database.
+    """
+    text = str(raw).strip()
+    shown = text if len(text) <= 40 else text[:40] + "…"
+    if not text:
+        raise InvalidInput("the subject id is empty")
+    if len(text) > MAX_KEY_LENGTH:
+        raise InvalidInput(f"the subject id is longer than {MAX_KEY_LENGTH} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise InvalidInput("the subject id holds a control character")
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        return text, text
+    if python_type is not int:
+        return text, text
+    if not _WHOLE.fullmatch(text):
+        raise InvalidInput(f"subject id '{shown}' is not a whole number")
+    number = int(text)
+    if not -_MAX_INT_KEY - 1 <= number <= _MAX_INT_KEY:
+        raise InvalidInput(f"subject id '{shown}' is out of range (a 64-bit whole number)")
+    return str(number), number
+
+
+def descendants(policy: Policy, names: Iterable[str]) -> set[str]:
+    """``names`` and every table whose via chain passes through one of them."""
+    wanted = set(names)
+    found = set(wanted)
+    for name in policy.tables:
+        mapped = policy.tables[name]
+        while mapped.via is not None:
+            if mapped.via.table in wanted:
+                found.add(name)
+                break
+            mapped = policy.tables[mapped.via.table]
+    return found
 
 
 @dataclass(frozen=True)
 class TableAction:
     table: str
     action: str  # delete | anonymize | retain
+    system: str = APP_SYSTEM
+
+
+def open_system_engines(
+    policy: Policy, app_engine: Engine, given: Mapping[str, Engine] | None = None
+) -> dict[str, Engine]:
+    """An engine per SQL system: the given ones, else one made from the policy's URL."""
+    from compliance.store.engines import make_engine
+
+    engines = {APP_SYSTEM: app_engine}
+    for name, system in policy.systems.items():
+        if system.is_sql and name not in engines:
+            if given and name in given:
+                engines[name] = given[name]
+            else:
+                assert system.url is not None
+                engines[name] = make_engine(system.url, what=f"system '{name}' database")
+    return engines
 
 
 class DataMap:
-    """The policy's data map bound to the reflected application schema."""
+    """The policy's data map bound to the reflected schema of every SQL system."""
 
-    def __init__(self, policy: Policy, engine: Engine) -> None:
+    def __init__(
+        self, policy: Policy, engine: Engine, engines: Mapping[str, Engine] | None = None
+    ) -> None:
         self.policy = policy
-        self.engine = engine
-        self.metadata = MetaData()
-        names = set(policy.tables)
-        for t in policy.tables.values():
-            if t.via:
-                names.add(t.via.table)
-        self.metadata.reflect(bind=engine, only=sorted(names))
+        self.engine = engine  # the application database
+        self.engines = open_system_engines(policy, engine, engines)
+        given = engines or {}
+        self._owned = [
+            e for n, e in self.engines.items() if n != APP_SYSTEM and e is not given.get(n)
+        ]
+        self.metadatas: dict[str, MetaData] = {}
+        for system, system_engine in self.engines.items():
+            names = {n for n, t in policy.tables.items() if t.system == system}
+            if not names:
+                continue
+            meta = MetaData()
+            meta.reflect(bind=system_engine, only=sorted(names))
+            self.metadatas[system] = meta
+        self.metadata = self.metadatas.get(APP_SYSTEM, MetaData())
         self._selects: dict[tuple[str, frozenset[str]], Any] = {}
+        self._hash_key: bytes | None = None
+
+    def dispose(self) -> None:
+        """Close the engines this data map opened itself (not the ones it was given)."""
+        for engine in self._owned:
+            engine.dispose()
 
     # ------------------------------------------------------------ structure
 
     def table(self, name: str) -> Table:
-        return self.metadata.tables[name]
+        return self.metadatas[self.system_of(name)].tables[name]
+
+    def system_of(self, name: str) -> str:
+        return self.policy.tables[name].system
+
+    def engine_for(self, system: str) -> Engine:
+        return self.engines[system]
+
+    def sql_systems(self) -> list[str]:
+        """SQL systems holding mapped tables, application database first."""
+        return [s for s in self.engines if s in self.metadatas]
+
+    def tables_in(self, system: str) -> list[str]:
+        return sorted(n for n, t in self.policy.tables.items() if t.system == system)
 
     def mapped(self, name: str) -> MappedTable:
         return self.policy.tables[name]
@@ -82,6 +193,24 @@ class DataMap:
         root = self.root(name)
         assert root.subject_column is not None
         return self.table(root.name).c[root.subject_column]
+
+    def hash_key(self) -> bytes:
+        """The ``hash`` strategy's secret key (see strategies.hash_key), read once."""
+        if self._hash_key is None:
+            self._hash_key = hash_key(demo_mode=self.policy.dashboard.demo_mode)
+        return self._hash_key
+
+    def require_keys(self, plan: Iterable[TableAction]) -> None:
+        """Refuse before anything changes when a plan anonymizes with ``hash`` and has no key."""
+        for step in plan:
+            if step.action == "anonymize" and "hash" in self.mapped(step.table).anonymize.values():
+                self.hash_key()
+                return
+
+    def subject_key(self, raw: object) -> str:
+        """The subject id as the compliance database stores it (see normalise_subject_key)."""
+        subjects = self.policy.subjects
+        return normalise_subject_key(self.table(subjects.table).c[subjects.key], raw)[0]
 
     def coerce_keys(self, name: str, keys: Iterable[str]) -> list[Any]:
         """Subject keys are text in the compliance database; bind them as the column's type."""
@@ -123,16 +252,7 @@ class DataMap:
 
     def descendants(self, names: Iterable[str]) -> set[str]:
         """Tables whose via chain passes through any of ``names`` (their rows go with them)."""
-        wanted = set(names)
-        found = set(wanted)
-        for name in self.policy.tables:
-            mapped = self.mapped(name)
-            while mapped.via is not None:
-                if mapped.via.table in wanted:
-                    found.add(name)
-                    break
-                mapped = self.mapped(mapped.via.table)
-        return found
+        return descendants(self.policy, names)
 
     def erasure_plan(self, tables: Iterable[str]) -> list[TableAction]:
         """What erasing ``tables`` does, children first so foreign keys hold."""
@@ -148,10 +268,82 @@ class DataMap:
                     graph[parent].add(name)  # the parent waits for its children
         order = list(graphlib.TopologicalSorter(graph).static_order())
         return [
-            TableAction(n, self.mapped(n).on_erasure)
+            TableAction(n, self.mapped(n).on_erasure, self.system_of(n))
             for n in order
             if self.mapped(n).on_erasure != "retain"
         ]
+
+    # ------------------------------------------------------------ foreign keys
+
+    @cached_property
+    def foreign_keys(self) -> list[ForeignKey]:
+        return foreign_keys(self.engine)
+
+    @cached_property
+    def blocks(self) -> list[Block]:
+        """Plain foreign keys from kept data into erased rows (dangerous ones raise)."""
+        return check_foreign_keys(self.policy, self.foreign_keys)
+
+    def plan_blocks(self, plan: Sequence[TableAction]) -> list[Block]:
+        """The blocks that stand in this plan's way."""
+        actions = {step.table: step.action for step in plan}
+        return [b for b in self.blocks if actions.get(b.foreign_key.referred_table) == b.action]
+
+    def plan_cascades(self, plan: Sequence[TableAction]) -> list[ForeignKey]:
+        """Referential actions erasing this plan sets off in other erased tables."""
+        deleted = {step.table for step in plan if step.action == "delete"}
+        return [
+            fk
+            for fk in self.foreign_keys
+            if fk.referred_table in deleted
+            and fk.ondelete in DESTRUCTIVE
+            and fk.table in self.policy.tables
+            and fk.table != fk.referred_table
+        ]
+
+    def _any_table(self, name: str) -> Table:
+        if name not in self.metadata.tables:
+            Table(name, self.metadata, autoload_with=self.engine)
+        return self.metadata.tables[name]
+
+    def _references(self, fk: ForeignKey) -> ColumnElement[bool]:
+        child = self._any_table(fk.table)
+        parent = self.table(fk.referred_table)
+        pairs = zip(fk.columns, fk.referred_columns, strict=True)
+        return and_(*(child.c[c] == parent.c[r] for c, r in pairs))
+
+    def referenced_subjects(
+        self, conn: Connection, fk: ForeignKey, keys: Sequence[str]
+    ) -> set[str]:
+        """Subjects among ``keys`` whose rows of the referred table ``fk``'s rows point at."""
+        query, key = self.keyed_select(fk.referred_table)
+        found = query.add_columns(key).where(
+            key.in_([str(k) for k in keys]), exists().where(self._references(fk))
+        )
+        return {str(k) for k in conn.scalars(found.distinct())}
+
+    def referencing_rows(self, conn: Connection, fk: ForeignKey, keys: Sequence[str]) -> int:
+        """Rows of ``fk``'s table pointing at the subjects' rows of the referred table."""
+        child = self._any_table(fk.table)
+        parent = self.table(fk.referred_table)
+        values = self.coerce_keys(fk.referred_table, keys)
+        owned = select(parent).where(self.condition(fk.referred_table, values)).subquery()
+        pairs = zip(fk.columns, fk.referred_columns, strict=True)
+        return (
+            conn.scalar(
+                select(func.count())
+                .select_from(child)
+                .where(exists().where(and_(*(child.c[c] == owned.c[r] for c, r in pairs))))
+            )
+            or 0
+        )
+
+    def plans_by_system(self, tables: Iterable[str]) -> dict[str, list[TableAction]]:
+        """The erasure plan split per SQL system, each part in its safe order."""
+        plans: dict[str, list[TableAction]] = {}
+        for step in self.erasure_plan(tables):
+            plans.setdefault(step.system, []).append(step)
+        return plans
 
     # ------------------------------------------------------------ work
 
@@ -164,16 +356,63 @@ class DataMap:
         )
 
     def impact(
-        self, conn: Connection, tables: Iterable[str], keys: Sequence[str]
+        self, conn: Connection | None, tables: Iterable[str], keys: Sequence[str]
     ) -> list[dict[str, Any]]:
-        """Per application table, rows erasure would delete, anonymize or keep; changes nothing."""
+        """Per mapped table, rows erasure would delete, anonymize or keep; changes nothing.
+
+        ``conn`` serves the application database's tables; other systems' tables are
+        counted on connections of their own.
+        """
         plan = self.erasure_plan(tables)
-        rows = [
-            {"table": a.table, "action": a.action, "rows": self.count(conn, a.table, keys)}
-            for a in plan
+        retained = [
+            TableAction(n, "retain", self.system_of(n)) for n in sorted(self.policy.retained_tables)
         ]
-        for name in sorted(self.policy.retained_tables):
-            rows.append({"table": name, "action": "retain", "rows": self.count(conn, name, keys)})
+        rows = []
+        opened: dict[str, Connection] = {}
+        try:
+            for step in [*plan, *retained]:
+                if step.system == APP_SYSTEM and conn is not None:
+                    on = conn
+                else:
+                    if step.system not in opened:
+                        opened[step.system] = self.engines[step.system].connect()
+                    on = opened[step.system]
+                rows.append(
+                    {
+                        "table": step.table,
+                        "action": step.action,
+                        "rows": self.count(on, step.table, keys),
+                        "system": step.system,
+                    }
+                )
+        finally:
+            for other in opened.values():
+                other.close()
+        # Referential actions in the application database: cascades it sets off, and plain
+        # keys from kept data that block some subjects ("rows" counts subjects there).
+        app_plan = [step for step in plan if step.system == APP_SYSTEM]
+        cascades, blocks = self.plan_cascades(app_plan), self.plan_blocks(app_plan)
+        if cascades or blocks:
+            with nullcontext(conn) if conn is not None else self.engine.connect() as on:
+                for fk in cascades:
+                    rows.append(
+                        {
+                            "table": fk.table,
+                            "action": f"{fk.ondelete.lower()} by cascade from {fk.referred_table}",
+                            "rows": self.referencing_rows(on, fk, keys),
+                            "system": APP_SYSTEM,
+                        }
+                    )
+                for block in blocks:
+                    fk = block.foreign_key
+                    rows.append(
+                        {
+                            "table": fk.table,
+                            "action": f"blocks {block.action} of {fk.referred_table} (subjects)",
+                            "rows": len(self.referenced_subjects(on, fk, keys)),
+                            "system": APP_SYSTEM,
+                        }
+                    )
         return rows
 
     def erase(
@@ -198,7 +437,8 @@ class DataMap:
         table = self.table(name)
         values = {}
         for column, strategy in self.mapped(name).anonymize.items():
-            expression = get_strategy(strategy).sql(table.c[column], conn.dialect.name)
+            keyed = get_strategy(strategy, self.hash_key() if strategy == "hash" else None)
+            expression = keyed.sql(table.c[column], conn.dialect.name)
             if expression is None:
                 raise ConfigError(
                     f"tables.{name}.anonymize.{column}: strategy '{strategy}' is not available "

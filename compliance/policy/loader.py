@@ -17,13 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Date, DateTime, Engine, inspect
 
 from compliance.errors import ConfigError, NotFound
 from compliance.policy.strategies import ERASURE_ACTIONS, STRATEGIES
+from compliance.policy.systems import APP_SYSTEM, System, parse_system, parse_system_list
 
 DEFAULT_CONFIG = "compliance.toml"
 DSAR_ERASURE_BUCKET = "dsar_erasure"
+#: Days a subject whose record was rejected is not proposed again in that bucket.
+DEFAULT_REJECTION_COOLOFF_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class MappedTable:
     anonymize: Mapping[str, str] = field(default_factory=dict)
     export_exclude: tuple[str, ...] = ()
     legal_basis: str | None = None
+    #: The SQL system (database) holding the table; the application database by default.
+    system: str = APP_SYSTEM
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,10 @@ class Bucket:
     grace_days: int = 0
     #: Days applied or rejected bookkeeping is kept before purge-compliance-data removes it.
     purge_after_days: int = 0
+    #: Days a rejected (or excluded) subject is not proposed again in this bucket.
+    rejection_cooloff_days: int = DEFAULT_REJECTION_COOLOFF_DAYS
+    #: Webhook and manual systems an accepted deletion also reaches (SQL ones follow tables).
+    systems: tuple[str, ...] = ()
     #: Columns of the [subjects] table shown beside each record under review, read from the
     #: application database when the page opens and never copied into the compliance database.
     review_columns: tuple[str, ...] = ()
@@ -131,8 +140,16 @@ DEFAULT_IDENTITY_METHODS = (
 
 
 @dataclass(frozen=True)
+class ReviewSettings:
+    #: Nobody approves a DSAR request they logged themselves (default: on outside demo mode).
+    four_eyes: bool = True
+
+
+@dataclass(frozen=True)
 class DsarSettings:
     erasure_review: bool = True
+    #: Webhook and manual systems erasure and access requests reach (default: all declared).
+    systems: tuple[str, ...] | None = None
     # Support's "Export now" waits for an officer's approval unless this is false.
     access_review: bool = True
     # How a requester's identity may be checked; a request names one of these plus a note.
@@ -141,6 +158,14 @@ class DsarSettings:
     templates_dir: Path | None = None
     # Processing attempts (with exponential backoff) before a request shows as failed.
     max_attempts: int = 3
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    #: Append-only file the chain's head is anchored to (anchor-audit-log); None: not anchored.
+    anchor_file: Path | None = None
+    #: Slack channel anchors are posted to (default: [slack] dsar_channel).
+    ops_channel: str | None = None
 
 
 @dataclass(frozen=True)
@@ -165,9 +190,15 @@ class Policy:
     slack: SlackSettings = SlackSettings()
     roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     dashboard: DashboardSettings = DashboardSettings()
+    review: ReviewSettings = ReviewSettings()
     dsar: DsarSettings = DsarSettings()
     smtp: SmtpSettings = SmtpSettings()
     dsar_export_days: int = 30
+    #: Days job_runs rows are kept ([retention.job_runs] days); retention-cleanup purges older.
+    job_runs_days: int = 180
+    audit: AuditSettings = AuditSettings()
+    #: Every system by name, the application database (``app_database``) included.
+    systems: Mapping[str, System] = field(default_factory=dict)
 
     def bucket(self, name: str) -> Bucket:
         if name == DSAR_ERASURE_BUCKET:
@@ -187,7 +218,53 @@ class Policy:
             tables=tuple(n for n, t in self.tables.items() if t.on_erasure != "retain"),
             rules=(),
             ops_channel=self.slack.dsar_channel,
+            # A data subject who asks again is heard again: no cool-off for requests.
+            rejection_cooloff_days=0,
+            systems=self.dsar_systems,
         )
+
+    @property
+    def dsar_systems(self) -> tuple[str, ...]:
+        """The webhook and manual systems requests reach: [dsar] systems, else all of them."""
+        if self.dsar.systems is not None:
+            return self.dsar.systems
+        return tuple(n for n, s in self.systems.items() if not s.is_sql)
+
+    def system(self, name: str) -> System:
+        try:
+            return self.systems[name]
+        except KeyError:
+            raise NotFound(f"unknown system '{name}' (known: {', '.join(self.systems)})") from None
+
+    def system_of(self, table: str) -> str:
+        return self.tables[table].system
+
+    def bucket_systems(self, bucket: Bucket) -> tuple[str, ...]:
+        """Every system an accepted deletion of ``bucket`` reaches: SQL ones first, in policy order.
+
+        An SQL system counts when one of the bucket's tables, or a table reached through
+        them by ``via``, lives there and is not retained.
+        """
+        names = set(bucket.tables)
+        for name, table in self.tables.items():
+            current = table
+            while current.via is not None:
+                if current.via.table in names:
+                    names.add(name)
+                    break
+                current = self.tables[current.via.table]
+        erased = {self.tables[n].system for n in names if self.tables[n].on_erasure != "retain"}
+        sql = [n for n, s in self.systems.items() if s.is_sql and n in erased]
+        return (*sql, *bucket.systems)
+
+    def retained_only_systems(self) -> tuple[str, ...]:
+        """SQL systems whose mapped tables are all retained: an erasure skips them, by law."""
+        out = []
+        for name, system in self.systems.items():
+            held = [t for t in self.tables.values() if t.system == name]
+            if system.is_sql and held and all(t.on_erasure == "retain" for t in held):
+                out.append(name)
+        return tuple(out)
 
     @property
     def retained_tables(self) -> frozenset[str]:
@@ -211,6 +288,27 @@ def _non_negative_int(value: Any, key: str) -> int:
     if value < 0:
         raise ConfigError(f"{key}: must be 0 or more, got {value}")
     return value
+
+
+#: A century: longer than any retention period, and far from datetime's year-9999 edge.
+MAX_DAYS = 36_500
+
+
+def _days(value: Any, key: str) -> int:
+    """A count of days, bounded so date arithmetic can never leave the calendar."""
+    days = _non_negative_int(value, key)
+    if days > MAX_DAYS:
+        raise ConfigError(f"{key}: at most {MAX_DAYS} days (a century), got {days}")
+    return days
+
+
+#: Bucket and retention names end up in lock files, URLs and Slack messages.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _check_name(name: str, section: str) -> None:
+    if not NAME_PATTERN.fullmatch(name):
+        raise ConfigError(f"{section}.{_k(name)}: a name is 1 to 64 letters, digits, '_' or '-'")
 
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -270,7 +368,15 @@ def _parse_table(name: str, raw: Any) -> MappedTable:
     _expect(raw, dict, key)
     _unknown_keys(
         raw,
-        {"subject_column", "via", "on_erasure", "anonymize", "export_exclude", "legal_basis"},
+        {
+            "subject_column",
+            "via",
+            "on_erasure",
+            "anonymize",
+            "export_exclude",
+            "legal_basis",
+            "system",
+        },
         key,
     )
     on_erasure = raw.get("on_erasure")
@@ -317,6 +423,7 @@ def _parse_table(name: str, raw: Any) -> MappedTable:
     legal_basis = raw.get("legal_basis")
     if legal_basis is not None:
         _expect(legal_basis, str, f"{key}.legal_basis")
+    system = _expect(raw.get("system", APP_SYSTEM), str, f"{key}.system")
     return MappedTable(
         name=name,
         on_erasure=on_erasure,
@@ -325,6 +432,7 @@ def _parse_table(name: str, raw: Any) -> MappedTable:
         anonymize=dict(anonymize),
         export_exclude=tuple(exclude),
         legal_basis=legal_basis,
+        system=system,
     )
 
 
@@ -347,6 +455,26 @@ def _check_via_chains(tables: Mapping[str, MappedTable]) -> None:
             current = tables[parent]
 
 
+def _check_table_systems(tables: Mapping[str, MappedTable], systems: Mapping[str, System]) -> None:
+    """Each table names an SQL system, and a via chain never leaves its database."""
+    for name, table in tables.items():
+        key = f"tables.{_k(name)}.system"
+        if table.system not in systems:
+            known = ", ".join(n for n, s in systems.items() if s.is_sql)
+            raise ConfigError(f"{key}: '{table.system}' is not a declared system (known: {known})")
+        if not systems[table.system].is_sql:
+            raise ConfigError(
+                f"{key}: '{table.system}' is a {systems[table.system].kind} system; tables live "
+                "in sql systems"
+            )
+        if table.via is not None and tables[table.via.table].system != table.system:
+            raise ConfigError(
+                f"tables.{_k(name)}.via.table: '{table.via.table}' lives in system "
+                f"'{tables[table.via.table].system}', not '{table.system}'; a via chain "
+                "stays in one database"
+            )
+
+
 def _parse_rule(raw: Any, key: str) -> Rule:
     _expect(raw, dict, key)
     if "sql" in raw:
@@ -367,11 +495,14 @@ def _parse_rule(raw: Any, key: str) -> Rule:
     return AgeRule(
         raw["table"],
         raw["timestamp"],
-        _non_negative_int(raw["older_than_days"], f"{key}.older_than_days"),
+        _days(raw["older_than_days"], f"{key}.older_than_days"),
     )
 
 
-def _parse_bucket(name: str, raw: Any, tables: Mapping[str, MappedTable]) -> Bucket:
+def _parse_bucket(
+    name: str, raw: Any, tables: Mapping[str, MappedTable], systems: Mapping[str, System]
+) -> Bucket:
+    _check_name(name, "buckets")
     key = f"buckets.{_k(name)}"
     _expect(raw, dict, key)
     _unknown_keys(
@@ -385,6 +516,8 @@ def _parse_bucket(name: str, raw: Any, tables: Mapping[str, MappedTable]) -> Buc
             "ops_handle",
             "grace_days",
             "purge_after_days",
+            "rejection_cooloff_days",
+            "systems",
             "review_columns",
         },
         key,
@@ -410,6 +543,12 @@ def _parse_bucket(name: str, raw: Any, tables: Mapping[str, MappedTable]) -> Buc
                 f"{key}.rules[{i}].table: '{rule.table}' is not in the data map, so its rows "
                 "cannot be linked to a subject"
             )
+        if isinstance(rule, AgeRule) and tables[rule.table].system != APP_SYSTEM:
+            raise ConfigError(
+                f"{key}.rules[{i}].table: '{rule.table}' lives in system "
+                f"'{tables[rule.table].system}'; rules run in the application database"
+            )
+    bucket_systems = parse_system_list(raw.get("systems", []), f"{key}.systems", systems)
     days = raw.get("ops_alert_days_of_month", [1])
     _expect(days, list, f"{key}.ops_alert_days_of_month")
     for i, day in enumerate(days):
@@ -432,14 +571,18 @@ def _parse_bucket(name: str, raw: Any, tables: Mapping[str, MappedTable]) -> Buc
         ops_channel=_optional_str(raw, "ops_channel", key),
         ops_alert_days_of_month=tuple(days),
         ops_handle=_optional_str(raw, "ops_handle", key),
-        grace_days=_non_negative_int(raw.get("grace_days", 0), f"{key}.grace_days"),
-        purge_after_days=_non_negative_int(
-            raw.get("purge_after_days", 0), f"{key}.purge_after_days"
+        grace_days=_days(raw.get("grace_days", 0), f"{key}.grace_days"),
+        purge_after_days=_days(raw.get("purge_after_days", 0), f"{key}.purge_after_days"),
+        rejection_cooloff_days=_days(
+            raw.get("rejection_cooloff_days", DEFAULT_REJECTION_COOLOFF_DAYS),
+            f"{key}.rejection_cooloff_days",
         ),
+        systems=bucket_systems,
     )
 
 
 def _parse_retention(name: str, raw: Any, tables: Mapping[str, MappedTable]) -> RetentionEntry:
+    _check_name(name, "retention")
     key = f"retention.{_k(name)}"
     _expect(raw, dict, key)
     _unknown_keys(raw, {"table", "timestamp", "days"}, key)
@@ -447,13 +590,16 @@ def _parse_retention(name: str, raw: Any, tables: Mapping[str, MappedTable]) -> 
         if not isinstance(raw.get(part), str):
             raise ConfigError(f"{key}.{part}: missing or not a string")
     table = raw["table"]
+    if table in tables and tables[table].system != APP_SYSTEM:
+        raise ConfigError(
+            f"{key}.table: '{table}' lives in system '{tables[table].system}'; retention "
+            "cleanup runs in the application database"
+        )
     if table in tables and tables[table].on_erasure == "retain":
         raise ConfigError(f"{key}.table: '{table}' is a retain table and can never be cleaned up")
     if "days" not in raw:
         raise ConfigError(f"{key}.days: missing")
-    return RetentionEntry(
-        name, table, raw["timestamp"], _non_negative_int(raw["days"], f"{key}.days")
-    )
+    return RetentionEntry(name, table, raw["timestamp"], _days(raw["days"], f"{key}.days"))
 
 
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # an RFC 9110 token
@@ -509,10 +655,13 @@ def parse_policy(
             "slack",
             "roles",
             "dashboard",
+            "review",
             "dsar",
             "smtp",
             "retention",
             "exports",
+            "audit",
+            "systems",
         },
         "policy",
     )
@@ -543,18 +692,32 @@ def parse_policy(
         email=_optional_str(subjects_raw, "email", "subjects"),
     )
 
+    app_url = _resolve_url(app_database_url, base)
+    systems: dict[str, System] = {
+        APP_SYSTEM: System(APP_SYSTEM, "sql", url=app_url, description="The application database")
+    }
+    for sname, sraw in section("systems").items():
+        systems[sname] = parse_system(sname, sraw, env, lambda u: _resolve_url(u, base))
+
     tables = {name: _parse_table(name, raw) for name, raw in section("tables").items()}
     if not tables:
         raise ConfigError("tables: the data map is empty; map at least the subjects table")
     _check_via_chains(tables)
+    _check_table_systems(tables, systems)
     if subjects.table not in tables:
         raise ConfigError(f"subjects.table: '{subjects.table}' is not in the data map ([tables])")
+    if tables[subjects.table].system != APP_SYSTEM:
+        raise ConfigError(
+            f"tables.{subjects.table}.system: the subjects table lives in the application database"
+        )
     if tables[subjects.table].subject_column != subjects.key:
         raise ConfigError(
             f"tables.{subjects.table}.subject_column: must be the subject key '{subjects.key}'"
         )
 
-    buckets = {name: _parse_bucket(name, raw, tables) for name, raw in section("buckets").items()}
+    buckets = {
+        name: _parse_bucket(name, raw, tables, systems) for name, raw in section("buckets").items()
+    }
     if DSAR_ERASURE_BUCKET in buckets:
         raise ConfigError(
             f"buckets.{DSAR_ERASURE_BUCKET}: reserved for erasure requests; choose another name"
@@ -566,13 +729,18 @@ def parse_policy(
         dsar_raw = retention_raw["dsar_exports"]
         _expect(dsar_raw, dict, "retention.dsar_exports")
         _unknown_keys(dsar_raw, {"days"}, "retention.dsar_exports")
-        dsar_export_days = _non_negative_int(
-            dsar_raw.get("days", 30), "retention.dsar_exports.days"
-        )
+        dsar_export_days = _days(dsar_raw.get("days", 30), "retention.dsar_exports.days")
+    job_runs_days = 180
+    if "job_runs" in retention_raw:
+        # Not an application table: this tool's own log of job runs, in the compliance database.
+        runs_raw = retention_raw["job_runs"]
+        _expect(runs_raw, dict, "retention.job_runs")
+        _unknown_keys(runs_raw, {"days"}, "retention.job_runs")
+        job_runs_days = _days(runs_raw.get("days", 180), "retention.job_runs.days")
     retention = {
         name: _parse_retention(name, raw, tables)
         for name, raw in retention_raw.items()
-        if name != "dsar_exports"
+        if name not in ("dsar_exports", "job_runs")
     }
 
     slack_raw = section("slack")
@@ -600,10 +768,24 @@ def parse_policy(
         roles[role] = tuple(m.strip().lower() for m in members)
 
     dashboard = _parse_dashboard(section("dashboard"))
+    review_raw = section("review")
+    _unknown_keys(review_raw, {"four_eyes"}, "review")
+    review = ReviewSettings(
+        four_eyes=_expect(
+            review_raw.get("four_eyes", not dashboard.demo_mode), bool, "review.four_eyes"
+        )
+    )
     dsar_raw = section("dsar")
     _unknown_keys(
         dsar_raw,
-        {"erasure_review", "access_review", "identity_methods", "templates_dir", "max_attempts"},
+        {
+            "erasure_review",
+            "access_review",
+            "identity_methods",
+            "templates_dir",
+            "max_attempts",
+            "systems",
+        },
         "dsar",
     )
     methods_raw = _expect(
@@ -629,6 +811,11 @@ def parse_policy(
         identity_methods=methods,
         templates_dir=templates_dir,
         max_attempts=max_attempts,
+        systems=(
+            parse_system_list(dsar_raw["systems"], "dsar.systems", systems)
+            if "systems" in dsar_raw
+            else None
+        ),
     )
     smtp_raw = section("smtp")
     _unknown_keys(smtp_raw, {"host", "port", "sender", "username", "starttls"}, "smtp")
@@ -639,10 +826,23 @@ def parse_policy(
         username=_optional_str(smtp_raw, "username", "smtp"),
         starttls=_expect(smtp_raw.get("starttls", False), bool, "smtp.starttls"),
     )
+    audit_raw = section("audit")
+    _unknown_keys(audit_raw, {"anchor_file", "ops_channel"}, "audit")
+    anchor_raw = _optional_str(audit_raw, "anchor_file", "audit")
+    anchor_file = None
+    if anchor_raw is not None:
+        if not anchor_raw.strip() or "\x00" in anchor_raw:
+            raise ConfigError("audit.anchor_file: give a file path")
+        anchor_file = Path(anchor_raw)
+        if not anchor_file.is_absolute() and base is not None:
+            anchor_file = base / anchor_file
+    audit = AuditSettings(
+        anchor_file=anchor_file, ops_channel=_optional_str(audit_raw, "ops_channel", "audit")
+    )
     return Policy(
         path=path,
         database_url=_resolve_url(database_url, base),
-        app_database_url=_resolve_url(app_database_url, base),
+        app_database_url=app_url,
         export_dir=export_dir,
         subjects=subjects,
         tables=tables,
@@ -651,9 +851,13 @@ def parse_policy(
         slack=slack,
         roles=roles,
         dashboard=dashboard,
+        review=review,
         dsar=dsar,
         smtp=smtp,
         dsar_export_days=dsar_export_days,
+        job_runs_days=job_runs_days,
+        audit=audit,
+        systems=systems,
     )
 
 
@@ -683,35 +887,62 @@ def load_policy(path: Path | str | None = None, env: Mapping[str, str] | None = 
 # ---------------------------------------------------------------- against the database
 
 
-def check_against_database(policy: Policy, engine: Engine) -> list[str]:
-    """Raise ConfigError for anything the data map names that the database lacks.
+def check_against_database(
+    policy: Policy, engine: Engine, engines: Mapping[str, Engine] | None = None
+) -> list[str]:
+    """Raise ConfigError for anything the data map names that its database lacks.
 
-    Returns warnings for retention entries whose table or column is missing: those
-    entries are skipped by retention-cleanup rather than stopping every other job.
+    ``engine`` is the application database; ``engines`` holds the other SQL systems by
+    name (a system without one is not checked here: ``DataMap`` opens it and reflects).
+    Returns warnings for retention entries whose table or column is missing (those
+    entries are skipped by retention-cleanup rather than stopping every other job), and
+    for foreign keys from kept data that block erasing the rows they reference. A foreign
+    key whose ON DELETE / ON UPDATE action would change kept rows is a ConfigError.
     """
-    inspector = inspect(engine)
-    existing = set(inspector.get_table_names())
-    columns: dict[str, set[str]] = {}
+    inspectors = {APP_SYSTEM: inspect(engine)}
+    for name, other in (engines or {}).items():
+        if name != APP_SYSTEM:
+            inspectors[name] = inspect(other)
+    existing_in = {name: set(i.get_table_names()) for name, i in inspectors.items()}
+    existing = existing_in[APP_SYSTEM]
+    columns: dict[str, dict[str, Any]] = {}
 
-    def cols(table: str) -> set[str]:
+    def where(table: str) -> str:
+        system = policy.tables[table].system if table in policy.tables else APP_SYSTEM
+        return "the application database" if system == APP_SYSTEM else f"system '{system}'"
+
+    def insp(table: str) -> Any:
+        system = policy.tables[table].system if table in policy.tables else APP_SYSTEM
+        return inspectors[system]
+
+    def cols(table: str) -> dict[str, Any]:
+        """Column name -> reflected type."""
         if table not in columns:
-            columns[table] = {c["name"] for c in inspector.get_columns(table)}
+            columns[table] = {c["name"]: c["type"] for c in insp(table).get_columns(table)}
         return columns[table]
+
+    def need_time(table: str, column: str, key: str) -> None:
+        # Ages are compared with a cutoff; on a text or number column every row would look
+        # "old" (or none would), so a rule must name a date or time column.
+        kind = cols(table)[column]
+        if not isinstance(kind, Date | DateTime):
+            raise ConfigError(
+                f"{key}: column '{table}.{column}' is {kind}, not a date or time column"
+            )
 
     def need_column(table: str, column: str, key: str) -> None:
         if column not in cols(table):
-            raise ConfigError(
-                f"{key}: table '{table}' has no column '{column}' in the application database"
-            )
+            raise ConfigError(f"{key}: table '{table}' has no column '{column}' in {where(table)}")
 
-    for name in policy.tables:
-        if name not in existing:
-            raise ConfigError(f"tables.{name}: no such table in the application database")
+    checked = {n: t for n, t in policy.tables.items() if t.system in inspectors}
+    for name, table in checked.items():
+        if name not in existing_in[table.system]:
+            raise ConfigError(f"tables.{name}: no such table in {where(name)}")
     subjects = policy.subjects
     need_column(subjects.table, subjects.key, "subjects.key")
     if subjects.email:
         need_column(subjects.table, subjects.email, "subjects.email")
-    for name, table in policy.tables.items():
+    for name, table in checked.items():
         key = f"tables.{name}"
         if table.subject_column:
             need_column(name, table.subject_column, f"{key}.subject_column")
@@ -720,7 +951,8 @@ def check_against_database(policy: Policy, engine: Engine) -> list[str]:
             if table.via.parent_column:
                 need_column(table.via.table, table.via.parent_column, f"{key}.via.parent_column")
             else:
-                pk = inspector.get_pk_constraint(table.via.table).get("constrained_columns") or []
+                pk = insp(table.via.table).get_pk_constraint(table.via.table)
+                pk = pk.get("constrained_columns") or []
                 if len(pk) != 1:
                     raise ConfigError(
                         f"{key}.via.parent_column: '{table.via.table}' has no single-column "
@@ -731,13 +963,15 @@ def check_against_database(policy: Policy, engine: Engine) -> list[str]:
         for column in table.export_exclude:
             need_column(name, column, f"{key}.export_exclude")
         if table.on_erasure == "delete" or table.anonymize:
-            pk = inspector.get_pk_constraint(name).get("constrained_columns") or []
+            pk = insp(name).get_pk_constraint(name).get("constrained_columns") or []
             if not pk and table.anonymize:
                 raise ConfigError(f"{key}: anonymizing needs a primary key on '{name}'")
     for bname, bucket in policy.buckets.items():
         for i, rule in enumerate(bucket.rules):
             if isinstance(rule, AgeRule):
-                need_column(rule.table, rule.timestamp, f"buckets.{bname}.rules[{i}].timestamp")
+                key = f"buckets.{bname}.rules[{i}].timestamp"
+                need_column(rule.table, rule.timestamp, key)
+                need_time(rule.table, rule.timestamp, key)
         hidden = (
             policy.tables[subjects.table].export_exclude if subjects.table in policy.tables else ()
         )
@@ -749,7 +983,10 @@ def check_against_database(policy: Policy, engine: Engine) -> list[str]:
                     f"{key}: '{column}' is in tables.{subjects.table}.export_exclude, so it is "
                     "never shown to anyone"
                 )
-    warnings = []
+    # Referential actions are code paths too: none may reach retained or unmapped rows.
+    from compliance.policy.cascades import check_foreign_keys, foreign_keys
+
+    warnings = [block.advice for block in check_foreign_keys(policy, foreign_keys(engine))]
     for rname, entry in policy.retention.items():
         if entry.table not in existing:
             warnings.append(f"retention.{rname}.table: no table '{entry.table}'; entry skipped")
@@ -758,4 +995,6 @@ def check_against_database(policy: Policy, engine: Engine) -> list[str]:
                 f"retention.{rname}.timestamp: table '{entry.table}' has no column "
                 f"'{entry.timestamp}'; entry skipped"
             )
+        else:
+            need_time(entry.table, entry.timestamp, f"retention.{rname}.timestamp")
     return warnings

@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from compliance.dsar.requests import KINDS, OPEN_STATUSES, STATUSES
+from compliance.dsar.requests import KINDS, STATUSES
 from compliance.errors import InvalidInput
 from compliance.store.models import DsarRequest, utcnow
+from compliance.store.queries import dsar_due_at, dsar_in, dsar_open
 from compliance.store.sql import aware_utc
+from compliance.store.states import OPEN_DSAR_STATUSES, DsarStatus
 
 if TYPE_CHECKING:  # pandas costs ~80 MB; only the dashboard's reads need it
     import pandas as pd
@@ -50,12 +52,10 @@ def due_soon_and_overdue(
     """Open requests whose (extended) deadline falls within ``within_days``, or has passed."""
     now = now or utcnow()
     horizon = now + timedelta(days=within_days)
-    due = func.coalesce(DsarRequest.extended_due_at, DsarRequest.due_at)
+    due = dsar_due_at
     return list(
         session.scalars(
-            select(DsarRequest)
-            .where(DsarRequest.status.in_(OPEN_STATUSES), due <= horizon)
-            .order_by(due, DsarRequest.id)
+            select(DsarRequest).where(dsar_open, due <= horizon).order_by(due, DsarRequest.id)
         )
     )
 
@@ -74,7 +74,7 @@ class DsarOverview:
 def dsar_overview(session: Session, now: datetime | None = None) -> DsarOverview:
     """What a regulator would ask: how many are open, late, and how fast they complete."""
     now = now or utcnow()
-    due = func.coalesce(DsarRequest.extended_due_at, DsarRequest.due_at)
+    due = dsar_due_at
     by_status: dict[str, int] = {
         status: count
         for status, count in session.execute(
@@ -85,14 +85,14 @@ def dsar_overview(session: Session, now: datetime | None = None) -> DsarOverview
         (requested, completed, aware_utc(d))
         for requested, completed, d in session.execute(
             select(DsarRequest.requested_at, DsarRequest.completed_at, due).where(
-                DsarRequest.status == "completed", DsarRequest.completed_at.is_not(None)
+                dsar_in(DsarStatus.COMPLETED), DsarRequest.completed_at.is_not(None)
             )
         )
         if completed is not None
     ]
     overdue_rows = session.execute(
         select(DsarRequest.reference, DsarRequest.kind, DsarRequest.status, due.label("due"))
-        .where(DsarRequest.status.in_(OPEN_STATUSES), due < now)
+        .where(dsar_open, due < now)
         .order_by(due)
     ).all()
     on_time = sum(1 for _, completed, d in done if completed <= d)
@@ -116,7 +116,7 @@ def dsar_overview(session: Session, now: datetime | None = None) -> DsarOverview
     )
     return DsarOverview(
         total=sum(by_status.values()),
-        open_count=sum(by_status.get(s, 0) for s in OPEN_STATUSES),
+        open_count=sum(by_status.get(s, 0) for s in OPEN_DSAR_STATUSES),
         completed_count=len(done),
         on_time_rate=(on_time / len(done)) if done else None,
         median_days_to_complete=round(statistics.median(durations), 2) if durations else None,

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from compliance.deletion.batches import get_batch
+from compliance.deletion.holds import active_hold, held_profiles
+from compliance.deletion.plans import load_plans
 from compliance.dsar import requests as dsar
 from compliance.dsar.deadlines import effective_due_at
 from compliance.errors import InvalidInput
@@ -25,16 +27,19 @@ from compliance.store.models import (
     ComplianceProfile,
     DeletionBatch,
     DeletionRecord,
+    LegalHold,
     utcnow,
 )
+from compliance.store.queries import record_in, record_not_excluded, record_open
 from compliance.store.sql import count_if
+from compliance.store.states import BatchStatus, RecordState
 
-BATCH_STATUSES = ("pending", "accepted", "rejected")
+BATCH_STATUSES = tuple(s.value for s in BatchStatus)
 MAX_PAGE_SIZE = 500
 AUDIT_EXPORT_ROWS = 100_000
 
 BATCH_COLUMNS = [
-    "batch_id", "bucket", "status", "records", "excluded", "created_at", "age_days",
+    "batch_id", "bucket", "status", "records", "excluded", "held", "created_at", "age_days",
     "reviewed_by", "reviewed_at", "reviewed_reason",
 ]  # fmt: skip
 RECORD_COLUMNS = [
@@ -44,6 +49,8 @@ DSAR_COLUMNS = [
     "reference", "kind", "status", "subject_id", "requested_by", "requested_at", "due",
     "days_left", "overdue", "reviewed_by", "completed_at",
 ]  # fmt: skip
+# What the viewer may do next (compliance.dsar.requests.next_actions); pages hide them.
+DSAR_ACTION_COLUMNS = ["can_review", "can_extend", "can_retry", "can_download"]
 AUDIT_COLUMNS = ["id", "occurred_at", "actor", "action", "target_type", "target_id", "details"]
 
 
@@ -105,6 +112,7 @@ def list_batches(
         .offset(offset)
     ).all()
     ids = [b.id for b in batches]
+    now = now or utcnow()
     counts = {
         row.batch_id: row
         for row in session.execute(
@@ -114,15 +122,19 @@ def list_batches(
                 # Only records an officer kept out one by one: a rejection keeps all of them,
                 # and calling those "excluded" would misstate what the officer did.
                 count_if(
-                    DeletionRecord.accepted_for_deletion.is_(False)
-                    & DeletionRecord.is_manually_reviewed.is_(True)
+                    record_in(RecordState.EXCLUDED) & DeletionRecord.is_manually_reviewed.is_(True)
                 ).label("excluded"),
+                count_if(
+                    exists().where(
+                        LegalHold.compliance_profile_id == DeletionRecord.compliance_profile_id,
+                        active_hold(now),
+                    )
+                ).label("held"),
             )
             .where(DeletionRecord.deletion_batch_id.in_(ids))
             .group_by(DeletionRecord.deletion_batch_id)
         )
     }
-    now = now or utcnow()
     rows = [
         {
             "batch_id": b.id,
@@ -130,6 +142,7 @@ def list_batches(
             "status": b.reviewed_status,
             "records": counts[b.id].records if b.id in counts else 0,
             "excluded": counts[b.id].excluded if b.id in counts else 0,
+            "held": counts[b.id].held if b.id in counts else 0,
             "created_at": b.created_at,
             "age_days": (now - b.created_at).days,
             "reviewed_by": b.reviewed_by,
@@ -141,21 +154,27 @@ def list_batches(
     return Page(pd.DataFrame(rows, columns=BATCH_COLUMNS), total or 0, offset, limit)
 
 
-def _flags(accepted: bool | None, manual: bool, applied: datetime | None, error: str | None) -> str:
+def _flags(
+    accepted: bool | None,
+    manual: bool,
+    applied: datetime | None,
+    error: str | None,
+    held: bool = False,
+) -> str:
     """Where a record stands, in the words of the decision that put it there."""
-    flags = []
+    flags: list[str] = ["on legal hold"] if held else []
     if accepted is False:
         # Kept out one by one (with a note) is an exclusion; kept with its whole batch
         # is the batch's rejection.
-        flags.append("excluded" if manual else "rejected")
+        flags.append(RecordState.EXCLUDED if manual else "rejected")
     elif accepted is True:
-        flags.append("accepted")
+        flags.append(BatchStatus.ACCEPTED)
     if manual:
         flags.append("manually reviewed")
     if applied is not None:
-        flags.append("applied")
+        flags.append(RecordState.APPLIED)
     if error:
-        flags.append("failed")
+        flags.append(RecordState.FAILED)
     return ", ".join(flags)
 
 
@@ -184,6 +203,7 @@ def batch_records(session: Session, batch_id: int, *, limit: int = 100, offset: 
         .limit(limit)
         .offset(offset)
     ).all()
+    held = held_profiles(session, [r.compliance_profile_id for r in rows])
     frame = pd.DataFrame(
         [
             {
@@ -197,6 +217,7 @@ def batch_records(session: Session, batch_id: int, *, limit: int = 100, offset: 
                     r.is_manually_reviewed,
                     r.deletion_applied_at,
                     r.deletion_error,
+                    r.compliance_profile_id in held,
                 ),
                 "note": r.review_note,
             }
@@ -224,7 +245,8 @@ def typed_keys(keys: pd.Series) -> pd.Series:
 def batch_impact(session: Session, datamap: DataMap, batch_id: int) -> pd.DataFrame:
     """Per application table, rows accepting the batch would delete, anonymize or keep.
 
-    Excluded records are left out, as accepting would leave them out; nothing is changed.
+    Excluded records and subjects on legal hold are left out, as applying would leave them
+    out; nothing is changed.
     """
     batch = get_batch(session, batch_id)
     bucket = datamap.policy.bucket(batch.bucket)
@@ -234,8 +256,12 @@ def batch_impact(session: Session, datamap: DataMap, batch_id: int) -> pd.DataFr
             .join(DeletionRecord, DeletionRecord.compliance_profile_id == ComplianceProfile.id)
             .where(
                 DeletionRecord.deletion_batch_id == batch_id,
-                DeletionRecord.accepted_for_deletion.is_not(False),
-                DeletionRecord.deletion_applied_at.is_(None),
+                record_not_excluded,
+                record_open,
+                ~exists().where(
+                    LegalHold.compliance_profile_id == ComplianceProfile.id,
+                    active_hold(utcnow()),
+                ),
             )
         )
     )
@@ -274,6 +300,22 @@ def bulk_impact(session: Session, datamap: DataMap, batch_ids: list[int]) -> pd.
         .sum()
     )
     return summed[columns]
+
+
+def accepted_plan(session: Session, batch_id: int) -> tuple[str | None, pd.DataFrame]:
+    """The erasure plan the officer accepted (hash, and one row per table), for the batch page.
+
+    Batches accepted before plans were kept, and rejected ones, have none.
+    """
+    batch = get_batch(session, batch_id)
+    columns = ["table", "action", "columns"]
+    if batch.accepted_plan_hash is None:
+        return None, pd.DataFrame(columns=columns)
+    plan = load_plans(session, [batch.accepted_plan_hash]).get(batch.accepted_plan_hash, [])
+    frame = pd.DataFrame(
+        [{**step, "columns": ", ".join(step["columns"])} for step in plan], columns=columns
+    )
+    return batch.accepted_plan_hash, frame
 
 
 # ---------------------------------------------------------------- audit log
@@ -375,6 +417,7 @@ def dsar_requests(
     for r in found[:limit]:
         due = effective_due_at(r)
         is_open = r.status in dsar.OPEN_STATUSES
+        actions = dsar.next_actions(r)
         rows.append(
             {
                 "reference": r.reference,
@@ -388,8 +431,9 @@ def dsar_requests(
                 "overdue": is_open and due < now,
                 "reviewed_by": r.reviewed_by,
                 "completed_at": r.completed_at,
+                **{name: getattr(actions, name) for name in DSAR_ACTION_COLUMNS},
             }
         )
-    frame = pd.DataFrame(rows, columns=DSAR_COLUMNS)
+    frame = pd.DataFrame(rows, columns=DSAR_COLUMNS + DSAR_ACTION_COLUMNS)
     frame["subject_id"] = typed_keys(frame["subject_id"])
     return frame, len(found) > limit

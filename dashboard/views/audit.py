@@ -18,7 +18,7 @@ check = context.chain_check(url)
 if check.ok:
     st.success(f"Hash chain verified: {check.checked} events, none changed, removed or reordered.")
 else:
-    st.error(f"Hash chain broken at event {check.broken_event_id}: {check.problem}")
+    st.error(widgets.plain(f"Hash chain broken at event {check.broken_event_id}: {check.problem}"))
 
 actors, actions = context.audit_filter_values(url)
 who, what, since, until = st.columns(4)
@@ -32,7 +32,7 @@ try:
         "audit_page", PAGE_SIZE, lambda n, o: context.audit_log(url, *filters, n, o)
     )
 except ComplianceError as exc:
-    st.error(str(exc))
+    st.error(widgets.plain(exc))
     st.stop()
 widgets.table(page.frame, widths={"details": "large"})
 widgets.pager("audit_page", page)

@@ -12,9 +12,11 @@ from compliance.deletion.batches import (
     review_batch,
     review_batches,
 )
+from compliance.deletion.holds import place_hold, plan_place_hold
 from compliance.errors import ComplianceError
-from compliance.reports.review_queue import BATCH_STATUSES
+from compliance.reports.review_queue import BATCH_STATUSES, accepted_plan
 from compliance.roles import COMPLIANCE_OFFICER
+from compliance.store.states import BatchStatus
 from dashboard import context, widgets
 
 PAGE_SIZE = 25
@@ -39,7 +41,7 @@ page = widgets.load_page(
     PAGE_SIZE,
     lambda n, o: context.batches(url, widgets.unless_all(bucket), widgets.unless_all(status), n, o),
 )
-shown = ["batch_id", "bucket", "status", "records", "excluded", "age_days", "reviewed_by"]
+shown = ["batch_id", "bucket", "status", "records", "excluded", "held", "age_days", "reviewed_by"]
 listed = widgets.table(
     page.frame[shown].fillna({"reviewed_by": ""}),
     on_select="rerun",
@@ -81,7 +83,7 @@ if (page.frame["status"] == "pending").any():
                     context.bulk_impact(policy, tuple(bulk_ids)), widths={"legal_basis": "large"}
                 )
             except ComplianceError as exc:
-                st.error(str(exc))
+                st.error(widgets.plain(exc))
             accept_all, reject_all = st.columns(2)
             if accept_all.button(f"Accept {len(bulk_ids)} batch(es)…", key="bulk_accept"):
                 widgets.ask_confirmation("bulk_accept", batch_ids=bulk_ids)
@@ -115,22 +117,32 @@ try:
     with context.session(policy) as s:
         batch = get_batch(s, int(batch_id))
 except ComplianceError as exc:
-    st.error(str(exc))
+    st.error(widgets.plain(exc))
     st.stop()
 
 st.subheader(f"Batch {batch.id} · {batch.bucket}")
 widgets.status_badge(batch.reviewed_status)
-actor = context.actor()
-if batch.reviewed_status != "pending":
+actor = context.identity()
+if batch.reviewed_status != BatchStatus.PENDING:
     when = batch.reviewed_at.strftime("%Y-%m-%d %H:%M UTC") if batch.reviewed_at else "?"
-    reason = f" Reason: {batch.reviewed_reason}" if batch.reviewed_reason else ""
-    st.info(f"{batch.reviewed_status.capitalize()} by {batch.reviewed_by} at {when}.{reason}")
+    decided_text = f"{batch.reviewed_status.capitalize()} by {batch.reviewed_by} at {when}."
+    st.info(widgets.plain(decided_text))
+    if batch.reviewed_reason:
+        widgets.show_text("Reason", batch.reviewed_reason)
+    with context.session(policy) as s:
+        plan_hash, plan = accepted_plan(s, batch.id)
+    if plan_hash:
+        st.markdown(
+            "**Accepted plan** — what `apply-deletions` may do to these subjects, and no more "
+            f"(plan `{plan_hash[:12]}`):"
+        )
+        widgets.table(plan)
 else:
     st.markdown("**Impact preview** — what accepting this batch would do (nothing is changed):")
     try:
         widgets.table(context.batch_impact(policy, batch.id), widths={"legal_basis": "large"})
     except ComplianceError as exc:
-        st.error(str(exc))
+        st.error(widgets.plain(exc))
     accept, reject = st.columns(2)
     if accept.button("Accept batch…", type="primary", key="accept"):
         widgets.ask_confirmation("accept", batch_id=batch.id)
@@ -150,7 +162,7 @@ try:
         policy, batch.bucket, tuple(str(k) for k in records.frame["subject_id"])
     )
 except ComplianceError as exc:
-    st.error(str(exc))
+    st.error(widgets.plain(exc))
 else:
     if proof.columns:
         extra = proof.frame.rename(columns={"subject_id": "_key"})
@@ -180,7 +192,7 @@ def record_label(record_id: int) -> str:
     return f"record {record_id} (subject {subject.iloc[0]})" if len(subject) else str(record_id)
 
 
-if batch.reviewed_status == "pending" and not records.frame.empty:
+if batch.reviewed_status == BatchStatus.PENDING and not records.frame.empty:
     excluded = records.frame.loc[records.frame["flags"].str.startswith("excluded"), "record_id"]
     candidates = records.frame.loc[~records.frame["record_id"].isin(excluded), "record_id"]
     # The form keeps what was chosen when it is refused; after a success a new nonce gives
@@ -194,6 +206,11 @@ if batch.reviewed_status == "pending" and not records.frame.empty:
             key=f"exclude_records_{nonce}",
         )
         note = st.text_input("Note (why these records are kept)", key=f"exclude_note_{nonce}")
+        hold = st.checkbox(
+            "Also place a legal hold on these subjects (kept out of every bucket until lifted; "
+            "the note is the hold's reason)",
+            key=f"exclude_hold_{nonce}",
+        )
         if st.form_submit_button("Exclude selected"):
             if not chosen:
                 st.error("Choose at least one record to exclude.")
@@ -203,10 +220,18 @@ if batch.reviewed_status == "pending" and not records.frame.empty:
 
                 def exclude() -> str:
                     keep = dict.fromkeys((int(r) for r in chosen), note.strip())
+                    subjects = records.frame.set_index("record_id").loc[list(keep), "subject_id"]
                     with context.session(policy) as s:
                         count = exclude_records(s, batch.id, keep, actor=actor)
+                        placed = [
+                            place_hold(
+                                s, plan_place_hold(s, subject_id=str(k), reason=note, by=actor)
+                            ).id
+                            for k in (subjects if hold else [])
+                        ]
                     st.session_state[FORM_NONCE] = nonce + 1
-                    return f"Excluded {count} record(s) from batch {batch.id}."
+                    held = f" Placed legal hold(s) {', '.join(map(str, placed))}." if placed else ""
+                    return f"Excluded {count} record(s) from batch {batch.id}.{held}"
 
                 widgets.run_action(exclude)
 
@@ -241,7 +266,9 @@ if bulk:
     def decide_all(reason: str | None) -> str:
         with context.session(policy) as s:
             plan = plan_bulk_review(s, bulk_decision, batch_ids=targets)
-            result = review_batches(s, plan, reviewer=context.actor(), reason=reason, execute=True)
+            result = review_batches(
+                s, plan, reviewer=actor, reason=reason, execute=True, policy=policy
+            )
         done = ", ".join(f"#{r.batch_id}" for r in result.decided) or "none"
         message = (
             f"{len(result.decided)} batch(es) {bulk_decision}ed ({done}): "
@@ -277,7 +304,7 @@ if pending:
         # Kept open afterwards, also when someone else decided first: the page says who.
         st.session_state[DECIDED_KEY] = target
         with context.session(policy) as s:
-            result = review_batch(s, target, action, reviewer=context.actor(), reason=reason)
+            result = review_batch(s, target, action, reviewer=actor, reason=reason, policy=policy)
         return (
             f"Batch {target} {result.decision}: {result.accepted} to erase, "
             f"{result.excluded} excluded, {result.rejected} rejected."

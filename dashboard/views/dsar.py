@@ -7,6 +7,7 @@ import streamlit as st
 from compliance.dsar import requests as dsar
 from compliance.dsar.deadlines import effective_due_at
 from compliance.errors import ComplianceError
+from compliance.reports.review_queue import DSAR_ACTION_COLUMNS
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT
 from dashboard import context, widgets
 
@@ -38,7 +39,7 @@ with st.form("submit_dsar", clear_on_submit=True):
                     kind=kind,
                     subject_id=subject_id.strip() or None,
                     email=email.strip() or None,
-                    requested_by=person.email,
+                    requested_by=person,
                     identity_check=check,
                 )
             r = made.request
@@ -63,11 +64,16 @@ frame, more = context.dsar_requests(
 overdue = int(frame["overdue"].sum()) if not frame.empty else 0
 if overdue:
     st.error(f"{overdue} request(s) on this page are overdue.")
-widgets.table(frame.assign(overdue=frame["overdue"].map({True: "overdue", False: ""})))
+widgets.table(
+    frame.drop(columns=DSAR_ACTION_COLUMNS).assign(
+        overdue=frame["overdue"].map({True: "overdue", False: ""})
+    )
+)
 if number > 1 or more:
     st.number_input("Page", min_value=1, max_value=number + int(more), step=1, key="dsar_page")
 
-pending = frame.loc[frame["status"] == "pending", "reference"].tolist()
+# Which buttons show comes from the library's read model (next_actions), not from statuses.
+pending = frame.loc[frame["can_review"], "reference"].tolist()
 if officer and pending:
     st.subheader("Review")
     widgets.preset_from_query("dsar_review", "reference", pending)  # links from Slack alerts
@@ -86,52 +92,51 @@ if officer and pending:
         if many_reject.button("Reject these…", key="dsar_bulk_reject", disabled=not several):
             widgets.ask_confirmation("dsar_bulk_reject", references=several)
 
-open_refs = frame.loc[frame["status"].isin(dsar.OPEN_STATUSES), "reference"].tolist()
+open_refs = frame.loc[frame["can_extend"] | frame["can_retry"], "reference"].tolist()
 if officer and open_refs:
     st.subheader("Deadline and retries")
     reference = st.selectbox("Open request", open_refs, key="dsar_open_ref")
     chosen = frame.loc[frame["reference"] == reference].iloc[0]
-    with st.form("extend_dsar", clear_on_submit=True):
-        st.caption(
-            f"Due {chosen['due']:%Y-%m-%d}. GDPR Art. 12(3) allows at most two more months "
-            "for complex or numerous requests, and the data subject must be told why."
-        )
-        months = st.radio(
-            "Extend by", [1, 2], format_func=lambda m: f"{m} month(s)", horizontal=True
-        )
-        reason = st.text_input("Why the extension is needed")
-        if st.form_submit_button("Extend deadline"):
+    if chosen["can_extend"]:
+        with st.form("extend_dsar", clear_on_submit=True):
+            st.caption(
+                f"Due {chosen['due']:%Y-%m-%d}. GDPR Art. 12(3) allows at most two more months "
+                "for complex or numerous requests, and the data subject must be told why."
+            )
+            months = st.radio(
+                "Extend by", [1, 2], format_func=lambda m: f"{m} month(s)", horizontal=True
+            )
+            reason = st.text_input("Why the extension is needed")
+            if st.form_submit_button("Extend deadline"):
 
-            def extend() -> str:
-                with context.session(policy) as s:
-                    r = dsar.extend_dsar(
-                        s, reference, months=months, reason=reason, actor=person.email
-                    )
-                return f"{r.reference} now due {effective_due_at(r):%Y-%m-%d}."
+                def extend() -> str:
+                    with context.session(policy) as s:
+                        r = dsar.extend_dsar(
+                            s, reference, months=months, reason=reason, actor=person
+                        )
+                    return f"{r.reference} now due {effective_due_at(r):%Y-%m-%d}."
 
-            widgets.run_action(extend)
-    if chosen["status"] == "failed" and st.button("Retry the failed request", key="dsar_retry"):
+                widgets.run_action(extend)
+    if chosen["can_retry"] and st.button("Retry the failed request", key="dsar_retry"):
 
         def retry() -> str:
             with context.session(policy) as s:
-                r = dsar.retry_dsar(s, reference, actor=person.email)
+                r = dsar.retry_dsar(s, reference, actor=person)
             return f"{r.reference} is back in the queue ({r.status})."
 
         widgets.run_action(retry)
 
-finished = frame.loc[
-    (frame["status"] == "completed") & (frame["kind"] == "access"), "reference"
-].tolist()
+finished = frame.loc[frame["can_download"], "reference"].tolist()
 if finished:
     st.subheader("Finished exports")
     reference = st.selectbox("Export", finished, key="dsar_export_ref")
     if st.button("Prepare download", key="dsar_prepare"):
         try:
             with context.session(policy) as s:
-                path = dsar.open_export_for_download(s, reference, actor=person.email)
+                path = dsar.open_export_for_download(s, reference, actor=person)
             st.session_state[EXPORT_KEY] = (reference, path.name, path.read_bytes())
         except ComplianceError as exc:
-            st.error(str(exc))
+            st.error(widgets.plain(exc))
     ready = st.session_state.get(EXPORT_KEY)
     if ready and ready[0] == reference:
         st.download_button(
@@ -145,7 +150,14 @@ if asked:
 
     def review(reason: str | None) -> str:
         with context.session(policy) as s:
-            r = dsar.review_dsar(s, target, decision, reviewer=person.email, reason=reason)
+            r = dsar.review_dsar(
+                s,
+                target,
+                decision,
+                reviewer=person,
+                four_eyes=policy.review.four_eyes,
+                reason=reason,
+            )
         return f"{r.reference} {r.status}."
 
     widgets.confirm_dialog(
@@ -169,7 +181,13 @@ if several_asked:
     def review_several(reason: str | None) -> str:
         with context.session(policy) as s:
             result = dsar.review_dsars(
-                s, references, verdict, reviewer=person.email, reason=reason, execute=True
+                s,
+                references,
+                verdict,
+                reviewer=person,
+                four_eyes=policy.review.four_eyes,
+                reason=reason,
+                execute=True,
             )
         message = f"{len(result.decided)} request(s) {verdict}d: {', '.join(result.decided)}."
         for reference, why in result.skipped:

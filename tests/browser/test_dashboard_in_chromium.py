@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,13 +77,18 @@ def server_wait(server: subprocess.Popen[str], seconds: float) -> None:
 
 
 @contextlib.contextmanager
-def running_dashboard(deployment: Deployment) -> Iterator[str]:
-    """`streamlit run dashboard/app.py` on a free loopback port, stopped afterwards."""
+def running_dashboard(
+    deployment: Deployment, *, port: int | None = None, args: Sequence[str] = ()
+) -> Iterator[str]:
+    """`streamlit run dashboard/app.py` on a free loopback port, stopped afterwards.
+
+    ``args`` are extra Streamlit options (``--secrets.files …``); ``port`` a port chosen
+    beforehand, for a redirect URI that must name it."""
     if not CHROMIUM.exists():
         pytest.skip(
             "browser tests need Debian's chromium at /usr/bin/chromium (apt install chromium)"
         )
-    port = free_port()
+    port = port or free_port()
     env = {k: v for k, v in {**os.environ, **deployment.env}.items() if v is not None}
     server = subprocess.Popen(
         [
@@ -100,6 +105,7 @@ def running_dashboard(deployment: Deployment) -> Iterator[str]:
             "true",
             "--browser.gatherUsageStats",
             "false",
+            *args,
         ],
         cwd=ROOT,
         env=env,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -48,9 +49,15 @@ def button(at: AppTest, label: str):  # type: ignore[no-untyped-def]
     return found[0]
 
 
+def shown(markdown: str) -> str:
+    """What a reader sees of a message's markdown source: the escapes that keep typed text
+    plain (dashboard.widgets.plain) are not displayed."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown.replace("\u2060", ""))
+
+
 def texts(at: AppTest, kind: str) -> list[str]:
-    """Every message of one kind on the page: success, error, info, warning, title..."""
-    return [str(e.value) for e in getattr(at, kind)]
+    """Every message of one kind on the page, as read: success, error, info, warning, title..."""
+    return [shown(str(e.value)) for e in getattr(at, kind)]
 
 
 OpenApp = Callable[..., AppTest]

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 from compliance.deletion.batches import get_batch, review_batch
 from compliance.reports.review_queue import pending_batch_ids
 from compliance.store.models import AuditEvent, DeletionRecord
-from tests.conftest import Deployment
+from tests.conftest import Deployment, person
 from tests.dashboard.conftest import APP, OFFICER, OpenApp, button, pending_batch, texts
 
 
@@ -162,7 +162,12 @@ def test_a_decision_made_meanwhile_by_someone_else_is_shown_and_nothing_changes(
 
     # A colleague accepts the batch from the command line while the dialog is open.
     with queue.session() as session:
-        review_batch(session, batch_id, "accept", reviewer="colleague@example.com")
+        review_batch(
+            session,
+            batch_id,
+            "accept",
+            reviewer=person("colleague@example.com", roles=("compliance_officer",)),
+        )
     button(at, "Reject batch").click().run()
 
     errors = texts(at, "error")

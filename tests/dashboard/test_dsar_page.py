@@ -9,7 +9,7 @@ from sqlalchemy import select
 from compliance.dsar.processing import process_dsar_requests
 from compliance.dsar.requests import get_dsar, review_dsar, submit
 from compliance.store.models import AuditEvent
-from tests.conftest import Deployment
+from tests.conftest import Deployment, person
 from tests.dashboard.conftest import OFFICER, SUPPORT, OpenApp, button, texts
 
 
@@ -50,7 +50,7 @@ def _logged(queue: Deployment, subject_id: str = "7") -> str:
     with queue.session() as session:
         made = submit(
             session, queue.policy(), queue.app_engine, kind="access", subject_id=subject_id,
-            requested_by=SUPPORT,
+            requested_by=person(SUPPORT),
         )  # fmt: skip
     return made.request.reference
 
@@ -87,7 +87,7 @@ def test_support_downloads_a_finished_export_and_the_download_is_audited(
 ) -> None:
     reference = _logged(queue)
     with queue.session() as session:
-        review_dsar(session, reference, "approve", reviewer=OFFICER)
+        review_dsar(session, reference, "approve", reviewer=person(OFFICER), four_eyes=True)
         process_dsar_requests(session, queue.datamap(), actor="jobs", execute=True)
         request = get_dsar(session, reference)
         assert request.status == "completed"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from compliance.dsar.requests import submit
 from compliance.reports.dsar_stats import dsar_overview
-from tests.conftest import Deployment
+from tests.conftest import Deployment, person
 from tests.dashboard.conftest import MANAGER, OFFICER, SUPPORT, OpenApp, texts
 
 
@@ -14,7 +14,7 @@ def test_progress_shows_weekly_deletions_and_dsar_figures_with_csv_downloads(
     with queue.session() as session:
         submit(
             session, queue.policy(), queue.app_engine, kind="access", subject_id="3",
-            requested_by=SUPPORT,
+            requested_by=person(SUPPORT),
         )  # fmt: skip
         # The demo queue's requests are still open (one overdue), plus the one just logged.
         overview = dsar_overview(session)

@@ -10,7 +10,7 @@ from compliance.deletion.batches import exclude_records
 from compliance.errors import InvalidInput
 from compliance.reports import review_queue, stats
 from compliance.store.models import utcnow
-from tests.conftest import Deployment
+from tests.conftest import Deployment, person
 from tests.dashboard.conftest import OFFICER, pending_batch
 
 
@@ -46,7 +46,7 @@ def test_the_impact_preview_leaves_out_excluded_records_and_changes_nothing(
     with queue.session() as session:
         full = review_queue.batch_impact(session, queue.datamap(), batch_id).set_index("table")
         first = int(review_queue.batch_records(session, batch_id).frame["record_id"].iloc[0])
-        exclude_records(session, batch_id, {first: "legal hold"}, actor=OFFICER)
+        exclude_records(session, batch_id, {first: "legal hold"}, actor=person(OFFICER))
         fewer = review_queue.batch_impact(session, queue.datamap(), batch_id).set_index("table")
         records = review_queue.batch_records(session, batch_id).frame.set_index("record_id")
     assert full.loc["users", "rows"] == 5 and fewer.loc["users", "rows"] == 4

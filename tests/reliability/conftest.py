@@ -31,7 +31,7 @@ from compliance.store.models import (
     DeletionRecord,
     DsarRequest,
 )
-from tests.conftest import DEMO_POLICY, Deployment
+from tests.conftest import DEMO_POLICY, DPO, Deployment
 
 LONG = os.environ.get("RELIABILITY_LONG") == "1"
 _FIXED = os.environ.get("RELIABILITY_SEED")
@@ -118,7 +118,7 @@ def reviewed_world(d: Deployment, seed: int) -> Deployment:
         rejected = random.Random(seed).choice(batches)
         for batch_id in batches:
             if batch_id == rejected:
-                review_batch(s, batch_id, "reject", reviewer="dpo@example.com", reason="legal hold")
+                review_batch(s, batch_id, "reject", reviewer=DPO, reason="legal hold")
                 continue
             exclude = {}
             if batch_id == batches[0] or (batch_id == batches[1] and rejected == batches[0]):
@@ -128,7 +128,7 @@ def reviewed_world(d: Deployment, seed: int) -> Deployment:
                     )
                 )
                 exclude = {first: "under investigation"}
-            review_batch(s, batch_id, "accept", reviewer="dpo@example.com", exclude=exclude)
+            review_batch(s, batch_id, "accept", reviewer=DPO, exclude=exclude)
     return d
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from compliance.demo.generate import create_demo_app_database
 from compliance.dsar.requests import submit
 from compliance.store.models import AuditEvent, DsarRequest
-from tests.conftest import Backend, Deployment, make_deployment
+from tests.conftest import SUPPORT_STAFF, Backend, Deployment, make_deployment
 from tests.reliability.conftest import LONG, policy
 
 COMMANDS = ["submit-dsar", "review-dsar", "extend-dsar", "retry-dsar", "deliver-dsar"]
@@ -24,7 +24,7 @@ TOKENS = st.one_of(
     st.sampled_from(
         ["--kind", "access", "erasure", "--subject-id", "--email", "--requested-by",
          "--identity-check", "--approve", "--reject", "--reviewer", "--reason", "--months",
-         "--json", "DSAR-2026-000001", "dsar-2026-000001", "DSAR-0000-000000", "DSAR-",
+         "--json", "--by", "DSAR-2026-000001", "dsar-2026-000001", "DSAR-0000-000000", "DSAR-",
          "1", "0", "-1", "3", "99999999999999999999", "support@example.com", "dpo@example.com",
          "x@", "@", "' OR 1=1 --", "user1@example.org", "\x00", "é", ""]
     ),
@@ -41,7 +41,7 @@ def dsar_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deploy
     with d.session() as s:
         submit(
             s, policy(d), d.app_engine, kind="access", subject_id="1",
-            requested_by="support@example.com",
+            requested_by=SUPPORT_STAFF,
         )  # fmt: skip
     yield d
     d.dispose()

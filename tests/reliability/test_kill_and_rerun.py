@@ -27,7 +27,7 @@ from compliance.dsar.processing import CLAIM_LEASE, process_dsar_requests
 from compliance.dsar.requests import review_dsar, submit
 from compliance.policy.strategies import HashStrategy
 from compliance.store.models import AuditEvent, DeletionBatch, DeletionRecord, DsarRequest, utcnow
-from tests.conftest import Deployment
+from tests.conftest import DPO, SUPPORT_STAFF, Deployment
 from tests.reliability.conftest import (
     LONG,
     POLICY,
@@ -194,9 +194,15 @@ def _approved_requests(d: Deployment) -> None:
             for subject in subjects:
                 request = submit(
                     s, policy(d), d.app_engine, kind=kind, subject_id=subject,
-                    requested_by="support@example.com",
+                    requested_by=SUPPORT_STAFF,
                 ).request  # fmt: skip
-                review_dsar(s, request.reference, "approve", reviewer="dpo@example.com")
+                review_dsar(
+                    s,
+                    request.reference,
+                    "approve",
+                    reviewer=DPO,
+                    four_eyes=True,
+                )
 
 
 def prepare_process(d: Deployment, seed: int) -> list[str]:

@@ -1,7 +1,8 @@
 """Two workers at once never do the same work twice.
 
 ``apply-deletions`` takes the job's lock, so a second process started alongside changes
-nothing; the library's ``FOR UPDATE SKIP LOCKED`` claim makes even lock-free callers safe.
+nothing; the library's ``FOR UPDATE SKIP LOCKED`` claim makes even lock-free callers safe,
+and it is what lets one run erase with several workers (``--workers 2``).
 ``process-dsar-requests`` runs without a lock: its workers claim what the others have not.
 """
 
@@ -18,16 +19,19 @@ from compliance.deletion.apply import ApplyResult, apply_deletions
 from compliance.dsar.processing import CLAIM_LEASE, claim_requests
 from compliance.dsar.requests import review_dsar, submit
 from compliance.store.models import AuditEvent, DeletionRecord, DsarRequest, utcnow
-from tests.conftest import Deployment
+from tests.conftest import DPO, SUPPORT_STAFF, Deployment
 from tests.reliability.conftest import (
     SEEDS,
     USERS,
     check_invariants,
     datamap,
     policy,
+    rerun,
     reviewed_world,
+    run_killed,
     snapshot,
 )
+from tests.reliability.test_kill_and_rerun import apply_done
 
 SEED = SEEDS[0]
 
@@ -97,9 +101,9 @@ def approved_access_requests(d: Deployment, count: int) -> list[str]:
         for subject in range(1, count + 1):
             request = submit(
                 s, policy(d), d.app_engine, kind="access", subject_id=str(subject),
-                requested_by="support@example.com",
+                requested_by=SUPPORT_STAFF,
             ).request  # fmt: skip
-            review_dsar(s, request.reference, "approve", reviewer="dpo@example.com")
+            review_dsar(s, request.reference, "approve", reviewer=DPO, four_eyes=True)
             references.append(request.reference)
     return references
 
@@ -132,3 +136,55 @@ def test_a_live_claim_is_not_taken_over_until_its_lease_runs_out(deployment: Dep
         assert len(first) == 1
         assert claim_requests(s, now=now + timedelta(minutes=1)) == []
         assert claim_requests(s, now=now + CLAIM_LEASE + timedelta(seconds=1)) == first
+
+
+def test_one_run_with_two_workers_applies_each_record_once(deployment: Deployment) -> None:
+    postgresql_only(deployment)
+    reviewed_world(deployment, SEED)
+    before = snapshot(deployment)
+
+    out = rerun(
+        deployment,
+        ["--json", "apply-deletions", "--execute", "--chunk-size", "3", "--workers", "2"],
+        SEED,
+    )
+
+    summary = json.loads(out)
+    assert summary["applied"] == accepted_count(deployment) == USERS - 21
+    assert summary["failed"] == 0
+    apply_done(deployment, before, SEED)
+    check_invariants(deployment, before, SEED)
+
+
+@pytest.mark.parametrize("point", ["commit.before:5", "commit.after:8"])
+def test_two_workers_killed_at_a_commit_finish_exactly_once_on_rerun(
+    deployment: Deployment, point: str
+) -> None:
+    postgresql_only(deployment)
+    reviewed_world(deployment, SEED)
+    before = snapshot(deployment)
+    args = ["apply-deletions", "--execute", "--chunk-size", "3", "--workers", "2"]
+    run_killed(deployment, args, point, SEED)
+    check_invariants(deployment, before, SEED, killed=True)
+
+    rerun(deployment, args, SEED)
+
+    apply_done(deployment, before, SEED)
+    check_invariants(deployment, before, SEED)
+
+
+def test_two_workers_on_sqlite_are_refused_with_a_clear_error(deployment: Deployment) -> None:
+    if deployment.backend != "sqlite":
+        pytest.skip("the refusal is SQLite's")
+    reviewed_world(deployment, SEED)
+
+    result = deployment.run("apply-deletions", "--execute", "--workers", "2")
+
+    assert result.exit_code == 2
+    assert "parallel workers need PostgreSQL" in result.output
+    assert accepted_count(deployment) > 0
+    with deployment.session() as s:
+        applied = s.scalar(
+            select(func.count()).where(DeletionRecord.deletion_applied_at.is_not(None))
+        )
+    assert applied == 0

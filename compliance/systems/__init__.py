@@ -1,0 +1,1 @@
+"""Per-system tasks: a deletion record or DSAR request is done only when every system says so."""

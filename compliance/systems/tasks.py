@@ -1,0 +1,782 @@
+"""Tasks: one per system for every deletion record and DSAR request, worked through by the jobs.
+
+A record is applied, and an access request completed, only when each of its tasks is done
+(or skipped, for a system that holds only retained data). SQL tasks are carried out by
+``apply-deletions`` and ``process-dsar-requests`` as before, one engine per system; webhook
+tasks are sent with a signed body and an idempotency key fixed when the task was created,
+and retried with exponential backoff; manual tasks wait for a person to confirm them.
+
+Crash safety: a webhook task is marked ``sent`` (and committed) before the request leaves,
+so a run killed afterwards resends it, after a short lease, with the same key; the
+service's answer is stored under a condition on the task's state, so a late duplicate
+answer changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from compliance import failpoints
+from compliance.audit.chain import record_event
+from compliance.errors import Conflict, InvalidInput, NotFound
+from compliance.logs import log_event
+from compliance.policy.loader import DSAR_ERASURE_BUCKET, Bucket, Policy
+from compliance.policy.systems import System
+from compliance.store.models import DeletionRecord, DsarRequest, ErasureTask, utcnow
+from compliance.store.sql import rows_changed
+from compliance.systems import webhook
+
+PENDING, SENT, DONE, FAILED, SKIPPED = "pending", "sent", "done", "failed", "skipped"
+FINISHED = (DONE, SKIPPED)
+OPEN = (PENDING, SENT, FAILED)
+BACKOFF_BASE = timedelta(seconds=60)
+MAX_BACKOFF = timedelta(hours=6)
+MAX_NOTE = 2000
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def backoff(attempts: int) -> timedelta:
+    """1, 2, 4, 8 … minutes after the 1st, 2nd, 3rd … failed attempt, at most six hours."""
+    return min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+
+
+def new_key() -> str:
+    return uuid.uuid4().hex
+
+
+def _insert(session: Session) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+# ---------------------------------------------------------------- which tasks a thing gets
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    system: str
+    kind: str
+    status: str  # pending, or skipped for a system holding only retained data
+
+
+def record_task_specs(policy: Policy, bucket: Bucket) -> list[TaskSpec]:
+    """The systems an accepted deletion in ``bucket`` reaches, in order: SQL, then the rest."""
+    specs = [
+        TaskSpec(name, policy.systems[name].kind, PENDING) for name in policy.bucket_systems(bucket)
+    ]
+    if bucket.name == DSAR_ERASURE_BUCKET:
+        reached = {s.system for s in specs}
+        specs += [
+            TaskSpec(name, "sql", SKIPPED)
+            for name in policy.retained_only_systems()
+            if name not in reached
+        ]
+    return specs
+
+
+def access_task_specs(policy: Policy) -> list[TaskSpec]:
+    """An access request reads every SQL system with mapped tables and the DSAR systems."""
+    held = {t.system for t in policy.tables.values()}
+    sql = [n for n, s in policy.systems.items() if s.is_sql and n in held]
+    return [TaskSpec(n, "sql", PENDING) for n in sql] + [
+        TaskSpec(n, policy.systems[n].kind, PENDING) for n in policy.dsar_systems
+    ]
+
+
+def ensure_record_tasks(
+    session: Session,
+    policy: Policy,
+    bucket: Bucket,
+    records: Sequence[tuple[int, str]],
+    *,
+    subjects: Mapping[str, Mapping[str, Any]],
+    now: datetime,
+) -> int:
+    """Create the tasks these records lack (set-based, concurrent-safe); return how many."""
+    specs = record_task_specs(policy, bucket)
+    rows = [
+        _task_row(spec, "erasure", now, subjects.get(subject), deletion_record_id=rid)
+        for rid, subject in records
+        for spec in specs
+    ]
+    return _insert_tasks(session, rows, "deletion_record_id")
+
+
+def ensure_request_tasks(
+    session: Session,
+    policy: Policy,
+    request: DsarRequest,
+    *,
+    subject: Mapping[str, Any] | None,
+    now: datetime,
+) -> int:
+    specs = access_task_specs(policy)
+    rows = [
+        _task_row(spec, request.kind, now, subject, dsar_request_id=request.id) for spec in specs
+    ]
+    return _insert_tasks(session, rows, "dsar_request_id")
+
+
+def _task_row(
+    spec: TaskSpec,
+    action: str,
+    now: datetime,
+    subject: Mapping[str, Any] | None,
+    **owner: int,
+) -> dict[str, Any]:
+    needs_subject = spec.kind != "sql" and spec.status == PENDING
+    return {
+        "deletion_record_id": None,
+        "dsar_request_id": None,
+        **owner,
+        "system": spec.system,
+        "system_kind": spec.kind,
+        "action": action,
+        "status": spec.status,
+        "attempts": 0,
+        "idempotency_key": new_key(),
+        # Only what a webhook or a person needs to find the subject, and only until done.
+        "subject": dict(subject) if subject and needs_subject else None,
+        "done_at": now if spec.status == SKIPPED else None,
+        "note": "holds only data kept under a legal obligation" if spec.status == SKIPPED else None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _insert_tasks(session: Session, rows: list[dict[str, Any]], owner: str) -> int:
+    if not rows:
+        return 0
+    table = ErasureTask.__table__
+    result = session.execute(
+        _insert(session)(table)
+        .on_conflict_do_nothing(index_elements=[owner, "system"])
+        .returning(table.c.id),
+        rows,
+    )
+    return len(result.all())
+
+
+# ---------------------------------------------------------------- SQL tasks
+
+
+def sql_work(session: Session, system: str, record_ids: Sequence[int]) -> list[int]:
+    """The records whose task in ``system`` is still to do (or not yet created).
+
+    Only reads, so the erasure itself can run before this session writes anything: on
+    SQLite with one file for both databases a write here would block the erasure.
+    """
+    if not record_ids:
+        return []
+    finished = set(
+        session.scalars(
+            select(ErasureTask.deletion_record_id).where(
+                ErasureTask.deletion_record_id.in_(list(record_ids)),
+                ErasureTask.system == system,
+                ErasureTask.status.in_(FINISHED),
+            )
+        )
+    )
+    return [rid for rid in record_ids if rid not in finished]
+
+
+def finish_sql_tasks(
+    session: Session,
+    system: str,
+    done: Sequence[int],
+    failed: Mapping[int, str],
+    now: datetime,
+) -> None:
+    """Mark the records' SQL tasks done, or failed with their error (the next run retries)."""
+    if done:
+        session.execute(
+            update(ErasureTask)
+            .where(
+                ErasureTask.deletion_record_id.in_(list(done)),
+                ErasureTask.system == system,
+                ErasureTask.status.not_in(FINISHED),
+            )
+            .values(
+                status=DONE,
+                done_at=now,
+                last_error=None,
+                attempts=ErasureTask.attempts + 1,
+                updated_at=now,
+            )
+        )
+    for record_id, message in failed.items():
+        session.execute(
+            update(ErasureTask)
+            .where(ErasureTask.deletion_record_id == record_id, ErasureTask.system == system)
+            .values(
+                status=FAILED,
+                last_error=message[:1000],
+                attempts=ErasureTask.attempts + 1,
+                updated_at=now,
+            )
+        )
+
+
+# ---------------------------------------------------------------- settling owners
+
+
+def settle_records(
+    session: Session, record_ids: Sequence[int], now: datetime
+) -> tuple[list[int], dict[int, str]]:
+    """Apply the records whose every task is finished; note the errors of failed ones.
+
+    Returns the ids applied now and, per record with a failed task, the first error
+    ("system: message"). A record with no tasks at all is never applied here.
+    """
+    if not record_ids:
+        return [], {}
+    ids = list(record_ids)
+    unfinished = exists().where(
+        ErasureTask.deletion_record_id == DeletionRecord.id,
+        ErasureTask.status.not_in(FINISHED),
+    )
+    has_tasks = exists().where(ErasureTask.deletion_record_id == DeletionRecord.id)
+    applied = list(
+        session.scalars(
+            update(DeletionRecord)
+            .where(
+                DeletionRecord.id.in_(ids),
+                DeletionRecord.deletion_applied_at.is_(None),
+                has_tasks,
+                ~unfinished,
+            )
+            .values(deletion_applied_at=now, deletion_error=None, updated_at=now)
+            .returning(DeletionRecord.id)
+        )
+    )
+    failed = session.execute(
+        select(ErasureTask.deletion_record_id, ErasureTask.system, ErasureTask.last_error)
+        .where(ErasureTask.deletion_record_id.in_(ids), ErasureTask.status == FAILED)
+        .order_by(ErasureTask.deletion_record_id, ErasureTask.system)
+    ).all()
+    errors: dict[int, str] = {}
+    for rid, system, message in failed:
+        if rid is not None:
+            errors.setdefault(rid, f"{system}: {message or 'failed'}")
+    for rid, message in errors.items():
+        session.execute(
+            update(DeletionRecord)
+            .where(DeletionRecord.id == rid, DeletionRecord.deletion_applied_at.is_(None))
+            .values(deletion_error=message[:1000], updated_at=now)
+        )
+    return sorted(applied), errors
+
+
+def request_tasks_finished(session: Session, request_id: int, *, kinds: Iterable[str]) -> bool:
+    """Whether the request's tasks of these system kinds are all done (or skipped)."""
+    left = session.scalar(
+        select(func.count())
+        .select_from(ErasureTask)
+        .where(
+            ErasureTask.dsar_request_id == request_id,
+            ErasureTask.system_kind.in_(list(kinds)),
+            ErasureTask.status.not_in(FINISHED),
+        )
+    )
+    return not left
+
+
+# ---------------------------------------------------------------- webhooks
+
+
+@dataclass
+class WebhookRun:
+    sent: int = 0
+    done: int = 0
+    accepted: int = 0
+    retrying: int = 0
+    failed: int = 0
+    errors: list[dict[str, object]] = field(default_factory=list)
+
+
+def _lease(system: System) -> timedelta:
+    """A sent task with no answer after this long is taken for lost and sent again (same key)."""
+    return timedelta(seconds=2 * system.timeout_s + 5)
+
+
+def _due_webhook(now: datetime, systems: Mapping[str, System]) -> Any:
+    """Pending tasks whose time has come, lost sends, and accepted ones due for a poll."""
+    lost = [
+        and_(ErasureTask.system == name, ErasureTask.sent_at <= now - _lease(system))
+        for name, system in systems.items()
+    ]
+    pollable = [n for n, s in systems.items() if s.status_url]
+    return and_(
+        ErasureTask.system_kind == "webhook",
+        ErasureTask.system.in_(list(systems)),
+        or_(
+            and_(
+                ErasureTask.status == PENDING,
+                or_(ErasureTask.next_attempt_at.is_(None), ErasureTask.next_attempt_at <= now),
+            ),
+            and_(ErasureTask.status == SENT, ErasureTask.accepted_at.is_(None), or_(*lost)),
+            and_(
+                ErasureTask.status == SENT,
+                ErasureTask.accepted_at.is_not(None),
+                ErasureTask.system.in_(pollable),
+                ErasureTask.next_attempt_at <= now,
+            ),
+        ),
+    )
+
+
+def _reference(session: Session, task: ErasureTask) -> str:
+    if task.dsar_request_id is not None:
+        return (
+            session.scalar(
+                select(DsarRequest.reference).where(DsarRequest.id == task.dsar_request_id)
+            )
+            or f"request-{task.dsar_request_id}"
+        )
+    from_request = session.scalar(
+        select(DsarRequest.reference).where(
+            DsarRequest.deletion_record_id == task.deletion_record_id
+        )
+    )
+    return from_request or f"DR-{task.deletion_record_id}"
+
+
+def run_webhook_tasks(
+    session: Session,
+    policy: Policy,
+    *,
+    actor: str,
+    now: datetime | None = None,
+    record_ids: Sequence[int] | None = None,
+    request_ids: Sequence[int] | None = None,
+    export_dir: Path | None = None,
+) -> WebhookRun:
+    """Send (or poll) every due webhook task of these records or requests, one at a time.
+
+    Each task is claimed with a conditional UPDATE committed before the request leaves, so
+    two workers never send it at once and a crash leaves evidence that it may have gone.
+    """
+    now = now or utcnow()
+    systems = {n: s for n, s in policy.systems.items() if s.kind == "webhook"}
+    run = WebhookRun()
+    if not systems:
+        return run
+    secrets = {name: webhook.secret_for(system) for name, system in systems.items()}
+    query = select(ErasureTask.id).where(_due_webhook(now, systems)).order_by(ErasureTask.id)
+    if record_ids is not None:
+        query = query.where(ErasureTask.deletion_record_id.in_(list(record_ids)))
+    if request_ids is not None:
+        query = query.where(ErasureTask.dsar_request_id.in_(list(request_ids)))
+    ids = list(session.scalars(query))
+    session.rollback()
+    for task_id in ids:
+        task = session.get(ErasureTask, task_id)
+        assert task is not None
+        system = systems[task.system]
+        polling = task.status == SENT and task.accepted_at is not None
+        claim = (
+            update(ErasureTask)
+            .where(ErasureTask.id == task_id, _due_webhook(now, systems))
+            .values(
+                status=SENT,
+                sent_at=now if not polling else ErasureTask.sent_at,
+                attempts=ErasureTask.attempts + (0 if polling else 1),
+                next_attempt_at=now + _poll_interval(task, now) if polling else None,
+                updated_at=now,
+            )
+        )
+        if rows_changed(session.execute(claim)) != 1:
+            session.rollback()
+            continue  # another worker has it
+        session.commit()
+        session.refresh(task)
+        reference = _reference(session, task)
+        if polling:
+            answer = webhook.poll(
+                system,
+                reference=reference,
+                idempotency_key=task.idempotency_key,
+                secret=secrets[task.system],
+            )
+            if answer.status == "accepted" or not answer.declared:
+                # Still working, or the status URL did not answer: ask again later.
+                task.last_error = None if answer.declared else answer.error
+                session.commit()
+                continue
+        else:
+            payload = {
+                "kind": task.action,
+                "reference": reference,
+                "idempotency_key": task.idempotency_key,
+                "subject": task.subject or {},
+            }
+            log_event("task.sending", task_id=task.id, system=task.system, attempt=task.attempts)
+            failpoints.hit("tasks.before_send")
+            answer = webhook.send(
+                system, payload, idempotency_key=task.idempotency_key, secret=secrets[task.system]
+            )
+            failpoints.hit("tasks.after_send")
+            run.sent += 1
+        _outcome(
+            session, task, system, answer, actor=actor, now=now, export_dir=export_dir, run=run
+        )
+        session.commit()
+    return run
+
+
+def _poll_interval(task: ErasureTask, now: datetime) -> timedelta:
+    """Poll often at first, then less: half the time since acceptance, 1 minute to 6 hours."""
+    since = now - (task.accepted_at or now)
+    return max(timedelta(minutes=1), min(since / 2, MAX_BACKOFF))
+
+
+def _outcome(
+    session: Session,
+    task: ErasureTask,
+    system: System,
+    answer: webhook.Answer,
+    *,
+    actor: str,
+    now: datetime,
+    export_dir: Path | None,
+    run: WebhookRun,
+) -> None:
+    if answer.status == "done":
+        finish_task(
+            session,
+            task,
+            actor=f"system:{task.system}",
+            now=now,
+            data=answer.data,
+            export_dir=export_dir,
+        )
+        run.done += 1
+    elif answer.status == "accepted":
+        task.accepted_at = task.accepted_at or now
+        task.next_attempt_at = now + timedelta(minutes=1) if system.status_url else None
+        task.last_error = None
+        run.accepted += 1
+        record_event(
+            session,
+            actor=actor,
+            action="task.accepted",
+            target_type="erasure_task",
+            target_id=str(task.id),
+            details={"system": task.system},
+        )
+    else:
+        task.last_error = (answer.error or "failed")[:1000]
+        task.accepted_at = None
+        if task.attempts >= system.max_attempts:
+            task.status = FAILED
+            task.next_attempt_at = None
+            run.failed += 1
+            record_event(
+                session,
+                actor=actor,
+                action="task.failed",
+                target_type="erasure_task",
+                target_id=str(task.id),
+                details={
+                    "system": task.system,
+                    "attempts": task.attempts,
+                    "error": task.last_error,
+                },
+            )
+        else:
+            task.status = PENDING
+            task.next_attempt_at = now + backoff(task.attempts)
+            run.retrying += 1
+        if len(run.errors) < 20:
+            run.errors.append({"task_id": task.id, "system": task.system, "error": task.last_error})
+        log_event(
+            "task.attempt_failed",
+            task_id=task.id,
+            system=task.system,
+            attempts=task.attempts,
+            error=task.last_error,
+        )
+    task.updated_at = now
+
+
+def finish_task(
+    session: Session,
+    task: ErasureTask,
+    *,
+    actor: str,
+    now: datetime,
+    data: Any = None,
+    note: str | None = None,
+    export_dir: Path | None = None,
+    upload: tuple[str, bytes] | None = None,
+) -> None:
+    """Mark a task done once (a second answer for a finished task changes nothing)."""
+    if task.status in FINISHED:
+        return
+    if task.action == "access" and (data is not None or upload is not None):
+        if export_dir is None:
+            raise InvalidInput("no export folder to keep the system's data in")
+        task.file_path = str(_keep_file(export_dir, task, data=data, upload=upload))
+    task.status = DONE
+    task.done_at = now
+    task.done_by = actor
+    task.note = note
+    task.subject = None  # what identified the subject is no longer needed
+    task.last_error = None
+    task.next_attempt_at = None
+    task.updated_at = now
+    record_event(
+        session,
+        actor=actor,
+        action="task.done",
+        target_type="erasure_task",
+        target_id=str(task.id),
+        details={
+            "system": task.system,
+            "kind": task.system_kind,
+            "action": task.action,
+            "file": bool(task.file_path),
+        },
+    )
+
+
+def _keep_file(
+    export_dir: Path, task: ErasureTask, *, data: Any, upload: tuple[str, bytes] | None
+) -> Path:
+    """A system's part of an access export, kept (owner-only) until the ZIP is built."""
+    folder = Path(export_dir) / "tasks"
+    folder.mkdir(parents=True, exist_ok=True)
+    if upload is not None:
+        name, content = upload
+        path = folder / f"{task.idempotency_key}-{_SAFE.sub('_', Path(name).name)[:100]}"
+    else:
+        content = json.dumps(data, indent=2, ensure_ascii=False, default=str).encode("utf-8")
+        path = folder / f"{task.idempotency_key}-data.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
+    return path
+
+
+# ---------------------------------------------------------------- callbacks, people, retries
+
+
+def receive_callback(
+    session: Session,
+    policy: Policy,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    now: datetime | None = None,
+    export_dir: Path | None = None,
+) -> ErasureTask:
+    """A webhook service reports a task it accepted earlier: ``{"idempotency_key", "status"}``.
+
+    Signed like every message; an unknown key, a bad or stale signature is refused, and a
+    repeated callback for a finished task changes nothing (replays are harmless).
+    """
+    now = now or utcnow()
+    try:
+        document = json.loads(body.decode("utf-8"))
+        key = document["idempotency_key"]
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        raise InvalidInput("the callback is not JSON with an idempotency_key") from None
+    task = session.scalars(
+        select(ErasureTask).where(ErasureTask.idempotency_key == str(key)).with_for_update()
+    ).first()
+    if task is None or task.system_kind != "webhook":
+        raise NotFound("no webhook task with that idempotency key")
+    system = policy.system(task.system)
+    try:
+        webhook.verify(webhook.secret_for(system), headers, body)
+    except webhook.SignatureError as exc:
+        raise InvalidInput(f"callback refused: {exc}") from None
+    if task.status in FINISHED:
+        session.rollback()
+        return task
+    answer = webhook.parse_answer(body)
+    if answer.status == "done":
+        finish_task(
+            session,
+            task,
+            actor=f"system:{task.system}",
+            now=now,
+            data=answer.data,
+            export_dir=export_dir or policy.export_dir,
+        )
+    elif answer.status == "failed":
+        task.status = FAILED
+        task.last_error = (answer.error or "failed")[:1000]
+        task.updated_at = now
+        record_event(
+            session,
+            actor=f"system:{task.system}",
+            action="task.failed",
+            target_type="erasure_task",
+            target_id=str(task.id),
+            details={"system": task.system, "error": task.last_error},
+        )
+    else:
+        task.accepted_at = task.accepted_at or now
+    _settle_owner(session, task, now)
+    session.commit()
+    return task
+
+
+def _settle_owner(session: Session, task: ErasureTask, now: datetime) -> None:
+    if task.deletion_record_id is not None:
+        applied, _ = settle_records(session, [task.deletion_record_id], now)
+        for rid in applied:
+            record_event(
+                session,
+                actor=f"system:{task.system}",
+                action="deletion_records.applied",
+                target_type="deletion_record",
+                target_id=str(rid),
+                details={"applied": 1, "last_system": task.system},
+            )
+
+
+def get_task(session: Session, task_id: int, *, lock: bool = False) -> ErasureTask:
+    query = select(ErasureTask).where(ErasureTask.id == task_id)
+    if lock:
+        query = query.with_for_update()
+    task = session.scalars(query).first()
+    if task is None:
+        raise NotFound(f"no task {task_id}")
+    return task
+
+
+def confirm_task(
+    session: Session,
+    task_id: int,
+    *,
+    actor: str,
+    note: str,
+    execute: bool,
+    upload: tuple[str, bytes] | None = None,
+    export_dir: Path | None = None,
+    now: datetime | None = None,
+) -> ErasureTask:
+    """A person says a manual task is done, with a note (and, for access, the file)."""
+    note = (note or "").strip()
+    if not note:
+        raise InvalidInput("confirming a manual task needs a note saying what was done")
+    if len(note) > MAX_NOTE:
+        raise InvalidInput(f"the note is longer than {MAX_NOTE} characters")
+    task = get_task(session, task_id, lock=execute)
+    if task.system_kind != "manual":
+        raise Conflict(
+            f"task {task_id} is a {task.system_kind} task; only manual ones are confirmed"
+        )
+    if task.status in FINISHED:
+        raise Conflict(f"task {task_id} is already {task.status} (by {task.done_by or 'nobody'})")
+    if task.action == "access":
+        if upload is None or not upload[1]:
+            raise InvalidInput("an access task needs the file with the system's data")
+        if len(upload[1]) > MAX_UPLOAD_BYTES:
+            raise InvalidInput("the file is larger than 50 MB")
+    if not execute:
+        session.rollback()
+        return task
+    now = now or utcnow()
+    finish_task(
+        session, task, actor=actor, now=now, note=note, upload=upload, export_dir=export_dir
+    )
+    _settle_owner(session, task, now)
+    session.commit()
+    return task
+
+
+def retry_task(session: Session, task_id: int, *, actor: str, execute: bool) -> ErasureTask:
+    """An officer puts a failed task back in the queue: the next run tries it at once."""
+    task = get_task(session, task_id, lock=execute)
+    if task.status != FAILED:
+        raise Conflict(f"task {task_id} is {task.status}; only failed tasks are retried")
+    if not execute:
+        session.rollback()
+        return task
+    previous = task.last_error
+    task.status = PENDING
+    task.attempts = 0
+    task.next_attempt_at = None
+    task.accepted_at = None
+    task.updated_at = utcnow()
+    record_event(
+        session,
+        actor=actor,
+        action="task.retried",
+        target_type="erasure_task",
+        target_id=str(task.id),
+        details={"system": task.system, "previous_error": previous},
+    )
+    session.commit()
+    return task
+
+
+# ---------------------------------------------------------------- reads
+
+
+def tasks_of_record(session: Session, record_id: int) -> list[ErasureTask]:
+    return list(
+        session.scalars(
+            select(ErasureTask)
+            .where(ErasureTask.deletion_record_id == record_id)
+            .order_by(ErasureTask.id)
+        )
+    )
+
+
+def tasks_of_request(session: Session, request: DsarRequest) -> list[ErasureTask]:
+    """An access request's own tasks; an erasure request's are those of its deletion record."""
+    owner = (
+        ErasureTask.deletion_record_id == request.deletion_record_id
+        if request.kind == "erasure"
+        else ErasureTask.dsar_request_id == request.id
+    )
+    if request.kind == "erasure" and request.deletion_record_id is None:
+        return []
+    return list(session.scalars(select(ErasureTask).where(owner).order_by(ErasureTask.id)))
+
+
+def list_tasks(
+    session: Session,
+    *,
+    status: Sequence[str] | None = None,
+    kind: str | None = None,
+    system: str | None = None,
+    limit: int = 100,
+) -> list[ErasureTask]:
+    query = select(ErasureTask)
+    if status:
+        query = query.where(ErasureTask.status.in_(list(status)))
+    if kind:
+        query = query.where(ErasureTask.system_kind == kind)
+    if system:
+        query = query.where(ErasureTask.system == system)
+    return list(session.scalars(query.order_by(ErasureTask.id).limit(limit)))
+
+
+def backlog_by_system(session: Session) -> dict[str, dict[str, int]]:
+    """{system: {status: count}}, for the Progress page's per-system backlog."""
+    out: dict[str, dict[str, int]] = {}
+    for system, status, count in session.execute(
+        select(ErasureTask.system, ErasureTask.status, func.count()).group_by(
+            ErasureTask.system, ErasureTask.status
+        )
+    ):
+        out.setdefault(system, {})[status] = count
+    return out
