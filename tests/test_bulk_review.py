@@ -8,9 +8,14 @@ from sqlalchemy import select
 
 from compliance.deletion.batches import plan_bulk_review, review_batch, review_batches
 from compliance.dsar.requests import get_dsar, review_dsar, review_dsars
+from compliance.roles import Identity, identify
 from compliance.store.models import AuditEvent, DeletionBatch, DeletionRecord
-from tests.conftest import Deployment
+from tests.conftest import Deployment, person
 from tests.dashboard.conftest import OFFICER, queue  # noqa: F401
+
+
+def officer(d: Deployment) -> Identity:
+    return identify(d.policy(), OFFICER)
 
 
 def pending_ids(d: Deployment, bucket: str) -> list[int]:
@@ -64,10 +69,16 @@ def test_a_batch_decided_meanwhile_is_reported_and_skipped(queue: Deployment) ->
     with queue.session() as s:
         plan = plan_bulk_review(s, "reject", bucket="closed_accounts")
     with queue.session() as s:  # a colleague accepts one after the plan was made
-        review_batch(s, batches[1], "accept", reviewer="colleague@example.com", execute=True)
+        review_batch(
+            s,
+            batches[1],
+            "accept",
+            reviewer=person("colleague@example.com", roles=("compliance_officer",)),
+            execute=True,
+        )
     with queue.session() as s:
         result = review_batches(
-            s, plan, reviewer=OFFICER, reason="Rule matched test accounts", execute=True
+            s, plan, reviewer=officer(queue), reason="Rule matched test accounts", execute=True
         )
 
     assert [r.batch_id for r in result.decided] == [b for b in batches if b != batches[1]]
@@ -103,9 +114,18 @@ def test_several_dsar_requests_are_approved_at_once_and_one_decided_meanwhile_is
         pending = [r.reference for r in list_dsar_requests(s, status="pending", limit=50)]
     assert len(pending) >= 2
     with queue.session() as s:
-        review_dsar(s, pending[0], "reject", reviewer="colleague@example.com", reason="dup")
+        review_dsar(
+            s,
+            pending[0],
+            "reject",
+            reviewer=person("colleague@example.com", roles=("compliance_officer",)),
+            four_eyes=False,
+            reason="dup",
+        )
     with queue.session() as s:
-        result = review_dsars(s, pending, "approve", reviewer=OFFICER, execute=True)
+        result = review_dsars(
+            s, pending, "approve", reviewer=officer(queue), four_eyes=False, execute=True
+        )
     assert result.decided == tuple(pending[1:])
     assert [ref for ref, _ in result.skipped] == [pending[0]]
     with queue.session() as s:

@@ -7,6 +7,7 @@ from sqlalchemy import select, update
 from compliance.deletion.batches import review_batch
 from compliance.reports.dsar_stats import dsar_per_month
 from compliance.reports.stats import outcomes_per_week
+from compliance.roles import identify
 from compliance.store.models import DeletionRecord, utcnow
 from tests.conftest import Deployment
 from tests.dashboard.conftest import OFFICER, pending_batch, queue  # noqa: F401
@@ -15,7 +16,8 @@ from tests.dashboard.conftest import OFFICER, pending_batch, queue  # noqa: F401
 def test_each_record_counts_once_in_the_week_of_its_outcome(queue: Deployment) -> None:  # noqa: F811
     rejected = pending_batch(queue, "closed_accounts")
     with queue.session() as s:
-        review_batch(s, rejected, "reject", reviewer=OFFICER, reason="Test accounts")
+        officer = identify(queue.policy(), OFFICER)
+        review_batch(s, rejected, "reject", reviewer=officer, reason="Test accounts")
         # A record whose erasure failed (the application database refused it).
         first = s.scalars(
             select(DeletionRecord.id)

@@ -305,7 +305,12 @@ def test_all_pending_batches_matching_the_filter_are_decided_in_one_confirmation
     at.text_area(key="confirm_reason").input("Test accounts matched the rule")
     # Meanwhile a colleague accepts one of them.
     with queue.session() as session:
-        review_batch(session, ids[0], "accept", reviewer="colleague@example.com")
+        review_batch(
+            session,
+            ids[0],
+            "accept",
+            reviewer=person("colleague@example.com", roles=("compliance_officer",)),
+        )
     button(at, f"Reject {len(ids)} batch(es)").click().run()
 
     (message,) = [t for t in texts(at, "success") if "rejected" in t]
