@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from compliance import logs
 from compliance.dsar.api_keys import ApiKeyInfo, KeyRefused, authenticate
 from compliance.dsar.intake import AlreadyOpen, TooSoon, request_status, submit_from_api
+from compliance.dsar.notices import send_notice
 from compliance.errors import ComplianceError, ConfigError, Conflict, InvalidInput, NotFound
 from compliance.policy.loader import Policy, load_policy
 from compliance.store.engines import make_engine, session_factory
@@ -145,6 +146,10 @@ def create_request(
         user_agent=request.headers.get("user-agent"),
     )
     r = result.request
+    try:  # Art. 12: tell the subject it arrived; a mail failure stays on the request, retryable
+        send_notice(session, dep.policy, r.reference, "acknowledgement", actor=key.identity)
+    except ComplianceError as exc:
+        logs.log_event("api.acknowledgement_skipped", reference=r.reference, reason=str(exc))
     return RequestOut(
         reference=r.reference,
         kind=r.kind,

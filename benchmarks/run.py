@@ -50,6 +50,7 @@ from compliance.demo.generate import metadata as demo_metadata  # noqa: E402
 from compliance.dsar.exports import collect_subject_data  # noqa: E402
 from compliance.policy.datamap import DataMap  # noqa: E402
 from compliance.policy.loader import load_policy  # noqa: E402
+from compliance.policy.strategies import DEMO_HASH_KEY  # noqa: E402
 from compliance.store.engines import make_engine, migrate, session_factory  # noqa: E402
 from compliance.store.models import JobRun  # noqa: E402
 
@@ -460,11 +461,16 @@ def bench_apply(bench: Bench, compliance: Engine, app: Engine) -> None:
 
 
 def _hashed(bench: Bench) -> str:
-    return (
-        "'anon-' || left(encode(sha256(convert_to(email, 'UTF8')), 'hex'), 40)"
-        if bench.dialect == "postgresql"
-        else "pd_anon_hash(email)"
-    )
+    """The ``hash`` strategy by hand: HMAC-SHA256 with the demo key, as the job computes it."""
+    key = DEMO_HASH_KEY
+    if bench.dialect != "postgresql":
+        return f"pd_anon_hash(email, '{key.hex()}')"
+    block = key.ljust(64, b"\0")
+    ipad = bytes(b ^ 0x36 for b in block).hex()
+    opad = bytes(b ^ 0x5C for b in block).hex()
+    inner = f"sha256(decode('{ipad}', 'hex') || convert_to(email, 'UTF8'))"
+    digest = f"left(encode(sha256(decode('{opad}', 'hex') || {inner}), 'hex'), 40)"
+    return f"CASE WHEN email ~ '^anon-[0-9a-f]{{40}}$' THEN email ELSE 'anon-' || {digest} END"
 
 
 # Children first, as foreign keys demand: (table, how to find the subject's rows by id).

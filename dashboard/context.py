@@ -185,6 +185,12 @@ def dsar_requests(
         return review_queue.dsar_requests(s, status=status, kind=kind, limit=limit, offset=offset)
 
 
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def dsar_counters(url: str) -> dsar_stats.DsarCounters:
+    with _with_session(url) as s:
+        return dsar_stats.dsar_counters(s)
+
+
 def record_evidence(current: Policy, bucket: str, keys: tuple[str, ...]) -> evidence.Evidence:
     """Why one page of records is due, read live from the application database (cached briefly)."""
     path, mtime = _policy_version(current)

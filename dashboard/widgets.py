@@ -95,6 +95,16 @@ def status_badge(status: str) -> None:
     st.badge(status, color=status_color(status))  # type: ignore[arg-type]
 
 
+def days_text(days_left: float) -> str:
+    """Days left in words, from ``compliance.dsar.requests.days_left`` (one rule everywhere)."""
+    days_left = int(days_left)  # a table column with closed requests holds floats
+    if days_left < 0:
+        return f"{-days_left} day(s) overdue"
+    if days_left == 0:
+        return "due today"
+    return f"{days_left} day(s) left"
+
+
 # ---------------------------------------------------------------- flash messages
 
 

@@ -30,6 +30,10 @@ def process(limit: int, execute: bool) -> object:
             f"{result.erasure_scheduled} erasures scheduled, {len(result.failed)} failed",
             f"Completed: {', '.join(result.completed) or 'none'}",
         ]
+        lines += [
+            f"  {ref} failed an attempt; next attempt at {when}"
+            for ref, when in sorted(result.retrying.items())
+        ]
         if result.waiting:
             lines.append(f"Waiting for their deletion records: {', '.join(result.waiting)}")
     else:

@@ -83,7 +83,7 @@ def test_a_subject_export_neutralises_csv_cells_and_keeps_data_json_faithful(
     tickets = parse(files["support_tickets.csv"])
     assert tickets and all(t["subject"] == "'" + AT for t in tickets)
 
-    data = json.loads(files["data.json"])
+    data = json.loads(files["data.json"])["tables"]
     assert data["users"][0]["full_name"] == HYPERLINK  # the subject's real data, unchanged
     assert data["users"][0]["phone"] == PLUS
     assert {t["subject"] for t in data["support_tickets"]} == {AT}

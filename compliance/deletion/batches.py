@@ -7,24 +7,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, case, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, case, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event, record_events
 from compliance.deletion.plans import plan_document, store_plan
+from compliance.deletion.records import MAX_CHUNK_SIZE
 from compliance.errors import Conflict, InvalidInput, NotFound
 from compliance.logs import Progress
 from compliance.policy.loader import Policy
 from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.store.engines import analyze
-from compliance.store.models import DeletionBatch, DeletionRecord, utcnow
+from compliance.store.models import DeletionBatch, DeletionRecord, UTCDateTime, utcnow
 from compliance.store.queries import batch_pending, record_in, record_open
 from compliance.store.sql import rows_changed
 from compliance.store.states import BatchStatus, RecordState, can_move
 
 DEFAULT_MAX_BATCH_SIZE = 200
-# Batches created per commit: a killed run loses at most this many, and the rerun makes them.
-BATCHES_PER_COMMIT = 50
+# Records batched per commit: a killed run loses at most this many, and the rerun batches them.
+# Fewer, larger commits cost less; SQLite's IN list caps its group at MAX_CHUNK_SIZE ids.
+RECORDS_PER_COMMIT = 50_000
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ def create_deletion_batches(
     records = 0
     last_id = 0
     records_table = cast(Table, DeletionRecord.__table__)
+    cap = RECORDS_PER_COMMIT if session.get_bind().dialect.name == "postgresql" else MAX_CHUNK_SIZE
+    group = max_batch_size * max(1, cap // max_batch_size)
     while True:
         # Many batches per commit: one SELECT, one INSERT, one UPDATE per batch, one audit INSERT.
         ids = list(
@@ -71,7 +75,7 @@ def create_deletion_batches(
                 select(DeletionRecord.id)
                 .where(*_unbatched(bucket.name), DeletionRecord.id > last_id)
                 .order_by(DeletionRecord.id)
-                .limit(max_batch_size * BATCHES_PER_COMMIT)
+                .limit(group)
             )
         )
         if not ids:
@@ -88,20 +92,7 @@ def create_deletion_batches(
                 ],
             )
         )  # fmt: skip
-        # One UPDATE for the group, by primary key: each id goes to the first slice it fits.
-        session.connection().execute(
-            update(records_table)
-            .where(records_table.c.id.in_(ids), records_table.c.deletion_batch_id.is_(None))
-            .values(
-                deletion_batch_id=case(
-                    *[
-                        (records_table.c.id <= part[-1], batch_id)
-                        for part, batch_id in zip(slices, batch_ids, strict=True)
-                    ]
-                ),
-                updated_at=now,
-            )
-        )
+        _assign(session, records_table, slices, batch_ids, now)
         record_events(
             session,
             actor=actor,
@@ -134,6 +125,51 @@ class ReviewResult:
     excluded: int
     rejected: int
     executed: bool
+
+
+def _assign(
+    session: Session,
+    records_table: Table,
+    slices: list[list[int]],
+    batch_ids: list[int],
+    now: datetime,
+) -> None:
+    """One UPDATE for the group, by primary key, each record to its slice's batch.
+
+    On PostgreSQL the pairs travel as two arrays joined by ``unnest``: one bound value each,
+    however many records, instead of a CASE per batch over an IN list of every id.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        pairs = [(rid, bid) for part, bid in zip(slices, batch_ids, strict=True) for rid in part]
+        session.execute(
+            text(
+                "UPDATE deletion_records AS r "
+                "SET deletion_batch_id = p.batch_id, updated_at = :now "
+                "FROM unnest(CAST(:ids AS bigint[]), CAST(:batches AS bigint[])) "
+                "AS p(id, batch_id) "
+                "WHERE r.id = p.id AND r.deletion_batch_id IS NULL"
+            ),
+            {
+                "ids": [rid for rid, _ in pairs],
+                "batches": [bid for _, bid in pairs],
+                "now": UTCDateTime().process_bind_param(now, None),
+            },
+        )
+        return
+    ids = [rid for part in slices for rid in part]
+    session.connection().execute(
+        update(records_table)
+        .where(records_table.c.id.in_(ids), records_table.c.deletion_batch_id.is_(None))
+        .values(
+            deletion_batch_id=case(
+                *[
+                    (records_table.c.id <= part[-1], batch_id)
+                    for part, batch_id in zip(slices, batch_ids, strict=True)
+                ]
+            ),
+            updated_at=now,
+        )
+    )
 
 
 def get_batch(session: Session, batch_id: int) -> DeletionBatch:

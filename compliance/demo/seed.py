@@ -63,7 +63,8 @@ def _seed_dsar_requests(session: Session, datamap: DataMap) -> int:
     def submit(kind: str, subject: str, days_ago: int) -> str:
         request = submit_dsar(
             session, datamap.policy, datamap.engine, kind=kind, subject_id=subject,
-            requested_by=support, identity_check="Demo: replied from the account's email",
+            requested_by=support, identity_method="email_confirmation",
+            identity_check="Demo: replied from the account's email",
             now=now - timedelta(days=days_ago),
         )  # fmt: skip
         assert request.reference is not None

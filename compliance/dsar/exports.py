@@ -1,10 +1,11 @@
 """Access exports: everything the data map holds about one subject, as a ZIP they can read.
 
-The ZIP holds ``data.json`` (one key per table, rows as objects, ISO dates), one CSV per
-table, ``README.txt`` (what each file holds, what was left out and why, the legal basis
-of data we keep) and ``manifest.json`` (size and SHA-256 of every other file). It is
-written under a temporary name and renamed, so a reader never sees half a file.
-Each table is one indexed query through the data map: no query per row.
+The ZIP holds ``data.json`` (when it was exported, the request it answers, and one key per
+table with rows as objects; dates ISO 8601 with their UTC offset), one CSV per table,
+``README.txt`` (what each file holds, what was left out and why, the legal basis of data we
+keep) and ``manifest.json`` (size and SHA-256 of every other file). It is written under a
+temporary name and renamed, so a reader never sees half a file. Each table is one indexed
+query through the data map: no query per row.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import re
 import uuid
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -31,7 +32,7 @@ from compliance.csv_files import rows_to_csv
 from compliance.deletion.records import ensure_profiles
 from compliance.errors import InvalidInput, NotFound
 from compliance.policy.datamap import DataMap
-from compliance.store.models import utcnow
+from compliance.store.models import DsarRequest, utcnow
 
 # A safety net under the policy's export_exclude: credentials never leave, whatever the map says.
 _CREDENTIAL = re.compile(r"password|passwd|secret|token_hash|api_key|otp_hash|private_key", re.I)
@@ -53,10 +54,17 @@ class SubjectData:
     subject_id: str
     tables: list[TableData]
 
-    def as_json_document(self) -> dict[str, list[dict[str, Any]]]:
-        return {
+    def as_json_document(
+        self, exported_at: datetime, request: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """When it was exported, the request it answers (if any), then one key per table."""
+        document: dict[str, Any] = {"exported_at": plain(exported_at)}
+        if request is not None:
+            document["request"] = dict(request)
+        document["tables"] = {
             t.name: [{k: plain(v) for k, v in row.items()} for row in t.rows] for t in self.tables
         }
+        return document
 
 
 @dataclass(frozen=True)
@@ -68,8 +76,14 @@ class ExportFile:
 
 
 def plain(value: Any) -> Any:
-    """JSON- and CSV-friendly values: ISO dates, exact decimals, base64 bytes."""
-    if isinstance(value, datetime | date | time):
+    """JSON- and CSV-friendly values: ISO dates, exact decimals, base64 bytes.
+
+    Timestamps carry their UTC offset; naive ones are UTC by this tool's convention (the
+    compliance database stores naive UTC, and the application database is read the same way).
+    """
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    if isinstance(value, date | time):
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
@@ -91,13 +105,34 @@ def excluded_columns(datamap: DataMap, name: str) -> dict[str, str]:
     return reasons
 
 
-def collect_subject_data(datamap: DataMap, subject_id: str) -> SubjectData:
+def request_metadata(request: DsarRequest) -> dict[str, Any]:
+    """What the subject may learn about their own request: reference, dates, decision."""
+    due = request.extended_due_at or request.due_at
+    return {
+        "reference": request.reference,
+        "kind": request.kind,
+        "received_at": plain(request.requested_at),
+        "due_at": plain(due),
+        "extended": request.extended_due_at is not None,
+        "extension_reason": request.extension_reason,
+        "decision": "approved" if request.reviewed_at else "approved by policy",
+        "decided_at": plain(request.reviewed_at),
+    }
+
+
+Progress = Callable[[int, int, str], None]  # tables done, tables in all, the table just read
+
+
+def collect_subject_data(
+    datamap: DataMap, subject_id: str, progress: Progress | None = None
+) -> SubjectData:
     """Walk the whole data map (retain tables too: they are the subject's data as well)."""
     engine = datamap.engine
     options = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
     tables = []
+    names = sorted(datamap.policy.tables)
     with engine.connect().execution_options(**options) as conn:
-        for name in sorted(datamap.policy.tables):
+        for done, name in enumerate(names, 1):
             mapped = datamap.mapped(name)
             excluded = excluded_columns(datamap, name)
             columns, rows = datamap.subject_rows(conn, name, [subject_id], exclude=excluded)
@@ -111,6 +146,8 @@ def collect_subject_data(datamap: DataMap, subject_id: str) -> SubjectData:
                     on_erasure=mapped.on_erasure,
                 )
             )
+            if progress is not None:
+                progress(done, len(names), name)
     return SubjectData(str(subject_id), tables)
 
 
@@ -137,14 +174,15 @@ def readme_text(
         title,
         "=" * len(title),
         "",
-        f"Generated at {generated_at.isoformat()} (UTC). Dates and times are ISO 8601, in UTC.",
+        f"Generated at {plain(generated_at)}. Dates and times are ISO 8601 with their UTC offset.",
         "",
         "Files",
         "-----",
     ]
     if with_json:
-        lines.append("data.json      all the data below in one JSON document: one key per table,")
-        lines.append("               each row an object")
+        lines.append("data.json      all the data below in one JSON document: when it was")
+        lines.append("               exported, the request it answers (reference, dates,")
+        lines.append("               decision), and under 'tables' one key per table")
     for table in data.tables:
         lines.append(
             f"{csv_name(table.name):<14} {len(table.rows)} row(s) from '{table.name}' "
@@ -198,7 +236,7 @@ def _zip_files(
     manifest = {
         "reference": reference,
         "subject_id": subject_id,
-        "generated_at": generated_at.isoformat(),
+        "generated_at": plain(generated_at),
         "files": [
             {"name": name, "bytes": len(content), "sha256": hashlib.sha256(content).hexdigest()}
             for name, content in files.items()
@@ -217,11 +255,16 @@ def write_zip(path: Path, files: Mapping[str, bytes]) -> tuple[int, str]:
 
 
 def export_files(
-    data: SubjectData, reference: str | None, generated_at: datetime, *, with_json: bool = True
+    data: SubjectData,
+    reference: str | None,
+    generated_at: datetime,
+    *,
+    with_json: bool = True,
+    request: Mapping[str, Any] | None = None,
 ) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     if with_json:
-        files["data.json"] = json_bytes(data.as_json_document())
+        files["data.json"] = json_bytes(data.as_json_document(generated_at, request))
     for table in data.tables:
         files[csv_name(table.name)] = csv_bytes(table)
     files["README.txt"] = readme_text(data, reference, generated_at, with_json=with_json).encode(
@@ -237,12 +280,15 @@ def build_access_export(
     reference: str,
     directory: Path,
     now: datetime | None = None,
+    request: DsarRequest | None = None,
+    progress: Progress | None = None,
 ) -> ExportFile:
     """The ZIP answering an access request, at ``directory/REFERENCE.zip``."""
     generated_at = now or utcnow()
-    data = collect_subject_data(datamap, subject_id)
+    data = collect_subject_data(datamap, subject_id, progress)
     path = Path(directory) / f"{reference}.zip"
-    size, sha = write_zip(path, export_files(data, reference, generated_at))
+    meta = request_metadata(request) if request is not None else None
+    size, sha = write_zip(path, export_files(data, reference, generated_at, request=meta))
     return ExportFile(path, size, sha, {t.name: len(t.rows) for t in data.tables})
 
 
@@ -269,7 +315,7 @@ def build_user_export(
     try:
         if fmt == "json":
             path = Path(directory) / f"{base}.json"
-            content = json_bytes(data.as_json_document())
+            content = json_bytes(data.as_json_document(generated_at))
             size, sha = _write_atomic(path, lambda handle: handle.write(content))
         else:
             path = Path(directory) / f"{base}.zip"

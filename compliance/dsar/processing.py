@@ -36,6 +36,9 @@ from compliance.store.queries import dsar_claimable, dsar_in, record_open, recor
 from compliance.store.states import DsarKind, DsarStatus, RecordState
 
 CLAIM_LEASE = timedelta(minutes=30)  # far longer than one export or erasure takes
+# A failed attempt waits 5, then 10, then 20 minutes...: a database restart or a full disk
+# gets time to pass before the request shows as failed ([dsar] max_attempts in all).
+BACKOFF_BASE = timedelta(minutes=5)
 
 
 @dataclass
@@ -46,6 +49,7 @@ class ProcessResult:
     completed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     waiting: list[str] = field(default_factory=list)
+    retrying: dict[str, str] = field(default_factory=dict)  # reference -> when, after which error
     would_process: list[str] = field(default_factory=list)
     executed: bool = False
 
@@ -100,6 +104,46 @@ def _fail(session: Session, request: DsarRequest, message: str, actor: str) -> N
     )
 
 
+def backoff(attempt: int, base: timedelta = BACKOFF_BASE) -> timedelta:
+    """How long after its ``attempt``-th failure a request is tried again: base, 2x, 4x..."""
+    return base * (2 ** (attempt - 1))
+
+
+def _attempt_failed(
+    session: Session,
+    request: DsarRequest,
+    message: str,
+    actor: str,
+    *,
+    max_attempts: int,
+    now: datetime,
+) -> datetime | None:
+    """Count the failure; put the request back for later, or fail it after the last attempt."""
+    request.attempts = (request.attempts or 0) + 1
+    if request.attempts >= max_attempts:
+        _fail(session, request, message, actor)
+        return None
+    retry_at = now + backoff(request.attempts)
+    request.status = DsarStatus.APPROVED
+    request.next_attempt_at = retry_at
+    request.last_error = message[:1000]
+    record_event(
+        session,
+        actor=actor,
+        action="dsar.attempt_failed",
+        target_type="dsar_request",
+        target_id=request.reference,
+        details={
+            "kind": request.kind,
+            "attempt": request.attempts,
+            "max_attempts": max_attempts,
+            "next_attempt_at": retry_at.isoformat(),
+            "error": request.last_error,
+        },
+    )
+    return retry_at
+
+
 def _complete(session: Session, request: DsarRequest, actor: str, now: datetime) -> None:
     request.status = DsarStatus.COMPLETED
     request.completed_at = now
@@ -128,6 +172,7 @@ def _process_access(
         reference=request.reference,
         directory=datamap.policy.export_dir,
         now=now,
+        request=request,
     )
     request.export_path = str(export.path)
     request.export_bytes = export.bytes
@@ -271,8 +316,9 @@ def process_dsar_requests(
 ) -> ProcessResult:
     """Claim approved requests and do their work; then complete erasures that were applied.
 
-    One request's failure is stored on it (``last_error``, status failed) and does not stop
-    the others; ``retry_dsar`` puts it back.
+    One request's failure is stored on it and does not stop the others. It is tried again
+    with exponential backoff (``backoff``) until ``[dsar] max_attempts`` attempts failed;
+    only then is it ``failed``, and ``retry_dsar`` puts it back.
     """
     if limit < 1:
         raise InvalidInput(f"--limit must be at least 1, got {limit}")
@@ -311,9 +357,25 @@ def process_dsar_requests(
             except (ComplianceError, SQLAlchemyError, OSError) as exc:
                 session.rollback()
                 message = str(exc) if isinstance(exc, ComplianceError) else one_line(exc)
-                _fail(session, request, message, actor)
+                retry_at = _attempt_failed(
+                    session,
+                    request,
+                    message,
+                    actor,
+                    max_attempts=policy.dsar.max_attempts,
+                    now=now or utcnow(),
+                )
                 session.commit()
-                result.failed[request.reference] = message
-                log_event("dsar.failed", reference=request.reference, error=message)
+                if retry_at is None:
+                    result.failed[request.reference] = message
+                    log_event("dsar.failed", reference=request.reference, error=message)
+                else:
+                    result.retrying[request.reference] = f"{retry_at.isoformat()}: {message}"
+                    log_event(
+                        "dsar.attempt_failed",
+                        reference=request.reference,
+                        attempt=request.attempts,
+                        next_attempt_at=retry_at.isoformat(),
+                    )
     _settle_erasures(session, policy, result, actor, now or utcnow())
     return result

@@ -352,6 +352,8 @@ def retry_dsar(
     previous = request.last_error
     request.status = DsarStatus.APPROVED
     request.deletion_record_id = None
+    request.attempts = 0  # a person looked at it: it gets every attempt again
+    request.next_attempt_at = None
     record_event(
         session,
         actor=by,

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from compliance.dsar.deadlines import days_left
 from compliance.dsar.requests import KINDS, STATUSES
 from compliance.errors import InvalidInput
 from compliance.store.models import DsarRequest, utcnow
@@ -29,8 +30,9 @@ def list_dsar_requests(
     subject_id: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    by_need: bool = False,
 ) -> list[DsarRequest]:
-    """Newest first, for the dashboard's paginated table."""
+    """Newest first; or ``by_need``: open requests first, soonest due (so overdue) on top."""
     query = select(DsarRequest)
     if status is not None:
         if status not in STATUSES:
@@ -42,8 +44,38 @@ def list_dsar_requests(
         query = query.where(DsarRequest.kind == kind)
     if subject_id is not None:
         query = query.where(DsarRequest.subject_id == str(subject_id))
-    query = query.order_by(DsarRequest.requested_at.desc(), DsarRequest.id.desc())
+    if by_need:
+        is_open = dsar_open
+        due = dsar_due_at
+        query = query.order_by(
+            case((is_open, 0), else_=1), case((is_open, due), else_=None), DsarRequest.id.desc()
+        )
+    else:
+        query = query.order_by(DsarRequest.requested_at.desc(), DsarRequest.id.desc())
     return list(session.scalars(query.limit(limit).offset(offset)))
+
+
+@dataclass(frozen=True)
+class DsarCounters:
+    """What needs action, over every request (not one page of them)."""
+
+    open: int
+    overdue: int
+    due_this_week: int  # open, not overdue, due within seven days
+
+
+def dsar_counters(session: Session, *, now: datetime | None = None) -> DsarCounters:
+    now = now or utcnow()
+    due = dsar_due_at
+    is_open = dsar_open
+    row = session.execute(
+        select(
+            func.count().filter(is_open),
+            func.count().filter(is_open, due < now),
+            func.count().filter(is_open, due >= now, due <= now + timedelta(days=7)),
+        )
+    ).one()
+    return DsarCounters(open=row[0], overdue=row[1], due_this_week=row[2])
 
 
 def due_soon_and_overdue(
@@ -108,7 +140,7 @@ def dsar_overview(session: Session, now: datetime | None = None) -> DsarOverview
                 "kind": r.kind,
                 "status": r.status,
                 "due": aware_utc(r.due),
-                "days_overdue": (now - aware_utc(r.due)).days,
+                "days_overdue": -days_left(aware_utc(r.due), now),
             }
             for r in overdue_rows
         ],

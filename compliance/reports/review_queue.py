@@ -18,7 +18,7 @@ from compliance.deletion.batches import get_batch
 from compliance.deletion.holds import active_hold, held_profiles
 from compliance.deletion.plans import load_plans
 from compliance.dsar import requests as dsar
-from compliance.dsar.deadlines import effective_due_at
+from compliance.dsar.deadlines import days_left, effective_due_at
 from compliance.errors import InvalidInput
 from compliance.policy.datamap import DataMap
 from compliance.reports.dsar_stats import list_dsar_requests
@@ -409,9 +409,11 @@ def dsar_requests(
     offset: int = 0,
     now: datetime | None = None,
 ) -> tuple[pd.DataFrame, bool]:
-    """One page of requests, newest first, with days left; and whether another page follows."""
+    """One page of requests, what needs action first, with days left; and whether more follow."""
     _check_paging(limit, offset)
-    found = list_dsar_requests(session, status=status, kind=kind, limit=limit + 1, offset=offset)
+    found = list_dsar_requests(
+        session, status=status, kind=kind, limit=limit + 1, offset=offset, by_need=True
+    )
     now = now or utcnow()
     rows = []
     for r in found[:limit]:
@@ -427,7 +429,7 @@ def dsar_requests(
                 "requested_by": r.requested_by,
                 "requested_at": r.requested_at,
                 "due": due,
-                "days_left": (due - now).days if is_open else None,
+                "days_left": days_left(due, now) if is_open else None,
                 "overdue": is_open and due < now,
                 "reviewed_by": r.reviewed_by,
                 "completed_at": r.completed_at,

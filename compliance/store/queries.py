@@ -108,4 +108,9 @@ def dsar_claimable(now: datetime, lease: timedelta) -> ColumnElement[bool]:
             DsarRequest.processing_started_at <= now - lease,
         ),
     )
-    return or_(dsar_in(DsarStatus.APPROVED), abandoned)
+    # A failed attempt waits for its backoff (compliance.dsar.processing.backoff).
+    due = and_(
+        dsar_in(DsarStatus.APPROVED),
+        or_(DsarRequest.next_attempt_at.is_(None), DsarRequest.next_attempt_at <= now),
+    )
+    return or_(due, abandoned)

@@ -373,3 +373,29 @@ def test_a_job_killed_at_a_random_moment_finishes_on_rerun(
     rerun(deployment, args, seed, expect=scenario.rerun_exits)
     scenario.done(deployment, before, seed)
     check_invariants(deployment, before, seed)
+
+
+@pytest.mark.parametrize("point", ["commit.before:2", "commit.after:2", "commit.after:6"])
+def test_records_killed_between_small_commits_are_each_opened_once(
+    deployment: Deployment, point: str
+) -> None:
+    """Many commits of 7 subjects: on PostgreSQL the keys are staged first (commit 2)."""
+    seed = seeds()[0]
+    args = ["create-deletion-records", "--bucket", "everyone", "--chunk-size", "7", "--execute"]
+    _demo(deployment, seed)
+    before = snapshot(deployment)
+    run_killed(deployment, args, point, seed)
+    check_invariants(deployment, before, seed, killed=True)
+
+    rerun(deployment, args, seed)
+
+    records_done(deployment, before, seed)
+    with deployment.session() as s:
+        audited = sum(
+            e.details["created"]
+            for e in s.scalars(
+                select(AuditEvent).where(AuditEvent.action == "deletion_records.created")
+            )
+        )
+    assert audited == USERS, f"seed {seed}: {audited} records audited as created"
+    check_invariants(deployment, before, seed)
