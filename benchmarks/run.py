@@ -180,6 +180,12 @@ def write_policy(bench: Bench) -> None:
     body = body.replace('"sqlite:///var/compliance.store.engines"', f'"{bench.compliance_url}"')
     body = body.replace('"sqlite:///var/demo_app.db"', f'"{bench.app_url}"')
     (bench.workdir / "compliance.toml").write_text(body + BUCKET)
+    # The demo's second SQL system: an empty billing schema, so the data map checks out.
+    from compliance.demo.billing import metadata as billing_metadata
+
+    billing = make_engine(f"sqlite:///{bench.workdir / 'var' / 'demo_billing.db'}")
+    billing_metadata.create_all(billing)
+    billing.dispose()
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from compliance.roles import COMPLIANCE_OFFICER, MANAGER, SUPPORT
 PAGES = [
     ("views/batches.py", "Deletion batches", ":material/delete_sweep:", {COMPLIANCE_OFFICER}),
     ("views/dsar.py", "DSAR requests", ":material/folder_shared:", {COMPLIANCE_OFFICER, SUPPORT}),
+    ("views/tasks.py", "System tasks", ":material/checklist:", {COMPLIANCE_OFFICER}),
     ("views/holds.py", "Legal holds", ":material/gavel:", {COMPLIANCE_OFFICER}),
     ("views/progress.py", "Progress", ":material/monitoring:", {COMPLIANCE_OFFICER, MANAGER}),
     ("views/audit.py", "Audit log", ":material/receipt_long:", {COMPLIANCE_OFFICER, MANAGER}),

@@ -29,7 +29,15 @@ pytestmark = pytest.mark.browser
 VIEWPORT = {"width": 1400, "height": 900}
 # Per demo role: the pages the README's table lists for it, by their URL path.
 ROLE_PAGES = {
-    OFFICER: ["deletion_batches", "dsar_requests", "legal_holds", "progress", "audit_log", "jobs"],
+    OFFICER: [
+        "deletion_batches",
+        "dsar_requests",
+        "system_tasks",
+        "legal_holds",
+        "progress",
+        "audit_log",
+        "jobs",
+    ],
     SUPPORT: ["dsar_requests"],
     MANAGER: ["progress", "audit_log", "jobs"],
 }
