@@ -118,6 +118,14 @@ BAD_COMMAND_LINES = [
       "support@example.com", "--execute"], "subject id '1e3' is not a whole number"),
     (["apply-deletions", "--bucket", LONG_NAME, "--execute"],
      "--bucket is longer than 64 characters"),
+    (["hold", "add", "--subject-id", HUGE, "--reason", "r", "--by", "dpo@example.com",
+      "--execute"], f"subject id '{HUGE}' is out of range"),
+    (["hold", "add", "--subject-id", "3", "--reason", "r", "--by", "dpo@example.com",
+      "--until", "9999-12-31", "--execute"], "--until must be a date from 1970-01-01"),
+    (["hold", "remove", HUGE, "--reason", "r", "--by", "dpo@example.com", "--execute"],
+     "HOLD_ID must be from 1 to"),
+    (["replay-erasures", "--since", "9999-12-31", "--execute"],
+     "--since must be a date from 1970-01-01 to 2999-12-31"),
     (["purge-compliance-data", "--bucket", "../../etc/passwd", "--execute"],
      "unknown bucket '../../etc/passwd'"),
 ]  # fmt: skip
@@ -356,6 +364,10 @@ TEMPLATES: dict[str, list[tuple[str, str | None]]] = {
     "export-user-data": [("--subject-id", None), ("4", "subject"), ("--format", None),
                          ("csv", None), ("--output", None), ("{out}", "output")],
     "init-db": [("--demo-users", None), ("10", "count")],
+    "hold": [("add", None), ("--subject-id", None), ("4", "subject"), ("--reason", None),
+             ("court order", None), ("--by", None), ("dpo@example.com", None),
+             ("--until", None), ("2027-01-01", "date"), ("--execute", None)],
+    "replay-erasures": [("--since", None), ("2026-01-01", "date"), ("--execute", None)],
 }  # fmt: skip
 
 
