@@ -48,7 +48,7 @@ def app_checksum(d: Deployment) -> str:
 
 def accept(d: Deployment, batch_id: int) -> None:
     result = d.run(
-        "review-batch", str(batch_id), "--accept", "--reviewer", "d@example.com", "--execute"
+        "review-batch", str(batch_id), "--accept", "--reviewer", "dpo@example.com", "--execute"
     )
     assert result.exit_code == 0, result.output
 

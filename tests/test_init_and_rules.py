@@ -107,9 +107,9 @@ def test_progress_figures_follow_a_batch_through_review_and_apply(demo: Deployme
         "create-deletion-batches", "--bucket", "closed_accounts", "--max-batch-size", "10",
         "--execute",
     )  # fmt: skip
-    demo.run("review-batch", "1", "--accept", "--reviewer", "a@example.com", "--exclude", "1",
+    demo.run("review-batch", "1", "--accept", "--reviewer", "dpo@example.com", "--exclude", "1",
              "--execute")  # fmt: skip
-    demo.run("review-batch", "2", "--reject", "--reviewer", "a@example.com", "--reason", "no",
+    demo.run("review-batch", "2", "--reject", "--reviewer", "dpo@example.com", "--reason", "no",
              "--execute")  # fmt: skip
     with demo.session() as s:
         before = batch_progress(s, batch_ids=[1]).iloc[0]
