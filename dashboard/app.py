@@ -37,6 +37,8 @@ DEMO_CHOICE_KEY = "demo_user_choice"
 PAGES = [
     ("pages/batches.py", "Deletion batches", ":material/delete_sweep:", {COMPLIANCE_OFFICER}),
     ("pages/dsar.py", "DSAR requests", ":material/folder_shared:", {COMPLIANCE_OFFICER, SUPPORT}),
+    ("pages/tasks.py", "System tasks", ":material/checklist:", {COMPLIANCE_OFFICER}),
+    ("pages/holds.py", "Legal holds", ":material/gavel:", {COMPLIANCE_OFFICER}),
     ("pages/progress.py", "Progress", ":material/monitoring:", {COMPLIANCE_OFFICER, MANAGER}),
     ("pages/audit.py", "Audit log", ":material/receipt_long:", {COMPLIANCE_OFFICER, MANAGER}),
     ("pages/job_runs.py", "Jobs", ":material/schedule:", {COMPLIANCE_OFFICER, MANAGER}),

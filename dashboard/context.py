@@ -183,3 +183,9 @@ def dsar_requests(
 ) -> tuple[pd.DataFrame, bool]:
     with _with_session(url) as s:
         return review_queue.dsar_requests(s, status=status, kind=kind, limit=limit, offset=offset)
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def dsar_counters(url: str) -> dsar_stats.DsarCounters:
+    with _with_session(url) as s:
+        return dsar_stats.dsar_counters(s)

@@ -15,17 +15,20 @@ from compliance.csv_files import frame_to_csv
 from compliance.errors import ComplianceError
 from compliance.reports.review_queue import Page
 from compliance.roles import Identity
+from compliance.store.states import BatchStatus, DsarStatus
 from dashboard import context
 
-STATUS_COLORS = {
-    "pending": "orange",
-    "accepted": "green",
-    "rejected": "red",
-    "approved": "green",
-    "processing": "blue",
-    "completed": "green",
-    "failed": "red",
+STATUS_COLORS: dict[str, str] = {
+    BatchStatus.PENDING: "orange",
+    BatchStatus.ACCEPTED: "green",
+    BatchStatus.REJECTED: "red",
+    DsarStatus.APPROVED: "green",
+    DsarStatus.PROCESSING: "blue",
+    DsarStatus.COMPLETED: "green",
+    DsarStatus.FAILED: "red",
 }
+# Statuses that wait for a person (a review, or a retry).
+NEEDS_SOMEONE = frozenset({BatchStatus.PENDING, DsarStatus.PENDING, DsarStatus.FAILED})
 ALL = "all"
 _FLASH = "flash"
 _PENDING = "pending_confirmation"
@@ -90,11 +93,21 @@ def status_color(status: str) -> str:
 
 def status_label(status: str) -> str:
     """A status for table cells, where badges cannot go; marked when it needs someone."""
-    return f"● {status}" if status in ("pending", "failed") else status
+    return f"● {status}" if status in NEEDS_SOMEONE else status
 
 
 def status_badge(status: str) -> None:
     st.badge(status, color=status_color(status))  # type: ignore[arg-type]
+
+
+def days_text(days_left: float) -> str:
+    """Days left in words, from ``compliance.dsar.requests.days_left`` (one rule everywhere)."""
+    days_left = int(days_left)  # a table column with closed requests holds floats
+    if days_left < 0:
+        return f"{-days_left} day(s) overdue"
+    if days_left == 0:
+        return "due today"
+    return f"{days_left} day(s) left"
 
 
 # ---------------------------------------------------------------- flash messages

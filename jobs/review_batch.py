@@ -3,6 +3,7 @@ import click
 from compliance.deletion.batches import review_batch
 from compliance.roles import identify
 from jobs.cli import emit, execute_option, job_command, runtime
+from jobs.params import ROW_ID
 
 
 def _parse_exclusions(values: tuple[str, ...]) -> dict[int, str]:
@@ -11,8 +12,8 @@ def _parse_exclusions(values: tuple[str, ...]) -> dict[int, str]:
     for value in values:
         record, _, note = value.partition(":")
         try:
-            excluded[int(record)] = note.strip()
-        except ValueError:
+            excluded[ROW_ID.convert(record, None, None)] = note.strip()
+        except click.UsageError:
             raise click.BadParameter(
                 f"'{value}' is not a record id (use ID or ID:note)", param_hint="--exclude"
             ) from None
@@ -20,7 +21,7 @@ def _parse_exclusions(values: tuple[str, ...]) -> dict[int, str]:
 
 
 @job_command("review-batch")
-@click.argument("batch_id", type=int)
+@click.argument("batch_id", type=ROW_ID)
 @click.option("--accept", "decision", flag_value="accept", help="Accept the batch for deletion.")
 @click.option("--reject", "decision", flag_value="reject", help="Reject it (needs --reason).")
 @click.option("--reviewer", required=True, help="The compliance officer's email.")
@@ -53,14 +54,19 @@ def review(
             reason=reason,
             exclude=_parse_exclusions(exclude),
             execute=execute,
+            policy=rt.policy,
         )
     verb = result.decision.capitalize() if execute else f"Would mark as {result.decision}"
-    emit(
-        result,
-        [
-            f"{verb} batch {batch_id} ({result.bucket}): {result.accepted} records accepted, "
-            f"{result.excluded} excluded, {result.rejected} rejected"
-        ],
-        executed=execute,
-    )
+    lines = [
+        f"{verb} batch {batch_id} ({result.bucket}): {result.accepted} records accepted, "
+        f"{result.excluded} excluded, {result.rejected} rejected"
+    ]
+    if exclude:
+        # An exclusion keeps the record out of this batch only; a hold keeps the subject safe.
+        lines.append(
+            "  An excluded record is kept out of this batch only. To keep its subject out of "
+            "every bucket, place a legal hold: python -m jobs hold add --subject-id ID "
+            "--reason TEXT --by EMAIL --execute"
+        )
+    emit(result, lines, executed=execute)
     return result

@@ -14,9 +14,10 @@ their record stays due (not applied) until then.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -24,12 +25,25 @@ from sqlalchemy.orm import Session
 
 from compliance import failpoints
 from compliance.audit.chain import record_event
+from compliance.deletion.holds import awaiting_access_export, held_profiles
+from compliance.deletion.plans import (
+    PlanDocument,
+    load_plans,
+    plan_document,
+    plan_hash,
+    store_plan,
+    widening,
+)
 from compliance.deletion.records import MAX_CHUNK_SIZE
 from compliance.errors import InvalidInput
 from compliance.logs import Progress, log_event
+from compliance.policy.cascades import Block
 from compliance.policy.datamap import DataMap, TableAction
+from compliance.policy.systems import APP_SYSTEM
 from compliance.store.engines import analyze
-from compliance.store.models import ComplianceProfile, DeletionRecord, utcnow
+from compliance.store.models import ComplianceProfile, DeletionBatch, DeletionRecord, utcnow
+from compliance.store.queries import record_accepted_open, record_due
+from compliance.store.states import RecordState
 from compliance.systems import tasks as system_tasks
 
 # Subjects per chunk: large enough that the bookkeeping per chunk (claim, mark applied,
@@ -53,6 +67,14 @@ class ApplyResult:
     #: Per system, tasks finished in this run (or, in a dry run, tasks that would be worked).
     tasks: dict[str, int] = field(default_factory=dict)
     webhooks: dict[str, int] = field(default_factory=dict)
+    #: Accepted records refused because a legal hold is in force on their subject.
+    held: int = 0
+    #: Records refused because the policy now erases more than their batch's accepted plan.
+    widened: int = 0
+    #: Records left for a later run: their subject has an open access request.
+    awaiting_export: int = 0
+    #: Records a foreign key from kept data blocks: they wait for a policy change or a retry.
+    blocked: int = 0
 
 
 def one_line(exc: BaseException) -> str:
@@ -61,28 +83,9 @@ def one_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:500]
 
 
-def _due(bucket: str, now: datetime) -> tuple[ColumnElement[bool], ...]:
-    return (
-        DeletionRecord.bucket == bucket,
-        DeletionRecord.accepted_for_deletion.is_(True),
-        DeletionRecord.deletion_applied_at.is_(None),
-        DeletionRecord.deletion_scheduled_at <= now,
-    )
-
-
 def count_due(session: Session, bucket: str | None, now: datetime | None = None) -> int:
     now = now or utcnow()
-    query = (
-        select(func.count())
-        .select_from(DeletionRecord)
-        .where(
-            DeletionRecord.accepted_for_deletion.is_(True),
-            DeletionRecord.deletion_applied_at.is_(None),
-            DeletionRecord.deletion_scheduled_at <= now,
-        )
-    )
-    if bucket:
-        query = query.where(DeletionRecord.bucket == bucket)
+    query = select(func.count()).select_from(DeletionRecord).where(record_due(now, bucket))
     return session.scalar(query) or 0
 
 
@@ -115,6 +118,30 @@ def _erase(
     return applied, errors, rows
 
 
+def retry_blocked(session: Session, *, actor: str, execute: bool, bucket: str | None = None) -> int:
+    """Let blocked records be tried again on the next run (an officer's call); return how many."""
+    where: list[ColumnElement[bool]] = [DeletionRecord.blocked_plan_hash.is_not(None)]
+    if bucket is not None:
+        where.append(DeletionRecord.bucket == bucket)
+    ids = list(session.scalars(select(DeletionRecord.id).where(*where)))
+    if not execute or not ids:
+        session.rollback()
+        return len(ids)
+    session.execute(
+        update(DeletionRecord).where(DeletionRecord.id.in_(ids)).values(blocked_plan_hash=None)
+    )
+    record_event(
+        session,
+        actor=actor,
+        action="deletion_records.retry_blocked",
+        target_type="bucket",
+        target_id=bucket,
+        details={"record_ids": ids[:1000], "records": len(ids)},
+    )
+    session.commit()
+    return len(ids)
+
+
 def apply_deletions(
     session: Session,
     datamap: DataMap,
@@ -144,15 +171,16 @@ def apply_deletions(
         names = list(
             session.scalars(
                 select(DeletionRecord.bucket)
-                .where(
-                    DeletionRecord.accepted_for_deletion.is_(True),
-                    DeletionRecord.deletion_applied_at.is_(None),
-                )
+                .where(record_accepted_open())
                 .distinct()
                 .order_by(DeletionRecord.bucket)
             )
         )
         session.rollback()
+    for name in names:
+        if name in policy.buckets or name == "dsar_erasure":
+            # No key for the hash strategy: refused before any record is touched.
+            datamap.require_keys(datamap.erasure_plan(policy.bucket(name).tables))
     if execute:
         analyze(session, DeletionRecord)
     result = ApplyResult(executed=execute)
@@ -198,26 +226,60 @@ class _BucketRun:
         plans = datamap.plans_by_system(bucket_def.tables)
         specs = system_tasks.record_task_specs(policy, bucket_def)
         other = [s for s in specs if s.kind != "sql" and s.status == system_tasks.PENDING]
+        current = plan_document(policy, name)
+        current_hash = plan_hash(current)
+        blocks = datamap.plan_blocks(plans.get(APP_SYSTEM, []))
+        accepted_plans: dict[str, PlanDocument] = {}
         last_id = 0
         while True:
             query = (
-                select(DeletionRecord.id, ComplianceProfile.subject_id)
+                select(
+                    DeletionRecord.id,
+                    ComplianceProfile.subject_id,
+                    DeletionRecord.compliance_profile_id,
+                    DeletionBatch.accepted_plan_hash,
+                    DeletionRecord.blocked_plan_hash,
+                )
                 .join(
                     ComplianceProfile, ComplianceProfile.id == DeletionRecord.compliance_profile_id
                 )
-                .where(*_due(name, self.now), DeletionRecord.id > last_id)
+                .outerjoin(DeletionBatch, DeletionBatch.id == DeletionRecord.deletion_batch_id)
+                .where(record_due(self.now, name), DeletionRecord.id > last_id)
                 .order_by(DeletionRecord.id)
                 .limit(self.chunk_size)
             )
             if self.locking and self.execute:
                 # Two workers never erase the same records: each skips what the other holds.
                 query = query.with_for_update(of=DeletionRecord, skip_locked=True)
-            records = [(r.id, r.subject_id) for r in session.execute(query)]
-            if not records:
+            found = session.execute(query).all()
+            if not found:
                 session.rollback()
                 break
-            last_id = records[-1][0]
+            last_id = found[-1].id
+            accepted_plans.update(
+                load_plans(session, {r.accepted_plan_hash for r in found} - set(accepted_plans))
+            )
+            # Blocked before under this very plan: not tried again until it changes.
+            parked = {r.id for r in found if r.blocked_plan_hash == current_hash}
+            result.blocked += len(parked)
+            screened = [r for r in found if r.id not in parked]
+            refused, held, waiting = _screen(session, screened, current, accepted_plans, self.now)
+            result.held += len(held)
+            result.widened += len(refused) - len(held)
+            result.awaiting_export += len(waiting)
+            records = [
+                (r.id, r.subject_id)
+                for r in screened
+                if r.id not in refused and r.id not in waiting
+            ]
             if not self.execute:
+                would_block = _blocked(datamap, blocks, records, {rid for rid, _ in records})
+                result.failed += len(refused)
+                result.blocked += len(would_block)
+                for rid, message in {**refused, **would_block}.items():
+                    if len(result.errors) < 20:
+                        result.errors.append({"record_id": rid, "error": message})
+                records = [(rid, key) for rid, key in records if rid not in would_block]
                 session.rollback()
                 keys = [s for _, s in records]
                 for system, plan in plans.items():
@@ -227,9 +289,12 @@ class _BucketRun:
                             result.rows[step.table] = result.rows.get(step.table, 0) + n
                 for spec in specs:
                     result.tasks[spec.system] = result.tasks.get(spec.system, 0) + len(records)
-                self._advance(len(records))
+                self._advance(len(found))
                 continue
             record_ids = [rid for rid, _ in records]
+            # Read before erasing: a webhook or a person needs the email the erasure removes.
+            subjects = subject_details(datamap, [s for _, s in records]) if other else {}
+            blocked: dict[int, str] = {}
             rows: dict[str, int] = {}
             outcomes: list[tuple[str, list[int], dict[int, str]]] = []
             for system, plan in plans.items():
@@ -238,22 +303,36 @@ class _BucketRun:
                 if not chunk:
                     continue
                 ok, errors, system_rows = _erase(datamap, plan, chunk)
+                if system == APP_SYSTEM:  # worded as what to change, and parked
+                    stopped = _blocked(datamap, blocks, chunk, errors)
+                    errors.update(stopped)
+                    blocked.update(stopped)
                 failpoints.hit("apply.between_databases")
                 outcomes.append((system, ok, errors))
                 result.tasks[system] = result.tasks.get(system, 0) + len(ok)
                 for table, n in system_rows.items():
                     rows[table] = rows.get(table, 0) + n
             # Writes to the compliance database only after every erasure is committed.
-            subjects = subject_details(datamap, [s for _, s in records]) if other else {}
             system_tasks.ensure_record_tasks(
                 session, policy, bucket_def, records, subjects=subjects, now=self.now
             )
             for system, ok, errors in outcomes:
                 system_tasks.finish_sql_tasks(session, system, ok, errors, self.now)
             applied, task_errors = system_tasks.settle_records(session, record_ids, utcnow())
-            _finish_chunk(session, name, applied, task_errors, rows, actor=self.actor)
+            _mark_plan(session, applied, blocked, refused, current, current_hash, self.now)
+            task_errors.update(refused)
+            _finish_chunk(
+                session,
+                name,
+                applied,
+                task_errors,
+                rows,
+                actor=self.actor,
+                held=held,
+                blocked=blocked,
+            )
             session.commit()
-            if other:
+            if other and record_ids:
                 more, task_errors = _run_other_systems(
                     session, datamap, name, record_ids, self.actor, self.now, result
                 )
@@ -261,7 +340,7 @@ class _BucketRun:
             failed_ids = {rid: m for rid, m in task_errors.items() if rid not in applied}
             result.applied += len(applied)
             result.failed += len(failed_ids)
-            result.waiting += len(records) - len(applied) - len(failed_ids)
+            result.waiting += len(records) - len(applied) - len(set(failed_ids) - set(refused))
             for table, n in rows.items():
                 result.rows[table] = result.rows.get(table, 0) + n
             for rid, message in failed_ids.items():
@@ -270,7 +349,7 @@ class _BucketRun:
                 log_event(
                     "apply_deletions.record_failed", record_id=rid, bucket=name, error=message
                 )
-            self._advance(len(records), applied=result.applied, failed=result.failed)
+            self._advance(len(found), applied=result.applied, failed=result.failed)
 
     def _advance(self, n: int, **extra: object) -> None:
         with self._lock:
@@ -301,6 +380,10 @@ class _BucketRun:
             result.applied += mine.applied
             result.failed += mine.failed
             result.waiting += mine.waiting
+            result.held += mine.held
+            result.widened += mine.widened
+            result.awaiting_export += mine.awaiting_export
+            result.blocked += mine.blocked
             for total, part in (
                 (result.rows, mine.rows),
                 (result.tasks, mine.tasks),
@@ -354,6 +437,105 @@ def _run_other_systems(
     return applied, errors
 
 
+def _blocked(
+    datamap: DataMap,
+    blocks: Sequence[Block],
+    records: Sequence[tuple[int, str]],
+    among: Container[int],
+) -> dict[int, str]:
+    """Records (of those ``among``) a known foreign-key block stops, with the error to store.
+
+    Worded as what to change, not as the database's message: the officer needs to know
+    that kept data holds the row, and which setting releases it.
+    """
+    suspects = [(rid, key) for rid, key in records if rid in among]
+    if not blocks or not suspects:
+        return {}
+    found: dict[int, str] = {}
+    with datamap.engine.connect() as conn:
+        for block in blocks:
+            stopped = datamap.referenced_subjects(
+                conn, block.foreign_key, [key for rid, key in suspects if rid not in found]
+            )
+            for rid, key in suspects:
+                if key in stopped and rid not in found:
+                    found[rid] = f"blocked by {block.advice}; waits for that change or a retry"[
+                        :1000
+                    ]
+    return found
+
+
+def _screen(
+    session: Session,
+    rows: Sequence[Any],
+    current: PlanDocument,
+    accepted_plans: dict[str, PlanDocument],
+    now: datetime,
+) -> tuple[dict[int, str], list[int], set[int]]:
+    """(refused records with their error, those of them on legal hold, records that wait).
+
+    A legal hold wins over any acceptance, however long ago it was given. A record whose
+    batch accepted a narrower plan than the policy's current one is refused: nothing of it
+    is erased until someone re-reviews. A subject with an open access request waits for its
+    export, so the evidence is still there when it is built.
+    """
+    holds = held_profiles(session, [r.compliance_profile_id for r in rows], now=now)
+    refused: dict[int, str] = {}
+    held: list[int] = []
+    for r in rows:
+        if r.compliance_profile_id in holds:
+            refused[r.id] = (
+                f"on legal hold (hold {holds[r.compliance_profile_id]}): not erased; "
+                "it is applied once the hold is lifted"
+            )
+            held.append(r.id)
+        elif r.accepted_plan_hash is not None:
+            accepted = accepted_plans.get(r.accepted_plan_hash)
+            changes = (
+                widening(accepted, current)
+                if accepted is not None
+                else ["the accepted plan is missing"]
+            )
+            if changes:
+                refused[r.id] = (
+                    f"policy changed after acceptance: {'; '.join(changes)}; re-review"
+                )[:1000]
+    exporting = awaiting_access_export(session, [r.subject_id for r in rows if r.id not in refused])
+    waiting = {r.id for r in rows if r.id not in refused and r.subject_id in exporting}
+    return refused, held, waiting
+
+
+def _mark_plan(
+    session: Session,
+    applied: Sequence[int],
+    blocked: Mapping[int, str],
+    refused: Mapping[int, str],
+    current: PlanDocument,
+    current_hash: str,
+    now: datetime,
+) -> None:
+    """Note the plan each record was applied (or blocked) under; store refusals' errors."""
+    if applied:
+        store_plan(session, current)  # kept for replay-erasures, once per plan
+        session.execute(
+            update(DeletionRecord)
+            .where(DeletionRecord.id.in_(list(applied)))
+            .values(applied_plan_hash=current_hash, blocked_plan_hash=None)
+        )
+    if blocked:
+        session.execute(
+            update(DeletionRecord)
+            .where(DeletionRecord.id.in_(list(blocked)))
+            .values(blocked_plan_hash=current_hash)
+        )
+    for rid, message in refused.items():
+        session.execute(
+            update(DeletionRecord)
+            .where(DeletionRecord.id == rid)
+            .values(deletion_error=message, updated_at=now)
+        )
+
+
 def _finish_chunk(
     session: Session,
     bucket: str,
@@ -362,6 +544,8 @@ def _finish_chunk(
     rows: dict[str, int],
     *,
     actor: str,
+    held: Sequence[int] = (),
+    blocked: Mapping[int, str] | None = None,
 ) -> None:
     """The chunk's audit event; ``settle_records`` already marked what is applied."""
     marked = len(applied)
@@ -374,11 +558,13 @@ def _finish_chunk(
         target_type="bucket",
         target_id=bucket,
         details={
-            "applied": marked,
-            "failed": len(errors),
+            RecordState.APPLIED: marked,
+            RecordState.FAILED: len(errors),
             "record_ids": [min(applied), max(applied)] if applied else [],
             "failed_record_ids": sorted(errors),
             "rows": rows,
+            **({"held_record_ids": sorted(held)} if held else {}),
+            **({"blocked_record_ids": sorted(blocked)} if blocked else {}),
         },
     )
 
@@ -386,7 +572,7 @@ def _finish_chunk(
 def _fail_bucket(
     session: Session, bucket: str, now: datetime, message: str, result: ApplyResult
 ) -> None:
-    ids = list(session.scalars(select(DeletionRecord.id).where(*_due(bucket, now))))
+    ids = list(session.scalars(select(DeletionRecord.id).where(record_due(now, bucket))))
     if result.executed and ids:
         session.execute(
             update(DeletionRecord)

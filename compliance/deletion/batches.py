@@ -7,21 +7,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, case, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, case, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event, record_events
+from compliance.deletion.plans import plan_document, store_plan
+from compliance.deletion.records import MAX_CHUNK_SIZE
 from compliance.errors import Conflict, InvalidInput, NotFound
 from compliance.logs import Progress
 from compliance.policy.loader import Policy
 from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.store.engines import analyze
-from compliance.store.models import DeletionBatch, DeletionRecord, utcnow
+from compliance.store.models import DeletionBatch, DeletionRecord, UTCDateTime, utcnow
+from compliance.store.queries import batch_pending, record_in, record_open
 from compliance.store.sql import rows_changed
+from compliance.store.states import BatchStatus, RecordState, can_move
 
 DEFAULT_MAX_BATCH_SIZE = 200
-# Batches created per commit: a killed run loses at most this many, and the rerun makes them.
-BATCHES_PER_COMMIT = 50
+# Records batched per commit: a killed run loses at most this many, and the rerun batches them.
+# Fewer, larger commits cost less; SQLite's IN list caps its group at MAX_CHUNK_SIZE ids.
+RECORDS_PER_COMMIT = 50_000
 
 
 @dataclass(frozen=True)
@@ -34,13 +39,8 @@ class CreateBatchesResult:
     executed: bool
 
 
-def _unbatched(bucket: str):
-    return (
-        DeletionRecord.bucket == bucket,
-        DeletionRecord.deletion_batch_id.is_(None),
-        DeletionRecord.deletion_applied_at.is_(None),
-        DeletionRecord.accepted_for_deletion.is_(None),
-    )
+def _unbatched(bucket: str) -> tuple[ColumnElement[bool], ...]:
+    return (DeletionRecord.bucket == bucket, record_open, record_in(RecordState.UNBATCHED))
 
 
 def create_deletion_batches(
@@ -66,6 +66,8 @@ def create_deletion_batches(
     records = 0
     last_id = 0
     records_table = cast(Table, DeletionRecord.__table__)
+    cap = RECORDS_PER_COMMIT if session.get_bind().dialect.name == "postgresql" else MAX_CHUNK_SIZE
+    group = max_batch_size * max(1, cap // max_batch_size)
     while True:
         # Many batches per commit: one SELECT, one INSERT, one UPDATE per batch, one audit INSERT.
         ids = list(
@@ -73,7 +75,7 @@ def create_deletion_batches(
                 select(DeletionRecord.id)
                 .where(*_unbatched(bucket.name), DeletionRecord.id > last_id)
                 .order_by(DeletionRecord.id)
-                .limit(max_batch_size * BATCHES_PER_COMMIT)
+                .limit(group)
             )
         )
         if not ids:
@@ -84,26 +86,13 @@ def create_deletion_batches(
             session.scalars(
                 insert(DeletionBatch).returning(DeletionBatch.id, sort_by_parameter_order=True),
                 [
-                    {"bucket": bucket.name, "reviewed_status": "pending",
+                    {"bucket": bucket.name, "reviewed_status": BatchStatus.PENDING,
                      "created_at": now, "updated_at": now}
                     for _ in slices
                 ],
             )
         )  # fmt: skip
-        # One UPDATE for the group, by primary key: each id goes to the first slice it fits.
-        session.connection().execute(
-            update(records_table)
-            .where(records_table.c.id.in_(ids), records_table.c.deletion_batch_id.is_(None))
-            .values(
-                deletion_batch_id=case(
-                    *[
-                        (records_table.c.id <= part[-1], batch_id)
-                        for part, batch_id in zip(slices, batch_ids, strict=True)
-                    ]
-                ),
-                updated_at=now,
-            )
-        )
+        _assign(session, records_table, slices, batch_ids, now)
         record_events(
             session,
             actor=actor,
@@ -136,6 +125,51 @@ class ReviewResult:
     excluded: int
     rejected: int
     executed: bool
+
+
+def _assign(
+    session: Session,
+    records_table: Table,
+    slices: list[list[int]],
+    batch_ids: list[int],
+    now: datetime,
+) -> None:
+    """One UPDATE for the group, by primary key, each record to its slice's batch.
+
+    On PostgreSQL the pairs travel as two arrays joined by ``unnest``: one bound value each,
+    however many records, instead of a CASE per batch over an IN list of every id.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        pairs = [(rid, bid) for part, bid in zip(slices, batch_ids, strict=True) for rid in part]
+        session.execute(
+            text(
+                "UPDATE deletion_records AS r "
+                "SET deletion_batch_id = p.batch_id, updated_at = :now "
+                "FROM unnest(CAST(:ids AS bigint[]), CAST(:batches AS bigint[])) "
+                "AS p(id, batch_id) "
+                "WHERE r.id = p.id AND r.deletion_batch_id IS NULL"
+            ),
+            {
+                "ids": [rid for rid, _ in pairs],
+                "batches": [bid for _, bid in pairs],
+                "now": UTCDateTime().process_bind_param(now, None),
+            },
+        )
+        return
+    ids = [rid for part in slices for rid in part]
+    session.connection().execute(
+        update(records_table)
+        .where(records_table.c.id.in_(ids), records_table.c.deletion_batch_id.is_(None))
+        .values(
+            deletion_batch_id=case(
+                *[
+                    (records_table.c.id <= part[-1], batch_id)
+                    for part, batch_id in zip(slices, batch_ids, strict=True)
+                ]
+            ),
+            updated_at=now,
+        )
+    )
 
 
 def get_batch(session: Session, batch_id: int) -> DeletionBatch:
@@ -188,7 +222,7 @@ def exclude_records(
     """Keep single records out of a pending batch's deletion, each with the reviewer's note."""
     by = require(actor, COMPLIANCE_OFFICER, to="exclude records from deletion batches")
     batch = get_batch(session, batch_id)
-    if batch.reviewed_status != "pending":
+    if batch.reviewed_status != BatchStatus.PENDING:
         raise _already_reviewed(batch)
     _check_exclusions(session, batch, exclude)
     _mark_excluded(session, exclude, utcnow())
@@ -214,8 +248,13 @@ def review_batch(
     exclude: Mapping[int, str] | None = None,
     execute: bool = True,
     now: datetime | None = None,
+    policy: Policy | None = None,
 ) -> ReviewResult:
-    """Accept or reject a pending batch. The decision is final: a second review is refused."""
+    """Accept or reject a pending batch. The decision is final: a second review is refused.
+
+    Given the ``policy``, an acceptance also stores the bucket's erasure plan as it stands
+    (the one the impact preview showed), so apply-deletions never erases more than that.
+    """
     if decision not in ("accept", "reject"):
         raise InvalidInput(f"decision must be accept or reject, got '{decision}'")
     by = require(reviewer, COMPLIANCE_OFFICER, to="review deletion batches")
@@ -226,7 +265,8 @@ def review_batch(
     if decision == "reject" and exclude:
         raise InvalidInput("--exclude only applies when accepting; a rejection keeps every record")
     batch = get_batch(session, batch_id)
-    if batch.reviewed_status != "pending":
+    status = BatchStatus.ACCEPTED if decision == "accept" else BatchStatus.REJECTED
+    if not can_move(BatchStatus(batch.reviewed_status), status):
         raise _already_reviewed(batch)
     _check_exclusions(session, batch, exclude)
     counts = dict(
@@ -238,7 +278,6 @@ def review_batch(
     )
     total = sum(counts.values())
     already_excluded = counts.get(False, 0)
-    status = "accepted" if decision == "accept" else "rejected"
     if decision == "accept":
         excluded = len(set(exclude)) + already_excluded
         accepted, rejected = total - excluded, 0
@@ -247,7 +286,7 @@ def review_batch(
             overlap = session.scalar(
                 select(func.count()).where(
                     DeletionRecord.id.in_(list(exclude)),
-                    DeletionRecord.accepted_for_deletion.is_(False),
+                    record_in(RecordState.EXCLUDED),
                 )
             )
             excluded -= overlap or 0
@@ -260,16 +299,20 @@ def review_batch(
         return result
 
     now = now or utcnow()
+    accepted_plan = None
+    if decision == "accept" and policy is not None:
+        accepted_plan = store_plan(session, plan_document(policy, batch.bucket))
     # Compare-and-set: if someone decided since we read the batch, nothing changes.
     claimed = rows_changed(
         session.execute(
             update(DeletionBatch)
-            .where(DeletionBatch.id == batch_id, DeletionBatch.reviewed_status == "pending")
+            .where(DeletionBatch.id == batch_id, batch_pending)
             .values(
                 reviewed_status=status,
                 reviewed_by=by,
                 reviewed_at=now,
                 reviewed_reason=reason,
+                accepted_plan_hash=accepted_plan,
                 updated_at=now,
             )
         )
@@ -282,9 +325,9 @@ def review_batch(
         update(DeletionRecord)
         .where(
             DeletionRecord.deletion_batch_id == batch_id,
-            DeletionRecord.accepted_for_deletion.is_(None),
+            record_in(RecordState.AWAITING_REVIEW),
         )
-        .values(accepted_for_deletion=decision == "accept", updated_at=now)
+        .values(accepted_for_deletion=status == BatchStatus.ACCEPTED, updated_at=now)
     )
     record_event(
         session,
@@ -294,11 +337,12 @@ def review_batch(
         target_id=batch_id,
         details={
             "bucket": batch.bucket,
-            "accepted": accepted,
-            "excluded": excluded,
-            "rejected": rejected,
+            BatchStatus.ACCEPTED: accepted,
+            RecordState.EXCLUDED: excluded,
+            BatchStatus.REJECTED: rejected,
             "excluded_record_ids": sorted(exclude),
             "reason": reason,
+            **({"plan_hash": accepted_plan} if accepted_plan else {}),
         },
     )
     session.commit()

@@ -3,6 +3,10 @@
 Applied records and records a reviewer decided to keep are removed after the bucket's
 ``purge_after_days``; then batches left empty, then profiles with no record at all. The
 audit trail keeps the evidence (counts, ids, reviewers); the bookkeeping does not have to.
+Before anything goes, it is folded into the permanent decision ledger and the weekly
+aggregates (compliance.deletion.ledger) in the same transaction, so rejections stay
+remembered, erasures can be replayed, and Progress figures never shrink. Profiles that the
+ledger or a legal hold names are kept.
 """
 
 from __future__ import annotations
@@ -14,9 +18,19 @@ from sqlalchemy import and_, case, delete, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
+from compliance.deletion.ledger import fold_batches, fold_records
 from compliance.policy.loader import Policy
-from compliance.store.models import ComplianceProfile, DeletionBatch, DeletionRecord, utcnow
+from compliance.store.models import (
+    ComplianceProfile,
+    DecisionLedger,
+    DeletionBatch,
+    DeletionRecord,
+    LegalHold,
+    utcnow,
+)
+from compliance.store.queries import batch_decided, record_in, record_open
 from compliance.store.sql import rows_changed
+from compliance.store.states import RecordState
 
 _CHUNK = 10_000
 
@@ -33,18 +47,14 @@ class PurgeResult:
 def _records_done(bucket: str, cutoff: datetime):
     reviewed_before = exists().where(
         DeletionBatch.id == DeletionRecord.deletion_batch_id,
-        DeletionBatch.reviewed_status != "pending",
+        batch_decided,
         DeletionBatch.reviewed_at <= cutoff,
     )
     return and_(
         DeletionRecord.bucket == bucket,
         or_(
             DeletionRecord.deletion_applied_at <= cutoff,
-            and_(
-                DeletionRecord.deletion_applied_at.is_(None),
-                DeletionRecord.accepted_for_deletion.is_(False),
-                reviewed_before,
-            ),
+            and_(record_open, record_in(RecordState.EXCLUDED), reviewed_before),
         ),
     )
 
@@ -52,12 +62,16 @@ def _records_done(bucket: str, cutoff: datetime):
 def _empty_batches(bucket: str):
     return and_(
         DeletionBatch.bucket == bucket,
-        DeletionBatch.reviewed_status != "pending",
+        batch_decided,
         ~exists().where(DeletionRecord.deletion_batch_id == DeletionBatch.id),
     )
 
 
-_orphan_profiles = ~exists().where(DeletionRecord.compliance_profile_id == ComplianceProfile.id)
+_orphan_profiles = and_(
+    ~exists().where(DeletionRecord.compliance_profile_id == ComplianceProfile.id),
+    ~exists().where(DecisionLedger.compliance_profile_id == ComplianceProfile.id),
+    ~exists().where(LegalHold.compliance_profile_id == ComplianceProfile.id),
+)
 
 
 def purge_compliance_data(
@@ -85,25 +99,14 @@ def purge_compliance_data(
             session.scalar(
                 select(func.count()).where(
                     DeletionBatch.bucket == bucket.name,
-                    DeletionBatch.reviewed_status != "pending",
+                    batch_decided,
                     or_(DeletionBatch.id.in_(emptied_batches), _empty_batches(bucket.name)),
                 )
             )
             or 0
         )
-        emptied_profiles = (
-            select(DeletionRecord.compliance_profile_id)
-            .group_by(DeletionRecord.compliance_profile_id)
-            .having(kept == 0)
-        )
-        profiles = (
-            session.scalar(
-                select(func.count()).where(
-                    or_(ComplianceProfile.id.in_(emptied_profiles), _orphan_profiles)
-                )
-            )
-            or 0
-        )
+        # A profile whose records go is kept anyway: the ledger names it from now on.
+        profiles = session.scalar(select(func.count()).where(_orphan_profiles)) or 0
         session.rollback()
         return PurgeResult(bucket.name, records, batches, profiles, False)
 
@@ -116,14 +119,17 @@ def purge_compliance_data(
         )
         if not ids:
             break
+        fold_records(session, ids, now=utcnow())
         removed = rows_changed(
             session.execute(delete(DeletionRecord).where(DeletionRecord.id.in_(ids)))
         )
         _audit(session, actor, bucket.name, records=removed)
         session.commit()
         records += removed
+    empty = list(session.scalars(select(DeletionBatch.id).where(_empty_batches(bucket.name))))
+    fold_batches(session, empty)
     batches = rows_changed(
-        session.execute(delete(DeletionBatch).where(_empty_batches(bucket.name)))
+        session.execute(delete(DeletionBatch).where(DeletionBatch.id.in_(empty)))
     )
     profiles = rows_changed(session.execute(delete(ComplianceProfile).where(_orphan_profiles)))
     _audit(session, actor, bucket.name, batches=batches, profiles=profiles)

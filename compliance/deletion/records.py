@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -9,10 +11,16 @@ from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    ColumnElement,
+    Engine,
+    column,
+    delete,
     exists,
+    false,
     func,
     literal,
     select,
+    table,
     text,
     true,
 )
@@ -21,12 +29,22 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
+from compliance.deletion.holds import active_hold, held_subjects
+from compliance.deletion.ledger import cooling_off, cooling_off_condition
 from compliance.deletion.rules import due_query, iter_due_subjects
 from compliance.errors import InvalidInput
 from compliance.logs import Progress, log_event
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Bucket
-from compliance.store.models import ComplianceProfile, DeletionRecord, UTCDateTime, utcnow
+from compliance.store.models import (
+    ComplianceProfile,
+    DecisionLedger,
+    DeletionRecord,
+    LegalHold,
+    UTCDateTime,
+    utcnow,
+)
+from compliance.store.queries import record_open
 from compliance.store.sql import rows_changed
 
 # The columns an INSERT ... SELECT of new deletion records fills, in its SELECT's order.
@@ -41,6 +59,10 @@ RECORD_COLUMNS = [
 ]
 # Keeps every IN list under SQLite's limit of 32,766 bound values per statement.
 MAX_CHUNK_SIZE = 10_000
+# PostgreSQL stages the due keys in a temporary table and opens records from it, so a commit
+# may cover many more subjects: fewer, larger commits, each still kept if the run is killed.
+STAGED_CHUNK_SIZE = 50_000
+MAX_STAGED_CHUNK_SIZE = 500_000
 
 
 @dataclass(frozen=True)
@@ -52,6 +74,11 @@ class CreateRecordsResult:
     profiles_created: int
     elapsed_s: float
     executed: bool
+    #: Due subjects left out because a legal hold is in force on them.
+    held: int = 0
+    #: Due subjects left out because their record in this bucket was rejected recently.
+    cooling_off: int = 0
+    cooloff_days: int = 0
 
 
 def _insert_for(session: Session) -> Any:
@@ -93,7 +120,7 @@ def _open_record(bucket: str) -> Any:
     return exists().where(
         DeletionRecord.compliance_profile_id == ComplianceProfile.id,
         DeletionRecord.bucket == bucket,
-        DeletionRecord.deletion_applied_at.is_(None),
+        record_open,
     )
 
 
@@ -165,7 +192,7 @@ WITH fresh AS (
 ), opened AS (
     INSERT INTO deletion_records (compliance_profile_id, bucket, deletion_scheduled_at,
         accepted_for_deletion, is_manually_reviewed, created_at, updated_at)
-    SELECT id, :bucket, :scheduled_at, :accepted, false, :now, :now
+    SELECT id, :bucket, :scheduled_at, :accepted_for_deletion, false, :now, :now
     FROM (SELECT id FROM fresh UNION ALL SELECT id FROM existing) AS profiles
     ON CONFLICT (compliance_profile_id, bucket) WHERE deletion_applied_at IS NULL DO NOTHING
     RETURNING compliance_profile_id
@@ -192,7 +219,7 @@ def _add_records_in_one_statement(
         {
             "keys": subject_ids,
             "bucket": bucket,
-            "accepted": accepted,
+            "accepted_for_deletion": accepted,
             "scheduled_at": naive(scheduled_at, None),
             "now": naive(now, None),
         },
@@ -228,7 +255,7 @@ def _add_records_in_two_statements(
         )
         .on_conflict_do_nothing(
             index_elements=["compliance_profile_id", "bucket"],
-            index_where=DeletionRecord.deletion_applied_at.is_(None),
+            index_where=record_open,
         )
         .returning(DeletionRecord.__table__.c.compliance_profile_id)
     ).all()
@@ -242,15 +269,21 @@ def create_deletion_records(
     *,
     actor: str,
     execute: bool,
-    chunk_size: int = 5000,
+    chunk_size: int | None = None,
     now: datetime | None = None,
 ) -> CreateRecordsResult:
     """Find the bucket's due subjects and open one record each; chunk by chunk, each committed.
 
     A run killed halfway keeps the chunks it committed; the rerun skips them as already open.
+    ``chunk_size`` is subjects per commit: by default 50,000 when the compliance database is
+    PostgreSQL (keys staged in a temporary table), else 5,000.
     """
-    if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
-        raise InvalidInput(f"--chunk-size must be from 1 to {MAX_CHUNK_SIZE}, got {chunk_size}")
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    limit = MAX_STAGED_CHUNK_SIZE if postgresql else MAX_CHUNK_SIZE
+    if chunk_size is None:
+        chunk_size = STAGED_CHUNK_SIZE if postgresql else 5000
+    if not 1 <= chunk_size <= limit:
+        raise InvalidInput(f"--chunk-size must be from 1 to {limit}, got {chunk_size}")
     bucket = datamap.policy.bucket(bucket_name)
     if not bucket.rules:
         raise InvalidInput(
@@ -263,10 +296,26 @@ def create_deletion_records(
         return _create_in_database(
             session, datamap, bucket, actor=actor, scheduled_at=scheduled_at, now=now
         )
+    if execute and postgresql:
+        return _create_from_staged_keys(
+            session, datamap, bucket, actor=actor, scheduled_at=scheduled_at, now=now,
+            chunk_size=chunk_size,
+        )  # fmt: skip
     progress = Progress("deletion_records.progress", bucket=bucket.name)
-    due = created = skipped = profiles = 0
-    for chunk in iter_due_subjects(datamap, bucket, now, chunk=chunk_size):
-        due += len(chunk)
+    due = created = skipped = profiles = held = cooled = 0
+    for found in iter_due_subjects(datamap, bucket, now, chunk=chunk_size):
+        due += len(found)
+        # A legal hold wins over every rule; a recent rejection is not proposed again.
+        on_hold = held_subjects(session, found, now=now)
+        rest = [s for s in found if s not in on_hold]
+        recent = cooling_off(session, bucket.name, bucket.rejection_cooloff_days, rest, now=now)
+        chunk = [s for s in rest if s not in recent]
+        held += len(on_hold)
+        cooled += len(recent)
+        if not chunk:
+            session.rollback()
+            progress.advance(len(found), created=created, skipped=skipped)
+            continue
         if execute:
             c, s, p = add_records(
                 session, bucket.name, chunk, actor=actor, scheduled_at=scheduled_at, now=now
@@ -279,7 +328,9 @@ def create_deletion_records(
         created += c
         skipped += s
         profiles += p
-        progress.advance(len(chunk), created=created, skipped=skipped)
+        progress.advance(len(found), created=created, skipped=skipped)
+    if held or cooled:
+        log_event("deletion_records.held_back", bucket=bucket.name, held=held, cooling_off=cooled)
     return CreateRecordsResult(
         bucket=bucket.name,
         due=due,
@@ -288,7 +339,153 @@ def create_deletion_records(
         profiles_created=profiles,
         elapsed_s=round(progress.elapsed, 3),
         executed=execute,
+        held=held,
+        cooling_off=cooled,
+        cooloff_days=bucket.rejection_cooloff_days,
     )
+
+
+# The same work as _ADD_RECORDS_SQL, for the staged keys numbered ``lo < n <= hi``.
+_ADD_STAGED_RECORDS_SQL = text("""
+WITH staged AS (
+    SELECT key FROM pd_due_keys WHERE n > :lo AND n <= :hi
+), fresh AS (
+    INSERT INTO compliance_profiles (subject_id, created_at, updated_at)
+    SELECT key, :now, :now FROM staged
+    ON CONFLICT (subject_id) DO NOTHING
+    RETURNING id
+), existing AS (
+    SELECT p.id FROM compliance_profiles AS p JOIN staged ON p.subject_id = staged.key
+), opened AS (
+    INSERT INTO deletion_records (compliance_profile_id, bucket, deletion_scheduled_at,
+        accepted_for_deletion, is_manually_reviewed, created_at, updated_at)
+    SELECT id, :bucket, :scheduled_at, :accepted, false, :now, :now
+    FROM (SELECT id FROM fresh UNION ALL SELECT id FROM existing) AS profiles
+    ON CONFLICT (compliance_profile_id, bucket) WHERE deletion_applied_at IS NULL DO NOTHING
+    RETURNING compliance_profile_id
+)
+SELECT (SELECT count(*) FROM staged), (SELECT count(*) FROM fresh), count(*),
+       min(compliance_profile_id), max(compliance_profile_id)
+FROM opened
+""")
+
+
+def _copy_line(key: str) -> str:
+    """One key in COPY's text format (backslash, tab and line ends escaped)."""
+    escaped = key.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+    return escaped.replace("\r", "\\r") + "\n"
+
+
+def _create_from_staged_keys(
+    session: Session,
+    datamap: DataMap,
+    bucket: Bucket,
+    *,
+    actor: str,
+    scheduled_at: datetime,
+    now: datetime,
+    chunk_size: int,
+) -> CreateRecordsResult:
+    """PostgreSQL: COPY the due keys into a temporary table, then open records from it.
+
+    The keys cross from the application database once, as a COPY stream (no key becomes a
+    bound value), and each commit opens up to ``chunk_size`` subjects' records by a join on
+    the server. A run killed halfway keeps the commits it made; the temporary table dies
+    with its connection, and the rerun stages the keys again and skips what is open.
+    """
+    progress = Progress("deletion_records.progress", bucket=bucket.name)
+    naive = UTCDateTime().process_bind_param
+    due = created = profiles = 0
+    engine = session.get_bind()
+    assert isinstance(engine, Engine), "a job session is bound to an engine"
+    with engine.connect() as conn, Session(bind=conn) as staging:
+        staging.execute(
+            text(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS pd_due_keys "
+                "(n bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, key text NOT NULL)"
+            )
+        )
+        staging.execute(text("TRUNCATE pd_due_keys RESTART IDENTITY"))
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            for chunk in iter_due_subjects(datamap, bucket, now, chunk=min(chunk_size, 10_000)):
+                lines = io.StringIO("".join(_copy_line(str(k)) for k in chunk))
+                cursor.copy_expert("COPY pd_due_keys (key) FROM STDIN", lines)
+                due += len(chunk)
+        finally:
+            cursor.close()
+        held, cooled = _hold_back_staged(staging, bucket, now)
+        staging.commit()
+        log_event("deletion_records.staged", logging.DEBUG, bucket=bucket.name, due=due)
+        for lo in range(0, due, chunk_size):
+            in_part, new_profiles, opened, first, last = staging.execute(
+                _ADD_STAGED_RECORDS_SQL,
+                {
+                    "lo": lo,
+                    "hi": lo + chunk_size,
+                    "bucket": bucket.name,
+                    "accepted": None,
+                    "scheduled_at": naive(scheduled_at, None),
+                    "now": naive(now, None),
+                },
+            ).one()
+            if opened:
+                record_event(
+                    staging,
+                    actor=actor,
+                    action="deletion_records.created",
+                    target_type="bucket",
+                    target_id=bucket.name,
+                    details={
+                        "created": opened,
+                        "skipped": in_part - opened,
+                        "profile_ids": [first, last],
+                    },
+                )
+            staging.commit()
+            created += opened
+            profiles += new_profiles
+            progress.advance(min(chunk_size, due - lo), created=created)
+        staging.execute(text("DROP TABLE pd_due_keys"))
+        staging.commit()
+    if held or cooled:
+        log_event("deletion_records.held_back", bucket=bucket.name, held=held, cooling_off=cooled)
+    return CreateRecordsResult(
+        bucket=bucket.name,
+        due=due,
+        created=created,
+        skipped=due - held - cooled - created,
+        profiles_created=profiles,
+        elapsed_s=round(progress.elapsed, 3),
+        executed=True,
+        held=held,
+        cooling_off=cooled,
+        cooloff_days=bucket.rejection_cooloff_days,
+    )
+
+
+def _hold_back_staged(session: Session, bucket: Bucket, now: datetime) -> tuple[int, int]:
+    """Drop from the staged keys the subjects on legal hold or rejected recently.
+
+    A legal hold wins over every rule; a recent rejection is not proposed again. Returns
+    (held, cooling off), counted as the chunked path counts them.
+    """
+    staged = table("pd_due_keys", column("key"))
+    on_hold = exists().where(
+        ComplianceProfile.subject_id == staged.c.key,
+        LegalHold.compliance_profile_id == ComplianceProfile.id,
+        active_hold(now),
+    )
+    held = rows_changed(session.execute(delete(staged).where(on_hold)))
+    if bucket.rejection_cooloff_days <= 0:
+        return held, 0
+    since = now - timedelta(days=bucket.rejection_cooloff_days)
+    recent = exists().where(
+        ComplianceProfile.subject_id == staged.c.key,
+        DecisionLedger.compliance_profile_id == ComplianceProfile.id,
+        cooling_off_condition(bucket.name, since),
+    )
+    return held, rows_changed(session.execute(delete(staged).where(recent)))
 
 
 def same_database(datamap: DataMap) -> bool:
@@ -312,8 +509,24 @@ def _create_in_database(
     (``WHERE true``: SQLite needs a WHERE before an upsert clause to parse INSERT ... SELECT.)
     """
     started = time.monotonic()
-    due = due_query(datamap, bucket, now).subquery("due")
-    total = session.scalar(select(func.count()).select_from(due)) or 0
+    found = due_query(datamap, bucket, now).subquery("found")
+    total = session.scalar(select(func.count()).select_from(found)) or 0
+    on_hold = exists().where(
+        ComplianceProfile.subject_id == found.c.subject_key,
+        LegalHold.compliance_profile_id == ComplianceProfile.id,
+        active_hold(now),
+    )
+    since = now - timedelta(days=bucket.rejection_cooloff_days)
+    recent: ColumnElement[bool] = exists().where(
+        ComplianceProfile.subject_id == found.c.subject_key,
+        DecisionLedger.compliance_profile_id == ComplianceProfile.id,
+        cooling_off_condition(bucket.name, since),
+    )
+    if bucket.rejection_cooloff_days <= 0:
+        recent = false()
+    held = session.scalar(select(func.count()).select_from(found).where(on_hold)) or 0
+    cooled = session.scalar(select(func.count()).select_from(found).where(~on_hold, recent)) or 0
+    due = select(found.c.subject_key).where(~on_hold, ~recent).subquery("due")
     profiles = ComplianceProfile.__table__
     records = DeletionRecord.__table__
     stamp = literal(now, UTCDateTime())
@@ -357,16 +570,32 @@ def _create_in_database(
             action="deletion_records.created",
             target_type="bucket",
             target_id=bucket.name,
-            details={"created": created, "skipped": total - created, "in_database": True},
+            details={
+                "created": created,
+                "skipped": total - held - cooled - created,
+                "in_database": True,
+                **({"held": held} if held else {}),
+                **({"cooling_off": cooled} if cooled else {}),
+            },
         )
     session.commit()
-    log_event("deletion_records.created", bucket=bucket.name, created=created, due=total)
+    log_event(
+        "deletion_records.created",
+        bucket=bucket.name,
+        created=created,
+        due=total,
+        held=held,
+        cooling_off=cooled,
+    )
     return CreateRecordsResult(
         bucket=bucket.name,
         due=total,
         created=created,
-        skipped=total - created,
+        skipped=total - held - cooled - created,
         profiles_created=new_profiles,
         elapsed_s=round(time.monotonic() - started, 3),
         executed=True,
+        held=held,
+        cooling_off=cooled,
+        cooloff_days=bucket.rejection_cooloff_days,
     )

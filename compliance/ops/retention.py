@@ -3,7 +3,9 @@
 No review: rows older than an entry's ``days`` are deleted in chunks (each chunk its own
 application transaction, so locks stay short and a killed run resumes where it stopped).
 A ``retain`` table is never touched. A table or column the application database lacks is
-a warning and that entry is skipped, so one stale entry never stops the others.
+a warning and that entry is skipped, so one stale entry never stops the others. In a table
+the data map links to subjects by ``subject_column``, rows of subjects under a legal hold,
+or with an open access request (the export is evidence), are left alone.
 """
 
 from __future__ import annotations
@@ -18,12 +20,17 @@ from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
 from compliance.deletion.apply import one_line
+from compliance.deletion.holds import awaiting_access_export, held_subjects
 from compliance.errors import ConfigError, NotFound
 from compliance.logs import Progress, log_event
+from compliance.ops.jobruns import purge_job_runs
 from compliance.policy.loader import Policy, RetentionEntry
 from compliance.store.models import utcnow
+from compliance.store.states import CleanupStatus
 
 DEFAULT_CHUNK_SIZE = 5000
+#: The retention category of this tool's own job_runs (compliance database).
+JOB_RUNS = "job_runs"
 
 
 @dataclass
@@ -38,6 +45,9 @@ class CategoryResult:
     status: str
     rows: int = 0
     message: str | None = None
+    #: Old rows left in place because their subject is protected: a legal hold, or an open
+    #: access request whose export is not built yet.
+    protected_rows: int = 0
 
 
 @dataclass
@@ -51,11 +61,11 @@ class RetentionResult:
 
     @property
     def skipped(self) -> list[CategoryResult]:
-        return [c for c in self.categories if c.status == "skipped"]
+        return [c for c in self.categories if c.status == CleanupStatus.SKIPPED]
 
     @property
     def failed(self) -> list[CategoryResult]:
-        return [c for c in self.categories if c.status == "failed"]
+        return [c for c in self.categories if c.status == CleanupStatus.FAILED]
 
 
 def _missing(engine: Engine, entry: RetentionEntry) -> str | None:
@@ -101,6 +111,16 @@ def _delete_chunks(
             return deleted
 
 
+def _coerce(column: Any, keys: set[str]) -> list[Any]:
+    """Subject keys (text in the compliance database) as the column's type."""
+    try:
+        if column.type.python_type is int:
+            return [int(k) for k in keys if k.lstrip("-").isdigit()]
+    except NotImplementedError:
+        pass
+    return sorted(keys)
+
+
 def retention_cleanup(
     session: Session,
     policy: Policy,
@@ -116,13 +136,20 @@ def retention_cleanup(
     if chunk_size < 1:
         raise ConfigError(f"chunk size must be 1 or more, got {chunk_size}")
     entries = list(policy.retention.values())
+    with_job_runs = category in (None, JOB_RUNS)
     if category is not None:
-        if category not in policy.retention:
-            known = ", ".join(sorted(policy.retention)) or "none configured"
+        if category == JOB_RUNS:
+            entries = []
+        elif category not in policy.retention:
+            known = ", ".join(sorted([*policy.retention, JOB_RUNS]))
             raise NotFound(f"unknown retention category '{category}' (known: {known})")
-        entries = [policy.retention[category]]
+        else:
+            entries = [policy.retention[category]]
     now = now or utcnow()
     result = RetentionResult(executed=execute)
+    # Held subjects keep their rows; so do subjects whose access export is not built yet.
+    protected = held_subjects(session, now=now) | awaiting_access_export(session)
+    session.rollback()
     for entry in entries:
         if entry.table in policy.retained_tables:
             # load_policy refuses this already; a hand-built Policy must not slip through.
@@ -135,7 +162,14 @@ def retention_cleanup(
             log_event("retention.skipped", category=entry.name, reason=problem)
             result.categories.append(
                 CategoryResult(
-                    entry.name, entry.table, entry.timestamp, entry.days, now, "skipped", 0, problem
+                    entry.name,
+                    entry.table,
+                    entry.timestamp,
+                    entry.days,
+                    now,
+                    CleanupStatus.SKIPPED,
+                    0,
+                    problem,
                 )
             )
             continue
@@ -143,9 +177,21 @@ def retention_cleanup(
         cutoff = _cutoff(table, entry, now)
         old = table.c[entry.timestamp] < cutoff  # a NULL timestamp is never old
         outcome = CategoryResult(
-            entry.name, entry.table, entry.timestamp, entry.days, cutoff, "would delete"
+            entry.name, entry.table, entry.timestamp, entry.days, cutoff, CleanupStatus.WOULD_DELETE
         )
         result.categories.append(outcome)
+        mapped = policy.tables.get(entry.table)
+        if protected and mapped is not None and mapped.subject_column:
+            column = table.c[mapped.subject_column]
+            keys = _coerce(column, protected)
+            with app_engine.connect() as conn:
+                outcome.protected_rows = (
+                    conn.scalar(
+                        select(func.count()).select_from(table).where(old, column.in_(keys))
+                    )
+                    or 0
+                )
+            old = old & ~column.in_(keys)
         if not execute:
             with app_engine.connect() as conn:
                 outcome.rows = conn.scalar(select(func.count()).select_from(table).where(old)) or 0
@@ -153,10 +199,10 @@ def retention_cleanup(
         progress = Progress("retention.progress", category=entry.name, table=entry.table)
         try:
             outcome.rows = _delete_chunks(app_engine, table, old, chunk_size, progress)
-            outcome.status = "deleted"
+            outcome.status = CleanupStatus.DELETED
         except SQLAlchemyError as exc:
             outcome.rows = progress.done
-            outcome.status, outcome.message = "failed", one_line(exc)
+            outcome.status, outcome.message = CleanupStatus.FAILED, one_line(exc)
             log_event("retention.failed", category=entry.name, error=outcome.message)
         progress.log(status=outcome.status)
         details: dict[str, Any] = {
@@ -165,6 +211,7 @@ def retention_cleanup(
             "days": entry.days,
             "cutoff": cutoff.isoformat(),
             "rows_deleted": outcome.rows,
+            "rows_protected": outcome.protected_rows,
         }
         if outcome.message:
             details["error"] = outcome.message
@@ -177,4 +224,31 @@ def retention_cleanup(
             details=details,
         )
         session.commit()
+    if with_job_runs:
+        result.categories.append(_purge_job_runs(session, policy, actor, execute, now))
     return result
+
+
+def _purge_job_runs(
+    session: Session, policy: Policy, actor: str, execute: bool, now: datetime
+) -> CategoryResult:
+    """This tool's own job_runs, kept ``[retention.job_runs] days`` (default 180)."""
+    days = policy.job_runs_days
+    cutoff = now - timedelta(days=days)
+    rows = purge_job_runs(session, older_than=cutoff, execute=execute)
+    outcome = CategoryResult(
+        JOB_RUNS, "job_runs", "started_at", days, cutoff, "deleted" if execute else "would delete"
+    )
+    outcome.rows = rows
+    if execute and rows:  # like export cleanup: an event when something was removed
+        record_event(
+            session,
+            actor=actor,
+            action="retention.cleaned_up",
+            target_type="retention_category",
+            target_id=JOB_RUNS,
+            details={"table": "job_runs", "days": days, "cutoff": cutoff.isoformat(),
+                     "rows_deleted": rows},
+        )  # fmt: skip
+        session.commit()
+    return outcome

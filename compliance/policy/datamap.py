@@ -12,8 +12,11 @@ on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import graphlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import (
@@ -26,18 +29,75 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    and_,
     bindparam,
     cast,
     delete,
+    exists,
     func,
     select,
     update,
 )
 
-from compliance.errors import ConfigError
+from compliance.errors import ConfigError, InvalidInput
+from compliance.policy.cascades import (
+    DESTRUCTIVE,
+    Block,
+    ForeignKey,
+    check_foreign_keys,
+    foreign_keys,
+)
 from compliance.policy.loader import MappedTable, Policy
-from compliance.policy.strategies import get_strategy
+from compliance.policy.strategies import get_strategy, hash_key
 from compliance.policy.systems import APP_SYSTEM
+
+#: Subject keys of an integer column fit in 64 bits (PostgreSQL BIGINT, SQLite INTEGER).
+_MAX_INT_KEY = 2**63 - 1
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+MAX_KEY_LENGTH = 255
+
+
+def normalise_subject_key(column: Column[Any], raw: object) -> tuple[str, Any]:
+    """A subject id as typed, made the key it names: its text form and the value to bind.
+
+    Trimmed; an integer key is compared as an integer, so " 3 " and "003" are subject 3 and
+    one subject never gets two compliance profiles. Anything the column cannot hold is
+    refused here rather than reaching the database.
+    """
+    text = str(raw).strip()
+    shown = text if len(text) <= 40 else text[:40] + "…"
+    if not text:
+        raise InvalidInput("the subject id is empty")
+    if len(text) > MAX_KEY_LENGTH:
+        raise InvalidInput(f"the subject id is longer than {MAX_KEY_LENGTH} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise InvalidInput("the subject id holds a control character")
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        return text, text
+    if python_type is not int:
+        return text, text
+    if not _WHOLE.fullmatch(text):
+        raise InvalidInput(f"subject id '{shown}' is not a whole number")
+    number = int(text)
+    if not -_MAX_INT_KEY - 1 <= number <= _MAX_INT_KEY:
+        raise InvalidInput(f"subject id '{shown}' is out of range (a 64-bit whole number)")
+    return str(number), number
+
+
+def descendants(policy: Policy, names: Iterable[str]) -> set[str]:
+    """``names`` and every table whose via chain passes through one of them."""
+    wanted = set(names)
+    found = set(wanted)
+    for name in policy.tables:
+        mapped = policy.tables[name]
+        while mapped.via is not None:
+            if mapped.via.table in wanted:
+                found.add(name)
+                break
+            mapped = policy.tables[mapped.via.table]
+    return found
 
 
 @dataclass(frozen=True)
@@ -87,6 +147,7 @@ class DataMap:
             self.metadatas[system] = meta
         self.metadata = self.metadatas.get(APP_SYSTEM, MetaData())
         self._selects: dict[tuple[str, frozenset[str]], Any] = {}
+        self._hash_key: bytes | None = None
 
     def dispose(self) -> None:
         """Close the engines this data map opened itself (not the ones it was given)."""
@@ -133,6 +194,24 @@ class DataMap:
         assert root.subject_column is not None
         return self.table(root.name).c[root.subject_column]
 
+    def hash_key(self) -> bytes:
+        """The ``hash`` strategy's secret key (see strategies.hash_key), read once."""
+        if self._hash_key is None:
+            self._hash_key = hash_key(demo_mode=self.policy.dashboard.demo_mode)
+        return self._hash_key
+
+    def require_keys(self, plan: Iterable[TableAction]) -> None:
+        """Refuse before anything changes when a plan anonymizes with ``hash`` and has no key."""
+        for step in plan:
+            if step.action == "anonymize" and "hash" in self.mapped(step.table).anonymize.values():
+                self.hash_key()
+                return
+
+    def subject_key(self, raw: object) -> str:
+        """The subject id as the compliance database stores it (see normalise_subject_key)."""
+        subjects = self.policy.subjects
+        return normalise_subject_key(self.table(subjects.table).c[subjects.key], raw)[0]
+
     def coerce_keys(self, name: str, keys: Iterable[str]) -> list[Any]:
         """Subject keys are text in the compliance database; bind them as the column's type."""
         column = self.subject_column(name)
@@ -173,16 +252,7 @@ class DataMap:
 
     def descendants(self, names: Iterable[str]) -> set[str]:
         """Tables whose via chain passes through any of ``names`` (their rows go with them)."""
-        wanted = set(names)
-        found = set(wanted)
-        for name in self.policy.tables:
-            mapped = self.mapped(name)
-            while mapped.via is not None:
-                if mapped.via.table in wanted:
-                    found.add(name)
-                    break
-                mapped = self.mapped(mapped.via.table)
-        return found
+        return descendants(self.policy, names)
 
     def erasure_plan(self, tables: Iterable[str]) -> list[TableAction]:
         """What erasing ``tables`` does, children first so foreign keys hold."""
@@ -202,6 +272,71 @@ class DataMap:
             for n in order
             if self.mapped(n).on_erasure != "retain"
         ]
+
+    # ------------------------------------------------------------ foreign keys
+
+    @cached_property
+    def foreign_keys(self) -> list[ForeignKey]:
+        return foreign_keys(self.engine)
+
+    @cached_property
+    def blocks(self) -> list[Block]:
+        """Plain foreign keys from kept data into erased rows (dangerous ones raise)."""
+        return check_foreign_keys(self.policy, self.foreign_keys)
+
+    def plan_blocks(self, plan: Sequence[TableAction]) -> list[Block]:
+        """The blocks that stand in this plan's way."""
+        actions = {step.table: step.action for step in plan}
+        return [b for b in self.blocks if actions.get(b.foreign_key.referred_table) == b.action]
+
+    def plan_cascades(self, plan: Sequence[TableAction]) -> list[ForeignKey]:
+        """Referential actions erasing this plan sets off in other erased tables."""
+        deleted = {step.table for step in plan if step.action == "delete"}
+        return [
+            fk
+            for fk in self.foreign_keys
+            if fk.referred_table in deleted
+            and fk.ondelete in DESTRUCTIVE
+            and fk.table in self.policy.tables
+            and fk.table != fk.referred_table
+        ]
+
+    def _any_table(self, name: str) -> Table:
+        if name not in self.metadata.tables:
+            Table(name, self.metadata, autoload_with=self.engine)
+        return self.metadata.tables[name]
+
+    def _references(self, fk: ForeignKey) -> ColumnElement[bool]:
+        child = self._any_table(fk.table)
+        parent = self.table(fk.referred_table)
+        pairs = zip(fk.columns, fk.referred_columns, strict=True)
+        return and_(*(child.c[c] == parent.c[r] for c, r in pairs))
+
+    def referenced_subjects(
+        self, conn: Connection, fk: ForeignKey, keys: Sequence[str]
+    ) -> set[str]:
+        """Subjects among ``keys`` whose rows of the referred table ``fk``'s rows point at."""
+        query, key = self.keyed_select(fk.referred_table)
+        found = query.add_columns(key).where(
+            key.in_([str(k) for k in keys]), exists().where(self._references(fk))
+        )
+        return {str(k) for k in conn.scalars(found.distinct())}
+
+    def referencing_rows(self, conn: Connection, fk: ForeignKey, keys: Sequence[str]) -> int:
+        """Rows of ``fk``'s table pointing at the subjects' rows of the referred table."""
+        child = self._any_table(fk.table)
+        parent = self.table(fk.referred_table)
+        values = self.coerce_keys(fk.referred_table, keys)
+        owned = select(parent).where(self.condition(fk.referred_table, values)).subquery()
+        pairs = zip(fk.columns, fk.referred_columns, strict=True)
+        return (
+            conn.scalar(
+                select(func.count())
+                .select_from(child)
+                .where(exists().where(and_(*(child.c[c] == owned.c[r] for c, r in pairs))))
+            )
+            or 0
+        )
 
     def plans_by_system(self, tables: Iterable[str]) -> dict[str, list[TableAction]]:
         """The erasure plan split per SQL system, each part in its safe order."""
@@ -253,6 +388,31 @@ class DataMap:
         finally:
             for other in opened.values():
                 other.close()
+        # Referential actions in the application database: cascades it sets off, and plain
+        # keys from kept data that block some subjects ("rows" counts subjects there).
+        app_plan = [step for step in plan if step.system == APP_SYSTEM]
+        cascades, blocks = self.plan_cascades(app_plan), self.plan_blocks(app_plan)
+        if cascades or blocks:
+            with nullcontext(conn) if conn is not None else self.engine.connect() as on:
+                for fk in cascades:
+                    rows.append(
+                        {
+                            "table": fk.table,
+                            "action": f"{fk.ondelete.lower()} by cascade from {fk.referred_table}",
+                            "rows": self.referencing_rows(on, fk, keys),
+                            "system": APP_SYSTEM,
+                        }
+                    )
+                for block in blocks:
+                    fk = block.foreign_key
+                    rows.append(
+                        {
+                            "table": fk.table,
+                            "action": f"blocks {block.action} of {fk.referred_table} (subjects)",
+                            "rows": len(self.referenced_subjects(on, fk, keys)),
+                            "system": APP_SYSTEM,
+                        }
+                    )
         return rows
 
     def erase(
@@ -277,7 +437,8 @@ class DataMap:
         table = self.table(name)
         values = {}
         for column, strategy in self.mapped(name).anonymize.items():
-            expression = get_strategy(strategy).sql(table.c[column], conn.dialect.name)
+            keyed = get_strategy(strategy, self.hash_key() if strategy == "hash" else None)
+            expression = keyed.sql(table.c[column], conn.dialect.name)
             if expression is None:
                 raise ConfigError(
                     f"tables.{name}.anonymize.{column}: strategy '{strategy}' is not available "

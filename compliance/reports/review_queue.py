@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from compliance.deletion.batches import get_batch
+from compliance.deletion.holds import active_hold, held_profiles
+from compliance.deletion.plans import load_plans
 from compliance.dsar import requests as dsar
-from compliance.dsar.deadlines import effective_due_at
+from compliance.dsar.deadlines import days_left, effective_due_at
 from compliance.errors import InvalidInput
 from compliance.policy.datamap import DataMap
 from compliance.reports.dsar_stats import list_dsar_requests
@@ -25,16 +27,19 @@ from compliance.store.models import (
     ComplianceProfile,
     DeletionBatch,
     DeletionRecord,
+    LegalHold,
     utcnow,
 )
+from compliance.store.queries import record_in, record_not_excluded, record_open
 from compliance.store.sql import count_if
+from compliance.store.states import BatchStatus, RecordState
 
-BATCH_STATUSES = ("pending", "accepted", "rejected")
+BATCH_STATUSES = tuple(s.value for s in BatchStatus)
 MAX_PAGE_SIZE = 500
 AUDIT_EXPORT_ROWS = 100_000
 
 BATCH_COLUMNS = [
-    "batch_id", "bucket", "status", "records", "excluded", "created_at", "age_days",
+    "batch_id", "bucket", "status", "records", "excluded", "held", "created_at", "age_days",
     "reviewed_by", "reviewed_at", "reviewed_reason",
 ]  # fmt: skip
 RECORD_COLUMNS = [
@@ -44,6 +49,8 @@ DSAR_COLUMNS = [
     "reference", "kind", "status", "subject_id", "requested_by", "requested_at", "due",
     "days_left", "overdue", "reviewed_by", "completed_at",
 ]  # fmt: skip
+# What the viewer may do next (compliance.dsar.requests.next_actions); pages hide them.
+DSAR_ACTION_COLUMNS = ["can_review", "can_extend", "can_retry", "can_download"]
 AUDIT_COLUMNS = ["id", "occurred_at", "actor", "action", "target_type", "target_id", "details"]
 
 
@@ -105,19 +112,25 @@ def list_batches(
         .offset(offset)
     ).all()
     ids = [b.id for b in batches]
+    now = now or utcnow()
     counts = {
         row.batch_id: row
         for row in session.execute(
             select(
                 DeletionRecord.deletion_batch_id.label("batch_id"),
                 func.count().label("records"),
-                count_if(DeletionRecord.accepted_for_deletion.is_(False)).label("excluded"),
+                count_if(record_in(RecordState.EXCLUDED)).label("excluded"),
+                count_if(
+                    exists().where(
+                        LegalHold.compliance_profile_id == DeletionRecord.compliance_profile_id,
+                        active_hold(now),
+                    )
+                ).label("held"),
             )
             .where(DeletionRecord.deletion_batch_id.in_(ids))
             .group_by(DeletionRecord.deletion_batch_id)
         )
     }
-    now = now or utcnow()
     rows = [
         {
             "batch_id": b.id,
@@ -125,6 +138,7 @@ def list_batches(
             "status": b.reviewed_status,
             "records": counts[b.id].records if b.id in counts else 0,
             "excluded": counts[b.id].excluded if b.id in counts else 0,
+            "held": counts[b.id].held if b.id in counts else 0,
             "created_at": b.created_at,
             "age_days": (now - b.created_at).days,
             "reviewed_by": b.reviewed_by,
@@ -136,18 +150,24 @@ def list_batches(
     return Page(pd.DataFrame(rows, columns=BATCH_COLUMNS), total or 0, offset, limit)
 
 
-def _flags(accepted: bool | None, manual: bool, applied: datetime | None, error: str | None) -> str:
-    flags = []
+def _flags(
+    accepted: bool | None,
+    manual: bool,
+    applied: datetime | None,
+    error: str | None,
+    held: bool = False,
+) -> str:
+    flags: list[str] = ["on legal hold"] if held else []
     if accepted is False:
-        flags.append("excluded")
+        flags.append(RecordState.EXCLUDED)
     elif accepted is True:
-        flags.append("accepted")
+        flags.append(BatchStatus.ACCEPTED)
     if manual:
         flags.append("manually reviewed")
     if applied is not None:
-        flags.append("applied")
+        flags.append(RecordState.APPLIED)
     if error:
-        flags.append("failed")
+        flags.append(RecordState.FAILED)
     return ", ".join(flags)
 
 
@@ -176,6 +196,7 @@ def batch_records(session: Session, batch_id: int, *, limit: int = 100, offset: 
         .limit(limit)
         .offset(offset)
     ).all()
+    held = held_profiles(session, [r.compliance_profile_id for r in rows])
     frame = pd.DataFrame(
         [
             {
@@ -189,6 +210,7 @@ def batch_records(session: Session, batch_id: int, *, limit: int = 100, offset: 
                     r.is_manually_reviewed,
                     r.deletion_applied_at,
                     r.deletion_error,
+                    r.compliance_profile_id in held,
                 ),
                 "note": r.review_note,
             }
@@ -202,7 +224,8 @@ def batch_records(session: Session, batch_id: int, *, limit: int = 100, offset: 
 def batch_impact(session: Session, datamap: DataMap, batch_id: int) -> pd.DataFrame:
     """Per application table, rows accepting the batch would delete, anonymize or keep.
 
-    Excluded records are left out, as accepting would leave them out; nothing is changed.
+    Excluded records and subjects on legal hold are left out, as applying would leave them
+    out; nothing is changed.
     """
     batch = get_batch(session, batch_id)
     bucket = datamap.policy.bucket(batch.bucket)
@@ -212,8 +235,12 @@ def batch_impact(session: Session, datamap: DataMap, batch_id: int) -> pd.DataFr
             .join(DeletionRecord, DeletionRecord.compliance_profile_id == ComplianceProfile.id)
             .where(
                 DeletionRecord.deletion_batch_id == batch_id,
-                DeletionRecord.accepted_for_deletion.is_not(False),
-                DeletionRecord.deletion_applied_at.is_(None),
+                record_not_excluded,
+                record_open,
+                ~exists().where(
+                    LegalHold.compliance_profile_id == ComplianceProfile.id,
+                    active_hold(utcnow()),
+                ),
             )
         )
     )
@@ -222,6 +249,22 @@ def batch_impact(session: Session, datamap: DataMap, batch_id: int) -> pd.DataFr
         return pd.DataFrame(columns=columns)
     with datamap.engine.connect() as conn:
         return pd.DataFrame(datamap.impact(conn, bucket.tables, keys), columns=columns)
+
+
+def accepted_plan(session: Session, batch_id: int) -> tuple[str | None, pd.DataFrame]:
+    """The erasure plan the officer accepted (hash, and one row per table), for the batch page.
+
+    Batches accepted before plans were kept, and rejected ones, have none.
+    """
+    batch = get_batch(session, batch_id)
+    columns = ["table", "action", "columns"]
+    if batch.accepted_plan_hash is None:
+        return None, pd.DataFrame(columns=columns)
+    plan = load_plans(session, [batch.accepted_plan_hash]).get(batch.accepted_plan_hash, [])
+    frame = pd.DataFrame(
+        [{**step, "columns": ", ".join(step["columns"])} for step in plan], columns=columns
+    )
+    return batch.accepted_plan_hash, frame
 
 
 # ---------------------------------------------------------------- audit log
@@ -315,14 +358,17 @@ def dsar_requests(
     offset: int = 0,
     now: datetime | None = None,
 ) -> tuple[pd.DataFrame, bool]:
-    """One page of requests, newest first, with days left; and whether another page follows."""
+    """One page of requests, what needs action first, with days left; and whether more follow."""
     _check_paging(limit, offset)
-    found = list_dsar_requests(session, status=status, kind=kind, limit=limit + 1, offset=offset)
+    found = list_dsar_requests(
+        session, status=status, kind=kind, limit=limit + 1, offset=offset, by_need=True
+    )
     now = now or utcnow()
     rows = []
     for r in found[:limit]:
         due = effective_due_at(r)
         is_open = r.status in dsar.OPEN_STATUSES
+        actions = dsar.next_actions(r)
         rows.append(
             {
                 "reference": r.reference,
@@ -332,10 +378,12 @@ def dsar_requests(
                 "requested_by": r.requested_by,
                 "requested_at": r.requested_at,
                 "due": due,
-                "days_left": (due - now).days if is_open else None,
+                "days_left": days_left(due, now) if is_open else None,
                 "overdue": is_open and due < now,
                 "reviewed_by": r.reviewed_by,
                 "completed_at": r.completed_at,
+                **{name: getattr(actions, name) for name in DSAR_ACTION_COLUMNS},
             }
         )
-    return pd.DataFrame(rows, columns=DSAR_COLUMNS), len(found) > limit
+    frame = pd.DataFrame(rows, columns=DSAR_COLUMNS + DSAR_ACTION_COLUMNS)
+    return frame, len(found) > limit

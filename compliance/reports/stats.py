@@ -1,26 +1,58 @@
-"""Progress figures for the dashboard and the alerts, computed by SQL aggregates."""
+"""Progress figures for the dashboard and the alerts, computed by SQL aggregates.
+
+Per-bucket and per-week figures add the permanent aggregates purge folds its removals into
+(compliance.deletion.ledger), so they read the same before and after purge.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from compliance.store.models import DeletionBatch, DeletionRecord, utcnow
+from compliance.deletion.ledger import as_date, week_of
+from compliance.store.models import (
+    DeletionAggregate,
+    DeletionBatch,
+    DeletionRecord,
+    utcnow,
+)
+from compliance.store.queries import batch_in, record_accepted, record_in
 from compliance.store.sql import count_if
+from compliance.store.states import BatchStatus, RecordState
 
-BATCH_COLUMNS = ["total", "accepted", "excluded", "completed", "failed", "pending"]
-
+# Per batch, records by where they stand; the last column counts those pending apply and
+# "completed" those applied (names the progress page and alerts already show).
+BATCH_COLUMNS = [
+    "total",
+    BatchStatus.ACCEPTED.value,
+    RecordState.EXCLUDED.value,
+    "completed",
+    RecordState.FAILED.value,
+    BatchStatus.PENDING.value,
+]
 
 _R = DeletionRecord
-_applied = _R.deletion_applied_at.is_not(None)
-_accepted = _R.accepted_for_deletion.is_(True)
-_failed = _accepted & _R.deletion_applied_at.is_(None) & _R.deletion_error.is_not(None)
-_unbatched = _R.deletion_batch_id.is_(None) & _R.accepted_for_deletion.is_(None)
-_awaiting_review = _R.deletion_batch_id.is_not(None) & _R.accepted_for_deletion.is_(None)
-_pending_apply = _accepted & _R.deletion_applied_at.is_(None) & _R.deletion_error.is_(None)
+_applied = record_in(RecordState.APPLIED)
+_accepted = record_accepted
+_failed = record_in(RecordState.FAILED)
+_excluded = record_in(RecordState.EXCLUDED)
+_unbatched = record_in(RecordState.UNBATCHED)
+_awaiting_review = record_in(RecordState.AWAITING_REVIEW)
+_pending_apply = record_in(RecordState.PENDING_APPLY)
+
+
+_BATCH_COUNTS = [_accepted, _excluded, _applied, _failed, _pending_apply]
+# Per bucket, in the progress table's column order; excluded records show as "kept".
+_BUCKET_STATES = [
+    RecordState.UNBATCHED,
+    RecordState.AWAITING_REVIEW,
+    RecordState.APPLIED,
+    RecordState.FAILED,
+    RecordState.PENDING_APPLY,
+]
 
 
 def batch_progress(
@@ -36,11 +68,7 @@ def batch_progress(
             DeletionBatch.reviewed_by,
             DeletionBatch.reviewed_at,
             func.count(_R.id).label("total"),
-            count_if(_accepted).label("accepted"),
-            count_if(_R.accepted_for_deletion.is_(False)).label("excluded"),
-            count_if(_applied).label("completed"),
-            count_if(_failed).label("failed"),
-            count_if(_pending_apply).label("pending"),
+            *[count_if(c).label(n) for c, n in zip(_BATCH_COUNTS, BATCH_COLUMNS[1:], strict=True)],
         )
         .outerjoin(_R, _R.deletion_batch_id == DeletionBatch.id)
         .group_by(DeletionBatch.id)
@@ -65,12 +93,8 @@ def bucket_progress(session: Session) -> pd.DataFrame:
             select(
                 _R.bucket,
                 func.count(_R.id).label("records"),
-                count_if(_unbatched).label("unbatched"),
-                count_if(_awaiting_review).label("awaiting_review"),
-                count_if(_applied).label("applied"),
-                count_if(_failed).label("failed"),
-                count_if(_pending_apply).label("pending_apply"),
-                count_if(_R.accepted_for_deletion.is_(False)).label("kept"),
+                *[count_if(record_in(s)).label(s.value) for s in _BUCKET_STATES],
+                count_if(_excluded).label("kept"),
             ).group_by(_R.bucket)
         )
         .mappings()
@@ -80,28 +104,48 @@ def bucket_progress(session: Session) -> pd.DataFrame:
         session.execute(
             select(
                 DeletionBatch.bucket,
-                count_if(DeletionBatch.reviewed_status == "pending").label("batches_pending"),
-                count_if(DeletionBatch.reviewed_status == "accepted").label("batches_accepted"),
-                count_if(DeletionBatch.reviewed_status == "rejected").label("batches_rejected"),
+                *[count_if(batch_in(s)).label(f"batches_{s.value}") for s in BatchStatus],
             ).group_by(DeletionBatch.bucket)
+        )
+        .mappings()
+        .all()
+    )
+    A = DeletionAggregate
+    purged = (
+        session.execute(
+            select(
+                A.bucket,
+                func.sum(A.batches_accepted).label("batches_accepted"),
+                func.sum(A.batches_rejected).label("batches_rejected"),
+                func.sum(A.records_erased).label("applied"),
+                func.sum(A.records_kept).label("kept"),
+            ).group_by(A.bucket)
         )
         .mappings()
         .all()
     )
     columns = [
         "bucket", "batches_pending", "batches_accepted", "batches_rejected", "records",
-        "unbatched", "awaiting_review", "applied", "failed", "pending_apply", "kept",
+        *(s.value for s in _BUCKET_STATES), "kept",
     ]  # fmt: skip
     frame = pd.DataFrame([dict(r) for r in batches], columns=columns[:4]).merge(
         pd.DataFrame([dict(r) for r in records], columns=[columns[0], *columns[4:]]),
         on="bucket",
         how="outer",
     )
-    return (
-        frame.fillna(0)
-        .astype({c: "int64" for c in columns[1:]})[columns]
-        .sort_values("bucket", ignore_index=True)
-    )
+    frame = frame.fillna(0).astype({c: "int64" for c in columns[1:]})[columns]
+    if purged:
+        # What purge removed, added back: records erased or kept, batches decided.
+        removed = pd.DataFrame([dict(r) for r in purged]).fillna(0)
+        removed["records"] = removed["applied"] + removed["kept"]
+        frame = (
+            pd.concat([frame, removed], ignore_index=True)
+            .fillna(0)
+            .groupby("bucket", as_index=False)
+            .sum()
+            .astype({c: "int64" for c in columns[1:]})[columns]
+        )
+    return frame.sort_values("bucket", ignore_index=True)
 
 
 def deletions_per_week(
@@ -109,17 +153,29 @@ def deletions_per_week(
 ) -> pd.DataFrame:
     """Records applied per bucket and week (weeks start on Monday, UTC), for the progress chart."""
     now = now or utcnow()
+    # Whole weeks, from the Monday the window starts in: purged and live records count alike.
+    start = (now - timedelta(weeks=weeks)).date()
+    first_week = start - timedelta(days=start.weekday())
+    since = datetime.combine(first_week, time(), UTC)
     applied_at = _R.deletion_applied_at
-    if session.get_bind().dialect.name == "postgresql":
-        week = func.date_trunc("week", applied_at)
-    else:  # SQLite: back to the Monday of the value's week
-        week = func.date(applied_at, "weekday 0", "-6 days")
+    week = week_of(session, applied_at)
     rows = session.execute(
         select(week.label("week"), _R.bucket, func.count().label("applied"))
-        .where(applied_at >= now - timedelta(weeks=weeks))
+        .where(applied_at >= since)
         .group_by(week, _R.bucket)
-        .order_by(week, _R.bucket)
     ).all()
-    frame = pd.DataFrame([tuple(r) for r in rows], columns=["week", "bucket", "applied"])
-    frame["week"] = pd.to_datetime(frame["week"]).dt.date
+    counts: dict[tuple[object, str], int] = {}
+    for when, bucket, n in rows:
+        counts[(as_date(when), bucket)] = n
+    # Erasures purge removed, by the week they were applied.
+    for when, bucket, n in session.execute(
+        select(
+            DeletionAggregate.week, DeletionAggregate.bucket, DeletionAggregate.records_erased
+        ).where(DeletionAggregate.week >= first_week, DeletionAggregate.records_erased > 0)
+    ):
+        key = (as_date(when), bucket)
+        counts[key] = counts.get(key, 0) + n
+    frame = pd.DataFrame(
+        [(w, b, n) for (w, b), n in sorted(counts.items())], columns=["week", "bucket", "applied"]
+    )
     return frame

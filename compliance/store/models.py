@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -20,6 +21,17 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from compliance.store.states import (
+    OPEN_DSAR_STATUSES,
+    BatchStatus,
+    DsarKind,
+    DsarStatus,
+    JobRunStatus,
+    sql_in,
+)
+
+OPEN_DSAR = f"status IN ({sql_in(OPEN_DSAR_STATUSES)})"
 
 
 def utcnow() -> datetime:
@@ -76,12 +88,22 @@ class DeletionBatch(Timestamped, Base):
     __tablename__ = "deletion_batches"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     bucket: Mapped[str] = mapped_column(String(100), index=True)
-    reviewed_status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    reviewed_status: Mapped[str] = mapped_column(
+        String(20), default=BatchStatus.PENDING, index=True
+    )
     reviewed_at: Mapped[datetime | None]
     reviewed_by: Mapped[str | None] = mapped_column(String(255))
     reviewed_reason: Mapped[str | None] = mapped_column(Text)
+    # Added by migration 0004: the erasure plan the officer accepted (see erasure_plans).
+    accepted_plan_hash: Mapped[str | None] = mapped_column(String(64))
 
     records: Mapped[list[DeletionRecord]] = relationship(back_populates="batch")
+
+    __table_args__ = (
+        CheckConstraint(
+            f"reviewed_status IN ({sql_in(BatchStatus)})", name="ck_deletion_batches_status"
+        ),
+    )
 
 
 class DeletionRecord(Timestamped, Base):
@@ -102,6 +124,12 @@ class DeletionRecord(Timestamped, Base):
     is_manually_reviewed: Mapped[bool] = mapped_column(Boolean, default=False)
     review_note: Mapped[str | None] = mapped_column(Text)
     deletion_error: Mapped[str | None] = mapped_column(Text)
+    # Added by migration 0004: a foreign key blocked erasure under this plan; it waits until
+    # the plan changes or an officer retries it, instead of failing again on every run.
+    blocked_plan_hash: Mapped[str | None] = mapped_column(String(64))
+    # Added by migration 0004: the plan apply-deletions carried out (narrower than accepted,
+    # or the same), kept in the decision ledger for replay-erasures.
+    applied_plan_hash: Mapped[str | None] = mapped_column(String(64))
 
     profile: Mapped[ComplianceProfile] = relationship(back_populates="deletion_records")
     batch: Mapped[DeletionBatch | None] = relationship(back_populates="records")
@@ -128,7 +156,7 @@ class DsarRequest(Base):
     kind: Mapped[str] = mapped_column(String(20))
     subject_id: Mapped[str] = mapped_column(String(255), index=True)
     subject_email: Mapped[str | None] = mapped_column(String(320))
-    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    status: Mapped[str] = mapped_column(String(20), default=DsarStatus.PENDING, index=True)
     requested_by: Mapped[str] = mapped_column(String(255))
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
     identity_check: Mapped[str | None] = mapped_column(Text)
@@ -165,9 +193,11 @@ class DsarRequest(Base):
             "subject_id",
             "kind",
             unique=True,
-            sqlite_where=text("status IN ('pending', 'approved', 'processing', 'failed')"),
-            postgresql_where=text("status IN ('pending', 'approved', 'processing', 'failed')"),
+            sqlite_where=text(OPEN_DSAR),
+            postgresql_where=text(OPEN_DSAR),
         ),
+        CheckConstraint(f"status IN ({sql_in(DsarStatus)})", name="ck_dsar_requests_status"),
+        CheckConstraint(f"kind IN ({sql_in(DsarKind)})", name="ck_dsar_requests_kind"),
     )
 
 
@@ -244,9 +274,13 @@ class JobRun(Base):
     dry_run: Mapped[bool] = mapped_column(Boolean)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
-    status: Mapped[str] = mapped_column(String(20), default="running")
+    status: Mapped[str] = mapped_column(String(20), default=JobRunStatus.RUNNING)
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint(f"status IN ({sql_in(JobRunStatus)})", name="ck_job_runs_status"),
+    )
 
 
 class AuditEvent(Base):
@@ -316,3 +350,78 @@ class ErasureTask(Base):
             name="ck_erasure_tasks_owner",
         ),
     )
+
+
+# ---------------------------------------------------------------- added by migration 0004
+
+
+class LegalHold(Base):
+    """A subject that must not be erased, whatever any bucket or request says, while active.
+
+    Active: not lifted, and either open-ended or ``until`` still ahead. The subject is named
+    by compliance profile only; placing and lifting are audited.
+    """
+
+    __tablename__ = "legal_holds"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    compliance_profile_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("compliance_profiles.id"), index=True
+    )
+    reason: Mapped[str] = mapped_column(Text)
+    placed_by: Mapped[str] = mapped_column(String(255))
+    placed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    until: Mapped[datetime | None]
+    lifted_at: Mapped[datetime | None]
+    lifted_by: Mapped[str | None] = mapped_column(String(255))
+    lifted_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class ErasurePlan(Base):
+    """An erasure plan (tables, actions, anonymized columns) kept by its hash, permanently.
+
+    Batches point at the plan their officer accepted; the decision ledger at the plan an
+    erasure carried out, so ``replay-erasures`` redoes exactly that after a restore.
+    """
+
+    __tablename__ = "erasure_plans"
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    plan: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DecisionLedger(Base):
+    """What purge folds each removed record into: permanent, and no email or name.
+
+    ``decision`` is ``erased`` | ``rejected`` (batch rejected) | ``excluded`` (kept out of an
+    accepted batch). Rejections hold subjects back for the bucket's cool-off; erasures are
+    what ``replay-erasures`` redoes after a backup restore.
+    """
+
+    __tablename__ = "decision_ledger"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    compliance_profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("compliance_profiles.id"))
+    bucket: Mapped[str] = mapped_column(String(100))
+    decision: Mapped[str] = mapped_column(String(20))
+    reviewer: Mapped[str | None] = mapped_column(String(255))
+    decided_at: Mapped[datetime | None]
+    applied_at: Mapped[datetime | None] = mapped_column(index=True)
+    note: Mapped[str | None] = mapped_column(Text)
+    plan_hash: Mapped[str | None] = mapped_column(String(64))
+    deletion_record_id: Mapped[int | None] = mapped_column(BigId)
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_decision_ledger_profile_bucket", "compliance_profile_id", "bucket"),
+    )
+
+
+class DeletionAggregate(Base):
+    """Per bucket and week (Monday, UTC), the counts purge removed: figures never shrink."""
+
+    __tablename__ = "deletion_aggregates"
+    bucket: Mapped[str] = mapped_column(String(100), primary_key=True)
+    week: Mapped[date] = mapped_column(Date, primary_key=True)
+    records_erased: Mapped[int] = mapped_column(Integer, default=0)
+    records_kept: Mapped[int] = mapped_column(Integer, default=0)
+    batches_accepted: Mapped[int] = mapped_column(Integer, default=0)
+    batches_rejected: Mapped[int] = mapped_column(Integer, default=0)

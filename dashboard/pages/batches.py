@@ -5,9 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from compliance.deletion.batches import exclude_records, get_batch, review_batch
+from compliance.deletion.holds import place_hold, plan_place_hold
 from compliance.errors import ComplianceError
-from compliance.reports.review_queue import BATCH_STATUSES
+from compliance.reports.review_queue import BATCH_STATUSES, accepted_plan
 from compliance.roles import COMPLIANCE_OFFICER
+from compliance.store.states import BatchStatus
 from dashboard import context, widgets
 
 PAGE_SIZE = 25
@@ -32,7 +34,7 @@ page = widgets.load_page(
     lambda n, o: context.batches(url, widgets.unless_all(bucket), widgets.unless_all(status), n, o),
 )
 table = page.frame.assign(status=page.frame["status"].map(widgets.status_label))
-shown = ["batch_id", "bucket", "status", "records", "excluded", "age_days", "reviewed_by"]
+shown = ["batch_id", "bucket", "status", "records", "excluded", "held", "age_days", "reviewed_by"]
 st.dataframe(table[shown], hide_index=True, width="stretch", column_config=widgets.labels(shown))
 widgets.pager("batches_page", page)
 if page.frame.empty:
@@ -60,12 +62,20 @@ except ComplianceError as exc:
 st.subheader(f"Batch {batch.id} · {batch.bucket}")
 widgets.status_badge(batch.reviewed_status)
 actor = context.identity()
-if batch.reviewed_status != "pending":
+if batch.reviewed_status != BatchStatus.PENDING:
     when = batch.reviewed_at.strftime("%Y-%m-%d %H:%M UTC") if batch.reviewed_at else "?"
     decided = f"{batch.reviewed_status.capitalize()} by {batch.reviewed_by} at {when}."
     st.info(widgets.plain(decided))
     if batch.reviewed_reason:
         widgets.show_text("Reason", batch.reviewed_reason)
+    with context.session(policy) as s:
+        plan_hash, plan = accepted_plan(s, batch.id)
+    if plan_hash:
+        st.markdown(
+            "**Accepted plan** — what `apply-deletions` may do to these subjects, and no more "
+            f"(plan `{plan_hash[:12]}`):"
+        )
+        st.dataframe(plan, hide_index=True, column_config=widgets.labels(plan.columns))
 else:
     st.markdown("**Impact preview** — what accepting this batch would do (nothing is changed):")
     try:
@@ -92,10 +102,14 @@ st.dataframe(
 )
 widgets.pager(f"records_page_{batch.id}", records)
 
-if batch.reviewed_status == "pending" and not records.frame.empty:
+if batch.reviewed_status == BatchStatus.PENDING and not records.frame.empty:
     with st.form("exclude", clear_on_submit=True):
         chosen = st.multiselect("Exclude records (kept, never erased)", records.frame["record_id"])
         note = st.text_input("Note (why these records are kept)")
+        hold = st.checkbox(
+            "Also place a legal hold on these subjects (kept out of every bucket until lifted; "
+            "the note is the hold's reason)"
+        )
         if st.form_submit_button("Exclude selected"):
             if not chosen:
                 st.error("Choose at least one record to exclude.")
@@ -105,9 +119,17 @@ if batch.reviewed_status == "pending" and not records.frame.empty:
 
                 def exclude() -> str:
                     keep = dict.fromkeys((int(r) for r in chosen), note.strip())
+                    subjects = records.frame.set_index("record_id").loc[list(keep), "subject_id"]
                     with context.session(policy) as s:
                         count = exclude_records(s, batch.id, keep, actor=actor)
-                    return f"Excluded {count} record(s) from batch {batch.id}."
+                        placed = [
+                            place_hold(
+                                s, plan_place_hold(s, subject_id=str(k), reason=note, by=actor)
+                            ).id
+                            for k in (subjects if hold else [])
+                        ]
+                    held = f" Placed legal hold(s) {', '.join(map(str, placed))}." if placed else ""
+                    return f"Excluded {count} record(s) from batch {batch.id}.{held}"
 
                 widgets.run_action(exclude)
 
@@ -118,7 +140,9 @@ if pending:
     def decide(reason: str | None) -> str:
         st.session_state[DECIDED_KEY] = target
         with context.session(policy) as s:
-            result = review_batch(s, target, action, reviewer=context.identity(), reason=reason)
+            result = review_batch(
+                s, target, action, reviewer=context.identity(), reason=reason, policy=policy
+            )
         return (
             f"Batch {target} {result.decision}: {result.accepted} to erase, "
             f"{result.excluded} excluded, {result.rejected} rejected."

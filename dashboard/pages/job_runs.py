@@ -6,16 +6,17 @@ import streamlit as st
 
 from compliance.ops.jobruns import job_health, job_history
 from compliance.roles import COMPLIANCE_OFFICER, MANAGER
+from compliance.store.states import JobRunStatus
 from dashboard import context, widgets
 
 HISTORY_LIMIT = 200
-STATUS_ICONS = {
-    "succeeded": "🟢",
-    "running": "🔵",
-    "skipped": "⚪",
-    "refused": "🟠",
-    "failed": "🔴",
-    "crashed": "🔴",
+STATUS_ICONS: dict[str, str] = {
+    JobRunStatus.SUCCEEDED: "🟢",
+    JobRunStatus.RUNNING: "🔵",
+    JobRunStatus.SKIPPED: "⚪",
+    JobRunStatus.REFUSED: "🟠",
+    JobRunStatus.FAILED: "🔴",
+    JobRunStatus.CRASHED: "🔴",
 }
 
 widgets.require_role(COMPLIANCE_OFFICER, MANAGER)

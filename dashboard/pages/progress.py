@@ -6,6 +6,7 @@ import altair as alt
 import streamlit as st
 
 from compliance.roles import COMPLIANCE_OFFICER, MANAGER
+from compliance.store.states import BatchStatus, RecordState
 from dashboard import context, widgets
 
 WEEKS = 12
@@ -19,13 +20,11 @@ buckets = context.bucket_progress(url)
 st.dataframe(
     buckets.rename(
         columns={
-            "batches_pending": "batches pending",
-            "batches_accepted": "batches accepted",
-            "batches_rejected": "batches rejected",
-            "applied": "records applied",
-            "failed": "records failed",
-            "pending_apply": "records pending",
-            "awaiting_review": "records awaiting review",
+            **{f"batches_{s.value}": f"batches {s.value}" for s in BatchStatus},
+            RecordState.APPLIED.value: "records applied",
+            RecordState.FAILED.value: "records failed",
+            RecordState.PENDING_APPLY.value: "records pending",
+            RecordState.AWAITING_REVIEW.value: "records awaiting review",
         }
     ),
     hide_index=True,

@@ -1,0 +1,321 @@
+"""Legal holds: subjects that must not be erased, whatever a bucket, a batch or a request says.
+
+A hold names a subject by compliance profile, says why (required), who placed it and when,
+and may end on a date. While it is active, no record of the subject is created in any
+bucket, none is applied even if accepted earlier, an erasure request waits, and retention
+cleanup leaves the subject's rows. Placing and lifting follow plan, then act: the dry run
+shows the plan that ``place_hold`` / ``lift_hold`` then carry out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from compliance.audit.chain import record_event
+from compliance.errors import Conflict, InvalidInput, NotFound
+from compliance.roles import COMPLIANCE_OFFICER, Identity, require
+from compliance.store.models import ComplianceProfile, DsarRequest, LegalHold, utcnow
+from compliance.store.sql import rows_changed
+
+# Subject keys per IN list: well under SQLite's limit of bound values per statement.
+_KEYS_PER_QUERY = 5000
+
+
+def active_hold(now: datetime) -> ColumnElement[bool]:
+    """The SQL condition of a hold in force at ``now``: not lifted, not past its end."""
+    return and_(
+        LegalHold.lifted_at.is_(None),
+        or_(LegalHold.until.is_(None), LegalHold.until > now),
+    )
+
+
+def hold_end(until: date) -> datetime:
+    """A hold "until 2027-01-31" covers that whole day (UTC): it ends at the next midnight."""
+    return datetime.combine(until + timedelta(days=1), time(), tzinfo=UTC)
+
+
+def last_day(end: datetime | None) -> date | None:
+    """The inclusive last day of a hold, as the officer typed it."""
+    return None if end is None else (end - timedelta(days=1)).date()
+
+
+@dataclass(frozen=True)
+class HoldView:
+    """One hold as the list, the page and ``--json`` show it."""
+
+    id: int
+    profile_id: int
+    subject_id: str
+    reason: str
+    placed_by: str
+    placed_at: datetime
+    until: date | None
+    active: bool
+    lifted_at: datetime | None = None
+    lifted_by: str | None = None
+    lifted_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class HoldPlan:
+    """What placing or lifting a hold would do; the dry run shows it, execution carries it out."""
+
+    action: str  # place | lift
+    subject_id: str
+    reason: str
+    by: str
+    profile_id: int | None = None  # None: the subject has no compliance profile yet
+    until: date | None = None
+    hold_id: int | None = None  # the hold being lifted
+    already_held_by: tuple[int, ...] = ()  # active holds the subject has already
+
+
+def _check_reason(reason: str | None, what: str) -> str:
+    text = (reason or "").strip()
+    if not text:
+        raise InvalidInput(f"{what} a legal hold needs a reason")
+    return text
+
+
+def _profile_id(session: Session, subject_id: str) -> int | None:
+    return session.scalar(
+        select(ComplianceProfile.id).where(ComplianceProfile.subject_id == subject_id)
+    )
+
+
+def plan_place_hold(
+    session: Session,
+    *,
+    subject_id: str,
+    reason: str,
+    by: Identity,
+    until: date | None = None,
+    now: datetime | None = None,
+) -> HoldPlan:
+    """Check the input and say what placing the hold would do; changes nothing.
+
+    ``subject_id`` is the subject's key in the application database, already looked up.
+    Only a compliance officer places holds.
+    """
+    email = require(by, COMPLIANCE_OFFICER, to="place legal holds")
+    reason = _check_reason(reason, "placing")
+    subject_id = str(subject_id).strip()
+    if not subject_id:
+        raise InvalidInput("the subject id is empty")
+    now = now or utcnow()
+    if until is not None and hold_end(until) <= now:
+        raise InvalidInput(f"the hold's end date {until.isoformat()} is already past")
+    profile_id = _profile_id(session, subject_id)
+    existing: tuple[int, ...] = ()
+    if profile_id is not None:
+        existing = tuple(
+            session.scalars(
+                select(LegalHold.id)
+                .where(LegalHold.compliance_profile_id == profile_id, active_hold(now))
+                .order_by(LegalHold.id)
+            )
+        )
+    session.rollback()
+    return HoldPlan("place", subject_id, reason, email, profile_id, until, already_held_by=existing)
+
+
+def place_hold(session: Session, plan: HoldPlan, *, now: datetime | None = None) -> HoldView:
+    """Carry out a placing plan: the hold and its audit event commit together."""
+    if plan.action != "place":
+        raise InvalidInput(f"this plan lifts a hold; it cannot place one ({plan.action})")
+    now = now or utcnow()
+    profile_id = _profile_id(session, plan.subject_id)
+    if profile_id is None:  # a subject no bucket has found yet: the hold is there first
+        profile = ComplianceProfile(subject_id=plan.subject_id, created_at=now, updated_at=now)
+        session.add(profile)
+        session.flush()
+        profile_id = profile.id
+    hold = LegalHold(
+        compliance_profile_id=profile_id,
+        reason=plan.reason,
+        placed_by=plan.by,
+        placed_at=now,
+        until=hold_end(plan.until) if plan.until else None,
+    )
+    session.add(hold)
+    session.flush()
+    # The reason is free text that may name people: it stays in legal_holds, not the trail.
+    record_event(
+        session,
+        actor=plan.by,
+        action="legal_hold.placed",
+        target_type="legal_hold",
+        target_id=hold.id,
+        details={
+            "profile_id": profile_id,
+            "until": plan.until.isoformat() if plan.until else None,
+        },
+    )
+    session.commit()
+    return _view(hold, plan.subject_id, now)
+
+
+def plan_lift_hold(
+    session: Session, hold_id: int, *, reason: str, by: Identity, now: datetime | None = None
+) -> HoldPlan:
+    """Check that the hold is in force and say what lifting it would do; changes nothing.
+
+    Only a compliance officer lifts holds.
+    """
+    email = require(by, COMPLIANCE_OFFICER, to="lift legal holds")
+    reason = _check_reason(reason, "lifting")
+    now = now or utcnow()
+    row = session.execute(
+        select(LegalHold, ComplianceProfile.subject_id)
+        .join(ComplianceProfile, ComplianceProfile.id == LegalHold.compliance_profile_id)
+        .where(LegalHold.id == hold_id)
+    ).first()
+    session.rollback()
+    if row is None:
+        raise NotFound(f"no legal hold with id {hold_id}")
+    hold, subject_id = row
+    if hold.lifted_at is not None:
+        when = hold.lifted_at.strftime("%Y-%m-%d %H:%M UTC")
+        raise Conflict(f"legal hold {hold_id} was already lifted by {hold.lifted_by} at {when}")
+    if hold.until is not None and hold.until <= now:
+        raise Conflict(f"legal hold {hold_id} already ended on {last_day(hold.until)}")
+    return HoldPlan(
+        "lift",
+        subject_id,
+        reason,
+        email,
+        hold.compliance_profile_id,
+        last_day(hold.until),
+        hold_id=hold_id,
+    )
+
+
+def lift_hold(session: Session, plan: HoldPlan, *, now: datetime | None = None) -> HoldView:
+    """Carry out a lifting plan; if someone lifted the hold meanwhile, nothing changes."""
+    if plan.action != "lift" or plan.hold_id is None:
+        raise InvalidInput(f"this plan places a hold; it cannot lift one ({plan.action})")
+    now = now or utcnow()
+    lifted = rows_changed(
+        session.execute(
+            update(LegalHold)
+            .where(LegalHold.id == plan.hold_id, LegalHold.lifted_at.is_(None))
+            .values(lifted_at=now, lifted_by=plan.by, lifted_reason=plan.reason)
+        )
+    )
+    if lifted != 1:
+        session.rollback()
+        raise Conflict(f"legal hold {plan.hold_id} was lifted meanwhile; nothing changed")
+    record_event(
+        session,
+        actor=plan.by,
+        action="legal_hold.lifted",
+        target_type="legal_hold",
+        target_id=plan.hold_id,
+        details={"profile_id": plan.profile_id},
+    )
+    session.commit()
+    hold = session.get(LegalHold, plan.hold_id)
+    assert hold is not None
+    return _view(hold, plan.subject_id, now)
+
+
+def _view(hold: LegalHold, subject_id: str, now: datetime) -> HoldView:
+    active = hold.lifted_at is None and (hold.until is None or hold.until > now)
+    return HoldView(
+        id=hold.id,
+        profile_id=hold.compliance_profile_id,
+        subject_id=subject_id,
+        reason=hold.reason,
+        placed_by=hold.placed_by,
+        placed_at=hold.placed_at,
+        until=last_day(hold.until),
+        active=active,
+        lifted_at=hold.lifted_at,
+        lifted_by=hold.lifted_by,
+        lifted_reason=hold.lifted_reason,
+    )
+
+
+def list_holds(
+    session: Session, *, active_only: bool = False, now: datetime | None = None
+) -> list[HoldView]:
+    """Every hold, newest first (or only those in force)."""
+    now = now or utcnow()
+    query = (
+        select(LegalHold, ComplianceProfile.subject_id)
+        .join(ComplianceProfile, ComplianceProfile.id == LegalHold.compliance_profile_id)
+        .order_by(LegalHold.id.desc())
+    )
+    if active_only:
+        query = query.where(active_hold(now))
+    return [_view(hold, subject, now) for hold, subject in session.execute(query)]
+
+
+def _chunks(values: list[Any]) -> Iterable[list[Any]]:
+    for i in range(0, len(values), _KEYS_PER_QUERY):
+        yield values[i : i + _KEYS_PER_QUERY]
+
+
+def held_subjects(
+    session: Session, subject_ids: Iterable[str] | None = None, *, now: datetime | None = None
+) -> set[str]:
+    """The subjects (application keys) under a hold in force: among ``subject_ids``, or all."""
+    now = now or utcnow()
+    query = (
+        select(ComplianceProfile.subject_id)
+        .join(LegalHold, LegalHold.compliance_profile_id == ComplianceProfile.id)
+        .where(active_hold(now))
+        .distinct()
+    )
+    if subject_ids is None:
+        return set(session.scalars(query))
+    held: set[str] = set()
+    for chunk in _chunks([str(s) for s in subject_ids]):
+        held.update(session.scalars(query.where(ComplianceProfile.subject_id.in_(chunk))))
+    return held
+
+
+def held_profiles(
+    session: Session, profile_ids: Iterable[int], *, now: datetime | None = None
+) -> dict[int, int]:
+    """Among ``profile_ids``, those under a hold in force, each with one of its hold ids."""
+    now = now or utcnow()
+    held: dict[int, int] = {}
+    for chunk in _chunks(list(profile_ids)):
+        for profile_id, hold_id in session.execute(
+            select(LegalHold.compliance_profile_id, LegalHold.id)
+            .where(LegalHold.compliance_profile_id.in_(chunk), active_hold(now))
+            .order_by(LegalHold.id)
+        ):
+            held.setdefault(profile_id, hold_id)
+    return held
+
+
+# ---------------------------------------------------------------- open access requests
+
+# A request is open until it completes or is rejected (the same list dsar.requests keeps).
+_OPEN_REQUEST = ("pending", "approved", "processing", "failed")
+
+
+def awaiting_access_export(session: Session, subject_ids: Iterable[str] | None = None) -> set[str]:
+    """Subjects with an open access request: their rows are evidence until the export is built.
+
+    Among ``subject_ids``, or all such subjects when None.
+    """
+    query = (
+        select(DsarRequest.subject_id)
+        .where(DsarRequest.kind == "access", DsarRequest.status.in_(_OPEN_REQUEST))
+        .distinct()
+    )
+    if subject_ids is None:
+        return set(session.scalars(query))
+    waiting: set[str] = set()
+    for chunk in _chunks([str(s) for s in subject_ids]):
+        waiting.update(session.scalars(query.where(DsarRequest.subject_id.in_(chunk))))
+    return waiting

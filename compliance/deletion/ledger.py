@@ -1,0 +1,187 @@
+"""The permanent side of the bookkeeping: the decision ledger and the weekly aggregates.
+
+Purge removes records and batches once they are done; before it does, it folds them in
+here, in the same transaction. The ledger remembers each decision about a subject in a
+bucket (no email, no name: the profile id), so a rejection holds the subject back for the
+bucket's cool-off and an erasure can be replayed after a backup restore. The aggregates
+keep every Progress figure the same before and after purge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, insert, literal, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from compliance.store.models import (
+    ComplianceProfile,
+    DecisionLedger,
+    DeletionAggregate,
+    DeletionBatch,
+    DeletionRecord,
+    UTCDateTime,
+)
+from compliance.store.sql import rows_changed
+
+ERASED = "erased"
+REJECTED = "rejected"  # the whole batch was rejected
+EXCLUDED = "excluded"  # kept out of a batch that was accepted
+DECISIONS = (ERASED, REJECTED, EXCLUDED)
+_KEPT = (REJECTED, EXCLUDED)
+
+
+def week_of(session: Session, moment: Any) -> ColumnElement[Any]:
+    """The Monday (UTC) of ``moment``'s week, in SQL; weeks are how Progress groups figures."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date_trunc("week", moment)
+    return func.date(moment, "weekday 0", "-6 days")
+
+
+def as_date(value: Any) -> date:
+    """A week from either database (timestamp on PostgreSQL, text on SQLite) as a date."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+# ---------------------------------------------------------------- folding (by purge)
+
+
+def fold_records(session: Session, record_ids: Sequence[int], *, now: datetime) -> int:
+    """Write the ledger entries and aggregates of records about to be purged; return entries.
+
+    Runs in the caller's transaction, which then deletes the records: both or neither.
+    """
+    if not record_ids:
+        return 0
+    r, b = DeletionRecord, DeletionBatch
+    decision = case(
+        (r.deletion_applied_at.is_not(None), literal(ERASED)),
+        (b.reviewed_status == "rejected", literal(REJECTED)),
+        else_=literal(EXCLUDED),
+    )
+    source = (
+        select(
+            r.compliance_profile_id,
+            r.bucket,
+            decision,
+            b.reviewed_by,
+            func.coalesce(b.reviewed_at, r.deletion_applied_at),
+            r.deletion_applied_at,
+            r.review_note,
+            func.coalesce(r.applied_plan_hash, b.accepted_plan_hash),
+            r.id,
+            literal(now, UTCDateTime()),
+        )
+        .outerjoin(b, b.id == r.deletion_batch_id)
+        .where(r.id.in_(list(record_ids)))
+    )
+    written = rows_changed(session.execute(
+        insert(DecisionLedger).from_select(
+            [
+                "compliance_profile_id", "bucket", "decision", "reviewer", "decided_at",
+                "applied_at", "note", "plan_hash", "deletion_record_id", "recorded_at",
+            ],
+            source,
+        )
+    ))  # fmt: skip
+    applied = r.deletion_applied_at.is_not(None)
+    week = case(
+        (applied, week_of(session, r.deletion_applied_at)),
+        else_=week_of(session, func.coalesce(b.reviewed_at, r.updated_at)),
+    )
+    counts: dict[tuple[str, date], dict[str, int]] = {}
+    for bucket, when, was_applied, n in session.execute(
+        select(r.bucket, week, applied, func.count())
+        .outerjoin(b, b.id == r.deletion_batch_id)
+        .where(r.id.in_(list(record_ids)))
+        .group_by(r.bucket, week, applied)
+    ):
+        column = "records_erased" if was_applied else "records_kept"
+        counts.setdefault((bucket, as_date(when)), {})[column] = n
+    _add_to_aggregates(session, counts)
+    return written
+
+
+def fold_batches(session: Session, batch_ids: Sequence[int]) -> None:
+    """Count reviewed batches about to be purged into the aggregates (week of their review)."""
+    if not batch_ids:
+        return
+    counts: dict[tuple[str, date], dict[str, int]] = {}
+    week = week_of(session, DeletionBatch.reviewed_at)
+    for bucket, when, status, n in session.execute(
+        select(DeletionBatch.bucket, week, DeletionBatch.reviewed_status, func.count())
+        .where(DeletionBatch.id.in_(list(batch_ids)), DeletionBatch.reviewed_at.is_not(None))
+        .group_by(DeletionBatch.bucket, week, DeletionBatch.reviewed_status)
+    ):
+        if status in ("accepted", "rejected"):
+            counts.setdefault((bucket, as_date(when)), {})[f"batches_{status}"] = n
+    _add_to_aggregates(session, counts)
+
+
+_COUNTERS = ("records_erased", "records_kept", "batches_accepted", "batches_rejected")
+
+
+def _add_to_aggregates(session: Session, counts: dict[tuple[str, date], dict[str, int]]) -> None:
+    if not counts:
+        return
+    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    rows = [
+        {"bucket": bucket, "week": week, **{c: values.get(c, 0) for c in _COUNTERS}}
+        for (bucket, week), values in sorted(counts.items())
+    ]
+    statement = dialect_insert(DeletionAggregate)
+    table = DeletionAggregate.__table__
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["bucket", "week"],
+            set_={c: table.c[c] + statement.excluded[c] for c in _COUNTERS},
+        ),
+        rows,
+    )
+
+
+# ---------------------------------------------------------------- reading
+
+
+def cooling_off(
+    session: Session, bucket: str, days: int, subject_ids: Sequence[str], *, now: datetime
+) -> set[str]:
+    """Subjects among ``subject_ids`` rejected (or excluded) in ``bucket`` within ``days``."""
+    if days <= 0 or not subject_ids:
+        return set()
+    since = now - timedelta(days=days)
+    return set(
+        session.scalars(
+            select(ComplianceProfile.subject_id)
+            .join(DecisionLedger, DecisionLedger.compliance_profile_id == ComplianceProfile.id)
+            .where(
+                ComplianceProfile.subject_id.in_(list(subject_ids)),
+                cooling_off_condition(bucket, since),
+            )
+            .distinct()
+        )
+    )
+
+
+def cooling_off_condition(bucket: str, since: datetime) -> ColumnElement[bool]:
+    return and_(
+        DecisionLedger.bucket == bucket,
+        DecisionLedger.decision.in_(_KEPT),
+        DecisionLedger.decided_at > since,
+    )
+
+
+def aggregates(session: Session) -> list[DeletionAggregate]:
+    return list(
+        session.scalars(
+            select(DeletionAggregate).order_by(DeletionAggregate.bucket, DeletionAggregate.week)
+        )
+    )

@@ -1,0 +1,144 @@
+"""Replaying erasures after the application database is restored from an older backup.
+
+A restore brings back the rows of every subject erased since the backup was taken. The
+decision ledger (and the records purge has not removed yet) knows each of those erasures,
+when it happened and the plan it carried out; ``replay`` erases them again, plan by plan,
+chunk by chunk. Deletes find nothing twice and every anonymize strategy is idempotent, so
+replaying more than needed changes nothing more. A legal hold placed since still wins.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
+
+from compliance.audit.chain import record_event
+from compliance.deletion.holds import held_subjects
+from compliance.deletion.plans import PlanDocument, load_plans, plan_document, plan_hash
+from compliance.errors import InvalidInput
+from compliance.logs import Progress
+from compliance.policy.datamap import DataMap, TableAction
+from compliance.store.models import (
+    ComplianceProfile,
+    DecisionLedger,
+    DeletionBatch,
+    DeletionRecord,
+    utcnow,
+)
+
+CHUNK = 1000
+
+
+@dataclass
+class ReplayResult:
+    since: date
+    erasures: int = 0  # subjects erased since then, per the ledger and live records
+    held: int = 0  # of those, now under a legal hold: left alone
+    replayed: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    executed: bool = False
+
+
+def _erasures_since(session: Session, since: datetime) -> dict[tuple[str, str], str | None]:
+    """(subject key, bucket) -> hash of the plan carried out (None: before plans were kept)."""
+    found: dict[tuple[str, str], str | None] = {}
+    ledger = session.execute(
+        select(ComplianceProfile.subject_id, DecisionLedger.bucket, DecisionLedger.plan_hash)
+        .join(ComplianceProfile, ComplianceProfile.id == DecisionLedger.compliance_profile_id)
+        .where(DecisionLedger.decision == "erased", DecisionLedger.applied_at >= since)
+    )
+    for subject, bucket, digest in ledger:
+        found[(subject, bucket)] = digest
+    live = session.execute(
+        select(
+            ComplianceProfile.subject_id,
+            DeletionRecord.bucket,
+            DeletionRecord.applied_plan_hash,
+            DeletionBatch.accepted_plan_hash,
+        )
+        .join(ComplianceProfile, ComplianceProfile.id == DeletionRecord.compliance_profile_id)
+        .outerjoin(DeletionBatch, DeletionBatch.id == DeletionRecord.deletion_batch_id)
+        .where(and_(DeletionRecord.deletion_applied_at >= since))
+    )
+    for subject, bucket, applied, accepted in live:
+        found[(subject, bucket)] = applied or accepted
+    return found
+
+
+def _steps(datamap: DataMap, plan: PlanDocument) -> list[TableAction]:
+    """The plan's tables and actions, in an order foreign keys allow; never a table now kept."""
+    actions = {
+        step["table"]: step["action"] for step in plan if step["table"] in datamap.policy.tables
+    }
+    return [
+        TableAction(step.table, actions[step.table])
+        for step in datamap.erasure_plan(actions)
+        if step.table in actions
+    ]
+
+
+def replay_erasures(
+    session: Session,
+    datamap: DataMap,
+    *,
+    since: date,
+    actor: str,
+    execute: bool,
+    now: datetime | None = None,
+) -> ReplayResult:
+    """Erase again every subject erased since ``since`` (dry run: count what it would touch)."""
+    now = now or utcnow()
+    start = datetime.combine(since, time(), UTC)
+    if start > now:
+        raise InvalidInput(f"--since {since.isoformat()} is in the future")
+    result = ReplayResult(since=since, executed=execute)
+    erasures = _erasures_since(session, start)
+    result.erasures = len(erasures)
+    held = held_subjects(session, {subject for subject, _ in erasures}, now=now)
+    plans = load_plans(session, {h for h in erasures.values() if h})
+    groups: dict[str, list[str]] = defaultdict(list)
+    documents: dict[str, PlanDocument] = {}
+    for (subject, bucket), digest in sorted(erasures.items()):
+        if subject in held:
+            result.held += 1
+            continue
+        if digest is None or digest not in plans:
+            if bucket not in datamap.policy.buckets and bucket != "dsar_erasure":
+                continue  # a bucket gone from the policy, erased before plans were kept
+            document = plan_document(datamap.policy, bucket)
+            digest = plan_hash(document)
+        else:
+            document = plans[digest]
+        documents[digest] = document
+        groups[digest].append(subject)
+    session.rollback()
+    progress = Progress("replay_erasures.progress", total=sum(len(g) for g in groups.values()))
+    for digest, subjects in sorted(groups.items()):
+        steps = _steps(datamap, documents[digest])
+        for i in range(0, len(subjects), CHUNK):
+            chunk = subjects[i : i + CHUNK]
+            if execute:
+                with datamap.engine.begin() as conn:
+                    rows = datamap.erase(conn, steps, chunk)
+            else:
+                with datamap.engine.connect() as conn:
+                    rows = {s.table: datamap.count(conn, s.table, chunk) for s in steps}
+            for table, n in rows.items():
+                result.rows[table] = result.rows.get(table, 0) + n
+            if execute:
+                result.replayed += len(chunk)
+                record_event(
+                    session,
+                    actor=actor,
+                    action="erasures.replayed",
+                    target_type="erasure_plan",
+                    target_id=digest,
+                    details={"since": since.isoformat(), "subjects": len(chunk), "rows": rows},
+                )
+                session.commit()
+            progress.advance(len(chunk))
+    return result

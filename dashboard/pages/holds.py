@@ -1,0 +1,100 @@
+"""Legal holds: officers see, place and lift the holds that win over every erasure rule."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pandas as pd
+import streamlit as st
+
+from compliance.deletion.holds import (
+    lift_hold,
+    list_holds,
+    place_hold,
+    plan_lift_hold,
+    plan_place_hold,
+)
+from compliance.dsar.requests import resolve_subject
+from compliance.roles import COMPLIANCE_OFFICER
+from dashboard import context, widgets
+
+COLUMNS = ["id", "subject_id", "status", "reason", "placed_by", "placed_at", "until", "lifted_by"]
+
+widgets.require_role(COMPLIANCE_OFFICER)
+policy = context.policy()
+st.title("Legal holds")
+st.caption(
+    "A subject on legal hold is never erased: no bucket proposes them, accepted records are "
+    "refused by apply-deletions, erasure requests wait and retention cleanup keeps their rows."
+)
+widgets.show_flash()
+
+show_all = st.toggle("Show lifted and ended holds too", key="holds_all")
+with context.session(policy) as s:
+    holds = list_holds(s, active_only=not show_all)
+frame = pd.DataFrame(
+    [
+        {
+            "id": h.id,
+            "subject_id": h.subject_id,
+            "status": "active" if h.active else ("lifted" if h.lifted_at else "ended"),
+            "reason": h.reason,
+            "placed_by": h.placed_by,
+            "placed_at": h.placed_at,
+            "until": h.until.isoformat() if h.until else "until lifted",
+            "lifted_by": h.lifted_by,
+        }
+        for h in holds
+    ],
+    columns=COLUMNS,
+)
+if frame.empty:
+    st.caption("No legal holds in force.")
+else:
+    st.dataframe(frame, hide_index=True, width="stretch", column_config=widgets.labels(COLUMNS))
+
+actor = context.identity()
+place, lift = st.columns(2)
+with place.form("place_hold", clear_on_submit=True):
+    st.markdown("**Place a hold**")
+    by = st.radio("Find the subject by", ["subject id", "email"], horizontal=True)
+    who = st.text_input("Subject id or email")
+    reason = st.text_area("Reason (required)")
+    ends = st.checkbox("The hold ends on a date")
+    until = st.date_input("Last day of the hold (UTC)", value=date.today() + timedelta(days=365))
+    if st.form_submit_button("Place hold", type="primary"):
+
+        def do_place() -> str:
+            key, _ = resolve_subject(
+                policy,
+                context.engine(policy.app_database_url),
+                subject_id=who if by == "subject id" else None,
+                email=who if by == "email" else None,
+            )
+            with context.session(policy) as s:
+                plan = plan_place_hold(
+                    s, subject_id=key, reason=reason, by=actor, until=until if ends else None
+                )
+                hold = place_hold(s, plan)
+            return f"Placed legal hold {hold.id} on subject {key}."
+
+        widgets.run_action(do_place)
+
+active = [h for h in holds if h.active]
+with lift.form("lift_hold", clear_on_submit=True):
+    st.markdown("**Lift a hold**")
+    labels = {h.id: f"#{h.id} · subject {h.subject_id}" for h in active}
+    chosen = st.selectbox("Hold", list(labels), format_func=lambda h: labels[h], index=None)
+    why = st.text_area("Reason for lifting (required)")
+    if st.form_submit_button("Lift hold"):
+        if chosen is None:
+            st.error("Choose the hold to lift.")
+        else:
+            hold_id = int(chosen)
+
+            def do_lift() -> str:
+                with context.session(policy) as s:
+                    lifted = lift_hold(s, plan_lift_hold(s, hold_id, reason=why, by=actor))
+                return f"Lifted legal hold {lifted.id} on subject {lifted.subject_id}."
+
+            widgets.run_action(do_lift)
