@@ -637,7 +637,7 @@ def bench_dashboard(bench: Bench, compliance: Engine) -> None:
         sql_progress = statistics.median(timed(lambda: bucket_progress(s))[0] for _ in range(5))
     render(None)  # warm the interpreter's imports, as a running server is
     batches = statistics.median(timed(lambda: render(None))[0] for _ in range(3))
-    progress = statistics.median(timed(lambda: render("pages/progress.py"))[0] for _ in range(3))
+    progress = statistics.median(timed(lambda: render("views/progress.py"))[0] for _ in range(3))
     note = "sign-in + page render, cache cleared; baseline: the page's read functions"
     bench.rows.append(
         Row("dashboard: deletion batches page", batches, sql_batches, None, note, page=True)

@@ -141,7 +141,7 @@ def test_the_audit_page_download_is_neutralised(
     try:
         at = AppTest.from_file(str(APP), default_timeout=60).run()
         at.selectbox(key="demo_user").select(OFFICER).run()
-        at.switch_page("pages/audit.py").run()
+        at.switch_page("views/audit.py").run()
         assert not at.exception, at.exception
     finally:
         st.cache_data.clear()

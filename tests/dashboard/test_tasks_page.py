@@ -35,7 +35,7 @@ def test_an_officer_confirms_a_manual_task_with_a_note_and_the_record_is_applied
             select(ErasureTask).where(ErasureTask.system == "newsletter").order_by(ErasureTask.id)
         ).first()
         assert task is not None and task.subject and "@" in task.subject["email"]
-    at = open_app(OFFICER, "pages/tasks.py")
+    at = open_app(OFFICER, "views/tasks.py")
     assert not at.exception, at.exception
     shown = " ".join(t.value for t in at.text)
     assert "Erasure: choose 'Delete permanently' (not 'Unsubscribe')." in shown
@@ -65,4 +65,4 @@ def test_support_cannot_open_the_task_list(waiting: Deployment, open_app: OpenAp
     at = open_app(SUPPORT)
     assert not at.exception, at.exception
     with pytest.raises(ValueError, match="Could not find a navigation page"):
-        at.switch_page("pages/tasks.py")
+        at.switch_page("views/tasks.py")
