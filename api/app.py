@@ -24,9 +24,11 @@ from sqlalchemy.orm import Session
 from compliance import logs
 from compliance.dsar.api_keys import ApiKeyInfo, KeyRefused, authenticate
 from compliance.dsar.intake import AlreadyOpen, TooSoon, request_status, submit_from_api
+from compliance.dsar.notices import send_notice
 from compliance.errors import ComplianceError, ConfigError, Conflict, InvalidInput, NotFound
 from compliance.policy.loader import Policy, load_policy
 from compliance.store.engines import make_engine, session_factory
+from compliance.systems.tasks import receive_callback
 
 
 @dataclass
@@ -145,6 +147,10 @@ def create_request(
         user_agent=request.headers.get("user-agent"),
     )
     r = result.request
+    try:  # Art. 12: tell the subject it arrived; a mail failure stays on the request, retryable
+        send_notice(session, dep.policy, r.reference, "acknowledgement", actor=key.identity)
+    except ComplianceError as exc:
+        logs.log_event("api.acknowledgement_skipped", reference=r.reference, reason=str(exc))
     return RequestOut(
         reference=r.reference,
         kind=r.kind,
@@ -175,6 +181,30 @@ def get_request(
         extended=status.extended,
         completed_at=_iso(status.completed_at),
     )
+
+
+class TaskOut(BaseModel):
+    status: str = Field(description="The task's status after the callback: done or failed")
+
+
+@app.post(
+    "/v1/tasks/callback",
+    response_model=TaskOut,
+    responses={404: {"model": Problem}, 422: {"model": Problem}},
+)
+async def task_callback(
+    request: Request,
+    session: Annotated[Session, Depends(db_session)],
+    dep: Annotated[Deployment, Depends(deployment)],
+) -> TaskOut:
+    """A webhook system finishes a task it accepted earlier (the README's webhook contract).
+
+    No API key: the body is signed with that system's secret (HMAC-SHA256, timestamped),
+    and a bad or stale signature is refused with 422. A replay changes nothing.
+    """
+    body = await request.body()
+    task = receive_callback(session, dep.policy, body, dict(request.headers.items()))
+    return TaskOut(status=task.status)
 
 
 @app.exception_handler(ComplianceError)

@@ -14,13 +14,15 @@ from compliance.ops.alerts import (
     post_alerts,
     today_utc,
 )
+from compliance.store.states import AlertStatus
 from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
+from jobs.params import DAY, DAYS
 
 
 def today_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--today",
-        type=click.DateTime(["%Y-%m-%d"]),
+        type=DAY,
         help="Act as if today were this UTC date (backfill, testing). Default: today.",
     )(func)
 
@@ -37,11 +39,11 @@ def alert_lines(alerts: Sequence[Alert], executed: bool, day: date) -> list[str]
     """What was (or would be) posted where, and why anything was skipped."""
     lines = []
     for alert in alerts:
-        if alert.status == "skipped":
+        if alert.status == AlertStatus.SKIPPED:
             lines.append(f"{alert.target}: skipped, {alert.reason}")
             continue
         assert alert.message is not None
-        if alert.status == "failed":
+        if alert.status == AlertStatus.FAILED:
             lines.append(
                 f"{alert.target}: FAILED to post to {alert.message.channel}: {alert.reason}"
             )
@@ -49,7 +51,9 @@ def alert_lines(alerts: Sequence[Alert], executed: bool, day: date) -> list[str]
         verb = "posted to" if executed else "would post to"
         lines.append(f"{alert.target}: {verb} {alert.message.channel}:")
         lines += [f"    {line}" for line in alert.message.text.splitlines()]
-    if any(a.status == "skipped" and a.reason == already_posted_reason(day) for a in alerts):
+    if any(
+        a.status == AlertStatus.SKIPPED and a.reason == already_posted_reason(day) for a in alerts
+    ):
         lines.append("Alerts go out once a day; re-run with --force to post them again.")
     return lines
 
@@ -59,7 +63,7 @@ def alert_lines(alerts: Sequence[Alert], executed: bool, day: date) -> list[str]
     "--within-days",
     default=DEFAULT_WITHIN_DAYS,
     show_default=True,
-    type=click.IntRange(0),
+    type=DAYS,
     help="Also list open requests due within this many days (overdue ones always).",
 )
 @today_option
@@ -78,6 +82,6 @@ def alert_deadlines(within_days: int, today: datetime | None, force: bool, execu
             )
     summary = {"today": day.isoformat(), "executed": execute, "alert": alert}
     emit(summary, alert_lines([alert], execute, day), executed=execute)
-    if alert.status == "failed":
+    if alert.status == AlertStatus.FAILED:
         raise JobFailed(f"Slack refused the DSAR deadline alert: {alert.reason}")
     return summary

@@ -7,6 +7,7 @@ from compliance.ops.alerts import (
     post_alerts,
     today_utc,
 )
+from compliance.store.states import AlertStatus
 from jobs.alert_dsar_deadlines import alert_lines, force_option, today_option
 from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
 
@@ -31,7 +32,7 @@ def alert_unreviewed(today: datetime | None, force: bool, execute: bool) -> obje
             )
     summary = {"today": day.isoformat(), "executed": execute, "alerts": alerts}
     emit(summary, alert_lines(alerts, execute, day), executed=execute)
-    failed = [a.target for a in alerts if a.status == "failed"]
+    failed = [a.target for a in alerts if a.status == AlertStatus.FAILED]
     if failed:
         raise JobFailed(f"Slack refused the alert for {', '.join(failed)}; see the log")
     return summary

@@ -6,16 +6,20 @@ from compliance.deletion.apply import (
     apply_deletions,
     retry_blocked,
 )
+from compliance.deletion.records import MAX_CHUNK_SIZE
 from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
+from jobs.params import BUCKET, whole
 
 
 @job_command("apply-deletions")
-@click.option("--bucket", help="Only this bucket (default: every bucket with accepted records).")
+@click.option(
+    "--bucket", type=BUCKET, help="Only this bucket (default: every bucket with accepted records)."
+)
 @click.option(
     "--chunk-size",
     default=DEFAULT_CHUNK_SIZE,
     show_default=True,
-    type=int,
+    type=whole(1, MAX_CHUNK_SIZE),
     help="Records per commit.",
 )
 @click.option(

@@ -31,6 +31,7 @@ from compliance.ops.locks import job_lock
 from compliance.policy.datamap import DataMap, open_system_engines
 from compliance.policy.loader import Policy, check_against_database, load_policy
 from compliance.store.engines import check_reachable, current_revision, make_engine, session_factory
+from compliance.store.states import JobRunStatus
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -159,7 +160,7 @@ def job(
             if session is not None:
                 with session:
                     run_id = start_job_run(session, name, _plain(kwargs), dry_run=dry_run)
-            status, summary, error = "succeeded", None, None
+            status, summary, error = JobRunStatus.SUCCEEDED, None, None
             # The lock is released only after the run's end is recorded (the ExitStack closes
             # last), so a later run that finds the lock free knows a 'running' row is stale.
             with ExitStack() as stack:
@@ -168,10 +169,12 @@ def job(
                     # skip. A bucket has a lock of its own, so cron may run buckets side by side.
                     locked = mutating and not dry_run and not concurrent
                     bucket = kwargs.get("bucket")
+                    if locked and bucket:
+                        rt.policy.bucket(bucket)  # an unknown name never names a lock file
                     lock_name = f"{name} --bucket {bucket}" if bucket else name
                     lock = job_lock(rt.engine, lock_name) if locked else nullcontext(True)
                     if not stack.enter_context(lock):
-                        status, summary = "skipped", {"skipped": "already running"}
+                        status, summary = JobRunStatus.SKIPPED, {"skipped": "already running"}
                         emit(
                             summary, [f"{lock_name} is already running; this run changed nothing."]
                         )
@@ -182,13 +185,13 @@ def job(
                     summary = func(**kwargs)
                     return summary
                 except JobFailed as exc:
-                    status, error = "failed", str(exc)
+                    status, error = JobRunStatus.FAILED, str(exc)
                     raise
                 except ComplianceError as exc:
-                    status, error = "refused", str(exc)
+                    status, error = JobRunStatus.REFUSED, str(exc)
                     raise
                 except BaseException as exc:
-                    status, error = "crashed", f"{type(exc).__name__}: {exc}"
+                    status, error = JobRunStatus.CRASHED, f"{type(exc).__name__}: {exc}"
                     raise
                 finally:
                     if run_id is not None:
@@ -216,7 +219,7 @@ def job_command(
         wrapped = click.option(
             "--json", "as_json", is_flag=True, help="Print a machine-readable JSON summary."
         )(wrapped)
-        return parent.command(name)(wrapped)
+        return parent.command(name, cls=JobCommand)(wrapped)
 
     return decorate
 
@@ -227,12 +230,46 @@ def execute_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+class JobCommand(click.Command):
+    """A command that refuses two flags writing one value (``--accept --reject``).
+
+    Click lets the last of such flags win silently; an officer who typed both meant
+    something we cannot guess, so the command changes nothing and says so.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+        except click.UsageError:
+            order = []  # the real parse below reports it
+        seen: dict[str | None, click.Parameter] = {}
+        for param in order:
+            if not isinstance(param, click.Option):
+                continue
+            first = seen.setdefault(param.name, param)
+            if first is not param:
+                raise click.UsageError(
+                    f"{first.opts[0]} and {param.opts[0]} cannot be given together", ctx
+                )
+        return super().parse_args(ctx, args)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
 class PrivacyDeskGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ComplianceError as exc:
             click.echo(f"Error: {exc}", err=True)
+            ctx.exit(EXIT_BAD_INPUT)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            # One line, like every other refusal, instead of click's usage block.
+            click.echo(f"Error: {_one_line(exc.format_message())}", err=True)
             ctx.exit(EXIT_BAD_INPUT)
         except JobFailed as exc:
             click.echo(f"Failed: {exc}", err=True)

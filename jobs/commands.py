@@ -3,6 +3,7 @@
 from jobs import (  # noqa: F401
     alert_dsar_deadlines,
     alert_unreviewed_batches,
+    anchor_audit_log,
     api_key,
     apply_deletions,
     cleanup_expired_exports,

@@ -2,15 +2,18 @@ import click
 
 from compliance.deletion.batches import DEFAULT_MAX_BATCH_SIZE, create_deletion_batches
 from jobs.cli import emit, execute_option, job_command, runtime
+from jobs.params import BUCKET, whole
 
 
 @job_command("create-deletion-batches")
-@click.option("--bucket", required=True, help="The bucket whose open records are batched.")
+@click.option(
+    "--bucket", type=BUCKET, required=True, help="The bucket whose open records are batched."
+)
 @click.option(
     "--max-batch-size",
     default=DEFAULT_MAX_BATCH_SIZE,
     show_default=True,
-    type=int,
+    type=whole(1, 100_000),
     help="Most records one reviewer decision covers.",
 )
 @execute_option

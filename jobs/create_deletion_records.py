@@ -1,16 +1,21 @@
 import click
 
-from compliance.deletion.records import create_deletion_records
+from compliance.deletion.records import MAX_STAGED_CHUNK_SIZE, create_deletion_records
 from jobs.cli import emit, execute_option, job_command, runtime
+from jobs.params import BUCKET, whole
 
 
 @job_command("create-deletion-records")
-@click.option("--bucket", required=True, help="The bucket whose rules find the due subjects.")
 @click.option(
-    "--chunk-size", default=5000, show_default=True, type=int, help="Subjects per commit."
+    "--bucket", type=BUCKET, required=True, help="The bucket whose rules find the due subjects."
+)
+@click.option(
+    "--chunk-size",
+    type=whole(1, MAX_STAGED_CHUNK_SIZE),
+    help="Subjects per commit (default 50,000 on PostgreSQL, 5,000 and at most 10,000 on SQLite).",
 )
 @execute_option
-def create_records(bucket: str, chunk_size: int, execute: bool) -> object:
+def create_records(bucket: str, chunk_size: int | None, execute: bool) -> object:
     """Open one deletion record per due subject of BUCKET (skips subjects with one open)."""
     rt = runtime()
     with rt.session() as session:

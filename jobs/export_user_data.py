@@ -4,10 +4,16 @@ import click
 
 from compliance.dsar.exports import export_user_data
 from jobs.cli import emit, job_command, runtime
+from jobs.params import SUBJECT_ID
 
 
 @job_command("export-user-data", mutating=False)
-@click.option("--subject-id", required=True, help="The subject's key in the application database.")
+@click.option(
+    "--subject-id",
+    required=True,
+    type=SUBJECT_ID,
+    help="The subject's key in the application database.",
+)
 @click.option(
     "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
 )

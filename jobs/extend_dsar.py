@@ -3,11 +3,12 @@ import click
 from compliance.dsar.requests import extend_dsar
 from compliance.roles import identify
 from jobs.cli import emit, execute_option, job_command, runtime
+from jobs.params import whole
 
 
 @job_command("extend-dsar")
 @click.argument("reference")
-@click.option("--months", required=True, type=int, help="1 or 2; at most two in total.")
+@click.option("--months", required=True, type=whole(1, 2), help="1 or 2; at most two in total.")
 @click.option("--reason", required=True, help="Why more time is needed (told to the subject).")
 @click.option("--by", "by", required=True, metavar="EMAIL", help="The compliance officer's email.")
 @execute_option

@@ -12,6 +12,7 @@ from compliance.deletion.holds import (
 from compliance.dsar.requests import resolve_subject
 from compliance.roles import identify
 from jobs.cli import cli, emit, execute_option, job_command, runtime
+from jobs.params import DAY, ROW_ID, SUBJECT_ID
 
 
 @cli.group("hold")
@@ -20,13 +21,15 @@ def hold() -> None:
 
 
 @job_command("add", group=hold)
-@click.option("--subject-id", help="The subject's key in the application database.")
+@click.option(
+    "--subject-id", type=SUBJECT_ID, help="The subject's key in the application database."
+)
 @click.option("--email", help="Or the subject's email, looked up through [subjects].")
 @click.option("--reason", required=True, help="Why the subject is held (required).")
 @click.option("--by", "by", required=True, help="Email of the person placing the hold.")
 @click.option(
     "--until",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
+    type=DAY,
     help="Last day of the hold (YYYY-MM-DD, UTC); without it the hold lasts until lifted.",
 )
 @execute_option
@@ -67,7 +70,7 @@ def add(
 
 
 @job_command("remove", group=hold)
-@click.argument("hold_id", type=int)
+@click.argument("hold_id", type=ROW_ID)
 @click.option("--reason", required=True, help="Why the hold is lifted (required).")
 @click.option("--by", "by", required=True, help="Email of the person lifting the hold.")
 @execute_option

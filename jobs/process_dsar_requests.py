@@ -2,11 +2,16 @@ import click
 
 from compliance.dsar.processing import process_dsar_requests
 from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
+from jobs.params import whole
 
 
 @job_command("process-dsar-requests", concurrent=True)  # workers claim, no lock
 @click.option(
-    "--limit", default=20, show_default=True, type=int, help="Requests claimed per round."
+    "--limit",
+    default=20,
+    show_default=True,
+    type=whole(1, 1000),
+    help="Requests claimed per round.",
 )
 @execute_option
 def process(limit: int, execute: bool) -> object:
@@ -24,6 +29,10 @@ def process(limit: int, execute: bool) -> object:
             f"Claimed {result.claimed} requests: {result.exported} exported, "
             f"{result.erasure_scheduled} erasures scheduled, {len(result.failed)} failed",
             f"Completed: {', '.join(result.completed) or 'none'}",
+        ]
+        lines += [
+            f"  {ref} failed an attempt; next attempt at {when}"
+            for ref, when in sorted(result.retrying.items())
         ]
         if result.waiting:
             lines.append(f"Waiting for their deletion records: {', '.join(result.waiting)}")

@@ -2,10 +2,13 @@ import click
 
 from compliance.deletion.purge import purge_compliance_data
 from jobs.cli import emit, execute_option, job_command, runtime
+from jobs.params import BUCKET
 
 
 @job_command("purge-compliance-data")
-@click.option("--bucket", required=True, help="The bucket whose finished bookkeeping is removed.")
+@click.option(
+    "--bucket", type=BUCKET, required=True, help="The bucket whose finished bookkeeping is removed."
+)
 @execute_option
 def purge(bucket: str, execute: bool) -> object:
     """Remove applied or rejected records, empty batches and orphan profiles of BUCKET."""

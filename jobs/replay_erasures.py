@@ -2,13 +2,14 @@ import click
 
 from compliance.deletion.replay import replay_erasures
 from jobs.cli import emit, execute_option, job_command, runtime
+from jobs.params import DAY
 
 
 @job_command("replay-erasures")
 @click.option(
     "--since",
     required=True,
-    type=click.DateTime(formats=["%Y-%m-%d"]),
+    type=DAY,
     help="Date (UTC) the restored backup was taken: erasures from then on are redone.",
 )
 @execute_option

@@ -1,7 +1,9 @@
 import click
 
 from compliance.ops.retention import DEFAULT_CHUNK_SIZE, retention_cleanup
+from compliance.store.states import CleanupStatus
 from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
+from jobs.params import whole
 
 
 @job_command("retention-cleanup")
@@ -10,7 +12,7 @@ from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
     "--chunk-size",
     default=DEFAULT_CHUNK_SIZE,
     show_default=True,
-    type=click.IntRange(1),
+    type=whole(1, 1_000_000),
     help="Rows deleted per commit.",
 )
 @execute_option
@@ -32,7 +34,7 @@ def cleanup(category: str | None, chunk_size: int, execute: bool) -> object:
     done = len(result.categories) - len(result.skipped)
     lines = [f"{verb} {result.rows} expired rows in {done} categor{'y' if done == 1 else 'ies'}"]
     for c in result.categories:
-        if c.status in ("skipped", "failed"):
+        if c.status in (CleanupStatus.SKIPPED, CleanupStatus.FAILED):
             lines.append(f"  {c.name}: {c.status}: {c.message}")
         else:
             lines.append(f"  {c.name}: {c.rows} rows of {c.table} older than {c.days} days")

@@ -3,13 +3,16 @@ import click
 from compliance.dsar.requests import submit
 from compliance.roles import identify
 from jobs.cli import emit, execute_option, job_command, runtime
+from jobs.params import SUBJECT_ID
 
 
 @job_command("submit-dsar")
 @click.option(
     "--kind", required=True, type=click.Choice(["access", "erasure"]), help="What is asked."
 )
-@click.option("--subject-id", help="The subject's key in the application database.")
+@click.option(
+    "--subject-id", type=SUBJECT_ID, help="The subject's key in the application database."
+)
 @click.option("--email", help="Or the subject's email, looked up through [subjects].")
 @click.option("--requested-by", required=True, help="Email of the staff member logging it.")
 @click.option(

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.exc import DBAPIError
 
 from compliance.audit.chain import GENESIS, record_event, verify_chain
 from compliance.store.models import AuditEvent
-from tests.conftest import Deployment
+from tests.conftest import ROOT, Deployment
 
 
 def walk_bucket(d: Deployment) -> None:
@@ -70,16 +73,41 @@ def test_the_chain_links_each_event_to_the_one_before(demo: Deployment) -> None:
         "checked": len(trail),
         "broken_event_id": None,
         "problem": None,
+        "anchor": None,
+        "anchor_problem": None,
     }
 
 
-def _tamper(d: Deployment, sql: str) -> None:
+def _sqlite_guard() -> list[str]:
+    """The SQLite triggers as migration 0005 creates them (to put them back after a tamper)."""
+    path = ROOT / "compliance" / "store" / "migrations" / "versions" / "0005_evidence.py"
+    spec = importlib.util.spec_from_file_location("migration_0005_evidence", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return list(module.SQLITE_GUARD)
+
+
+@contextmanager
+def writable_audit_log(d: Deployment) -> Iterator[Connection]:
+    """What someone with the database owner's rights can do: lift the append-only guard."""
     with d.engine.begin() as conn:
         if d.backend == "postgresql":
             conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
-        conn.execute(text(sql))
+        else:
+            conn.execute(text("DROP TRIGGER audit_events_no_update"))
+            conn.execute(text("DROP TRIGGER audit_events_no_delete"))
+        yield conn
         if d.backend == "postgresql":
             conn.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
+        else:
+            for statement in _sqlite_guard():
+                conn.execute(text(statement))
+
+
+def _tamper(d: Deployment, sql: str) -> None:
+    with writable_audit_log(d) as conn:
+        conn.execute(text(sql))
 
 
 @pytest.mark.parametrize(
@@ -105,7 +133,7 @@ def test_verify_names_the_first_broken_link(demo: Deployment, sql: str, problem:
 
 def test_postgresql_refuses_to_change_or_remove_audit_events(demo: Deployment) -> None:
     if demo.backend != "postgresql":
-        pytest.skip("the append-only trigger is PostgreSQL's; SQLite relies on verify-audit-log")
+        pytest.skip("TRUNCATE is PostgreSQL's; test_audit_anchor covers both databases")
     walk_bucket(demo)
     for sql in (
         "UPDATE audit_events SET actor = 'x'",

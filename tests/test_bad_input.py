@@ -69,7 +69,7 @@ def assert_refused(d: Deployment, args: list[str], message: str) -> None:
                 "0",
                 "--execute",
             ],
-            "--max-batch-size must be at least 1, got 0",
+            "--max-batch-size must be from 1 to 100000, got 0",
         ),
         (["apply-deletions", "--bucket", "nope", "--execute"], "unknown bucket 'nope'"),
         (["purge-compliance-data", "--bucket", "nope", "--execute"], "unknown bucket 'nope'"),

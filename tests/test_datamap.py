@@ -9,9 +9,12 @@ from compliance.policy.strategies import HashStrategy
 from tests.conftest import Backend, Deployment, make_deployment
 from tests.shop import SHOP_POLICY, fill_shop
 
+SHOP_KEY = "shop-hash-key-0123456789abcdef-0123456789"
+
 
 @pytest.fixture
-def shop(backend: Backend, tmp_path) -> Deployment:
+def shop(backend: Backend, tmp_path, monkeypatch: pytest.MonkeyPatch) -> Deployment:
+    monkeypatch.setenv("COMPLIANCE_HASH_KEY", SHOP_KEY)  # not demo mode: hash needs its key
     d = make_deployment(backend, tmp_path / "shop", SHOP_POLICY)
     fill_shop(d.app_engine)
     yield d
@@ -54,7 +57,7 @@ def test_erasing_a_subject_reaches_rows_through_via_chains_of_any_depth(shop: De
     assert count(shop, "SELECT count(*) FROM item_notes") == 112
     assert count(shop, "SELECT count(*) FROM wishlists") == 28
     erased = shop.app_rows("customers", "code = 'C-0000'")[0]
-    assert erased["email"] == HashStrategy().transform("shopper0@example.net")
+    assert erased["email"] == HashStrategy(SHOP_KEY.encode()).transform("shopper0@example.net")
     assert erased["name"] == "[REDACTED]"
     assert erased["notes"] is None
     untouched = shop.app_rows("customers", "code = 'C-0001'")[0]

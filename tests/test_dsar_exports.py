@@ -8,7 +8,7 @@ import io
 import json
 import threading
 import zipfile
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -48,22 +48,35 @@ def export_of(d: Deployment, subject_id: str) -> tuple[dict[str, bytes], DsarReq
 def test_the_zip_holds_every_table_of_the_subject_and_a_true_manifest(demo: Deployment) -> None:
     user = demo.app_rows("users", "id = 42")[0]
     files, row = export_of(demo, "42")
-    tables = sorted(demo.policy().tables)
+    policy = demo.policy()
+    tables = sorted(policy.tables)
     assert sorted(files) == sorted(
-        ["data.json", "README.txt", "manifest.json", *(f"{t}.csv" for t in tables)]
+        [
+            "data.json",
+            "README.txt",
+            "manifest.json",
+            *(f"{policy.tables[t].system}/{t}.csv" for t in tables),
+        ]
     )
-    data = json.loads(files["data.json"])
+    document = json.loads(files["data.json"])
+    data = document["tables"]
     assert sorted(data) == tables
     assert data["users"][0]["email"] == user["email"]
     created = user["created_at"]  # raw SQL on SQLite gives text
     created = datetime.fromisoformat(created) if isinstance(created, str) else created
-    assert datetime.fromisoformat(data["users"][0]["created_at"]) == created  # ISO dates
-    assert "T" in data["users"][0]["created_at"]
+    exported = datetime.fromisoformat(data["users"][0]["created_at"])  # ISO, with UTC offset
+    assert exported.utcoffset() is not None and exported == created.replace(tzinfo=UTC)
+    stamped = datetime.fromisoformat(document["exported_at"])
+    assert stamped.utcoffset() is not None and abs(utcnow() - stamped) < timedelta(minutes=5)
     workflows = demo.app_rows("workflows", "user_id = 42")
     assert [w["id"] for w in data["workflows"]] == [w["id"] for w in workflows]
 
     for table in tables:
-        rows = list(csv.DictReader(io.StringIO(files[f"{table}.csv"].decode("utf-8"))))
+        rows = list(
+            csv.DictReader(
+                io.StringIO(files[f"{policy.tables[table].system}/{table}.csv"].decode("utf-8"))
+            )
+        )
         assert len(rows) == len(data[table])
 
     manifest = json.loads(files["manifest.json"])
@@ -109,12 +122,14 @@ def test_unicode_and_very_long_values_survive_json_and_csv(demo: Deployment) -> 
             {"body": LONG},
         )
     files, _ = export_of(demo, "42")
-    data = json.loads(files["data.json"])
+    data = json.loads(files["data.json"])["tables"]
     assert data["users"][0]["full_name"] == "Zoë Ølberg-Łukasik 李小龍 😀"
     ticket = next(t for t in data["support_tickets"] if t["id"] == 990002)
     assert ticket["body"] == LONG
     csv.field_size_limit(1_000_000)  # Python's reader stops at 128 KiB by default
-    rows = csv.DictReader(io.StringIO(files["support_tickets.csv"].decode("utf-8"), newline=""))
+    rows = csv.DictReader(
+        io.StringIO(files["app_database/support_tickets.csv"].decode("utf-8"), newline="")
+    )
     assert next(r for r in rows if r["id"] == "990002")["body"] == LONG
 
 

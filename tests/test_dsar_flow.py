@@ -6,6 +6,8 @@ import hashlib
 import json
 import re
 import zipfile
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 from click.testing import Result
@@ -13,7 +15,9 @@ from sqlalchemy import select
 
 from compliance.audit.chain import verify_chain
 from compliance.dsar.delivery import redeem_delivery
-from compliance.store.models import AuditEvent, DeletionRecord, DsarRequest
+from compliance.dsar.processing import process_dsar_requests
+from compliance.policy.datamap import DataMap
+from compliance.store.models import AuditEvent, DeletionRecord, DsarRequest, utcnow
 from tests.conftest import DEMO_POLICY, Deployment
 from tests.smtp_server import Inbox
 from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
@@ -80,8 +84,13 @@ def test_an_access_request_goes_from_submission_to_a_one_time_download(
     assert row.export_sha256 == hashlib.sha256(content).hexdigest()
     assert row.export_bytes == len(content)
     with zipfile.ZipFile(zip_path) as archive:
-        data = json.loads(archive.read("data.json"))
-    assert [u["id"] for u in data["users"]] == [42]
+        document = json.loads(archive.read("data.json"))
+    assert [u["id"] for u in document["tables"]["users"]] == [42]
+    # The export says which request it answers and when it was decided, with UTC offsets.
+    assert document["request"]["reference"] == reference
+    assert document["request"]["decision"] == "approved"
+    assert document["request"]["received_at"].endswith("+00:00")
+    assert document["exported_at"].endswith("+00:00")
 
     ok(demo.run("--json", "deliver-dsar", reference, "--download-url",
                 "https://privacy.example.com/download", "--by", "support@example.com",
@@ -202,21 +211,55 @@ def test_rejecting_a_request_needs_a_reason_and_happens_once(demo: Deployment) -
     assert submit(demo, "access", "--subject-id", "3") != reference
 
 
-def test_a_failed_export_records_its_error_and_retry_puts_it_back(demo: Deployment) -> None:
+def test_a_failing_export_is_retried_with_backoff_then_fails_and_retry_puts_it_back(
+    demo: Deployment,
+) -> None:
     reference = submit(demo, "access", "--subject-id", "11")
     approve(demo, reference)
     blocker = demo.dir / "not-a-folder"
     blocker.write_text("a file where the export folder should be")
-    failed = demo.run("process-dsar-requests", "--execute",
-                      env={"COMPLIANCE_EXPORT_DIR": str(blocker)})  # fmt: skip
-    assert failed.exit_code == 1
+    blocked = {"COMPLIANCE_EXPORT_DIR": str(blocker)}
+    first = demo.run("process-dsar-requests", "--execute", env=blocked)
+    assert first.exit_code == 0 and f"{reference} failed an attempt" in first.output
     row = request_row(demo, reference)
-    assert row.status == "failed" and row.last_error
+    assert (row.status, row.attempts) == ("approved", 1) and row.last_error
+    assert timedelta(minutes=4) < row.next_attempt_at - utcnow() <= timedelta(minutes=5)
+    # Not before its time: an immediate rerun leaves it alone.
+    rerun = demo.run("process-dsar-requests", "--execute", env=blocked)
+    assert rerun.exit_code == 0 and "Claimed 0 requests" in rerun.output
+
+    # The clock moves on: attempt 2 after 5 minutes, attempt 3 (the last) 10 minutes later.
+    datamap = DataMap(replace(demo.policy(), export_dir=blocker), demo.app_engine)
+    later = utcnow() + timedelta(minutes=6)
+    with demo.session() as s:
+        second = process_dsar_requests(s, datamap, actor="jobs", execute=True, now=later)
+        assert reference in second.retrying and not second.failed
+        third = process_dsar_requests(
+            s, datamap, actor="jobs", execute=True, now=later + timedelta(minutes=11)
+        )
+        assert reference in third.failed
+    row = request_row(demo, reference)
+    assert (row.status, row.attempts) == ("failed", 3)
 
     ok(demo.run("--json", "retry-dsar", reference, "--by", "dpo@example.com", "--execute"))
     assert request_row(demo, reference).status == "approved"
     ok(demo.run("--json", "process-dsar-requests", "--execute"))
     assert request_row(demo, reference).status == "completed"
+
+
+def test_max_attempts_is_configurable_and_bad_values_are_refused(demo: Deployment) -> None:
+    demo.write_policy(DEMO_POLICY.replace("max_attempts = 3", "max_attempts = 1"))
+    reference = submit(demo, "access", "--subject-id", "13")
+    approve(demo, reference)
+    blocker = demo.dir / "not-a-folder"
+    blocker.write_text("x")
+    failed = demo.run(
+        "process-dsar-requests", "--execute", env={"COMPLIANCE_EXPORT_DIR": str(blocker)}
+    )
+    assert failed.exit_code == 1 and request_row(demo, reference).status == "failed"
+    demo.write_policy(DEMO_POLICY.replace("max_attempts = 3", "max_attempts = 0"))
+    refused = demo.run("process-dsar-requests")
+    assert refused.exit_code == 2 and "dsar.max_attempts" in refused.stderr
 
 
 def test_extending_a_deadline_needs_a_reason_and_stops_at_two_months(demo: Deployment) -> None:
@@ -231,18 +274,18 @@ def test_extending_a_deadline_needs_a_reason_and_stops_at_two_months(demo: Deplo
     assert too_far.exit_code == 2 and "at most 2 in total" in too_far.stderr
     ok(demo.run("--json", *extend, "1", "--reason", "still more", "--execute"))
     three = demo.run(*extend, "3", "--reason", "x", "--execute")
-    assert three.exit_code == 2 and "1 or 2" in three.stderr
+    assert three.exit_code == 2 and "--months must be from 1 to 2, got 3" in three.stderr
 
 
 def test_support_exports_a_subject_directly(demo: Deployment, tmp_path: Path) -> None:
     out = ok(demo.run("--json", "export-user-data", "--subject-id", "5", "--output",
                       str(tmp_path / "out")))  # fmt: skip
-    data = json.loads(Path(out["path"]).read_text())
+    data = json.loads(Path(out["path"]).read_text())["tables"]
     assert [u["id"] for u in data["users"]] == [5] and "password_hash" not in data["users"][0]
     out = ok(demo.run("--json", "export-user-data", "--subject-id", "5", "--format", "csv",
                       "--output", str(tmp_path / "out")))  # fmt: skip
     with zipfile.ZipFile(out["path"]) as archive:
-        assert "users.csv" in archive.namelist()
+        assert "app_database/users.csv" in archive.namelist()
     missing = demo.run("export-user-data", "--subject-id", "999999")
     assert missing.exit_code == 2 and "no data subject" in missing.stderr
     with demo.session() as s:

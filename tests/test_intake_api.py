@@ -15,9 +15,10 @@ from sqlalchemy import select
 
 from compliance.dsar.api_keys import hash_key
 from compliance.reports.dsar_stats import list_dsar_requests
-from compliance.store.models import ApiKey, AuditEvent
-from tests.conftest import ROOT, Deployment
-from tests.smtp_server import free_port
+from compliance.store.models import ApiKey, AuditEvent, JobRun
+from tests.conftest import DEMO_POLICY, ROOT, Deployment
+from tests.smtp_server import Inbox, free_port
+from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
 
 IDENTITY = {"method": "signed_in_account", "note": "asked from the account settings page"}
 
@@ -38,7 +39,12 @@ class Server:
 
 
 @pytest.fixture
-def api(demo: Deployment) -> Iterator[Server]:
+def api(demo: Deployment, smtp_inbox: Inbox) -> Iterator[Server]:
+    demo.write_policy(
+        DEMO_POLICY.replace(
+            'host = "localhost"\nport = 25', f'host = "127.0.0.1"\nport = {smtp_inbox.port}'
+        )
+    )
     port = free_port()
     env = {**os.environ, **{k: v for k, v in demo.env.items() if v is not None}}
     for name, value in demo.env.items():
@@ -96,6 +102,9 @@ def test_api_key_create_prints_the_key_once_and_stores_only_its_hash(demo: Deplo
         row = s.scalars(select(ApiKey)).one()
         assert row.key_hash == hash_key(key) and key not in (row.key_prefix, row.key_hash)
         assert key.startswith(row.key_prefix)
+    with demo.session() as s:
+        runs = s.scalars(select(JobRun).where(JobRun.job == "api-key create")).all()
+        assert runs and all(key not in str(r.summary) + str(r.arguments) for r in runs)
     listed = demo.run("api-key", "list")
     assert "shop" in listed.output and "active" in listed.output and key not in listed.output
     again = demo.run("api-key", "create", "--name", "shop", "--execute")
@@ -119,7 +128,7 @@ def test_without_a_key_or_with_a_revoked_key_the_api_refuses(demo: Deployment, a
 
 
 def test_a_valid_request_is_logged_and_appears_where_the_dashboard_looks(
-    demo: Deployment, api: Server
+    demo: Deployment, api: Server, smtp_inbox: Inbox
 ) -> None:
     key = new_key(demo)
     answer = api.post(
@@ -140,6 +149,13 @@ def test_a_valid_request_is_logged_and_appears_where_the_dashboard_looks(
         event = s.scalars(select(AuditEvent).where(AuditEvent.action == "dsar.submitted")).one()
         assert event.actor == "api:shop"
         assert "127.0.0.1" not in str(event.details) and "shop-backend" not in str(event.details)
+    # The subject is told at once: the acknowledgement names the reference and due date.
+    [ack] = smtp_inbox.messages
+    assert ack["To"] == demo.app_rows("users", "id = 21")[0]["email"]
+    assert (
+        created["reference"] in ack["Subject"]
+        and created["due_at"][:10] in ack.get_body(("plain",)).get_content()
+    )
     status = api.get(key, created["reference"])
     assert status.status_code == 200 and status.json()["status"] == "pending"
     other = new_key(demo, "crm")

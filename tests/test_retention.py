@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from compliance.demo.generate import create_demo_app_database, support_tickets, workflow_logs
+from compliance.demo.generate import support_tickets, workflow_logs
 from compliance.errors import ConfigError
 from compliance.ops.retention import retention_cleanup
 from compliance.policy.loader import RetentionEntry
 from compliance.store.models import AuditEvent, JobRun, utcnow
-from tests.conftest import DEMO_POLICY, Deployment
+from tests.conftest import DEMO_POLICY, Deployment, fill_demo
 
 EXTRA = """
 [retention.old_tickets]
@@ -40,7 +40,7 @@ RETAINED = ("invoices", "payments")
 def aged(deployment: Deployment) -> Deployment:
     """Demo data whose log and ticket ages sit far from the cut-offs: 200 days old or 10 days."""
     deployment.write_policy(DEMO_POLICY + EXTRA)
-    create_demo_app_database(deployment.app_engine, users_count=60, seed=11)
+    fill_demo(deployment, users_count=60, seed=11)
     now = utcnow().astimezone(UTC).replace(tzinfo=None)
     old, recent = now - timedelta(days=200), now - timedelta(days=10)
     with deployment.app_engine.begin() as conn:
@@ -161,9 +161,8 @@ def test_an_unknown_category_is_exit_2_naming_the_known_ones(aged: Deployment) -
     result = aged.run("retention-cleanup", "--category", "nope")
 
     assert result.exit_code == 2
-    assert "unknown retention category 'nope' (known: ghost, old_tickets, typo, workflow_logs)" in (
-        result.output
-    )
+    known = "ghost, job_runs, old_tickets, typo, workflow_logs"
+    assert f"unknown retention category 'nope' (known: {known})" in result.output
 
 
 def test_a_retain_table_is_refused_even_in_a_hand_built_policy(aged: Deployment) -> None:

@@ -42,6 +42,8 @@ from compliance.policy.datamap import DataMap, TableAction
 from compliance.policy.systems import APP_SYSTEM
 from compliance.store.engines import analyze
 from compliance.store.models import ComplianceProfile, DeletionBatch, DeletionRecord, utcnow
+from compliance.store.queries import record_accepted_open, record_due
+from compliance.store.states import RecordState
 from compliance.systems import tasks as system_tasks
 
 # Subjects per chunk: large enough that the bookkeeping per chunk (claim, mark applied,
@@ -81,28 +83,9 @@ def one_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:500]
 
 
-def _due(bucket: str, now: datetime) -> tuple[ColumnElement[bool], ...]:
-    return (
-        DeletionRecord.bucket == bucket,
-        DeletionRecord.accepted_for_deletion.is_(True),
-        DeletionRecord.deletion_applied_at.is_(None),
-        DeletionRecord.deletion_scheduled_at <= now,
-    )
-
-
 def count_due(session: Session, bucket: str | None, now: datetime | None = None) -> int:
     now = now or utcnow()
-    query = (
-        select(func.count())
-        .select_from(DeletionRecord)
-        .where(
-            DeletionRecord.accepted_for_deletion.is_(True),
-            DeletionRecord.deletion_applied_at.is_(None),
-            DeletionRecord.deletion_scheduled_at <= now,
-        )
-    )
-    if bucket:
-        query = query.where(DeletionRecord.bucket == bucket)
+    query = select(func.count()).select_from(DeletionRecord).where(record_due(now, bucket))
     return session.scalar(query) or 0
 
 
@@ -188,15 +171,16 @@ def apply_deletions(
         names = list(
             session.scalars(
                 select(DeletionRecord.bucket)
-                .where(
-                    DeletionRecord.accepted_for_deletion.is_(True),
-                    DeletionRecord.deletion_applied_at.is_(None),
-                )
+                .where(record_accepted_open())
                 .distinct()
                 .order_by(DeletionRecord.bucket)
             )
         )
         session.rollback()
+    for name in names:
+        if name in policy.buckets or name == "dsar_erasure":
+            # No key for the hash strategy: refused before any record is touched.
+            datamap.require_keys(datamap.erasure_plan(policy.bucket(name).tables))
     if execute:
         analyze(session, DeletionRecord)
     result = ApplyResult(executed=execute)
@@ -260,7 +244,7 @@ class _BucketRun:
                     ComplianceProfile, ComplianceProfile.id == DeletionRecord.compliance_profile_id
                 )
                 .outerjoin(DeletionBatch, DeletionBatch.id == DeletionRecord.deletion_batch_id)
-                .where(*_due(name, self.now), DeletionRecord.id > last_id)
+                .where(record_due(self.now, name), DeletionRecord.id > last_id)
                 .order_by(DeletionRecord.id)
                 .limit(self.chunk_size)
             )
@@ -308,6 +292,8 @@ class _BucketRun:
                 self._advance(len(found))
                 continue
             record_ids = [rid for rid, _ in records]
+            # Read before erasing: a webhook or a person needs the email the erasure removes.
+            subjects = subject_details(datamap, [s for _, s in records]) if other else {}
             blocked: dict[int, str] = {}
             rows: dict[str, int] = {}
             outcomes: list[tuple[str, list[int], dict[int, str]]] = []
@@ -327,7 +313,6 @@ class _BucketRun:
                 for table, n in system_rows.items():
                     rows[table] = rows.get(table, 0) + n
             # Writes to the compliance database only after every erasure is committed.
-            subjects = subject_details(datamap, [s for _, s in records]) if other else {}
             system_tasks.ensure_record_tasks(
                 session, policy, bucket_def, records, subjects=subjects, now=self.now
             )
@@ -573,8 +558,8 @@ def _finish_chunk(
         target_type="bucket",
         target_id=bucket,
         details={
-            "applied": marked,
-            "failed": len(errors),
+            RecordState.APPLIED: marked,
+            RecordState.FAILED: len(errors),
             "record_ids": [min(applied), max(applied)] if applied else [],
             "failed_record_ids": sorted(errors),
             "rows": rows,
@@ -587,7 +572,7 @@ def _finish_chunk(
 def _fail_bucket(
     session: Session, bucket: str, now: datetime, message: str, result: ApplyResult
 ) -> None:
-    ids = list(session.scalars(select(DeletionRecord.id).where(*_due(bucket, now))))
+    ids = list(session.scalars(select(DeletionRecord.id).where(record_due(now, bucket))))
     if result.executed and ids:
         session.execute(
             update(DeletionRecord)

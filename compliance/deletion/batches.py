@@ -7,22 +7,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, case, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, case, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event, record_events
 from compliance.deletion.plans import plan_document, store_plan
+from compliance.deletion.records import MAX_CHUNK_SIZE
 from compliance.errors import Conflict, InvalidInput, NotFound
 from compliance.logs import Progress
 from compliance.policy.loader import Policy
 from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.store.engines import analyze
-from compliance.store.models import DeletionBatch, DeletionRecord, utcnow
+from compliance.store.models import DeletionBatch, DeletionRecord, UTCDateTime, utcnow
+from compliance.store.queries import batch_pending, record_in, record_open
 from compliance.store.sql import rows_changed
+from compliance.store.states import BatchStatus, RecordState, can_move
 
 DEFAULT_MAX_BATCH_SIZE = 200
-# Batches created per commit: a killed run loses at most this many, and the rerun makes them.
-BATCHES_PER_COMMIT = 50
+# Records batched per commit: a killed run loses at most this many, and the rerun batches them.
+# Fewer, larger commits cost less; SQLite's IN list caps its group at MAX_CHUNK_SIZE ids.
+RECORDS_PER_COMMIT = 50_000
 
 
 @dataclass(frozen=True)
@@ -35,13 +39,8 @@ class CreateBatchesResult:
     executed: bool
 
 
-def _unbatched(bucket: str):
-    return (
-        DeletionRecord.bucket == bucket,
-        DeletionRecord.deletion_batch_id.is_(None),
-        DeletionRecord.deletion_applied_at.is_(None),
-        DeletionRecord.accepted_for_deletion.is_(None),
-    )
+def _unbatched(bucket: str) -> tuple[ColumnElement[bool], ...]:
+    return (DeletionRecord.bucket == bucket, record_open, record_in(RecordState.UNBATCHED))
 
 
 def create_deletion_batches(
@@ -67,6 +66,8 @@ def create_deletion_batches(
     records = 0
     last_id = 0
     records_table = cast(Table, DeletionRecord.__table__)
+    cap = RECORDS_PER_COMMIT if session.get_bind().dialect.name == "postgresql" else MAX_CHUNK_SIZE
+    group = max_batch_size * max(1, cap // max_batch_size)
     while True:
         # Many batches per commit: one SELECT, one INSERT, one UPDATE per batch, one audit INSERT.
         ids = list(
@@ -74,7 +75,7 @@ def create_deletion_batches(
                 select(DeletionRecord.id)
                 .where(*_unbatched(bucket.name), DeletionRecord.id > last_id)
                 .order_by(DeletionRecord.id)
-                .limit(max_batch_size * BATCHES_PER_COMMIT)
+                .limit(group)
             )
         )
         if not ids:
@@ -85,26 +86,13 @@ def create_deletion_batches(
             session.scalars(
                 insert(DeletionBatch).returning(DeletionBatch.id, sort_by_parameter_order=True),
                 [
-                    {"bucket": bucket.name, "reviewed_status": "pending",
+                    {"bucket": bucket.name, "reviewed_status": BatchStatus.PENDING,
                      "created_at": now, "updated_at": now}
                     for _ in slices
                 ],
             )
         )  # fmt: skip
-        # One UPDATE for the group, by primary key: each id goes to the first slice it fits.
-        session.connection().execute(
-            update(records_table)
-            .where(records_table.c.id.in_(ids), records_table.c.deletion_batch_id.is_(None))
-            .values(
-                deletion_batch_id=case(
-                    *[
-                        (records_table.c.id <= part[-1], batch_id)
-                        for part, batch_id in zip(slices, batch_ids, strict=True)
-                    ]
-                ),
-                updated_at=now,
-            )
-        )
+        _assign(session, records_table, slices, batch_ids, now)
         record_events(
             session,
             actor=actor,
@@ -137,6 +125,51 @@ class ReviewResult:
     excluded: int
     rejected: int
     executed: bool
+
+
+def _assign(
+    session: Session,
+    records_table: Table,
+    slices: list[list[int]],
+    batch_ids: list[int],
+    now: datetime,
+) -> None:
+    """One UPDATE for the group, by primary key, each record to its slice's batch.
+
+    On PostgreSQL the pairs travel as two arrays joined by ``unnest``: one bound value each,
+    however many records, instead of a CASE per batch over an IN list of every id.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        pairs = [(rid, bid) for part, bid in zip(slices, batch_ids, strict=True) for rid in part]
+        session.execute(
+            text(
+                "UPDATE deletion_records AS r "
+                "SET deletion_batch_id = p.batch_id, updated_at = :now "
+                "FROM unnest(CAST(:ids AS bigint[]), CAST(:batches AS bigint[])) "
+                "AS p(id, batch_id) "
+                "WHERE r.id = p.id AND r.deletion_batch_id IS NULL"
+            ),
+            {
+                "ids": [rid for rid, _ in pairs],
+                "batches": [bid for _, bid in pairs],
+                "now": UTCDateTime().process_bind_param(now, None),
+            },
+        )
+        return
+    ids = [rid for part in slices for rid in part]
+    session.connection().execute(
+        update(records_table)
+        .where(records_table.c.id.in_(ids), records_table.c.deletion_batch_id.is_(None))
+        .values(
+            deletion_batch_id=case(
+                *[
+                    (records_table.c.id <= part[-1], batch_id)
+                    for part, batch_id in zip(slices, batch_ids, strict=True)
+                ]
+            ),
+            updated_at=now,
+        )
+    )
 
 
 def get_batch(session: Session, batch_id: int) -> DeletionBatch:
@@ -189,7 +222,7 @@ def exclude_records(
     """Keep single records out of a pending batch's deletion, each with the reviewer's note."""
     by = require(actor, COMPLIANCE_OFFICER, to="exclude records from deletion batches")
     batch = get_batch(session, batch_id)
-    if batch.reviewed_status != "pending":
+    if batch.reviewed_status != BatchStatus.PENDING:
         raise _already_reviewed(batch)
     _check_exclusions(session, batch, exclude)
     _mark_excluded(session, exclude, utcnow())
@@ -203,6 +236,55 @@ def exclude_records(
     )
     session.commit()
     return len(exclude)
+
+
+def include_records(
+    session: Session, batch_id: int, record_ids: list[int], *, actor: Identity
+) -> int:
+    """Undo exclusions in a still pending batch: the records go back to awaiting the decision.
+
+    An exclusion is a draft of the officer's decision until the batch is decided; after
+    that it is part of the decision and stays.
+    """
+    by = require(actor, COMPLIANCE_OFFICER, to="put excluded records back into deletion batches")
+    batch = get_batch(session, batch_id)
+    if batch.reviewed_status != BatchStatus.PENDING:
+        raise _already_reviewed(batch)
+    wanted = sorted(set(record_ids))
+    if not wanted:
+        raise InvalidInput("choose at least one excluded record to put back")
+    excluded = set(
+        session.scalars(
+            select(DeletionRecord.id).where(
+                DeletionRecord.deletion_batch_id == batch_id,
+                DeletionRecord.id.in_(wanted),
+                DeletionRecord.accepted_for_deletion.is_(False),
+            )
+        )
+    )
+    strangers = [r for r in wanted if r not in excluded]
+    if strangers:
+        raise InvalidInput(f"record {strangers[0]} is not an excluded record of batch {batch_id}")
+    session.execute(
+        update(DeletionRecord)
+        .where(DeletionRecord.id.in_(wanted))
+        .values(
+            accepted_for_deletion=None,
+            is_manually_reviewed=False,
+            review_note=None,
+            updated_at=utcnow(),
+        )
+    )
+    record_event(
+        session,
+        actor=by,
+        action="deletion_records.included",
+        target_type="deletion_batch",
+        target_id=batch_id,
+        details={"record_ids": wanted},
+    )
+    session.commit()
+    return len(wanted)
 
 
 def review_batch(
@@ -232,7 +314,8 @@ def review_batch(
     if decision == "reject" and exclude:
         raise InvalidInput("--exclude only applies when accepting; a rejection keeps every record")
     batch = get_batch(session, batch_id)
-    if batch.reviewed_status != "pending":
+    status = BatchStatus.ACCEPTED if decision == "accept" else BatchStatus.REJECTED
+    if not can_move(BatchStatus(batch.reviewed_status), status):
         raise _already_reviewed(batch)
     _check_exclusions(session, batch, exclude)
     counts = dict(
@@ -244,7 +327,6 @@ def review_batch(
     )
     total = sum(counts.values())
     already_excluded = counts.get(False, 0)
-    status = "accepted" if decision == "accept" else "rejected"
     if decision == "accept":
         excluded = len(set(exclude)) + already_excluded
         accepted, rejected = total - excluded, 0
@@ -253,7 +335,7 @@ def review_batch(
             overlap = session.scalar(
                 select(func.count()).where(
                     DeletionRecord.id.in_(list(exclude)),
-                    DeletionRecord.accepted_for_deletion.is_(False),
+                    record_in(RecordState.EXCLUDED),
                 )
             )
             excluded -= overlap or 0
@@ -273,7 +355,7 @@ def review_batch(
     claimed = rows_changed(
         session.execute(
             update(DeletionBatch)
-            .where(DeletionBatch.id == batch_id, DeletionBatch.reviewed_status == "pending")
+            .where(DeletionBatch.id == batch_id, batch_pending)
             .values(
                 reviewed_status=status,
                 reviewed_by=by,
@@ -292,9 +374,9 @@ def review_batch(
         update(DeletionRecord)
         .where(
             DeletionRecord.deletion_batch_id == batch_id,
-            DeletionRecord.accepted_for_deletion.is_(None),
+            record_in(RecordState.AWAITING_REVIEW),
         )
-        .values(accepted_for_deletion=decision == "accept", updated_at=now)
+        .values(accepted_for_deletion=status == BatchStatus.ACCEPTED, updated_at=now)
     )
     record_event(
         session,
@@ -304,9 +386,9 @@ def review_batch(
         target_id=batch_id,
         details={
             "bucket": batch.bucket,
-            "accepted": accepted,
-            "excluded": excluded,
-            "rejected": rejected,
+            BatchStatus.ACCEPTED: accepted,
+            RecordState.EXCLUDED: excluded,
+            BatchStatus.REJECTED: rejected,
             "excluded_record_ids": sorted(exclude),
             "reason": reason,
             **({"plan_hash": accepted_plan} if accepted_plan else {}),
@@ -314,3 +396,107 @@ def review_batch(
     )
     session.commit()
     return result
+
+
+# ---------------------------------------------------------------- several batches at once
+
+
+@dataclass(frozen=True)
+class BulkReviewPlan:
+    """The batches one decision will cover, fixed when it is planned: later batches are not in."""
+
+    decision: str
+    batch_ids: tuple[int, ...]
+    bucket: str | None
+    records: int
+
+
+@dataclass(frozen=True)
+class BulkReviewResult:
+    """Each batch decided on its own; a batch someone decided meanwhile is skipped, with why."""
+
+    decision: str
+    decided: tuple[ReviewResult, ...]
+    skipped: tuple[tuple[int, str], ...]
+    executed: bool
+
+    @property
+    def records(self) -> int:
+        return sum(r.accepted + r.excluded + r.rejected for r in self.decided)
+
+
+def plan_bulk_review(
+    session: Session,
+    decision: str,
+    *,
+    batch_ids: list[int] | None = None,
+    bucket: str | None = None,
+    policy: Policy | None = None,
+) -> BulkReviewPlan:
+    """Name the pending batches a bulk decision covers: the given ids, or all of a bucket's.
+
+    With ``batch_ids``, those (any decided meanwhile are skipped when carried out);
+    without, every pending batch of ``bucket`` (checked against ``policy`` when given).
+    """
+    if decision not in ("accept", "reject"):
+        raise InvalidInput(f"decision must be accept or reject, got '{decision}'")
+    if batch_ids is None:
+        if not bucket:
+            raise InvalidInput("name the bucket whose pending batches to decide")
+        if policy is not None:
+            policy.bucket(bucket)
+        ids = list(
+            session.scalars(
+                select(DeletionBatch.id)
+                .where(
+                    DeletionBatch.bucket == bucket,
+                    DeletionBatch.reviewed_status == BatchStatus.PENDING,
+                )
+                .order_by(DeletionBatch.id)
+            )
+        )
+    else:
+        # Chosen on a screen a while ago: one decided since is skipped when carried out.
+        ids = sorted(set(batch_ids))
+        if not ids:
+            raise InvalidInput("choose at least one batch")
+    records = (
+        session.scalar(select(func.count()).where(DeletionRecord.deletion_batch_id.in_(ids)))
+        if ids
+        else 0
+    )
+    return BulkReviewPlan(decision, tuple(ids), bucket, records or 0)
+
+
+def review_batches(
+    session: Session,
+    plan: BulkReviewPlan,
+    *,
+    reviewer: Identity,
+    reason: str | None = None,
+    execute: bool,
+    policy: Policy | None = None,
+) -> BulkReviewResult:
+    """Carry out a bulk plan: every batch decided and audited on its own, as one review would.
+
+    A batch decided by someone else since the plan was made is reported and skipped; the
+    others still go through. The whole call is refused up front for a bad reviewer or a
+    rejection without a reason, before any batch changes.
+    """
+    require(reviewer, COMPLIANCE_OFFICER, to="review deletion batches")
+    if plan.decision == "reject" and not (reason or "").strip():
+        raise InvalidInput("rejecting a batch needs a --reason")
+    decided: list[ReviewResult] = []
+    skipped: list[tuple[int, str]] = []
+    for batch_id in plan.batch_ids:
+        try:
+            decided.append(
+                review_batch(
+                    session, batch_id, plan.decision, reviewer=reviewer, reason=reason,
+                    execute=execute, policy=policy,
+                )
+            )  # fmt: skip
+        except (Conflict, NotFound) as exc:
+            session.rollback()
+            skipped.append((batch_id, str(exc)))
+    return BulkReviewResult(plan.decision, tuple(decided), tuple(skipped), execute)

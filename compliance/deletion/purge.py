@@ -28,7 +28,9 @@ from compliance.store.models import (
     LegalHold,
     utcnow,
 )
+from compliance.store.queries import batch_decided, record_in, record_open
 from compliance.store.sql import rows_changed
+from compliance.store.states import RecordState
 
 _CHUNK = 10_000
 
@@ -45,18 +47,14 @@ class PurgeResult:
 def _records_done(bucket: str, cutoff: datetime):
     reviewed_before = exists().where(
         DeletionBatch.id == DeletionRecord.deletion_batch_id,
-        DeletionBatch.reviewed_status != "pending",
+        batch_decided,
         DeletionBatch.reviewed_at <= cutoff,
     )
     return and_(
         DeletionRecord.bucket == bucket,
         or_(
             DeletionRecord.deletion_applied_at <= cutoff,
-            and_(
-                DeletionRecord.deletion_applied_at.is_(None),
-                DeletionRecord.accepted_for_deletion.is_(False),
-                reviewed_before,
-            ),
+            and_(record_open, record_in(RecordState.EXCLUDED), reviewed_before),
         ),
     )
 
@@ -64,7 +62,7 @@ def _records_done(bucket: str, cutoff: datetime):
 def _empty_batches(bucket: str):
     return and_(
         DeletionBatch.bucket == bucket,
-        DeletionBatch.reviewed_status != "pending",
+        batch_decided,
         ~exists().where(DeletionRecord.deletion_batch_id == DeletionBatch.id),
     )
 
@@ -101,7 +99,7 @@ def purge_compliance_data(
             session.scalar(
                 select(func.count()).where(
                     DeletionBatch.bucket == bucket.name,
-                    DeletionBatch.reviewed_status != "pending",
+                    batch_decided,
                     or_(DeletionBatch.id.in_(emptied_batches), _empty_batches(bucket.name)),
                 )
             )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -10,11 +12,15 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     ColumnElement,
+    Engine,
+    column,
+    delete,
     exists,
     false,
     func,
     literal,
     select,
+    table,
     text,
     true,
 )
@@ -38,6 +44,7 @@ from compliance.store.models import (
     UTCDateTime,
     utcnow,
 )
+from compliance.store.queries import record_open
 from compliance.store.sql import rows_changed
 
 # The columns an INSERT ... SELECT of new deletion records fills, in its SELECT's order.
@@ -52,6 +59,10 @@ RECORD_COLUMNS = [
 ]
 # Keeps every IN list under SQLite's limit of 32,766 bound values per statement.
 MAX_CHUNK_SIZE = 10_000
+# PostgreSQL stages the due keys in a temporary table and opens records from it, so a commit
+# may cover many more subjects: fewer, larger commits, each still kept if the run is killed.
+STAGED_CHUNK_SIZE = 50_000
+MAX_STAGED_CHUNK_SIZE = 500_000
 
 
 @dataclass(frozen=True)
@@ -109,7 +120,7 @@ def _open_record(bucket: str) -> Any:
     return exists().where(
         DeletionRecord.compliance_profile_id == ComplianceProfile.id,
         DeletionRecord.bucket == bucket,
-        DeletionRecord.deletion_applied_at.is_(None),
+        record_open,
     )
 
 
@@ -181,7 +192,7 @@ WITH fresh AS (
 ), opened AS (
     INSERT INTO deletion_records (compliance_profile_id, bucket, deletion_scheduled_at,
         accepted_for_deletion, is_manually_reviewed, created_at, updated_at)
-    SELECT id, :bucket, :scheduled_at, :accepted, false, :now, :now
+    SELECT id, :bucket, :scheduled_at, :accepted_for_deletion, false, :now, :now
     FROM (SELECT id FROM fresh UNION ALL SELECT id FROM existing) AS profiles
     ON CONFLICT (compliance_profile_id, bucket) WHERE deletion_applied_at IS NULL DO NOTHING
     RETURNING compliance_profile_id
@@ -208,7 +219,7 @@ def _add_records_in_one_statement(
         {
             "keys": subject_ids,
             "bucket": bucket,
-            "accepted": accepted,
+            "accepted_for_deletion": accepted,
             "scheduled_at": naive(scheduled_at, None),
             "now": naive(now, None),
         },
@@ -244,7 +255,7 @@ def _add_records_in_two_statements(
         )
         .on_conflict_do_nothing(
             index_elements=["compliance_profile_id", "bucket"],
-            index_where=DeletionRecord.deletion_applied_at.is_(None),
+            index_where=record_open,
         )
         .returning(DeletionRecord.__table__.c.compliance_profile_id)
     ).all()
@@ -258,15 +269,21 @@ def create_deletion_records(
     *,
     actor: str,
     execute: bool,
-    chunk_size: int = 5000,
+    chunk_size: int | None = None,
     now: datetime | None = None,
 ) -> CreateRecordsResult:
     """Find the bucket's due subjects and open one record each; chunk by chunk, each committed.
 
     A run killed halfway keeps the chunks it committed; the rerun skips them as already open.
+    ``chunk_size`` is subjects per commit: by default 50,000 when the compliance database is
+    PostgreSQL (keys staged in a temporary table), else 5,000.
     """
-    if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
-        raise InvalidInput(f"--chunk-size must be from 1 to {MAX_CHUNK_SIZE}, got {chunk_size}")
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    limit = MAX_STAGED_CHUNK_SIZE if postgresql else MAX_CHUNK_SIZE
+    if chunk_size is None:
+        chunk_size = STAGED_CHUNK_SIZE if postgresql else 5000
+    if not 1 <= chunk_size <= limit:
+        raise InvalidInput(f"--chunk-size must be from 1 to {limit}, got {chunk_size}")
     bucket = datamap.policy.bucket(bucket_name)
     if not bucket.rules:
         raise InvalidInput(
@@ -279,6 +296,11 @@ def create_deletion_records(
         return _create_in_database(
             session, datamap, bucket, actor=actor, scheduled_at=scheduled_at, now=now
         )
+    if execute and postgresql:
+        return _create_from_staged_keys(
+            session, datamap, bucket, actor=actor, scheduled_at=scheduled_at, now=now,
+            chunk_size=chunk_size,
+        )  # fmt: skip
     progress = Progress("deletion_records.progress", bucket=bucket.name)
     due = created = skipped = profiles = held = cooled = 0
     for found in iter_due_subjects(datamap, bucket, now, chunk=chunk_size):
@@ -321,6 +343,149 @@ def create_deletion_records(
         cooling_off=cooled,
         cooloff_days=bucket.rejection_cooloff_days,
     )
+
+
+# The same work as _ADD_RECORDS_SQL, for the staged keys numbered ``lo < n <= hi``.
+_ADD_STAGED_RECORDS_SQL = text("""
+WITH staged AS (
+    SELECT key FROM pd_due_keys WHERE n > :lo AND n <= :hi
+), fresh AS (
+    INSERT INTO compliance_profiles (subject_id, created_at, updated_at)
+    SELECT key, :now, :now FROM staged
+    ON CONFLICT (subject_id) DO NOTHING
+    RETURNING id
+), existing AS (
+    SELECT p.id FROM compliance_profiles AS p JOIN staged ON p.subject_id = staged.key
+), opened AS (
+    INSERT INTO deletion_records (compliance_profile_id, bucket, deletion_scheduled_at,
+        accepted_for_deletion, is_manually_reviewed, created_at, updated_at)
+    SELECT id, :bucket, :scheduled_at, :accepted, false, :now, :now
+    FROM (SELECT id FROM fresh UNION ALL SELECT id FROM existing) AS profiles
+    ON CONFLICT (compliance_profile_id, bucket) WHERE deletion_applied_at IS NULL DO NOTHING
+    RETURNING compliance_profile_id
+)
+SELECT (SELECT count(*) FROM staged), (SELECT count(*) FROM fresh), count(*),
+       min(compliance_profile_id), max(compliance_profile_id)
+FROM opened
+""")
+
+
+def _copy_line(key: str) -> str:
+    """One key in COPY's text format (backslash, tab and line ends escaped)."""
+    escaped = key.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+    return escaped.replace("\r", "\\r") + "\n"
+
+
+def _create_from_staged_keys(
+    session: Session,
+    datamap: DataMap,
+    bucket: Bucket,
+    *,
+    actor: str,
+    scheduled_at: datetime,
+    now: datetime,
+    chunk_size: int,
+) -> CreateRecordsResult:
+    """PostgreSQL: COPY the due keys into a temporary table, then open records from it.
+
+    The keys cross from the application database once, as a COPY stream (no key becomes a
+    bound value), and each commit opens up to ``chunk_size`` subjects' records by a join on
+    the server. A run killed halfway keeps the commits it made; the temporary table dies
+    with its connection, and the rerun stages the keys again and skips what is open.
+    """
+    progress = Progress("deletion_records.progress", bucket=bucket.name)
+    naive = UTCDateTime().process_bind_param
+    due = created = profiles = 0
+    engine = session.get_bind()
+    assert isinstance(engine, Engine), "a job session is bound to an engine"
+    with engine.connect() as conn, Session(bind=conn) as staging:
+        staging.execute(
+            text(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS pd_due_keys "
+                "(n bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, key text NOT NULL)"
+            )
+        )
+        staging.execute(text("TRUNCATE pd_due_keys RESTART IDENTITY"))
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            for chunk in iter_due_subjects(datamap, bucket, now, chunk=min(chunk_size, 10_000)):
+                lines = io.StringIO("".join(_copy_line(str(k)) for k in chunk))
+                cursor.copy_expert("COPY pd_due_keys (key) FROM STDIN", lines)
+                due += len(chunk)
+        finally:
+            cursor.close()
+        held, cooled = _hold_back_staged(staging, bucket, now)
+        staging.commit()
+        log_event("deletion_records.staged", logging.DEBUG, bucket=bucket.name, due=due)
+        for lo in range(0, due, chunk_size):
+            in_part, new_profiles, opened, first, last = staging.execute(
+                _ADD_STAGED_RECORDS_SQL,
+                {
+                    "lo": lo,
+                    "hi": lo + chunk_size,
+                    "bucket": bucket.name,
+                    "accepted": None,
+                    "scheduled_at": naive(scheduled_at, None),
+                    "now": naive(now, None),
+                },
+            ).one()
+            if opened:
+                record_event(
+                    staging,
+                    actor=actor,
+                    action="deletion_records.created",
+                    target_type="bucket",
+                    target_id=bucket.name,
+                    details={
+                        "created": opened,
+                        "skipped": in_part - opened,
+                        "profile_ids": [first, last],
+                    },
+                )
+            staging.commit()
+            created += opened
+            profiles += new_profiles
+            progress.advance(min(chunk_size, due - lo), created=created)
+        staging.execute(text("DROP TABLE pd_due_keys"))
+        staging.commit()
+    if held or cooled:
+        log_event("deletion_records.held_back", bucket=bucket.name, held=held, cooling_off=cooled)
+    return CreateRecordsResult(
+        bucket=bucket.name,
+        due=due,
+        created=created,
+        skipped=due - held - cooled - created,
+        profiles_created=profiles,
+        elapsed_s=round(progress.elapsed, 3),
+        executed=True,
+        held=held,
+        cooling_off=cooled,
+        cooloff_days=bucket.rejection_cooloff_days,
+    )
+
+
+def _hold_back_staged(session: Session, bucket: Bucket, now: datetime) -> tuple[int, int]:
+    """Drop from the staged keys the subjects on legal hold or rejected recently.
+
+    A legal hold wins over every rule; a recent rejection is not proposed again. Returns
+    (held, cooling off), counted as the chunked path counts them.
+    """
+    staged = table("pd_due_keys", column("key"))
+    on_hold = exists().where(
+        ComplianceProfile.subject_id == staged.c.key,
+        LegalHold.compliance_profile_id == ComplianceProfile.id,
+        active_hold(now),
+    )
+    held = rows_changed(session.execute(delete(staged).where(on_hold)))
+    if bucket.rejection_cooloff_days <= 0:
+        return held, 0
+    since = now - timedelta(days=bucket.rejection_cooloff_days)
+    recent = exists().where(
+        ComplianceProfile.subject_id == staged.c.key,
+        DecisionLedger.compliance_profile_id == ComplianceProfile.id,
+        cooling_off_condition(bucket.name, since),
+    )
+    return held, rows_changed(session.execute(delete(staged).where(recent)))
 
 
 def same_database(datamap: DataMap) -> bool:

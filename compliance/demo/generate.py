@@ -12,6 +12,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,21 @@ from sqlalchemy import (
 )
 
 from compliance.errors import Conflict
+
+
+class WorkflowRunStatus(StrEnum):
+    """The demo application's own workflow runs (its data, not a Privacy Desk lifecycle)."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+# Two in three runs succeed.
+_WORKFLOW_OUTCOMES = [
+    WorkflowRunStatus.SUCCEEDED.value,
+    WorkflowRunStatus.SUCCEEDED.value,
+    WorkflowRunStatus.FAILED.value,
+]
 
 DEMO_POLICY = Path(__file__).resolve().parents[2] / "compliance.toml"
 
@@ -210,7 +226,7 @@ def generate(rng: random.Random, n_users: int, now: datetime) -> dict[str, list[
                 started = min(started, now)
                 data["workflow_runs"].append({
                     "id": run_id, "workflow_id": wf_id,
-                    "status": rng.choice(["succeeded", "succeeded", "failed"]),
+                    "status": rng.choice(_WORKFLOW_OUTCOMES),
                     "started_at": started, "finished_at": started + timedelta(minutes=3),
                 })  # fmt: skip
                 for step in range(rng.randint(1, 3)):

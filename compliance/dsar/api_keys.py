@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
 from compliance.errors import Conflict, InvalidInput, NotFound
+from compliance.roles import API_INTAKE, Identity
 from compliance.store.models import ApiKey, utcnow
 
 PREFIX = "pdk_"
@@ -41,6 +42,11 @@ class ApiKeyInfo:
     def actor(self) -> str:
         """How the audit trail and the request's requested_by name what this key did."""
         return f"api:{self.name}"
+
+    @property
+    def identity(self) -> Identity:
+        """The key acting in the library: it may log requests and nothing else."""
+        return Identity(email=self.actor, roles=frozenset({API_INTAKE}), source="api")
 
 
 @dataclass(frozen=True)

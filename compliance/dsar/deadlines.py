@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import calendar
-from datetime import datetime
+from datetime import UTC, datetime
 
 from compliance.store.models import DsarRequest
 
@@ -25,3 +25,12 @@ def due_date(received_at: datetime, extension_months: int = 0) -> datetime:
 
 def effective_due_at(request: DsarRequest) -> datetime:
     return request.extended_due_at or request.due_at
+
+
+def days_left(due: datetime, now: datetime) -> int:
+    """Calendar days (UTC) from today to the due date; negative when overdue.
+
+    The one rounding rule for every screen and alert, so a request never shows "-10 days
+    left" on one page and "9 days overdue" on another.
+    """
+    return (due.astimezone(UTC).date() - now.astimezone(UTC).date()).days

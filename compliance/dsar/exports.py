@@ -1,10 +1,13 @@
-"""Access exports: everything the data map holds about one subject, as a ZIP they can read.
+"""Access exports: everything the systems hold about one subject, as a ZIP they can read.
 
-The ZIP holds ``data.json`` (one key per table, rows as objects, ISO dates), one CSV per
-table, ``README.txt`` (what each file holds, what was left out and why, the legal basis
-of data we keep) and ``manifest.json`` (size and SHA-256 of every other file). It is
-written under a temporary name and renamed, so a reader never sees half a file.
-Each table is one indexed query through the data map: no query per row.
+The ZIP holds ``data.json`` (when it was exported, the request it answers, and one key per
+SQL table with rows as objects; dates ISO 8601 with their UTC offset), one folder per
+system (``app_database/``, ``billing/``, ``helpdesk/`` ...) with one CSV per table of an SQL
+system, or the file a webhook returned or a person uploaded, ``README.txt`` (what each file
+holds, what was left out and why, the legal basis of data we keep) and ``manifest.json``
+(size and SHA-256 of every other file). It is written under a temporary name and renamed,
+so a reader never sees half a file. Each table is one indexed query through the data map:
+no query per row.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ import os
 import re
 import uuid
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -31,7 +34,8 @@ from compliance.csv_files import rows_to_csv
 from compliance.deletion.records import ensure_profiles
 from compliance.errors import InvalidInput, NotFound
 from compliance.policy.datamap import DataMap
-from compliance.store.models import utcnow
+from compliance.policy.systems import APP_SYSTEM
+from compliance.store.models import DsarRequest, utcnow
 
 # A safety net under the policy's export_exclude: credentials never leave, whatever the map says.
 _CREDENTIAL = re.compile(r"password|passwd|secret|token_hash|api_key|otp_hash|private_key", re.I)
@@ -46,6 +50,16 @@ class TableData:
     excluded: dict[str, str]  # column -> why it was left out
     legal_basis: str | None
     on_erasure: str
+    system: str = APP_SYSTEM
+
+
+@dataclass(frozen=True)
+class SystemFile:
+    """A webhook's returned data or a person's upload: the system's part of the export."""
+
+    system: str
+    name: str
+    content: bytes
 
 
 @dataclass(frozen=True)
@@ -53,10 +67,17 @@ class SubjectData:
     subject_id: str
     tables: list[TableData]
 
-    def as_json_document(self) -> dict[str, list[dict[str, Any]]]:
-        return {
+    def as_json_document(
+        self, exported_at: datetime, request: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """When it was exported, the request it answers (if any), then one key per table."""
+        document: dict[str, Any] = {"exported_at": plain(exported_at)}
+        if request is not None:
+            document["request"] = dict(request)
+        document["tables"] = {
             t.name: [{k: plain(v) for k, v in row.items()} for row in t.rows] for t in self.tables
         }
+        return document
 
 
 @dataclass(frozen=True)
@@ -68,8 +89,14 @@ class ExportFile:
 
 
 def plain(value: Any) -> Any:
-    """JSON- and CSV-friendly values: ISO dates, exact decimals, base64 bytes."""
-    if isinstance(value, datetime | date | time):
+    """JSON- and CSV-friendly values: ISO dates, exact decimals, base64 bytes.
+
+    Timestamps carry their UTC offset; naive ones are UTC by this tool's convention (the
+    compliance database stores naive UTC, and the application database is read the same way).
+    """
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    if isinstance(value, date | time):
         return value.isoformat()
     if isinstance(value, Decimal):
         return str(value)
@@ -91,26 +118,56 @@ def excluded_columns(datamap: DataMap, name: str) -> dict[str, str]:
     return reasons
 
 
-def collect_subject_data(datamap: DataMap, subject_id: str) -> SubjectData:
+def request_metadata(request: DsarRequest) -> dict[str, Any]:
+    """What the subject may learn about their own request: reference, dates, decision."""
+    due = request.extended_due_at or request.due_at
+    return {
+        "reference": request.reference,
+        "kind": request.kind,
+        "received_at": plain(request.requested_at),
+        "due_at": plain(due),
+        "extended": request.extended_due_at is not None,
+        "extension_reason": request.extension_reason,
+        "decision": "approved" if request.reviewed_at else "approved by policy",
+        "decided_at": plain(request.reviewed_at),
+    }
+
+
+Progress = Callable[[int, int, str], None]  # tables done, tables in all, the table just read
+
+
+def collect_subject_data(
+    datamap: DataMap, subject_id: str, progress: Progress | None = None
+) -> SubjectData:
     """Walk the whole data map (retain tables too: they are the subject's data as well)."""
-    engine = datamap.engine
-    options = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
     tables = []
-    with engine.connect().execution_options(**options) as conn:
-        for name in sorted(datamap.policy.tables):
-            mapped = datamap.mapped(name)
-            excluded = excluded_columns(datamap, name)
-            columns, rows = datamap.subject_rows(conn, name, [subject_id], exclude=excluded)
-            tables.append(
-                TableData(
-                    name=name,
-                    columns=columns,
-                    rows=[dict(r) for r in rows],
-                    excluded=excluded,
-                    legal_basis=mapped.legal_basis,
-                    on_erasure=mapped.on_erasure,
+    total = sum(len(datamap.tables_in(system)) for system in datamap.sql_systems())
+    done = 0
+    for system in datamap.sql_systems():
+        engine = datamap.engine_for(system)
+        options = (
+            {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
+        )
+        with engine.connect().execution_options(**options) as conn:
+            for name in datamap.tables_in(system):
+                mapped = datamap.mapped(name)
+                excluded = excluded_columns(datamap, name)
+                columns, rows = datamap.subject_rows(conn, name, [subject_id], exclude=excluded)
+                tables.append(
+                    TableData(
+                        name=name,
+                        columns=columns,
+                        rows=[dict(r) for r in rows],
+                        excluded=excluded,
+                        legal_basis=mapped.legal_basis,
+                        on_erasure=mapped.on_erasure,
+                        system=system,
+                    )
                 )
-            )
+                done += 1
+                if progress is not None:
+                    progress(done, total, name)
+    tables.sort(key=lambda t: t.name)
     return SubjectData(str(subject_id), tables)
 
 
@@ -129,27 +186,44 @@ def csv_name(table: str) -> str:
     return f"{_SAFE_NAME.sub('_', table)}.csv"
 
 
+def csv_path(table: TableData) -> str:
+    """Where a table's CSV sits in the ZIP: in its system's folder."""
+    return f"{table.system}/{csv_name(table.name)}"
+
+
+def system_file_path(part: SystemFile) -> str:
+    return f"{part.system}/{_SAFE_NAME.sub('_', part.name)}"
+
+
 def readme_text(
-    data: SubjectData, reference: str | None, generated_at: datetime, *, with_json: bool
+    data: SubjectData,
+    reference: str | None,
+    generated_at: datetime,
+    *,
+    with_json: bool,
+    parts: Sequence[SystemFile] = (),
 ) -> str:
     title = f"Your personal data (request {reference})" if reference else "Your personal data"
     lines = [
         title,
         "=" * len(title),
         "",
-        f"Generated at {generated_at.isoformat()} (UTC). Dates and times are ISO 8601, in UTC.",
+        f"Generated at {plain(generated_at)}. Dates and times are ISO 8601 with their UTC offset.",
         "",
         "Files",
         "-----",
     ]
     if with_json:
-        lines.append("data.json      all the data below in one JSON document: one key per table,")
-        lines.append("               each row an object")
+        lines.append("data.json      all the data below in one JSON document: when it was")
+        lines.append("               exported, the request it answers (reference, dates,")
+        lines.append("               decision), and under 'tables' one key per table")
     for table in data.tables:
         lines.append(
-            f"{csv_name(table.name):<14} {len(table.rows)} row(s) from '{table.name}' "
+            f"{csv_path(table)}: {len(table.rows)} row(s) from '{table.name}' "
             "(UTF-8 CSV, header row)"
         )
+    for part in parts:
+        lines.append(f"{system_file_path(part)}: what the system '{part.system}' holds about you")
     lines.append("manifest.json  size and SHA-256 of every other file, to check nothing changed")
     lines += ["", "Left out", "--------"]
     left_out = [(t.name, c, why) for t in data.tables for c, why in sorted(t.excluded.items())]
@@ -198,7 +272,7 @@ def _zip_files(
     manifest = {
         "reference": reference,
         "subject_id": subject_id,
-        "generated_at": generated_at.isoformat(),
+        "generated_at": plain(generated_at),
         "files": [
             {"name": name, "bytes": len(content), "sha256": hashlib.sha256(content).hexdigest()}
             for name, content in files.items()
@@ -217,16 +291,25 @@ def write_zip(path: Path, files: Mapping[str, bytes]) -> tuple[int, str]:
 
 
 def export_files(
-    data: SubjectData, reference: str | None, generated_at: datetime, *, with_json: bool = True
+    data: SubjectData,
+    reference: str | None,
+    generated_at: datetime,
+    *,
+    with_json: bool = True,
+    parts: Sequence[SystemFile] = (),
+    request: Mapping[str, Any] | None = None,
 ) -> dict[str, bytes]:
+    """Every file of the ZIP; the manifest covers the SQL tables and the other systems' parts."""
     files: dict[str, bytes] = {}
     if with_json:
-        files["data.json"] = json_bytes(data.as_json_document())
+        files["data.json"] = json_bytes(data.as_json_document(generated_at, request))
     for table in data.tables:
-        files[csv_name(table.name)] = csv_bytes(table)
-    files["README.txt"] = readme_text(data, reference, generated_at, with_json=with_json).encode(
-        "utf-8"
-    )
+        files[csv_path(table)] = csv_bytes(table)
+    for part in parts:
+        files[system_file_path(part)] = part.content
+    files["README.txt"] = readme_text(
+        data, reference, generated_at, with_json=with_json, parts=parts
+    ).encode("utf-8")
     return _zip_files(files, reference, data.subject_id, generated_at)
 
 
@@ -237,12 +320,18 @@ def build_access_export(
     reference: str,
     directory: Path,
     now: datetime | None = None,
+    parts: Sequence[SystemFile] = (),
+    request: DsarRequest | None = None,
+    progress: Progress | None = None,
 ) -> ExportFile:
     """The ZIP answering an access request, at ``directory/REFERENCE.zip``."""
     generated_at = now or utcnow()
-    data = collect_subject_data(datamap, subject_id)
+    data = collect_subject_data(datamap, subject_id, progress)
     path = Path(directory) / f"{reference}.zip"
-    size, sha = write_zip(path, export_files(data, reference, generated_at))
+    meta = request_metadata(request) if request is not None else None
+    size, sha = write_zip(
+        path, export_files(data, reference, generated_at, request=meta, parts=parts)
+    )
     return ExportFile(path, size, sha, {t.name: len(t.rows) for t in data.tables})
 
 
@@ -256,6 +345,7 @@ def build_user_export(
 ) -> ExportFile:
     """Support's direct export: ``json`` is data.json alone, ``csv`` a ZIP of CSVs."""
     generated_at = now or utcnow()
+    subject_id = datamap.subject_key(subject_id)
     data = collect_subject_data(datamap, subject_id)
     subjects = datamap.policy.subjects.table
     if not any(t.name == subjects and t.rows for t in data.tables):
@@ -265,14 +355,50 @@ def build_user_export(
     stamp = generated_at.strftime("%Y%m%dT%H%M%SZ")
     base = f"subject-{_SAFE_NAME.sub('_', str(subject_id))}-{stamp}"
     rows = {t.name: len(t.rows) for t in data.tables}
-    if fmt == "json":
-        path = Path(directory) / f"{base}.json"
-        content = json_bytes(data.as_json_document())
-        size, sha = _write_atomic(path, lambda handle: handle.write(content))
-    else:
-        path = Path(directory) / f"{base}.zip"
-        size, sha = write_zip(path, export_files(data, None, generated_at, with_json=False))
+    try:
+        if fmt == "json":
+            path = Path(directory) / f"{base}.json"
+            content = json_bytes(data.as_json_document(generated_at))
+            size, sha = _write_atomic(path, lambda handle: handle.write(content))
+        else:
+            path = Path(directory) / f"{base}.zip"
+            size, sha = write_zip(path, export_files(data, None, generated_at, with_json=False))
+    except OSError as exc:
+        # A folder under /proc, a read-only disk, a full disk: say so, leave nothing behind.
+        raise InvalidInput(
+            f"cannot write the export to {directory}: {exc.strerror or type(exc).__name__}"
+        ) from None
     return ExportFile(path, size, sha, rows)
+
+
+_USER_EXPORT = re.compile(r"subject-(?P<subject>.+)-(?P<stamp>\d{8}T\d{6}Z)\.(?:json|zip)")
+
+
+def user_export_name(subject_id: str) -> str:
+    """The stem every ``export-user-data`` file of this subject starts with."""
+    return f"subject-{_SAFE_NAME.sub('_', str(subject_id))}-"
+
+
+def user_export_files(
+    directory: Path, subject_id: str | None = None
+) -> list[tuple[Path, datetime]]:
+    """``export-user-data`` files in ``directory`` (of one subject, if given), with their time.
+
+    The time is the one written in the name at export, not the file's mtime, which a copy
+    or a backup restore would reset.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    wanted = None if subject_id is None else _SAFE_NAME.sub("_", str(subject_id))
+    found = []
+    for path in sorted(directory.glob("subject-*")):
+        match = _USER_EXPORT.fullmatch(path.name)
+        if not match or not path.is_file() or (wanted is not None and match["subject"] != wanted):
+            continue
+        stamp = datetime.strptime(match["stamp"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        found.append((path, stamp))
+    return found
 
 
 def export_user_data(
@@ -287,6 +413,7 @@ def export_user_data(
 ) -> ExportFile:
     """Support's direct export, audited under the subject's compliance profile id."""
     now = now or utcnow()
+    subject_id = datamap.subject_key(subject_id)
     result = build_user_export(datamap, subject_id, fmt=fmt, directory=directory, now=now)
     profiles, _ = ensure_profiles(session, [str(subject_id)], now)
     record_event(

@@ -25,7 +25,6 @@ from compliance.dsar.requests import (
 )
 from compliance.errors import Conflict, InvalidInput, NotFound
 from compliance.policy.loader import Policy
-from compliance.roles import API_INTAKE, Identity
 from compliance.store.models import DsarRequest, utcnow
 
 INTAKE_WINDOW = timedelta(hours=24)
@@ -110,7 +109,7 @@ def submit_from_api(
         app_engine,
         kind=kind,
         subject_id=subject_key,
-        requested_by=Identity(email=key.actor, roles=frozenset({API_INTAKE}), source="api"),
+        requested_by=key.identity,
         identity_check=identity_note,
         identity_method=identity_method,
         require_identity=True,

@@ -22,12 +22,17 @@ class MailError(ComplianceError):
     """The SMTP server could not be reached or refused the message."""
 
 
-def build_message(sender: str, to: str, subject: str, body: str) -> EmailMessage:
+def build_message(
+    sender: str, to: str, subject: str, body: str, *, html: str | None = None
+) -> EmailMessage:
+    """A plain-text message, with an HTML alternative when ``html`` is given."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to
     message["Subject"] = subject
     message.set_content(body)
+    if html is not None:
+        message.add_alternative(html, subtype="html")
     return message
 
 

@@ -1,16 +1,20 @@
 """DSAR processing: workers claim approved requests, export or schedule erasure, settle.
 
-An access request completes when its export is written; an erasure request waits for
-its deletion record in the ``dsar_erasure`` bucket to be applied by apply-deletions.
+An access request gets a task per system (compliance.systems.tasks): webhook systems are
+asked for their data, manual ones wait for a person's upload, and the export is written,
+one folder per system, once every one of them is done. An erasure request waits for its
+deletion record in the ``dsar_erasure`` bucket to be applied by apply-deletions, which
+itself waits for every system's task.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -19,7 +23,8 @@ from compliance.deletion.apply import one_line
 from compliance.deletion.holds import awaiting_access_export, held_profiles
 from compliance.deletion.records import add_records
 from compliance.dsar.deadlines import effective_due_at
-from compliance.dsar.exports import build_access_export
+from compliance.dsar.exports import SystemFile, build_access_export
+from compliance.dsar.forget import forget_subject
 from compliance.errors import ComplianceError, InvalidInput
 from compliance.logs import log_event
 from compliance.policy.datamap import DataMap
@@ -29,10 +34,20 @@ from compliance.store.models import (
     ComplianceProfile,
     DeletionRecord,
     DsarRequest,
+    ErasureTask,
     utcnow,
 )
+from compliance.store.queries import dsar_claimable, dsar_in, record_open, record_state
+from compliance.store.sql import rows_changed
+from compliance.store.states import DsarKind, DsarStatus, RecordState
+from compliance.systems import tasks as system_tasks
 
 CLAIM_LEASE = timedelta(minutes=30)  # far longer than one export or erasure takes
+# A request waiting for its systems is looked at again by one worker at a time, this far apart.
+SETTLE_LEASE = timedelta(minutes=1)
+# A failed attempt waits 5, then 10, then 20 minutes...: a database restart or a full disk
+# gets time to pass before the request shows as failed ([dsar] max_attempts in all).
+BACKOFF_BASE = timedelta(minutes=5)
 
 
 @dataclass
@@ -43,26 +58,9 @@ class ProcessResult:
     completed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     waiting: list[str] = field(default_factory=list)
+    retrying: dict[str, str] = field(default_factory=dict)  # reference -> when, after which error
     would_process: list[str] = field(default_factory=list)
     executed: bool = False
-
-
-def _claimable(now: datetime, lease: timedelta) -> Any:
-    """Approved requests, and claims whose worker died before doing anything lasting.
-
-    A worker killed between its claim and its result leaves a request 'processing' with no
-    export and no deletion record; once the lease runs out the next run takes it over, so a
-    crash never loses a request. (Erasures waiting for their record keep the record id.)
-    """
-    abandoned = and_(
-        DsarRequest.status == "processing",
-        DsarRequest.deletion_record_id.is_(None),
-        or_(
-            DsarRequest.processing_started_at.is_(None),
-            DsarRequest.processing_started_at <= now - lease,
-        ),
-    )
-    return or_(DsarRequest.status == "approved", abandoned)
 
 
 def claim_requests(
@@ -80,7 +78,7 @@ def claim_requests(
     now = now or utcnow()
     query = (
         select(DsarRequest.id)
-        .where(_claimable(now, lease))
+        .where(dsar_claimable(now, lease))
         .order_by(DsarRequest.requested_at, DsarRequest.id)
         .limit(limit)
     )
@@ -93,8 +91,8 @@ def claim_requests(
     claimed = list(
         session.scalars(
             update(DsarRequest)
-            .where(DsarRequest.id.in_(ids), _claimable(now, lease))
-            .values(status="processing", processing_started_at=now, last_error=None)
+            .where(DsarRequest.id.in_(ids), dsar_claimable(now, lease))
+            .values(status=DsarStatus.PROCESSING, processing_started_at=now, last_error=None)
             .returning(DsarRequest.id)
         )
     )
@@ -103,7 +101,7 @@ def claim_requests(
 
 
 def _fail(session: Session, request: DsarRequest, message: str, actor: str) -> None:
-    request.status = "failed"
+    request.status = DsarStatus.FAILED
     request.last_error = message[:1000]
     record_event(
         session,
@@ -115,12 +113,52 @@ def _fail(session: Session, request: DsarRequest, message: str, actor: str) -> N
     )
 
 
+def backoff(attempt: int, base: timedelta = BACKOFF_BASE) -> timedelta:
+    """How long after its ``attempt``-th failure a request is tried again: base, 2x, 4x..."""
+    return base * (2 ** (attempt - 1))
+
+
+def _attempt_failed(
+    session: Session,
+    request: DsarRequest,
+    message: str,
+    actor: str,
+    *,
+    max_attempts: int,
+    now: datetime,
+) -> datetime | None:
+    """Count the failure; put the request back for later, or fail it after the last attempt."""
+    request.attempts = (request.attempts or 0) + 1
+    if request.attempts >= max_attempts:
+        _fail(session, request, message, actor)
+        return None
+    retry_at = now + backoff(request.attempts)
+    request.status = DsarStatus.APPROVED
+    request.next_attempt_at = retry_at
+    request.last_error = message[:1000]
+    record_event(
+        session,
+        actor=actor,
+        action="dsar.attempt_failed",
+        target_type="dsar_request",
+        target_id=request.reference,
+        details={
+            "kind": request.kind,
+            "attempt": request.attempts,
+            "max_attempts": max_attempts,
+            "next_attempt_at": retry_at.isoformat(),
+            "error": request.last_error,
+        },
+    )
+    return retry_at
+
+
 def _complete(session: Session, request: DsarRequest, actor: str, now: datetime) -> None:
-    request.status = "completed"
+    request.status = DsarStatus.COMPLETED
     request.completed_at = now
     request.last_error = None
     details: dict[str, Any] = {"kind": request.kind, "on_time": now <= effective_due_at(request)}
-    if request.kind == "access":
+    if request.kind == DsarKind.ACCESS:
         details.update(bytes=request.export_bytes, sha256=request.export_sha256)
     else:
         details["deletion_record_id"] = request.deletion_record_id
@@ -134,20 +172,99 @@ def _complete(session: Session, request: DsarRequest, actor: str, now: datetime)
     )
 
 
+_WAITING_KINDS = ("webhook", "manual")
+
+
 def _process_access(
     session: Session, datamap: DataMap, request: DsarRequest, actor: str, now: datetime
-) -> None:
+) -> bool:
+    """Open the request's tasks, ask the other systems, and export once all are done.
+
+    Returns whether the request completed (False: it waits for a webhook or a person).
+    """
+    policy = datamap.policy
+    subject = {"id": request.subject_id, "email": request.subject_email}
+    system_tasks.ensure_request_tasks(session, policy, request, subject=subject, now=now)
+    if any(s.kind in _WAITING_KINDS for s in system_tasks.access_task_specs(policy)):
+        session.commit()  # the tasks' idempotency keys exist before any request leaves
+        system_tasks.run_webhook_tasks(
+            session, policy, actor=actor, now=now, request_ids=[request.id],
+            export_dir=policy.export_dir,
+        )  # fmt: skip
+        if not system_tasks.request_tasks_finished(session, request.id, kinds=_WAITING_KINDS):
+            return False
+    parts = [
+        SystemFile(task.system, Path(task.file_path).name.split("-", 1)[-1],
+                   Path(task.file_path).read_bytes())
+        for task in system_tasks.tasks_of_request(session, request)
+        if task.file_path
+    ]  # fmt: skip
     export = build_access_export(
         datamap,
         request.subject_id,
         reference=request.reference,
-        directory=datamap.policy.export_dir,
+        directory=policy.export_dir,
         now=now,
+        parts=parts,
+        request=request,
     )
     request.export_path = str(export.path)
     request.export_bytes = export.bytes
     request.export_sha256 = export.sha256
-    _complete(session, request, actor, utcnow())
+    finished = utcnow()
+    session.execute(
+        update(ErasureTask)
+        .where(
+            ErasureTask.dsar_request_id == request.id,
+            ErasureTask.system_kind == "sql",
+            ErasureTask.status.not_in(system_tasks.FINISHED),
+        )
+        .values(status=system_tasks.DONE, done_at=finished, attempts=ErasureTask.attempts + 1,
+                updated_at=finished)
+    )  # fmt: skip
+    _complete(session, request, actor, finished)
+    return True
+
+
+def _settle_access(
+    session: Session, datamap: DataMap, result: ProcessResult, actor: str, now: datetime
+) -> None:
+    """Access requests waiting for their systems: ask again, export those now complete."""
+    waiting = and_(
+        DsarRequest.kind == "access",
+        DsarRequest.status == "processing",
+        DsarRequest.export_path.is_(None),
+        exists().where(ErasureTask.dsar_request_id == DsarRequest.id),
+        # Not while the worker that claimed (or last looked at) it may still be at work.
+        DsarRequest.processing_started_at <= now - SETTLE_LEASE,
+    )
+    ids = list(session.scalars(select(DsarRequest.id).where(waiting).order_by(DsarRequest.id)))
+    session.rollback()
+    seen = set(result.waiting)
+    for request_id in ids:
+        # Take it for this worker: a second worker's UPDATE finds the condition false.
+        taken = session.execute(
+            update(DsarRequest)
+            .where(DsarRequest.id == request_id, waiting)
+            .values(processing_started_at=now)
+        )
+        session.commit()
+        request = session.get(DsarRequest, request_id)
+        if rows_changed(taken) != 1 or request is None or request.reference in seen:
+            continue  # another worker has it, or this run's claim just asked
+        try:
+            if _process_access(session, datamap, request, actor, now):
+                result.exported += 1
+                result.completed.append(request.reference)
+            else:
+                result.waiting.append(request.reference)
+            session.commit()
+        except (ComplianceError, SQLAlchemyError, OSError) as exc:
+            session.rollback()
+            message = str(exc) if isinstance(exc, ComplianceError) else one_line(exc)
+            _fail(session, request, message, actor)
+            session.commit()
+            result.failed[request.reference] = message
 
 
 def _on_hold(session: Session, subject_id: str, now: datetime) -> int | None:
@@ -216,7 +333,7 @@ def _process_erasure(
         .where(
             ComplianceProfile.subject_id == request.subject_id,
             DeletionRecord.bucket == DSAR_ERASURE_BUCKET,
-            DeletionRecord.deletion_applied_at.is_(None),
+            record_open,
         )
     )
     record_event(
@@ -230,26 +347,41 @@ def _process_erasure(
     return True
 
 
-def _settle_erasures(session: Session, result: ProcessResult, actor: str, now: datetime) -> None:
+def _state_of(record: DeletionRecord) -> RecordState:
+    return record_state(
+        batch_id=record.deletion_batch_id,
+        accepted=record.accepted_for_deletion,
+        applied_at=record.deletion_applied_at,
+        error=record.deletion_error,
+    )
+
+
+def _settle_erasures(
+    session: Session, policy: Policy, result: ProcessResult, actor: str, now: datetime
+) -> None:
     """Erasure requests complete once their deletion record is applied (by apply-deletions)."""
     rows = session.execute(
         select(DsarRequest, DeletionRecord)
         .outerjoin(DeletionRecord, DeletionRecord.id == DsarRequest.deletion_record_id)
         .where(
-            DsarRequest.kind == "erasure",
-            DsarRequest.status == "processing",
+            DsarRequest.kind == DsarKind.ERASURE,
+            dsar_in(DsarStatus.PROCESSING),
             DsarRequest.deletion_record_id.is_not(None),
         )
         .order_by(DsarRequest.id)
     ).all()
     for request, record in rows:
+        state = None if record is None else _state_of(record)
         if record is None:
             _fail(session, request, "its deletion record no longer exists", actor)
             result.failed[request.reference] = request.last_error or ""
-        elif record.deletion_applied_at is not None:
+        elif state == RecordState.APPLIED:
             _complete(session, request, actor, now)
+            forget_subject(
+                session, policy, request.subject_id, actor=actor, reference=request.reference
+            )
             result.completed.append(request.reference)
-        elif record.accepted_for_deletion is False:
+        elif state == RecordState.EXCLUDED:
             note = record.review_note or "its deletion batch was rejected"
             _fail(session, request, f"erasure not accepted in review: {note}", actor)
             result.failed[request.reference] = request.last_error or ""
@@ -271,8 +403,9 @@ def process_dsar_requests(
 ) -> ProcessResult:
     """Claim approved requests and do their work; then complete erasures that were applied.
 
-    One request's failure is stored on it (``last_error``, status failed) and does not stop
-    the others; ``retry_dsar`` puts it back.
+    One request's failure is stored on it and does not stop the others. It is tried again
+    with exponential backoff (``backoff``) until ``[dsar] max_attempts`` attempts failed;
+    only then is it ``failed``, and ``retry_dsar`` puts it back.
     """
     if limit < 1:
         raise InvalidInput(f"--limit must be at least 1, got {limit}")
@@ -282,7 +415,7 @@ def process_dsar_requests(
         result.would_process = list(
             session.scalars(
                 select(DsarRequest.reference)
-                .where(_claimable(now or utcnow(), CLAIM_LEASE))
+                .where(dsar_claimable(now or utcnow(), CLAIM_LEASE))
                 .order_by(DsarRequest.requested_at, DsarRequest.id)
             )
         )
@@ -298,10 +431,12 @@ def process_dsar_requests(
         ).all():
             started = now or utcnow()
             try:
-                if request.kind == "access":
-                    _process_access(session, datamap, request, actor, started)
-                    result.exported += 1
-                    result.completed.append(request.reference)
+                if request.kind == DsarKind.ACCESS:
+                    if _process_access(session, datamap, request, actor, started):
+                        result.exported += 1
+                        result.completed.append(request.reference)
+                    else:
+                        result.waiting.append(request.reference)
                 else:
                     if _process_erasure(session, policy, request, actor, started):
                         result.erasure_scheduled += 1
@@ -311,9 +446,26 @@ def process_dsar_requests(
             except (ComplianceError, SQLAlchemyError, OSError) as exc:
                 session.rollback()
                 message = str(exc) if isinstance(exc, ComplianceError) else one_line(exc)
-                _fail(session, request, message, actor)
+                retry_at = _attempt_failed(
+                    session,
+                    request,
+                    message,
+                    actor,
+                    max_attempts=policy.dsar.max_attempts,
+                    now=now or utcnow(),
+                )
                 session.commit()
-                result.failed[request.reference] = message
-                log_event("dsar.failed", reference=request.reference, error=message)
-    _settle_erasures(session, result, actor, now or utcnow())
+                if retry_at is None:
+                    result.failed[request.reference] = message
+                    log_event("dsar.failed", reference=request.reference, error=message)
+                else:
+                    result.retrying[request.reference] = f"{retry_at.isoformat()}: {message}"
+                    log_event(
+                        "dsar.attempt_failed",
+                        reference=request.reference,
+                        attempt=request.attempts,
+                        next_attempt_at=retry_at.isoformat(),
+                    )
+    _settle_access(session, datamap, result, actor, now or utcnow())
+    _settle_erasures(session, policy, result, actor, now or utcnow())
     return result

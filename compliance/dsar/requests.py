@@ -26,13 +26,16 @@ from compliance.dsar.deadlines import MAX_EXTENSION_MONTHS, due_date
 from compliance.emails import check_email
 from compliance.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from compliance.logs import log_event
+from compliance.policy.datamap import normalise_subject_key
 from compliance.policy.loader import Policy
 from compliance.roles import API_INTAKE, COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.store.models import DsarRequest, utcnow
+from compliance.store.queries import dsar_open
+from compliance.store.states import OPEN_DSAR_STATUSES, DsarKind, DsarStatus, can_move
 
-KINDS = ("access", "erasure")
-OPEN_STATUSES = ("pending", "approved", "processing", "failed")
-STATUSES = ("pending", "approved", "rejected", "processing", "completed", "failed")
+KINDS = tuple(k.value for k in DsarKind)
+OPEN_STATUSES = tuple(s.value for s in OPEN_DSAR_STATUSES)
+STATUSES = tuple(s.value for s in DsarStatus)
 _REFERENCE = re.compile(r"^DSAR-\d{4}-\d{6,}$")
 
 # ---------------------------------------------------------------- intake
@@ -62,15 +65,7 @@ def resolve_subject(
         query = select(*columns).where(func.lower(email_col) == address)
         what = f"with email '{address}'"
     else:
-        subject_id = str(subject_id).strip()
-        if not subject_id:
-            raise InvalidInput("the subject id is empty")
-        try:
-            value: Any = int(subject_id) if key_col.type.python_type is int else subject_id
-        except ValueError:
-            raise InvalidInput(f"subject id '{subject_id}' is not a whole number") from None
-        except NotImplementedError:
-            value = subject_id
+        subject_id, value = normalise_subject_key(key_col, subject_id)
         query = select(*columns).where(key_col == value)
         what = f"with id '{subject_id}'"
     with app_engine.connect() as conn:
@@ -88,7 +83,7 @@ def _open_request(session: Session, subject_id: str, kind: str) -> DsarRequest |
         select(DsarRequest).where(
             DsarRequest.subject_id == subject_id,
             DsarRequest.kind == kind,
-            DsarRequest.status.in_(OPEN_STATUSES),
+            dsar_open,
         )
     ).first()
 
@@ -180,7 +175,7 @@ def submit(
         kind=kind,
         subject_id=key,
         subject_email=subject_email,
-        status="pending",
+        status=DsarStatus.PENDING,
         requested_by=by,
         requested_at=now,
         identity_check=(identity_check or "").strip() or None,
@@ -272,7 +267,7 @@ def review_dsar(
     if decision == "reject" and reason is None:
         raise InvalidInput("rejecting a DSAR request needs a reason (--reason)")
     request = get_dsar(session, reference, lock=execute)
-    if request.status != "pending":
+    if request.status != DsarStatus.PENDING:
         by = f" by {request.reviewed_by}" if request.reviewed_by else ""
         raise Conflict(f"{request.reference} is already {request.status}{by}; not reviewed again")
     if four_eyes and decision == "approve" and request.requested_by == reviewer.email:
@@ -283,7 +278,7 @@ def review_dsar(
     if not execute:
         return _detached(session, request)
     now = now or utcnow()
-    request.status = "approved" if decision == "approve" else "rejected"
+    request.status = DsarStatus.APPROVED if decision == "approve" else DsarStatus.REJECTED
     request.reviewed_by = reviewer.email
     request.reviewed_at = now
     request.reviewed_reason = reason
@@ -316,7 +311,7 @@ def extend_dsar(
     if not reason:
         raise InvalidInput("extending a DSAR deadline needs a reason (--reason)")
     request = get_dsar(session, reference, lock=execute)
-    if request.status not in OPEN_STATUSES:
+    if request.status not in OPEN_DSAR_STATUSES:
         raise Conflict(f"{request.reference} is {request.status}; only open requests are extended")
     total = request.extension_months + months
     if total > MAX_EXTENSION_MONTHS:
@@ -350,13 +345,15 @@ def retry_dsar(
     """Put a failed request back in the queue of approved requests."""
     by = require(actor, COMPLIANCE_OFFICER, to="retry DSAR requests")
     request = get_dsar(session, reference, lock=execute)
-    if request.status != "failed":
+    if not next_actions(request).can_retry:
         raise Conflict(f"{request.reference} is {request.status}; only failed requests are retried")
     if not execute:
         return _detached(session, request)
     previous = request.last_error
-    request.status = "approved"
+    request.status = DsarStatus.APPROVED
     request.deletion_record_id = None
+    request.attempts = 0  # a person looked at it: it gets every attempt again
+    request.next_attempt_at = None
     record_event(
         session,
         actor=by,
@@ -369,6 +366,34 @@ def retry_dsar(
     return request
 
 
+# ---------------------------------------------------------------- what may happen next
+
+
+@dataclass(frozen=True)
+class DsarActions:
+    """What may happen next to a request; pages show their buttons from this, not from
+    status strings, so the library's rules are written once."""
+
+    can_review: bool  # approve or reject, once
+    can_extend: bool  # open, and less than the most Art. 12(3) allows so far
+    can_retry: bool  # failed, back to the queue
+    can_download: bool  # an access export was written
+
+
+def has_finished_export(request: DsarRequest) -> bool:
+    return request.kind == DsarKind.ACCESS and request.status == DsarStatus.COMPLETED
+
+
+def next_actions(request: DsarRequest) -> DsarActions:
+    status = DsarStatus(request.status)
+    return DsarActions(
+        can_review=can_move(status, DsarStatus.REJECTED),
+        can_extend=status in OPEN_DSAR_STATUSES and request.extension_months < MAX_EXTENSION_MONTHS,
+        can_retry=status == DsarStatus.FAILED and can_move(status, DsarStatus.APPROVED),
+        can_download=has_finished_export(request),
+    )
+
+
 # ---------------------------------------------------------------- exports for staff
 
 
@@ -376,7 +401,7 @@ def open_export_for_download(session: Session, reference: str, *, actor: Identit
     """The finished export's file, for support staff to hand over; each opening is audited."""
     by = require(actor, SUPPORT, COMPLIANCE_OFFICER, to="download DSAR exports")
     request = get_dsar(session, reference)
-    if request.kind != "access" or request.status != "completed":
+    if not has_finished_export(request):
         raise Conflict(f"{request.reference} has no finished export (it is {request.status})")
     if not request.export_path or not Path(request.export_path).is_file():
         raise NotFound(f"the export of {request.reference} was removed (exports expire)")
@@ -399,3 +424,47 @@ def requests_by_reference(session: Session, references: Sequence[str]) -> list[D
     return list(
         session.scalars(select(DsarRequest).where(DsarRequest.reference.in_(list(references))))
     )
+
+
+@dataclass(frozen=True)
+class BulkDsarReview:
+    """Requests decided one by one; those someone else decided meanwhile, skipped with why."""
+
+    decision: str
+    decided: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...]
+    executed: bool
+
+
+def review_dsars(
+    session: Session,
+    references: list[str],
+    decision: str,
+    *,
+    reviewer: Identity,
+    four_eyes: bool,
+    reason: str | None = None,
+    execute: bool,
+) -> BulkDsarReview:
+    """Approve or reject several pending requests, each reviewed and audited on its own."""
+    wanted = list(dict.fromkeys(references))
+    if not wanted:
+        raise InvalidInput("choose at least one request")
+    if decision not in ("approve", "reject"):
+        raise InvalidInput(f"decision must be approve or reject, got '{decision}'")
+    require(reviewer, COMPLIANCE_OFFICER, to="review DSAR requests")
+    if decision == "reject" and not (reason or "").strip():
+        raise InvalidInput("rejecting a DSAR request needs a reason (--reason)")
+    decided: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    for reference in wanted:
+        try:
+            review_dsar(
+                session, reference, decision, reviewer=reviewer, four_eyes=four_eyes,
+                reason=reason, execute=execute,
+            )  # fmt: skip
+            decided.append(reference)
+        except (Conflict, NotFound, PermissionDenied) as exc:  # four eyes: their own request
+            session.rollback()
+            skipped.append((reference, str(exc)))
+    return BulkDsarReview(decision, tuple(decided), tuple(skipped), execute)

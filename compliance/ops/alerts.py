@@ -30,6 +30,8 @@ from compliance.logs import log_event
 from compliance.policy.loader import Policy, SlackSettings
 from compliance.reports.dsar_stats import due_soon_and_overdue
 from compliance.store.models import AuditEvent, DeletionBatch, DeletionRecord, utcnow
+from compliance.store.queries import batch_pending
+from compliance.store.states import AlertStatus
 
 TOKEN_ENV = "SLACK_BOT_TOKEN"
 API_URL_ENV = "SLACK_API_URL"
@@ -124,7 +126,7 @@ def pending_batches(session: Session) -> dict[str, tuple[int, int]]:
             func.count(DeletionRecord.id),
         )
         .outerjoin(DeletionRecord, DeletionRecord.deletion_batch_id == DeletionBatch.id)
-        .where(DeletionBatch.reviewed_status == "pending")
+        .where(batch_pending)
         .group_by(DeletionBatch.bucket)
     ).all()
     return {bucket: (int(batches), int(records)) for bucket, batches, records in rows}
@@ -194,10 +196,10 @@ def plan_unreviewed_batch_alerts(
             message = unreviewed_batches_message(
                 policy.slack, name, bucket.ops_channel, batches, records, bucket.ops_handle
             )
-            alerts.append(Alert(name, "due", message=message, counts=counts))
+            alerts.append(Alert(name, AlertStatus.DUE, message=message, counts=counts))
             continue
         log_event("alert.skipped", bucket=name, reason=reason)
-        alerts.append(Alert(name, "skipped", reason=reason, counts=counts))
+        alerts.append(Alert(name, AlertStatus.SKIPPED, reason=reason, counts=counts))
     if not force:
         skip_already_posted(session, alerts, target_type=BUCKET_TARGET, today=today)
     return alerts
@@ -310,14 +312,22 @@ def plan_dsar_deadline_alert(
             policy.slack, policy.slack.dsar_channel, items, within_days
         )
         alert = Alert(
-            DSAR_DEADLINES_TARGET, "due", message=message, counts=counts, references=references
+            DSAR_DEADLINES_TARGET,
+            AlertStatus.DUE,
+            message=message,
+            counts=counts,
+            references=references,
         )
         if not force:
             skip_already_posted(session, [alert], target_type=ALERT_TARGET, today=today)
         return alert
     log_event("alert.skipped", alert=DSAR_DEADLINES_TARGET, reason=reason)
     return Alert(
-        DSAR_DEADLINES_TARGET, "skipped", reason=reason, counts=counts, references=references
+        DSAR_DEADLINES_TARGET,
+        AlertStatus.SKIPPED,
+        reason=reason,
+        counts=counts,
+        references=references,
     )
 
 
@@ -359,10 +369,10 @@ def skip_already_posted(
     """
     skipped = []
     for alert in alerts:
-        if alert.status != "due":
+        if alert.status != AlertStatus.DUE:
             continue
         if today in posted_days(session, target_type, alert.target):
-            alert.status = "skipped"
+            alert.status = AlertStatus.SKIPPED
             alert.reason = already_posted_reason(today)
             log_event("alert.skipped", target=alert.target, reason=alert.reason)
             skipped.append(alert)
@@ -388,7 +398,7 @@ def post_alerts(
     reads on a rerun.
     """
     for alert in alerts:
-        if alert.status != "due" or alert.message is None:
+        if alert.status != AlertStatus.DUE or alert.message is None:
             continue
         message = alert.message
         try:
@@ -397,19 +407,19 @@ def post_alerts(
             )
         except SlackApiError as exc:
             error = str(exc.response.get("error") or "unknown error")
-            alert.status = "failed"
+            alert.status = AlertStatus.FAILED
             alert.reason = f"Slack said {error} (HTTP {exc.response.status_code})"
             log_event(
                 "alert.failed", target=alert.target, channel=message.channel, error=alert.reason
             )
             continue
         except OSError as exc:  # Slack unreachable: the next alert may still get through
-            alert.status, alert.reason = "failed", f"Slack unreachable: {exc}"
+            alert.status, alert.reason = AlertStatus.FAILED, f"Slack unreachable: {exc}"
             log_event(
                 "alert.failed", target=alert.target, channel=message.channel, error=alert.reason
             )
             continue
-        alert.status = "posted"
+        alert.status = AlertStatus.POSTED
         log_event("alert.posted", target=alert.target, channel=message.channel)
         details: dict[str, Any] = {
             "channel": message.channel,

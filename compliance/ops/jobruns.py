@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import and_, case, delete, func, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from compliance.logs import log_event
 from compliance.store.models import JobRun, utcnow
 from compliance.store.sql import aware_utc
+from compliance.store.states import JobRunStatus
 
 if TYPE_CHECKING:  # pandas costs ~80 MB; only the dashboard's reads need it
     import pandas as pd
@@ -31,6 +34,7 @@ EXPECTED_INTERVALS: dict[str, timedelta] = {
     "alert-unreviewed-batches": DAY,
     "alert-dsar-deadlines": DAY,
     "verify-audit-log": DAY,
+    "anchor-audit-log": DAY,
 }
 HEALTH_COLUMNS = [
     "job",
@@ -40,8 +44,10 @@ HEALTH_COLUMNS = [
     "last_status",
     "runs",
     "overdue",
+    "health",
     "note",
 ]
+NEVER_RUN = "never run yet: schedule it (deploy/crontab)"
 HISTORY_COLUMNS = [
     "id",
     "job",
@@ -56,8 +62,58 @@ HISTORY_COLUMNS = [
 ]
 
 
+#: Arguments that name or describe a data subject: never stored, whatever they hold.
+PERSONAL_ARGUMENTS = frozenset(
+    {"email", "subject_email", "identity_check", "identity_note", "full_name", "phone"}
+)
+#: Staff who act (reviewers, requesters, hold owners): their address is accountability.
+STAFF_ARGUMENTS = frozenset({"reviewer", "requested_by", "by", "actor"})
+REDACTED = "[redacted]"
+_EMAIL = re.compile(r"[^\s@'\"<>(),;:\[\]]+@[^\s@'\"<>(),;:\[\]]+\.[A-Za-z]{2,}")
+
+
+def redact_text(text: str) -> str:
+    """Email addresses in free text (an error naming the subject's address) become [email]."""
+    return _EMAIL.sub("[email]", text)
+
+
+def redact(value: Any, key: str | None = None) -> Any:
+    """What job_runs may keep of a run's arguments or summary: no subject email, name or note.
+
+    Job runs are shown to managers and kept for months; the subject's identity belongs in
+    the DSAR request (scrubbed once erased), never in this operational log.
+    """
+    if key in PERSONAL_ARGUMENTS:
+        return REDACTED if value not in (None, "", False, [], ()) else value
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v, key) for v in value]
+    if isinstance(value, str) and key not in STAFF_ARGUMENTS:
+        return redact_text(value)
+    return value
+
+
+def purge_job_runs(session: Session, *, older_than: datetime, execute: bool) -> int:
+    """Delete runs started before ``older_than``; return how many (would) go.
+
+    Each job's newest real success is kept whatever its age, so the Jobs page still knows
+    when a weekly or monthly job last worked.
+    """
+    real_success = and_(JobRun.status == "succeeded", JobRun.dry_run.is_(False))
+    newest_success = select(func.max(JobRun.id)).where(real_success).group_by(JobRun.job)
+    old = and_(JobRun.started_at < older_than, JobRun.id.not_in(newest_success))
+    if not execute:
+        count = session.scalar(select(func.count()).select_from(JobRun).where(old)) or 0
+        session.rollback()
+        return count
+    result: CursorResult[Any] = session.execute(delete(JobRun).where(old))  # type: ignore[assignment]
+    session.commit()
+    return result.rowcount or 0
+
+
 def start_job_run(session: Session, job: str, arguments: dict[str, Any], *, dry_run: bool) -> int:
-    run = JobRun(job=job, arguments=arguments, dry_run=dry_run, started_at=utcnow())
+    run = JobRun(job=job, arguments=redact(arguments), dry_run=dry_run, started_at=utcnow())
     session.add(run)
     session.commit()
     return run.id
@@ -72,8 +128,8 @@ def finish_job_run(
         .values(
             status=status,
             finished_at=utcnow(),
-            summary=summary if isinstance(summary, dict) else None,
-            error=error[:2000] if error else None,
+            summary=redact(summary) if isinstance(summary, dict) else None,
+            error=redact_text(error)[:2000] if error else None,
         )
     )
     session.commit()
@@ -93,7 +149,7 @@ def close_stale_runs(
     candidates = session.execute(
         select(JobRun.id, JobRun.arguments).where(
             JobRun.job == job,
-            JobRun.status == "running",
+            JobRun.status == JobRunStatus.RUNNING,
             JobRun.dry_run.is_(False),
             JobRun.id < current_run_id,
         )
@@ -107,9 +163,9 @@ def close_stale_runs(
         return []
     session.execute(
         update(JobRun)
-        .where(JobRun.id.in_(stale), JobRun.status == "running")
+        .where(JobRun.id.in_(stale), JobRun.status == JobRunStatus.RUNNING)
         .values(
-            status="crashed",
+            status=JobRunStatus.CRASHED,
             error=f"never finished: run {current_run_id} found its lock free "
             "(the process died or lost its database)",
         )
@@ -134,6 +190,15 @@ def _every(interval: timedelta | None) -> str:
     return f"{interval.total_seconds() / 3600:g} hours"
 
 
+def _health(interval: timedelta | None, runs: int, overdue: bool) -> str:
+    """One word for the table: overdue, by hand, never run or ok."""
+    if overdue:
+        return "overdue"
+    if interval is None:
+        return "by hand"
+    return "never run" if runs == 0 else "ok"
+
+
 def job_health(
     session: Session,
     *,
@@ -143,11 +208,12 @@ def job_health(
     """Per job: when it last succeeded for real (not a dry run), and whether that is too long ago.
 
     A scheduled job is overdue when its last real success is older than its expected
-    interval plus some slack, or when it never succeeded at all.
+    interval plus some slack, or when it ran but never succeeded. A job that never ran at
+    all is "never run" (a fresh install), not an alarm.
     """
     now = now or utcnow()
     intervals = EXPECTED_INTERVALS if intervals is None else intervals
-    real_success = and_(JobRun.status == "succeeded", JobRun.dry_run.is_(False))
+    real_success = and_(JobRun.status == JobRunStatus.SUCCEEDED, JobRun.dry_run.is_(False))
     success_at = func.coalesce(JobRun.finished_at, JobRun.started_at)
     totals = session.execute(
         select(
@@ -174,13 +240,16 @@ def job_health(
         interval = intervals.get(job)
         overdue, note = False, ""
         if interval is not None:
-            if last_success is None:
+            if runs == 0:
+                # A fresh install: nothing has failed, the schedule is simply not set up yet.
+                note = NEVER_RUN
+            elif last_success is None:
                 overdue, note = True, "never succeeded"
             elif now - last_success > late_after(interval):
                 overdue = True
                 note = f"no success for {(now - last_success) // DAY} days"
         if (
-            last_status == "running"
+            last_status == JobRunStatus.RUNNING
             and interval
             and last_run_at is not None
             and now - last_run_at > late_after(interval)
@@ -195,6 +264,7 @@ def job_health(
                 "last_status": last_status,
                 "runs": runs,
                 "overdue": overdue,
+                "health": _health(interval, runs, overdue),
                 "note": note,
             }
         )

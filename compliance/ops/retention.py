@@ -23,10 +23,14 @@ from compliance.deletion.apply import one_line
 from compliance.deletion.holds import awaiting_access_export, held_subjects
 from compliance.errors import ConfigError, NotFound
 from compliance.logs import Progress, log_event
+from compliance.ops.jobruns import purge_job_runs
 from compliance.policy.loader import Policy, RetentionEntry
 from compliance.store.models import utcnow
+from compliance.store.states import CleanupStatus
 
 DEFAULT_CHUNK_SIZE = 5000
+#: The retention category of this tool's own job_runs (compliance database).
+JOB_RUNS = "job_runs"
 
 
 @dataclass
@@ -57,11 +61,11 @@ class RetentionResult:
 
     @property
     def skipped(self) -> list[CategoryResult]:
-        return [c for c in self.categories if c.status == "skipped"]
+        return [c for c in self.categories if c.status == CleanupStatus.SKIPPED]
 
     @property
     def failed(self) -> list[CategoryResult]:
-        return [c for c in self.categories if c.status == "failed"]
+        return [c for c in self.categories if c.status == CleanupStatus.FAILED]
 
 
 def _missing(engine: Engine, entry: RetentionEntry) -> str | None:
@@ -132,11 +136,15 @@ def retention_cleanup(
     if chunk_size < 1:
         raise ConfigError(f"chunk size must be 1 or more, got {chunk_size}")
     entries = list(policy.retention.values())
+    with_job_runs = category in (None, JOB_RUNS)
     if category is not None:
-        if category not in policy.retention:
-            known = ", ".join(sorted(policy.retention)) or "none configured"
+        if category == JOB_RUNS:
+            entries = []
+        elif category not in policy.retention:
+            known = ", ".join(sorted([*policy.retention, JOB_RUNS]))
             raise NotFound(f"unknown retention category '{category}' (known: {known})")
-        entries = [policy.retention[category]]
+        else:
+            entries = [policy.retention[category]]
     now = now or utcnow()
     result = RetentionResult(executed=execute)
     # Held subjects keep their rows; so do subjects whose access export is not built yet.
@@ -154,7 +162,14 @@ def retention_cleanup(
             log_event("retention.skipped", category=entry.name, reason=problem)
             result.categories.append(
                 CategoryResult(
-                    entry.name, entry.table, entry.timestamp, entry.days, now, "skipped", 0, problem
+                    entry.name,
+                    entry.table,
+                    entry.timestamp,
+                    entry.days,
+                    now,
+                    CleanupStatus.SKIPPED,
+                    0,
+                    problem,
                 )
             )
             continue
@@ -162,7 +177,7 @@ def retention_cleanup(
         cutoff = _cutoff(table, entry, now)
         old = table.c[entry.timestamp] < cutoff  # a NULL timestamp is never old
         outcome = CategoryResult(
-            entry.name, entry.table, entry.timestamp, entry.days, cutoff, "would delete"
+            entry.name, entry.table, entry.timestamp, entry.days, cutoff, CleanupStatus.WOULD_DELETE
         )
         result.categories.append(outcome)
         mapped = policy.tables.get(entry.table)
@@ -184,10 +199,10 @@ def retention_cleanup(
         progress = Progress("retention.progress", category=entry.name, table=entry.table)
         try:
             outcome.rows = _delete_chunks(app_engine, table, old, chunk_size, progress)
-            outcome.status = "deleted"
+            outcome.status = CleanupStatus.DELETED
         except SQLAlchemyError as exc:
             outcome.rows = progress.done
-            outcome.status, outcome.message = "failed", one_line(exc)
+            outcome.status, outcome.message = CleanupStatus.FAILED, one_line(exc)
             log_event("retention.failed", category=entry.name, error=outcome.message)
         progress.log(status=outcome.status)
         details: dict[str, Any] = {
@@ -209,4 +224,31 @@ def retention_cleanup(
             details=details,
         )
         session.commit()
+    if with_job_runs:
+        result.categories.append(_purge_job_runs(session, policy, actor, execute, now))
     return result
+
+
+def _purge_job_runs(
+    session: Session, policy: Policy, actor: str, execute: bool, now: datetime
+) -> CategoryResult:
+    """This tool's own job_runs, kept ``[retention.job_runs] days`` (default 180)."""
+    days = policy.job_runs_days
+    cutoff = now - timedelta(days=days)
+    rows = purge_job_runs(session, older_than=cutoff, execute=execute)
+    outcome = CategoryResult(
+        JOB_RUNS, "job_runs", "started_at", days, cutoff, "deleted" if execute else "would delete"
+    )
+    outcome.rows = rows
+    if execute and rows:  # like export cleanup: an event when something was removed
+        record_event(
+            session,
+            actor=actor,
+            action="retention.cleaned_up",
+            target_type="retention_category",
+            target_id=JOB_RUNS,
+            details={"table": "job_runs", "days": days, "cutoff": cutoff.isoformat(),
+                     "rows_deleted": rows},
+        )  # fmt: skip
+        session.commit()
+    return outcome

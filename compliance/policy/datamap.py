@@ -12,6 +12,7 @@ on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import graphlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from sqlalchemy import (
     update,
 )
 
-from compliance.errors import ConfigError
+from compliance.errors import ConfigError, InvalidInput
 from compliance.policy.cascades import (
     DESTRUCTIVE,
     Block,
@@ -47,8 +48,42 @@ from compliance.policy.cascades import (
     foreign_keys,
 )
 from compliance.policy.loader import MappedTable, Policy
-from compliance.policy.strategies import get_strategy
+from compliance.policy.strategies import get_strategy, hash_key
 from compliance.policy.systems import APP_SYSTEM
+
+#: Subject keys of an integer column fit in 64 bits (PostgreSQL BIGINT, SQLite INTEGER).
+_MAX_INT_KEY = 2**63 - 1
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+MAX_KEY_LENGTH = 255
+
+
+def normalise_subject_key(column: Column[Any], raw: object) -> tuple[str, Any]:
+    """A subject id as typed, made the key it names: its text form and the value to bind.
+
+    Trimmed; an integer key is compared as an integer, so " 3 " and "003" are subject 3 and
+    one subject never gets two compliance profiles. Anything the column cannot hold is
+    refused here rather than reaching the database.
+    """
+    text = str(raw).strip()
+    shown = text if len(text) <= 40 else text[:40] + "…"
+    if not text:
+        raise InvalidInput("the subject id is empty")
+    if len(text) > MAX_KEY_LENGTH:
+        raise InvalidInput(f"the subject id is longer than {MAX_KEY_LENGTH} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise InvalidInput("the subject id holds a control character")
+    try:
+        python_type = column.type.python_type
+    except NotImplementedError:
+        return text, text
+    if python_type is not int:
+        return text, text
+    if not _WHOLE.fullmatch(text):
+        raise InvalidInput(f"subject id '{shown}' is not a whole number")
+    number = int(text)
+    if not -_MAX_INT_KEY - 1 <= number <= _MAX_INT_KEY:
+        raise InvalidInput(f"subject id '{shown}' is out of range (a 64-bit whole number)")
+    return str(number), number
 
 
 def descendants(policy: Policy, names: Iterable[str]) -> set[str]:
@@ -112,6 +147,7 @@ class DataMap:
             self.metadatas[system] = meta
         self.metadata = self.metadatas.get(APP_SYSTEM, MetaData())
         self._selects: dict[tuple[str, frozenset[str]], Any] = {}
+        self._hash_key: bytes | None = None
 
     def dispose(self) -> None:
         """Close the engines this data map opened itself (not the ones it was given)."""
@@ -157,6 +193,24 @@ class DataMap:
         root = self.root(name)
         assert root.subject_column is not None
         return self.table(root.name).c[root.subject_column]
+
+    def hash_key(self) -> bytes:
+        """The ``hash`` strategy's secret key (see strategies.hash_key), read once."""
+        if self._hash_key is None:
+            self._hash_key = hash_key(demo_mode=self.policy.dashboard.demo_mode)
+        return self._hash_key
+
+    def require_keys(self, plan: Iterable[TableAction]) -> None:
+        """Refuse before anything changes when a plan anonymizes with ``hash`` and has no key."""
+        for step in plan:
+            if step.action == "anonymize" and "hash" in self.mapped(step.table).anonymize.values():
+                self.hash_key()
+                return
+
+    def subject_key(self, raw: object) -> str:
+        """The subject id as the compliance database stores it (see normalise_subject_key)."""
+        subjects = self.policy.subjects
+        return normalise_subject_key(self.table(subjects.table).c[subjects.key], raw)[0]
 
     def coerce_keys(self, name: str, keys: Iterable[str]) -> list[Any]:
         """Subject keys are text in the compliance database; bind them as the column's type."""
@@ -383,7 +437,8 @@ class DataMap:
         table = self.table(name)
         values = {}
         for column, strategy in self.mapped(name).anonymize.items():
-            expression = get_strategy(strategy).sql(table.c[column], conn.dialect.name)
+            keyed = get_strategy(strategy, self.hash_key() if strategy == "hash" else None)
+            expression = keyed.sql(table.c[column], conn.dialect.name)
             if expression is None:
                 raise ConfigError(
                     f"tables.{name}.anonymize.{column}: strategy '{strategy}' is not available "

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Date, DateTime, Engine, inspect
 
 from compliance.errors import ConfigError, NotFound
 from compliance.policy.strategies import ERASURE_ACTIONS, STRATEGIES
@@ -67,6 +67,8 @@ class SqlRule:
     """A read-only SELECT returning subject keys."""
 
     sql: str
+    #: What the query means, in words an officer reviewing a batch understands.
+    description: str | None = None
 
 
 Rule = AgeRule | SqlRule
@@ -89,6 +91,9 @@ class Bucket:
     rejection_cooloff_days: int = DEFAULT_REJECTION_COOLOFF_DAYS
     #: Webhook and manual systems an accepted deletion also reaches (SQL ones follow tables).
     systems: tuple[str, ...] = ()
+    #: Columns of the [subjects] table shown beside each record under review, read from the
+    #: application database when the page opens and never copied into the compliance database.
+    review_columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -156,6 +161,14 @@ class DsarSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    #: Append-only file the chain's head is anchored to (anchor-audit-log); None: not anchored.
+    anchor_file: Path | None = None
+    #: Slack channel anchors are posted to (default: [slack] dsar_channel).
+    ops_channel: str | None = None
+
+
+@dataclass(frozen=True)
 class SmtpSettings:
     host: str = "localhost"
     port: int = 25
@@ -181,6 +194,9 @@ class Policy:
     dsar: DsarSettings = DsarSettings()
     smtp: SmtpSettings = SmtpSettings()
     dsar_export_days: int = 30
+    #: Days job_runs rows are kept ([retention.job_runs] days); retention-cleanup purges older.
+    job_runs_days: int = 180
+    audit: AuditSettings = AuditSettings()
     #: Every system by name, the application database (``app_database``) included.
     systems: Mapping[str, System] = field(default_factory=dict)
 
@@ -272,6 +288,27 @@ def _non_negative_int(value: Any, key: str) -> int:
     if value < 0:
         raise ConfigError(f"{key}: must be 0 or more, got {value}")
     return value
+
+
+#: A century: longer than any retention period, and far from datetime's year-9999 edge.
+MAX_DAYS = 36_500
+
+
+def _days(value: Any, key: str) -> int:
+    """A count of days, bounded so date arithmetic can never leave the calendar."""
+    days = _non_negative_int(value, key)
+    if days > MAX_DAYS:
+        raise ConfigError(f"{key}: at most {MAX_DAYS} days (a century), got {days}")
+    return days
+
+
+#: Bucket and retention names end up in lock files, URLs and Slack messages.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _check_name(name: str, section: str) -> None:
+    if not NAME_PATTERN.fullmatch(name):
+        raise ConfigError(f"{section}.{_k(name)}: a name is 1 to 64 letters, digits, '_' or '-'")
 
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -441,9 +478,11 @@ def _check_table_systems(tables: Mapping[str, MappedTable], systems: Mapping[str
 def _parse_rule(raw: Any, key: str) -> Rule:
     _expect(raw, dict, key)
     if "sql" in raw:
-        _unknown_keys(raw, {"sql"}, key)
+        _unknown_keys(raw, {"sql", "description"}, key)
         _expect(raw["sql"], str, f"{key}.sql")
-        return SqlRule(check_select_only(raw["sql"], f"{key}.sql"))
+        return SqlRule(
+            check_select_only(raw["sql"], f"{key}.sql"), _optional_str(raw, "description", key)
+        )
     missing = [k for k in ("table", "timestamp", "older_than_days") if k not in raw]
     if missing:
         raise ConfigError(
@@ -456,13 +495,14 @@ def _parse_rule(raw: Any, key: str) -> Rule:
     return AgeRule(
         raw["table"],
         raw["timestamp"],
-        _non_negative_int(raw["older_than_days"], f"{key}.older_than_days"),
+        _days(raw["older_than_days"], f"{key}.older_than_days"),
     )
 
 
 def _parse_bucket(
     name: str, raw: Any, tables: Mapping[str, MappedTable], systems: Mapping[str, System]
 ) -> Bucket:
+    _check_name(name, "buckets")
     key = f"buckets.{_k(name)}"
     _expect(raw, dict, key)
     _unknown_keys(
@@ -478,6 +518,7 @@ def _parse_bucket(
             "purge_after_days",
             "rejection_cooloff_days",
             "systems",
+            "review_columns",
         },
         key,
     )
@@ -517,19 +558,22 @@ def _parse_bucket(
     for opt in ("description", "ops_channel", "ops_handle"):
         if opt in raw:
             _expect(raw[opt], str, f"{key}.{opt}")
+    review_columns = raw.get("review_columns", [])
+    _expect(review_columns, list, f"{key}.review_columns")
+    for i, column in enumerate(review_columns):
+        _expect(column, str, f"{key}.review_columns[{i}]")
     return Bucket(
         name=name,
+        review_columns=tuple(dict.fromkeys(review_columns)),
         description=_optional_str(raw, "description", key) or "",
         tables=tuple(bucket_tables),
         rules=rules,
         ops_channel=_optional_str(raw, "ops_channel", key),
         ops_alert_days_of_month=tuple(days),
         ops_handle=_optional_str(raw, "ops_handle", key),
-        grace_days=_non_negative_int(raw.get("grace_days", 0), f"{key}.grace_days"),
-        purge_after_days=_non_negative_int(
-            raw.get("purge_after_days", 0), f"{key}.purge_after_days"
-        ),
-        rejection_cooloff_days=_non_negative_int(
+        grace_days=_days(raw.get("grace_days", 0), f"{key}.grace_days"),
+        purge_after_days=_days(raw.get("purge_after_days", 0), f"{key}.purge_after_days"),
+        rejection_cooloff_days=_days(
             raw.get("rejection_cooloff_days", DEFAULT_REJECTION_COOLOFF_DAYS),
             f"{key}.rejection_cooloff_days",
         ),
@@ -538,6 +582,7 @@ def _parse_bucket(
 
 
 def _parse_retention(name: str, raw: Any, tables: Mapping[str, MappedTable]) -> RetentionEntry:
+    _check_name(name, "retention")
     key = f"retention.{_k(name)}"
     _expect(raw, dict, key)
     _unknown_keys(raw, {"table", "timestamp", "days"}, key)
@@ -554,9 +599,7 @@ def _parse_retention(name: str, raw: Any, tables: Mapping[str, MappedTable]) -> 
         raise ConfigError(f"{key}.table: '{table}' is a retain table and can never be cleaned up")
     if "days" not in raw:
         raise ConfigError(f"{key}.days: missing")
-    return RetentionEntry(
-        name, table, raw["timestamp"], _non_negative_int(raw["days"], f"{key}.days")
-    )
+    return RetentionEntry(name, table, raw["timestamp"], _days(raw["days"], f"{key}.days"))
 
 
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # an RFC 9110 token
@@ -617,6 +660,7 @@ def parse_policy(
             "smtp",
             "retention",
             "exports",
+            "audit",
             "systems",
         },
         "policy",
@@ -685,13 +729,18 @@ def parse_policy(
         dsar_raw = retention_raw["dsar_exports"]
         _expect(dsar_raw, dict, "retention.dsar_exports")
         _unknown_keys(dsar_raw, {"days"}, "retention.dsar_exports")
-        dsar_export_days = _non_negative_int(
-            dsar_raw.get("days", 30), "retention.dsar_exports.days"
-        )
+        dsar_export_days = _days(dsar_raw.get("days", 30), "retention.dsar_exports.days")
+    job_runs_days = 180
+    if "job_runs" in retention_raw:
+        # Not an application table: this tool's own log of job runs, in the compliance database.
+        runs_raw = retention_raw["job_runs"]
+        _expect(runs_raw, dict, "retention.job_runs")
+        _unknown_keys(runs_raw, {"days"}, "retention.job_runs")
+        job_runs_days = _days(runs_raw.get("days", 180), "retention.job_runs.days")
     retention = {
         name: _parse_retention(name, raw, tables)
         for name, raw in retention_raw.items()
-        if name != "dsar_exports"
+        if name not in ("dsar_exports", "job_runs")
     }
 
     slack_raw = section("slack")
@@ -777,6 +826,19 @@ def parse_policy(
         username=_optional_str(smtp_raw, "username", "smtp"),
         starttls=_expect(smtp_raw.get("starttls", False), bool, "smtp.starttls"),
     )
+    audit_raw = section("audit")
+    _unknown_keys(audit_raw, {"anchor_file", "ops_channel"}, "audit")
+    anchor_raw = _optional_str(audit_raw, "anchor_file", "audit")
+    anchor_file = None
+    if anchor_raw is not None:
+        if not anchor_raw.strip() or "\x00" in anchor_raw:
+            raise ConfigError("audit.anchor_file: give a file path")
+        anchor_file = Path(anchor_raw)
+        if not anchor_file.is_absolute() and base is not None:
+            anchor_file = base / anchor_file
+    audit = AuditSettings(
+        anchor_file=anchor_file, ops_channel=_optional_str(audit_raw, "ops_channel", "audit")
+    )
     return Policy(
         path=path,
         database_url=_resolve_url(database_url, base),
@@ -793,6 +855,8 @@ def parse_policy(
         dsar=dsar,
         smtp=smtp,
         dsar_export_days=dsar_export_days,
+        job_runs_days=job_runs_days,
+        audit=audit,
         systems=systems,
     )
 
@@ -841,7 +905,7 @@ def check_against_database(
             inspectors[name] = inspect(other)
     existing_in = {name: set(i.get_table_names()) for name, i in inspectors.items()}
     existing = existing_in[APP_SYSTEM]
-    columns: dict[str, set[str]] = {}
+    columns: dict[str, dict[str, Any]] = {}
 
     def where(table: str) -> str:
         system = policy.tables[table].system if table in policy.tables else APP_SYSTEM
@@ -851,10 +915,20 @@ def check_against_database(
         system = policy.tables[table].system if table in policy.tables else APP_SYSTEM
         return inspectors[system]
 
-    def cols(table: str) -> set[str]:
+    def cols(table: str) -> dict[str, Any]:
+        """Column name -> reflected type."""
         if table not in columns:
-            columns[table] = {c["name"] for c in insp(table).get_columns(table)}
+            columns[table] = {c["name"]: c["type"] for c in insp(table).get_columns(table)}
         return columns[table]
+
+    def need_time(table: str, column: str, key: str) -> None:
+        # Ages are compared with a cutoff; on a text or number column every row would look
+        # "old" (or none would), so a rule must name a date or time column.
+        kind = cols(table)[column]
+        if not isinstance(kind, Date | DateTime):
+            raise ConfigError(
+                f"{key}: column '{table}.{column}' is {kind}, not a date or time column"
+            )
 
     def need_column(table: str, column: str, key: str) -> None:
         if column not in cols(table):
@@ -895,7 +969,20 @@ def check_against_database(
     for bname, bucket in policy.buckets.items():
         for i, rule in enumerate(bucket.rules):
             if isinstance(rule, AgeRule):
-                need_column(rule.table, rule.timestamp, f"buckets.{bname}.rules[{i}].timestamp")
+                key = f"buckets.{bname}.rules[{i}].timestamp"
+                need_column(rule.table, rule.timestamp, key)
+                need_time(rule.table, rule.timestamp, key)
+        hidden = (
+            policy.tables[subjects.table].export_exclude if subjects.table in policy.tables else ()
+        )
+        for i, column in enumerate(bucket.review_columns):
+            key = f"buckets.{bname}.review_columns[{i}]"
+            need_column(subjects.table, column, key)
+            if column in hidden:
+                raise ConfigError(
+                    f"{key}: '{column}' is in tables.{subjects.table}.export_exclude, so it is "
+                    "never shown to anyone"
+                )
     # Referential actions are code paths too: none may reach retained or unmapped rows.
     from compliance.policy.cascades import check_foreign_keys, foreign_keys
 
@@ -908,4 +995,6 @@ def check_against_database(
                 f"retention.{rname}.timestamp: table '{entry.table}' has no column "
                 f"'{entry.timestamp}'; entry skipped"
             )
+        else:
+            need_time(entry.table, entry.timestamp, f"retention.{rname}.timestamp")
     return warnings

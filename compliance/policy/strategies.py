@@ -8,15 +8,22 @@ interrupted ``apply-deletions`` changes nothing twice.
 from __future__ import annotations
 
 import hashlib
+import hmac
+import os
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from sqlalchemy import Text, case, cast, func, literal
+from sqlalchemy import LargeBinary, Text, case, cast, func, literal
+
+from compliance.errors import ConfigError
 
 
 class AnonymizeStrategy:
     name: ClassVar[str]
     #: When True the new value depends on the old one; otherwise it is a constant.
     needs_value: ClassVar[bool] = False
+    #: When True the strategy needs the secret key (``get_strategy(name, key)``).
+    keyed: ClassVar[bool] = False
 
     def constant(self) -> Any:
         raise NotImplementedError
@@ -49,12 +56,48 @@ class RedactStrategy(AnonymizeStrategy):
         return self.MARK
 
 
+#: Environment variable holding the hash strategy's secret key (never the policy file).
+HASH_KEY_ENV = "COMPLIANCE_HASH_KEY"
+MIN_KEY_LENGTH = 32
+#: The demo's key: public, so hashes made with it protect nothing. Only demo mode uses it.
+DEMO_HASH_KEY = b"privacy-desk demo key - public, protects nothing"
+
+
+def hash_key(*, demo_mode: bool, env: Mapping[str, str] | None = None) -> bytes:
+    """The secret key of the ``hash`` strategy, from ``COMPLIANCE_HASH_KEY``.
+
+    Without a key, anyone who guesses an address could recompute its hash and re-identify
+    the "anonymized" row; so outside demo mode a missing or short key is refused.
+    """
+    env = os.environ if env is None else env
+    value = env.get(HASH_KEY_ENV, "")
+    if value:
+        if len(value) < MIN_KEY_LENGTH:
+            raise ConfigError(
+                f"{HASH_KEY_ENV} is too short ({len(value)} characters); use at least "
+                f"{MIN_KEY_LENGTH} random characters"
+            )
+        return value.encode("utf-8")
+    if demo_mode:
+        return DEMO_HASH_KEY
+    raise ConfigError(
+        f"{HASH_KEY_ENV} is not set; the 'hash' anonymize strategy needs a secret key "
+        "(e.g. openssl rand -hex 32) so anonymized values cannot be recomputed from a guess"
+    )
+
+
 class HashStrategy(AnonymizeStrategy):
-    """Keeps values distinct (unique constraints, joins for statistics) but irreversible."""
+    """HMAC-SHA256 with a secret key: values stay distinct (unique constraints, joins for
+    statistics) but cannot be recomputed by someone who guesses the original."""
 
     name = "hash"
+    keyed = True
     PREFIX = "anon-"
     DIGITS = 40
+    needs_value = True
+
+    def __init__(self, key: bytes = DEMO_HASH_KEY) -> None:
+        self.key = key
 
     def transform(self, value: Any) -> Any:
         if value is None:
@@ -62,19 +105,24 @@ class HashStrategy(AnonymizeStrategy):
         text = str(value)
         if self.is_hashed(text):
             return text
-        return self.PREFIX + hashlib.sha256(text.encode("utf-8")).hexdigest()[: self.DIGITS]
-
-    needs_value = True
+        digest = hmac.new(self.key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+        return self.PREFIX + digest[: self.DIGITS]
 
     def sql(self, column: Any, dialect: str) -> Any | None:
         if dialect == "sqlite":
-            return func.pd_anon_hash(column)  # registered on every SQLite connection (db.py)
+            # Registered on every SQLite connection (compliance/store/engines.py).
+            return func.pd_anon_hash(column, literal(self.key.hex()))
         if dialect != "postgresql":
             return None
-        digest = func.left(
-            func.encode(func.sha256(func.convert_to(cast(column, Text), "UTF8")), "hex"),
-            self.DIGITS,
-        )
+        # HMAC from PostgreSQL's own sha256() (no pgcrypto): H(K^opad || H(K^ipad || m)).
+        block = self.key if len(self.key) <= 64 else hashlib.sha256(self.key).digest()
+        block = block.ljust(64, b"\0")
+        ipad = bytes(b ^ 0x36 for b in block)
+        opad = bytes(b ^ 0x5C for b in block)
+        message = func.convert_to(cast(column, Text), "UTF8")
+        inner = func.sha256(literal(ipad, LargeBinary).op("||", return_type=LargeBinary)(message))
+        outer = func.sha256(literal(opad, LargeBinary).op("||", return_type=LargeBinary)(inner))
+        digest = func.left(func.encode(outer, "hex"), self.DIGITS)
         already = cast(column, Text).op("~")(f"^{self.PREFIX}[0-9a-f]{{{self.DIGITS}}}$")
         return case((already, column), else_=literal(self.PREFIX) + digest)
 
@@ -95,10 +143,20 @@ STRATEGIES: dict[str, AnonymizeStrategy] = {
 ERASURE_ACTIONS = ("delete", "anonymize", "retain")
 
 
-def get_strategy(name: str) -> AnonymizeStrategy:
-    return STRATEGIES[name]
+def get_strategy(name: str, key: bytes | None = None) -> AnonymizeStrategy:
+    """The named strategy; a keyed one (``hash``) bound to ``key``."""
+    strategy = STRATEGIES[name]
+    if strategy.keyed:
+        if key is None:
+            raise ConfigError(f"the '{name}' anonymize strategy needs {HASH_KEY_ENV}")
+        return HashStrategy(key)
+    return strategy
 
 
-def anon_hash(value: Any) -> Any:
-    """The hash strategy as a SQLite function (``pd_anon_hash``), identical to Python's."""
-    return STRATEGIES["hash"].transform(value)
+def anon_hash(value: Any, key_hex: str | None = None) -> Any:
+    """The hash strategy as a SQLite function (``pd_anon_hash``), identical to Python's.
+
+    With one argument it uses the demo key (the benchmark's raw-SQL comparison does).
+    """
+    key = bytes.fromhex(key_hex) if key_hex else DEMO_HASH_KEY
+    return HashStrategy(key).transform(value)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from compliance.dsar.requests import KINDS, OPEN_STATUSES, STATUSES
+from compliance.dsar.deadlines import days_left
+from compliance.dsar.requests import KINDS, STATUSES
 from compliance.errors import InvalidInput
 from compliance.store.models import DsarRequest, utcnow
+from compliance.store.queries import dsar_due_at, dsar_in, dsar_open
 from compliance.store.sql import aware_utc
+from compliance.store.states import OPEN_DSAR_STATUSES, DsarStatus
 
 if TYPE_CHECKING:  # pandas costs ~80 MB; only the dashboard's reads need it
     import pandas as pd
@@ -27,8 +30,9 @@ def list_dsar_requests(
     subject_id: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    by_need: bool = False,
 ) -> list[DsarRequest]:
-    """Newest first, for the dashboard's paginated table."""
+    """Newest first; or ``by_need``: open requests first, soonest due (so overdue) on top."""
     query = select(DsarRequest)
     if status is not None:
         if status not in STATUSES:
@@ -40,8 +44,38 @@ def list_dsar_requests(
         query = query.where(DsarRequest.kind == kind)
     if subject_id is not None:
         query = query.where(DsarRequest.subject_id == str(subject_id))
-    query = query.order_by(DsarRequest.requested_at.desc(), DsarRequest.id.desc())
+    if by_need:
+        is_open = dsar_open
+        due = dsar_due_at
+        query = query.order_by(
+            case((is_open, 0), else_=1), case((is_open, due), else_=None), DsarRequest.id.desc()
+        )
+    else:
+        query = query.order_by(DsarRequest.requested_at.desc(), DsarRequest.id.desc())
     return list(session.scalars(query.limit(limit).offset(offset)))
+
+
+@dataclass(frozen=True)
+class DsarCounters:
+    """What needs action, over every request (not one page of them)."""
+
+    open: int
+    overdue: int
+    due_this_week: int  # open, not overdue, due within seven days
+
+
+def dsar_counters(session: Session, *, now: datetime | None = None) -> DsarCounters:
+    now = now or utcnow()
+    due = dsar_due_at
+    is_open = dsar_open
+    row = session.execute(
+        select(
+            func.count().filter(is_open),
+            func.count().filter(is_open, due < now),
+            func.count().filter(is_open, due >= now, due <= now + timedelta(days=7)),
+        )
+    ).one()
+    return DsarCounters(open=row[0], overdue=row[1], due_this_week=row[2])
 
 
 def due_soon_and_overdue(
@@ -50,12 +84,10 @@ def due_soon_and_overdue(
     """Open requests whose (extended) deadline falls within ``within_days``, or has passed."""
     now = now or utcnow()
     horizon = now + timedelta(days=within_days)
-    due = func.coalesce(DsarRequest.extended_due_at, DsarRequest.due_at)
+    due = dsar_due_at
     return list(
         session.scalars(
-            select(DsarRequest)
-            .where(DsarRequest.status.in_(OPEN_STATUSES), due <= horizon)
-            .order_by(due, DsarRequest.id)
+            select(DsarRequest).where(dsar_open, due <= horizon).order_by(due, DsarRequest.id)
         )
     )
 
@@ -74,7 +106,7 @@ class DsarOverview:
 def dsar_overview(session: Session, now: datetime | None = None) -> DsarOverview:
     """What a regulator would ask: how many are open, late, and how fast they complete."""
     now = now or utcnow()
-    due = func.coalesce(DsarRequest.extended_due_at, DsarRequest.due_at)
+    due = dsar_due_at
     by_status: dict[str, int] = {
         status: count
         for status, count in session.execute(
@@ -85,14 +117,14 @@ def dsar_overview(session: Session, now: datetime | None = None) -> DsarOverview
         (requested, completed, aware_utc(d))
         for requested, completed, d in session.execute(
             select(DsarRequest.requested_at, DsarRequest.completed_at, due).where(
-                DsarRequest.status == "completed", DsarRequest.completed_at.is_not(None)
+                dsar_in(DsarStatus.COMPLETED), DsarRequest.completed_at.is_not(None)
             )
         )
         if completed is not None
     ]
     overdue_rows = session.execute(
         select(DsarRequest.reference, DsarRequest.kind, DsarRequest.status, due.label("due"))
-        .where(DsarRequest.status.in_(OPEN_STATUSES), due < now)
+        .where(dsar_open, due < now)
         .order_by(due)
     ).all()
     on_time = sum(1 for _, completed, d in done if completed <= d)
@@ -108,7 +140,7 @@ def dsar_overview(session: Session, now: datetime | None = None) -> DsarOverview
                 "kind": r.kind,
                 "status": r.status,
                 "due": aware_utc(r.due),
-                "days_overdue": (now - aware_utc(r.due)).days,
+                "days_overdue": -days_left(aware_utc(r.due), now),
             }
             for r in overdue_rows
         ],
@@ -116,10 +148,61 @@ def dsar_overview(session: Session, now: datetime | None = None) -> DsarOverview
     )
     return DsarOverview(
         total=sum(by_status.values()),
-        open_count=sum(by_status.get(s, 0) for s in OPEN_STATUSES),
+        open_count=sum(by_status.get(s, 0) for s in OPEN_DSAR_STATUSES),
         completed_count=len(done),
         on_time_rate=(on_time / len(done)) if done else None,
         median_days_to_complete=round(statistics.median(durations), 2) if durations else None,
         overdue=overdue,
         by_status={s: by_status.get(s, 0) for s in STATUSES},
     )
+
+
+MONTHLY_COLUMNS = ["month", "received", "completed", "on_time", "on_time_rate", "median_days"]
+
+
+def dsar_per_month(session: Session, *, months: int = 12, now: datetime | None = None) -> Any:
+    """Per month a request was received (UTC): how many, how many completed, on time, median days.
+
+    On time means completed by the deadline in force (the extended one, if any). A month's
+    median covers its completed requests only; open ones are not guessed at.
+    """
+    import pandas as pd
+
+    now = now or utcnow()
+    since = now - timedelta(days=31 * months)
+    due = func.coalesce(DsarRequest.extended_due_at, DsarRequest.due_at)
+    rows = session.execute(
+        select(DsarRequest.requested_at, DsarRequest.completed_at, DsarRequest.status, due).where(
+            DsarRequest.requested_at >= since
+        )
+    ).all()
+    if not rows:
+        return pd.DataFrame(columns=MONTHLY_COLUMNS)
+    frame = pd.DataFrame(
+        [
+            {
+                "month": aware_utc(requested).strftime("%Y-%m"),
+                "completed": status == "completed" and completed is not None,
+                "on_time": status == "completed"
+                and completed is not None
+                and aware_utc(completed) <= aware_utc(d),
+                "days": (aware_utc(completed) - aware_utc(requested)).total_seconds() / 86400
+                if status == "completed" and completed is not None
+                else None,
+            }
+            for requested, completed, status, d in rows
+        ]
+    )
+    grouped = frame.groupby("month", sort=True)
+    table = pd.DataFrame(
+        {
+            "received": grouped.size(),
+            "completed": grouped["completed"].sum().astype("int64"),
+            "on_time": grouped["on_time"].sum().astype("int64"),
+            "median_days": grouped["days"].median().round(1),
+        }
+    ).reset_index()
+    table["on_time_rate"] = (
+        table["on_time"] / table["completed"].where(table["completed"] > 0)
+    ).round(3)
+    return table[MONTHLY_COLUMNS]

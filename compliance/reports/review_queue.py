@@ -18,7 +18,7 @@ from compliance.deletion.batches import get_batch
 from compliance.deletion.holds import active_hold, held_profiles
 from compliance.deletion.plans import load_plans
 from compliance.dsar import requests as dsar
-from compliance.dsar.deadlines import effective_due_at
+from compliance.dsar.deadlines import days_left, effective_due_at
 from compliance.errors import InvalidInput
 from compliance.policy.datamap import DataMap
 from compliance.reports.dsar_stats import list_dsar_requests
@@ -30,9 +30,11 @@ from compliance.store.models import (
     LegalHold,
     utcnow,
 )
+from compliance.store.queries import record_in, record_not_excluded, record_open
 from compliance.store.sql import count_if
+from compliance.store.states import BatchStatus, RecordState
 
-BATCH_STATUSES = ("pending", "accepted", "rejected")
+BATCH_STATUSES = tuple(s.value for s in BatchStatus)
 MAX_PAGE_SIZE = 500
 AUDIT_EXPORT_ROWS = 100_000
 
@@ -47,6 +49,8 @@ DSAR_COLUMNS = [
     "reference", "kind", "status", "subject_id", "requested_by", "requested_at", "due",
     "days_left", "overdue", "reviewed_by", "completed_at",
 ]  # fmt: skip
+# What the viewer may do next (compliance.dsar.requests.next_actions); pages hide them.
+DSAR_ACTION_COLUMNS = ["can_review", "can_extend", "can_retry", "can_download"]
 AUDIT_COLUMNS = ["id", "occurred_at", "actor", "action", "target_type", "target_id", "details"]
 
 
@@ -115,7 +119,11 @@ def list_batches(
             select(
                 DeletionRecord.deletion_batch_id.label("batch_id"),
                 func.count().label("records"),
-                count_if(DeletionRecord.accepted_for_deletion.is_(False)).label("excluded"),
+                # Only records an officer kept out one by one: a rejection keeps all of them,
+                # and calling those "excluded" would misstate what the officer did.
+                count_if(
+                    record_in(RecordState.EXCLUDED) & DeletionRecord.is_manually_reviewed.is_(True)
+                ).label("excluded"),
                 count_if(
                     exists().where(
                         LegalHold.compliance_profile_id == DeletionRecord.compliance_profile_id,
@@ -153,17 +161,20 @@ def _flags(
     error: str | None,
     held: bool = False,
 ) -> str:
-    flags = ["on legal hold"] if held else []
+    """Where a record stands, in the words of the decision that put it there."""
+    flags: list[str] = ["on legal hold"] if held else []
     if accepted is False:
-        flags.append("excluded")
+        # Kept out one by one (with a note) is an exclusion; kept with its whole batch
+        # is the batch's rejection.
+        flags.append(RecordState.EXCLUDED if manual else "rejected")
     elif accepted is True:
-        flags.append("accepted")
+        flags.append(BatchStatus.ACCEPTED)
     if manual:
         flags.append("manually reviewed")
     if applied is not None:
-        flags.append("applied")
+        flags.append(RecordState.APPLIED)
     if error:
-        flags.append("failed")
+        flags.append(RecordState.FAILED)
     return ", ".join(flags)
 
 
@@ -214,7 +225,21 @@ def batch_records(session: Session, batch_id: int, *, limit: int = 100, offset: 
         ],
         columns=RECORD_COLUMNS,
     )
+    frame["subject_id"] = typed_keys(frame["subject_id"])
     return Page(frame, total, offset, limit)
+
+
+def typed_keys(keys: pd.Series) -> pd.Series:
+    """Subject keys as numbers when every one is a whole number, so 114 sorts before 1128.
+
+    The compliance database stores keys as text whatever their type in the application
+    database; a table sorted as text would put 1128 before 114.
+    """
+    text = keys.astype(str)
+    # Leading zeros ("007") or signs would be lost as numbers: such keys stay text.
+    if len(keys) and text.str.fullmatch(r"0|[1-9][0-9]{0,17}").all():
+        return text.astype("int64")
+    return keys
 
 
 def batch_impact(session: Session, datamap: DataMap, batch_id: int) -> pd.DataFrame:
@@ -231,8 +256,8 @@ def batch_impact(session: Session, datamap: DataMap, batch_id: int) -> pd.DataFr
             .join(DeletionRecord, DeletionRecord.compliance_profile_id == ComplianceProfile.id)
             .where(
                 DeletionRecord.deletion_batch_id == batch_id,
-                DeletionRecord.accepted_for_deletion.is_not(False),
-                DeletionRecord.deletion_applied_at.is_(None),
+                record_not_excluded,
+                record_open,
                 ~exists().where(
                     LegalHold.compliance_profile_id == ComplianceProfile.id,
                     active_hold(utcnow()),
@@ -240,11 +265,41 @@ def batch_impact(session: Session, datamap: DataMap, batch_id: int) -> pd.DataFr
             )
         )
     )
-    columns = ["table", "action", "rows"]
+    columns = ["table", "action", "rows", "legal_basis"]
     if not keys:
         return pd.DataFrame(columns=columns)
     with datamap.engine.connect() as conn:
-        return pd.DataFrame(datamap.impact(conn, bucket.tables, keys), columns=columns)
+        frame = pd.DataFrame(datamap.impact(conn, bucket.tables, keys), columns=columns)
+    # "retain 271" alone reads like a leak; the policy says why those rows must stay.
+    tables = datamap.policy.tables
+    frame["legal_basis"] = [
+        (tables[t].legal_basis or "") if a == "retain" and t in tables else ""
+        for t, a in zip(frame["table"], frame["action"], strict=True)
+    ]
+    return frame
+
+
+def pending_batch_ids(session: Session, *, bucket: str | None = None) -> list[int]:
+    """Every pending batch (of ``bucket``), oldest first: what "all matching the filter" means."""
+    query = select(DeletionBatch.id).where(DeletionBatch.reviewed_status == "pending")
+    if bucket:
+        query = query.where(DeletionBatch.bucket == bucket)
+    return list(session.scalars(query.order_by(DeletionBatch.id)))
+
+
+def bulk_impact(session: Session, datamap: DataMap, batch_ids: list[int]) -> pd.DataFrame:
+    """The impact previews of several batches added up per table and action; changes nothing."""
+    columns = ["table", "action", "rows", "legal_basis"]
+    frames = [batch_impact(session, datamap, b) for b in batch_ids]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    summed = (
+        pd.concat(frames)
+        .groupby(["table", "action", "legal_basis"], as_index=False, sort=False)["rows"]
+        .sum()
+    )
+    return summed[columns]
 
 
 def accepted_plan(session: Session, batch_id: int) -> tuple[str | None, pd.DataFrame]:
@@ -354,14 +409,17 @@ def dsar_requests(
     offset: int = 0,
     now: datetime | None = None,
 ) -> tuple[pd.DataFrame, bool]:
-    """One page of requests, newest first, with days left; and whether another page follows."""
+    """One page of requests, what needs action first, with days left; and whether more follow."""
     _check_paging(limit, offset)
-    found = list_dsar_requests(session, status=status, kind=kind, limit=limit + 1, offset=offset)
+    found = list_dsar_requests(
+        session, status=status, kind=kind, limit=limit + 1, offset=offset, by_need=True
+    )
     now = now or utcnow()
     rows = []
     for r in found[:limit]:
         due = effective_due_at(r)
         is_open = r.status in dsar.OPEN_STATUSES
+        actions = dsar.next_actions(r)
         rows.append(
             {
                 "reference": r.reference,
@@ -371,10 +429,13 @@ def dsar_requests(
                 "requested_by": r.requested_by,
                 "requested_at": r.requested_at,
                 "due": due,
-                "days_left": (due - now).days if is_open else None,
+                "days_left": days_left(due, now) if is_open else None,
                 "overdue": is_open and due < now,
                 "reviewed_by": r.reviewed_by,
                 "completed_at": r.completed_at,
+                **{name: getattr(actions, name) for name in DSAR_ACTION_COLUMNS},
             }
         )
-    return pd.DataFrame(rows, columns=DSAR_COLUMNS), len(found) > limit
+    frame = pd.DataFrame(rows, columns=DSAR_COLUMNS + DSAR_ACTION_COLUMNS)
+    frame["subject_id"] = typed_keys(frame["subject_id"])
+    return frame, len(found) > limit

@@ -7,6 +7,7 @@ Per-bucket and per-week figures add the permanent aggregates purge folds its rem
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import func, select
@@ -19,18 +20,40 @@ from compliance.store.models import (
     DeletionRecord,
     utcnow,
 )
+from compliance.store.queries import batch_in, record_accepted, record_in
 from compliance.store.sql import count_if
+from compliance.store.states import BatchStatus, RecordState
 
-BATCH_COLUMNS = ["total", "accepted", "excluded", "completed", "failed", "pending"]
-
+# Per batch, records by where they stand; the last column counts those pending apply and
+# "completed" those applied (names the progress page and alerts already show).
+BATCH_COLUMNS = [
+    "total",
+    BatchStatus.ACCEPTED.value,
+    RecordState.EXCLUDED.value,
+    "completed",
+    RecordState.FAILED.value,
+    BatchStatus.PENDING.value,
+]
 
 _R = DeletionRecord
-_applied = _R.deletion_applied_at.is_not(None)
-_accepted = _R.accepted_for_deletion.is_(True)
-_failed = _accepted & _R.deletion_applied_at.is_(None) & _R.deletion_error.is_not(None)
-_unbatched = _R.deletion_batch_id.is_(None) & _R.accepted_for_deletion.is_(None)
-_awaiting_review = _R.deletion_batch_id.is_not(None) & _R.accepted_for_deletion.is_(None)
-_pending_apply = _accepted & _R.deletion_applied_at.is_(None) & _R.deletion_error.is_(None)
+_applied = record_in(RecordState.APPLIED)
+_accepted = record_accepted
+_failed = record_in(RecordState.FAILED)
+_excluded = record_in(RecordState.EXCLUDED)
+_unbatched = record_in(RecordState.UNBATCHED)
+_awaiting_review = record_in(RecordState.AWAITING_REVIEW)
+_pending_apply = record_in(RecordState.PENDING_APPLY)
+
+
+_BATCH_COUNTS = [_accepted, _excluded, _applied, _failed, _pending_apply]
+# Per bucket, in the progress table's column order; excluded records show as "kept".
+_BUCKET_STATES = [
+    RecordState.UNBATCHED,
+    RecordState.AWAITING_REVIEW,
+    RecordState.APPLIED,
+    RecordState.FAILED,
+    RecordState.PENDING_APPLY,
+]
 
 
 def batch_progress(
@@ -46,11 +69,7 @@ def batch_progress(
             DeletionBatch.reviewed_by,
             DeletionBatch.reviewed_at,
             func.count(_R.id).label("total"),
-            count_if(_accepted).label("accepted"),
-            count_if(_R.accepted_for_deletion.is_(False)).label("excluded"),
-            count_if(_applied).label("completed"),
-            count_if(_failed).label("failed"),
-            count_if(_pending_apply).label("pending"),
+            *[count_if(c).label(n) for c, n in zip(_BATCH_COUNTS, BATCH_COLUMNS[1:], strict=True)],
         )
         .outerjoin(_R, _R.deletion_batch_id == DeletionBatch.id)
         .group_by(DeletionBatch.id)
@@ -75,12 +94,8 @@ def bucket_progress(session: Session) -> pd.DataFrame:
             select(
                 _R.bucket,
                 func.count(_R.id).label("records"),
-                count_if(_unbatched).label("unbatched"),
-                count_if(_awaiting_review).label("awaiting_review"),
-                count_if(_applied).label("applied"),
-                count_if(_failed).label("failed"),
-                count_if(_pending_apply).label("pending_apply"),
-                count_if(_R.accepted_for_deletion.is_(False)).label("kept"),
+                *[count_if(record_in(s)).label(s.value) for s in _BUCKET_STATES],
+                count_if(_excluded).label("kept"),
             ).group_by(_R.bucket)
         )
         .mappings()
@@ -90,9 +105,7 @@ def bucket_progress(session: Session) -> pd.DataFrame:
         session.execute(
             select(
                 DeletionBatch.bucket,
-                count_if(DeletionBatch.reviewed_status == "pending").label("batches_pending"),
-                count_if(DeletionBatch.reviewed_status == "accepted").label("batches_accepted"),
-                count_if(DeletionBatch.reviewed_status == "rejected").label("batches_rejected"),
+                *[count_if(batch_in(s)).label(f"batches_{s.value}") for s in BatchStatus],
             ).group_by(DeletionBatch.bucket)
         )
         .mappings()
@@ -114,7 +127,7 @@ def bucket_progress(session: Session) -> pd.DataFrame:
     )
     columns = [
         "bucket", "batches_pending", "batches_accepted", "batches_rejected", "records",
-        "unbatched", "awaiting_review", "applied", "failed", "pending_apply", "kept",
+        *(s.value for s in _BUCKET_STATES), "kept",
     ]  # fmt: skip
     frame = pd.DataFrame([dict(r) for r in batches], columns=columns[:4]).merge(
         pd.DataFrame([dict(r) for r in records], columns=[columns[0], *columns[4:]]),
@@ -167,3 +180,68 @@ def deletions_per_week(
         [(w, b, n) for (w, b), n in sorted(counts.items())], columns=["week", "bucket", "applied"]
     )
     return frame
+
+
+OUTCOMES = ["erased", "rejected", "failed", "pending"]
+
+
+def _week_of(session: Session, column: Any) -> Any:
+    """The Monday (UTC) starting the value's week, computed by the database."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date_trunc("week", column)
+    return func.date(column, "weekday 0", "-6 days")
+
+
+def outcomes_per_week(
+    session: Session, *, weeks: int = 12, now: datetime | None = None
+) -> pd.DataFrame:
+    """Per bucket and week (Monday, UTC): records erased, rejected, failed, still pending.
+
+    Each record counts once, in the week of what happened to it: erased when applied,
+    rejected when its batch was rejected, failed when its last attempt failed; pending
+    records (found but not yet erased or kept) count in the week they were found.
+    """
+    now = now or utcnow()
+    since = now - timedelta(weeks=weeks)
+    batch_reviewed = DeletionBatch.reviewed_at
+    sources = {
+        "erased": (_R.deletion_applied_at, _applied, None),
+        "rejected": (
+            batch_reviewed,
+            (DeletionBatch.reviewed_status == "rejected") & _R.accepted_for_deletion.is_(False),
+            DeletionBatch,
+        ),
+        "failed": (_R.updated_at, _failed, None),
+        "pending": (
+            _R.created_at,
+            _R.deletion_applied_at.is_(None)
+            & _R.deletion_error.is_(None)
+            & _R.accepted_for_deletion.is_not(False),
+            None,
+        ),
+    }
+    parts = []
+    for outcome, (when, condition, join) in sources.items():
+        week = _week_of(session, when)
+        query = select(week.label("week"), _R.bucket, func.count().label("records"))
+        if join is not None:
+            query = query.join(DeletionBatch, DeletionBatch.id == _R.deletion_batch_id)
+        rows = session.execute(
+            query.where(condition, when >= since).group_by(week, _R.bucket)
+        ).all()
+        parts += [(w, b, outcome, n) for w, b, n in rows]
+    frame = pd.DataFrame(parts, columns=["week", "bucket", "outcome", "records"])
+    if frame.empty:
+        return pd.DataFrame(columns=["week", "bucket", *OUTCOMES])
+    frame["week"] = pd.to_datetime(frame["week"]).dt.date
+    table = (
+        frame.pivot_table(
+            index=["week", "bucket"], columns="outcome", values="records", aggfunc="sum"
+        )
+        .reindex(columns=OUTCOMES)
+        .fillna(0)
+        .astype("int64")
+        .reset_index()
+    )
+    table.columns.name = None
+    return table.sort_values(["week", "bucket"], ignore_index=True)

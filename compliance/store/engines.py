@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from compliance.errors import ConfigError
@@ -27,11 +27,24 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
     # The hash anonymize strategy in SQL, so one UPDATE can anonymize a chunk on SQLite too.
     dbapi_connection.create_function("pd_anon_hash", 1, anon_hash, deterministic=True)
+    dbapi_connection.create_function("pd_anon_hash", 2, anon_hash, deterministic=True)
+
+
+def normalise_url(url: URL) -> URL:
+    """``postgres://`` and ``postgresql://`` mean PostgreSQL through the installed psycopg2.
+
+    SQLAlchemy 2.1 picks psycopg (3) for a bare ``postgresql://`` and knows no ``postgres``
+    dialect, yet these are the forms hosting providers hand out.
+    """
+    backend, _, driver = url.drivername.partition("+")
+    if backend in ("postgres", "postgresql"):
+        return url.set(drivername=f"postgresql+{driver or 'psycopg2'}")
+    return url
 
 
 def make_engine(url: str, *, what: str = "database") -> Engine:
     try:
-        parsed = make_url(url)
+        parsed = normalise_url(make_url(url))
     except ArgumentError:
         raise ConfigError(f"{what} url '{url}' is not a database URL") from None
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
@@ -53,9 +66,12 @@ def make_engine(url: str, *, what: str = "database") -> Engine:
 
 def check_reachable(engine: Engine, what: str) -> None:
     try:
-        with engine.connect():
-            pass
-    except OperationalError as exc:
+        with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                # SQLite opens any file lazily; read its header now, so a file that is not a
+                # database is named here instead of failing in the middle of a job.
+                conn.exec_driver_sql("SELECT count(*) FROM sqlite_master")
+    except DatabaseError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise ConfigError(
             f"{what} at {engine.url.render_as_string()} is unreachable: {reason}"

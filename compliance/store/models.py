@@ -22,6 +22,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from compliance.store.states import (
+    OPEN_DSAR_STATUSES,
+    BatchStatus,
+    DsarKind,
+    DsarStatus,
+    JobRunStatus,
+    sql_in,
+)
+
+OPEN_DSAR = f"status IN ({sql_in(OPEN_DSAR_STATUSES)})"
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -77,7 +88,9 @@ class DeletionBatch(Timestamped, Base):
     __tablename__ = "deletion_batches"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     bucket: Mapped[str] = mapped_column(String(100), index=True)
-    reviewed_status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    reviewed_status: Mapped[str] = mapped_column(
+        String(20), default=BatchStatus.PENDING, index=True
+    )
     reviewed_at: Mapped[datetime | None]
     reviewed_by: Mapped[str | None] = mapped_column(String(255))
     reviewed_reason: Mapped[str | None] = mapped_column(Text)
@@ -85,6 +98,12 @@ class DeletionBatch(Timestamped, Base):
     accepted_plan_hash: Mapped[str | None] = mapped_column(String(64))
 
     records: Mapped[list[DeletionRecord]] = relationship(back_populates="batch")
+
+    __table_args__ = (
+        CheckConstraint(
+            f"reviewed_status IN ({sql_in(BatchStatus)})", name="ck_deletion_batches_status"
+        ),
+    )
 
 
 class DeletionRecord(Timestamped, Base):
@@ -137,7 +156,7 @@ class DsarRequest(Base):
     kind: Mapped[str] = mapped_column(String(20))
     subject_id: Mapped[str] = mapped_column(String(255), index=True)
     subject_email: Mapped[str | None] = mapped_column(String(320))
-    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    status: Mapped[str] = mapped_column(String(20), default=DsarStatus.PENDING, index=True)
     requested_by: Mapped[str] = mapped_column(String(255))
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
     identity_check: Mapped[str | None] = mapped_column(Text)
@@ -174,9 +193,11 @@ class DsarRequest(Base):
             "subject_id",
             "kind",
             unique=True,
-            sqlite_where=text("status IN ('pending', 'approved', 'processing', 'failed')"),
-            postgresql_where=text("status IN ('pending', 'approved', 'processing', 'failed')"),
+            sqlite_where=text(OPEN_DSAR),
+            postgresql_where=text(OPEN_DSAR),
         ),
+        CheckConstraint(f"status IN ({sql_in(DsarStatus)})", name="ck_dsar_requests_status"),
+        CheckConstraint(f"kind IN ({sql_in(DsarKind)})", name="ck_dsar_requests_kind"),
     )
 
 
@@ -253,9 +274,13 @@ class JobRun(Base):
     dry_run: Mapped[bool] = mapped_column(Boolean)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
-    status: Mapped[str] = mapped_column(String(20), default="running")
+    status: Mapped[str] = mapped_column(String(20), default=JobRunStatus.RUNNING)
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint(f"status IN ({sql_in(JobRunStatus)})", name="ck_job_runs_status"),
+    )
 
 
 class AuditEvent(Base):

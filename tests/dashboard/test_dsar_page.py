@@ -18,6 +18,7 @@ def test_support_logs_an_access_request_and_sees_it_with_its_due_date(
 ) -> None:
     at = open_app(SUPPORT)
     at.text_input[0].input("5")
+    at.selectbox[0].select("id_document")
     at.text_area[0].input("Called back on the number in the account")
     button(at, "Log request").click().run()
 
@@ -26,17 +27,27 @@ def test_support_logs_an_access_request_and_sees_it_with_its_due_date(
     reference = logged[0].split()[1].rstrip(",")
     table = at.dataframe[0].value
     row = table.set_index("reference").loc[reference]
-    assert (row["kind"], row["subject_id"], row["requested_by"]) == ("access", "5", SUPPORT)
-    assert row["days_left"] >= 27
+    assert (row["kind"], row["subject_id"], row["requested_by"]) == (
+        "access",
+        5,
+        SUPPORT,
+    )  # sorted as a number
+    assert row["days_left"].endswith("day(s) left") and int(row["days_left"].split()[0]) >= 27
     assert not [b for b in at.button if b.label == "Approve…"]  # support does not review
     with queue.session() as session:
         request = get_dsar(session, reference)
         assert request.identity_check == "Called back on the number in the account"
+        assert (request.identity_method, request.channel) == ("id_document", "dashboard")
+    # The new request opens at once, with the waiting state support must see.
+    assert at.header[0].value == reference
+    assert "Waiting for approval by a compliance officer." in texts(at, "info")
+    assert not [b for b in at.button if b.label == "Export now"]
 
 
 def test_an_unknown_subject_is_refused_with_a_message(queue: Deployment, open_app: OpenApp) -> None:
     at = open_app(SUPPORT)
     at.text_input[0].input("999999")
+    at.selectbox[0].select("id_document")
     button(at, "Log request").click().run()
     assert texts(at, "error")
     assert "999999" not in at.dataframe[0].value["subject_id"].astype(str).tolist()
@@ -56,7 +67,9 @@ def test_an_officer_approves_a_request_through_the_dialog(
 ) -> None:
     reference = _logged(queue)
     at = open_app(OFFICER)
-    at.switch_page("pages/dsar.py").run()
+    at.switch_page("views/dsar.py").run()
+    at.selectbox(key="dsar_open").select(reference).run()
+    assert "Identity check not recorded." in texts(at, "warning")  # logged without one
     button(at, "Approve…").click().run()
     button(at, "Approve").click().run()
 
@@ -69,7 +82,8 @@ def test_an_officer_approves_a_request_through_the_dialog(
 def test_rejecting_a_request_requires_a_reason(queue: Deployment, open_app: OpenApp) -> None:
     reference = _logged(queue)
     at = open_app(OFFICER)
-    at.switch_page("pages/dsar.py").run()
+    at.switch_page("views/dsar.py").run()
+    at.selectbox(key="dsar_open").select(reference).run()
     button(at, "Reject…").click().run()
     button(at, "Reject").click().run()
 
@@ -89,6 +103,7 @@ def test_support_downloads_a_finished_export_and_the_download_is_audited(
         assert request.status == "completed"
         export = Path(request.export_path)
     at = open_app(SUPPORT)
+    at.selectbox(key="dsar_open").select(reference).run()
     button(at, "Prepare download").click().run()
 
     assert [d.label for d in at.get("download_button")] == [f"Download {export.name}"]
@@ -106,15 +121,14 @@ def test_an_officer_extends_a_deadline_with_a_reason(queue: Deployment, open_app
     with queue.session() as session:
         due_before = get_dsar(session, reference).due_at
     at = open_app(OFFICER)
-    at.switch_page("pages/dsar.py").run()
-    at.selectbox(key="dsar_open_ref").select(reference).run()
+    at.switch_page("views/dsar.py").run()
+    at.selectbox(key="dsar_open").select(reference).run()
 
     button(at, "Extend deadline").click().run()  # no reason given
     assert any("reason" in e for e in texts(at, "error")), texts(at, "error")
     with queue.session() as session:
         assert get_dsar(session, reference).extended_due_at is None
 
-    at.selectbox(key="dsar_open_ref").select(reference).run()
     at.text_input[-1].input("Data held in six systems")
     button(at, "Extend deadline").click().run()
     with queue.session() as session:
@@ -125,6 +139,39 @@ def test_an_officer_extends_a_deadline_with_a_reason(queue: Deployment, open_app
 
 
 def test_support_cannot_extend_deadlines(queue: Deployment, open_app: OpenApp) -> None:
-    _logged(queue)
+    reference = _logged(queue)
     at = open_app(SUPPORT)
-    assert "Deadline and retries" not in [s.value for s in at.subheader]
+
+    at.selectbox(key="dsar_open").select(reference).run()
+    assert at.header[0].value == reference
+    assert not [b for b in at.button if b.label in ("Extend deadline", "Approve…")]
+
+
+def test_an_officer_approves_every_pending_request_in_one_confirmation(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    at = open_app(OFFICER)
+    at.switch_page("views/dsar.py").run()
+    table = at.dataframe[0].value
+    pending = table.loc[table["status"] == "pending", "reference"].tolist()
+    assert len(pending) >= 2
+    at.checkbox(key="dsar_all").check().run()
+    button(at, "Approve these…").click().run()
+    with queue.session() as session:  # a colleague rejects one meanwhile
+        colleague = person("colleague@example.com", roles=("compliance_officer",))
+        review_dsar(
+            session, pending[0], "reject", reviewer=colleague, four_eyes=False, reason="dup"
+        )
+    button(at, f"Approve {len(pending)} request(s)").click().run()
+
+    (message,) = [t for t in texts(at, "success") if "approved" in t]
+    assert message.startswith(f"{len(pending) - 1} request(s) approved")
+    assert f"Skipped {pending[0]}: {pending[0]} is already rejected" in message
+    with queue.session() as session:
+        assert [get_dsar(session, r).status for r in pending[1:]] == ["approved"] * (
+            len(pending) - 1
+        )
+        approvals = session.scalars(
+            select(AuditEvent.target_id).where(AuditEvent.action == "dsar.approved")
+        ).all()
+    assert set(pending[1:]) <= set(approvals)

@@ -58,7 +58,7 @@ def test_with_four_eyes_the_officer_who_logged_a_request_cannot_approve_it(
     reference = logged_by(queue, OFFICER)
     before = approvals(queue)
     at = open_app(OFFICER)
-    at.switch_page("pages/dsar.py").run()
+    at.switch_page("views/dsar.py").run()
     at.selectbox(key="dsar_review").select(reference).run()
     button(at, "Approve…").click().run()
     button(at, "Approve").click().run()

@@ -21,13 +21,12 @@ from sqlalchemy import func, select, update
 from compliance.deletion.apply import apply_deletions
 from compliance.deletion.batches import create_deletion_batches
 from compliance.deletion.records import create_deletion_records
-from compliance.demo.generate import create_demo_app_database
 from compliance.dsar.delivery import ABANDONED_WRITE_AGE
 from compliance.dsar.processing import CLAIM_LEASE, process_dsar_requests
 from compliance.dsar.requests import review_dsar, submit
 from compliance.policy.strategies import HashStrategy
 from compliance.store.models import AuditEvent, DeletionBatch, DeletionRecord, DsarRequest, utcnow
-from tests.conftest import DPO, SUPPORT_STAFF, Deployment
+from tests.conftest import DPO, SUPPORT_STAFF, Deployment, fill_demo
 from tests.reliability.conftest import (
     LONG,
     POLICY,
@@ -59,7 +58,7 @@ class Scenario:
 
 def _demo(d: Deployment, seed: int) -> None:
     d.write_policy(POLICY.replace("[buckets.everyone]", "[buckets.everyone]\npurge_after_days = 0"))
-    create_demo_app_database(d.app_engine, users_count=USERS, seed=seed)
+    fill_demo(d, users_count=USERS, seed=seed)
 
 
 def _records(d: Deployment, seed: int) -> None:
@@ -372,4 +371,30 @@ def test_a_job_killed_at_a_random_moment_finishes_on_rerun(
     lease_runs_out(deployment)
     rerun(deployment, args, seed, expect=scenario.rerun_exits)
     scenario.done(deployment, before, seed)
+    check_invariants(deployment, before, seed)
+
+
+@pytest.mark.parametrize("point", ["commit.before:2", "commit.after:2", "commit.after:6"])
+def test_records_killed_between_small_commits_are_each_opened_once(
+    deployment: Deployment, point: str
+) -> None:
+    """Many commits of 7 subjects: on PostgreSQL the keys are staged first (commit 2)."""
+    seed = seeds()[0]
+    args = ["create-deletion-records", "--bucket", "everyone", "--chunk-size", "7", "--execute"]
+    _demo(deployment, seed)
+    before = snapshot(deployment)
+    run_killed(deployment, args, point, seed)
+    check_invariants(deployment, before, seed, killed=True)
+
+    rerun(deployment, args, seed)
+
+    records_done(deployment, before, seed)
+    with deployment.session() as s:
+        audited = sum(
+            e.details["created"]
+            for e in s.scalars(
+                select(AuditEvent).where(AuditEvent.action == "deletion_records.created")
+            )
+        )
+    assert audited == USERS, f"seed {seed}: {audited} records audited as created"
     check_invariants(deployment, before, seed)

@@ -9,14 +9,6 @@ from compliance.roles import COMPLIANCE_OFFICER, MANAGER
 from dashboard import context, widgets
 
 HISTORY_LIMIT = 200
-STATUS_ICONS = {
-    "succeeded": "🟢",
-    "running": "🔵",
-    "skipped": "⚪",
-    "refused": "🟠",
-    "failed": "🔴",
-    "crashed": "🔴",
-}
 
 widgets.require_role(COMPLIANCE_OFFICER, MANAGER)
 current = context.policy()
@@ -29,26 +21,25 @@ st.caption(
 with context.session(current) as session:
     health = job_health(session)
 overdue = health[health["overdue"]]
-if overdue.empty:
-    st.success("Every scheduled job succeeded within its expected interval.")
-else:
+never = health[health["health"] == "never run"]
+if not overdue.empty:
     names = ", ".join(overdue["job"])
     st.error(f"{len(overdue)} scheduled job(s) overdue: {names}. Check cron and the job's log.")
-st.dataframe(
-    health.assign(overdue=health["overdue"].map({True: "🔴 overdue", False: "🟢 ok"})),
-    hide_index=True,
-    width="stretch",
-    column_config={
-        "job": "Job",
-        "expected_every": "Expected every",
-        "last_success_at": st.column_config.DatetimeColumn("Last success (UTC)"),
-        "last_run_at": st.column_config.DatetimeColumn("Last run (UTC)"),
-        "last_status": "Last status",
-        "runs": "Runs",
-        "overdue": "Health",
-        "note": "Note",
-    },
-)
+if not never.empty:
+    st.info(
+        f"{len(never)} scheduled job(s) have never run yet: {', '.join(never['job'])}. "
+        "Schedule them (deploy/crontab or deploy/kubernetes-cronjobs.yaml); until then "
+        "nothing is found, erased or alerted automatically.",
+        icon=":material/schedule:",
+    )
+if overdue.empty and never.empty:
+    st.success("Every scheduled job succeeded within its expected interval.")
+widgets.table(
+    health.drop(columns=["overdue"]),
+    column_order=[
+        "job", "health", "expected_every", "last_success_at", "last_status", "runs", "note",
+    ],
+)  # fmt: skip
 
 st.subheader("History")
 job = widgets.unless_all(st.selectbox("Job", [widgets.ALL, *health["job"]], key="jobs_filter"))
@@ -57,14 +48,11 @@ with context.session(current) as session:
 if history.empty:
     st.caption("No runs recorded yet.")
 else:
-    st.dataframe(
-        history.assign(status=[f"{STATUS_ICONS.get(s, '⚪')} {s}" for s in history["status"]]),
-        hide_index=True,
-        width="stretch",
-        column_config={
-            "started_at": st.column_config.DatetimeColumn("Started (UTC)"),
-            "finished_at": st.column_config.DatetimeColumn("Finished (UTC)"),
-            "duration_s": st.column_config.NumberColumn("Seconds", format="%.1f"),
-        },
-    )
+    widgets.table(
+        history.assign(dry_run=history["dry_run"].map({True: "dry run", False: "executed"})),
+        column_order=[
+            "id", "job", "status", "dry_run", "started_at", "duration_s", "arguments", "error",
+            "summary",
+        ],
+    )  # fmt: skip
     st.caption(f"The latest {HISTORY_LIMIT} runs at most.")

@@ -1,0 +1,300 @@
+"""Anchors: the audit chain's head written down outside the database, so no one can cut it.
+
+A hash chain proves that no event was changed *between* two events, but whoever can write
+the database can delete the newest events, or recompute every hash after editing one, and
+the chain still verifies. An anchor (last event id, its hash, the number of events, when)
+written to an append-only file, and posted to the ops channel on Slack, is evidence the
+database's owner cannot reach: ``verify-audit-log`` checks the chain against the latest one.
+
+The anchor file holds one JSON object a line. Each line names the SHA-256 of the line
+before it, so a line edited or removed in the file itself is found too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from compliance.audit.chain import GENESIS, record_event
+from compliance.errors import ConfigError
+from compliance.logs import log_event
+from compliance.store.models import AuditEvent, utcnow
+
+ANCHOR_ACTION = "audit_log.anchored"
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The chain's head at one moment: the newest event, its hash, how many events there were."""
+
+    event_id: int
+    hash: str
+    count: int
+    anchored_at: datetime
+    #: SHA-256 of the anchor file's previous line (GENESIS for the first).
+    prev: str = GENESIS
+
+    def line(self) -> str:
+        return json.dumps(
+            {
+                "event_id": self.event_id,
+                "hash": self.hash,
+                "count": self.count,
+                "anchored_at": self.anchored_at.isoformat(),
+                "prev": self.prev,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+
+
+@dataclass(frozen=True)
+class AnchorPlan:
+    anchor: Anchor
+    file: Path
+    slack_channel: str | None  # None: Slack is not configured; only the file is written
+    slack_text: str
+
+
+@dataclass(frozen=True)
+class AnchorResult:
+    anchor: Anchor
+    file: Path
+    slack_channel: str | None
+    slack_ts: str | None
+    slack_error: str | None
+
+
+@dataclass(frozen=True)
+class AnchorCheck:
+    """The chain compared with the latest anchor; ``problem`` names what is missing or changed."""
+
+    ok: bool
+    anchor: Anchor | None
+    problem: str | None = None
+
+
+def chain_head(session: Session, now: datetime | None = None) -> Anchor:
+    """The newest event, its hash and the number of events (an empty log anchors as 0)."""
+    count = session.scalar(select(func.count()).select_from(AuditEvent)) or 0
+    newest = session.execute(
+        select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+    ).first()
+    event_id, digest = (int(newest[0]), str(newest[1])) if newest else (0, GENESIS)
+    return Anchor(event_id, digest, count, now or utcnow())
+
+
+def _line_hash(line: str) -> str:
+    return hashlib.sha256(line.encode("utf-8")).hexdigest()
+
+
+def read_anchors(path: Path) -> list[Anchor]:
+    """Every anchor in the file, oldest first; a line edited, removed or reordered is refused."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"audit.anchor_file {path} cannot be read: {exc}") from None
+    anchors = []
+    expected_prev = GENESIS
+    for number, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            anchor = Anchor(
+                event_id=int(data["event_id"]),
+                hash=str(data["hash"]),
+                count=int(data["count"]),
+                anchored_at=datetime.fromisoformat(data["anchored_at"]),
+                prev=str(data["prev"]),
+            )
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(
+                f"audit.anchor_file {path}: line {number} is not an anchor (the file was edited)"
+            ) from None
+        if anchor.prev != expected_prev:
+            raise ConfigError(
+                f"audit.anchor_file {path}: line {number} does not follow the line before it "
+                "(an anchor was removed or edited)"
+            )
+        expected_prev = _line_hash(line)
+        anchors.append(anchor)
+    return anchors
+
+
+def _next_prev(path: Path) -> str:
+    """The hash the next line must name: that of the file's last line."""
+    try:
+        lines = [x for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    except FileNotFoundError:
+        return GENESIS
+    return _line_hash(lines[-1]) if lines else GENESIS
+
+
+def anchor_text(anchor: Anchor) -> str:
+    return (
+        f"Audit log anchor: {anchor.count} events, newest event {anchor.event_id} "
+        f"(hash {anchor.hash}), at {anchor.anchored_at.isoformat()}"
+    )
+
+
+def plan_anchor(
+    session: Session, anchor_file: Path | None, slack_channel: str | None
+) -> AnchorPlan:
+    """What ``anchor-audit-log`` would write: the head now, the file, the Slack channel."""
+    if anchor_file is None:
+        raise ConfigError(
+            "audit.anchor_file: not set; name a file outside the database's host to anchor to"
+        )
+    read_anchors(anchor_file)  # refuse to append to a file that was tampered with
+    head = chain_head(session)
+    anchor = Anchor(head.event_id, head.hash, head.count, head.anchored_at, _next_prev(anchor_file))
+    return AnchorPlan(anchor, anchor_file, slack_channel, anchor_text(anchor))
+
+
+def append_anchor(path: Path, anchor: Anchor) -> None:
+    """Append one line with O_APPEND and fsync: an anchor is never rewritten, only added."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            os.write(fd, (anchor.line() + "\n").encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise ConfigError(
+            f"audit.anchor_file {path} cannot be written: {exc.strerror or exc}"
+        ) from None
+
+
+def execute_anchor(
+    session: Session,
+    plan: AnchorPlan,
+    *,
+    actor: str,
+    post: Callable[[str, str], str] | None,
+) -> AnchorResult:
+    """Write the planned anchor to the file, post it to Slack, and audit that it was done.
+
+    ``post(channel, text)`` returns the message's ts; it may raise ``AnchorPostFailed``.
+    The file comes first: it is the anchor verify-audit-log reads.
+    """
+    append_anchor(plan.file, plan.anchor)
+    ts, error = None, None
+    if plan.slack_channel and post is not None:
+        try:
+            ts = post(plan.slack_channel, plan.slack_text)
+        except AnchorPostFailed as exc:
+            error = str(exc)
+            log_event("audit.anchor_post_failed", channel=plan.slack_channel, error=error)
+    details: dict[str, Any] = {
+        "event_id": plan.anchor.event_id,
+        "hash": plan.anchor.hash,
+        "count": plan.anchor.count,
+        "file": str(plan.file),
+    }
+    if plan.slack_channel:
+        details["slack_channel"] = plan.slack_channel
+        details["slack_posted"] = ts is not None
+    record_event(
+        session,
+        actor=actor,
+        action=ANCHOR_ACTION,
+        target_type="audit_log",
+        target_id=str(plan.anchor.event_id),
+        details=details,
+    )
+    session.commit()
+    log_event("audit.anchored", event_id=plan.anchor.event_id, count=plan.anchor.count)
+    return AnchorResult(plan.anchor, plan.file, plan.slack_channel, ts, error)
+
+
+class AnchorPostFailed(Exception):
+    """Slack refused or could not be reached; the file anchor still stands."""
+
+
+def check_anchor(session: Session, anchor_file: Path | None) -> AnchorCheck:
+    """Compare the chain with the latest anchor: events cut off, removed or rewritten."""
+    if anchor_file is None:
+        return AnchorCheck(True, None)
+    try:
+        anchors = read_anchors(anchor_file)
+    except ConfigError as exc:  # the evidence itself was tampered with: a finding, exit 1
+        return AnchorCheck(False, None, str(exc))
+    if not anchors:
+        return AnchorCheck(True, None)
+    latest = anchors[-1]
+    when = latest.anchored_at.isoformat()
+    table = AuditEvent.__table__
+    newest = session.scalar(select(func.max(table.c.id))) or 0
+    if latest.event_id == 0:
+        return AnchorCheck(True, latest)
+    row = session.execute(select(table.c.hash).where(table.c.id == latest.event_id)).first()
+    if row is None:
+        if newest < latest.event_id:
+            first_missing = newest + 1
+            span = (
+                f"event {latest.event_id} is"
+                if first_missing == latest.event_id
+                else f"events {first_missing} to {latest.event_id} are"
+            )
+            return AnchorCheck(
+                False,
+                latest,
+                f"the audit log was truncated: {span} missing (the anchor of {when} "
+                f"recorded {latest.count} events up to event {latest.event_id}; "
+                f"the log now ends at event {newest})",
+            )
+        return AnchorCheck(
+            False,
+            latest,
+            f"event {latest.event_id}, anchored on {when}, is missing from the audit log",
+        )
+    if row[0] != latest.hash:
+        return AnchorCheck(
+            False,
+            latest,
+            f"the audit log was rewritten: event {latest.event_id}'s hash differs from the "
+            f"anchor of {when} (the chain was recomputed after events were changed)",
+        )
+    count = session.scalar(
+        select(func.count()).select_from(table).where(table.c.id <= latest.event_id)
+    )
+    if count != latest.count:
+        return AnchorCheck(
+            False,
+            latest,
+            f"the audit log was rewritten: the anchor of {when} recorded {latest.count} events "
+            f"up to event {latest.event_id}, the log now holds {count}",
+        )
+    return AnchorCheck(True, latest)
+
+
+def slack_poster(client: WebClient) -> Callable[[str, str], str]:
+    """Post an anchor with the real Slack client; errors become ``AnchorPostFailed``."""
+
+    def post(channel: str, text: str) -> str:
+        try:
+            response = client.chat_postMessage(channel=channel, text=text)
+        except SlackApiError as exc:
+            error = exc.response.get("error") or "unknown error"
+            raise AnchorPostFailed(f"Slack said {error}") from None
+        except OSError as exc:
+            raise AnchorPostFailed(f"Slack unreachable: {exc}") from None
+        return str(response.get("ts") or "")
+
+    return post

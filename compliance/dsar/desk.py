@@ -1,0 +1,347 @@
+"""The request desk: one request, one view; internal notes; support's "Export now".
+
+``request_detail`` gathers what a person needs to act on one request (deadline, identity
+check, timeline from the audit trail, notes, notices) and the actions *their* roles allow
+in its current state, so the page only renders and the rules live here, testable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from compliance.audit.chain import record_event
+from compliance.dsar.deadlines import days_left, effective_due_at
+from compliance.dsar.exports import build_access_export
+from compliance.dsar.processing import _complete, _fail
+from compliance.dsar.requests import OPEN_STATUSES, get_dsar
+from compliance.errors import ComplianceError, Conflict, InvalidInput
+from compliance.logs import log_event
+from compliance.policy.datamap import DataMap
+from compliance.policy.loader import Policy
+from compliance.roles import COMPLIANCE_OFFICER, SUPPORT, Identity, require
+from compliance.store.models import AuditEvent, DsarNote, DsarNotice, DsarRequest, utcnow
+
+MAX_NOTE = 4000
+NOT_RECORDED = "identity check not recorded"
+
+# What each audited action reads as on the timeline.
+ACTION_LABELS = {
+    "dsar.submitted": "Logged",
+    "dsar.approved": "Approved",
+    "dsar.rejected": "Rejected",
+    "dsar.extended": "Deadline extended",
+    "dsar.retried": "Put back in the queue",
+    "dsar.export_started": "Export started",
+    "dsar.completed": "Completed",
+    "dsar.failed": "Failed",
+    "dsar.attempt_failed": "Attempt failed, will retry",
+    "dsar.erasure_scheduled": "Erasure scheduled",
+    "dsar.export_downloaded": "Export downloaded by staff",
+    "dsar.delivery_created": "Link and code sent to the subject",
+    "dsar.delivery_wrong_code": "Wrong download code entered",
+    "dsar.delivery_locked": "Download link locked (too many wrong codes)",
+    "dsar.delivery_downloaded": "Subject downloaded the export",
+    "dsar.note_added": "Internal note added",
+    "dsar.notice_sent": "Notice sent to the subject",
+    "dsar.notice_failed": "Notice could not be sent",
+}
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    occurred_at: datetime
+    actor: str
+    action: str
+    label: str
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Note:
+    author: str
+    created_at: datetime
+    body: str
+
+
+@dataclass(frozen=True)
+class NoticeInfo:
+    id: int
+    kind: str
+    status: str
+    created_at: datetime
+    sent_at: datetime | None
+    attempts: int
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class RequestDetail:
+    reference: str
+    kind: str
+    status: str
+    subject_id: str
+    subject_email: str | None
+    requested_by: str
+    requested_at: datetime
+    channel: str | None
+    due_at: datetime
+    days_left: int | None  # None once the request is closed
+    overdue: bool
+    extension_reason: str | None
+    identity: str  # "method: note", or NOT_RECORDED
+    reviewed_by: str | None
+    reviewed_reason: str | None
+    completed_at: datetime | None
+    export_available: bool
+    export_expires_at: datetime | None
+    last_error: str | None
+    attempts: int
+    actions: tuple[str, ...]
+    waiting_for: str | None  # why an expected action is not offered yet, in plain words
+    timeline: list[TimelineEntry]
+    notes: list[Note]
+    notices: list[NoticeInfo]
+
+
+def identity_text(request: DsarRequest) -> str:
+    method = request.identity_method
+    note = (request.identity_check or "").strip()
+    if not method and not note:
+        return NOT_RECORDED
+    if not method:
+        return f"{NOT_RECORDED} as a method; note: {note}"
+    return f"{method.replace('_', ' ')}: {note}" if note else method.replace("_", " ")
+
+
+def export_state(
+    request: DsarRequest, policy: Policy, now: datetime
+) -> tuple[bool, datetime | None]:
+    """Whether the export can still be handed over, and until when (exports expire)."""
+    if request.kind != "access" or request.status != "completed" or request.completed_at is None:
+        return False, None
+    expires = request.completed_at + timedelta(days=policy.dsar_export_days)
+    present = bool(request.export_path) and Path(request.export_path or "").is_file()
+    return present and now < expires, expires
+
+
+def _exportable(request: DsarRequest, policy: Policy) -> bool:
+    if request.kind != "access":
+        return False
+    return request.status == "approved" or (
+        request.status == "pending" and not policy.dsar.access_review
+    )
+
+
+def available_actions(
+    request: DsarRequest, policy: Policy, roles: Iterable[str], now: datetime
+) -> tuple[tuple[str, ...], str | None]:
+    """The actions the viewer's roles allow in the request's state, and what it waits for."""
+    roles = set(roles)
+    officer, support = COMPLIANCE_OFFICER in roles, SUPPORT in roles
+    actions: list[str] = []
+    waiting: str | None = None
+    if not (officer or support):
+        return (), None
+    actions.append("note")
+    if officer and request.status == "pending":
+        actions += ["approve", "reject"]
+    if officer and request.status in OPEN_STATUSES:
+        actions.append("extend")
+    if officer and request.status == "failed":
+        actions.append("retry")
+    if _exportable(request, policy):
+        actions.append("export")
+    elif request.kind == "access" and request.status == "pending":
+        waiting = "waiting for approval by a compliance officer"
+    if request.status == "processing":
+        waiting = "being processed"
+    available, _ = export_state(request, policy, now)
+    if available:
+        actions += ["send", "download"]
+    elif request.kind == "access" and request.status == "completed":
+        waiting = "the export has expired or was removed; it can no longer be sent"
+    if request.subject_email:
+        actions.append("notice")
+    return tuple(actions), waiting
+
+
+def timeline(session: Session, reference: str) -> list[TimelineEntry]:
+    events = session.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.target_type == "dsar_request", AuditEvent.target_id == reference)
+        .order_by(AuditEvent.id)
+    )
+    return [
+        TimelineEntry(
+            occurred_at=e.occurred_at,
+            actor=e.actor,
+            action=e.action,
+            label=ACTION_LABELS.get(e.action, e.action),
+            details=dict(e.details or {}),
+        )
+        for e in events
+    ]
+
+
+def request_detail(
+    session: Session,
+    policy: Policy,
+    reference: str,
+    *,
+    roles: Iterable[str],
+    now: datetime | None = None,
+) -> RequestDetail:
+    now = now or utcnow()
+    request = get_dsar(session, reference)
+    due = effective_due_at(request)
+    is_open = request.status in OPEN_STATUSES
+    available, expires = export_state(request, policy, now)
+    actions, waiting = available_actions(request, policy, roles, now)
+    notes = session.scalars(
+        select(DsarNote).where(DsarNote.dsar_request_id == request.id).order_by(DsarNote.id)
+    )
+    notices = session.scalars(
+        select(DsarNotice).where(DsarNotice.dsar_request_id == request.id).order_by(DsarNotice.id)
+    )
+    return RequestDetail(
+        reference=request.reference,
+        kind=request.kind,
+        status=request.status,
+        subject_id=request.subject_id,
+        subject_email=request.subject_email,
+        requested_by=request.requested_by,
+        requested_at=request.requested_at,
+        channel=request.channel,
+        due_at=due,
+        days_left=days_left(due, now) if is_open else None,
+        overdue=is_open and due < now,
+        extension_reason=request.extension_reason,
+        identity=identity_text(request),
+        reviewed_by=request.reviewed_by,
+        reviewed_reason=request.reviewed_reason,
+        completed_at=request.completed_at,
+        export_available=available,
+        export_expires_at=expires,
+        last_error=request.last_error,
+        attempts=request.attempts,
+        actions=actions,
+        waiting_for=waiting,
+        timeline=timeline(session, request.reference),
+        notes=[Note(n.author, n.created_at, n.body) for n in notes],
+        notices=[
+            NoticeInfo(n.id, n.kind, n.status, n.created_at, n.sent_at, n.attempts, n.last_error)
+            for n in notices
+        ],
+    )
+
+
+def add_note(session: Session, reference: str, *, author: Identity, body: str) -> Note:
+    """An internal note (staff only, never sent); the audit trail records who and when."""
+    by = require(author, SUPPORT, COMPLIANCE_OFFICER, to="add notes to DSAR requests")
+    body = (body or "").strip()
+    if not body:
+        raise InvalidInput("the note is empty")
+    if len(body) > MAX_NOTE:
+        raise InvalidInput(f"the note is longer than {MAX_NOTE} characters")
+    request = get_dsar(session, reference)
+    note = DsarNote(dsar_request_id=request.id, author=by, body=body, created_at=utcnow())
+    session.add(note)
+    session.flush()
+    # The text may name people; the chain keeps only that a note was added, and its id.
+    record_event(
+        session,
+        actor=by,
+        action="dsar.note_added",
+        target_type="dsar_request",
+        target_id=request.reference,
+        details={"note_id": note.id},
+    )
+    session.commit()
+    return Note(note.author, note.created_at, note.body)
+
+
+# ---------------------------------------------------------------- export now
+
+
+def start_export(
+    session: Session, policy: Policy, reference: str, *, actor: Identity, execute: bool
+) -> DsarRequest:
+    """Claim an access request for an export right now (support's button), or refuse why not.
+
+    The claim is one conditional UPDATE, so the cron's ``process-dsar-requests`` and a
+    second click can never both build it.
+    """
+    by = require(actor, SUPPORT, COMPLIANCE_OFFICER, to="export DSAR requests")
+    request = get_dsar(session, reference)
+    if request.kind != "access":
+        raise Conflict(f"{request.reference} is an erasure request; only access requests export")
+    if not _exportable(request, policy):
+        if request.status == "pending":
+            raise Conflict(f"{request.reference} is waiting for approval by a compliance officer")
+        raise Conflict(f"{request.reference} is {request.status}; it cannot be exported now")
+    if not execute:
+        session.rollback()
+        return request
+    now = utcnow()
+    claimed = session.execute(
+        update(DsarRequest)
+        .where(DsarRequest.id == request.id, DsarRequest.status == request.status)
+        .values(status="processing", processing_started_at=now, last_error=None)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        raise Conflict(f"{request.reference} was just taken by someone else; reload to see it")
+    record_event(
+        session,
+        actor=by,
+        action="dsar.export_started",
+        target_type="dsar_request",
+        target_id=request.reference,
+        details={"approved_by_policy": request.status == "pending"},
+    )
+    session.commit()
+    session.refresh(request)
+    return request
+
+
+def run_export(
+    session: Session,
+    datamap: DataMap,
+    reference: str,
+    *,
+    actor: Identity,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> DsarRequest:
+    """Build the claimed request's export and complete it; a failure is stored on it."""
+    by = require(actor, SUPPORT, COMPLIANCE_OFFICER, to="export DSAR requests")
+    request = get_dsar(session, reference)
+    if request.status != "processing":
+        raise Conflict(f"{request.reference} is {request.status}; start the export first")
+    try:
+        export = build_access_export(
+            datamap,
+            request.subject_id,
+            reference=request.reference,
+            directory=datamap.policy.export_dir,
+            request=request,
+            progress=progress,
+        )
+    except (ComplianceError, OSError) as exc:
+        session.rollback()
+        _fail(session, request, str(exc), by)
+        session.commit()
+        log_event("dsar.failed", reference=request.reference, error=type(exc).__name__)
+        raise
+    request.export_path = str(export.path)
+    request.export_bytes = export.bytes
+    request.export_sha256 = export.sha256
+    _complete(session, request, by, utcnow())
+    session.commit()
+    return request

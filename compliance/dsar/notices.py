@@ -1,0 +1,233 @@
+"""Notices to the data subject: acknowledgement, extension, refusal, completion.
+
+GDPR Art. 12 asks that the subject be told when their request is received, why it takes
+longer (12(3)), why it is refused and that they may complain (12(4)), and when it is done.
+Each notice is rendered from a plain-text and an HTML template (``$placeholder`` syntax,
+values HTML-escaped in the HTML body); a deployment overrides any file by putting one of
+the same name in ``[dsar] templates_dir``. Every attempt is kept (``dsar_notices``) and
+audited by kind and id only, so a failed send is visible and can be retried.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from compliance.audit.chain import record_event
+from compliance.dsar.deadlines import effective_due_at
+from compliance.dsar.mailer import MailError, build_message, send_mail
+from compliance.dsar.requests import get_dsar
+from compliance.errors import ConfigError, Conflict, InvalidInput, NotFound, PermissionDenied
+from compliance.logs import log_event
+from compliance.policy.loader import Policy
+from compliance.roles import API_INTAKE, COMPLIANCE_OFFICER, SUPPORT, Identity, require
+from compliance.store.models import DsarNotice, DsarRequest, utcnow
+
+_ADDRESS = re.compile(r"[^\s<>@]+@[^\s<>@]+")
+NOTICE_KINDS = ("acknowledgement", "extension", "refusal", "completion")
+SHIPPED = Path(__file__).resolve().parent / "templates"
+WHAT = {"access": "a copy of your personal data", "erasure": "the erasure of your personal data"}
+OUTCOME = {
+    "access": "Your export is ready. We send the download link and, in a separate email, "
+    "a one-time code; the link works for one download only.",
+    "erasure": "We erased your personal data, except what the law obliges us to keep "
+    "(for example invoices, under accounting law).",
+}
+
+
+@dataclass(frozen=True)
+class RenderedNotice:
+    kind: str
+    to: str
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
+class NoticeResult:
+    notice_id: int
+    kind: str
+    status: str  # sent | failed
+    error: str | None
+
+
+def notice_kinds_for(request: DsarRequest) -> tuple[str, ...]:
+    """The notices that make sense in the request's state (an acknowledgement always does)."""
+    kinds = ["acknowledgement"]
+    if request.extended_due_at is not None:
+        kinds.append("extension")
+    if request.status == "rejected":
+        kinds.append("refusal")
+    if request.status == "completed":
+        kinds.append("completion")
+    return tuple(kinds)
+
+
+def default_reason(request: DsarRequest, kind: str) -> str | None:
+    if kind == "extension":
+        return request.extension_reason
+    if kind == "refusal":
+        return request.reviewed_reason
+    return None
+
+
+def _template(policy: Policy, name: str) -> tuple[Path, string.Template]:
+    override = policy.dsar.templates_dir
+    path = override / name if override is not None and (override / name).is_file() else None
+    path = path or SHIPPED / name
+    try:
+        return path, string.Template(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"notice template {path} cannot be read: {exc.strerror}") from None
+
+
+def _fill(path: Path, template: string.Template, values: Mapping[str, str]) -> str:
+    try:
+        return template.substitute(values)
+    except KeyError as exc:
+        known = ", ".join(f"${k}" for k in sorted(values))
+        raise ConfigError(
+            f"notice template {path} uses ${exc.args[0]}, which is not one of {known}"
+        ) from None
+    except ValueError as exc:
+        raise ConfigError(f"notice template {path} is malformed: {exc}") from None
+
+
+def render_notice(
+    policy: Policy, request: DsarRequest, kind: str, *, reason: str | None = None
+) -> RenderedNotice:
+    """The notice as it would go out: what the dashboard previews is exactly what is sent."""
+    if kind not in NOTICE_KINDS:
+        raise InvalidInput(f"notice kind must be one of {', '.join(NOTICE_KINDS)}, got '{kind}'")
+    if kind not in notice_kinds_for(request):
+        raise Conflict(f"{request.reference} is {request.status}; a {kind} notice does not fit")
+    if not request.subject_email:
+        raise Conflict(f"{request.reference} has no email address to send a notice to")
+    reason = (reason if reason is not None else default_reason(request, kind) or "").strip()
+    if kind in ("extension", "refusal") and not reason:
+        raise InvalidInput(f"a {kind} notice must tell the subject the reason")
+    values = {
+        "reference": request.reference,
+        "what": WHAT[request.kind],
+        "received_date": f"{request.requested_at:%Y-%m-%d}",
+        "due_date": f"{effective_due_at(request):%Y-%m-%d}",
+        "reason": reason,
+        "outcome": OUTCOME[request.kind],
+    }
+    text_path, text_template = _template(policy, f"{kind}.txt")
+    text = _fill(text_path, text_template, values)
+    first, _, body = text.partition("\n")
+    if not first.startswith("Subject:"):
+        raise ConfigError(f"notice template {text_path} must start with a 'Subject: ...' line")
+    html_path, html_template = _template(policy, f"{kind}.html")
+    html_body = _fill(html_path, html_template, {k: html.escape(v) for k, v in values.items()})
+    return RenderedNotice(
+        kind=kind,
+        to=request.subject_email,
+        subject=first.removeprefix("Subject:").strip(),
+        text=body.lstrip("\n"),
+        html=html_body,
+    )
+
+
+def _attempt(
+    session: Session,
+    policy: Policy,
+    request: DsarRequest,
+    notice: DsarNotice,
+    actor: Identity,
+    env: Mapping[str, str] | None,
+) -> NoticeResult:
+    by = require(actor, SUPPORT, COMPLIANCE_OFFICER, API_INTAKE, to="send notices to subjects")
+    rendered = render_notice(policy, request, notice.kind, reason=notice.reason)
+    message = build_message(
+        policy.smtp.sender, rendered.to, rendered.subject, rendered.text, html=rendered.html
+    )
+    notice.attempts += 1
+    try:
+        send_mail(policy.smtp, [message], env=env)
+    except MailError as exc:
+        # A server's refusal may quote the address; neither the table nor the chain keeps it.
+        notice.status, notice.last_error = "failed", _ADDRESS.sub("<address>", str(exc))
+    else:
+        notice.status, notice.last_error, notice.sent_at = "sent", None, utcnow()
+    record_event(
+        session,
+        actor=by,
+        action=f"dsar.notice_{notice.status}",
+        target_type="dsar_request",
+        target_id=request.reference,
+        details={"notice_id": notice.id, "kind": notice.kind, "attempt": notice.attempts}
+        | ({"error": notice.last_error} if notice.last_error else {}),
+    )
+    session.commit()
+    log_event(
+        f"dsar.notice_{notice.status}",
+        reference=request.reference,
+        kind=notice.kind,
+        attempt=notice.attempts,
+    )
+    return NoticeResult(notice.id, notice.kind, notice.status, notice.last_error)
+
+
+def send_notice(
+    session: Session,
+    policy: Policy,
+    reference: str,
+    kind: str,
+    *,
+    actor: Identity,
+    reason: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> NoticeResult:
+    """Render and send one notice; a failure to send is recorded (status failed), not raised.
+
+    The request itself never depends on its notice: a down mail server must not lose an
+    intake or a decision, it leaves a failed notice someone can retry.
+    """
+    by = require(actor, SUPPORT, COMPLIANCE_OFFICER, API_INTAKE, to="send notices to subjects")
+    if API_INTAKE in actor.roles and kind != "acknowledgement":
+        raise PermissionDenied(f"{by} may only acknowledge the requests it logs")
+    request = get_dsar(session, reference)
+    render_notice(policy, request, kind, reason=reason)  # refuses a bad notice before storing
+    stored_reason = (reason if reason is not None else default_reason(request, kind)) or None
+    notice = DsarNotice(
+        dsar_request_id=request.id,
+        kind=kind,
+        status="pending",
+        reason=stored_reason.strip() if stored_reason else None,
+        created_by=by,
+        created_at=utcnow(),
+        attempts=0,
+    )
+    session.add(notice)
+    session.flush()
+    return _attempt(session, policy, request, notice, actor, env)
+
+
+def retry_notice(
+    session: Session,
+    policy: Policy,
+    notice_id: int,
+    *,
+    actor: Identity,
+    env: Mapping[str, str] | None = None,
+) -> NoticeResult:
+    """Send a failed notice again, with the reason it was first written with."""
+    notice = session.get(DsarNotice, notice_id)
+    if notice is None:
+        raise NotFound(f"no notice {notice_id}")
+    if notice.status != "failed":
+        raise Conflict(f"notice {notice_id} is {notice.status}; only failed notices are retried")
+    request = session.scalars(
+        select(DsarRequest).where(DsarRequest.id == notice.dsar_request_id)
+    ).one()
+    return _attempt(session, policy, request, notice, actor, env)

@@ -1,0 +1,147 @@
+"""Every lifecycle of the compliance database, and the moves each allows, in one place.
+
+Status columns hold these values (migration 0003_states checks them in the database);
+a deletion record's and a delivery's state are derived from their columns, so their
+enums name the states and ``compliance.store.queries`` holds the one SQL spelling of each.
+Being ``StrEnum``s, the members compare equal to the strings stored and shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+
+class BatchStatus(StrEnum):
+    """A deletion batch: an officer accepts or rejects it once."""
+
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class RecordState(StrEnum):
+    """A deletion record, from found due to erased (derived from its columns)."""
+
+    UNBATCHED = "unbatched"  # not in a batch yet, no decision
+    AWAITING_REVIEW = "awaiting_review"  # in a pending batch
+    EXCLUDED = "excluded"  # kept: excluded by an officer or its batch rejected
+    PENDING_APPLY = "pending_apply"  # accepted, apply-deletions has not run on it yet
+    FAILED = "failed"  # accepted, the last apply failed; the next run retries it
+    APPLIED = "applied"  # erased
+
+
+class DsarStatus(StrEnum):
+    """A data subject's access or erasure request."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class DsarKind(StrEnum):
+    ACCESS = "access"
+    ERASURE = "erasure"
+
+
+class DeliveryState(StrEnum):
+    """A one-time download of an export (derived from its columns)."""
+
+    ACTIVE = "active"
+    LOCKED = "locked"  # too many wrong codes
+    DOWNLOADED = "downloaded"  # used up
+    EXPIRED = "expired"
+
+
+class JobRunStatus(StrEnum):
+    """One run of a job as job_runs records it."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # the job ran and reported failure (exit 1)
+    SKIPPED = "skipped"  # another run held the lock
+    REFUSED = "refused"  # bad input or configuration (exit 2)
+    CRASHED = "crashed"  # a bug, or killed before it could record its end
+
+
+class AlertStatus(StrEnum):
+    """One Slack alert in a run of an alert job (not stored; the audit log keeps posts)."""
+
+    DUE = "due"
+    SKIPPED = "skipped"
+    POSTED = "posted"
+    FAILED = "failed"
+
+
+class CleanupStatus(StrEnum):
+    """One retention category in a run of retention-cleanup."""
+
+    WOULD_DELETE = "would delete"  # the dry run's answer, and the state before deleting
+    DELETED = "deleted"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+TRANSITIONS: Mapping[type[StrEnum], Mapping[StrEnum, frozenset[StrEnum]]] = {
+    BatchStatus: {
+        BatchStatus.PENDING: frozenset({BatchStatus.ACCEPTED, BatchStatus.REJECTED}),
+    },
+    RecordState: {
+        RecordState.UNBATCHED: frozenset(
+            # A DSAR erasure with review off is accepted as it is created.
+            {RecordState.AWAITING_REVIEW, RecordState.PENDING_APPLY}
+        ),
+        RecordState.AWAITING_REVIEW: frozenset({RecordState.EXCLUDED, RecordState.PENDING_APPLY}),
+        RecordState.PENDING_APPLY: frozenset({RecordState.APPLIED, RecordState.FAILED}),
+        RecordState.FAILED: frozenset({RecordState.APPLIED, RecordState.FAILED}),
+    },
+    DsarStatus: {
+        DsarStatus.PENDING: frozenset({DsarStatus.APPROVED, DsarStatus.REJECTED}),
+        DsarStatus.APPROVED: frozenset({DsarStatus.PROCESSING}),
+        # A claim whose worker died is claimed again once its lease runs out.
+        DsarStatus.PROCESSING: frozenset(
+            {DsarStatus.PROCESSING, DsarStatus.COMPLETED, DsarStatus.FAILED}
+        ),
+        DsarStatus.FAILED: frozenset({DsarStatus.APPROVED}),  # retried by an officer
+    },
+    DeliveryState: {
+        DeliveryState.ACTIVE: frozenset(
+            {DeliveryState.LOCKED, DeliveryState.DOWNLOADED, DeliveryState.EXPIRED}
+        ),
+    },
+    JobRunStatus: {
+        JobRunStatus.RUNNING: frozenset(set(JobRunStatus) - {JobRunStatus.RUNNING}),
+    },
+    AlertStatus: {
+        AlertStatus.DUE: frozenset({AlertStatus.SKIPPED, AlertStatus.POSTED, AlertStatus.FAILED}),
+    },
+    CleanupStatus: {
+        CleanupStatus.WOULD_DELETE: frozenset({CleanupStatus.DELETED, CleanupStatus.FAILED}),
+    },
+}
+
+# Requests still owed an answer: they count against the deadline and block a duplicate.
+OPEN_DSAR_STATUSES: tuple[DsarStatus, ...] = (
+    DsarStatus.PENDING,
+    DsarStatus.APPROVED,
+    DsarStatus.PROCESSING,
+    DsarStatus.FAILED,
+)
+
+
+def can_move(current: StrEnum, new: StrEnum) -> bool:
+    """Whether a lifecycle allows ``current`` to become ``new``."""
+    return new in TRANSITIONS[type(current)].get(current, frozenset())
+
+
+def is_final(state: StrEnum) -> bool:
+    """No move leads out of it (completed, rejected, applied, succeeded, ...)."""
+    return not TRANSITIONS[type(state)].get(state)
+
+
+def sql_in(values: type[StrEnum] | tuple[StrEnum, ...]) -> str:
+    """``'a', 'b'`` for a CHECK constraint or a partial index written as SQL text."""
+    return ", ".join(f"'{v.value}'" for v in values)

@@ -1,0 +1,451 @@
+"""DSAR requests: log one, see what needs action first, open one request to act on it."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import streamlit as st
+
+from compliance.dsar import desk, notices
+from compliance.dsar import requests as dsar
+from compliance.dsar.deadlines import effective_due_at
+from compliance.dsar.delivery import deliver_export
+from compliance.errors import ComplianceError
+from compliance.reports.review_queue import DSAR_ACTION_COLUMNS
+from compliance.roles import COMPLIANCE_OFFICER, SUPPORT
+from dashboard import context, export_jobs, widgets
+
+PAGE_SIZE = 50
+EXPORT_KEY = "dsar_export"
+OPEN_KEY = "dsar_open"
+DOWNLOAD_URL = os.environ.get("COMPLIANCE_DOWNLOAD_URL", "http://localhost:8503")
+
+person = widgets.require_role(COMPLIANCE_OFFICER, SUPPORT)
+policy = context.policy()
+url = policy.database_url
+st.title("DSAR requests")
+widgets.show_flash()
+
+counters = context.dsar_counters(url)
+c_open, c_overdue, c_week = st.columns(3)
+c_open.metric("Open", counters.open)
+c_overdue.metric("Overdue", counters.overdue)
+c_week.metric("Due this week", counters.due_this_week)
+if counters.overdue:
+    st.error(f"{counters.overdue} open request(s) are overdue; they are listed first.")
+
+st.subheader("Log a new request")
+with st.form("submit_dsar", clear_on_submit=True):
+    kind = st.radio("Kind", dsar.KINDS, horizontal=True)
+    by_id, by_email = st.columns(2)
+    subject_id = by_id.text_input("Subject id")
+    email = by_email.text_input("or the subject's email")
+    method = st.selectbox(
+        "How the requester's identity was checked",
+        policy.dsar.identity_methods,
+        index=None,
+        format_func=lambda m: m.replace("_", " "),
+        placeholder="Choose a method",
+    )
+    check = st.text_area("Identity check note (who checked what)")
+    if st.form_submit_button("Log request", type="primary"):
+
+        def log() -> str:
+            with context.session(policy) as s:
+                made = dsar.submit(
+                    s,
+                    policy,
+                    context.engine(policy.app_database_url),
+                    kind=kind,
+                    subject_id=subject_id.strip() or None,
+                    email=email.strip() or None,
+                    requested_by=person,
+                    identity_check=check,
+                    identity_method=method,
+                    require_identity=True,
+                    channel="dashboard",
+                )
+            r = made.request
+            st.session_state[OPEN_KEY] = r.reference
+            if not made.created:
+                return f"An open {r.kind} request for this subject exists: {r.reference}."
+            return f"Logged {r.reference}, due {effective_due_at(r):%Y-%m-%d}."
+
+        widgets.run_action(log)
+
+
+left, right = st.columns(2)
+status = left.selectbox("Status", [widgets.ALL, *dsar.STATUSES], key="dsar_status")
+kind_filter = right.selectbox("Kind", [widgets.ALL, *dsar.KINDS], key="dsar_kind")
+number = int(st.session_state.get("dsar_page", 1))
+frame, more = context.dsar_requests(
+    url,
+    widgets.unless_all(status),
+    widgets.unless_all(kind_filter),
+    PAGE_SIZE,
+    (number - 1) * PAGE_SIZE,
+)
+references = frame["reference"].tolist()
+widgets.preset_from_query(OPEN_KEY, "reference", references)  # links from Slack alerts
+
+
+def _open_selected_row() -> None:
+    rows = st.session_state["dsar_table"].selection.rows
+    if rows and rows[0] < len(references):
+        st.session_state[OPEN_KEY] = references[rows[0]]
+
+
+table = frame.drop(columns=DSAR_ACTION_COLUMNS).assign(
+    days_left=frame["days_left"].map(widgets.days_text, na_action="ignore"),
+    overdue=frame["overdue"].map({True: "overdue", False: ""}),
+)
+st.caption("Select a row to open the request.")
+st.dataframe(
+    table,
+    hide_index=True,
+    width="stretch",
+    column_config=widgets.labels(table.columns),
+    column_order=[c for c in table.columns if c not in ("requested_by", "reviewed_by")],
+    on_select=_open_selected_row,
+    selection_mode="single-row",
+    key="dsar_table",
+)
+
+pending = frame.loc[frame["status"] == "pending", "reference"].tolist()
+if person.has(COMPLIANCE_OFFICER) and pending:
+    with st.expander("Decide several requests at once"):
+        every = st.checkbox(f"All {len(pending)} pending request(s) on this page", key="dsar_all")
+        several = pending if every else st.multiselect("Pending requests", pending, key="dsar_bulk")
+        many_approve, many_reject = st.columns(2)
+        if many_approve.button("Approve these…", key="dsar_bulk_approve", disabled=not several):
+            widgets.ask_confirmation("dsar_bulk_approve", references=several)
+        if many_reject.button("Reject these…", key="dsar_bulk_reject", disabled=not several):
+            widgets.ask_confirmation("dsar_bulk_reject", references=several)
+
+several_asked = widgets.pending_confirmation("dsar_bulk_approve") or widgets.pending_confirmation(
+    "dsar_bulk_reject"
+)
+if several_asked:
+    chosen_refs: list[str] = several_asked["references"]
+    verdict = "approve" if several_asked["action"] == "dsar_bulk_approve" else "reject"
+
+    def review_several(reason: str | None) -> str:
+        with context.session(policy) as s:
+            result = dsar.review_dsars(
+                s,
+                chosen_refs,
+                verdict,
+                reviewer=person,
+                four_eyes=policy.review.four_eyes,
+                reason=reason,
+                execute=True,
+            )
+        message = f"{len(result.decided)} request(s) {verdict}d: {', '.join(result.decided)}."
+        for reference, why in result.skipped:
+            message += f" Skipped {reference}: {why}."
+        return message
+
+    widgets.confirm_dialog(
+        f"{verdict.capitalize()} {len(chosen_refs)} request(s)?",
+        "Each request is decided and audited on its own; one decided by someone else "
+        "meanwhile is skipped and reported. "
+        + (
+            "Approved requests are processed by the next `process-dsar-requests` run."
+            if verdict == "approve"
+            else "Nothing is exported or erased. Say why, for the audit trail."
+        ),
+        confirm_label=f"{verdict.capitalize()} {len(chosen_refs)} request(s)",
+        on_confirm=review_several,
+        reason_label="Reason" if verdict == "reject" else None,
+        reason_required="Rejecting requests needs a reason." if verdict == "reject" else None,
+    )
+if number > 1 or more:
+    st.number_input("Page", min_value=1, max_value=number + int(more), step=1, key="dsar_page")
+
+chosen = st.session_state.get(OPEN_KEY)
+options = references if chosen in references or chosen is None else [chosen, *references]
+picked = st.selectbox(
+    "Open request", options, index=None, key=OPEN_KEY, placeholder="Choose a request"
+)
+if picked is None:
+    st.stop()
+reference = str(picked)
+
+try:
+    with context.session(policy) as s:
+        detail = desk.request_detail(s, policy, reference, roles=person.roles)
+except ComplianceError as exc:
+    st.error(widgets.plain(exc))
+    st.stop()
+
+# ---------------------------------------------------------------- one request, one view
+
+st.header(detail.reference)
+widgets.status_badge(detail.status)
+facts, deadline = st.columns(2)
+with facts:
+    st.markdown(f"**Kind:** {detail.kind}")
+    st.markdown("**Subject:**")
+    st.text(f"{detail.subject_id} · {detail.subject_email or 'no email on file'}")
+    st.markdown(
+        f"**Logged:** {detail.requested_at:%Y-%m-%d %H:%M} UTC by "
+        f"{widgets.plain(detail.requested_by)} ({detail.channel or 'unknown channel'})"
+    )
+with deadline:
+    st.markdown(f"**Due:** {detail.due_at:%Y-%m-%d} (UTC)")
+    if detail.days_left is not None:
+        text = widgets.days_text(detail.days_left)
+        (st.error if detail.overdue else st.info)(text)
+    if detail.extension_reason:
+        st.markdown("**Extended because:**")
+        st.text(detail.extension_reason)
+st.markdown("**Identity check:**")
+if detail.identity == desk.NOT_RECORDED:
+    st.warning("Identity check not recorded.")
+else:
+    st.text(detail.identity)
+if detail.reviewed_by:
+    st.markdown(f"**Reviewed by:** {widgets.plain(detail.reviewed_by)}")
+    if detail.reviewed_reason:
+        st.text(detail.reviewed_reason)
+if detail.last_error:
+    st.error("Last error:")
+    st.text(detail.last_error)
+if detail.waiting_for:
+    st.info(detail.waiting_for.capitalize() + ".")
+actions = set(detail.actions)
+
+if "approve" in actions:
+    approve, reject = st.columns(2)
+    if approve.button("Approve…", type="primary", key="dsar_approve"):
+        widgets.ask_confirmation("dsar_approve", reference=reference)
+    if reject.button("Reject…", key="dsar_reject"):
+        widgets.ask_confirmation("dsar_reject", reference=reference)
+
+if "export" in actions and st.button("Export now", type="primary", key="dsar_export_now"):
+
+    def export_now() -> str:
+        export_jobs.start(policy, reference, person)
+        return f"Building the export of {reference}…"
+
+    widgets.run_action(export_now)
+
+job = export_jobs.job_for(reference)
+if job is not None:
+
+    @st.fragment(run_every=1.0)
+    def export_progress() -> None:
+        current = export_jobs.job_for(reference)
+        if current is None:
+            return
+        if not current.finished:
+            label = f"Building the export: {current.done} of {current.total or '?'} tables"
+            st.progress(
+                current.fraction, text=label + (f" ({current.table})" if current.table else "")
+            )
+            return
+        export_jobs.forget(reference)
+        context.clear_caches()
+        if current.error:
+            widgets.flash("error", f"The export of {reference} failed: {current.error}")
+        else:
+            widgets.flash("success", f"The export of {reference} is ready.")
+        st.rerun(scope="app")
+
+    export_progress()
+
+if "send" in actions:
+    st.caption(
+        f"The export is kept until {detail.export_expires_at:%Y-%m-%d}; after that it can no "
+        "longer be sent."
+    )
+    send, download = st.columns(2)
+    if send.button("Send to subject", type="primary", key="dsar_send"):
+
+        def send_link() -> str:
+            with context.session(policy) as s:
+                deliver_export(s, policy, reference, actor=person, download_url=DOWNLOAD_URL)
+            return f"Emailed {reference}'s one-time link and, separately, its code to the subject."
+
+        widgets.run_action(send_link)
+    if download.button("Prepare download", key="dsar_prepare"):
+        try:
+            with context.session(policy) as s:
+                path = dsar.open_export_for_download(s, reference, actor=person)
+            st.session_state[EXPORT_KEY] = (reference, path.name, path.read_bytes())
+        except ComplianceError as exc:
+            st.error(widgets.plain(exc))
+    ready = st.session_state.get(EXPORT_KEY)
+    if ready and ready[0] == reference:
+        st.download_button(
+            f"Download {ready[1]}", ready[2], file_name=ready[1], mime="application/zip"
+        )
+
+if "extend" in actions:
+    with st.form("extend_dsar", clear_on_submit=True):
+        st.caption(
+            f"Due {detail.due_at:%Y-%m-%d}. GDPR Art. 12(3) allows at most two more months "
+            "for complex or numerous requests, and the data subject must be told why."
+        )
+        months = st.radio(
+            "Extend by", [1, 2], format_func=lambda m: f"{m} month(s)", horizontal=True
+        )
+        reason = st.text_input("Why the extension is needed")
+        if st.form_submit_button("Extend deadline"):
+
+            def extend() -> str:
+                with context.session(policy) as s:
+                    r = dsar.extend_dsar(s, reference, months=months, reason=reason, actor=person)
+                return f"{r.reference} now due {effective_due_at(r):%Y-%m-%d}."
+
+            widgets.run_action(extend)
+
+if "retry" in actions and st.button("Retry the failed request", key="dsar_retry"):
+
+    def retry() -> str:
+        with context.session(policy) as s:
+            r = dsar.retry_dsar(s, reference, actor=person)
+        return f"{r.reference} is back in the queue ({r.status})."
+
+    widgets.run_action(retry)
+
+st.subheader("Timeline")
+timeline = pd.DataFrame(
+    [{"occurred_at": e.occurred_at, "what": e.label, "by": e.actor} for e in detail.timeline],
+    columns=["occurred_at", "what", "by"],
+)
+st.dataframe(
+    timeline, hide_index=True, width="stretch", column_config=widgets.labels(timeline.columns)
+)
+
+st.subheader("Notices to the subject")
+if detail.notices:
+    sent = pd.DataFrame(
+        [
+            {
+                "notice": n.kind,
+                "status": n.status,
+                "created_at": n.created_at,
+                "sent_at": n.sent_at,
+                "attempts": n.attempts,
+                "error": n.last_error or "",
+            }
+            for n in detail.notices
+        ]
+    )
+    st.dataframe(sent, hide_index=True, width="stretch", column_config=widgets.labels(sent.columns))
+for failed in [n for n in detail.notices if n.status == "failed"]:
+    if st.button(f"Retry the {failed.kind} notice", key=f"notice_retry_{failed.id}"):
+
+        def retry_notice(notice_id: int = failed.id) -> str:
+            with context.session(policy) as s:
+                result = notices.retry_notice(s, policy, notice_id, actor=person)
+            if result.status == "failed":
+                raise ComplianceError(f"The {result.kind} notice failed again: {result.error}")
+            return f"The {result.kind} notice was sent."
+
+        widgets.run_action(retry_notice)
+if "notice" in actions:
+    with context.session(policy) as s:
+        request_row = dsar.get_dsar(s, reference)
+    kinds = notices.notice_kinds_for(request_row)
+    done = {n.kind for n in detail.notices if n.status == "sent"}
+    unsent = [k for k in kinds if k not in done]
+    kind_choice = st.selectbox(
+        "Notice",
+        kinds,
+        index=kinds.index(unsent[-1]) if unsent else 0,
+        key=f"notice_kind_{reference}_{len(kinds)}",  # a new state suggests its notice
+    )
+    reason_text = None
+    if kind_choice in ("extension", "refusal"):
+        reason_text = st.text_area(
+            "Reason, as the subject will read it",
+            value=notices.default_reason(request_row, kind_choice) or "",
+            key=f"notice_reason_{reference}_{kind_choice}",
+        )
+    try:
+        preview = notices.render_notice(policy, request_row, kind_choice, reason=reason_text)
+    except ComplianceError as exc:
+        st.warning(widgets.plain(exc))
+    else:
+        with st.container(border=True):
+            st.caption(f"Preview · to the subject · {widgets.plain(preview.subject)}")
+            st.text(preview.text)
+            with st.expander("HTML version"):
+                st.code(preview.html, language="html")
+        if st.button(f"Send the {kind_choice} notice", key="notice_send"):
+
+            def send_notice() -> str:
+                with context.session(policy) as s:
+                    result = notices.send_notice(
+                        s, policy, reference, kind_choice, actor=person, reason=reason_text
+                    )
+                if result.status == "failed":
+                    raise ComplianceError(
+                        f"The {result.kind} notice could not be sent: {result.error}. "
+                        "It is listed above with a Retry button."
+                    )
+                return f"The {result.kind} notice was sent to the subject."
+
+            widgets.run_action(send_notice)
+
+st.subheader("Internal notes")
+for note in detail.notes:
+    st.caption(f"{widgets.plain(note.author)}, {note.created_at:%Y-%m-%d %H:%M} UTC")
+    st.text(note.body)
+if "note" in actions:
+    with st.form("dsar_note", clear_on_submit=True):
+        body = st.text_area("Add a note (staff only; never sent to the subject)")
+        if st.form_submit_button("Add note"):
+
+            def add_note() -> str:
+                with context.session(policy) as s:
+                    desk.add_note(s, reference, author=person, body=body)
+                return f"Note added to {reference}."
+
+            widgets.run_action(add_note)
+
+asked = widgets.pending_confirmation("dsar_approve") or widgets.pending_confirmation("dsar_reject")
+if asked:
+    target = asked["reference"]
+    decision = "approve" if asked["action"] == "dsar_approve" else "reject"
+
+    def review(reason: str | None) -> str:
+        with context.session(policy) as s:
+            r = dsar.review_dsar(
+                s,
+                target,
+                decision,
+                reviewer=person,
+                four_eyes=policy.review.four_eyes,
+                reason=reason,
+            )
+        return f"{r.reference} {r.status}."
+
+    with context.session(policy) as s:
+        method = dsar.get_dsar(s, target).identity_method
+    # Only the method (a word from the policy) goes into markdown; the note is on the page.
+    checked = (
+        f"Identity checked by {method.replace('_', ' ')}; the note is on the request."
+        if method
+        else "**Identity check not recorded.**"
+    )
+    widgets.confirm_dialog(
+        f"{decision.capitalize()} {target}?",
+        (
+            checked
+            + "\n\n"
+            + (
+                "Approved requests are processed by the next `process-dsar-requests` run, "
+                "or exported at once with Export now."
+                if decision == "approve"
+                else "Nothing is exported or erased. Say why, for the audit trail."
+            )
+        ),
+        confirm_label=decision.capitalize(),
+        on_confirm=review,
+        reason_label="Reason" if decision == "reject" else None,
+        reason_required="Rejecting a request needs a reason." if decision == "reject" else None,
+    )

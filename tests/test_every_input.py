@@ -1,0 +1,405 @@
+"""Every input answered: a bad value is one line naming it, exit 2, and no table changes.
+
+The security review threw 185 bad inputs at the commands; these are the ones that ended in
+a traceback or did the wrong thing silently. ``job_runs`` is left out of "no table changed":
+a refused run is recorded there on purpose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import MetaData, select
+
+from compliance.demo.generate import create_demo_app_database
+from compliance.dsar.requests import review_dsar, submit
+from compliance.store.models import ComplianceProfile, DsarRequest
+from tests.conftest import DEMO_POLICY, DPO, SUPPORT_STAFF, Backend, Deployment, make_deployment
+
+HUGE = "10000000000000000000000000"
+LONG_NAME = "b" * 300
+
+
+def snapshot(d: Deployment) -> str:
+    """A digest of every compliance table but job_runs, every application table and the exports."""
+    digest = hashlib.sha256()
+    meta = MetaData()
+    meta.reflect(d.engine)
+    with d.engine.connect() as conn:
+        for name in sorted(meta.tables):
+            if name in ("job_runs", "alembic_version"):
+                continue
+            table = meta.tables[name]
+            order = list(table.primary_key.columns) or list(table.columns)
+            for row in conn.execute(select(table).order_by(*order)):
+                digest.update(repr((name, tuple(row))).encode())
+    digest.update(d.checksum(*d.policy().tables).encode())
+    exports = d.dir / "exports"
+    if exports.exists():
+        digest.update(repr(sorted(p.name for p in exports.rglob("*"))).encode())
+    return digest.hexdigest()
+
+
+def refused(d: Deployment, args: list[str], message: str) -> None:
+    before = snapshot(d)
+    result = d.run(*args)
+    assert result.exit_code == 2, (args, result.output)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("Error: ")]
+    assert len(errors) == 1 and len(lines) == 1, (args, result.stderr)
+    assert message in errors[0], (args, errors[0])
+    assert "Traceback" not in result.output
+    assert snapshot(d) == before, args
+
+
+@pytest.fixture
+def queue(demo: Deployment) -> Deployment:
+    demo.run("create-deletion-records", "--bucket", "closed_accounts", "--execute")
+    demo.run(
+        "create-deletion-batches", "--bucket", "closed_accounts", "--max-batch-size", "20",
+        "--execute",
+    )  # fmt: skip
+    return demo
+
+
+def pending_reference(d: Deployment) -> str:
+    with d.session() as s:
+        made = submit(
+            s, d.policy(), d.app_engine, kind="access", subject_id="7",
+            requested_by=SUPPORT_STAFF,
+        )  # fmt: skip
+    return made.request.reference
+
+
+BAD_COMMAND_LINES = [
+    (["review-batch", HUGE, "--accept", "--reviewer", "dpo@example.com", "--execute"],
+     f"BATCH_ID must be from 1 to 9223372036854775807, got {HUGE}"),
+    (["review-batch", "0", "--accept", "--reviewer", "dpo@example.com", "--execute"],
+     "BATCH_ID must be from 1 to"),
+    (["review-batch", "1", "--accept", "--reviewer", "dpo@example.com", "--exclude", HUGE,
+      "--execute"], f"'{HUGE}' is not a record id"),
+    (["review-batch", "1", "--accept", "--reject", "--reviewer", "dpo@example.com",
+      "--reason", "r", "--execute"], "--accept and --reject cannot be given together"),
+    (["review-batch", "1", "--reject", "--accept", "--reviewer", "dpo@example.com",
+      "--execute"], "--reject and --accept cannot be given together"),
+    (["create-deletion-batches", "--bucket", "closed_accounts", "--max-batch-size", HUGE,
+      "--execute"], f"--max-batch-size must be from 1 to 100000, got {HUGE}"),
+    (["create-deletion-records", "--bucket", "closed_accounts", "--chunk-size", HUGE,
+      "--execute"], "--chunk-size must be from 1 to 10000"),
+    (["apply-deletions", "--chunk-size", HUGE, "--execute"], "--chunk-size must be from 1 to"),
+    (["retention-cleanup", "--chunk-size", HUGE, "--execute"], "--chunk-size must be from 1 to"),
+    (["process-dsar-requests", "--limit", HUGE, "--execute"], "--limit must be from 1 to 1000"),
+    (["process-dsar-requests", "--limit", "abc", "--execute"],
+     "--limit must be a whole number, got 'abc'"),
+    (["alert-dsar-deadlines", "--within-days", "1000000000"],
+     "--within-days must be from 0 to 36500, got 1000000000"),
+    (["alert-dsar-deadlines", "--today", "9999-12-31"],
+     "--today must be a date from 1970-01-01 to 2999-12-31, got '9999-12-31'"),
+    (["alert-unreviewed-batches", "--today", "0001-01-01"], "--today must be a date from"),
+    (["alert-unreviewed-batches", "--today", "2026-02-30"],
+     "--today must be a date YYYY-MM-DD, got '2026-02-30'"),
+    (["export-user-data", "--subject-id", HUGE], f"subject id '{HUGE}' is out of range"),
+    (["export-user-data", "--subject-id", "../../../etc/passwd"],
+     "subject id '../../../etc/passwd' is not a whole number"),
+    (["export-user-data", "--subject-id", "   "], "--subject-id is empty"),
+    (["export-user-data", "--subject-id", "3\x00"], "--subject-id holds a control character"),
+    (["export-user-data", "--subject-id", "3", "--output", "/proc/privacy-desk"],
+     "cannot write the export to /proc/privacy-desk"),
+    (["submit-dsar", "--kind", "access", "--subject-id", HUGE, "--requested-by",
+      "support@example.com", "--execute"], f"subject id '{HUGE}' is out of range"),
+    (["submit-dsar", "--kind", "erasure", "--subject-id", "1e3", "--requested-by",
+      "support@example.com", "--execute"], "subject id '1e3' is not a whole number"),
+    (["apply-deletions", "--bucket", LONG_NAME, "--execute"],
+     "--bucket is longer than 64 characters"),
+    (["hold", "add", "--subject-id", HUGE, "--reason", "r", "--by", "dpo@example.com",
+      "--execute"], f"subject id '{HUGE}' is out of range"),
+    (["hold", "add", "--subject-id", "3", "--reason", "r", "--by", "dpo@example.com",
+      "--until", "9999-12-31", "--execute"], "--until must be a date from 1970-01-01"),
+    (["hold", "remove", HUGE, "--reason", "r", "--by", "dpo@example.com", "--execute"],
+     "HOLD_ID must be from 1 to"),
+    (["replay-erasures", "--since", "9999-12-31", "--execute"],
+     "--since must be a date from 1970-01-01 to 2999-12-31"),
+    (["purge-compliance-data", "--bucket", "../../etc/passwd", "--execute"],
+     "unknown bucket '../../etc/passwd'"),
+]  # fmt: skip
+
+
+def test_every_bad_command_line_is_one_line_exit_2_and_changes_nothing(queue: Deployment) -> None:
+    reference = pending_reference(queue)
+    extra = [
+        (["review-dsar", reference, "--approve", "--reject", "--reviewer", "dpo@example.com",
+          "--reason", "r", "--execute"], "--approve and --reject cannot be given together"),
+        (["extend-dsar", reference, "--months", HUGE, "--reason", "r", "--execute"],
+         "--months must be from 1 to 2"),
+    ]  # fmt: skip
+    for args, message in [*BAD_COMMAND_LINES, *extra]:
+        refused(queue, args, message)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("older_than_days = 365", "older_than_days = 1000000000",
+         "buckets.stale_support_tickets.rules[0].older_than_days: at most 36500 days"),
+        ("days = 90", "days = 99999999999",
+         "retention.workflow_logs.days: at most 36500 days (a century), got 99999999999"),
+        ("grace_days = 0", "grace_days = 10000000",
+         "buckets.inactive_accounts.grace_days: at most 36500 days"),
+        ("purge_after_days = 30", "purge_after_days = 36501",
+         "buckets.inactive_accounts.purge_after_days: at most 36500 days"),
+        ("[buckets.closed_accounts]", f"[buckets.{LONG_NAME}]",
+         "a name is 1 to 64 letters, digits, '_' or '-'"),
+        ("[buckets.closed_accounts]", '[buckets."closed accounts/../x"]',
+         'buckets."closed accounts/../x": a name is 1 to 64 letters'),
+        ('timestamp = "updated_at", older_than_days', 'timestamp = "subject", older_than_days',
+         "column 'support_tickets.subject' is VARCHAR(255), not a date or time column"),
+        ('table = "workflow_logs"\ntimestamp = "created_at"',
+         'table = "workflow_logs"\ntimestamp = "level"',
+         "retention.workflow_logs.timestamp: column 'workflow_logs.level' is VARCHAR(10)"),
+    ],
+)  # fmt: skip
+def test_a_policy_value_out_of_bounds_is_refused_when_it_loads(
+    queue: Deployment, old: str, new: str, message: str
+) -> None:
+    assert old in DEMO_POLICY
+    before = snapshot(queue)
+    queue.write_policy(DEMO_POLICY.replace(old, new, 1))
+    for args in (
+        ["create-deletion-records", "--bucket", "inactive_accounts", "--execute"],
+        ["retention-cleanup", "--execute"],
+    ):
+        result = queue.run(*args)
+        assert result.exit_code == 2, result.output
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("Error: ") and message in line, line
+    queue.write_policy(DEMO_POLICY)
+    assert snapshot(queue) == before
+
+
+def test_an_age_rule_on_a_text_column_no_longer_makes_every_subject_due(
+    queue: Deployment,
+) -> None:
+    """The review's case: ``timestamp = "phone"`` made every row "due"."""
+    body = DEMO_POLICY
+    rule = '{ table = "users", timestamp = "phone", older_than_days = 1 }'
+    assert "rules = [" in body
+    queue.write_policy(body.replace("rules = [", f"rules = [\n  {rule},", 1))
+    result = queue.run("create-deletion-records", "--bucket", "closed_accounts")
+    assert result.exit_code == 2
+    assert "column 'users.phone' is VARCHAR(50), not a date or time column" in result.stderr
+
+
+def test_one_subject_has_one_profile_whatever_spacing_or_zeros(queue: Deployment) -> None:
+    references = set()
+    for typed in ("3", " 3 ", "003", "+3"):
+        out = queue.run(
+            "--json", "submit-dsar", "--kind", "access", "--subject-id", typed,
+            "--requested-by", "support@example.com", "--execute",
+        )  # fmt: skip
+        assert out.exit_code == 0, out.output
+        references.add(json.loads(out.stdout)["reference"])
+        exported = queue.run("export-user-data", "--subject-id", typed)
+        assert exported.exit_code == 0, exported.output
+    assert len(references) == 1, "the same open request every time"
+    with queue.session() as s:
+        keys = s.scalars(
+            select(ComplianceProfile.subject_id).where(
+                ComplianceProfile.subject_id.in_(["3", " 3 ", "003", "+3"])
+            )
+        ).all()
+        requests = s.scalars(select(DsarRequest.subject_id)).all()
+    assert keys == ["3"]
+    assert "003" not in requests and " 3 " not in requests and "+3" not in requests
+
+
+def test_a_file_that_is_not_sqlite_is_named_as_such(queue: Deployment) -> None:
+    not_a_database = queue.dir / "notes.txt"
+    not_a_database.write_text("hello, I am a text file\n" * 100)
+    for url in (f"sqlite:///{not_a_database}", f"sqlite:///{queue.policy_path}"):
+        result = queue.run("verify-audit-log", env={"COMPLIANCE_DATABASE_URL": url})
+        assert result.exit_code == 2, result.output
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("Error: compliance database at sqlite:///")
+        assert line.endswith("is unreachable: file is not a database")
+    result = queue.run(
+        "apply-deletions", env={"COMPLIANCE_APP_DATABASE_URL": f"sqlite:///{not_a_database}"}
+    )
+    assert result.exit_code == 2 and "application database" in result.stderr
+
+
+@pytest.mark.parametrize("scheme", ["postgres://", "postgresql://"])
+def test_plain_postgres_urls_work_with_the_installed_driver(
+    deployment: Deployment, scheme: str
+) -> None:
+    if deployment.backend != "postgresql":
+        pytest.skip("a PostgreSQL URL needs the PostgreSQL backend")
+    url = deployment.database_url.replace("postgresql+psycopg2://", scheme, 1)
+    assert url.startswith(scheme)
+    result = deployment.run("verify-audit-log", env={"COMPLIANCE_DATABASE_URL": url})
+    assert result.exit_code == 0, result.output
+    assert "intact" in result.stdout or "0 events" in result.stdout or result.stdout
+
+
+def test_the_dashboard_refuses_a_huge_subject_id_with_a_message(
+    queue: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    from tests.dashboard.conftest import APP, SUPPORT, button, texts
+
+    queue.use_env(monkeypatch)
+    before = snapshot(queue)
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=60).run()
+        at.selectbox(key="demo_user").select(SUPPORT).run()
+        at.text_input[0].input(HUGE)
+        button(at, "Log request").click().run()
+        assert not at.exception, at.exception
+        assert any(f"subject id '{HUGE}' is out of range" in t for t in texts(at, "error"))
+    finally:
+        import streamlit
+
+        streamlit.cache_data.clear()
+        streamlit.cache_resource.clear()
+    assert snapshot(queue) == before
+
+
+# ---------------------------------------------------------------- the property
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deployment, str]]:
+    """One deployment with open batches and an approved request, for every generated line."""
+    base = tmp_path_factory.mktemp("every-input")
+    d = make_deployment(Backend("sqlite", base), base / "deploy")
+    create_demo_app_database(d.app_engine, users_count=60, seed=11)
+    d.run("create-deletion-records", "--bucket", "closed_accounts", "--execute")
+    d.run("create-deletion-batches", "--bucket", "closed_accounts", "--execute")
+    with d.session() as s:
+        made = submit(
+            s, d.policy(), d.app_engine, kind="access", subject_id="2",
+            requested_by=SUPPORT_STAFF,
+        )  # fmt: skip
+        review_dsar(s, made.request.reference, "approve", reviewer=DPO, four_eyes=True)
+    yield d, made.request.reference
+    d.dispose()
+
+
+KNOWN_BUCKETS = {"closed_accounts", "inactive_accounts", "stale_support_tickets", "dsar_erasure"}
+# Classes of bad values, by the kind of slot they are thrown at.
+BAD = {
+    "count": st.one_of(
+        st.integers(min_value=2**63).map(str),
+        st.integers(max_value=0).map(str),
+        st.sampled_from(["abc", "1e3", "1.5", "", " ", "0x10", "²", "NaN", "--"]),
+    ),
+    "id": st.one_of(
+        st.integers(min_value=2**63).map(str),
+        st.integers(max_value=0).map(str),
+        st.sampled_from(["abc", "1.0", "", "../../etc/passwd", "١"]),
+    ),
+    "days": st.one_of(
+        st.integers(min_value=36_501).map(str),
+        st.integers(max_value=-1).map(str),
+        st.sampled_from(["a week", "7d", ""]),
+    ),
+    "date": st.one_of(
+        st.dates(min_value=date(3000, 1, 1)).map(str),
+        st.dates(max_value=date(1969, 12, 31)).map(str),
+        st.sampled_from(["2026-02-30", "26-01-01", "2026/01/01", "today", "", "9999-12-31"]),
+    ),
+    "subject": st.one_of(
+        st.integers(min_value=2**63).map(str),
+        st.integers(max_value=-(2**63) - 1).map(str),
+        st.sampled_from(["../../../etc/passwd", "1e3", "3.0", "", "   ", "3\x00", "x" * 300]),
+        st.text(alphabet="abcxyz/.-_ ", min_size=1, max_size=12).filter(
+            lambda s: not s.strip().lstrip("+-").isdigit()
+        ),
+    ),
+    "bucket": st.one_of(
+        st.just("b" * 300),
+        st.sampled_from(["../../etc/passwd", "nope", "", "closed accounts", "\x00"]),
+        st.text(max_size=20).filter(lambda s: s not in KNOWN_BUCKETS),
+    ),
+    "output": st.sampled_from(["/proc/privacy-desk", "/proc/self/nope/x", "/dev/null/x"]),
+}
+EXCLUSIVE = {
+    "review-batch": ["--accept", "--reject"],
+    "review-dsar": ["--approve", "--reject"],
+}
+REF = "{ref}"
+TEMPLATES: dict[str, list[tuple[str, str | None]]] = {
+    # (token, kind of bad value it may be replaced by, or None to keep it)
+    "review-batch": [("1", "id"), ("--accept", None), ("--reviewer", None),
+                     ("dpo@example.com", None), ("--exclude", None), ("1:note", "id"),
+                     ("--execute", None)],
+    "review-dsar": [(REF, None), ("--approve", None), ("--reviewer", None),
+                    ("dpo@example.com", None), ("--execute", None)],
+    "create-deletion-batches": [("--bucket", None), ("closed_accounts", "bucket"),
+                                ("--max-batch-size", None), ("20", "count"), ("--execute", None)],
+    "create-deletion-records": [("--bucket", None), ("closed_accounts", "bucket"),
+                                ("--chunk-size", None), ("100", "count"), ("--execute", None)],
+    "apply-deletions": [("--bucket", None), ("closed_accounts", "bucket"),
+                        ("--chunk-size", None), ("100", "count"), ("--execute", None)],
+    "purge-compliance-data": [("--bucket", None), ("closed_accounts", "bucket"),
+                              ("--execute", None)],
+    "retention-cleanup": [("--chunk-size", None), ("100", "count"), ("--execute", None)],
+    "process-dsar-requests": [("--limit", None), ("5", "count"), ("--execute", None)],
+    "extend-dsar": [(REF, None), ("--months", None), ("1", "count"), ("--reason", None),
+                    ("more systems", None), ("--execute", None)],
+    "alert-dsar-deadlines": [("--within-days", None), ("7", "days"), ("--today", None),
+                             ("2026-03-01", "date")],
+    "alert-unreviewed-batches": [("--today", None), ("2026-03-01", "date")],
+    "submit-dsar": [("--kind", None), ("access", None), ("--subject-id", None), ("4", "subject"),
+                    ("--requested-by", None), ("support@example.com", None), ("--execute", None)],
+    "export-user-data": [("--subject-id", None), ("4", "subject"), ("--format", None),
+                         ("csv", None), ("--output", None), ("{out}", "output")],
+    "init-db": [("--demo-users", None), ("10", "count")],
+    "hold": [("add", None), ("--subject-id", None), ("4", "subject"), ("--reason", None),
+             ("court order", None), ("--by", None), ("dpo@example.com", None),
+             ("--until", None), ("2027-01-01", "date"), ("--execute", None)],
+    "replay-erasures": [("--since", None), ("2026-01-01", "date"), ("--execute", None)],
+}  # fmt: skip
+
+
+@st.composite
+def bad_command_line(draw: st.DrawFn) -> tuple[str, list[str]]:
+    command = draw(st.sampled_from(sorted(TEMPLATES)))
+    template = TEMPLATES[command]
+    slots = [i for i, (_, kind) in enumerate(template) if kind]
+    choices = [*slots, *(["exclusive"] if command in EXCLUSIVE else [])]
+    pick = draw(st.sampled_from(choices))
+    tokens = [token for token, _ in template]
+    if pick == "exclusive":
+        tokens += list(reversed(EXCLUSIVE[command]))
+    else:
+        kind = template[pick][1]
+        assert kind is not None
+        tokens[pick] = draw(BAD[kind])
+    return command, tokens
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(line=bad_command_line())
+def test_any_bad_value_in_any_command_is_exit_2_one_line_and_changes_nothing(
+    shared: tuple[Deployment, str], tmp_path_factory: pytest.TempPathFactory, line: tuple
+) -> None:
+    d, reference = shared
+    command, tokens = line
+    out = str(d.dir / "user-exports")
+    args = [t.replace(REF, reference).replace("{out}", out) for t in tokens]
+    before = snapshot(d)
+    result = d.run(command, *args)
+    assert result.exit_code == 2, (command, args, result.output)
+    lines = [x for x in result.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), (command, args, result.stderr)
+    assert "Traceback" not in result.output and "unexpected" not in lines[0]
+    assert snapshot(d) == before, (command, args)
+    assert not Path(out).exists() or not any(Path(out).iterdir())
