@@ -177,7 +177,7 @@ def fill_app(bench: Bench, engine: Engine) -> None:
 
 def write_policy(bench: Bench) -> None:
     body = DEMO_POLICY.read_text()
-    body = body.replace('"sqlite:///var/compliance.store.engines"', f'"{bench.compliance_url}"')
+    body = body.replace('"sqlite:///var/compliance.db"', f'"{bench.compliance_url}"')
     body = body.replace('"sqlite:///var/demo_app.db"', f'"{bench.app_url}"')
     (bench.workdir / "compliance.toml").write_text(body + BUCKET)
     # The demo's second SQL system: an empty billing schema, so the data map checks out.

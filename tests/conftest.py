@@ -120,7 +120,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 
 def policy_text(base: str, database_url: str, app_url: str, billing_url: str = "") -> str:
     """The given policy with this test's database URLs in place of the demo ones."""
-    text = base.replace('"sqlite:///var/compliance.store.engines"', f'"{database_url}"').replace(
+    text = base.replace('"sqlite:///var/compliance.db"', f'"{database_url}"').replace(
         '"sqlite:///var/demo_app.db"', f'"{app_url}"'
     )
     if billing_url:

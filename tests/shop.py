@@ -69,7 +69,7 @@ ledger = Table(
 
 SHOP_POLICY = """
 [database]
-url = "sqlite:///var/compliance.store.engines"
+url = "sqlite:///var/compliance.db"
 [app_database]
 url = "sqlite:///var/demo_app.db"
 

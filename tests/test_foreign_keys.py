@@ -32,7 +32,7 @@ from tests.conftest import Backend, Deployment, make_deployment
 OFFICER = "dpo@example.com"
 POLICY = """
 [database]
-url = "sqlite:///var/compliance.store.engines"
+url = "sqlite:///var/compliance.db"
 [app_database]
 url = "sqlite:///var/demo_app.db"
 [subjects]

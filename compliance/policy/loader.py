@@ -671,7 +671,7 @@ def parse_policy(
         return _expect(value, dict, name)
 
     database_url = env.get("COMPLIANCE_DATABASE_URL") or section("database").get(
-        "url", "sqlite:///var/compliance.store.engines"
+        "url", "sqlite:///var/compliance.db"
     )
     app_database_url = env.get("COMPLIANCE_APP_DATABASE_URL") or section("app_database").get(
         "url", "sqlite:///var/demo_app.db"
