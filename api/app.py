@@ -28,6 +28,7 @@ from compliance.dsar.notices import send_notice
 from compliance.errors import ComplianceError, ConfigError, Conflict, InvalidInput, NotFound
 from compliance.policy.loader import Policy, load_policy
 from compliance.store.engines import make_engine, session_factory
+from compliance.systems.tasks import receive_callback
 
 
 @dataclass
@@ -180,6 +181,30 @@ def get_request(
         extended=status.extended,
         completed_at=_iso(status.completed_at),
     )
+
+
+class TaskOut(BaseModel):
+    status: str = Field(description="The task's status after the callback: done or failed")
+
+
+@app.post(
+    "/v1/tasks/callback",
+    response_model=TaskOut,
+    responses={404: {"model": Problem}, 422: {"model": Problem}},
+)
+async def task_callback(
+    request: Request,
+    session: Annotated[Session, Depends(db_session)],
+    dep: Annotated[Deployment, Depends(deployment)],
+) -> TaskOut:
+    """A webhook system finishes a task it accepted earlier (the README's webhook contract).
+
+    No API key: the body is signed with that system's secret (HMAC-SHA256, timestamped),
+    and a bad or stale signature is refused with 422. A replay changes nothing.
+    """
+    body = await request.body()
+    task = receive_callback(session, dep.policy, body, dict(request.headers.items()))
+    return TaskOut(status=task.status)
 
 
 @app.exception_handler(ComplianceError)

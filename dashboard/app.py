@@ -18,43 +18,21 @@ import streamlit as st  # noqa: E402
 from compliance.errors import ComplianceError  # noqa: E402
 from compliance.policy.loader import Policy  # noqa: E402
 from compliance.roles import (  # noqa: E402
-    COMPLIANCE_OFFICER,
-    MANAGER,
     ROLE_TITLES,
-    SUPPORT,
     Identity,
     demo_users,
     proxy_secret,
     resolve_identity,
 )
 from dashboard import context, widgets  # noqa: E402
+from dashboard.navigation import LANDING, PAGES, url_path  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DEMO_USER_KEY = "demo_user"
 DEMO_CHOICE_KEY = "demo_user_choice"
-# (file, title, icon, roles that see it). The title's URL path (deletion_batches,
-# dsar_requests, ...) is what Slack alerts link to, so keep titles stable.
-PAGES = [
-    ("pages/batches.py", "Deletion batches", ":material/delete_sweep:", {COMPLIANCE_OFFICER}),
-    ("pages/dsar.py", "DSAR requests", ":material/folder_shared:", {COMPLIANCE_OFFICER, SUPPORT}),
-    ("pages/holds.py", "Legal holds", ":material/gavel:", {COMPLIANCE_OFFICER}),
-    ("pages/progress.py", "Progress", ":material/monitoring:", {COMPLIANCE_OFFICER, MANAGER}),
-    ("pages/audit.py", "Audit log", ":material/receipt_long:", {COMPLIANCE_OFFICER, MANAGER}),
-    ("pages/job_runs.py", "Jobs", ":material/schedule:", {COMPLIANCE_OFFICER, MANAGER}),
-]
-
-
-def url_path(title: str) -> str:
-    return title.lower().replace(" ", "_")
-
-
-# Where each person lands: the page of their most powerful role.
-LANDING = [
-    (COMPLIANCE_OFFICER, "pages/batches.py"),
-    (MANAGER, "pages/progress.py"),
-    (SUPPORT, "pages/dsar.py"),
-    (None, ""),
-]
+# Demo mode only: the picked user rides along in the URL (?as=…), so a reload, a new tab or
+# a shared link keeps the person signed in instead of landing on "Page not found".
+DEMO_QUERY = "as"
 
 
 def _remember_demo_user() -> None:
@@ -77,9 +55,13 @@ def sign_in(policy: Policy) -> Identity | None:
         secret=proxy_secret(policy),
     )
     if person is None and not configured and policy.dashboard.demo_mode:
-        # Kept outside the widget by its callback: with a pages/ folder next to app.py,
-        # Streamlit drops widget values when the first sign-in changes the page list.
+        # Kept outside the widget by its callback: Streamlit may drop widget values when
+        # the first sign-in changes the page list.
         users = demo_users(policy)
+        linked = st.query_params.get(DEMO_QUERY)
+        if DEMO_CHOICE_KEY not in st.session_state and linked in users:
+            st.session_state[DEMO_CHOICE_KEY] = linked
+            st.session_state[DEMO_USER_KEY] = linked
         remembered = st.session_state.get(DEMO_CHOICE_KEY)
         st.sidebar.selectbox(
             "Signed in as (demo mode)",
@@ -92,6 +74,8 @@ def sign_in(policy: Policy) -> Identity | None:
         person = resolve_identity(policy, picked_email=st.session_state.get(DEMO_CHOICE_KEY))
     if person is None:
         return None
+    if person.source == "demo" and st.query_params.get(DEMO_QUERY) != person.email:
+        st.query_params[DEMO_QUERY] = person.email
     st.sidebar.caption(f"**{widgets.plain(person.email)}**")
     roles = ", ".join(ROLE_TITLES[r] for r in sorted(person.roles)) or "no role"
     st.sidebar.caption(roles)
@@ -122,24 +106,46 @@ def no_access_page() -> None:
     widgets.no_access(st.session_state.get(context.IDENTITY_KEY))
 
 
-st.set_page_config(page_title="Privacy Desk", page_icon="🛡️", layout="wide")
+st.set_page_config(page_title="Privacy Desk", page_icon=":material/shield:", layout="wide")
+
+
+def stop_everywhere(message: str) -> None:
+    """Show ``message`` on whatever page was asked for (never "Page not found"), then stop."""
+
+    def explain() -> None:
+        st.error(widgets.plain(message))
+
+    st.navigation(
+        [st.Page(explain, title="Privacy Desk", default=True)]
+        + [
+            st.Page(explain, title=title, url_path=url_path(title), visibility="hidden")
+            for _, title, _, _ in PAGES
+        ]
+    ).run()
+    st.stop()
+
+
 try:
     policy = context.policy()
 except ComplianceError as exc:
-    st.error(widgets.plain(f"The dashboard cannot start: {exc}"))
-    st.stop()
+    stop_everywhere(f"The dashboard cannot start: {exc}")
 
 try:
     person = sign_in(policy)
 except ComplianceError as exc:  # e.g. a proxy secret too short to trust
-    st.error(widgets.plain(f"Nobody can sign in: {exc}"))
-    st.stop()
+    stop_everywhere(f"Nobody can sign in: {exc}")
 st.session_state[context.IDENTITY_KEY] = person
-# st.navigation runs on every path, so Streamlit never falls back to listing pages/ itself.
+# Every page's path is always registered: a link to a page one may not open (or a link
+# opened before signing in) says so, instead of Streamlit's "Page not found".
 if person is None:
-    pages = [st.Page(signed_out_page, title="Sign in", icon=":material/login:")]
+    pages = [st.Page(signed_out_page, title="Sign in", icon=":material/login:", default=True)]
+    pages += [
+        st.Page(signed_out_page, title=title, url_path=url_path(title), visibility="hidden")
+        for _, title, _, _ in PAGES
+    ]
 else:
     landing = next(path for role, path in LANDING if role is None or person.has(role))
+    allowed = [entry for entry in PAGES if person.has(*entry[3]) and (HERE / entry[0]).exists()]
     pages = [
         st.Page(
             str(HERE / path),
@@ -148,7 +154,11 @@ else:
             url_path=url_path(title),
             default=path == landing,
         )
+        for path, title, icon, _ in allowed
+    ] or [st.Page(no_access_page, title="No access", icon=":material/block:", default=True)]
+    pages += [
+        st.Page(no_access_page, title=title, url_path=url_path(title), visibility="hidden")
         for path, title, icon, roles in PAGES
-        if person.has(*roles) and (HERE / path).exists()
-    ] or [st.Page(no_access_page, title="No access", icon=":material/block:")]
+        if (path, title, icon, roles) not in allowed
+    ]
 st.navigation(pages).run()

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from compliance.audit.chain import ChainCheck, verify_chain
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Policy, config_path, load_policy
-from compliance.reports import dsar_stats, review_queue, stats
+from compliance.reports import dsar_stats, evidence, review_queue, stats
 from compliance.roles import Identity
 from compliance.store.engines import make_engine, session_factory
 
@@ -189,3 +189,47 @@ def dsar_requests(
 def dsar_counters(url: str) -> dsar_stats.DsarCounters:
     with _with_session(url) as s:
         return dsar_stats.dsar_counters(s)
+
+
+def record_evidence(current: Policy, bucket: str, keys: tuple[str, ...]) -> evidence.Evidence:
+    """Why one page of records is due, read live from the application database (cached briefly)."""
+    path, mtime = _policy_version(current)
+    return _record_evidence(path, mtime, current.app_database_url, bucket, keys)
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def _record_evidence(
+    path: str, mtime: float, app_url: str, bucket: str, keys: tuple[str, ...]
+) -> evidence.Evidence:
+    return evidence.record_evidence(_datamap(path, mtime, app_url), bucket, keys)
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def pending_batch_ids(url: str, bucket: str | None) -> list[int]:
+    with _with_session(url) as s:
+        return review_queue.pending_batch_ids(s, bucket=bucket)
+
+
+def bulk_impact(current: Policy, batch_ids: tuple[int, ...]) -> pd.DataFrame:
+    path, mtime = _policy_version(current)
+    return _bulk_impact(current.database_url, path, mtime, current.app_database_url, batch_ids)
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def _bulk_impact(
+    url: str, path: str, mtime: float, app_url: str, batch_ids: tuple[int, ...]
+) -> pd.DataFrame:
+    with _with_session(url) as s:
+        return review_queue.bulk_impact(s, _datamap(path, mtime, app_url), list(batch_ids))
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def outcomes_per_week(url: str, weeks: int) -> pd.DataFrame:
+    with _with_session(url) as s:
+        return stats.outcomes_per_week(s, weeks=weeks)
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def dsar_per_month(url: str, months: int) -> pd.DataFrame:
+    with _with_session(url) as s:
+        return dsar_stats.dsar_per_month(s, months=months)

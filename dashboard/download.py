@@ -24,7 +24,7 @@ def engine(url: str) -> Engine:
 
 
 def main() -> None:
-    st.set_page_config(page_title="Your data", page_icon="🔒")
+    st.set_page_config(page_title="Your data", page_icon=":material/lock:")
     st.title("Download your data")
     token = st.query_params.get("token", "")
     if not token:

@@ -91,11 +91,6 @@ def status_color(status: str) -> str:
     return STATUS_COLORS.get(status, "gray")
 
 
-def status_label(status: str) -> str:
-    """A status for table cells, where badges cannot go; marked when it needs someone."""
-    return f"● {status}" if status in NEEDS_SOMEONE else status
-
-
 def status_badge(status: str) -> None:
     st.badge(status, color=status_color(status))  # type: ignore[arg-type]
 
@@ -247,17 +242,94 @@ def preset_from_query(key: str, param: str, options: list) -> None:
         st.session_state[key] = wanted
 
 
-def labels(columns: Any) -> dict[str, Any]:
+# Headers that a plain rewrite of the column name would get wrong or leave vague.
+HEADERS = {
+    "legal_basis": "Why kept (legal basis)",
+    "age_days": "Age (days)",
+    "days_left": "Days left",
+    "duration_s": "Seconds",
+    "dry_run": "Mode",
+    "id": "ID",
+}
+# Free text can be long: give it a column of its own width and let the cell be read on hover,
+# so a wide table never pushes its last columns out of view.
+WIDE_TEXT = {"details", "note", "reviewed_reason", "legal_basis", "summary", "arguments", "error"}
+# Short values (ids, counts, one-word states) in narrow columns, pixels sized for the header.
+NARROW = {
+    "id": 70, "batch_id": 80, "record_id": 90, "subject_id": 95, "kind": 80, "status": 95,
+    "records": 80, "excluded": 80, "age_days": 90, "days_left": 85, "overdue": 80, "runs": 60,
+    "health": 95, "rows": 70, "action": 95, "dry_run": 80, "duration_s": 80,
+}  # fmt: skip
+
+
+def header(name: str) -> str:
+    """``reviewed_by`` → ``Reviewed by``, ``subject_id`` → ``Subject ID``."""
+    if name in HEADERS:
+        return HEADERS[name]
+    text = name.replace("_", " ").strip()
+    if text.endswith(" id"):
+        text = text[:-3] + " ID"
+    return text[:1].upper() + text[1:]
+
+
+def labels(
+    columns: Any, *, widths: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Readable headers for a frame's snake_case columns (``reviewed_at`` → ``Reviewed (UTC)``)."""
     config: dict[str, Any] = {}
+    widths = widths or {}
+    headers = headers or {}
     for name in columns:
         text = str(name)
+        if text.endswith("_rate"):
+            config[text] = st.column_config.NumberColumn(
+                headers.get(text, header(text)), format="percent", width=widths.get(text)
+            )
+            continue
+        if text in headers:
+            if text.endswith("_at"):
+                config[text] = st.column_config.DatetimeColumn(
+                    headers[text] + " (UTC)", format="YYYY-MM-DD", width=widths.get(text)
+                )
+            else:
+                config[text] = st.column_config.Column(headers[text], width=widths.get(text))
+            continue
+        width = widths.get(text, "medium" if text in WIDE_TEXT else NARROW.get(text))
         if text == "due":
-            config[text] = st.column_config.DatetimeColumn("Due (UTC)", format="YYYY-MM-DD")
+            config[text] = st.column_config.DatetimeColumn(
+                "Due (UTC)", format="YYYY-MM-DD", width=width
+            )
         elif text.endswith("_at"):
             config[text] = st.column_config.DatetimeColumn(
-                text[:-3].replace("_", " ").capitalize() + " (UTC)", format="YYYY-MM-DD HH:mm"
+                header(text[:-3]) + " (UTC)", format="YYYY-MM-DD HH:mm", width=width
             )
         else:
-            config[text] = text.replace("_", " ").capitalize()
+            config[text] = st.column_config.Column(header(text), width=width)
     return config
+
+
+def utc_times(frame: pd.DataFrame) -> pd.DataFrame:
+    """``*_at`` columns as UTC datetimes: a column mixing None and datetimes is shown as text."""
+    converted = {
+        c: pd.to_datetime(frame[c], utc=True)
+        for c in frame.columns
+        if str(c).endswith("_at") and not frame.empty
+    }
+    return frame.assign(**converted) if converted else frame
+
+
+def table(
+    frame: pd.DataFrame,
+    *,
+    widths: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """A dataframe with readable headers, UTC dates and no index: how every page shows tables."""
+    return st.dataframe(
+        utc_times(frame),
+        hide_index=True,
+        width="stretch",
+        column_config=labels(frame.columns, widths=widths, headers=headers),
+        **kwargs,
+    )

@@ -1,7 +1,8 @@
 import click
 
+from compliance.demo.billing import create_demo_billing_database
 from compliance.demo.generate import create_demo_app_database, write_demo_policy
-from compliance.demo.seed import seed_demo_workflow
+from compliance.demo.seed import seed_demo_workflow, seed_fan_out
 from compliance.errors import Conflict
 from compliance.policy.loader import config_path
 from compliance.store.engines import make_engine, migrate
@@ -37,8 +38,21 @@ def init_db(demo: bool, demo_users: int) -> dict[str, object]:
             lines.append(f"Demo application database kept as it is ({exc}).")
         finally:
             app.dispose()
+        billing_url = rt.policy.systems["billing"].url if "billing" in rt.policy.systems else None
+        if billing_url:
+            billing = make_engine(billing_url, what="system 'billing' database")
+            try:
+                made_billing = create_demo_billing_database(billing, users_count=demo_users)
+                lines.append(f"Demo billing database filled: {_where(billing)}")
+                lines += [f"  {table}: {n} rows" for table, n in made_billing.items()]
+            except Conflict as exc:
+                lines.append(f"Demo billing database kept as it is ({exc}).")
+            finally:
+                billing.dispose()
         with rt.session() as session:
             seeded = seed_demo_workflow(session, rt.datamap, actor=rt.actor)
+            if seeded:  # a fresh demo: show one erasure fanning out across three systems
+                seeded.update(seed_fan_out(session, rt.datamap, actor=rt.actor))
         summary["demo_seeded"] = seeded
         if seeded:
             lines.append(

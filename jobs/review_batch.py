@@ -1,8 +1,8 @@
 import click
 
-from compliance.deletion.batches import review_batch
+from compliance.deletion.batches import plan_bulk_review, review_batch, review_batches
 from compliance.roles import identify
-from jobs.cli import emit, execute_option, job_command, runtime
+from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
 from jobs.params import ROW_ID
 
 
@@ -21,9 +21,15 @@ def _parse_exclusions(values: tuple[str, ...]) -> dict[int, str]:
 
 
 @job_command("review-batch")
-@click.argument("batch_id", type=ROW_ID)
-@click.option("--accept", "decision", flag_value="accept", help="Accept the batch for deletion.")
-@click.option("--reject", "decision", flag_value="reject", help="Reject it (needs --reason).")
+@click.argument("batch_id", type=ROW_ID, required=False)
+@click.option(
+    "--all-pending",
+    is_flag=True,
+    help="Decide every pending batch of --bucket (each decided and audited on its own).",
+)
+@click.option("--bucket", help="With --all-pending: the bucket whose pending batches to decide.")
+@click.option("--accept", "decision", flag_value="accept", help="Accept for deletion.")
+@click.option("--reject", "decision", flag_value="reject", help="Reject (needs --reason).")
 @click.option("--reviewer", required=True, help="The compliance officer's email.")
 @click.option("--reason", help="Why; required to reject.")
 @click.option(
@@ -34,16 +40,31 @@ def _parse_exclusions(values: tuple[str, ...]) -> dict[int, str]:
 )
 @execute_option
 def review(
-    batch_id: int,
+    batch_id: int | None,
+    all_pending: bool,
+    bucket: str | None,
     decision: str | None,
     reviewer: str,
     reason: str | None,
     exclude: tuple[str, ...],
     execute: bool,
 ) -> object:
-    """Record a compliance officer's decision on BATCH_ID. A second review is refused."""
+    """Record a compliance officer's decision on BATCH_ID, or on every pending batch of a
+    bucket with --all-pending --bucket B. A batch already decided is never decided again."""
     if decision is None:
         raise click.UsageError("give --accept or --reject")
+    if all_pending:
+        if batch_id is not None:
+            raise click.UsageError("give either BATCH_ID or --all-pending, not both")
+        if not bucket:
+            raise click.UsageError("--all-pending needs --bucket")
+        if exclude:
+            raise click.UsageError("--exclude applies to one batch, not to --all-pending")
+        return _review_all_pending(bucket, decision, reviewer, reason, execute)
+    if batch_id is None:
+        raise click.UsageError("give BATCH_ID, or --all-pending --bucket B")
+    if bucket:
+        raise click.UsageError("--bucket only goes with --all-pending")
     rt = runtime()
     with rt.session() as session:
         result = review_batch(
@@ -69,4 +90,36 @@ def review(
             "--reason TEXT --by EMAIL --execute"
         )
     emit(result, lines, executed=execute)
+    return result
+
+
+def _review_all_pending(
+    bucket: str, decision: str, reviewer: str, reason: str | None, execute: bool
+) -> object:
+    rt = runtime()
+    with rt.session() as session:
+        plan = plan_bulk_review(session, decision, bucket=bucket, policy=rt.policy)
+        result = review_batches(
+            session,
+            plan,
+            reviewer=identify(rt.policy, reviewer, what="--reviewer"),
+            reason=reason,
+            execute=execute,
+            policy=rt.policy,
+        )
+    status = "accepted" if decision == "accept" else "rejected"
+    verb = status.capitalize() if execute else f"Would mark as {status}"
+    lines = [
+        f"{verb} batch {r.batch_id} ({r.bucket}): {r.accepted} records accepted, "
+        f"{r.excluded} excluded, {r.rejected} rejected"
+        for r in result.decided
+    ]
+    lines += [f"Skipped batch {batch}: {why}" for batch, why in result.skipped]
+    lines.append(
+        f"{len(result.decided)} of {len(plan.batch_ids)} pending batches of {bucket} "
+        f"{'decided' if execute else 'would be decided'}"
+    )
+    emit(result, lines, executed=execute)
+    if result.skipped:
+        raise JobFailed(f"{len(result.skipped)} batch(es) were decided by someone else meanwhile")
     return result

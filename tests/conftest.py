@@ -118,11 +118,14 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     b.cleanup()
 
 
-def policy_text(base: str, database_url: str, app_url: str) -> str:
+def policy_text(base: str, database_url: str, app_url: str, billing_url: str = "") -> str:
     """The given policy with this test's database URLs in place of the demo ones."""
-    return base.replace('"sqlite:///var/compliance.store.engines"', f'"{database_url}"').replace(
+    text = base.replace('"sqlite:///var/compliance.store.engines"', f'"{database_url}"').replace(
         '"sqlite:///var/demo_app.db"', f'"{app_url}"'
     )
+    if billing_url:
+        text = text.replace('"sqlite:///var/demo_billing.db"', f'"{billing_url}"')
+    return text
 
 
 @dataclass
@@ -135,6 +138,8 @@ class Deployment:
     app_url: str
     backend: str
     engines: list[Engine] = field(default_factory=list)
+    #: The demo's second SQL system ([systems.billing]); "" leaves the policy's own URL.
+    billing_url: str = ""
 
     @property
     def env(self) -> dict[str, str | None]:
@@ -156,7 +161,9 @@ class Deployment:
                 monkeypatch.setenv(name, value)
 
     def write_policy(self, body: str) -> None:
-        self.policy_path.write_text(policy_text(body, self.database_url, self.app_url))
+        self.policy_path.write_text(
+            policy_text(body, self.database_url, self.app_url, self.billing_url)
+        )
         self.__dict__.pop("_policy", None)
 
     def policy(self) -> Policy:
@@ -175,6 +182,16 @@ class Deployment:
             self.__dict__["_app_engine"] = make_engine(self.app_url)
             self.engines.append(self.__dict__["_app_engine"])
         return self.__dict__["_app_engine"]
+
+    @property
+    def billing_engine(self) -> Engine:
+        """The demo billing database, wherever this deployment's policy puts it."""
+        if "_billing_engine" not in self.__dict__:
+            url = self.policy().systems["billing"].url
+            assert url is not None
+            self.__dict__["_billing_engine"] = make_engine(url)
+            self.engines.append(self.__dict__["_billing_engine"])
+        return self.__dict__["_billing_engine"]
 
     def session(self) -> Session:
         return session_factory(self.engine)()
@@ -236,6 +253,7 @@ def make_deployment(backend: Backend, directory: Path, body: str = DEMO_POLICY) 
         database_url=backend.url("compliance"),
         app_url=backend.url("app"),
         backend=backend.name,
+        billing_url=backend.url("billing"),
     )
     deployment.write_policy(body)
     migrate(deployment.engine)
@@ -250,10 +268,18 @@ def deployment(backend: Backend, tmp_path: Path) -> Iterator[Deployment]:
     d.dispose()
 
 
-@pytest.fixture
-def demo(deployment: Deployment) -> Deployment:
-    """The deployment with a small demo application database (400 users)."""
+def fill_demo(deployment: Deployment, *, users_count: int, seed: int) -> None:
+    """The demo's application database and, when the policy has it, its billing database."""
+    from compliance.demo.billing import create_demo_billing_database
     from compliance.demo.generate import create_demo_app_database
 
-    create_demo_app_database(deployment.app_engine, users_count=400, seed=7)
+    create_demo_app_database(deployment.app_engine, users_count=users_count, seed=seed)
+    if "billing" in deployment.policy().systems:
+        create_demo_billing_database(deployment.billing_engine, users_count=users_count, seed=seed)
+
+
+@pytest.fixture
+def demo(deployment: Deployment) -> Deployment:
+    """The deployment with small demo application and billing databases (400 users)."""
+    fill_demo(deployment, users_count=400, seed=7)
     return deployment

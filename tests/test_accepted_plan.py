@@ -11,7 +11,10 @@ from tests.conftest import DEMO_POLICY, Deployment
 
 BUCKET = "closed_accounts"
 OFFICER = "dpo@example.com"
-FULL = 'tables = ["users", "workflows", "api_tokens", "activity_logs", "support_tickets"]'
+FULL = (
+    'tables = ["users", "workflows", "api_tokens", "activity_logs", "support_tickets", '
+    '"billing_customers"]'
+)
 TICKETS_ONLY = DEMO_POLICY.replace(FULL, 'tables = ["support_tickets"]')
 assert TICKETS_ONLY != DEMO_POLICY
 
@@ -50,7 +53,9 @@ def test_a_policy_widened_after_acceptance_erases_nothing_of_that_batch(
     assert result.exit_code == 1
     assert (
         "policy changed after acceptance: activity_logs (delete) not in the accepted plan; "
-        "api_tokens (delete) not in the accepted plan; users (anonymize) not in the accepted plan"
+        "api_tokens (delete) not in the accepted plan; billing_customers (anonymize) not in the "
+        "accepted plan; billing_notes (delete) not in the accepted plan; users (anonymize) not "
+        "in the accepted plan"
     ) in result.output
     assert demo.checksum(*tables, "support_tickets") == before
     with demo.session() as s:

@@ -138,6 +138,12 @@ def test_bad_input_is_refused_with_exit_2_and_changes_nothing(
 
 
 def test_a_second_review_is_refused_naming_who_decided_and_when(queue: Deployment) -> None:
+    two_officers = '["dpo@example.com", "ann@example.com", "bob@example.com"]'
+    queue.write_policy(
+        DEMO_POLICY.replace(
+            'compliance_officer = ["dpo@example.com"]', f"compliance_officer = {two_officers}"
+        )
+    )
     first = queue.run("review-batch", "1", "--accept", "--reviewer", "ann@example.com", "--execute")
     assert first.exit_code == 0, first.output
     assert_refused(
@@ -149,7 +155,7 @@ def test_a_second_review_is_refused_naming_who_decided_and_when(queue: Deploymen
 
 
 def test_a_bad_policy_file_stops_every_job_before_it_touches_data(queue: Deployment) -> None:
-    queue.run("review-batch", "1", "--accept", "--reviewer", "ann@example.com", "--execute")
+    queue.run("review-batch", "1", "--accept", "--reviewer", "dpo@example.com", "--execute")
     before = state(queue)
     queue.write_policy(DEMO_POLICY.replace('tables = ["support_tickets"]', 'tables = ["invoices"]'))
     result = queue.run("apply-deletions", "--execute")

@@ -11,10 +11,9 @@ from sqlalchemy import func, select
 from compliance.audit.chain import verify_chain
 from compliance.deletion.batches import create_deletion_batches, review_batch
 from compliance.deletion.records import create_deletion_records
-from compliance.demo.generate import create_demo_app_database
 from compliance.policy.strategies import HashStrategy
 from compliance.store.models import AuditEvent, ComplianceProfile, DeletionBatch, DeletionRecord
-from tests.conftest import DEMO_POLICY, DPO, Deployment
+from tests.conftest import DEMO_POLICY, DPO, Deployment, fill_demo
 
 USERS = 2500
 EVERYONE = """
@@ -29,7 +28,7 @@ rules = [{ sql = "SELECT id FROM users" }]
 def accepted(deployment: Deployment) -> Deployment:
     """A few thousand accepted records, due now, in bucket 'everyone'."""
     deployment.write_policy(DEMO_POLICY + EVERYONE)
-    create_demo_app_database(deployment.app_engine, users_count=USERS, seed=11)
+    fill_demo(deployment, users_count=USERS, seed=11)
     with deployment.session() as s:
         create_deletion_records(s, deployment.datamap(), "everyone", actor="t", execute=True)
         batches = create_deletion_batches(

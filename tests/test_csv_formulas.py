@@ -77,10 +77,10 @@ def test_a_subject_export_neutralises_csv_cells_and_keeps_data_json_faithful(
     _plant_formulas(demo, user_id)
     files, _ = export_of(demo, str(user_id))
 
-    (user,) = parse(files["users.csv"])
+    (user,) = parse(files["app_database/users.csv"])
     assert user["full_name"] == "'" + HYPERLINK
     assert user["phone"] == "'" + PLUS
-    tickets = parse(files["support_tickets.csv"])
+    tickets = parse(files["app_database/support_tickets.csv"])
     assert tickets and all(t["subject"] == "'" + AT for t in tickets)
 
     data = json.loads(files["data.json"])["tables"]
@@ -99,8 +99,8 @@ def test_export_user_data_as_csv_neutralises_cells(demo: Deployment, tmp_path: P
     assert result.exit_code == 0, result.output
     (path,) = out.glob("*.zip")
     with zipfile.ZipFile(path) as archive:
-        (user,) = parse(archive.read("users.csv"))
-        tickets = parse(archive.read("support_tickets.csv"))
+        (user,) = parse(archive.read("app_database/users.csv"))
+        tickets = parse(archive.read("app_database/support_tickets.csv"))
     assert user["full_name"] == "'" + HYPERLINK
     assert all(t["subject"] == "'" + AT for t in tickets)
 
@@ -141,7 +141,7 @@ def test_the_audit_page_download_is_neutralised(
     try:
         at = AppTest.from_file(str(APP), default_timeout=60).run()
         at.selectbox(key="demo_user").select(OFFICER).run()
-        at.switch_page("pages/audit.py").run()
+        at.switch_page("views/audit.py").run()
         assert not at.exception, at.exception
     finally:
         st.cache_data.clear()

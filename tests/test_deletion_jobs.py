@@ -8,7 +8,6 @@ from pathlib import Path
 from sqlalchemy import func, select, text
 
 from compliance.audit.chain import verify_chain
-from compliance.demo.generate import create_demo_app_database
 from compliance.store.engines import migrate
 from compliance.store.models import (
     AuditEvent,
@@ -17,7 +16,7 @@ from compliance.store.models import (
     DeletionRecord,
     JobRun,
 )
-from tests.conftest import DEMO_POLICY, Backend, Deployment
+from tests.conftest import DEMO_POLICY, Backend, Deployment, fill_demo
 
 BUCKET = "closed_accounts"
 
@@ -43,12 +42,13 @@ def table_counts(d: Deployment) -> dict[str, int]:
 
 
 def app_checksum(d: Deployment) -> str:
-    return d.checksum(*d.policy().tables)
+    tables = d.policy().tables
+    return d.checksum(*(n for n, t in tables.items() if t.system == "app_database"))
 
 
 def accept(d: Deployment, batch_id: int) -> None:
     result = d.run(
-        "review-batch", str(batch_id), "--accept", "--reviewer", "d@example.com", "--execute"
+        "review-batch", str(batch_id), "--accept", "--reviewer", "dpo@example.com", "--execute"
     )
     assert result.exit_code == 0, result.output
 
@@ -276,7 +276,7 @@ def test_when_both_databases_are_one_the_rules_feed_the_records_directly(
     d = Deployment(tmp_path, tmp_path / "compliance.toml", url, url, backend.name)
     d.write_policy(DEMO_POLICY)
     migrate(d.engine)
-    create_demo_app_database(d.app_engine, users_count=400, seed=7)
+    fill_demo(d, users_count=400, seed=7)
     due = closed_subjects(d)
 
     dry = summary(d.run("create-deletion-records", "--bucket", BUCKET, "--json"))

@@ -48,9 +48,15 @@ def export_of(d: Deployment, subject_id: str) -> tuple[dict[str, bytes], DsarReq
 def test_the_zip_holds_every_table_of_the_subject_and_a_true_manifest(demo: Deployment) -> None:
     user = demo.app_rows("users", "id = 42")[0]
     files, row = export_of(demo, "42")
-    tables = sorted(demo.policy().tables)
+    policy = demo.policy()
+    tables = sorted(policy.tables)
     assert sorted(files) == sorted(
-        ["data.json", "README.txt", "manifest.json", *(f"{t}.csv" for t in tables)]
+        [
+            "data.json",
+            "README.txt",
+            "manifest.json",
+            *(f"{policy.tables[t].system}/{t}.csv" for t in tables),
+        ]
     )
     document = json.loads(files["data.json"])
     data = document["tables"]
@@ -66,7 +72,11 @@ def test_the_zip_holds_every_table_of_the_subject_and_a_true_manifest(demo: Depl
     assert [w["id"] for w in data["workflows"]] == [w["id"] for w in workflows]
 
     for table in tables:
-        rows = list(csv.DictReader(io.StringIO(files[f"{table}.csv"].decode("utf-8"))))
+        rows = list(
+            csv.DictReader(
+                io.StringIO(files[f"{policy.tables[table].system}/{table}.csv"].decode("utf-8"))
+            )
+        )
         assert len(rows) == len(data[table])
 
     manifest = json.loads(files["manifest.json"])
@@ -117,7 +127,9 @@ def test_unicode_and_very_long_values_survive_json_and_csv(demo: Deployment) -> 
     ticket = next(t for t in data["support_tickets"] if t["id"] == 990002)
     assert ticket["body"] == LONG
     csv.field_size_limit(1_000_000)  # Python's reader stops at 128 KiB by default
-    rows = csv.DictReader(io.StringIO(files["support_tickets.csv"].decode("utf-8"), newline=""))
+    rows = csv.DictReader(
+        io.StringIO(files["app_database/support_tickets.csv"].decode("utf-8"), newline="")
+    )
     assert next(r for r in rows if r["id"] == "990002")["body"] == LONG
 
 

@@ -285,7 +285,7 @@ def test_support_exports_a_subject_directly(demo: Deployment, tmp_path: Path) ->
     out = ok(demo.run("--json", "export-user-data", "--subject-id", "5", "--format", "csv",
                       "--output", str(tmp_path / "out")))  # fmt: skip
     with zipfile.ZipFile(out["path"]) as archive:
-        assert "users.csv" in archive.namelist()
+        assert "app_database/users.csv" in archive.namelist()
     missing = demo.run("export-user-data", "--subject-id", "999999")
     assert missing.exit_code == 2 and "no data subject" in missing.stderr
     with demo.session() as s:

@@ -9,7 +9,7 @@ from sqlalchemy import func, inspect, select, text
 
 from compliance.deletion.rules import iter_due_subjects
 from compliance.reports.stats import batch_progress, bucket_progress
-from compliance.store.models import DeletionBatch, DeletionRecord
+from compliance.store.models import DeletionBatch, DeletionRecord, ErasureTask
 from tests.conftest import Backend, Deployment, policy_text
 from tests.shop import SHOP_POLICY, fill_shop
 
@@ -60,6 +60,18 @@ def test_init_db_demo_gives_a_new_user_real_work_to_review(
         assert pending > 0
         untouched = s.scalar(select(func.count()).where(DeletionRecord.bucket == "closed_accounts"))
         assert untouched == 0, "closed_accounts is left for the README walk-through"
+        fan_out = dict(
+            s.execute(
+                select(ErasureTask.system, func.count())
+                .where(ErasureTask.status == ("pending"))
+                .group_by(ErasureTask.system)
+            ).all()
+        )
+        assert fan_out.get("newsletter", 0) > 0, "one erasure waits for a person on first run"
+        done = set(s.scalars(select(ErasureTask.system).where(ErasureTask.status == "done")))
+        assert {"app_database", "billing"} <= done
+    with d.billing_engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM billing_customers")) > 0
     rerun = d.run("init-db", "--demo", env=env)
     assert rerun.exit_code == 0
     assert "kept as it is" in rerun.output
@@ -107,9 +119,9 @@ def test_progress_figures_follow_a_batch_through_review_and_apply(demo: Deployme
         "create-deletion-batches", "--bucket", "closed_accounts", "--max-batch-size", "10",
         "--execute",
     )  # fmt: skip
-    demo.run("review-batch", "1", "--accept", "--reviewer", "a@example.com", "--exclude", "1",
+    demo.run("review-batch", "1", "--accept", "--reviewer", "dpo@example.com", "--exclude", "1",
              "--execute")  # fmt: skip
-    demo.run("review-batch", "2", "--reject", "--reviewer", "a@example.com", "--reason", "no",
+    demo.run("review-batch", "2", "--reject", "--reviewer", "dpo@example.com", "--reason", "no",
              "--execute")  # fmt: skip
     with demo.session() as s:
         before = batch_progress(s, batch_ids=[1]).iloc[0]

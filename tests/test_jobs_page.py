@@ -10,7 +10,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from compliance.ops.jobruns import job_health, job_history
+from compliance.ops.jobruns import EXPECTED_INTERVALS, job_health, job_history
 from compliance.store.models import JobRun, utcnow
 from tests.conftest import ROOT, Deployment
 
@@ -64,6 +64,8 @@ def test_a_scheduled_job_without_a_recent_real_success_is_overdue(history: Deplo
         True,
         "never succeeded",
     )
+    never = jobs["process-dsar-requests"]
+    assert (never["overdue"], never["health"], never["runs"]) == (False, "never run", 0)
     assert jobs["review-batch"]["overdue"] is False
     assert jobs["review-batch"]["expected_every"] == "by hand"
 
@@ -115,7 +117,7 @@ def page(history: Deployment, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTe
     history.use_env(monkeypatch)
     at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=60).run()
     at.selectbox(key="demo_user").select("dpo@example.com").run()  # the demo sign-in picker
-    at.switch_page("pages/job_runs.py").run()
+    at.switch_page("views/job_runs.py").run()
     yield at
     st.cache_data.clear()
     st.cache_resource.clear()
@@ -124,12 +126,35 @@ def page(history: Deployment, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTe
 def test_the_jobs_page_flags_overdue_jobs_and_shows_the_history(page: AppTest) -> None:
     assert not page.exception, page.exception
     (error,) = [str(e.value) for e in page.error]
-    assert error.startswith("8 scheduled job(s) overdue: ")  # 10 scheduled, 2 healthy
-    assert "retention-cleanup" in error and "verify-audit-log" not in error
+    # Of the scheduled jobs: 2 healthy, 2 overdue, the rest never ran (said calmly, below).
+    assert error.startswith("2 scheduled job(s) overdue: ")
+    assert "retention-cleanup" in error and "apply-deletions" in error
+    (info,) = [str(e.value) for e in page.info]
+    assert info.startswith(f"{len(EXPECTED_INTERVALS) - 4} scheduled job(s) have never run yet: ")
     health_table = page.dataframe[0].value.set_index("job")
-    assert health_table.loc["retention-cleanup", "overdue"] == "🔴 overdue"
-    assert health_table.loc["verify-audit-log", "overdue"] == "🟢 ok"
+    assert health_table.loc["retention-cleanup", "health"] == "overdue"
+    assert health_table.loc["verify-audit-log", "health"] == "ok"
+    assert health_table.loc["process-dsar-requests", "health"] == "never run"
     assert len(page.dataframe[1].value) == 6
 
     page.selectbox(key="jobs_filter").set_value("retention-cleanup").run()
-    assert list(page.dataframe[1].value["status"]) == ["🔴 failed", "🟢 succeeded"]
+    assert list(page.dataframe[1].value["status"]) == ["failed", "succeeded"]
+
+
+def test_a_fresh_install_is_told_to_schedule_its_jobs_without_alarm(
+    deployment: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deployment.use_env(monkeypatch)
+    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=60).run()
+    at.selectbox(key="demo_user").select("ceo@example.com").run()
+    at.switch_page("views/job_runs.py").run()
+    try:
+        assert not at.exception, at.exception
+        assert not at.error
+        assert next(str(i.value) for i in at.info).startswith(
+            f"{len(EXPECTED_INTERVALS)} scheduled job(s) have never run yet"
+        )
+        assert set(at.dataframe[0].value["health"]) == {"never run"}
+    finally:
+        st.cache_data.clear()
+        st.cache_resource.clear()

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from compliance.errors import ConfigError
 from compliance.policy.loader import parse_policy
-from tests.conftest import DEMO_POLICY, Backend, Deployment, make_deployment
+from tests.conftest import DEMO_POLICY, Backend, Deployment, fill_demo, make_deployment
 
 DEMO = tomllib.loads(DEMO_POLICY)
 
@@ -19,11 +19,10 @@ DEMO = tomllib.loads(DEMO_POLICY)
 @pytest.fixture(scope="module")
 def cli_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """One demo deployment shared by every generated command line (they are all dry runs)."""
-    from compliance.demo.generate import create_demo_app_database
 
     base = tmp_path_factory.mktemp("cli")
     d = make_deployment(Backend("sqlite", base), base / "deploy")
-    create_demo_app_database(d.app_engine, users_count=100, seed=3)
+    fill_demo(d, users_count=100, seed=3)
     d.run("create-deletion-records", "--bucket", "closed_accounts", "--execute")
     d.run("create-deletion-batches", "--bucket", "closed_accounts", "--execute")
     yield d

@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from compliance.demo.generate import create_demo_app_database, support_tickets, workflow_logs
+from compliance.demo.generate import support_tickets, workflow_logs
 from compliance.errors import ConfigError
 from compliance.ops.retention import retention_cleanup
 from compliance.policy.loader import RetentionEntry
 from compliance.store.models import AuditEvent, JobRun, utcnow
-from tests.conftest import DEMO_POLICY, Deployment
+from tests.conftest import DEMO_POLICY, Deployment, fill_demo
 
 EXTRA = """
 [retention.old_tickets]
@@ -40,7 +40,7 @@ RETAINED = ("invoices", "payments")
 def aged(deployment: Deployment) -> Deployment:
     """Demo data whose log and ticket ages sit far from the cut-offs: 200 days old or 10 days."""
     deployment.write_policy(DEMO_POLICY + EXTRA)
-    create_demo_app_database(deployment.app_engine, users_count=60, seed=11)
+    fill_demo(deployment, users_count=60, seed=11)
     now = utcnow().astimezone(UTC).replace(tzinfo=None)
     old, recent = now - timedelta(days=200), now - timedelta(days=10)
     with deployment.app_engine.begin() as conn:

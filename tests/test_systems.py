@@ -13,52 +13,24 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, text
 
-from compliance.demo.billing import create_demo_billing_database
 from compliance.demo.generate import create_demo_app_database
 from compliance.errors import ConfigError
 from compliance.policy.loader import load_policy
-from compliance.store.engines import make_engine
-from compliance.store.models import DeletionRecord, ErasureTask
-from tests.conftest import DEMO_POLICY, Backend, Deployment, make_deployment
-
-CLOSED = '["users", "workflows", "api_tokens", "activity_logs", "support_tickets"]'
+from compliance.store.models import DeletionBatch, DeletionRecord, ErasureTask
+from tests.conftest import DEMO_POLICY, Backend, Deployment, fill_demo, make_deployment
 
 
-def two_database_policy(billing_url: str, extra: str = "") -> str:
-    """The demo policy with a billing database holding customers (anonymized) and notes."""
-    return (
-        DEMO_POLICY.replace(f"tables = {CLOSED}", f'tables = {CLOSED[:-1]}, "billing_customers"]')
-        + f"""
-[systems.billing]
-kind = "sql"
-url = "{billing_url}"
-description = "The billing provider's customer records"
-
-[tables.billing_customers]
-system = "billing"
-subject_column = "user_id"
-on_erasure = "anonymize"
-anonymize = {{ billing_email = "hash", company = "null", vat_id = "null" }}
-
-[tables.billing_notes]
-system = "billing"
-via = {{ table = "billing_customers", column = "customer_id" }}
-on_erasure = "delete"
-"""
-        + extra
-    )
+def two_database_policy(extra: str = "") -> str:
+    """The demo policy: its billing database holds customers (anonymized) and notes."""
+    return DEMO_POLICY + extra
 
 
 @pytest.fixture
 def billed(backend: Backend, tmp_path: Path) -> Iterator[tuple[Deployment, Engine]]:
     """The demo application database plus a billing database, each a real database."""
-    billing_url = backend.url("billing")
-    d = make_deployment(backend, tmp_path / "deploy", two_database_policy(billing_url))
-    billing = make_engine(billing_url)
-    create_demo_app_database(d.app_engine, users_count=300, seed=7)
-    create_demo_billing_database(billing, users_count=300, seed=7)
-    yield d, billing
-    billing.dispose()
+    d = make_deployment(backend, tmp_path / "deploy", two_database_policy())
+    fill_demo(d, users_count=300, seed=7)
+    yield d, d.billing_engine
     d.dispose()
 
 
@@ -72,7 +44,11 @@ def accept_everything(d: Deployment, bucket: str) -> None:
     batches = d.run("create-deletion-batches", "--bucket", bucket, "--execute")
     assert batches.exit_code == 0, batches.output
     with d.session() as s:
-        ids = s.scalars(select(DeletionRecord.deletion_batch_id).distinct()).all()
+        ids = s.scalars(
+            select(DeletionBatch.id).where(
+                DeletionBatch.bucket == bucket, DeletionBatch.reviewed_status == "pending"
+            )
+        ).all()
     for batch_id in ids:
         review = d.run(
             "review-batch", str(batch_id), "--accept", "--reviewer", "dpo@example.com", "--execute"
@@ -216,8 +192,7 @@ def test_a_failing_database_keeps_the_record_open_and_the_rerun_finishes_only_th
 def test_a_missing_table_in_the_billing_database_is_named_before_anything_runs(
     backend: Backend, tmp_path: Path
 ) -> None:
-    billing_url = backend.url("billing")
-    d = make_deployment(backend, tmp_path / "deploy", two_database_policy(billing_url))
+    d = make_deployment(backend, tmp_path / "deploy", two_database_policy())
     create_demo_app_database(d.app_engine, users_count=20, seed=1)
     result = d.run("create-deletion-records", "--bucket", "closed_accounts", "--execute")
     assert result.exit_code == 2
@@ -242,10 +217,10 @@ def test_a_missing_table_in_the_billing_database_is_named_before_anything_runs(
             '[systems.helpdesk]\nkind = "webhook"\nurl = "ftp://x"\nsecret_env = "S"\n',
             "systems.helpdesk.url: 'ftp://x' is not an http:// or https:// URL",
         ),
-        ('[systems.newsletter]\nkind = "manual"\n', "systems.newsletter.instructions: missing"),
+        ('[systems.mailer]\nkind = "manual"\n', "systems.mailer.instructions: missing"),
         (
-            '[systems.newsletter]\nkind = "manual"\ninstructions = "x"\nurl = "http://a"\n',
-            "systems.newsletter.url: unknown key for a manual system",
+            '[systems.mailer]\nkind = "manual"\ninstructions = "x"\nurl = "http://a"\n',
+            "systems.mailer.url: unknown key for a manual system",
         ),
         (
             '[systems.app_database]\nkind = "sql"\nurl = "sqlite://"\n',
@@ -256,7 +231,6 @@ def test_a_missing_table_in_the_billing_database_is_named_before_anything_runs(
             "tables.ledger.system: 'erp' is not a declared system",
         ),
         (
-            '[systems.newsletter]\nkind = "manual"\ninstructions = "x"\n'
             '[tables.ledger]\nsystem = "newsletter"\nsubject_column = "u"\non_erasure = "retain"\n',
             "tables.ledger.system: 'newsletter' is a manual system; tables live in sql systems",
         ),
@@ -287,7 +261,7 @@ def test_a_mistake_in_a_system_is_an_error_naming_the_key(
     tmp_path: Path, extra: str, message: str
 ) -> None:
     path = tmp_path / "compliance.toml"
-    path.write_text(two_database_policy("sqlite:///billing.db", extra))
+    path.write_text(two_database_policy(extra))
     with pytest.raises(ConfigError) as error:
         load_policy(path, env={})
     assert message in str(error.value)
@@ -310,8 +284,8 @@ def test_a_bad_system_stops_a_job_with_exit_2_and_changes_nothing(
 def test_a_url_from_the_environment_names_the_billing_database(
     billed: tuple[Deployment, Engine], tmp_path: Path
 ) -> None:
-    d, billing = billed
-    url = billing.url.render_as_string(hide_password=False)
+    d, _ = billed
+    url = d.billing_url
     body = d.policy_path.read_text().replace(f'url = "{url}"', 'url_env = "BILLING_DB_URL"')
     assert 'url_env = "BILLING_DB_URL"' in body
     d.policy_path.write_text(body)

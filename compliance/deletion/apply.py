@@ -292,6 +292,8 @@ class _BucketRun:
                 self._advance(len(found))
                 continue
             record_ids = [rid for rid, _ in records]
+            # Read before erasing: a webhook or a person needs the email the erasure removes.
+            subjects = subject_details(datamap, [s for _, s in records]) if other else {}
             blocked: dict[int, str] = {}
             rows: dict[str, int] = {}
             outcomes: list[tuple[str, list[int], dict[int, str]]] = []
@@ -311,7 +313,6 @@ class _BucketRun:
                 for table, n in system_rows.items():
                     rows[table] = rows.get(table, 0) + n
             # Writes to the compliance database only after every erasure is committed.
-            subjects = subject_details(datamap, [s for _, s in records]) if other else {}
             system_tasks.ensure_record_tasks(
                 session, policy, bucket_def, records, subjects=subjects, now=self.now
             )

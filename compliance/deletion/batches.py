@@ -238,6 +238,55 @@ def exclude_records(
     return len(exclude)
 
 
+def include_records(
+    session: Session, batch_id: int, record_ids: list[int], *, actor: Identity
+) -> int:
+    """Undo exclusions in a still pending batch: the records go back to awaiting the decision.
+
+    An exclusion is a draft of the officer's decision until the batch is decided; after
+    that it is part of the decision and stays.
+    """
+    by = require(actor, COMPLIANCE_OFFICER, to="put excluded records back into deletion batches")
+    batch = get_batch(session, batch_id)
+    if batch.reviewed_status != BatchStatus.PENDING:
+        raise _already_reviewed(batch)
+    wanted = sorted(set(record_ids))
+    if not wanted:
+        raise InvalidInput("choose at least one excluded record to put back")
+    excluded = set(
+        session.scalars(
+            select(DeletionRecord.id).where(
+                DeletionRecord.deletion_batch_id == batch_id,
+                DeletionRecord.id.in_(wanted),
+                DeletionRecord.accepted_for_deletion.is_(False),
+            )
+        )
+    )
+    strangers = [r for r in wanted if r not in excluded]
+    if strangers:
+        raise InvalidInput(f"record {strangers[0]} is not an excluded record of batch {batch_id}")
+    session.execute(
+        update(DeletionRecord)
+        .where(DeletionRecord.id.in_(wanted))
+        .values(
+            accepted_for_deletion=None,
+            is_manually_reviewed=False,
+            review_note=None,
+            updated_at=utcnow(),
+        )
+    )
+    record_event(
+        session,
+        actor=by,
+        action="deletion_records.included",
+        target_type="deletion_batch",
+        target_id=batch_id,
+        details={"record_ids": wanted},
+    )
+    session.commit()
+    return len(wanted)
+
+
 def review_batch(
     session: Session,
     batch_id: int,
@@ -347,3 +396,107 @@ def review_batch(
     )
     session.commit()
     return result
+
+
+# ---------------------------------------------------------------- several batches at once
+
+
+@dataclass(frozen=True)
+class BulkReviewPlan:
+    """The batches one decision will cover, fixed when it is planned: later batches are not in."""
+
+    decision: str
+    batch_ids: tuple[int, ...]
+    bucket: str | None
+    records: int
+
+
+@dataclass(frozen=True)
+class BulkReviewResult:
+    """Each batch decided on its own; a batch someone decided meanwhile is skipped, with why."""
+
+    decision: str
+    decided: tuple[ReviewResult, ...]
+    skipped: tuple[tuple[int, str], ...]
+    executed: bool
+
+    @property
+    def records(self) -> int:
+        return sum(r.accepted + r.excluded + r.rejected for r in self.decided)
+
+
+def plan_bulk_review(
+    session: Session,
+    decision: str,
+    *,
+    batch_ids: list[int] | None = None,
+    bucket: str | None = None,
+    policy: Policy | None = None,
+) -> BulkReviewPlan:
+    """Name the pending batches a bulk decision covers: the given ids, or all of a bucket's.
+
+    With ``batch_ids``, those (any decided meanwhile are skipped when carried out);
+    without, every pending batch of ``bucket`` (checked against ``policy`` when given).
+    """
+    if decision not in ("accept", "reject"):
+        raise InvalidInput(f"decision must be accept or reject, got '{decision}'")
+    if batch_ids is None:
+        if not bucket:
+            raise InvalidInput("name the bucket whose pending batches to decide")
+        if policy is not None:
+            policy.bucket(bucket)
+        ids = list(
+            session.scalars(
+                select(DeletionBatch.id)
+                .where(
+                    DeletionBatch.bucket == bucket,
+                    DeletionBatch.reviewed_status == BatchStatus.PENDING,
+                )
+                .order_by(DeletionBatch.id)
+            )
+        )
+    else:
+        # Chosen on a screen a while ago: one decided since is skipped when carried out.
+        ids = sorted(set(batch_ids))
+        if not ids:
+            raise InvalidInput("choose at least one batch")
+    records = (
+        session.scalar(select(func.count()).where(DeletionRecord.deletion_batch_id.in_(ids)))
+        if ids
+        else 0
+    )
+    return BulkReviewPlan(decision, tuple(ids), bucket, records or 0)
+
+
+def review_batches(
+    session: Session,
+    plan: BulkReviewPlan,
+    *,
+    reviewer: Identity,
+    reason: str | None = None,
+    execute: bool,
+    policy: Policy | None = None,
+) -> BulkReviewResult:
+    """Carry out a bulk plan: every batch decided and audited on its own, as one review would.
+
+    A batch decided by someone else since the plan was made is reported and skipped; the
+    others still go through. The whole call is refused up front for a bad reviewer or a
+    rejection without a reason, before any batch changes.
+    """
+    require(reviewer, COMPLIANCE_OFFICER, to="review deletion batches")
+    if plan.decision == "reject" and not (reason or "").strip():
+        raise InvalidInput("rejecting a batch needs a --reason")
+    decided: list[ReviewResult] = []
+    skipped: list[tuple[int, str]] = []
+    for batch_id in plan.batch_ids:
+        try:
+            decided.append(
+                review_batch(
+                    session, batch_id, plan.decision, reviewer=reviewer, reason=reason,
+                    execute=execute, policy=policy,
+                )
+            )  # fmt: skip
+        except (Conflict, NotFound) as exc:
+            session.rollback()
+            skipped.append((batch_id, str(exc)))
+    return BulkReviewResult(plan.decision, tuple(decided), tuple(skipped), execute)

@@ -51,6 +51,29 @@ def seed_demo_workflow(session: Session, datamap: DataMap, *, actor: str) -> dic
     return seeded
 
 
+def seed_fan_out(session: Session, datamap: DataMap, *, actor: str) -> dict[str, int]:
+    """One inactive_accounts batch accepted and applied, so fan-out shows on the first run.
+
+    Its records reach the application database, the billing database and the manual
+    newsletter step: the SQL parts are done at once, the records wait on the System
+    tasks page until someone confirms the newsletter deletion.
+    """
+    bucket = "inactive_accounts"
+    if bucket not in datamap.policy.buckets:
+        return {}
+    last = session.scalars(
+        select(DeletionRecord.deletion_batch_id)
+        .where(DeletionRecord.bucket == bucket)
+        .order_by(DeletionRecord.deletion_batch_id.desc())
+        .limit(1)
+    ).first()
+    if last is None:
+        return {}
+    review_batch(session, last, "accept", reviewer=identify(datamap.policy, DEMO_REVIEWER))
+    result = apply_deletions(session, datamap, actor=actor, execute=True, bucket=bucket)
+    return {"fan-out records waiting for a person": result.waiting}
+
+
 def _seed_dsar_requests(session: Session, datamap: DataMap) -> int:
     """A few requests in every state, one of them overdue, for the DSAR and progress pages."""
     from compliance.dsar.processing import process_dsar_requests

@@ -1,11 +1,13 @@
-"""Access exports: everything the data map holds about one subject, as a ZIP they can read.
+"""Access exports: everything the systems hold about one subject, as a ZIP they can read.
 
 The ZIP holds ``data.json`` (when it was exported, the request it answers, and one key per
-table with rows as objects; dates ISO 8601 with their UTC offset), one CSV per table,
-``README.txt`` (what each file holds, what was left out and why, the legal basis of data we
-keep) and ``manifest.json`` (size and SHA-256 of every other file). It is written under a
-temporary name and renamed, so a reader never sees half a file. Each table is one indexed
-query through the data map: no query per row.
+SQL table with rows as objects; dates ISO 8601 with their UTC offset), one folder per
+system (``app_database/``, ``billing/``, ``helpdesk/`` ...) with one CSV per table of an SQL
+system, or the file a webhook returned or a person uploaded, ``README.txt`` (what each file
+holds, what was left out and why, the legal basis of data we keep) and ``manifest.json``
+(size and SHA-256 of every other file). It is written under a temporary name and renamed,
+so a reader never sees half a file. Each table is one indexed query through the data map:
+no query per row.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 import re
 import uuid
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -32,6 +34,7 @@ from compliance.csv_files import rows_to_csv
 from compliance.deletion.records import ensure_profiles
 from compliance.errors import InvalidInput, NotFound
 from compliance.policy.datamap import DataMap
+from compliance.policy.systems import APP_SYSTEM
 from compliance.store.models import DsarRequest, utcnow
 
 # A safety net under the policy's export_exclude: credentials never leave, whatever the map says.
@@ -47,6 +50,16 @@ class TableData:
     excluded: dict[str, str]  # column -> why it was left out
     legal_basis: str | None
     on_erasure: str
+    system: str = APP_SYSTEM
+
+
+@dataclass(frozen=True)
+class SystemFile:
+    """A webhook's returned data or a person's upload: the system's part of the export."""
+
+    system: str
+    name: str
+    content: bytes
 
 
 @dataclass(frozen=True)
@@ -127,27 +140,34 @@ def collect_subject_data(
     datamap: DataMap, subject_id: str, progress: Progress | None = None
 ) -> SubjectData:
     """Walk the whole data map (retain tables too: they are the subject's data as well)."""
-    engine = datamap.engine
-    options = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
     tables = []
-    names = sorted(datamap.policy.tables)
-    with engine.connect().execution_options(**options) as conn:
-        for done, name in enumerate(names, 1):
-            mapped = datamap.mapped(name)
-            excluded = excluded_columns(datamap, name)
-            columns, rows = datamap.subject_rows(conn, name, [subject_id], exclude=excluded)
-            tables.append(
-                TableData(
-                    name=name,
-                    columns=columns,
-                    rows=[dict(r) for r in rows],
-                    excluded=excluded,
-                    legal_basis=mapped.legal_basis,
-                    on_erasure=mapped.on_erasure,
+    total = sum(len(datamap.tables_in(system)) for system in datamap.sql_systems())
+    done = 0
+    for system in datamap.sql_systems():
+        engine = datamap.engine_for(system)
+        options = (
+            {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
+        )
+        with engine.connect().execution_options(**options) as conn:
+            for name in datamap.tables_in(system):
+                mapped = datamap.mapped(name)
+                excluded = excluded_columns(datamap, name)
+                columns, rows = datamap.subject_rows(conn, name, [subject_id], exclude=excluded)
+                tables.append(
+                    TableData(
+                        name=name,
+                        columns=columns,
+                        rows=[dict(r) for r in rows],
+                        excluded=excluded,
+                        legal_basis=mapped.legal_basis,
+                        on_erasure=mapped.on_erasure,
+                        system=system,
+                    )
                 )
-            )
-            if progress is not None:
-                progress(done, len(names), name)
+                done += 1
+                if progress is not None:
+                    progress(done, total, name)
+    tables.sort(key=lambda t: t.name)
     return SubjectData(str(subject_id), tables)
 
 
@@ -166,8 +186,22 @@ def csv_name(table: str) -> str:
     return f"{_SAFE_NAME.sub('_', table)}.csv"
 
 
+def csv_path(table: TableData) -> str:
+    """Where a table's CSV sits in the ZIP: in its system's folder."""
+    return f"{table.system}/{csv_name(table.name)}"
+
+
+def system_file_path(part: SystemFile) -> str:
+    return f"{part.system}/{_SAFE_NAME.sub('_', part.name)}"
+
+
 def readme_text(
-    data: SubjectData, reference: str | None, generated_at: datetime, *, with_json: bool
+    data: SubjectData,
+    reference: str | None,
+    generated_at: datetime,
+    *,
+    with_json: bool,
+    parts: Sequence[SystemFile] = (),
 ) -> str:
     title = f"Your personal data (request {reference})" if reference else "Your personal data"
     lines = [
@@ -185,9 +219,11 @@ def readme_text(
         lines.append("               decision), and under 'tables' one key per table")
     for table in data.tables:
         lines.append(
-            f"{csv_name(table.name):<14} {len(table.rows)} row(s) from '{table.name}' "
+            f"{csv_path(table)}: {len(table.rows)} row(s) from '{table.name}' "
             "(UTF-8 CSV, header row)"
         )
+    for part in parts:
+        lines.append(f"{system_file_path(part)}: what the system '{part.system}' holds about you")
     lines.append("manifest.json  size and SHA-256 of every other file, to check nothing changed")
     lines += ["", "Left out", "--------"]
     left_out = [(t.name, c, why) for t in data.tables for c, why in sorted(t.excluded.items())]
@@ -260,16 +296,20 @@ def export_files(
     generated_at: datetime,
     *,
     with_json: bool = True,
+    parts: Sequence[SystemFile] = (),
     request: Mapping[str, Any] | None = None,
 ) -> dict[str, bytes]:
+    """Every file of the ZIP; the manifest covers the SQL tables and the other systems' parts."""
     files: dict[str, bytes] = {}
     if with_json:
         files["data.json"] = json_bytes(data.as_json_document(generated_at, request))
     for table in data.tables:
-        files[csv_name(table.name)] = csv_bytes(table)
-    files["README.txt"] = readme_text(data, reference, generated_at, with_json=with_json).encode(
-        "utf-8"
-    )
+        files[csv_path(table)] = csv_bytes(table)
+    for part in parts:
+        files[system_file_path(part)] = part.content
+    files["README.txt"] = readme_text(
+        data, reference, generated_at, with_json=with_json, parts=parts
+    ).encode("utf-8")
     return _zip_files(files, reference, data.subject_id, generated_at)
 
 
@@ -280,6 +320,7 @@ def build_access_export(
     reference: str,
     directory: Path,
     now: datetime | None = None,
+    parts: Sequence[SystemFile] = (),
     request: DsarRequest | None = None,
     progress: Progress | None = None,
 ) -> ExportFile:
@@ -288,7 +329,9 @@ def build_access_export(
     data = collect_subject_data(datamap, subject_id, progress)
     path = Path(directory) / f"{reference}.zip"
     meta = request_metadata(request) if request is not None else None
-    size, sha = write_zip(path, export_files(data, reference, generated_at, request=meta))
+    size, sha = write_zip(
+        path, export_files(data, reference, generated_at, request=meta, parts=parts)
+    )
     return ExportFile(path, size, sha, {t.name: len(t.rows) for t in data.tables})
 
 

@@ -1,16 +1,20 @@
 """DSAR processing: workers claim approved requests, export or schedule erasure, settle.
 
-An access request completes when its export is written; an erasure request waits for
-its deletion record in the ``dsar_erasure`` bucket to be applied by apply-deletions.
+An access request gets a task per system (compliance.systems.tasks): webhook systems are
+asked for their data, manual ones wait for a person's upload, and the export is written,
+one folder per system, once every one of them is done. An erasure request waits for its
+deletion record in the ``dsar_erasure`` bucket to be applied by apply-deletions, which
+itself waits for every system's task.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -19,7 +23,7 @@ from compliance.deletion.apply import one_line
 from compliance.deletion.holds import awaiting_access_export, held_profiles
 from compliance.deletion.records import add_records
 from compliance.dsar.deadlines import effective_due_at
-from compliance.dsar.exports import build_access_export
+from compliance.dsar.exports import SystemFile, build_access_export
 from compliance.dsar.forget import forget_subject
 from compliance.errors import ComplianceError, InvalidInput
 from compliance.logs import log_event
@@ -30,12 +34,17 @@ from compliance.store.models import (
     ComplianceProfile,
     DeletionRecord,
     DsarRequest,
+    ErasureTask,
     utcnow,
 )
 from compliance.store.queries import dsar_claimable, dsar_in, record_open, record_state
+from compliance.store.sql import rows_changed
 from compliance.store.states import DsarKind, DsarStatus, RecordState
+from compliance.systems import tasks as system_tasks
 
 CLAIM_LEASE = timedelta(minutes=30)  # far longer than one export or erasure takes
+# A request waiting for its systems is looked at again by one worker at a time, this far apart.
+SETTLE_LEASE = timedelta(minutes=1)
 # A failed attempt waits 5, then 10, then 20 minutes...: a database restart or a full disk
 # gets time to pass before the request shows as failed ([dsar] max_attempts in all).
 BACKOFF_BASE = timedelta(minutes=5)
@@ -163,21 +172,99 @@ def _complete(session: Session, request: DsarRequest, actor: str, now: datetime)
     )
 
 
+_WAITING_KINDS = ("webhook", "manual")
+
+
 def _process_access(
     session: Session, datamap: DataMap, request: DsarRequest, actor: str, now: datetime
-) -> None:
+) -> bool:
+    """Open the request's tasks, ask the other systems, and export once all are done.
+
+    Returns whether the request completed (False: it waits for a webhook or a person).
+    """
+    policy = datamap.policy
+    subject = {"id": request.subject_id, "email": request.subject_email}
+    system_tasks.ensure_request_tasks(session, policy, request, subject=subject, now=now)
+    if any(s.kind in _WAITING_KINDS for s in system_tasks.access_task_specs(policy)):
+        session.commit()  # the tasks' idempotency keys exist before any request leaves
+        system_tasks.run_webhook_tasks(
+            session, policy, actor=actor, now=now, request_ids=[request.id],
+            export_dir=policy.export_dir,
+        )  # fmt: skip
+        if not system_tasks.request_tasks_finished(session, request.id, kinds=_WAITING_KINDS):
+            return False
+    parts = [
+        SystemFile(task.system, Path(task.file_path).name.split("-", 1)[-1],
+                   Path(task.file_path).read_bytes())
+        for task in system_tasks.tasks_of_request(session, request)
+        if task.file_path
+    ]  # fmt: skip
     export = build_access_export(
         datamap,
         request.subject_id,
         reference=request.reference,
-        directory=datamap.policy.export_dir,
+        directory=policy.export_dir,
         now=now,
+        parts=parts,
         request=request,
     )
     request.export_path = str(export.path)
     request.export_bytes = export.bytes
     request.export_sha256 = export.sha256
-    _complete(session, request, actor, utcnow())
+    finished = utcnow()
+    session.execute(
+        update(ErasureTask)
+        .where(
+            ErasureTask.dsar_request_id == request.id,
+            ErasureTask.system_kind == "sql",
+            ErasureTask.status.not_in(system_tasks.FINISHED),
+        )
+        .values(status=system_tasks.DONE, done_at=finished, attempts=ErasureTask.attempts + 1,
+                updated_at=finished)
+    )  # fmt: skip
+    _complete(session, request, actor, finished)
+    return True
+
+
+def _settle_access(
+    session: Session, datamap: DataMap, result: ProcessResult, actor: str, now: datetime
+) -> None:
+    """Access requests waiting for their systems: ask again, export those now complete."""
+    waiting = and_(
+        DsarRequest.kind == "access",
+        DsarRequest.status == "processing",
+        DsarRequest.export_path.is_(None),
+        exists().where(ErasureTask.dsar_request_id == DsarRequest.id),
+        # Not while the worker that claimed (or last looked at) it may still be at work.
+        DsarRequest.processing_started_at <= now - SETTLE_LEASE,
+    )
+    ids = list(session.scalars(select(DsarRequest.id).where(waiting).order_by(DsarRequest.id)))
+    session.rollback()
+    seen = set(result.waiting)
+    for request_id in ids:
+        # Take it for this worker: a second worker's UPDATE finds the condition false.
+        taken = session.execute(
+            update(DsarRequest)
+            .where(DsarRequest.id == request_id, waiting)
+            .values(processing_started_at=now)
+        )
+        session.commit()
+        request = session.get(DsarRequest, request_id)
+        if rows_changed(taken) != 1 or request is None or request.reference in seen:
+            continue  # another worker has it, or this run's claim just asked
+        try:
+            if _process_access(session, datamap, request, actor, now):
+                result.exported += 1
+                result.completed.append(request.reference)
+            else:
+                result.waiting.append(request.reference)
+            session.commit()
+        except (ComplianceError, SQLAlchemyError, OSError) as exc:
+            session.rollback()
+            message = str(exc) if isinstance(exc, ComplianceError) else one_line(exc)
+            _fail(session, request, message, actor)
+            session.commit()
+            result.failed[request.reference] = message
 
 
 def _on_hold(session: Session, subject_id: str, now: datetime) -> int | None:
@@ -345,9 +432,11 @@ def process_dsar_requests(
             started = now or utcnow()
             try:
                 if request.kind == DsarKind.ACCESS:
-                    _process_access(session, datamap, request, actor, started)
-                    result.exported += 1
-                    result.completed.append(request.reference)
+                    if _process_access(session, datamap, request, actor, started):
+                        result.exported += 1
+                        result.completed.append(request.reference)
+                    else:
+                        result.waiting.append(request.reference)
                 else:
                     if _process_erasure(session, policy, request, actor, started):
                         result.erasure_scheduled += 1
@@ -377,5 +466,6 @@ def process_dsar_requests(
                         attempt=request.attempts,
                         next_attempt_at=retry_at.isoformat(),
                     )
+    _settle_access(session, datamap, result, actor, now or utcnow())
     _settle_erasures(session, policy, result, actor, now or utcnow())
     return result

@@ -424,3 +424,47 @@ def requests_by_reference(session: Session, references: Sequence[str]) -> list[D
     return list(
         session.scalars(select(DsarRequest).where(DsarRequest.reference.in_(list(references))))
     )
+
+
+@dataclass(frozen=True)
+class BulkDsarReview:
+    """Requests decided one by one; those someone else decided meanwhile, skipped with why."""
+
+    decision: str
+    decided: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...]
+    executed: bool
+
+
+def review_dsars(
+    session: Session,
+    references: list[str],
+    decision: str,
+    *,
+    reviewer: Identity,
+    four_eyes: bool,
+    reason: str | None = None,
+    execute: bool,
+) -> BulkDsarReview:
+    """Approve or reject several pending requests, each reviewed and audited on its own."""
+    wanted = list(dict.fromkeys(references))
+    if not wanted:
+        raise InvalidInput("choose at least one request")
+    if decision not in ("approve", "reject"):
+        raise InvalidInput(f"decision must be approve or reject, got '{decision}'")
+    require(reviewer, COMPLIANCE_OFFICER, to="review DSAR requests")
+    if decision == "reject" and not (reason or "").strip():
+        raise InvalidInput("rejecting a DSAR request needs a reason (--reason)")
+    decided: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    for reference in wanted:
+        try:
+            review_dsar(
+                session, reference, decision, reviewer=reviewer, four_eyes=four_eyes,
+                reason=reason, execute=execute,
+            )  # fmt: skip
+            decided.append(reference)
+        except (Conflict, NotFound, PermissionDenied) as exc:  # four eyes: their own request
+            session.rollback()
+            skipped.append((reference, str(exc)))
+    return BulkDsarReview(decision, tuple(decided), tuple(skipped), execute)

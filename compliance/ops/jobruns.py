@@ -44,8 +44,10 @@ HEALTH_COLUMNS = [
     "last_status",
     "runs",
     "overdue",
+    "health",
     "note",
 ]
+NEVER_RUN = "never run yet: schedule it (deploy/crontab)"
 HISTORY_COLUMNS = [
     "id",
     "job",
@@ -188,6 +190,15 @@ def _every(interval: timedelta | None) -> str:
     return f"{interval.total_seconds() / 3600:g} hours"
 
 
+def _health(interval: timedelta | None, runs: int, overdue: bool) -> str:
+    """One word for the table: overdue, by hand, never run or ok."""
+    if overdue:
+        return "overdue"
+    if interval is None:
+        return "by hand"
+    return "never run" if runs == 0 else "ok"
+
+
 def job_health(
     session: Session,
     *,
@@ -197,7 +208,8 @@ def job_health(
     """Per job: when it last succeeded for real (not a dry run), and whether that is too long ago.
 
     A scheduled job is overdue when its last real success is older than its expected
-    interval plus some slack, or when it never succeeded at all.
+    interval plus some slack, or when it ran but never succeeded. A job that never ran at
+    all is "never run" (a fresh install), not an alarm.
     """
     now = now or utcnow()
     intervals = EXPECTED_INTERVALS if intervals is None else intervals
@@ -228,7 +240,10 @@ def job_health(
         interval = intervals.get(job)
         overdue, note = False, ""
         if interval is not None:
-            if last_success is None:
+            if runs == 0:
+                # A fresh install: nothing has failed, the schedule is simply not set up yet.
+                note = NEVER_RUN
+            elif last_success is None:
                 overdue, note = True, "never succeeded"
             elif now - last_success > late_after(interval):
                 overdue = True
@@ -249,6 +264,7 @@ def job_health(
                 "last_status": last_status,
                 "runs": runs,
                 "overdue": overdue,
+                "health": _health(interval, runs, overdue),
                 "note": note,
             }
         )

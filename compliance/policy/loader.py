@@ -67,6 +67,8 @@ class SqlRule:
     """A read-only SELECT returning subject keys."""
 
     sql: str
+    #: What the query means, in words an officer reviewing a batch understands.
+    description: str | None = None
 
 
 Rule = AgeRule | SqlRule
@@ -89,6 +91,9 @@ class Bucket:
     rejection_cooloff_days: int = DEFAULT_REJECTION_COOLOFF_DAYS
     #: Webhook and manual systems an accepted deletion also reaches (SQL ones follow tables).
     systems: tuple[str, ...] = ()
+    #: Columns of the [subjects] table shown beside each record under review, read from the
+    #: application database when the page opens and never copied into the compliance database.
+    review_columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -473,9 +478,11 @@ def _check_table_systems(tables: Mapping[str, MappedTable], systems: Mapping[str
 def _parse_rule(raw: Any, key: str) -> Rule:
     _expect(raw, dict, key)
     if "sql" in raw:
-        _unknown_keys(raw, {"sql"}, key)
+        _unknown_keys(raw, {"sql", "description"}, key)
         _expect(raw["sql"], str, f"{key}.sql")
-        return SqlRule(check_select_only(raw["sql"], f"{key}.sql"))
+        return SqlRule(
+            check_select_only(raw["sql"], f"{key}.sql"), _optional_str(raw, "description", key)
+        )
     missing = [k for k in ("table", "timestamp", "older_than_days") if k not in raw]
     if missing:
         raise ConfigError(
@@ -511,6 +518,7 @@ def _parse_bucket(
             "purge_after_days",
             "rejection_cooloff_days",
             "systems",
+            "review_columns",
         },
         key,
     )
@@ -550,8 +558,13 @@ def _parse_bucket(
     for opt in ("description", "ops_channel", "ops_handle"):
         if opt in raw:
             _expect(raw[opt], str, f"{key}.{opt}")
+    review_columns = raw.get("review_columns", [])
+    _expect(review_columns, list, f"{key}.review_columns")
+    for i, column in enumerate(review_columns):
+        _expect(column, str, f"{key}.review_columns[{i}]")
     return Bucket(
         name=name,
+        review_columns=tuple(dict.fromkeys(review_columns)),
         description=_optional_str(raw, "description", key) or "",
         tables=tuple(bucket_tables),
         rules=rules,
@@ -959,6 +972,17 @@ def check_against_database(
                 key = f"buckets.{bname}.rules[{i}].timestamp"
                 need_column(rule.table, rule.timestamp, key)
                 need_time(rule.table, rule.timestamp, key)
+        hidden = (
+            policy.tables[subjects.table].export_exclude if subjects.table in policy.tables else ()
+        )
+        for i, column in enumerate(bucket.review_columns):
+            key = f"buckets.{bname}.review_columns[{i}]"
+            need_column(subjects.table, column, key)
+            if column in hidden:
+                raise ConfigError(
+                    f"{key}: '{column}' is in tables.{subjects.table}.export_exclude, so it is "
+                    "never shown to anyone"
+                )
     # Referential actions are code paths too: none may reach retained or unmapped rows.
     from compliance.policy.cascades import check_foreign_keys, foreign_keys
 

@@ -119,7 +119,11 @@ def list_batches(
             select(
                 DeletionRecord.deletion_batch_id.label("batch_id"),
                 func.count().label("records"),
-                count_if(record_in(RecordState.EXCLUDED)).label("excluded"),
+                # Only records an officer kept out one by one: a rejection keeps all of them,
+                # and calling those "excluded" would misstate what the officer did.
+                count_if(
+                    record_in(RecordState.EXCLUDED) & DeletionRecord.is_manually_reviewed.is_(True)
+                ).label("excluded"),
                 count_if(
                     exists().where(
                         LegalHold.compliance_profile_id == DeletionRecord.compliance_profile_id,
@@ -157,9 +161,12 @@ def _flags(
     error: str | None,
     held: bool = False,
 ) -> str:
+    """Where a record stands, in the words of the decision that put it there."""
     flags: list[str] = ["on legal hold"] if held else []
     if accepted is False:
-        flags.append(RecordState.EXCLUDED)
+        # Kept out one by one (with a note) is an exclusion; kept with its whole batch
+        # is the batch's rejection.
+        flags.append(RecordState.EXCLUDED if manual else "rejected")
     elif accepted is True:
         flags.append(BatchStatus.ACCEPTED)
     if manual:
@@ -218,7 +225,21 @@ def batch_records(session: Session, batch_id: int, *, limit: int = 100, offset: 
         ],
         columns=RECORD_COLUMNS,
     )
+    frame["subject_id"] = typed_keys(frame["subject_id"])
     return Page(frame, total, offset, limit)
+
+
+def typed_keys(keys: pd.Series) -> pd.Series:
+    """Subject keys as numbers when every one is a whole number, so 114 sorts before 1128.
+
+    The compliance database stores keys as text whatever their type in the application
+    database; a table sorted as text would put 1128 before 114.
+    """
+    text = keys.astype(str)
+    # Leading zeros ("007") or signs would be lost as numbers: such keys stay text.
+    if len(keys) and text.str.fullmatch(r"0|[1-9][0-9]{0,17}").all():
+        return text.astype("int64")
+    return keys
 
 
 def batch_impact(session: Session, datamap: DataMap, batch_id: int) -> pd.DataFrame:
@@ -244,11 +265,41 @@ def batch_impact(session: Session, datamap: DataMap, batch_id: int) -> pd.DataFr
             )
         )
     )
-    columns = ["table", "action", "rows"]
+    columns = ["table", "action", "rows", "legal_basis"]
     if not keys:
         return pd.DataFrame(columns=columns)
     with datamap.engine.connect() as conn:
-        return pd.DataFrame(datamap.impact(conn, bucket.tables, keys), columns=columns)
+        frame = pd.DataFrame(datamap.impact(conn, bucket.tables, keys), columns=columns)
+    # "retain 271" alone reads like a leak; the policy says why those rows must stay.
+    tables = datamap.policy.tables
+    frame["legal_basis"] = [
+        (tables[t].legal_basis or "") if a == "retain" and t in tables else ""
+        for t, a in zip(frame["table"], frame["action"], strict=True)
+    ]
+    return frame
+
+
+def pending_batch_ids(session: Session, *, bucket: str | None = None) -> list[int]:
+    """Every pending batch (of ``bucket``), oldest first: what "all matching the filter" means."""
+    query = select(DeletionBatch.id).where(DeletionBatch.reviewed_status == "pending")
+    if bucket:
+        query = query.where(DeletionBatch.bucket == bucket)
+    return list(session.scalars(query.order_by(DeletionBatch.id)))
+
+
+def bulk_impact(session: Session, datamap: DataMap, batch_ids: list[int]) -> pd.DataFrame:
+    """The impact previews of several batches added up per table and action; changes nothing."""
+    columns = ["table", "action", "rows", "legal_basis"]
+    frames = [batch_impact(session, datamap, b) for b in batch_ids]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    summed = (
+        pd.concat(frames)
+        .groupby(["table", "action", "legal_basis"], as_index=False, sort=False)["rows"]
+        .sum()
+    )
+    return summed[columns]
 
 
 def accepted_plan(session: Session, batch_id: int) -> tuple[str | None, pd.DataFrame]:
@@ -386,4 +437,5 @@ def dsar_requests(
             }
         )
     frame = pd.DataFrame(rows, columns=DSAR_COLUMNS + DSAR_ACTION_COLUMNS)
+    frame["subject_id"] = typed_keys(frame["subject_id"])
     return frame, len(found) > limit

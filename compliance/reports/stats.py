@@ -7,6 +7,7 @@ Per-bucket and per-week figures add the permanent aggregates purge folds its rem
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import func, select
@@ -179,3 +180,68 @@ def deletions_per_week(
         [(w, b, n) for (w, b), n in sorted(counts.items())], columns=["week", "bucket", "applied"]
     )
     return frame
+
+
+OUTCOMES = ["erased", "rejected", "failed", "pending"]
+
+
+def _week_of(session: Session, column: Any) -> Any:
+    """The Monday (UTC) starting the value's week, computed by the database."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date_trunc("week", column)
+    return func.date(column, "weekday 0", "-6 days")
+
+
+def outcomes_per_week(
+    session: Session, *, weeks: int = 12, now: datetime | None = None
+) -> pd.DataFrame:
+    """Per bucket and week (Monday, UTC): records erased, rejected, failed, still pending.
+
+    Each record counts once, in the week of what happened to it: erased when applied,
+    rejected when its batch was rejected, failed when its last attempt failed; pending
+    records (found but not yet erased or kept) count in the week they were found.
+    """
+    now = now or utcnow()
+    since = now - timedelta(weeks=weeks)
+    batch_reviewed = DeletionBatch.reviewed_at
+    sources = {
+        "erased": (_R.deletion_applied_at, _applied, None),
+        "rejected": (
+            batch_reviewed,
+            (DeletionBatch.reviewed_status == "rejected") & _R.accepted_for_deletion.is_(False),
+            DeletionBatch,
+        ),
+        "failed": (_R.updated_at, _failed, None),
+        "pending": (
+            _R.created_at,
+            _R.deletion_applied_at.is_(None)
+            & _R.deletion_error.is_(None)
+            & _R.accepted_for_deletion.is_not(False),
+            None,
+        ),
+    }
+    parts = []
+    for outcome, (when, condition, join) in sources.items():
+        week = _week_of(session, when)
+        query = select(week.label("week"), _R.bucket, func.count().label("records"))
+        if join is not None:
+            query = query.join(DeletionBatch, DeletionBatch.id == _R.deletion_batch_id)
+        rows = session.execute(
+            query.where(condition, when >= since).group_by(week, _R.bucket)
+        ).all()
+        parts += [(w, b, outcome, n) for w, b, n in rows]
+    frame = pd.DataFrame(parts, columns=["week", "bucket", "outcome", "records"])
+    if frame.empty:
+        return pd.DataFrame(columns=["week", "bucket", *OUTCOMES])
+    frame["week"] = pd.to_datetime(frame["week"]).dt.date
+    table = (
+        frame.pivot_table(
+            index=["week", "bucket"], columns="outcome", values="records", aggfunc="sum"
+        )
+        .reindex(columns=OUTCOMES)
+        .fillna(0)
+        .astype("int64")
+        .reset_index()
+    )
+    table.columns.name = None
+    return table.sort_values(["week", "bucket"], ignore_index=True)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_
+from sqlalchemy import ColumnElement, and_, exists, func, or_
 
-from compliance.store.models import DeletionBatch, DeletionRecord, DsarRequest
+from compliance.store.models import DeletionBatch, DeletionRecord, DsarRequest, ErasureTask
 from compliance.store.states import OPEN_DSAR_STATUSES, BatchStatus, DsarStatus, RecordState
 
 _R = DeletionRecord
@@ -103,6 +103,8 @@ def dsar_claimable(now: datetime, lease: timedelta) -> ColumnElement[bool]:
     abandoned = and_(
         dsar_in(DsarStatus.PROCESSING),
         DsarRequest.deletion_record_id.is_(None),
+        # An access request with tasks waits for its systems; processing settles it.
+        ~exists().where(ErasureTask.dsar_request_id == DsarRequest.id),
         or_(
             DsarRequest.processing_started_at.is_(None),
             DsarRequest.processing_started_at <= now - lease,

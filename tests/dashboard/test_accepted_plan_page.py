@@ -34,4 +34,4 @@ def test_an_accepted_batch_shows_its_plan_and_its_held_subjects(
     assert plan.loc["users", "columns"] == "email, full_name, phone"
     assert "invoices" not in plan.index  # retained: never in a plan
     records = at.dataframe[2].value.set_index("subject_id")
-    assert "on legal hold" in records.loc[subject, "flags"]
+    assert "on legal hold" in records.loc[int(subject), "flags"]  # numeric keys sort as numbers

@@ -77,7 +77,7 @@ def test_support_cannot_open_the_deletion_batches_page(
 ) -> None:
     at = open_app(SUPPORT)
     with pytest.raises(ValueError, match="Could not find a navigation page"):
-        at.switch_page("pages/batches.py")
+        at.switch_page("views/batches.py")
 
 
 def test_a_manager_reads_progress_but_cannot_decide_anything(
@@ -86,9 +86,9 @@ def test_a_manager_reads_progress_but_cannot_decide_anything(
     at = open_app(MANAGER)
     assert not at.exception, at.exception
     buckets = at.dataframe[0].value.set_index("bucket")
-    assert buckets.loc["closed_accounts", "batches pending"] == 9
-    assert buckets.loc["stale_support_tickets", "batches accepted"] == 1
-    assert buckets.loc["stale_support_tickets", "records applied"] == 14
+    assert buckets.loc["closed_accounts", "batches_pending"] == 9
+    assert buckets.loc["stale_support_tickets", "batches_accepted"] == 1
+    assert buckets.loc["stale_support_tickets", "applied"] == 14
     assert [b.label for b in at.button] == []
     with pytest.raises(ValueError):
-        at.switch_page("pages/batches.py")
+        at.switch_page("views/batches.py")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
 from compliance.deletion.batches import get_batch, review_batch
+from compliance.reports.review_queue import pending_batch_ids
 from compliance.store.models import AuditEvent, DeletionRecord
 from tests.conftest import Deployment, person
 from tests.dashboard.conftest import APP, OFFICER, OpenApp, button, pending_batch, texts
@@ -42,8 +43,11 @@ def test_an_officer_sees_pending_batches_with_counts_and_an_impact_preview(
     assert "invoices" in set(impact.loc[impact["action"] == "retain", "table"])
     assert impact.loc[impact["table"] == "users", "rows"].iloc[0] == 5
     records = at.dataframe[2].value
-    assert list(records.columns[:3]) == ["record_id", "profile_id", "subject_id"]
+    assert list(records.columns[:2]) == ["record_id", "subject_id"]
     assert len(records) == 5
+    # Retained rows say why they stay.
+    retained = impact.set_index("table").loc["invoices"]
+    assert retained["legal_basis"].startswith("Accounting law")
     # The preview changed nothing.
     assert queue.checksum("users", "activity_logs", "invoices") == before
 
@@ -107,8 +111,8 @@ def test_excluding_a_record_with_a_note_keeps_it_out_of_the_deletion(
     at = open_batch(open_app, batch_id)
     record_id = int(at.dataframe[2].value["record_id"].iloc[0])
 
-    at.multiselect[0].set_value([record_id])
-    at.text_input[0].input("Legal hold")
+    at.multiselect(key="exclude_records_0").set_value([record_id])
+    at.text_input(key="exclude_note_0").input("Legal hold")
     button(at, "Exclude selected").click().run()
     assert f"Excluded 1 record(s) from batch {batch_id}." in texts(at, "success")
 
@@ -135,12 +139,17 @@ def test_excluding_records_needs_a_note(queue: Deployment, open_app: OpenApp) ->
     at = open_batch(open_app, batch_id)
     record_id = int(at.dataframe[2].value["record_id"].iloc[0])
 
-    at.multiselect[0].set_value([record_id])
+    at.multiselect(key="exclude_records_0").set_value([record_id])
     button(at, "Exclude selected").click().run()
 
     assert "Excluding records needs a note saying why." in texts(at, "error")
     with queue.session() as session:
         assert session.get(DeletionRecord, record_id).accepted_for_deletion is None
+    # The refused form keeps the officer's choice: only the note is missing.
+    assert at.multiselect(key="exclude_records_0").value == [record_id]
+    at.text_input(key="exclude_note_0").input("Customer asked to keep it")
+    button(at, "Exclude selected").click().run()
+    assert f"Excluded 1 record(s) from batch {batch_id}." in texts(at, "success")
 
 
 def test_a_decision_made_meanwhile_by_someone_else_is_shown_and_nothing_changes(
@@ -186,3 +195,130 @@ def test_a_link_from_a_slack_alert_opens_the_batches_of_its_bucket(
     assert at.selectbox(key="bucket_filter").value == "closed_accounts"
     shown = {label.split(" · ")[1] for label in at.selectbox(key="open_batch").options}
     assert shown == {"closed_accounts"}
+
+
+def test_an_exclusion_can_be_undone_until_the_batch_is_decided(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    batch_id = pending_batch(queue)
+    at = open_batch(open_app, batch_id)
+    record_id = int(at.dataframe[2].value["record_id"].iloc[0])
+    at.multiselect(key="exclude_records_0").set_value([record_id])
+    at.text_input(key="exclude_note_0").input("Wrong person?")
+    button(at, "Exclude selected").click().run()
+    # After a success the form is empty again.
+    assert at.multiselect(key="exclude_records_1").value == []
+
+    at.multiselect(key="include_records_1").set_value([record_id])
+    button(at, "Put back").click().run()
+
+    assert f"Put 1 record(s) back into batch {batch_id}." in texts(at, "success")
+    records = at.dataframe[2].value.set_index("record_id")
+    assert records.loc[record_id, "flags"] == ""
+    with queue.session() as session:
+        record = session.get(DeletionRecord, record_id)
+        assert (record.accepted_for_deletion, record.review_note) == (None, None)
+        event = session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
+    assert (event.action, event.actor, event.details["record_ids"]) == (
+        "deletion_records.included",
+        OFFICER,
+        [record_id],
+    )
+    assert at.dataframe[0].value.set_index("batch_id").loc[batch_id, "excluded"] == 0
+
+
+def test_a_rejected_batch_shows_its_records_as_rejected_not_excluded(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    batch_id = pending_batch(queue)
+    at = open_batch(open_app, batch_id)
+    button(at, "Reject batch…").click().run()
+    at.text_area(key="confirm_reason").input("Rule matched test accounts")
+    button(at, "Reject batch").click().run()
+
+    at.selectbox(key="status_filter").set_value("rejected").run()
+    listed = at.dataframe[0].value.set_index("batch_id")
+    assert listed.loc[batch_id, "excluded"] == 0
+    assert listed.loc[batch_id, "status"] == "rejected"
+    at.selectbox(key="open_batch").set_value(batch_id).run()
+    assert set(at.dataframe[1].value["flags"]) == {"rejected"}
+
+
+def test_after_a_decision_the_batch_stays_open_and_the_selector_says_nothing_stale(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    batch_id = pending_batch(queue)
+    at = open_batch(open_app, batch_id)
+    button(at, "Accept batch…").click().run()
+    button(at, "Accept and schedule erasure").click().run()
+
+    selector = at.selectbox(key="open_batch")
+    assert selector.value == batch_id
+    # No option claims a status: the badge next to the open batch says it.
+    assert not [o for o in selector.options if "pending" in o or "accepted" in o]
+    assert any(f"Accepted by {OFFICER}" in t for t in texts(at, "info"))
+
+
+def test_subject_ids_sort_as_numbers(queue: Deployment, open_app: OpenApp) -> None:
+    at = open_app(OFFICER)
+    at.selectbox(key="bucket_filter").set_value("inactive_accounts").run()
+    subjects = at.dataframe[2].value["subject_id"]
+    assert subjects.dtype.kind == "i"
+    ordered = subjects.sort_values().tolist()
+    assert ordered == sorted(int(s) for s in subjects)
+
+
+def test_each_record_shows_why_it_is_due(queue: Deployment, open_app: OpenApp) -> None:
+    at = open_app(OFFICER)
+    at.selectbox(key="bucket_filter").set_value("inactive_accounts").run()
+    records = at.dataframe[-1].value
+    assert list(records.columns[:6]) == [
+        "record_id", "subject_id", "users.last_login_at", "rule_2", "users.plan", "users.country",
+    ]  # fmt: skip
+    assert set(records["rule_2"]) == {"yes"}
+    assert records["users.last_login_at"].notna().all()
+    assert any(
+        "users.last_login_at: newest last_login_at in users; due when older than 730 days" in c
+        and "Not anonymized yet" in c
+        for c in texts(at, "caption")
+    )
+
+
+def test_all_pending_batches_matching_the_filter_are_decided_in_one_confirmation(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    at = open_app(OFFICER)
+    at.selectbox(key="bucket_filter").set_value("closed_accounts").run()
+    at.radio(key="bulk_scope").set_value("filter").run()
+    with queue.session() as session:
+        ids = pending_batch_ids(session, bucket="closed_accounts")
+        records = session.scalar(
+            select(func.count()).where(DeletionRecord.deletion_batch_id.in_(ids))
+        )
+    # One users row per subject: the combined preview adds up every batch's.
+    combined = at.dataframe[1].value.set_index("table")
+    assert len(ids) > 2 and combined.loc["users", "rows"] == records
+
+    button(at, f"Reject {len(ids)} batch(es)…").click().run()
+    button(at, f"Reject {len(ids)} batch(es)").click().run()
+    assert "Rejecting batches needs a reason." in texts(at, "error")
+    at.text_area(key="confirm_reason").input("Test accounts matched the rule")
+    # Meanwhile a colleague accepts one of them.
+    with queue.session() as session:
+        review_batch(
+            session,
+            ids[0],
+            "accept",
+            reviewer=person("colleague@example.com", roles=("compliance_officer",)),
+        )
+    button(at, f"Reject {len(ids)} batch(es)").click().run()
+
+    (message,) = [t for t in texts(at, "success") if "rejected" in t]
+    assert message.startswith(f"{len(ids) - 1} batch(es) rejected")
+    assert f"Skipped #{ids[0]}: batch {ids[0]} was already accepted by colleague@example.com" in (
+        message
+    )
+    assert batch_state(queue, ids[0])[0] == "accepted"
+    assert {batch_state(queue, b) for b in ids[1:]} == {
+        ("rejected", OFFICER, "Test accounts matched the rule")
+    }

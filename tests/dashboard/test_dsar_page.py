@@ -27,7 +27,11 @@ def test_support_logs_an_access_request_and_sees_it_with_its_due_date(
     reference = logged[0].split()[1].rstrip(",")
     table = at.dataframe[0].value
     row = table.set_index("reference").loc[reference]
-    assert (row["kind"], row["subject_id"], row["requested_by"]) == ("access", "5", SUPPORT)
+    assert (row["kind"], row["subject_id"], row["requested_by"]) == (
+        "access",
+        5,
+        SUPPORT,
+    )  # sorted as a number
     assert row["days_left"].endswith("day(s) left") and int(row["days_left"].split()[0]) >= 27
     assert not [b for b in at.button if b.label == "Approve…"]  # support does not review
     with queue.session() as session:
@@ -63,7 +67,7 @@ def test_an_officer_approves_a_request_through_the_dialog(
 ) -> None:
     reference = _logged(queue)
     at = open_app(OFFICER)
-    at.switch_page("pages/dsar.py").run()
+    at.switch_page("views/dsar.py").run()
     at.selectbox(key="dsar_open").select(reference).run()
     assert "Identity check not recorded." in texts(at, "warning")  # logged without one
     button(at, "Approve…").click().run()
@@ -78,7 +82,7 @@ def test_an_officer_approves_a_request_through_the_dialog(
 def test_rejecting_a_request_requires_a_reason(queue: Deployment, open_app: OpenApp) -> None:
     reference = _logged(queue)
     at = open_app(OFFICER)
-    at.switch_page("pages/dsar.py").run()
+    at.switch_page("views/dsar.py").run()
     at.selectbox(key="dsar_open").select(reference).run()
     button(at, "Reject…").click().run()
     button(at, "Reject").click().run()
@@ -117,7 +121,7 @@ def test_an_officer_extends_a_deadline_with_a_reason(queue: Deployment, open_app
     with queue.session() as session:
         due_before = get_dsar(session, reference).due_at
     at = open_app(OFFICER)
-    at.switch_page("pages/dsar.py").run()
+    at.switch_page("views/dsar.py").run()
     at.selectbox(key="dsar_open").select(reference).run()
 
     button(at, "Extend deadline").click().run()  # no reason given
@@ -137,6 +141,37 @@ def test_an_officer_extends_a_deadline_with_a_reason(queue: Deployment, open_app
 def test_support_cannot_extend_deadlines(queue: Deployment, open_app: OpenApp) -> None:
     reference = _logged(queue)
     at = open_app(SUPPORT)
+
     at.selectbox(key="dsar_open").select(reference).run()
     assert at.header[0].value == reference
     assert not [b for b in at.button if b.label in ("Extend deadline", "Approve…")]
+
+
+def test_an_officer_approves_every_pending_request_in_one_confirmation(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    at = open_app(OFFICER)
+    at.switch_page("views/dsar.py").run()
+    table = at.dataframe[0].value
+    pending = table.loc[table["status"] == "pending", "reference"].tolist()
+    assert len(pending) >= 2
+    at.checkbox(key="dsar_all").check().run()
+    button(at, "Approve these…").click().run()
+    with queue.session() as session:  # a colleague rejects one meanwhile
+        colleague = person("colleague@example.com", roles=("compliance_officer",))
+        review_dsar(
+            session, pending[0], "reject", reviewer=colleague, four_eyes=False, reason="dup"
+        )
+    button(at, f"Approve {len(pending)} request(s)").click().run()
+
+    (message,) = [t for t in texts(at, "success") if "approved" in t]
+    assert message.startswith(f"{len(pending) - 1} request(s) approved")
+    assert f"Skipped {pending[0]}: {pending[0]} is already rejected" in message
+    with queue.session() as session:
+        assert [get_dsar(session, r).status for r in pending[1:]] == ["approved"] * (
+            len(pending) - 1
+        )
+        approvals = session.scalars(
+            select(AuditEvent.target_id).where(AuditEvent.action == "dsar.approved")
+        ).all()
+    assert set(pending[1:]) <= set(approvals)

@@ -36,6 +36,7 @@ def test_a_support_session_forcing_the_approval_dialog_is_refused(
     reference = logged_by(queue, SUPPORT)
     before = approvals(queue)  # the demo seed approved one request already
     at = open_app(SUPPORT)
+    at.selectbox(key="dsar_open").select(reference).run()
     assert not [b for b in at.button if b.label == "Approve…"]  # not offered to support
     # What a tampered session would hold: the dialog's pending confirmation.
     at.session_state["pending_confirmation"] = {"action": "dsar_approve", "reference": reference}
@@ -58,8 +59,8 @@ def test_with_four_eyes_the_officer_who_logged_a_request_cannot_approve_it(
     reference = logged_by(queue, OFFICER)
     before = approvals(queue)
     at = open_app(OFFICER)
-    at.switch_page("pages/dsar.py").run()
-    at.selectbox(key="dsar_review").select(reference).run()
+    at.switch_page("views/dsar.py").run()
+    at.selectbox(key="dsar_open").select(reference).run()
     button(at, "Approve…").click().run()
     button(at, "Approve").click().run()
 

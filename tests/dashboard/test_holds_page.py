@@ -9,7 +9,7 @@ from compliance.store.models import LegalHold
 from tests.conftest import Deployment
 from tests.dashboard.conftest import MANAGER, OFFICER, OpenApp, button, texts
 
-PAGE = "pages/holds.py"
+PAGE = "views/holds.py"
 
 
 def test_an_officer_places_and_lifts_a_hold(queue: Deployment, open_app: OpenApp) -> None:

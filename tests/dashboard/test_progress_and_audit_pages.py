@@ -34,16 +34,22 @@ def test_progress_shows_weekly_deletions_and_dsar_figures_with_csv_downloads(
     downloads = [d.label for d in at.get("download_button")]
     assert downloads == [
         "Buckets as CSV",
-        "Deletions per week as CSV",
+        "Outcomes per bucket and week as CSV",
+        "DSAR requests per month as CSV",
         "Overdue requests as CSV",
     ]
+    # Per week: the demo's applied batch shows as erased records in the outcome table.
+    weekly = next(d.value for d in at.dataframe if "erased" in d.value.columns)
+    assert weekly["erased"].sum() == 14
+    monthly = next(d.value for d in at.dataframe if "received" in d.value.columns)
+    assert monthly["received"].sum() == open_requests + 1  # the open ones and the completed one
 
 
 def test_the_audit_log_filters_by_actor_and_verifies_the_chain(
     queue: Deployment, open_app: OpenApp
 ) -> None:
     at = open_app(OFFICER)
-    at.switch_page("pages/audit.py").run()
+    at.switch_page("views/audit.py").run()
     assert not at.exception, at.exception
     assert any(t.startswith("Hash chain verified") for t in texts(at, "success"))
     everyone = at.dataframe[0].value

@@ -91,7 +91,7 @@ def test_support_exports_now_and_sends_the_link_and_the_timeline_shows_each_step
 ) -> None:
     use_smtp(queue, smtp_inbox)
     reference = log_request(queue, "21")
-    at = open_app(SUPPORT, "pages/dsar.py")
+    at = open_app(SUPPORT, "views/dsar.py")
     at.selectbox(key="dsar_open").select(reference).run()
     assert "Waiting for approval by a compliance officer." in texts(at, "info")
     assert not [b for b in at.button if b.label == "Export now"]
@@ -128,7 +128,7 @@ def test_without_access_review_support_exports_a_pending_request_at_once(
         queue.policy_path.read_text().replace("access_review = true", "access_review = false")
     )
     reference = log_request(queue, "22")
-    at = open_app(SUPPORT, "pages/dsar.py")
+    at = open_app(SUPPORT, "views/dsar.py")
     at.selectbox(key="dsar_open").select(reference).run()
     button(at, "Export now").click().run()
     wait_for_export(reference)
@@ -154,7 +154,7 @@ def test_staff_notes_are_kept_and_audited_without_their_text(
     queue: Deployment, open_app: OpenApp
 ) -> None:
     reference = log_request(queue, "24")
-    at = open_app(SUPPORT, "pages/dsar.py")
+    at = open_app(SUPPORT, "views/dsar.py")
     at.selectbox(key="dsar_open").select(reference).run()
     [note_box] = [t for t in at.text_area if t.label.startswith("Add a note")]
     note_box.input("Customer called again; prefers email.")
@@ -184,7 +184,7 @@ def test_an_officer_previews_and_sends_the_extension_notice_with_its_reason(
 ) -> None:
     use_smtp(queue, smtp_inbox)
     reference = log_request(queue, "26")
-    at = open_app(OFFICER, "pages/dsar.py")
+    at = open_app(OFFICER, "views/dsar.py")
     at.selectbox(key="dsar_open").select(reference).run()
     [reason] = [t for t in at.text_input if t.label == "Why the extension is needed"]
     reason.input("Records spread over six systems")

@@ -49,7 +49,37 @@ def test_a_person_may_hold_several_roles() -> None:
 def test_the_demo_picker_offers_every_named_person_and_a_support_address(
     policy: Policy,
 ) -> None:
-    assert demo_users(policy) == ["dpo@example.com", "ceo@example.com", "support@example.com"]
+    assert demo_users(policy) == ["dpo@example.com", "support@example.com", "ceo@example.com"]
+
+
+def readme_pages_per_role() -> dict[str, set[str]]:
+    """The README's table of roles and the pages each sees, as a reader finds it."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| role (`[roles]`"))
+    table = {}
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        role, pages = (cell.strip() for cell in line.strip("|").split("|"))
+        table[role] = {p.strip() for p in pages.split("(")[0].split(",")}
+    return table
+
+
+def test_each_demo_user_holds_one_role_and_sees_exactly_the_pages_the_readme_lists(
+    policy: Policy,
+) -> None:
+    from compliance.roles import ROLE_TITLES
+    from dashboard.navigation import PAGES
+
+    readme = readme_pages_per_role()
+    seen = {}
+    for email in demo_users(policy):
+        roles = roles_for(policy.roles, email)
+        assert len(roles) == 1, f"{email} holds {sorted(roles)}"
+        (role,) = roles
+        pages = {title for _, title, _, allowed in PAGES if role in allowed}
+        seen[ROLE_TITLES[role].lower()] = pages
+    assert seen == readme
 
 
 def test_with_oidc_configured_a_forged_header_or_pick_signs_nobody_in(policy: Policy) -> None:

@@ -20,7 +20,6 @@ from sqlalchemy import func, select
 from compliance.audit.chain import verify_chain
 from compliance.deletion.batches import create_deletion_batches, review_batch
 from compliance.deletion.records import create_deletion_records
-from compliance.demo.generate import create_demo_app_database
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Policy, load_policy
 from compliance.policy.strategies import HashStrategy
@@ -31,7 +30,7 @@ from compliance.store.models import (
     DeletionRecord,
     DsarRequest,
 )
-from tests.conftest import DEMO_POLICY, DPO, Deployment
+from tests.conftest import DEMO_POLICY, DPO, Deployment, fill_demo
 
 LONG = os.environ.get("RELIABILITY_LONG") == "1"
 _FIXED = os.environ.get("RELIABILITY_SEED")
@@ -109,7 +108,7 @@ def reviewed_world(d: Deployment, seed: int) -> Deployment:
     """Records for every user in batches of 20: one batch rejected, one record excluded, the
     rest accepted and due."""
     d.write_policy(POLICY)
-    create_demo_app_database(d.app_engine, users_count=USERS, seed=seed)
+    fill_demo(d, users_count=USERS, seed=seed)
     with d.session() as s:
         create_deletion_records(s, datamap(d), "everyone", actor="t", execute=True)
         batches = create_deletion_batches(

@@ -13,10 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from compliance.demo.generate import create_demo_app_database
 from compliance.dsar.requests import submit
 from compliance.store.models import AuditEvent, DsarRequest
-from tests.conftest import SUPPORT_STAFF, Backend, Deployment, make_deployment
+from tests.conftest import SUPPORT_STAFF, Backend, Deployment, fill_demo, make_deployment
 from tests.reliability.conftest import LONG, policy
 
 COMMANDS = ["submit-dsar", "review-dsar", "extend-dsar", "retry-dsar", "deliver-dsar"]
@@ -37,7 +36,7 @@ def dsar_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deploy
     """One deployment with one pending request, shared by every generated command line."""
     base = tmp_path_factory.mktemp("dsar-inputs")
     d = make_deployment(Backend("sqlite", base), base / "deploy")
-    create_demo_app_database(d.app_engine, users_count=20, seed=5)
+    fill_demo(d, users_count=20, seed=5)
     with d.session() as s:
         submit(
             s, policy(d), d.app_engine, kind="access", subject_id="1",

@@ -21,13 +21,12 @@ from sqlalchemy import func, select, update
 from compliance.deletion.apply import apply_deletions
 from compliance.deletion.batches import create_deletion_batches
 from compliance.deletion.records import create_deletion_records
-from compliance.demo.generate import create_demo_app_database
 from compliance.dsar.delivery import ABANDONED_WRITE_AGE
 from compliance.dsar.processing import CLAIM_LEASE, process_dsar_requests
 from compliance.dsar.requests import review_dsar, submit
 from compliance.policy.strategies import HashStrategy
 from compliance.store.models import AuditEvent, DeletionBatch, DeletionRecord, DsarRequest, utcnow
-from tests.conftest import DPO, SUPPORT_STAFF, Deployment
+from tests.conftest import DPO, SUPPORT_STAFF, Deployment, fill_demo
 from tests.reliability.conftest import (
     LONG,
     POLICY,
@@ -59,7 +58,7 @@ class Scenario:
 
 def _demo(d: Deployment, seed: int) -> None:
     d.write_policy(POLICY.replace("[buckets.everyone]", "[buckets.everyone]\npurge_after_days = 0"))
-    create_demo_app_database(d.app_engine, users_count=USERS, seed=seed)
+    fill_demo(d, users_count=USERS, seed=seed)
 
 
 def _records(d: Deployment, seed: int) -> None:

@@ -97,9 +97,8 @@ def _open_selected_row() -> None:
 
 
 table = frame.drop(columns=DSAR_ACTION_COLUMNS).assign(
-    status=frame["status"].map(widgets.status_label),
     days_left=frame["days_left"].map(widgets.days_text, na_action="ignore"),
-    overdue=frame["overdue"].map({True: "⚠ overdue", False: ""}),
+    overdue=frame["overdue"].map({True: "overdue", False: ""}),
 )
 st.caption("Select a row to open the request.")
 st.dataframe(
@@ -107,10 +106,60 @@ st.dataframe(
     hide_index=True,
     width="stretch",
     column_config=widgets.labels(table.columns),
+    column_order=[c for c in table.columns if c not in ("requested_by", "reviewed_by")],
     on_select=_open_selected_row,
     selection_mode="single-row",
     key="dsar_table",
 )
+
+pending = frame.loc[frame["status"] == "pending", "reference"].tolist()
+if person.has(COMPLIANCE_OFFICER) and pending:
+    with st.expander("Decide several requests at once"):
+        every = st.checkbox(f"All {len(pending)} pending request(s) on this page", key="dsar_all")
+        several = pending if every else st.multiselect("Pending requests", pending, key="dsar_bulk")
+        many_approve, many_reject = st.columns(2)
+        if many_approve.button("Approve these…", key="dsar_bulk_approve", disabled=not several):
+            widgets.ask_confirmation("dsar_bulk_approve", references=several)
+        if many_reject.button("Reject these…", key="dsar_bulk_reject", disabled=not several):
+            widgets.ask_confirmation("dsar_bulk_reject", references=several)
+
+several_asked = widgets.pending_confirmation("dsar_bulk_approve") or widgets.pending_confirmation(
+    "dsar_bulk_reject"
+)
+if several_asked:
+    chosen_refs: list[str] = several_asked["references"]
+    verdict = "approve" if several_asked["action"] == "dsar_bulk_approve" else "reject"
+
+    def review_several(reason: str | None) -> str:
+        with context.session(policy) as s:
+            result = dsar.review_dsars(
+                s,
+                chosen_refs,
+                verdict,
+                reviewer=person,
+                four_eyes=policy.review.four_eyes,
+                reason=reason,
+                execute=True,
+            )
+        message = f"{len(result.decided)} request(s) {verdict}d: {', '.join(result.decided)}."
+        for reference, why in result.skipped:
+            message += f" Skipped {reference}: {why}."
+        return message
+
+    widgets.confirm_dialog(
+        f"{verdict.capitalize()} {len(chosen_refs)} request(s)?",
+        "Each request is decided and audited on its own; one decided by someone else "
+        "meanwhile is skipped and reported. "
+        + (
+            "Approved requests are processed by the next `process-dsar-requests` run."
+            if verdict == "approve"
+            else "Nothing is exported or erased. Say why, for the audit trail."
+        ),
+        confirm_label=f"{verdict.capitalize()} {len(chosen_refs)} request(s)",
+        on_confirm=review_several,
+        reason_label="Reason" if verdict == "reject" else None,
+        reason_required="Rejecting requests needs a reason." if verdict == "reject" else None,
+    )
 if number > 1 or more:
     st.number_input("Page", min_value=1, max_value=number + int(more), step=1, key="dsar_page")
 
@@ -276,7 +325,7 @@ if detail.notices:
         [
             {
                 "notice": n.kind,
-                "status": widgets.status_label(n.status),
+                "status": n.status,
                 "created_at": n.created_at,
                 "sent_at": n.sent_at,
                 "attempts": n.attempts,

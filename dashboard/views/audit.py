@@ -34,9 +34,7 @@ try:
 except ComplianceError as exc:
     st.error(widgets.plain(exc))
     st.stop()
-st.dataframe(
-    page.frame, hide_index=True, width="stretch", column_config=widgets.labels(page.frame.columns)
-)
+widgets.table(page.frame, widths={"details": "large"})
 widgets.pager("audit_page", page)
 if page.total:
     widgets.csv_download(

@@ -1,0 +1,125 @@
+"""Why each subject under review is due: its rule values and a few columns, read live.
+
+An officer accepting a batch should see, per record, the values the bucket's rules judged
+(the newest ``last_login_at``, whether the account is closed...) rather than bare ids. The
+values are read from the application database for one page of subjects when the page
+opens; nothing read here is ever written to the compliance database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import String, cast, func, select
+
+from compliance.deletion.rules import _end_read_only, _read_only, rule_select
+from compliance.policy.datamap import DataMap
+from compliance.policy.loader import AgeRule, SqlRule
+from compliance.store.models import utcnow
+
+
+@dataclass(frozen=True)
+class EvidenceColumn:
+    """One column of evidence: its name in the frame and what it shows, in words."""
+
+    name: str
+    header: str
+    meaning: str
+    kind: str  # timestamp | match | value
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Per subject key (text), one column per rule and per review column."""
+
+    frame: pd.DataFrame
+    columns: tuple[EvidenceColumn, ...]
+
+
+def _typed(column: Any, keys: list[str]) -> list[Any]:
+    """Keys bound as the key column's type, so its index serves the lookup."""
+    try:
+        return [int(k) for k in keys] if column.type.python_type is int else keys
+    except (NotImplementedError, ValueError):
+        return keys
+
+
+def _rule_columns(datamap: DataMap, bucket_name: str) -> list[tuple[EvidenceColumn, Any]]:
+    bucket = datamap.policy.buckets.get(bucket_name)
+    if bucket is None:  # dsar_erasure: the subject asked; no rule to show
+        return []
+    found: list[tuple[EvidenceColumn, Any]] = []
+    for i, rule in enumerate(bucket.rules, start=1):
+        if isinstance(rule, AgeRule):
+            name = f"{rule.table}.{rule.timestamp}"
+            meaning = (
+                f"newest {rule.timestamp} in {rule.table}; due when older than "
+                f"{rule.older_than_days} days"
+            )
+            found.append((EvidenceColumn(name, name, meaning, "timestamp"), rule))
+        else:
+            assert isinstance(rule, SqlRule)
+            meaning = rule.description or f"matches: {rule.sql}"
+            header = rule.description or f"SQL rule {i}"
+            found.append((EvidenceColumn(f"rule_{i}", header, meaning, "match"), rule))
+    return found
+
+
+def record_evidence(
+    datamap: DataMap, bucket_name: str, subject_keys: Sequence[str], *, now: datetime | None = None
+) -> Evidence:
+    """The rule values and review columns of ``subject_keys`` (one page), as they are now.
+
+    A timestamp rule shows the subject's newest value there (None: no row, or a NULL that
+    never counts as old); an SQL rule shows whether the subject still matches it.
+    """
+    keys = [str(k) for k in dict.fromkeys(subject_keys)]
+    rules = _rule_columns(datamap, bucket_name)
+    bucket = datamap.policy.buckets.get(bucket_name)
+    review = bucket.review_columns if bucket else ()
+    subjects = datamap.policy.subjects
+    columns = [c for c, _ in rules] + [
+        EvidenceColumn(f"{subjects.table}.{c}", c, f"{c} of the subject", "value") for c in review
+    ]
+    frame = pd.DataFrame({"subject_id": keys})
+    for column in columns:
+        frame[column.name] = None
+    if not keys:
+        return Evidence(frame, tuple(columns))
+    now = now or utcnow()
+    frame = frame.set_index("subject_id")
+    with datamap.engine.connect() as conn:
+        _read_only(conn)
+        try:
+            for i, (column, rule) in enumerate(rules):
+                if isinstance(rule, AgeRule):
+                    base, key = datamap.keyed_select(rule.table)
+                    ts = datamap.table(rule.table).c[rule.timestamp]
+                    query = (
+                        base.add_columns(key.label("k"), func.max(ts).label("v"))
+                        .where(datamap.condition(rule.table, datamap.coerce_keys(rule.table, keys)))
+                        .group_by(key)
+                    )
+                    for k, value in conn.execute(query):
+                        frame.loc[str(k), column.name] = value
+                else:
+                    matched = rule_select(datamap, rule, now, i).subquery()
+                    query = select(matched.c.subject_key).where(matched.c.subject_key.in_(keys))
+                    hits = {str(k) for k in conn.scalars(query)}
+                    frame[column.name] = ["yes" if k in hits else "no" for k in frame.index]
+            if review and subjects.table in datamap.metadata.tables:
+                table = datamap.table(subjects.table)
+                key_column = table.c[subjects.key]
+                query = select(
+                    cast(key_column, String).label("k"), *(table.c[c] for c in review)
+                ).where(key_column.in_(_typed(key_column, keys)))
+                for row in conn.execute(query):
+                    for c in review:
+                        frame.loc[str(row.k), f"{subjects.table}.{c}"] = row._mapping[c]
+        finally:
+            _end_read_only(conn)
+    return Evidence(frame.reset_index(), tuple(columns))

@@ -1,0 +1,116 @@
+"""Progress: whether the company keeps its deadlines, for managers and officers (read-only)."""
+
+from __future__ import annotations
+
+import altair as alt
+import streamlit as st
+
+from compliance.reports.stats import OUTCOMES
+from compliance.roles import COMPLIANCE_OFFICER, MANAGER
+from dashboard import context, widgets
+
+WEEKS = 12
+MONTHS = 12
+OUTCOME_COLORS = ["#2e7d32", "#757575", "#c62828", "#f9a825"]  # erased rejected failed pending
+# Shown in this order; the CSV has every column (records in total, not batched yet...).
+BUCKET_HEADERS = {
+    "bucket": "Bucket",
+    "batches_pending": "Batches to review",
+    "awaiting_review": "Records to review",
+    "pending_apply": "To erase",
+    "applied": "Erased",
+    "failed": "Failed",
+    "kept": "Kept",
+}
+
+widgets.require_role(COMPLIANCE_OFFICER, MANAGER)
+url = context.policy().database_url
+st.title("Progress")
+
+st.subheader("Deletions per bucket")
+buckets = context.bucket_progress(url)
+widgets.table(
+    buckets,
+    headers=BUCKET_HEADERS,
+    widths={"bucket": "medium", **{c: 115 for c in BUCKET_HEADERS if c != "bucket"}},
+    column_order=list(BUCKET_HEADERS),
+)
+widgets.csv_download("Buckets as CSV", buckets, "bucket_progress.csv", key="csv_buckets")
+
+st.subheader(f"Outcomes per week (last {WEEKS} weeks)")
+st.caption(
+    "Each record counts once, in the week (Monday, UTC) of what happened to it: erased, "
+    "rejected (its batch was), failed (its last erasure attempt), or pending (found that "
+    "week and not yet erased or kept)."
+)
+weekly = context.outcomes_per_week(url, WEEKS)
+chosen = st.selectbox("Bucket", [widgets.ALL, *sorted(set(weekly["bucket"]))], key="week_bucket")
+shown_weeks = weekly if chosen == widgets.ALL else weekly[weekly["bucket"] == chosen]
+if shown_weeks.empty:
+    st.caption(f"Nothing happened to any deletion record in the last {WEEKS} weeks.")
+else:
+    long = shown_weeks.melt(
+        id_vars=["week", "bucket"], value_vars=OUTCOMES, var_name="outcome", value_name="records"
+    )
+    st.altair_chart(
+        alt.Chart(long.assign(week=long["week"].astype(str)))
+        .mark_bar()
+        .encode(
+            x=alt.X("week:O", title="Week starting (Monday, UTC)"),
+            y=alt.Y("sum(records):Q", title="Records"),
+            color=alt.Color(
+                "outcome:N",
+                scale=alt.Scale(domain=OUTCOMES, range=OUTCOME_COLORS),
+                sort=OUTCOMES,
+                title="Outcome",
+            ),
+            tooltip=["week:O", "outcome:N", "sum(records):Q"],
+        ),
+        width="stretch",
+    )
+    widgets.table(shown_weeks, widths={o: 90 for o in OUTCOMES})
+widgets.csv_download(
+    "Outcomes per bucket and week as CSV", weekly, "outcomes_per_week.csv", "csv_weekly"
+)
+
+st.subheader(f"DSAR requests per month (last {MONTHS} months)")
+monthly = context.dsar_per_month(url, MONTHS)
+if monthly.empty:
+    st.caption(f"No request was received in the last {MONTHS} months.")
+else:
+    st.altair_chart(
+        alt.Chart(monthly)
+        .mark_bar()
+        .encode(
+            x=alt.X("month:O", title="Month received (UTC)"),
+            y=alt.Y("received:Q", title="Requests received"),
+            tooltip=["month:O", "received:Q", "completed:Q", "on_time_rate:Q", "median_days:Q"],
+        ),
+        width="stretch",
+    )
+    widgets.table(
+        monthly,
+        headers={"on_time_rate": "Completed on time", "median_days": "Median days to complete"},
+        column_order=["month", "received", "completed", "on_time", "on_time_rate", "median_days"],
+    )
+widgets.csv_download("DSAR requests per month as CSV", monthly, "dsar_per_month.csv", "csv_monthly")
+
+st.subheader("DSAR requests now")
+overview = context.dsar_overview(url)
+on_time, median, open_count = st.columns(3)
+on_time.metric(
+    "Completed on time",
+    "–" if overview.on_time_rate is None else f"{overview.on_time_rate:.0%}",
+    help=f"of {overview.completed_count} completed requests",
+)
+median.metric(
+    "Median days to complete",
+    "–" if overview.median_days_to_complete is None else f"{overview.median_days_to_complete:g}",
+)
+open_count.metric("Open requests", overview.open_count)
+if overview.overdue.empty:
+    st.success("No request is overdue.")
+else:
+    st.error(f"{len(overview.overdue)} request(s) overdue")
+    widgets.table(overview.overdue)
+widgets.csv_download("Overdue requests as CSV", overview.overdue, "dsar_overdue.csv", "csv_overdue")

@@ -1,0 +1,1 @@
+"""Runnable examples that sit beside Privacy Desk (never imported by it)."""
