@@ -415,8 +415,9 @@ def erase_statements(bench: Bench) -> list[str]:
         "DELETE FROM workflows WHERE user_id IN ({keys})",
         "DELETE FROM api_tokens WHERE user_id IN ({keys})",
         "DELETE FROM activity_logs WHERE user_id IN ({keys})",
-        f"UPDATE users SET email = {_hashed(bench)}, full_name = NULL, phone = NULL "
-        "WHERE id IN ({keys})",
+        # Doubled braces: the statements are templates for str.format (the regex has {40}).
+        f"UPDATE users SET email = {_hashed(bench).replace('{', '{{').replace('}', '}}')}, "
+        "full_name = NULL, phone = NULL WHERE id IN ({keys})",
     ]
 
 
