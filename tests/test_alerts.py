@@ -23,8 +23,8 @@ PRODUCTION = DEMO_POLICY.replace("production = false", "production = true").repl
     'ops_alert_days_of_month = [1]\nops_handle = "@accounts"',
 )
 PRODUCTION = PRODUCTION.replace(
-    'purge_after_days = 30\nops_channel = "#privacy-ops"',
-    'purge_after_days = 30\nops_channel = "#accounts-ops"',
+    'rejection_cooloff_days = 90\nops_channel = "#privacy-ops"',
+    'rejection_cooloff_days = 90\nops_channel = "#accounts-ops"',
 )
 assert "#accounts-ops" in PRODUCTION and "@accounts" in PRODUCTION
 
