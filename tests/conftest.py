@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Policy, load_policy
+from compliance.policy.systems import APP_SYSTEM
 from compliance.roles import Identity, identify
 from compliance.store.engines import make_engine, migrate, session_factory
 
@@ -231,11 +232,15 @@ class Deployment:
     def checksum(self, *tables: str) -> str:
         """A digest of every row of the tables, to prove they are byte-for-byte unchanged."""
         digest = hashlib.sha256()
-        meta = MetaData()
-        meta.reflect(self.app_engine, only=list(tables))
-        with self.app_engine.connect() as conn:
-            for name in tables:
-                table = meta.tables[name]
+        policy_tables = self.policy().tables
+        for name in tables:
+            # A table lives in its system's database (billing tables in the billing one).
+            system = policy_tables[name].system if name in policy_tables else APP_SYSTEM
+            engine = self.app_engine if system == APP_SYSTEM else self.billing_engine
+            meta = MetaData()
+            meta.reflect(engine, only=[name])
+            table = meta.tables[name]
+            with engine.connect() as conn:
                 for row in conn.execute(select(table).order_by(*table.primary_key.columns)):
                     digest.update(repr(tuple(row)).encode())
         return digest.hexdigest()
