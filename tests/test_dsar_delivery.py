@@ -133,7 +133,7 @@ def test_a_link_for_an_unfinished_request_is_refused(demo: Deployment) -> None:
         request = submit_dsar(s, demo.policy(), demo.app_engine, kind="access", subject_id="30",
                               requested_by=SUPPORT_STAFF)  # fmt: skip
         with pytest.raises(Conflict, match="no finished export"):
-            create_delivery(s, request.reference, actor=person("a@example.com"), download_url=URL)
+            create_delivery(s, request.reference, actor=person("support@example.com"), download_url=URL)
 
 
 def test_an_unreachable_mail_server_stores_no_delivery(demo: Deployment) -> None:
@@ -144,6 +144,6 @@ def test_an_unreachable_mail_server_stores_no_delivery(demo: Deployment) -> None
     with demo.session() as s:
         with pytest.raises(MailError, match="unreachable"):
             deliver_export(
-                s, demo.policy(), reference, actor=person("a@example.com"), download_url=URL
+                s, demo.policy(), reference, actor=person("support@example.com"), download_url=URL
             )
         assert s.scalar(select(func.count()).select_from(DsarDelivery)) == 0

@@ -21,7 +21,7 @@ def link(demo: Deployment, monkeypatch: pytest.MonkeyPatch) -> NewDelivery:
             monkeypatch.setenv(key, value)
     reference, _ = finished_access_request(demo)
     with demo.session() as s:
-        new = create_delivery(s, reference, actor=person("a@example.com"), download_url="http://x")
+        new = create_delivery(s, reference, actor=person("support@example.com"), download_url="http://x")
         s.commit()
     return new
 

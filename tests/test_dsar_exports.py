@@ -179,7 +179,7 @@ def test_cleanup_removes_old_exports_and_links_but_keeps_the_evidence(demo: Depl
     _, row = export_of(demo, "70")
     path = Path(row.export_path)
     with demo.session() as s:
-        create_delivery(s, row.reference, actor=person("a@example.com"), download_url="http://x")
+        create_delivery(s, row.reference, actor=person("support@example.com"), download_url="http://x")
         s.commit()
     later = utcnow() + timedelta(days=31)
     with demo.session() as s:
