@@ -75,7 +75,7 @@ def _steps(datamap: DataMap, plan: PlanDocument) -> list[TableAction]:
         step["table"]: step["action"] for step in plan if step["table"] in datamap.policy.tables
     }
     return [
-        TableAction(step.table, actions[step.table])
+        TableAction(step.table, actions[step.table], step.system)
         for step in datamap.erasure_plan(actions)
         if step.table in actions
     ]
@@ -121,12 +121,17 @@ def replay_erasures(
         steps = _steps(datamap, documents[digest])
         for i in range(0, len(subjects), CHUNK):
             chunk = subjects[i : i + CHUNK]
-            if execute:
-                with datamap.engine.begin() as conn:
-                    rows = datamap.erase(conn, steps, chunk)
-            else:
-                with datamap.engine.connect() as conn:
-                    rows = {s.table: datamap.count(conn, s.table, chunk) for s in steps}
+            rows = {}
+            for system in sorted({s.system for s in steps}):
+                # Each SQL system's tables are erased in that system's own database.
+                here = [s for s in steps if s.system == system]
+                engine = datamap.engine_for(system)
+                if execute:
+                    with engine.begin() as conn:
+                        rows.update(datamap.erase(conn, here, chunk))
+                else:
+                    with engine.connect() as conn:
+                        rows.update({s.table: datamap.count(conn, s.table, chunk) for s in here})
             for table, n in rows.items():
                 result.rows[table] = result.rows.get(table, 0) + n
             if execute:
