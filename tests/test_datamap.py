@@ -113,7 +113,6 @@ def test_subject_rows_leave_out_excluded_columns_and_other_subjects(demo: Deploy
 def test_demo_erasure_deletes_in_foreign_key_order_and_keeps_billing(demo: Deployment) -> None:
     datamap = demo.datamap()
     policy = demo.policy()
-    plan = datamap.erasure_plan(policy.buckets["closed_accounts"].tables)
     billing = demo.checksum("invoices", "payments")
     keys = [str(r["id"]) for r in demo.app_rows("users", "id <= 40")]
     for system, steps in datamap.plans_by_system(policy.buckets["closed_accounts"].tables).items():

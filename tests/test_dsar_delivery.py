@@ -23,7 +23,7 @@ from compliance.dsar.processing import process_dsar_requests
 from compliance.dsar.requests import review_dsar, submit_dsar
 from compliance.errors import Conflict
 from compliance.store.models import DsarDelivery, utcnow
-from tests.conftest import DPO, SUPPORT_STAFF, Deployment, person
+from tests.conftest import DPO, SUPPORT_STAFF, Deployment
 
 URL = "https://privacy.example.com/download"
 
@@ -133,7 +133,7 @@ def test_a_link_for_an_unfinished_request_is_refused(demo: Deployment) -> None:
         request = submit_dsar(s, demo.policy(), demo.app_engine, kind="access", subject_id="30",
                               requested_by=SUPPORT_STAFF)  # fmt: skip
         with pytest.raises(Conflict, match="no finished export"):
-            create_delivery(s, request.reference, actor=person("support@example.com"), download_url=URL)
+            create_delivery(s, request.reference, actor=SUPPORT_STAFF, download_url=URL)
 
 
 def test_an_unreachable_mail_server_stores_no_delivery(demo: Deployment) -> None:
@@ -143,7 +143,5 @@ def test_an_unreachable_mail_server_stores_no_delivery(demo: Deployment) -> None
     demo.write_policy(demo.policy_path.read_text().replace("port = 25", f"port = {free_port()}"))
     with demo.session() as s:
         with pytest.raises(MailError, match="unreachable"):
-            deliver_export(
-                s, demo.policy(), reference, actor=person("support@example.com"), download_url=URL
-            )
+            deliver_export(s, demo.policy(), reference, actor=SUPPORT_STAFF, download_url=URL)
         assert s.scalar(select(func.count()).select_from(DsarDelivery)) == 0

@@ -6,7 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from compliance.dsar.delivery import NewDelivery, create_delivery
-from tests.conftest import ROOT, Deployment, person
+from tests.conftest import ROOT, SUPPORT_STAFF, Deployment
 from tests.test_dsar_delivery import finished_access_request
 
 PAGE = str(ROOT / "dashboard" / "download.py")
@@ -21,7 +21,7 @@ def link(demo: Deployment, monkeypatch: pytest.MonkeyPatch) -> NewDelivery:
             monkeypatch.setenv(key, value)
     reference, _ = finished_access_request(demo)
     with demo.session() as s:
-        new = create_delivery(s, reference, actor=person("support@example.com"), download_url="http://x")
+        new = create_delivery(s, reference, actor=SUPPORT_STAFF, download_url="http://x")
         s.commit()
     return new
 

@@ -18,7 +18,7 @@ from compliance.dsar.delivery import cleanup_expired_exports, create_delivery
 from compliance.dsar.processing import claim_requests, process_dsar_requests
 from compliance.dsar.requests import review_dsar, submit_dsar
 from compliance.store.models import AuditEvent, DsarDelivery, DsarRequest, utcnow
-from tests.conftest import DPO, SUPPORT_STAFF, Deployment, person
+from tests.conftest import DPO, SUPPORT_STAFF, Deployment
 
 LONG = ('Grüße aus Zürich — 東京 😀, "quoted", comma\nnew line; ' * 4000)[:150_000]
 
@@ -179,7 +179,7 @@ def test_cleanup_removes_old_exports_and_links_but_keeps_the_evidence(demo: Depl
     _, row = export_of(demo, "70")
     path = Path(row.export_path)
     with demo.session() as s:
-        create_delivery(s, row.reference, actor=person("support@example.com"), download_url="http://x")
+        create_delivery(s, row.reference, actor=SUPPORT_STAFF, download_url="http://x")
         s.commit()
     later = utcnow() + timedelta(days=31)
     with demo.session() as s:
