@@ -132,7 +132,9 @@ def build(
 
 
 @pytest.fixture
-def shop(backend: Backend, tmp_path: Path) -> Iterator[Deployment]:
+def shop(backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
+    # The shop's policy anonymizes with the keyed `hash` strategy, which outside demo needs a key.
+    monkeypatch.setenv("COMPLIANCE_HASH_KEY", "test-only-key-" + "0" * 32)
     d = make_deployment(backend, tmp_path / "fk", policy())
     yield d
     d.dispose()
