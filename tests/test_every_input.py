@@ -92,7 +92,7 @@ BAD_COMMAND_LINES = [
     (["create-deletion-batches", "--bucket", "closed_accounts", "--max-batch-size", HUGE,
       "--execute"], f"--max-batch-size must be from 1 to 100000, got {HUGE}"),
     (["create-deletion-records", "--bucket", "closed_accounts", "--chunk-size", HUGE,
-      "--execute"], "--chunk-size must be from 1 to 10000"),
+      "--execute"], f"--chunk-size must be from 1 to 500000, got {HUGE}"),
     (["apply-deletions", "--chunk-size", HUGE, "--execute"], "--chunk-size must be from 1 to"),
     (["retention-cleanup", "--chunk-size", HUGE, "--execute"], "--chunk-size must be from 1 to"),
     (["process-dsar-requests", "--limit", HUGE, "--execute"], "--limit must be from 1 to 1000"),
@@ -148,7 +148,7 @@ def test_every_bad_command_line_is_one_line_exit_2_and_changes_nothing(queue: De
     [
         ("older_than_days = 365", "older_than_days = 1000000000",
          "buckets.stale_support_tickets.rules[0].older_than_days: at most 36500 days"),
-        ("days = 90", "days = 99999999999",
+        ("\ndays = 90", "\ndays = 99999999999",
          "retention.workflow_logs.days: at most 36500 days (a century), got 99999999999"),
         ("grace_days = 0", "grace_days = 10000000",
          "buckets.inactive_accounts.grace_days: at most 36500 days"),
