@@ -18,10 +18,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import MetaData, select
 
-from compliance.demo.generate import create_demo_app_database
 from compliance.dsar.requests import review_dsar, submit
 from compliance.store.models import ComplianceProfile, DsarRequest
-from tests.conftest import DEMO_POLICY, DPO, SUPPORT_STAFF, Backend, Deployment, make_deployment
+from tests.conftest import (
+    DEMO_POLICY,
+    DPO,
+    SUPPORT_STAFF,
+    Backend,
+    Deployment,
+    fill_demo,
+    make_deployment,
+)
 
 HUGE = "10000000000000000000000000"
 LONG_NAME = "b" * 300
@@ -281,7 +288,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deploymen
     """One deployment with open batches and an approved request, for every generated line."""
     base = tmp_path_factory.mktemp("every-input")
     d = make_deployment(Backend("sqlite", base), base / "deploy")
-    create_demo_app_database(d.app_engine, users_count=60, seed=11)
+    fill_demo(d, users_count=60, seed=11)
     d.run("create-deletion-records", "--bucket", "closed_accounts", "--execute")
     d.run("create-deletion-batches", "--bucket", "closed_accounts", "--execute")
     with d.session() as s:

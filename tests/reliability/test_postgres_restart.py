@@ -87,7 +87,12 @@ def test_a_job_cut_off_from_postgresql_fails_cleanly_and_the_rerun_finishes(
     before = snapshot(deployment)
     name = f"pd-victim-{uuid.uuid4().hex[:8]}"
     deployment.policy_path.write_text(
-        policy_text(POLICY, named(deployment.database_url, name), named(deployment.app_url, name))
+        policy_text(
+            POLICY,
+            named(deployment.database_url, name),
+            named(deployment.app_url, name),
+            named(deployment.billing_url, name),
+        )
     )
     # Autocommit: pg_stat_activity is a snapshot for the length of a transaction.
     admin = create_engine(server.url, isolation_level="AUTOCOMMIT")
