@@ -141,6 +141,7 @@ def test_support_exports_and_sends_and_the_subject_downloads_in_the_browser(
                 expect(
                     page.get_by_text("id document: Passport shown at the service desk")
                 ).to_be_visible()
+                settle(page)  # a click during the selection's rerun can be lost on a busy machine
                 page.get_by_role("button", name="Approve…").click()
                 page.get_by_role("dialog").get_by_role("button", name="Approve").click()
                 expect(page.get_by_text(f"{reference} approved.")).to_be_visible()
