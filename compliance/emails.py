@@ -9,9 +9,9 @@ from compliance.errors import InvalidInput
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-def check_email(value: str, what: str) -> str:
-    """The address, trimmed and lower-cased, or InvalidInput naming ``what``."""
+def check_email(value: str, field: str) -> str:
+    """The address, trimmed and lower-cased, or InvalidInput naming ``field`` (``"reviewer"``)."""
     value = (value or "").strip()
     if not EMAIL.match(value):
-        raise InvalidInput(f"{what} must be an email address, got '{value}'")
+        raise InvalidInput(f"{{field}} must be an email address, got '{value}'", field=field)
     return value.lower()

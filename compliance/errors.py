@@ -1,12 +1,44 @@
 """One error family for the core; shells map it to an exit code or an ``st.error``."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+
+#: Where a message names its field; each shell puts its own name for the field there.
+FIELD = "{field}"
+
+
+def field_words(field: str) -> str:
+    """A field as the library itself names it: ``chunk_size`` → ``chunk size``."""
+    return field.replace("_", " ")
+
 
 class ComplianceError(Exception):
-    """A problem the user can fix; the message is shown to them as is, on one line."""
+    """A problem the user can fix; the message is shown to them as is, on one line.
 
-    def __init__(self, message: str) -> None:
+    ``field`` is the input at fault in the library's words (``"reason"``, ``"chunk_size"``),
+    never a shell's: the command line shows it as its flag, the dashboard as its label
+    (``render``). The message marks where the field's name goes with ``{field}``, before any
+    quoted input; a message that does not mark it gets the name added in parentheses.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
         # Names taken from user input may hold line breaks; the message must not.
-        super().__init__(" ".join(str(message).split("\n")).replace("\r", " "))
+        self.problem = " ".join(str(message).split("\n")).replace("\r", " ")
+        self.field = field
+        super().__init__(self.render(field_words, hint=False))
+
+    def render(self, name: Callable[[str], str], *, hint: bool = True) -> str:
+        """The message with the field named by ``name`` (a shell's flag or label for it).
+
+        Only the first ``{field}`` is replaced, so quoted input after it stays as typed.
+        """
+        if self.field is None:
+            return self.problem
+        named = " ".join(name(self.field).split())
+        if FIELD in self.problem:
+            return self.problem.replace(FIELD, named, 1)
+        return f"{self.problem} ({named})" if hint else self.problem
 
 
 class ConfigError(ComplianceError):

@@ -84,13 +84,13 @@ def roles_for(roles: Mapping[str, Iterable[str]], email: str) -> frozenset[str]:
     )
 
 
-def identify(policy: Policy, email: str, *, source: str = "cli", what: str = "email") -> Identity:
+def identify(policy: Policy, email: str, *, source: str = "cli", field: str = "email") -> Identity:
     """The person behind an email named on the command line: their roles from [roles].
 
     Library decisions take an Identity rather than a bare email, so every caller has
     looked the person up in the policy and the decision can check the role itself.
     """
-    email = check_email(email, what)
+    email = check_email(email, field)
     return Identity(email=email, roles=roles_for(policy.roles, email), source=source)
 
 

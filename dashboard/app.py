@@ -128,12 +128,12 @@ def stop_everywhere(message: str) -> None:
 try:
     policy = context.policy()
 except ComplianceError as exc:
-    stop_everywhere(f"The dashboard cannot start: {exc}")
+    stop_everywhere(f"The dashboard cannot start: {widgets.error_text(exc)}")
 
 try:
     person = sign_in(policy)
 except ComplianceError as exc:  # e.g. a proxy secret too short to trust
-    stop_everywhere(f"Nobody can sign in: {exc}")
+    stop_everywhere(f"Nobody can sign in: {widgets.error_text(exc)}")
 st.session_state[context.IDENTITY_KEY] = person
 # Every page's path is always registered: a link to a page one may not open (or a link
 # opened before signing in) says so, instead of Streamlit's "Page not found".

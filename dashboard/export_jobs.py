@@ -19,7 +19,7 @@ from compliance.errors import ComplianceError
 from compliance.logs import log_event
 from compliance.policy.loader import Policy
 from compliance.roles import Identity
-from dashboard import context
+from dashboard import context, widgets
 
 
 @dataclass
@@ -65,7 +65,7 @@ def start(policy: Policy, reference: str, actor: Identity) -> ExportJob:
             with context.session(policy) as s:
                 run_export(s, datamap, reference, actor=actor, progress=progress)
         except ComplianceError as exc:
-            job.error = str(exc)
+            job.error = widgets.error_text(exc)
         except Exception as exc:  # a bug: logged with its traceback, shown as one line
             logging.getLogger("compliance").error("dsar.export_crashed", exc_info=True)
             log_event("dsar.export_crashed", reference=reference, error=type(exc).__name__)

@@ -105,6 +105,33 @@ def days_text(days_left: float) -> str:
     return f"{days_left} day(s) left"
 
 
+# ---------------------------------------------------------------- library errors
+
+#: The library names an input by its field; the dashboard by the label its form shows.
+#: Fields not listed here read as their column header would (``chunk_size`` → ``Chunk size``).
+FIELD_LABELS: dict[str, str] = {
+    "email": "Subject's email",
+    "exclude": "Exclude records",
+    "months": "Extend by",
+    "reason": "Reason",
+    "subject_id": "Subject id",
+}
+
+
+def field_label(field: str) -> str:
+    return FIELD_LABELS.get(field) or header(field)
+
+
+def error_text(exc: ComplianceError) -> str:
+    """A library error as the dashboard says it: its field named by the form's label."""
+    return exc.render(field_label)
+
+
+def show_error(exc: ComplianceError, *, warning: bool = False) -> None:
+    """A library error on the page, as plain text (it may quote what someone typed)."""
+    (st.warning if warning else st.error)(plain(error_text(exc)))
+
+
 # ---------------------------------------------------------------- flash messages
 
 
@@ -125,13 +152,13 @@ def show_flash() -> None:
 def run_action(action: Callable[[], str]) -> None:
     """Call the library, report the outcome, clear the caches and rerun.
 
-    A ComplianceError (a Conflict when someone else decided meanwhile) is shown as it is;
-    the library has changed nothing in that case.
+    A ComplianceError (a Conflict when someone else decided meanwhile) is shown in the
+    dashboard's words (``error_text``); the library has changed nothing in that case.
     """
     try:
         flash("success", action())
     except ComplianceError as exc:
-        flash("error", str(exc))
+        flash("error", error_text(exc))
     st.session_state.pop(_PENDING, None)
     st.session_state.pop(_REASON, None)
     context.clear_caches()

@@ -36,6 +36,35 @@ from compliance.store.states import JobRunStatus
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
+#: The library names an input by its field; the command line by its flag. Fields not listed
+#: here are flags of the same words (``chunk_size`` → ``--chunk-size``).
+FLAGS: dict[str, str] = {
+    "by": "--by",
+    "chunk_size": "--chunk-size",
+    "email": "--email",
+    "exclude": "--exclude",
+    "format": "--format",
+    "limit": "--limit",
+    "max_batch_size": "--max-batch-size",
+    "months": "--months",
+    "reason": "--reason",
+    "requested_by": "--requested-by",
+    "reviewer": "--reviewer",
+    "since": "--since",
+    "subject_id": "--subject-id",
+    "within_days": "--within-days",
+    "workers": "--workers",
+}
+
+
+def flag(field: str) -> str:
+    return FLAGS.get(field) or "--" + field.replace("_", "-")
+
+
+def error_text(exc: ComplianceError) -> str:
+    """A library error as the command line says it: its field named by the flag."""
+    return exc.render(flag)
+
 
 class JobFailed(Exception):
     """Some items failed; the summary says which. Exit 1."""
@@ -188,7 +217,7 @@ def job(
                     status, error = JobRunStatus.FAILED, str(exc)
                     raise
                 except ComplianceError as exc:
-                    status, error = JobRunStatus.REFUSED, str(exc)
+                    status, error = JobRunStatus.REFUSED, error_text(exc)
                     raise
                 except BaseException as exc:
                     status, error = JobRunStatus.CRASHED, f"{type(exc).__name__}: {exc}"
@@ -263,7 +292,7 @@ class PrivacyDeskGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ComplianceError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {error_text(exc)}", err=True)
             ctx.exit(EXIT_BAD_INPUT)
         except click.exceptions.NoArgsIsHelpError:
             raise

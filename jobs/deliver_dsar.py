@@ -27,7 +27,7 @@ def deliver(reference: str, download_url: str, by: str, execute: bool) -> object
             session,
             rt.policy,
             reference,
-            actor=identify(rt.policy, by, what="--by"),
+            actor=identify(rt.policy, by, field="by"),
             download_url=download_url,
             execute=execute,
         )

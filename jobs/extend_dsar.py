@@ -21,7 +21,7 @@ def extend(reference: str, months: int, reason: str, by: str, execute: bool) -> 
             reference,
             months=months,
             reason=reason,
-            actor=identify(rt.policy, by, what="--by"),
+            actor=identify(rt.policy, by, field="by"),
             execute=execute,
         )
     summary = {"reference": request.reference, "extended_due_at": request.extended_due_at}

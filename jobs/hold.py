@@ -52,7 +52,7 @@ def add(
             session,
             subject_id=key,
             reason=reason,
-            by=identify(rt.policy, by, what="--by"),
+            by=identify(rt.policy, by, field="by"),
             until=last,
         )
         placed = place_hold(session, plan) if execute else None
@@ -79,7 +79,7 @@ def remove(hold_id: int, reason: str, by: str, execute: bool) -> object:
     rt = runtime()
     with rt.session() as session:
         plan = plan_lift_hold(
-            session, hold_id, reason=reason, by=identify(rt.policy, by, what="--by")
+            session, hold_id, reason=reason, by=identify(rt.policy, by, field="by")
         )
         lifted = lift_hold(session, plan) if execute else None
     verb = "Lifted" if lifted is not None else "Would lift"

@@ -14,7 +14,7 @@ def retry(reference: str, by: str, execute: bool) -> object:
     rt = runtime()
     with rt.session() as session:
         request = retry_dsar(
-            session, reference, actor=identify(rt.policy, by, what="--by"), execute=execute
+            session, reference, actor=identify(rt.policy, by, field="by"), execute=execute
         )
     summary = {"reference": request.reference, "last_error": request.last_error}
     verb = "Queued" if execute else "Would queue"

@@ -71,7 +71,7 @@ def review(
             session,
             batch_id,
             decision,
-            reviewer=identify(rt.policy, reviewer, what="--reviewer"),
+            reviewer=identify(rt.policy, reviewer, field="reviewer"),
             reason=reason,
             exclude=_parse_exclusions(exclude),
             execute=execute,
@@ -102,7 +102,7 @@ def _review_all_pending(
         result = review_batches(
             session,
             plan,
-            reviewer=identify(rt.policy, reviewer, what="--reviewer"),
+            reviewer=identify(rt.policy, reviewer, field="reviewer"),
             reason=reason,
             execute=execute,
             policy=rt.policy,

@@ -24,7 +24,7 @@ def review(
             session,
             reference,
             decision,
-            reviewer=identify(rt.policy, reviewer, what="--reviewer"),
+            reviewer=identify(rt.policy, reviewer, field="reviewer"),
             four_eyes=rt.policy.review.four_eyes,
             reason=reason,
             execute=execute,

@@ -47,7 +47,7 @@ def submit_dsar(
             kind=kind,
             subject_id=subject_id,
             email=email,
-            requested_by=identify(rt.policy, requested_by, what="--requested-by"),
+            requested_by=identify(rt.policy, requested_by, field="requested_by"),
             identity_check=identity_check,
             identity_method=identity_method,
             channel="cli",

@@ -198,7 +198,8 @@ def test_rejecting_a_request_needs_a_reason_and_happens_once(demo: Deployment) -
     reference = submit(demo, "access", "--subject-id", "3")
     no_reason = demo.run("review-dsar", reference, "--reject", "--reviewer", "dpo@example.com",
                          "--execute")  # fmt: skip
-    assert no_reason.exit_code == 2 and "needs a reason" in no_reason.stderr
+    assert no_reason.exit_code == 2
+    assert "Error: rejecting a DSAR request needs a reason (--reason)" in no_reason.stderr
     ok(demo.run("--json", "review-dsar", reference, "--reject", "--reviewer", "dpo@example.com",
                 "--reason", "identity not verified", "--execute"))  # fmt: skip
     row = request_row(demo, reference)
@@ -270,6 +271,9 @@ def test_extending_a_deadline_needs_a_reason_and_stops_at_two_months(demo: Deplo
     extended = request_row(demo, reference)
     assert extended.extension_reason == "many systems"
     assert extended.extended_due_at.month != row.due_at.month
+    blank = demo.run(*extend, "1", "--reason", "  ", "--execute")
+    assert blank.exit_code == 2
+    assert "Error: extending a DSAR deadline needs a reason (--reason)" in blank.stderr
     too_far = demo.run(*extend, "2", "--reason", "more", "--execute")
     assert too_far.exit_code == 2 and "at most 2 in total" in too_far.stderr
     ok(demo.run("--json", *extend, "1", "--reason", "still more", "--execute"))

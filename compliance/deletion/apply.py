@@ -159,9 +159,13 @@ def apply_deletions(
     (``FOR UPDATE SKIP LOCKED``), so it is erased, marked and audited exactly once.
     """
     if not 1 <= workers <= MAX_WORKERS:
-        raise InvalidInput(f"workers must be from 1 to {MAX_WORKERS}, got {workers}")
+        raise InvalidInput(
+            f"{{field}} must be from 1 to {MAX_WORKERS}, got {workers}", field="workers"
+        )
     if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
-        raise InvalidInput(f"--chunk-size must be from 1 to {MAX_CHUNK_SIZE}, got {chunk_size}")
+        raise InvalidInput(
+            f"{{field}} must be from 1 to {MAX_CHUNK_SIZE}, got {chunk_size}", field="chunk_size"
+        )
     policy = datamap.policy
     now = now or utcnow()
     if bucket is not None:

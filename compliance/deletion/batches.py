@@ -55,7 +55,9 @@ def create_deletion_batches(
     """Group the bucket's unbatched open records, oldest first; each batch commits on its own."""
     bucket = policy.bucket(bucket_name)
     if max_batch_size < 1:
-        raise InvalidInput(f"--max-batch-size must be at least 1, got {max_batch_size}")
+        raise InvalidInput(
+            f"{{field}} must be at least 1, got {max_batch_size}", field="max_batch_size"
+        )
     progress = Progress("deletion_batches.progress", bucket=bucket.name)
     if not execute:
         pending = session.scalar(select(func.count()).where(*_unbatched(bucket.name))) or 0
@@ -309,10 +311,12 @@ def review_batch(
     by = require(reviewer, COMPLIANCE_OFFICER, to="review deletion batches")
     reason = (reason or "").strip() or None
     if decision == "reject" and not reason:
-        raise InvalidInput("rejecting a batch needs a --reason")
+        raise InvalidInput("rejecting a batch needs a {field}", field="reason")
     exclude = dict(exclude or {})
     if decision == "reject" and exclude:
-        raise InvalidInput("--exclude only applies when accepting; a rejection keeps every record")
+        raise InvalidInput(
+            "{field} only applies when accepting; a rejection keeps every record", field="exclude"
+        )
     batch = get_batch(session, batch_id)
     status = BatchStatus.ACCEPTED if decision == "accept" else BatchStatus.REJECTED
     if not can_move(BatchStatus(batch.reviewed_status), status):
@@ -485,7 +489,7 @@ def review_batches(
     """
     require(reviewer, COMPLIANCE_OFFICER, to="review deletion batches")
     if plan.decision == "reject" and not (reason or "").strip():
-        raise InvalidInput("rejecting a batch needs a --reason")
+        raise InvalidInput("rejecting a batch needs a {field}", field="reason")
     decided: list[ReviewResult] = []
     skipped: list[tuple[int, str]] = []
     for batch_id in plan.batch_ids:

@@ -283,7 +283,9 @@ def create_deletion_records(
     if chunk_size is None:
         chunk_size = STAGED_CHUNK_SIZE if postgresql else 5000
     if not 1 <= chunk_size <= limit:
-        raise InvalidInput(f"--chunk-size must be from 1 to {limit}, got {chunk_size}")
+        raise InvalidInput(
+            f"{{field}} must be from 1 to {limit}, got {chunk_size}", field="chunk_size"
+        )
     bucket = datamap.policy.bucket(bucket_name)
     if not bucket.rules:
         raise InvalidInput(

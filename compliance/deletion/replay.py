@@ -94,7 +94,7 @@ def replay_erasures(
     now = now or utcnow()
     start = datetime.combine(since, time(), UTC)
     if start > now:
-        raise InvalidInput(f"--since {since.isoformat()} is in the future")
+        raise InvalidInput(f"{{field}} {since.isoformat()} is in the future", field="since")
     result = ReplayResult(since=since, executed=execute)
     erasures = _erasures_since(session, start)
     result.erasures = len(erasures)

@@ -351,7 +351,7 @@ def build_user_export(
     if not any(t.name == subjects and t.rows for t in data.tables):
         raise NotFound(f"no data subject with id '{subject_id}' in {subjects}")
     if fmt not in ("json", "csv"):
-        raise InvalidInput(f"--format must be json or csv, got '{fmt}'")
+        raise InvalidInput(f"{{field}} must be json or csv, got '{fmt}'", field="format")
     stamp = generated_at.strftime("%Y%m%dT%H%M%SZ")
     base = f"subject-{_SAFE_NAME.sub('_', str(subject_id))}-{stamp}"
     rows = {t.name: len(t.rows) for t in data.tables}

@@ -408,7 +408,7 @@ def process_dsar_requests(
     only then is it ``failed``, and ``retry_dsar`` puts it back.
     """
     if limit < 1:
-        raise InvalidInput(f"--limit must be at least 1, got {limit}")
+        raise InvalidInput(f"{{field}} must be at least 1, got {limit}", field="limit")
     policy = datamap.policy
     result = ProcessResult(executed=execute)
     if not execute:

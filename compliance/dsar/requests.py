@@ -59,7 +59,7 @@ def resolve_subject(
     email_col = table.c[subjects.email] if subjects.email else None
     columns = [key_col] + ([email_col] if email_col is not None else [])
     if email is not None:
-        address = check_email(email, "the subject's email")
+        address = check_email(email, "email")
         if email_col is None:
             raise InvalidInput("[subjects] has no email column, so give the subject id")
         query = select(*columns).where(func.lower(email_col) == address)
@@ -96,7 +96,7 @@ def check_requester(requested_by: str) -> str:
     value = (requested_by or "").strip()
     if _API_ACTOR.match(value):
         return value
-    return check_email(value, "--requested-by")
+    return check_email(value, "requested_by")
 
 
 def check_identity_method(
@@ -265,7 +265,7 @@ def review_dsar(
     require(reviewer, COMPLIANCE_OFFICER, to="review DSAR requests")
     reason = (reason or "").strip() or None
     if decision == "reject" and reason is None:
-        raise InvalidInput("rejecting a DSAR request needs a reason (--reason)")
+        raise InvalidInput("rejecting a DSAR request needs a reason", field="reason")
     request = get_dsar(session, reference, lock=execute)
     if request.status != DsarStatus.PENDING:
         by = f" by {request.reviewed_by}" if request.reviewed_by else ""
@@ -306,10 +306,10 @@ def extend_dsar(
     """Art. 12(3): extend by one or two months, at most two in total, with a reason."""
     by = require(actor, COMPLIANCE_OFFICER, to="extend DSAR deadlines")
     if months not in (1, 2):
-        raise InvalidInput(f"--months must be 1 or 2, got {months}")
+        raise InvalidInput(f"{{field}} must be 1 or 2, got {months}", field="months")
     reason = (reason or "").strip()
     if not reason:
-        raise InvalidInput("extending a DSAR deadline needs a reason (--reason)")
+        raise InvalidInput("extending a DSAR deadline needs a reason", field="reason")
     request = get_dsar(session, reference, lock=execute)
     if request.status not in OPEN_DSAR_STATUSES:
         raise Conflict(f"{request.reference} is {request.status}; only open requests are extended")
@@ -454,7 +454,7 @@ def review_dsars(
         raise InvalidInput(f"decision must be approve or reject, got '{decision}'")
     require(reviewer, COMPLIANCE_OFFICER, to="review DSAR requests")
     if decision == "reject" and not (reason or "").strip():
-        raise InvalidInput("rejecting a DSAR request needs a reason (--reason)")
+        raise InvalidInput("rejecting a DSAR request needs a reason", field="reason")
     decided: list[str] = []
     skipped: list[tuple[str, str]] = []
     for reference in wanted:

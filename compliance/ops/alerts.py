@@ -298,7 +298,7 @@ def plan_dsar_deadline_alert(
     Once posted for ``today`` it is skipped on reruns that day unless ``force``.
     """
     if within_days < 0:
-        raise ConfigError(f"--within-days must be 0 or more, got {within_days}")
+        raise ConfigError(f"{{field}} must be 0 or more, got {within_days}", field="within_days")
     items = dsar_deadlines(session, today, within_days)
     overdue = sum(1 for i in items if i.days_left < 0)
     counts = {"overdue": overdue, "due_soon": len(items) - overdue}

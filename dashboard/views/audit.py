@@ -32,7 +32,7 @@ try:
         "audit_page", PAGE_SIZE, lambda n, o: context.audit_log(url, *filters, n, o)
     )
 except ComplianceError as exc:
-    st.error(widgets.plain(exc))
+    widgets.show_error(exc)
     st.stop()
 widgets.table(page.frame, widths={"details": "large"})
 widgets.pager("audit_page", page)

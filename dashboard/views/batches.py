@@ -83,7 +83,7 @@ if (page.frame["status"] == "pending").any():
                     context.bulk_impact(policy, tuple(bulk_ids)), widths={"legal_basis": "large"}
                 )
             except ComplianceError as exc:
-                st.error(widgets.plain(exc))
+                widgets.show_error(exc)
             accept_all, reject_all = st.columns(2)
             if accept_all.button(f"Accept {len(bulk_ids)} batch(es)…", key="bulk_accept"):
                 widgets.ask_confirmation("bulk_accept", batch_ids=bulk_ids)
@@ -117,7 +117,7 @@ try:
     with context.session(policy) as s:
         batch = get_batch(s, int(batch_id))
 except ComplianceError as exc:
-    st.error(widgets.plain(exc))
+    widgets.show_error(exc)
     st.stop()
 
 st.subheader(f"Batch {batch.id} · {batch.bucket}")
@@ -142,7 +142,7 @@ else:
     try:
         widgets.table(context.batch_impact(policy, batch.id), widths={"legal_basis": "large"})
     except ComplianceError as exc:
-        st.error(widgets.plain(exc))
+        widgets.show_error(exc)
     accept, reject = st.columns(2)
     if accept.button("Accept batch…", type="primary", key="accept"):
         widgets.ask_confirmation("accept", batch_id=batch.id)
@@ -162,7 +162,7 @@ try:
         policy, batch.bucket, tuple(str(k) for k in records.frame["subject_id"])
     )
 except ComplianceError as exc:
-    st.error(widgets.plain(exc))
+    widgets.show_error(exc)
 else:
     if proof.columns:
         extra = proof.frame.rename(columns={"subject_id": "_key"})

@@ -176,7 +176,7 @@ try:
     with context.session(policy) as s:
         detail = desk.request_detail(s, policy, reference, roles=person.roles)
 except ComplianceError as exc:
-    st.error(widgets.plain(exc))
+    widgets.show_error(exc)
     st.stop()
 
 # ---------------------------------------------------------------- one request, one view
@@ -275,7 +275,7 @@ if "send" in actions:
                 path = dsar.open_export_for_download(s, reference, actor=person)
             st.session_state[EXPORT_KEY] = (reference, path.name, path.read_bytes())
         except ComplianceError as exc:
-            st.error(widgets.plain(exc))
+            widgets.show_error(exc)
     ready = st.session_state.get(EXPORT_KEY)
     if ready and ready[0] == reference:
         st.download_button(
@@ -368,7 +368,7 @@ if "notice" in actions:
     try:
         preview = notices.render_notice(policy, request_row, kind_choice, reason=reason_text)
     except ComplianceError as exc:
-        st.warning(widgets.plain(exc))
+        widgets.show_error(exc, warning=True)
     else:
         with st.container(border=True):
             st.caption(f"Preview · to the subject · {widgets.plain(preview.subject)}")

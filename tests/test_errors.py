@@ -1,0 +1,59 @@
+"""Library errors speak of fields; the command line names its flags, the dashboard its labels."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from compliance.errors import ComplianceError, InvalidInput
+from dashboard import widgets
+from jobs import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+FLAG = re.compile(r"(?<![\w-])--[a-z]")
+#: The one library message that names a command: the policy file's remedy, quoted whole.
+COMMAND = "'python -m jobs init-db --demo'"
+
+
+def test_a_missing_reason_names_the_flag_on_the_command_line_and_the_label_on_the_page() -> None:
+    error = InvalidInput("extending a DSAR deadline needs a reason", field="reason")
+    assert cli.error_text(error) == "extending a DSAR deadline needs a reason (--reason)"
+    assert widgets.error_text(error) == "extending a DSAR deadline needs a reason (Reason)"
+    assert str(error) == "extending a DSAR deadline needs a reason"  # logs and the API
+
+
+def test_a_field_named_inside_the_message_is_named_there_and_input_is_left_alone() -> None:
+    error = InvalidInput("{field} must be an email address, got '{field}\nx'", field="subject_id")
+    assert cli.error_text(error) == "--subject-id must be an email address, got '{field} x'"
+    assert widgets.error_text(error) == "Subject id must be an email address, got '{field} x'"
+    assert str(error) == "subject id must be an email address, got '{field} x'"
+    plain = ComplianceError("no batch '{field}'")  # no field: the text as it is
+    assert cli.error_text(plain) == widgets.error_text(plain) == "no batch '{field}'"
+
+
+def _raised_messages() -> list[tuple[Path, str]]:
+    """Every string written into a ``raise`` in the library, f-strings' text parts included."""
+    found = []
+    for path in (ROOT / "compliance").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                for part in ast.walk(node.exc):
+                    if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                        found.append((path, part.value))
+    return found
+
+
+def test_the_library_names_no_flag_and_every_field_it_names_has_a_flag_and_a_label() -> None:
+    messages = _raised_messages()
+    assert len(messages) > 100
+    flagged = [(p.name, m) for p, m in messages if FLAG.search(m.replace(COMMAND, ""))]
+    assert flagged == []
+    sources = [p.read_text() for p in (ROOT / "compliance").rglob("*.py")]
+    sources += [p.read_text() for p in (ROOT / "jobs").glob("*.py")]
+    fields = {f for s in sources for f in re.findall(r'field="(\w+)"', s)}
+    fields |= {f for s in sources for f in re.findall(r'check_email\(\w+, "(\w+)"\)', s)}
+    assert {"reason", "chunk_size", "requested_by", "by", "reviewer"} <= fields
+    assert fields <= set(cli.FLAGS), fields - set(cli.FLAGS)
+    for field in fields:
+        assert not widgets.field_label(field).startswith("-")
