@@ -183,7 +183,8 @@ else:
         )
     elif batch.bucket not in policy.buckets:
         st.caption("The data subject asked for erasure (a DSAR request); no rule to show.")
-widgets.table(shown_records, headers=evidence_headers)
+# Nine columns or more at 1400 px: the free-text note gives way so nothing hides on the right.
+widgets.table(shown_records, headers=evidence_headers, widths={"note": 150})
 widgets.pager(f"records_page_{batch.id}", records)
 
 
