@@ -14,6 +14,7 @@ from compliance.dsar.delivery import deliver_export
 from compliance.errors import ComplianceError
 from compliance.reports.review_queue import DSAR_ACTION_COLUMNS
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT
+from compliance.store.states import NoticeStatus
 from dashboard import context, export_jobs, widgets
 
 PAGE_SIZE = 50
@@ -112,7 +113,7 @@ st.dataframe(
     key="dsar_table",
 )
 
-pending = frame.loc[frame["status"] == "pending", "reference"].tolist()
+pending = frame.loc[frame["can_review"].astype(bool), "reference"].tolist()
 if person.has(COMPLIANCE_OFFICER) and pending:
     with st.expander("Decide several requests at once"):
         every = st.checkbox(f"All {len(pending)} pending request(s) on this page", key="dsar_all")
@@ -335,13 +336,13 @@ if detail.notices:
         ]
     )
     st.dataframe(sent, hide_index=True, width="stretch", column_config=widgets.labels(sent.columns))
-for failed in [n for n in detail.notices if n.status == "failed"]:
+for failed in [n for n in detail.notices if n.status == NoticeStatus.FAILED]:
     if st.button(f"Retry the {failed.kind} notice", key=f"notice_retry_{failed.id}"):
 
         def retry_notice(notice_id: int = failed.id) -> str:
             with context.session(policy) as s:
                 result = notices.retry_notice(s, policy, notice_id, actor=person)
-            if result.status == "failed":
+            if result.status == NoticeStatus.FAILED:
                 raise ComplianceError(f"The {result.kind} notice failed again: {result.error}")
             return f"The {result.kind} notice was sent."
 
@@ -350,7 +351,7 @@ if "notice" in actions:
     with context.session(policy) as s:
         request_row = dsar.get_dsar(s, reference)
     kinds = notices.notice_kinds_for(request_row)
-    done = {n.kind for n in detail.notices if n.status == "sent"}
+    done = {n.kind for n in detail.notices if n.status == NoticeStatus.SENT}
     unsent = [k for k in kinds if k not in done]
     kind_choice = st.selectbox(
         "Notice",
@@ -382,7 +383,7 @@ if "notice" in actions:
                     result = notices.send_notice(
                         s, policy, reference, kind_choice, actor=person, reason=reason_text
                     )
-                if result.status == "failed":
+                if result.status == NoticeStatus.FAILED:
                     raise ComplianceError(
                         f"The {result.kind} notice could not be sent: {result.error}. "
                         "It is listed above with a Retry button."
