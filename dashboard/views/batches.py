@@ -305,7 +305,9 @@ if pending:
         # Kept open afterwards, also when someone else decided first: the page says who.
         st.session_state[DECIDED_KEY] = target
         with context.session(policy) as s:
-            result = review_batch(s, target, action, reviewer=actor, reason=reason, policy=policy)
+            result = review_batch(
+                s, target, action, reviewer=actor, reason=reason, policy=policy, execute=True
+            )
         return (
             f"Batch {target} {result.decision}: {result.accepted} to erase, "
             f"{result.excluded} excluded, {result.rejected} rejected."

@@ -66,6 +66,7 @@ with st.form("submit_dsar", clear_on_submit=True):
                     identity_method=method,
                     require_identity=True,
                     channel="dashboard",
+                    execute=True,
                 )
             r = made.request
             st.session_state[OPEN_KEY] = r.reference
@@ -266,7 +267,9 @@ if "send" in actions:
 
         def send_link() -> str:
             with context.session(policy) as s:
-                deliver_export(s, policy, reference, actor=person, download_url=DOWNLOAD_URL)
+                deliver_export(
+                    s, policy, reference, actor=person, download_url=DOWNLOAD_URL, execute=True
+                )
             return f"Emailed {reference}'s one-time link and, separately, its code to the subject."
 
         widgets.run_action(send_link)
@@ -297,7 +300,9 @@ if "extend" in actions:
 
             def extend() -> str:
                 with context.session(policy) as s:
-                    r = dsar.extend_dsar(s, reference, months=months, reason=reason, actor=person)
+                    r = dsar.extend_dsar(
+                        s, reference, months=months, reason=reason, actor=person, execute=True
+                    )
                 return f"{r.reference} now due {effective_due_at(r):%Y-%m-%d}."
 
             widgets.run_action(extend)
@@ -306,7 +311,7 @@ if "retry" in actions and st.button("Retry the failed request", key="dsar_retry"
 
     def retry() -> str:
         with context.session(policy) as s:
-            r = dsar.retry_dsar(s, reference, actor=person)
+            r = dsar.retry_dsar(s, reference, actor=person, execute=True)
         return f"{r.reference} is back in the queue ({r.status})."
 
     widgets.run_action(retry)
@@ -422,6 +427,7 @@ if asked:
                 reviewer=person,
                 four_eyes=policy.review.four_eyes,
                 reason=reason,
+                execute=True,
             )
         return f"{r.reference} {r.status}."
 
