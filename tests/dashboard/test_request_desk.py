@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from compliance.dsar import desk
 from compliance.dsar.processing import process_dsar_requests
-from compliance.dsar.requests import get_dsar, review_dsar, submit
+from compliance.dsar.requests import extend_dsar, get_dsar, review_dsar, submit
 from compliance.reports.dsar_stats import dsar_counters, dsar_overview
 from compliance.reports.review_queue import dsar_requests
 from compliance.store.models import AuditEvent, DsarNote, DsarRequest, utcnow
@@ -182,6 +182,16 @@ def test_only_the_viewers_role_decides_the_actions(queue: Deployment) -> None:
     assert {"approve", "reject", "extend"} <= set(officer.actions)
     assert not {"approve", "reject", "extend", "export"} & set(support.actions)
     assert manager.actions == ()
+
+
+def test_the_desk_stops_offering_an_extension_once_two_months_are_used(queue: Deployment) -> None:
+    reference = log_request(queue, "26")
+    officer = person(OFFICER)
+    with queue.session() as s:
+        extend_dsar(s, reference, months=2, reason="many systems", actor=officer, execute=True)
+        detail = desk.request_detail(s, queue.policy(), reference, roles={"compliance_officer"})
+    assert "extend" not in detail.actions  # what next_actions says: can_extend is False
+    assert {"approve", "reject"} <= set(detail.actions)
 
 
 def test_an_officer_previews_and_sends_the_extension_notice_with_its_reason(
