@@ -2,6 +2,7 @@ import click
 
 from compliance.deletion.batches import plan_bulk_review, review_batch, review_batches
 from compliance.roles import identify
+from compliance.store.states import BatchStatus
 from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
 from jobs.params import ROW_ID
 
@@ -107,7 +108,7 @@ def _review_all_pending(
             execute=execute,
             policy=rt.policy,
         )
-    status = "accepted" if decision == "accept" else "rejected"
+    status = BatchStatus.ACCEPTED if decision == "accept" else BatchStatus.REJECTED
     verb = status.capitalize() if execute else f"Would mark as {status}"
     lines = [
         f"{verb} batch {r.batch_id} ({r.bucket}): {r.accepted} records accepted, "

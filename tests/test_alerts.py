@@ -130,7 +130,7 @@ def test_reviewed_batches_are_not_pending_and_nothing_is_posted(
 ) -> None:
     (batch_id,) = pending_batches(deployment, "stale_support_tickets", subjects=2, batch_size=9)
     with deployment.session() as s:
-        review_batch(s, batch_id, "accept", reviewer=DPO)
+        review_batch(s, batch_id, "accept", reviewer=DPO, execute=True)
 
     result = alert(deployment, slack, "--today", "2026-03-01", "--execute")
 

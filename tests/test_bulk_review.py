@@ -121,6 +121,7 @@ def test_several_dsar_requests_are_approved_at_once_and_one_decided_meanwhile_is
             reviewer=person("colleague@example.com", roles=("compliance_officer",)),
             four_eyes=False,
             reason="dup",
+            execute=True,
         )
     with queue.session() as s:
         result = review_dsars(

@@ -35,7 +35,7 @@ def accepted(deployment: Deployment) -> Deployment:
             s, deployment.policy(), "everyone", actor="t", execute=True, max_batch_size=500
         )
         for batch_id in batches.batch_ids:
-            review_batch(s, batch_id, "accept", reviewer=DPO)
+            review_batch(s, batch_id, "accept", reviewer=DPO, execute=True)
     return deployment
 
 

@@ -51,9 +51,9 @@ def finished_access_request(d: Deployment, subject_id: str = "21") -> tuple[str,
     with d.session() as s:
         request = submit_dsar(
             s, policy, d.app_engine, kind="access", subject_id=subject_id,
-            requested_by=SUPPORT_STAFF,
+            requested_by=SUPPORT_STAFF, execute=True,
         )  # fmt: skip
-        review_dsar(s, request.reference, "approve", reviewer=DPO, four_eyes=True)
+        review_dsar(s, request.reference, "approve", reviewer=DPO, four_eyes=True, execute=True)
         process_dsar_requests(s, d.datamap(), actor="worker", execute=True)
         s.refresh(request)
         return request.reference, Path(request.export_path)
@@ -131,7 +131,7 @@ def test_five_wrong_codes_lock_the_delivery_even_for_the_right_code(ready: Ready
 def test_a_link_for_an_unfinished_request_is_refused(demo: Deployment) -> None:
     with demo.session() as s:
         request = submit_dsar(s, demo.policy(), demo.app_engine, kind="access", subject_id="30",
-                              requested_by=SUPPORT_STAFF)  # fmt: skip
+                              requested_by=SUPPORT_STAFF, execute=True)  # fmt: skip
         with pytest.raises(Conflict, match="no finished export"):
             create_delivery(s, request.reference, actor=SUPPORT_STAFF, download_url=URL)
 
@@ -143,5 +143,7 @@ def test_an_unreachable_mail_server_stores_no_delivery(demo: Deployment) -> None
     demo.write_policy(demo.policy_path.read_text().replace("port = 25", f"port = {free_port()}"))
     with demo.session() as s:
         with pytest.raises(MailError, match="unreachable"):
-            deliver_export(s, demo.policy(), reference, actor=SUPPORT_STAFF, download_url=URL)
+            deliver_export(
+                s, demo.policy(), reference, actor=SUPPORT_STAFF, download_url=URL, execute=True
+            )
         assert s.scalar(select(func.count()).select_from(DsarDelivery)) == 0

@@ -33,7 +33,7 @@ def logged(d: Deployment, subject_id: str = "21", kind: str = "access") -> str:
         return submit(
             s, d.policy(), d.app_engine, kind=kind, subject_id=subject_id,
             requested_by=person(STAFF),
-            identity_method="id_document", identity_check="passport",
+            identity_method="id_document", identity_check="passport", execute=True,
         ).request.reference  # fmt: skip
 
 
@@ -68,9 +68,12 @@ def test_each_notice_reaches_the_subject_with_what_the_law_asks_it_to_say(
             reviewer=person(OFFICER),
             four_eyes=False,
             reason="We hold no data on you",
+            execute=True,
         )
         send_notice(s, policy, refused, "refusal", actor=person(OFFICER))
-        review_dsar(s, reference, "approve", reviewer=person(OFFICER), four_eyes=False)
+        review_dsar(
+            s, reference, "approve", reviewer=person(OFFICER), four_eyes=False, execute=True
+        )
         process_dsar_requests(s, demo.datamap(), actor="jobs", execute=True)
         send_notice(s, policy, reference, "completion", actor=person(STAFF))
 
@@ -130,7 +133,13 @@ def test_refusals_and_extensions_need_a_reason_and_fit_the_state(demo: Deploymen
         with pytest.raises(Conflict):
             render_notice(demo.policy(), request, "completion")
         review_dsar(
-            s, reference, "reject", reviewer=person(OFFICER), four_eyes=False, reason="duplicate"
+            s,
+            reference,
+            "reject",
+            reviewer=person(OFFICER),
+            four_eyes=False,
+            reason="duplicate",
+            execute=True,
         )
         request = get_dsar(s, reference)
         with pytest.raises(InvalidInput):

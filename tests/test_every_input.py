@@ -80,7 +80,7 @@ def pending_reference(d: Deployment) -> str:
     with d.session() as s:
         made = submit(
             s, d.policy(), d.app_engine, kind="access", subject_id="7",
-            requested_by=SUPPORT_STAFF,
+            requested_by=SUPPORT_STAFF, execute=True,
         )  # fmt: skip
     return made.request.reference
 
@@ -294,9 +294,11 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Deploymen
     with d.session() as s:
         made = submit(
             s, d.policy(), d.app_engine, kind="access", subject_id="2",
-            requested_by=SUPPORT_STAFF,
+            requested_by=SUPPORT_STAFF, execute=True,
         )  # fmt: skip
-        review_dsar(s, made.request.reference, "approve", reviewer=DPO, four_eyes=True)
+        review_dsar(
+            s, made.request.reference, "approve", reviewer=DPO, four_eyes=True, execute=True
+        )
     yield d, made.request.reference
     d.dispose()
 

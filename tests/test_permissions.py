@@ -44,7 +44,13 @@ def audit_count(d: Deployment) -> int:
 def logged(d: Deployment, subject_id: str = "7", by: Any = SUPPORT_STAFF) -> str:
     with d.session() as s:
         made = submit(
-            s, d.policy(), d.app_engine, kind="access", subject_id=subject_id, requested_by=by
+            s,
+            d.policy(),
+            d.app_engine,
+            kind="access",
+            subject_id=subject_id,
+            requested_by=by,
+            execute=True,
         )
     assert made.request.reference is not None
     return made.request.reference
@@ -78,7 +84,7 @@ Decision = Callable[[Any, Deployment, Any, Any], object]
 DECISIONS: dict[str, tuple[Setup, Decision, Any]] = {
     "review a batch": (
         pending_batch,
-        lambda s, d, batch, who: review_batch(s, batch, "accept", reviewer=who),
+        lambda s, d, batch, who: review_batch(s, batch, "accept", reviewer=who, execute=True),
         SUPPORT_STAFF,
     ),
     "exclude records": (
@@ -88,24 +94,40 @@ DECISIONS: dict[str, tuple[Setup, Decision, Any]] = {
     ),
     "review a DSAR": (
         logged,
-        lambda s, d, ref, who: review_dsar(s, ref, "approve", reviewer=who, four_eyes=True),
+        lambda s, d, ref, who: review_dsar(
+            s, ref, "approve", reviewer=who, four_eyes=True, execute=True
+        ),
         SUPPORT_STAFF,
     ),
     "an API key reviews a DSAR": (
         logged,
-        lambda s, d, ref, who: review_dsar(s, ref, "approve", reviewer=who, four_eyes=False),
+        lambda s, d, ref, who: review_dsar(
+            s, ref, "approve", reviewer=who, four_eyes=False, execute=True
+        ),
         API_KEY,
     ),
     "extend a DSAR": (
         logged,
-        lambda s, d, ref, who: extend_dsar(s, ref, months=1, reason="many systems", actor=who),
+        lambda s, d, ref, who: extend_dsar(
+            s, ref, months=1, reason="many systems", actor=who, execute=True
+        ),
         SUPPORT_STAFF,
     ),
-    "retry a DSAR": (logged, lambda s, d, ref, who: retry_dsar(s, ref, actor=who), MANAGER),
+    "retry a DSAR": (
+        logged,
+        lambda s, d, ref, who: retry_dsar(s, ref, actor=who, execute=True),
+        MANAGER,
+    ),
     "submit a DSAR": (
         lambda d: None,
         lambda s, d, _, who: submit(
-            s, d.policy(), d.app_engine, kind="erasure", subject_id="9", requested_by=who
+            s,
+            d.policy(),
+            d.app_engine,
+            kind="erasure",
+            subject_id="9",
+            requested_by=who,
+            execute=True,
         ),
         STRANGER,
     ),
@@ -147,7 +169,7 @@ def test_every_decision_refuses_someone_without_the_role_and_changes_nothing(
 
 def test_a_bare_email_is_not_an_acting_person(demo: Deployment) -> None:
     with demo.session() as s, pytest.raises(TypeError, match="must be an Identity"):
-        review_batch(s, pending_batch(demo), "accept", reviewer="dpo@example.com")  # type: ignore[arg-type]
+        review_batch(s, pending_batch(demo), "accept", reviewer="dpo@example.com", execute=True)  # type: ignore[arg-type]
 
 
 def test_roles_come_from_the_policy_so_removing_someone_takes_effect(demo: Deployment) -> None:
@@ -159,7 +181,7 @@ def test_roles_come_from_the_policy_so_removing_someone_takes_effect(demo: Deplo
     former = identify(demo.policy(), "dpo@example.com")
     assert not former.has("compliance_officer")
     with demo.session() as s, pytest.raises(PermissionDenied):
-        review_batch(s, pending_batch(demo), "accept", reviewer=former)
+        review_batch(s, pending_batch(demo), "accept", reviewer=former, execute=True)
 
 
 # ---------------------------------------------------------------- four eyes
@@ -168,11 +190,11 @@ def test_roles_come_from_the_policy_so_removing_someone_takes_effect(demo: Deplo
 def test_with_four_eyes_an_officer_cannot_approve_a_request_they_logged(demo: Deployment) -> None:
     reference = logged(demo, by=DPO)
     with demo.session() as s, pytest.raises(PermissionDenied, match=r"four_eyes"):
-        review_dsar(s, reference, "approve", reviewer=DPO, four_eyes=True)
+        review_dsar(s, reference, "approve", reviewer=DPO, four_eyes=True, execute=True)
     colleague = person("dpo2@example.com", roles=("compliance_officer",))
     with demo.session() as s:
         assert get_dsar(s, reference).status == "pending"
-        review_dsar(s, reference, "approve", reviewer=colleague, four_eyes=True)
+        review_dsar(s, reference, "approve", reviewer=colleague, four_eyes=True, execute=True)
         assert get_dsar(s, reference).reviewed_by == "dpo2@example.com"
 
 
@@ -180,7 +202,13 @@ def test_four_eyes_still_lets_an_officer_reject_their_own_request(demo: Deployme
     reference = logged(demo, by=DPO)
     with demo.session() as s:
         rejected = review_dsar(
-            s, reference, "reject", reviewer=DPO, four_eyes=True, reason="logged by mistake"
+            s,
+            reference,
+            "reject",
+            reviewer=DPO,
+            four_eyes=True,
+            reason="logged by mistake",
+            execute=True,
         )
     assert rejected.status == "rejected"
 

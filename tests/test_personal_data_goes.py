@@ -171,9 +171,11 @@ def _complete_erasure(d: Deployment, subject: str) -> str:
     with d.session() as s:
         made = submit(
             s, d.policy(), d.app_engine, kind="erasure", subject_id=subject,
-            requested_by=SUPPORT_STAFF, identity_check="Called back; ID card seen",
+            requested_by=SUPPORT_STAFF, identity_check="Called back; ID card seen", execute=True,
         )  # fmt: skip
-        review_dsar(s, made.request.reference, "approve", reviewer=DPO, four_eyes=True)
+        review_dsar(
+            s, made.request.reference, "approve", reviewer=DPO, four_eyes=True, execute=True
+        )
         process_dsar_requests(s, d.datamap(), actor="worker", execute=True)
     for args in (
         ["create-deletion-batches", "--bucket", "dsar_erasure", "--execute"],
@@ -194,9 +196,11 @@ def test_a_completed_erasure_leaves_no_email_note_or_export_behind(demo: Deploym
     with demo.session() as s:
         access = submit(
             s, demo.policy(), demo.app_engine, kind="access", subject_id=subject,
-            requested_by=SUPPORT_STAFF, identity_check="Knew the invoice number",
+            requested_by=SUPPORT_STAFF, identity_check="Knew the invoice number", execute=True,
         )  # fmt: skip
-        review_dsar(s, access.request.reference, "approve", reviewer=DPO, four_eyes=True)
+        review_dsar(
+            s, access.request.reference, "approve", reviewer=DPO, four_eyes=True, execute=True
+        )
         process_dsar_requests(s, demo.datamap(), actor="worker", execute=True)
         body = f"Subject {user['full_name']} phoned from {user['phone']}"
         s.add(DsarNote(dsar_request_id=access.request.id, author="support@example.com", body=body))

@@ -17,7 +17,7 @@ def test_each_record_counts_once_in_the_week_of_its_outcome(queue: Deployment) -
     rejected = pending_batch(queue, "closed_accounts")
     with queue.session() as s:
         officer = identify(queue.policy(), OFFICER)
-        review_batch(s, rejected, "reject", reviewer=officer, reason="Test accounts")
+        review_batch(s, rejected, "reject", reviewer=officer, reason="Test accounts", execute=True)
         # A record whose erasure failed (the application database refused it).
         first = s.scalars(
             select(DeletionRecord.id)

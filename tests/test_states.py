@@ -18,7 +18,10 @@ from compliance.store.states import (
     BatchStatus,
     DsarStatus,
     JobRunStatus,
+    LedgerDecision,
+    NoticeStatus,
     RecordState,
+    TaskStatus,
     can_move,
     is_final,
 )
@@ -37,6 +40,16 @@ def test_a_batch_is_decided_once_and_a_dsar_retry_only_follows_a_failure() -> No
     assert not can_move(RecordState.APPLIED, RecordState.PENDING_APPLY)
     assert can_move(RecordState.FAILED, RecordState.APPLIED)  # the next apply run retries
     assert is_final(JobRunStatus.CRASHED) and not is_final(JobRunStatus.RUNNING)
+
+
+def test_a_finished_task_stays_finished_and_a_failed_notice_may_be_sent_again() -> None:
+    assert can_move(TaskStatus.PENDING, TaskStatus.SENT)
+    assert can_move(TaskStatus.FAILED, TaskStatus.PENDING)  # an officer's retry
+    assert is_final(TaskStatus.DONE) and is_final(TaskStatus.SKIPPED)
+    assert not can_move(TaskStatus.DONE, TaskStatus.FAILED)
+    assert can_move(NoticeStatus.FAILED, NoticeStatus.SENT)
+    assert is_final(NoticeStatus.SENT)
+    assert all(is_final(d) for d in LedgerDecision)
 
 
 def _request(status: DsarStatus, kind: str = "access", extended: int = 0) -> DsarRequest:

@@ -228,10 +228,11 @@ secret_env = "HELPDESK_SECRET"
     assert policy.dsar_systems == ("helpdesk", "newsletter")
     with demo.session() as s:
         request = submit(s, policy, demo.app_engine, kind="access", subject_id="42",
-                         requested_by=person("support@example.com")).request  # fmt: skip
+                         requested_by=person("support@example.com"),
+                         execute=True).request  # fmt: skip
         reference, request_id = request.reference, request.id
         review_dsar(s, reference, "approve", reviewer=person("dpo@example.com"),
-                    four_eyes=False)  # fmt: skip
+                    four_eyes=False, execute=True)  # fmt: skip
         first = process_dsar_requests(s, demo.datamap(), actor="worker", execute=True)
     assert first.waiting == [reference] and not first.completed
     (call,) = [c for c in service.calls if c.path == "/done"]

@@ -43,7 +43,7 @@ from compliance.policy.systems import APP_SYSTEM
 from compliance.store.engines import analyze
 from compliance.store.models import ComplianceProfile, DeletionBatch, DeletionRecord, utcnow
 from compliance.store.queries import record_accepted_open, record_due
-from compliance.store.states import RecordState
+from compliance.store.states import RecordState, TaskStatus
 from compliance.systems import tasks as system_tasks
 
 # Subjects per chunk: large enough that the bookkeeping per chunk (claim, mark applied,
@@ -229,7 +229,7 @@ class _BucketRun:
         bucket_def = policy.bucket(name)
         plans = datamap.plans_by_system(bucket_def.tables)
         specs = system_tasks.record_task_specs(policy, bucket_def)
-        other = [s for s in specs if s.kind != "sql" and s.status == system_tasks.PENDING]
+        other = [s for s in specs if s.kind != "sql" and s.status == TaskStatus.PENDING]
         current = plan_document(policy, name)
         current_hash = plan_hash(current)
         blocks = datamap.plan_blocks(plans.get(APP_SYSTEM, []))
@@ -432,8 +432,8 @@ def _run_other_systems(
     run = system_tasks.run_webhook_tasks(
         session, datamap.policy, actor=actor, now=now, record_ids=record_ids
     )
-    for key in ("sent", "done", "accepted", "retrying", "failed"):
-        result.webhooks[key] = result.webhooks.get(key, 0) + getattr(run, key)
+    for key, n in run.counts().items():
+        result.webhooks[key] = result.webhooks.get(key, 0) + n
     applied, errors = system_tasks.settle_records(session, record_ids, utcnow())
     if applied:
         _finish_chunk(session, bucket, applied, {}, {}, actor=actor)

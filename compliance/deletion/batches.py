@@ -297,7 +297,7 @@ def review_batch(
     reviewer: Identity,
     reason: str | None = None,
     exclude: Mapping[int, str] | None = None,
-    execute: bool = True,
+    execute: bool,
     now: datetime | None = None,
     policy: Policy | None = None,
 ) -> ReviewResult:

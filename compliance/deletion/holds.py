@@ -21,7 +21,9 @@ from compliance.audit.chain import record_event
 from compliance.errors import Conflict, InvalidInput, NotFound
 from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.store.models import ComplianceProfile, DsarRequest, LegalHold, utcnow
+from compliance.store.queries import dsar_open
 from compliance.store.sql import rows_changed
+from compliance.store.states import DsarKind
 
 # Subject keys per IN list: well under SQLite's limit of bound values per statement.
 _KEYS_PER_QUERY = 5000
@@ -299,9 +301,6 @@ def held_profiles(
 
 # ---------------------------------------------------------------- open access requests
 
-# A request is open until it completes or is rejected (the same list dsar.requests keeps).
-_OPEN_REQUEST = ("pending", "approved", "processing", "failed")
-
 
 def awaiting_access_export(session: Session, subject_ids: Iterable[str] | None = None) -> set[str]:
     """Subjects with an open access request: their rows are evidence until the export is built.
@@ -310,7 +309,7 @@ def awaiting_access_export(session: Session, subject_ids: Iterable[str] | None =
     """
     query = (
         select(DsarRequest.subject_id)
-        .where(DsarRequest.kind == "access", DsarRequest.status.in_(_OPEN_REQUEST))
+        .where(DsarRequest.kind == DsarKind.ACCESS, dsar_open)
         .distinct()
     )
     if subject_ids is None:

@@ -26,13 +26,11 @@ from compliance.store.models import (
     DeletionRecord,
     UTCDateTime,
 )
+from compliance.store.queries import batch_in
 from compliance.store.sql import rows_changed
+from compliance.store.states import BatchStatus, LedgerDecision
 
-ERASED = "erased"
-REJECTED = "rejected"  # the whole batch was rejected
-EXCLUDED = "excluded"  # kept out of a batch that was accepted
-DECISIONS = (ERASED, REJECTED, EXCLUDED)
-_KEPT = (REJECTED, EXCLUDED)
+_KEPT = (LedgerDecision.REJECTED, LedgerDecision.EXCLUDED)
 
 
 def week_of(session: Session, moment: Any) -> ColumnElement[Any]:
@@ -63,9 +61,9 @@ def fold_records(session: Session, record_ids: Sequence[int], *, now: datetime) 
         return 0
     r, b = DeletionRecord, DeletionBatch
     decision = case(
-        (r.deletion_applied_at.is_not(None), literal(ERASED)),
-        (b.reviewed_status == "rejected", literal(REJECTED)),
-        else_=literal(EXCLUDED),
+        (r.deletion_applied_at.is_not(None), literal(LedgerDecision.ERASED.value)),
+        (batch_in(BatchStatus.REJECTED), literal(LedgerDecision.REJECTED.value)),
+        else_=literal(LedgerDecision.EXCLUDED.value),
     )
     source = (
         select(
@@ -121,7 +119,7 @@ def fold_batches(session: Session, batch_ids: Sequence[int]) -> None:
         .where(DeletionBatch.id.in_(list(batch_ids)), DeletionBatch.reviewed_at.is_not(None))
         .group_by(DeletionBatch.bucket, week, DeletionBatch.reviewed_status)
     ):
-        if status in ("accepted", "rejected"):
+        if status in (BatchStatus.ACCEPTED, BatchStatus.REJECTED):
             counts.setdefault((bucket, as_date(when)), {})[f"batches_{status}"] = n
     _add_to_aggregates(session, counts)
 

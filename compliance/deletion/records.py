@@ -361,7 +361,7 @@ WITH staged AS (
 ), opened AS (
     INSERT INTO deletion_records (compliance_profile_id, bucket, deletion_scheduled_at,
         accepted_for_deletion, is_manually_reviewed, created_at, updated_at)
-    SELECT id, :bucket, :scheduled_at, :accepted, false, :now, :now
+    SELECT id, :bucket, :scheduled_at, :accepted_for_deletion, false, :now, :now
     FROM (SELECT id FROM fresh UNION ALL SELECT id FROM existing) AS profiles
     ON CONFLICT (compliance_profile_id, bucket) WHERE deletion_applied_at IS NULL DO NOTHING
     RETURNING compliance_profile_id
@@ -426,7 +426,7 @@ def _create_from_staged_keys(
                     "lo": lo,
                     "hi": lo + chunk_size,
                     "bucket": bucket.name,
-                    "accepted": None,
+                    "accepted_for_deletion": None,
                     "scheduled_at": naive(scheduled_at, None),
                     "now": naive(now, None),
                 },

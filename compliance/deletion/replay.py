@@ -29,6 +29,7 @@ from compliance.store.models import (
     DeletionRecord,
     utcnow,
 )
+from compliance.store.states import LedgerDecision
 
 CHUNK = 1000
 
@@ -49,7 +50,7 @@ def _erasures_since(session: Session, since: datetime) -> dict[tuple[str, str], 
     ledger = session.execute(
         select(ComplianceProfile.subject_id, DecisionLedger.bucket, DecisionLedger.plan_hash)
         .join(ComplianceProfile, ComplianceProfile.id == DecisionLedger.compliance_profile_id)
-        .where(DecisionLedger.decision == "erased", DecisionLedger.applied_at >= since)
+        .where(DecisionLedger.decision == LedgerDecision.ERASED, DecisionLedger.applied_at >= since)
     )
     for subject, bucket, digest in ledger:
         found[(subject, bucket)] = digest

@@ -42,7 +42,9 @@ def seed_demo_workflow(session: Session, datamap: DataMap, *, actor: str) -> dic
     ).first()
     if stale is not None:
         officer = identify(datamap.policy, DEMO_REVIEWER)
-        review_batch(session, stale, "accept", reviewer=officer, policy=datamap.policy)
+        review_batch(
+            session, stale, "accept", reviewer=officer, policy=datamap.policy, execute=True
+        )
         result = apply_deletions(
             session, datamap, actor=actor, execute=True, bucket="stale_support_tickets"
         )
@@ -69,7 +71,9 @@ def seed_fan_out(session: Session, datamap: DataMap, *, actor: str) -> dict[str,
     ).first()
     if last is None:
         return {}
-    review_batch(session, last, "accept", reviewer=identify(datamap.policy, DEMO_REVIEWER))
+    review_batch(
+        session, last, "accept", reviewer=identify(datamap.policy, DEMO_REVIEWER), execute=True
+    )
     result = apply_deletions(session, datamap, actor=actor, execute=True, bucket=bucket)
     return {"fan-out records waiting for a person": result.waiting}
 
@@ -88,7 +92,7 @@ def _seed_dsar_requests(session: Session, datamap: DataMap) -> int:
             session, datamap.policy, datamap.engine, kind=kind, subject_id=subject,
             requested_by=support, identity_method="email_confirmation",
             identity_check="Demo: replied from the account's email",
-            now=now - timedelta(days=days_ago),
+            now=now - timedelta(days=days_ago), execute=True,
         )  # fmt: skip
         assert request.reference is not None
         return request.reference
@@ -101,6 +105,7 @@ def _seed_dsar_requests(session: Session, datamap: DataMap) -> int:
         reviewer=identify(policy, DEMO_REVIEWER),
         four_eyes=policy.review.four_eyes,
         now=now - timedelta(days=10),
+        execute=True,
     )
     process_dsar_requests(session, datamap, actor="demo-setup", execute=True, now=now)
     submit("access", "12", 2)

@@ -152,7 +152,7 @@ def deliver_export(
     download_url: str,
     env: Mapping[str, str] | None = None,
     now: datetime | None = None,
-    execute: bool = True,
+    execute: bool,
 ) -> NewDelivery:
     """Create the delivery and email the link and, separately, the code; commit only if sent.
 

@@ -20,13 +20,14 @@ from compliance.audit.chain import record_event
 from compliance.dsar.deadlines import days_left, effective_due_at
 from compliance.dsar.exports import build_access_export
 from compliance.dsar.processing import _complete, _fail
-from compliance.dsar.requests import OPEN_STATUSES, get_dsar
+from compliance.dsar.requests import OPEN_STATUSES, get_dsar, has_finished_export, next_actions
 from compliance.errors import ComplianceError, Conflict, InvalidInput
 from compliance.logs import log_event
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Policy
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.store.models import AuditEvent, DsarNote, DsarNotice, DsarRequest, utcnow
+from compliance.store.states import DsarKind, DsarStatus
 
 MAX_NOTE = 4000
 NOT_RECORDED = "identity check not recorded"
@@ -124,7 +125,7 @@ def export_state(
     request: DsarRequest, policy: Policy, now: datetime
 ) -> tuple[bool, datetime | None]:
     """Whether the export can still be handed over, and until when (exports expire)."""
-    if request.kind != "access" or request.status != "completed" or request.completed_at is None:
+    if not has_finished_export(request) or request.completed_at is None:
         return False, None
     expires = request.completed_at + timedelta(days=policy.dsar_export_days)
     present = bool(request.export_path) and Path(request.export_path or "").is_file()
@@ -132,40 +133,45 @@ def export_state(
 
 
 def _exportable(request: DsarRequest, policy: Policy) -> bool:
-    if request.kind != "access":
+    if request.kind != DsarKind.ACCESS:
         return False
-    return request.status == "approved" or (
-        request.status == "pending" and not policy.dsar.access_review
+    return request.status == DsarStatus.APPROVED or (
+        request.status == DsarStatus.PENDING and not policy.dsar.access_review
     )
 
 
 def available_actions(
     request: DsarRequest, policy: Policy, roles: Iterable[str], now: datetime
 ) -> tuple[tuple[str, ...], str | None]:
-    """The actions the viewer's roles allow in the request's state, and what it waits for."""
+    """The actions the viewer's roles allow in the request's state, and what it waits for.
+
+    What the state allows is ``next_actions``, the one definition; this adds who is looking,
+    the policy's export rule and whether the export's file is still there.
+    """
     roles = set(roles)
     officer, support = COMPLIANCE_OFFICER in roles, SUPPORT in roles
     actions: list[str] = []
     waiting: str | None = None
     if not (officer or support):
         return (), None
+    may = next_actions(request)
     actions.append("note")
-    if officer and request.status == "pending":
+    if officer and may.can_review:
         actions += ["approve", "reject"]
-    if officer and request.status in OPEN_STATUSES:
+    if officer and may.can_extend:
         actions.append("extend")
-    if officer and request.status == "failed":
+    if officer and may.can_retry:
         actions.append("retry")
     if _exportable(request, policy):
         actions.append("export")
-    elif request.kind == "access" and request.status == "pending":
+    elif request.kind == DsarKind.ACCESS and may.can_review:
         waiting = "waiting for approval by a compliance officer"
-    if request.status == "processing":
+    if request.status == DsarStatus.PROCESSING:
         waiting = "being processed"
     available, _ = export_state(request, policy, now)
     if available:
         actions += ["send", "download"]
-    elif request.kind == "access" and request.status == "completed":
+    elif may.can_download:
         waiting = "the export has expired or was removed; it can no longer be sent"
     if request.subject_email:
         actions.append("notice")
@@ -280,10 +286,10 @@ def start_export(
     """
     by = require(actor, SUPPORT, COMPLIANCE_OFFICER, to="export DSAR requests")
     request = get_dsar(session, reference)
-    if request.kind != "access":
+    if request.kind != DsarKind.ACCESS:
         raise Conflict(f"{request.reference} is an erasure request; only access requests export")
     if not _exportable(request, policy):
-        if request.status == "pending":
+        if request.status == DsarStatus.PENDING:
             raise Conflict(f"{request.reference} is waiting for approval by a compliance officer")
         raise Conflict(f"{request.reference} is {request.status}; it cannot be exported now")
     if not execute:
@@ -293,7 +299,7 @@ def start_export(
     claimed = session.execute(
         update(DsarRequest)
         .where(DsarRequest.id == request.id, DsarRequest.status == request.status)
-        .values(status="processing", processing_started_at=now, last_error=None)
+        .values(status=DsarStatus.PROCESSING, processing_started_at=now, last_error=None)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()
@@ -304,7 +310,7 @@ def start_export(
         action="dsar.export_started",
         target_type="dsar_request",
         target_id=request.reference,
-        details={"approved_by_policy": request.status == "pending"},
+        details={"approved_by_policy": request.status == DsarStatus.PENDING},
     )
     session.commit()
     session.refresh(request)
@@ -322,7 +328,7 @@ def run_export(
     """Build the claimed request's export and complete it; a failure is stored on it."""
     by = require(actor, SUPPORT, COMPLIANCE_OFFICER, to="export DSAR requests")
     request = get_dsar(session, reference)
-    if request.status != "processing":
+    if request.status != DsarStatus.PROCESSING:
         raise Conflict(f"{request.reference} is {request.status}; start the export first")
     try:
         export = build_access_export(

@@ -29,6 +29,7 @@ from compliance.logs import log_event
 from compliance.policy.loader import Policy
 from compliance.roles import API_INTAKE, COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.store.models import DsarNotice, DsarRequest, utcnow
+from compliance.store.states import DsarStatus, NoticeStatus
 
 _ADDRESS = re.compile(r"[^\s<>@]+@[^\s<>@]+")
 NOTICE_KINDS = ("acknowledgement", "extension", "refusal", "completion")
@@ -55,7 +56,7 @@ class RenderedNotice:
 class NoticeResult:
     notice_id: int
     kind: str
-    status: str  # sent | failed
+    status: NoticeStatus  # sent or failed
     error: str | None
 
 
@@ -64,9 +65,9 @@ def notice_kinds_for(request: DsarRequest) -> tuple[str, ...]:
     kinds = ["acknowledgement"]
     if request.extended_due_at is not None:
         kinds.append("extension")
-    if request.status == "rejected":
+    if request.status == DsarStatus.REJECTED:
         kinds.append("refusal")
-    if request.status == "completed":
+    if request.status == DsarStatus.COMPLETED:
         kinds.append("completion")
     return tuple(kinds)
 
@@ -156,9 +157,9 @@ def _attempt(
         send_mail(policy.smtp, [message], env=env)
     except MailError as exc:
         # A server's refusal may quote the address; neither the table nor the chain keeps it.
-        notice.status, notice.last_error = "failed", _ADDRESS.sub("<address>", str(exc))
+        notice.status, notice.last_error = NoticeStatus.FAILED, _ADDRESS.sub("<address>", str(exc))
     else:
-        notice.status, notice.last_error, notice.sent_at = "sent", None, utcnow()
+        notice.status, notice.last_error, notice.sent_at = NoticeStatus.SENT, None, utcnow()
     record_event(
         session,
         actor=by,
@@ -175,7 +176,7 @@ def _attempt(
         kind=notice.kind,
         attempt=notice.attempts,
     )
-    return NoticeResult(notice.id, notice.kind, notice.status, notice.last_error)
+    return NoticeResult(notice.id, notice.kind, NoticeStatus(notice.status), notice.last_error)
 
 
 def send_notice(
@@ -202,7 +203,7 @@ def send_notice(
     notice = DsarNotice(
         dsar_request_id=request.id,
         kind=kind,
-        status="pending",
+        status=NoticeStatus.PENDING,
         reason=stored_reason.strip() if stored_reason else None,
         created_by=by,
         created_at=utcnow(),
@@ -225,7 +226,7 @@ def retry_notice(
     notice = session.get(DsarNotice, notice_id)
     if notice is None:
         raise NotFound(f"no notice {notice_id}")
-    if notice.status != "failed":
+    if notice.status != NoticeStatus.FAILED:
         raise Conflict(f"notice {notice_id} is {notice.status}; only failed notices are retried")
     request = session.scalars(
         select(DsarRequest).where(DsarRequest.id == notice.dsar_request_id)

@@ -39,7 +39,7 @@ from compliance.store.models import (
 )
 from compliance.store.queries import dsar_claimable, dsar_in, record_open, record_state
 from compliance.store.sql import rows_changed
-from compliance.store.states import DsarKind, DsarStatus, RecordState
+from compliance.store.states import DsarKind, DsarStatus, RecordState, TaskStatus
 from compliance.systems import tasks as system_tasks
 
 CLAIM_LEASE = timedelta(minutes=30)  # far longer than one export or erasure takes
@@ -219,7 +219,7 @@ def _process_access(
             ErasureTask.system_kind == "sql",
             ErasureTask.status.not_in(system_tasks.FINISHED),
         )
-        .values(status=system_tasks.DONE, done_at=finished, attempts=ErasureTask.attempts + 1,
+        .values(status=TaskStatus.DONE, done_at=finished, attempts=ErasureTask.attempts + 1,
                 updated_at=finished)
     )  # fmt: skip
     _complete(session, request, actor, finished)

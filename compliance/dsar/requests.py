@@ -126,9 +126,11 @@ class Submission:
     created: bool  # False: an open request of the same kind already existed
 
 
-def submit_dsar(session: Session, policy: Policy, app_engine: Engine, **kwargs: Any) -> DsarRequest:
+def submit_dsar(
+    session: Session, policy: Policy, app_engine: Engine, *, execute: bool, **kwargs: Any
+) -> DsarRequest:
     """Log a request; a duplicate open request returns the existing one (see ``submit``)."""
-    return submit(session, policy, app_engine, **kwargs).request
+    return submit(session, policy, app_engine, execute=execute, **kwargs).request
 
 
 def submit(
@@ -147,7 +149,7 @@ def submit(
     client_ip: str | None = None,
     user_agent: str | None = None,
     now: datetime | None = None,
-    execute: bool = True,
+    execute: bool,
 ) -> Submission:
     """Log a request (committed, audited); a duplicate open request returns the existing one.
 
@@ -253,7 +255,7 @@ def review_dsar(
     four_eyes: bool,
     reason: str | None = None,
     now: datetime | None = None,
-    execute: bool = True,
+    execute: bool,
 ) -> DsarRequest:
     """A compliance officer approves or rejects a pending request, once; reject needs a reason.
 
@@ -301,7 +303,7 @@ def extend_dsar(
     months: int,
     reason: str,
     actor: Identity,
-    execute: bool = True,
+    execute: bool,
 ) -> DsarRequest:
     """Art. 12(3): extend by one or two months, at most two in total, with a reason."""
     by = require(actor, COMPLIANCE_OFFICER, to="extend DSAR deadlines")
@@ -339,9 +341,7 @@ def extend_dsar(
     return request
 
 
-def retry_dsar(
-    session: Session, reference: str, *, actor: Identity, execute: bool = True
-) -> DsarRequest:
+def retry_dsar(session: Session, reference: str, *, actor: Identity, execute: bool) -> DsarRequest:
     """Put a failed request back in the queue of approved requests."""
     by = require(actor, COMPLIANCE_OFFICER, to="retry DSAR requests")
     request = get_dsar(session, reference, lock=execute)

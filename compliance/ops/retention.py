@@ -225,12 +225,12 @@ def retention_cleanup(
         )
         session.commit()
     if with_job_runs:
-        result.categories.append(_purge_job_runs(session, policy, actor, execute, now))
+        result.categories.append(_purge_job_runs(session, policy, actor, now, execute=execute))
     return result
 
 
 def _purge_job_runs(
-    session: Session, policy: Policy, actor: str, execute: bool, now: datetime
+    session: Session, policy: Policy, actor: str, now: datetime, *, execute: bool
 ) -> CategoryResult:
     """This tool's own job_runs, kept ``[retention.job_runs] days`` (default 180)."""
     days = policy.job_runs_days

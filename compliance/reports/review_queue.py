@@ -30,7 +30,7 @@ from compliance.store.models import (
     LegalHold,
     utcnow,
 )
-from compliance.store.queries import record_in, record_not_excluded, record_open
+from compliance.store.queries import batch_pending, record_in, record_not_excluded, record_open
 from compliance.store.sql import count_if
 from compliance.store.states import BatchStatus, RecordState
 
@@ -166,7 +166,7 @@ def _flags(
     if accepted is False:
         # Kept out one by one (with a note) is an exclusion; kept with its whole batch
         # is the batch's rejection.
-        flags.append(RecordState.EXCLUDED if manual else "rejected")
+        flags.append(RecordState.EXCLUDED if manual else BatchStatus.REJECTED)
     elif accepted is True:
         flags.append(BatchStatus.ACCEPTED)
     if manual:
@@ -281,7 +281,7 @@ def batch_impact(session: Session, datamap: DataMap, batch_id: int) -> pd.DataFr
 
 def pending_batch_ids(session: Session, *, bucket: str | None = None) -> list[int]:
     """Every pending batch (of ``bucket``), oldest first: what "all matching the filter" means."""
-    query = select(DeletionBatch.id).where(DeletionBatch.reviewed_status == "pending")
+    query = select(DeletionBatch.id).where(batch_pending)
     if bucket:
         query = query.where(DeletionBatch.bucket == bucket)
     return list(session.scalars(query.order_by(DeletionBatch.id)))

@@ -7,6 +7,7 @@ Per-bucket and per-week figures add the permanent aggregates purge folds its rem
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from enum import StrEnum
 from typing import Any
 
 import pandas as pd
@@ -182,7 +183,16 @@ def deletions_per_week(
     return frame
 
 
-OUTCOMES = ["erased", "rejected", "failed", "pending"]
+class WeekOutcome(StrEnum):
+    """What happened to a record in a week, as Progress charts it (a report's words, not stored)."""
+
+    ERASED = "erased"
+    REJECTED = "rejected"  # its batch was
+    FAILED = "failed"  # its last erasure attempt
+    PENDING = "pending"  # found that week, not yet erased or kept
+
+
+OUTCOMES = [o.value for o in WeekOutcome]
 
 
 def _week_of(session: Session, column: Any) -> Any:
@@ -205,14 +215,14 @@ def outcomes_per_week(
     since = now - timedelta(weeks=weeks)
     batch_reviewed = DeletionBatch.reviewed_at
     sources = {
-        "erased": (_R.deletion_applied_at, _applied, None),
-        "rejected": (
+        WeekOutcome.ERASED: (_R.deletion_applied_at, _applied, None),
+        WeekOutcome.REJECTED: (
             batch_reviewed,
-            (DeletionBatch.reviewed_status == "rejected") & _R.accepted_for_deletion.is_(False),
+            batch_in(BatchStatus.REJECTED) & _R.accepted_for_deletion.is_(False),
             DeletionBatch,
         ),
-        "failed": (_R.updated_at, _failed, None),
-        "pending": (
+        WeekOutcome.FAILED: (_R.updated_at, _failed, None),
+        WeekOutcome.PENDING: (
             _R.created_at,
             _R.deletion_applied_at.is_(None)
             & _R.deletion_error.is_(None)
@@ -229,7 +239,7 @@ def outcomes_per_week(
         rows = session.execute(
             query.where(condition, when >= since).group_by(week, _R.bucket)
         ).all()
-        parts += [(w, b, outcome, n) for w, b, n in rows]
+        parts += [(w, b, outcome.value, n) for w, b, n in rows]
     frame = pd.DataFrame(parts, columns=["week", "bucket", "outcome", "records"])
     if frame.empty:
         return pd.DataFrame(columns=["week", "bucket", *OUTCOMES])

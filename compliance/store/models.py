@@ -28,6 +28,7 @@ from compliance.store.states import (
     DsarKind,
     DsarStatus,
     JobRunStatus,
+    TaskStatus,
     sql_in,
 )
 
@@ -242,7 +243,7 @@ class DsarNotice(Base):
         BigId, ForeignKey("dsar_requests.id", ondelete="CASCADE"), index=True
     )
     kind: Mapped[str] = mapped_column(String(20))
-    status: Mapped[str] = mapped_column(String(20))  # sent | failed
+    status: Mapped[str] = mapped_column(String(20))  # NoticeStatus
     reason: Mapped[str | None] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -298,9 +299,6 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
-TASK_STATUSES = ("pending", "sent", "done", "failed", "skipped")
-
-
 class ErasureTask(Base):
     """One system's share of a deletion record or a DSAR request (added by migration 0007).
 
@@ -320,7 +318,7 @@ class ErasureTask(Base):
     system: Mapped[str] = mapped_column(String(100))
     system_kind: Mapped[str] = mapped_column(String(20))
     action: Mapped[str] = mapped_column(String(20))  # erasure | access
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    status: Mapped[str] = mapped_column(String(20), default=TaskStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -342,7 +340,7 @@ class ErasureTask(Base):
         Index("uq_erasure_tasks_request", "dsar_request_id", "system", unique=True),
         Index("ix_erasure_tasks_status", "status", "next_attempt_at"),
         CheckConstraint(
-            "status IN ('pending', 'sent', 'done', 'failed', 'skipped')",
+            f"status IN ({sql_in(TaskStatus)})",
             name="ck_erasure_tasks_status",
         ),
         CheckConstraint(

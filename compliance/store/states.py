@@ -1,6 +1,6 @@
 """Every lifecycle of the compliance database, and the moves each allows, in one place.
 
-Status columns hold these values (migration 0003_states checks them in the database);
+Status columns hold these values (migrations 0003_states and 0007_systems check them);
 a deletion record's and a delivery's state are derived from their columns, so their
 enums name the states and ``compliance.store.queries`` holds the one SQL spelling of each.
 Being ``StrEnum``s, the members compare equal to the strings stored and shown.
@@ -67,6 +67,32 @@ class JobRunStatus(StrEnum):
     CRASHED = "crashed"  # a bug, or killed before it could record its end
 
 
+class TaskStatus(StrEnum):
+    """One system's share of a deletion record or a DSAR request (``erasure_tasks.status``)."""
+
+    PENDING = "pending"  # to do: by the next run (SQL, webhook after its backoff) or a person
+    SENT = "sent"  # a webhook request left; or the service accepted it and finishes later
+    DONE = "done"
+    FAILED = "failed"  # the last SQL attempt failed, or a webhook ran out of attempts
+    SKIPPED = "skipped"  # the system holds only data kept under a legal obligation
+
+
+class NoticeStatus(StrEnum):
+    """One notice to a data subject (``dsar_notices.status``); every attempt is kept."""
+
+    PENDING = "pending"  # stored, the first attempt to send it not yet made
+    SENT = "sent"
+    FAILED = "failed"  # the mail server refused it; an officer may send it again
+
+
+class LedgerDecision(StrEnum):
+    """What the decision ledger keeps of a purged record (``decision_ledger.decision``)."""
+
+    ERASED = "erased"
+    REJECTED = "rejected"  # the whole batch was rejected
+    EXCLUDED = "excluded"  # kept out of a batch that was accepted
+
+
 class AlertStatus(StrEnum):
     """One Slack alert in a run of an alert job (not stored; the audit log keeps posts)."""
 
@@ -112,6 +138,20 @@ TRANSITIONS: Mapping[type[StrEnum], Mapping[StrEnum, frozenset[StrEnum]]] = {
             {DeliveryState.LOCKED, DeliveryState.DOWNLOADED, DeliveryState.EXPIRED}
         ),
     },
+    TaskStatus: {
+        TaskStatus.PENDING: frozenset({TaskStatus.SENT, TaskStatus.DONE, TaskStatus.FAILED}),
+        # Resent after a lost answer, polled while accepted, or back to pending for a retry.
+        TaskStatus.SENT: frozenset(
+            {TaskStatus.SENT, TaskStatus.PENDING, TaskStatus.DONE, TaskStatus.FAILED}
+        ),
+        # Retried by an officer (webhook, manual), or by the next run (SQL); a late callback.
+        TaskStatus.FAILED: frozenset({TaskStatus.PENDING, TaskStatus.DONE, TaskStatus.FAILED}),
+    },
+    NoticeStatus: {
+        NoticeStatus.PENDING: frozenset({NoticeStatus.SENT, NoticeStatus.FAILED}),
+        NoticeStatus.FAILED: frozenset({NoticeStatus.SENT, NoticeStatus.FAILED}),  # sent again
+    },
+    LedgerDecision: {},  # permanent: each decision is final
     JobRunStatus: {
         JobRunStatus.RUNNING: frozenset(set(JobRunStatus) - {JobRunStatus.RUNNING}),
     },

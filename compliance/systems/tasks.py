@@ -19,7 +19,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,11 +37,13 @@ from compliance.policy.loader import DSAR_ERASURE_BUCKET, Bucket, Policy
 from compliance.policy.systems import System
 from compliance.store.models import DeletionRecord, DsarRequest, ErasureTask, utcnow
 from compliance.store.sql import rows_changed
+from compliance.store.states import TaskStatus
 from compliance.systems import webhook
+from compliance.systems.webhook import WireStatus
 
-PENDING, SENT, DONE, FAILED, SKIPPED = "pending", "sent", "done", "failed", "skipped"
-FINISHED = (DONE, SKIPPED)
-OPEN = (PENDING, SENT, FAILED)
+# A finished task never moves again (is_final); the rest are still to do.
+FINISHED = (TaskStatus.DONE, TaskStatus.SKIPPED)
+OPEN = (TaskStatus.PENDING, TaskStatus.SENT, TaskStatus.FAILED)
 BACKOFF_BASE = timedelta(seconds=60)
 MAX_BACKOFF = timedelta(hours=6)
 MAX_NOTE = 2000
@@ -69,18 +71,19 @@ def _insert(session: Session) -> Any:
 class TaskSpec:
     system: str
     kind: str
-    status: str  # pending, or skipped for a system holding only retained data
+    status: TaskStatus  # pending, or skipped for a system holding only retained data
 
 
 def record_task_specs(policy: Policy, bucket: Bucket) -> list[TaskSpec]:
     """The systems an accepted deletion in ``bucket`` reaches, in order: SQL, then the rest."""
     specs = [
-        TaskSpec(name, policy.systems[name].kind, PENDING) for name in policy.bucket_systems(bucket)
+        TaskSpec(name, policy.systems[name].kind, TaskStatus.PENDING)
+        for name in policy.bucket_systems(bucket)
     ]
     if bucket.name == DSAR_ERASURE_BUCKET:
         reached = {s.system for s in specs}
         specs += [
-            TaskSpec(name, "sql", SKIPPED)
+            TaskSpec(name, "sql", TaskStatus.SKIPPED)
             for name in policy.retained_only_systems()
             if name not in reached
         ]
@@ -91,8 +94,8 @@ def access_task_specs(policy: Policy) -> list[TaskSpec]:
     """An access request reads every SQL system with mapped tables and the DSAR systems."""
     held = {t.system for t in policy.tables.values()}
     sql = [n for n, s in policy.systems.items() if s.is_sql and n in held]
-    return [TaskSpec(n, "sql", PENDING) for n in sql] + [
-        TaskSpec(n, policy.systems[n].kind, PENDING) for n in policy.dsar_systems
+    return [TaskSpec(n, "sql", TaskStatus.PENDING) for n in sql] + [
+        TaskSpec(n, policy.systems[n].kind, TaskStatus.PENDING) for n in policy.dsar_systems
     ]
 
 
@@ -137,7 +140,7 @@ def _task_row(
     subject: Mapping[str, Any] | None,
     **owner: int,
 ) -> dict[str, Any]:
-    needs_subject = spec.kind != "sql" and spec.status == PENDING
+    needs_subject = spec.kind != "sql" and spec.status == TaskStatus.PENDING
     return {
         "deletion_record_id": None,
         "dsar_request_id": None,
@@ -150,8 +153,10 @@ def _task_row(
         "idempotency_key": new_key(),
         # Only what a webhook or a person needs to find the subject, and only until done.
         "subject": dict(subject) if subject and needs_subject else None,
-        "done_at": now if spec.status == SKIPPED else None,
-        "note": "holds only data kept under a legal obligation" if spec.status == SKIPPED else None,
+        "done_at": now if spec.status == TaskStatus.SKIPPED else None,
+        "note": "holds only data kept under a legal obligation"
+        if spec.status == TaskStatus.SKIPPED
+        else None,
         "created_at": now,
         "updated_at": now,
     }
@@ -210,7 +215,7 @@ def finish_sql_tasks(
                 ErasureTask.status.not_in(FINISHED),
             )
             .values(
-                status=DONE,
+                status=TaskStatus.DONE,
                 done_at=now,
                 last_error=None,
                 attempts=ErasureTask.attempts + 1,
@@ -222,7 +227,7 @@ def finish_sql_tasks(
             update(ErasureTask)
             .where(ErasureTask.deletion_record_id == record_id, ErasureTask.system == system)
             .values(
-                status=FAILED,
+                status=TaskStatus.FAILED,
                 last_error=message[:1000],
                 attempts=ErasureTask.attempts + 1,
                 updated_at=now,
@@ -264,7 +269,7 @@ def settle_records(
     )
     failed = session.execute(
         select(ErasureTask.deletion_record_id, ErasureTask.system, ErasureTask.last_error)
-        .where(ErasureTask.deletion_record_id.in_(ids), ErasureTask.status == FAILED)
+        .where(ErasureTask.deletion_record_id.in_(ids), ErasureTask.status == TaskStatus.FAILED)
         .order_by(ErasureTask.deletion_record_id, ErasureTask.system)
     ).all()
     errors: dict[int, str] = {}
@@ -306,6 +311,10 @@ class WebhookRun:
     failed: int = 0
     errors: list[dict[str, object]] = field(default_factory=list)
 
+    def counts(self) -> dict[str, int]:
+        """Each counter by its name (sent, done, accepted, retrying, failed), in that order."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "errors"}
+
 
 def _lease(system: System) -> timedelta:
     """A sent task with no answer after this long is taken for lost and sent again (same key)."""
@@ -324,12 +333,14 @@ def _due_webhook(now: datetime, systems: Mapping[str, System]) -> Any:
         ErasureTask.system.in_(list(systems)),
         or_(
             and_(
-                ErasureTask.status == PENDING,
+                ErasureTask.status == TaskStatus.PENDING,
                 or_(ErasureTask.next_attempt_at.is_(None), ErasureTask.next_attempt_at <= now),
             ),
-            and_(ErasureTask.status == SENT, ErasureTask.accepted_at.is_(None), or_(*lost)),
             and_(
-                ErasureTask.status == SENT,
+                ErasureTask.status == TaskStatus.SENT, ErasureTask.accepted_at.is_(None), or_(*lost)
+            ),
+            and_(
+                ErasureTask.status == TaskStatus.SENT,
                 ErasureTask.accepted_at.is_not(None),
                 ErasureTask.system.in_(pollable),
                 ErasureTask.next_attempt_at <= now,
@@ -386,12 +397,12 @@ def run_webhook_tasks(
         task = session.get(ErasureTask, task_id)
         assert task is not None
         system = systems[task.system]
-        polling = task.status == SENT and task.accepted_at is not None
+        polling = task.status == TaskStatus.SENT and task.accepted_at is not None
         claim = (
             update(ErasureTask)
             .where(ErasureTask.id == task_id, _due_webhook(now, systems))
             .values(
-                status=SENT,
+                status=TaskStatus.SENT,
                 sent_at=now if not polling else ErasureTask.sent_at,
                 attempts=ErasureTask.attempts + (0 if polling else 1),
                 next_attempt_at=now + _poll_interval(task, now) if polling else None,
@@ -411,7 +422,7 @@ def run_webhook_tasks(
                 idempotency_key=task.idempotency_key,
                 secret=secrets[task.system],
             )
-            if answer.status == "accepted" or not answer.declared:
+            if answer.status == WireStatus.ACCEPTED or not answer.declared:
                 # Still working, or the status URL did not answer: ask again later.
                 task.last_error = None if answer.declared else answer.error
                 session.commit()
@@ -454,7 +465,7 @@ def _outcome(
     export_dir: Path | None,
     run: WebhookRun,
 ) -> None:
-    if answer.status == "done":
+    if answer.status == WireStatus.DONE:
         finish_task(
             session,
             task,
@@ -464,7 +475,7 @@ def _outcome(
             export_dir=export_dir,
         )
         run.done += 1
-    elif answer.status == "accepted":
+    elif answer.status == WireStatus.ACCEPTED:
         task.accepted_at = task.accepted_at or now
         task.next_attempt_at = now + timedelta(minutes=1) if system.status_url else None
         task.last_error = None
@@ -478,10 +489,10 @@ def _outcome(
             details={"system": task.system},
         )
     else:
-        task.last_error = (answer.error or "failed")[:1000]
+        task.last_error = (answer.error or WireStatus.FAILED)[:1000]
         task.accepted_at = None
         if task.attempts >= system.max_attempts:
-            task.status = FAILED
+            task.status = TaskStatus.FAILED
             task.next_attempt_at = None
             run.failed += 1
             record_event(
@@ -497,7 +508,7 @@ def _outcome(
                 },
             )
         else:
-            task.status = PENDING
+            task.status = TaskStatus.PENDING
             task.next_attempt_at = now + backoff(task.attempts)
             run.retrying += 1
         if len(run.errors) < 20:
@@ -530,7 +541,7 @@ def finish_task(
         if export_dir is None:
             raise InvalidInput("no export folder to keep the system's data in")
         task.file_path = str(_keep_file(export_dir, task, data=data, upload=upload))
-    task.status = DONE
+    task.status = TaskStatus.DONE
     task.done_at = now
     task.done_by = actor
     task.note = note
@@ -608,7 +619,7 @@ def receive_callback(
         session.rollback()
         return task
     answer = webhook.parse_answer(body)
-    if answer.status == "done":
+    if answer.status == WireStatus.DONE:
         finish_task(
             session,
             task,
@@ -617,9 +628,9 @@ def receive_callback(
             data=answer.data,
             export_dir=export_dir or policy.export_dir,
         )
-    elif answer.status == "failed":
-        task.status = FAILED
-        task.last_error = (answer.error or "failed")[:1000]
+    elif answer.status == WireStatus.FAILED:
+        task.status = TaskStatus.FAILED
+        task.last_error = (answer.error or WireStatus.FAILED)[:1000]
         task.updated_at = now
         record_event(
             session,
@@ -704,13 +715,13 @@ def confirm_task(
 def retry_task(session: Session, task_id: int, *, actor: str, execute: bool) -> ErasureTask:
     """An officer puts a failed task back in the queue: the next run tries it at once."""
     task = get_task(session, task_id, lock=execute)
-    if task.status != FAILED:
+    if task.status != TaskStatus.FAILED:
         raise Conflict(f"task {task_id} is {task.status}; only failed tasks are retried")
     if not execute:
         session.rollback()
         return task
     previous = task.last_error
-    task.status = PENDING
+    task.status = TaskStatus.PENDING
     task.attempts = 0
     task.next_attempt_at = None
     task.accepted_at = None

@@ -10,10 +10,11 @@ Request (POST to the system's ``url``)::
     {"kind": "erasure" | "access", "reference": "...", "idempotency_key": "...",
      "subject": {"id": "...", "email": "..."}}
 
-Answers, signed the same way by the service: ``{"status": "done"}`` (for access with
-``"data"``), or ``{"status": "accepted"}`` to finish later through a callback or the status
-URL. Anything else (an error status, a bad or stale signature, no answer) is a failed
-attempt, retried with exponential backoff. Only the standard library is used.
+Answers, signed the same way by the service: a JSON object whose ``status`` is one of
+``WireStatus``: done (for access with ``"data"``), or accepted to finish later through a
+callback or the status URL. Anything else (an error status, a bad or stale signature, no
+answer) is a failed attempt, retried with exponential backoff. Only the standard library
+is used.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from compliance.errors import ConfigError
@@ -38,6 +40,14 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 #: A signed message older (or newer) than this is refused, so a captured one cannot be replayed.
 TOLERANCE_S = 300
 MAX_ANSWER_BYTES = 20 * 1024 * 1024
+
+
+class WireStatus(StrEnum):
+    """A service's answer on the wire (the protocol's words, not a stored state)."""
+
+    DONE = "done"
+    ACCEPTED = "accepted"  # the service finishes later: a callback, or the status URL
+    FAILED = "failed"
 
 
 class SignatureError(Exception):
@@ -87,7 +97,7 @@ def verify(
 class Answer:
     """A verified answer: ``status`` is done, accepted or failed (with ``error``)."""
 
-    status: str
+    status: WireStatus
     data: Any = None
     error: str | None = None
     #: True when the service itself said so in a signed answer (not a transport failure).
@@ -98,15 +108,17 @@ def parse_answer(body: bytes) -> Answer:
     try:
         document = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
-        return Answer("failed", error="the answer is not JSON", declared=False)
+        return Answer(WireStatus.FAILED, error="the answer is not JSON", declared=False)
     if not isinstance(document, dict):
-        return Answer("failed", error="the answer is not a JSON object", declared=False)
+        return Answer(WireStatus.FAILED, error="the answer is not a JSON object", declared=False)
     status = document.get("status")
-    if status in ("done", "accepted"):
-        return Answer(status, data=document.get("data"))
-    if status == "failed":
-        return Answer("failed", error=str(document.get("error") or "the service reported failure"))
-    return Answer("failed", error=f"unknown status {status!r} in the answer")
+    if status in (WireStatus.DONE, WireStatus.ACCEPTED):
+        return Answer(WireStatus(status), data=document.get("data"))
+    if status == WireStatus.FAILED:
+        return Answer(
+            WireStatus.FAILED, error=str(document.get("error") or "the service reported failure")
+        )
+    return Answer(WireStatus.FAILED, error=f"unknown status {status!r} in the answer")
 
 
 def _call(request: urllib.request.Request, secret: bytes, timeout: float) -> tuple[int, Answer]:
@@ -116,19 +128,21 @@ def _call(request: urllib.request.Request, secret: bytes, timeout: float) -> tup
             body = response.read(MAX_ANSWER_BYTES + 1)
             headers = dict(response.headers.items())
     except urllib.error.HTTPError as exc:
-        return exc.code, Answer("failed", error=f"HTTP {exc.code}", declared=False)
+        return exc.code, Answer(WireStatus.FAILED, error=f"HTTP {exc.code}", declared=False)
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        return 0, Answer("failed", error=f"no answer: {reason}"[:300], declared=False)
+        return 0, Answer(WireStatus.FAILED, error=f"no answer: {reason}"[:300], declared=False)
     if len(body) > MAX_ANSWER_BYTES:
-        return status, Answer("failed", error="the answer is larger than 20 MB", declared=False)
+        return status, Answer(
+            WireStatus.FAILED, error="the answer is larger than 20 MB", declared=False
+        )
     try:
         verify(secret, headers, body)
     except SignatureError as exc:
-        return status, Answer("failed", error=f"answer refused: {exc}", declared=False)
+        return status, Answer(WireStatus.FAILED, error=f"answer refused: {exc}", declared=False)
     answer = parse_answer(body)
-    if status == 202 and answer.status == "done":
-        return status, Answer("accepted")
+    if status == 202 and answer.status == WireStatus.DONE:
+        return status, Answer(WireStatus.ACCEPTED)
     return status, answer
 
 

@@ -54,8 +54,9 @@ if page.frame.empty:
 
 # ---------------------------------------------------------------- several batches at once
 chosen_rows = page.frame.iloc[list(listed.selection.rows)] if listed else page.frame.iloc[:0]
-picked = [int(b) for b in chosen_rows.loc[chosen_rows["status"] == "pending", "batch_id"]]
-if (page.frame["status"] == "pending").any():
+pending_rows = chosen_rows["status"] == BatchStatus.PENDING
+picked = [int(b) for b in chosen_rows.loc[pending_rows, "batch_id"]]
+if (page.frame["status"] == BatchStatus.PENDING).any():
     with st.expander("Decide several batches at once", expanded=bool(picked)):
         everything = context.pending_batch_ids(url, widgets.unless_all(bucket))
         # Fixed labels: the browser keeps an option's old text when a label changes.
@@ -305,7 +306,9 @@ if pending:
         # Kept open afterwards, also when someone else decided first: the page says who.
         st.session_state[DECIDED_KEY] = target
         with context.session(policy) as s:
-            result = review_batch(s, target, action, reviewer=actor, reason=reason, policy=policy)
+            result = review_batch(
+                s, target, action, reviewer=actor, reason=reason, policy=policy, execute=True
+            )
         return (
             f"Batch {target} {result.decision}: {result.accepted} to erase, "
             f"{result.excluded} excluded, {result.rejected} rejected."

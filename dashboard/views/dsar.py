@@ -14,6 +14,7 @@ from compliance.dsar.delivery import deliver_export
 from compliance.errors import ComplianceError
 from compliance.reports.review_queue import DSAR_ACTION_COLUMNS
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT
+from compliance.store.states import NoticeStatus
 from dashboard import context, export_jobs, widgets
 
 PAGE_SIZE = 50
@@ -65,6 +66,7 @@ with st.form("submit_dsar", clear_on_submit=True):
                     identity_method=method,
                     require_identity=True,
                     channel="dashboard",
+                    execute=True,
                 )
             r = made.request
             st.session_state[OPEN_KEY] = r.reference
@@ -112,7 +114,7 @@ st.dataframe(
     key="dsar_table",
 )
 
-pending = frame.loc[frame["status"] == "pending", "reference"].tolist()
+pending = frame.loc[frame["can_review"].astype(bool), "reference"].tolist()
 if person.has(COMPLIANCE_OFFICER) and pending:
     with st.expander("Decide several requests at once"):
         every = st.checkbox(f"All {len(pending)} pending request(s) on this page", key="dsar_all")
@@ -265,7 +267,9 @@ if "send" in actions:
 
         def send_link() -> str:
             with context.session(policy) as s:
-                deliver_export(s, policy, reference, actor=person, download_url=DOWNLOAD_URL)
+                deliver_export(
+                    s, policy, reference, actor=person, download_url=DOWNLOAD_URL, execute=True
+                )
             return f"Emailed {reference}'s one-time link and, separately, its code to the subject."
 
         widgets.run_action(send_link)
@@ -296,7 +300,9 @@ if "extend" in actions:
 
             def extend() -> str:
                 with context.session(policy) as s:
-                    r = dsar.extend_dsar(s, reference, months=months, reason=reason, actor=person)
+                    r = dsar.extend_dsar(
+                        s, reference, months=months, reason=reason, actor=person, execute=True
+                    )
                 return f"{r.reference} now due {effective_due_at(r):%Y-%m-%d}."
 
             widgets.run_action(extend)
@@ -305,7 +311,7 @@ if "retry" in actions and st.button("Retry the failed request", key="dsar_retry"
 
     def retry() -> str:
         with context.session(policy) as s:
-            r = dsar.retry_dsar(s, reference, actor=person)
+            r = dsar.retry_dsar(s, reference, actor=person, execute=True)
         return f"{r.reference} is back in the queue ({r.status})."
 
     widgets.run_action(retry)
@@ -335,13 +341,13 @@ if detail.notices:
         ]
     )
     st.dataframe(sent, hide_index=True, width="stretch", column_config=widgets.labels(sent.columns))
-for failed in [n for n in detail.notices if n.status == "failed"]:
+for failed in [n for n in detail.notices if n.status == NoticeStatus.FAILED]:
     if st.button(f"Retry the {failed.kind} notice", key=f"notice_retry_{failed.id}"):
 
         def retry_notice(notice_id: int = failed.id) -> str:
             with context.session(policy) as s:
                 result = notices.retry_notice(s, policy, notice_id, actor=person)
-            if result.status == "failed":
+            if result.status == NoticeStatus.FAILED:
                 raise ComplianceError(f"The {result.kind} notice failed again: {result.error}")
             return f"The {result.kind} notice was sent."
 
@@ -350,7 +356,7 @@ if "notice" in actions:
     with context.session(policy) as s:
         request_row = dsar.get_dsar(s, reference)
     kinds = notices.notice_kinds_for(request_row)
-    done = {n.kind for n in detail.notices if n.status == "sent"}
+    done = {n.kind for n in detail.notices if n.status == NoticeStatus.SENT}
     unsent = [k for k in kinds if k not in done]
     kind_choice = st.selectbox(
         "Notice",
@@ -382,7 +388,7 @@ if "notice" in actions:
                     result = notices.send_notice(
                         s, policy, reference, kind_choice, actor=person, reason=reason_text
                     )
-                if result.status == "failed":
+                if result.status == NoticeStatus.FAILED:
                     raise ComplianceError(
                         f"The {result.kind} notice could not be sent: {result.error}. "
                         "It is listed above with a Retry button."
@@ -421,6 +427,7 @@ if asked:
                 reviewer=person,
                 four_eyes=policy.review.four_eyes,
                 reason=reason,
+                execute=True,
             )
         return f"{r.reference} {r.status}."
 

@@ -7,6 +7,7 @@ import streamlit as st
 
 from compliance.reports.stats import OUTCOMES
 from compliance.roles import COMPLIANCE_OFFICER, MANAGER
+from compliance.store.states import RecordState
 from dashboard import context, widgets
 
 WEEKS = 12
@@ -16,10 +17,10 @@ OUTCOME_COLORS = ["#2e7d32", "#757575", "#c62828", "#f9a825"]  # erased rejected
 BUCKET_HEADERS = {
     "bucket": "Bucket",
     "batches_pending": "Batches to review",
-    "awaiting_review": "Records to review",
-    "pending_apply": "To erase",
-    "applied": "Erased",
-    "failed": "Failed",
+    RecordState.AWAITING_REVIEW.value: "Records to review",
+    RecordState.PENDING_APPLY.value: "To erase",
+    RecordState.APPLIED.value: "Erased",
+    RecordState.FAILED.value: "Failed",
     "kept": "Kept",
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from compliance.roles import COMPLIANCE_OFFICER
+from compliance.store.states import TaskStatus
 from compliance.systems import tasks
 from dashboard import context, widgets
 
@@ -27,7 +28,16 @@ with context.session(current) as session:
     backlog = tasks.backlog_by_system(session)
 if backlog:
     st.subheader("Backlog per system")
-    statuses = ["done", "pending", "sent", "failed", "skipped"]
+    statuses = [
+        s.value
+        for s in (
+            TaskStatus.DONE,
+            TaskStatus.PENDING,
+            TaskStatus.SENT,
+            TaskStatus.FAILED,
+            TaskStatus.SKIPPED,
+        )
+    ]
     rows = [
         {"system": name, "kind": current.systems[name].kind if name in current.systems else "?"}
         | {s: counts.get(s, 0) for s in statuses}
@@ -36,8 +46,8 @@ if backlog:
     st.dataframe(rows, hide_index=True, width="stretch")
 
 with context.session(current) as session:
-    waiting = tasks.list_tasks(session, status=["pending"], kind="manual", limit=50)
-    failed = tasks.list_tasks(session, status=["failed"], limit=50)
+    waiting = tasks.list_tasks(session, status=[TaskStatus.PENDING], kind="manual", limit=50)
+    failed = tasks.list_tasks(session, status=[TaskStatus.FAILED], limit=50)
 
 st.subheader(f"Manual tasks waiting ({len(waiting)})")
 if not waiting:

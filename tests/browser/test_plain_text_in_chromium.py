@@ -27,7 +27,7 @@ def test_a_markdown_rejection_reason_renders_literally(
 
     batch_id = pending_batch(queue)
     with queue.session() as s:
-        review_batch(s, batch_id, "reject", reviewer=DPO, reason=REASON)
+        review_batch(s, batch_id, "reject", reviewer=DPO, reason=REASON, execute=True)
     expect.set_options(timeout=30_000)
     with running_dashboard(queue) as url, sync_playwright() as p:
         browser = p.chromium.launch(

@@ -18,7 +18,7 @@ def test_an_accepted_batch_shows_its_plan_and_its_held_subjects(
         subject = str(batch_records(s, batch_id).frame["subject_id"].iloc[0])
         officer = identify(queue.policy(), OFFICER)
         place_hold(s, plan_place_hold(s, subject_id=subject, reason="dispute", by=officer))
-        review_batch(s, batch_id, "accept", reviewer=officer, policy=queue.policy())
+        review_batch(s, batch_id, "accept", reviewer=officer, policy=queue.policy(), execute=True)
 
     at = open_app(OFFICER)
     at.selectbox(key="bucket_filter").set_value("closed_accounts").run()

@@ -167,6 +167,7 @@ def test_a_decision_made_meanwhile_by_someone_else_is_shown_and_nothing_changes(
             batch_id,
             "accept",
             reviewer=person("colleague@example.com", roles=("compliance_officer",)),
+            execute=True,
         )
     button(at, "Reject batch").click().run()
 
@@ -310,6 +311,7 @@ def test_all_pending_batches_matching_the_filter_are_decided_in_one_confirmation
             ids[0],
             "accept",
             reviewer=person("colleague@example.com", roles=("compliance_officer",)),
+            execute=True,
         )
     button(at, f"Reject {len(ids)} batch(es)").click().run()
 

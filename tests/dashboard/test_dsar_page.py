@@ -57,7 +57,7 @@ def _logged(queue: Deployment, subject_id: str = "7") -> str:
     with queue.session() as session:
         made = submit(
             session, queue.policy(), queue.app_engine, kind="access", subject_id=subject_id,
-            requested_by=person(SUPPORT),
+            requested_by=person(SUPPORT), execute=True,
         )  # fmt: skip
     return made.request.reference
 
@@ -97,7 +97,9 @@ def test_support_downloads_a_finished_export_and_the_download_is_audited(
 ) -> None:
     reference = _logged(queue)
     with queue.session() as session:
-        review_dsar(session, reference, "approve", reviewer=person(OFFICER), four_eyes=True)
+        review_dsar(
+            session, reference, "approve", reviewer=person(OFFICER), four_eyes=True, execute=True
+        )
         process_dsar_requests(session, queue.datamap(), actor="jobs", execute=True)
         request = get_dsar(session, reference)
         assert request.status == "completed"
@@ -162,7 +164,13 @@ def test_an_officer_approves_every_pending_request_in_one_confirmation(
     with queue.session() as session:  # a colleague rejects one meanwhile
         colleague = person("colleague@example.com", roles=("compliance_officer",))
         review_dsar(
-            session, pending[0], "reject", reviewer=colleague, four_eyes=False, reason="dup"
+            session,
+            pending[0],
+            "reject",
+            reviewer=colleague,
+            four_eyes=False,
+            reason="dup",
+            execute=True,
         )
     button(at, f"Approve {len(pending)} request(s)").click().run()
 

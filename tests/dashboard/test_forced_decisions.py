@@ -19,7 +19,7 @@ def logged_by(queue: Deployment, email: str, subject_id: str = "7") -> str:
     with queue.session() as session:
         made = submit(
             session, queue.policy(), queue.app_engine, kind="access", subject_id=subject_id,
-            requested_by=person(email, queue.policy()),
+            requested_by=person(email, queue.policy()), execute=True,
         )  # fmt: skip
     assert made.request.reference is not None
     return made.request.reference

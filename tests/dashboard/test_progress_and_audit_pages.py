@@ -14,7 +14,7 @@ def test_progress_shows_weekly_deletions_and_dsar_figures_with_csv_downloads(
     with queue.session() as session:
         submit(
             session, queue.policy(), queue.app_engine, kind="access", subject_id="3",
-            requested_by=person(SUPPORT),
+            requested_by=person(SUPPORT), execute=True,
         )  # fmt: skip
         # The demo queue's requests are still open (one overdue), plus the one just logged.
         overview = dsar_overview(session)

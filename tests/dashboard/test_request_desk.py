@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from compliance.dsar import desk
 from compliance.dsar.processing import process_dsar_requests
-from compliance.dsar.requests import get_dsar, review_dsar, submit
+from compliance.dsar.requests import extend_dsar, get_dsar, review_dsar, submit
 from compliance.reports.dsar_stats import dsar_counters, dsar_overview
 from compliance.reports.review_queue import dsar_requests
 from compliance.store.models import AuditEvent, DsarNote, DsarRequest, utcnow
@@ -25,7 +25,8 @@ def log_request(d: Deployment, subject_id: str, kind: str = "access", **extra: o
         made = submit(
             s, d.policy(), d.app_engine, kind=kind, subject_id=subject_id,
             requested_by=person(SUPPORT),
-            identity_method="id_document", identity_check="passport seen at the desk", **extra,
+            identity_method="id_document", identity_check="passport seen at the desk",
+            execute=True, **extra,
         )  # fmt: skip
     return made.request.reference
 
@@ -97,7 +98,9 @@ def test_support_exports_now_and_sends_the_link_and_the_timeline_shows_each_step
     assert not [b for b in at.button if b.label == "Export now"]
 
     with queue.session() as s:
-        review_dsar(s, reference, "approve", reviewer=person(OFFICER), four_eyes=False)
+        review_dsar(
+            s, reference, "approve", reviewer=person(OFFICER), four_eyes=False, execute=True
+        )
     at.run()
     button(at, "Export now").click().run()
     wait_for_export(reference)
@@ -140,7 +143,9 @@ def test_without_access_review_support_exports_a_pending_request_at_once(
 def test_an_expired_export_is_not_offered(queue: Deployment) -> None:
     reference = log_request(queue, "23")
     with queue.session() as s:
-        review_dsar(s, reference, "approve", reviewer=person(OFFICER), four_eyes=False)
+        review_dsar(
+            s, reference, "approve", reviewer=person(OFFICER), four_eyes=False, execute=True
+        )
         process_dsar_requests(s, queue.datamap(), actor="jobs", execute=True)
         fresh = desk.request_detail(s, queue.policy(), reference, roles={"support"})
         assert {"send", "download"} <= set(fresh.actions)
@@ -177,6 +182,16 @@ def test_only_the_viewers_role_decides_the_actions(queue: Deployment) -> None:
     assert {"approve", "reject", "extend"} <= set(officer.actions)
     assert not {"approve", "reject", "extend", "export"} & set(support.actions)
     assert manager.actions == ()
+
+
+def test_the_desk_stops_offering_an_extension_once_two_months_are_used(queue: Deployment) -> None:
+    reference = log_request(queue, "26")
+    officer = person(OFFICER)
+    with queue.session() as s:
+        extend_dsar(s, reference, months=2, reason="many systems", actor=officer, execute=True)
+        detail = desk.request_detail(s, queue.policy(), reference, roles={"compliance_officer"})
+    assert "extend" not in detail.actions  # what next_actions says: can_extend is False
+    assert {"approve", "reject"} <= set(detail.actions)
 
 
 def test_an_officer_previews_and_sends_the_extension_notice_with_its_reason(

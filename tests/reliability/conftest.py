@@ -117,7 +117,7 @@ def reviewed_world(d: Deployment, seed: int) -> Deployment:
         rejected = random.Random(seed).choice(batches)
         for batch_id in batches:
             if batch_id == rejected:
-                review_batch(s, batch_id, "reject", reviewer=DPO, reason="legal hold")
+                review_batch(s, batch_id, "reject", reviewer=DPO, reason="legal hold", execute=True)
                 continue
             exclude = {}
             if batch_id == batches[0] or (batch_id == batches[1] and rejected == batches[0]):
@@ -127,7 +127,7 @@ def reviewed_world(d: Deployment, seed: int) -> Deployment:
                     )
                 )
                 exclude = {first: "under investigation"}
-            review_batch(s, batch_id, "accept", reviewer=DPO, exclude=exclude)
+            review_batch(s, batch_id, "accept", reviewer=DPO, exclude=exclude, execute=True)
     return d
 
 

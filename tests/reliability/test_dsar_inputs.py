@@ -40,7 +40,7 @@ def dsar_deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deploy
     with d.session() as s:
         submit(
             s, policy(d), d.app_engine, kind="access", subject_id="1",
-            requested_by=SUPPORT_STAFF,
+            requested_by=SUPPORT_STAFF, execute=True,
         )  # fmt: skip
     yield d
     d.dispose()

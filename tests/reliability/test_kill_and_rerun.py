@@ -193,7 +193,7 @@ def _approved_requests(d: Deployment) -> None:
             for subject in subjects:
                 request = submit(
                     s, policy(d), d.app_engine, kind=kind, subject_id=subject,
-                    requested_by=SUPPORT_STAFF,
+                    requested_by=SUPPORT_STAFF, execute=True,
                 ).request  # fmt: skip
                 review_dsar(
                     s,
@@ -201,6 +201,7 @@ def _approved_requests(d: Deployment) -> None:
                     "approve",
                     reviewer=DPO,
                     four_eyes=True,
+                    execute=True,
                 )
 
 

@@ -101,9 +101,9 @@ def approved_access_requests(d: Deployment, count: int) -> list[str]:
         for subject in range(1, count + 1):
             request = submit(
                 s, policy(d), d.app_engine, kind="access", subject_id=str(subject),
-                requested_by=SUPPORT_STAFF,
+                requested_by=SUPPORT_STAFF, execute=True,
             ).request  # fmt: skip
-            review_dsar(s, request.reference, "approve", reviewer=DPO, four_eyes=True)
+            review_dsar(s, request.reference, "approve", reviewer=DPO, four_eyes=True, execute=True)
             references.append(request.reference)
     return references
 
