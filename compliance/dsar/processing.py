@@ -232,7 +232,7 @@ def _settle_access(
     """Access requests waiting for their systems: ask again, export those now complete."""
     waiting = and_(
         DsarRequest.kind == "access",
-        DsarRequest.status == "processing",
+        DsarRequest.status == DsarStatus.PROCESSING,
         DsarRequest.export_path.is_(None),
         exists().where(ErasureTask.dsar_request_id == DsarRequest.id),
         # Not while the worker that claimed (or last looked at) it may still be at work.

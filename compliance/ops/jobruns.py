@@ -100,7 +100,7 @@ def purge_job_runs(session: Session, *, older_than: datetime, execute: bool) -> 
     Each job's newest real success is kept whatever its age, so the Jobs page still knows
     when a weekly or monthly job last worked.
     """
-    real_success = and_(JobRun.status == "succeeded", JobRun.dry_run.is_(False))
+    real_success = and_(JobRun.status == JobRunStatus.SUCCEEDED, JobRun.dry_run.is_(False))
     newest_success = select(func.max(JobRun.id)).where(real_success).group_by(JobRun.job)
     old = and_(JobRun.started_at < older_than, JobRun.id.not_in(newest_success))
     if not execute:

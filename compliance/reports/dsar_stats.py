@@ -182,12 +182,12 @@ def dsar_per_month(session: Session, *, months: int = 12, now: datetime | None =
         [
             {
                 "month": aware_utc(requested).strftime("%Y-%m"),
-                "completed": status == "completed" and completed is not None,
-                "on_time": status == "completed"
+                "completed": status == DsarStatus.COMPLETED and completed is not None,
+                "on_time": status == DsarStatus.COMPLETED
                 and completed is not None
                 and aware_utc(completed) <= aware_utc(d),
                 "days": (aware_utc(completed) - aware_utc(requested)).total_seconds() / 86400
-                if status == "completed" and completed is not None
+                if status == DsarStatus.COMPLETED and completed is not None
                 else None,
             }
             for requested, completed, status, d in rows
