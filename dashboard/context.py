@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from compliance.audit.chain import ChainCheck, verify_chain
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Policy, config_path, load_policy
-from compliance.reports import dsar_stats, evidence, review_queue, stats
+from compliance.reports import dsar_stats, evidence, review_queue, stats, systems
 from compliance.roles import Identity
 from compliance.store.engines import make_engine, session_factory
 
@@ -233,3 +233,14 @@ def outcomes_per_week(url: str, weeks: int) -> pd.DataFrame:
 def dsar_per_month(url: str, months: int) -> pd.DataFrame:
     with _with_session(url) as s:
         return dsar_stats.dsar_per_month(s, months=months)
+
+
+def system_backlog(current: Policy) -> pd.DataFrame:
+    kinds = tuple(sorted((name, system.kind) for name, system in current.systems.items()))
+    return _system_backlog(current.database_url, kinds)
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def _system_backlog(url: str, kinds: tuple[tuple[str, str], ...]) -> pd.DataFrame:
+    with _with_session(url) as s:
+        return systems.system_backlog(s, dict(kinds))

@@ -28,6 +28,7 @@ from compliance.policy.loader import Policy
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.store.models import AuditEvent, DsarNote, DsarNotice, DsarRequest, utcnow
 from compliance.store.states import DsarKind, DsarStatus
+from compliance.systems.tasks import tasks_of_request
 
 MAX_NOTE = 4000
 NOT_RECORDED = "identity check not recorded"
@@ -83,6 +84,19 @@ class NoticeInfo:
 
 
 @dataclass(frozen=True)
+class SystemTaskInfo:
+    """Where one system stands on this request: it is done only when every system says so."""
+
+    system: str
+    kind: str
+    status: str
+    attempts: int
+    last_error: str | None
+    done_at: datetime | None
+    done_by: str | None
+
+
+@dataclass(frozen=True)
 class RequestDetail:
     reference: str
     kind: str
@@ -109,6 +123,7 @@ class RequestDetail:
     timeline: list[TimelineEntry]
     notes: list[Note]
     notices: list[NoticeInfo]
+    systems: list[SystemTaskInfo]
 
 
 def identity_text(request: DsarRequest) -> str:
@@ -244,6 +259,12 @@ def request_detail(
         notices=[
             NoticeInfo(n.id, n.kind, n.status, n.created_at, n.sent_at, n.attempts, n.last_error)
             for n in notices
+        ],
+        systems=[
+            SystemTaskInfo(
+                t.system, t.system_kind, t.status, t.attempts, t.last_error, t.done_at, t.done_by
+            )
+            for t in tasks_of_request(session, request)
         ],
     )
 

@@ -779,15 +779,3 @@ def list_tasks(
     if system:
         query = query.where(ErasureTask.system == system)
     return list(session.scalars(query.order_by(ErasureTask.id).limit(limit)))
-
-
-def backlog_by_system(session: Session) -> dict[str, dict[str, int]]:
-    """{system: {status: count}}, for the Progress page's per-system backlog."""
-    out: dict[str, dict[str, int]] = {}
-    for system, status, count in session.execute(
-        select(ErasureTask.system, ErasureTask.status, func.count()).group_by(
-            ErasureTask.system, ErasureTask.status
-        )
-    ):
-        out.setdefault(system, {})[status] = count
-    return out

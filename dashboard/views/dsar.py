@@ -316,6 +316,29 @@ if "retry" in actions and st.button("Retry the failed request", key="dsar_retry"
 
     widgets.run_action(retry)
 
+if detail.systems:
+    st.subheader("Systems")
+    st.caption(
+        "The request is completed only when every system it reaches says done; a manual "
+        "step waits on the System tasks page."
+    )
+    widgets.table(
+        pd.DataFrame(
+            [
+                {
+                    "system": t.system,
+                    "kind": t.kind,
+                    "status": t.status,
+                    "attempts": t.attempts,
+                    "done_at": t.done_at,
+                    "done_by": t.done_by or "",
+                    "error": t.last_error or "",
+                }
+                for t in detail.systems
+            ]
+        )
+    )
+
 st.subheader("Timeline")
 timeline = pd.DataFrame(
     [{"occurred_at": e.occurred_at, "what": e.label, "by": e.actor} for e in detail.timeline],

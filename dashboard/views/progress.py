@@ -38,6 +38,18 @@ widgets.table(
 )
 widgets.csv_download("Buckets as CSV", buckets, "bucket_progress.csv", key="csv_buckets")
 
+st.subheader("Backlog per system")
+st.caption(
+    "A record is erased, and a request completed, only when every system it reaches says "
+    "done: waiting tasks sit with a service (webhook) or a person (manual step)."
+)
+backlog = context.system_backlog(context.policy())
+if backlog.empty:
+    st.caption("No request has reached any system yet.")
+else:
+    widgets.table(backlog)
+widgets.csv_download("Backlog per system as CSV", backlog, "system_backlog.csv", key="csv_systems")
+
 st.subheader(f"Outcomes per week (last {WEEKS} weeks)")
 st.caption(
     "Each record counts once, in the week (Monday, UTC) of what happened to it: erased, "

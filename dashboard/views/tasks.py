@@ -24,26 +24,10 @@ st.caption(
 )
 widgets.show_flash()
 
-with context.session(current) as session:
-    backlog = tasks.backlog_by_system(session)
-if backlog:
+backlog = context.system_backlog(current)
+if not backlog.empty:
     st.subheader("Backlog per system")
-    statuses = [
-        s.value
-        for s in (
-            TaskStatus.DONE,
-            TaskStatus.PENDING,
-            TaskStatus.SENT,
-            TaskStatus.FAILED,
-            TaskStatus.SKIPPED,
-        )
-    ]
-    rows = [
-        {"system": name, "kind": current.systems[name].kind if name in current.systems else "?"}
-        | {s: counts.get(s, 0) for s in statuses}
-        for name, counts in sorted(backlog.items())
-    ]
-    st.dataframe(rows, hide_index=True, width="stretch")
+    widgets.table(backlog)
 
 with context.session(current) as session:
     waiting = tasks.list_tasks(session, status=[TaskStatus.PENDING], kind="manual", limit=50)

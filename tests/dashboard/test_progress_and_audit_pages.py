@@ -34,6 +34,7 @@ def test_progress_shows_weekly_deletions_and_dsar_figures_with_csv_downloads(
     downloads = [d.label for d in at.get("download_button")]
     assert downloads == [
         "Buckets as CSV",
+        "Backlog per system as CSV",
         "Outcomes per bucket and week as CSV",
         "DSAR requests per month as CSV",
         "Overdue requests as CSV",

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from compliance.deletion.apply import apply_deletions
 from compliance.store.models import AuditEvent, DeletionRecord, ErasureTask
 from tests.conftest import DEMO_POLICY, Deployment
-from tests.dashboard.conftest import OFFICER, SUPPORT, OpenApp
+from tests.dashboard.conftest import MANAGER, OFFICER, SUPPORT, OpenApp
 from tests.test_systems import accept_everything
 
 
@@ -66,3 +66,74 @@ def test_support_cannot_open_the_task_list(waiting: Deployment, open_app: OpenAp
     assert not at.exception, at.exception
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         at.switch_page("views/tasks.py")
+
+
+def test_managers_see_each_systems_backlog_on_progress(
+    waiting: Deployment, open_app: OpenApp
+) -> None:
+    with waiting.session() as s:
+        by_system = dict(
+            s.execute(
+                select(ErasureTask.system, func.count())
+                .where(ErasureTask.status.in_(["pending", "sent"]))
+                .group_by(ErasureTask.system)
+            ).all()
+        )
+        done = s.scalar(
+            select(func.count()).where(
+                ErasureTask.system == "app_database", ErasureTask.status == "done"
+            )
+        )
+    assert by_system.get("newsletter", 0) > 0 and done
+    at = open_app(MANAGER, "views/progress.py")
+    assert not at.exception, at.exception
+    assert "Backlog per system" in [h.value for h in at.subheader]
+    (frame,) = [d.value for d in at.dataframe if "oldest_waiting_days" in d.value.columns]
+    rows = frame.set_index("system")
+    assert rows.loc["newsletter", "kind"] == "manual"
+    assert rows.loc["newsletter", "waiting"] == by_system["newsletter"]
+    assert rows.loc["newsletter", "oldest_waiting_days"] == 0
+    assert rows.loc["app_database", "done"] == done
+    assert rows.loc["app_database", "waiting"] == by_system.get("app_database", 0)
+
+
+def test_a_request_shows_where_each_system_stands(queue: Deployment, open_app: OpenApp) -> None:
+    from datetime import timedelta
+
+    from compliance.dsar.processing import process_dsar_requests
+    from compliance.dsar.requests import get_dsar, review_dsar, submit
+    from compliance.store.models import utcnow
+    from compliance.systems.tasks import confirm_task, tasks_of_request
+    from tests.conftest import DPO, SUPPORT_STAFF
+
+    queue.write_policy(DEMO_POLICY.replace("systems = []  ", 'systems = ["newsletter"]  ', 1))
+    with queue.session() as s:
+        made = submit(
+            s, queue.policy(), queue.app_engine, kind="access", subject_id="42",
+            requested_by=SUPPORT_STAFF, execute=True,
+        )  # fmt: skip
+        reference = made.request.reference
+        review_dsar(s, reference, "approve", reviewer=DPO, four_eyes=False, execute=True)
+        assert process_dsar_requests(s, queue.datamap(), actor="worker", execute=True).waiting
+    at = open_app(OFFICER, "views/dsar.py")
+    at.selectbox(key="dsar_open").select(reference).run()
+    assert not at.exception, at.exception
+    (frame,) = [d.value for d in at.dataframe if "done_by" in d.value.columns]
+    assert list(frame["system"]) == ["app_database", "billing", "newsletter"]
+    assert set(frame["status"]) == {"pending"}, "the ZIP is built once every system answered"
+
+    with queue.session() as s:
+        mine = tasks_of_request(s, get_dsar(s, reference))
+        (task,) = [t for t in mine if t.system_kind == "manual"]
+        confirm_task(
+            s, task.id, actor=OFFICER, note="Exported", execute=True,
+            upload=("contact.csv", b"email\nx@example.org\n"), export_dir=queue.policy().export_dir,
+        )  # fmt: skip
+        later = utcnow() + timedelta(minutes=2)
+        done = process_dsar_requests(s, queue.datamap(), actor="worker", execute=True, now=later)
+        assert done.completed == [reference]
+    at = open_app(OFFICER, "views/dsar.py")
+    at.selectbox(key="dsar_open").select(reference).run()
+    (frame,) = [d.value for d in at.dataframe if "done_by" in d.value.columns]
+    assert set(frame["status"]) == {"done"}
+    assert frame.set_index("system").loc["newsletter", "done_by"] == OFFICER
