@@ -293,3 +293,73 @@ def test_a_url_from_the_environment_names_the_billing_database(
     assert policy.systems["billing"].url == url
     assert policy.bucket_systems(policy.buckets["closed_accounts"]) == ("app_database", "billing")
     assert policy.bucket_systems(policy.buckets["stale_support_tickets"]) == ("app_database",)
+
+
+CRM_POLICY = """
+[systems.crm]
+kind = "sql"
+url = "{url}"
+description = "The CRM, which knows people by its own contact numbers"
+
+[tables.crm_links]
+system = "crm"
+subject_column = "app_user_id"
+on_erasure = "delete"
+
+[tables.crm_contacts]
+system = "crm"
+via = {{ table = "crm_links", column = "id", parent_column = "crm_id" }}
+on_erasure = "delete"
+"""
+
+
+def test_a_system_with_its_own_keys_is_reached_through_its_lookup_table(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """The CRM's contacts carry CRM numbers; its link table maps the app's user ids to them."""
+    from sqlalchemy import create_engine
+
+    crm_url = backend.url("crm")
+    crm = create_engine(crm_url)
+    with crm.begin() as conn:
+        conn.execute(text("CREATE TABLE crm_links (app_user_id INTEGER, crm_id INTEGER)"))
+        conn.execute(text("CREATE TABLE crm_contacts (id INTEGER PRIMARY KEY, email VARCHAR(255))"))
+        for user in range(1, 301):
+            conn.execute(
+                text("INSERT INTO crm_links VALUES (:u, :c)"), {"u": user, "c": 9000 + user}
+            )
+            conn.execute(
+                text("INSERT INTO crm_contacts VALUES (:c, :e)"),
+                {"c": 9000 + user, "e": f"contact{user}@example.org"},
+            )
+    body = DEMO_POLICY.replace(
+        '"support_tickets", "billing_customers"]',
+        '"support_tickets", "billing_customers", "crm_links"]',
+    ) + CRM_POLICY.format(url=crm_url)
+    assert 'crm_links"]' in body
+    d = make_deployment(backend, tmp_path / "deploy", body)
+    try:
+        fill_demo(d, users_count=300, seed=7)
+        exported = d.run("--json", "export-user-data", "--subject-id", "42")
+        assert exported.exit_code == 0, exported.output
+        rows = json.loads(exported.stdout)["rows"]
+        assert rows["crm_links"] == 1 and rows["crm_contacts"] == 1
+
+        accept_everything(d, "closed_accounts")
+        with d.session() as s:
+            keys = [int(k) for k in s.scalars(text(
+                "SELECT p.subject_id FROM compliance_profiles p JOIN deletion_records r "
+                "ON r.compliance_profile_id = p.id"
+            ))]  # fmt: skip
+        assert keys
+        applied = summary(d.run("apply-deletions", "--execute", "--json"))
+        assert applied["applied"] == len(keys) and applied["failed"] == 0
+        assert applied["tasks"]["crm"] == len(keys)
+        with crm.connect() as conn:
+            left = {r[0] for r in conn.execute(text("SELECT id FROM crm_contacts"))}
+            links = {r[0] for r in conn.execute(text("SELECT app_user_id FROM crm_links"))}
+        assert left == {9000 + u for u in range(1, 301)} - {9000 + k for k in keys}
+        assert links == set(range(1, 301)) - set(keys)
+    finally:
+        d.dispose()
+        crm.dispose()
