@@ -23,8 +23,9 @@ class ComplianceError(Exception):
     """
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
-        # Names taken from user input may hold line breaks; the message must not.
-        self.problem = " ".join(str(message).split("\n")).replace("\r", " ")
+        # Names taken from user input may hold line breaks (any of str.splitlines's, NEL and
+        # U+2028 included); the message must not.
+        self.problem = " ".join(str(message).splitlines())
         self.field = field
         super().__init__(self.render(field_words, hint=False))
 

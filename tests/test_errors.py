@@ -28,6 +28,9 @@ def test_a_field_named_inside_the_message_is_named_there_and_input_is_left_alone
     assert cli.error_text(error) == "--subject-id must be an email address, got '{field} x'"
     assert widgets.error_text(error) == "Subject id must be an email address, got '{field} x'"
     assert str(error) == "subject id must be an email address, got '{field} x'"
+    for breaker in "\r\x0b\x0c\x1c\x85\u2028\u2029":  # every break str.splitlines knows
+        typed = InvalidInput(f"unknown bucket '0{breaker}0'")
+        assert len(cli.error_text(typed).splitlines()) == 1, repr(breaker)
     plain = ComplianceError("no batch '{field}'")  # no field: the text as it is
     assert cli.error_text(plain) == widgets.error_text(plain) == "no batch '{field}'"
 
