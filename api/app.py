@@ -57,6 +57,7 @@ app = FastAPI(
     version="1",
     summary="Log GDPR access and erasure requests from a host application; follow their status.",
     lifespan=lifespan,
+    redirect_slashes=False,  # a machine client gets its answer, not a 307 to follow
 )
 bearer = HTTPBearer(auto_error=False, description="An API key from `python -m jobs api-key create`")
 
@@ -161,7 +162,7 @@ def create_request(
 
 
 @app.get(
-    "/v1/requests/{reference}",
+    "/v1/requests/{reference:path}",  # a reference with a slash is not found, not redirected
     response_model=RequestOut,
     responses={401: {"model": Problem}, 404: {"model": Problem}},
 )

@@ -46,6 +46,8 @@ def api(demo: Deployment, smtp_inbox: Inbox) -> Iterator[Server]:
         )
     )
     port = free_port()
+    log_path = demo.dir / "uvicorn.log"
+    log = log_path.open("w")
     env = {**os.environ, **{k: v for k, v in demo.env.items() if v is not None}}
     for name, value in demo.env.items():
         if value is None:
@@ -63,7 +65,9 @@ def api(demo: Deployment, smtp_inbox: Inbox) -> Iterator[Server]:
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
+        # A file, not a pipe: nobody reads a pipe while tests run, and once its 64 KB buffer
+        # is full of log lines the server blocks on its next write and stops answering.
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -76,7 +80,7 @@ def api(demo: Deployment, smtp_inbox: Inbox) -> Iterator[Server]:
         except httpx.TransportError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                output = process.stdout.read() if process.stdout else ""
+                output = log_path.read_text(errors="replace")
                 raise AssertionError(f"uvicorn did not start:\n{output}") from None
             time.sleep(0.2)
     try:
@@ -84,6 +88,7 @@ def api(demo: Deployment, smtp_inbox: Inbox) -> Iterator[Server]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+        log.close()
 
 
 def new_key(d: Deployment, name: str = "shop") -> str:

@@ -1,0 +1,113 @@
+"""Any value, any size, any encoding sent to the intake API: a 4xx that names the problem.
+
+Over real HTTP against uvicorn: a host application (or anyone who can reach the port) may
+send anything. The answer is never a 500 or a traceback, and nothing is logged or changed.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from compliance.store.models import AuditEvent, DsarRequest, ErasureTask
+from tests.conftest import Deployment
+from tests.test_intake_api import IDENTITY, Server, api, new_key  # noqa: F401
+from tests.test_intake_api import smtp_inbox as smtp_inbox  # the fixture
+
+HOSTILE_TEXT = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["", " ", "\x00", "1e3", "-1", "99999999999999999999999", "../../etc/passwd",
+                     "'; DROP TABLE dsar_requests; --", "=HYPERLINK(\"http://x\")", "١٢",
+                     "x" * 5000]),
+)  # fmt: skip
+NOT_AN_ID = HOSTILE_TEXT.filter(lambda s: not s.strip().lstrip("+").isdigit())
+BAD_METHOD = HOSTILE_TEXT.filter(lambda s: s not in ("signed_in_account", "id_document", "other"))
+ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | HOSTILE_TEXT,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@st.composite
+def bad_body(draw: st.DrawFn) -> bytes:
+    """A request body with at least one thing wrong, or not a request body at all."""
+    good: dict[str, object] = {"kind": "access", "subject_id": "21", "identity_check": IDENTITY}
+    flaw = draw(st.sampled_from(["subject", "email", "kind", "method", "note", "shape", "bytes"]))
+    if flaw == "bytes":
+        return draw(st.binary(max_size=300))
+    if flaw == "shape":
+        return json.dumps(draw(ANY_JSON)).encode()
+    body = dict(good)
+    if flaw == "subject":
+        body["subject_id"] = draw(NOT_AN_ID | st.integers() | st.lists(st.integers(), max_size=2))
+    elif flaw == "email":
+        body.pop("subject_id")
+        body["email"] = draw(HOSTILE_TEXT.filter(lambda s: "@" not in s))
+    elif flaw == "kind":
+        body["kind"] = draw(HOSTILE_TEXT.filter(lambda s: s not in ("access", "erasure")))
+    elif flaw == "method":
+        body["identity_check"] = {"method": draw(BAD_METHOD), "note": "x"}
+    else:
+        body["identity_check"] = {
+            "method": "other",
+            "note": draw(st.sampled_from(["", " ", "x" * 2001])),
+        }
+    return json.dumps(body).encode()
+
+
+def changed(d: Deployment) -> tuple[int, int, int]:
+    with d.session() as s:
+        return (
+            s.scalar(select(func.count()).select_from(DsarRequest)) or 0,
+            s.scalar(select(func.count()).select_from(ErasureTask)) or 0,
+            s.scalar(select(func.count()).where(AuditEvent.action.like("dsar.%"))) or 0,
+        )
+
+
+def one_clear_answer(response: httpx.Response) -> None:
+    assert 400 <= response.status_code < 500, (response.status_code, response.text[:300])
+    assert "Traceback" not in response.text
+    detail = response.json()["detail"]
+    assert detail, response.text[:300]
+
+
+@pytest.fixture
+def keyed(demo: Deployment, api: Server) -> tuple[Deployment, Server, str]:  # noqa: F811
+    return demo, api, new_key(demo)
+
+
+@settings(
+    max_examples=60, deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)  # fmt: skip
+@given(body=bad_body(), reference=HOSTILE_TEXT, callback=st.binary(max_size=200))
+def test_anything_sent_to_the_api_gets_a_4xx_naming_it_and_changes_nothing(
+    keyed: tuple[Deployment, Server, str], body: bytes, reference: str, callback: bytes
+) -> None:
+    d, server, key = keyed
+    before = changed(d)
+    auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    one_clear_answer(
+        httpx.post(f"{server.url}/v1/requests", content=body, headers=auth, timeout=10)
+    )
+    if reference.strip("/"):
+        path = quote(reference, safe="")
+        one_clear_answer(httpx.get(f"{server.url}/v1/requests/{path}", headers=auth, timeout=10))
+    one_clear_answer(
+        httpx.post(f"{server.url}/v1/tasks/callback", content=callback, timeout=10,
+                   headers={"X-Privacy-Desk-Signature": callback[:40].hex()})
+    )  # fmt: skip
+    one_clear_answer(
+        httpx.post(f"{server.url}/v1/requests", content=body, timeout=10,
+                   headers={"Authorization": f"Bearer {quote(reference[:100]) or '-'}"})
+    )  # fmt: skip
+    assert changed(d) == before
