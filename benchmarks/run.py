@@ -620,11 +620,25 @@ def bench_dashboard(bench: Bench, compliance: Engine) -> None:
     os.environ.update(bench.env)
     app_file = str(ROOT / "dashboard" / "app.py")
 
+    # A running server compiles each page script once and discovers its components once;
+    # AppTest does both again for every new instance. Share them, so what is timed is what a
+    # person signing in to a running dashboard waits for (their cached data still cleared).
+    from streamlit.runtime.scriptrunner.script_cache import ScriptCache
+    from streamlit.testing.v1 import app_test, local_script_runner
+
+    compiled = ScriptCache()
+    app_test.ScriptCache = local_script_runner.ScriptCache = lambda: compiled  # type: ignore[assignment,misc]
+    components: list[object] = []
+
     def render(page: str | None) -> None:
         import streamlit as st
 
         st.cache_data.clear()
-        at = AppTest.from_file(app_file, default_timeout=300).run()
+        at = AppTest.from_file(app_file, default_timeout=300)
+        if components:
+            at._bidi_component_manager = components[0]  # type: ignore[assignment]
+        at.run()
+        components[:] = [at._bidi_component_manager]
         at.selectbox(key="demo_user").select("dpo@example.com").run()
         if page:
             at.switch_page(page).run()
@@ -639,7 +653,10 @@ def bench_dashboard(bench: Bench, compliance: Engine) -> None:
     render(None)  # warm the interpreter's imports, as a running server is
     batches = statistics.median(timed(lambda: render(None))[0] for _ in range(3))
     progress = statistics.median(timed(lambda: render("views/progress.py"))[0] for _ in range(3))
-    note = "sign-in + page render, cache cleared; baseline: the page's read functions"
+    note = (
+        "sign-in + page render, data cache cleared, scripts compiled once as a running "
+        "server does; baseline: the page's read functions"
+    )
     bench.rows.append(
         Row("dashboard: deletion batches page", batches, sql_batches, None, note, page=True)
     )

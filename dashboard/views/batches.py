@@ -189,9 +189,12 @@ widgets.table(shown_records, headers=evidence_headers, widths={"note": 150})
 widgets.pager(f"records_page_{batch.id}", records)
 
 
+SUBJECT_OF = dict(zip(records.frame["record_id"], records.frame["subject_id"], strict=True))
+
+
 def record_label(record_id: int) -> str:
-    subject = records.frame.loc[records.frame["record_id"] == record_id, "subject_id"]
-    return f"record {record_id} (subject {subject.iloc[0]})" if len(subject) else str(record_id)
+    subject = SUBJECT_OF.get(record_id)
+    return f"record {record_id} (subject {subject})" if subject is not None else str(record_id)
 
 
 if batch.reviewed_status == BatchStatus.PENDING and not records.frame.empty:
