@@ -13,10 +13,10 @@ from typing import Any
 
 import click
 
+from compliance.policy.loader import MAX_DAYS  # a century: more than any period a person means
+
 #: The largest id a database row can have (PostgreSQL BIGINT, SQLite INTEGER).
 MAX_ID = 2**63 - 1
-#: A century: more than any retention period or look-ahead a person means.
-MAX_DAYS = 36_500
 FIRST_DAY = date(1970, 1, 1)
 LAST_DAY = date(2999, 12, 31)
 MAX_TEXT = 255

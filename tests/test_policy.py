@@ -111,6 +111,10 @@ def test_the_environment_wins_over_the_file_for_database_urls() -> None:
             lambda d: d["buckets"]["closed_accounts"].update(olderthan=3),
             "buckets.closed_accounts.olderthan: unknown key",
         ),
+        (
+            lambda d: d.setdefault("exports", {}).update(dir=7),
+            "exports.dir: expected str, got 7",
+        ),
     ],
 )
 def test_a_bad_policy_is_one_error_naming_the_key(change, message: str) -> None:

@@ -171,110 +171,152 @@ def _naive(dt: datetime) -> datetime:
     return dt.astimezone(UTC).replace(tzinfo=None)
 
 
-def generate(rng: random.Random, n_users: int, now: datetime) -> dict[str, list[dict[str, Any]]]:
+@dataclass(frozen=True)
+class _Person:
+    """One generated user, as the rows that belong to them need to know them."""
+
+    uid: int
+    first: str
+    last: str
+    plan: str
+    created: datetime
+    #: When the account last did anything: closed, or the last login.
+    active_until: datetime
+
+
+Rows = dict[str, list[dict[str, Any]]]
+
+
+class _Ids:
+    """The next id of each table, counted from 1 as the rows are made."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, int] = {}
+
+    def next(self, table: str) -> int:
+        self._last[table] = self._last.get(table, 0) + 1
+        return self._last[table]
+
+
+def _user(rng: random.Random, uid: int, now: datetime, data: Rows) -> _Person:
+    created = now - timedelta(days=rng.uniform(5, 5 * 365))
+    age_days = (now - created).days
+    # A third of users stopped logging in long ago; some closed their accounts.
+    if rng.random() < 0.35:
+        last_login = created + timedelta(days=rng.uniform(0, max(age_days - 730, 1)))
+    else:
+        last_login = now - timedelta(days=rng.uniform(0, min(age_days, 300)))
+    last_login = min(last_login, now)
+    closed = None
+    if rng.random() < 0.12:
+        closed = last_login + timedelta(days=rng.uniform(0, 20))
+        closed = min(closed, now - timedelta(days=1))
+    first, last = rng.choice(FIRST), rng.choice(LAST)
+    plan = rng.choice(["free", "free", "pro", "team"])
+    data["users"].append({
+        "id": uid,
+        "email": f"{first.lower()}.{last.lower()}.{uid}@example.org".replace("'", ""),
+        "full_name": f"{first} {last}",
+        "phone": f"+49 30 {rng.randint(1000000, 9999999)}" if rng.random() < 0.6 else None,
+        "password_hash": "pbkdf2_sha256$600000$"
+        + hashlib.sha256(f"pw{uid}".encode()).hexdigest(),
+        "country": rng.choice(COUNTRIES),
+        "plan": plan,
+        "created_at": created,
+        "last_login_at": last_login,
+        "closed_at": closed,
+    })  # fmt: skip
+    return _Person(uid, first, last, plan, created, closed or last_login)
+
+
+def _workflows(rng: random.Random, person: _Person, now: datetime, data: Rows, ids: _Ids) -> None:
+    uid, created, active_until = person.uid, person.created, person.active_until
+    for _ in range(rng.randint(0, 3)):
+        wf_id = ids.next("workflows")
+        wf_created = created + timedelta(days=rng.uniform(0, max((active_until - created).days, 1)))
+        data["workflows"].append({
+            "id": wf_id, "user_id": uid, "name": f"Workflow {wf_id}",
+            "created_at": wf_created, "updated_at": min(wf_created + timedelta(days=3), now),
+        })  # fmt: skip
+        for _ in range(rng.randint(0, 4)):
+            run_id = ids.next("workflow_runs")
+            started = wf_created + timedelta(days=rng.uniform(0, 30))
+            started = min(started, now)
+            data["workflow_runs"].append({
+                "id": run_id, "workflow_id": wf_id,
+                "status": rng.choice(_WORKFLOW_OUTCOMES),
+                "started_at": started, "finished_at": started + timedelta(minutes=3),
+            })  # fmt: skip
+            for step in range(rng.randint(1, 3)):
+                data["workflow_logs"].append({
+                    "id": ids.next("workflow_logs"), "workflow_run_id": run_id,
+                    "level": "info", "message": f"step {step} done for {person.first}",
+                    "created_at": started + timedelta(seconds=step),
+                })  # fmt: skip
+
+
+def _activity(rng: random.Random, person: _Person, now: datetime, data: Rows, ids: _Ids) -> None:
+    """API tokens, activity logs and (for some) support tickets."""
+    uid, created, active_until = person.uid, person.created, person.active_until
+    for _ in range(rng.randint(0, 2)):
+        data["api_tokens"].append({
+            "id": ids.next("api_tokens"), "user_id": uid, "name": "ci",
+            "token_hash": hashlib.sha256(rng.randbytes(16)).hexdigest(),
+            "created_at": created, "last_used_at": active_until,
+        })  # fmt: skip
+    for _ in range(rng.randint(2, 8)):
+        at = created + (active_until - created) * rng.random()
+        data["activity_logs"].append({
+            "id": ids.next("activity_logs"), "user_id": uid, "action": rng.choice(ACTIONS),
+            "ip_address": f"203.0.113.{rng.randint(1, 254)}",
+            "user_agent": "Mozilla/5.0", "created_at": at,
+        })  # fmt: skip
+    if rng.random() < 0.45:
+        for _ in range(rng.randint(1, 2)):
+            opened = created + (active_until - created) * rng.random()
+            data["support_tickets"].append({
+                "id": ids.next("support_tickets"), "user_id": uid,
+                "subject": rng.choice(TICKETS),
+                "body": f"Hello, this is {person.first} {person.last}. Please help.",
+                "status": "closed", "created_at": opened,
+                "updated_at": min(opened + timedelta(days=rng.uniform(0, 10)), now),
+            })  # fmt: skip
+
+
+def _billing(rng: random.Random, person: _Person, now: datetime, data: Rows, ids: _Ids) -> None:
+    """A paying user's invoices and payments, monthly or quarterly while the account is used."""
+    if person.plan == "free":
+        return
+    uid, name = person.uid, f"{person.first} {person.last}"
+    amount = 1900 if person.plan == "pro" else 4900
+    month = person.created
+    while month < person.active_until and month < now:
+        inv_id = ids.next("invoices")
+        data["invoices"].append({
+            "id": inv_id, "user_id": uid, "number": f"INV-{inv_id:07d}",
+            "amount_cents": amount, "currency": "EUR",
+            "billing_name": name, "billing_address": f"{uid} Demo Street",
+            "issued_at": month,
+        })  # fmt: skip
+        data["payments"].append({
+            "id": ids.next("payments"), "invoice_id": inv_id,
+            "amount_cents": amount, "method": "card",
+            "card_last4": f"{rng.randint(0, 9999):04d}",
+            "paid_at": month + timedelta(days=1),
+        })  # fmt: skip
+        month += timedelta(days=rng.choice([30, 91]))
+
+
+def generate(rng: random.Random, n_users: int, now: datetime) -> Rows:
     """Rows for every demo table, spread over five years so every demo bucket has work."""
     now = _naive(now)
-    data: dict[str, list[dict[str, Any]]] = {t.name: [] for t in metadata.sorted_tables}
-    ids = {"workflows": 0, "workflow_runs": 0, "workflow_logs": 0, "api_tokens": 0,
-           "activity_logs": 0, "support_tickets": 0, "invoices": 0, "payments": 0}  # fmt: skip
-
-    def next_id(table: str) -> int:
-        ids[table] += 1
-        return ids[table]
-
+    data: Rows = {t.name: [] for t in metadata.sorted_tables}
+    ids = _Ids()
     for uid in range(1, n_users + 1):
-        created = now - timedelta(days=rng.uniform(5, 5 * 365))
-        age_days = (now - created).days
-        # A third of users stopped logging in long ago; some closed their accounts.
-        if rng.random() < 0.35:
-            last_login = created + timedelta(days=rng.uniform(0, max(age_days - 730, 1)))
-        else:
-            last_login = now - timedelta(days=rng.uniform(0, min(age_days, 300)))
-        last_login = min(last_login, now)
-        closed = None
-        if rng.random() < 0.12:
-            closed = last_login + timedelta(days=rng.uniform(0, 20))
-            closed = min(closed, now - timedelta(days=1))
-        first, last = rng.choice(FIRST), rng.choice(LAST)
-        plan = rng.choice(["free", "free", "pro", "team"])
-        data["users"].append({
-            "id": uid,
-            "email": f"{first.lower()}.{last.lower()}.{uid}@example.org".replace("'", ""),
-            "full_name": f"{first} {last}",
-            "phone": f"+49 30 {rng.randint(1000000, 9999999)}" if rng.random() < 0.6 else None,
-            "password_hash": "pbkdf2_sha256$600000$"
-            + hashlib.sha256(f"pw{uid}".encode()).hexdigest(),
-            "country": rng.choice(COUNTRIES),
-            "plan": plan,
-            "created_at": created,
-            "last_login_at": last_login,
-            "closed_at": closed,
-        })  # fmt: skip
-        active_until = closed or last_login
-        for _ in range(rng.randint(0, 3)):
-            wf_id = next_id("workflows")
-            wf_created = created + timedelta(
-                days=rng.uniform(0, max((active_until - created).days, 1))
-            )
-            data["workflows"].append({
-                "id": wf_id, "user_id": uid, "name": f"Workflow {wf_id}",
-                "created_at": wf_created, "updated_at": min(wf_created + timedelta(days=3), now),
-            })  # fmt: skip
-            for _ in range(rng.randint(0, 4)):
-                run_id = next_id("workflow_runs")
-                started = wf_created + timedelta(days=rng.uniform(0, 30))
-                started = min(started, now)
-                data["workflow_runs"].append({
-                    "id": run_id, "workflow_id": wf_id,
-                    "status": rng.choice(_WORKFLOW_OUTCOMES),
-                    "started_at": started, "finished_at": started + timedelta(minutes=3),
-                })  # fmt: skip
-                for step in range(rng.randint(1, 3)):
-                    data["workflow_logs"].append({
-                        "id": next_id("workflow_logs"), "workflow_run_id": run_id,
-                        "level": "info", "message": f"step {step} done for {first}",
-                        "created_at": started + timedelta(seconds=step),
-                    })  # fmt: skip
-        for _ in range(rng.randint(0, 2)):
-            data["api_tokens"].append({
-                "id": next_id("api_tokens"), "user_id": uid, "name": "ci",
-                "token_hash": hashlib.sha256(rng.randbytes(16)).hexdigest(),
-                "created_at": created, "last_used_at": active_until,
-            })  # fmt: skip
-        for _ in range(rng.randint(2, 8)):
-            at = created + (active_until - created) * rng.random()
-            data["activity_logs"].append({
-                "id": next_id("activity_logs"), "user_id": uid, "action": rng.choice(ACTIONS),
-                "ip_address": f"203.0.113.{rng.randint(1, 254)}",
-                "user_agent": "Mozilla/5.0", "created_at": at,
-            })  # fmt: skip
-        if rng.random() < 0.45:
-            for _ in range(rng.randint(1, 2)):
-                opened = created + (active_until - created) * rng.random()
-                data["support_tickets"].append({
-                    "id": next_id("support_tickets"), "user_id": uid,
-                    "subject": rng.choice(TICKETS),
-                    "body": f"Hello, this is {first} {last}. Please help.",
-                    "status": "closed", "created_at": opened,
-                    "updated_at": min(opened + timedelta(days=rng.uniform(0, 10)), now),
-                })  # fmt: skip
-        if plan != "free":
-            month = created
-            while month < active_until and month < now:
-                inv_id = next_id("invoices")
-                data["invoices"].append({
-                    "id": inv_id, "user_id": uid, "number": f"INV-{inv_id:07d}",
-                    "amount_cents": 1900 if plan == "pro" else 4900, "currency": "EUR",
-                    "billing_name": f"{first} {last}", "billing_address": f"{uid} Demo Street",
-                    "issued_at": month,
-                })  # fmt: skip
-                data["payments"].append({
-                    "id": next_id("payments"), "invoice_id": inv_id,
-                    "amount_cents": 1900 if plan == "pro" else 4900, "method": "card",
-                    "card_last4": f"{rng.randint(0, 9999):04d}",
-                    "paid_at": month + timedelta(days=1),
-                })  # fmt: skip
-                month += timedelta(days=rng.choice([30, 91]))
+        person = _user(rng, uid, now, data)
+        _workflows(rng, person, now, data, ids)
+        _activity(rng, person, now, data, ids)
+        _billing(rng, person, now, data, ids)
     return data
 
 

@@ -199,6 +199,79 @@ def _health(interval: timedelta | None, runs: int, overdue: bool) -> str:
     return "never run" if runs == 0 else "ok"
 
 
+def _run_totals(session: Session) -> dict[str, tuple[int, datetime | None]]:
+    """Per job: how many runs, and when it last succeeded for real (not a dry run)."""
+    real_success = and_(JobRun.status == JobRunStatus.SUCCEEDED, JobRun.dry_run.is_(False))
+    success_at = func.coalesce(JobRun.finished_at, JobRun.started_at)
+    totals = session.execute(
+        select(
+            JobRun.job,
+            func.count().label("runs"),
+            func.max(case((real_success, success_at))).label("last_success_at"),
+        ).group_by(JobRun.job)
+    ).all()
+    return {
+        job: (runs, aware_utc(success) if success is not None else None)
+        for job, runs, success in totals
+    }
+
+
+def _last_runs(session: Session) -> dict[str, tuple[datetime, str]]:
+    """Per job: when its latest run started, and its status."""
+    latest = select(func.max(JobRun.id)).group_by(JobRun.job)
+    return {
+        job: (started_at, status)
+        for job, started_at, status in session.execute(
+            select(JobRun.job, JobRun.started_at, JobRun.status).where(JobRun.id.in_(latest))
+        ).all()
+    }
+
+
+def _overdue(
+    interval: timedelta | None, runs: int, last_success: datetime | None, now: datetime
+) -> tuple[bool, str]:
+    """Whether a scheduled job is overdue, and the note that says why (or why not)."""
+    if interval is None:
+        return False, ""
+    if runs == 0:
+        # A fresh install: nothing has failed, the schedule is simply not set up yet.
+        return False, NEVER_RUN
+    if last_success is None:
+        return True, "never succeeded"
+    if now - last_success > late_after(interval):
+        return True, f"no success for {(now - last_success) // DAY} days"
+    return False, ""
+
+
+def _health_row(
+    job: str,
+    interval: timedelta | None,
+    totals: tuple[int, datetime | None],
+    last_run: tuple[datetime | None, str | None],
+    now: datetime,
+) -> dict[str, Any]:
+    (runs, last_success), (last_run_at, last_status) = totals, last_run
+    overdue, note = _overdue(interval, runs, last_success, now)
+    if (
+        last_status == JobRunStatus.RUNNING
+        and interval
+        and last_run_at is not None
+        and now - last_run_at > late_after(interval)
+    ):
+        note = (note + "; " if note else "") + "last run never finished (killed?)"
+    return {
+        "job": job,
+        "expected_every": _every(interval),
+        "last_success_at": last_success,
+        "last_run_at": last_run_at,
+        "last_status": last_status,
+        "runs": runs,
+        "overdue": overdue,
+        "health": _health(interval, runs, overdue),
+        "note": note,
+    }
+
+
 def job_health(
     session: Session,
     *,
@@ -213,61 +286,18 @@ def job_health(
     """
     now = now or utcnow()
     intervals = EXPECTED_INTERVALS if intervals is None else intervals
-    real_success = and_(JobRun.status == JobRunStatus.SUCCEEDED, JobRun.dry_run.is_(False))
-    success_at = func.coalesce(JobRun.finished_at, JobRun.started_at)
-    totals = session.execute(
-        select(
-            JobRun.job,
-            func.count().label("runs"),
-            func.max(case((real_success, success_at))).label("last_success_at"),
-        ).group_by(JobRun.job)
-    ).all()
-    latest = select(func.max(JobRun.id)).group_by(JobRun.job)
-    last_runs = {
-        job: (started_at, status)
-        for job, started_at, status in session.execute(
-            select(JobRun.job, JobRun.started_at, JobRun.status).where(JobRun.id.in_(latest))
-        ).all()
-    }
-    seen = {
-        job: (runs, aware_utc(success) if success is not None else None)
-        for job, runs, success in totals
-    }
-    rows = []
-    for job in sorted(set(intervals) | set(seen)):
-        runs, last_success = seen.get(job, (0, None))
-        last_run_at, last_status = last_runs.get(job, (None, None))
-        interval = intervals.get(job)
-        overdue, note = False, ""
-        if interval is not None:
-            if runs == 0:
-                # A fresh install: nothing has failed, the schedule is simply not set up yet.
-                note = NEVER_RUN
-            elif last_success is None:
-                overdue, note = True, "never succeeded"
-            elif now - last_success > late_after(interval):
-                overdue = True
-                note = f"no success for {(now - last_success) // DAY} days"
-        if (
-            last_status == JobRunStatus.RUNNING
-            and interval
-            and last_run_at is not None
-            and now - last_run_at > late_after(interval)
-        ):
-            note = (note + "; " if note else "") + "last run never finished (killed?)"
-        rows.append(
-            {
-                "job": job,
-                "expected_every": _every(interval),
-                "last_success_at": last_success,
-                "last_run_at": last_run_at,
-                "last_status": last_status,
-                "runs": runs,
-                "overdue": overdue,
-                "health": _health(interval, runs, overdue),
-                "note": note,
-            }
+    totals = _run_totals(session)
+    last_runs = _last_runs(session)
+    rows = [
+        _health_row(
+            job,
+            intervals.get(job),
+            totals.get(job, (0, None)),
+            last_runs.get(job, (None, None)),
+            now,
         )
+        for job in sorted(set(intervals) | set(totals))
+    ]
     import pandas as pd
 
     return pd.DataFrame(rows, columns=HEALTH_COLUMNS)

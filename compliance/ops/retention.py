@@ -121,6 +121,163 @@ def _coerce(column: Any, keys: set[str]) -> list[Any]:
     return sorted(keys)
 
 
+@dataclass
+class CategoryPlan:
+    """What one category would delete: the expired rows of ``table`` matching ``old``."""
+
+    entry: RetentionEntry
+    outcome: CategoryResult
+    #: None when the category is skipped (its table or column is missing).
+    table: Table | None = None
+    #: Expired and not protected: the clause the dry run counts and the execution deletes.
+    old: Any = None
+
+
+@dataclass
+class RetentionPlan:
+    """Every category a run covers, planned before anything is deleted."""
+
+    categories: list[CategoryPlan] = field(default_factory=list)
+    #: When this tool's own job_runs are covered too ([retention.job_runs]).
+    job_runs: bool = False
+    now: datetime = field(default_factory=utcnow)
+
+
+def _entries(policy: Policy, category: str | None) -> list[RetentionEntry]:
+    """The [retention.NAME] entries a run covers: all of them, one, or none (job_runs only)."""
+    if category is None:
+        return list(policy.retention.values())
+    if category == JOB_RUNS:
+        return []
+    if category not in policy.retention:
+        known = ", ".join(sorted([*policy.retention, JOB_RUNS]))
+        raise NotFound(f"unknown retention category '{category}' (known: {known})")
+    return [policy.retention[category]]
+
+
+def _plan_category(
+    policy: Policy, app_engine: Engine, entry: RetentionEntry, protected: set[str], now: datetime
+) -> CategoryPlan:
+    if entry.table in policy.retained_tables:
+        # load_policy refuses this already; a hand-built Policy must not slip through.
+        raise ConfigError(
+            f"retention.{entry.name}.table: '{entry.table}' is a retain table "
+            "and can never be cleaned up"
+        )
+    basics = (entry.name, entry.table, entry.timestamp, entry.days)
+    problem = _missing(app_engine, entry)
+    if problem:
+        log_event("retention.skipped", category=entry.name, reason=problem)
+        return CategoryPlan(entry, CategoryResult(*basics, now, CleanupStatus.SKIPPED, 0, problem))
+    table = Table(entry.table, MetaData(), autoload_with=app_engine)
+    cutoff = _cutoff(table, entry, now)
+    old = table.c[entry.timestamp] < cutoff  # a NULL timestamp is never old
+    outcome = CategoryResult(*basics, cutoff, CleanupStatus.WOULD_DELETE)
+    mapped = policy.tables.get(entry.table)
+    if protected and mapped is not None and mapped.subject_column:
+        column = table.c[mapped.subject_column]
+        keys = _coerce(column, protected)
+        with app_engine.connect() as conn:
+            outcome.protected_rows = (
+                conn.scalar(select(func.count()).select_from(table).where(old, column.in_(keys)))
+                or 0
+            )
+        old = old & ~column.in_(keys)
+    return CategoryPlan(entry, outcome, table, old)
+
+
+def plan_retention_cleanup(
+    session: Session,
+    policy: Policy,
+    app_engine: Engine,
+    *,
+    category: str | None = None,
+    now: datetime | None = None,
+) -> RetentionPlan:
+    """Each category's expired rows, as the clause that deletes them; nothing is counted yet."""
+    now = now or utcnow()
+    entries = _entries(policy, category)
+    # Held subjects keep their rows; so do subjects whose access export is not built yet.
+    protected = held_subjects(session, now=now) | awaiting_access_export(session)
+    session.rollback()
+    return RetentionPlan(
+        [_plan_category(policy, app_engine, entry, protected, now) for entry in entries],
+        job_runs=category in (None, JOB_RUNS),
+        now=now,
+    )
+
+
+def _count(app_engine: Engine, planned: CategoryPlan) -> None:
+    """The dry run: how many rows the plan would delete."""
+    assert planned.table is not None
+    with app_engine.connect() as conn:
+        rows = conn.scalar(select(func.count()).select_from(planned.table).where(planned.old))
+    planned.outcome.rows = rows or 0
+
+
+def _delete(
+    session: Session, app_engine: Engine, planned: CategoryPlan, *, actor: str, chunk_size: int
+) -> None:
+    """Delete what the plan names, in chunks; one audit event for the category, how it ended."""
+    entry, outcome, table = planned.entry, planned.outcome, planned.table
+    assert table is not None
+    progress = Progress("retention.progress", category=entry.name, table=entry.table)
+    try:
+        outcome.rows = _delete_chunks(app_engine, table, planned.old, chunk_size, progress)
+        outcome.status = CleanupStatus.DELETED
+    except SQLAlchemyError as exc:
+        outcome.rows = progress.done
+        outcome.status, outcome.message = CleanupStatus.FAILED, one_line(exc)
+        log_event("retention.failed", category=entry.name, error=outcome.message)
+    progress.log(status=outcome.status)
+    details: dict[str, Any] = {
+        "table": entry.table,
+        "timestamp": entry.timestamp,
+        "days": entry.days,
+        "cutoff": outcome.cutoff.isoformat(),
+        "rows_deleted": outcome.rows,
+        "rows_protected": outcome.protected_rows,
+    }
+    if outcome.message:
+        details["error"] = outcome.message
+    record_event(
+        session,
+        actor=actor,
+        action="retention.cleaned_up",
+        target_type="retention_category",
+        target_id=entry.name,
+        details=details,
+    )
+    session.commit()
+
+
+def carry_out_retention_plan(
+    session: Session,
+    policy: Policy,
+    app_engine: Engine,
+    plan: RetentionPlan,
+    *,
+    actor: str,
+    execute: bool,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> RetentionResult:
+    """Count (dry run) or delete what ``plan`` names; one audit event per category deleted."""
+    if chunk_size < 1:
+        raise ConfigError(f"chunk size must be 1 or more, got {chunk_size}")
+    result = RetentionResult(executed=execute)
+    for planned in plan.categories:
+        result.categories.append(planned.outcome)
+        if planned.table is None:
+            continue
+        if execute:
+            _delete(session, app_engine, planned, actor=actor, chunk_size=chunk_size)
+        else:
+            _count(app_engine, planned)
+    if plan.job_runs:
+        result.categories.append(_purge_job_runs(session, policy, actor, plan.now, execute=execute))
+    return result
+
+
 def retention_cleanup(
     session: Session,
     policy: Policy,
@@ -132,113 +289,24 @@ def retention_cleanup(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     now: datetime | None = None,
 ) -> RetentionResult:
-    """Count (dry run) or delete each category's expired rows; one audit event per category."""
+    """Plan, then count (dry run) or delete each category's expired rows."""
     if chunk_size < 1:
         raise ConfigError(f"chunk size must be 1 or more, got {chunk_size}")
-    entries = list(policy.retention.values())
-    with_job_runs = category in (None, JOB_RUNS)
-    if category is not None:
-        if category == JOB_RUNS:
-            entries = []
-        elif category not in policy.retention:
-            known = ", ".join(sorted([*policy.retention, JOB_RUNS]))
-            raise NotFound(f"unknown retention category '{category}' (known: {known})")
-        else:
-            entries = [policy.retention[category]]
-    now = now or utcnow()
-    result = RetentionResult(executed=execute)
-    # Held subjects keep their rows; so do subjects whose access export is not built yet.
-    protected = held_subjects(session, now=now) | awaiting_access_export(session)
-    session.rollback()
-    for entry in entries:
-        if entry.table in policy.retained_tables:
-            # load_policy refuses this already; a hand-built Policy must not slip through.
-            raise ConfigError(
-                f"retention.{entry.name}.table: '{entry.table}' is a retain table "
-                "and can never be cleaned up"
-            )
-        problem = _missing(app_engine, entry)
-        if problem:
-            log_event("retention.skipped", category=entry.name, reason=problem)
-            result.categories.append(
-                CategoryResult(
-                    entry.name,
-                    entry.table,
-                    entry.timestamp,
-                    entry.days,
-                    now,
-                    CleanupStatus.SKIPPED,
-                    0,
-                    problem,
-                )
-            )
-            continue
-        table = Table(entry.table, MetaData(), autoload_with=app_engine)
-        cutoff = _cutoff(table, entry, now)
-        old = table.c[entry.timestamp] < cutoff  # a NULL timestamp is never old
-        outcome = CategoryResult(
-            entry.name, entry.table, entry.timestamp, entry.days, cutoff, CleanupStatus.WOULD_DELETE
-        )
-        result.categories.append(outcome)
-        mapped = policy.tables.get(entry.table)
-        if protected and mapped is not None and mapped.subject_column:
-            column = table.c[mapped.subject_column]
-            keys = _coerce(column, protected)
-            with app_engine.connect() as conn:
-                outcome.protected_rows = (
-                    conn.scalar(
-                        select(func.count()).select_from(table).where(old, column.in_(keys))
-                    )
-                    or 0
-                )
-            old = old & ~column.in_(keys)
-        if not execute:
-            with app_engine.connect() as conn:
-                outcome.rows = conn.scalar(select(func.count()).select_from(table).where(old)) or 0
-            continue
-        progress = Progress("retention.progress", category=entry.name, table=entry.table)
-        try:
-            outcome.rows = _delete_chunks(app_engine, table, old, chunk_size, progress)
-            outcome.status = CleanupStatus.DELETED
-        except SQLAlchemyError as exc:
-            outcome.rows = progress.done
-            outcome.status, outcome.message = CleanupStatus.FAILED, one_line(exc)
-            log_event("retention.failed", category=entry.name, error=outcome.message)
-        progress.log(status=outcome.status)
-        details: dict[str, Any] = {
-            "table": entry.table,
-            "timestamp": entry.timestamp,
-            "days": entry.days,
-            "cutoff": cutoff.isoformat(),
-            "rows_deleted": outcome.rows,
-            "rows_protected": outcome.protected_rows,
-        }
-        if outcome.message:
-            details["error"] = outcome.message
-        record_event(
-            session,
-            actor=actor,
-            action="retention.cleaned_up",
-            target_type="retention_category",
-            target_id=entry.name,
-            details=details,
-        )
-        session.commit()
-    if with_job_runs:
-        result.categories.append(_purge_job_runs(session, policy, actor, now, execute=execute))
-    return result
+    plan = plan_retention_cleanup(session, policy, app_engine, category=category, now=now)
+    return carry_out_retention_plan(
+        session, policy, app_engine, plan, actor=actor, execute=execute, chunk_size=chunk_size
+    )
 
 
 def _purge_job_runs(
     session: Session, policy: Policy, actor: str, now: datetime, *, execute: bool
 ) -> CategoryResult:
-    """This tool's own job_runs, kept ``[retention.job_runs] days`` (default 180)."""
+    """This tool's own job_runs, kept ``[retention.job_runs] days`` (DEFAULT_JOB_RUNS_DAYS)."""
     days = policy.job_runs_days
     cutoff = now - timedelta(days=days)
     rows = purge_job_runs(session, older_than=cutoff, execute=execute)
-    outcome = CategoryResult(
-        JOB_RUNS, "job_runs", "started_at", days, cutoff, "deleted" if execute else "would delete"
-    )
+    status = CleanupStatus.DELETED if execute else CleanupStatus.WOULD_DELETE
+    outcome = CategoryResult(JOB_RUNS, "job_runs", "started_at", days, cutoff, status)
     outcome.rows = rows
     if execute and rows:  # like export cleanup: an event when something was removed
         record_event(

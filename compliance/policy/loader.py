@@ -8,7 +8,6 @@ the offending key, so a typo is caught before any job touches data.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tomllib
@@ -20,6 +19,7 @@ from typing import Any
 from sqlalchemy import Date, DateTime, Engine, inspect
 
 from compliance.errors import ConfigError, NotFound
+from compliance.policy.fields import Field, expect, key_name, read_section, unknown_keys
 from compliance.policy.strategies import ERASURE_ACTIONS, STRATEGIES
 from compliance.policy.systems import APP_SYSTEM, System, parse_system, parse_system_list
 
@@ -27,6 +27,15 @@ DEFAULT_CONFIG = "compliance.toml"
 DSAR_ERASURE_BUCKET = "dsar_erasure"
 #: Days a subject whose record was rejected is not proposed again in that bucket.
 DEFAULT_REJECTION_COOLOFF_DAYS = 90
+#: Days of the month a bucket's unreviewed batches are announced on, unless it says.
+DEFAULT_ALERT_DAYS_OF_MONTH = (1,)
+#: Days delivered DSAR export files are kept ([retention.dsar_exports] days).
+DEFAULT_DSAR_EXPORT_DAYS = 30
+#: Days job_runs rows are kept ([retention.job_runs] days).
+DEFAULT_JOB_RUNS_DAYS = 180
+DEFAULT_DATABASE_URL = "sqlite:///var/compliance.db"
+DEFAULT_APP_DATABASE_URL = "sqlite:///var/demo_app.db"
+DEFAULT_EXPORT_DIR = "var/exports"
 
 
 @dataclass(frozen=True)
@@ -193,9 +202,9 @@ class Policy:
     review: ReviewSettings = ReviewSettings()
     dsar: DsarSettings = DsarSettings()
     smtp: SmtpSettings = SmtpSettings()
-    dsar_export_days: int = 30
+    dsar_export_days: int = DEFAULT_DSAR_EXPORT_DAYS
     #: Days job_runs rows are kept ([retention.job_runs] days); retention-cleanup purges older.
-    job_runs_days: int = 180
+    job_runs_days: int = DEFAULT_JOB_RUNS_DAYS
     audit: AuditSettings = AuditSettings()
     #: Every system by name, the application database (``app_database``) included.
     systems: Mapping[str, System] = field(default_factory=dict)
@@ -274,17 +283,8 @@ class Policy:
 # ---------------------------------------------------------------- parsing helpers
 
 
-def _expect(value: Any, kind: type | tuple[type, ...], key: str) -> Any:
-    if isinstance(value, bool) and kind in (int, (int,)):
-        raise ConfigError(f"{key}: expected a whole number, got {value!r}")
-    if not isinstance(value, kind):
-        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ConfigError(f"{key}: expected {names}, got {value!r}")
-    return value
-
-
 def _non_negative_int(value: Any, key: str) -> int:
-    _expect(value, int, key)
+    expect(value, int, key)
     if value < 0:
         raise ConfigError(f"{key}: must be 0 or more, got {value}")
     return value
@@ -308,28 +308,8 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 def _check_name(name: str, section: str) -> None:
     if not NAME_PATTERN.fullmatch(name):
-        raise ConfigError(f"{section}.{_k(name)}: a name is 1 to 64 letters, digits, '_' or '-'")
-
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def _k(name: object) -> str:
-    """A key as TOML would write it, so odd names (spaces, newlines) stay on one line."""
-    text = str(name)
-    return text if _BARE_KEY.fullmatch(text) else json.dumps(text, ensure_ascii=False)
-
-
-def _optional_str(section: Mapping[str, Any], name: str, key: str) -> str | None:
-    value = section.get(name)
-    return None if value is None else _expect(value, str, f"{key}.{name}")
-
-
-def _unknown_keys(section: Mapping[str, Any], allowed: set[str], key: str) -> None:
-    extra = sorted(set(section) - allowed)
-    if extra:
         raise ConfigError(
-            f"{key}.{_k(extra[0])}: unknown key (allowed: {', '.join(sorted(allowed))})"
+            f"{section}.{key_name(name)}: a name is 1 to 64 letters, digits, '_' or '-'"
         )
 
 
@@ -360,80 +340,279 @@ def check_select_only(sql: str, key: str) -> str:
     return sql.strip().rstrip(";").strip()
 
 
+def _resolve_url(url: str, base: Path | None) -> str:
+    """Relative SQLite paths are taken from the policy file's folder, not the shell's."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and base is not None:
+        rest = url[len(prefix) :]
+        if rest and not rest.startswith("/") and not rest.startswith(":memory:"):
+            return prefix + str((base / rest).resolve())
+    return url
+
+
+def _under(path: Path, base: Path | None) -> Path:
+    """Relative file paths are taken from the policy file's folder, not the shell's."""
+    return base / path if not path.is_absolute() and base is not None else path
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What a section's checks may need: the policy file's folder and what is declared."""
+
+    base: Path | None
+    tables: Mapping[str, MappedTable] = field(default_factory=dict)
+    systems: Mapping[str, System] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- field checks
+# Each takes the typed value, its full key and the _Context; it returns the value kept.
+
+
+def _days_check(value: Any, key: str, _context: Any) -> int:
+    return _days(value, key)
+
+
+def _non_negative(value: Any, key: str, _context: Any) -> int:
+    return _non_negative_int(value, key)
+
+
+def _at_least_one(value: Any, key: str, _context: Any) -> int:
+    if _non_negative_int(value, key) < 1:
+        raise ConfigError(f"{key}: expected at least 1, got 0")
+    return value
+
+
+def _tuple(value: Any, _key: str, _context: Any) -> tuple[Any, ...]:
+    return tuple(value)
+
+
+def _distinct(value: Any, _key: str, _context: Any) -> tuple[Any, ...]:
+    return tuple(dict.fromkeys(value))
+
+
+def _erasure_action(value: str, key: str, _context: Any) -> str:
+    if value not in ERASURE_ACTIONS:
+        raise ConfigError(f"{key}: unknown action '{value}' (known: {', '.join(ERASURE_ACTIONS)})")
+    return value
+
+
+def _strategies(value: Mapping[str, Any], key: str, _context: Any) -> dict[str, str]:
+    for column, strategy in value.items():
+        expect(strategy, str, f"{key}.{key_name(column)}")
+        if strategy not in STRATEGIES:
+            raise ConfigError(
+                f"{key}.{key_name(column)}: unknown strategy '{strategy}' "
+                f"(known: {', '.join(sorted(STRATEGIES))})"
+            )
+    return dict(value)
+
+
+_NOT_A_STRING = "missing or not a string"
+_VIA_FIELDS = (
+    Field("table", missing=_NOT_A_STRING, wrong=_NOT_A_STRING),
+    Field("column", missing=_NOT_A_STRING, wrong=_NOT_A_STRING),
+    Field("parent_column"),
+)
+
+
+def _via(value: Any, key: str, _context: Any) -> Via:
+    return Via(**read_section(value, _VIA_FIELDS, key))
+
+
+_NO_TABLES = "list the tables an accepted deletion erases"
+
+
+def _bucket_tables(value: list[Any], key: str, context: _Context) -> tuple[str, ...]:
+    if not value:
+        raise ConfigError(f"{key}: {_NO_TABLES}")
+    for i, table in enumerate(value):
+        expect(table, str, f"{key}[{i}]")
+        if table not in context.tables:
+            raise ConfigError(f"{key}[{i}]: '{table}' is not in the data map ([tables])")
+        if context.tables[table].on_erasure == "retain":
+            raise ConfigError(f"{key}[{i}]: '{table}' is a retain table and can never be erased")
+    return tuple(value)
+
+
+_NO_RULES = "a bucket needs at least one rule"
+
+
+def _rules(value: list[Any], key: str, context: _Context) -> tuple[Rule, ...]:
+    if not value:
+        raise ConfigError(f"{key}: {_NO_RULES}")
+    rules = tuple(_parse_rule(r, f"{key}[{i}]") for i, r in enumerate(value))
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, AgeRule):
+            continue
+        if rule.table not in context.tables:
+            raise ConfigError(
+                f"{key}[{i}].table: '{rule.table}' is not in the data map, so its rows "
+                "cannot be linked to a subject"
+            )
+        if context.tables[rule.table].system != APP_SYSTEM:
+            raise ConfigError(
+                f"{key}[{i}].table: '{rule.table}' lives in system "
+                f"'{context.tables[rule.table].system}'; rules run in the application database"
+            )
+    return rules
+
+
+def _system_list(value: Any, key: str, context: _Context) -> tuple[str, ...]:
+    return parse_system_list(value, key, context.systems)
+
+
+def _days_of_month(value: Any, key: str, _context: Any) -> tuple[int, ...]:
+    for i, day in enumerate(value):
+        if not 1 <= day <= 31:
+            raise ConfigError(f"{key}[{i}]: {day} is not a day of a month")
+    return tuple(value)
+
+
+def _retention_table(table: str, key: str, context: _Context) -> str:
+    if table in context.tables and context.tables[table].system != APP_SYSTEM:
+        raise ConfigError(
+            f"{key}: '{table}' lives in system '{context.tables[table].system}'; retention "
+            "cleanup runs in the application database"
+        )
+    if table in context.tables and context.tables[table].on_erasure == "retain":
+        raise ConfigError(f"{key}: '{table}' is a retain table and can never be cleaned up")
+    return table
+
+
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # an RFC 9110 token
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _header_name(value: str, key: str, _context: Any) -> str:
+    if not _HEADER_NAME.fullmatch(value):
+        raise ConfigError(f"{key}: {value!r} is not an HTTP header name")
+    return value
+
+
+def _env_name(value: str, key: str, _context: Any) -> str:
+    if not _ENV_NAME.fullmatch(value):
+        raise ConfigError(f"{key}: {value!r} is not an environment variable name")
+    return value
+
+
+def _identity_methods(value: Any, key: str, _context: Any) -> tuple[str, ...]:
+    methods = tuple(m.strip() for m in value)
+    if not methods or any(not m for m in methods) or len(set(methods)) != len(methods):
+        raise ConfigError(f"{key}: give at least one method, each once, non-empty")
+    return methods
+
+
+def _templates_dir(value: str, _key: str, context: _Context) -> Path | None:
+    return _under(Path(value), context.base) if value else None
+
+
+def _anchor_file(value: str, key: str, context: _Context) -> Path:
+    if not value.strip() or "\x00" in value:
+        raise ConfigError(f"{key}: give a file path")
+    return _under(Path(value), context.base)
+
+
+# ---------------------------------------------------------------- section tables
+# One line a key: (key, type, default or missing, check); with neither, the key is optional.
+
+_TABLE_FIELDS = (
+    Field("on_erasure", missing=f"missing (one of {', '.join(ERASURE_ACTIONS)})",
+          check=_erasure_action),
+    Field("subject_column"),
+    Field("via", dict, check=_via),
+    Field("anonymize", dict, default={}, check=_strategies),
+    Field("export_exclude", list, default=(), items=str, check=_tuple),
+    Field("legal_basis"),
+    Field("system", default=APP_SYSTEM),
+)  # fmt: skip
+_BUCKET_FIELDS = (
+    Field("tables", list, missing=_NO_TABLES, wrong=_NO_TABLES, check=_bucket_tables),
+    Field("rules", list, missing=_NO_RULES, wrong=_NO_RULES, check=_rules),
+    Field("systems", object, default=[], check=_system_list),
+    Field("ops_alert_days_of_month", list, default=DEFAULT_ALERT_DAYS_OF_MONTH, items=int,
+          check=_days_of_month),
+    Field("description", default=""),
+    Field("ops_channel"),
+    Field("ops_handle"),
+    Field("review_columns", list, default=(), items=str, check=_distinct),
+    Field("grace_days", int, default=Bucket.grace_days, check=_days_check),
+    Field("purge_after_days", int, default=Bucket.purge_after_days, check=_days_check),
+    Field("rejection_cooloff_days", int, default=DEFAULT_REJECTION_COOLOFF_DAYS,
+          check=_days_check),
+)  # fmt: skip
+_SQL_RULE_FIELDS = (
+    Field("sql", missing="missing", check=lambda sql, key, _: check_select_only(sql, key)),
+    Field("description"),
+)
+_AGE_RULE_FIELDS = (  # each one required: _parse_rule names every missing one at once
+    Field("table", missing="missing"),
+    Field("timestamp", missing="missing"),
+    Field("older_than_days", int, missing="missing", check=_days_check),
+)
+_RETENTION_FIELDS = (
+    Field("table", missing=_NOT_A_STRING, wrong=_NOT_A_STRING, check=_retention_table),
+    Field("timestamp", missing=_NOT_A_STRING, wrong=_NOT_A_STRING),
+    Field("days", int, missing="missing", check=_days_check),
+)
+#: [retention.dsar_exports]: not a table, the age after which delivered exports are deleted.
+_DSAR_EXPORTS_FIELDS = (Field("days", int, default=DEFAULT_DSAR_EXPORT_DAYS, check=_days_check),)
+#: [retention.job_runs]: this tool's own log of job runs, in the compliance database.
+_JOB_RUNS_FIELDS = (Field("days", int, default=DEFAULT_JOB_RUNS_DAYS, check=_days_check),)
+_SUBJECTS_FIELDS = (
+    Field("table", default=Subjects.table),
+    Field("key", default=Subjects.key),
+    Field("email"),
+)
+_SLACK_FIELDS = (
+    Field("production", bool, default=SlackSettings.production),
+    Field("test_channel"),
+    Field("dashboard_url", default=SlackSettings.dashboard_url),
+    Field("dsar_channel"),
+)
+_DASHBOARD_FIELDS = (
+    Field("identity_header", default=DashboardSettings.identity_header, check=_header_name),
+    Field("proxy_secret_header", default=DashboardSettings.proxy_secret_header,
+          check=_header_name),
+    Field("proxy_secret_env", default=DashboardSettings.proxy_secret_env, check=_env_name),
+    Field("demo_mode", bool, default=DashboardSettings.demo_mode),
+)  # fmt: skip
+#: four_eyes has no fixed default: it is on unless the dashboard runs in demo mode.
+_REVIEW_FIELDS = (Field("four_eyes", bool),)
+_DSAR_FIELDS = (
+    Field("identity_methods", list, default=DEFAULT_IDENTITY_METHODS, items=str,
+          check=_identity_methods),
+    Field("templates_dir", check=_templates_dir),
+    Field("max_attempts", int, default=DsarSettings.max_attempts, check=_at_least_one),
+    Field("erasure_review", bool, default=DsarSettings.erasure_review),
+    Field("access_review", bool, default=DsarSettings.access_review),
+    Field("systems", object, check=_system_list),
+)  # fmt: skip
+_SMTP_FIELDS = (
+    Field("host", default=SmtpSettings.host),
+    Field("port", int, default=SmtpSettings.port, check=_non_negative),
+    Field("sender", default=SmtpSettings.sender),
+    Field("username"),
+    Field("starttls", bool, default=SmtpSettings.starttls),
+)
+_AUDIT_FIELDS = (Field("anchor_file", check=_anchor_file), Field("ops_channel"))
+_SECTIONS = frozenset(
+    {"database", "app_database", "subjects", "tables", "buckets", "slack", "roles",
+     "dashboard", "review", "dsar", "smtp", "retention", "exports", "audit", "systems"}
+)  # fmt: skip
+ROLES = ("compliance_officer", "support", "manager")
+
+
 # ---------------------------------------------------------------- sections
 
 
 def _parse_table(name: str, raw: Any) -> MappedTable:
-    key = f"tables.{_k(name)}"
-    _expect(raw, dict, key)
-    _unknown_keys(
-        raw,
-        {
-            "subject_column",
-            "via",
-            "on_erasure",
-            "anonymize",
-            "export_exclude",
-            "legal_basis",
-            "system",
-        },
-        key,
-    )
-    on_erasure = raw.get("on_erasure")
-    if on_erasure is not None:
-        _expect(on_erasure, str, f"{key}.on_erasure")
-    if on_erasure is None:
-        raise ConfigError(f"{key}.on_erasure: missing (one of {', '.join(ERASURE_ACTIONS)})")
-    if on_erasure not in ERASURE_ACTIONS:
-        raise ConfigError(
-            f"{key}.on_erasure: unknown action '{on_erasure}' (known: {', '.join(ERASURE_ACTIONS)})"
-        )
-    subject_column = raw.get("subject_column")
-    via_raw = raw.get("via")
-    if (subject_column is None) == (via_raw is None):
+    key = f"tables.{key_name(name)}"
+    values = read_section(raw, _TABLE_FIELDS, key)
+    if (values["subject_column"] is None) == (values["via"] is None):
         raise ConfigError(f"{key}: give exactly one of subject_column or via")
-    if subject_column is not None:
-        _expect(subject_column, str, f"{key}.subject_column")
-    via = None
-    if via_raw is not None:
-        _expect(via_raw, dict, f"{key}.via")
-        _unknown_keys(via_raw, {"table", "column", "parent_column"}, f"{key}.via")
-        for part in ("table", "column"):
-            if not isinstance(via_raw.get(part), str):
-                raise ConfigError(f"{key}.via.{part}: missing or not a string")
-        parent_column = via_raw.get("parent_column")
-        if parent_column is not None:
-            _expect(parent_column, str, f"{key}.via.parent_column")
-        via = Via(via_raw["table"], via_raw["column"], parent_column)
-    anonymize = raw.get("anonymize", {})
-    _expect(anonymize, dict, f"{key}.anonymize")
-    for column, strategy in anonymize.items():
-        _expect(strategy, str, f"{key}.anonymize.{_k(column)}")
-        if strategy not in STRATEGIES:
-            raise ConfigError(
-                f"{key}.anonymize.{_k(column)}: unknown strategy '{strategy}' "
-                f"(known: {', '.join(sorted(STRATEGIES))})"
-            )
-    if on_erasure == "anonymize" and not anonymize:
+    if values["on_erasure"] == "anonymize" and not values["anonymize"]:
         raise ConfigError(f"{key}.anonymize: on_erasure = 'anonymize' needs columns to anonymize")
-    exclude = raw.get("export_exclude", [])
-    _expect(exclude, list, f"{key}.export_exclude")
-    for i, column in enumerate(exclude):
-        _expect(column, str, f"{key}.export_exclude[{i}]")
-    legal_basis = raw.get("legal_basis")
-    if legal_basis is not None:
-        _expect(legal_basis, str, f"{key}.legal_basis")
-    system = _expect(raw.get("system", APP_SYSTEM), str, f"{key}.system")
-    return MappedTable(
-        name=name,
-        on_erasure=on_erasure,
-        subject_column=subject_column,
-        via=via,
-        anonymize=dict(anonymize),
-        export_exclude=tuple(exclude),
-        legal_basis=legal_basis,
-        system=system,
-    )
+    return MappedTable(name=name, **values)
 
 
 def _check_via_chains(tables: Mapping[str, MappedTable]) -> None:
@@ -458,7 +637,7 @@ def _check_via_chains(tables: Mapping[str, MappedTable]) -> None:
 def _check_table_systems(tables: Mapping[str, MappedTable], systems: Mapping[str, System]) -> None:
     """Each table names an SQL system, and a via chain never leaves its database."""
     for name, table in tables.items():
-        key = f"tables.{_k(name)}.system"
+        key = f"tables.{key_name(name)}.system"
         if table.system not in systems:
             known = ", ".join(n for n, s in systems.items() if s.is_sql)
             raise ConfigError(f"{key}: '{table.system}' is not a declared system (known: {known})")
@@ -469,241 +648,13 @@ def _check_table_systems(tables: Mapping[str, MappedTable], systems: Mapping[str
             )
         if table.via is not None and tables[table.via.table].system != table.system:
             raise ConfigError(
-                f"tables.{_k(name)}.via.table: '{table.via.table}' lives in system "
+                f"tables.{key_name(name)}.via.table: '{table.via.table}' lives in system "
                 f"'{tables[table.via.table].system}', not '{table.system}'; a via chain "
                 "stays in one database"
             )
 
 
-def _parse_rule(raw: Any, key: str) -> Rule:
-    _expect(raw, dict, key)
-    if "sql" in raw:
-        _unknown_keys(raw, {"sql", "description"}, key)
-        _expect(raw["sql"], str, f"{key}.sql")
-        return SqlRule(
-            check_select_only(raw["sql"], f"{key}.sql"), _optional_str(raw, "description", key)
-        )
-    missing = [k for k in ("table", "timestamp", "older_than_days") if k not in raw]
-    if missing:
-        raise ConfigError(
-            f"{key}: a rule needs either sql or table, timestamp and older_than_days "
-            f"(missing {', '.join(missing)})"
-        )
-    _unknown_keys(raw, {"table", "timestamp", "older_than_days"}, key)
-    _expect(raw["table"], str, f"{key}.table")
-    _expect(raw["timestamp"], str, f"{key}.timestamp")
-    return AgeRule(
-        raw["table"],
-        raw["timestamp"],
-        _days(raw["older_than_days"], f"{key}.older_than_days"),
-    )
-
-
-def _parse_bucket(
-    name: str, raw: Any, tables: Mapping[str, MappedTable], systems: Mapping[str, System]
-) -> Bucket:
-    _check_name(name, "buckets")
-    key = f"buckets.{_k(name)}"
-    _expect(raw, dict, key)
-    _unknown_keys(
-        raw,
-        {
-            "description",
-            "tables",
-            "rules",
-            "ops_channel",
-            "ops_alert_days_of_month",
-            "ops_handle",
-            "grace_days",
-            "purge_after_days",
-            "rejection_cooloff_days",
-            "systems",
-            "review_columns",
-        },
-        key,
-    )
-    bucket_tables = raw.get("tables")
-    if not isinstance(bucket_tables, list) or not bucket_tables:
-        raise ConfigError(f"{key}.tables: list the tables an accepted deletion erases")
-    for i, table in enumerate(bucket_tables):
-        _expect(table, str, f"{key}.tables[{i}]")
-        if table not in tables:
-            raise ConfigError(f"{key}.tables[{i}]: '{table}' is not in the data map ([tables])")
-        if tables[table].on_erasure == "retain":
-            raise ConfigError(
-                f"{key}.tables[{i}]: '{table}' is a retain table and can never be erased"
-            )
-    rules_raw = raw.get("rules")
-    if not isinstance(rules_raw, list) or not rules_raw:
-        raise ConfigError(f"{key}.rules: a bucket needs at least one rule")
-    rules = tuple(_parse_rule(r, f"{key}.rules[{i}]") for i, r in enumerate(rules_raw))
-    for i, rule in enumerate(rules):
-        if isinstance(rule, AgeRule) and rule.table not in tables:
-            raise ConfigError(
-                f"{key}.rules[{i}].table: '{rule.table}' is not in the data map, so its rows "
-                "cannot be linked to a subject"
-            )
-        if isinstance(rule, AgeRule) and tables[rule.table].system != APP_SYSTEM:
-            raise ConfigError(
-                f"{key}.rules[{i}].table: '{rule.table}' lives in system "
-                f"'{tables[rule.table].system}'; rules run in the application database"
-            )
-    bucket_systems = parse_system_list(raw.get("systems", []), f"{key}.systems", systems)
-    days = raw.get("ops_alert_days_of_month", [1])
-    _expect(days, list, f"{key}.ops_alert_days_of_month")
-    for i, day in enumerate(days):
-        _expect(day, int, f"{key}.ops_alert_days_of_month[{i}]")
-        if not 1 <= day <= 31:
-            raise ConfigError(f"{key}.ops_alert_days_of_month[{i}]: {day} is not a day of a month")
-    for opt in ("description", "ops_channel", "ops_handle"):
-        if opt in raw:
-            _expect(raw[opt], str, f"{key}.{opt}")
-    review_columns = raw.get("review_columns", [])
-    _expect(review_columns, list, f"{key}.review_columns")
-    for i, column in enumerate(review_columns):
-        _expect(column, str, f"{key}.review_columns[{i}]")
-    return Bucket(
-        name=name,
-        review_columns=tuple(dict.fromkeys(review_columns)),
-        description=_optional_str(raw, "description", key) or "",
-        tables=tuple(bucket_tables),
-        rules=rules,
-        ops_channel=_optional_str(raw, "ops_channel", key),
-        ops_alert_days_of_month=tuple(days),
-        ops_handle=_optional_str(raw, "ops_handle", key),
-        grace_days=_days(raw.get("grace_days", 0), f"{key}.grace_days"),
-        purge_after_days=_days(raw.get("purge_after_days", 0), f"{key}.purge_after_days"),
-        rejection_cooloff_days=_days(
-            raw.get("rejection_cooloff_days", DEFAULT_REJECTION_COOLOFF_DAYS),
-            f"{key}.rejection_cooloff_days",
-        ),
-        systems=bucket_systems,
-    )
-
-
-def _parse_retention(name: str, raw: Any, tables: Mapping[str, MappedTable]) -> RetentionEntry:
-    _check_name(name, "retention")
-    key = f"retention.{_k(name)}"
-    _expect(raw, dict, key)
-    _unknown_keys(raw, {"table", "timestamp", "days"}, key)
-    for part in ("table", "timestamp"):
-        if not isinstance(raw.get(part), str):
-            raise ConfigError(f"{key}.{part}: missing or not a string")
-    table = raw["table"]
-    if table in tables and tables[table].system != APP_SYSTEM:
-        raise ConfigError(
-            f"{key}.table: '{table}' lives in system '{tables[table].system}'; retention "
-            "cleanup runs in the application database"
-        )
-    if table in tables and tables[table].on_erasure == "retain":
-        raise ConfigError(f"{key}.table: '{table}' is a retain table and can never be cleaned up")
-    if "days" not in raw:
-        raise ConfigError(f"{key}.days: missing")
-    return RetentionEntry(name, table, raw["timestamp"], _days(raw["days"], f"{key}.days"))
-
-
-_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # an RFC 9110 token
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _parse_dashboard(raw: Mapping[str, Any]) -> DashboardSettings:
-    allowed = {"demo_mode", "identity_header", "proxy_secret_header", "proxy_secret_env"}
-    _unknown_keys(raw, allowed, "dashboard")
-    defaults = DashboardSettings()
-    names: dict[str, str] = {}
-    for name, pattern, what in (
-        ("identity_header", _HEADER_NAME, "an HTTP header name"),
-        ("proxy_secret_header", _HEADER_NAME, "an HTTP header name"),
-        ("proxy_secret_env", _ENV_NAME, "an environment variable name"),
-    ):
-        value = _expect(raw.get(name, getattr(defaults, name)), str, f"dashboard.{name}")
-        if not pattern.fullmatch(value):
-            raise ConfigError(f"dashboard.{name}: {value!r} is not {what}")
-        names[name] = value
-    if names["identity_header"].lower() == names["proxy_secret_header"].lower():
-        raise ConfigError(
-            "dashboard.proxy_secret_header: must differ from dashboard.identity_header"
-        )
-    return DashboardSettings(
-        demo_mode=_expect(raw.get("demo_mode", False), bool, "dashboard.demo_mode"), **names
-    )
-
-
-def _resolve_url(url: str, base: Path | None) -> str:
-    """Relative SQLite paths are taken from the policy file's folder, not the shell's."""
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and base is not None:
-        rest = url[len(prefix) :]
-        if rest and not rest.startswith("/") and not rest.startswith(":memory:"):
-            return prefix + str((base / rest).resolve())
-    return url
-
-
-def parse_policy(
-    data: Mapping[str, Any], path: Path | None = None, env: Mapping[str, str] | None = None
-) -> Policy:
-    env = os.environ if env is None else env
-    base = path.parent if path is not None else None
-    _unknown_keys(
-        data,
-        {
-            "database",
-            "app_database",
-            "subjects",
-            "tables",
-            "buckets",
-            "slack",
-            "roles",
-            "dashboard",
-            "review",
-            "dsar",
-            "smtp",
-            "retention",
-            "exports",
-            "audit",
-            "systems",
-        },
-        "policy",
-    )
-
-    def section(name: str) -> dict[str, Any]:
-        value = data.get(name, {})
-        return _expect(value, dict, name)
-
-    database_url = env.get("COMPLIANCE_DATABASE_URL") or section("database").get(
-        "url", "sqlite:///var/compliance.db"
-    )
-    app_database_url = env.get("COMPLIANCE_APP_DATABASE_URL") or section("app_database").get(
-        "url", "sqlite:///var/demo_app.db"
-    )
-    _expect(database_url, str, "database.url")
-    _expect(app_database_url, str, "app_database.url")
-    export_dir = Path(
-        env.get("COMPLIANCE_EXPORT_DIR") or section("exports").get("dir", "var/exports")
-    )
-    if not export_dir.is_absolute() and base is not None:
-        export_dir = base / export_dir
-
-    subjects_raw = section("subjects")
-    _unknown_keys(subjects_raw, {"table", "key", "email"}, "subjects")
-    subjects = Subjects(
-        table=_expect(subjects_raw.get("table", "users"), str, "subjects.table"),
-        key=_expect(subjects_raw.get("key", "id"), str, "subjects.key"),
-        email=_optional_str(subjects_raw, "email", "subjects"),
-    )
-
-    app_url = _resolve_url(app_database_url, base)
-    systems: dict[str, System] = {
-        APP_SYSTEM: System(APP_SYSTEM, "sql", url=app_url, description="The application database")
-    }
-    for sname, sraw in section("systems").items():
-        systems[sname] = parse_system(sname, sraw, env, lambda u: _resolve_url(u, base))
-
-    tables = {name: _parse_table(name, raw) for name, raw in section("tables").items()}
-    if not tables:
-        raise ConfigError("tables: the data map is empty; map at least the subjects table")
-    _check_via_chains(tables)
-    _check_table_systems(tables, systems)
+def _check_subjects_table(tables: Mapping[str, MappedTable], subjects: Subjects) -> None:
     if subjects.table not in tables:
         raise ConfigError(f"subjects.table: '{subjects.table}' is not in the data map ([tables])")
     if tables[subjects.table].system != APP_SYSTEM:
@@ -715,129 +666,144 @@ def parse_policy(
             f"tables.{subjects.table}.subject_column: must be the subject key '{subjects.key}'"
         )
 
-    buckets = {
-        name: _parse_bucket(name, raw, tables, systems) for name, raw in section("buckets").items()
-    }
+
+def _parse_tables(
+    raw: Mapping[str, Any], subjects: Subjects, systems: Mapping[str, System]
+) -> dict[str, MappedTable]:
+    tables = {name: _parse_table(name, t) for name, t in raw.items()}
+    if not tables:
+        raise ConfigError("tables: the data map is empty; map at least the subjects table")
+    _check_via_chains(tables)
+    _check_table_systems(tables, systems)
+    _check_subjects_table(tables, subjects)
+    return tables
+
+
+def _parse_rule(raw: Any, key: str) -> Rule:
+    expect(raw, dict, key)
+    if "sql" in raw:
+        return SqlRule(**read_section(raw, _SQL_RULE_FIELDS, key))
+    missing = [f.name for f in _AGE_RULE_FIELDS if f.name not in raw]
+    if missing:
+        raise ConfigError(
+            f"{key}: a rule needs either sql or table, timestamp and older_than_days "
+            f"(missing {', '.join(missing)})"
+        )
+    return AgeRule(**read_section(raw, _AGE_RULE_FIELDS, key))
+
+
+def _parse_bucket(name: str, raw: Any, context: _Context) -> Bucket:
+    _check_name(name, "buckets")
+    return Bucket(
+        name=name, **read_section(raw, _BUCKET_FIELDS, f"buckets.{key_name(name)}", context)
+    )
+
+
+def _parse_buckets(raw: Mapping[str, Any], context: _Context) -> dict[str, Bucket]:
+    buckets = {name: _parse_bucket(name, b, context) for name, b in raw.items()}
     if DSAR_ERASURE_BUCKET in buckets:
         raise ConfigError(
             f"buckets.{DSAR_ERASURE_BUCKET}: reserved for erasure requests; choose another name"
         )
-    retention_raw = section("retention")
-    dsar_export_days = 30
-    if "dsar_exports" in retention_raw:
-        # Not a table: the age after which delivered export files are deleted.
-        dsar_raw = retention_raw["dsar_exports"]
-        _expect(dsar_raw, dict, "retention.dsar_exports")
-        _unknown_keys(dsar_raw, {"days"}, "retention.dsar_exports")
-        dsar_export_days = _days(dsar_raw.get("days", 30), "retention.dsar_exports.days")
-    job_runs_days = 180
-    if "job_runs" in retention_raw:
-        # Not an application table: this tool's own log of job runs, in the compliance database.
-        runs_raw = retention_raw["job_runs"]
-        _expect(runs_raw, dict, "retention.job_runs")
-        _unknown_keys(runs_raw, {"days"}, "retention.job_runs")
-        job_runs_days = _days(runs_raw.get("days", 180), "retention.job_runs.days")
-    retention = {
-        name: _parse_retention(name, raw, tables)
-        for name, raw in retention_raw.items()
-        if name not in ("dsar_exports", "job_runs")
+    return buckets
+
+
+def _parse_retention(name: str, raw: Any, context: _Context) -> RetentionEntry:
+    _check_name(name, "retention")
+    key = f"retention.{key_name(name)}"
+    return RetentionEntry(name=name, **read_section(raw, _RETENTION_FIELDS, key, context))
+
+
+def _parse_retention_section(
+    raw: Mapping[str, Any], context: _Context
+) -> tuple[dict[str, RetentionEntry], int, int]:
+    """The [retention.NAME] table entries, then the days for DSAR exports and job runs."""
+    special = {"dsar_exports": _DSAR_EXPORTS_FIELDS, "job_runs": _JOB_RUNS_FIELDS}
+    days = {
+        name: read_section(raw.get(name, {}), fields, f"retention.{name}")["days"]
+        for name, fields in special.items()
     }
+    entries = {
+        name: _parse_retention(name, entry, context)
+        for name, entry in raw.items()
+        if name not in special
+    }
+    return entries, days["dsar_exports"], days["job_runs"]
 
-    slack_raw = section("slack")
-    _unknown_keys(
-        slack_raw, {"production", "test_channel", "dashboard_url", "dsar_channel"}, "slack"
-    )
-    slack = SlackSettings(
-        production=_expect(slack_raw.get("production", False), bool, "slack.production"),
-        test_channel=_optional_str(slack_raw, "test_channel", "slack"),
-        dashboard_url=_expect(
-            slack_raw.get("dashboard_url", "http://localhost:8501"), str, "slack.dashboard_url"
-        ),
-        dsar_channel=_optional_str(slack_raw, "dsar_channel", "slack"),
-    )
 
+def _parse_roles(raw: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
     roles: dict[str, tuple[str, ...]] = {}
-    for role, members in section("roles").items():
-        if role not in ("compliance_officer", "support", "manager"):
-            raise ConfigError(
-                f"roles.{_k(role)}: unknown role (known: compliance_officer, manager, support)"
-            )
-        _expect(members, list, f"roles.{role}")
+    for role, members in raw.items():
+        if role not in ROLES:
+            known = ", ".join(sorted(ROLES))
+            raise ConfigError(f"roles.{key_name(role)}: unknown role (known: {known})")
+        expect(members, list, f"roles.{role}")
         for i, member in enumerate(members):
-            _expect(member, str, f"roles.{role}[{i}]")
+            expect(member, str, f"roles.{role}[{i}]")
         roles[role] = tuple(m.strip().lower() for m in members)
+    return roles
 
-    dashboard = _parse_dashboard(section("dashboard"))
-    review_raw = section("review")
-    _unknown_keys(review_raw, {"four_eyes"}, "review")
-    review = ReviewSettings(
-        four_eyes=_expect(
-            review_raw.get("four_eyes", not dashboard.demo_mode), bool, "review.four_eyes"
+
+def _parse_dashboard(raw: Any) -> DashboardSettings:
+    values = read_section(raw, _DASHBOARD_FIELDS, "dashboard")
+    if values["identity_header"].lower() == values["proxy_secret_header"].lower():
+        raise ConfigError(
+            "dashboard.proxy_secret_header: must differ from dashboard.identity_header"
         )
+    return DashboardSettings(**values)
+
+
+def _section(data: Mapping[str, Any], name: str) -> dict[str, Any]:
+    return expect(data.get(name, {}), dict, name)
+
+
+def _from_env_or_file(
+    env: Mapping[str, str], variable: str, data: Mapping[str, Any], key: str, default: str
+) -> str:
+    """An environment variable wins over the file's ``key`` (``section.name``)."""
+    section, name = key.split(".")
+    return expect(env.get(variable) or _section(data, section).get(name, default), str, key)
+
+
+def _parse_systems(
+    raw: Mapping[str, Any], app_url: str, env: Mapping[str, str], base: Path | None
+) -> dict[str, System]:
+    systems: dict[str, System] = {
+        APP_SYSTEM: System(APP_SYSTEM, "sql", url=app_url, description="The application database")
+    }
+    for name, system in raw.items():
+        systems[name] = parse_system(name, system, env, lambda u: _resolve_url(u, base))
+    return systems
+
+
+def parse_policy(
+    data: Mapping[str, Any], path: Path | None = None, env: Mapping[str, str] | None = None
+) -> Policy:
+    env = os.environ if env is None else env
+    base = path.parent if path is not None else None
+    unknown_keys(data, set(_SECTIONS), "policy")
+    database_url = _from_env_or_file(
+        env, "COMPLIANCE_DATABASE_URL", data, "database.url", DEFAULT_DATABASE_URL
     )
-    dsar_raw = section("dsar")
-    _unknown_keys(
-        dsar_raw,
-        {
-            "erasure_review",
-            "access_review",
-            "identity_methods",
-            "templates_dir",
-            "max_attempts",
-            "systems",
-        },
-        "dsar",
-    )
-    methods_raw = _expect(
-        dsar_raw.get("identity_methods", list(DEFAULT_IDENTITY_METHODS)),
-        list,
-        "dsar.identity_methods",
-    )
-    methods = tuple(
-        _expect(m, str, f"dsar.identity_methods[{i}]").strip() for i, m in enumerate(methods_raw)
-    )
-    if not methods or any(not m for m in methods) or len(set(methods)) != len(methods):
-        raise ConfigError("dsar.identity_methods: give at least one method, each once, non-empty")
-    templates_raw = _optional_str(dsar_raw, "templates_dir", "dsar")
-    templates_dir = Path(templates_raw) if templates_raw else None
-    if templates_dir is not None and not templates_dir.is_absolute() and base is not None:
-        templates_dir = base / templates_dir
-    max_attempts = _non_negative_int(dsar_raw.get("max_attempts", 3), "dsar.max_attempts")
-    if max_attempts < 1:
-        raise ConfigError("dsar.max_attempts: expected at least 1, got 0")
-    dsar = DsarSettings(
-        erasure_review=_expect(dsar_raw.get("erasure_review", True), bool, "dsar.erasure_review"),
-        access_review=_expect(dsar_raw.get("access_review", True), bool, "dsar.access_review"),
-        identity_methods=methods,
-        templates_dir=templates_dir,
-        max_attempts=max_attempts,
-        systems=(
-            parse_system_list(dsar_raw["systems"], "dsar.systems", systems)
-            if "systems" in dsar_raw
-            else None
+    app_url = _resolve_url(
+        _from_env_or_file(
+            env, "COMPLIANCE_APP_DATABASE_URL", data, "app_database.url", DEFAULT_APP_DATABASE_URL
         ),
+        base,
     )
-    smtp_raw = section("smtp")
-    _unknown_keys(smtp_raw, {"host", "port", "sender", "username", "starttls"}, "smtp")
-    smtp = SmtpSettings(
-        host=_expect(smtp_raw.get("host", "localhost"), str, "smtp.host"),
-        port=_non_negative_int(smtp_raw.get("port", 25), "smtp.port"),
-        sender=_expect(smtp_raw.get("sender", "privacy@example.com"), str, "smtp.sender"),
-        username=_optional_str(smtp_raw, "username", "smtp"),
-        starttls=_expect(smtp_raw.get("starttls", False), bool, "smtp.starttls"),
+    export_dir = _under(
+        Path(
+            _from_env_or_file(env, "COMPLIANCE_EXPORT_DIR", data, "exports.dir", DEFAULT_EXPORT_DIR)
+        ),
+        base,
     )
-    audit_raw = section("audit")
-    _unknown_keys(audit_raw, {"anchor_file", "ops_channel"}, "audit")
-    anchor_raw = _optional_str(audit_raw, "anchor_file", "audit")
-    anchor_file = None
-    if anchor_raw is not None:
-        if not anchor_raw.strip() or "\x00" in anchor_raw:
-            raise ConfigError("audit.anchor_file: give a file path")
-        anchor_file = Path(anchor_raw)
-        if not anchor_file.is_absolute() and base is not None:
-            anchor_file = base / anchor_file
-    audit = AuditSettings(
-        anchor_file=anchor_file, ops_channel=_optional_str(audit_raw, "ops_channel", "audit")
+    subjects = Subjects(**read_section(data.get("subjects", {}), _SUBJECTS_FIELDS, "subjects"))
+    systems = _parse_systems(_section(data, "systems"), app_url, env, base)
+    tables = _parse_tables(_section(data, "tables"), subjects, systems)
+    context = _Context(base, tables, systems)
+    buckets = _parse_buckets(_section(data, "buckets"), context)
+    retention, dsar_export_days, job_runs_days = _parse_retention_section(
+        _section(data, "retention"), context
     )
     return Policy(
         path=path,
@@ -848,17 +814,25 @@ def parse_policy(
         tables=tables,
         buckets=buckets,
         retention=retention,
-        slack=slack,
-        roles=roles,
-        dashboard=dashboard,
-        review=review,
-        dsar=dsar,
-        smtp=smtp,
         dsar_export_days=dsar_export_days,
         job_runs_days=job_runs_days,
-        audit=audit,
         systems=systems,
+        **_parse_settings(data, context),
     )
+
+
+def _parse_settings(data: Mapping[str, Any], context: _Context) -> dict[str, Any]:
+    """The sections that only configure people and channels: slack, roles, dashboard…"""
+    slack = SlackSettings(**read_section(data.get("slack", {}), _SLACK_FIELDS, "slack"))
+    roles = _parse_roles(_section(data, "roles"))
+    dashboard = _parse_dashboard(data.get("dashboard", {}))
+    four_eyes = read_section(data.get("review", {}), _REVIEW_FIELDS, "review")["four_eyes"]
+    review = ReviewSettings(not dashboard.demo_mode if four_eyes is None else four_eyes)
+    dsar = DsarSettings(**read_section(data.get("dsar", {}), _DSAR_FIELDS, "dsar", context))
+    smtp = SmtpSettings(**read_section(data.get("smtp", {}), _SMTP_FIELDS, "smtp"))
+    audit = AuditSettings(**read_section(data.get("audit", {}), _AUDIT_FIELDS, "audit", context))
+    return {"slack": slack, "roles": roles, "dashboard": dashboard, "review": review,
+            "dsar": dsar, "smtp": smtp, "audit": audit}  # fmt: skip
 
 
 def config_path(env: Mapping[str, str] | None = None) -> Path:
@@ -887,6 +861,126 @@ def load_policy(path: Path | str | None = None, env: Mapping[str, str] | None = 
 # ---------------------------------------------------------------- against the database
 
 
+class _Reflected:
+    """The databases the data map names, reflected once: table names and column types."""
+
+    def __init__(
+        self, policy: Policy, engine: Engine, engines: Mapping[str, Engine] | None
+    ) -> None:
+        self.policy = policy
+        self.inspectors = {APP_SYSTEM: inspect(engine)}
+        for name, other in (engines or {}).items():
+            if name != APP_SYSTEM:
+                self.inspectors[name] = inspect(other)
+        self.existing_in = {name: set(i.get_table_names()) for name, i in self.inspectors.items()}
+        self._columns: dict[str, dict[str, Any]] = {}
+
+    def _system(self, table: str) -> str:
+        tables = self.policy.tables
+        return tables[table].system if table in tables else APP_SYSTEM
+
+    def where(self, table: str) -> str:
+        system = self._system(table)
+        return "the application database" if system == APP_SYSTEM else f"system '{system}'"
+
+    def inspector(self, table: str) -> Any:
+        return self.inspectors[self._system(table)]
+
+    def columns(self, table: str) -> dict[str, Any]:
+        """Column name -> reflected type."""
+        if table not in self._columns:
+            found = self.inspector(table).get_columns(table)
+            self._columns[table] = {c["name"]: c["type"] for c in found}
+        return self._columns[table]
+
+    def primary_key(self, table: str) -> list[str]:
+        return self.inspector(table).get_pk_constraint(table).get("constrained_columns") or []
+
+    def need_column(self, table: str, column: str, key: str) -> None:
+        if column not in self.columns(table):
+            raise ConfigError(
+                f"{key}: table '{table}' has no column '{column}' in {self.where(table)}"
+            )
+
+    def need_time(self, table: str, column: str, key: str) -> None:
+        # Ages are compared with a cutoff; on a text or number column every row would look
+        # "old" (or none would), so a rule must name a date or time column.
+        kind = self.columns(table)[column]
+        if not isinstance(kind, Date | DateTime):
+            raise ConfigError(
+                f"{key}: column '{table}.{column}' is {kind}, not a date or time column"
+            )
+
+
+def _check_mapped_table(db: _Reflected, name: str, table: MappedTable) -> None:
+    key = f"tables.{name}"
+    if table.subject_column:
+        db.need_column(name, table.subject_column, f"{key}.subject_column")
+    if table.via:
+        db.need_column(name, table.via.column, f"{key}.via.column")
+        if table.via.parent_column:
+            db.need_column(table.via.table, table.via.parent_column, f"{key}.via.parent_column")
+        elif len(db.primary_key(table.via.table)) != 1:
+            raise ConfigError(
+                f"{key}.via.parent_column: '{table.via.table}' has no single-column "
+                "primary key, so name the column the via points at"
+            )
+    for column in table.anonymize:
+        db.need_column(name, column, f"{key}.anonymize.{column}")
+    for column in table.export_exclude:
+        db.need_column(name, column, f"{key}.export_exclude")
+    if table.anonymize and not db.primary_key(name):
+        raise ConfigError(f"{key}: anonymizing needs a primary key on '{name}'")
+
+
+def _check_tables(db: _Reflected, policy: Policy) -> None:
+    checked = {n: t for n, t in policy.tables.items() if t.system in db.inspectors}
+    for name, table in checked.items():
+        if name not in db.existing_in[table.system]:
+            raise ConfigError(f"tables.{name}: no such table in {db.where(name)}")
+    subjects = policy.subjects
+    db.need_column(subjects.table, subjects.key, "subjects.key")
+    if subjects.email:
+        db.need_column(subjects.table, subjects.email, "subjects.email")
+    for name, table in checked.items():
+        _check_mapped_table(db, name, table)
+
+
+def _check_buckets(db: _Reflected, policy: Policy) -> None:
+    subjects = policy.subjects
+    hidden = policy.tables[subjects.table].export_exclude if subjects.table in policy.tables else ()
+    for bname, bucket in policy.buckets.items():
+        for i, rule in enumerate(bucket.rules):
+            if isinstance(rule, AgeRule):
+                key = f"buckets.{bname}.rules[{i}].timestamp"
+                db.need_column(rule.table, rule.timestamp, key)
+                db.need_time(rule.table, rule.timestamp, key)
+        for i, column in enumerate(bucket.review_columns):
+            key = f"buckets.{bname}.review_columns[{i}]"
+            db.need_column(subjects.table, column, key)
+            if column in hidden:
+                raise ConfigError(
+                    f"{key}: '{column}' is in tables.{subjects.table}.export_exclude, so it is "
+                    "never shown to anyone"
+                )
+
+
+def _retention_warnings(db: _Reflected, policy: Policy) -> list[str]:
+    """A missing retention table or column skips that entry rather than stopping every job."""
+    warnings = []
+    for rname, entry in policy.retention.items():
+        if entry.table not in db.existing_in[APP_SYSTEM]:
+            warnings.append(f"retention.{rname}.table: no table '{entry.table}'; entry skipped")
+        elif entry.timestamp not in db.columns(entry.table):
+            warnings.append(
+                f"retention.{rname}.timestamp: table '{entry.table}' has no column "
+                f"'{entry.timestamp}'; entry skipped"
+            )
+        else:
+            db.need_time(entry.table, entry.timestamp, f"retention.{rname}.timestamp")
+    return warnings
+
+
 def check_against_database(
     policy: Policy, engine: Engine, engines: Mapping[str, Engine] | None = None
 ) -> list[str]:
@@ -899,102 +993,11 @@ def check_against_database(
     for foreign keys from kept data that block erasing the rows they reference. A foreign
     key whose ON DELETE / ON UPDATE action would change kept rows is a ConfigError.
     """
-    inspectors = {APP_SYSTEM: inspect(engine)}
-    for name, other in (engines or {}).items():
-        if name != APP_SYSTEM:
-            inspectors[name] = inspect(other)
-    existing_in = {name: set(i.get_table_names()) for name, i in inspectors.items()}
-    existing = existing_in[APP_SYSTEM]
-    columns: dict[str, dict[str, Any]] = {}
-
-    def where(table: str) -> str:
-        system = policy.tables[table].system if table in policy.tables else APP_SYSTEM
-        return "the application database" if system == APP_SYSTEM else f"system '{system}'"
-
-    def insp(table: str) -> Any:
-        system = policy.tables[table].system if table in policy.tables else APP_SYSTEM
-        return inspectors[system]
-
-    def cols(table: str) -> dict[str, Any]:
-        """Column name -> reflected type."""
-        if table not in columns:
-            columns[table] = {c["name"]: c["type"] for c in insp(table).get_columns(table)}
-        return columns[table]
-
-    def need_time(table: str, column: str, key: str) -> None:
-        # Ages are compared with a cutoff; on a text or number column every row would look
-        # "old" (or none would), so a rule must name a date or time column.
-        kind = cols(table)[column]
-        if not isinstance(kind, Date | DateTime):
-            raise ConfigError(
-                f"{key}: column '{table}.{column}' is {kind}, not a date or time column"
-            )
-
-    def need_column(table: str, column: str, key: str) -> None:
-        if column not in cols(table):
-            raise ConfigError(f"{key}: table '{table}' has no column '{column}' in {where(table)}")
-
-    checked = {n: t for n, t in policy.tables.items() if t.system in inspectors}
-    for name, table in checked.items():
-        if name not in existing_in[table.system]:
-            raise ConfigError(f"tables.{name}: no such table in {where(name)}")
-    subjects = policy.subjects
-    need_column(subjects.table, subjects.key, "subjects.key")
-    if subjects.email:
-        need_column(subjects.table, subjects.email, "subjects.email")
-    for name, table in checked.items():
-        key = f"tables.{name}"
-        if table.subject_column:
-            need_column(name, table.subject_column, f"{key}.subject_column")
-        if table.via:
-            need_column(name, table.via.column, f"{key}.via.column")
-            if table.via.parent_column:
-                need_column(table.via.table, table.via.parent_column, f"{key}.via.parent_column")
-            else:
-                pk = insp(table.via.table).get_pk_constraint(table.via.table)
-                pk = pk.get("constrained_columns") or []
-                if len(pk) != 1:
-                    raise ConfigError(
-                        f"{key}.via.parent_column: '{table.via.table}' has no single-column "
-                        "primary key, so name the column the via points at"
-                    )
-        for column in table.anonymize:
-            need_column(name, column, f"{key}.anonymize.{column}")
-        for column in table.export_exclude:
-            need_column(name, column, f"{key}.export_exclude")
-        if table.on_erasure == "delete" or table.anonymize:
-            pk = insp(name).get_pk_constraint(name).get("constrained_columns") or []
-            if not pk and table.anonymize:
-                raise ConfigError(f"{key}: anonymizing needs a primary key on '{name}'")
-    for bname, bucket in policy.buckets.items():
-        for i, rule in enumerate(bucket.rules):
-            if isinstance(rule, AgeRule):
-                key = f"buckets.{bname}.rules[{i}].timestamp"
-                need_column(rule.table, rule.timestamp, key)
-                need_time(rule.table, rule.timestamp, key)
-        hidden = (
-            policy.tables[subjects.table].export_exclude if subjects.table in policy.tables else ()
-        )
-        for i, column in enumerate(bucket.review_columns):
-            key = f"buckets.{bname}.review_columns[{i}]"
-            need_column(subjects.table, column, key)
-            if column in hidden:
-                raise ConfigError(
-                    f"{key}: '{column}' is in tables.{subjects.table}.export_exclude, so it is "
-                    "never shown to anyone"
-                )
+    db = _Reflected(policy, engine, engines)
+    _check_tables(db, policy)
+    _check_buckets(db, policy)
     # Referential actions are code paths too: none may reach retained or unmapped rows.
     from compliance.policy.cascades import check_foreign_keys, foreign_keys
 
     warnings = [block.advice for block in check_foreign_keys(policy, foreign_keys(engine))]
-    for rname, entry in policy.retention.items():
-        if entry.table not in existing:
-            warnings.append(f"retention.{rname}.table: no table '{entry.table}'; entry skipped")
-        elif entry.timestamp not in cols(entry.table):
-            warnings.append(
-                f"retention.{rname}.timestamp: table '{entry.table}' has no column "
-                f"'{entry.timestamp}'; entry skipped"
-            )
-        else:
-            need_time(entry.table, entry.timestamp, f"retention.{rname}.timestamp")
-    return warnings
+    return warnings + _retention_warnings(db, policy)

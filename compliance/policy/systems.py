@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from compliance.errors import ConfigError
+from compliance.policy.fields import Field, read_section
 
 APP_SYSTEM = "app_database"
 SYSTEM_KINDS = ("sql", "webhook", "manual")
@@ -51,28 +52,71 @@ class System:
         return self.kind == "sql"
 
 
-def _str(raw: Mapping[str, Any], name: str, key: str) -> str | None:
-    value = raw.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{key}.{name}: expected a non-empty string, got {value!r}")
+_TEXT = "expected a non-empty string, got {value!r}"
+
+
+def _text(value: str, key: str, _context: Any) -> str:
+    if not value.strip():
+        raise ConfigError(f"{key}: {_TEXT.format(value=value)}")
     return value.strip()
 
 
-def _http_url(value: str, key: str) -> str:
+def _http_url(value: str, key: str, context: Any = None) -> str:
+    value = _text(value, key, context)
     if not re.match(r"^https?://[^\s/]+", value):
         raise ConfigError(f"{key}: '{value}' is not an http:// or https:// URL")
     return value
 
 
-def parse_system(
-    name: str,
-    raw: Any,
-    env: Mapping[str, str],
-    resolve_url: Any,
-) -> System:
-    """Check one ``[systems.NAME]`` table; ``resolve_url`` anchors relative SQLite paths."""
+def _env_name(value: str, key: str, context: Any = None) -> str:
+    value = _text(value, key, context)
+    if not _ENV_NAME.match(value):
+        raise ConfigError(f"{key}: '{value}' is not an environment variable name")
+    return value
+
+
+_ATTEMPTS = "a whole number from 1 to 50, got {value!r}"
+_TIMEOUT = "a number from 0 to 300, got {value!r}"
+
+
+def _attempts(value: int, key: str, _context: Any) -> int:
+    if not 1 <= value <= 50:
+        raise ConfigError(f"{key}: {_ATTEMPTS.format(value=value)}")
+    return value
+
+
+def _timeout(value: float, key: str, _context: Any) -> float:
+    if not 0 < value <= 300:
+        raise ConfigError(f"{key}: {_TIMEOUT.format(value=value)}")
+    return float(value)
+
+
+# One line a key, by kind; every kind also has ``kind`` and ``description``.
+_DESCRIPTION = Field("description", wrong=_TEXT, check=_text)
+_KIND_FIELDS = {
+    "sql": (
+        Field("url", wrong=_TEXT, check=_text),
+        Field("url_env", wrong=_TEXT, check=_env_name),
+    ),
+    "webhook": (
+        Field("url", wrong=_TEXT, missing="missing (the endpoint requests are sent to)",
+              check=_http_url),
+        Field("secret_env", wrong=_TEXT, check=_env_name,
+              missing="missing (the environment variable holding the signing secret)"),
+        Field("status_url", wrong=_TEXT, check=_http_url),
+        Field("max_attempts", int, default=DEFAULT_MAX_ATTEMPTS, wrong=_ATTEMPTS, check=_attempts),
+        Field("timeout_seconds", (int, float), default=DEFAULT_TIMEOUT_S, wrong=_TIMEOUT,
+              check=_timeout),
+    ),
+    "manual": (
+        Field("instructions", wrong=_TEXT,
+              missing="missing (what the person has to do, step by step)", check=_text),
+    ),
+}  # fmt: skip
+
+
+def _check_name(name: str, raw: Any) -> str:
+    """The section's key, once the entry is a table under a name a system may have."""
     key = f"systems.{name}"
     if not isinstance(raw, dict):
         raise ConfigError(f"{key}: expected a table, got {raw!r}")
@@ -83,73 +127,57 @@ def parse_system(
             f"systems.{name!r}: a system name is lower-case letters, digits and _ "
             "(it names a folder in exports)"
         )
+    return key
+
+
+def _check_kind(raw: Mapping[str, Any], key: str) -> str:
     kind = raw.get("kind")
     if kind not in SYSTEM_KINDS:
         raise ConfigError(f"{key}.kind: missing or unknown (one of {', '.join(SYSTEM_KINDS)})")
-    common = {"kind", "description"}
-    allowed = {
-        "sql": common | {"url", "url_env"},
-        "webhook": common | {"url", "secret_env", "status_url", "max_attempts", "timeout_seconds"},
-        "manual": common | {"instructions"},
-    }[kind]
+    allowed = {"kind", _DESCRIPTION.name, *(f.name for f in _KIND_FIELDS[kind])}
     extra = sorted(set(raw) - allowed)
     if extra:
         raise ConfigError(
             f"{key}.{extra[0]}: unknown key for a {kind} system (allowed: "
             f"{', '.join(sorted(allowed))})"
         )
-    description = _str(raw, "description", key) or ""
-    if kind == "sql":
-        url, url_env = _str(raw, "url", key), _str(raw, "url_env", key)
-        if (url is None) == (url_env is None):
-            raise ConfigError(f"{key}: give exactly one of url or url_env")
-        if url_env is not None:
-            if not _ENV_NAME.match(url_env):
-                raise ConfigError(f"{key}.url_env: '{url_env}' is not an environment variable name")
-            url = env.get(url_env)
-            if not url:
-                raise ConfigError(
-                    f"{key}.url_env: the environment variable {url_env} is not set "
-                    "(it should hold the database URL)"
-                )
-        assert url is not None
-        return System(name, kind, url=resolve_url(url), url_env=url_env, description=description)
-    if kind == "webhook":
-        url = _str(raw, "url", key)
-        if url is None:
-            raise ConfigError(f"{key}.url: missing (the endpoint requests are sent to)")
-        secret_env = _str(raw, "secret_env", key)
-        if secret_env is None:
-            raise ConfigError(
-                f"{key}.secret_env: missing (the environment variable holding the signing secret)"
-            )
-        if not _ENV_NAME.match(secret_env):
-            raise ConfigError(
-                f"{key}.secret_env: '{secret_env}' is not an environment variable name"
-            )
-        status_url = _str(raw, "status_url", key)
-        attempts = raw.get("max_attempts", DEFAULT_MAX_ATTEMPTS)
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or not 1 <= attempts <= 50:
-            raise ConfigError(f"{key}.max_attempts: a whole number from 1 to 50, got {attempts!r}")
-        timeout = raw.get("timeout_seconds", DEFAULT_TIMEOUT_S)
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-            raise ConfigError(f"{key}.timeout_seconds: a number from 0 to 300, got {timeout!r}")
-        if not 0 < timeout <= 300:
-            raise ConfigError(f"{key}.timeout_seconds: a number from 0 to 300, got {timeout!r}")
-        return System(
-            name,
-            kind,
-            url=_http_url(url, f"{key}.url"),
-            secret_env=secret_env,
-            status_url=_http_url(status_url, f"{key}.status_url") if status_url else None,
-            description=description,
-            max_attempts=attempts,
-            timeout_s=float(timeout),
+    return kind
+
+
+def _sql_url(values: Mapping[str, Any], key: str, env: Mapping[str, str]) -> str:
+    """The database URL, given in the file or read from the environment variable it names."""
+    url, url_env = values["url"], values["url_env"]
+    if (url is None) == (url_env is None):
+        raise ConfigError(f"{key}: give exactly one of url or url_env")
+    if url_env is None:
+        return url
+    url = env.get(url_env)
+    if not url:
+        raise ConfigError(
+            f"{key}.url_env: the environment variable {url_env} is not set "
+            "(it should hold the database URL)"
         )
-    instructions = _str(raw, "instructions", key)
-    if instructions is None:
-        raise ConfigError(f"{key}.instructions: missing (what the person has to do, step by step)")
-    return System(name, kind, instructions=instructions, description=description)
+    return url
+
+
+def parse_system(
+    name: str,
+    raw: Any,
+    env: Mapping[str, str],
+    resolve_url: Any,
+) -> System:
+    """Check one ``[systems.NAME]`` table; ``resolve_url`` anchors relative SQLite paths."""
+    key = _check_name(name, raw)
+    kind = _check_kind(raw, key)
+    fields = (_DESCRIPTION, *_KIND_FIELDS[kind])
+    values = read_section(raw, fields, key, closed=False)
+    description = values.pop("description") or ""
+    if kind == "sql":
+        url = resolve_url(_sql_url(values, key, env))
+        return System(name, kind, url=url, url_env=values["url_env"], description=description)
+    if kind == "webhook":
+        values["timeout_s"] = values.pop("timeout_seconds")
+    return System(name, kind, description=description, **values)
 
 
 def parse_system_list(raw: Any, key: str, systems: Mapping[str, System]) -> tuple[str, ...]:
