@@ -57,12 +57,7 @@ class BatchingPlan:
 
 
 def plan_deletion_batches(
-    session: Session,
-    policy: Policy,
-    bucket_name: str,
-    *,
-    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
-    count: bool = True,
+    session: Session, policy: Policy, bucket_name: str, *, max_batch_size: int, count: bool
 ) -> BatchingPlan:
     """Check the bucket and size once, so the dry run and the run refuse the same input."""
     bucket = policy.bucket(bucket_name)
