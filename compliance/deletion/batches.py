@@ -43,6 +43,34 @@ def _unbatched(bucket: str) -> tuple[ColumnElement[bool], ...]:
     return (DeletionRecord.bucket == bucket, record_open, record_in(RecordState.UNBATCHED))
 
 
+@dataclass(frozen=True)
+class BatchingPlan:
+    """What a batching run will do, fixed before it starts: the dry run reports it as is."""
+
+    bucket: str
+    max_batch_size: int
+    pending: int | None  # counted for the dry run only: the run itself reads as it goes
+
+    @property
+    def batches(self) -> int:
+        return -(-(self.pending or 0) // self.max_batch_size)
+
+
+def plan_deletion_batches(
+    session: Session, policy: Policy, bucket_name: str, *, max_batch_size: int, count: bool
+) -> BatchingPlan:
+    """Check the bucket and size once, so the dry run and the run refuse the same input."""
+    bucket = policy.bucket(bucket_name)
+    if max_batch_size < 1:
+        raise InvalidInput(
+            f"{{field}} must be at least 1, got {max_batch_size}", field="max_batch_size"
+        )
+    pending = None
+    if count:
+        pending = session.scalar(select(func.count()).where(*_unbatched(bucket.name))) or 0
+    return BatchingPlan(bucket.name, max_batch_size, pending)
+
+
 def create_deletion_batches(
     session: Session,
     policy: Policy,
@@ -53,66 +81,71 @@ def create_deletion_batches(
     max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
 ) -> CreateBatchesResult:
     """Group the bucket's unbatched open records, oldest first; each batch commits on its own."""
-    bucket = policy.bucket(bucket_name)
-    if max_batch_size < 1:
-        raise InvalidInput(
-            f"{{field}} must be at least 1, got {max_batch_size}", field="max_batch_size"
-        )
-    progress = Progress("deletion_batches.progress", bucket=bucket.name)
+    plan = plan_deletion_batches(
+        session, policy, bucket_name, max_batch_size=max_batch_size, count=not execute
+    )
     if not execute:
-        pending = session.scalar(select(func.count()).where(*_unbatched(bucket.name))) or 0
-        batches = -(-pending // max_batch_size)
-        return CreateBatchesResult(bucket.name, batches, pending, (), 0.0, False)
+        return CreateBatchesResult(plan.bucket, plan.batches, plan.pending or 0, (), 0.0, False)
+    return carry_out_batching(session, plan, actor=actor)
+
+
+def carry_out_batching(session: Session, plan: BatchingPlan, *, actor: str) -> CreateBatchesResult:
+    """Batch group after group, each committed, so a killed run keeps what it finished."""
+    progress = Progress("deletion_batches.progress", bucket=plan.bucket)
     analyze(session, DeletionRecord)
     created: list[int] = []
     records = 0
     last_id = 0
-    records_table = cast(Table, DeletionRecord.__table__)
     cap = RECORDS_PER_COMMIT if session.get_bind().dialect.name == "postgresql" else MAX_CHUNK_SIZE
-    group = max_batch_size * max(1, cap // max_batch_size)
+    group = plan.max_batch_size * max(1, cap // plan.max_batch_size)
     while True:
-        # Many batches per commit: one SELECT, one INSERT, one UPDATE per batch, one audit INSERT.
         ids = list(
             session.scalars(
                 select(DeletionRecord.id)
-                .where(*_unbatched(bucket.name), DeletionRecord.id > last_id)
+                .where(*_unbatched(plan.bucket), DeletionRecord.id > last_id)
                 .order_by(DeletionRecord.id)
                 .limit(group)
             )
         )
         if not ids:
             break
-        now = utcnow()
-        slices = [ids[i : i + max_batch_size] for i in range(0, len(ids), max_batch_size)]
-        batch_ids = list(
-            session.scalars(
-                insert(DeletionBatch).returning(DeletionBatch.id, sort_by_parameter_order=True),
-                [
-                    {"bucket": bucket.name, "reviewed_status": BatchStatus.PENDING,
-                     "created_at": now, "updated_at": now}
-                    for _ in slices
-                ],
-            )
-        )  # fmt: skip
-        _assign(session, records_table, slices, batch_ids, now)
-        record_events(
-            session,
-            actor=actor,
-            action="deletion_batch.created",
-            target_type="deletion_batch",
-            events=[
-                (batch_id, {"bucket": bucket.name, "records": len(part)})
-                for part, batch_id in zip(slices, batch_ids, strict=True)
-            ],
-        )
+        created += _batch_group(session, plan, ids, actor=actor)
         session.commit()
-        created += batch_ids
         records += len(ids)
         last_id = ids[-1]
         progress.advance(len(ids), batches=len(created))
     return CreateBatchesResult(
-        bucket.name, len(created), records, tuple(created), round(progress.elapsed, 3), True
+        plan.bucket, len(created), records, tuple(created), round(progress.elapsed, 3), True
     )
+
+
+def _batch_group(session: Session, plan: BatchingPlan, ids: list[int], *, actor: str) -> list[int]:
+    """Many batches per commit: one SELECT, one INSERT, one UPDATE per batch, one audit INSERT."""
+    now = utcnow()
+    size = plan.max_batch_size
+    slices = [ids[i : i + size] for i in range(0, len(ids), size)]
+    batch_ids = list(
+        session.scalars(
+            insert(DeletionBatch).returning(DeletionBatch.id, sort_by_parameter_order=True),
+            [
+                {"bucket": plan.bucket, "reviewed_status": BatchStatus.PENDING,
+                 "created_at": now, "updated_at": now}
+                for _ in slices
+            ],
+        )
+    )  # fmt: skip
+    _assign(session, cast(Table, DeletionRecord.__table__), slices, batch_ids, now)
+    record_events(
+        session,
+        actor=actor,
+        action="deletion_batch.created",
+        target_type="deletion_batch",
+        events=[
+            (batch_id, {"bucket": plan.bucket, "records": len(part)})
+            for part, batch_id in zip(slices, batch_ids, strict=True)
+        ],
+    )
+    return batch_ids
 
 
 # ---------------------------------------------------------------- review
@@ -306,22 +339,76 @@ def review_batch(
     Given the ``policy``, an acceptance also stores the bucket's erasure plan as it stands
     (the one the impact preview showed), so apply-deletions never erases more than that.
     """
+    checked = check_decision(decision, reviewer, reason, exclude)
+    plan = plan_review(session, batch_id, checked)
+    if not execute:
+        session.rollback()
+        return plan.result(executed=False)
+    carry_out_review(session, plan, now=now or utcnow(), policy=policy)
+    return plan.result(executed=True)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A reviewer's decision once checked: input that is refused never reaches the batch."""
+
+    status: BatchStatus
+    by: str
+    reason: str | None
+    exclude: dict[int, str]
+
+
+def check_decision(
+    decision: str, reviewer: Identity, reason: str | None, exclude: Mapping[int, str] | None
+) -> Decision:
+    """Refuse a bad decision before any batch is read, in the order a reviewer fixes them."""
     if decision not in ("accept", "reject"):
         raise InvalidInput(f"decision must be accept or reject, got '{decision}'")
     by = require(reviewer, COMPLIANCE_OFFICER, to="review deletion batches")
     reason = (reason or "").strip() or None
     if decision == "reject" and not reason:
         raise InvalidInput("rejecting a batch needs a {field}", field="reason")
-    exclude = dict(exclude or {})
-    if decision == "reject" and exclude:
+    excluded = dict(exclude or {})
+    if decision == "reject" and excluded:
         raise InvalidInput(
             "{field} only applies when accepting; a rejection keeps every record", field="exclude"
         )
-    batch = get_batch(session, batch_id)
     status = BatchStatus.ACCEPTED if decision == "accept" else BatchStatus.REJECTED
-    if not can_move(BatchStatus(batch.reviewed_status), status):
+    return Decision(status, by, reason, excluded)
+
+
+@dataclass(frozen=True)
+class ReviewPlan:
+    """One decision on one batch, counted before anything changes; the dry run shows it."""
+
+    batch_id: int
+    bucket: str
+    decision: Decision
+    accepted: int
+    excluded: int
+    rejected: int
+
+    def result(self, *, executed: bool) -> ReviewResult:
+        return ReviewResult(
+            self.batch_id, self.bucket, self.decision.status, self.accepted, self.excluded,
+            self.rejected, executed,
+        )  # fmt: skip
+
+
+def plan_review(session: Session, batch_id: int, decision: Decision) -> ReviewPlan:
+    """Count what the decision would accept, exclude and reject, if the batch is still open."""
+    batch = get_batch(session, batch_id)
+    if not can_move(BatchStatus(batch.reviewed_status), decision.status):
         raise _already_reviewed(batch)
-    _check_exclusions(session, batch, exclude)
+    _check_exclusions(session, batch, decision.exclude)
+    counts = _review_counts(session, batch_id, decision.status, decision.exclude)
+    return ReviewPlan(batch_id, batch.bucket, decision, *counts)
+
+
+def _review_counts(
+    session: Session, batch_id: int, status: BatchStatus, exclude: Mapping[int, str]
+) -> tuple[int, int, int]:
+    """Accepted, excluded and rejected records, counting earlier exclusions only once."""
     counts = dict(
         session.execute(
             select(DeletionRecord.accepted_for_deletion, func.count())
@@ -330,41 +417,38 @@ def review_batch(
         ).all()
     )
     total = sum(counts.values())
-    already_excluded = counts.get(False, 0)
-    if decision == "accept":
-        excluded = len(set(exclude)) + already_excluded
-        accepted, rejected = total - excluded, 0
-        # An exclusion in the same call may name a record already excluded earlier.
-        if exclude:
-            overlap = session.scalar(
-                select(func.count()).where(
-                    DeletionRecord.id.in_(list(exclude)),
-                    record_in(RecordState.EXCLUDED),
-                )
+    if status == BatchStatus.REJECTED:
+        return 0, 0, total
+    excluded = len(set(exclude)) + counts.get(False, 0)
+    # An exclusion in the same call may name a record already excluded earlier.
+    if exclude:
+        overlap = session.scalar(
+            select(func.count()).where(
+                DeletionRecord.id.in_(list(exclude)),
+                record_in(RecordState.EXCLUDED),
             )
-            excluded -= overlap or 0
-            accepted = total - excluded
-    else:
-        accepted, excluded, rejected = 0, 0, total
-    result = ReviewResult(batch_id, batch.bucket, status, accepted, excluded, rejected, execute)
-    if not execute:
-        session.rollback()
-        return result
+        )
+        excluded -= overlap or 0
+    return total - excluded, excluded, 0
 
-    now = now or utcnow()
+
+def carry_out_review(
+    session: Session, plan: ReviewPlan, *, now: datetime, policy: Policy | None = None
+) -> None:
+    """Record the planned decision, unless someone decided the batch since it was planned."""
     accepted_plan = None
-    if decision == "accept" and policy is not None:
-        accepted_plan = store_plan(session, plan_document(policy, batch.bucket))
+    if plan.decision.status == BatchStatus.ACCEPTED and policy is not None:
+        accepted_plan = store_plan(session, plan_document(policy, plan.bucket))
     # Compare-and-set: if someone decided since we read the batch, nothing changes.
     claimed = rows_changed(
         session.execute(
             update(DeletionBatch)
-            .where(DeletionBatch.id == batch_id, batch_pending)
+            .where(DeletionBatch.id == plan.batch_id, batch_pending)
             .values(
-                reviewed_status=status,
-                reviewed_by=by,
+                reviewed_status=plan.decision.status,
+                reviewed_by=plan.decision.by,
                 reviewed_at=now,
-                reviewed_reason=reason,
+                reviewed_reason=plan.decision.reason,
                 accepted_plan_hash=accepted_plan,
                 updated_at=now,
             )
@@ -372,34 +456,38 @@ def review_batch(
     )
     if claimed != 1:
         session.rollback()
-        raise _already_reviewed(get_batch(session, batch_id))
-    _mark_excluded(session, exclude, now)
+        raise _already_reviewed(get_batch(session, plan.batch_id))
+    _mark_excluded(session, plan.decision.exclude, now)
     session.execute(
         update(DeletionRecord)
         .where(
-            DeletionRecord.deletion_batch_id == batch_id,
+            DeletionRecord.deletion_batch_id == plan.batch_id,
             record_in(RecordState.AWAITING_REVIEW),
         )
-        .values(accepted_for_deletion=status == BatchStatus.ACCEPTED, updated_at=now)
+        .values(accepted_for_deletion=plan.decision.status == BatchStatus.ACCEPTED, updated_at=now)
     )
+    _audit_review(session, plan, accepted_plan)
+    session.commit()
+
+
+def _audit_review(session: Session, plan: ReviewPlan, accepted_plan: str | None) -> None:
+    """The decision's audit event carries the counts the reviewer saw and the plan's hash."""
     record_event(
         session,
-        actor=by,
-        action=f"deletion_batch.{status}",
+        actor=plan.decision.by,
+        action=f"deletion_batch.{plan.decision.status}",
         target_type="deletion_batch",
-        target_id=batch_id,
+        target_id=plan.batch_id,
         details={
-            "bucket": batch.bucket,
-            BatchStatus.ACCEPTED: accepted,
-            RecordState.EXCLUDED: excluded,
-            BatchStatus.REJECTED: rejected,
-            "excluded_record_ids": sorted(exclude),
-            "reason": reason,
+            "bucket": plan.bucket,
+            BatchStatus.ACCEPTED: plan.accepted,
+            RecordState.EXCLUDED: plan.excluded,
+            BatchStatus.REJECTED: plan.rejected,
+            "excluded_record_ids": sorted(plan.decision.exclude),
+            "reason": plan.decision.reason,
             **({"plan_hash": accepted_plan} if accepted_plan else {}),
         },
     )
-    session.commit()
-    return result
 
 
 # ---------------------------------------------------------------- several batches at once
@@ -487,9 +575,7 @@ def review_batches(
     others still go through. The whole call is refused up front for a bad reviewer or a
     rejection without a reason, before any batch changes.
     """
-    require(reviewer, COMPLIANCE_OFFICER, to="review deletion batches")
-    if plan.decision == "reject" and not (reason or "").strip():
-        raise InvalidInput("rejecting a batch needs a {field}", field="reason")
+    check_decision(plan.decision, reviewer, reason, None)
     decided: list[ReviewResult] = []
     skipped: list[tuple[int, str]] = []
     for batch_id in plan.batch_ids:

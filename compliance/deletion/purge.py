@@ -74,6 +74,20 @@ _orphan_profiles = and_(
 )
 
 
+@dataclass(frozen=True)
+class PurgePlan:
+    """What a purge removes: the bucket's finished bookkeeping older than ``cutoff``."""
+
+    bucket: str
+    cutoff: datetime
+
+
+def plan_purge(policy: Policy, bucket_name: str, *, now: datetime | None = None) -> PurgePlan:
+    """Fix the cutoff once, so the dry run counts what the run would remove."""
+    bucket = policy.bucket(bucket_name)
+    return PurgePlan(bucket.name, (now or utcnow()) - timedelta(days=bucket.purge_after_days))
+
+
 def purge_compliance_data(
     session: Session,
     policy: Policy,
@@ -83,38 +97,49 @@ def purge_compliance_data(
     execute: bool,
     now: datetime | None = None,
 ) -> PurgeResult:
-    bucket = policy.bucket(bucket_name)
-    cutoff = (now or utcnow()) - timedelta(days=bucket.purge_after_days)
+    """Remove the bucket's finished bookkeeping (dry run: count what would go)."""
+    plan = plan_purge(policy, bucket_name, now=now)
     if not execute:
-        done = _records_done(bucket.name, cutoff)
-        records = session.scalar(select(func.count()).where(done)) or 0
-        kept = func.sum(case((done, 0), else_=1))
-        # Counted as they will stand once those records are gone.
-        emptied_batches = (
-            select(DeletionRecord.deletion_batch_id)
-            .group_by(DeletionRecord.deletion_batch_id)
-            .having(kept == 0)
-        )
-        batches = (
-            session.scalar(
-                select(func.count()).where(
-                    DeletionBatch.bucket == bucket.name,
-                    batch_decided,
-                    or_(DeletionBatch.id.in_(emptied_batches), _empty_batches(bucket.name)),
-                )
-            )
-            or 0
-        )
-        # A profile whose records go is kept anyway: the ledger names it from now on.
-        profiles = session.scalar(select(func.count()).where(_orphan_profiles)) or 0
-        session.rollback()
-        return PurgeResult(bucket.name, records, batches, profiles, False)
+        return count_purge(session, plan)
+    return carry_out_purge(session, plan, actor=actor)
 
+
+def count_purge(session: Session, plan: PurgePlan) -> PurgeResult:
+    """The dry run: records, batches and profiles the plan removes, changing nothing."""
+    done = _records_done(plan.bucket, plan.cutoff)
+    records = session.scalar(select(func.count()).where(done)) or 0
+    kept = func.sum(case((done, 0), else_=1))
+    # Counted as they will stand once those records are gone.
+    emptied_batches = (
+        select(DeletionRecord.deletion_batch_id)
+        .group_by(DeletionRecord.deletion_batch_id)
+        .having(kept == 0)
+    )
+    batches = (
+        session.scalar(
+            select(func.count()).where(
+                DeletionBatch.bucket == plan.bucket,
+                batch_decided,
+                or_(DeletionBatch.id.in_(emptied_batches), _empty_batches(plan.bucket)),
+            )
+        )
+        or 0
+    )
+    # A profile whose records go is kept anyway: the ledger names it from now on.
+    profiles = session.scalar(select(func.count()).where(_orphan_profiles)) or 0
+    session.rollback()
+    return PurgeResult(plan.bucket, records, batches, profiles, False)
+
+
+def carry_out_purge(session: Session, plan: PurgePlan, *, actor: str) -> PurgeResult:
+    """Records chunk by chunk, each chunk folded and committed; then what they leave empty."""
     records = 0
     while True:
         ids = list(
             session.scalars(
-                select(DeletionRecord.id).where(_records_done(bucket.name, cutoff)).limit(_CHUNK)
+                select(DeletionRecord.id)
+                .where(_records_done(plan.bucket, plan.cutoff))
+                .limit(_CHUNK)
             )
         )
         if not ids:
@@ -123,18 +148,18 @@ def purge_compliance_data(
         removed = rows_changed(
             session.execute(delete(DeletionRecord).where(DeletionRecord.id.in_(ids)))
         )
-        _audit(session, actor, bucket.name, records=removed)
+        _audit(session, actor, plan.bucket, records=removed)
         session.commit()
         records += removed
-    empty = list(session.scalars(select(DeletionBatch.id).where(_empty_batches(bucket.name))))
+    empty = list(session.scalars(select(DeletionBatch.id).where(_empty_batches(plan.bucket))))
     fold_batches(session, empty)
     batches = rows_changed(
         session.execute(delete(DeletionBatch).where(DeletionBatch.id.in_(empty)))
     )
     profiles = rows_changed(session.execute(delete(ComplianceProfile).where(_orphan_profiles)))
-    _audit(session, actor, bucket.name, batches=batches, profiles=profiles)
+    _audit(session, actor, plan.bucket, batches=batches, profiles=profiles)
     session.commit()
-    return PurgeResult(bucket.name, records, batches, profiles, True)
+    return PurgeResult(plan.bucket, records, batches, profiles, True)
 
 
 def _audit(session: Session, actor: str, bucket: str, **removed: int) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     ColumnElement,
+    Connection,
     Engine,
     column,
     delete,
@@ -154,41 +155,57 @@ def add_records(
     """
     if not subject_ids:
         return 0, 0, 0
+    new = _NewRecords(bucket, scheduled_at, now, accepted)
     if session.get_bind().dialect.name == "postgresql":
         created, new_profiles, first, last = _add_records_in_one_statement(
-            session, bucket, subject_ids, scheduled_at=scheduled_at, now=now, accepted=accepted
+            session, new, subject_ids
         )
         profile_ids = [first, last] if created else []
     else:
         new_profiles, profile_ids, created = _add_records_in_two_statements(
-            session, bucket, subject_ids, scheduled_at=scheduled_at, now=now, accepted=accepted
+            session, new, subject_ids
         )
+    skipped = len(subject_ids) - created
     if created:
-        record_event(
+        _audit_created(
             session,
-            actor=actor,
-            action="deletion_records.created",
-            target_type="bucket",
-            target_id=bucket,
-            details={
-                "created": created,
-                "skipped": len(subject_ids) - created,
-                "profile_ids": [min(profile_ids), max(profile_ids)],
-            },
+            actor,
+            bucket,
+            created,
+            skipped,
+            profile_ids=[min(profile_ids), max(profile_ids)],
         )
-    return created, len(subject_ids) - created, new_profiles
+    return created, skipped, new_profiles
 
 
-# PostgreSQL: profiles and records in one round trip. ``existing`` reads the snapshot from
-# before ``fresh`` inserted, so together they name every subject's profile exactly once.
-_ADD_RECORDS_SQL = text("""
-WITH fresh AS (
+def _audit_created(
+    session: Session, actor: str, bucket: str, created: int, skipped: int, **details: Any
+) -> None:
+    """Every path that opens records leaves the same evidence: how many, and how many were open."""
+    record_event(
+        session,
+        actor=actor,
+        action="deletion_records.created",
+        target_type="bucket",
+        target_id=bucket,
+        details={"created": created, "skipped": skipped, **details},
+    )
+
+
+def _open_records_sql(keys: str, existing: str, staged: str = "", counts: str = "") -> str:
+    """Profiles and records in one PostgreSQL round trip, from the subject keys in ``keys``.
+
+    ``existing`` reads the snapshot from before ``fresh`` inserted, so together they name
+    every subject's profile exactly once. Both ways of feeding keys share this statement.
+    """
+    return f"""
+WITH {staged}fresh AS (
     INSERT INTO compliance_profiles (subject_id, created_at, updated_at)
-    SELECT key, :now, :now FROM unnest(CAST(:keys AS text[])) AS key
+    SELECT key, :now, :now FROM {keys}
     ON CONFLICT (subject_id) DO NOTHING
     RETURNING id
 ), existing AS (
-    SELECT id FROM compliance_profiles WHERE subject_id = ANY(CAST(:keys AS text[]))
+    {existing}
 ), opened AS (
     INSERT INTO deletion_records (compliance_profile_id, bucket, deletion_scheduled_at,
         accepted_for_deletion, is_manually_reviewed, created_at, updated_at)
@@ -197,69 +214,96 @@ WITH fresh AS (
     ON CONFLICT (compliance_profile_id, bucket) WHERE deletion_applied_at IS NULL DO NOTHING
     RETURNING compliance_profile_id
 )
-SELECT (SELECT count(*) FROM fresh), count(*), min(compliance_profile_id),
-       max(compliance_profile_id)
+SELECT {counts}(SELECT count(*) FROM fresh), count(*),
+       min(compliance_profile_id), max(compliance_profile_id)
 FROM opened
-""")
+"""
+
+
+_ADD_RECORDS_SQL = text(
+    _open_records_sql(
+        "unnest(CAST(:keys AS text[])) AS key",
+        "SELECT id FROM compliance_profiles WHERE subject_id = ANY(CAST(:keys AS text[]))",
+    )
+)
+# The same work, for the staged keys numbered ``lo < n <= hi``, counting them too.
+_ADD_STAGED_RECORDS_SQL = text(
+    _open_records_sql(
+        "staged",
+        "SELECT p.id FROM compliance_profiles AS p JOIN staged ON p.subject_id = staged.key",
+        staged="staged AS (\n    SELECT key FROM pd_due_keys WHERE n > :lo AND n <= :hi\n), ",
+        counts="(SELECT count(*) FROM staged), ",
+    )
+)
+
+
+@dataclass(frozen=True)
+class _NewRecords:
+    """What the records opened in one statement share, whichever way the statement is written."""
+
+    bucket: str
+    scheduled_at: datetime
+    now: datetime
+    accepted: bool | None
+
+    def params(self) -> dict[str, Any]:
+        """Bound values for the PostgreSQL statements, naive UTC like the stored columns."""
+        naive = UTCDateTime().process_bind_param
+        return {
+            "bucket": self.bucket,
+            "accepted_for_deletion": self.accepted,
+            "scheduled_at": naive(self.scheduled_at, None),
+            "now": naive(self.now, None),
+        }
+
+    def values(self) -> tuple[Any, ...]:
+        """A new record's columns after its profile id, in RECORD_COLUMNS order."""
+        stamp = literal(self.now, UTCDateTime())
+        return (
+            literal(self.bucket),
+            literal(self.scheduled_at, UTCDateTime()),
+            literal(self.accepted, Boolean()),
+            literal(False),
+            stamp,
+            stamp,
+        )
 
 
 def _add_records_in_one_statement(
-    session: Session,
-    bucket: str,
-    subject_ids: list[str],
-    *,
-    scheduled_at: datetime,
-    now: datetime,
-    accepted: bool | None,
+    session: Session, new: _NewRecords, subject_ids: list[str]
 ) -> tuple[int, int, int, int]:
     """(records created, profiles created, lowest and highest profile id given a record)."""
-    naive = UTCDateTime().process_bind_param
     new_profiles, created, first, last = session.execute(
         _ADD_RECORDS_SQL,
-        {
-            "keys": subject_ids,
-            "bucket": bucket,
-            "accepted_for_deletion": accepted,
-            "scheduled_at": naive(scheduled_at, None),
-            "now": naive(now, None),
-        },
+        {"keys": subject_ids, **new.params()},
     ).one()
     return created, new_profiles, first, last
 
 
 def _add_records_in_two_statements(
-    session: Session,
-    bucket: str,
-    subject_ids: list[str],
-    *,
-    scheduled_at: datetime,
-    now: datetime,
-    accepted: bool | None,
+    session: Session, new: _NewRecords, subject_ids: list[str]
 ) -> tuple[int, list[int], int]:
     """(profiles created, profile ids given a record, records created)."""
-    new_profiles = insert_missing_profiles(session, subject_ids, now)
-    fresh = select(
-        ComplianceProfile.id,
-        literal(bucket),
-        literal(scheduled_at, UTCDateTime()),
-        literal(accepted, Boolean()),
-        literal(False),
-        literal(now, UTCDateTime()),
-        literal(now, UTCDateTime()),
-    )
+    new_profiles = insert_missing_profiles(session, subject_ids, new.now)
+    fresh = select(ComplianceProfile.id, *new.values())
     profile_ids = session.scalars(
+        _insert_open_records(
+            session, fresh.where(ComplianceProfile.subject_id.in_(subject_ids))
+        ).returning(DeletionRecord.__table__.c.compliance_profile_id)
+    ).all()
+    return new_profiles, list(profile_ids), len(profile_ids)
+
+
+def _insert_open_records(session: Session, rows: Any) -> Any:
+    """INSERT ... SELECT of new records; the partial unique index skips subjects already open."""
+    return (
         _insert_for(session)(DeletionRecord.__table__)
-        .from_select(
-            RECORD_COLUMNS,
-            fresh.where(ComplianceProfile.subject_id.in_(subject_ids)),
-        )
+        .from_select(RECORD_COLUMNS, rows)
         .on_conflict_do_nothing(
             index_elements=["compliance_profile_id", "bucket"],
             index_where=record_open,
         )
-        .returning(DeletionRecord.__table__.c.compliance_profile_id)
-    ).all()
-    return new_profiles, list(profile_ids), len(profile_ids)
+    )
 
 
 def create_deletion_records(
@@ -275,6 +319,40 @@ def create_deletion_records(
     """Find the bucket's due subjects and open one record each; chunk by chunk, each committed.
 
     A run killed halfway keeps the chunks it committed; the rerun skips them as already open.
+    """
+    plan = plan_deletion_records(
+        session, datamap, bucket_name, chunk_size=chunk_size, now=now or utcnow()
+    )
+    if execute and plan.way == IN_DATABASE:
+        return _create_in_database(session, datamap, plan, actor=actor)
+    if execute and plan.way == STAGED:
+        return _create_from_staged_keys(session, datamap, plan, actor=actor)
+    return _create_in_chunks(session, datamap, plan, actor=actor, execute=execute)
+
+
+@dataclass(frozen=True)
+class RecordsPlan:
+    """How a run opens the bucket's records, settled before any key is read."""
+
+    bucket: Bucket
+    chunk_size: int
+    now: datetime
+    scheduled_at: datetime
+    way: str  # IN_DATABASE, STAGED or CHUNKED; a dry run always counts chunk by chunk
+
+    @property
+    def new_records(self) -> _NewRecords:
+        return _NewRecords(self.bucket.name, self.scheduled_at, self.now, None)
+
+
+IN_DATABASE, STAGED, CHUNKED = "in_database", "staged", "chunked"
+
+
+def plan_deletion_records(
+    session: Session, datamap: DataMap, bucket_name: str, *, chunk_size: int | None, now: datetime
+) -> RecordsPlan:
+    """Refuse a bad chunk size or a bucket without rules, and choose the way records open.
+
     ``chunk_size`` is subjects per commit: by default 50,000 when the compliance database is
     PostgreSQL (keys staged in a temporary table), else 5,000.
     """
@@ -292,84 +370,97 @@ def create_deletion_records(
             f"bucket '{bucket.name}' has no rules: its records come from erasure requests "
             "(process-dsar-requests)"
         )
-    now = now or utcnow()
-    scheduled_at = now + timedelta(days=bucket.grace_days)
-    if execute and same_database(datamap):
-        return _create_in_database(
-            session, datamap, bucket, actor=actor, scheduled_at=scheduled_at, now=now
-        )
-    if execute and postgresql:
-        return _create_from_staged_keys(
-            session, datamap, bucket, actor=actor, scheduled_at=scheduled_at, now=now,
-            chunk_size=chunk_size,
+    way = IN_DATABASE if same_database(datamap) else STAGED if postgresql else CHUNKED
+    return RecordsPlan(bucket, chunk_size, now, now + timedelta(days=bucket.grace_days), way)
+
+
+@dataclass
+class _Tally:
+    """What a run found and did so far; every way of opening records reports the same figures."""
+
+    bucket: Bucket
+    due: int = 0
+    created: int = 0
+    skipped: int = 0  # due subjects whose record was open already
+    profiles: int = 0
+    held: int = 0  # left out: a legal hold is in force
+    cooled: int = 0  # left out: rejected in this bucket within the cool-off
+
+    def result(self, elapsed: float, *, executed: bool) -> CreateRecordsResult:
+        return CreateRecordsResult(
+            self.bucket.name, self.due, self.created, self.skipped, self.profiles,
+            round(elapsed, 3), executed, self.held, self.cooled, self.bucket.rejection_cooloff_days,
         )  # fmt: skip
+
+    def log_held_back(self) -> None:
+        if self.held or self.cooled:
+            log_event(
+                "deletion_records.held_back", bucket=self.bucket.name, held=self.held,
+                cooling_off=self.cooled,
+            )  # fmt: skip
+
+
+def _create_in_chunks(
+    session: Session, datamap: DataMap, plan: RecordsPlan, *, actor: str, execute: bool
+) -> CreateRecordsResult:
+    """The keys travel chunk by chunk; a dry run counts each chunk instead of opening it."""
+    bucket = plan.bucket
     progress = Progress("deletion_records.progress", bucket=bucket.name)
-    due = created = skipped = profiles = held = cooled = 0
-    for found in iter_due_subjects(datamap, bucket, now, chunk=chunk_size):
-        due += len(found)
-        # A legal hold wins over every rule; a recent rejection is not proposed again.
-        on_hold = held_subjects(session, found, now=now)
-        rest = [s for s in found if s not in on_hold]
-        recent = cooling_off(session, bucket.name, bucket.rejection_cooloff_days, rest, now=now)
-        chunk = [s for s in rest if s not in recent]
-        held += len(on_hold)
-        cooled += len(recent)
-        if not chunk:
-            session.rollback()
-            progress.advance(len(found), created=created, skipped=skipped)
-            continue
-        if execute:
+    tally = _Tally(bucket)
+    for found in iter_due_subjects(datamap, bucket, plan.now, chunk=plan.chunk_size):
+        tally.due += len(found)
+        chunk = _hold_back(session, bucket, found, plan.now, tally)
+        c = s = p = 0
+        if chunk and execute:
             c, s, p = add_records(
-                session, bucket.name, chunk, actor=actor, scheduled_at=scheduled_at, now=now
-            )
+                session, bucket.name, chunk, actor=actor, scheduled_at=plan.scheduled_at,
+                now=plan.now,
+            )  # fmt: skip
             session.commit()
         else:
-            s = _count_open(session, bucket.name, chunk)
-            c, p = len(chunk) - s, 0
+            if chunk:
+                s = _count_open(session, bucket.name, chunk)
+                c = len(chunk) - s
             session.rollback()
-        created += c
-        skipped += s
-        profiles += p
-        progress.advance(len(found), created=created, skipped=skipped)
-    if held or cooled:
-        log_event("deletion_records.held_back", bucket=bucket.name, held=held, cooling_off=cooled)
-    return CreateRecordsResult(
-        bucket=bucket.name,
-        due=due,
-        created=created,
-        skipped=skipped,
-        profiles_created=profiles,
-        elapsed_s=round(progress.elapsed, 3),
-        executed=execute,
-        held=held,
-        cooling_off=cooled,
-        cooloff_days=bucket.rejection_cooloff_days,
+        tally.created += c
+        tally.skipped += s
+        tally.profiles += p
+        progress.advance(len(found), created=tally.created, skipped=tally.skipped)
+    tally.log_held_back()
+    return tally.result(progress.elapsed, executed=execute)
+
+
+def _hold_back(
+    session: Session, bucket: Bucket, found: list[str], now: datetime, tally: _Tally
+) -> list[str]:
+    """A legal hold wins over every rule; a recent rejection is not proposed again."""
+    on_hold = held_subjects(session, found, now=now)
+    rest = [s for s in found if s not in on_hold]
+    recent = cooling_off(session, bucket.name, bucket.rejection_cooloff_days, rest, now=now)
+    tally.held += len(on_hold)
+    tally.cooled += len(recent)
+    return [s for s in rest if s not in recent]
+
+
+def _on_hold(key: Any, now: datetime) -> ColumnElement[bool]:
+    """The subject named by ``key`` is under a legal hold in force at ``now``."""
+    return exists().where(
+        ComplianceProfile.subject_id == key,
+        LegalHold.compliance_profile_id == ComplianceProfile.id,
+        active_hold(now),
     )
 
 
-# The same work as _ADD_RECORDS_SQL, for the staged keys numbered ``lo < n <= hi``.
-_ADD_STAGED_RECORDS_SQL = text("""
-WITH staged AS (
-    SELECT key FROM pd_due_keys WHERE n > :lo AND n <= :hi
-), fresh AS (
-    INSERT INTO compliance_profiles (subject_id, created_at, updated_at)
-    SELECT key, :now, :now FROM staged
-    ON CONFLICT (subject_id) DO NOTHING
-    RETURNING id
-), existing AS (
-    SELECT p.id FROM compliance_profiles AS p JOIN staged ON p.subject_id = staged.key
-), opened AS (
-    INSERT INTO deletion_records (compliance_profile_id, bucket, deletion_scheduled_at,
-        accepted_for_deletion, is_manually_reviewed, created_at, updated_at)
-    SELECT id, :bucket, :scheduled_at, :accepted_for_deletion, false, :now, :now
-    FROM (SELECT id FROM fresh UNION ALL SELECT id FROM existing) AS profiles
-    ON CONFLICT (compliance_profile_id, bucket) WHERE deletion_applied_at IS NULL DO NOTHING
-    RETURNING compliance_profile_id
-)
-SELECT (SELECT count(*) FROM staged), (SELECT count(*) FROM fresh), count(*),
-       min(compliance_profile_id), max(compliance_profile_id)
-FROM opened
-""")
+def _rejected_recently(key: Any, bucket: Bucket, now: datetime) -> ColumnElement[bool]:
+    """The subject named by ``key`` had a record in this bucket rejected within the cool-off."""
+    if bucket.rejection_cooloff_days <= 0:
+        return false()
+    since = now - timedelta(days=bucket.rejection_cooloff_days)
+    return exists().where(
+        ComplianceProfile.subject_id == key,
+        DecisionLedger.compliance_profile_id == ComplianceProfile.id,
+        cooling_off_condition(bucket.name, since),
+    )
 
 
 def _copy_line(key: str) -> str:
@@ -379,14 +470,7 @@ def _copy_line(key: str) -> str:
 
 
 def _create_from_staged_keys(
-    session: Session,
-    datamap: DataMap,
-    bucket: Bucket,
-    *,
-    actor: str,
-    scheduled_at: datetime,
-    now: datetime,
-    chunk_size: int,
+    session: Session, datamap: DataMap, plan: RecordsPlan, *, actor: str
 ) -> CreateRecordsResult:
     """PostgreSQL: COPY the due keys into a temporary table, then open records from it.
 
@@ -395,75 +479,69 @@ def _create_from_staged_keys(
     the server. A run killed halfway keeps the commits it made; the temporary table dies
     with its connection, and the rerun stages the keys again and skips what is open.
     """
+    bucket = plan.bucket
     progress = Progress("deletion_records.progress", bucket=bucket.name)
-    naive = UTCDateTime().process_bind_param
-    due = created = profiles = 0
+    tally = _Tally(bucket)
     engine = session.get_bind()
     assert isinstance(engine, Engine), "a job session is bound to an engine"
     with engine.connect() as conn, Session(bind=conn) as staging:
-        staging.execute(
-            text(
-                "CREATE TEMPORARY TABLE IF NOT EXISTS pd_due_keys "
-                "(n bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, key text NOT NULL)"
-            )
-        )
-        staging.execute(text("TRUNCATE pd_due_keys RESTART IDENTITY"))
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            for chunk in iter_due_subjects(datamap, bucket, now, chunk=min(chunk_size, 10_000)):
-                lines = io.StringIO("".join(_copy_line(str(k)) for k in chunk))
-                cursor.copy_expert("COPY pd_due_keys (key) FROM STDIN", lines)
-                due += len(chunk)
-        finally:
-            cursor.close()
-        held, cooled = _hold_back_staged(staging, bucket, now)
+        tally.due = _stage_keys(conn, staging, datamap, plan)
+        tally.held, tally.cooled = _hold_back_staged(staging, bucket, plan.now)
         staging.commit()
-        log_event("deletion_records.staged", logging.DEBUG, bucket=bucket.name, due=due)
-        for lo in range(0, due, chunk_size):
-            in_part, new_profiles, opened, first, last = staging.execute(
-                _ADD_STAGED_RECORDS_SQL,
-                {
-                    "lo": lo,
-                    "hi": lo + chunk_size,
-                    "bucket": bucket.name,
-                    "accepted_for_deletion": None,
-                    "scheduled_at": naive(scheduled_at, None),
-                    "now": naive(now, None),
-                },
-            ).one()
-            if opened:
-                record_event(
-                    staging,
-                    actor=actor,
-                    action="deletion_records.created",
-                    target_type="bucket",
-                    target_id=bucket.name,
-                    details={
-                        "created": opened,
-                        "skipped": in_part - opened,
-                        "profile_ids": [first, last],
-                    },
-                )
-            staging.commit()
-            created += opened
-            profiles += new_profiles
-            progress.advance(min(chunk_size, due - lo), created=created)
+        log_event("deletion_records.staged", logging.DEBUG, bucket=bucket.name, due=tally.due)
+        _open_staged(staging, plan, tally, progress, actor=actor)
         staging.execute(text("DROP TABLE pd_due_keys"))
         staging.commit()
-    if held or cooled:
-        log_event("deletion_records.held_back", bucket=bucket.name, held=held, cooling_off=cooled)
-    return CreateRecordsResult(
-        bucket=bucket.name,
-        due=due,
-        created=created,
-        skipped=due - held - cooled - created,
-        profiles_created=profiles,
-        elapsed_s=round(progress.elapsed, 3),
-        executed=True,
-        held=held,
-        cooling_off=cooled,
-        cooloff_days=bucket.rejection_cooloff_days,
+    tally.log_held_back()
+    tally.skipped = tally.due - tally.held - tally.cooled - tally.created
+    return tally.result(progress.elapsed, executed=True)
+
+
+def _stage_keys(conn: Connection, staging: Session, datamap: DataMap, plan: RecordsPlan) -> int:
+    """COPY every due key into ``pd_due_keys``, numbered in order; return how many."""
+    staging.execute(
+        text(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS pd_due_keys "
+            "(n bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, key text NOT NULL)"
+        )
     )
+    staging.execute(text("TRUNCATE pd_due_keys RESTART IDENTITY"))
+    due = 0
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        chunk_size = min(plan.chunk_size, 10_000)
+        for chunk in iter_due_subjects(datamap, plan.bucket, plan.now, chunk=chunk_size):
+            lines = io.StringIO("".join(_copy_line(str(k)) for k in chunk))
+            cursor.copy_expert("COPY pd_due_keys (key) FROM STDIN", lines)
+            due += len(chunk)
+    finally:
+        cursor.close()
+    return due
+
+
+def _open_staged(
+    staging: Session, plan: RecordsPlan, tally: _Tally, progress: Progress, *, actor: str
+) -> None:
+    """Open the staged keys' records ``chunk_size`` at a time, each part audited and committed."""
+    size = plan.chunk_size
+    for lo in range(0, tally.due, size):
+        in_part, new_profiles, opened, first, last = staging.execute(
+            _ADD_STAGED_RECORDS_SQL,
+            {"lo": lo, "hi": lo + size, **plan.new_records.params()},
+        ).one()
+        if opened:
+            _audit_created(
+                staging,
+                actor,
+                plan.bucket.name,
+                opened,
+                in_part - opened,
+                profile_ids=[first, last],
+            )
+        staging.commit()
+        tally.created += opened
+        tally.profiles += new_profiles
+        progress.advance(min(size, tally.due - lo), created=tally.created)
 
 
 def _hold_back_staged(session: Session, bucket: Bucket, now: datetime) -> tuple[int, int]:
@@ -473,20 +551,10 @@ def _hold_back_staged(session: Session, bucket: Bucket, now: datetime) -> tuple[
     (held, cooling off), counted as the chunked path counts them.
     """
     staged = table("pd_due_keys", column("key"))
-    on_hold = exists().where(
-        ComplianceProfile.subject_id == staged.c.key,
-        LegalHold.compliance_profile_id == ComplianceProfile.id,
-        active_hold(now),
-    )
-    held = rows_changed(session.execute(delete(staged).where(on_hold)))
+    held = rows_changed(session.execute(delete(staged).where(_on_hold(staged.c.key, now))))
     if bucket.rejection_cooloff_days <= 0:
         return held, 0
-    since = now - timedelta(days=bucket.rejection_cooloff_days)
-    recent = exists().where(
-        ComplianceProfile.subject_id == staged.c.key,
-        DecisionLedger.compliance_profile_id == ComplianceProfile.id,
-        cooling_off_condition(bucket.name, since),
-    )
+    recent = _rejected_recently(staged.c.key, bucket, now)
     return held, rows_changed(session.execute(delete(staged).where(recent)))
 
 
@@ -497,41 +565,46 @@ def same_database(datamap: DataMap) -> bool:
 
 
 def _create_in_database(
-    session: Session,
-    datamap: DataMap,
-    bucket: Bucket,
-    *,
-    actor: str,
-    scheduled_at: datetime,
-    now: datetime,
+    session: Session, datamap: DataMap, plan: RecordsPlan, *, actor: str
 ) -> CreateRecordsResult:
     """Profiles and records straight from the rules, in one transaction, no key leaving the server.
 
     All or nothing: a run killed halfway commits nothing and the rerun does the whole work.
-    (``WHERE true``: SQLite needs a WHERE before an upsert clause to parse INSERT ... SELECT.)
     """
     started = time.monotonic()
+    bucket, now = plan.bucket, plan.now
     found = due_query(datamap, bucket, now).subquery("found")
-    total = session.scalar(select(func.count()).select_from(found)) or 0
-    on_hold = exists().where(
-        ComplianceProfile.subject_id == found.c.subject_key,
-        LegalHold.compliance_profile_id == ComplianceProfile.id,
-        active_hold(now),
+    tally = _Tally(bucket, due=session.scalar(select(func.count()).select_from(found)) or 0)
+    on_hold = _on_hold(found.c.subject_key, now)
+    recent = _rejected_recently(found.c.subject_key, bucket, now)
+    tally.held = session.scalar(select(func.count()).select_from(found).where(on_hold)) or 0
+    tally.cooled = (
+        session.scalar(select(func.count()).select_from(found).where(~on_hold, recent)) or 0
     )
-    since = now - timedelta(days=bucket.rejection_cooloff_days)
-    recent: ColumnElement[bool] = exists().where(
-        ComplianceProfile.subject_id == found.c.subject_key,
-        DecisionLedger.compliance_profile_id == ComplianceProfile.id,
-        cooling_off_condition(bucket.name, since),
-    )
-    if bucket.rejection_cooloff_days <= 0:
-        recent = false()
-    held = session.scalar(select(func.count()).select_from(found).where(on_hold)) or 0
-    cooled = session.scalar(select(func.count()).select_from(found).where(~on_hold, recent)) or 0
     due = select(found.c.subject_key).where(~on_hold, ~recent).subquery("due")
+    tally.profiles, tally.created = _open_in_database(session, due, plan)
+    tally.skipped = tally.due - tally.held - tally.cooled - tally.created
+    if tally.created:
+        _audit_created(
+            session, actor, bucket.name, tally.created, tally.skipped, in_database=True,
+            **({"held": tally.held} if tally.held else {}),
+            **({"cooling_off": tally.cooled} if tally.cooled else {}),
+        )  # fmt: skip
+    session.commit()
+    log_event(
+        "deletion_records.created", bucket=bucket.name, created=tally.created, due=tally.due,
+        held=tally.held, cooling_off=tally.cooled,
+    )  # fmt: skip
+    return tally.result(time.monotonic() - started, executed=True)
+
+
+def _open_in_database(session: Session, due: Any, plan: RecordsPlan) -> tuple[int, int]:
+    """(profiles created, records created) by two INSERT ... SELECTs over the due subjects.
+
+    (``WHERE true``: SQLite needs a WHERE before an upsert clause to parse INSERT ... SELECT.)
+    """
     profiles = ComplianceProfile.__table__
-    records = DeletionRecord.__table__
-    stamp = literal(now, UTCDateTime())
+    stamp = literal(plan.now, UTCDateTime())
     new_profiles = rows_changed(
         session.execute(
             _insert_for(session)(profiles)
@@ -542,62 +615,8 @@ def _create_in_database(
             .on_conflict_do_nothing(index_elements=["subject_id"])
         )
     )
-    created = rows_changed(
-        session.execute(
-            _insert_for(session)(records)
-            .from_select(
-                RECORD_COLUMNS,
-                select(
-                    profiles.c.id,
-                    literal(bucket.name),
-                    literal(scheduled_at, UTCDateTime()),
-                    literal(None, Boolean()),
-                    literal(False),
-                    stamp,
-                    stamp,
-                )
-                .join(due, profiles.c.subject_id == due.c.subject_key)
-                .where(true()),
-            )
-            .on_conflict_do_nothing(
-                index_elements=["compliance_profile_id", "bucket"],
-                index_where=records.c.deletion_applied_at.is_(None),
-            )
-        )
+    rows = select(profiles.c.id, *plan.new_records.values()).join(
+        due, profiles.c.subject_id == due.c.subject_key
     )
-    if created:
-        record_event(
-            session,
-            actor=actor,
-            action="deletion_records.created",
-            target_type="bucket",
-            target_id=bucket.name,
-            details={
-                "created": created,
-                "skipped": total - held - cooled - created,
-                "in_database": True,
-                **({"held": held} if held else {}),
-                **({"cooling_off": cooled} if cooled else {}),
-            },
-        )
-    session.commit()
-    log_event(
-        "deletion_records.created",
-        bucket=bucket.name,
-        created=created,
-        due=total,
-        held=held,
-        cooling_off=cooled,
-    )
-    return CreateRecordsResult(
-        bucket=bucket.name,
-        due=total,
-        created=created,
-        skipped=total - held - cooled - created,
-        profiles_created=new_profiles,
-        elapsed_s=round(time.monotonic() - started, 3),
-        executed=True,
-        held=held,
-        cooling_off=cooled,
-        cooloff_days=bucket.rejection_cooloff_days,
-    )
+    created = rows_changed(session.execute(_insert_open_records(session, rows.where(true()))))
+    return new_profiles, created

@@ -82,30 +82,41 @@ def _steps(datamap: DataMap, plan: PlanDocument) -> list[TableAction]:
     ]
 
 
-def replay_erasures(
-    session: Session,
-    datamap: DataMap,
-    *,
-    since: date,
-    actor: str,
-    execute: bool,
-    now: datetime | None = None,
-) -> ReplayResult:
-    """Erase again every subject erased since ``since`` (dry run: count what it would touch)."""
+@dataclass(frozen=True)
+class ReplayPlan:
+    """Who is erased again and by which plan, fixed before any database is touched."""
+
+    since: date
+    erasures: int  # subjects erased since then, per the ledger and live records
+    held: int  # of those, now under a legal hold: left alone
+    groups: dict[str, list[str]]  # plan hash -> subject keys, sorted
+    documents: dict[str, PlanDocument]
+
+    @property
+    def subjects(self) -> int:
+        return sum(len(g) for g in self.groups.values())
+
+
+def plan_replay(
+    session: Session, datamap: DataMap, *, since: date, now: datetime | None = None
+) -> ReplayPlan:
+    """Group the erasures since ``since`` by the plan each carried out, held subjects aside.
+
+    An erasure from before plans were kept replays the bucket's plan as the policy has it.
+    """
     now = now or utcnow()
     start = datetime.combine(since, time(), UTC)
     if start > now:
         raise InvalidInput(f"{{field}} {since.isoformat()} is in the future", field="since")
-    result = ReplayResult(since=since, executed=execute)
     erasures = _erasures_since(session, start)
-    result.erasures = len(erasures)
     held = held_subjects(session, {subject for subject, _ in erasures}, now=now)
     plans = load_plans(session, {h for h in erasures.values() if h})
     groups: dict[str, list[str]] = defaultdict(list)
     documents: dict[str, PlanDocument] = {}
+    held_count = 0
     for (subject, bucket), digest in sorted(erasures.items()):
         if subject in held:
-            result.held += 1
+            held_count += 1
             continue
         if digest is None or digest not in plans:
             if bucket not in datamap.policy.buckets and bucket != "dsar_erasure":
@@ -117,22 +128,36 @@ def replay_erasures(
         documents[digest] = document
         groups[digest].append(subject)
     session.rollback()
-    progress = Progress("replay_erasures.progress", total=sum(len(g) for g in groups.values()))
-    for digest, subjects in sorted(groups.items()):
-        steps = _steps(datamap, documents[digest])
+    return ReplayPlan(since, len(erasures), held_count, dict(groups), documents)
+
+
+def replay_erasures(
+    session: Session,
+    datamap: DataMap,
+    *,
+    since: date,
+    actor: str,
+    execute: bool,
+    now: datetime | None = None,
+) -> ReplayResult:
+    """Erase again every subject erased since ``since`` (dry run: count what it would touch)."""
+    plan = plan_replay(session, datamap, since=since, now=now)
+    return carry_out_replay(session, datamap, plan, actor=actor, execute=execute)
+
+
+def carry_out_replay(
+    session: Session, datamap: DataMap, plan: ReplayPlan, *, actor: str, execute: bool
+) -> ReplayResult:
+    """Walk the plan chunk by chunk: erase and audit each chunk, or only count its rows."""
+    result = ReplayResult(
+        since=plan.since, erasures=plan.erasures, held=plan.held, executed=execute
+    )
+    progress = Progress("replay_erasures.progress", total=plan.subjects)
+    for digest, subjects in sorted(plan.groups.items()):
+        steps = _steps(datamap, plan.documents[digest])
         for i in range(0, len(subjects), CHUNK):
             chunk = subjects[i : i + CHUNK]
-            rows = {}
-            for system in sorted({s.system for s in steps}):
-                # Each SQL system's tables are erased in that system's own database.
-                here = [s for s in steps if s.system == system]
-                engine = datamap.engine_for(system)
-                if execute:
-                    with engine.begin() as conn:
-                        rows.update(datamap.erase(conn, here, chunk))
-                else:
-                    with engine.connect() as conn:
-                        rows.update({s.table: datamap.count(conn, s.table, chunk) for s in here})
+            rows = _replay_chunk(datamap, steps, chunk, execute=execute)
             for table, n in rows.items():
                 result.rows[table] = result.rows.get(table, 0) + n
             if execute:
@@ -143,8 +168,25 @@ def replay_erasures(
                     action="erasures.replayed",
                     target_type="erasure_plan",
                     target_id=digest,
-                    details={"since": since.isoformat(), "subjects": len(chunk), "rows": rows},
+                    details={"since": plan.since.isoformat(), "subjects": len(chunk), "rows": rows},
                 )
                 session.commit()
             progress.advance(len(chunk))
     return result
+
+
+def _replay_chunk(
+    datamap: DataMap, steps: list[TableAction], chunk: list[str], *, execute: bool
+) -> dict[str, int]:
+    """Each SQL system's tables are erased (or counted) in that system's own database."""
+    rows: dict[str, int] = {}
+    for system in sorted({s.system for s in steps}):
+        here = [s for s in steps if s.system == system]
+        engine = datamap.engine_for(system)
+        if execute:
+            with engine.begin() as conn:
+                rows.update(datamap.erase(conn, here, chunk))
+        else:
+            with engine.connect() as conn:
+                rows.update({s.table: datamap.count(conn, s.table, chunk) for s in here})
+    return rows

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NoReturn
 
 from sqlalchemy import case, delete, select, update
 from sqlalchemy.orm import Session
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 from compliance.audit.chain import record_event
 from compliance.dsar.exports import user_export_files
 from compliance.dsar.mailer import build_message, send_mail
-from compliance.dsar.requests import get_dsar, has_finished_export
+from compliance.dsar.requests import audit_request, get_dsar, has_finished_export
 from compliance.errors import ComplianceError, Conflict, NotFound
 from compliance.policy.loader import Policy
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT, Identity, require
@@ -119,13 +120,12 @@ def create_delivery(
     )
     session.add(delivery)
     session.flush()
-    record_event(
+    audit_request(
         session,
-        actor=by,
-        action="dsar.delivery_created",
-        target_type="dsar_request",
-        target_id=request.reference,
-        details={
+        request,
+        "dsar.delivery_created",
+        by,
+        {
             "delivery_id": delivery.id,
             "token_expires_at": delivery.token_expires_at.isoformat(),
         },
@@ -259,35 +259,55 @@ def redeem_delivery(
         session.rollback()
         raise
     if not otp_matches(otp or "", delivery.otp_salt, delivery.otp_hash):
-        attempts = DsarDelivery.attempts + 1
-        session.execute(
-            update(DsarDelivery)
-            .where(DsarDelivery.id == delivery.id)
-            .values(
-                attempts=attempts,
-                locked_at=case((attempts >= MAX_ATTEMPTS, now), else_=DsarDelivery.locked_at),
-            )
-        )
-        session.refresh(delivery)
-        locked = delivery.locked_at is not None
-        record_event(
-            session,
-            actor=SUBJECT_ACTOR,
-            action="dsar.delivery_locked" if locked else "dsar.delivery_wrong_code",
-            target_type="dsar_request",
-            target_id=request.reference,
-            details={"delivery_id": delivery.id, "attempts": delivery.attempts},
-        )
-        session.commit()
-        if locked:
-            raise DeliveryRefused("too many wrong codes: this download link is now locked")
-        left = MAX_ATTEMPTS - delivery.attempts
-        raise DeliveryRefused(f"wrong code; {left} attempt(s) left")
+        _refuse_wrong_code(session, delivery, request, now)
     path = Path(request.export_path or "")
     if request.status != DsarStatus.COMPLETED or not path.is_file():
         session.rollback()
         raise DeliveryRefused("this export is no longer available")
     content = path.read_bytes()
+    _claim_download(session, delivery, now)
+    audit_request(
+        session,
+        request,
+        "dsar.delivery_downloaded",
+        SUBJECT_ACTOR,
+        {"delivery_id": delivery.id, "sha256": request.export_sha256},
+    )
+    session.commit()
+    return Download(request.reference, path.name, content)
+
+
+def _refuse_wrong_code(
+    session: Session, delivery: DsarDelivery, request: DsarRequest, now: datetime
+) -> NoReturn:
+    """Count the wrong code (committed, so guessing costs attempts) and lock at the limit."""
+    attempts = DsarDelivery.attempts + 1
+    session.execute(
+        update(DsarDelivery)
+        .where(DsarDelivery.id == delivery.id)
+        .values(
+            attempts=attempts,
+            locked_at=case((attempts >= MAX_ATTEMPTS, now), else_=DsarDelivery.locked_at),
+        )
+    )
+    session.refresh(delivery)
+    locked = delivery.locked_at is not None
+    audit_request(
+        session,
+        request,
+        "dsar.delivery_locked" if locked else "dsar.delivery_wrong_code",
+        SUBJECT_ACTOR,
+        {"delivery_id": delivery.id, "attempts": delivery.attempts},
+    )
+    session.commit()
+    if locked:
+        raise DeliveryRefused("too many wrong codes: this download link is now locked")
+    left = MAX_ATTEMPTS - delivery.attempts
+    raise DeliveryRefused(f"wrong code; {left} attempt(s) left")
+
+
+def _claim_download(session: Session, delivery: DsarDelivery, now: datetime) -> None:
+    """Compare-and-set: of two tabs redeeming one link at once, only one gets the file."""
     claimed = rows_changed(
         session.execute(
             update(DsarDelivery)
@@ -302,16 +322,6 @@ def redeem_delivery(
     if claimed != 1:  # another tab won the race for the single download
         session.rollback()
         raise DeliveryRefused("this download link was already used")
-    record_event(
-        session,
-        actor=SUBJECT_ACTOR,
-        action="dsar.delivery_downloaded",
-        target_type="dsar_request",
-        target_id=request.reference,
-        details={"delivery_id": delivery.id, "sha256": request.export_sha256},
-    )
-    session.commit()
-    return Download(request.reference, path.name, content)
 
 
 @dataclass(frozen=True)
@@ -342,6 +352,48 @@ def abandoned_temp_files(directory: Path, now: datetime) -> list[Path]:
     )
 
 
+@dataclass(frozen=True)
+class CleanupPlan:
+    """What a cleanup removes, read once: the dry run counts it, the run removes exactly it."""
+
+    expired: tuple[tuple[int, str, str], ...]  # (request id, reference, export path)
+    deliveries: tuple[int, ...]
+    temp_files: tuple[Path, ...]
+    user_exports: tuple[Path, ...]
+    older_than_days: int
+
+    @property
+    def references(self) -> list[str]:
+        return sorted(reference for _, reference, _ in self.expired)
+
+    def result(self, *, executed: bool) -> CleanupResult:
+        return CleanupResult(
+            len(self.expired), len(self.deliveries), self.references, executed,
+            len(self.temp_files), len(self.user_exports),
+        )  # fmt: skip
+
+
+def plan_cleanup(session: Session, policy: Policy, *, now: datetime | None = None) -> CleanupPlan:
+    """Exports, deliveries and stray files older than ``[retention.dsar_exports] days``."""
+    now = now or utcnow()
+    cutoff = now - timedelta(days=policy.dsar_export_days)
+    expired = session.execute(
+        select(DsarRequest.id, DsarRequest.reference, DsarRequest.export_path).where(
+            DsarRequest.export_path.is_not(None), DsarRequest.completed_at <= cutoff
+        )
+    ).all()
+    old_deliveries = session.scalars(
+        select(DsarDelivery.id).where(DsarDelivery.created_at <= cutoff)
+    )
+    temp_files = abandoned_temp_files(Path(policy.export_dir), now)
+    # Support's direct exports are on no request; their name says when they were made.
+    user_exports = [p for p, made in user_export_files(Path(policy.export_dir)) if made <= cutoff]
+    return CleanupPlan(
+        tuple((r.id, r.reference, r.export_path) for r in expired), tuple(old_deliveries),
+        tuple(temp_files), tuple(user_exports), policy.dsar_export_days,
+    )  # fmt: skip
+
+
 def cleanup_expired_exports(
     session: Session,
     policy: Policy,
@@ -354,38 +406,28 @@ def cleanup_expired_exports(
 
     The request keeps its size and sha256 as evidence; only the personal data goes.
     """
-    now = now or utcnow()
-    cutoff = now - timedelta(days=policy.dsar_export_days)
-    expired = session.execute(
-        select(DsarRequest.id, DsarRequest.reference, DsarRequest.export_path).where(
-            DsarRequest.export_path.is_not(None), DsarRequest.completed_at <= cutoff
-        )
-    ).all()
-    old_deliveries = list(
-        session.scalars(select(DsarDelivery.id).where(DsarDelivery.created_at <= cutoff))
-    )
-    references = sorted(r.reference for r in expired)
-    temp_files = abandoned_temp_files(Path(policy.export_dir), now)
-    # Support's direct exports are on no request; their name says when they were made.
-    user_exports = [p for p, made in user_export_files(Path(policy.export_dir)) if made <= cutoff]
+    plan = plan_cleanup(session, policy, now=now)
     if not execute:
         session.rollback()
-        return CleanupResult(
-            len(expired), len(old_deliveries), references, False, len(temp_files), len(user_exports)
-        )
-    for row in expired:
-        Path(row.export_path).unlink(missing_ok=True)
-    for path in [*temp_files, *user_exports]:
+        return plan.result(executed=False)
+    return carry_out_cleanup(session, plan, actor=actor)
+
+
+def carry_out_cleanup(session: Session, plan: CleanupPlan, *, actor: str) -> CleanupResult:
+    """Files first, then the rows that name them, and one audit event with the counts."""
+    for _, _, export_path in plan.expired:
+        Path(export_path).unlink(missing_ok=True)
+    for path in [*plan.temp_files, *plan.user_exports]:
         path.unlink(missing_ok=True)
-    if expired:
+    if plan.expired:
         session.execute(
             update(DsarRequest)
-            .where(DsarRequest.id.in_([r.id for r in expired]))
+            .where(DsarRequest.id.in_([request_id for request_id, _, _ in plan.expired]))
             .values(export_path=None)
         )
-    if old_deliveries:
-        session.execute(delete(DsarDelivery).where(DsarDelivery.id.in_(old_deliveries)))
-    if expired or old_deliveries or temp_files or user_exports:
+    if plan.deliveries:
+        session.execute(delete(DsarDelivery).where(DsarDelivery.id.in_(plan.deliveries)))
+    if plan.expired or plan.deliveries or plan.temp_files or plan.user_exports:
         record_event(
             session,
             actor=actor,
@@ -393,15 +435,13 @@ def cleanup_expired_exports(
             target_type="dsar_exports",
             target_id=None,
             details={
-                "exports": len(expired),
-                "deliveries": len(old_deliveries),
-                "references": references[:1000],
-                "older_than_days": policy.dsar_export_days,
-                "temp_files": len(temp_files),
-                "user_exports": len(user_exports),
+                "exports": len(plan.expired),
+                "deliveries": len(plan.deliveries),
+                "references": plan.references[:1000],
+                "older_than_days": plan.older_than_days,
+                "temp_files": len(plan.temp_files),
+                "user_exports": len(plan.user_exports),
             },
         )
     session.commit()
-    return CleanupResult(
-        len(expired), len(old_deliveries), references, True, len(temp_files), len(user_exports)
-    )
+    return plan.result(executed=True)

@@ -16,11 +16,16 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from compliance.audit.chain import record_event
 from compliance.dsar.deadlines import days_left, effective_due_at
 from compliance.dsar.exports import build_access_export
-from compliance.dsar.processing import _complete, _fail
-from compliance.dsar.requests import OPEN_STATUSES, get_dsar, has_finished_export, next_actions
+from compliance.dsar.processing import complete_request, fail_request
+from compliance.dsar.requests import (
+    OPEN_STATUSES,
+    audit_request,
+    get_dsar,
+    has_finished_export,
+    next_actions,
+)
 from compliance.errors import ComplianceError, Conflict, InvalidInput
 from compliance.logs import log_event
 from compliance.policy.datamap import DataMap
@@ -282,14 +287,7 @@ def add_note(session: Session, reference: str, *, author: Identity, body: str) -
     session.add(note)
     session.flush()
     # The text may name people; the chain keeps only that a note was added, and its id.
-    record_event(
-        session,
-        actor=by,
-        action="dsar.note_added",
-        target_type="dsar_request",
-        target_id=request.reference,
-        details={"note_id": note.id},
-    )
+    audit_request(session, request, "dsar.note_added", by, {"note_id": note.id})
     session.commit()
     return Note(note.author, note.created_at, note.body)
 
@@ -325,13 +323,12 @@ def start_export(
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()
         raise Conflict(f"{request.reference} was just taken by someone else; reload to see it")
-    record_event(
+    audit_request(
         session,
-        actor=by,
-        action="dsar.export_started",
-        target_type="dsar_request",
-        target_id=request.reference,
-        details={"approved_by_policy": request.status == DsarStatus.PENDING},
+        request,
+        "dsar.export_started",
+        by,
+        {"approved_by_policy": request.status == DsarStatus.PENDING},
     )
     session.commit()
     session.refresh(request)
@@ -362,13 +359,13 @@ def run_export(
         )
     except (ComplianceError, OSError) as exc:
         session.rollback()
-        _fail(session, request, str(exc), by)
+        fail_request(session, request, str(exc), by)
         session.commit()
         log_event("dsar.failed", reference=request.reference, error=type(exc).__name__)
         raise
     request.export_path = str(export.path)
     request.export_bytes = export.bytes
     request.export_sha256 = export.sha256
-    _complete(session, request, by, utcnow())
+    complete_request(session, request, by, utcnow())
     session.commit()
     return request

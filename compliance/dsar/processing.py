@@ -18,13 +18,13 @@ from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from compliance.audit.chain import record_event
 from compliance.deletion.apply import one_line
 from compliance.deletion.holds import awaiting_access_export, held_profiles
 from compliance.deletion.records import add_records
 from compliance.dsar.deadlines import effective_due_at
 from compliance.dsar.exports import SystemFile, build_access_export
 from compliance.dsar.forget import forget_subject
+from compliance.dsar.requests import audit_request
 from compliance.errors import ComplianceError, InvalidInput
 from compliance.logs import log_event
 from compliance.policy.datamap import DataMap
@@ -100,16 +100,12 @@ def claim_requests(
     return sorted(claimed)
 
 
-def _fail(session: Session, request: DsarRequest, message: str, actor: str) -> None:
+def fail_request(session: Session, request: DsarRequest, message: str, actor: str) -> None:
+    """Mark the request failed with the reason shown to staff; the worker and the desk share it."""
     request.status = DsarStatus.FAILED
     request.last_error = message[:1000]
-    record_event(
-        session,
-        actor=actor,
-        action="dsar.failed",
-        target_type="dsar_request",
-        target_id=request.reference,
-        details={"kind": request.kind, "error": request.last_error},
+    audit_request(
+        session, request, "dsar.failed", actor, {"kind": request.kind, "error": request.last_error}
     )
 
 
@@ -130,19 +126,18 @@ def _attempt_failed(
     """Count the failure; put the request back for later, or fail it after the last attempt."""
     request.attempts = (request.attempts or 0) + 1
     if request.attempts >= max_attempts:
-        _fail(session, request, message, actor)
+        fail_request(session, request, message, actor)
         return None
     retry_at = now + backoff(request.attempts)
     request.status = DsarStatus.APPROVED
     request.next_attempt_at = retry_at
     request.last_error = message[:1000]
-    record_event(
+    audit_request(
         session,
-        actor=actor,
-        action="dsar.attempt_failed",
-        target_type="dsar_request",
-        target_id=request.reference,
-        details={
+        request,
+        "dsar.attempt_failed",
+        actor,
+        {
             "kind": request.kind,
             "attempt": request.attempts,
             "max_attempts": max_attempts,
@@ -153,7 +148,8 @@ def _attempt_failed(
     return retry_at
 
 
-def _complete(session: Session, request: DsarRequest, actor: str, now: datetime) -> None:
+def complete_request(session: Session, request: DsarRequest, actor: str, now: datetime) -> None:
+    """Mark the request completed, audited with whether it met its deadline and its evidence."""
     request.status = DsarStatus.COMPLETED
     request.completed_at = now
     request.last_error = None
@@ -162,14 +158,7 @@ def _complete(session: Session, request: DsarRequest, actor: str, now: datetime)
         details.update(bytes=request.export_bytes, sha256=request.export_sha256)
     else:
         details["deletion_record_id"] = request.deletion_record_id
-    record_event(
-        session,
-        actor=actor,
-        action="dsar.completed",
-        target_type="dsar_request",
-        target_id=request.reference,
-        details=details,
-    )
+    audit_request(session, request, "dsar.completed", actor, details)
 
 
 _WAITING_KINDS = ("webhook", "manual")
@@ -222,8 +211,29 @@ def _process_access(
         .values(status=TaskStatus.DONE, done_at=finished, attempts=ErasureTask.attempts + 1,
                 updated_at=finished)
     )  # fmt: skip
-    _complete(session, request, actor, finished)
+    complete_request(session, request, actor, finished)
     return True
+
+
+def _access_into(
+    result: ProcessResult,
+    session: Session,
+    datamap: DataMap,
+    request: DsarRequest,
+    actor: str,
+    now: datetime,
+) -> None:
+    """Work on an access request and count it exported or waiting, for claim and settle alike."""
+    if _process_access(session, datamap, request, actor, now):
+        result.exported += 1
+        result.completed.append(request.reference)
+    else:
+        result.waiting.append(request.reference)
+
+
+def _error_message(exc: Exception) -> str:
+    """A domain error is shown as said; anything else on one line, as the request's note."""
+    return str(exc) if isinstance(exc, ComplianceError) else one_line(exc)
 
 
 def _settle_access(
@@ -253,16 +263,12 @@ def _settle_access(
         if rows_changed(taken) != 1 or request is None or request.reference in seen:
             continue  # another worker has it, or this run's claim just asked
         try:
-            if _process_access(session, datamap, request, actor, now):
-                result.exported += 1
-                result.completed.append(request.reference)
-            else:
-                result.waiting.append(request.reference)
+            _access_into(result, session, datamap, request, actor, now)
             session.commit()
         except (ComplianceError, SQLAlchemyError, OSError) as exc:
             session.rollback()
-            message = str(exc) if isinstance(exc, ComplianceError) else one_line(exc)
-            _fail(session, request, message, actor)
+            message = _error_message(exc)
+            fail_request(session, request, message, actor)
             session.commit()
             result.failed[request.reference] = message
 
@@ -288,14 +294,7 @@ def _wait(
         )
     )
     if not told:  # once per request, not on every run that looks again
-        record_event(
-            session,
-            actor=actor,
-            action=action,
-            target_type="dsar_request",
-            target_id=request.reference,
-            details=details,
-        )
+        audit_request(session, request, action, actor, details)
     request.last_error = note
 
 
@@ -336,13 +335,12 @@ def _process_erasure(
             record_open,
         )
     )
-    record_event(
+    audit_request(
         session,
-        actor=actor,
-        action="dsar.erasure_scheduled",
-        target_type="dsar_request",
-        target_id=request.reference,
-        details={"deletion_record_id": request.deletion_record_id, "review": accepted is None},
+        request,
+        "dsar.erasure_scheduled",
+        actor,
+        {"deletion_record_id": request.deletion_record_id, "review": accepted is None},
     )
     return True
 
@@ -373,17 +371,17 @@ def _settle_erasures(
     for request, record in rows:
         state = None if record is None else _state_of(record)
         if record is None:
-            _fail(session, request, "its deletion record no longer exists", actor)
+            fail_request(session, request, "its deletion record no longer exists", actor)
             result.failed[request.reference] = request.last_error or ""
         elif state == RecordState.APPLIED:
-            _complete(session, request, actor, now)
+            complete_request(session, request, actor, now)
             forget_subject(
                 session, policy, request.subject_id, actor=actor, reference=request.reference
             )
             result.completed.append(request.reference)
         elif state == RecordState.EXCLUDED:
             note = record.review_note or "its deletion batch was rejected"
-            _fail(session, request, f"erasure not accepted in review: {note}", actor)
+            fail_request(session, request, f"erasure not accepted in review: {note}", actor)
             result.failed[request.reference] = request.last_error or ""
         else:
             # Shown on the request: e.g. "on legal hold", refused by apply-deletions.
@@ -409,17 +407,9 @@ def process_dsar_requests(
     """
     if limit < 1:
         raise InvalidInput(f"{{field}} must be at least 1, got {limit}", field="limit")
-    policy = datamap.policy
     result = ProcessResult(executed=execute)
     if not execute:
-        result.would_process = list(
-            session.scalars(
-                select(DsarRequest.reference)
-                .where(dsar_claimable(now or utcnow(), CLAIM_LEASE))
-                .order_by(DsarRequest.requested_at, DsarRequest.id)
-            )
-        )
-        session.rollback()
+        result.would_process = plan_dsar_processing(session, now=now)
         return result
     while True:
         ids = claim_requests(session, limit=limit, now=now)
@@ -429,43 +419,72 @@ def process_dsar_requests(
         for request in session.scalars(
             select(DsarRequest).where(DsarRequest.id.in_(ids)).order_by(DsarRequest.id)
         ).all():
-            started = now or utcnow()
-            try:
-                if request.kind == DsarKind.ACCESS:
-                    if _process_access(session, datamap, request, actor, started):
-                        result.exported += 1
-                        result.completed.append(request.reference)
-                    else:
-                        result.waiting.append(request.reference)
-                else:
-                    if _process_erasure(session, policy, request, actor, started):
-                        result.erasure_scheduled += 1
-                    else:
-                        result.waiting.append(request.reference)
-                session.commit()
-            except (ComplianceError, SQLAlchemyError, OSError) as exc:
-                session.rollback()
-                message = str(exc) if isinstance(exc, ComplianceError) else one_line(exc)
-                retry_at = _attempt_failed(
-                    session,
-                    request,
-                    message,
-                    actor,
-                    max_attempts=policy.dsar.max_attempts,
-                    now=now or utcnow(),
-                )
-                session.commit()
-                if retry_at is None:
-                    result.failed[request.reference] = message
-                    log_event("dsar.failed", reference=request.reference, error=message)
-                else:
-                    result.retrying[request.reference] = f"{retry_at.isoformat()}: {message}"
-                    log_event(
-                        "dsar.attempt_failed",
-                        reference=request.reference,
-                        attempt=request.attempts,
-                        next_attempt_at=retry_at.isoformat(),
-                    )
+            _process_claimed(session, datamap, request, result, actor, now)
     _settle_access(session, datamap, result, actor, now or utcnow())
-    _settle_erasures(session, policy, result, actor, now or utcnow())
+    _settle_erasures(session, datamap.policy, result, actor, now or utcnow())
     return result
+
+
+def plan_dsar_processing(session: Session, *, now: datetime | None = None) -> list[str]:
+    """The references a run would claim now, oldest first: what the dry run shows."""
+    references = list(
+        session.scalars(
+            select(DsarRequest.reference)
+            .where(dsar_claimable(now or utcnow(), CLAIM_LEASE))
+            .order_by(DsarRequest.requested_at, DsarRequest.id)
+        )
+    )
+    session.rollback()
+    return references
+
+
+def _process_claimed(
+    session: Session,
+    datamap: DataMap,
+    request: DsarRequest,
+    result: ProcessResult,
+    actor: str,
+    now: datetime | None,
+) -> None:
+    """Do one claimed request's work; its failure is stored on it and stops no other."""
+    started = now or utcnow()
+    try:
+        if request.kind == DsarKind.ACCESS:
+            _access_into(result, session, datamap, request, actor, started)
+        elif _process_erasure(session, datamap.policy, request, actor, started):
+            result.erasure_scheduled += 1
+        else:
+            result.waiting.append(request.reference)
+        session.commit()
+    except (ComplianceError, SQLAlchemyError, OSError) as exc:
+        session.rollback()
+        message = _error_message(exc)
+        _attempt_failed_and_report(session, datamap.policy, request, result, message, actor, now)
+
+
+def _attempt_failed_and_report(
+    session: Session,
+    policy: Policy,
+    request: DsarRequest,
+    result: ProcessResult,
+    message: str,
+    actor: str,
+    now: datetime | None,
+) -> None:
+    """Count the failed attempt (committed) and say whether the request fails or retries."""
+    retry_at = _attempt_failed(
+        session, request, message, actor, max_attempts=policy.dsar.max_attempts,
+        now=now or utcnow(),
+    )  # fmt: skip
+    session.commit()
+    if retry_at is None:
+        result.failed[request.reference] = message
+        log_event("dsar.failed", reference=request.reference, error=message)
+    else:
+        result.retrying[request.reference] = f"{retry_at.isoformat()}: {message}"
+        log_event(
+            "dsar.attempt_failed",
+            reference=request.reference,
+            attempt=request.attempts,
+            next_attempt_at=retry_at.isoformat(),
+        )

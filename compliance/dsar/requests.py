@@ -88,6 +88,20 @@ def _open_request(session: Session, subject_id: str, kind: str) -> DsarRequest |
     ).first()
 
 
+def audit_request(
+    session: Session, request: DsarRequest, action: str, actor: str, details: dict[str, Any]
+) -> None:
+    """Every step of a request's life is audited the same way: on the request, by reference."""
+    record_event(
+        session,
+        actor=actor,
+        action=action,
+        target_type="dsar_request",
+        target_id=request.reference,
+        details=details,
+    )
+
+
 _API_ACTOR = re.compile(r"^api:[a-z0-9][a-z0-9._-]{0,62}$")
 
 
@@ -159,11 +173,7 @@ def submit(
     ``execute=False`` nothing is written and an unsaved request (reference None) shows what
     would be logged.
     """
-    if kind not in KINDS:
-        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got '{kind}'")
-    by = check_requester(
-        require(requested_by, SUPPORT, COMPLIANCE_OFFICER, API_INTAKE, to="log DSAR requests")
-    )
+    by = _check_intake(kind, requested_by)
     identity_method = check_identity_method(
         policy, identity_method, identity_check, required=require_identity
     )
@@ -193,11 +203,26 @@ def submit(
         request.reference = None  # type: ignore[assignment]
         session.rollback()
         return Submission(request, True)
+    return _save_submission(session, request)
+
+
+def _check_intake(kind: str, requested_by: Identity) -> str:
+    """The kind and the requester are refused before the subject is looked up."""
+    if kind not in KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got '{kind}'")
+    return check_requester(
+        require(requested_by, SUPPORT, COMPLIANCE_OFFICER, API_INTAKE, to="log DSAR requests")
+    )
+
+
+def _save_submission(session: Session, request: DsarRequest) -> Submission:
+    """Save the very request the dry run would show, unless a concurrent one won the race."""
+    key, kind = request.subject_id, request.kind
     try:
         with session.begin_nested():
             session.add(request)
             session.flush()  # the row id makes the reference unique without a counter table
-            request.reference = f"DSAR-{now.year}-{request.id:06d}"
+            request.reference = f"DSAR-{request.requested_at.year}-{request.id:06d}"
             session.flush()
     except IntegrityError:
         # Another submission for the same subject and kind won the race.
@@ -205,21 +230,22 @@ def submit(
         if existing is None:
             raise
         return Submission(existing, False)
-    record_event(
+    audit_request(
         session,
-        actor=by,
-        action="dsar.submitted",
-        target_type="dsar_request",
-        target_id=request.reference,
-        details={
-            "kind": kind,
+        request,
+        "dsar.submitted",
+        request.requested_by,
+        {
+            "kind": request.kind,
             "due_at": request.due_at.isoformat(),
-            "channel": channel,
-            "identity_method": identity_method,
+            "channel": request.channel,
+            "identity_method": request.identity_method,
         },
     )
     session.commit()
-    log_event("dsar.submitted", reference=request.reference, kind=kind, channel=channel)
+    log_event(
+        "dsar.submitted", reference=request.reference, kind=request.kind, channel=request.channel
+    )
     return Submission(request, True)
 
 
@@ -284,13 +310,12 @@ def review_dsar(
     request.reviewed_by = reviewer.email
     request.reviewed_at = now
     request.reviewed_reason = reason
-    record_event(
+    audit_request(
         session,
-        actor=reviewer.email,
-        action=f"dsar.{request.status}",
-        target_type="dsar_request",
-        target_id=request.reference,
-        details={"kind": request.kind, "reason": reason},
+        request,
+        f"dsar.{request.status}",
+        reviewer.email,
+        {"kind": request.kind, "reason": reason},
     )
     session.commit()
     return request
@@ -329,13 +354,12 @@ def extend_dsar(
     request.extension_months = total
     request.extended_due_at = new_due
     request.extension_reason = reason
-    record_event(
+    audit_request(
         session,
-        actor=by,
-        action="dsar.extended",
-        target_type="dsar_request",
-        target_id=request.reference,
-        details={"months": months, "total_months": total, "due_at": new_due.isoformat()},
+        request,
+        "dsar.extended",
+        by,
+        {"months": months, "total_months": total, "due_at": new_due.isoformat()},
     )
     session.commit()
     return request
@@ -354,14 +378,7 @@ def retry_dsar(session: Session, reference: str, *, actor: Identity, execute: bo
     request.deletion_record_id = None
     request.attempts = 0  # a person looked at it: it gets every attempt again
     request.next_attempt_at = None
-    record_event(
-        session,
-        actor=by,
-        action="dsar.retried",
-        target_type="dsar_request",
-        target_id=request.reference,
-        details={"previous_error": previous},
-    )
+    audit_request(session, request, "dsar.retried", by, {"previous_error": previous})
     session.commit()
     return request
 
@@ -405,14 +422,7 @@ def open_export_for_download(session: Session, reference: str, *, actor: Identit
         raise Conflict(f"{request.reference} has no finished export (it is {request.status})")
     if not request.export_path or not Path(request.export_path).is_file():
         raise NotFound(f"the export of {request.reference} was removed (exports expire)")
-    record_event(
-        session,
-        actor=by,
-        action="dsar.export_downloaded",
-        target_type="dsar_request",
-        target_id=request.reference,
-        details={"sha256": request.export_sha256},
-    )
+    audit_request(session, request, "dsar.export_downloaded", by, {"sha256": request.export_sha256})
     session.commit()
     return Path(request.export_path)
 

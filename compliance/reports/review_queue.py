@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import exists, func, select
@@ -111,9 +112,15 @@ def list_batches(
         .limit(limit)
         .offset(offset)
     ).all()
-    ids = [b.id for b in batches]
     now = now or utcnow()
-    counts = {
+    counts = _batch_counts(session, [b.id for b in batches], now)
+    rows = [_batch_row(b, counts.get(b.id), now) for b in batches]
+    return Page(pd.DataFrame(rows, columns=BATCH_COLUMNS), total or 0, offset, limit)
+
+
+def _batch_counts(session: Session, ids: list[int], now: datetime) -> dict[int, Any]:
+    """Records, exclusions and holds per batch, in one aggregate over the page's ids only."""
+    return {
         row.batch_id: row
         for row in session.execute(
             select(
@@ -135,23 +142,23 @@ def list_batches(
             .group_by(DeletionRecord.deletion_batch_id)
         )
     }
-    rows = [
-        {
-            "batch_id": b.id,
-            "bucket": b.bucket,
-            "status": b.reviewed_status,
-            "records": counts[b.id].records if b.id in counts else 0,
-            "excluded": counts[b.id].excluded if b.id in counts else 0,
-            "held": counts[b.id].held if b.id in counts else 0,
-            "created_at": b.created_at,
-            "age_days": (now - b.created_at).days,
-            "reviewed_by": b.reviewed_by,
-            "reviewed_at": b.reviewed_at,
-            "reviewed_reason": b.reviewed_reason,
-        }
-        for b in batches
-    ]
-    return Page(pd.DataFrame(rows, columns=BATCH_COLUMNS), total or 0, offset, limit)
+
+
+def _batch_row(b: DeletionBatch, counts: Any, now: datetime) -> dict[str, Any]:
+    """One batch as the page shows it; a batch whose records were purged counts zero."""
+    return {
+        "batch_id": b.id,
+        "bucket": b.bucket,
+        "status": b.reviewed_status,
+        "records": counts.records if counts is not None else 0,
+        "excluded": counts.excluded if counts is not None else 0,
+        "held": counts.held if counts is not None else 0,
+        "created_at": b.created_at,
+        "age_days": (now - b.created_at).days,
+        "reviewed_by": b.reviewed_by,
+        "reviewed_at": b.reviewed_at,
+        "reviewed_reason": b.reviewed_reason,
+    }
 
 
 def _flags(

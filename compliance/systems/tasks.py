@@ -396,56 +396,76 @@ def run_webhook_tasks(
     for task_id in ids:
         task = session.get(ErasureTask, task_id)
         assert task is not None
-        system = systems[task.system]
         polling = task.status == TaskStatus.SENT and task.accepted_at is not None
-        claim = (
-            update(ErasureTask)
-            .where(ErasureTask.id == task_id, _due_webhook(now, systems))
-            .values(
-                status=TaskStatus.SENT,
-                sent_at=now if not polling else ErasureTask.sent_at,
-                attempts=ErasureTask.attempts + (0 if polling else 1),
-                next_attempt_at=now + _poll_interval(task, now) if polling else None,
-                updated_at=now,
-            )
-        )
-        if rows_changed(session.execute(claim)) != 1:
-            session.rollback()
+        if not _claim_webhook_task(session, task, systems, now, polling=polling):
             continue  # another worker has it
-        session.commit()
-        session.refresh(task)
-        reference = _reference(session, task)
-        if polling:
-            answer = webhook.poll(
-                system,
-                reference=reference,
-                idempotency_key=task.idempotency_key,
-                secret=secrets[task.system],
-            )
-            if answer.status == WireStatus.ACCEPTED or not answer.declared:
-                # Still working, or the status URL did not answer: ask again later.
-                task.last_error = None if answer.declared else answer.error
-                session.commit()
-                continue
-        else:
-            payload = {
-                "kind": task.action,
-                "reference": reference,
-                "idempotency_key": task.idempotency_key,
-                "subject": task.subject or {},
-            }
-            log_event("task.sending", task_id=task.id, system=task.system, attempt=task.attempts)
-            failpoints.hit("tasks.before_send")
-            answer = webhook.send(
-                system, payload, idempotency_key=task.idempotency_key, secret=secrets[task.system]
-            )
-            failpoints.hit("tasks.after_send")
+        system = systems[task.system]
+        answer = _ask_system(session, task, system, secrets[task.system], polling=polling)
+        if answer is None:
+            continue
+        if not polling:
             run.sent += 1
         _outcome(
             session, task, system, answer, actor=actor, now=now, export_dir=export_dir, run=run
         )
         session.commit()
     return run
+
+
+def _claim_webhook_task(
+    session: Session,
+    task: ErasureTask,
+    systems: Mapping[str, System],
+    now: datetime,
+    *,
+    polling: bool,
+) -> bool:
+    """Claim the task (committed) if it is still due; False when another worker took it."""
+    claim = (
+        update(ErasureTask)
+        .where(ErasureTask.id == task.id, _due_webhook(now, systems))
+        .values(
+            status=TaskStatus.SENT,
+            sent_at=now if not polling else ErasureTask.sent_at,
+            attempts=ErasureTask.attempts + (0 if polling else 1),
+            next_attempt_at=now + _poll_interval(task, now) if polling else None,
+            updated_at=now,
+        )
+    )
+    if rows_changed(session.execute(claim)) != 1:
+        session.rollback()
+        return False
+    session.commit()
+    session.refresh(task)
+    return True
+
+
+def _ask_system(
+    session: Session, task: ErasureTask, system: System, secret: bytes, *, polling: bool
+) -> webhook.Answer | None:
+    """Send the task, or poll for it; None when a poll says to ask again later."""
+    reference = _reference(session, task)
+    if polling:
+        answer = webhook.poll(
+            system, reference=reference, idempotency_key=task.idempotency_key, secret=secret
+        )
+        if answer.status == WireStatus.ACCEPTED or not answer.declared:
+            # Still working, or the status URL did not answer: ask again later.
+            task.last_error = None if answer.declared else answer.error
+            session.commit()
+            return None
+        return answer
+    payload = {
+        "kind": task.action,
+        "reference": reference,
+        "idempotency_key": task.idempotency_key,
+        "subject": task.subject or {},
+    }
+    log_event("task.sending", task_id=task.id, system=task.system, attempt=task.attempts)
+    failpoints.hit("tasks.before_send")
+    answer = webhook.send(system, payload, idempotency_key=task.idempotency_key, secret=secret)
+    failpoints.hit("tasks.after_send")
+    return answer
 
 
 def _poll_interval(task: ErasureTask, now: datetime) -> timedelta:
@@ -465,6 +485,7 @@ def _outcome(
     export_dir: Path | None,
     run: WebhookRun,
 ) -> None:
+    """Record what the system answered: done, accepted for later, or a failed attempt."""
     if answer.status == WireStatus.DONE:
         finish_task(
             session,
@@ -489,12 +510,8 @@ def _outcome(
             details={"system": task.system},
         )
     else:
-        task.last_error = (answer.error or WireStatus.FAILED)[:1000]
-        task.accepted_at = None
-        if task.attempts >= system.max_attempts:
-            task.status = TaskStatus.FAILED
-            task.next_attempt_at = None
-            run.failed += 1
+        failed = _count_failed_attempt(task, system, answer.error, now, run)
+        if failed:
             record_event(
                 session,
                 actor=actor,
@@ -507,20 +524,34 @@ def _outcome(
                     "error": task.last_error,
                 },
             )
-        else:
-            task.status = TaskStatus.PENDING
-            task.next_attempt_at = now + backoff(task.attempts)
-            run.retrying += 1
-        if len(run.errors) < 20:
-            run.errors.append({"task_id": task.id, "system": task.system, "error": task.last_error})
-        log_event(
-            "task.attempt_failed",
-            task_id=task.id,
-            system=task.system,
-            attempts=task.attempts,
-            error=task.last_error,
-        )
     task.updated_at = now
+
+
+def _count_failed_attempt(
+    task: ErasureTask, system: System, error: str | None, now: datetime, run: WebhookRun
+) -> bool:
+    """Retry later with backoff, or fail the task (True) once it has used its attempts."""
+    task.last_error = (error or WireStatus.FAILED)[:1000]
+    task.accepted_at = None
+    failed = task.attempts >= system.max_attempts
+    if failed:
+        task.status = TaskStatus.FAILED
+        task.next_attempt_at = None
+        run.failed += 1
+    else:
+        task.status = TaskStatus.PENDING
+        task.next_attempt_at = now + backoff(task.attempts)
+        run.retrying += 1
+    if len(run.errors) < 20:
+        run.errors.append({"task_id": task.id, "system": task.system, "error": task.last_error})
+    log_event(
+        "task.attempt_failed",
+        task_id=task.id,
+        system=task.system,
+        attempts=task.attempts,
+        error=task.last_error,
+    )
+    return failed
 
 
 def finish_task(
