@@ -22,12 +22,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    func,
     insert,
-    select,
 )
 
-from compliance.errors import Conflict
+from compliance.demo.generate import create_empty_schema, naive_utc
 
 metadata = MetaData()
 billing_customers = Table(
@@ -55,13 +53,9 @@ def create_demo_billing_database(
     engine: Engine, *, users_count: int = 3000, seed: int = 2026, now: datetime | None = None
 ) -> dict[str, int]:
     """Create and fill the billing schema: about half the users are paying customers."""
-    metadata.create_all(engine)
-    with engine.connect() as conn:
-        existing = conn.scalar(select(func.count()).select_from(billing_customers)) or 0
-    if existing:
-        raise Conflict(f"the demo billing database already holds {existing} customers")
+    create_empty_schema(engine, metadata, billing_customers, database="billing", rows="customers")
     rng = random.Random(seed * 31 + 7)
-    moment = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
+    moment = naive_utc(now or datetime.now(UTC))
     customers: list[dict[str, Any]] = []
     notes: list[dict[str, Any]] = []
     for uid in range(1, users_count + 1):

@@ -167,8 +167,23 @@ class DemoSummary:
     rows: dict[str, int]
 
 
-def _naive(dt: datetime) -> datetime:
+def naive_utc(dt: datetime) -> datetime:
+    """The demo schemas store naive UTC, as many product databases do."""
     return dt.astimezone(UTC).replace(tzinfo=None)
+
+
+def create_empty_schema(
+    engine: Engine, schema: MetaData, first: Table, *, database: str, rows: str
+) -> None:
+    """Create a demo schema; refuse a database whose ``first`` table already holds ``rows``.
+
+    Generating into a filled database would mix two demos' ids.
+    """
+    schema.create_all(engine)
+    with engine.connect() as conn:
+        existing = conn.scalar(select(func.count()).select_from(first)) or 0
+    if existing:
+        raise Conflict(f"the demo {database} database already holds {existing} {rows}")
 
 
 @dataclass(frozen=True)
@@ -309,7 +324,7 @@ def _billing(rng: random.Random, person: _Person, now: datetime, data: Rows, ids
 
 def generate(rng: random.Random, n_users: int, now: datetime) -> Rows:
     """Rows for every demo table, spread over five years so every demo bucket has work."""
-    now = _naive(now)
+    now = naive_utc(now)
     data: Rows = {t.name: [] for t in metadata.sorted_tables}
     ids = _Ids()
     for uid in range(1, n_users + 1):
@@ -329,11 +344,7 @@ def create_demo_app_database(
     progress: Callable[[str, int], None] | None = None,
 ) -> DemoSummary:
     """Create and fill the demo schema; refuses to touch a database that already has users."""
-    metadata.create_all(engine)
-    with engine.connect() as conn:
-        existing = conn.scalar(select(func.count()).select_from(users)) or 0
-    if existing:
-        raise Conflict(f"the demo application database already holds {existing} users")
+    create_empty_schema(engine, metadata, users, database="application", rows="users")
     data = generate(random.Random(seed), users_count, now or datetime.now(UTC))
     counts: dict[str, int] = {}
     with engine.begin() as conn:

@@ -81,6 +81,18 @@ def _info(row: ApiKey) -> ApiKeyInfo:
     )
 
 
+def _audit(session: Session, row: ApiKey, action: str, actor: str) -> None:
+    """Keys are named in the trail by name and prefix, never by anything that could call the API."""
+    record_event(
+        session,
+        actor=actor,
+        action=action,
+        target_type="api_key",
+        target_id=row.name,
+        details={"key_prefix": row.key_prefix},
+    )
+
+
 def create_api_key(session: Session, name: str, *, actor: str, execute: bool) -> NewApiKey:
     """Issue a key named ``name``; with ``execute=False`` only checks that the name is free."""
     name = check_key_name(name)
@@ -99,14 +111,7 @@ def create_api_key(session: Session, name: str, *, actor: str, execute: bool) ->
     )
     session.add(row)
     session.flush()
-    record_event(
-        session,
-        actor=actor,
-        action="api_key.created",
-        target_type="api_key",
-        target_id=name,
-        details={"key_prefix": row.key_prefix},
-    )
+    _audit(session, row, "api_key.created", actor)
     session.commit()
     return NewApiKey(name=name, key=key, key_prefix=row.key_prefix, executed=True)
 
@@ -125,14 +130,7 @@ def revoke_api_key(session: Session, name: str, *, actor: str, execute: bool) ->
         return info
     row.revoked_at = utcnow()
     row.revoked_by = actor
-    record_event(
-        session,
-        actor=actor,
-        action="api_key.revoked",
-        target_type="api_key",
-        target_id=name,
-        details={"key_prefix": row.key_prefix},
-    )
+    _audit(session, row, "api_key.revoked", actor)
     session.commit()
     return _info(row)
 

@@ -30,7 +30,7 @@ from compliance.policy.datamap import normalise_subject_key
 from compliance.policy.loader import Policy
 from compliance.roles import API_INTAKE, COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.store.models import DsarRequest, utcnow
-from compliance.store.queries import dsar_open
+from compliance.store.queries import dsar_open, first_or_not_found
 from compliance.store.states import OPEN_DSAR_STATUSES, DsarKind, DsarStatus, can_move
 
 KINDS = tuple(k.value for k in DsarKind)
@@ -254,12 +254,7 @@ def get_dsar(session: Session, reference: str, *, lock: bool = False) -> DsarReq
     if not _REFERENCE.match(reference):
         raise InvalidInput(f"'{reference}' is not a DSAR reference (DSAR-YYYY-NNNNNN)")
     query = select(DsarRequest).where(DsarRequest.reference == reference)
-    if lock:
-        query = query.with_for_update()
-    request = session.scalars(query).first()
-    if request is None:
-        raise NotFound(f"no DSAR request {reference}")
-    return request
+    return first_or_not_found(session, query, f"no DSAR request {reference}", lock=lock)
 
 
 # ---------------------------------------------------------------- review and extension

@@ -75,6 +75,18 @@ class Timestamped:
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class OfDsarRequest:
+    """A row that hangs off one DSAR request and is deleted with it.
+
+    ``sort_order`` keeps the id and the request's id first, where the migrations put them.
+    """
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, sort_order=-1)
+    dsar_request_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("dsar_requests.id", ondelete="CASCADE"), index=True, sort_order=-1
+    )
+
+
 class ComplianceProfile(Timestamped, Base):
     """One data subject of the application database, known by its key there."""
 
@@ -202,14 +214,10 @@ class DsarRequest(Base):
     )
 
 
-class DsarDelivery(Base):
+class DsarDelivery(OfDsarRequest, Base):
     """A one-time download of a finished export; only hashes of the secrets are kept."""
 
     __tablename__ = "dsar_deliveries"
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    dsar_request_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("dsar_requests.id", ondelete="CASCADE"), index=True
-    )
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     otp_hash: Mapped[str] = mapped_column(String(128))
     otp_salt: Mapped[str] = mapped_column(String(64))
@@ -221,27 +229,19 @@ class DsarDelivery(Base):
     downloaded_at: Mapped[datetime | None]
 
 
-class DsarNote(Base):
+class DsarNote(OfDsarRequest, Base):
     """An internal note staff add to a request; the audit trail records that, not the text."""
 
     __tablename__ = "dsar_notes"
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    dsar_request_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("dsar_requests.id", ondelete="CASCADE"), index=True
-    )
     author: Mapped[str] = mapped_column(String(255))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class DsarNotice(Base):
+class DsarNotice(OfDsarRequest, Base):
     """A notice to the data subject (acknowledgement, extension, refusal, completion)."""
 
     __tablename__ = "dsar_notices"
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    dsar_request_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("dsar_requests.id", ondelete="CASCADE"), index=True
-    )
     kind: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20))  # NoticeStatus
     reason: Mapped[str | None] = mapped_column(Text)

@@ -2,18 +2,23 @@
 
 A deletion record's state is a combination of nullable columns; these predicates are the
 only place that combination is written, and ``record_state`` the one Python reading of it.
+``first_or_not_found`` is the one spelling of "this row, locked if asked, or NotFound".
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TypeVar
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_
+from sqlalchemy.orm import Session
 
+from compliance.errors import NotFound
 from compliance.store.models import DeletionBatch, DeletionRecord, DsarRequest, ErasureTask
 from compliance.store.states import OPEN_DSAR_STATUSES, BatchStatus, DsarStatus, RecordState
 
 _R = DeletionRecord
+_Row = TypeVar("_Row")
 
 # ---------------------------------------------------------------- deletion records
 
@@ -116,3 +121,18 @@ def dsar_claimable(now: datetime, lease: timedelta) -> ColumnElement[bool]:
         or_(DsarRequest.next_attempt_at.is_(None), DsarRequest.next_attempt_at <= now),
     )
     return or_(due, abandoned)
+
+
+# ---------------------------------------------------------------- lookups
+
+
+def first_or_not_found(
+    session: Session, query: Select[_Row], missing: str, *, lock: bool = False
+) -> _Row:
+    """The query's first row, locked ``FOR UPDATE`` when asked, or NotFound saying ``missing``."""
+    if lock:
+        query = query.with_for_update()
+    row = session.scalars(query).first()
+    if row is None:
+        raise NotFound(missing)
+    return row
