@@ -2,11 +2,12 @@
 
 Each record gets a task for every system its bucket reaches (compliance.systems.tasks).
 A chunk's SQL tasks are erased system by system, each in one transaction of that system's
-database, then marked done, and the records whose every task is done marked applied
-(with the audit event), in one compliance transaction. A run killed between the two
-redoes that chunk on rerun: deletes find nothing left and every anonymize strategy is
-idempotent, so each record ends up applied, and audited, exactly once. If a chunk fails,
-its records are retried one by one so a single bad record cannot hold back the rest.
+database; then, in one compliance transaction, the tasks are written done (one upsert per
+system) and the records whose every task is done marked applied (with the audit event).
+A run killed between the two redoes that chunk on rerun: deletes find nothing left and
+every anonymize strategy is idempotent, so each record ends up applied, and audited,
+exactly once. If a chunk fails, its records are retried one by one so a single bad record
+cannot hold back the rest.
 Webhook tasks are sent after the chunk is committed; manual tasks wait for a person, and
 their record stays due (not applied) until then.
 """
@@ -317,11 +318,17 @@ class _BucketRun:
                 for table, n in system_rows.items():
                     rows[table] = rows.get(table, 0) + n
             # Writes to the compliance database only after every erasure is committed.
-            system_tasks.ensure_record_tasks(
-                session, policy, bucket_def, records, subjects=subjects, now=self.now
-            )
             for system, ok, errors in outcomes:
                 system_tasks.finish_sql_tasks(session, system, ok, errors, self.now)
+            system_tasks.ensure_record_tasks(
+                session,
+                policy,
+                bucket_def,
+                records,
+                subjects=subjects,
+                now=self.now,
+                skip_systems={system for system, _, _ in outcomes},
+            )
             applied, task_errors = system_tasks.settle_records(session, record_ids, utcnow())
             _mark_plan(session, applied, blocked, refused, current, current_hash, self.now)
             task_errors.update(refused)

@@ -18,7 +18,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -107,9 +107,14 @@ def ensure_record_tasks(
     *,
     subjects: Mapping[str, Mapping[str, Any]],
     now: datetime,
+    skip_systems: Container[str] = (),
 ) -> int:
-    """Create the tasks these records lack (set-based, concurrent-safe); return how many."""
-    specs = record_task_specs(policy, bucket)
+    """Create the tasks these records lack (set-based, concurrent-safe); return how many.
+
+    ``skip_systems`` are those whose tasks the caller has just written, finished, with
+    ``finish_sql_tasks``: inserting them again would only find them there.
+    """
+    specs = [s for s in record_task_specs(policy, bucket) if s.system not in skip_systems]
     rows = [
         _task_row(spec, "erasure", now, subjects.get(subject), deletion_record_id=rid)
         for rid, subject in records
@@ -205,34 +210,63 @@ def finish_sql_tasks(
     failed: Mapping[int, str],
     now: datetime,
 ) -> None:
-    """Mark the records' SQL tasks done, or failed with their error (the next run retries)."""
-    if done:
-        session.execute(
-            update(ErasureTask)
-            .where(
-                ErasureTask.deletion_record_id.in_(list(done)),
-                ErasureTask.system == system,
-                ErasureTask.status.not_in(FINISHED),
-            )
-            .values(
-                status=TaskStatus.DONE,
-                done_at=now,
-                last_error=None,
-                attempts=ErasureTask.attempts + 1,
-                updated_at=now,
-            )
-        )
-    for record_id, message in failed.items():
-        session.execute(
-            update(ErasureTask)
-            .where(ErasureTask.deletion_record_id == record_id, ErasureTask.system == system)
-            .values(
-                status=TaskStatus.FAILED,
-                last_error=message[:1000],
-                attempts=ErasureTask.attempts + 1,
-                updated_at=now,
-            )
-        )
+    """Write the records' SQL tasks in ``system`` done, or failed with their error.
+
+    One upsert for the chunk: a task the run has not created yet is inserted already
+    finished (or failed) rather than inserted pending and updated, which would write every
+    row twice. A task finished meanwhile stays as it is; a failed one is retried next run.
+    """
+    rows = [_sql_task_row(system, rid, now, TaskStatus.DONE, None, done_at=now) for rid in done] + [
+        _sql_task_row(system, rid, now, TaskStatus.FAILED, message[:1000])
+        for rid, message in failed.items()
+    ]
+    if not rows:
+        return
+    table = ErasureTask.__table__
+    insert = _insert(session)(table)
+    session.execute(
+        insert.on_conflict_do_update(
+            index_elements=["deletion_record_id", "system"],
+            set_={
+                "status": insert.excluded.status,
+                "done_at": insert.excluded.done_at,
+                "last_error": insert.excluded.last_error,
+                "attempts": table.c.attempts + 1,
+                "updated_at": insert.excluded.updated_at,
+            },
+            # Plain comparisons: an IN list would expand, which executemany refuses.
+            where=and_(*(table.c.status != status for status in FINISHED)),
+        ),
+        rows,
+    )
+
+
+def _sql_task_row(
+    system: str,
+    record_id: int,
+    now: datetime,
+    status: TaskStatus,
+    error: str | None,
+    *,
+    done_at: datetime | None = None,
+) -> dict[str, Any]:
+    """A record's SQL task as ``finish_sql_tasks`` leaves it: tried once, done or failed."""
+    return {
+        "deletion_record_id": record_id,
+        "dsar_request_id": None,
+        "system": system,
+        "system_kind": "sql",
+        "action": "erasure",
+        "status": status,
+        "attempts": 1,
+        "idempotency_key": new_key(),
+        "subject": None,
+        "done_at": done_at,
+        "last_error": error,
+        "note": None,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 # ---------------------------------------------------------------- settling owners
