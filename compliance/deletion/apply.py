@@ -44,6 +44,7 @@ from compliance.policy.systems import APP_SYSTEM
 from compliance.store.engines import analyze
 from compliance.store.models import ComplianceProfile, DeletionBatch, DeletionRecord, utcnow
 from compliance.store.queries import record_accepted_open, record_due
+from compliance.store.sql import among_ids
 from compliance.store.states import RecordState, TaskStatus
 from compliance.systems import tasks as system_tasks
 
@@ -129,7 +130,9 @@ def retry_blocked(session: Session, *, actor: str, execute: bool, bucket: str | 
         session.rollback()
         return len(ids)
     session.execute(
-        update(DeletionRecord).where(DeletionRecord.id.in_(ids)).values(blocked_plan_hash=None)
+        update(DeletionRecord)
+        .where(among_ids(DeletionRecord.id, ids))
+        .values(blocked_plan_hash=None)
     )
     record_event(
         session,
@@ -419,7 +422,7 @@ def subject_details(datamap: DataMap, keys: Sequence[str]) -> dict[str, dict[str
             str(key): email
             for key, email in conn.execute(
                 select(table.c[subjects.key], table.c[subjects.email]).where(
-                    table.c[subjects.key].in_(values)
+                    among_ids(table.c[subjects.key], values)
                 )
             )
         }
@@ -530,13 +533,13 @@ def _mark_plan(
         store_plan(session, current)  # kept for replay-erasures, once per plan
         session.execute(
             update(DeletionRecord)
-            .where(DeletionRecord.id.in_(list(applied)))
+            .where(among_ids(DeletionRecord.id, applied))
             .values(applied_plan_hash=current_hash, blocked_plan_hash=None)
         )
     if blocked:
         session.execute(
             update(DeletionRecord)
-            .where(DeletionRecord.id.in_(list(blocked)))
+            .where(among_ids(DeletionRecord.id, blocked))
             .values(blocked_plan_hash=current_hash)
         )
     for rid, message in refused.items():
@@ -587,7 +590,7 @@ def _fail_bucket(
     if result.executed and ids:
         session.execute(
             update(DeletionRecord)
-            .where(DeletionRecord.id.in_(ids))
+            .where(among_ids(DeletionRecord.id, ids))
             .values(deletion_error=message, updated_at=now)
         )
         session.commit()

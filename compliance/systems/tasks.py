@@ -36,7 +36,7 @@ from compliance.logs import log_event
 from compliance.policy.loader import DSAR_ERASURE_BUCKET, Bucket, Policy
 from compliance.policy.systems import System
 from compliance.store.models import DeletionRecord, DsarRequest, ErasureTask, utcnow
-from compliance.store.sql import rows_changed
+from compliance.store.sql import among_ids, rows_changed
 from compliance.store.states import TaskStatus
 from compliance.systems import webhook
 from compliance.systems.webhook import WireStatus
@@ -194,7 +194,7 @@ def sql_work(session: Session, system: str, record_ids: Sequence[int]) -> list[i
     finished = set(
         session.scalars(
             select(ErasureTask.deletion_record_id).where(
-                ErasureTask.deletion_record_id.in_(list(record_ids)),
+                among_ids(ErasureTask.deletion_record_id, record_ids),
                 ErasureTask.system == system,
                 ErasureTask.status.in_(FINISHED),
             )
@@ -292,7 +292,7 @@ def settle_records(
         session.scalars(
             update(DeletionRecord)
             .where(
-                DeletionRecord.id.in_(ids),
+                among_ids(DeletionRecord.id, ids),
                 DeletionRecord.deletion_applied_at.is_(None),
                 has_tasks,
                 ~unfinished,
@@ -303,7 +303,10 @@ def settle_records(
     )
     failed = session.execute(
         select(ErasureTask.deletion_record_id, ErasureTask.system, ErasureTask.last_error)
-        .where(ErasureTask.deletion_record_id.in_(ids), ErasureTask.status == TaskStatus.FAILED)
+        .where(
+            among_ids(ErasureTask.deletion_record_id, ids),
+            ErasureTask.status == TaskStatus.FAILED,
+        )
         .order_by(ErasureTask.deletion_record_id, ErasureTask.system)
     ).all()
     errors: dict[int, str] = {}
@@ -422,7 +425,7 @@ def run_webhook_tasks(
     secrets = {name: webhook.secret_for(system) for name, system in systems.items()}
     query = select(ErasureTask.id).where(_due_webhook(now, systems)).order_by(ErasureTask.id)
     if record_ids is not None:
-        query = query.where(ErasureTask.deletion_record_id.in_(list(record_ids)))
+        query = query.where(among_ids(ErasureTask.deletion_record_id, record_ids))
     if request_ids is not None:
         query = query.where(ErasureTask.dsar_request_id.in_(list(request_ids)))
     ids = list(session.scalars(query))
