@@ -49,8 +49,9 @@ from compliance.store.states import RecordState, TaskStatus
 from compliance.systems import tasks as system_tasks
 
 # Subjects per chunk: large enough that the bookkeeping per chunk (claim, mark applied,
-# audit) is small beside the erasure, small enough to keep each transaction short.
-DEFAULT_CHUNK_SIZE = 1000
+# audit) is small beside the erasure, small enough to keep each transaction short. 5000
+# rather than 1000 (issue 13): five times fewer round trips for the same subjects.
+DEFAULT_CHUNK_SIZE = 5000
 # Workers beyond the database's cores only wait on each other.
 MAX_WORKERS = 16
 
