@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, case, exists, func, literal, null, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -278,48 +278,40 @@ def settle_records(
     """Apply the records whose every task is finished; note the errors of failed ones.
 
     Returns the ids applied now and, per record with a failed task, the first error
-    ("system: message"). A record with no tasks at all is never applied here.
+    ("system: message", as stored: at most 1000 characters). A record with no tasks at all
+    is never applied here. One UPDATE settles the whole chunk, both outcomes at once: it
+    runs for every chunk apply commits.
     """
     if not record_ids:
         return [], {}
-    ids = list(record_ids)
-    unfinished = exists().where(
-        ErasureTask.deletion_record_id == DeletionRecord.id,
-        ErasureTask.status.not_in(FINISHED),
+    own = ErasureTask.deletion_record_id == DeletionRecord.id
+    failed = and_(own, ErasureTask.status == TaskStatus.FAILED)
+    complete = and_(exists().where(own), ~exists().where(own, ErasureTask.status.not_in(FINISHED)))
+    first_error = (
+        select(ErasureTask.system + ": " + func.coalesce(ErasureTask.last_error, "failed"))
+        .where(failed)
+        .order_by(ErasureTask.system)
+        .limit(1)
+        .scalar_subquery()
     )
-    has_tasks = exists().where(ErasureTask.deletion_record_id == DeletionRecord.id)
-    applied = list(
-        session.scalars(
-            update(DeletionRecord)
-            .where(
-                among_ids(DeletionRecord.id, ids),
-                DeletionRecord.deletion_applied_at.is_(None),
-                has_tasks,
-                ~unfinished,
-            )
-            .values(deletion_applied_at=now, deletion_error=None, updated_at=now)
-            .returning(DeletionRecord.id)
-        )
-    )
-    failed = session.execute(
-        select(ErasureTask.deletion_record_id, ErasureTask.system, ErasureTask.last_error)
+    applied_at = DeletionRecord.__table__.c.deletion_applied_at
+    settled = session.execute(
+        update(DeletionRecord)
         .where(
-            among_ids(ErasureTask.deletion_record_id, ids),
-            ErasureTask.status == TaskStatus.FAILED,
+            among_ids(DeletionRecord.id, record_ids),
+            DeletionRecord.deletion_applied_at.is_(None),
+            or_(complete, exists().where(failed)),
         )
-        .order_by(ErasureTask.deletion_record_id, ErasureTask.system)
+        .values(
+            deletion_applied_at=case((complete, literal(now, applied_at.type)), else_=null()),
+            deletion_error=case((complete, null()), else_=func.substr(first_error, 1, 1000)),
+            updated_at=now,
+        )
+        # Seen as updated: no error on an applied record, the stored one on a failed record.
+        .returning(DeletionRecord.id, DeletionRecord.deletion_error)
     ).all()
-    errors: dict[int, str] = {}
-    for rid, system, message in failed:
-        if rid is not None:
-            errors.setdefault(rid, f"{system}: {message or 'failed'}")
-    for rid, message in errors.items():
-        session.execute(
-            update(DeletionRecord)
-            .where(DeletionRecord.id == rid, DeletionRecord.deletion_applied_at.is_(None))
-            .values(deletion_error=message[:1000], updated_at=now)
-        )
-    return sorted(applied), errors
+    applied = sorted(rid for rid, error in settled if error is None)
+    return applied, {rid: error for rid, error in sorted(settled) if error is not None}
 
 
 def request_tasks_finished(session: Session, request_id: int, *, kinds: Iterable[str]) -> bool:
