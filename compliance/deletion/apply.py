@@ -431,7 +431,9 @@ class _BucketRun:
             now=self.now,
             skip_systems={system for system, _, _ in outcomes},
         )
-        applied, task_errors = system_tasks.settle_records(session, record_ids, utcnow())
+        applied, task_errors = system_tasks.settle_records(
+            session, record_ids, utcnow(), plan_hash=work.current_hash
+        )
         _mark_plan(session, applied, blocked, refused, work.current, work.current_hash, self.now)
         task_errors.update(refused)
         _finish_chunk(
@@ -638,14 +640,12 @@ def _mark_plan(
     current_hash: str,
     now: datetime,
 ) -> None:
-    """Note the plan each record was applied (or blocked) under; store refusals' errors."""
+    """Keep the plan the records were applied under; note it on the blocked ones; store
+    refusals' errors. ``settle_records`` noted it on the applied ones, in the same UPDATE
+    that marked them applied.
+    """
     if applied:
         store_plan(session, current)  # kept for replay-erasures, once per plan
-        session.execute(
-            update(DeletionRecord)
-            .where(among_ids(DeletionRecord.id, applied))
-            .values(applied_plan_hash=current_hash, blocked_plan_hash=None)
-        )
     if blocked:
         session.execute(
             update(DeletionRecord)

@@ -273,14 +273,15 @@ def _sql_task_row(
 
 
 def settle_records(
-    session: Session, record_ids: Sequence[int], now: datetime
+    session: Session, record_ids: Sequence[int], now: datetime, *, plan_hash: str | None = None
 ) -> tuple[list[int], dict[int, str]]:
     """Apply the records whose every task is finished; note the errors of failed ones.
 
     Returns the ids applied now and, per record with a failed task, the first error
     ("system: message", as stored: at most 1000 characters). A record with no tasks at all
-    is never applied here. One UPDATE settles the whole chunk, both outcomes at once: it
-    runs for every chunk apply commits.
+    is never applied here. One UPDATE settles the whole chunk, both outcomes at once (and,
+    given ``plan_hash``, notes it as the plan the applied ones went under): it runs for
+    every chunk apply commits.
     """
     if not record_ids:
         return [], {}
@@ -295,6 +296,14 @@ def settle_records(
         .scalar_subquery()
     )
     applied_at = DeletionRecord.__table__.c.deletion_applied_at
+    under_plan: dict[str, Any] = {}
+    if plan_hash is not None:
+        under_plan = {
+            "applied_plan_hash": case(
+                (complete, plan_hash), else_=DeletionRecord.applied_plan_hash
+            ),
+            "blocked_plan_hash": case((complete, null()), else_=DeletionRecord.blocked_plan_hash),
+        }
     settled = session.execute(
         update(DeletionRecord)
         .where(
@@ -306,6 +315,7 @@ def settle_records(
             deletion_applied_at=case((complete, literal(now, applied_at.type)), else_=null()),
             deletion_error=case((complete, null()), else_=func.substr(first_error, 1, 1000)),
             updated_at=now,
+            **under_plan,
         )
         # Seen as updated: no error on an applied record, the stored one on a failed record.
         .returning(DeletionRecord.id, DeletionRecord.deletion_error)
