@@ -236,9 +236,11 @@ def finish_sql_tasks(
             },
             # Plain comparisons: an IN list would expand, which executemany refuses.
             where=and_(*(table.c.status != status for status in FINISHED)),
-        ),
+        )
+        # With RETURNING the rows go as multi-row pages: measured faster on PostgreSQL.
+        .returning(table.c.id),
         rows,
-    )
+    ).all()
 
 
 def _sql_task_row(
