@@ -22,10 +22,10 @@ from compliance.errors import Conflict, InvalidInput, NotFound
 from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.store.models import ComplianceProfile, DsarRequest, LegalHold, utcnow
 from compliance.store.queries import dsar_open
-from compliance.store.sql import rows_changed
+from compliance.store.sql import among_ids, rows_changed
 from compliance.store.states import DsarKind
 
-# Subject keys per IN list: well under SQLite's limit of bound values per statement.
+# Keys per query: well under SQLite's limit of bound values (PostgreSQL gets one array).
 _KEYS_PER_QUERY = 5000
 
 
@@ -279,7 +279,7 @@ def held_subjects(
         return set(session.scalars(query))
     held: set[str] = set()
     for chunk in _chunks([str(s) for s in subject_ids]):
-        held.update(session.scalars(query.where(ComplianceProfile.subject_id.in_(chunk))))
+        held.update(session.scalars(query.where(among_ids(ComplianceProfile.subject_id, chunk))))
     return held
 
 
@@ -292,7 +292,7 @@ def held_profiles(
     for chunk in _chunks(list(profile_ids)):
         for profile_id, hold_id in session.execute(
             select(LegalHold.compliance_profile_id, LegalHold.id)
-            .where(LegalHold.compliance_profile_id.in_(chunk), active_hold(now))
+            .where(among_ids(LegalHold.compliance_profile_id, chunk), active_hold(now))
             .order_by(LegalHold.id)
         ):
             held.setdefault(profile_id, hold_id)
@@ -316,5 +316,5 @@ def awaiting_access_export(session: Session, subject_ids: Iterable[str] | None =
         return set(session.scalars(query))
     waiting: set[str] = set()
     for chunk in _chunks([str(s) for s in subject_ids]):
-        waiting.update(session.scalars(query.where(DsarRequest.subject_id.in_(chunk))))
+        waiting.update(session.scalars(query.where(among_ids(DsarRequest.subject_id, chunk))))
     return waiting
