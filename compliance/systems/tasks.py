@@ -36,6 +36,7 @@ from compliance.logs import log_event
 from compliance.policy.loader import DSAR_ERASURE_BUCKET, Bucket, Policy
 from compliance.policy.systems import System
 from compliance.store.models import DeletionRecord, DsarRequest, ErasureTask, utcnow
+from compliance.store.queries import first_or_not_found
 from compliance.store.sql import among_ids, rows_changed
 from compliance.store.states import TaskStatus
 from compliance.systems import webhook
@@ -735,12 +736,7 @@ def _settle_owner(session: Session, task: ErasureTask, now: datetime) -> None:
 
 def get_task(session: Session, task_id: int, *, lock: bool = False) -> ErasureTask:
     query = select(ErasureTask).where(ErasureTask.id == task_id)
-    if lock:
-        query = query.with_for_update()
-    task = session.scalars(query).first()
-    if task is None:
-        raise NotFound(f"no task {task_id}")
-    return task
+    return first_or_not_found(session, query, f"no task {task_id}", lock=lock)
 
 
 def confirm_task(
