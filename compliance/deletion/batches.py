@@ -7,7 +7,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, case, func, insert, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Table,
+    case,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event, record_events
@@ -96,9 +107,20 @@ def carry_out_batching(session: Session, plan: BatchingPlan, *, actor: str) -> C
     created: list[int] = []
     records = 0
     last_id = 0
-    cap = RECORDS_PER_COMMIT if session.get_bind().dialect.name == "postgresql" else MAX_CHUNK_SIZE
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    cap = RECORDS_PER_COMMIT if postgresql else MAX_CHUNK_SIZE
     group = plan.max_batch_size * max(1, cap // plan.max_batch_size)
-    while True:
+    while postgresql:
+        made = _batch_group_in_database(session, plan, last_id, group, actor=actor)
+        if not made:
+            break
+        session.commit()
+        created += list(made)
+        done = sum(n for n, _ in made.values())
+        records += done
+        last_id = max(last for _, last in made.values())
+        progress.advance(done, batches=len(created))
+    while not postgresql:
         ids = list(
             session.scalars(
                 select(DeletionRecord.id)
@@ -117,6 +139,70 @@ def carry_out_batching(session: Session, plan: BatchingPlan, *, actor: str) -> C
     return CreateBatchesResult(
         plan.bucket, len(created), records, tuple(created), round(progress.elapsed, 3), True
     )
+
+
+def _batch_group_in_database(
+    session: Session, plan: BatchingPlan, after_id: int, group: int, *, actor: str
+) -> dict[int, tuple[int, int]]:
+    """PostgreSQL: the next ``group`` unbatched records, oldest first, batched in one statement.
+
+    The database picks the records, makes one batch per ``max_batch_size`` of them and
+    assigns each record its batch: no record id travels to Python and back, the way raw SQL
+    would do it. Returns each new batch's (records, highest record id), in batch id order;
+    the batches and their audit events commit together, as with the other way.
+    """
+    r = cast(Table, DeletionRecord.__table__)
+    now = utcnow()
+    stamp = literal(now, UTCDateTime())
+    picked = (
+        select(
+            r.c.id,
+            (
+                (func.row_number(type_=Integer).over(order_by=r.c.id) - 1) // plan.max_batch_size
+            ).label("slot"),
+        )
+        .where(*_unbatched(plan.bucket), r.c.id > after_id)
+        .order_by(r.c.id)
+        .limit(group)
+        .cte("picked")
+    )
+    slots = func.generate_series(0, select(func.max(picked.c.slot)).scalar_subquery())
+    made = (
+        insert(DeletionBatch)
+        .from_select(
+            ["bucket", "reviewed_status", "created_at", "updated_at"],
+            select(
+                literal(plan.bucket), literal(BatchStatus.PENDING.value), stamp, stamp
+            ).select_from(slots),
+        )
+        .returning(DeletionBatch.id)
+        .cte("made")
+    )
+    numbered = select(
+        made.c.id, (func.row_number(type_=Integer).over(order_by=made.c.id) - 1).label("slot")
+    ).cte("numbered")
+    assigned = (
+        update(r)
+        .where(r.c.id == picked.c.id, picked.c.slot == numbered.c.slot)
+        .where(r.c.deletion_batch_id.is_(None))
+        .values(deletion_batch_id=numbered.c.id, updated_at=stamp)
+        .returning(r.c.id, r.c.deletion_batch_id)
+        .cte("assigned")
+    )
+    rows = session.execute(
+        select(assigned.c.deletion_batch_id, func.count(), func.max(assigned.c.id))
+        .group_by(assigned.c.deletion_batch_id)
+        .order_by(assigned.c.deletion_batch_id)
+    ).all()
+    made_ids = {batch_id: (n, last) for batch_id, n, last in rows}
+    record_events(
+        session,
+        actor=actor,
+        action="deletion_batch.created",
+        target_type="deletion_batch",
+        events=[(b, {"bucket": plan.bucket, "records": n}) for b, (n, _) in made_ids.items()],
+    )
+    return made_ids
 
 
 def _batch_group(session: Session, plan: BatchingPlan, ids: list[int], *, actor: str) -> list[int]:
