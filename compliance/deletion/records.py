@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from sqlalchemy.orm import Session
 from compliance.audit.chain import record_event
 from compliance.deletion.holds import active_hold, held_subjects
 from compliance.deletion.ledger import cooling_off, cooling_off_condition
-from compliance.deletion.rules import due_query, iter_due_subjects
+from compliance.deletion.rules import copy_due_subjects, due_query, iter_due_subjects
 from compliance.errors import InvalidInput
 from compliance.logs import Progress, log_event
 from compliance.policy.datamap import DataMap
@@ -70,6 +71,8 @@ MAX_CHUNK_SIZE = 10_000
 # may cover many more subjects: fewer, larger commits, each still kept if the run is killed.
 STAGED_CHUNK_SIZE = 50_000
 MAX_STAGED_CHUNK_SIZE = 500_000
+# Due keys copied between two PostgreSQL databases wait in memory up to this size, then on disk.
+KEYS_IN_MEMORY = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -574,6 +577,13 @@ def _stage_keys(conn: Connection, staging: Session, datamap: DataMap, plan: Reco
     due = 0
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
+        if datamap.engine.dialect.name == "postgresql":
+            # Server to server as COPY streams: no key becomes a Python object on the way.
+            with tempfile.SpooledTemporaryFile(max_size=KEYS_IN_MEMORY) as keys:
+                due = copy_due_subjects(datamap, plan.bucket, plan.now, keys)
+                keys.seek(0)
+                cursor.copy_expert("COPY pd_due_keys (key) FROM STDIN", keys)
+            return due
         chunk_size = min(plan.chunk_size, 10_000)
         for chunk in iter_due_subjects(datamap, plan.bucket, plan.now, chunk=chunk_size):
             lines = io.StringIO("".join(_copy_line(str(k)) for k in chunk))
