@@ -247,39 +247,38 @@ _ADD_STAGED_RECORDS_SQL = text(
 
 
 # The same work without ON CONFLICT where no conflict can arise, which costs PostgreSQL about as
-# much again as the inserts themselves. In one snapshot: subjects with a profile already get
-# their record as before (ON CONFLICT skips those open); the others get a new profile and a
-# new record by plain INSERTs, since nobody else can know a profile id this statement makes.
-# Only a profile made meanwhile by someone else can clash: see _without_conflicts.
+# much again as the inserts themselves. One pass over the profiles, in one snapshot, sorts the
+# keys: subjects with a profile get their record as before (ON CONFLICT skips those open); the
+# others get a new profile and a new record by plain INSERTs, since nobody else can know a
+# profile id this statement makes. Only a profile made meanwhile by someone else (or a rule
+# naming a subject twice) can clash: see _without_conflicts.
 _ADD_STAGED_RECORDS_FAST_SQL = text(
     """
 WITH staged AS (
     SELECT key FROM pd_due_keys WHERE n > :lo AND n <= :hi
-), existing AS (
-    SELECT p.id FROM compliance_profiles AS p JOIN staged ON p.subject_id = staged.key
+), matched AS (
+    SELECT staged.key, p.id
+    FROM staged LEFT JOIN compliance_profiles AS p ON p.subject_id = staged.key
 ), fresh AS (
     INSERT INTO compliance_profiles (subject_id, created_at, updated_at)
-    SELECT key, :now, :now FROM staged
-    WHERE NOT EXISTS (SELECT 1 FROM compliance_profiles AS p WHERE p.subject_id = staged.key)
+    SELECT key, :now, :now FROM matched WHERE id IS NULL
     RETURNING id
 ), opened_fresh AS (
     INSERT INTO deletion_records (compliance_profile_id, bucket, deletion_scheduled_at,
         accepted_for_deletion, is_manually_reviewed, created_at, updated_at)
     SELECT id, :bucket, :scheduled_at, :accepted_for_deletion, false, :now, :now FROM fresh
-    RETURNING compliance_profile_id
 ), opened_existing AS (
     INSERT INTO deletion_records (compliance_profile_id, bucket, deletion_scheduled_at,
         accepted_for_deletion, is_manually_reviewed, created_at, updated_at)
-    SELECT id, :bucket, :scheduled_at, :accepted_for_deletion, false, :now, :now FROM existing
+    SELECT id, :bucket, :scheduled_at, :accepted_for_deletion, false, :now, :now
+    FROM matched WHERE id IS NOT NULL
     ON CONFLICT (compliance_profile_id, bucket) WHERE deletion_applied_at IS NULL DO NOTHING
     RETURNING compliance_profile_id
-), opened AS (
-    SELECT compliance_profile_id FROM opened_fresh
-    UNION ALL SELECT compliance_profile_id FROM opened_existing
 )
-SELECT (SELECT count(*) FROM staged), (SELECT count(*) FROM fresh), count(*),
-       min(compliance_profile_id), max(compliance_profile_id)
-FROM opened
+SELECT (SELECT count(*) FROM matched), f.n, f.n + e.n, least(f.lo, e.lo), greatest(f.hi, e.hi)
+FROM (SELECT count(*) AS n, min(id) AS lo, max(id) AS hi FROM fresh) AS f,
+     (SELECT count(*) AS n, min(compliance_profile_id) AS lo, max(compliance_profile_id) AS hi
+      FROM opened_existing) AS e
 """
 )
 
