@@ -16,7 +16,6 @@ from sqlalchemy import (
     insert,
     literal,
     select,
-    text,
     update,
 )
 from sqlalchemy.orm import Session
@@ -110,32 +109,14 @@ def carry_out_batching(session: Session, plan: BatchingPlan, *, actor: str) -> C
     postgresql = session.get_bind().dialect.name == "postgresql"
     cap = RECORDS_PER_COMMIT if postgresql else MAX_CHUNK_SIZE
     group = plan.max_batch_size * max(1, cap // plan.max_batch_size)
-    while postgresql:
-        made = _batch_group_in_database(session, plan, last_id, group, actor=actor)
-        if not made:
-            break
+    next_group = _batch_group_in_database if postgresql else _batch_group_by_ids
+    while made := next_group(session, plan, last_id, group, actor=actor):
         session.commit()
         created += list(made)
         done = sum(n for n, _ in made.values())
         records += done
         last_id = max(last for _, last in made.values())
         progress.advance(done, batches=len(created))
-    while not postgresql:
-        ids = list(
-            session.scalars(
-                select(DeletionRecord.id)
-                .where(*_unbatched(plan.bucket), DeletionRecord.id > last_id)
-                .order_by(DeletionRecord.id)
-                .limit(group)
-            )
-        )
-        if not ids:
-            break
-        created += _batch_group(session, plan, ids, actor=actor)
-        session.commit()
-        records += len(ids)
-        last_id = ids[-1]
-        progress.advance(len(ids), batches=len(created))
     return CreateBatchesResult(
         plan.bucket, len(created), records, tuple(created), round(progress.elapsed, 3), True
     )
@@ -205,8 +186,23 @@ def _batch_group_in_database(
     return made_ids
 
 
-def _batch_group(session: Session, plan: BatchingPlan, ids: list[int], *, actor: str) -> list[int]:
-    """Many batches per commit: one SELECT, one INSERT, one UPDATE per batch, one audit INSERT."""
+def _batch_group_by_ids(
+    session: Session, plan: BatchingPlan, after_id: int, group: int, *, actor: str
+) -> dict[int, tuple[int, int]]:
+    """SQLite: one SELECT of the group's ids, one INSERT, one UPDATE, one audit INSERT.
+
+    Returns each new batch's (records, highest record id), in batch id order.
+    """
+    ids = list(
+        session.scalars(
+            select(DeletionRecord.id)
+            .where(*_unbatched(plan.bucket), DeletionRecord.id > after_id)
+            .order_by(DeletionRecord.id)
+            .limit(group)
+        )
+    )
+    if not ids:
+        return {}
     now = utcnow()
     size = plan.max_batch_size
     slices = [ids[i : i + size] for i in range(0, len(ids), size)]
@@ -231,7 +227,9 @@ def _batch_group(session: Session, plan: BatchingPlan, ids: list[int], *, actor:
             for part, batch_id in zip(slices, batch_ids, strict=True)
         ],
     )
-    return batch_ids
+    return {
+        batch_id: (len(part), part[-1]) for part, batch_id in zip(slices, batch_ids, strict=True)
+    }
 
 
 # ---------------------------------------------------------------- review
@@ -255,28 +253,7 @@ def _assign(
     batch_ids: list[int],
     now: datetime,
 ) -> None:
-    """One UPDATE for the group, by primary key, each record to its slice's batch.
-
-    On PostgreSQL the pairs travel as two arrays joined by ``unnest``: one bound value each,
-    however many records, instead of a CASE per batch over an IN list of every id.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        pairs = [(rid, bid) for part, bid in zip(slices, batch_ids, strict=True) for rid in part]
-        session.execute(
-            text(
-                "UPDATE deletion_records AS r "
-                "SET deletion_batch_id = p.batch_id, updated_at = :now "
-                "FROM unnest(CAST(:ids AS bigint[]), CAST(:batches AS bigint[])) "
-                "AS p(id, batch_id) "
-                "WHERE r.id = p.id AND r.deletion_batch_id IS NULL"
-            ),
-            {
-                "ids": [rid for rid, _ in pairs],
-                "batches": [bid for _, bid in pairs],
-                "now": UTCDateTime().process_bind_param(now, None),
-            },
-        )
-        return
+    """One UPDATE for the group, by primary key, each record to its slice's batch."""
     ids = [rid for part in slices for rid in part]
     session.connection().execute(
         update(records_table)
