@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select, text
 
 from compliance.audit.chain import verify_chain
+from compliance.deletion.records import _without_conflicts
 from compliance.store.engines import migrate
 from compliance.store.models import (
     AuditEvent,
@@ -309,3 +311,27 @@ def test_when_both_databases_are_one_the_rules_feed_the_records_directly(
     assert summary(d.run("apply-deletions", "--execute", "--json"))["applied"] == len(due)
     assert d.checksum("invoices", "payments") == billing
     d.dispose()
+
+
+def test_a_profile_someone_else_made_meanwhile_sends_the_run_the_careful_way(
+    deployment: Deployment,
+) -> None:
+    """Plain INSERTs of new profiles clash with one made meanwhile: that work is undone and the
+    ON CONFLICT way runs instead, so the run still opens every record (PostgreSQL only)."""
+    if deployment.backend != "postgresql":
+        pytest.skip("the plain-INSERT way is PostgreSQL's")
+    with deployment.session() as s:
+        s.add(ComplianceProfile(subject_id="made-meanwhile"))
+        s.commit()
+
+        def plain() -> str:
+            s.add(ComplianceProfile(subject_id="undone"))
+            s.flush()
+            s.add(ComplianceProfile(subject_id="made-meanwhile"))
+            s.flush()
+            return "plain"
+
+        assert _without_conflicts(s, plain, lambda: "careful") == "careful"
+        s.commit()
+        subjects = set(s.scalars(select(ComplianceProfile.subject_id)))
+    assert subjects == {"made-meanwhile"}

@@ -7,7 +7,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, case, func, insert, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Table,
+    case,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event, record_events
@@ -96,31 +106,103 @@ def carry_out_batching(session: Session, plan: BatchingPlan, *, actor: str) -> C
     created: list[int] = []
     records = 0
     last_id = 0
-    cap = RECORDS_PER_COMMIT if session.get_bind().dialect.name == "postgresql" else MAX_CHUNK_SIZE
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    cap = RECORDS_PER_COMMIT if postgresql else MAX_CHUNK_SIZE
     group = plan.max_batch_size * max(1, cap // plan.max_batch_size)
-    while True:
-        ids = list(
-            session.scalars(
-                select(DeletionRecord.id)
-                .where(*_unbatched(plan.bucket), DeletionRecord.id > last_id)
-                .order_by(DeletionRecord.id)
-                .limit(group)
-            )
-        )
-        if not ids:
-            break
-        created += _batch_group(session, plan, ids, actor=actor)
+    next_group = _batch_group_in_database if postgresql else _batch_group_by_ids
+    while made := next_group(session, plan, last_id, group, actor=actor):
         session.commit()
-        records += len(ids)
-        last_id = ids[-1]
-        progress.advance(len(ids), batches=len(created))
+        created += list(made)
+        done = sum(n for n, _ in made.values())
+        records += done
+        last_id = max(last for _, last in made.values())
+        progress.advance(done, batches=len(created))
     return CreateBatchesResult(
         plan.bucket, len(created), records, tuple(created), round(progress.elapsed, 3), True
     )
 
 
-def _batch_group(session: Session, plan: BatchingPlan, ids: list[int], *, actor: str) -> list[int]:
-    """Many batches per commit: one SELECT, one INSERT, one UPDATE per batch, one audit INSERT."""
+def _batch_group_in_database(
+    session: Session, plan: BatchingPlan, after_id: int, group: int, *, actor: str
+) -> dict[int, tuple[int, int]]:
+    """PostgreSQL: the next ``group`` unbatched records, oldest first, batched in one statement.
+
+    The database picks the records, makes one batch per ``max_batch_size`` of them and
+    assigns each record its batch: no record id travels to Python and back, the way raw SQL
+    would do it. Returns each new batch's (records, highest record id), in batch id order;
+    the batches and their audit events commit together, as with the other way.
+    """
+    r = cast(Table, DeletionRecord.__table__)
+    now = utcnow()
+    stamp = literal(now, UTCDateTime())
+    picked = (
+        select(
+            r.c.id,
+            (
+                (func.row_number(type_=Integer).over(order_by=r.c.id) - 1) // plan.max_batch_size
+            ).label("slot"),
+        )
+        .where(*_unbatched(plan.bucket), r.c.id > after_id)
+        .order_by(r.c.id)
+        .limit(group)
+        .cte("picked")
+    )
+    slots = func.generate_series(0, select(func.max(picked.c.slot)).scalar_subquery())
+    made = (
+        insert(DeletionBatch)
+        .from_select(
+            ["bucket", "reviewed_status", "created_at", "updated_at"],
+            select(
+                literal(plan.bucket), literal(BatchStatus.PENDING.value), stamp, stamp
+            ).select_from(slots),
+        )
+        .returning(DeletionBatch.id)
+        .cte("made")
+    )
+    numbered = select(
+        made.c.id, (func.row_number(type_=Integer).over(order_by=made.c.id) - 1).label("slot")
+    ).cte("numbered")
+    assigned = (
+        update(r)
+        .where(r.c.id == picked.c.id, picked.c.slot == numbered.c.slot)
+        .where(r.c.deletion_batch_id.is_(None))
+        .values(deletion_batch_id=numbered.c.id, updated_at=stamp)
+        .returning(r.c.id, r.c.deletion_batch_id)
+        .cte("assigned")
+    )
+    rows = session.execute(
+        select(assigned.c.deletion_batch_id, func.count(), func.max(assigned.c.id))
+        .group_by(assigned.c.deletion_batch_id)
+        .order_by(assigned.c.deletion_batch_id)
+    ).all()
+    made_ids = {batch_id: (n, last) for batch_id, n, last in rows}
+    record_events(
+        session,
+        actor=actor,
+        action="deletion_batch.created",
+        target_type="deletion_batch",
+        events=[(b, {"bucket": plan.bucket, "records": n}) for b, (n, _) in made_ids.items()],
+    )
+    return made_ids
+
+
+def _batch_group_by_ids(
+    session: Session, plan: BatchingPlan, after_id: int, group: int, *, actor: str
+) -> dict[int, tuple[int, int]]:
+    """SQLite: one SELECT of the group's ids, one INSERT, one UPDATE, one audit INSERT.
+
+    Returns each new batch's (records, highest record id), in batch id order.
+    """
+    ids = list(
+        session.scalars(
+            select(DeletionRecord.id)
+            .where(*_unbatched(plan.bucket), DeletionRecord.id > after_id)
+            .order_by(DeletionRecord.id)
+            .limit(group)
+        )
+    )
+    if not ids:
+        return {}
     now = utcnow()
     size = plan.max_batch_size
     slices = [ids[i : i + size] for i in range(0, len(ids), size)]
@@ -145,7 +227,9 @@ def _batch_group(session: Session, plan: BatchingPlan, ids: list[int], *, actor:
             for part, batch_id in zip(slices, batch_ids, strict=True)
         ],
     )
-    return batch_ids
+    return {
+        batch_id: (len(part), part[-1]) for part, batch_id in zip(slices, batch_ids, strict=True)
+    }
 
 
 # ---------------------------------------------------------------- review
@@ -169,28 +253,7 @@ def _assign(
     batch_ids: list[int],
     now: datetime,
 ) -> None:
-    """One UPDATE for the group, by primary key, each record to its slice's batch.
-
-    On PostgreSQL the pairs travel as two arrays joined by ``unnest``: one bound value each,
-    however many records, instead of a CASE per batch over an IN list of every id.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        pairs = [(rid, bid) for part, bid in zip(slices, batch_ids, strict=True) for rid in part]
-        session.execute(
-            text(
-                "UPDATE deletion_records AS r "
-                "SET deletion_batch_id = p.batch_id, updated_at = :now "
-                "FROM unnest(CAST(:ids AS bigint[]), CAST(:batches AS bigint[])) "
-                "AS p(id, batch_id) "
-                "WHERE r.id = p.id AND r.deletion_batch_id IS NULL"
-            ),
-            {
-                "ids": [rid for rid, _ in pairs],
-                "batches": [bid for _, bid in pairs],
-                "now": UTCDateTime().process_bind_param(now, None),
-            },
-        )
-        return
+    """One UPDATE for the group, by primary key, each record to its slice's batch."""
     ids = [rid for part in slices for rid in part]
     session.connection().execute(
         update(records_table)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import Connection, String, cast, column, func, intersect, select, text
 from sqlalchemy.exc import DBAPIError
@@ -102,8 +102,39 @@ def iter_due_subjects(
             _end_read_only(conn)
 
 
+def copy_due_subjects(datamap: DataMap, bucket: Bucket, now: datetime, out: IO[bytes]) -> int:
+    """Write the bucket's due subject keys to ``out`` in COPY's text format; return how many.
+
+    For a PostgreSQL application database: the keys leave the server as one COPY stream,
+    with no Python work per key, ready to COPY into another PostgreSQL database. A NULL key
+    names no subject and is left out. Read-only, like iter_due_subjects.
+    """
+    try:
+        query = due_query(datamap, bucket, now).subquery("due")
+    except DBAPIError as exc:
+        raise _rule_error(bucket, exc) from None
+    keys = select(query.c.subject_key).where(query.c.subject_key.is_not(None))
+    with datamap.engine.connect() as conn:
+        _read_only(conn)
+        compiled = keys.compile(conn, compile_kwargs={"render_postcompile": True})
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            sql = cursor.mogrify(str(compiled), compiled.params).decode()
+            cursor.copy_expert(f"COPY ({sql}) TO STDOUT", out)
+            return int(cursor.rowcount)
+        except conn.dialect.loaded_dbapi.Error as exc:  # the driver's own, not wrapped
+            raise _refused(bucket, exc) from None
+        finally:
+            cursor.close()
+            _end_read_only(conn)
+
+
 def _rule_error(bucket: Bucket, exc: DBAPIError) -> ConfigError:
-    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    return _refused(bucket, exc.orig if exc.orig else exc)
+
+
+def _refused(bucket: Bucket, error: BaseException) -> ConfigError:
+    reason = str(error).strip().splitlines()[0]
     return ConfigError(
         f"buckets.{bucket.name}.rules: the application database refused a rule: {reason}"
     )
