@@ -50,6 +50,7 @@ from compliance.policy.cascades import (
 from compliance.policy.loader import MappedTable, Policy
 from compliance.policy.strategies import get_strategy, hash_key
 from compliance.policy.systems import APP_SYSTEM
+from compliance.store.sql import among_ids
 
 #: Subject keys of an integer column fit in 64 bits (PostgreSQL BIGINT, SQLite INTEGER).
 _MAX_INT_KEY = 2**63 - 1
@@ -224,11 +225,18 @@ class DataMap:
         return [str(k) for k in keys]
 
     def condition(self, name: str, keys: Sequence[Any] | BindParameter[Any]) -> ColumnElement[bool]:
-        """Rows of ``name`` that belong to ``keys`` (already coerced), as nested IN subqueries."""
+        """Rows of ``name`` that belong to ``keys`` (already coerced), as nested IN subqueries.
+
+        A list of keys binds as one array on PostgreSQL (among_ids): a chunk's thousands of
+        keys would otherwise be as many placeholders to render, send and plan per statement.
+        """
         mapped = self.mapped(name)
         table = self.table(name)
         if mapped.subject_column is not None:
-            return table.c[mapped.subject_column].in_(keys)
+            column = table.c[mapped.subject_column]
+            if isinstance(keys, BindParameter):
+                return column.in_(keys)
+            return among_ids(column, keys)
         assert mapped.via is not None
         parent_col = self._parent_column(mapped)
         return table.c[mapped.via.column].in_(
@@ -318,7 +326,7 @@ class DataMap:
         """Subjects among ``keys`` whose rows of the referred table ``fk``'s rows point at."""
         query, key = self.keyed_select(fk.referred_table)
         found = query.add_columns(key).where(
-            key.in_([str(k) for k in keys]), exists().where(self._references(fk))
+            among_ids(key, [str(k) for k in keys]), exists().where(self._references(fk))
         )
         return {str(k) for k in conn.scalars(found.distinct())}
 
