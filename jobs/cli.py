@@ -29,7 +29,12 @@ from compliance.errors import ComplianceError, ConfigError
 from compliance.ops.jobruns import close_stale_runs, finish_job_run, start_job_run
 from compliance.ops.locks import job_lock
 from compliance.policy.datamap import DataMap, open_system_engines
-from compliance.policy.loader import Policy, check_against_database, load_policy
+from compliance.policy.loader import (
+    Policy,
+    check_against_database,
+    load_policy,
+    reflect_policy_tables,
+)
 from compliance.store.engines import check_reachable, current_revision, make_engine, session_factory
 from compliance.store.states import JobRunStatus
 
@@ -117,9 +122,14 @@ class Runtime:
             if engine is not self.app_engine:
                 self._engines.append(engine)
                 check_reachable(engine, f"system '{name}' database")
-        for warning in check_against_database(self.policy, self.app_engine, engines):
+        # Reflected once, for the check and the data map alike.
+        reflection = reflect_policy_tables(self.policy, self.app_engine, engines)
+        warnings = check_against_database(
+            self.policy, self.app_engine, engines, reflection=reflection
+        )
+        for warning in warnings:
             logs.log_event("policy.warning", logging.WARNING, message=warning)
-        return DataMap(self.policy, self.app_engine, engines)
+        return DataMap(self.policy, self.app_engine, engines, reflection=reflection)
 
     def session(self) -> Session:
         if not self._migrated:

@@ -115,8 +115,10 @@ def foreign_keys(engine: Engine) -> list[ForeignKey]:
                         )
                     )
         return found
+    # One catalog query for every table rather than one per table (a job's start-up).
+    by_table = inspector.get_multi_foreign_keys()
     for table in tables:
-        for fk in inspector.get_foreign_keys(table):
+        for fk in by_table.get((None, table), []):
             options = fk.get("options") or {}
             found.append(
                 ForeignKey(

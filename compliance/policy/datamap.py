@@ -47,7 +47,7 @@ from compliance.policy.cascades import (
     check_foreign_keys,
     foreign_keys,
 )
-from compliance.policy.loader import MappedTable, Policy
+from compliance.policy.loader import MappedTable, Policy, Reflection
 from compliance.policy.strategies import get_strategy, hash_key
 from compliance.policy.systems import APP_SYSTEM
 from compliance.store.sql import among_ids
@@ -129,8 +129,14 @@ class DataMap:
     """The policy's data map bound to the reflected schema of every SQL system."""
 
     def __init__(
-        self, policy: Policy, engine: Engine, engines: Mapping[str, Engine] | None = None
+        self,
+        policy: Policy,
+        engine: Engine,
+        engines: Mapping[str, Engine] | None = None,
+        *,
+        reflection: Reflection | None = None,
     ) -> None:
+        """``reflection`` is the one check_against_database used, so no table is read twice."""
         self.policy = policy
         self.engine = engine  # the application database
         self.engines = open_system_engines(policy, engine, engines)
@@ -143,12 +149,17 @@ class DataMap:
             names = {n for n, t in policy.tables.items() if t.system == system}
             if not names:
                 continue
+            if reflection is not None and system in reflection.metadatas:
+                self.metadatas[system] = reflection.metadatas[system]
+                continue
             meta = MetaData()
             meta.reflect(bind=system_engine, only=sorted(names))
             self.metadatas[system] = meta
         self.metadata = self.metadatas.get(APP_SYSTEM, MetaData())
         self._selects: dict[tuple[str, frozenset[str]], Any] = {}
         self._hash_key: bytes | None = None
+        if reflection is not None and reflection.foreign_keys is not None:
+            self.foreign_keys = reflection.foreign_keys  # seeds the cached property
 
     def dispose(self) -> None:
         """Close the engines this data map opened itself (not the ones it was given)."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Date, DateTime, Engine, inspect
+from sqlalchemy import Date, DateTime, Engine, MetaData, Table, inspect
 
 from compliance.errors import ConfigError, NotFound
 from compliance.policy.fields import Field, expect, key_name, read_section, unknown_keys
@@ -861,19 +861,49 @@ def load_policy(path: Path | str | None = None, env: Mapping[str, str] | None = 
 # ---------------------------------------------------------------- against the database
 
 
-class _Reflected:
-    """The databases the data map names, reflected once: table names and column types."""
+@dataclass
+class Reflection:
+    """The tables the policy names, reflected once per job: the check and the data map share it.
 
-    def __init__(
-        self, policy: Policy, engine: Engine, engines: Mapping[str, Engine] | None
-    ) -> None:
+    Reflecting is most of a job's start-up, so each table is read once, with only the tables
+    the policy names (and the ones their foreign keys reach) rather than the whole schema.
+    """
+
+    #: Per SQL system, the policy's tables that exist there (missing ones are the check's to
+    #: report, so reflecting never fails on them).
+    metadatas: dict[str, MetaData]
+    #: Per SQL system, the names of every table it has.
+    existing_in: dict[str, set[str]]
+    #: The application database's foreign keys, read by the check for the data map to reuse.
+    foreign_keys: list[Any] | None = None
+
+
+def reflect_policy_tables(
+    policy: Policy, engine: Engine, engines: Mapping[str, Engine] | None = None
+) -> Reflection:
+    """Reflect the tables ``policy`` names (and the retention tables) in each SQL system given."""
+    systems = {APP_SYSTEM: engine, **{n: e for n, e in (engines or {}).items() if n != APP_SYSTEM}}
+    metadatas: dict[str, MetaData] = {}
+    existing_in: dict[str, set[str]] = {}
+    for system, system_engine in systems.items():
+        existing = set(inspect(system_engine).get_table_names())
+        existing_in[system] = existing
+        names = {n for n, t in policy.tables.items() if t.system == system}
+        if system == APP_SYSTEM:
+            names |= {entry.table for entry in policy.retention.values()}
+        meta = MetaData()
+        meta.reflect(bind=system_engine, only=sorted(names & existing))
+        metadatas[system] = meta
+    return Reflection(metadatas, existing_in)
+
+
+class _Reflected:
+    """The databases the data map names, as reflected: table names and column types."""
+
+    def __init__(self, policy: Policy, reflection: Reflection) -> None:
         self.policy = policy
-        self.inspectors = {APP_SYSTEM: inspect(engine)}
-        for name, other in (engines or {}).items():
-            if name != APP_SYSTEM:
-                self.inspectors[name] = inspect(other)
-        self.existing_in = {name: set(i.get_table_names()) for name, i in self.inspectors.items()}
-        self._columns: dict[str, dict[str, Any]] = {}
+        self.metadatas = reflection.metadatas
+        self.existing_in = reflection.existing_in
 
     def _system(self, table: str) -> str:
         tables = self.policy.tables
@@ -883,18 +913,15 @@ class _Reflected:
         system = self._system(table)
         return "the application database" if system == APP_SYSTEM else f"system '{system}'"
 
-    def inspector(self, table: str) -> Any:
-        return self.inspectors[self._system(table)]
+    def _table(self, table: str) -> Table:
+        return self.metadatas[self._system(table)].tables[table]
 
     def columns(self, table: str) -> dict[str, Any]:
         """Column name -> reflected type."""
-        if table not in self._columns:
-            found = self.inspector(table).get_columns(table)
-            self._columns[table] = {c["name"]: c["type"] for c in found}
-        return self._columns[table]
+        return {c.name: c.type for c in self._table(table).columns}
 
     def primary_key(self, table: str) -> list[str]:
-        return self.inspector(table).get_pk_constraint(table).get("constrained_columns") or []
+        return [c.name for c in self._table(table).primary_key.columns]
 
     def need_column(self, table: str, column: str, key: str) -> None:
         if column not in self.columns(table):
@@ -934,7 +961,7 @@ def _check_mapped_table(db: _Reflected, name: str, table: MappedTable) -> None:
 
 
 def _check_tables(db: _Reflected, policy: Policy) -> None:
-    checked = {n: t for n, t in policy.tables.items() if t.system in db.inspectors}
+    checked = {n: t for n, t in policy.tables.items() if t.system in db.metadatas}
     for name, table in checked.items():
         if name not in db.existing_in[table.system]:
             raise ConfigError(f"tables.{name}: no such table in {db.where(name)}")
@@ -982,7 +1009,11 @@ def _retention_warnings(db: _Reflected, policy: Policy) -> list[str]:
 
 
 def check_against_database(
-    policy: Policy, engine: Engine, engines: Mapping[str, Engine] | None = None
+    policy: Policy,
+    engine: Engine,
+    engines: Mapping[str, Engine] | None = None,
+    *,
+    reflection: Reflection | None = None,
 ) -> list[str]:
     """Raise ConfigError for anything the data map names that its database lacks.
 
@@ -992,12 +1023,17 @@ def check_against_database(
     entries are skipped by retention-cleanup rather than stopping every other job), and
     for foreign keys from kept data that block erasing the rows they reference. A foreign
     key whose ON DELETE / ON UPDATE action would change kept rows is a ConfigError.
+    ``reflection`` (from reflect_policy_tables over the same engines) saves reading the
+    tables again; the foreign keys read here are kept in it for the data map.
     """
-    db = _Reflected(policy, engine, engines)
+    reflection = reflection or reflect_policy_tables(policy, engine, engines)
+    db = _Reflected(policy, reflection)
     _check_tables(db, policy)
     _check_buckets(db, policy)
     # Referential actions are code paths too: none may reach retained or unmapped rows.
     from compliance.policy.cascades import check_foreign_keys, foreign_keys
 
-    warnings = [block.advice for block in check_foreign_keys(policy, foreign_keys(engine))]
+    if reflection.foreign_keys is None:
+        reflection.foreign_keys = foreign_keys(engine)
+    warnings = [block.advice for block in check_foreign_keys(policy, reflection.foreign_keys)]
     return warnings + _retention_warnings(db, policy)
