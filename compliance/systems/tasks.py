@@ -24,7 +24,24 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, literal, null, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Select,
+    String,
+    Text,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -217,14 +234,21 @@ def finish_sql_tasks(
     finished (or failed) rather than inserted pending and updated, which would write every
     row twice. A task finished meanwhile stays as it is; a failed one is retried next run.
     """
-    rows = [_sql_task_row(system, rid, now, TaskStatus.DONE, None, done_at=now) for rid in done] + [
-        _sql_task_row(system, rid, now, TaskStatus.FAILED, message[:1000])
-        for rid, message in failed.items()
-    ]
-    if not rows:
+    if not done and not failed:
         return
     table = ErasureTask.__table__
     insert = _insert(session)(table)
+    if session.get_bind().dialect.name == "postgresql":
+        # The chunk as a few array parameters, not a dozen parameters per row.
+        insert = insert.from_select(*_sql_task_rows_pg(system, done, failed, now))
+        rows: list[dict[str, Any]] | None = None
+    else:
+        rows = [
+            _sql_task_row(system, rid, now, TaskStatus.DONE, None, done_at=now) for rid in done
+        ] + [
+            _sql_task_row(system, rid, now, TaskStatus.FAILED, message[:1000])
+            for rid, message in failed.items()
+        ]
     session.execute(
         insert.on_conflict_do_update(
             index_elements=["deletion_record_id", "system"],
@@ -242,6 +266,45 @@ def finish_sql_tasks(
         .returning(table.c.id),
         rows,
     ).all()
+
+
+def _sql_task_rows_pg(
+    system: str, done: Sequence[int], failed: Mapping[int, str], now: datetime
+) -> tuple[list[str], Select[Any]]:
+    """The rows ``_sql_task_row`` makes, as one SELECT over unnested arrays (PostgreSQL)."""
+    table = ErasureTask.__table__
+    ids = [*done, *failed]
+    statuses = [str(TaskStatus.DONE)] * len(done) + [str(TaskStatus.FAILED)] * len(failed)
+    errors = [None] * len(done) + [message[:1000] for message in failed.values()]
+    given = (
+        func.unnest(
+            bindparam("task_ids", ids, type_=ARRAY(BigInteger)),
+            bindparam("task_statuses", statuses, type_=ARRAY(String)),
+            bindparam("task_errors", errors, type_=ARRAY(Text)),
+            bindparam("task_keys", [new_key() for _ in ids], type_=ARRAY(String)),
+        )
+        .table_valued("record_id", "status", "error", "key")
+        .render_derived()
+    )
+    columns = {
+        "deletion_record_id": given.c.record_id,
+        "dsar_request_id": null(),
+        "system": literal(system, String),
+        "system_kind": literal("sql", String),
+        "action": literal("erasure", String),
+        "status": given.c.status,
+        "attempts": literal(1, Integer),
+        "idempotency_key": given.c.key,
+        "subject": literal(None, table.c.subject.type),
+        "done_at": case(
+            (given.c.status == str(TaskStatus.DONE), literal(now, table.c.done_at.type))
+        ),
+        "last_error": given.c.error,
+        "note": null(),
+        "created_at": literal(now, table.c.created_at.type),
+        "updated_at": literal(now, table.c.updated_at.type),
+    }
+    return list(columns), select(*columns.values())
 
 
 def _sql_task_row(
