@@ -33,6 +33,8 @@ from compliance.store.states import (
 )
 
 OPEN_DSAR = f"status IN ({sql_in(OPEN_DSAR_STATUSES)})"
+# Written as ``record_due`` (store/queries.py) writes it, so the planner proves the match.
+DUE_RECORDS = "accepted_for_deletion IS true AND deletion_applied_at IS NULL"
 
 
 def utcnow() -> datetime:
@@ -159,6 +161,14 @@ class DeletionRecord(Timestamped, Base):
         ),
         Index("ix_deletion_records_batch", "deletion_batch_id"),
         Index("ix_deletion_records_bucket_state", "bucket", "accepted_for_deletion"),
+        # Only the records apply-deletions still has to erase, in the order it claims them.
+        Index(
+            "ix_deletion_records_due",
+            "bucket",
+            "id",
+            sqlite_where=text(DUE_RECORDS),
+            postgresql_where=text(DUE_RECORDS),
+        ),
     )
 
 

@@ -33,7 +33,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    exists,
     func,
     literal,
     null,
@@ -76,6 +75,12 @@ def backoff(attempts: int) -> timedelta:
 
 def new_key() -> str:
     return uuid.uuid4().hex
+
+
+def new_keys(n: int) -> list[str]:
+    """``n`` keys as random as ``new_key``'s, drawn at once: a chunk needs thousands."""
+    pool = os.urandom(16 * n).hex()
+    return [pool[i : i + 32] for i in range(0, 32 * n, 32)]
 
 
 def _insert(session: Session) -> Any:
@@ -281,7 +286,7 @@ def _sql_task_rows_pg(
             bindparam("task_ids", ids, type_=ARRAY(BigInteger)),
             bindparam("task_statuses", statuses, type_=ARRAY(String)),
             bindparam("task_errors", errors, type_=ARRAY(Text)),
-            bindparam("task_keys", [new_key() for _ in ids], type_=ARRAY(String)),
+            bindparam("task_keys", new_keys(len(ids)), type_=ARRAY(String)),
         )
         .table_valued("record_id", "status", "error", "key")
         .render_derived()
@@ -351,12 +356,28 @@ def settle_records(
     """
     if not record_ids:
         return [], {}
-    own = ErasureTask.deletion_record_id == DeletionRecord.id
-    failed = and_(own, ErasureTask.status == TaskStatus.FAILED)
-    complete = and_(exists().where(own), ~exists().where(own, ErasureTask.status.not_in(FINISHED)))
+    # The chunk's own tasks, counted per record: correlated EXISTS clauses here were run by
+    # PostgreSQL as hashed subplans over the whole task table, a cost that grew with every
+    # chunk ever applied (issue 13); this reads only the chunk's tasks, through their index.
+    tally = (
+        select(
+            ErasureTask.deletion_record_id.label("record_id"),
+            func.count().label("tasks"),
+            func.sum(case((ErasureTask.status.in_(FINISHED), 1), else_=0)).label("finished"),
+            func.sum(case((ErasureTask.status == TaskStatus.FAILED, 1), else_=0)).label("failed"),
+        )
+        .where(among_ids(ErasureTask.deletion_record_id, record_ids))
+        .group_by(ErasureTask.deletion_record_id)
+        .subquery("tally")
+    )
+    complete = tally.c.finished == tally.c.tasks
+    # Only worked out for a record that failed: the first failed task, by system.
     first_error = (
         select(ErasureTask.system + ": " + func.coalesce(ErasureTask.last_error, "failed"))
-        .where(failed)
+        .where(
+            ErasureTask.deletion_record_id == DeletionRecord.id,
+            ErasureTask.status == TaskStatus.FAILED,
+        )
         .order_by(ErasureTask.system)
         .limit(1)
         .scalar_subquery()
@@ -373,9 +394,9 @@ def settle_records(
     settled = session.execute(
         update(DeletionRecord)
         .where(
-            among_ids(DeletionRecord.id, record_ids),
+            DeletionRecord.id == tally.c.record_id,
             DeletionRecord.deletion_applied_at.is_(None),
-            or_(complete, exists().where(failed)),
+            or_(complete, tally.c.failed > 0),
         )
         .values(
             deletion_applied_at=case((complete, literal(now, applied_at.type)), else_=null()),
@@ -386,8 +407,10 @@ def settle_records(
         # Seen as updated: no error on an applied record, the stored one on a failed record.
         .returning(DeletionRecord.id, DeletionRecord.deletion_error)
     ).all()
-    applied = sorted(rid for rid, error in settled if error is None)
-    return applied, {rid: error for rid, error in sorted(settled) if error is not None}
+    # Plain tuples: sorting the result's rows compared them through SQLAlchemy's Row.
+    outcomes = sorted((rid, error) for rid, error in settled)
+    applied = [rid for rid, error in outcomes if error is None]
+    return applied, {rid: error for rid, error in outcomes if error is not None}
 
 
 def request_tasks_finished(session: Session, request_id: int, *, kinds: Iterable[str]) -> bool:
