@@ -112,6 +112,10 @@ def carry_out_batching(session: Session, plan: BatchingPlan, *, actor: str) -> C
     next_group = _batch_group_in_database if postgresql else _batch_group_by_ids
     while made := next_group(session, plan, last_id, group, actor=actor):
         session.commit()
+        if not created:
+            # Statistics taken while the table was (nearly) empty made PostgreSQL check each
+            # record's foreign key by reading every batch: quadratic over a large first run.
+            analyze(session, DeletionBatch)
         created += list(made)
         done = sum(n for n, _ in made.values())
         records += done
@@ -165,7 +169,10 @@ def _batch_group_in_database(
     assigned = (
         update(r)
         .where(r.c.id == picked.c.id, picked.c.slot == numbered.c.slot)
-        .where(r.c.deletion_batch_id.is_(None))
+        # Said again for the planner: without it PostgreSQL merge-joined the picked records
+        # against the primary key from its first row, so each group read every record
+        # batched before it (issue 13: 0.9 s of the last group's 2.9 s at 1M).
+        .where(r.c.id > after_id, r.c.deletion_batch_id.is_(None))
         .values(deletion_batch_id=numbered.c.id, updated_at=stamp)
         .returning(r.c.id, r.c.deletion_batch_id)
         .cte("assigned")
