@@ -55,7 +55,7 @@ def store_plan(session: Session, plan: PlanDocument) -> str:
     return digest
 
 
-def load_plans(session: Session, hashes: Iterable[str]) -> dict[str, PlanDocument]:
+def load_plans(session: Session, hashes: Iterable[str | None]) -> dict[str, PlanDocument]:
     wanted = sorted({h for h in hashes if h})
     if not wanted:
         return {}
