@@ -88,3 +88,21 @@ def test_records_from_erasure_requests_have_no_rules_to_show(
     assert list(evidence.frame["subject_id"]) == ["1", "2"]
     with queue.session() as session:
         assert session.scalar(select(func.count()).select_from(DeletionRecord)) > 0
+
+
+def test_an_sql_rule_selecting_keys_as_text_still_shows_who_matches(
+    queue: Deployment,  # noqa: F811
+) -> None:
+    """Keys are compared in the key column's type first (so an index serves); a rule that
+    selects them as text is compared as text, and says the same."""
+    rule = """SELECT id FROM users WHERE email NOT LIKE 'anon-%'"""
+    as_text = """SELECT CAST(id AS VARCHAR(20)) AS id FROM users WHERE email NOT LIKE 'anon-%'"""
+    assert rule in DEMO_POLICY
+    keys = subjects_of(queue, "inactive_accounts")
+    with queue.app_engine.begin() as conn:
+        conn.exec_driver_sql(f"UPDATE users SET email = 'anon-x' WHERE id = {int(keys[0])}")
+    queue.write_policy(DEMO_POLICY.replace(rule, as_text))
+    frame = record_evidence(queue.datamap(), "inactive_accounts", keys).frame
+    shown = frame.set_index("subject_id")["rule_2"]
+    assert shown[keys[0]] == "no"
+    assert set(shown[keys[1:]]) == {"yes"}

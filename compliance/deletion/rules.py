@@ -30,9 +30,7 @@ def _cutoff(datamap: DataMap, rule: AgeRule, now: datetime) -> datetime:
 
 def rule_select(datamap: DataMap, rule: AgeRule | SqlRule, now: datetime, index: int) -> Any:
     if isinstance(rule, SqlRule):
-        first = _first_column(datamap, rule.sql)
-        sub = text(rule.sql).columns(column(first)).subquery(f"rule_{index}")
-        return select(cast(sub.c[first], String).label("subject_key"))
+        return select(cast(sql_rule_key(datamap, rule, index), String).label("subject_key"))
     base, key = datamap.keyed_select(rule.table)
     ts = datamap.table(rule.table).c[rule.timestamp]
     # A NULL timestamp never counts as old: one such row keeps the subject off the list.
@@ -42,6 +40,12 @@ def rule_select(datamap: DataMap, rule: AgeRule | SqlRule, now: datetime, index:
         .having(func.max(ts) < _cutoff(datamap, rule, now))
         .having(func.count() == func.count(ts))
     )
+
+
+def sql_rule_key(datamap: DataMap, rule: SqlRule, index: int) -> Any:
+    """The subject keys an SQL rule selects (its first column), in the column's own type."""
+    first = _first_column(datamap, rule.sql)
+    return text(rule.sql).columns(column(first)).subquery(f"rule_{index}").c[first]
 
 
 def _first_column(datamap: DataMap, sql: str) -> str:

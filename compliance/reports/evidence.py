@@ -10,16 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import String, cast, func, select
+from sqlalchemy import Connection, String, cast, func, select
+from sqlalchemy.exc import DBAPIError
 
-from compliance.deletion.rules import _end_read_only, _read_only, rule_select
+from compliance.deletion.rules import _end_read_only, _read_only, sql_rule_key
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import AgeRule, SqlRule
-from compliance.store.models import utcnow
 
 
 @dataclass(frozen=True)
@@ -75,9 +74,29 @@ def _by_key(frame: pd.DataFrame, value: Callable[[str], object]) -> pd.Series:
     return pd.Series([value(k) for k in frame.index], index=frame.index, dtype=object)
 
 
-def record_evidence(
-    datamap: DataMap, bucket_name: str, subject_keys: Sequence[str], *, now: datetime | None = None
-) -> Evidence:
+def _rule_hits(
+    conn: Connection, datamap: DataMap, rule: SqlRule, index: int, keys: list[str]
+) -> set[str]:
+    """Which of ``keys`` the SQL rule selects now.
+
+    On PostgreSQL the keys are first compared in the subject key's own type, so an index on
+    the rule's column serves the lookup: compared as text, every row the rule selects was
+    read and cast (0.24 s per page of records at 1M subjects, issue 13). A rule whose column
+    has another type refuses that comparison, and is then compared as text.
+    """
+    key = sql_rule_key(datamap, rule, index)
+    if conn.dialect.name == "postgresql":
+        try:
+            typed = datamap.coerce_keys(datamap.policy.subjects.table, keys)
+            with conn.begin_nested():
+                return {str(k) for k in conn.scalars(select(key).where(key.in_(typed)))}
+        except (ValueError, DBAPIError):
+            pass  # another type: as text below
+    as_text = cast(key, String)
+    return {str(k) for k in conn.scalars(select(as_text).where(as_text.in_(keys)))}
+
+
+def record_evidence(datamap: DataMap, bucket_name: str, subject_keys: Sequence[str]) -> Evidence:
     """The rule values and review columns of ``subject_keys`` (one page), as they are now.
 
     A timestamp rule shows the subject's newest value there (None: no row, or a NULL that
@@ -96,7 +115,6 @@ def record_evidence(
         frame[column.name] = None
     if not keys:
         return Evidence(frame, tuple(columns))
-    now = now or utcnow()
     frame = frame.set_index("subject_id")
     with datamap.engine.connect() as conn:
         _read_only(conn)
@@ -113,9 +131,7 @@ def record_evidence(
                     newest = {str(k): value for k, value in conn.execute(query)}
                     frame[column.name] = _by_key(frame, newest.get)
                 else:
-                    matched = rule_select(datamap, rule, now, i).subquery()
-                    query = select(matched.c.subject_key).where(matched.c.subject_key.in_(keys))
-                    hits = {str(k) for k in conn.scalars(query)}
+                    hits = _rule_hits(conn, datamap, rule, i, keys)
                     frame[column.name] = ["yes" if k in hits else "no" for k in frame.index]
             if review and subjects.table in datamap.metadata.tables:
                 table = datamap.table(subjects.table)
