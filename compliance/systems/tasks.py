@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import uuid
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
@@ -73,14 +72,15 @@ def backoff(attempts: int) -> timedelta:
     return min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
 
 
-def new_key() -> str:
-    return uuid.uuid4().hex
-
-
 def new_keys(n: int) -> list[str]:
-    """``n`` keys as random as ``new_key``'s, drawn at once: a chunk needs thousands."""
+    """``n`` idempotency keys of 128 random bits (32 hex digits), drawn at once: a chunk
+    needs thousands."""
     pool = os.urandom(16 * n).hex()
     return [pool[i : i + 32] for i in range(0, 32 * n, 32)]
+
+
+def new_key() -> str:
+    return new_keys(1)[0]
 
 
 def _insert(session: Session) -> Any:
