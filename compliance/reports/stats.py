@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
-from typing import Any
 
 import pandas as pd
 from sqlalchemy import func, select
@@ -195,13 +194,6 @@ class WeekOutcome(StrEnum):
 OUTCOMES = [o.value for o in WeekOutcome]
 
 
-def _week_of(session: Session, column: Any) -> Any:
-    """The Monday (UTC) starting the value's week, computed by the database."""
-    if session.get_bind().dialect.name == "postgresql":
-        return func.date_trunc("week", column)
-    return func.date(column, "weekday 0", "-6 days")
-
-
 def outcomes_per_week(
     session: Session, *, weeks: int = 12, now: datetime | None = None
 ) -> pd.DataFrame:
@@ -232,7 +224,7 @@ def outcomes_per_week(
     }
     parts = []
     for outcome, (when, condition, join) in sources.items():
-        week = _week_of(session, when)
+        week = week_of(session, when)
         query = select(week.label("week"), _R.bucket, func.count().label("records"))
         if join is not None:
             query = query.join(DeletionBatch, DeletionBatch.id == _R.deletion_batch_id)
