@@ -214,15 +214,15 @@ def sql_work(session: Session, system: str, record_ids: Sequence[int]) -> list[i
     """
     if not record_ids:
         return []
-    finished = set(
-        session.scalars(
-            select(ErasureTask.deletion_record_id).where(
-                among_ids(ErasureTask.deletion_record_id, record_ids),
-                ErasureTask.system == system,
-                ErasureTask.status.in_(FINISHED),
-            )
+    # The status is checked here, not in SQL: with statistics taken while the task table
+    # was small, PostgreSQL intersected the chunk's tasks with every finished task in the
+    # status index, a read that grew with each chunk ever applied (issue 13).
+    tasks = session.execute(
+        select(ErasureTask.deletion_record_id, ErasureTask.status).where(
+            among_ids(ErasureTask.deletion_record_id, record_ids), ErasureTask.system == system
         )
     )
+    finished = {rid for rid, status in tasks if status in FINISHED}
     return [rid for rid in record_ids if rid not in finished]
 
 
