@@ -146,19 +146,31 @@ if person is None:
 else:
     landing = next(path for role, path in LANDING if role is None or person.has(role))
     allowed = [entry for entry in PAGES if person.has(*entry[3]) and (HERE / entry[0]).exists()]
-    pages = [
-        st.Page(
-            str(HERE / path),
-            title=title,
-            icon=icon,
-            url_path=url_path(title),
-            default=path == landing,
-        )
+    own = {
+        path: st.Page(str(HERE / path), title=title, icon=icon, url_path=url_path(title))
         for path, title, icon, _ in allowed
-    ] or [st.Page(no_access_page, title="No access", icon=":material/block:", default=True)]
+    }
+    if own:
+        # Streamlit serves its default page at "/" only, so a default landing page would
+        # answer its own link (a Slack alert's /deletion_batches) with "Page not found".
+        # The default is a hidden page that forwards, keeping the query (?as=, ?bucket=);
+        # every real page keeps its path.
+        first = own.get(landing) or next(iter(own.values()))
+        pages = [
+            st.Page(
+                lambda: st.switch_page(first, query_params=st.query_params.to_dict()),
+                title="Privacy Desk",
+                url_path="home",
+                default=True,
+                visibility="hidden",
+            ),
+            *own.values(),
+        ]
+    else:
+        pages = [st.Page(no_access_page, title="No access", icon=":material/block:", default=True)]
     pages += [
         st.Page(no_access_page, title=title, url_path=url_path(title), visibility="hidden")
-        for path, title, icon, roles in PAGES
-        if (path, title, icon, roles) not in allowed
+        for path, title, _, _ in PAGES
+        if path not in own
     ]
 st.navigation(pages).run()

@@ -246,6 +246,10 @@ def test_every_role_sees_every_page_unclipped_and_survives_reloads_and_deep_link
                     page.goto(f"{dashboard_url}/{path}?as={email}")
                     settle(page)
                     expect(page.get_by_text(rendered(email)).first).to_be_visible()
+                    if page.get_by_text("Page not found").count():
+                        problems.append(f"{email} {path}: Page not found on its own link")
+                    if f"/{path}?" not in page.url:
+                        problems.append(f"{email} {path}: the address became {page.url}")
                     page.reload()
                     settle(page)
                     if page.get_by_text("Page not found").count():
@@ -255,6 +259,11 @@ def test_every_role_sees_every_page_unclipped_and_survives_reloads_and_deep_link
                         problems.append(f"{email} {path}: landed on {heading!r}")
                     for clipped in page.evaluate(CLIPPED_TABLES):
                         problems.append(f"{email} {path}: table clipped {clipped}")
+                # The bare address opens the page of one's most powerful role, under its path.
+                page.goto(f"{dashboard_url}/?as={email}")
+                settle(page)
+                if f"/{paths[0]}?" not in page.url:
+                    problems.append(f"{email}: / went to {page.url}, not {paths[0]}")
                 nav = page.get_by_test_id("stSidebarNav")
                 shown = sorted(nav.get_by_role("link").all_inner_texts())
                 if len(shown) != (len(paths) if len(paths) > 1 else 0):  # one page: no menu
