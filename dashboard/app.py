@@ -7,6 +7,7 @@ Run with ``streamlit run dashboard/app.py``. The policy comes from COMPLIANCE_CO
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Container
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -14,6 +15,7 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts dashboard/, not the checko
     sys.path.insert(0, str(ROOT))
 
 import streamlit as st  # noqa: E402
+from streamlit.navigation.page import StreamlitPage  # noqa: E402
 
 from compliance.errors import ComplianceError  # noqa: E402
 from compliance.policy.loader import Policy  # noqa: E402
@@ -109,19 +111,26 @@ def no_access_page() -> None:
 st.set_page_config(page_title="Privacy Desk", page_icon=":material/shield:", layout="wide")
 
 
+def stand_ins(body: Callable[[], None], *, taken: Container[str] = ()) -> list[StreamlitPage]:
+    """``body`` as a hidden page at every page's path not ``taken``.
+
+    Every path stays registered whoever is (or is not) signed in, so a link to a page one
+    may not open says why instead of Streamlit's "Page not found".
+    """
+    return [
+        st.Page(body, title=title, url_path=url_path(title), visibility="hidden")
+        for path, title, _, _ in PAGES
+        if path not in taken
+    ]
+
+
 def stop_everywhere(message: str) -> None:
     """Show ``message`` on whatever page was asked for (never "Page not found"), then stop."""
 
     def explain() -> None:
         st.error(widgets.plain(message))
 
-    st.navigation(
-        [st.Page(explain, title="Privacy Desk", default=True)]
-        + [
-            st.Page(explain, title=title, url_path=url_path(title), visibility="hidden")
-            for _, title, _, _ in PAGES
-        ]
-    ).run()
+    st.navigation([st.Page(explain, title="Privacy Desk", default=True), *stand_ins(explain)]).run()
     st.stop()
 
 
@@ -135,14 +144,9 @@ try:
 except ComplianceError as exc:  # e.g. a proxy secret too short to trust
     stop_everywhere(f"Nobody can sign in: {widgets.error_text(exc)}")
 st.session_state[context.IDENTITY_KEY] = person
-# Every page's path is always registered: a link to a page one may not open (or a link
-# opened before signing in) says so, instead of Streamlit's "Page not found".
 if person is None:
     pages = [st.Page(signed_out_page, title="Sign in", icon=":material/login:", default=True)]
-    pages += [
-        st.Page(signed_out_page, title=title, url_path=url_path(title), visibility="hidden")
-        for _, title, _, _ in PAGES
-    ]
+    pages += stand_ins(signed_out_page)
 else:
     landing = next(path for role, path in LANDING if role is None or person.has(role))
     allowed = [entry for entry in PAGES if person.has(*entry[3]) and (HERE / entry[0]).exists()]
@@ -168,9 +172,5 @@ else:
         ]
     else:
         pages = [st.Page(no_access_page, title="No access", icon=":material/block:", default=True)]
-    pages += [
-        st.Page(no_access_page, title=title, url_path=url_path(title), visibility="hidden")
-        for path, title, _, _ in PAGES
-        if path not in own
-    ]
+    pages += stand_ins(no_access_page, taken=own)
 st.navigation(pages).run()
