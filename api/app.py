@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
@@ -206,6 +207,22 @@ async def task_callback(
     body = await request.body()
     task = receive_callback(session, dep.policy, body, dict(request.headers.items()))
     return TaskOut(status=task.status)
+
+
+@app.exception_handler(RequestValidationError)
+def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """Where the request is wrong and why, without echoing what was sent.
+
+    FastAPI's own answer repeats each bad value, and a body of ``Infinity`` or ``NaN`` (which
+    Python's JSON reader accepts) cannot be written back as JSON: it became a 500. What was
+    sent may also be personal data, which an error answer has no need to repeat.
+    """
+    problems = [
+        {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type")}
+        for error in exc.errors()
+    ]
+    logs.log_event("api.refused", status=422, path=request.url.path, error="RequestValidationError")
+    return JSONResponse({"detail": problems}, status_code=422)
 
 
 @app.exception_handler(ComplianceError)
