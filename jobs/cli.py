@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from compliance import failpoints, logs
+from compliance.deletion.ledger import compact_tallies
 from compliance.errors import ComplianceError, ConfigError
 from compliance.ops.jobruns import close_stale_runs, finish_job_run, start_job_run
 from compliance.ops.locks import job_lock
@@ -222,6 +223,10 @@ def job(
                         with rt.session() as session:
                             close_stale_runs(session, name, bucket=bucket, current_run_id=run_id)
                     summary = func(**kwargs)
+                    if mutating and not dry_run:
+                        # The triggers' deltas of this run, folded while nobody waits on it.
+                        with rt.session() as session:
+                            compact_tallies(session)
                     return summary
                 except JobFailed as exc:
                     status, error = JobRunStatus.FAILED, str(exc)

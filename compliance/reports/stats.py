@@ -6,14 +6,14 @@ Per-bucket and per-week figures add the permanent aggregates purge folds its rem
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 
 import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from compliance.deletion.ledger import as_date, week_of
+from compliance.deletion.ledger import as_date, record_tallies, week_of
 from compliance.store.models import (
     DeletionAggregate,
     DeletionBatch,
@@ -40,8 +40,6 @@ _applied = record_in(RecordState.APPLIED)
 _accepted = record_accepted
 _failed = record_in(RecordState.FAILED)
 _excluded = record_in(RecordState.EXCLUDED)
-_unbatched = record_in(RecordState.UNBATCHED)
-_awaiting_review = record_in(RecordState.AWAITING_REVIEW)
 _pending_apply = record_in(RecordState.PENDING_APPLY)
 
 
@@ -89,18 +87,14 @@ def batch_progress(
 
 def bucket_progress(session: Session) -> pd.DataFrame:
     """Per bucket: batches by review status and records by where they stand."""
-    records = (
-        session.execute(
-            select(
-                _R.bucket,
-                func.count(_R.id).label("records"),
-                *[count_if(record_in(s)).label(s.value) for s in _BUCKET_STATES],
-                count_if(_excluded).label("kept"),
-            ).group_by(_R.bucket)
-        )
-        .mappings()
-        .all()
-    )
+    # Kept by triggers as records change (compliance.deletion.ledger): no scan of the records.
+    per_bucket: dict[str, dict[str, int]] = {}
+    for (bucket, state, _week), n in record_tallies(session).items():
+        counts = per_bucket.setdefault(bucket, {"records": 0})
+        counts["records"] += n
+        column = "kept" if state == RecordState.EXCLUDED else state.value
+        counts[column] = counts.get(column, 0) + n
+    records = [{"bucket": bucket, **counts} for bucket, counts in per_bucket.items()]
     batches = (
         session.execute(
             select(
@@ -130,7 +124,7 @@ def bucket_progress(session: Session) -> pd.DataFrame:
         *(s.value for s in _BUCKET_STATES), "kept",
     ]  # fmt: skip
     frame = pd.DataFrame([dict(r) for r in batches], columns=columns[:4]).merge(
-        pd.DataFrame([dict(r) for r in records], columns=[columns[0], *columns[4:]]),
+        pd.DataFrame(records, columns=[columns[0], *columns[4:]]),
         on="bucket",
         how="outer",
     )
@@ -149,25 +143,21 @@ def bucket_progress(session: Session) -> pd.DataFrame:
     return frame.sort_values("bucket", ignore_index=True)
 
 
+def _first_week(now: datetime, weeks: int) -> date:
+    """The Monday the window of ``weeks`` starts in: charts show whole weeks only."""
+    start = (now - timedelta(weeks=weeks)).date()
+    return start - timedelta(days=start.weekday())
+
+
 def deletions_per_week(
     session: Session, *, weeks: int = 12, now: datetime | None = None
 ) -> pd.DataFrame:
     """Records applied per bucket and week (weeks start on Monday, UTC), for the progress chart."""
-    now = now or utcnow()
-    # Whole weeks, from the Monday the window starts in: purged and live records count alike.
-    start = (now - timedelta(weeks=weeks)).date()
-    first_week = start - timedelta(days=start.weekday())
-    since = datetime.combine(first_week, time(), UTC)
-    applied_at = _R.deletion_applied_at
-    week = week_of(session, applied_at)
-    rows = session.execute(
-        select(week.label("week"), _R.bucket, func.count().label("applied"))
-        .where(applied_at >= since)
-        .group_by(week, _R.bucket)
-    ).all()
+    first_week = _first_week(now or utcnow(), weeks)
     counts: dict[tuple[object, str], int] = {}
-    for when, bucket, n in rows:
-        counts[(as_date(when), bucket)] = n
+    for (bucket, state, week), n in record_tallies(session).items():
+        if state == RecordState.APPLIED and week >= first_week:
+            counts[(week, bucket)] = counts.get((week, bucket), 0) + n
     # Erasures purge removed, by the week they were applied.
     for when, bucket, n in session.execute(
         select(
@@ -192,6 +182,15 @@ class WeekOutcome(StrEnum):
 
 
 OUTCOMES = [o.value for o in WeekOutcome]
+# The outcome a record's state counts as; excluded records count only as their batch's
+# rejection (kept records of accepted batches are no outcome of the week).
+_OUTCOME_OF = {
+    RecordState.APPLIED: WeekOutcome.ERASED,
+    RecordState.FAILED: WeekOutcome.FAILED,
+    RecordState.UNBATCHED: WeekOutcome.PENDING,
+    RecordState.AWAITING_REVIEW: WeekOutcome.PENDING,
+    RecordState.PENDING_APPLY: WeekOutcome.PENDING,
+}
 
 
 def outcomes_per_week(
@@ -203,35 +202,28 @@ def outcomes_per_week(
     rejected when its batch was rejected, failed when its last attempt failed; pending
     records (found but not yet erased or kept) count in the week they were found.
     """
-    now = now or utcnow()
-    since = now - timedelta(weeks=weeks)
-    batch_reviewed = DeletionBatch.reviewed_at
-    sources = {
-        WeekOutcome.ERASED: (_R.deletion_applied_at, _applied, None),
-        WeekOutcome.REJECTED: (
-            batch_reviewed,
-            batch_in(BatchStatus.REJECTED) & _R.accepted_for_deletion.is_(False),
-            DeletionBatch,
-        ),
-        WeekOutcome.FAILED: (_R.updated_at, _failed, None),
-        WeekOutcome.PENDING: (
-            _R.created_at,
-            _R.deletion_applied_at.is_(None)
-            & _R.deletion_error.is_(None)
-            & _R.accepted_for_deletion.is_not(False),
-            None,
-        ),
-    }
-    parts = []
-    for outcome, (when, condition, join) in sources.items():
-        week = week_of(session, when)
-        query = select(week.label("week"), _R.bucket, func.count().label("records"))
-        if join is not None:
-            query = query.join(DeletionBatch, DeletionBatch.id == _R.deletion_batch_id)
-        rows = session.execute(
-            query.where(condition, when >= since).group_by(week, _R.bucket)
-        ).all()
-        parts += [(w, b, outcome.value, n) for w, b, n in rows]
+    first_week = _first_week(now or utcnow(), weeks)
+    parts = [
+        (week, bucket, _OUTCOME_OF[state].value, n)
+        for (bucket, state, week), n in record_tallies(session).items()
+        if state in _OUTCOME_OF and week >= first_week
+    ]
+    # Rejections count in the week of their batch's review, which the tallies do not know.
+    reviewed = DeletionBatch.reviewed_at
+    week = week_of(session, reviewed)
+    parts += [
+        (as_date(w), b, WeekOutcome.REJECTED.value, n)
+        for w, b, n in session.execute(
+            select(week, _R.bucket, func.count())
+            .join(DeletionBatch, DeletionBatch.id == _R.deletion_batch_id)
+            .where(
+                batch_in(BatchStatus.REJECTED),
+                _R.accepted_for_deletion.is_(False),
+                reviewed >= datetime.combine(first_week, time(), UTC),
+            )
+            .group_by(week, _R.bucket)
+        )
+    ]
     frame = pd.DataFrame(parts, columns=["week", "bucket", "outcome", "records"])
     if frame.empty:
         return pd.DataFrame(columns=["week", "bucket", *OUTCOMES])

@@ -423,6 +423,22 @@ class DecisionLedger(Base):
     )
 
 
+class DeletionTally(Base):
+    """Signed counts of deletion records per bucket, state and week, appended by triggers.
+
+    Migration 0009 keeps them with every write to deletion_records, whoever makes it, so
+    Progress sums a few rows instead of counting every record; a figure is the sum of its
+    rows (compliance.deletion.ledger). The week is that of what last happened to the record.
+    """
+
+    __tablename__ = "deletion_record_tallies"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(20))
+    week: Mapped[date] = mapped_column(Date)
+    records: Mapped[int] = mapped_column(Integer)
+
+
 class DeletionAggregate(Base):
     """Per bucket and week (Monday, UTC), the counts purge removed: figures never shrink."""
 
