@@ -611,7 +611,7 @@ def bench_dashboard(bench: Bench, compliance: Engine) -> None:
     from streamlit.testing.v1 import AppTest
 
     from compliance.reports.review_queue import list_batches
-    from compliance.reports.stats import bucket_progress
+    from compliance.reports.stats import bucket_progress, outcomes_per_week
 
     bench.log("dashboard pages through AppTest")
     import logging
@@ -649,7 +649,9 @@ def bench_dashboard(bench: Bench, compliance: Engine) -> None:
         sql_batches = statistics.median(
             timed(lambda: list_batches(s, status="pending", limit=25))[0] for _ in range(5)
         )
-        sql_progress = statistics.median(timed(lambda: bucket_progress(s))[0] for _ in range(5))
+        sql_progress = statistics.median(
+            timed(lambda: (bucket_progress(s), outcomes_per_week(s)))[0] for _ in range(5)
+        )
     render(None)  # warm the interpreter's imports, as a running server is
     batches = statistics.median(timed(lambda: render(None))[0] for _ in range(3))
     progress = statistics.median(timed(lambda: render("views/progress.py"))[0] for _ in range(3))

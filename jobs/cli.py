@@ -25,7 +25,6 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from compliance import failpoints, logs
-from compliance.deletion.ledger import compact_tallies
 from compliance.errors import ComplianceError, ConfigError
 from compliance.ops.jobruns import close_stale_runs, finish_job_run, start_job_run
 from compliance.ops.locks import job_lock
@@ -38,6 +37,7 @@ from compliance.policy.loader import (
 )
 from compliance.store.engines import check_reachable, current_revision, make_engine, session_factory
 from compliance.store.states import JobRunStatus
+from compliance.store.tallies import compact_tallies
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2

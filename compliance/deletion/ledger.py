@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, delete, func, insert, literal, select
+from sqlalchemy import ColumnElement, and_, case, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -30,6 +30,7 @@ from compliance.store.models import (
 from compliance.store.queries import batch_in
 from compliance.store.sql import rows_changed
 from compliance.store.states import BatchStatus, LedgerDecision, RecordState
+from compliance.store.tallies import tally_sums
 
 _KEPT = (LedgerDecision.REJECTED, LedgerDecision.EXCLUDED)
 
@@ -186,7 +187,7 @@ def aggregates(session: Session) -> list[DeletionAggregate]:
     )
 
 
-# ---------------------------------------------------------------- tallies (kept by triggers)
+# ---------------------------------------------------------------- tallies
 
 
 def record_tallies(session: Session) -> dict[tuple[str, RecordState, date], int]:
@@ -195,38 +196,7 @@ def record_tallies(session: Session) -> dict[tuple[str, RecordState, date], int]
     The week is that of what last happened to the record: applied, last changed (failed or
     excluded), or found (the rest). Purged records are not here; the aggregates hold them.
     """
-    t = DeletionTally
     return {
-        (bucket, RecordState(state), as_date(week)): int(n)
-        for bucket, state, week, n in session.execute(
-            select(t.bucket, t.state, t.week, func.sum(t.records))
-            .group_by(t.bucket, t.state, t.week)
-            .having(func.sum(t.records) != 0)
-        )
+        (bucket, RecordState(state), as_date(week)): n
+        for (bucket, state, week), n in tally_sums(session, DeletionTally).items()
     }
-
-
-def compact_tallies(session: Session) -> int:
-    """Fold the triggers' deltas into one row per (bucket, state, week); return rows removed.
-
-    The rows deleted are exactly the rows summed (DELETE … RETURNING), so a writer or another
-    compaction running meanwhile cannot make a figure count twice or vanish. Commits.
-    """
-    t = DeletionTally
-    sums: dict[tuple[str, str, date], int] = {}
-    removed = 0
-    for bucket, state, week, n in session.execute(
-        delete(t)
-        .returning(t.bucket, t.state, t.week, t.records)
-        .execution_options(synchronize_session=False)
-    ):
-        key = (bucket, state, as_date(week))
-        sums[key] = sums.get(key, 0) + n
-        removed += 1
-    rows = [
-        {"bucket": b, "state": s, "week": w, "records": n} for (b, s, w), n in sums.items() if n
-    ]
-    if rows:
-        session.execute(insert(t), rows)
-    session.commit()
-    return removed - len(rows)

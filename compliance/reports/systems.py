@@ -13,9 +13,10 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from compliance.store.models import ErasureTask, utcnow
+from compliance.store.models import ErasureTask, TaskTally, utcnow
 from compliance.store.sql import aware_utc
 from compliance.store.states import TaskStatus
+from compliance.store.tallies import tally_sums
 
 #: Statuses still waiting on the system or a person; the oldest of them dates the backlog.
 WAITING = (TaskStatus.PENDING, TaskStatus.SENT)
@@ -41,19 +42,18 @@ def system_backlog(
     now = aware_utc(now or utcnow())
     counts: dict[str, dict[str, int]] = {}
     oldest: dict[str, datetime] = {}
-    for system, status, count, first in session.execute(
-        select(
-            ErasureTask.system,
-            ErasureTask.status,
-            func.count(),
-            func.min(ErasureTask.created_at),
-        ).group_by(ErasureTask.system, ErasureTask.status)
-    ):
+    # Counts kept by triggers (compliance.store.tallies): no scan of every task ever made.
+    for (system, status), count in tally_sums(session, TaskTally).items():
         mine = counts.setdefault(system, {})
         key = "waiting" if status in WAITING else str(status)
         mine[key] = mine.get(key, 0) + count
-        if status in WAITING:
-            oldest[system] = min(aware_utc(first), oldest.get(system, aware_utc(first)))
+    # Only the waiting tasks are read here, through the status index.
+    for system, first in session.execute(
+        select(ErasureTask.system, func.min(ErasureTask.created_at))
+        .where(ErasureTask.status.in_(WAITING))
+        .group_by(ErasureTask.system)
+    ):
+        oldest[system] = aware_utc(first)
     rows: list[dict[str, object]] = [
         {"system": name, "kind": kinds.get(name, "?")}
         | {column: counts[name].get(column, 0) for column in BACKLOG_COLUMNS[2:-1]}

@@ -1,8 +1,8 @@
-"""Progress reads counts the database keeps as records change: they must equal counting them.
+"""Progress reads counts the database keeps as rows change: they must equal counting them.
 
 The triggers restate the record state machine in SQL (migration 0009); these tests hold them
-to ``RECORD_STATE_SQL`` after every kind of write: the jobs, an officer's review, purge, and
-an operator's own SQL, on both databases.
+to ``RECORD_STATE_SQL``, and the task counts to the tasks, after every kind of write: the
+jobs, an officer's review, purge, and an operator's own SQL, on both databases.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import and_, case, delete, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
-from compliance.deletion.ledger import as_date, compact_tallies, record_tallies, week_of
+from compliance.deletion.ledger import as_date, record_tallies, week_of
 from compliance.reports.stats import bucket_progress, outcomes_per_week
-from compliance.store.models import DeletionRecord, DeletionTally, utcnow
+from compliance.store.models import DeletionRecord, DeletionTally, ErasureTask, TaskTally, utcnow
 from compliance.store.queries import RECORD_STATE_SQL
 from compliance.store.states import RecordState
+from compliance.store.tallies import compact_tallies, tally_sums
 from tests.conftest import Deployment
 
 BUCKET = "closed_accounts"
@@ -51,9 +52,16 @@ def counted(s: Session) -> dict[tuple[str, RecordState, date], int]:
     }
 
 
+def tasks_counted(s: Session) -> dict[tuple[str, str], int]:
+    t = ErasureTask
+    query = select(t.system, t.status, func.count()).group_by(t.system, t.status)
+    return {(system, status): n for system, status, n in s.execute(query)}
+
+
 def assert_tallies_match(d: Deployment) -> None:
     with d.session() as s:
         assert record_tallies(s) == counted(s)
+        assert tally_sums(s, TaskTally) == tasks_counted(s)
 
 
 def ok(result) -> str:  # type: ignore[no-untyped-def]
@@ -89,9 +97,11 @@ def test_tallies_equal_counting_the_records_after_every_kind_of_write(demo: Depl
     assert_tallies_match(demo)
     ok(demo.run("apply-deletions", "--bucket", BUCKET, "--execute"))
     assert_tallies_match(demo)
+    with demo.session() as s:
+        assert sum(tasks_counted(s).values()) >= 9  # a task per erased record and system
 
     # An operator's SQL, outside the library: a failure noted last week, a record moved to
-    # another bucket, one deleted, one inserted by hand.
+    # another bucket, one deleted, one inserted by hand, a task marked failed.
     last_week = utcnow() - timedelta(days=7)
     with demo.session() as s:
         pending = list(
@@ -105,6 +115,8 @@ def test_tallies_equal_counting_the_records_after_every_kind_of_write(demo: Depl
             .values(accepted_for_deletion=True, deletion_error="refused", updated_at=last_week)
         )
         s.execute(update(_R).where(_R.id == pending[1]).values(bucket="moved_by_hand"))
+        task = s.scalars(select(ErasureTask.id).order_by(ErasureTask.id).limit(1)).one()
+        s.execute(update(ErasureTask).where(ErasureTask.id == task).values(status="failed"))
         profile = s.scalar(select(_R.compliance_profile_id).where(_R.id == pending[2]))
         s.execute(delete(_R).where(_R.id == pending[2]))
         s.execute(
@@ -154,6 +166,8 @@ def test_jobs_fold_the_deltas_and_the_figures_stay(demo: Deployment) -> None:
             select(DeletionTally.bucket, DeletionTally.state, DeletionTally.week)
         ).all()
         assert len(keys) == len(set(keys)) == len(figures)
+        task_keys = s.execute(select(TaskTally.system, TaskTally.status)).all()
+        assert len(task_keys) == len(set(task_keys))
         assert s.scalar(select(func.count()).where(DeletionTally.records == 0)) == 0
     assert rows_before is not None and rows_after is not None
     assert removed == rows_before - rows_after > 0
