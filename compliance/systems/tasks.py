@@ -254,23 +254,23 @@ def finish_sql_tasks(
             _sql_task_row(system, rid, now, TaskStatus.FAILED, message[:1000])
             for rid, message in failed.items()
         ]
-    session.execute(
-        insert.on_conflict_do_update(
-            index_elements=["deletion_record_id", "system"],
-            set_={
-                "status": insert.excluded.status,
-                "done_at": insert.excluded.done_at,
-                "last_error": insert.excluded.last_error,
-                "attempts": table.c.attempts + 1,
-                "updated_at": insert.excluded.updated_at,
-            },
-            # Plain comparisons: an IN list would expand, which executemany refuses.
-            where=and_(*(table.c.status != status for status in FINISHED)),
-        )
-        # With RETURNING the rows go as multi-row pages: measured faster on PostgreSQL.
-        .returning(table.c.id),
-        rows,
-    ).all()
+    upsert = insert.on_conflict_do_update(
+        index_elements=["deletion_record_id", "system"],
+        set_={
+            "status": insert.excluded.status,
+            "done_at": insert.excluded.done_at,
+            "last_error": insert.excluded.last_error,
+            "attempts": table.c.attempts + 1,
+            "updated_at": insert.excluded.updated_at,
+        },
+        # Plain comparisons: an IN list would expand, which executemany refuses.
+        where=and_(*(table.c.status != status for status in FINISHED)),
+    )
+    if rows is None:  # PostgreSQL: one INSERT … SELECT, nothing to send back
+        session.execute(upsert)
+    else:
+        # With RETURNING, SQLAlchemy sends the rows as multi-row pages, not one by one.
+        session.execute(upsert.returning(table.c.id), rows).all()
 
 
 def _sql_task_rows_pg(
