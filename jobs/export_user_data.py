@@ -3,6 +3,7 @@ from pathlib import Path
 import click
 
 from compliance.dsar.exports import export_user_data
+from compliance.roles import identify
 from jobs.cli import emit, job_command, runtime
 from jobs.params import SUBJECT_ID
 
@@ -15,6 +16,12 @@ from jobs.params import SUBJECT_ID
     help="The subject's key in the application database.",
 )
 @click.option(
+    "--by",
+    "by",
+    required=True,
+    help="Email of the support person or compliance officer taking the export.",
+)
+@click.option(
     "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
 )
 @click.option(
@@ -22,7 +29,7 @@ from jobs.params import SUBJECT_ID
     type=click.Path(file_okay=False),
     help="Folder to write to (default: COMPLIANCE_EXPORT_DIR).",
 )
-def export(subject_id: str, fmt: str, output: str | None) -> object:
+def export(subject_id: str, by: str, fmt: str, output: str | None) -> object:
     """Write one subject's data for support (json: one file; csv: a ZIP of CSVs). Audited."""
     rt = runtime()
     with rt.session() as session:
@@ -32,7 +39,7 @@ def export(subject_id: str, fmt: str, output: str | None) -> object:
             subject_id,
             fmt=fmt,
             directory=Path(output) if output else rt.policy.export_dir,
-            actor=rt.actor,
+            actor=identify(rt.policy, by, field="by"),
         )
     summary = {
         "path": str(result.path),

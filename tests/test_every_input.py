@@ -31,6 +31,7 @@ from tests.conftest import (
 )
 
 HUGE = "10000000000000000000000000"
+EXPORT = ["export-user-data", "--by", "support@example.com"]
 LONG_NAME = "b" * 300
 
 
@@ -112,12 +113,12 @@ BAD_COMMAND_LINES = [
     (["alert-unreviewed-batches", "--today", "0001-01-01"], "--today must be a date from"),
     (["alert-unreviewed-batches", "--today", "2026-02-30"],
      "--today must be a date YYYY-MM-DD, got '2026-02-30'"),
-    (["export-user-data", "--subject-id", HUGE], f"subject id '{HUGE}' is out of range"),
-    (["export-user-data", "--subject-id", "../../../etc/passwd"],
+    ([*EXPORT, "--subject-id", HUGE], f"subject id '{HUGE}' is out of range"),
+    ([*EXPORT, "--subject-id", "../../../etc/passwd"],
      "subject id '../../../etc/passwd' is not a whole number"),
-    (["export-user-data", "--subject-id", "   "], "--subject-id is empty"),
-    (["export-user-data", "--subject-id", "3\x00"], "--subject-id holds a control character"),
-    (["export-user-data", "--subject-id", "3", "--output", "/proc/privacy-desk"],
+    ([*EXPORT, "--subject-id", "   "], "--subject-id is empty"),
+    ([*EXPORT, "--subject-id", "3\x00"], "--subject-id holds a control character"),
+    ([*EXPORT, "--subject-id", "3", "--output", "/proc/privacy-desk"],
      "cannot write the export to /proc/privacy-desk"),
     (["submit-dsar", "--kind", "access", "--subject-id", HUGE, "--requested-by",
       "support@example.com", "--execute"], f"subject id '{HUGE}' is out of range"),
@@ -212,7 +213,9 @@ def test_one_subject_has_one_profile_whatever_spacing_or_zeros(queue: Deployment
         )  # fmt: skip
         assert out.exit_code == 0, out.output
         references.add(json.loads(out.stdout)["reference"])
-        exported = queue.run("export-user-data", "--subject-id", typed)
+        exported = queue.run(
+            "export-user-data", "--by", "support@example.com", "--subject-id", typed
+        )
         assert exported.exit_code == 0, exported.output
     assert len(references) == 1, "the same open request every time"
     with queue.session() as s:
@@ -370,7 +373,8 @@ TEMPLATES: dict[str, list[tuple[str, str | None]]] = {
     "alert-unreviewed-batches": [("--today", None), ("2026-03-01", "date")],
     "submit-dsar": [("--kind", None), ("access", None), ("--subject-id", None), ("4", "subject"),
                     ("--requested-by", None), ("support@example.com", None), ("--execute", None)],
-    "export-user-data": [("--subject-id", None), ("4", "subject"), ("--format", None),
+    "export-user-data": [("--by", None), ("support@example.com", None),
+                         ("--subject-id", None), ("4", "subject"), ("--format", None),
                          ("csv", None), ("--output", None), ("{out}", "output")],
     "init-db": [("--demo-users", None), ("10", "count")],
     "hold": [("add", None), ("--subject-id", None), ("4", "subject"), ("--reason", None),

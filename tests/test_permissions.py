@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from compliance.deletion.batches import create_deletion_batches, exclude_records, review_batch
 from compliance.deletion.records import create_deletion_records
 from compliance.dsar.delivery import create_delivery
+from compliance.dsar.exports import export_user_data
 from compliance.dsar.requests import (
     extend_dsar,
     get_dsar,
@@ -134,6 +135,13 @@ DECISIONS: dict[str, tuple[Setup, Decision, Any]] = {
     "deliver an export": (
         logged,
         lambda s, d, ref, who: create_delivery(s, ref, actor=who, download_url="http://x"),
+        STRANGER,
+    ),
+    "export a subject's data": (
+        lambda d: None,
+        lambda s, d, _, who: export_user_data(
+            s, d.datamap(), "9", fmt="json", directory=d.dir / "user-exports", actor=who
+        ),
         STRANGER,
     ),
     "download an export": (
@@ -288,6 +296,15 @@ def test_the_cli_names_the_acting_person_for_extend_retry_and_deliver(demo: Depl
         ),
         "visitor@partner.org may not log DSAR requests",
     )  # fmt: skip
+    out = demo.dir / "user-exports"
+    refused(
+        demo.run("export-user-data", "--subject-id", "3", "--by", "visitor@partner.org",
+                 "--output", str(out)),
+        "visitor@partner.org may not export a subject's data",
+    )  # fmt: skip
+    assert not out.exists() or not any(out.iterdir()), "nothing written for a stranger"
+    missing = demo.run("export-user-data", "--subject-id", "3", "--output", str(out))
+    assert missing.exit_code == 2 and "--by" in missing.stderr
 
 
 def test_the_cli_enforces_four_eyes_when_the_policy_asks(demo: Deployment) -> None:

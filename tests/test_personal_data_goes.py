@@ -19,7 +19,7 @@ from sqlalchemy import func, select, text, update
 from compliance.dsar.processing import process_dsar_requests
 from compliance.dsar.requests import review_dsar, submit
 from compliance.store.models import AuditEvent, DsarNote, DsarRequest, JobRun, utcnow
-from tests.conftest import DEMO_POLICY, DPO, SUPPORT_STAFF, Deployment
+from tests.conftest import BY_SUPPORT, DEMO_POLICY, DPO, SUPPORT_STAFF, Deployment
 
 KEY = "k" * 16 + "-a-secret-key-of-40-chars-" + "x" * 8
 PRODUCTION_POLICY = DEMO_POLICY.replace("demo_mode = true", "demo_mode = false")
@@ -205,9 +205,9 @@ def test_a_completed_erasure_leaves_no_email_note_or_export_behind(demo: Deploym
         body = f"Subject {user['full_name']} phoned from {user['phone']}"
         s.add(DsarNote(dsar_request_id=access.request.id, author="support@example.com", body=body))
         s.commit()
-    direct = demo.run("export-user-data", "--subject-id", subject, "--format", "csv")
+    direct = demo.run("export-user-data", *BY_SUPPORT, "--subject-id", subject, "--format", "csv")
     assert direct.exit_code == 0, direct.output
-    other = demo.run("export-user-data", "--subject-id", "22")
+    other = demo.run("export-user-data", *BY_SUPPORT, "--subject-id", "22")
     # The library call above wrote to the policy's folder; the jobs to COMPLIANCE_EXPORT_DIR.
     access_zip = demo.policy().export_dir / f"{access.request.reference}.zip"
     assert access_zip.exists() and len(files_under(exports)) == 2
@@ -241,7 +241,7 @@ def test_cleanup_removes_export_user_data_files_older_than_the_retention(
     demo: Deployment,
 ) -> None:
     exports = demo.dir / "exports"
-    assert demo.run("export-user-data", "--subject-id", "5").exit_code == 0
+    assert demo.run("export-user-data", *BY_SUPPORT, "--subject-id", "5").exit_code == 0
     (fresh,) = files_under(exports)
     old = exports / "subject-6-20200101T000000Z.zip"
     with zipfile.ZipFile(old, "w") as archive:
@@ -268,7 +268,7 @@ def test_no_residual_pii_query_finds_the_subject_in_job_runs_after_a_whole_reque
     for args in (
         ["submit-dsar", "--kind", "erasure", "--email", user["email"], "--identity-check",
          "selfie with ID", "--requested-by", "support@example.com", "--execute"],
-        ["export-user-data", "--subject-id", "30"],
+        ["export-user-data", *BY_SUPPORT, "--subject-id", "30"],
     ):  # fmt: skip
         assert demo.run(*args).exit_code == 0
     with demo.engine.connect() as conn:

@@ -340,7 +340,9 @@ def test_a_system_with_its_own_keys_is_reached_through_its_lookup_table(
     d = make_deployment(backend, tmp_path / "deploy", body)
     try:
         fill_demo(d, users_count=300, seed=7)
-        exported = d.run("--json", "export-user-data", "--subject-id", "42")
+        exported = d.run(
+            "--json", "export-user-data", "--by", "support@example.com", "--subject-id", "42"
+        )
         assert exported.exit_code == 0, exported.output
         rows = json.loads(exported.stdout)["rows"]
         assert rows["crm_links"] == 1 and rows["crm_contacts"] == 1

@@ -35,6 +35,7 @@ from compliance.deletion.records import ensure_profiles
 from compliance.errors import InvalidInput, NotFound
 from compliance.policy.datamap import DataMap
 from compliance.policy.systems import APP_SYSTEM
+from compliance.roles import COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.store.models import DsarRequest, utcnow
 
 # A safety net under the policy's export_exclude: credentials never leave, whatever the map says.
@@ -408,17 +409,22 @@ def export_user_data(
     *,
     fmt: str,
     directory: Path,
-    actor: str,
+    actor: Identity,
     now: datetime | None = None,
 ) -> ExportFile:
-    """Support's direct export, audited under the subject's compliance profile id."""
+    """Support's direct export, audited under the subject's compliance profile id.
+
+    A subject's whole data in one file: only support staff and compliance officers may
+    take it, and the audit trail names the person, not the account the job ran under.
+    """
+    by = require(actor, SUPPORT, COMPLIANCE_OFFICER, to="export a subject's data")
     now = now or utcnow()
     subject_id = datamap.subject_key(subject_id)
     result = build_user_export(datamap, subject_id, fmt=fmt, directory=directory, now=now)
     profiles, _ = ensure_profiles(session, [str(subject_id)], now)
     record_event(
         session,
-        actor=actor,
+        actor=by,
         action="subject.exported",
         target_type="compliance_profile",
         target_id=profiles[str(subject_id)],
