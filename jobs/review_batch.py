@@ -8,7 +8,7 @@ from jobs.params import ROW_ID
 
 
 def _parse_exclusions(values: tuple[str, ...]) -> dict[int, str]:
-    """``--exclude 42`` or ``--exclude 42:note why``."""
+    """``--exclude 42:why it is kept``; the library refuses an exclusion without a note."""
     excluded = {}
     for value in values:
         record, _, note = value.partition(":")
@@ -16,7 +16,7 @@ def _parse_exclusions(values: tuple[str, ...]) -> dict[int, str]:
             excluded[ROW_ID.convert(record, None, None)] = note.strip()
         except click.UsageError:
             raise click.BadParameter(
-                f"'{value}' is not a record id (use ID or ID:note)", param_hint="--exclude"
+                f"'{value}' is not a record id (use ID:note)", param_hint="--exclude"
             ) from None
     return excluded
 
@@ -36,8 +36,8 @@ def _parse_exclusions(values: tuple[str, ...]) -> dict[int, str]:
 @click.option(
     "--exclude",
     multiple=True,
-    metavar="RECORD_ID[:NOTE]",
-    help="Keep a record out of an accepted batch (repeatable).",
+    metavar="RECORD_ID:NOTE",
+    help="Keep a record out of an accepted batch, saying why (repeatable).",
 )
 @execute_option
 def review(

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from compliance.deletion.batches import MAX_EXCLUSION_NOTE, exclude_records, review_batch
+from compliance.errors import InvalidInput
 from compliance.store.models import AuditEvent, DeletionBatch, DeletionRecord
-from tests.conftest import DEMO_POLICY, Deployment
+from tests.conftest import DEMO_POLICY, DPO, Deployment
 
 
 def state(d: Deployment) -> tuple:
@@ -106,10 +108,23 @@ def assert_refused(d: Deployment, args: list[str], message: str) -> None:
                 "--reviewer",
                 "dpo@example.com",
                 "--exclude",
-                "999999",
+                "999999:kept",
                 "--execute",
             ],
             "record 999999 is not in batch 1",
+        ),
+        (
+            [
+                "review-batch",
+                "1",
+                "--accept",
+                "--reviewer",
+                "dpo@example.com",
+                "--exclude",
+                "1",
+                "--execute",
+            ],
+            "excluding record 1 needs a note saying why it is kept",
         ),
         (
             [
@@ -195,3 +210,24 @@ def test_an_uninitialised_compliance_database_says_what_to_run(demo: Deployment)
     )  # fmt: skip
     assert result.exit_code == 2
     assert "run 'python -m jobs init-db' first" in result.stderr
+
+
+def test_an_exclusion_needs_a_note_whichever_screen_it_comes_from(queue: Deployment) -> None:
+    """The library refuses it, so the dashboard, the CLI and any caller meet one rule."""
+    with queue.session() as s:
+        record_id = s.scalar(
+            select(DeletionRecord.id).where(DeletionRecord.deletion_batch_id == 1).limit(1)
+        )
+    before = state(queue)
+    for note, message in (
+        ("   ", f"excluding record {record_id} needs a note saying why it is kept"),
+        ("x" * (MAX_EXCLUSION_NOTE + 1), f"is longer than {MAX_EXCLUSION_NOTE} characters"),
+    ):
+        with queue.session() as s, pytest.raises(InvalidInput, match=message):
+            exclude_records(s, 1, {record_id: note}, actor=DPO)
+        with queue.session() as s, pytest.raises(InvalidInput, match=message):
+            review_batch(s, 1, "accept", reviewer=DPO, exclude={record_id: note}, execute=True)
+    assert state(queue) == before
+    with queue.session() as s:
+        exclude_records(s, 1, {record_id: "  court order 12/26  "}, actor=DPO)
+        assert s.get(DeletionRecord, record_id).review_note == "court order 12/26"

@@ -119,8 +119,8 @@ def test_progress_figures_follow_a_batch_through_review_and_apply(demo: Deployme
         "create-deletion-batches", "--bucket", "closed_accounts", "--max-batch-size", "10",
         "--execute",
     )  # fmt: skip
-    demo.run("review-batch", "1", "--accept", "--reviewer", "dpo@example.com", "--exclude", "1",
-             "--execute")  # fmt: skip
+    demo.run("review-batch", "1", "--accept", "--reviewer", "dpo@example.com",
+             "--exclude", "1:kept", "--execute")  # fmt: skip
     demo.run("review-batch", "2", "--reject", "--reviewer", "dpo@example.com", "--reason", "no",
              "--execute")  # fmt: skip
     with demo.session() as s:

@@ -34,6 +34,8 @@ from compliance.store.sql import rows_changed
 from compliance.store.states import BatchStatus, RecordState, can_move
 
 DEFAULT_MAX_BATCH_SIZE = 200
+# Why a record is kept: a sentence or a paragraph, as the notes on tasks.
+MAX_EXCLUSION_NOTE = 2000
 # Records batched per commit: a killed run loses at most this many, and the rerun batches them.
 # Fewer, larger commits cost less; SQLite's IN list caps its group at MAX_CHUNK_SIZE ids.
 RECORDS_PER_COMMIT = 50_000
@@ -291,6 +293,23 @@ def _already_reviewed(batch: DeletionBatch) -> Conflict:
     )
 
 
+def explained_exclusions(exclude: Mapping[int, str]) -> dict[int, str]:
+    """The exclusions with their notes trimmed, or InvalidInput for one that has no note.
+
+    An excluded record is a subject the officer chose to keep while erasing the rest: the
+    evidence must say why, whichever screen or command the choice came from.
+    """
+    notes = {rid: (note or "").strip() for rid, note in exclude.items()}
+    for rid, note in sorted(notes.items()):
+        if not note:
+            raise InvalidInput(f"excluding record {rid} needs a note saying why it is kept")
+        if len(note) > MAX_EXCLUSION_NOTE:
+            raise InvalidInput(
+                f"the note excluding record {rid} is longer than {MAX_EXCLUSION_NOTE} characters"
+            )
+    return notes
+
+
 def _check_exclusions(session: Session, batch: DeletionBatch, exclude: Mapping[int, str]) -> None:
     if not exclude:
         return
@@ -315,7 +334,7 @@ def _mark_excluded(session: Session, exclude: Mapping[int, str], now: datetime) 
             .values(
                 accepted_for_deletion=False,
                 is_manually_reviewed=True,
-                review_note=(note or "").strip() or None,
+                review_note=note,
                 updated_at=now,
             )
         )
@@ -326,6 +345,7 @@ def exclude_records(
 ) -> int:
     """Keep single records out of a pending batch's deletion, each with the reviewer's note."""
     by = require(actor, COMPLIANCE_OFFICER, to="exclude records from deletion batches")
+    exclude = explained_exclusions(exclude)
     batch = get_batch(session, batch_id)
     if batch.reviewed_status != BatchStatus.PENDING:
         raise _already_reviewed(batch)
@@ -438,11 +458,11 @@ def check_decision(
     reason = (reason or "").strip() or None
     if decision == "reject" and not reason:
         raise InvalidInput("rejecting a batch needs a {field}", field="reason")
-    excluded = dict(exclude or {})
-    if decision == "reject" and excluded:
+    if decision == "reject" and exclude:
         raise InvalidInput(
             "{field} only applies when accepting; a rejection keeps every record", field="exclude"
         )
+    excluded = explained_exclusions(exclude or {})
     status = BatchStatus.ACCEPTED if decision == "accept" else BatchStatus.REJECTED
     return Decision(status, by, reason, excluded)
 

@@ -219,12 +219,10 @@ if batch.reviewed_status == BatchStatus.PENDING and not records.frame.empty:
         if st.form_submit_button("Exclude selected"):
             if not chosen:
                 st.error("Choose at least one record to exclude.")
-            elif not note.strip():
-                st.error("Excluding records needs a note saying why.")
             else:
 
                 def exclude() -> str:
-                    keep = dict.fromkeys((int(r) for r in chosen), note.strip())
+                    keep = dict.fromkeys((int(r) for r in chosen), note)
                     subjects = records.frame.set_index("record_id").loc[list(keep), "subject_id"]
                     with context.session(policy) as s:
                         count = exclude_records(s, batch.id, keep, actor=actor)
