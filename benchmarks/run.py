@@ -437,13 +437,19 @@ def bench_apply(bench: Bench, compliance: Engine, app: Engine) -> None:
         )
         assert summary["applied"] == bench.apply and summary["failed"] == 0, summary
         bench.workers[2] = two
-    # Baseline: the same statements by hand, chunk by chunk, for other subjects of the same size.
+    statements = erase_statements(bench)
+    # The same job by hand with the least bookkeeping any apply needs, on the next accepted
+    # records (their subjects untouched so far): claimed, erased, marked applied.
+    first = (2 if 2 in bench.workers else 1) * n_batches + 1
+    accept_batches(bench, compliance, first, first + n_batches - 1)
+    marked_s, (marked, erased) = timed(lambda: apply_by_hand(bench, compliance, app, statements))
+    assert marked == erased == bench.apply, (marked, erased)  # subjects with data, each once
+    # Baseline: the same statements by hand, chunk by chunk, for as many subjects not erased yet.
     with app.connect() as conn:
         keys = [r[0] for r in conn.execute(
             text("SELECT id FROM users WHERE full_name IS NOT NULL ORDER BY id LIMIT :n"),
             {"n": bench.apply},
         )]  # fmt: skip
-    statements = erase_statements(bench)
 
     def baseline() -> None:
         for start in range(0, len(keys), DEFAULT_CHUNK_SIZE):
@@ -463,8 +469,59 @@ def bench_apply(bench: Bench, compliance: Engine, app: Engine) -> None:
         units=bench.apply,
     )
     bench.rows.append(row)
+    bench.rows.append(
+        Row(
+            "apply-deletions, beside raw SQL that also claims and marks",
+            seconds,
+            marked_s,
+            None,
+            "baseline: per chunk, claim the due records (locked, as the job does), the same "
+            "erasure, one UPDATE marking them applied",
+            units=bench.apply,
+        )
+    )
     if bench.largest and bench.row_at_a_time:
         bench_row_at_a_time(bench, app, row)
+
+
+def apply_by_hand(
+    bench: Bench, compliance: Engine, app: Engine, statements: list[str]
+) -> tuple[int, int]:
+    """Accepted due records erased chunk by chunk in raw SQL, each chunk claimed and then
+    marked applied in the compliance database: what any apply job must do at the least.
+
+    Returns (records marked, workflows deleted): one workflow per subject, so the second
+    shows each subject still had data to erase.
+    """
+    lock = " FOR UPDATE OF r SKIP LOCKED" if bench.dialect == "postgresql" else ""
+    claim = text(
+        "SELECT r.id, p.subject_id FROM deletion_records r "
+        "JOIN compliance_profiles p ON p.id = r.compliance_profile_id "
+        "WHERE r.bucket = 'bench' AND r.accepted_for_deletion AND r.deletion_applied_at IS NULL "
+        f"AND r.deletion_scheduled_at <= {_now(bench)} AND r.id > :last "
+        f"ORDER BY r.id LIMIT {DEFAULT_CHUNK_SIZE}{lock}"
+    )
+    last, applied, workflows = 0, 0, 0
+    while True:
+        with compliance.begin() as conn:
+            chunk = conn.execute(claim, {"last": last}).all()
+            if not chunk:
+                return applied, workflows
+            last = chunk[-1][0]
+            keys = ", ".join(str(int(subject)) for _, subject in chunk)
+            with app.begin() as erase:
+                for statement in statements:
+                    done = erase.execute(text(statement.format(keys=keys)))
+                    if statement.startswith("DELETE FROM workflows "):
+                        workflows += done.rowcount
+            ids = ", ".join(str(rid) for rid, _ in chunk)
+            conn.execute(
+                text(
+                    f"UPDATE deletion_records SET deletion_applied_at = {_now(bench)}, "
+                    f"updated_at = {_now(bench)} WHERE id IN ({ids})"
+                )
+            )
+            applied += len(chunk)
 
 
 def _hashed(bench: Bench) -> str:

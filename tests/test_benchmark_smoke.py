@@ -12,6 +12,7 @@ OPERATIONS = [
     "create-deletion-records",
     "create-deletion-batches",
     "apply-deletions",
+    "apply-deletions, beside raw SQL that also claims and marks",
     "one subject's export",
     "verify-audit-log",
     "dashboard: deletion batches page",
