@@ -49,6 +49,12 @@ SUPPORT_STAFF = person("support@example.com")
 BY_SUPPORT = ("--by", SUPPORT_STAFF.email)
 
 
+def ok(result: Result) -> str:
+    """The output of a command that must succeed; its output is the message when it does not."""
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     url = os.environ.get(PG_ENV)
     if url:

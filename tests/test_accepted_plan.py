@@ -7,7 +7,7 @@ import json
 from compliance.deletion.plans import widening
 from compliance.reports.review_queue import accepted_plan
 from compliance.store.models import DeletionRecord
-from tests.conftest import DEMO_POLICY, Deployment
+from tests.conftest import DEMO_POLICY, Deployment, ok
 
 BUCKET = "closed_accounts"
 OFFICER = "dpo@example.com"
@@ -17,11 +17,6 @@ FULL = (
 )
 TICKETS_ONLY = DEMO_POLICY.replace(FULL, 'tables = ["support_tickets"]')
 assert TICKETS_ONLY != DEMO_POLICY
-
-
-def ok(result) -> str:  # type: ignore[no-untyped-def]
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def accepted_batch(d: Deployment) -> int:

@@ -9,15 +9,10 @@ from sqlalchemy import func, inspect, select
 
 from compliance.reports.stats import bucket_progress, deletions_per_week
 from compliance.store.models import ComplianceProfile, DecisionLedger, DeletionRecord
-from tests.conftest import DEMO_POLICY, Deployment
+from tests.conftest import DEMO_POLICY, Deployment, ok
 
 BUCKET = "closed_accounts"
 OFFICER = "dpo@example.com"
-
-
-def ok(result) -> str:  # type: ignore[no-untyped-def]
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def decide_and_apply(d: Deployment) -> dict[str, int]:

@@ -15,15 +15,10 @@ from compliance.store.models import (
     DsarRequest,
     LegalHold,
 )
-from tests.conftest import DEMO_POLICY, Deployment
+from tests.conftest import DEMO_POLICY, Deployment, ok
 
 BUCKET = "closed_accounts"
 OFFICER = "dpo@example.com"
-
-
-def ok(result) -> str:  # type: ignore[no-untyped-def]
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def hold(d: Deployment, subject: str, *extra: str) -> int:

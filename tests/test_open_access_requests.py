@@ -7,15 +7,10 @@ import json
 from sqlalchemy import select
 
 from compliance.store.models import ComplianceProfile, DeletionRecord, DsarRequest
-from tests.conftest import DEMO_POLICY, Deployment
+from tests.conftest import DEMO_POLICY, Deployment, ok
 
 OFFICER = "dpo@example.com"
 SUPPORT = "support@example.com"
-
-
-def ok(result) -> str:  # type: ignore[no-untyped-def]
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def ask(d: Deployment, kind: str, subject: str) -> str:

@@ -9,15 +9,10 @@ from typing import Any
 from sqlalchemy import MetaData, delete, insert, select
 
 from compliance.store.models import AuditEvent, ComplianceProfile, DeletionRecord
-from tests.conftest import Deployment
+from tests.conftest import Deployment, ok
 
 BUCKET = "closed_accounts"
 OFFICER = "dpo@example.com"
-
-
-def ok(result) -> str:  # type: ignore[no-untyped-def]
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def backup(d: Deployment) -> dict[str, list[dict[str, Any]]]:

@@ -19,7 +19,7 @@ from compliance.store.models import DeletionRecord, DeletionTally, ErasureTask, 
 from compliance.store.queries import RECORD_STATE_SQL
 from compliance.store.states import RecordState
 from compliance.store.tallies import compact_tallies, tally_sums
-from tests.conftest import Deployment
+from tests.conftest import Deployment, ok
 
 BUCKET = "closed_accounts"
 OFFICER = "dpo@example.com"
@@ -62,11 +62,6 @@ def assert_tallies_match(d: Deployment) -> None:
     with d.session() as s:
         assert record_tallies(s) == counted(s)
         assert tally_sums(s, TaskTally) == tasks_counted(s)
-
-
-def ok(result) -> str:  # type: ignore[no-untyped-def]
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def test_tallies_equal_counting_the_records_after_every_kind_of_write(demo: Deployment) -> None:
