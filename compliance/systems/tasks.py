@@ -25,7 +25,6 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    Integer,
     Select,
     String,
     Text,
@@ -273,6 +272,21 @@ def finish_sql_tasks(
         session.execute(upsert.returning(table.c.id), rows).all()
 
 
+def _sql_task_fixed(system: str, now: datetime) -> dict[str, Any]:
+    """What every SQL task ``finish_sql_tasks`` writes in one chunk has in common."""
+    return {
+        "dsar_request_id": None,
+        "system": system,
+        "system_kind": "sql",
+        "action": "erasure",
+        "attempts": 1,
+        "subject": None,
+        "note": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 def _sql_task_rows_pg(
     system: str, done: Sequence[int], failed: Mapping[int, str], now: datetime
 ) -> tuple[list[str], Select[Any]]:
@@ -291,23 +305,19 @@ def _sql_task_rows_pg(
         .table_valued("record_id", "status", "error", "key")
         .render_derived()
     )
-    columns = {
+    # Typed as their columns: the JSON column's None is JSON null, as in the executemany rows.
+    columns: dict[str, Any] = {
+        name: literal(value, table.c[name].type)
+        for name, value in _sql_task_fixed(system, now).items()
+    }
+    columns |= {
         "deletion_record_id": given.c.record_id,
-        "dsar_request_id": null(),
-        "system": literal(system, String),
-        "system_kind": literal("sql", String),
-        "action": literal("erasure", String),
         "status": given.c.status,
-        "attempts": literal(1, Integer),
         "idempotency_key": given.c.key,
-        "subject": literal(None, table.c.subject.type),
         "done_at": case(
             (given.c.status == str(TaskStatus.DONE), literal(now, table.c.done_at.type))
         ),
         "last_error": given.c.error,
-        "note": null(),
-        "created_at": literal(now, table.c.created_at.type),
-        "updated_at": literal(now, table.c.updated_at.type),
     }
     return list(columns), select(*columns.values())
 
@@ -323,20 +333,12 @@ def _sql_task_row(
 ) -> dict[str, Any]:
     """A record's SQL task as ``finish_sql_tasks`` leaves it: tried once, done or failed."""
     return {
+        **_sql_task_fixed(system, now),
         "deletion_record_id": record_id,
-        "dsar_request_id": None,
-        "system": system,
-        "system_kind": "sql",
-        "action": "erasure",
         "status": status,
-        "attempts": 1,
         "idempotency_key": new_key(),
-        "subject": None,
         "done_at": done_at,
         "last_error": error,
-        "note": None,
-        "created_at": now,
-        "updated_at": now,
     }
 
 
