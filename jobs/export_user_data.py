@@ -3,7 +3,9 @@ from pathlib import Path
 import click
 
 from compliance.dsar.exports import export_user_data
-from compliance.roles import identify
+from compliance.errors import InvalidInput
+from compliance.policy.loader import Policy
+from compliance.roles import Identity, identify
 from jobs.cli import emit, job_command, runtime
 from jobs.params import SUBJECT_ID
 
@@ -18,8 +20,8 @@ from jobs.params import SUBJECT_ID
 @click.option(
     "--by",
     "by",
-    required=True,
-    help="Email of the support person or compliance officer taking the export.",
+    help="Email of the support person or compliance officer taking the export "
+    "(default: --actor, when that is their email).",
 )
 @click.option(
     "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
@@ -29,9 +31,11 @@ from jobs.params import SUBJECT_ID
     type=click.Path(file_okay=False),
     help="Folder to write to (default: COMPLIANCE_EXPORT_DIR).",
 )
-def export(subject_id: str, by: str, fmt: str, output: str | None) -> object:
-    """Write one subject's data for support (json: one file; csv: a ZIP of CSVs). Audited."""
+def export(subject_id: str, by: str | None, fmt: str, output: str | None) -> object:
+    """Write one subject's data for support (json: one file; csv: a ZIP of CSVs). Audited
+    under the name of the person taking it, who needs the support or officer role."""
     rt = runtime()
+    taker = _taker(rt.policy, by, rt.actor)
     with rt.session() as session:
         result = export_user_data(
             session,
@@ -39,7 +43,7 @@ def export(subject_id: str, by: str, fmt: str, output: str | None) -> object:
             subject_id,
             fmt=fmt,
             directory=Path(output) if output else rt.policy.export_dir,
-            actor=identify(rt.policy, by, field="by"),
+            actor=taker,
         )
     summary = {
         "path": str(result.path),
@@ -50,3 +54,16 @@ def export(subject_id: str, by: str, fmt: str, output: str | None) -> object:
     rows = sum(result.rows.values())
     emit(summary, [f"Wrote {result.path} ({rows} rows, {result.bytes} bytes)"])
     return summary
+
+
+def _taker(policy: Policy, by: str | None, actor: str) -> Identity:
+    """--by, or else the run's --actor when that names a person (COMPLIANCE_ACTOR=email)."""
+    if by is not None:
+        return identify(policy, by, field="by")
+    try:
+        return identify(policy, actor, field="actor")
+    except InvalidInput:
+        raise click.UsageError(
+            "give --by EMAIL: the support person or compliance officer taking the export "
+            "(the run's --actor is not an email)"
+        ) from None

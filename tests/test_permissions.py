@@ -304,7 +304,19 @@ def test_the_cli_names_the_acting_person_for_extend_retry_and_deliver(demo: Depl
     )  # fmt: skip
     assert not out.exists() or not any(out.iterdir()), "nothing written for a stranger"
     missing = demo.run("export-user-data", "--subject-id", "3", "--output", str(out))
-    assert missing.exit_code == 2 and "--by" in missing.stderr
+    assert missing.exit_code == 2 and "give --by EMAIL" in missing.stderr  # actor: test-runner
+    assert not out.exists() or not any(out.iterdir())
+    # As the contract's command line has it, with the person named by COMPLIANCE_ACTOR.
+    taken = demo.run(
+        "export-user-data", "--subject-id", "3", "--output", str(out),
+        env={"COMPLIANCE_ACTOR": "support@example.com"},
+    )  # fmt: skip
+    assert taken.exit_code == 0, taken.output
+    with demo.session() as s:
+        actors = s.scalars(
+            select(AuditEvent.actor).where(AuditEvent.action == "subject.exported")
+        ).all()
+    assert actors == ["support@example.com"]
 
 
 def test_the_cli_enforces_four_eyes_when_the_policy_asks(demo: Deployment) -> None:
