@@ -450,6 +450,7 @@ def bench_apply(bench: Bench, compliance: Engine, app: Engine) -> None:
             text("SELECT id FROM users WHERE full_name IS NOT NULL ORDER BY id LIMIT :n"),
             {"n": bench.apply},
         )]  # fmt: skip
+    assert len(keys) == bench.apply, len(keys)
 
     def baseline() -> None:
         for start in range(0, len(keys), DEFAULT_CHUNK_SIZE):
@@ -550,20 +551,26 @@ ROW_BY_ROW = [
 ]  # fmt: skip
 
 
+def row_at_a_time_start(subjects: int, n: int) -> int:
+    """The first of the 2n subjects erased row at a time (SQL, then ORM): after every subject
+    apply-deletions and its baselines erase, before the last ten (one is the export's)."""
+    return subjects - 2 * n - 10
+
+
 def bench_row_at_a_time(bench: Bench, app: Engine, ours: Row) -> None:
     """Erasure as row-by-row tools do it, on ``row_at_a_time`` subjects, scaled to ours.
 
     "SQL": per subject, find each table's rows, then one DELETE (or UPDATE) per row by primary
     key, one transaction per subject, as the leading open-source DSR tool's SQL connector
     does. "ORM": per subject, load every related object and ``session.delete`` it, as a
-    Django-style job would. Subjects are taken from the middle, untouched by everything else.
+    Django-style job would. Subjects are taken from the end, untouched by everything else.
     """
     from sqlalchemy.orm import DeclarativeBase, Session
 
     from compliance.policy.strategies import HashStrategy
 
     n = bench.row_at_a_time
-    first = bench.subjects // 2
+    first = row_at_a_time_start(bench.subjects, n)
     sql_subjects = range(first, first + n)
     orm_subjects = range(first + n, first + 2 * n)
     bench.log(f"row at a time: {n:,} subjects by SQL per row, {n:,} by ORM per object")
@@ -982,9 +989,14 @@ def main() -> None:
         apply = args.apply or subjects // 10
         audit_events = args.audit_events or subjects
         apply = max(200, apply - apply % 200)  # whole batches of 200
+        row_at_a_time = min(args.row_at_a_time, subjects // 10)
+        if 4 * apply > row_at_a_time_start(subjects, row_at_a_time):
+            # One worker, two workers and two baselines erase apply subjects each, below the
+            # subjects left for row-at-a-time erasure and the export.
+            parser.error(f"--apply {apply} is more than {subjects} subjects leave for it")
         with workspace(args.small, subjects, apply, audit_events) as bench:
             bench.largest = subjects == sizes[-1]
-            bench.row_at_a_time = min(args.row_at_a_time, subjects // 10)
+            bench.row_at_a_time = row_at_a_time
             database = measure(bench, benches[0].startup_s if benches else None)
         benches.append(bench)
     text_report = report(benches, database, time.perf_counter() - started)

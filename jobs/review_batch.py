@@ -13,11 +13,16 @@ def _parse_exclusions(values: tuple[str, ...]) -> dict[int, str]:
     for value in values:
         record, _, note = value.partition(":")
         try:
-            excluded[ROW_ID.convert(record, None, None)] = note.strip()
+            record_id = ROW_ID.convert(record, None, None)
         except click.UsageError:
             raise click.BadParameter(
                 f"'{value}' is not a record id (use ID:note)", param_hint="--exclude"
             ) from None
+        if not note.strip():  # the library refuses it too; here the syntax is named
+            raise click.BadParameter(
+                f"'{value}' has no note: use {record_id}:WHY IT IS KEPT", param_hint="--exclude"
+            )
+        excluded[record_id] = note
     return excluded
 
 

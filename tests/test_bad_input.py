@@ -124,7 +124,7 @@ def assert_refused(d: Deployment, args: list[str], message: str) -> None:
                 "1",
                 "--execute",
             ],
-            "excluding record 1 needs a note saying why it is kept",
+            "'1' has no note: use 1:WHY IT IS KEPT",
         ),
         (
             [
@@ -220,7 +220,7 @@ def test_an_exclusion_needs_a_note_whichever_screen_it_comes_from(queue: Deploym
         )
     before = state(queue)
     for note, message in (
-        ("   ", f"excluding record {record_id} needs a note saying why it is kept"),
+        ("   ", rf"an excluded record needs a note saying why it is kept \(record {record_id} "),
         ("x" * (MAX_EXCLUSION_NOTE + 1), f"is longer than {MAX_EXCLUSION_NOTE} characters"),
     ):
         with queue.session() as s, pytest.raises(InvalidInput, match=message):

@@ -302,7 +302,9 @@ def explained_exclusions(exclude: Mapping[int, str]) -> dict[int, str]:
     notes = {rid: (note or "").strip() for rid, note in exclude.items()}
     for rid, note in sorted(notes.items()):
         if not note:
-            raise InvalidInput(f"excluding record {rid} needs a note saying why it is kept")
+            raise InvalidInput(
+                f"an excluded record needs a note saying why it is kept (record {rid} has none)"
+            )
         if len(note) > MAX_EXCLUSION_NOTE:
             raise InvalidInput(
                 f"the note excluding record {rid} is longer than {MAX_EXCLUSION_NOTE} characters"

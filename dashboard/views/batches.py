@@ -225,13 +225,14 @@ if batch.reviewed_status == BatchStatus.PENDING and not records.frame.empty:
                     keep = dict.fromkeys((int(r) for r in chosen), note)
                     subjects = records.frame.set_index("record_id").loc[list(keep), "subject_id"]
                     with context.session(policy) as s:
-                        count = exclude_records(s, batch.id, keep, actor=actor)
-                        placed = [
-                            place_hold(
-                                s, plan_place_hold(s, subject_id=str(k), reason=note, by=actor)
-                            ).id
+                        # Every hold checked before anything is written: a refused hold
+                        # leaves no exclusion behind, and a refused exclusion no hold.
+                        holds = [
+                            plan_place_hold(s, subject_id=str(k), reason=note, by=actor)
                             for k in (subjects if hold else [])
                         ]
+                        count = exclude_records(s, batch.id, keep, actor=actor)
+                        placed = [place_hold(s, plan).id for plan in holds]
                     st.session_state[FORM_NONCE] = nonce + 1
                     held = f" Placed legal hold(s) {', '.join(map(str, placed))}." if placed else ""
                     return f"Excluded {count} record(s) from batch {batch.id}.{held}"
