@@ -61,7 +61,7 @@ def _taker(policy: Policy, by: str | None, actor: str) -> Identity:
     if by is not None:
         return identify(policy, by, field="by")
     try:
-        return identify(policy, actor, field="actor")
+        return identify(policy, actor, field="by")  # refused below in --by's words
     except InvalidInput:
         raise click.UsageError(
             "give --by EMAIL: the support person or compliance officer taking the export "
