@@ -112,6 +112,7 @@ def days_text(days_left: float) -> str:
 FIELD_LABELS: dict[str, str] = {
     "email": "Subject's email",
     "exclude": "Exclude records",
+    "identity_note": "Identity check note",
     "months": "Extend by",
     "reason": "Reason",
     "subject_id": "Subject id",

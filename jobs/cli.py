@@ -50,6 +50,7 @@ FLAGS: dict[str, str] = {
     "email": "--email",
     "exclude": "--exclude",
     "format": "--format",
+    "identity_note": "--identity-check",
     "limit": "--limit",
     "max_batch_size": "--max-batch-size",
     "months": "--months",

@@ -18,10 +18,6 @@ def _parse_exclusions(values: tuple[str, ...]) -> dict[int, str]:
             raise click.BadParameter(
                 f"'{value}' is not a record id (use ID:note)", param_hint="--exclude"
             ) from None
-        if not note.strip():  # the library refuses it too; here the syntax is named
-            raise click.BadParameter(
-                f"'{value}' has no note: use {record_id}:WHY IT IS KEPT", param_hint="--exclude"
-            )
         excluded[record_id] = note
     return excluded
 

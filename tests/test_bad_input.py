@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from compliance.deletion.batches import MAX_EXCLUSION_NOTE, exclude_records, review_batch
+from compliance.deletion.batches import exclude_records, review_batch
 from compliance.errors import InvalidInput
+from compliance.free_text import MAX_FREE_TEXT
 from compliance.store.models import AuditEvent, DeletionBatch, DeletionRecord
 from tests.conftest import DEMO_POLICY, DPO, Deployment
 
@@ -37,6 +38,10 @@ def queue(demo: Deployment) -> Deployment:
         "--execute",
     )  # fmt: skip
     return demo
+
+
+#: Accepting batch 1: the start of every review-batch line below that adds one option.
+ACCEPT_1 = ["review-batch", "1", "--accept", "--reviewer", "dpo@example.com"]
 
 
 def assert_refused(d: Deployment, args: list[str], message: str) -> None:
@@ -100,44 +105,15 @@ def assert_refused(d: Deployment, args: list[str], message: str) -> None:
             ["review-batch", "1", "--accept", "--reviewer", "dpo", "--execute"],
             "--reviewer must be an email address, got 'dpo'",
         ),
+        ([*ACCEPT_1, "--exclude", "999999:kept", "--execute"], "record 999999 is not in batch 1"),
         (
-            [
-                "review-batch",
-                "1",
-                "--accept",
-                "--reviewer",
-                "dpo@example.com",
-                "--exclude",
-                "999999:kept",
-                "--execute",
-            ],
-            "record 999999 is not in batch 1",
+            [*ACCEPT_1, "--exclude", "1", "--execute"],
+            "--exclude: record 1 needs a note saying why it is kept",
         ),
+        ([*ACCEPT_1, "--exclude", "abc", "--execute"], "'abc' is not a record id"),
         (
-            [
-                "review-batch",
-                "1",
-                "--accept",
-                "--reviewer",
-                "dpo@example.com",
-                "--exclude",
-                "1",
-                "--execute",
-            ],
-            "'1' has no note: use 1:WHY IT IS KEPT",
-        ),
-        (
-            [
-                "review-batch",
-                "1",
-                "--accept",
-                "--reviewer",
-                "dpo@example.com",
-                "--exclude",
-                "abc",
-                "--execute",
-            ],
-            "'abc' is not a record id",
+            [*ACCEPT_1, "--exclude", "1:kept\x07", "--execute"],
+            "--exclude holds a control character",
         ),
         (["review-batch", "1", "--reviewer", "dpo@example.com"], "give --accept or --reject"),
         (
@@ -220,8 +196,9 @@ def test_an_exclusion_needs_a_note_whichever_screen_it_comes_from(queue: Deploym
         )
     before = state(queue)
     for note, message in (
-        ("   ", rf"an excluded record needs a note saying why it is kept \(record {record_id} "),
-        ("x" * (MAX_EXCLUSION_NOTE + 1), f"is longer than {MAX_EXCLUSION_NOTE} characters"),
+        ("   ", f"exclude: record {record_id} needs a note saying why it is kept"),
+        ("x" * (MAX_FREE_TEXT + 1), f"exclude is longer than {MAX_FREE_TEXT} characters"),
+        ("kept\x00", "exclude holds a control character"),
     ):
         with queue.session() as s, pytest.raises(InvalidInput, match=message):
             exclude_records(s, 1, {record_id: note}, actor=DPO)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -18,7 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import MetaData, select
 
+from compliance.dsar.desk import add_note
 from compliance.dsar.requests import review_dsar, submit
+from compliance.errors import InvalidInput
 from compliance.store.models import ComplianceProfile, DsarRequest
 from tests.conftest import (
     DEMO_POLICY,
@@ -142,6 +145,14 @@ BAD_COMMAND_LINES = [
      "--since must be a date from 1970-01-01 to 2999-12-31"),
     (["purge-compliance-data", "--bucket", "../../etc/passwd", "--execute"],
      "unknown bucket '../../etc/passwd'"),
+    # Free text goes through one check in the library (compliance.free_text), whoever calls.
+    (["hold", "add", "--subject-id", "3", "--reason", "court\x00order", "--by",
+      "dpo@example.com", "--execute"], "--reason holds a control character"),
+    (["hold", "add", "--subject-id", "3", "--reason", "r" * 100_000, "--by",
+      "dpo@example.com", "--execute"], "--reason is longer than 4000 characters (100000)"),
+    (["submit-dsar", "--kind", "access", "--subject-id", "3", "--requested-by",
+      "support@example.com", "--identity-check", "passport\x1b[2J", "--execute"],
+     "--identity-check holds a control character"),
 ]  # fmt: skip
 
 
@@ -152,9 +163,35 @@ def test_every_bad_command_line_is_one_line_exit_2_and_changes_nothing(queue: De
           "--reason", "r", "--execute"], "--approve and --reject cannot be given together"),
         (["extend-dsar", reference, "--months", HUGE, "--reason", "r", "--execute"],
          "--months must be from 1 to 2"),
+        (["review-dsar", reference, "--reject", "--reviewer", "dpo@example.com", "--reason",
+          "no\x00", "--execute"], "--reason holds a control character"),
+        (["extend-dsar", reference, "--months", "1", "--reason", "x" * 4001, "--by",
+          "dpo@example.com", "--execute"],
+         "--reason is longer than 4000 characters (4001)"),
     ]  # fmt: skip
     for args, message in [*BAD_COMMAND_LINES, *extra]:
         refused(queue, args, message)
+
+
+def test_free_text_is_checked_in_the_library_whoever_types_it(queue: Deployment) -> None:
+    """The dashboard's text areas pass line breaks and whatever is pasted: the library decides.
+
+    A NUL reached PostgreSQL as a driver error; layout (tabs, line breaks) is kept.
+    """
+    reference = pending_reference(queue)
+    before = snapshot(queue)
+    for body, message in (
+        ("called\x00twice", "note holds a control character"),
+        ("x" * 4001, "note is longer than 4000 characters (4001)"),
+        (" \n\t ", "the note is empty"),
+    ):
+        with queue.session() as s, pytest.raises(InvalidInput, match=re.escape(message)):
+            add_note(s, reference, author=SUPPORT_STAFF, body=body)
+    assert snapshot(queue) == before
+    with queue.session() as s:
+        typed = "  Called twice.\n\tPrefers email. "
+        note = add_note(s, reference, author=SUPPORT_STAFF, body=typed)
+    assert note.body == "Called twice.\n\tPrefers email."
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ from compliance.audit.chain import record_event, record_events
 from compliance.deletion.plans import plan_document, store_plan
 from compliance.deletion.records import MAX_CHUNK_SIZE
 from compliance.errors import Conflict, InvalidInput, NotFound
+from compliance.free_text import free_text
 from compliance.logs import Progress
 from compliance.policy.loader import Policy
 from compliance.roles import COMPLIANCE_OFFICER, Identity, require
@@ -34,8 +35,6 @@ from compliance.store.sql import rows_changed
 from compliance.store.states import BatchStatus, RecordState, can_move
 
 DEFAULT_MAX_BATCH_SIZE = 200
-# Why a record is kept: a sentence or a paragraph, as the notes on tasks.
-MAX_EXCLUSION_NOTE = 2000
 # Records batched per commit: a killed run loses at most this many, and the rerun batches them.
 # Fewer, larger commits cost less; SQLite's IN list caps its group at MAX_CHUNK_SIZE ids.
 RECORDS_PER_COMMIT = 50_000
@@ -299,16 +298,14 @@ def explained_exclusions(exclude: Mapping[int, str]) -> dict[int, str]:
     An excluded record is a subject the officer chose to keep while erasing the rest: the
     evidence must say why, whichever screen or command the choice came from.
     """
-    notes = {rid: (note or "").strip() for rid, note in exclude.items()}
-    for rid, note in sorted(notes.items()):
-        if not note:
+    notes: dict[int, str] = {}
+    for rid, note in sorted(exclude.items()):
+        text = free_text(note, field="exclude")
+        if text is None:
             raise InvalidInput(
-                f"an excluded record needs a note saying why it is kept (record {rid} has none)"
+                f"{{field}}: record {rid} needs a note saying why it is kept", field="exclude"
             )
-        if len(note) > MAX_EXCLUSION_NOTE:
-            raise InvalidInput(
-                f"the note excluding record {rid} is longer than {MAX_EXCLUSION_NOTE} characters"
-            )
+        notes[rid] = text
     return notes
 
 
@@ -457,7 +454,7 @@ def check_decision(
     if decision not in ("accept", "reject"):
         raise InvalidInput(f"decision must be accept or reject, got '{decision}'")
     by = require(reviewer, COMPLIANCE_OFFICER, to="review deletion batches")
-    reason = (reason or "").strip() or None
+    reason = free_text(reason, field="reason")
     if decision == "reject" and not reason:
         raise InvalidInput("rejecting a batch needs a {field}", field="reason")
     if decision == "reject" and exclude:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
 from compliance.errors import Conflict, InvalidInput, NotFound
+from compliance.free_text import free_text
 from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.store.models import ComplianceProfile, DsarRequest, LegalHold, utcnow
 from compliance.store.queries import dsar_open
@@ -79,8 +80,8 @@ class HoldPlan:
 
 
 def _check_reason(reason: str | None, what: str) -> str:
-    text = (reason or "").strip()
-    if not text:
+    text = free_text(reason, field="reason")
+    if text is None:
         raise InvalidInput(f"{what} a legal hold needs a reason")
     return text
 

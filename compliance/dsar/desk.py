@@ -27,6 +27,7 @@ from compliance.dsar.requests import (
     next_actions,
 )
 from compliance.errors import ComplianceError, Conflict, InvalidInput
+from compliance.free_text import free_text
 from compliance.logs import log_event
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Policy
@@ -35,7 +36,6 @@ from compliance.store.models import AuditEvent, DsarNote, DsarNotice, DsarReques
 from compliance.store.states import DsarKind, DsarStatus
 from compliance.systems.tasks import tasks_of_request
 
-MAX_NOTE = 4000
 NOT_RECORDED = "identity check not recorded"
 
 # What each audited action reads as on the timeline.
@@ -277,13 +277,11 @@ def request_detail(
 def add_note(session: Session, reference: str, *, author: Identity, body: str) -> Note:
     """An internal note (staff only, never sent); the audit trail records who and when."""
     by = require(author, SUPPORT, COMPLIANCE_OFFICER, to="add notes to DSAR requests")
-    body = (body or "").strip()
-    if not body:
+    text = free_text(body, field="note")
+    if text is None:
         raise InvalidInput("the note is empty")
-    if len(body) > MAX_NOTE:
-        raise InvalidInput(f"the note is longer than {MAX_NOTE} characters")
     request = get_dsar(session, reference)
-    note = DsarNote(dsar_request_id=request.id, author=by, body=body, created_at=utcnow())
+    note = DsarNote(dsar_request_id=request.id, author=by, body=text, created_at=utcnow())
     session.add(note)
     session.flush()
     # The text may name people; the chain keeps only that a note was added, and its id.

@@ -25,6 +25,7 @@ from compliance.audit.chain import record_event
 from compliance.dsar.deadlines import MAX_EXTENSION_MONTHS, due_date
 from compliance.emails import check_email
 from compliance.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from compliance.free_text import free_text
 from compliance.logs import log_event
 from compliance.policy.datamap import normalise_subject_key
 from compliance.policy.loader import Policy
@@ -129,7 +130,7 @@ def check_identity_method(
         raise InvalidInput(
             f"identity check method must be one of {', '.join(methods)}, got '{method}'"
         )
-    if method == "other" and not (note or "").strip():
+    if method == "other" and free_text(note, field="identity_note") is None:
         raise InvalidInput("identity check 'other' needs a note saying how it was checked")
     return method
 
@@ -190,7 +191,7 @@ def submit(
         status=DsarStatus.PENDING,
         requested_by=by,
         requested_at=now,
-        identity_check=(identity_check or "").strip() or None,
+        identity_check=free_text(identity_check, field="identity_note"),
         identity_method=identity_method,
         channel=channel,
         client_ip=(client_ip or "")[:64] or None,
@@ -286,7 +287,7 @@ def review_dsar(
     if decision not in ("approve", "reject"):
         raise InvalidInput(f"decision must be approve or reject, got '{decision}'")
     require(reviewer, COMPLIANCE_OFFICER, to="review DSAR requests")
-    reason = (reason or "").strip() or None
+    reason = free_text(reason, field="reason")
     if decision == "reject" and reason is None:
         raise InvalidInput("rejecting a DSAR request needs a reason", field="reason")
     request = get_dsar(session, reference, lock=execute)
@@ -329,8 +330,8 @@ def extend_dsar(
     by = require(actor, COMPLIANCE_OFFICER, to="extend DSAR deadlines")
     if months not in (1, 2):
         raise InvalidInput(f"{{field}} must be 1 or 2, got {months}", field="months")
-    reason = (reason or "").strip()
-    if not reason:
+    why = free_text(reason, field="reason")
+    if why is None:
         raise InvalidInput("extending a DSAR deadline needs a reason", field="reason")
     request = get_dsar(session, reference, lock=execute)
     if request.status not in OPEN_DSAR_STATUSES:
@@ -348,7 +349,7 @@ def extend_dsar(
         return preview
     request.extension_months = total
     request.extended_due_at = new_due
-    request.extension_reason = reason
+    request.extension_reason = why
     audit_request(
         session,
         request,
@@ -458,7 +459,7 @@ def review_dsars(
     if decision not in ("approve", "reject"):
         raise InvalidInput(f"decision must be approve or reject, got '{decision}'")
     require(reviewer, COMPLIANCE_OFFICER, to="review DSAR requests")
-    if decision == "reject" and not (reason or "").strip():
+    if decision == "reject" and free_text(reason, field="reason") is None:
         raise InvalidInput("rejecting a DSAR request needs a reason", field="reason")
     decided: list[str] = []
     skipped: list[tuple[str, str]] = []

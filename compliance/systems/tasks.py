@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session
 from compliance import failpoints
 from compliance.audit.chain import record_event
 from compliance.errors import Conflict, InvalidInput, NotFound
+from compliance.free_text import free_text
 from compliance.logs import log_event
 from compliance.policy.loader import DSAR_ERASURE_BUCKET, Bucket, Policy
 from compliance.policy.systems import System
@@ -61,7 +62,6 @@ FINISHED = (TaskStatus.DONE, TaskStatus.SKIPPED)
 OPEN = (TaskStatus.PENDING, TaskStatus.SENT, TaskStatus.FAILED)
 BACKOFF_BASE = timedelta(seconds=60)
 MAX_BACKOFF = timedelta(hours=6)
-MAX_NOTE = 2000
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -839,11 +839,9 @@ def confirm_task(
     now: datetime | None = None,
 ) -> ErasureTask:
     """A person says a manual task is done, with a note (and, for access, the file)."""
-    note = (note or "").strip()
-    if not note:
+    said = free_text(note, field="note")
+    if said is None:
         raise InvalidInput("confirming a manual task needs a note saying what was done")
-    if len(note) > MAX_NOTE:
-        raise InvalidInput(f"the note is longer than {MAX_NOTE} characters")
     task = get_task(session, task_id, lock=execute)
     if task.system_kind != "manual":
         raise Conflict(
@@ -861,7 +859,7 @@ def confirm_task(
         return task
     now = now or utcnow()
     finish_task(
-        session, task, actor=actor, now=now, note=note, upload=upload, export_dir=export_dir
+        session, task, actor=actor, now=now, note=said, upload=upload, export_dir=export_dir
     )
     _settle_owner(session, task, now)
     session.commit()

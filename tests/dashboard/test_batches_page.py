@@ -142,7 +142,8 @@ def test_excluding_records_needs_a_note(queue: Deployment, open_app: OpenApp) ->
     at.multiselect(key="exclude_records_0").set_value([record_id])
     button(at, "Exclude selected").click().run()
 
-    assert "an excluded record needs a note saying why it is kept" in " ".join(texts(at, "error"))
+    errors = " ".join(texts(at, "error"))
+    assert f"Exclude records: record {record_id} needs a note saying why it is kept" in errors
     with queue.session() as session:
         assert session.get(DeletionRecord, record_id).accepted_for_deletion is None
     # The refused form keeps the officer's choice: only the note is missing.
