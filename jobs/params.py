@@ -20,7 +20,22 @@ MAX_ID = 2**63 - 1
 FIRST_DAY = date(1970, 1, 1)
 LAST_DAY = date(2999, 12, 31)
 MAX_TEXT = 255
+#: How much of a refused value an error quotes back: enough to recognise it.
+MAX_SHOWN = 40
 _WHOLE = re.compile(r"[+-]?[0-9]+")
+
+
+def shown(value: object) -> str:
+    """A refused value quoted in an error: short, and unable to act on the terminal.
+
+    Whatever was typed comes back on one line of reasonable length: an escape sequence is
+    shown as its code (``\\x1b``), not sent to the terminal, and a long value is cut.
+    """
+    text = str(value)
+    quoted = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:MAX_SHOWN])
+    if len(text) > MAX_SHOWN:
+        return f"'{quoted}…' ({len(text)} characters)"
+    return f"'{quoted}'"
 
 
 def _name(param: click.Parameter | None) -> str:
@@ -45,7 +60,9 @@ class Whole(click.ParamType):
         else:
             text = str(value).strip()
             if not _WHOLE.fullmatch(text) or len(text) > 40:
-                raise click.UsageError(f"{_name(param)} must be a whole number, got '{value}'", ctx)
+                raise click.UsageError(
+                    f"{_name(param)} must be a whole number, got {shown(value)}", ctx
+                )
             number = int(text)
         if not self.low <= number <= self.high:
             raise click.UsageError(
@@ -77,11 +94,12 @@ class Day(click.ParamType):
                 moment = datetime.strptime(str(value).strip(), "%Y-%m-%d")
             except ValueError:
                 raise click.UsageError(
-                    f"{_name(param)} must be a date YYYY-MM-DD, got '{value}'", ctx
+                    f"{_name(param)} must be a date YYYY-MM-DD, got {shown(value)}", ctx
                 ) from None
         if not FIRST_DAY <= moment.date() <= LAST_DAY:
             raise click.UsageError(
-                f"{_name(param)} must be a date from {FIRST_DAY} to {LAST_DAY}, got '{value}'", ctx
+                f"{_name(param)} must be a date from {FIRST_DAY} to {LAST_DAY}, got {shown(value)}",
+                ctx,
             )
         return moment
 

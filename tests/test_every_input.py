@@ -145,6 +145,13 @@ BAD_COMMAND_LINES = [
      "--since must be a date from 1970-01-01 to 2999-12-31"),
     (["purge-compliance-data", "--bucket", "../../etc/passwd", "--execute"],
      "unknown bucket '../../etc/passwd'"),
+    # A refused value is quoted back short, with escape sequences shown, not sent to the terminal.
+    (["process-dsar-requests", "--limit", "9" * 39 + "a" * 100_000, "--execute"],
+     f"--limit must be a whole number, got '{'9' * 39}a…' (100039 characters)"),
+    (["alert-dsar-deadlines", "--today", "\x1b[2J"],
+     "--today must be a date YYYY-MM-DD, got '\\x1b[2J'"),
+    (["review-batch", "1", "--accept", "--reviewer", "dpo@example.com", "--exclude",
+      "x" * 100_000 + ":kept", "--execute"], "(100000 characters) is not a record id"),
     # Free text goes through one check in the library (compliance.free_text), whoever calls.
     (["hold", "add", "--subject-id", "3", "--reason", "court\x00order", "--by",
       "dpo@example.com", "--execute"], "--reason holds a control character"),
