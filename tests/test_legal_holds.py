@@ -7,6 +7,7 @@ import json
 from sqlalchemy import select
 
 from compliance.audit.chain import verify_chain
+from compliance.deletion.batches import exclude_records
 from compliance.reports.review_queue import batch_records, list_batches
 from compliance.store.models import (
     AuditEvent,
@@ -15,7 +16,7 @@ from compliance.store.models import (
     DsarRequest,
     LegalHold,
 )
-from tests.conftest import DEMO_POLICY, Deployment, ok
+from tests.conftest import DEMO_POLICY, DPO, Deployment, ok
 
 BUCKET = "closed_accounts"
 OFFICER = "dpo@example.com"
@@ -126,6 +127,42 @@ def test_a_held_subject_is_not_proposed_again_in_any_bucket(demo: Deployment) ->
             )
         )
     assert held_subject not in everyone and len(everyone) > 100
+
+
+def test_excluding_with_a_hold_keeps_the_subject_out_of_every_bucket_in_one_step(
+    demo: Deployment,
+) -> None:
+    """An officer keeping records for a court case holds their subjects as they exclude them:
+    the note becomes the hold's reason, and both are written together."""
+    batch_id = records_and_batches(demo)[0]
+    subjects = batch_subjects(demo, batch_id)
+    (first, first_subject), (second, second_subject) = list(subjects.items())[:2]
+    with demo.session() as s:
+        done = exclude_records(
+            s, batch_id, {first: " case 17/26 ", second: "case 18/26"}, actor=DPO, hold=True
+        )
+    assert done.excluded == 2 and len(done.holds) == 2
+    with demo.session() as s:
+        holds = {
+            subject: reason
+            for subject, reason in s.execute(
+                select(ComplianceProfile.subject_id, LegalHold.reason).join(
+                    ComplianceProfile, ComplianceProfile.id == LegalHold.compliance_profile_id
+                )
+            )
+        }
+        kept = s.scalars(
+            select(DeletionRecord.review_note).where(DeletionRecord.id.in_([first, second]))
+        ).all()
+        actions = s.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
+    assert holds == {str(first_subject): "case 17/26", str(second_subject): "case 18/26"}
+    assert sorted(kept) == ["case 17/26", "case 18/26"]
+    assert actions[-3:] == ["deletion_records.excluded", "legal_hold.placed", "legal_hold.placed"]
+    # Without a hold the exclusion stays with this batch only.
+    with demo.session() as s:
+        third = list(subjects)[2]
+        assert exclude_records(s, batch_id, {third: "kept"}, actor=DPO).holds == []
+        assert len(s.scalars(select(LegalHold)).all()) == 2
 
 
 def test_apply_refuses_an_accepted_record_once_its_subject_is_held(demo: Deployment) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event, record_events
+from compliance.deletion.holds import add_hold, plan_place_hold
 from compliance.deletion.plans import plan_document, store_plan
 from compliance.deletion.records import MAX_CHUNK_SIZE
 from compliance.errors import Conflict, InvalidInput, NotFound
@@ -29,7 +30,13 @@ from compliance.logs import Progress
 from compliance.policy.loader import Policy
 from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.store.engines import analyze
-from compliance.store.models import DeletionBatch, DeletionRecord, UTCDateTime, utcnow
+from compliance.store.models import (
+    ComplianceProfile,
+    DeletionBatch,
+    DeletionRecord,
+    UTCDateTime,
+    utcnow,
+)
 from compliance.store.queries import batch_pending, record_in, record_open
 from compliance.store.sql import rows_changed
 from compliance.store.states import BatchStatus, RecordState, can_move
@@ -339,17 +346,44 @@ def _mark_excluded(session: Session, exclude: Mapping[int, str], now: datetime) 
         )
 
 
+@dataclass(frozen=True)
+class Exclusion:
+    excluded: int
+    #: Legal holds placed on the excluded records' subjects, with the exclusion.
+    holds: list[int]
+
+
 def exclude_records(
-    session: Session, batch_id: int, exclude: Mapping[int, str], *, actor: Identity
-) -> int:
-    """Keep single records out of a pending batch's deletion, each with the reviewer's note."""
+    session: Session,
+    batch_id: int,
+    exclude: Mapping[int, str],
+    *,
+    actor: Identity,
+    hold: bool = False,
+) -> Exclusion:
+    """Keep single records out of a pending batch's deletion, each with the reviewer's note.
+
+    An exclusion keeps the record out of this batch only; with ``hold`` its subject also gets
+    a legal hold, the note as its reason, which keeps it out of every bucket. Both commit
+    together or neither does: every hold is planned (and may be refused) before anything
+    is written, so a refused hold leaves no exclusion behind.
+    """
     by = require(actor, COMPLIANCE_OFFICER, to="exclude records from deletion batches")
     exclude = explained_exclusions(exclude)
     batch = get_batch(session, batch_id)
     if batch.reviewed_status != BatchStatus.PENDING:
         raise _already_reviewed(batch)
     _check_exclusions(session, batch, exclude)
-    _mark_excluded(session, exclude, utcnow())
+    plans = (
+        [
+            plan_place_hold(session, subject_id=subject_id, reason=exclude[rid], by=actor)
+            for rid, subject_id in _subjects(session, exclude)
+        ]
+        if hold
+        else []
+    )
+    now = utcnow()
+    _mark_excluded(session, exclude, now)
     record_event(
         session,
         actor=by,
@@ -358,8 +392,22 @@ def exclude_records(
         target_id=batch_id,
         details={"record_ids": sorted(exclude)},
     )
+    holds = [add_hold(session, plan, now=now).id for plan in plans]
     session.commit()
-    return len(exclude)
+    return Exclusion(len(exclude), holds)
+
+
+def _subjects(session: Session, record_ids: Iterable[int]) -> list[tuple[int, str]]:
+    """(record id, subject key) for these records, by record id."""
+    return [
+        (rid, subject_id)
+        for rid, subject_id in session.execute(
+            select(DeletionRecord.id, ComplianceProfile.subject_id)
+            .join(ComplianceProfile, ComplianceProfile.id == DeletionRecord.compliance_profile_id)
+            .where(DeletionRecord.id.in_(list(record_ids)))
+            .order_by(DeletionRecord.id)
+        )
+    ]
 
 
 def include_records(

@@ -130,6 +130,13 @@ def plan_place_hold(
 
 def place_hold(session: Session, plan: HoldPlan, *, now: datetime | None = None) -> HoldView:
     """Carry out a placing plan: the hold and its audit event commit together."""
+    view = add_hold(session, plan, now=now)
+    session.commit()
+    return view
+
+
+def add_hold(session: Session, plan: HoldPlan, *, now: datetime | None = None) -> HoldView:
+    """``place_hold`` without the commit, for a caller whose other writes must go with it."""
     if plan.action != "place":
         raise InvalidInput(f"this plan lifts a hold; it cannot place one ({plan.action})")
     now = now or utcnow()
@@ -160,7 +167,6 @@ def place_hold(session: Session, plan: HoldPlan, *, now: datetime | None = None)
             "until": plan.until.isoformat() if plan.until else None,
         },
     )
-    session.commit()
     return _view(hold, plan.subject_id, now)
 
 

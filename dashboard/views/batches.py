@@ -12,7 +12,6 @@ from compliance.deletion.batches import (
     review_batch,
     review_batches,
 )
-from compliance.deletion.holds import place_hold, plan_place_hold
 from compliance.errors import ComplianceError
 from compliance.reports.review_queue import BATCH_STATUSES, accepted_plan
 from compliance.roles import COMPLIANCE_OFFICER
@@ -223,19 +222,12 @@ if batch.reviewed_status == BatchStatus.PENDING and not records.frame.empty:
 
                 def exclude() -> str:
                     keep = dict.fromkeys((int(r) for r in chosen), note)
-                    subjects = records.frame.set_index("record_id").loc[list(keep), "subject_id"]
                     with context.session(policy) as s:
-                        # Every hold checked before anything is written: a refused hold
-                        # leaves no exclusion behind, and a refused exclusion no hold.
-                        holds = [
-                            plan_place_hold(s, subject_id=str(k), reason=note, by=actor)
-                            for k in (subjects if hold else [])
-                        ]
-                        count = exclude_records(s, batch.id, keep, actor=actor)
-                        placed = [place_hold(s, plan).id for plan in holds]
+                        done = exclude_records(s, batch.id, keep, actor=actor, hold=hold)
                     st.session_state[FORM_NONCE] = nonce + 1
-                    held = f" Placed legal hold(s) {', '.join(map(str, placed))}." if placed else ""
-                    return f"Excluded {count} record(s) from batch {batch.id}.{held}"
+                    placed = ", ".join(map(str, done.holds))
+                    held = f" Placed legal hold(s) {placed}." if placed else ""
+                    return f"Excluded {done.excluded} record(s) from batch {batch.id}.{held}"
 
                 widgets.run_action(exclude)
 

@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from compliance.deletion.batches import get_batch, review_batch
 from compliance.reports.review_queue import pending_batch_ids
-from compliance.store.models import AuditEvent, DeletionRecord
+from compliance.store.models import AuditEvent, ComplianceProfile, DeletionRecord, LegalHold
 from tests.conftest import Deployment, person
 from tests.dashboard.conftest import APP, OFFICER, OpenApp, button, pending_batch, texts
 
@@ -132,6 +132,29 @@ def test_excluding_a_record_with_a_note_keeps_it_out_of_the_deletion(
         ).all()
     assert record.accepted_for_deletion is False
     assert len(accepted) == 4 and record_id not in accepted
+
+
+def test_excluding_with_a_legal_hold_places_it_with_the_note_as_reason(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    batch_id = pending_batch(queue)
+    at = open_batch(open_app, batch_id)
+    shown = at.dataframe[2].value.set_index("record_id")
+    record_id = int(shown.index[0])
+
+    at.multiselect(key="exclude_records_0").set_value([record_id])
+    at.text_input(key="exclude_note_0").input("Court order 12/26")
+    at.checkbox(key="exclude_hold_0").check()
+    button(at, "Exclude selected").click().run()
+
+    with queue.session() as session:
+        hold = session.scalars(select(LegalHold)).one()
+        subject = session.get(ComplianceProfile, hold.compliance_profile_id).subject_id
+    assert f"Excluded 1 record(s) from batch {batch_id}. Placed legal hold(s) {hold.id}." in texts(
+        at, "success"
+    )
+    assert hold.reason == "Court order 12/26" and hold.placed_by == "dpo@example.com"
+    assert str(subject) == str(shown.loc[record_id, "subject_id"])
 
 
 def test_excluding_records_needs_a_note(queue: Deployment, open_app: OpenApp) -> None:
