@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from compliance.errors import InvalidInput
+from compliance.free_text import check_characters
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # The longest address SMTP carries (RFC 5321's path limit less its angle brackets).
@@ -22,8 +23,7 @@ def check_email(value: str, field: str) -> str:
         raise InvalidInput(
             f"{{field}} is longer than {MAX_EMAIL_LENGTH} characters ({len(value)})", field=field
         )
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise InvalidInput("{field} holds a control character", field=field)
+    check_characters(value, field)
     if not EMAIL.match(value):
         raise InvalidInput(f"{{field}} must be an email address, got '{value}'", field=field)
     return value.lower()

@@ -8,6 +8,12 @@ from collections.abc import Callable
 FIELD = "{field}"
 
 
+def printable(text: str) -> str:
+    """``text`` with every character that would act on a terminal, or fail to encode (a lone
+    surrogate), written as its escape code: messages quote what people typed."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def field_words(field: str) -> str:
     """A field as the library itself names it: ``chunk_size`` → ``chunk size``."""
     return field.replace("_", " ")
@@ -25,7 +31,7 @@ class ComplianceError(Exception):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         # Names taken from user input may hold line breaks (any of str.splitlines's, NEL and
         # U+2028 included); the message must not.
-        self.problem = " ".join(str(message).splitlines())
+        self.problem = printable(" ".join(str(message).splitlines()))
         self.field = field
         super().__init__(self.render(field_words, hint=False))
 

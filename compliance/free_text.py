@@ -3,7 +3,8 @@
 Every such text passes one check before it is stored, whichever shell it came from: the
 command line refuses line breaks itself, the dashboard's text areas allow them, and a
 library caller may send anything. A NUL character would otherwise reach PostgreSQL as a
-driver error, and a megabyte of text would sit in the evidence.
+driver error, a lone surrogate (bytes that were not UTF-8, or a JSON escape) fails to encode
+in any database driver, and a megabyte of text would sit in the evidence.
 """
 
 from __future__ import annotations
@@ -13,7 +14,18 @@ from compliance.errors import InvalidInput
 #: The longest reason or note kept: a few paragraphs, far more than any form asks for.
 MAX_FREE_TEXT = 4000
 #: Layout a text area produces; every other control character is refused.
-_LAYOUT = frozenset("\t\n\r")
+LAYOUT = frozenset("\t\n\r")
+
+
+def check_characters(text: str, field: str, *, allowed: frozenset[str] = frozenset()) -> None:
+    """InvalidInput naming ``field`` if ``text`` holds a control character (but ``allowed``)
+    or a lone surrogate: what no database stores as text and no terminal should receive."""
+    for c in text:
+        code = ord(c)
+        if 0xD800 <= code <= 0xDFFF:
+            raise InvalidInput("{field} is not valid UTF-8 text", field=field)
+        if (code < 32 or code == 127) and c not in allowed:
+            raise InvalidInput("{field} holds a control character", field=field)
 
 
 def free_text(value: str | None, *, field: str) -> str | None:
@@ -27,6 +39,5 @@ def free_text(value: str | None, *, field: str) -> str | None:
         raise InvalidInput(
             f"{{field}} is longer than {MAX_FREE_TEXT} characters ({len(text)})", field=field
         )
-    if any((ord(c) < 32 or ord(c) == 127) and c not in _LAYOUT for c in text):
-        raise InvalidInput("{field} holds a control character", field=field)
+    check_characters(text, field, allowed=LAYOUT)
     return text or None

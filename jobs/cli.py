@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import date
@@ -303,7 +303,33 @@ def _one_line(message: str) -> str:
     return " ".join(message.split())
 
 
+def _not_utf8(args: Sequence[str]) -> str | None:
+    """Where the command line holds bytes that are not UTF-8, in the user's words, or None.
+
+    Python hands such bytes over as lone surrogates, which no database, log line or JSON
+    summary can encode: refused before anything runs, as any other bad value is.
+    """
+    for i, arg in enumerate(args):
+        if not any(0xD800 <= ord(c) <= 0xDFFF for c in arg):
+            continue
+        name, equals, _ = arg.partition("=")
+        if arg.startswith("--") and equals and name.isprintable():
+            return name
+        before = args[i - 1] if i else ""
+        if before.startswith("-") and before.isprintable():
+            return f"the value after {before}"
+        return f"argument {i + 1}"
+    return None
+
+
 class PrivacyDeskGroup(click.Group):
+    def main(self, args: Sequence[str] | None = None, *more: Any, **options: Any) -> Any:
+        where = _not_utf8(sys.argv[1:] if args is None else list(args))
+        if where is not None:
+            click.echo(f"Error: {where} is not valid UTF-8 text", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        return super().main(args, *more, **options)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)

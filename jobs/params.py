@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from compliance.errors import printable
 from compliance.policy.loader import MAX_DAYS  # a century: more than any period a person means
 
 #: The largest id a database row can have (PostgreSQL BIGINT, SQLite INTEGER).
@@ -32,7 +33,7 @@ def shown(value: object) -> str:
     shown as its code (``\\x1b``), not sent to the terminal, and a long value is cut.
     """
     text = str(value)
-    quoted = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:MAX_SHOWN])
+    quoted = printable(text[:MAX_SHOWN])
     if len(text) > MAX_SHOWN:
         return f"'{quoted}…' ({len(text)} characters)"
     return f"'{quoted}'"

@@ -93,6 +93,12 @@ def keyed(demo: Deployment, api: Server) -> tuple[Deployment, Server, str]:  # n
 # JSON that Python reads but cannot write back: once answered with a 500.
 @example(body=b"Infinity", reference="", callback=b"")
 @example(body=b'{"kind": "access", "subject_id": NaN}', reference="", callback=b"")
+# A lone surrogate, quoted back in the error, could not be written as UTF-8: once a 500.
+@example(
+    body=b'{"kind": "access", "subject_id": "21", "identity_check": {"method": "x\\ud800"}}',
+    reference="",
+    callback=b"",
+)
 def test_anything_sent_to_the_api_gets_a_4xx_naming_it_and_changes_nothing(
     keyed: tuple[Deployment, Server, str], body: bytes, reference: str, callback: bytes
 ) -> None:

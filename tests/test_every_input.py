@@ -152,6 +152,10 @@ BAD_COMMAND_LINES = [
      "--today must be a date YYYY-MM-DD, got '\\x1b[2J'"),
     (["review-batch", "1", "--accept", "--reviewer", "dpo@example.com", "--exclude",
       "x" * 100_000 + ":kept", "--execute"], "(100000 characters) is not a record id"),
+    # Bytes that are not UTF-8 reach Python as lone surrogates, which no database encodes.
+    (["hold", "add", "--subject-id", "3", "--reason", "court\udcff", "--by",
+      "dpo@example.com", "--execute"], "the value after --reason is not valid UTF-8 text"),
+    (["apply-deletions", "--bucket=x\udcff", "--execute"], "--bucket is not valid UTF-8 text"),
     # Free text goes through one check in the library (compliance.free_text), whoever calls.
     (["hold", "add", "--subject-id", "3", "--reason", "court\x00order", "--by",
       "dpo@example.com", "--execute"], "--reason holds a control character"),
@@ -180,6 +184,21 @@ def test_every_bad_command_line_is_one_line_exit_2_and_changes_nothing(queue: De
         refused(queue, args, message)
 
 
+def test_a_command_line_that_is_not_utf8_is_refused_before_anything_runs(
+    queue: Deployment,
+) -> None:
+    """Real argv bytes, through a real process: \\xff once crashed the job writing its run."""
+    before = snapshot(queue)
+    proc = queue.run_process(
+        "hold", "add", "--subject-id", "3", "--by", "dpo@example.com", "--execute", "--reason",
+        b"court \xff order",  # type: ignore[arg-type]  # what a shell passes through
+    )  # fmt: skip
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err
+    assert err.strip() == "Error: the value after --reason is not valid UTF-8 text"
+    assert snapshot(queue) == before
+
+
 def test_free_text_is_checked_in_the_library_whoever_types_it(queue: Deployment) -> None:
     """The dashboard's text areas pass line breaks and whatever is pasted: the library decides.
 
@@ -190,6 +209,7 @@ def test_free_text_is_checked_in_the_library_whoever_types_it(queue: Deployment)
     for body, message in (
         ("called\x00twice", "note holds a control character"),
         ("x" * 4001, "note is longer than 4000 characters (4001)"),
+        ("called \ud800 twice", "note is not valid UTF-8 text"),
         (" \n\t ", "the note is empty"),
     ):
         with queue.session() as s, pytest.raises(InvalidInput, match=re.escape(message)):
