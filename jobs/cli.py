@@ -21,6 +21,7 @@ from functools import cached_property, wraps
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -375,7 +376,25 @@ class PrivacyDeskGroup(click.Group):
 def cli(ctx: click.Context, actor: str, as_json: bool, verbose: bool) -> None:
     """Privacy Desk jobs: find what is due, batch it, apply accepted deletions, keep evidence."""
     logs.configure(logging.DEBUG if verbose else logging.INFO)
-    ctx.obj = Runtime(actor=actor, as_json=as_json)
+    ctx.obj = Runtime(actor=_checked_actor(ctx, actor), as_json=as_json)
+
+
+#: The longest name the audit trail keeps for whoever ran a job (its ``actor`` column).
+MAX_ACTOR = 255
+
+
+def _checked_actor(ctx: click.Context, actor: str) -> str:
+    """The run's name in the audit trail, refused like any other bad value.
+
+    It is written into every event and shown on the dashboard and in terminals: a control
+    character or bytes that are not UTF-8 (from $COMPLIANCE_ACTOR too) must not get there.
+    """
+    given = ctx.get_parameter_source("actor") is not ParameterSource.DEFAULT
+    text = actor.strip()
+    if not text or len(text) > MAX_ACTOR or not text.isprintable():
+        where = "--actor" if given else "COMPLIANCE_ACTOR"
+        raise click.UsageError(f"{where} must be 1 to {MAX_ACTOR} printable characters", ctx)
+    return text
 
 
 def main() -> None:

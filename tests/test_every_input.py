@@ -58,9 +58,11 @@ def snapshot(d: Deployment) -> str:
     return digest.hexdigest()
 
 
-def refused(d: Deployment, args: list[str], message: str) -> None:
+def refused(
+    d: Deployment, args: list[str], message: str, env: dict[str, str | None] | None = None
+) -> None:
     before = snapshot(d)
-    result = d.run(*args)
+    result = d.run(*args, env=env)
     assert result.exit_code == 2, (args, result.output)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("Error: ")]
@@ -156,6 +158,11 @@ BAD_COMMAND_LINES = [
     (["hold", "add", "--subject-id", "3", "--reason", "court\udcff", "--by",
       "dpo@example.com", "--execute"], "the value after --reason is not valid UTF-8 text"),
     (["apply-deletions", "--bucket=x\udcff", "--execute"], "--bucket is not valid UTF-8 text"),
+    # The audit trail's name for the run is written into every event and shown everywhere.
+    (["--actor", "ops\x1b[31m", "create-deletion-records", "--bucket", "closed_accounts",
+      "--execute"], "--actor must be 1 to 255 printable characters"),
+    (["--actor", "o" * 256, "retention-cleanup", "--execute"],
+     "--actor must be 1 to 255 printable characters"),
     # Free text goes through one check in the library (compliance.free_text), whoever calls.
     (["hold", "add", "--subject-id", "3", "--reason", "court\x00order", "--by",
       "dpo@example.com", "--execute"], "--reason holds a control character"),
@@ -182,6 +189,11 @@ def test_every_bad_command_line_is_one_line_exit_2_and_changes_nothing(queue: De
     ]  # fmt: skip
     for args, message in [*BAD_COMMAND_LINES, *extra]:
         refused(queue, args, message)
+    refused(
+        queue, ["create-deletion-records", "--bucket", "closed_accounts", "--execute"],
+        "COMPLIANCE_ACTOR must be 1 to 255 printable characters",
+        env={"COMPLIANCE_ACTOR": "ops\udcff"},  # bytes that are not UTF-8, as cron passes them
+    )  # fmt: skip
 
 
 def test_a_command_line_that_is_not_utf8_is_refused_before_anything_runs(
