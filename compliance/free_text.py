@@ -17,15 +17,19 @@ MAX_FREE_TEXT = 4000
 LAYOUT = frozenset("\t\n\r")
 
 
+def not_utf8(text: str) -> bool:
+    """Whether ``text`` holds lone surrogates: how Python hands over bytes that were not
+    UTF-8 (a command line, an environment variable) or a JSON escape of half a character."""
+    return any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+
 def check_characters(text: str, field: str, *, allowed: frozenset[str] = frozenset()) -> None:
     """InvalidInput naming ``field`` if ``text`` holds a control character (but ``allowed``)
     or a lone surrogate: what no database stores as text and no terminal should receive."""
-    for c in text:
-        code = ord(c)
-        if 0xD800 <= code <= 0xDFFF:
-            raise InvalidInput("{field} is not valid UTF-8 text", field=field)
-        if (code < 32 or code == 127) and c not in allowed:
-            raise InvalidInput("{field} holds a control character", field=field)
+    if not_utf8(text):
+        raise InvalidInput("{field} is not valid UTF-8 text", field=field)
+    if any((ord(c) < 32 or ord(c) == 127) and c not in allowed for c in text):
+        raise InvalidInput("{field} holds a control character", field=field)
 
 
 def free_text(value: str | None, *, field: str) -> str | None:

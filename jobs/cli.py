@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from compliance import failpoints, logs
 from compliance.errors import ComplianceError, ConfigError
+from compliance.free_text import not_utf8
 from compliance.ops.jobruns import close_stale_runs, finish_job_run, start_job_run
 from compliance.ops.locks import job_lock
 from compliance.policy.datamap import DataMap, open_system_engines
@@ -311,7 +312,7 @@ def _not_utf8(args: Sequence[str]) -> str | None:
     summary can encode: refused before anything runs, as any other bad value is.
     """
     for i, arg in enumerate(args):
-        if not any(0xD800 <= ord(c) <= 0xDFFF for c in arg):
+        if not not_utf8(arg):
             continue
         name, equals, _ = arg.partition("=")
         if arg.startswith("--") and equals and name.isprintable():

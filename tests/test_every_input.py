@@ -194,6 +194,11 @@ def test_every_bad_command_line_is_one_line_exit_2_and_changes_nothing(queue: De
         "COMPLIANCE_ACTOR must be 1 to 255 printable characters",
         env={"COMPLIANCE_ACTOR": "ops\udcff"},  # bytes that are not UTF-8, as cron passes them
     )  # fmt: skip
+    refused(
+        queue, ["apply-deletions", "--execute"],
+        "COMPLIANCE_DATABASE_URL is not valid UTF-8 text",
+        env={"COMPLIANCE_DATABASE_URL": "postgresql://\udcff@127.0.0.1/x"},
+    )  # fmt: skip
 
 
 def test_a_command_line_that_is_not_utf8_is_refused_before_anything_runs(

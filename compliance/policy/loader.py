@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Date, DateTime, Engine, MetaData, Table, inspect
 
 from compliance.errors import ConfigError, NotFound
+from compliance.free_text import not_utf8
 from compliance.policy.fields import Field, expect, key_name, read_section, unknown_keys
 from compliance.policy.strategies import ERASURE_ACTIONS, STRATEGIES
 from compliance.policy.systems import APP_SYSTEM, System, parse_system, parse_system_list
@@ -760,9 +761,16 @@ def _section(data: Mapping[str, Any], name: str) -> dict[str, Any]:
 def _from_env_or_file(
     env: Mapping[str, str], variable: str, data: Mapping[str, Any], key: str, default: str
 ) -> str:
-    """An environment variable wins over the file's ``key`` (``section.name``)."""
+    """An environment variable wins over the file's ``key`` (``section.name``).
+
+    A variable holding bytes that are not UTF-8 arrives as lone surrogates, which no driver
+    or path can encode: refused here, by its name.
+    """
     section, name = key.split(".")
-    return expect(env.get(variable) or _section(data, section).get(name, default), str, key)
+    given = env.get(variable)
+    if given and not_utf8(given):
+        raise ConfigError(f"{variable} is not valid UTF-8 text")
+    return expect(given or _section(data, section).get(name, default), str, key)
 
 
 def _parse_systems(
