@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 
 #: Where a message names its field; each shell puts its own name for the field there.
 FIELD = "{field}"
 
 
+#: Bidirectional overrides and isolates: they reorder what a reader sees around them.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def unprintable(c: str) -> bool:
+    """A character that acts on a terminal or a reader instead of showing: a control (line
+    breaks included), a line or paragraph separator, a lone surrogate (it fails to encode),
+    a bidirectional override. Letters, marks, no-break spaces and joiners all show."""
+    return unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") or c in _BIDI
+
+
 def printable(text: str) -> str:
-    """``text`` with every character that would act on a terminal, or fail to encode (a lone
-    surrogate), written as its escape code: messages quote what people typed."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    """``text`` with every ``unprintable`` character written as its escape code: messages
+    quote what people typed."""
+    return "".join(repr(c)[1:-1] if unprintable(c) else c for c in text)
 
 
 def field_words(field: str) -> str:

@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from compliance import failpoints, logs
-from compliance.errors import ComplianceError, ConfigError
+from compliance.errors import ComplianceError, ConfigError, printable
 from compliance.free_text import not_utf8
 from compliance.ops.jobruns import close_stale_runs, finish_job_run, start_job_run
 from compliance.ops.locks import job_lock
@@ -315,10 +315,10 @@ def _not_utf8(args: Sequence[str]) -> str | None:
         if not not_utf8(arg):
             continue
         name, equals, _ = arg.partition("=")
-        if arg.startswith("--") and equals and name.isprintable():
+        if arg.startswith("--") and equals and printable(name) == name:
             return name
         before = args[i - 1] if i else ""
-        if before.startswith("-") and before.isprintable():
+        if before.startswith("-") and printable(before) == before:
             return f"the value after {before}"
         return f"argument {i + 1}"
     return None
@@ -326,7 +326,8 @@ def _not_utf8(args: Sequence[str]) -> str | None:
 
 class PrivacyDeskGroup(click.Group):
     def main(self, args: Sequence[str] | None = None, *more: Any, **options: Any) -> Any:
-        where = _not_utf8(sys.argv[1:] if args is None else list(args))
+        # str(): a caller (click's test runner) may pass numbers, which click converts itself.
+        where = _not_utf8([str(a) for a in (sys.argv[1:] if args is None else args)])
         if where is not None:
             click.echo(f"Error: {where} is not valid UTF-8 text", err=True)
             sys.exit(EXIT_BAD_INPUT)
@@ -390,10 +391,14 @@ def _checked_actor(ctx: click.Context, actor: str) -> str:
     It is written into every event and shown on the dashboard and in terminals: a control
     character or bytes that are not UTF-8 (from $COMPLIANCE_ACTOR too) must not get there.
     """
-    given = ctx.get_parameter_source("actor") is not ParameterSource.DEFAULT
     text = actor.strip()
-    if not text or len(text) > MAX_ACTOR or not text.isprintable():
-        where = "--actor" if given else "COMPLIANCE_ACTOR"
+    if not text or len(text) > MAX_ACTOR or printable(text) != text:
+        if ctx.get_parameter_source("actor") is not ParameterSource.DEFAULT:
+            where = "--actor"
+        elif os.environ.get("COMPLIANCE_ACTOR"):
+            where = "COMPLIANCE_ACTOR"
+        else:
+            where = "the job's account name (set COMPLIANCE_ACTOR)"
         raise click.UsageError(f"{where} must be 1 to {MAX_ACTOR} printable characters", ctx)
     return text
 

@@ -35,6 +35,18 @@ def test_a_field_named_inside_the_message_is_named_there_and_input_is_left_alone
     assert cli.error_text(plain) == widgets.error_text(plain) == "no batch '{field}'"
 
 
+def test_a_quoted_value_shows_as_typed_but_cannot_act_on_a_terminal_or_a_reader() -> None:
+    """Names and notes in any script come back as typed; controls, lone surrogates and
+    bidirectional overrides come back as their codes, so the line reads as it is."""
+    typed = (
+        "Jos\u00e9\u00a0M\u00fcller \u0645\u200c\u0647 "  # no-break space, zero-width non-joiner
+        "\U0001f469\u200d\U0001f4bb \u2026 \u00d7 \u2014"  # an emoji sequence, ellipsis, dashes
+    )
+    error = InvalidInput(f"unknown bucket '{typed}\x1b[2J\u202e\udcff\x00'")
+    assert str(error) == f"unknown bucket '{typed}\\x1b[2J\\u202e\\udcff\\x00'"
+    assert str(error).encode("utf-8")  # the API writes it as JSON, a terminal as UTF-8
+
+
 def _raised_messages() -> list[tuple[Path, str]]:
     """Every string written into a ``raise`` in the library, f-strings' text parts included."""
     found = []

@@ -199,6 +199,9 @@ def test_every_bad_command_line_is_one_line_exit_2_and_changes_nothing(queue: De
         "COMPLIANCE_DATABASE_URL is not valid UTF-8 text",
         env={"COMPLIANCE_DATABASE_URL": "postgresql://\udcff@127.0.0.1/x"},
     )  # fmt: skip
+    # A name in any script is a name: only what acts on a terminal is refused.
+    named = queue.run("--actor", "Jos\u00e9\u00a0M\u00fcller", "retention-cleanup")
+    assert named.exit_code == 0, named.output
 
 
 def test_a_command_line_that_is_not_utf8_is_refused_before_anything_runs(

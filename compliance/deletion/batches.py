@@ -285,8 +285,8 @@ def _assign(
     )
 
 
-def get_batch(session: Session, batch_id: int) -> DeletionBatch:
-    batch = session.get(DeletionBatch, batch_id)
+def get_batch(session: Session, batch_id: int, *, lock: bool = False) -> DeletionBatch:
+    batch = session.get(DeletionBatch, batch_id, with_for_update=lock, populate_existing=lock)
     if batch is None:
         raise NotFound(f"no deletion batch with id {batch_id}")
     return batch
@@ -370,10 +370,8 @@ def exclude_records(
     """
     by = require(actor, COMPLIANCE_OFFICER, to="exclude records from deletion batches")
     exclude = explained_exclusions(exclude)
-    batch = get_batch(session, batch_id)
-    if batch.reviewed_status != BatchStatus.PENDING:
-        raise _already_reviewed(batch)
-    _check_exclusions(session, batch, exclude)
+    # Planned first: planning a hold ends its read transaction, and the checks below must
+    # share one with the writes.
     plans = (
         [
             plan_place_hold(session, subject_id=subject_id, reason=exclude[rid], by=actor)
@@ -382,6 +380,11 @@ def exclude_records(
         if hold
         else []
     )
+    # Locked: a decision taken meanwhile waits for this exclusion, or this one sees it.
+    batch = get_batch(session, batch_id, lock=True)
+    if batch.reviewed_status != BatchStatus.PENDING:
+        raise _already_reviewed(batch)
+    _check_exclusions(session, batch, exclude)
     now = utcnow()
     _mark_excluded(session, exclude, now)
     record_event(

@@ -175,8 +175,9 @@ def submit(
     would be logged.
     """
     by = _check_intake(kind, requested_by)
+    note = free_text(identity_check, field="identity_note")  # before any lookup, as all input
     identity_method = check_identity_method(
-        policy, identity_method, identity_check, required=require_identity
+        policy, identity_method, note, required=require_identity
     )
     key, subject_email = resolve_subject(policy, app_engine, subject_id=subject_id, email=email)
     now = now or utcnow()
@@ -191,7 +192,7 @@ def submit(
         status=DsarStatus.PENDING,
         requested_by=by,
         requested_at=now,
-        identity_check=free_text(identity_check, field="identity_note"),
+        identity_check=note,
         identity_method=identity_method,
         channel=channel,
         client_ip=(client_ip or "")[:64] or None,
