@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+import threading
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, update
 
 from compliance.audit.chain import verify_chain
-from compliance.deletion.batches import exclude_records
+from compliance.deletion.batches import exclude_records, get_batch
+from compliance.errors import Conflict
 from compliance.reports.review_queue import batch_records, list_batches
 from compliance.store.models import (
     AuditEvent,
     ComplianceProfile,
+    DeletionBatch,
     DeletionRecord,
     DsarRequest,
     LegalHold,
+    utcnow,
 )
 from tests.conftest import DEMO_POLICY, DPO, Deployment, ok
 
@@ -163,6 +168,44 @@ def test_excluding_with_a_hold_keeps_the_subject_out_of_every_bucket_in_one_step
         third = list(subjects)[2]
         assert exclude_records(s, batch_id, {third: "kept"}, actor=DPO).holds == []
         assert len(s.scalars(select(LegalHold)).all()) == 2
+
+
+def test_an_exclusion_racing_a_decision_waits_for_it_and_is_then_refused(
+    demo: Deployment,
+) -> None:
+    """Two officers at once: one decides the batch while the other excludes a record of it.
+    The exclusion waits for the decision and then says so, instead of changing a batch
+    that is already decided."""
+    if demo.backend != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite lets one writer at a time")
+    batch_id = records_and_batches(demo)[0]
+    record_id = next(iter(batch_subjects(demo, batch_id)))
+    outcome: list[str] = []
+
+    def exclude() -> None:
+        with demo.session() as s:
+            try:
+                exclude_records(s, batch_id, {record_id: "kept for a claim"}, actor=DPO)
+                outcome.append("excluded")
+            except Conflict as exc:
+                outcome.append(str(exc))
+
+    with demo.session() as deciding:
+        get_batch(deciding, batch_id, lock=True)  # the decision is being written
+        other = threading.Thread(target=exclude)
+        other.start()
+        other.join(timeout=1)
+        assert other.is_alive() and outcome == []  # waiting, nothing written
+        deciding.execute(
+            update(DeletionBatch)
+            .where(DeletionBatch.id == batch_id)
+            .values(reviewed_status="accepted", reviewed_by=OFFICER, reviewed_at=utcnow())
+        )
+        deciding.commit()
+    other.join(timeout=30)
+    assert len(outcome) == 1 and outcome[0].startswith(f"batch {batch_id} was already accepted")
+    with demo.session() as s:
+        assert s.get(DeletionRecord, record_id).review_note is None
 
 
 def test_apply_refuses_an_accepted_record_once_its_subject_is_held(demo: Deployment) -> None:
