@@ -13,6 +13,7 @@ import streamlit as st
 
 from compliance.csv_files import frame_to_csv
 from compliance.errors import ComplianceError
+from compliance.free_text import MAX_FREE_TEXT
 from compliance.reports.review_queue import Page
 from compliance.roles import Identity
 from compliance.store.states import BatchStatus, DsarStatus
@@ -203,7 +204,11 @@ def confirm_dialog(
     @st.dialog(title, on_dismiss=_cancel)
     def body() -> None:
         st.markdown(message)
-        reason = st.text_area(reason_label, key=_REASON) if reason_label else None
+        reason = (
+            st.text_area(reason_label, key=_REASON, max_chars=MAX_FREE_TEXT)
+            if reason_label
+            else None
+        )
         left, right = st.columns(2)
         if left.button(confirm_label, type="primary", key="confirm_yes"):
             if reason_required and not (reason or "").strip():

@@ -142,8 +142,13 @@ def test_refusals_and_extensions_need_a_reason_and_fit_the_state(demo: Deploymen
             execute=True,
         )
         request = get_dsar(s, reference)
-        with pytest.raises(InvalidInput):
+        with pytest.raises(InvalidInput, match="must tell the subject the reason"):
             render_notice(demo.policy(), request, "refusal", reason="  ")
+        # What goes into the subject's email passes the same check as every typed reason.
+        with pytest.raises(InvalidInput, match="reason holds a control character"):
+            render_notice(demo.policy(), request, "refusal", reason="see \x1b[2Jabove")
+        sent = render_notice(demo.policy(), request, "refusal", reason=" A duplicate.\n ")
+        assert "A duplicate." in sent.text
 
 
 def test_a_deployment_overrides_one_template_and_keeps_the_others(

@@ -25,6 +25,7 @@ from compliance.dsar.deadlines import effective_due_at
 from compliance.dsar.mailer import MailError, build_message, send_mail
 from compliance.dsar.requests import get_dsar
 from compliance.errors import ConfigError, Conflict, InvalidInput, NotFound, PermissionDenied
+from compliance.free_text import free_text
 from compliance.logs import log_event
 from compliance.policy.loader import Policy
 from compliance.roles import API_INTAKE, COMPLIANCE_OFFICER, SUPPORT, Identity, require
@@ -112,7 +113,8 @@ def render_notice(
         raise Conflict(f"{request.reference} is {request.status}; a {kind} notice does not fit")
     if not request.subject_email:
         raise Conflict(f"{request.reference} has no email address to send a notice to")
-    reason = (reason if reason is not None else default_reason(request, kind) or "").strip()
+    given = reason if reason is not None else default_reason(request, kind)
+    reason = free_text(given, field="reason") or ""
     if kind in ("extension", "refusal") and not reason:
         raise InvalidInput(f"a {kind} notice must tell the subject the reason")
     values = {

@@ -13,6 +13,7 @@ from compliance.deletion.batches import (
     review_batches,
 )
 from compliance.errors import ComplianceError
+from compliance.free_text import MAX_FREE_TEXT
 from compliance.reports.review_queue import BATCH_STATUSES, accepted_plan
 from compliance.roles import COMPLIANCE_OFFICER
 from compliance.store.states import BatchStatus
@@ -209,7 +210,11 @@ if batch.reviewed_status == BatchStatus.PENDING and not records.frame.empty:
             format_func=record_label,
             key=f"exclude_records_{nonce}",
         )
-        note = st.text_input("Note (why these records are kept)", key=f"exclude_note_{nonce}")
+        note = st.text_input(
+            "Note (why these records are kept)",
+            key=f"exclude_note_{nonce}",
+            max_chars=MAX_FREE_TEXT,
+        )
         hold = st.checkbox(
             "Also place a legal hold on these subjects (kept out of every bucket until lifted; "
             "the note is the hold's reason)",

@@ -12,6 +12,7 @@ from compliance.dsar import requests as dsar
 from compliance.dsar.deadlines import effective_due_at
 from compliance.dsar.delivery import deliver_export
 from compliance.errors import ComplianceError
+from compliance.free_text import MAX_FREE_TEXT
 from compliance.reports.review_queue import DSAR_ACTION_COLUMNS
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT
 from compliance.store.states import NoticeStatus
@@ -49,7 +50,7 @@ with st.form("submit_dsar", clear_on_submit=True):
         format_func=lambda m: m.replace("_", " "),
         placeholder="Choose a method",
     )
-    check = st.text_area("Identity check note (who checked what)")
+    check = st.text_area("Identity check note (who checked what)", max_chars=MAX_FREE_TEXT)
     if st.form_submit_button("Log request", type="primary"):
 
         def log() -> str:
@@ -295,7 +296,7 @@ if "extend" in actions:
         months = st.radio(
             "Extend by", [1, 2], format_func=lambda m: f"{m} month(s)", horizontal=True
         )
-        reason = st.text_input("Why the extension is needed")
+        reason = st.text_input("Why the extension is needed", max_chars=MAX_FREE_TEXT)
         if st.form_submit_button("Extend deadline"):
 
             def extend() -> str:
@@ -393,6 +394,7 @@ if "notice" in actions:
             "Reason, as the subject will read it",
             value=notices.default_reason(request_row, kind_choice) or "",
             key=f"notice_reason_{reference}_{kind_choice}",
+            max_chars=MAX_FREE_TEXT,
         )
     try:
         preview = notices.render_notice(policy, request_row, kind_choice, reason=reason_text)
@@ -426,7 +428,9 @@ for note in detail.notes:
     st.text(note.body)
 if "note" in actions:
     with st.form("dsar_note", clear_on_submit=True):
-        body = st.text_area("Add a note (staff only; never sent to the subject)")
+        body = st.text_area(
+            "Add a note (staff only; never sent to the subject)", max_chars=MAX_FREE_TEXT
+        )
         if st.form_submit_button("Add note"):
 
             def add_note() -> str:

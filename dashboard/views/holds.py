@@ -15,6 +15,7 @@ from compliance.deletion.holds import (
     plan_place_hold,
 )
 from compliance.dsar.requests import resolve_subject
+from compliance.free_text import MAX_FREE_TEXT
 from compliance.roles import COMPLIANCE_OFFICER
 from dashboard import context, widgets
 
@@ -59,7 +60,7 @@ with place.form("place_hold", clear_on_submit=True):
     st.markdown("**Place a hold**")
     by = st.radio("Find the subject by", ["subject id", "email"], horizontal=True)
     who = st.text_input("Subject id or email")
-    reason = st.text_area("Reason (required)")
+    reason = st.text_area("Reason (required)", max_chars=MAX_FREE_TEXT)
     ends = st.checkbox("The hold ends on a date")
     until = st.date_input("Last day of the hold (UTC)", value=date.today() + timedelta(days=365))
     if st.form_submit_button("Place hold", type="primary"):
@@ -85,7 +86,7 @@ with lift.form("lift_hold", clear_on_submit=True):
     st.markdown("**Lift a hold**")
     labels = {h.id: f"#{h.id} · subject {h.subject_id}" for h in active}
     chosen = st.selectbox("Hold", list(labels), format_func=lambda h: labels[h], index=None)
-    why = st.text_area("Reason for lifting (required)")
+    why = st.text_area("Reason for lifting (required)", max_chars=MAX_FREE_TEXT)
     if st.form_submit_button("Lift hold"):
         if chosen is None:
             st.error("Choose the hold to lift.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from compliance.free_text import MAX_FREE_TEXT
 from compliance.roles import COMPLIANCE_OFFICER
 from compliance.store.states import TaskStatus
 from compliance.systems import tasks
@@ -45,7 +46,9 @@ for task in waiting:
         st.text(f"Subject: id {subject.get('id', '?')}, email {subject.get('email') or '—'}")
         if system is not None and system.instructions:
             st.text(system.instructions)  # typed by people: plain text, never markdown
-        note = st.text_input("What did you do?", key=f"task_note_{task.id}")
+        note = st.text_input(
+            "What did you do?", key=f"task_note_{task.id}", max_chars=MAX_FREE_TEXT
+        )
         upload = None
         if task.action == "access":
             upload = st.file_uploader("The system's data (goes into the ZIP)", key=f"up_{task.id}")
