@@ -24,6 +24,7 @@ from compliance.dsar.requests import (
     submit,
 )
 from compliance.errors import Conflict, InvalidInput, NotFound
+from compliance.free_text import free_text
 from compliance.policy.loader import Policy
 from compliance.store.models import DsarRequest, utcnow
 
@@ -100,6 +101,7 @@ def submit_from_api(
     """Log a request for a host application, under its key's name; refuse floods and repeats."""
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got '{kind}'")
+    note = free_text(identity_note, field="identity_note")  # a bad body before any lookup
     now = now or utcnow()
     subject_key, _ = resolve_subject(policy, app_engine, subject_id=subject_id, email=email)
     check_intake_rate(session, subject_key, kind, now=now)
@@ -110,7 +112,7 @@ def submit_from_api(
         kind=kind,
         subject_id=subject_key,
         requested_by=key.identity,
-        identity_check=identity_note,
+        identity_check=note,
         identity_method=identity_method,
         require_identity=True,
         channel="api",
