@@ -26,6 +26,22 @@ def printable(text: str) -> str:
     return "".join(repr(c)[1:-1] if unprintable(c) else c for c in text)
 
 
+#: How much of a refused value an error quotes back: enough to recognise it.
+MAX_QUOTED = 40
+
+
+def quoted(value: object) -> str:
+    """A refused value as an error quotes it: short, on one line, unable to act on a terminal.
+
+    A long value is cut (saying how long it was); see ``printable`` for the rest.
+    """
+    text = str(value)
+    shown = printable(text[:MAX_QUOTED])
+    if len(text) > MAX_QUOTED:
+        return f"'{shown}…' ({len(text)} characters)"
+    return f"'{shown}'"
+
+
 def field_words(field: str) -> str:
     """A field as the library itself names it: ``chunk_size`` → ``chunk size``."""
     return field.replace("_", " ")

@@ -23,12 +23,17 @@ def not_utf8(text: str) -> bool:
     return any(0xD800 <= ord(c) <= 0xDFFF for c in text)
 
 
+def has_control(text: str, *, allowed: frozenset[str] = frozenset()) -> bool:
+    """Whether ``text`` holds an ASCII control character other than those ``allowed``."""
+    return any((ord(c) < 32 or ord(c) == 127) and c not in allowed for c in text)
+
+
 def check_characters(text: str, field: str, *, allowed: frozenset[str] = frozenset()) -> None:
     """InvalidInput naming ``field`` if ``text`` holds a control character (but ``allowed``)
     or a lone surrogate: what no database stores as text and no terminal should receive."""
     if not_utf8(text):
         raise InvalidInput("{field} is not valid UTF-8 text", field=field)
-    if any((ord(c) < 32 or ord(c) == 127) and c not in allowed for c in text):
+    if has_control(text, allowed=allowed):
         raise InvalidInput("{field} holds a control character", field=field)
 
 

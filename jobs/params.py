@@ -13,7 +13,8 @@ from typing import Any
 
 import click
 
-from compliance.errors import printable
+from compliance.errors import quoted
+from compliance.free_text import has_control
 from compliance.policy.loader import MAX_DAYS  # a century: more than any period a person means
 
 #: The largest id a database row can have (PostgreSQL BIGINT, SQLite INTEGER).
@@ -21,22 +22,7 @@ MAX_ID = 2**63 - 1
 FIRST_DAY = date(1970, 1, 1)
 LAST_DAY = date(2999, 12, 31)
 MAX_TEXT = 255
-#: How much of a refused value an error quotes back: enough to recognise it.
-MAX_SHOWN = 40
 _WHOLE = re.compile(r"[+-]?[0-9]+")
-
-
-def shown(value: object) -> str:
-    """A refused value quoted in an error: short, and unable to act on the terminal.
-
-    Whatever was typed comes back on one line of reasonable length: an escape sequence is
-    shown as its code (``\\x1b``), not sent to the terminal, and a long value is cut.
-    """
-    text = str(value)
-    quoted = printable(text[:MAX_SHOWN])
-    if len(text) > MAX_SHOWN:
-        return f"'{quoted}…' ({len(text)} characters)"
-    return f"'{quoted}'"
 
 
 def _name(param: click.Parameter | None) -> str:
@@ -62,7 +48,7 @@ class Whole(click.ParamType):
             text = str(value).strip()
             if not _WHOLE.fullmatch(text) or len(text) > 40:
                 raise click.UsageError(
-                    f"{_name(param)} must be a whole number, got {shown(value)}", ctx
+                    f"{_name(param)} must be a whole number, got {quoted(value)}", ctx
                 )
             number = int(text)
         if not self.low <= number <= self.high:
@@ -95,11 +81,12 @@ class Day(click.ParamType):
                 moment = datetime.strptime(str(value).strip(), "%Y-%m-%d")
             except ValueError:
                 raise click.UsageError(
-                    f"{_name(param)} must be a date YYYY-MM-DD, got {shown(value)}", ctx
+                    f"{_name(param)} must be a date YYYY-MM-DD, got {quoted(value)}", ctx
                 ) from None
         if not FIRST_DAY <= moment.date() <= LAST_DAY:
             raise click.UsageError(
-                f"{_name(param)} must be a date from {FIRST_DAY} to {LAST_DAY}, got {shown(value)}",
+                f"{_name(param)} must be a date from {FIRST_DAY} to {LAST_DAY}, "
+                f"got {quoted(value)}",
                 ctx,
             )
         return moment
@@ -124,7 +111,7 @@ class Text(click.ParamType):
             raise click.UsageError(
                 f"{_name(param)} is longer than {self.limit} characters ({len(text)})", ctx
             )
-        if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        if has_control(text):
             raise click.UsageError(f"{_name(param)} holds a control character", ctx)
         return text
 

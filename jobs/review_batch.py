@@ -1,10 +1,11 @@
 import click
 
 from compliance.deletion.batches import plan_bulk_review, review_batch, review_batches
+from compliance.errors import quoted
 from compliance.roles import identify
 from compliance.store.states import BatchStatus
 from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
-from jobs.params import ROW_ID, shown
+from jobs.params import ROW_ID
 
 
 def _parse_exclusions(values: tuple[str, ...]) -> dict[int, str]:
@@ -16,7 +17,7 @@ def _parse_exclusions(values: tuple[str, ...]) -> dict[int, str]:
             record_id = ROW_ID.convert(record, None, None)
         except click.UsageError:
             raise click.BadParameter(
-                f"{shown(record)} is not a record id (use RECORD_ID:NOTE)", param_hint="--exclude"
+                f"{quoted(record)} is not a record id (use RECORD_ID:NOTE)", param_hint="--exclude"
             ) from None
         excluded[record_id] = note
     return excluded

@@ -117,7 +117,10 @@ def check_requester(requested_by: str) -> str:
 def check_identity_method(
     policy: Policy, method: str | None, note: str | None, *, required: bool
 ) -> str | None:
-    """The method, if one of the policy's; 'other' needs a note saying what was done."""
+    """The method, if one of the policy's; 'other' needs a note saying what was done.
+
+    ``note`` is as ``free_text`` left it (trimmed, None when blank).
+    """
     method = (method or "").strip() or None
     methods = policy.dsar.identity_methods
     if method is None:
@@ -130,7 +133,7 @@ def check_identity_method(
         raise InvalidInput(
             f"identity check method must be one of {', '.join(methods)}, got '{method}'"
         )
-    if method == "other" and free_text(note, field="identity_note") is None:
+    if method == "other" and not note:
         raise InvalidInput("identity check 'other' needs a note saying how it was checked")
     return method
 

@@ -39,7 +39,8 @@ from sqlalchemy import (
     update,
 )
 
-from compliance.errors import ConfigError, InvalidInput
+from compliance.errors import ConfigError, InvalidInput, quoted
+from compliance.free_text import has_control
 from compliance.policy.cascades import (
     DESTRUCTIVE,
     Block,
@@ -66,12 +67,11 @@ def normalise_subject_key(column: Column[Any], raw: object) -> tuple[str, Any]:
     refused here rather than reaching the database.
     """
     text = str(raw).strip()
-    shown = text if len(text) <= 40 else text[:40] + "…"
     if not text:
         raise InvalidInput("the subject id is empty")
     if len(text) > MAX_KEY_LENGTH:
         raise InvalidInput(f"the subject id is longer than {MAX_KEY_LENGTH} characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+    if has_control(text):
         raise InvalidInput("the subject id holds a control character")
     try:
         python_type = column.type.python_type
@@ -80,10 +80,10 @@ def normalise_subject_key(column: Column[Any], raw: object) -> tuple[str, Any]:
     if python_type is not int:
         return text, text
     if not _WHOLE.fullmatch(text):
-        raise InvalidInput(f"subject id '{shown}' is not a whole number")
+        raise InvalidInput(f"subject id {quoted(text)} is not a whole number")
     number = int(text)
     if not -_MAX_INT_KEY - 1 <= number <= _MAX_INT_KEY:
-        raise InvalidInput(f"subject id '{shown}' is out of range (a 64-bit whole number)")
+        raise InvalidInput(f"subject id {quoted(text)} is out of range (a 64-bit whole number)")
     return str(number), number
 
 
