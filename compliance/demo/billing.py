@@ -9,7 +9,7 @@ invoices stay where the law keeps them.
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -25,6 +25,7 @@ from sqlalchemy import (
     insert,
 )
 
+from compliance import clock
 from compliance.demo.generate import create_empty_schema, naive_utc
 
 metadata = MetaData()
@@ -55,7 +56,7 @@ def create_demo_billing_database(
     """Create and fill the billing schema: about half the users are paying customers."""
     create_empty_schema(engine, metadata, billing_customers, database="billing", rows="customers")
     rng = random.Random(seed * 31 + 7)
-    moment = naive_utc(now or datetime.now(UTC))
+    moment = naive_utc(now or clock.now())
     customers: list[dict[str, Any]] = []
     notes: list[dict[str, Any]] = []
     for uid in range(1, users_count + 1):

@@ -32,6 +32,7 @@ from sqlalchemy import (
     select,
 )
 
+from compliance import clock
 from compliance.errors import Conflict
 
 
@@ -345,7 +346,7 @@ def create_demo_app_database(
 ) -> DemoSummary:
     """Create and fill the demo schema; refuses to touch a database that already has users."""
     create_empty_schema(engine, metadata, users, database="application", rows="users")
-    data = generate(random.Random(seed), users_count, now or datetime.now(UTC))
+    data = generate(random.Random(seed), users_count, now or clock.now())
     counts: dict[str, int] = {}
     with engine.begin() as conn:
         for table in metadata.sorted_tables:

@@ -1,17 +1,21 @@
 """Email through the company's SMTP server (stdlib smtplib); the password only from the env.
 
 Host, port, sender, username and STARTTLS come from ``[smtp]`` in the policy file; the
-password from ``SMTP_PASSWORD``, so no secret is ever written to the file or the logs.
+password from ``SMTP_PASSWORD``, so no secret is ever written to the file or the logs. With
+``[smtp] outbox`` (the demo) each message is written there as an ``.eml`` file instead.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import smtplib
 import ssl
 from collections.abc import Mapping
 from email.message import EmailMessage
+from pathlib import Path
 
+from compliance import clock
 from compliance.errors import ComplianceError
 from compliance.policy.loader import SmtpSettings
 
@@ -44,6 +48,9 @@ def send_mail(
     timeout: float = 15.0,
 ) -> None:
     """Send the messages over one connection; any failure is one MailError naming the server."""
+    if settings.outbox is not None:
+        write_to_outbox(settings.outbox, messages)
+        return
     env = os.environ if env is None else env
     password = env.get(PASSWORD_ENV)
     where = f"{settings.host}:{settings.port}"
@@ -62,3 +69,23 @@ def send_mail(
         raise MailError(f"the SMTP server {where} refused the message: {reason}") from None
     except OSError as exc:
         raise MailError(f"the SMTP server {where} is unreachable: {exc.strerror or exc}") from None
+
+
+def write_to_outbox(outbox: Path, messages: list[EmailMessage]) -> list[Path]:
+    """Write each message as ``<UTC time>-<random>.eml``; the name sorts by when it was sent.
+
+    Each file appears whole (written beside, then renamed), so the Outbox page never lists
+    half a message.
+    """
+    try:
+        outbox.mkdir(parents=True, exist_ok=True)
+        written = []
+        for message in messages:
+            name = f"{clock.now():%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(4)}.eml"
+            temporary = outbox / f".{name}.tmp"
+            temporary.write_bytes(bytes(message))
+            temporary.replace(outbox / name)
+            written.append(outbox / name)
+    except OSError as exc:
+        raise MailError(f"the outbox {outbox} cannot be written: {exc.strerror or exc}") from None
+    return written

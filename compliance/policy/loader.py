@@ -185,6 +185,11 @@ class SmtpSettings:
     sender: str = "privacy@example.com"
     username: str | None = None
     starttls: bool = False
+    #: A folder to write each message into as an .eml file instead of sending it (the demo's
+    #: outbox: no mail server needed, and the Outbox page lists what was "sent").
+    outbox: Path | None = None
+    #: Whether the policy file has an [smtp] section: without one nothing is mailed by a job.
+    configured: bool = False
 
 
 @dataclass(frozen=True)
@@ -507,7 +512,7 @@ def _templates_dir(value: str, _key: str, context: _Context) -> Path | None:
     return _under(Path(value), context.base) if value else None
 
 
-def _anchor_file(value: str, key: str, context: _Context) -> Path:
+def _file_path(value: str, key: str, context: _Context) -> Path:
     if not value.strip() or "\x00" in value:
         raise ConfigError(f"{key}: give a file path")
     return _under(Path(value), context.base)
@@ -594,8 +599,9 @@ _SMTP_FIELDS = (
     Field("sender", default=SmtpSettings.sender),
     Field("username"),
     Field("starttls", bool, default=SmtpSettings.starttls),
+    Field("outbox", check=_file_path),
 )
-_AUDIT_FIELDS = (Field("anchor_file", check=_anchor_file), Field("ops_channel"))
+_AUDIT_FIELDS = (Field("anchor_file", check=_file_path), Field("ops_channel"))
 _SECTIONS = frozenset(
     {"database", "app_database", "subjects", "tables", "buckets", "slack", "roles",
      "dashboard", "review", "dsar", "smtp", "retention", "exports", "audit", "systems"}
@@ -837,7 +843,10 @@ def _parse_settings(data: Mapping[str, Any], context: _Context) -> dict[str, Any
     four_eyes = read_section(data.get("review", {}), _REVIEW_FIELDS, "review")["four_eyes"]
     review = ReviewSettings(not dashboard.demo_mode if four_eyes is None else four_eyes)
     dsar = DsarSettings(**read_section(data.get("dsar", {}), _DSAR_FIELDS, "dsar", context))
-    smtp = SmtpSettings(**read_section(data.get("smtp", {}), _SMTP_FIELDS, "smtp"))
+    smtp = SmtpSettings(
+        **read_section(data.get("smtp", {}), _SMTP_FIELDS, "smtp", context),
+        configured="smtp" in data,
+    )
     audit = AuditSettings(**read_section(data.get("audit", {}), _AUDIT_FIELDS, "audit", context))
     return {"slack": slack, "roles": roles, "dashboard": dashboard, "review": review,
             "dsar": dsar, "smtp": smtp, "audit": audit}  # fmt: skip

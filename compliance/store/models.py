@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from compliance import clock
 from compliance.store.states import (
     OPEN_DSAR_STATUSES,
     BatchStatus,
@@ -38,7 +39,8 @@ DUE_RECORDS = "accepted_for_deletion IS true AND deletion_applied_at IS NULL"
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """The library's now: ``compliance.clock``, which tests may replace."""
+    return clock.now()
 
 
 class UTCDateTime(TypeDecorator[datetime]):
