@@ -6,14 +6,14 @@ Per-bucket and per-week figures add the permanent aggregates purge folds its rem
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from compliance.deletion.ledger import as_date, record_tallies, week_of
+from compliance.deletion.ledger import as_date, record_tallies
 from compliance.store.models import (
     DeletionAggregate,
     DeletionBatch,
@@ -176,16 +176,16 @@ class WeekOutcome(StrEnum):
     """What happened to a record in a week, as Progress charts it (a report's words, not stored)."""
 
     ERASED = "erased"
-    REJECTED = "rejected"  # its batch was
+    KEPT = "kept"  # excluded by a reviewer, one by one or with its rejected batch
     FAILED = "failed"  # its last erasure attempt
     PENDING = "pending"  # found that week, not yet erased or kept
 
 
 OUTCOMES = [o.value for o in WeekOutcome]
-# The outcome a record's state counts as; excluded records count only as their batch's
-# rejection (kept records of accepted batches are no outcome of the week).
+# The outcome a record's state counts as: the per-bucket table's columns, week by week.
 _OUTCOME_OF = {
     RecordState.APPLIED: WeekOutcome.ERASED,
+    RecordState.EXCLUDED: WeekOutcome.KEPT,
     RecordState.FAILED: WeekOutcome.FAILED,
     RecordState.UNBATCHED: WeekOutcome.PENDING,
     RecordState.AWAITING_REVIEW: WeekOutcome.PENDING,
@@ -196,34 +196,28 @@ _OUTCOME_OF = {
 def outcomes_per_week(
     session: Session, *, weeks: int = 12, now: datetime | None = None
 ) -> pd.DataFrame:
-    """Per bucket and week (Monday, UTC): records erased, rejected, failed, still pending.
+    """Per bucket and week (Monday, UTC): records erased, kept, failed, still pending.
 
-    Each record counts once, in the week of what happened to it: erased when applied,
-    rejected when its batch was rejected, failed when its last attempt failed; pending
-    records (found but not yet erased or kept) count in the week they were found.
+    Each record counts once, in the week of what last happened to it: erased when applied,
+    kept when a reviewer excluded it (or rejected its batch), failed when its last attempt
+    failed; pending records count in the week they were found. Records purge removed count
+    from the aggregates, in the week they counted in before, so no week shrinks; summed over
+    the weeks, erased and kept equal the per-bucket table's erased and kept.
     """
     first_week = _first_week(now or utcnow(), weeks)
     parts = [
         (week, bucket, _OUTCOME_OF[state].value, n)
         for (bucket, state, week), n in record_tallies(session).items()
-        if state in _OUTCOME_OF and week >= first_week
+        if week >= first_week
     ]
-    # Rejections count in the week of their batch's review, which the tallies do not know.
-    reviewed = DeletionBatch.reviewed_at
-    week = week_of(session, reviewed)
-    parts += [
-        (as_date(w), b, WeekOutcome.REJECTED.value, n)
-        for w, b, n in session.execute(
-            select(week, _R.bucket, func.count())
-            .join(DeletionBatch, DeletionBatch.id == _R.deletion_batch_id)
-            .where(
-                batch_in(BatchStatus.REJECTED),
-                _R.accepted_for_deletion.is_(False),
-                reviewed >= datetime.combine(first_week, time(), UTC),
-            )
-            .group_by(week, _R.bucket)
-        )
-    ]
+    A = DeletionAggregate
+    for week, bucket, erased, kept in session.execute(
+        select(A.week, A.bucket, A.records_erased, A.records_kept).where(A.week >= first_week)
+    ):
+        parts += [
+            (as_date(week), bucket, WeekOutcome.ERASED.value, erased),
+            (as_date(week), bucket, WeekOutcome.KEPT.value, kept),
+        ]
     frame = pd.DataFrame(parts, columns=["week", "bucket", "outcome", "records"])
     if frame.empty:
         return pd.DataFrame(columns=["week", "bucket", *OUTCOMES])
@@ -238,4 +232,6 @@ def outcomes_per_week(
         .reset_index()
     )
     table.columns.name = None
+    # A week whose only aggregate row counts batches (no record) shows no line.
+    table = table[table[OUTCOMES].sum(axis=1) > 0]
     return table.sort_values(["week", "bucket"], ignore_index=True)

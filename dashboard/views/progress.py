@@ -11,7 +11,7 @@ from dashboard import context, widgets
 
 WEEKS = 12
 MONTHS = 12
-OUTCOME_COLORS = ["#2e7d32", "#757575", "#c62828", "#f9a825"]  # erased rejected failed pending
+OUTCOME_COLORS = ["#2e7d32", "#757575", "#c62828", "#f9a825"]  # erased kept failed pending
 # Shown in this order; the CSV has every column (records in total, not batched yet...).
 BUCKET_HEADERS = {
     "bucket": "Bucket",
@@ -52,8 +52,9 @@ widgets.csv_download("Backlog per system as CSV", backlog, "system_backlog.csv",
 st.subheader(f"Outcomes per week (last {WEEKS} weeks)")
 st.caption(
     "Each record counts once, in the week (Monday, UTC) of what happened to it: erased, "
-    "rejected (its batch was), failed (its last erasure attempt), or pending (found that "
-    "week and not yet erased or kept)."
+    "kept (a reviewer excluded it or rejected its batch), failed (its last erasure attempt), "
+    "or pending (found that week and not yet erased or kept). Records purged since still "
+    "count, in the same week."
 )
 weekly = context.outcomes_per_week(url, WEEKS)
 chosen = st.selectbox("Bucket", [widgets.ALL, *sorted(set(weekly["bucket"]))], key="week_bucket")

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from datetime import datetime
 
 import pytest
 import streamlit as st
+from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from compliance.deletion.batches import create_deletion_batches
+from compliance.clock import use_clock
+from compliance.deletion.apply import apply_deletions
+from compliance.deletion.batches import create_deletion_batches, exclude_records, review_batch
+from compliance.deletion.purge import purge_compliance_data
 from compliance.deletion.records import create_deletion_records
 from compliance.demo.seed import seed_demo_workflow
 from compliance.reports.review_queue import list_batches
+from compliance.roles import identify
+from compliance.store.models import DeletionRecord, utcnow
 from tests.conftest import ROOT, Deployment
 
 APP = ROOT / "dashboard" / "app.py"
@@ -40,6 +47,48 @@ def pending_batch(deployment: Deployment, bucket: str = "closed_accounts") -> in
     with deployment.session() as session:
         page = list_batches(session, bucket=bucket, status="pending", limit=1)
     return int(page.frame["batch_id"].iloc[0])
+
+
+def decide_and_erase(deployment: Deployment, *, decided_at: datetime | None = None) -> int:
+    """An officer's work on closed_accounts, ready for purge; returns the record she excluded.
+
+    Now she keeps one record out of the oldest pending batch; at ``decided_at`` (by default
+    now too) she accepts that batch, rejects the next one, and its records are erased.
+    """
+    policy = deployment.policy()
+    officer = identify(policy, OFFICER)
+    with deployment.session() as session:
+        page = list_batches(session, bucket="closed_accounts", status="pending", limit=2)
+        accepted, rejected = (int(b) for b in page.frame["batch_id"])
+        excluded = session.scalars(
+            select(DeletionRecord.id)
+            .where(DeletionRecord.deletion_batch_id == accepted)
+            .order_by(DeletionRecord.id)
+        ).first()
+        assert excluded is not None
+        exclude_records(session, accepted, {excluded: "Customer in a dispute"}, actor=officer)
+    moment = decided_at or utcnow()
+    with use_clock(lambda: moment), deployment.session() as session:
+        review_batch(session, accepted, "accept", reviewer=officer, policy=policy, execute=True)
+        review_batch(
+            session, rejected, "reject", reviewer=officer, reason="Test accounts", execute=True
+        )
+        apply_deletions(
+            session, deployment.datamap(), actor="jobs", execute=True, bucket="closed_accounts"
+        )
+    return excluded
+
+
+def purge(deployment: Deployment, *buckets: str, now: datetime | None = None) -> int:
+    """Run purge-compliance-data on each bucket as the job would; return the records removed."""
+    policy = deployment.policy()
+    with deployment.session() as session:
+        return sum(
+            purge_compliance_data(
+                session, policy, bucket, actor="jobs", execute=True, now=now
+            ).records
+            for bucket in buckets
+        )
 
 
 def button(at: AppTest, label: str):  # type: ignore[no-untyped-def]

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import pandas as pd
+import streamlit as st
+
 from compliance.dsar.requests import submit
 from compliance.reports.dsar_stats import dsar_overview
 from tests.conftest import Deployment, person
-from tests.dashboard.conftest import MANAGER, OFFICER, SUPPORT, OpenApp, texts
+from tests.dashboard.conftest import (
+    MANAGER,
+    OFFICER,
+    SUPPORT,
+    OpenApp,
+    decide_and_erase,
+    purge,
+    texts,
+)
 
 
 def test_progress_shows_weekly_deletions_and_dsar_figures_with_csv_downloads(
@@ -44,6 +55,36 @@ def test_progress_shows_weekly_deletions_and_dsar_figures_with_csv_downloads(
     assert weekly["erased"].sum() == 14
     monthly = next(d.value for d in at.dataframe if "received" in d.value.columns)
     assert monthly["received"].sum() == open_requests + 1  # the open ones and the completed one
+
+
+def test_progress_shows_the_same_weeks_after_purge(queue: Deployment, open_app: OpenApp) -> None:
+    decide_and_erase(queue)
+
+    def weekly_and_buckets() -> tuple[pd.DataFrame, pd.DataFrame]:
+        st.cache_data.clear()  # what a manager sees once the page's short cache has expired
+        at = open_app(MANAGER)
+        assert not at.exception, at.exception
+        tables = [d.value for d in at.dataframe]
+        return (
+            next(t for t in tables if "erased" in t.columns),
+            next(t for t in tables if "kept" in t.columns and "erased" not in t.columns),
+        )
+
+    weekly, buckets = weekly_and_buckets()
+    summed = weekly.groupby("bucket")[["erased", "kept"]].sum()
+    # The demo's applied batch, and the work on closed_accounts: the record excluded from the
+    # accepted batch and the rejected batch's five are kept, the other four erased; the weeks
+    # add up to the per-bucket table.
+    assert summed.loc["stale_support_tickets", "erased"] == 14
+    assert summed.loc["closed_accounts"].tolist() == [4, 1 + 5]
+    per_bucket = buckets.set_index("bucket")
+    assert per_bucket.loc["closed_accounts", ["applied", "kept"]].tolist() == [4, 6]
+
+    assert purge(queue, "closed_accounts", "stale_support_tickets") == 14 + 4 + 6
+
+    weekly_after, buckets_after = weekly_and_buckets()
+    pd.testing.assert_frame_equal(weekly_after, weekly)
+    pd.testing.assert_frame_equal(buckets_after, buckets)
 
 
 def test_the_audit_log_filters_by_actor_and_verifies_the_chain(
