@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pandas as pd
 from sqlalchemy import func, select, update
@@ -101,14 +101,19 @@ def erase_on_request(d: Deployment, subject_id: str, now: datetime) -> None:
 def test_no_progress_figure_changes_when_purge_removes_the_bookkeeping(
     queue: Deployment,  # noqa: F811
 ) -> None:
-    # A record excluded from a batch, the batch accepted and its records erased, the next
-    # batch rejected; an erasure request completed.
-    now = utcnow()
-    excluded = decide_and_erase(queue)
-    erase_on_request(queue, "21", now)
-    before = progress(queue, now)
+    # A record excluded this week; its batch accepted, the next one rejected, and the
+    # accepted records erased the week after; an erasure request completed that week too.
+    next_week = utcnow() + timedelta(days=7)
+    excluded = decide_and_erase(queue, decided_at=next_week)
+    erase_on_request(queue, "21", next_week)
+    before = progress(queue, next_week)
 
     weekly = before["per week"].set_index(["bucket", "week"])
+    this_monday = utcnow().date() - timedelta(days=utcnow().weekday())
+    closed = weekly.loc["closed_accounts"]
+    # Kept counts in the week of each decision: the exclusion now, the rejection next week.
+    assert closed.loc[this_monday, "kept"] == 1
+    assert closed.loc[this_monday + timedelta(days=7), ["erased", "kept"]].tolist() == [4, 5]
     # Summed over the weeks, erased and kept are the per-bucket table's.
     per_bucket = before["per bucket"].set_index("bucket")
     summed = weekly.groupby("bucket")[["erased", "kept"]].sum()
@@ -117,7 +122,9 @@ def test_no_progress_figure_changes_when_purge_removes_the_bookkeeping(
     assert per_bucket.loc["stale_support_tickets", "applied"] == 14
     assert per_bucket.loc["closed_accounts", ["applied", "kept"]].tolist() == [4, 1 + 5]
 
-    removed = purge(queue, "closed_accounts", "stale_support_tickets", DSAR_ERASURE_BUCKET)
+    removed = purge(
+        queue, "closed_accounts", "stale_support_tickets", DSAR_ERASURE_BUCKET, now=next_week
+    )
     assert removed == 14 + 4 + 1 + 5 + 1  # erased, kept, and the request's record
     with queue.session() as s:
         assert s.get(DeletionRecord, excluded) is None
@@ -125,7 +132,7 @@ def test_no_progress_figure_changes_when_purge_removes_the_bookkeeping(
             s.scalar(select(func.count()).where(DeletionRecord.bucket == DSAR_ERASURE_BUCKET)) == 0
         )
 
-    after = progress(queue, now)
+    after = progress(queue, next_week)
     for figure, frame in before.items():
         pd.testing.assert_frame_equal(after[figure], frame, obj=figure)
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, insert, literal, select
+from sqlalchemy import ColumnElement, and_, case, func, insert, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -40,6 +40,25 @@ def week_of(session: Session, moment: Any) -> ColumnElement[Any]:
     if session.get_bind().dialect.name == "postgresql":
         return func.date_trunc("week", moment)
     return func.date(moment, "weekday 0", "-6 days")
+
+
+def tally_week(session: Session) -> ColumnElement[Any]:
+    """The week a deletion record counts in, as the tallies' triggers (migration 0009) put it.
+
+    That of what last happened to it: applied, last changed when excluded or failed, else
+    found. Purge folds a record into this same week, so Progress's weeks read the same after.
+    """
+    r = DeletionRecord
+    changed = and_(
+        r.accepted_for_deletion.is_not(None),
+        or_(r.accepted_for_deletion.is_(False), r.deletion_error.is_not(None)),
+    )
+    moment = case(
+        (r.deletion_applied_at.is_not(None), r.deletion_applied_at),
+        (changed, r.updated_at),
+        else_=r.created_at,
+    )
+    return week_of(session, moment)
 
 
 def as_date(value: Any) -> date:
@@ -92,15 +111,12 @@ def fold_records(session: Session, record_ids: Sequence[int], *, now: datetime) 
             source,
         )
     ))  # fmt: skip
+    # Each record goes into the week the tallies counted it in, so no week's figure moves.
     applied = r.deletion_applied_at.is_not(None)
-    week = case(
-        (applied, week_of(session, r.deletion_applied_at)),
-        else_=week_of(session, func.coalesce(b.reviewed_at, r.updated_at)),
-    )
+    week = tally_week(session)
     counts: dict[tuple[str, date], dict[str, int]] = {}
     for bucket, when, was_applied, n in session.execute(
         select(r.bucket, week, applied, func.count())
-        .outerjoin(b, b.id == r.deletion_batch_id)
         .where(r.id.in_(list(record_ids)))
         .group_by(r.bucket, week, applied)
     ):
