@@ -40,19 +40,18 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, select, text
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from compliance.audit.chain import record_events, verify_chain
+from compliance.deletion.apply import DEFAULT_CHUNK_SIZE
+from compliance.demo.generate import DEMO_POLICY
+from compliance.demo.generate import metadata as demo_metadata
+from compliance.dsar.exports import collect_subject_data
+from compliance.policy.datamap import DataMap
+from compliance.policy.loader import load_policy
+from compliance.policy.strategies import DEMO_HASH_KEY
+from compliance.store.engines import make_engine, migrate, session_factory
+from compliance.store.models import JobRun
 
-from compliance.audit.chain import record_events, verify_chain  # noqa: E402
-from compliance.deletion.apply import DEFAULT_CHUNK_SIZE  # noqa: E402
-from compliance.demo.generate import DEMO_POLICY  # noqa: E402
-from compliance.demo.generate import metadata as demo_metadata  # noqa: E402
-from compliance.dsar.exports import collect_subject_data  # noqa: E402
-from compliance.policy.datamap import DataMap  # noqa: E402
-from compliance.policy.loader import load_policy  # noqa: E402
-from compliance.policy.strategies import DEMO_HASH_KEY  # noqa: E402
-from compliance.store.engines import make_engine, migrate, session_factory  # noqa: E402
-from compliance.store.models import JobRun  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 TARGET_RATIO = 1.25
 TARGET_RSS_MB = 300

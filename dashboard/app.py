@@ -6,28 +6,23 @@ Run with ``streamlit run dashboard/app.py``. The policy comes from COMPLIANCE_CO
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Container
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # `streamlit run` puts dashboard/, not the checkout, on the path
-    sys.path.insert(0, str(ROOT))
+import streamlit as st
+from streamlit.navigation.page import StreamlitPage
 
-import streamlit as st  # noqa: E402
-from streamlit.navigation.page import StreamlitPage  # noqa: E402
-
-from compliance.errors import ComplianceError  # noqa: E402
-from compliance.policy.loader import Policy  # noqa: E402
-from compliance.roles import (  # noqa: E402
+from compliance.errors import ComplianceError
+from compliance.policy.loader import Policy
+from compliance.roles import (
     ROLE_TITLES,
     Identity,
     demo_users,
     proxy_secret,
     resolve_identity,
 )
-from dashboard import context, widgets  # noqa: E402
-from dashboard.navigation import LANDING, PAGES, url_path  # noqa: E402
+from dashboard import context, widgets
+from dashboard.navigation import LANDING, PAGES, url_path
 
 HERE = Path(__file__).resolve().parent
 DEMO_USER_KEY = "demo_user"
