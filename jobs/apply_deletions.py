@@ -1,11 +1,6 @@
 import click
 
-from compliance.deletion.apply import (
-    DEFAULT_CHUNK_SIZE,
-    MAX_WORKERS,
-    apply_deletions,
-    retry_blocked,
-)
+from compliance.deletion.apply import DEFAULT_CHUNK_SIZE, MAX_WORKERS, ApplyResult, apply_deletions
 from compliance.deletion.records import MAX_CHUNK_SIZE
 from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
 from jobs.params import BUCKET, whole
@@ -31,22 +26,21 @@ from jobs.params import BUCKET, whole
 )
 @click.option(
     "--retry-blocked",
-    "retry_blocked_",
+    "retry_blocked",
     is_flag=True,
     help="Try again the records a foreign key blocked (they otherwise wait for a policy change).",
 )
 @execute_option
 def apply(
-    bucket: str | None, chunk_size: int, workers: int, retry_blocked_: bool, execute: bool
+    bucket: str | None, chunk_size: int, workers: int, retry_blocked: bool, execute: bool
 ) -> object:
-    """Erase the data of accepted records whose scheduled time has come."""
+    """Erase the data of accepted records whose scheduled time has come.
+
+    Exits 1 while a due record is refused (legal hold, policy widened after acceptance),
+    failed, or found blocked by a foreign key for the first time.
+    """
     rt = runtime()
     with rt.session() as session:
-        retried = (
-            retry_blocked(session, actor=rt.actor, execute=execute, bucket=bucket)
-            if retry_blocked_
-            else 0
-        )
         result = apply_deletions(
             session,
             rt.datamap,
@@ -55,26 +49,34 @@ def apply(
             bucket=bucket,
             chunk_size=chunk_size,
             workers=workers,
+            retry_blocked=retry_blocked,
         )
-    if execute:
-        lines = [f"Applied {result.applied} of {result.due} due records, {result.failed} failed"]
-    else:
-        lines = [f"Would apply {result.due} due records"]
-    lines += [f"  {table}: {n} rows" for table, n in sorted(result.rows.items())]
-    if retried:
-        lines.append(f"  {retried} blocked records tried again (--retry-blocked)")
-    if result.blocked:
-        lines.append(
-            f"  {result.blocked} records blocked by a foreign key from kept data; they wait "
-            "until the policy changes or --retry-blocked (see deletion_error)"
+    emit(result, summary_lines(result), executed=execute)
+    if result.needing_attention():
+        raise JobFailed(
+            f"{result.held + result.widened} records refused, {result.newly_blocked} newly "
+            f"blocked, {result.failed} failed; see deletion_error"
         )
-    if result.awaiting_export:
-        lines.append(
-            f"  {result.awaiting_export} records wait: their subject has an open access "
-            "request, whose export is built first"
-        )
-    lines += [f"  record {e['record_id']}: {e['error']}" for e in result.errors]
-    emit(result, lines, executed=execute)
-    if result.failed:
-        raise JobFailed(f"{result.failed} records failed; see deletion_error, then rerun")
     return result
+
+
+def summary_lines(result: ApplyResult) -> list[str]:
+    """Every due record, counted once under what became of it (or would become, dry)."""
+    verb = "Erased" if result.executed else "Would erase"
+    lines = [f"{verb} {result.applied} of {result.due} due records"]
+    if result.retried_blocked:
+        lines.append(f"  {result.retried_blocked} blocked records tried again (--retry-blocked)")
+    lines += [
+        f"  {result.waiting} waiting on a manual or webhook system (see the System tasks page)",
+        f"  {result.held} refused: on legal hold",
+        f"  {result.widened} refused: the policy widened after their batch was accepted "
+        "(re-review)",
+        f"  {result.blocked} blocked by a foreign key from kept data "
+        f"({result.newly_blocked} new; they wait until the policy changes or --retry-blocked)",
+        f"  {result.awaiting_export} waiting: their subject has an open access request, "
+        "whose export is built first",
+        f"  {result.failed} failed",
+    ]
+    lines += [f"  {table}: {n} rows" for table, n in sorted(result.rows.items())]
+    lines += [f"  record {e['record_id']}: {e['error']}" for e in result.errors]
+    return lines

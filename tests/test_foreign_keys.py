@@ -190,7 +190,8 @@ def test_a_plain_foreign_key_from_retained_rows_is_a_known_block(shop: Deploymen
 
     first = shop.run("apply-deletions", "--execute")
     assert first.exit_code == 1
-    assert "Applied 3 of 6 due records, 3 failed" in first.output
+    assert "Erased 3 of 6 due records" in first.output
+    assert "3 blocked by a foreign key from kept data (3 new;" in first.output
     assert 'set tables.orders.on_erasure = "anonymize" instead of delete' in first.output
     assert shop.checksum("invoices") == invoices
     assert len(shop.app_rows("orders")) == 3  # the three blocked subjects' orders stay whole
@@ -199,7 +200,7 @@ def test_a_plain_foreign_key_from_retained_rows_is_a_known_block(shop: Deploymen
     # Not retried on every run: they wait, and the run is not a failure.
     second = shop.run("apply-deletions", "--execute")
     assert second.exit_code == 0, second.output
-    assert "3 records blocked by a foreign key from kept data" in second.output
+    assert "3 blocked by a foreign key from kept data (0 new;" in second.output
     with shop.session() as s:
         errors = s.scalars(
             select(DeletionRecord.deletion_error).where(DeletionRecord.deletion_error.is_not(None))
@@ -210,7 +211,8 @@ def test_a_plain_foreign_key_from_retained_rows_is_a_known_block(shop: Deploymen
     retried = shop.run("apply-deletions", "--retry-blocked", "--execute")
     assert retried.exit_code == 1
     assert "3 blocked records tried again" in retried.output
-    assert "Applied 0 of 3 due records, 3 failed" in retried.output
+    assert "Erased 0 of 3 due records" in retried.output
+    assert "3 blocked by a foreign key from kept data (3 new;" in retried.output
 
     # The policy changes (orders anonymized instead of deleted): the records go through.
     shop.write_policy(policy("anonymize"))

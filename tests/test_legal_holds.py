@@ -227,7 +227,8 @@ def test_apply_refuses_an_accepted_record_once_its_subject_is_held(demo: Deploym
     assert f"record {record_id}: on legal hold (hold {hold_id})" in dry.output
     result = demo.run("apply-deletions", "--bucket", BUCKET, "--execute")
     assert result.exit_code == 1, result.output
-    assert f"{len(subjects) - 1} of {len(subjects)} due records, 1 failed" in result.output
+    assert f"Erased {len(subjects) - 1} of {len(subjects)} due records" in result.output
+    assert "  1 refused: on legal hold" in result.output
     assert demo.app_rows("users", f"id = {int(subject)}") == before
     with demo.session() as s:
         record = s.get(DeletionRecord, record_id)

@@ -45,7 +45,7 @@ def test_retention_and_apply_wait_for_the_access_export(demo: Deployment) -> Non
     user = demo.app_rows("users", f"id = {int(subject)}")
 
     dry = ok(demo.run("apply-deletions"))
-    assert "1 records wait: their subject has an open access request" in dry
+    assert "  1 waiting: their subject has an open access request" in dry
     ok(demo.run("apply-deletions", "--execute"))
     ok(demo.run("retention-cleanup", "--category", "activity", "--execute"))
     assert demo.app_rows("users", f"id = {int(subject)}") == user

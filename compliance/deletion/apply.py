@@ -59,14 +59,22 @@ MAX_WORKERS = 16
 
 @dataclass
 class ApplyResult:
+    """What became of every due record, the dry run's forecast and the real run's outcome alike.
+
+    Each due record lands in exactly one of: applied (erased), waiting, held, widened,
+    blocked, awaiting_export, failed.
+    """
+
     due: int = 0
     applied: int = 0
+    #: Records whose erasure failed (an error other than a refusal or a foreign-key block).
     failed: int = 0
     rows: dict[str, int] = field(default_factory=dict)
     errors: list[dict[str, object]] = field(default_factory=list)
     elapsed_s: float = 0.0
     executed: bool = False
     #: Records whose SQL part is done but which wait for a webhook answer or a person.
+    #: The dry run counts a webhook not yet answered as waiting, even one that answers at once.
     waiting: int = 0
     #: Per system, tasks finished in this run (or, in a dry run, tasks that would be worked).
     tasks: dict[str, int] = field(default_factory=dict)
@@ -79,6 +87,34 @@ class ApplyResult:
     awaiting_export: int = 0
     #: Records a foreign key from kept data blocks: they wait for a policy change or a retry.
     blocked: int = 0
+    #: Of the blocked, those found blocked in this run (not parked by an earlier one).
+    newly_blocked: int = 0
+    #: Records blocked earlier that ``retry_blocked`` lets this run try again.
+    retried_blocked: int = 0
+
+    def needing_attention(self) -> int:
+        """Records refused (legal hold, widened policy), failed or newly blocked: exit 1.
+
+        Blocked records parked by an earlier run wait for a policy change or an officer's
+        ``--retry-blocked``; they do not fail every run. Refused records do, while due.
+        """
+        return self.held + self.widened + self.failed + self.newly_blocked
+
+    def add(self, other: ApplyResult) -> None:
+        """Fold another worker's counts into this one (``due`` is counted once, up front)."""
+        for name in (
+            "applied", "failed", "waiting", "held", "widened", "awaiting_export", "blocked",
+            "newly_blocked",
+        ):  # fmt: skip
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for total, part in (
+            (self.rows, other.rows),
+            (self.tasks, other.tasks),
+            (self.webhooks, other.webhooks),
+        ):
+            for key, n in part.items():
+                total[key] = total.get(key, 0) + n
+        self.errors += other.errors[: max(0, 20 - len(self.errors))]
 
 
 def one_line(exc: BaseException) -> str:
@@ -122,8 +158,10 @@ def _erase(
     return applied, errors, rows
 
 
-def retry_blocked(session: Session, *, actor: str, execute: bool, bucket: str | None = None) -> int:
-    """Let blocked records be tried again on the next run (an officer's call); return how many."""
+def _retry_blocked(
+    session: Session, *, actor: str, execute: bool, bucket: str | None = None
+) -> int:
+    """Let blocked records be tried again by this run (an officer's call); return how many."""
     where: list[ColumnElement[bool]] = [DeletionRecord.blocked_plan_hash.is_not(None)]
     if bucket is not None:
         where.append(DeletionRecord.bucket == bucket)
@@ -158,11 +196,13 @@ def apply_deletions(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     now: datetime | None = None,
     workers: int = 1,
+    retry_blocked: bool = False,
 ) -> ApplyResult:
     """Erase every due accepted record, ``workers`` threads at once (PostgreSQL only).
 
     Whatever the number of workers, each record is claimed by one of them only
     (``FOR UPDATE SKIP LOCKED``), so it is erased, marked and audited exactly once.
+    ``retry_blocked`` tries again the records a foreign key blocked in earlier runs.
     """
     _check_limits(workers, chunk_size)
     policy = datamap.policy
@@ -171,6 +211,10 @@ def apply_deletions(
     if execute:
         analyze(session, DeletionRecord)
     result = ApplyResult(executed=execute)
+    if retry_blocked:
+        result.retried_blocked = _retry_blocked(
+            session, actor=actor, execute=execute, bucket=bucket
+        )
     result.due = sum(count_due(session, name, now) for name in names)
     progress = Progress("apply_deletions.progress", total=result.due)
     locking = session.get_bind().dialect.name == "postgresql"
@@ -178,12 +222,18 @@ def apply_deletions(
         raise InvalidInput("parallel workers need PostgreSQL: SQLite lets one writer at a time")
     if not execute:
         workers = 1  # a dry run only counts
+    # A subject due in two buckets has its rows deleted by the first: the dry run then
+    # counts none for the second, as the real run finds none.
+    deleted: dict[str, set[str]] | None = {} if not execute and len(names) > 1 else None
     for name in names:
         if name not in policy.buckets and name != "dsar_erasure":
             log_event("apply_deletions.unknown_bucket", bucket=name)
             _fail_bucket(session, name, now, f"bucket '{name}' is no longer in the policy", result)
             continue
-        chunks = _BucketRun(datamap, name, now, chunk_size, actor, execute, locking, progress)
+        chunks = _BucketRun(
+            datamap, name, now, chunk_size, actor, execute, locking, progress, retry_blocked,
+            deleted,
+        )  # fmt: skip
         if workers == 1:
             chunks.run(session, result)
         else:
@@ -289,6 +339,10 @@ class _BucketRun:
     execute: bool
     locking: bool
     progress: Progress
+    #: The dry run of ``--retry-blocked``: records parked earlier are screened like the rest.
+    unparked: bool = False
+    #: The dry run over several buckets: per table, the subjects whose rows it counted deleted.
+    deleted: dict[str, set[str]] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def run(self, session: Session, result: ApplyResult) -> None:
@@ -345,7 +399,11 @@ class _BucketRun:
             load_plans(session, {r.accepted_plan_hash for r in found} - set(work.accepted))
         )
         # Blocked before under this very plan: not tried again until it changes.
-        parked = {r.id for r in found if r.blocked_plan_hash == work.current_hash}
+        parked = (
+            set()
+            if self.unparked
+            else {r.id for r in found if r.blocked_plan_hash == work.current_hash}
+        )
         result.blocked += len(parked)
         screened = [r for r in found if r.id not in parked]
         refused, held, waiting = _screen(session, screened, work.current, work.accepted, self.now)
@@ -365,24 +423,44 @@ class _BucketRun:
         refused: dict[int, str],
         result: ApplyResult,
     ) -> None:
-        """The dry run's share of a chunk: the rows and tasks erasing it would touch."""
+        """The dry run's share of a chunk: what ``_apply_chunk`` would erase, block and settle.
+
+        The same reads as the real run (which systems still have work, which records a
+        foreign key blocks), rows counted where the real run erases them, and the records'
+        tasks settled as they would be once the SQL systems are done.
+        """
         datamap = self.datamap
-        would_block = _blocked(datamap, work.blocks, records, {rid for rid, _ in records})
-        result.failed += len(refused)
-        result.blocked += len(would_block)
-        for rid, message in {**refused, **would_block}.items():
-            if len(result.errors) < 20:
-                result.errors.append({"record_id": rid, "error": message})
-        records = [(rid, key) for rid, key in records if rid not in would_block]
-        session.rollback()
-        keys = [s for _, s in records]
+        record_ids = [rid for rid, _ in records]
+        blocked: dict[int, str] = {}
+        rows: dict[str, int] = {}
         for system, plan in work.plans.items():
+            todo = set(system_tasks.sql_work(session, system, record_ids))
+            chunk = [(rid, key) for rid, key in records if rid in todo]
+            if not chunk:
+                continue
+            if system == APP_SYSTEM:
+                stopped = _blocked(datamap, work.blocks, chunk, todo)
+                blocked.update(stopped)
+                chunk = [(rid, key) for rid, key in chunk if rid not in stopped]
+            keys = [key for _, key in chunk]
+            deleted = self.deleted if self.deleted is not None else {}
             with datamap.engine_for(system).connect() as conn:
                 for step in plan:
-                    n = datamap.count(conn, step.table, keys)
-                    result.rows[step.table] = result.rows.get(step.table, 0) + n
-        for spec in work.specs:
-            result.tasks[spec.system] = result.tasks.get(spec.system, 0) + len(records)
+                    gone = deleted.setdefault(step.table, set())
+                    left = [key for key in keys if key not in gone]
+                    n = datamap.count(conn, step.table, left)
+                    rows[step.table] = rows.get(step.table, 0) + n
+                    if step.action == "delete":
+                        gone.update(left)
+            result.tasks[system] = result.tasks.get(system, 0) + len(chunk)
+        applied, errors = system_tasks.forecast_settle(
+            session,
+            [rid for rid in record_ids if rid not in blocked],
+            finishing=set(work.plans),
+            specs=work.specs,
+        )
+        session.rollback()
+        self._tally(result, records, applied, errors, refused, blocked, rows)
 
     def _erase_systems(
         self,
@@ -448,12 +526,11 @@ class _BucketRun:
             session, record_ids, utcnow(), plan_hash=work.current_hash
         )
         _mark_plan(session, applied, blocked, refused, work.current, work.current_hash, self.now)
-        task_errors.update(refused)
         _finish_chunk(
             session,
             self.bucket,
             applied,
-            task_errors,
+            {**task_errors, **refused},
             rows,
             actor=self.actor,
             held=held,
@@ -461,11 +538,13 @@ class _BucketRun:
         )
         session.commit()
         if work.other and record_ids:
+            # Settled again after the webhooks: its errors replace the first ones (a record
+            # still failed is among them again), never the refusals, counted apart.
             more, task_errors = _run_other_systems(
                 session, self.datamap, self.bucket, record_ids, self.actor, self.now, result
             )
             applied += more
-        self._tally(result, records, applied, task_errors, refused, rows)
+        self._tally(result, records, applied, task_errors, refused, blocked, rows)
 
     def _tally(
         self,
@@ -474,21 +553,35 @@ class _BucketRun:
         applied: list[int],
         task_errors: dict[int, str],
         refused: dict[int, str],
+        blocked: dict[int, str],
         rows: dict[str, int],
     ) -> None:
-        """Add a committed chunk to the run's counts, and log each record that failed."""
-        failed_ids = {rid: m for rid, m in task_errors.items() if rid not in applied}
+        """Add a chunk to the run's counts (refusals were counted by the screening).
+
+        ``records`` are the chunk's records neither refused nor waiting for an export: each
+        is applied, blocked, failed or waiting for another system.
+        """
+        failed = {
+            rid: m for rid, m in task_errors.items() if rid not in applied and rid not in blocked
+        }
         result.applied += len(applied)
-        result.failed += len(failed_ids)
-        result.waiting += len(records) - len(applied) - len(set(failed_ids) - set(refused))
+        result.failed += len(failed)
+        result.blocked += len(blocked)
+        result.newly_blocked += len(blocked)
+        result.waiting += len(records) - len(applied) - len(failed) - len(blocked)
         for table, n in rows.items():
             result.rows[table] = result.rows.get(table, 0) + n
-        for rid, message in failed_ids.items():
-            if len(result.errors) < 20:
-                result.errors.append({"record_id": rid, "error": message})
-            log_event(
-                "apply_deletions.record_failed", record_id=rid, bucket=self.bucket, error=message
-            )
+        for event, errors in (("refused", refused), ("blocked", blocked), ("failed", failed)):
+            for rid, message in errors.items():
+                if len(result.errors) < 20:
+                    result.errors.append({"record_id": rid, "error": message})
+                if self.execute:
+                    log_event(
+                        f"apply_deletions.record_{event}",
+                        record_id=rid,
+                        bucket=self.bucket,
+                        error=message,
+                    )
 
     def _advance(self, n: int, **extra: object) -> None:
         with self._lock:
@@ -516,21 +609,7 @@ class _BucketRun:
         for thread in threads:
             thread.join()
         for mine in results:
-            result.applied += mine.applied
-            result.failed += mine.failed
-            result.waiting += mine.waiting
-            result.held += mine.held
-            result.widened += mine.widened
-            result.awaiting_export += mine.awaiting_export
-            result.blocked += mine.blocked
-            for total, part in (
-                (result.rows, mine.rows),
-                (result.tasks, mine.tasks),
-                (result.webhooks, mine.webhooks),
-            ):
-                for key, n in part.items():
-                    total[key] = total.get(key, 0) + n
-            result.errors += mine.errors[: max(0, 20 - len(result.errors))]
+            result.add(mine)
         if failures:
             raise failures[0]
 

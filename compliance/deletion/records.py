@@ -145,6 +145,14 @@ def _count_open(session: Session, bucket: str, subject_ids: list[str]) -> int:
     )
 
 
+def _count_new_profiles(session: Session, subject_ids: list[str]) -> int:
+    """How many of these subjects have no compliance profile yet (``add_records`` makes one)."""
+    known = session.scalar(
+        select(func.count()).where(ComplianceProfile.subject_id.in_(subject_ids))
+    )
+    return len(subject_ids) - (known or 0)
+
+
 def add_records(
     session: Session,
     bucket: str,
@@ -390,8 +398,8 @@ def create_deletion_records(
     plan = plan_deletion_records(
         session, datamap, bucket_name, chunk_size=chunk_size, now=now or utcnow()
     )
-    if execute and plan.way == IN_DATABASE:
-        return _create_in_database(session, datamap, plan, actor=actor)
+    if plan.way == IN_DATABASE:
+        return _create_in_database(session, datamap, plan, actor=actor, execute=execute)
     if execute and plan.way == STAGED:
         return _create_from_staged_keys(session, datamap, plan, actor=actor)
     return _create_in_chunks(session, datamap, plan, actor=actor, execute=execute)
@@ -405,7 +413,9 @@ class RecordsPlan:
     chunk_size: int
     now: datetime
     scheduled_at: datetime
-    way: str  # IN_DATABASE, STAGED or CHUNKED; a dry run always counts chunk by chunk
+    #: IN_DATABASE, STAGED or CHUNKED. A dry run counts in the database for IN_DATABASE, and
+    #: chunk by chunk for the other two (the staged way's figures are the chunked way's).
+    way: str
 
     @property
     def new_records(self) -> _NewRecords:
@@ -488,6 +498,7 @@ def _create_in_chunks(
             if chunk:
                 s = _count_open(session, bucket.name, chunk)
                 c = len(chunk) - s
+                p = _count_new_profiles(session, chunk)
             session.rollback()
         tally.created += c
         tally.skipped += s
@@ -645,11 +656,12 @@ def same_database(datamap: DataMap) -> bool:
 
 
 def _create_in_database(
-    session: Session, datamap: DataMap, plan: RecordsPlan, *, actor: str
+    session: Session, datamap: DataMap, plan: RecordsPlan, *, actor: str, execute: bool
 ) -> CreateRecordsResult:
     """Profiles and records straight from the rules, in one transaction, no key leaving the server.
 
     All or nothing: a run killed halfway commits nothing and the rerun does the whole work.
+    The dry run counts, over the same due subjects, the profiles and records it would add.
     """
     started = time.monotonic()
     bucket, now = plan.bucket, plan.now
@@ -662,6 +674,11 @@ def _create_in_database(
         session.scalar(select(func.count()).select_from(found).where(~on_hold, recent)) or 0
     )
     due = select(found.c.subject_key).where(~on_hold, ~recent).subquery("due")
+    if not execute:
+        tally.profiles, tally.created = _count_in_database(session, due, plan)
+        tally.skipped = tally.due - tally.held - tally.cooled - tally.created
+        session.rollback()
+        return tally.result(time.monotonic() - started, executed=False)
     tally.profiles, tally.created = _open_in_database(session, due, plan)
     tally.skipped = tally.due - tally.held - tally.cooled - tally.created
     if tally.created:
@@ -676,6 +693,17 @@ def _create_in_database(
         held=tally.held, cooling_off=tally.cooled,
     )  # fmt: skip
     return tally.result(time.monotonic() - started, executed=True)
+
+
+def _count_in_database(session: Session, due: Any, plan: RecordsPlan) -> tuple[int, int]:
+    """(profiles, records) ``_open_in_database`` would create for the due subjects."""
+    has_profile = exists().where(ComplianceProfile.subject_id == due.c.subject_key)
+    has_open = exists().where(
+        ComplianceProfile.subject_id == due.c.subject_key, _open_record(plan.bucket.name)
+    )
+    profiles = session.scalar(select(func.count()).select_from(due).where(~has_profile))
+    records = session.scalar(select(func.count()).select_from(due).where(~has_open))
+    return profiles or 0, records or 0
 
 
 def _open_in_database(session: Session, due: Any, plan: RecordsPlan) -> tuple[int, int]:

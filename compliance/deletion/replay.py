@@ -160,8 +160,8 @@ def carry_out_replay(
             rows = _replay_chunk(datamap, steps, chunk, execute=execute)
             for table, n in rows.items():
                 result.rows[table] = result.rows.get(table, 0) + n
+            result.replayed += len(chunk)  # the dry run counts whom it would erase again
             if execute:
-                result.replayed += len(chunk)
                 record_event(
                     session,
                     actor=actor,

@@ -415,6 +415,50 @@ def settle_records(
     return applied, {rid: error for rid, error in outcomes if error is not None}
 
 
+def forecast_settle(
+    session: Session,
+    record_ids: Sequence[int],
+    *,
+    finishing: Container[str],
+    specs: Sequence[TaskSpec],
+) -> tuple[list[int], dict[int, str]]:
+    """What ``settle_records`` would return once the SQL systems ``finishing`` are done.
+
+    The dry run's reading of apply: the records' tasks as they stand, those the records lack
+    created as ``specs`` say. Only reads. A webhook task not answered yet counts as waiting,
+    although the real run may send it and get "done" back at once.
+    """
+    if not record_ids:
+        return [], {}
+    tasks: dict[int, dict[str, tuple[str, str | None]]] = {
+        rid: {spec.system: (spec.status, None) for spec in specs} for rid in record_ids
+    }
+    stored = session.execute(
+        select(
+            ErasureTask.deletion_record_id,
+            ErasureTask.system,
+            ErasureTask.status,
+            ErasureTask.last_error,
+        ).where(among_ids(ErasureTask.deletion_record_id, record_ids))
+    )
+    for rid, system, status, error in stored:
+        if rid is not None:  # typed optional: a request's tasks have no record
+            tasks[rid][system] = (status, error)
+    applied: list[int] = []
+    errors: dict[int, str] = {}
+    for rid in record_ids:
+        outcome = {
+            system: TaskStatus.DONE if system in finishing else TaskStatus(status)
+            for system, (status, _) in tasks[rid].items()
+        }
+        failed = sorted(s for s, status in outcome.items() if status == TaskStatus.FAILED)
+        if failed:
+            errors[rid] = f"{failed[0]}: {tasks[rid][failed[0]][1] or 'failed'}"[:1000]
+        elif all(status in FINISHED for status in outcome.values()):
+            applied.append(rid)
+    return applied, errors
+
+
 def request_tasks_finished(session: Session, request_id: int, *, kinds: Iterable[str]) -> bool:
     """Whether the request's tasks of these system kinds are all done (or skipped)."""
     left = session.scalar(
