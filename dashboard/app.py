@@ -6,7 +6,7 @@ Run with ``streamlit run dashboard/app.py``. The policy comes from COMPLIANCE_CO
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterable
 from pathlib import Path
 
 import streamlit as st
@@ -22,7 +22,7 @@ from compliance.roles import (
     resolve_identity,
 )
 from dashboard import context, widgets
-from dashboard.navigation import LANDING, PAGES, url_path
+from dashboard.navigation import LANDING, PAGES, Entry, pages_for, url_path
 
 HERE = Path(__file__).resolve().parent
 DEMO_USER_KEY = "demo_user"
@@ -106,7 +106,9 @@ def no_access_page() -> None:
 st.set_page_config(page_title="Privacy Desk", page_icon=":material/shield:", layout="wide")
 
 
-def stand_ins(body: Callable[[], None], *, taken: Container[str] = ()) -> list[StreamlitPage]:
+def stand_ins(
+    body: Callable[[], None], *, taken: Container[str] = (), entries: Iterable[Entry] = PAGES
+) -> list[StreamlitPage]:
     """``body`` as a hidden page at every page's path not ``taken``.
 
     Every path stays registered whoever is (or is not) signed in, so a link to a page one
@@ -114,7 +116,7 @@ def stand_ins(body: Callable[[], None], *, taken: Container[str] = ()) -> list[S
     """
     return [
         st.Page(body, title=title, url_path=url_path(title), visibility="hidden")
-        for path, title, _, _ in PAGES
+        for path, title, _, _ in entries
         if path not in taken
     ]
 
@@ -139,12 +141,13 @@ try:
 except ComplianceError as exc:  # e.g. a proxy secret too short to trust
     stop_everywhere(f"Nobody can sign in: {widgets.error_text(exc)}")
 st.session_state[context.IDENTITY_KEY] = person
+entries = pages_for(demo_mode=policy.dashboard.demo_mode)
 if person is None:
     pages = [st.Page(signed_out_page, title="Sign in", icon=":material/login:", default=True)]
-    pages += stand_ins(signed_out_page)
+    pages += stand_ins(signed_out_page, entries=entries)
 else:
     landing = next(path for role, path in LANDING if role is None or person.has(role))
-    allowed = [entry for entry in PAGES if person.has(*entry[3]) and (HERE / entry[0]).exists()]
+    allowed = [entry for entry in entries if person.has(*entry[3]) and (HERE / entry[0]).exists()]
     own = {
         path: st.Page(str(HERE / path), title=title, icon=icon, url_path=url_path(title))
         for path, title, icon, _ in allowed
@@ -167,5 +170,5 @@ else:
         ]
     else:
         pages = [st.Page(no_access_page, title="No access", icon=":material/block:", default=True)]
-    pages += stand_ins(no_access_page, taken=own)
+    pages += stand_ins(no_access_page, taken=own, entries=entries)
 st.navigation(pages).run()

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from compliance.roles import COMPLIANCE_OFFICER, MANAGER, SUPPORT
 
-# (file, title, icon, roles that see it). The title's URL path (deletion_batches,
+#: (file, title, icon, roles that see it)
+Entry = tuple[str, str, str, set[str]]
+
+# The title's URL path (deletion_batches,
 # dsar_requests, ...) is what Slack alerts link to, so keep titles stable.
-PAGES = [
+PAGES: list[Entry] = [
     ("views/batches.py", "Deletion batches", ":material/delete_sweep:", {COMPLIANCE_OFFICER}),
     ("views/dsar.py", "DSAR requests", ":material/folder_shared:", {COMPLIANCE_OFFICER, SUPPORT}),
     ("views/tasks.py", "System tasks", ":material/checklist:", {COMPLIANCE_OFFICER}),
@@ -20,6 +23,18 @@ PAGES = [
     ("views/audit.py", "Audit log", ":material/receipt_long:", {COMPLIANCE_OFFICER, MANAGER}),
     ("views/job_runs.py", "Jobs", ":material/schedule:", {COMPLIANCE_OFFICER, MANAGER}),
 ]
+
+
+# Pages that exist only in demo mode ([dashboard] demo_mode = true), for every role: what
+# the demo wrote to its [smtp] outbox instead of sending.
+DEMO_PAGES: list[Entry] = [
+    ("views/outbox.py", "Outbox", ":material/outbox:", {COMPLIANCE_OFFICER, SUPPORT, MANAGER}),
+]
+
+
+def pages_for(*, demo_mode: bool) -> list[Entry]:
+    """The pages of this dashboard: the demo's own pages only in demo mode."""
+    return PAGES + DEMO_PAGES if demo_mode else PAGES
 
 
 def url_path(title: str) -> str:

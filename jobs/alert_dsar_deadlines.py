@@ -8,8 +8,9 @@ from compliance.ops.alerts import (
     ALERT_TARGET,
     DEFAULT_WITHIN_DAYS,
     Alert,
+    OutboxSlack,
+    alert_client,
     already_posted_reason,
-    make_slack_client,
     plan_dsar_deadline_alert,
     post_alerts,
     today_utc,
@@ -35,9 +36,11 @@ def force_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
-def alert_lines(alerts: Sequence[Alert], executed: bool, day: date) -> list[str]:
-    """What was (or would be) posted where, and why anything was skipped."""
-    lines = []
+def alert_lines(
+    alerts: Sequence[Alert], executed: bool, day: date, client: object = None
+) -> list[str]:
+    """What was (or would be) posted where, why anything was skipped, and where Slack is not."""
+    lines = [client.note] if isinstance(client, OutboxSlack) else []
     for alert in alerts:
         if alert.status == AlertStatus.SKIPPED:
             lines.append(f"{alert.target}: skipped, {alert.reason}")
@@ -73,7 +76,8 @@ def alert_deadlines(within_days: int, today: datetime | None, force: bool, execu
     """Tell the DSAR channel about open requests that are overdue or due soon (once a day)."""
     rt = runtime()
     day: date = today.date() if today else today_utc()
-    client = make_slack_client() if execute else None  # no token: exit 2 before anything
+    # No token: exit 2 before anything (in demo mode the outbox stands in for Slack).
+    client = alert_client(rt.policy) if execute else None
     with rt.session() as session:
         alert = plan_dsar_deadline_alert(session, rt.policy, day, within_days, force=force)
         if client is not None:
@@ -81,7 +85,7 @@ def alert_deadlines(within_days: int, today: datetime | None, force: bool, execu
                 session, client, [alert], actor=rt.actor, target_type=ALERT_TARGET, today=day
             )
     summary = {"today": day.isoformat(), "executed": execute, "alert": alert}
-    emit(summary, alert_lines([alert], execute, day), executed=execute)
+    emit(summary, alert_lines([alert], execute, day, client), executed=execute)
     if alert.status == AlertStatus.FAILED:
         raise JobFailed(f"Slack refused the DSAR deadline alert: {alert.reason}")
     return summary

@@ -2,7 +2,7 @@ from datetime import date, datetime
 
 from compliance.ops.alerts import (
     BUCKET_TARGET,
-    make_slack_client,
+    alert_client,
     plan_unreviewed_batch_alerts,
     post_alerts,
     today_utc,
@@ -23,7 +23,8 @@ def alert_unreviewed(today: datetime | None, force: bool, execute: bool) -> obje
     """
     rt = runtime()
     day: date = today.date() if today else today_utc()
-    client = make_slack_client() if execute else None  # no token: exit 2 before anything
+    # No token: exit 2 before anything (in demo mode the outbox stands in for Slack).
+    client = alert_client(rt.policy) if execute else None
     with rt.session() as session:
         alerts = plan_unreviewed_batch_alerts(session, rt.policy, day, force=force)
         if client is not None:
@@ -31,7 +32,7 @@ def alert_unreviewed(today: datetime | None, force: bool, execute: bool) -> obje
                 session, client, alerts, actor=rt.actor, target_type=BUCKET_TARGET, today=day
             )
     summary = {"today": day.isoformat(), "executed": execute, "alerts": alerts}
-    emit(summary, alert_lines(alerts, execute, day), executed=execute)
+    emit(summary, alert_lines(alerts, execute, day, client), executed=execute)
     failed = [a.target for a in alerts if a.status == AlertStatus.FAILED]
     if failed:
         raise JobFailed(f"Slack refused the alert for {', '.join(failed)}; see the log")

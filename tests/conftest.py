@@ -32,6 +32,17 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_ENV = "COMPLIANCE_TEST_POSTGRES_URL"
 PG_REQUIRED_ENV = "COMPLIANCE_TEST_REQUIRE_POSTGRES"
 DEMO_POLICY = (ROOT / "compliance.toml").read_text()
+#: The demo policy's outbox: mail written to a folder instead of sent (demo only).
+DEMO_OUTBOX = 'outbox = "var/outbox"\n'
+_DEMO_SMTP_SERVER = 'host = "localhost"\nport = 25'
+
+
+def with_mail_server(body: str, port: int, host: str = "127.0.0.1") -> str:
+    """``body`` (the demo policy) sending mail to the SMTP server at host:port, not its outbox."""
+    assert DEMO_OUTBOX in body and _DEMO_SMTP_SERVER in body
+    return body.replace(DEMO_OUTBOX, "").replace(
+        _DEMO_SMTP_SERVER, f'host = "{host}"\nport = {port}'
+    )
 
 
 def person(email: str, policy: Policy | None = None, *, roles: tuple[str, ...] = ()) -> Identity:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from compliance.deletion.batches import create_deletion_batches, review_batch
 from compliance.deletion.records import add_records
+from compliance.dsar.mailer import read_outbox
 from compliance.store.models import AuditEvent, DsarRequest, JobRun
 from tests.conftest import DEMO_POLICY, DPO, Deployment
 from tests.slack_stub import SlackStub, rate_limited
@@ -170,6 +171,7 @@ def test_json_summary_carries_the_blocks_it_would_post(deployment: Deployment) -
 def test_without_a_token_posting_is_refused_with_exit_2(
     deployment: Deployment, slack: SlackStub
 ) -> None:
+    deployment.write_policy(DEMO_POLICY.replace("demo_mode = true", "demo_mode = false"))
     pending_batches(deployment, "stale_support_tickets", subjects=3, batch_size=200)
 
     result = deployment.run(
@@ -184,6 +186,33 @@ def test_without_a_token_posting_is_refused_with_exit_2(
     assert "SLACK_BOT_TOKEN is not set" in result.output
     assert "Traceback" not in result.output
     assert slack.calls == []
+
+
+def test_in_demo_mode_without_a_token_the_alert_is_written_to_the_outbox_once_a_day(
+    deployment: Deployment, slack: SlackStub
+) -> None:
+    pending_batches(deployment, "stale_support_tickets", subjects=3, batch_size=200)
+    no_token = {"SLACK_BOT_TOKEN": None, "SLACK_API_URL": slack.base_url}
+
+    result = deployment.run("alert-unreviewed-batches", "--today", "2026-03-01", "--execute",
+                            env=no_token)  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert "Slack is not configured (SLACK_BOT_TOKEN is not set)" in result.output
+    assert slack.calls == []
+    (written,) = read_outbox(deployment.policy().smtp.outbox)
+    assert written.to == "#privacy-desk-test"
+    assert written.subject.startswith(
+        "Slack alert for #privacy-desk-test: [test, for #privacy-ops]"
+    )
+    assert written.text.startswith("Slack is not configured (SLACK_BOT_TOKEN is not set)")
+    assert "1 deletion batch (3 records) in bucket stale_support_tickets wait" in written.text
+    assert "http://localhost:8501/deletion_batches?bucket=stale_support_tickets" in written.links
+    rerun = deployment.run("alert-unreviewed-batches", "--today", "2026-03-01", "--execute",
+                           env=no_token)  # fmt: skip
+    assert rerun.exit_code == 0, rerun.output
+    assert "skipped, already posted for 2026-03-01" in rerun.output
+    assert len(read_outbox(deployment.policy().smtp.outbox)) == 1
 
 
 def test_a_slack_error_on_one_bucket_does_not_stop_the_next(
@@ -378,6 +407,24 @@ def test_open_requests_due_soon_or_overdue_are_posted_with_days_left_and_links(
         "DSAR-2026-000005",
     ]
     assert "@example.org" not in json.dumps(event.details)
+
+
+def test_in_demo_mode_without_a_token_the_deadline_alert_is_written_to_the_outbox(
+    dsars: Deployment,
+) -> None:
+    result = dsars.run("alert-dsar-deadlines", "--today", TODAY, "--execute",
+                       env={"SLACK_BOT_TOKEN": None})  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    (written,) = read_outbox(dsars.policy().smtp.outbox)
+    assert written.subject == (
+        "Slack alert for #privacy-desk-test: [test, for #privacy-ops] "
+        "DSAR deadlines: 1 overdue, 3 due within 7 days"
+    )
+    assert "http://localhost:8501/dsar_requests?reference=DSAR-2026-000002" in written.links
+    with dsars.session() as s:
+        event = s.scalars(select(AuditEvent).where(AuditEvent.action == "alert.posted")).one()
+    assert event.details["ts"] == f"outbox:{written.name}"
 
 
 def test_a_wider_window_lists_later_requests_too(dsars: Deployment, slack: SlackStub) -> None:

@@ -22,7 +22,9 @@ from tests.conftest import DEMO_POLICY, ROOT, Deployment
 from tests.slack_stub import SlackStub
 from tests.test_audit import events, walk_bucket, writable_audit_log
 
-ANCHORED_POLICY = DEMO_POLICY + '\n[audit]\nanchor_file = "evidence/audit-anchors.jsonl"\n'
+DEMO_ANCHOR = 'anchor_file = "var/audit-anchors.jsonl"\n'
+ANCHORED_POLICY = DEMO_POLICY.replace(DEMO_ANCHOR, 'anchor_file = "evidence/audit-anchors.jsonl"\n')
+assert ANCHORED_POLICY != DEMO_POLICY
 
 
 @pytest.fixture
@@ -78,6 +80,7 @@ def test_a_dry_run_writes_no_anchor(demo: Deployment) -> None:
 
 
 def test_anchoring_needs_an_anchor_file(demo: Deployment) -> None:
+    demo.write_policy(DEMO_POLICY.replace(DEMO_ANCHOR, ""))
     result = demo.run("anchor-audit-log", "--execute")
     assert result.exit_code == 2
     assert result.stderr.startswith("Error: audit.anchor_file: not set")

@@ -23,7 +23,7 @@ from compliance.dsar.processing import process_dsar_requests
 from compliance.dsar.requests import review_dsar, submit_dsar
 from compliance.errors import Conflict
 from compliance.store.models import DsarDelivery, utcnow
-from tests.conftest import DPO, SUPPORT_STAFF, Deployment
+from tests.conftest import DEMO_POLICY, DPO, SUPPORT_STAFF, Deployment, with_mail_server
 
 URL = "https://privacy.example.com/download"
 
@@ -140,7 +140,7 @@ def test_an_unreachable_mail_server_stores_no_delivery(demo: Deployment) -> None
     from tests.smtp_server import free_port
 
     reference, _ = finished_access_request(demo)
-    demo.write_policy(demo.policy_path.read_text().replace("port = 25", f"port = {free_port()}"))
+    demo.write_policy(with_mail_server(DEMO_POLICY, free_port()))
     with demo.session() as s:
         with pytest.raises(MailError, match="unreachable"):
             deliver_export(

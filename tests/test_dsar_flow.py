@@ -18,7 +18,7 @@ from compliance.dsar.delivery import redeem_delivery
 from compliance.dsar.processing import process_dsar_requests
 from compliance.policy.datamap import DataMap
 from compliance.store.models import AuditEvent, DeletionRecord, DsarRequest, utcnow
-from tests.conftest import DEMO_POLICY, Deployment
+from tests.conftest import DEMO_POLICY, Deployment, with_mail_server
 from tests.smtp_server import Inbox
 from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
 
@@ -54,11 +54,7 @@ def approve(d: Deployment, reference: str) -> None:
 def test_an_access_request_goes_from_submission_to_a_one_time_download(
     demo: Deployment, smtp_inbox: Inbox
 ) -> None:
-    demo.write_policy(
-        DEMO_POLICY.replace(
-            'host = "localhost"\nport = 25', f'host = "127.0.0.1"\nport = {smtp_inbox.port}'
-        )
-    )
+    demo.write_policy(with_mail_server(DEMO_POLICY, smtp_inbox.port))
     user = demo.app_rows("users", "id = 42")[0]
 
     dry = demo.run("submit-dsar", "--kind", "access", "--email", user["email"].upper(),

@@ -13,7 +13,7 @@ from compliance.dsar.processing import process_dsar_requests
 from compliance.dsar.requests import extend_dsar, get_dsar, review_dsar, submit
 from compliance.errors import ConfigError, Conflict, InvalidInput
 from compliance.store.models import AuditEvent
-from tests.conftest import DEMO_POLICY, Deployment, person
+from tests.conftest import DEMO_POLICY, Deployment, person, with_mail_server
 from tests.smtp_server import Inbox, free_port
 from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
 
@@ -22,9 +22,7 @@ OFFICER = "dpo@example.com"
 
 
 def point_at(d: Deployment, port: int, extra: str = "") -> None:
-    body = DEMO_POLICY.replace(
-        'host = "localhost"\nport = 25', f'host = "127.0.0.1"\nport = {port}'
-    )
+    body = with_mail_server(DEMO_POLICY, port)
     d.write_policy(body.replace("[dsar]\n", "[dsar]\n" + extra))
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from compliance.dsar.api_keys import hash_key
 from compliance.reports.dsar_stats import list_dsar_requests
 from compliance.store.models import ApiKey, AuditEvent, JobRun
-from tests.conftest import DEMO_POLICY, ROOT, Deployment
+from tests.conftest import DEMO_POLICY, ROOT, Deployment, with_mail_server
 from tests.smtp_server import Inbox, free_port
 from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
 
@@ -40,11 +40,7 @@ class Server:
 
 @pytest.fixture
 def api(demo: Deployment, smtp_inbox: Inbox) -> Iterator[Server]:
-    demo.write_policy(
-        DEMO_POLICY.replace(
-            'host = "localhost"\nport = 25', f'host = "127.0.0.1"\nport = {smtp_inbox.port}'
-        )
-    )
+    demo.write_policy(with_mail_server(DEMO_POLICY, smtp_inbox.port))
     port = free_port()
     log_path = demo.dir / "uvicorn.log"
     log = log_path.open("w")

@@ -10,7 +10,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from compliance.ops.jobruns import EXPECTED_INTERVALS, job_health, job_history
+from compliance.ops.jobruns import job_health, job_history
+from compliance.ops.schedule import shipped_intervals
 from compliance.store.models import JobRun, utcnow
 from tests.conftest import ROOT, Deployment
 
@@ -68,6 +69,27 @@ def test_a_scheduled_job_without_a_recent_real_success_is_overdue(history: Deplo
     assert (never["overdue"], never["health"], never["runs"]) == (False, "never run", 0)
     assert jobs["review-batch"]["overdue"] is False
     assert jobs["review-batch"]["expected_every"] == "by hand"
+
+
+def test_each_job_is_expected_as_often_as_the_shipped_crontab_runs_it(
+    deployment: Deployment,
+) -> None:
+    jobs = health(deployment)
+
+    assert jobs["process-dsar-requests"]["expected_every"] == "15 minutes"
+    assert jobs["anchor-audit-log"]["expected_every"] == "1 hour"
+    assert jobs["apply-deletions"]["expected_every"] == "1 day"
+    assert jobs["purge-compliance-data"]["expected_every"] == "1 week"
+    assert "review-batch" not in jobs  # not scheduled and never run: not listed
+
+
+def test_an_hourly_job_is_overdue_within_hours_and_says_so_in_hours(deployment: Deployment) -> None:
+    ran(deployment, "anchor-audit-log", hours_ago=1.5)
+    assert health(deployment)["anchor-audit-log"]["overdue"] is False
+    ran(deployment, "process-dsar-requests", hours_ago=3.5)
+
+    late = health(deployment)["process-dsar-requests"]
+    assert (late["overdue"], late["note"]) == (True, "no success for 3 hours")
 
 
 def test_a_run_that_never_finished_is_pointed_out(deployment: Deployment) -> None:
@@ -130,7 +152,7 @@ def test_the_jobs_page_flags_overdue_jobs_and_shows_the_history(page: AppTest) -
     assert error.startswith("2 scheduled job(s) overdue: ")
     assert "retention-cleanup" in error and "apply-deletions" in error
     (info,) = [str(e.value) for e in page.info]
-    assert info.startswith(f"{len(EXPECTED_INTERVALS) - 4} scheduled job(s) have never run yet: ")
+    assert info.startswith(f"{len(shipped_intervals()) - 4} scheduled job(s) have never run yet: ")
     health_table = page.dataframe[0].value.set_index("job")
     assert health_table.loc["retention-cleanup", "health"] == "overdue"
     assert health_table.loc["verify-audit-log", "health"] == "ok"
@@ -152,7 +174,7 @@ def test_a_fresh_install_is_told_to_schedule_its_jobs_without_alarm(
         assert not at.exception, at.exception
         assert not at.error
         assert next(str(i.value) for i in at.info).startswith(
-            f"{len(EXPECTED_INTERVALS)} scheduled job(s) have never run yet"
+            f"{len(shipped_intervals())} scheduled job(s) have never run yet"
         )
         assert set(at.dataframe[0].value["health"]) == {"never run"}
     finally:

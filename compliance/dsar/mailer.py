@@ -7,11 +7,16 @@ password from ``SMTP_PASSWORD``, so no secret is ever written to the file or the
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
+import re
 import secrets
 import smtplib
 import ssl
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -20,6 +25,9 @@ from compliance.errors import ComplianceError
 from compliance.policy.loader import SmtpSettings
 
 PASSWORD_ENV = "SMTP_PASSWORD"
+#: An outbox file's name: the UTC time it was written, then random hex (write_to_outbox).
+_OUTBOX_NAME = re.compile(r"([0-9]{8}T[0-9]{12})Z-[0-9a-f]+\.eml")
+_LINK = re.compile(r"https?://[^\s<>\"']+")
 
 
 class MailError(ComplianceError):
@@ -89,3 +97,48 @@ def write_to_outbox(outbox: Path, messages: list[EmailMessage]) -> list[Path]:
     except OSError as exc:
         raise MailError(f"the outbox {outbox} cannot be written: {exc.strerror or exc}") from None
     return written
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """One message in the outbox, as the Outbox page lists and shows it."""
+
+    name: str
+    written_at: datetime
+    to: str
+    subject: str
+    #: The plain-text part only: an HTML alternative is never read, let alone rendered.
+    text: str
+    links: tuple[str, ...]
+
+
+def read_outbox(outbox: Path | None, *, limit: int = 200) -> list[OutboxMessage]:
+    """The outbox's newest ``limit`` messages, newest first; none while nothing was written."""
+    if outbox is None:
+        return []
+    try:
+        paths = [p for p in outbox.iterdir() if _OUTBOX_NAME.fullmatch(p.name)]
+        paths.sort(key=lambda p: p.name, reverse=True)
+        return [_outbox_message(p) for p in paths[:limit]]
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise MailError(f"the outbox {outbox} cannot be read: {exc.strerror or exc}") from None
+
+
+def _outbox_message(path: Path) -> OutboxMessage:
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert isinstance(message, EmailMessage)  # the default policy's message class
+    body = message.get_body(preferencelist=("plain",))
+    text = str(body.get_content()) if body is not None else ""
+    stamp = _OUTBOX_NAME.fullmatch(path.name)
+    assert stamp is not None
+    links = tuple(dict.fromkeys(link.rstrip(".,;:!?)") for link in _LINK.findall(text)))
+    return OutboxMessage(
+        name=path.name,
+        written_at=datetime.strptime(stamp[1], "%Y%m%dT%H%M%S%f").replace(tzinfo=UTC),
+        to=str(message["To"] or ""),
+        subject=str(message["Subject"] or ""),
+        text=text,
+        links=links,
+    )

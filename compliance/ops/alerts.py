@@ -4,6 +4,7 @@ Planning (what to post, where, or why not) is separate from posting, so a dry ru
 the exact message and a test can check it without a network. Posting uses the real
 slack-sdk ``WebClient``; ``SLACK_API_URL`` points it elsewhere (tests use a local stub).
 Outside production (``[slack] production = false``) every alert goes to ``test_channel``.
+In demo mode without a token, the ``[smtp] outbox`` stands in for Slack (``alert_client``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -25,6 +27,7 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
+from compliance.dsar.mailer import build_message, write_to_outbox
 from compliance.errors import ConfigError
 from compliance.logs import log_event
 from compliance.policy.loader import Policy, SlackSettings
@@ -83,6 +86,48 @@ def make_slack_client(env: Mapping[str, str] | None = None, *, max_retries: int 
         ],
         **kwargs,
     )
+
+
+class OutboxSlack:
+    """Slack's stand-in for the demo: each alert is written to the outbox as a message.
+
+    Only ``alert_client`` makes one, in demo mode without a token, so the demo's alert jobs
+    succeed and what they would have posted can be read on the Outbox page.
+    """
+
+    def __init__(self, outbox: Path, sender: str) -> None:
+        self.outbox = outbox
+        self.sender = sender
+        self.note = (
+            f"Slack is not configured ({TOKEN_ENV} is not set): in demo mode alerts are "
+            f"written to the outbox {outbox} instead of being posted."
+        )
+
+    def chat_postMessage(  # Slack's own method name, so post_alerts takes either client
+        self, *, channel: str, text: str, blocks: Sequence[Any] = (), link_names: bool = False
+    ) -> dict[str, str]:
+        headline = text.splitlines()[0] if text else "alert"
+        message = build_message(
+            self.sender,
+            channel,
+            f"Slack alert for {channel}: {headline[:120]}",
+            f"{self.note}\nChannel: {channel}\n\n{text}\n",
+        )
+        (path,) = write_to_outbox(self.outbox, [message])
+        return {"ts": f"outbox:{path.name}"}
+
+
+def alert_client(policy: Policy, env: Mapping[str, str] | None = None) -> WebClient | OutboxSlack:
+    """The Slack client; in demo mode without a token (and with an outbox), the outbox.
+
+    Outside demo mode a missing token stays a ConfigError (exit 2): a real deployment must
+    never believe an alert went out.
+    """
+    env = os.environ if env is None else env
+    outbox = policy.smtp.outbox
+    if policy.dashboard.demo_mode and outbox is not None and not (env.get(TOKEN_ENV) or "").strip():
+        return OutboxSlack(outbox, policy.smtp.sender)
+    return make_slack_client(env)
 
 
 def route_channel(slack: SlackSettings, channel: str) -> str:
@@ -384,7 +429,7 @@ def skip_already_posted(
 
 def post_alerts(
     session: Session,
-    client: WebClient,
+    client: WebClient | OutboxSlack,
     alerts: Sequence[Alert],
     *,
     actor: str,

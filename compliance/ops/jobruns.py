@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from compliance.logs import log_event
+from compliance.ops.schedule import DAY, HOUR, MINUTE, WEEK, shipped_intervals
 from compliance.store.models import JobRun, utcnow
 from compliance.store.sql import aware_utc
 from compliance.store.states import JobRunStatus
@@ -20,22 +22,6 @@ from compliance.store.states import JobRunStatus
 if TYPE_CHECKING:  # pandas costs ~80 MB; only the dashboard's reads need it
     import pandas as pd
 
-DAY = timedelta(days=1)
-# How often each scheduled job is expected to succeed (the README's crontab). Jobs not
-# listed (init-db, review-batch, submit-dsar...) run by hand and are never overdue.
-EXPECTED_INTERVALS: dict[str, timedelta] = {
-    "create-deletion-records": DAY,
-    "create-deletion-batches": DAY,
-    "apply-deletions": DAY,
-    "purge-compliance-data": 7 * DAY,
-    "process-dsar-requests": DAY,
-    "cleanup-expired-exports": DAY,
-    "retention-cleanup": DAY,
-    "alert-unreviewed-batches": DAY,
-    "alert-dsar-deadlines": DAY,
-    "verify-audit-log": DAY,
-    "anchor-audit-log": DAY,
-}
 HEALTH_COLUMNS = [
     "job",
     "expected_every",
@@ -181,13 +167,27 @@ def late_after(interval: timedelta) -> timedelta:
     return interval + max(interval / 4, timedelta(hours=1))
 
 
+def _count(count: int, name: str) -> str:
+    return f"{count} {name}" if count == 1 else f"{count} {name}s"
+
+
 def _every(interval: timedelta | None) -> str:
+    """ "15 minutes", "1 hour", "1 day", "1 week": in the largest unit that divides it."""
     if interval is None:
         return "by hand"
-    if interval % DAY == timedelta(0):
-        days = interval // DAY
-        return "1 day" if days == 1 else f"{days} days"
-    return f"{interval.total_seconds() / 3600:g} hours"
+    for unit, name in ((WEEK, "week"), (DAY, "day"), (HOUR, "hour"), (MINUTE, "minute")):
+        if interval % unit == timedelta(0):
+            return _count(interval // unit, name)
+    return f"{interval.total_seconds():g} seconds"
+
+
+def _age(elapsed: timedelta) -> str:
+    """Whole days, else whole hours, else minutes: "2 days", "3 hours", "40 minutes"."""
+    if elapsed >= DAY:
+        return _count(elapsed // DAY, "day")
+    if elapsed >= HOUR:
+        return _count(elapsed // HOUR, "hour")
+    return _count(elapsed // MINUTE, "minute")
 
 
 def _health(interval: timedelta | None, runs: int, overdue: bool) -> str:
@@ -239,7 +239,7 @@ def _overdue(
     if last_success is None:
         return True, "never succeeded"
     if now - last_success > late_after(interval):
-        return True, f"no success for {(now - last_success) // DAY} days"
+        return True, f"no success for {_age(now - last_success)}"
     return False, ""
 
 
@@ -276,16 +276,17 @@ def job_health(
     session: Session,
     *,
     now: datetime | None = None,
-    intervals: dict[str, timedelta] | None = None,
+    intervals: Mapping[str, timedelta] | None = None,
 ) -> pd.DataFrame:
     """Per job: when it last succeeded for real (not a dry run), and whether that is too long ago.
 
     A scheduled job is overdue when its last real success is older than its expected
     interval plus some slack, or when it ran but never succeeded. A job that never ran at
-    all is "never run" (a fresh install), not an alarm.
+    all is "never run" (a fresh install), not an alarm. Intervals come from the shipped
+    ``deploy/crontab``; a job it does not schedule runs by hand and is never overdue.
     """
     now = now or utcnow()
-    intervals = EXPECTED_INTERVALS if intervals is None else intervals
+    intervals = shipped_intervals() if intervals is None else intervals
     totals = _run_totals(session)
     last_runs = _last_runs(session)
     rows = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from compliance.errors import ComplianceError
 from compliance.ops.jobruns import job_health, job_history
 from compliance.roles import COMPLIANCE_OFFICER, MANAGER
 from dashboard import context, widgets
@@ -15,11 +16,16 @@ current = context.policy()
 st.title("Jobs")
 st.caption(
     "Every run of `python -m jobs …` is recorded. A scheduled job is overdue when its last "
-    "real run (not a dry run) succeeded longer ago than its expected interval allows."
+    "real run (not a dry run) succeeded longer ago than its interval in `deploy/crontab` "
+    "allows; a job the crontab does not schedule runs by hand and is never overdue."
 )
 
-with context.session(current) as session:
-    health = job_health(session)
+try:
+    with context.session(current) as session:
+        health = job_health(session)
+except ComplianceError as exc:  # the shipped crontab is missing or unreadable
+    widgets.show_error(exc)
+    st.stop()
 overdue = health[health["overdue"]]
 never = health[health["health"] == "never run"]
 if not overdue.empty:

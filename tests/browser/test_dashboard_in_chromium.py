@@ -35,7 +35,8 @@ SCREENSHOTS = (
 )
 pytestmark = pytest.mark.browser
 VIEWPORT = {"width": 1400, "height": 900}
-# Per demo role: the pages the README's table lists for it, by their URL path.
+# Per demo role: the pages the README's table lists for it, by their URL path, and the
+# demo's Outbox.
 ROLE_PAGES = {
     OFFICER: [
         "deletion_batches",
@@ -45,9 +46,10 @@ ROLE_PAGES = {
         "progress",
         "audit_log",
         "jobs",
+        "outbox",
     ],
-    SUPPORT: ["dsar_requests"],
-    MANAGER: ["progress", "audit_log", "jobs"],
+    SUPPORT: ["dsar_requests", "outbox"],
+    MANAGER: ["progress", "audit_log", "jobs", "outbox"],
 }
 # A table whose scroll width exceeds its visible width hides columns off to the right.
 CLIPPED_TABLES = """() => [...document.querySelectorAll('[data-testid="stDataFrame"]')]

@@ -27,7 +27,7 @@ from tests.browser.test_dashboard_in_chromium import (
     settle,
     wait_until_healthy,
 )
-from tests.conftest import DEMO_POLICY, ROOT, Deployment
+from tests.conftest import DEMO_POLICY, ROOT, Deployment, with_mail_server
 from tests.dashboard.conftest import OFFICER, SUPPORT, queue  # noqa: F401
 from tests.smtp_server import Inbox, free_port
 from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
@@ -88,11 +88,7 @@ def test_support_exports_and_sends_and_the_subject_downloads_in_the_browser(
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
-    queue.write_policy(
-        DEMO_POLICY.replace(
-            'host = "localhost"\nport = 25', f'host = "127.0.0.1"\nport = {smtp_inbox.port}'
-        )
-    )
+    queue.write_policy(with_mail_server(DEMO_POLICY, smtp_inbox.port))
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     expect.set_options(timeout=30_000)  # two Streamlit servers and an export on a busy machine
     with running_download_page(queue) as download_url:

@@ -14,7 +14,7 @@ from compliance.reports.dsar_stats import dsar_counters, dsar_overview
 from compliance.reports.review_queue import dsar_requests
 from compliance.store.models import AuditEvent, DsarNote, DsarRequest, utcnow
 from dashboard import export_jobs
-from tests.conftest import DEMO_POLICY, Deployment, person
+from tests.conftest import DEMO_POLICY, Deployment, person, with_mail_server
 from tests.dashboard.conftest import OFFICER, SUPPORT, OpenApp, button, texts
 from tests.smtp_server import Inbox
 from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
@@ -32,11 +32,7 @@ def log_request(d: Deployment, subject_id: str, kind: str = "access", **extra: o
 
 
 def use_smtp(d: Deployment, inbox: Inbox) -> None:
-    d.write_policy(
-        DEMO_POLICY.replace(
-            'host = "localhost"\nport = 25', f'host = "127.0.0.1"\nport = {inbox.port}'
-        )
-    )
+    d.write_policy(with_mail_server(DEMO_POLICY, inbox.port))
 
 
 def wait_for_export(reference: str) -> None:
