@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from compliance.errors import ConfigError
 from compliance.ops.schedule import (
@@ -89,19 +89,16 @@ def test_a_line_that_is_not_a_scheduled_job_is_refused_with_its_number(
 
 
 def kubernetes_runs(text: str) -> list[ScheduledRun]:
-    """Each CronJob's schedule and command, bucket loops expanded, in the file's order.
-
-    A minimal reading of our own file (PyYAML is not a dependency): each document's
-    ``schedule:`` and its ``command:`` written as a JSON-compatible flow list.
-    """
+    """Each CronJob's schedule and command, bucket loops expanded, in the file's order."""
     runs = []
-    for document in re.split(r"(?m)^---$", text):
-        if not re.search(r"(?m)^kind: CronJob$", document):
+    for document in yaml.safe_load_all(text):
+        if not document or document.get("kind") != "CronJob":
             continue
-        (schedule,) = re.findall(r'(?m)^  schedule: "([^"]+)"$', document)
-        (command_text,) = re.findall(r"(?m)^\s+command: (\[.*\])$", document)
-        (label,) = set(re.findall(r"job: ([a-z-]+)\}", document))
-        command = json.loads(command_text)
+        schedule = document["spec"]["schedule"]
+        template = document["spec"]["jobTemplate"]["spec"]["template"]
+        (container,) = template["spec"]["containers"]
+        command = container["command"]
+        label = template["metadata"]["labels"]["job"]
         if command[:3] == ["python", "-m", "jobs"]:
             job, *arguments = command[3:]
             runs.append(ScheduledRun(schedule, job, tuple(arguments)))
