@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from compliance.deletion.batches import get_batch
 from compliance.deletion.holds import active_hold, held_profiles
-from compliance.deletion.plans import load_plans
+from compliance.deletion.plans import load_plans, steps
 from compliance.dsar import requests as dsar
 from compliance.dsar.deadlines import days_left, effective_due_at
 from compliance.errors import InvalidInput
@@ -318,9 +318,10 @@ def accepted_plan(session: Session, batch_id: int) -> tuple[str | None, pd.DataF
     columns = ["table", "action", "columns"]
     if batch.accepted_plan_hash is None:
         return None, pd.DataFrame(columns=columns)
-    plan = load_plans(session, [batch.accepted_plan_hash]).get(batch.accepted_plan_hash, [])
+    plan = load_plans(session, [batch.accepted_plan_hash]).get(batch.accepted_plan_hash)
     frame = pd.DataFrame(
-        [{**step, "columns": ", ".join(step["columns"])} for step in plan], columns=columns
+        [{**step, "columns": ", ".join(step["columns"])} for step in steps(plan or {"steps": []})],
+        columns=columns,
     )
     return batch.accepted_plan_hash, frame
 
