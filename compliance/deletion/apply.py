@@ -709,8 +709,8 @@ def _screen(
     for r in rows:
         if r.compliance_profile_id in holds:
             refused[r.id] = (
-                f"on legal hold (hold {holds[r.compliance_profile_id]}): not erased; "
-                "it is applied once the hold is lifted"
+                f"{holds[r.compliance_profile_id]}: not erased; it is applied once the hold is "
+                "lifted"
             )
             held.append(r.id)
         elif r.accepted_plan_hash is not None:
