@@ -36,8 +36,8 @@ def apply(
 ) -> object:
     """Erase the data of accepted records whose scheduled time has come.
 
-    Exits 1 while a due record is refused (legal hold, policy widened after acceptance),
-    failed, or found blocked by a foreign key for the first time.
+    Exits 1 while a due record is refused (legal hold, policy widened or changed after
+    acceptance), failed, or found blocked by a foreign key for the first time.
     """
     rt = runtime()
     with rt.session() as session:
@@ -69,8 +69,8 @@ def summary_lines(result: ApplyResult) -> list[str]:
     lines += [
         f"  {result.waiting} waiting on a manual or webhook system (see the System tasks page)",
         f"  {result.held} refused: on legal hold",
-        f"  {result.widened} refused: the policy widened after their batch was accepted "
-        "(re-review)",
+        f"  {result.widened} refused: the policy widened or changed after their batch was "
+        "accepted (re-review)",
         f"  {result.blocked} blocked by a foreign key from kept data "
         f"({result.newly_blocked} new; they wait until the policy changes or --retry-blocked)",
         f"  {result.awaiting_export} waiting: their subject has an open access request, "

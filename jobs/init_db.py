@@ -1,5 +1,6 @@
 import click
 
+from compliance.deletion.plans import record_missing_links
 from compliance.demo.billing import create_demo_billing_database
 from compliance.demo.generate import create_demo_app_database, write_demo_policy
 from compliance.demo.seed import seed_demo_workflow, seed_fan_out
@@ -27,6 +28,14 @@ def init_db(demo: bool, demo_users: int) -> dict[str, object]:
         lines.append(f"Wrote the demo policy file {config_path()}")
     summary["revision"] = migrate(rt.engine)
     lines.append(f"Compliance database at revision {summary['revision']}: {_where(rt.engine)}")
+    with rt.session() as session:  # the links in force at the upgrade, for plans without them
+        linked = record_missing_links(session, rt.policy, actor=rt.actor)
+    if linked.plans:
+        summary["plans_linked"] = len(linked.plans)
+        lines.append(
+            f"Recorded the policy's links to the subject in {len(linked.plans)} erasure plans "
+            f"accepted before plans kept them ({len(linked.batch_ids)} batches; audited)"
+        )
     if demo:
         app = make_engine(rt.policy.app_database_url, what="application database")
         try:

@@ -19,12 +19,13 @@ from jobs.params import whole
 def cleanup(category: str | None, chunk_size: int, execute: bool) -> object:
     """Delete rows older than each [retention.*] entry's days (never in a retain table)."""
     rt = runtime()
-    rt.datamap  # noqa: B018 - checks the policy against the application database first
+    datamap = rt.datamap  # checks the policy against the application database first
     with rt.session() as session:
         result = retention_cleanup(
             session,
             rt.policy,
             rt.app_engine,
+            datamap=datamap,
             actor=rt.actor,
             execute=execute,
             category=category,

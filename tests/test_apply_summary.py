@@ -139,7 +139,7 @@ def test_the_summary_names_each_outcome_with_its_count(demo: Deployment) -> None
     assert f"  {due} waiting on a manual or webhook system" in result.output
     for line in (
         "  0 refused: on legal hold",
-        "  0 refused: the policy widened after their batch was accepted",
+        "  0 refused: the policy widened or changed after their batch was accepted",
         "  0 blocked by a foreign key from kept data (0 new;",
         "  0 failed",
     ):

@@ -30,10 +30,12 @@ from compliance.deletion.holds import awaiting_access_export, held_profiles
 from compliance.deletion.plans import (
     PlanDocument,
     load_plans,
+    plan_changes,
     plan_document,
     plan_hash,
+    record_missing_links,
+    refusal,
     store_plan,
-    widening,
 )
 from compliance.deletion.records import MAX_CHUNK_SIZE
 from compliance.errors import InvalidInput
@@ -81,7 +83,8 @@ class ApplyResult:
     webhooks: dict[str, int] = field(default_factory=dict)
     #: Accepted records refused because a legal hold is in force on their subject.
     held: int = 0
-    #: Records refused because the policy now erases more than their batch's accepted plan.
+    #: Records refused because the policy now erases more than their batch's accepted plan,
+    #: or finds the subject's rows through another link (column, via hop, system, subject key).
     widened: int = 0
     #: Records left for a later run: their subject has an open access request.
     awaiting_export: int = 0
@@ -211,6 +214,8 @@ def apply_deletions(
     if execute:
         analyze(session, DeletionRecord)
     result = ApplyResult(executed=execute)
+    if execute:  # plans accepted before links were recorded get the links in force first
+        record_missing_links(session, policy, actor=actor, now=now)
     if retry_blocked:
         result.retried_blocked = _retry_blocked(
             session, actor=actor, execute=execute, bucket=bucket
@@ -693,8 +698,9 @@ def _screen(
     """(refused records with their error, those of them on legal hold, records that wait).
 
     A legal hold wins over any acceptance, however long ago it was given. A record whose
-    batch accepted a narrower plan than the policy's current one is refused: nothing of it
-    is erased until someone re-reviews. A subject with an open access request waits for its
+    batch accepted a narrower plan than the policy's current one, or one that found the
+    subject's rows through other links, is refused: nothing of it is erased until someone
+    re-reviews. A subject with an open access request waits for its
     export, so the evidence is still there when it is built.
     """
     holds = held_profiles(session, [r.compliance_profile_id for r in rows], now=now)
@@ -703,21 +709,19 @@ def _screen(
     for r in rows:
         if r.compliance_profile_id in holds:
             refused[r.id] = (
-                f"on legal hold (hold {holds[r.compliance_profile_id]}): not erased; "
-                "it is applied once the hold is lifted"
+                f"{holds[r.compliance_profile_id]}: not erased; it is applied once the hold is "
+                "lifted"
             )
             held.append(r.id)
         elif r.accepted_plan_hash is not None:
             accepted = accepted_plans.get(r.accepted_plan_hash)
             changes = (
-                widening(accepted, current)
+                plan_changes(accepted, current)
                 if accepted is not None
                 else ["the accepted plan is missing"]
             )
             if changes:
-                refused[r.id] = (
-                    f"policy changed after acceptance: {'; '.join(changes)}; re-review"
-                )[:1000]
+                refused[r.id] = refusal(changes)
     exporting = awaiting_access_export(session, [r.subject_id for r in rows if r.id not in refused])
     waiting = {r.id for r in rows if r.id not in refused and r.subject_id in exporting}
     return refused, held, waiting

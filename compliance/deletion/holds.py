@@ -2,19 +2,35 @@
 
 A hold names a subject by compliance profile, says why (required), who placed it and when,
 and may end on a date. While it is active, no record of the subject is created in any
-bucket, none is applied even if accepted earlier, an erasure request waits, and retention
-cleanup leaves the subject's rows. Placing and lifting follow plan, then act: the dry run
-shows the plan that ``place_hold`` / ``lift_hold`` then carry out.
+bucket, none is applied even if accepted earlier, an erasure request waits, replaying
+erasures leaves the subject alone, and retention cleanup leaves the subject's rows (in
+tables linked by ``subject_column`` and through ``via`` alike). Placing and lifting follow
+plan, then act: the dry run shows the plan that ``place_hold`` / ``lift_hold`` then carry
+out.
+
+Whether a subject is held is decided in one place, ``holds_in_force``: every path that
+erases asks it (``held_profiles``, ``held_subjects``, ``on_hold``), so a new kind of hold
+(a restriction request, say) is one entry in ``HOLD_KINDS`` and every path honours it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Subquery,
+    and_,
+    literal,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
@@ -271,15 +287,86 @@ def _chunks(values: list[Any]) -> Iterable[list[Any]]:
         yield values[i : i + _KEYS_PER_QUERY]
 
 
+# ---------------------------------------------------------------- the one hold check
+
+
+#: The kind of hold this module places and lifts (``HOLD_KINDS``' first entry).
+LEGAL_HOLD = "legal_hold"
+
+
+@dataclass(frozen=True)
+class HoldSource:
+    """One kind of hold: how it is named to people, and its holds in force at a moment.
+
+    ``in_force(now)`` selects ``profile_id`` (the compliance profile held) and ``hold_id``.
+    """
+
+    words: str  # "legal hold": "on legal hold (hold 3)"
+    in_force: Callable[[datetime], Select[int, int]]
+
+
+def _legal_holds(now: datetime) -> Select[int, int]:
+    return select(
+        LegalHold.compliance_profile_id.label("profile_id"), LegalHold.id.label("hold_id")
+    ).where(active_hold(now))
+
+
+#: Every kind of hold that keeps a subject's data, by name. A new kind (a restriction
+#: request, say) is one entry here; ``holds_in_force`` and so every erasing path include it.
+HOLD_KINDS: dict[str, HoldSource] = {
+    LEGAL_HOLD: HoldSource("legal hold", _legal_holds),
+}
+
+
+@dataclass(frozen=True)
+class HoldRef:
+    """The hold that keeps a subject's data: its kind and id, as errors and notes name it."""
+
+    kind: str  # a key of HOLD_KINDS
+    id: int
+
+    def __str__(self) -> str:
+        return f"on {HOLD_KINDS[self.kind].words} (hold {self.id})"
+
+
+def holds_in_force(now: datetime) -> Subquery:
+    """Every hold of every kind in force at ``now``: ``profile_id``, ``kind``, ``hold_id``.
+
+    The one definition of "held"; each check below, and so every path that erases, reads it.
+    """
+    parts = [
+        source.in_force(now).add_columns(literal(kind).label("kind"))
+        for kind, source in HOLD_KINDS.items()
+    ]
+    query = parts[0] if len(parts) == 1 else union_all(*parts)
+    return query.subquery("holds_in_force")
+
+
+def on_hold(subject_key: Any, now: datetime) -> ColumnElement[bool]:
+    """SQL: the subject named by ``subject_key`` (an application key) is held at ``now``."""
+    holds = holds_in_force(now)
+    return (
+        select(holds.c.profile_id)
+        .join(ComplianceProfile, ComplianceProfile.id == holds.c.profile_id)
+        .where(ComplianceProfile.subject_id == subject_key)
+        .exists()
+    )
+
+
+def profile_on_hold(profile_id: Any, now: datetime) -> ColumnElement[bool]:
+    """SQL: the compliance profile ``profile_id`` (a column or value) is held at ``now``."""
+    holds = holds_in_force(now)
+    return select(holds.c.profile_id).where(holds.c.profile_id == profile_id).exists()
+
+
 def held_subjects(
     session: Session, subject_ids: Iterable[str] | None = None, *, now: datetime | None = None
 ) -> set[str]:
     """The subjects (application keys) under a hold in force: among ``subject_ids``, or all."""
-    now = now or utcnow()
+    holds = holds_in_force(now or utcnow())
     query = (
         select(ComplianceProfile.subject_id)
-        .join(LegalHold, LegalHold.compliance_profile_id == ComplianceProfile.id)
-        .where(active_hold(now))
+        .join(holds, holds.c.profile_id == ComplianceProfile.id)
         .distinct()
     )
     if subject_ids is None:
@@ -292,17 +379,17 @@ def held_subjects(
 
 def held_profiles(
     session: Session, profile_ids: Iterable[int], *, now: datetime | None = None
-) -> dict[int, int]:
-    """Among ``profile_ids``, those under a hold in force, each with one of its hold ids."""
-    now = now or utcnow()
-    held: dict[int, int] = {}
+) -> dict[int, HoldRef]:
+    """Among ``profile_ids``, those under a hold in force, each with one hold that keeps it."""
+    holds = holds_in_force(now or utcnow())
+    held: dict[int, HoldRef] = {}
     for chunk in _chunks(list(profile_ids)):
-        for profile_id, hold_id in session.execute(
-            select(LegalHold.compliance_profile_id, LegalHold.id)
-            .where(among_ids(LegalHold.compliance_profile_id, chunk), active_hold(now))
-            .order_by(LegalHold.id)
+        for profile_id, kind, hold_id in session.execute(
+            select(holds.c.profile_id, holds.c.kind, holds.c.hold_id)
+            .where(among_ids(holds.c.profile_id, chunk))
+            .order_by(holds.c.kind, holds.c.hold_id)
         ):
-            held.setdefault(profile_id, hold_id)
+            held.setdefault(profile_id, HoldRef(kind, hold_id))
     return held
 
 

@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
-from compliance.deletion.holds import active_hold, held_subjects
+from compliance.deletion.holds import held_subjects, on_hold
 from compliance.deletion.ledger import cooling_off, cooling_off_condition
 from compliance.deletion.rules import copy_due_subjects, due_query, iter_due_subjects
 from compliance.errors import InvalidInput
@@ -46,7 +46,6 @@ from compliance.store.models import (
     ComplianceProfile,
     DecisionLedger,
     DeletionRecord,
-    LegalHold,
     UTCDateTime,
     utcnow,
 )
@@ -521,12 +520,8 @@ def _hold_back(
 
 
 def _on_hold(key: Any, now: datetime) -> ColumnElement[bool]:
-    """The subject named by ``key`` is under a legal hold in force at ``now``."""
-    return exists().where(
-        ComplianceProfile.subject_id == key,
-        LegalHold.compliance_profile_id == ComplianceProfile.id,
-        active_hold(now),
-    )
+    """The subject named by ``key`` is under a hold in force at ``now`` (of any kind)."""
+    return on_hold(key, now)
 
 
 def _rejected_recently(key: Any, bucket: Bucket, now: datetime) -> ColumnElement[bool]:

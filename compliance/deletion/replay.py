@@ -4,7 +4,9 @@ A restore brings back the rows of every subject erased since the backup was take
 decision ledger (and the records purge has not removed yet) knows each of those erasures,
 when it happened and the plan it carried out; ``replay`` erases them again, plan by plan,
 chunk by chunk. Deletes find nothing twice and every anonymize strategy is idempotent, so
-replaying more than needed changes nothing more. A legal hold placed since still wins.
+replaying more than needed changes nothing more. A legal hold placed since still wins, and
+a plan whose links to the subject (a ``subject_column``, a ``via`` hop, a system, the
+subject key) differ from the policy's now is refused: it would erase other people's rows.
 """
 
 from __future__ import annotations
@@ -18,7 +20,17 @@ from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
 from compliance.deletion.holds import held_subjects
-from compliance.deletion.plans import PlanDocument, load_plans, plan_document, plan_hash
+from compliance.deletion.plans import (
+    PlanDocument,
+    link_changes,
+    links_document,
+    load_plans,
+    plan_document,
+    plan_hash,
+    record_missing_links,
+    refusal,
+    steps,
+)
 from compliance.errors import InvalidInput
 from compliance.logs import Progress
 from compliance.policy.datamap import DataMap, TableAction
@@ -42,6 +54,10 @@ class ReplayResult:
     replayed: int = 0
     rows: dict[str, int] = field(default_factory=dict)
     executed: bool = False
+    #: Subjects not erased again because their plan's links differ from the policy's.
+    refused: int = 0
+    #: Per refused plan (hash), the error naming what changed.
+    errors: dict[str, str] = field(default_factory=dict)
 
 
 def _erasures_since(session: Session, since: datetime) -> dict[tuple[str, str], str | None]:
@@ -73,7 +89,9 @@ def _erasures_since(session: Session, since: datetime) -> dict[tuple[str, str], 
 def _steps(datamap: DataMap, plan: PlanDocument) -> list[TableAction]:
     """The plan's tables and actions, in an order foreign keys allow; never a table now kept."""
     actions = {
-        step["table"]: step["action"] for step in plan if step["table"] in datamap.policy.tables
+        step["table"]: step["action"]
+        for step in steps(plan)
+        if step["table"] in datamap.policy.tables
     }
     return [
         TableAction(step.table, actions[step.table], step.system)
@@ -91,6 +109,8 @@ class ReplayPlan:
     held: int  # of those, now under a legal hold: left alone
     groups: dict[str, list[str]]  # plan hash -> subject keys, sorted
     documents: dict[str, PlanDocument]
+    #: plan hash -> subject keys left alone, and the error naming the changed links.
+    refused: dict[str, tuple[list[str], str]] = field(default_factory=dict)
 
     @property
     def subjects(self) -> int:
@@ -103,6 +123,7 @@ def plan_replay(
     """Group the erasures since ``since`` by the plan each carried out, held subjects aside.
 
     An erasure from before plans were kept replays the bucket's plan as the policy has it.
+    A plan whose links differ from the policy's is set aside with the differences named.
     """
     now = now or utcnow()
     start = datetime.combine(since, time(), UTC)
@@ -128,7 +149,13 @@ def plan_replay(
         documents[digest] = document
         groups[digest].append(subject)
     session.rollback()
-    return ReplayPlan(since, len(erasures), held_count, dict(groups), documents)
+    refused: dict[str, tuple[list[str], str]] = {}
+    for digest, document in documents.items():
+        current = links_document(datamap.policy, [step["table"] for step in steps(document)])
+        changes = link_changes(document, current)
+        if changes:
+            refused[digest] = (groups.pop(digest), refusal(changes))
+    return ReplayPlan(since, len(erasures), held_count, dict(groups), documents, refused)
 
 
 def replay_erasures(
@@ -140,7 +167,12 @@ def replay_erasures(
     execute: bool,
     now: datetime | None = None,
 ) -> ReplayResult:
-    """Erase again every subject erased since ``since`` (dry run: count what it would touch)."""
+    """Erase again every subject erased since ``since`` (dry run: count what it would touch).
+
+    Plans stored before links were recorded get the links in force first (see plans).
+    """
+    if execute:
+        record_missing_links(session, datamap.policy, actor=actor, now=now)
     plan = plan_replay(session, datamap, since=since, now=now)
     return carry_out_replay(session, datamap, plan, actor=actor, execute=execute)
 
@@ -150,9 +182,29 @@ def carry_out_replay(
 ) -> ReplayResult:
     """Walk the plan chunk by chunk: erase and audit each chunk, or only count its rows."""
     result = ReplayResult(
-        since=plan.since, erasures=plan.erasures, held=plan.held, executed=execute
+        since=plan.since,
+        erasures=plan.erasures,
+        held=plan.held,
+        executed=execute,
+        refused=sum(len(subjects) for subjects, _ in plan.refused.values()),
+        errors={digest: error for digest, (_, error) in plan.refused.items()},
     )
     progress = Progress("replay_erasures.progress", total=plan.subjects)
+    if execute and plan.refused:
+        for digest, (subjects, error) in sorted(plan.refused.items()):
+            record_event(
+                session,
+                actor=actor,
+                action="erasures.replay_refused",
+                target_type="erasure_plan",
+                target_id=digest,
+                details={
+                    "since": plan.since.isoformat(),
+                    "subjects": len(subjects),
+                    "error": error,
+                },
+            )
+        session.commit()
     for digest, subjects in sorted(plan.groups.items()):
         steps = _steps(datamap, plan.documents[digest])
         for i in range(0, len(subjects), CHUNK):

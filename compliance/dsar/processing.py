@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from compliance.deletion.apply import one_line
-from compliance.deletion.holds import awaiting_access_export, held_profiles
+from compliance.deletion.holds import HoldRef, awaiting_access_export, held_profiles
 from compliance.deletion.records import add_records
 from compliance.dsar.deadlines import effective_due_at
 from compliance.dsar.exports import SystemFile, build_access_export
@@ -273,8 +273,8 @@ def _settle_access(
             result.failed[request.reference] = message
 
 
-def _on_hold(session: Session, subject_id: str, now: datetime) -> int | None:
-    """The id of a legal hold in force on the subject, if any."""
+def _on_hold(session: Session, subject_id: str, now: datetime) -> HoldRef | None:
+    """A hold in force on the subject, if any (the check every erasing path shares)."""
     profile_id = session.scalar(
         select(ComplianceProfile.id).where(ComplianceProfile.subject_id == subject_id)
     )
@@ -306,10 +306,10 @@ def _process_erasure(
     A waiting request stays claimed with a note saying why; once its lease runs out the next
     run looks again, so lifting the hold or building the export lets it through by itself.
     """
-    hold_id = _on_hold(session, request.subject_id, now)
-    if hold_id is not None:
-        note = f"on legal hold (hold {hold_id}): the erasure waits until the hold is lifted"
-        _wait(session, request, note, actor, {"hold_id": hold_id})
+    hold = _on_hold(session, request.subject_id, now)
+    if hold is not None:
+        note = f"{hold}: the erasure waits until the hold is lifted"
+        _wait(session, request, note, actor, {"hold_id": hold.id, "hold_kind": hold.kind})
         return False
     if awaiting_access_export(session, [request.subject_id]):
         note = "an access request of this subject is open: the erasure waits for its export"

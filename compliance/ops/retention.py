@@ -4,8 +4,9 @@ No review: rows older than an entry's ``days`` are deleted in chunks (each chunk
 application transaction, so locks stay short and a killed run resumes where it stopped).
 A ``retain`` table is never touched. A table or column the application database lacks is
 a warning and that entry is skipped, so one stale entry never stops the others. In a table
-the data map links to subjects by ``subject_column``, rows of subjects under a legal hold,
-or with an open access request (the export is evidence), are left alone.
+the data map links to subjects, by ``subject_column`` or through ``via`` parents alike, rows
+of subjects under a hold (``holds.held_subjects``, the check every erasing path shares), or
+with an open access request (the export is evidence), are left alone.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, Table, delete, func, inspect, select, tuple_
+from sqlalchemy import Engine, MetaData, Table, delete, false, func, inspect, select, tuple_
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -24,6 +25,7 @@ from compliance.deletion.holds import awaiting_access_export, held_subjects
 from compliance.errors import ConfigError, NotFound
 from compliance.logs import Progress, log_event
 from compliance.ops.jobruns import purge_job_runs
+from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Policy, RetentionEntry
 from compliance.store.models import utcnow
 from compliance.store.states import CleanupStatus
@@ -156,8 +158,9 @@ def _entries(policy: Policy, category: str | None) -> list[RetentionEntry]:
 
 
 def _plan_category(
-    policy: Policy, app_engine: Engine, entry: RetentionEntry, protected: set[str], now: datetime
+    datamap: DataMap, entry: RetentionEntry, protected: set[str], now: datetime
 ) -> CategoryPlan:
+    policy, app_engine = datamap.policy, datamap.engine
     if entry.table in policy.retained_tables:
         # load_policy refuses this already; a hand-built Policy must not slip through.
         raise ConfigError(
@@ -169,20 +172,26 @@ def _plan_category(
     if problem:
         log_event("retention.skipped", category=entry.name, reason=problem)
         return CategoryPlan(entry, CategoryResult(*basics, now, CleanupStatus.SKIPPED, 0, problem))
-    table = Table(entry.table, MetaData(), autoload_with=app_engine)
+    mapped = entry.table in policy.tables
+    # A mapped table is the data map's own, so its link to the subject joins the same table.
+    table = (
+        datamap.table(entry.table)
+        if mapped
+        else Table(entry.table, MetaData(), autoload_with=app_engine)
+    )
     cutoff = _cutoff(table, entry, now)
     old = table.c[entry.timestamp] < cutoff  # a NULL timestamp is never old
     outcome = CategoryResult(*basics, cutoff, CleanupStatus.WOULD_DELETE)
-    mapped = policy.tables.get(entry.table)
-    if protected and mapped is not None and mapped.subject_column:
-        column = table.c[mapped.subject_column]
-        keys = _coerce(column, protected)
+    if protected and mapped:
+        # By subject_column or up the via chain: the same link erasure uses. A row whose
+        # link is NULL belongs to nobody held, so it is not kept.
+        keys = _coerce(datamap.subject_column(entry.table), protected)
+        kept = func.coalesce(datamap.condition(entry.table, keys), false())
         with app_engine.connect() as conn:
             outcome.protected_rows = (
-                conn.scalar(select(func.count()).select_from(table).where(old, column.in_(keys)))
-                or 0
+                conn.scalar(select(func.count()).select_from(table).where(old, kept)) or 0
             )
-        old = old & ~column.in_(keys)
+        old = old & ~kept
     return CategoryPlan(entry, outcome, table, old)
 
 
@@ -193,18 +202,27 @@ def plan_retention_cleanup(
     *,
     category: str | None = None,
     now: datetime | None = None,
+    datamap: DataMap | None = None,
 ) -> RetentionPlan:
-    """Each category's expired rows, as the clause that deletes them; nothing is counted yet."""
+    """Each category's expired rows, as the clause that deletes them; nothing is counted yet.
+
+    ``datamap`` is the policy's data map on ``app_engine`` (made here when not given).
+    """
     now = now or utcnow()
     entries = _entries(policy, category)
     # Held subjects keep their rows; so do subjects whose access export is not built yet.
     protected = held_subjects(session, now=now) | awaiting_access_export(session)
     session.rollback()
-    return RetentionPlan(
-        [_plan_category(policy, app_engine, entry, protected, now) for entry in entries],
-        job_runs=category in (None, JOB_RUNS),
-        now=now,
-    )
+    if not entries:
+        return RetentionPlan([], job_runs=category in (None, JOB_RUNS), now=now)
+    own = datamap is None
+    datamap = datamap or DataMap(policy, app_engine)
+    try:
+        categories = [_plan_category(datamap, entry, protected, now) for entry in entries]
+    finally:
+        if own:
+            datamap.dispose()
+    return RetentionPlan(categories, job_runs=category in (None, JOB_RUNS), now=now)
 
 
 def _count(app_engine: Engine, planned: CategoryPlan) -> None:
@@ -288,11 +306,14 @@ def retention_cleanup(
     category: str | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     now: datetime | None = None,
+    datamap: DataMap | None = None,
 ) -> RetentionResult:
     """Plan, then count (dry run) or delete each category's expired rows."""
     if chunk_size < 1:
         raise ConfigError(f"chunk size must be 1 or more, got {chunk_size}")
-    plan = plan_retention_cleanup(session, policy, app_engine, category=category, now=now)
+    plan = plan_retention_cleanup(
+        session, policy, app_engine, category=category, now=now, datamap=datamap
+    )
     return carry_out_retention_plan(
         session, policy, app_engine, plan, actor=actor, execute=execute, chunk_size=chunk_size
     )

@@ -12,12 +12,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import exists, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from compliance.deletion.batches import get_batch
-from compliance.deletion.holds import active_hold, held_profiles
-from compliance.deletion.plans import load_plans
+from compliance.deletion.holds import held_profiles, profile_on_hold
+from compliance.deletion.plans import load_plans, steps
 from compliance.dsar import requests as dsar
 from compliance.dsar.deadlines import days_left, effective_due_at
 from compliance.errors import InvalidInput
@@ -28,7 +28,6 @@ from compliance.store.models import (
     ComplianceProfile,
     DeletionBatch,
     DeletionRecord,
-    LegalHold,
     utcnow,
 )
 from compliance.store.queries import batch_pending, record_in, record_not_excluded, record_open
@@ -131,12 +130,7 @@ def _batch_counts(session: Session, ids: list[int], now: datetime) -> dict[int, 
                 count_if(
                     record_in(RecordState.EXCLUDED) & DeletionRecord.is_manually_reviewed.is_(True)
                 ).label("excluded"),
-                count_if(
-                    exists().where(
-                        LegalHold.compliance_profile_id == DeletionRecord.compliance_profile_id,
-                        active_hold(now),
-                    )
-                ).label("held"),
+                count_if(profile_on_hold(DeletionRecord.compliance_profile_id, now)).label("held"),
             )
             .where(DeletionRecord.deletion_batch_id.in_(ids))
             .group_by(DeletionRecord.deletion_batch_id)
@@ -265,10 +259,7 @@ def batch_impact(session: Session, datamap: DataMap, batch_id: int) -> pd.DataFr
                 DeletionRecord.deletion_batch_id == batch_id,
                 record_not_excluded,
                 record_open,
-                ~exists().where(
-                    LegalHold.compliance_profile_id == ComplianceProfile.id,
-                    active_hold(utcnow()),
-                ),
+                ~profile_on_hold(ComplianceProfile.id, utcnow()),
             )
         )
     )
@@ -318,9 +309,10 @@ def accepted_plan(session: Session, batch_id: int) -> tuple[str | None, pd.DataF
     columns = ["table", "action", "columns"]
     if batch.accepted_plan_hash is None:
         return None, pd.DataFrame(columns=columns)
-    plan = load_plans(session, [batch.accepted_plan_hash]).get(batch.accepted_plan_hash, [])
+    plan = load_plans(session, [batch.accepted_plan_hash]).get(batch.accepted_plan_hash)
     frame = pd.DataFrame(
-        [{**step, "columns": ", ".join(step["columns"])} for step in plan], columns=columns
+        [{**step, "columns": ", ".join(step["columns"])} for step in steps(plan or {"steps": []})],
+        columns=columns,
     )
     return batch.accepted_plan_hash, frame
 

@@ -387,7 +387,7 @@ class LegalHold(Base):
 
 
 class ErasurePlan(Base):
-    """An erasure plan (tables, actions, anonymized columns) kept by its hash, permanently.
+    """An erasure plan (tables, actions, columns, links to the subject) kept by its hash, forever.
 
     Batches point at the plan their officer accepted; the decision ledger at the plan an
     erasure carried out, so ``replay-erasures`` redoes exactly that after a restore.
@@ -395,7 +395,12 @@ class ErasurePlan(Base):
 
     __tablename__ = "erasure_plans"
     hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    plan: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    #: ``{"steps", "subjects", "links"}``; before revision 0010_plan_links, the steps alone.
+    plan: Mapped[Any] = mapped_column(JSON)
+    #: The plan with its links: this plan's own hash, or, for a plan stored before links
+    #: were recorded, the hash of the copy given the links in force at the upgrade. NULL:
+    #: an old plan whose links are not recorded yet (see deletion.plans.record_missing_links).
+    links_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
