@@ -25,6 +25,7 @@ STATUS_COLORS: dict[str, str] = {
     BatchStatus.REJECTED: "red",
     DsarStatus.APPROVED: "green",
     DsarStatus.PROCESSING: "blue",
+    DsarStatus.READY: "violet",  # built, the subject not sent the link yet: still open
     DsarStatus.COMPLETED: "green",
     DsarStatus.FAILED: "red",
 }

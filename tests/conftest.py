@@ -31,7 +31,11 @@ from compliance.store.engines import make_engine, migrate, session_factory
 ROOT = Path(__file__).resolve().parent.parent
 PG_ENV = "COMPLIANCE_TEST_POSTGRES_URL"
 PG_REQUIRED_ENV = "COMPLIANCE_TEST_REQUIRE_POSTGRES"
-DEMO_POLICY = (ROOT / "compliance.toml").read_text()
+SHIPPED_POLICY = (ROOT / "compliance.toml").read_text()
+# The shipped policy, except that no job mails anyone: its [smtp] names localhost:25, which a
+# test must never reach. Tests of automatic delivery turn it on beside a local SMTP server.
+DEMO_POLICY = SHIPPED_POLICY.replace("auto_deliver = true", "auto_deliver = false", 1)
+assert DEMO_POLICY != SHIPPED_POLICY, "compliance.toml no longer says auto_deliver = true"
 
 
 def person(email: str, policy: Policy | None = None, *, roles: tuple[str, ...] = ()) -> Identity:

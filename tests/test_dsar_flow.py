@@ -19,7 +19,7 @@ from compliance.dsar.processing import process_dsar_requests
 from compliance.policy.datamap import DataMap
 from compliance.store.models import AuditEvent, DeletionRecord, DsarRequest, utcnow
 from tests.conftest import DEMO_POLICY, Deployment
-from tests.smtp_server import Inbox
+from tests.smtp_server import Inbox, mailing_to
 from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
 
 REFERENCE = re.compile(r"DSAR-\d{4}-\d{6}")
@@ -54,11 +54,8 @@ def approve(d: Deployment, reference: str) -> None:
 def test_an_access_request_goes_from_submission_to_a_one_time_download(
     demo: Deployment, smtp_inbox: Inbox
 ) -> None:
-    demo.write_policy(
-        DEMO_POLICY.replace(
-            'host = "localhost"\nport = 25', f'host = "127.0.0.1"\nport = {smtp_inbox.port}'
-        )
-    )
+    # auto_deliver = false: the export is built by the job and sent by support.
+    demo.write_policy(mailing_to(smtp_inbox, DEMO_POLICY, auto_deliver=False))
     user = demo.app_rows("users", "id = 42")[0]
 
     dry = demo.run("submit-dsar", "--kind", "access", "--email", user["email"].upper(),
@@ -74,10 +71,11 @@ def test_an_access_request_goes_from_submission_to_a_one_time_download(
 
     approve(demo, reference)
     out = ok(demo.run("--json", "process-dsar-requests", "--execute"))
-    assert out["completed"] == [reference]
+    assert (out["ready"], out["completed"], smtp_inbox.messages) == ([reference], [], [])
 
     row = request_row(demo, reference)
-    assert row.status == "completed" and row.completed_at is not None
+    # Built, not delivered: still open, the subject has nothing yet.
+    assert row.status == "ready" and row.completed_at is None and row.exported_at is not None
     zip_path = Path(row.export_path)
     assert zip_path == demo.dir / "exports" / f"{reference}.zip"
     content = zip_path.read_bytes()
@@ -96,6 +94,8 @@ def test_an_access_request_goes_from_submission_to_a_one_time_download(
                 "https://privacy.example.com/download", "--by", "support@example.com",
                 "--execute"))  # fmt: skip
     assert {m["To"] for m in smtp_inbox.messages} == {user["email"]}
+    delivered = request_row(demo, reference)
+    assert delivered.status == "completed" and delivered.completed_at >= row.exported_at
     link_mail, code_mail = smtp_inbox.bodies()
     token = re.search(r"https://privacy\.example\.com/download\?token=(\S+)", link_mail).group(1)
     otp = re.search(r"code is (\d{6})", code_mail).group(1)
@@ -109,8 +109,8 @@ def test_an_access_request_goes_from_submission_to_a_one_time_download(
         assert verify_chain(s).ok
         events = s.scalars(select(AuditEvent)).all()
     actions = {e.action for e in events}
-    assert {"dsar.submitted", "dsar.approved", "dsar.completed", "dsar.delivery_created",
-            "dsar.delivery_downloaded"} <= actions  # fmt: skip
+    assert {"dsar.submitted", "dsar.approved", "dsar.export_ready", "dsar.delivery_created",
+            "dsar.completed", "dsar.delivery_downloaded"} <= actions  # fmt: skip
     everything = json.dumps([e.details for e in events]) + " ".join(
         e.target_id or "" for e in events
     )
@@ -245,7 +245,7 @@ def test_a_failing_export_is_retried_with_backoff_then_fails_and_retry_puts_it_b
     ok(demo.run("--json", "retry-dsar", reference, "--by", "dpo@example.com", "--execute"))
     assert request_row(demo, reference).status == "approved"
     ok(demo.run("--json", "process-dsar-requests", "--execute"))
-    assert request_row(demo, reference).status == "completed"
+    assert request_row(demo, reference).status == "ready"
 
 
 def test_max_attempts_is_configurable_and_bad_values_are_refused(demo: Deployment) -> None:

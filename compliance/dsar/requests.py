@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
-from compliance.dsar.deadlines import MAX_EXTENSION_MONTHS, due_date
+from compliance.dsar.deadlines import MAX_EXTENSION_MONTHS, due_date, effective_due_at
 from compliance.emails import check_email
 from compliance.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from compliance.free_text import free_text
@@ -38,6 +38,15 @@ KINDS = tuple(k.value for k in DsarKind)
 OPEN_STATUSES = tuple(s.value for s in OPEN_DSAR_STATUSES)
 STATUSES = tuple(s.value for s in DsarStatus)
 _REFERENCE = re.compile(r"^DSAR-\d{4}-\d{6,}$")
+# A failed attempt waits 5, then 10, then 20 minutes...: a database restart, a full disk or
+# a mail server's bad hour gets time to pass ([dsar] max_attempts in all).
+BACKOFF_BASE = timedelta(minutes=5)
+
+
+def backoff(attempt: int, base: timedelta = BACKOFF_BASE) -> timedelta:
+    """How long after its ``attempt``-th failure a request is tried again: base, 2x, 4x..."""
+    return base * (2 ** (attempt - 1))
+
 
 # ---------------------------------------------------------------- intake
 
@@ -398,7 +407,28 @@ class DsarActions:
 
 
 def has_finished_export(request: DsarRequest) -> bool:
-    return request.kind == DsarKind.ACCESS and request.status == DsarStatus.COMPLETED
+    """An access export was written: ready to send, or sent (and sendable again)."""
+    return request.kind == DsarKind.ACCESS and request.status in (
+        DsarStatus.READY,
+        DsarStatus.COMPLETED,
+    )
+
+
+def complete_request(session: Session, request: DsarRequest, actor: str, now: datetime) -> None:
+    """Mark the request completed, audited with whether it met its deadline and its evidence.
+
+    An access request completes when its link email was accepted for delivery; an erasure
+    when its deletion record was applied.
+    """
+    request.status = DsarStatus.COMPLETED
+    request.completed_at = now
+    request.last_error = None
+    details: dict[str, Any] = {"kind": request.kind, "on_time": now <= effective_due_at(request)}
+    if request.kind == DsarKind.ACCESS:
+        details.update(bytes=request.export_bytes, sha256=request.export_sha256)
+    else:
+        details["deletion_record_id"] = request.deletion_record_id
+    audit_request(session, request, "dsar.completed", actor, details)
 
 
 def next_actions(request: DsarRequest) -> DsarActions:

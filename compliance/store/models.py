@@ -209,6 +209,9 @@ class DsarRequest(Base):
     user_agent: Mapped[str | None] = mapped_column(String(512))
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None]
+    # Added by migration 0010: when the access export was written (it is ``ready`` until the
+    # link email goes out, and ``completed_at`` is that delivery); exports expire from here.
+    exported_at: Mapped[datetime | None]
 
     __table_args__ = (
         Index("ix_dsar_requests_subject_kind_requested", "subject_id", "kind", "requested_at"),

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 import pandas as pd
 import streamlit as st
 
 from compliance.dsar import desk, notices
 from compliance.dsar import requests as dsar
 from compliance.dsar.deadlines import effective_due_at
-from compliance.dsar.delivery import deliver_export
+from compliance.dsar.delivery import default_download_url, deliver_export
 from compliance.errors import ComplianceError
 from compliance.free_text import MAX_FREE_TEXT
 from compliance.reports.review_queue import DSAR_ACTION_COLUMNS
@@ -21,7 +19,7 @@ from dashboard import context, export_jobs, widgets
 PAGE_SIZE = 50
 EXPORT_KEY = "dsar_export"
 OPEN_KEY = "dsar_open"
-DOWNLOAD_URL = os.environ.get("COMPLIANCE_DOWNLOAD_URL", "http://localhost:8503")
+DOWNLOAD_URL = default_download_url()
 
 person = widgets.require_role(COMPLIANCE_OFFICER, SUPPORT)
 policy = context.policy()
