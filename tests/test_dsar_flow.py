@@ -17,7 +17,13 @@ from compliance.audit.chain import verify_chain
 from compliance.dsar.delivery import redeem_delivery
 from compliance.dsar.processing import process_dsar_requests
 from compliance.policy.datamap import DataMap
-from compliance.store.models import AuditEvent, DeletionRecord, DsarRequest, utcnow
+from compliance.store.models import (
+    AuditEvent,
+    DeletionBatch,
+    DeletionRecord,
+    DsarRequest,
+    utcnow,
+)
 from tests.conftest import DEMO_POLICY, Deployment
 from tests.smtp_server import Inbox, mailing_to
 from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
@@ -117,27 +123,36 @@ def test_an_access_request_goes_from_submission_to_a_one_time_download(
     assert user["email"] not in everything and token not in everything and otp not in everything
 
 
-def test_an_erasure_request_completes_once_its_reviewed_batch_is_applied(demo: Deployment) -> None:
+def test_approving_an_erasure_is_its_review_and_the_schedule_carries_it_out(
+    demo: Deployment,
+) -> None:
     invoices_before = demo.checksum("invoices", "payments")
     reference = submit(demo, "erasure", "--subject-id", "7")
+    # The dry run shows what approving erases, from the bucket's preview.
+    dry = ok(demo.run("--json", "review-dsar", reference, "--approve", "--reviewer",
+                      "dpo@example.com"))  # fmt: skip
+    impact = {(row["table"], row["action"]): row["rows"] for row in dry["impact"]}
+    assert impact[("users", "anonymize")] == 1 and impact[("invoices", "retain")] >= 0
     approve(demo, reference)
+    with demo.session() as s:
+        approved = s.scalars(select(AuditEvent).where(AuditEvent.action == "dsar.approved")).one()
+        plan_hash = request_row(demo, reference).accepted_plan_hash
+    assert approved.actor == "dpo@example.com" and approved.details["plan_hash"] == plan_hash
 
+    # Run the shipped schedule's lines, in order: nothing to batch or review by hand.
     ok(demo.run("--json", "process-dsar-requests", "--execute"))
-    row = request_row(demo, reference)
-    assert row.status == "processing" and row.deletion_record_id is not None
-
-    batches = ok(demo.run("--json", "create-deletion-batches", "--bucket", "dsar_erasure",
-                          "--execute"))  # fmt: skip
-    assert batches["records"] == 1
-    ok(demo.run("--json", "review-batch", str(batches["batch_ids"][0]), "--accept",
-                "--reviewer", "dpo@example.com", "--execute"))  # fmt: skip
-    out = ok(demo.run("--json", "process-dsar-requests", "--execute"))
-    assert out["waiting"] == [reference]  # accepted, not yet applied
-
+    with demo.session() as s:
+        record = s.get(DeletionRecord, request_row(demo, reference).deletion_record_id)
+        assert (record.accepted_for_deletion, record.deletion_batch_id) == (True, None)
+        assert record.accepted_plan_hash == plan_hash
+    assert ok(demo.run("--json", "create-deletion-batches", "--bucket", "dsar_erasure",
+                       "--execute"))["records"] == 0  # fmt: skip
     ok(demo.run("--json", "apply-deletions", "--execute"))
     out = ok(demo.run("--json", "process-dsar-requests", "--execute"))
     assert out["completed"] == [reference]
     assert request_row(demo, reference).status == "completed"
+    with demo.session() as s:
+        assert s.scalars(select(DeletionBatch)).all() == []
 
     user = demo.app_rows("users", "id = 7")[0]
     assert user["full_name"] is None and user["phone"] is None
@@ -146,10 +161,29 @@ def test_an_erasure_request_completes_once_its_reviewed_batch_is_applied(demo: D
     assert demo.checksum("invoices", "payments") == invoices_before
 
 
+def test_a_policy_widened_after_the_approval_is_refused_not_erased(
+    demo: Deployment,
+) -> None:
+    reference = submit(demo, "erasure", "--subject-id", "10")
+    approve(demo, reference)
+    ok(demo.run("--json", "process-dsar-requests", "--execute"))
+    # Now the policy erases a column the approver's preview did not show.
+    demo.write_policy(
+        DEMO_POLICY.replace('full_name = "null"', 'full_name = "null", country = "null"')
+    )
+    assert demo.policy().tables["users"].anonymize.keys() > {"full_name"}
+    assert demo.run("apply-deletions", "--execute").exit_code == 1  # refused, not erased
+    ok(demo.run("--json", "process-dsar-requests", "--execute"))
+    row = request_row(demo, reference)
+    assert row.status == "processing" and "policy changed after acceptance" in row.last_error
+    assert demo.app_rows("users", "id = 10")[0]["full_name"] is not None
+
+
 def test_without_review_an_erasure_is_accepted_at_once(demo: Deployment) -> None:
     demo.write_policy(DEMO_POLICY.replace("erasure_review = true", "erasure_review = false"))
     reference = submit(demo, "erasure", "--subject-id", "8")
     approve(demo, reference)
+    assert request_row(demo, reference).accepted_plan_hash is None  # no preview, no plan
     ok(demo.run("--json", "process-dsar-requests", "--execute"))
     with demo.session() as s:
         record = s.get(DeletionRecord, request_row(demo, reference).deletion_record_id)
@@ -158,23 +192,6 @@ def test_without_review_an_erasure_is_accepted_at_once(demo: Deployment) -> None
     ok(demo.run("--json", "process-dsar-requests", "--execute"))
     assert request_row(demo, reference).status == "completed"
     assert demo.app_rows("support_tickets", "user_id = 8") == []
-
-
-def test_an_erasure_rejected_in_batch_review_fails_the_request_with_the_reason(
-    demo: Deployment,
-) -> None:
-    reference = submit(demo, "erasure", "--subject-id", "9")
-    approve(demo, reference)
-    ok(demo.run("--json", "process-dsar-requests", "--execute"))
-    batches = ok(demo.run("--json", "create-deletion-batches", "--bucket", "dsar_erasure",
-                          "--execute"))  # fmt: skip
-    batch = str(batches["batch_ids"][0])
-    ok(demo.run("--json", "review-batch", batch, "--reject", "--reviewer", "dpo@example.com",
-                "--reason", "legal hold", "--execute"))  # fmt: skip
-    result = demo.run("process-dsar-requests", "--execute")
-    assert result.exit_code == 1
-    row = request_row(demo, reference)
-    assert row.status == "failed" and "not accepted in review" in row.last_error
 
 
 def test_bad_intake_is_a_one_line_error_with_exit_2(demo: Deployment) -> None:

@@ -50,7 +50,7 @@ ACTION_LABELS = {
     "dsar.completed": "Completed",
     "dsar.failed": "Failed",
     "dsar.attempt_failed": "Attempt failed, will retry",
-    "dsar.erasure_scheduled": "Erasure scheduled",
+    "dsar.erasure_scheduled": "Erasure accepted under the approval, for apply-deletions",
     "dsar.export_downloaded": "Export downloaded by staff",
     "dsar.delivery_created": "Link and code sent to the subject",
     "dsar.delivery_failed": "Link could not be sent",

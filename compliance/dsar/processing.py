@@ -324,7 +324,8 @@ def _wait(
 def _process_erasure(
     session: Session, policy: Policy, request: DsarRequest, actor: str, now: datetime
 ) -> bool:
-    """Schedule the erasure; False when it must wait (a legal hold, an open access request).
+    """Accept the erasure's record under the approval; False when it must wait (a legal hold,
+    an open access request).
 
     A waiting request stays claimed with a note saying why; once its lease runs out the next
     run looks again, so lifting the hold or building the export lets it through by itself.
@@ -335,10 +336,12 @@ def _process_erasure(
         _wait(session, request, note, actor, {"hold_id": hold_id})
         return False
     if awaiting_access_export(session, [request.subject_id]):
-        note = "an access request of this subject is open: the erasure waits for its export"
+        note = (
+            "an access request of this subject is open: "
+            "the erasure waits for its export (built and sent)"
+        )
         _wait(session, request, note, actor, {"waits_for": "access export"})
         return False
-    accepted = None if policy.dsar.erasure_review else True
     add_records(
         session,
         DSAR_ERASURE_BUCKET,
@@ -346,7 +349,7 @@ def _process_erasure(
         actor=actor,
         scheduled_at=now,
         now=now,
-        accepted=accepted,
+        accepted=True,
     )
     # The open record, new or already there, is the one whose application completes us.
     request.deletion_record_id = session.scalar(
@@ -358,12 +361,28 @@ def _process_erasure(
             record_open,
         )
     )
+    # The approval was the review: the record is accepted under it and the plan it accepted
+    # (none without [dsar] erasure_review), whatever an older record said.
+    session.execute(
+        update(DeletionRecord)
+        .where(DeletionRecord.id == request.deletion_record_id)
+        .values(
+            accepted_for_deletion=True,
+            accepted_plan_hash=request.accepted_plan_hash,
+            is_manually_reviewed=True,
+            updated_at=now,
+        )
+    )
     audit_request(
         session,
         request,
         "dsar.erasure_scheduled",
         actor,
-        {"deletion_record_id": request.deletion_record_id, "review": accepted is None},
+        {
+            "deletion_record_id": request.deletion_record_id,
+            "accepted_by": request.reviewed_by,
+            "plan_hash": request.accepted_plan_hash,
+        },
     )
     return True
 

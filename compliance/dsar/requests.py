@@ -22,13 +22,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
+from compliance.deletion.plans import plan_document, store_plan
 from compliance.dsar.deadlines import MAX_EXTENSION_MONTHS, due_date, effective_due_at
 from compliance.emails import check_email
 from compliance.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from compliance.free_text import free_text
 from compliance.logs import log_event
 from compliance.policy.datamap import normalise_subject_key
-from compliance.policy.loader import Policy
+from compliance.policy.loader import DSAR_ERASURE_BUCKET, Policy
 from compliance.roles import API_INTAKE, COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.store.models import DsarRequest, utcnow
 from compliance.store.queries import dsar_open, first_or_not_found
@@ -290,12 +291,20 @@ def review_dsar(
     four_eyes: bool,
     reason: str | None = None,
     now: datetime | None = None,
+    policy: Policy | None = None,
     execute: bool,
 ) -> DsarRequest:
     """A compliance officer approves or rejects a pending request, once; reject needs a reason.
 
     With ``four_eyes`` (the policy's ``[review] four_eyes``) nobody approves a request they
     logged themselves: one person alone must not both ask for and release someone's data.
+
+    Approving an erasure request is its review: process-dsar-requests accepts its deletion
+    record under this decision, and no batch is made. With ``[dsar] erasure_review`` the
+    approver was shown the request's impact preview (``reports.review_queue.request_impact``)
+    and the erasure plan it came from is stored, as a batch acceptance stores its plan, so
+    apply-deletions refuses the erasure if the policy widens before it runs. An erasure is
+    approved only given the ``policy``.
     """
     if decision not in ("approve", "reject"):
         raise InvalidInput(f"decision must be approve or reject, got '{decision}'")
@@ -312,20 +321,25 @@ def review_dsar(
             f"{reviewer.email} logged {request.reference} and may not approve it too "
             "([review] four_eyes): another compliance officer must"
         )
+    erasure = decision == "approve" and request.kind == DsarKind.ERASURE
+    if erasure and policy is None:
+        raise TypeError("approving an erasure request needs the policy: it accepts its plan")
     if not execute:
         return _detached(session, request)
     now = now or utcnow()
+    details: dict[str, Any] = {"kind": request.kind, "reason": reason}
+    if erasure and policy is not None:
+        details["erasure_review"] = policy.dsar.erasure_review
+        if policy.dsar.erasure_review:
+            request.accepted_plan_hash = store_plan(
+                session, plan_document(policy, DSAR_ERASURE_BUCKET)
+            )
+            details["plan_hash"] = request.accepted_plan_hash
     request.status = DsarStatus.APPROVED if decision == "approve" else DsarStatus.REJECTED
     request.reviewed_by = reviewer.email
     request.reviewed_at = now
     request.reviewed_reason = reason
-    audit_request(
-        session,
-        request,
-        f"dsar.{request.status}",
-        reviewer.email,
-        {"kind": request.kind, "reason": reason},
-    )
+    audit_request(session, request, f"dsar.{request.status}", reviewer.email, details)
     session.commit()
     return request
 
@@ -484,9 +498,11 @@ def review_dsars(
     reviewer: Identity,
     four_eyes: bool,
     reason: str | None = None,
+    policy: Policy | None = None,
     execute: bool,
 ) -> BulkDsarReview:
-    """Approve or reject several pending requests, each reviewed and audited on its own."""
+    """Approve or reject several pending requests, each reviewed and audited on its own
+    (an erasure's approval accepts its plan, as one ``review_dsar`` does)."""
     wanted = list(dict.fromkeys(references))
     if not wanted:
         raise InvalidInput("choose at least one request")
@@ -495,13 +511,18 @@ def review_dsars(
     require(reviewer, COMPLIANCE_OFFICER, to="review DSAR requests")
     if decision == "reject" and free_text(reason, field="reason") is None:
         raise InvalidInput("rejecting a DSAR request needs a reason", field="reason")
+    if decision == "approve" and policy is None:
+        kinds = {r.kind for r in requests_by_reference(session, wanted)}
+        session.rollback()
+        if DsarKind.ERASURE in kinds:  # refused before any is decided, not halfway through
+            raise TypeError("approving an erasure request needs the policy: it accepts its plan")
     decided: list[str] = []
     skipped: list[tuple[str, str]] = []
     for reference in wanted:
         try:
             review_dsar(
                 session, reference, decision, reviewer=reviewer, four_eyes=four_eyes,
-                reason=reason, execute=execute,
+                reason=reason, policy=policy, execute=execute,
             )  # fmt: skip
             decided.append(reference)
         except (Conflict, NotFound, PermissionDenied) as exc:  # four eyes: their own request

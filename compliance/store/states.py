@@ -118,7 +118,7 @@ TRANSITIONS: Mapping[type[StrEnum], Mapping[StrEnum, frozenset[StrEnum]]] = {
     },
     RecordState: {
         RecordState.UNBATCHED: frozenset(
-            # A DSAR erasure with review off is accepted as it is created.
+            # An erasure request's record is accepted as it is created: its approval was the review.
             {RecordState.AWAITING_REVIEW, RecordState.PENDING_APPLY}
         ),
         RecordState.AWAITING_REVIEW: frozenset({RecordState.EXCLUDED, RecordState.PENDING_APPLY}),

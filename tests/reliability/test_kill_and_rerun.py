@@ -201,6 +201,7 @@ def _approved_requests(d: Deployment) -> None:
                     "approve",
                     reviewer=DPO,
                     four_eyes=True,
+                    policy=policy(d),
                     execute=True,
                 )
 
