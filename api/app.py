@@ -29,6 +29,7 @@ from compliance.dsar.notices import send_notice
 from compliance.errors import ComplianceError, ConfigError, Conflict, InvalidInput, NotFound
 from compliance.policy.loader import Policy, load_policy
 from compliance.store.engines import make_engine, session_factory
+from compliance.store.states import DsarStatus
 from compliance.systems.tasks import receive_callback
 
 
@@ -95,11 +96,18 @@ class NewRequest(BaseModel):
 class RequestOut(BaseModel):
     reference: str = Field(examples=["DSAR-2026-000042"])
     kind: str
-    status: str
+    status: str = Field(
+        description=f"One of {', '.join(DsarStatus)}. ready: the export is built, the subject "
+        "has not been sent the link yet; completed: the link email was sent (access) or the "
+        "erasure applied",
+        examples=["ready"],
+    )
     requested_at: str = Field(description="ISO 8601 with UTC offset")
     due_at: str = Field(description="The (extended) deadline, ISO 8601 with UTC offset")
     extended: bool = False
-    completed_at: str | None = None
+    completed_at: str | None = Field(
+        default=None, description="When the answer reached the subject"
+    )
 
 
 class Problem(BaseModel):

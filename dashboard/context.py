@@ -210,6 +210,15 @@ def pending_batch_ids(url: str, bucket: str | None) -> list[int]:
         return review_queue.pending_batch_ids(s, bucket=bucket)
 
 
+def request_impact(current: Policy, references: tuple[str, ...]) -> pd.DataFrame:
+    """What approving these erasure requests erases (the approval dialog's preview)."""
+    path, mtime = _policy_version(current)
+    with _with_session(current.database_url) as s:
+        return review_queue.request_impact(
+            s, _datamap(path, mtime, current.app_database_url), list(references)
+        )
+
+
 def bulk_impact(current: Policy, batch_ids: tuple[int, ...]) -> pd.DataFrame:
     path, mtime = _policy_version(current)
     return _bulk_impact(current.database_url, path, mtime, current.app_database_url, batch_ids)

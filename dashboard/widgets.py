@@ -25,6 +25,7 @@ STATUS_COLORS: dict[str, str] = {
     BatchStatus.REJECTED: "red",
     DsarStatus.APPROVED: "green",
     DsarStatus.PROCESSING: "blue",
+    DsarStatus.READY: "violet",  # built, the subject not sent the link yet: still open
     DsarStatus.COMPLETED: "green",
     DsarStatus.FAILED: "red",
 }
@@ -194,16 +195,19 @@ def confirm_dialog(
     on_confirm: Callable[[str | None], str],
     reason_label: str | None = None,
     reason_required: str | None = None,
+    details: Callable[[], None] | None = None,
 ) -> None:
     """A modal asking to confirm; ``on_confirm(reason)`` returns the success message.
 
     With ``reason_required`` (the message to show), an empty reason is refused in the
-    dialog and nothing is called.
+    dialog and nothing is called. ``details`` draws more under the message (a preview).
     """
 
     @st.dialog(title, on_dismiss=_cancel)
     def body() -> None:
         st.markdown(message)
+        if details is not None:
+            details()
         reason = (
             st.text_area(reason_label, key=_REASON, max_chars=MAX_FREE_TEXT)
             if reason_label

@@ -1,20 +1,14 @@
-import os
-
 import click
 
 from compliance.dsar.delivery import deliver_export
 from compliance.roles import identify
 from jobs.cli import emit, execute_option, job_command, runtime
+from jobs.params import download_url_option
 
 
 @job_command("deliver-dsar")
 @click.argument("reference")
-@click.option(
-    "--download-url",
-    default=lambda: os.environ.get("COMPLIANCE_DOWNLOAD_URL", "http://localhost:8503"),
-    show_default="$COMPLIANCE_DOWNLOAD_URL or http://localhost:8503",
-    help="Where the data subject's download page (dashboard/download.py) is served.",
-)
+@download_url_option
 @click.option(
     "--by", "by", required=True, metavar="EMAIL", help="The support or compliance officer's email."
 )

@@ -120,3 +120,18 @@ class Text(click.ParamType):
 SUBJECT_ID = Text(MAX_TEXT)
 #: Bucket names are at most 64 characters (compliance.policy.loader.NAME_PATTERN).
 BUCKET = Text(64)
+
+
+def _download_url() -> str:
+    from compliance.dsar.delivery import default_download_url  # read when asked, not on import
+
+    return default_download_url()
+
+
+#: Where the data subject's download page is served: the links emailed point there.
+download_url_option = click.option(
+    "--download-url",
+    default=_download_url,
+    show_default="$COMPLIANCE_DOWNLOAD_URL or http://localhost:8503",
+    help="Where the data subject's download page (dashboard/download.py) is served.",
+)

@@ -1,8 +1,8 @@
 import click
 
-from compliance.dsar.processing import process_dsar_requests
+from compliance.dsar.processing import ProcessResult, process_dsar_requests
 from jobs.cli import JobFailed, emit, execute_option, job_command, runtime
-from jobs.params import whole
+from jobs.params import download_url_option, whole
 
 
 @job_command("process-dsar-requests", concurrent=True)  # workers claim, no lock
@@ -13,34 +13,73 @@ from jobs.params import whole
     type=whole(1, 1000),
     help="Requests claimed per round.",
 )
+@download_url_option
 @execute_option
-def process(limit: int, execute: bool) -> object:
-    """Build access exports and schedule erasures for approved requests; complete applied ones.
+def process(limit: int, download_url: str, execute: bool) -> object:
+    """Build access exports and send their links; schedule erasures, complete applied ones.
 
-    Workers may run side by side: on PostgreSQL each claims what the others have not.
+    Links go out with [dsar] auto_deliver (the default) when the policy has an [smtp]
+    section. Workers may run side by side: on PostgreSQL each claims what the others have not.
     """
     rt = runtime()
     with rt.session() as session:
         result = process_dsar_requests(
-            session, rt.datamap, actor=rt.actor, execute=execute, limit=limit
-        )
-    if execute:
-        lines = [
-            f"Claimed {result.claimed} requests: {result.exported} exported, "
-            f"{result.erasure_scheduled} erasures scheduled, {len(result.failed)} failed",
-            f"Completed: {', '.join(result.completed) or 'none'}",
-        ]
-        lines += [
-            f"  {ref} failed an attempt; next attempt at {when}"
-            for ref, when in sorted(result.retrying.items())
-        ]
-        if result.waiting:
-            lines.append(f"Waiting for their deletion records: {', '.join(result.waiting)}")
-    else:
-        lines = [f"Would process {len(result.would_process)} approved requests"]
-        lines += [f"  {ref}" for ref in result.would_process]
-    lines += [f"  {ref} failed: {error}" for ref, error in sorted(result.failed.items())]
+            session, rt.datamap, actor=rt.actor, execute=execute, limit=limit,
+            download_url=download_url,
+        )  # fmt: skip
+    lines = _done(result) if execute else _planned(result)
+    if result.delivery_off:
+        lines.append(f"No links sent: {result.delivery_off}")
     emit(result, lines, executed=execute)
     if result.failed:
         raise JobFailed(f"{len(result.failed)} requests failed; fix the cause, then retry-dsar")
     return result
+
+
+def _done(result: ProcessResult) -> list[str]:
+    lines = [
+        f"Claimed {result.claimed} requests: {result.exported} exported, "
+        f"{result.erasure_scheduled} erasures scheduled, {len(result.failed)} failed",
+        f"Completed: {', '.join(result.completed) or 'none'}",
+    ]
+    if result.delivered:
+        lines.append(f"Links sent: {', '.join(result.delivered)}")
+    if result.ready:
+        lines.append(f"Ready, link not sent yet: {', '.join(result.ready)}")
+    lines += [
+        f"  {ref}: the link could not be sent: {error}"
+        for ref, error in sorted(result.undelivered.items())
+    ]
+    lines += [
+        f"  {ref} failed an attempt; next attempt at {when}"
+        for ref, when in sorted(result.retrying.items())
+    ]
+    if result.waiting:
+        lines.append(f"Waiting for their deletion records: {', '.join(result.waiting)}")
+    lines += [f"  {ref} failed: {error}" for ref, error in sorted(result.failed.items())]
+    return lines
+
+
+def _planned(result: ProcessResult) -> list[str]:
+    plan = result.plan
+    assert plan is not None
+    lines = [f"Would claim {len(plan.claim)} approved requests"]
+    lines += [f"  {ref}" for ref in plan.claim]
+    if plan.settle_access:
+        lines.append(
+            f"Would ask the systems of {len(plan.settle_access)} access requests again: "
+            + ", ".join(plan.settle_access)
+        )
+    if plan.complete_erasures:
+        lines.append(
+            f"Would complete {len(plan.complete_erasures)} applied erasures: "
+            + ", ".join(plan.complete_erasures)
+        )
+    lines += [f"  {ref} would fail: {error}" for ref, error in plan.fail_erasures]
+    if plan.delivery_off is None:
+        lines.append(
+            f"Would send the links of {len(plan.deliver)} ready exports"
+            + (f": {', '.join(plan.deliver)}" if plan.deliver else "")
+            + (" and of the exports built now" if plan.claim_access or plan.settle_access else "")
+        )
+    return lines

@@ -1,7 +1,9 @@
 import click
 
 from compliance.dsar.requests import review_dsar
+from compliance.reports.review_queue import request_impact
 from compliance.roles import identify
+from compliance.store.states import DsarKind
 from jobs.cli import emit, execute_option, job_command, runtime
 
 
@@ -15,7 +17,12 @@ from jobs.cli import emit, execute_option, job_command, runtime
 def review(
     reference: str, decision: str | None, reviewer: str, reason: str | None, execute: bool
 ) -> object:
-    """Record a compliance officer's decision on the DSAR request REFERENCE, once."""
+    """Record a compliance officer's decision on the DSAR request REFERENCE, once.
+
+    Approving an erasure request is its review: its deletion record is accepted (under the
+    plan the dry run's impact shows, with [dsar] erasure_review) and applied by the next
+    apply-deletions, with no batch to review.
+    """
     if decision is None:
         raise click.UsageError("give --approve or --reject")
     rt = runtime()
@@ -27,9 +34,29 @@ def review(
             reviewer=identify(rt.policy, reviewer, field="reviewer"),
             four_eyes=rt.policy.review.four_eyes,
             reason=reason,
+            policy=rt.policy,
             execute=execute,
         )
-    summary = {"reference": request.reference, "decision": decision, "status": request.status}
+        preview = (
+            request_impact(session, rt.datamap, [request.reference])
+            if decision == "approve" and request.kind == DsarKind.ERASURE and not execute
+            else None
+        )
+    summary: dict[str, object] = {
+        "reference": request.reference,
+        "decision": decision,
+        "status": request.status,
+    }
     verb = f"{decision.capitalize()}d" if execute else f"Would {decision}"
-    emit(summary, [f"{verb} {request.reference} ({request.kind})"], executed=execute)
+    lines = [f"{verb} {request.reference} ({request.kind})"]
+    if preview is not None:
+        rows = preview.to_dict("records")
+        summary["impact"] = rows
+        lines.append("Approving accepts its erasure; the next apply-deletions carries it out:")
+        lines += [
+            f"  {row['table']}: {row['action']} {row['rows']}"
+            + (f" ({row['legal_basis']})" if row["legal_basis"] else "")
+            for row in rows
+        ]
+    emit(summary, lines, executed=execute)
     return summary

@@ -34,7 +34,11 @@ from compliance.store.engines import make_engine, migrate, session_factory
 ROOT = Path(__file__).resolve().parent.parent
 PG_ENV = "COMPLIANCE_TEST_POSTGRES_URL"
 PG_REQUIRED_ENV = "COMPLIANCE_TEST_REQUIRE_POSTGRES"
-DEMO_POLICY = (ROOT / "compliance.toml").read_text()
+SHIPPED_POLICY = (ROOT / "compliance.toml").read_text()
+# The shipped policy, except that no job mails anyone on its own: tests of automatic delivery
+# turn it on beside a local SMTP server (tests.smtp_server.mailing_to).
+DEMO_POLICY = SHIPPED_POLICY.replace("auto_deliver = true", "auto_deliver = false", 1)
+assert DEMO_POLICY != SHIPPED_POLICY, "compliance.toml no longer says auto_deliver = true"
 #: The demo policy's outbox: mail written to a folder instead of sent (demo only).
 DEMO_OUTBOX = 'outbox = "var/outbox"\n'
 _DEMO_SMTP_SERVER = 'host = "localhost"\nport = 25'

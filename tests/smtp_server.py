@@ -42,3 +42,14 @@ def smtp_inbox() -> Iterator[Inbox]:
         yield inbox
     finally:
         controller.stop()
+
+
+def mailing_to(inbox: Inbox, policy_text: str, *, auto_deliver: bool = True) -> str:
+    """The policy with its [smtp] pointed at ``inbox`` and process-dsar-requests mailing links."""
+    from tests.conftest import with_mail_server
+
+    text = with_mail_server(policy_text, inbox.port, inbox.host)
+    setting = "true" if auto_deliver else "false"
+    text = text.replace("auto_deliver = false", f"auto_deliver = {setting}", 1)
+    assert f"port = {inbox.port}" in text and f"auto_deliver = {setting}" in text
+    return text

@@ -125,8 +125,9 @@ def test_several_dsar_requests_are_approved_at_once_and_one_decided_meanwhile_is
         )
     with queue.session() as s:
         result = review_dsars(
-            s, pending, "approve", reviewer=officer(queue), four_eyes=False, execute=True
-        )
+            s, pending, "approve", reviewer=officer(queue), four_eyes=False,
+            policy=queue.policy(), execute=True,
+        )  # fmt: skip
     assert result.decided == tuple(pending[1:])
     assert [ref for ref, _ in result.skipped] == [pending[0]]
     with queue.session() as s:

@@ -18,7 +18,9 @@ from compliance.dsar.delivery import cleanup_expired_exports, create_delivery
 from compliance.dsar.processing import claim_requests, process_dsar_requests
 from compliance.dsar.requests import review_dsar, submit_dsar
 from compliance.store.models import AuditEvent, DsarDelivery, DsarRequest, utcnow
-from tests.conftest import DPO, SUPPORT_STAFF, Deployment
+from tests.conftest import DEMO_POLICY, DPO, SUPPORT_STAFF, Deployment
+from tests.smtp_server import Inbox, mailing_to
+from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
 
 LONG = ('Grüße aus Zürich — 東京 😀, "quoted", comma\nnew line; ' * 4000)[:150_000]
 
@@ -133,7 +135,10 @@ def test_unicode_and_very_long_values_survive_json_and_csv(demo: Deployment) -> 
     assert next(r for r in rows if r["id"] == "990002")["body"] == LONG
 
 
-def test_two_workers_never_take_the_same_request(demo: Deployment) -> None:
+def test_two_workers_never_take_or_mail_the_same_request(
+    demo: Deployment, smtp_inbox: Inbox
+) -> None:
+    demo.write_policy(mailing_to(smtp_inbox, DEMO_POLICY))
     refs = access_requests(demo, *(str(i) for i in range(50, 58)))
     errors: list[BaseException] = []
 
@@ -151,12 +156,14 @@ def test_two_workers_never_take_the_same_request(demo: Deployment) -> None:
         t.join(timeout=120)
     assert not errors and not any(t.is_alive() for t in threads)
     with demo.session() as s:
-        done = s.scalars(
-            select(AuditEvent.target_id).where(AuditEvent.action == "dsar.completed")
-        ).all()
+        built, done = (
+            s.scalars(select(AuditEvent.target_id).where(AuditEvent.action == action)).all()
+            for action in ("dsar.export_ready", "dsar.completed")
+        )
         statuses = set(s.scalars(select(DsarRequest.status)).all())
-    assert sorted(done) == sorted(refs)  # each exactly once
+    assert sorted(built) == sorted(done) == sorted(refs)  # each exactly once
     assert statuses == {"completed"}
+    assert len(smtp_inbox.messages) == 2 * len(refs)  # a link and a code each, never twice
 
 
 def test_on_postgresql_a_claim_skips_requests_another_worker_holds(demo: Deployment) -> None:

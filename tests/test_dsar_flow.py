@@ -17,9 +17,15 @@ from compliance.audit.chain import verify_chain
 from compliance.dsar.delivery import redeem_delivery
 from compliance.dsar.processing import process_dsar_requests
 from compliance.policy.datamap import DataMap
-from compliance.store.models import AuditEvent, DeletionRecord, DsarRequest, utcnow
-from tests.conftest import DEMO_POLICY, Deployment, with_mail_server
-from tests.smtp_server import Inbox
+from compliance.store.models import (
+    AuditEvent,
+    DeletionBatch,
+    DeletionRecord,
+    DsarRequest,
+    utcnow,
+)
+from tests.conftest import DEMO_POLICY, Deployment
+from tests.smtp_server import Inbox, mailing_to
 from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
 
 REFERENCE = re.compile(r"DSAR-\d{4}-\d{6}")
@@ -54,7 +60,8 @@ def approve(d: Deployment, reference: str) -> None:
 def test_an_access_request_goes_from_submission_to_a_one_time_download(
     demo: Deployment, smtp_inbox: Inbox
 ) -> None:
-    demo.write_policy(with_mail_server(DEMO_POLICY, smtp_inbox.port))
+    # auto_deliver = false: the export is built by the job and sent by support.
+    demo.write_policy(mailing_to(smtp_inbox, DEMO_POLICY, auto_deliver=False))
     user = demo.app_rows("users", "id = 42")[0]
 
     dry = demo.run("submit-dsar", "--kind", "access", "--email", user["email"].upper(),
@@ -70,10 +77,11 @@ def test_an_access_request_goes_from_submission_to_a_one_time_download(
 
     approve(demo, reference)
     out = ok(demo.run("--json", "process-dsar-requests", "--execute"))
-    assert out["completed"] == [reference]
+    assert (out["ready"], out["completed"], smtp_inbox.messages) == ([reference], [], [])
 
     row = request_row(demo, reference)
-    assert row.status == "completed" and row.completed_at is not None
+    # Built, not delivered: still open, the subject has nothing yet.
+    assert row.status == "ready" and row.completed_at is None and row.exported_at is not None
     zip_path = Path(row.export_path)
     assert zip_path == demo.dir / "exports" / f"{reference}.zip"
     content = zip_path.read_bytes()
@@ -92,6 +100,8 @@ def test_an_access_request_goes_from_submission_to_a_one_time_download(
                 "https://privacy.example.com/download", "--by", "support@example.com",
                 "--execute"))  # fmt: skip
     assert {m["To"] for m in smtp_inbox.messages} == {user["email"]}
+    delivered = request_row(demo, reference)
+    assert delivered.status == "completed" and delivered.completed_at >= row.exported_at
     link_mail, code_mail = smtp_inbox.bodies()
     token = re.search(r"https://privacy\.example\.com/download\?token=(\S+)", link_mail).group(1)
     otp = re.search(r"code is (\d{6})", code_mail).group(1)
@@ -105,35 +115,44 @@ def test_an_access_request_goes_from_submission_to_a_one_time_download(
         assert verify_chain(s).ok
         events = s.scalars(select(AuditEvent)).all()
     actions = {e.action for e in events}
-    assert {"dsar.submitted", "dsar.approved", "dsar.completed", "dsar.delivery_created",
-            "dsar.delivery_downloaded"} <= actions  # fmt: skip
+    assert {"dsar.submitted", "dsar.approved", "dsar.export_ready", "dsar.delivery_created",
+            "dsar.completed", "dsar.delivery_downloaded"} <= actions  # fmt: skip
     everything = json.dumps([e.details for e in events]) + " ".join(
         e.target_id or "" for e in events
     )
     assert user["email"] not in everything and token not in everything and otp not in everything
 
 
-def test_an_erasure_request_completes_once_its_reviewed_batch_is_applied(demo: Deployment) -> None:
+def test_approving_an_erasure_is_its_review_and_the_schedule_carries_it_out(
+    demo: Deployment,
+) -> None:
     invoices_before = demo.checksum("invoices", "payments")
     reference = submit(demo, "erasure", "--subject-id", "7")
+    # The dry run shows what approving erases, from the bucket's preview.
+    dry = ok(demo.run("--json", "review-dsar", reference, "--approve", "--reviewer",
+                      "dpo@example.com"))  # fmt: skip
+    impact = {(row["table"], row["action"]): row["rows"] for row in dry["impact"]}
+    assert impact[("users", "anonymize")] == 1 and impact[("invoices", "retain")] >= 0
     approve(demo, reference)
+    with demo.session() as s:
+        approved = s.scalars(select(AuditEvent).where(AuditEvent.action == "dsar.approved")).one()
+        plan_hash = request_row(demo, reference).accepted_plan_hash
+    assert approved.actor == "dpo@example.com" and approved.details["plan_hash"] == plan_hash
 
+    # Run the shipped schedule's lines, in order: nothing to batch or review by hand.
     ok(demo.run("--json", "process-dsar-requests", "--execute"))
-    row = request_row(demo, reference)
-    assert row.status == "processing" and row.deletion_record_id is not None
-
-    batches = ok(demo.run("--json", "create-deletion-batches", "--bucket", "dsar_erasure",
-                          "--execute"))  # fmt: skip
-    assert batches["records"] == 1
-    ok(demo.run("--json", "review-batch", str(batches["batch_ids"][0]), "--accept",
-                "--reviewer", "dpo@example.com", "--execute"))  # fmt: skip
-    out = ok(demo.run("--json", "process-dsar-requests", "--execute"))
-    assert out["waiting"] == [reference]  # accepted, not yet applied
-
+    with demo.session() as s:
+        record = s.get(DeletionRecord, request_row(demo, reference).deletion_record_id)
+        assert (record.accepted_for_deletion, record.deletion_batch_id) == (True, None)
+        assert record.accepted_plan_hash == plan_hash
+    assert ok(demo.run("--json", "create-deletion-batches", "--bucket", "dsar_erasure",
+                       "--execute"))["records"] == 0  # fmt: skip
     ok(demo.run("--json", "apply-deletions", "--execute"))
     out = ok(demo.run("--json", "process-dsar-requests", "--execute"))
     assert out["completed"] == [reference]
     assert request_row(demo, reference).status == "completed"
+    with demo.session() as s:
+        assert s.scalars(select(DeletionBatch)).all() == []
 
     user = demo.app_rows("users", "id = 7")[0]
     assert user["full_name"] is None and user["phone"] is None
@@ -142,10 +161,29 @@ def test_an_erasure_request_completes_once_its_reviewed_batch_is_applied(demo: D
     assert demo.checksum("invoices", "payments") == invoices_before
 
 
+def test_a_policy_widened_after_the_approval_is_refused_not_erased(
+    demo: Deployment,
+) -> None:
+    reference = submit(demo, "erasure", "--subject-id", "10")
+    approve(demo, reference)
+    ok(demo.run("--json", "process-dsar-requests", "--execute"))
+    # Now the policy erases a column the approver's preview did not show.
+    demo.write_policy(
+        DEMO_POLICY.replace('full_name = "null"', 'full_name = "null", country = "null"')
+    )
+    assert demo.policy().tables["users"].anonymize.keys() > {"full_name"}
+    assert demo.run("apply-deletions", "--execute").exit_code == 1  # refused, not erased
+    ok(demo.run("--json", "process-dsar-requests", "--execute"))
+    row = request_row(demo, reference)
+    assert row.status == "processing" and "policy changed after acceptance" in row.last_error
+    assert demo.app_rows("users", "id = 10")[0]["full_name"] is not None
+
+
 def test_without_review_an_erasure_is_accepted_at_once(demo: Deployment) -> None:
     demo.write_policy(DEMO_POLICY.replace("erasure_review = true", "erasure_review = false"))
     reference = submit(demo, "erasure", "--subject-id", "8")
     approve(demo, reference)
+    assert request_row(demo, reference).accepted_plan_hash is None  # no preview, no plan
     ok(demo.run("--json", "process-dsar-requests", "--execute"))
     with demo.session() as s:
         record = s.get(DeletionRecord, request_row(demo, reference).deletion_record_id)
@@ -154,23 +192,6 @@ def test_without_review_an_erasure_is_accepted_at_once(demo: Deployment) -> None
     ok(demo.run("--json", "process-dsar-requests", "--execute"))
     assert request_row(demo, reference).status == "completed"
     assert demo.app_rows("support_tickets", "user_id = 8") == []
-
-
-def test_an_erasure_rejected_in_batch_review_fails_the_request_with_the_reason(
-    demo: Deployment,
-) -> None:
-    reference = submit(demo, "erasure", "--subject-id", "9")
-    approve(demo, reference)
-    ok(demo.run("--json", "process-dsar-requests", "--execute"))
-    batches = ok(demo.run("--json", "create-deletion-batches", "--bucket", "dsar_erasure",
-                          "--execute"))  # fmt: skip
-    batch = str(batches["batch_ids"][0])
-    ok(demo.run("--json", "review-batch", batch, "--reject", "--reviewer", "dpo@example.com",
-                "--reason", "legal hold", "--execute"))  # fmt: skip
-    result = demo.run("process-dsar-requests", "--execute")
-    assert result.exit_code == 1
-    row = request_row(demo, reference)
-    assert row.status == "failed" and "not accepted in review" in row.last_error
 
 
 def test_bad_intake_is_a_one_line_error_with_exit_2(demo: Deployment) -> None:
@@ -241,7 +262,7 @@ def test_a_failing_export_is_retried_with_backoff_then_fails_and_retry_puts_it_b
     ok(demo.run("--json", "retry-dsar", reference, "--by", "dpo@example.com", "--execute"))
     assert request_row(demo, reference).status == "approved"
     ok(demo.run("--json", "process-dsar-requests", "--execute"))
-    assert request_row(demo, reference).status == "completed"
+    assert request_row(demo, reference).status == "ready"
 
 
 def test_max_attempts_is_configurable_and_bad_values_are_refused(demo: Deployment) -> None:

@@ -14,7 +14,7 @@ from compliance.dsar.requests import extend_dsar, get_dsar, review_dsar, submit
 from compliance.errors import ConfigError, Conflict, InvalidInput
 from compliance.store.models import AuditEvent
 from tests.conftest import DEMO_POLICY, Deployment, person, with_mail_server
-from tests.smtp_server import Inbox, free_port
+from tests.smtp_server import Inbox, free_port, mailing_to
 from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
 
 STAFF = "support@example.com"
@@ -44,7 +44,8 @@ def parts(message) -> tuple[str, str]:  # type: ignore[no-untyped-def]
 def test_each_notice_reaches_the_subject_with_what_the_law_asks_it_to_say(
     demo: Deployment, smtp_inbox: Inbox
 ) -> None:
-    point_at(demo, smtp_inbox.port)
+    # The run that builds the export sends its link and code: the request is then completed.
+    demo.write_policy(mailing_to(smtp_inbox, DEMO_POLICY))
     policy = demo.policy()
     email = demo.app_rows("users", "id = 21")[0]["email"]
     reference = logged(demo)
@@ -75,9 +76,10 @@ def test_each_notice_reaches_the_subject_with_what_the_law_asks_it_to_say(
         process_dsar_requests(s, demo.datamap(), actor="jobs", execute=True)
         send_notice(s, policy, reference, "completion", actor=person(STAFF))
 
-    ack, ext, refusal, done = smtp_inbox.messages
+    ack, ext, refusal, link, code, done = smtp_inbox.messages
     other = demo.app_rows("users", "id = 22")[0]["email"]
-    assert [m["To"] for m in smtp_inbox.messages] == [email, email, other, email]
+    assert [m["To"] for m in smtp_inbox.messages] == [email, email, other, email, email, email]
+    assert "token=" in link.get_content() and "download code" in code["Subject"]
     text, html = parts(ack)
     assert reference in ack["Subject"] and reference in text
     with demo.session() as s:

@@ -8,6 +8,8 @@ from sqlalchemy import select
 
 from compliance.store.models import ComplianceProfile, DeletionRecord, DsarRequest
 from tests.conftest import DEMO_POLICY, Deployment, ok
+from tests.smtp_server import Inbox, mailing_to
+from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
 
 OFFICER = "dpo@example.com"
 SUPPORT = "support@example.com"
@@ -24,9 +26,11 @@ def ask(d: Deployment, kind: str, subject: str) -> str:
     return reference
 
 
-def test_retention_and_apply_wait_for_the_access_export(demo: Deployment) -> None:
+def test_retention_and_apply_wait_for_the_access_export(
+    demo: Deployment, smtp_inbox: Inbox
+) -> None:
     demo.write_policy(
-        DEMO_POLICY
+        mailing_to(smtp_inbox, DEMO_POLICY)
         + '\n[retention.activity]\ntable = "activity_logs"\ntimestamp = "created_at"\ndays = 0\n'
     )
     ok(demo.run("create-deletion-records", "--bucket", "closed_accounts", "--execute"))
@@ -52,10 +56,11 @@ def test_retention_and_apply_wait_for_the_access_export(demo: Deployment) -> Non
     assert len(demo.app_rows("activity_logs", mine)) == activity > 0
     assert len(demo.app_rows("activity_logs")) == activity  # everyone else's went
 
-    ok(demo.run("process-dsar-requests", "--execute"))  # the export is built from intact data
+    # The export is built from intact data, and its link sent: until then the subject waits.
+    ok(demo.run("process-dsar-requests", "--execute"))
     with demo.session() as s:
         request = s.scalars(select(DsarRequest)).one()
-    assert request.status == "completed" and request.export_bytes
+    assert request.status == "completed" and request.export_bytes and smtp_inbox.messages
     ok(demo.run("apply-deletions", "--execute"))
     ok(demo.run("retention-cleanup", "--category", "activity", "--execute"))
     assert demo.app_rows("users", f"id = {int(subject)}")[0]["full_name"] is None

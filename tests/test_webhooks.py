@@ -251,8 +251,9 @@ secret_env = "HELPDESK_SECRET"
         second = process_dsar_requests(
             s, demo.datamap(), actor="worker", execute=True, now=utcnow() + timedelta(minutes=2)
         )
-        assert second.completed == [reference]
+        assert second.ready == [reference] and second.exported == 1
         row = s.scalars(select(DsarRequest).where(DsarRequest.id == request_id)).one()
+        assert row.status == "ready"
         statuses = {t.system: t.status for t in s.scalars(select(ErasureTask))}
     assert statuses == {
         "app_database": "done", "billing": "done", "helpdesk": "done", "newsletter": "done",

@@ -379,7 +379,8 @@ class _BucketRun:
                 DeletionRecord.id,
                 ComplianceProfile.subject_id,
                 DeletionRecord.compliance_profile_id,
-                DeletionBatch.accepted_plan_hash,
+                # A batch's acceptance, or (no batch) the erasure request's approval.
+                func.coalesce(DeletionBatch.accepted_plan_hash, DeletionRecord.accepted_plan_hash),
                 DeletionRecord.blocked_plan_hash,
             )
             .join(ComplianceProfile, ComplianceProfile.id == DeletionRecord.compliance_profile_id)

@@ -25,6 +25,7 @@ from compliance.store.models import (
     DeletionBatch,
     DeletionRecord,
     DeletionTally,
+    DsarRequest,
     UTCDateTime,
 )
 from compliance.store.queries import batch_in
@@ -86,16 +87,25 @@ def fold_records(session: Session, record_ids: Sequence[int], *, now: datetime) 
         (batch_in(BatchStatus.REJECTED), literal(LedgerDecision.REJECTED.value)),
         else_=literal(LedgerDecision.EXCLUDED.value),
     )
+    # A record of an erasure request has no batch: the request's approval was its review.
+    approval = (
+        select(DsarRequest.reviewed_by, DsarRequest.reviewed_at)
+        .where(DsarRequest.deletion_record_id == r.id)
+        .order_by(DsarRequest.id.desc())
+        .limit(1)
+    )
+    approver = approval.with_only_columns(DsarRequest.reviewed_by).scalar_subquery()
+    approved_at = approval.with_only_columns(DsarRequest.reviewed_at).scalar_subquery()
     source = (
         select(
             r.compliance_profile_id,
             r.bucket,
             decision,
-            b.reviewed_by,
-            func.coalesce(b.reviewed_at, r.deletion_applied_at),
+            func.coalesce(b.reviewed_by, approver),
+            func.coalesce(b.reviewed_at, approved_at, r.deletion_applied_at),
             r.deletion_applied_at,
             r.review_note,
-            func.coalesce(r.applied_plan_hash, b.accepted_plan_hash),
+            func.coalesce(r.applied_plan_hash, b.accepted_plan_hash, r.accepted_plan_hash),
             r.id,
             literal(now, UTCDateTime()),
         )

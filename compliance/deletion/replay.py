@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
@@ -75,7 +75,7 @@ def _erasures_since(session: Session, since: datetime) -> dict[tuple[str, str], 
             ComplianceProfile.subject_id,
             DeletionRecord.bucket,
             DeletionRecord.applied_plan_hash,
-            DeletionBatch.accepted_plan_hash,
+            func.coalesce(DeletionBatch.accepted_plan_hash, DeletionRecord.accepted_plan_hash),
         )
         .join(ComplianceProfile, ComplianceProfile.id == DeletionRecord.compliance_profile_id)
         .outerjoin(DeletionBatch, DeletionBatch.id == DeletionRecord.deletion_batch_id)

@@ -107,7 +107,10 @@ def _seed_dsar_requests(session: Session, datamap: DataMap) -> int:
         now=now - timedelta(days=10),
         execute=True,
     )
-    process_dsar_requests(session, datamap, actor="demo-setup", execute=True, now=now)
+    # Built, not sent: the demo shows a ready export for support to send (to the outbox).
+    process_dsar_requests(
+        session, datamap, actor="demo-setup", execute=True, now=now, deliver=False
+    )
     submit("access", "12", 2)
     submit("erasure", "13", 5)
     submit("access", "14", 40)  # logged 40 days ago and never answered: overdue

@@ -10,20 +10,28 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import NoReturn
 
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
 from compliance.dsar.exports import user_export_files
 from compliance.dsar.mailer import build_message, send_mail
-from compliance.dsar.requests import audit_request, get_dsar, has_finished_export
+from compliance.dsar.requests import (
+    audit_request,
+    backoff,
+    complete_request,
+    get_dsar,
+    has_finished_export,
+)
 from compliance.errors import ComplianceError, Conflict, NotFound
 from compliance.policy.loader import Policy
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT, Identity, require
@@ -87,6 +95,17 @@ def otp_matches(otp: str, salt: str, stored: str) -> bool:
     return hmac.compare_digest(expected, stored)
 
 
+#: Where the data subject's download page (dashboard/download.py) is served, unless told.
+DOWNLOAD_URL_ENV = "COMPLIANCE_DOWNLOAD_URL"
+DEFAULT_DOWNLOAD_URL = "http://localhost:8503"
+
+
+def default_download_url(env: Mapping[str, str] | None = None) -> str:
+    """``$COMPLIANCE_DOWNLOAD_URL``, else the local download page: one default for every shell."""
+    env = os.environ if env is None else env
+    return env.get(DOWNLOAD_URL_ENV) or DEFAULT_DOWNLOAD_URL
+
+
 def create_delivery(
     session: Session,
     reference: str,
@@ -95,9 +114,16 @@ def create_delivery(
     download_url: str,
     now: datetime | None = None,
 ) -> NewDelivery:
-    """A new link and code for a completed access request; added (audited) but not committed."""
+    """A new link and code for a finished access export; added (audited) but not committed."""
     by = require(actor, SUPPORT, COMPLIANCE_OFFICER, to="deliver DSAR exports")
-    request = get_dsar(session, reference)
+    return _add_delivery(
+        session, get_dsar(session, reference), by=by, download_url=download_url, now=now
+    )
+
+
+def _add_delivery(
+    session: Session, request: DsarRequest, *, by: str, download_url: str, now: datetime | None
+) -> NewDelivery:
     if not has_finished_export(request):
         raise Conflict(f"{request.reference} has no finished export to deliver ({request.status})")
     if not request.export_path or not Path(request.export_path).is_file():
@@ -154,39 +180,99 @@ def deliver_export(
     now: datetime | None = None,
     execute: bool,
 ) -> NewDelivery:
-    """Create the delivery and email the link and, separately, the code; commit only if sent.
+    """Support's *Send to subject*: email the link and, separately, the code (see ``send_link``).
 
     With ``execute=False`` every check runs but nothing is stored or sent.
     """
+    by = require(actor, SUPPORT, COMPLIANCE_OFFICER, to="deliver DSAR exports")
+    request = get_dsar(session, reference)
+    return send_link(
+        session, policy, request, by=by, download_url=download_url, env=env, now=now,
+        execute=execute,
+    )  # fmt: skip
+
+
+def _messages(policy: Policy, new: NewDelivery) -> list[EmailMessage]:
+    hours = int(TOKEN_TTL.total_seconds() // 3600)
+    minutes = int(OTP_TTL.total_seconds() // 60)
+    link_mail = build_message(
+        policy.smtp.sender,
+        new.recipient,
+        f"Your personal data export ({new.reference})",
+        f"Hello,\n\nthe copy of your personal data you asked for ({new.reference}) is "
+        f"ready.\nDownload it here within {hours} hours:\n\n{new.link}\n\n"
+        "You will need the 6-digit code we send in a separate email. The link works "
+        "for one download only.\n",
+    )
+    code_mail = build_message(
+        policy.smtp.sender,
+        new.recipient,
+        f"Your download code ({new.reference})",
+        f"Your download code is {new.otp}\n\nIt is valid for {minutes} minutes. "
+        "Never share it; we will never ask you for it.\n",
+    )
+    return [link_mail, code_mail]
+
+
+def send_link(
+    session: Session,
+    policy: Policy,
+    request: DsarRequest,
+    *,
+    by: str,
+    download_url: str,
+    env: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+    execute: bool,
+) -> NewDelivery:
+    """Create the delivery and email the link and the code; commit only if the server took them.
+
+    A ``ready`` request is ``completed`` by that acceptance (or the outbox file written), in
+    the same commit. A send that fails is rolled back, then kept on the request: an audited
+    ``dsar.delivery_failed`` on its timeline, ``last_error``, and one more attempt counted,
+    after whose backoff process-dsar-requests tries again (``[dsar] auto_deliver``); the
+    error is raised. ``by`` is whoever sends: a person whose role was checked, or a job.
+    """
+    now = now or utcnow()
     try:
-        new = create_delivery(session, reference, actor=actor, download_url=download_url, now=now)
+        new = _add_delivery(session, request, by=by, download_url=download_url, now=now)
         if not execute:
             session.rollback()
             return new
-        hours = int(TOKEN_TTL.total_seconds() // 3600)
-        minutes = int(OTP_TTL.total_seconds() // 60)
-        link_mail = build_message(
-            policy.smtp.sender,
-            new.recipient,
-            f"Your personal data export ({new.reference})",
-            f"Hello,\n\nthe copy of your personal data you asked for ({new.reference}) is "
-            f"ready.\nDownload it here within {hours} hours:\n\n{new.link}\n\n"
-            "You will need the 6-digit code we send in a separate email. The link works "
-            "for one download only.\n",
-        )
-        code_mail = build_message(
-            policy.smtp.sender,
-            new.recipient,
-            f"Your download code ({new.reference})",
-            f"Your download code is {new.otp}\n\nIt is valid for {minutes} minutes. "
-            "Never share it; we will never ask you for it.\n",
-        )
-        send_mail(policy.smtp, [link_mail, code_mail], env=env)
+        send_mail(policy.smtp, _messages(policy, new), env=env)
+    except ComplianceError as exc:
+        session.rollback()
+        if execute:
+            _send_failed(session, policy, request, by, str(exc), now)
+        raise
     except BaseException:
         session.rollback()
         raise
+    if request.status == DsarStatus.READY:
+        complete_request(session, request, by, now)
     session.commit()
     return new
+
+
+def _send_failed(
+    session: Session, policy: Policy, request: DsarRequest, by: str, error: str, now: datetime
+) -> None:
+    """Keep a failed send on the request and its timeline (committed), and when to try again."""
+    request.attempts = (request.attempts or 0) + 1
+    details: dict[str, object] = {"attempt": request.attempts, "error": error[:1000]}
+    retries = policy.dsar.auto_deliver and policy.smtp.configured
+    if request.status == DsarStatus.READY:
+        if retries and request.attempts < policy.dsar.max_attempts:
+            retry_at = now + backoff(request.attempts)
+            request.next_attempt_at = retry_at
+            details["next_attempt_at"] = retry_at.isoformat()
+            then = f"process-dsar-requests tries again after {retry_at:%Y-%m-%d %H:%M} UTC"
+        else:
+            request.next_attempt_at = None
+            then = "press Send to subject to try again"
+        request.last_error = f"the link could not be sent: {error}; {then}"[:1000]
+    audit_request(session, request, "dsar.delivery_failed", by, details)
+    session.commit()
 
 
 def _find(session: Session, token: str, *, lock: bool = False) -> tuple[DsarDelivery, DsarRequest]:
@@ -261,7 +347,7 @@ def redeem_delivery(
     if not otp_matches(otp or "", delivery.otp_salt, delivery.otp_hash):
         _refuse_wrong_code(session, delivery, request, now)
     path = Path(request.export_path or "")
-    if request.status != DsarStatus.COMPLETED or not path.is_file():
+    if not has_finished_export(request) or not path.is_file():
         session.rollback()
         raise DeliveryRefused("this export is no longer available")
     content = path.read_bytes()
@@ -379,7 +465,9 @@ def plan_cleanup(session: Session, policy: Policy, *, now: datetime | None = Non
     cutoff = now - timedelta(days=policy.dsar_export_days)
     expired = session.execute(
         select(DsarRequest.id, DsarRequest.reference, DsarRequest.export_path).where(
-            DsarRequest.export_path.is_not(None), DsarRequest.completed_at <= cutoff
+            DsarRequest.export_path.is_not(None),
+            # Sent or not: personal data is not kept longer because nobody sent the link.
+            func.coalesce(DsarRequest.exported_at, DsarRequest.completed_at) <= cutoff,
         )
     ).all()
     old_deliveries = session.scalars(

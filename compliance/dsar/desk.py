@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from compliance.dsar.deadlines import days_left, effective_due_at
 from compliance.dsar.exports import build_access_export
-from compliance.dsar.processing import complete_request, fail_request
+from compliance.dsar.processing import delivery_off, export_ready, fail_request
 from compliance.dsar.requests import (
     OPEN_STATUSES,
     audit_request,
@@ -46,12 +46,14 @@ ACTION_LABELS = {
     "dsar.extended": "Deadline extended",
     "dsar.retried": "Put back in the queue",
     "dsar.export_started": "Export started",
+    "dsar.export_ready": "Export built, ready to send",
     "dsar.completed": "Completed",
     "dsar.failed": "Failed",
     "dsar.attempt_failed": "Attempt failed, will retry",
-    "dsar.erasure_scheduled": "Erasure scheduled",
+    "dsar.erasure_scheduled": "Erasure accepted under the approval, for apply-deletions",
     "dsar.export_downloaded": "Export downloaded by staff",
     "dsar.delivery_created": "Link and code sent to the subject",
+    "dsar.delivery_failed": "Link could not be sent",
     "dsar.delivery_wrong_code": "Wrong download code entered",
     "dsar.delivery_locked": "Download link locked (too many wrong codes)",
     "dsar.delivery_downloaded": "Subject downloaded the export",
@@ -145,9 +147,10 @@ def export_state(
     request: DsarRequest, policy: Policy, now: datetime
 ) -> tuple[bool, datetime | None]:
     """Whether the export can still be handed over, and until when (exports expire)."""
-    if not has_finished_export(request) or request.completed_at is None:
+    built = request.exported_at or request.completed_at
+    if not has_finished_export(request) or built is None:
         return False, None
-    expires = request.completed_at + timedelta(days=policy.dsar_export_days)
+    expires = built + timedelta(days=policy.dsar_export_days)
     present = bool(request.export_path) and Path(request.export_path or "").is_file()
     return present and now < expires, expires
 
@@ -188,6 +191,10 @@ def available_actions(
         waiting = "waiting for approval by a compliance officer"
     if request.status == DsarStatus.PROCESSING:
         waiting = "being processed"
+    if request.status == DsarStatus.READY:
+        waiting = "the export is ready; the subject has not been sent the link yet" + (
+            " (the next process-dsar-requests run sends it)" if delivery_off(policy) is None else ""
+        )
     available, _ = export_state(request, policy, now)
     if available:
         actions += ["send", "download"]
@@ -341,7 +348,7 @@ def run_export(
     actor: Identity,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> DsarRequest:
-    """Build the claimed request's export and complete it; a failure is stored on it."""
+    """Build the claimed request's export, ready to send; a failure is stored on it."""
     by = require(actor, SUPPORT, COMPLIANCE_OFFICER, to="export DSAR requests")
     request = get_dsar(session, reference)
     if request.status != DsarStatus.PROCESSING:
@@ -364,6 +371,6 @@ def run_export(
     request.export_path = str(export.path)
     request.export_bytes = export.bytes
     request.export_sha256 = export.sha256
-    complete_request(session, request, by, utcnow())
+    export_ready(session, request, by, utcnow())
     session.commit()
     return request

@@ -68,7 +68,7 @@ def notice_kinds_for(request: DsarRequest) -> tuple[str, ...]:
         kinds.append("extension")
     if request.status == DsarStatus.REJECTED:
         kinds.append("refusal")
-    if request.status == DsarStatus.COMPLETED:
+    if request.status == DsarStatus.COMPLETED:  # an access export only once it was sent
         kinds.append("completion")
     return tuple(kinds)
 

@@ -1,30 +1,33 @@
-"""DSAR processing: workers claim approved requests, export or schedule erasure, settle.
+"""DSAR processing: workers claim approved requests, export or schedule erasure, settle, deliver.
 
 An access request gets a task per system (compliance.systems.tasks): webhook systems are
 asked for their data, manual ones wait for a person's upload, and the export is written,
-one folder per system, once every one of them is done. An erasure request waits for its
-deletion record in the ``dsar_erasure`` bucket to be applied by apply-deletions, which
-itself waits for every system's task.
+one folder per system, once every one of them is done. The request is then ``ready``; with
+``[dsar] auto_deliver`` (and an ``[smtp]`` section) the same run emails the subject the
+link and the code, and the request is ``completed`` once the mail server took them. An
+erasure request waits for its deletion record in the ``dsar_erasure`` bucket to be applied
+by apply-deletions, which itself waits for every system's task.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from compliance.deletion.apply import one_line
 from compliance.deletion.holds import HoldRef, awaiting_access_export, held_profiles
 from compliance.deletion.records import add_records
-from compliance.dsar.deadlines import effective_due_at
+from compliance.dsar.delivery import default_download_url, send_link
 from compliance.dsar.exports import SystemFile, build_access_export
 from compliance.dsar.forget import forget_subject
-from compliance.dsar.requests import audit_request
+from compliance.dsar.requests import audit_request, backoff, complete_request
 from compliance.errors import ComplianceError, InvalidInput
 from compliance.logs import log_event
 from compliance.policy.datamap import DataMap
@@ -37,7 +40,13 @@ from compliance.store.models import (
     ErasureTask,
     utcnow,
 )
-from compliance.store.queries import dsar_claimable, dsar_in, record_open, record_state
+from compliance.store.queries import (
+    dsar_claimable,
+    dsar_deliverable,
+    dsar_in,
+    record_open,
+    record_state,
+)
 from compliance.store.sql import rows_changed
 from compliance.store.states import DsarKind, DsarStatus, RecordState, TaskStatus
 from compliance.systems import tasks as system_tasks
@@ -45,9 +54,6 @@ from compliance.systems import tasks as system_tasks
 CLAIM_LEASE = timedelta(minutes=30)  # far longer than one export or erasure takes
 # A request waiting for its systems is looked at again by one worker at a time, this far apart.
 SETTLE_LEASE = timedelta(minutes=1)
-# A failed attempt waits 5, then 10, then 20 minutes...: a database restart or a full disk
-# gets time to pass before the request shows as failed ([dsar] max_attempts in all).
-BACKOFF_BASE = timedelta(minutes=5)
 
 
 @dataclass
@@ -59,8 +65,22 @@ class ProcessResult:
     failed: dict[str, str] = field(default_factory=dict)
     waiting: list[str] = field(default_factory=list)
     retrying: dict[str, str] = field(default_factory=dict)  # reference -> when, after which error
-    would_process: list[str] = field(default_factory=list)
+    #: Access exports built, not (yet) delivered: sent by a later run or by support.
+    ready: list[str] = field(default_factory=list)
+    #: Links the mail server took: those requests are among ``completed``.
+    delivered: list[str] = field(default_factory=list)
+    #: Links that could not be sent, with why; the request stays ready.
+    undelivered: dict[str, str] = field(default_factory=dict)
+    #: Why this run sends no link at all (auto_deliver off, no [smtp]); None when it does.
+    delivery_off: str | None = None
+    #: The dry run's answer: what a run would do now.
+    plan: ProcessingPlan | None = None
     executed: bool = False
+
+    @property
+    def would_process(self) -> list[str]:
+        """The requests a run would claim (kept for --json readers of the dry run)."""
+        return list(self.plan.claim) if self.plan else []
 
 
 def claim_requests(
@@ -109,11 +129,6 @@ def fail_request(session: Session, request: DsarRequest, message: str, actor: st
     )
 
 
-def backoff(attempt: int, base: timedelta = BACKOFF_BASE) -> timedelta:
-    """How long after its ``attempt``-th failure a request is tried again: base, 2x, 4x..."""
-    return base * (2 ** (attempt - 1))
-
-
 def _attempt_failed(
     session: Session,
     request: DsarRequest,
@@ -148,19 +163,6 @@ def _attempt_failed(
     return retry_at
 
 
-def complete_request(session: Session, request: DsarRequest, actor: str, now: datetime) -> None:
-    """Mark the request completed, audited with whether it met its deadline and its evidence."""
-    request.status = DsarStatus.COMPLETED
-    request.completed_at = now
-    request.last_error = None
-    details: dict[str, Any] = {"kind": request.kind, "on_time": now <= effective_due_at(request)}
-    if request.kind == DsarKind.ACCESS:
-        details.update(bytes=request.export_bytes, sha256=request.export_sha256)
-    else:
-        details["deletion_record_id"] = request.deletion_record_id
-    audit_request(session, request, "dsar.completed", actor, details)
-
-
 _WAITING_KINDS = ("webhook", "manual")
 
 
@@ -169,7 +171,7 @@ def _process_access(
 ) -> bool:
     """Open the request's tasks, ask the other systems, and export once all are done.
 
-    Returns whether the request completed (False: it waits for a webhook or a person).
+    Returns whether the export was written (False: it waits for a webhook or a person).
     """
     policy = datamap.policy
     subject = {"id": request.subject_id, "email": request.subject_email}
@@ -211,8 +213,24 @@ def _process_access(
         .values(status=TaskStatus.DONE, done_at=finished, attempts=ErasureTask.attempts + 1,
                 updated_at=finished)
     )  # fmt: skip
-    complete_request(session, request, actor, finished)
+    export_ready(session, request, actor, finished)
     return True
+
+
+def export_ready(session: Session, request: DsarRequest, actor: str, now: datetime) -> None:
+    """The export is written: the request is ready for delivery, which gets attempts afresh."""
+    request.status = DsarStatus.READY
+    request.exported_at = now
+    request.last_error = None
+    request.attempts = 0
+    request.next_attempt_at = None
+    audit_request(
+        session,
+        request,
+        "dsar.export_ready",
+        actor,
+        {"bytes": request.export_bytes, "sha256": request.export_sha256},
+    )
 
 
 def _access_into(
@@ -226,7 +244,7 @@ def _access_into(
     """Work on an access request and count it exported or waiting, for claim and settle alike."""
     if _process_access(session, datamap, request, actor, now):
         result.exported += 1
-        result.completed.append(request.reference)
+        result.ready.append(request.reference)
     else:
         result.waiting.append(request.reference)
 
@@ -236,18 +254,23 @@ def _error_message(exc: Exception) -> str:
     return str(exc) if isinstance(exc, ComplianceError) else one_line(exc)
 
 
-def _settle_access(
-    session: Session, datamap: DataMap, result: ProcessResult, actor: str, now: datetime
-) -> None:
-    """Access requests waiting for their systems: ask again, export those now complete."""
-    waiting = and_(
-        DsarRequest.kind == "access",
-        DsarRequest.status == DsarStatus.PROCESSING,
+def _awaiting_systems(now: datetime) -> ColumnElement[bool]:
+    """Access requests whose export waits for other systems, due for another look."""
+    return and_(
+        DsarRequest.kind == DsarKind.ACCESS,
+        dsar_in(DsarStatus.PROCESSING),
         DsarRequest.export_path.is_(None),
         exists().where(ErasureTask.dsar_request_id == DsarRequest.id),
         # Not while the worker that claimed (or last looked at) it may still be at work.
         DsarRequest.processing_started_at <= now - SETTLE_LEASE,
     )
+
+
+def _settle_access(
+    session: Session, datamap: DataMap, result: ProcessResult, actor: str, now: datetime
+) -> None:
+    """Access requests waiting for their systems: ask again, export those now complete."""
+    waiting = _awaiting_systems(now)
     ids = list(session.scalars(select(DsarRequest.id).where(waiting).order_by(DsarRequest.id)))
     session.rollback()
     seen = set(result.waiting)
@@ -301,7 +324,8 @@ def _wait(
 def _process_erasure(
     session: Session, policy: Policy, request: DsarRequest, actor: str, now: datetime
 ) -> bool:
-    """Schedule the erasure; False when it must wait (a legal hold, an open access request).
+    """Accept the erasure's record under the approval; False when it must wait (a legal hold,
+    an open access request).
 
     A waiting request stays claimed with a note saying why; once its lease runs out the next
     run looks again, so lifting the hold or building the export lets it through by itself.
@@ -312,10 +336,12 @@ def _process_erasure(
         _wait(session, request, note, actor, {"hold_id": hold.id, "hold_kind": hold.kind})
         return False
     if awaiting_access_export(session, [request.subject_id]):
-        note = "an access request of this subject is open: the erasure waits for its export"
+        note = (
+            "an access request of this subject is open: "
+            "the erasure waits for its export (built and sent)"
+        )
         _wait(session, request, note, actor, {"waits_for": "access export"})
         return False
-    accepted = None if policy.dsar.erasure_review else True
     add_records(
         session,
         DSAR_ERASURE_BUCKET,
@@ -323,7 +349,7 @@ def _process_erasure(
         actor=actor,
         scheduled_at=now,
         now=now,
-        accepted=accepted,
+        accepted=True,
     )
     # The open record, new or already there, is the one whose application completes us.
     request.deletion_record_id = session.scalar(
@@ -335,12 +361,28 @@ def _process_erasure(
             record_open,
         )
     )
+    # The approval was the review: the record is accepted under it and the plan it accepted
+    # (none without [dsar] erasure_review), whatever an older record said.
+    session.execute(
+        update(DeletionRecord)
+        .where(DeletionRecord.id == request.deletion_record_id)
+        .values(
+            accepted_for_deletion=True,
+            accepted_plan_hash=request.accepted_plan_hash,
+            is_manually_reviewed=True,
+            updated_at=now,
+        )
+    )
     audit_request(
         session,
         request,
         "dsar.erasure_scheduled",
         actor,
-        {"deletion_record_id": request.deletion_record_id, "review": accepted is None},
+        {
+            "deletion_record_id": request.deletion_record_id,
+            "accepted_by": request.reviewed_by,
+            "plan_hash": request.accepted_plan_hash,
+        },
     )
     return True
 
@@ -354,10 +396,28 @@ def _state_of(record: DeletionRecord) -> RecordState:
     )
 
 
-def _settle_erasures(
-    session: Session, policy: Policy, result: ProcessResult, actor: str, now: datetime
-) -> None:
-    """Erasure requests complete once their deletion record is applied (by apply-deletions)."""
+class _Outcome(NamedTuple):
+    """What settling an erasure request does: complete, fail (with why), or keep waiting."""
+
+    status: DsarStatus
+    note: str | None
+
+
+def _erasure_outcome(record: DeletionRecord | None) -> _Outcome:
+    """The one reading of an erasure request's deletion record, for the run and its dry run."""
+    if record is None:
+        return _Outcome(DsarStatus.FAILED, "its deletion record no longer exists")
+    state = _state_of(record)
+    if state == RecordState.APPLIED:
+        return _Outcome(DsarStatus.COMPLETED, None)
+    if state == RecordState.EXCLUDED:
+        note = record.review_note or "its deletion batch was rejected"
+        return _Outcome(DsarStatus.FAILED, f"erasure not accepted in review: {note}")
+    # Shown on the request: e.g. "on legal hold", refused by apply-deletions.
+    return _Outcome(DsarStatus.PROCESSING, record.deletion_error)
+
+
+def _scheduled_erasures(session: Session) -> list[tuple[DsarRequest, DeletionRecord | None]]:
     rows = session.execute(
         select(DsarRequest, DeletionRecord)
         .outerjoin(DeletionRecord, DeletionRecord.id == DsarRequest.deletion_record_id)
@@ -368,26 +428,156 @@ def _settle_erasures(
         )
         .order_by(DsarRequest.id)
     ).all()
-    for request, record in rows:
-        state = None if record is None else _state_of(record)
-        if record is None:
-            fail_request(session, request, "its deletion record no longer exists", actor)
+    return [(request, record) for request, record in rows]
+
+
+def _settle_erasures(
+    session: Session, policy: Policy, result: ProcessResult, actor: str, now: datetime
+) -> None:
+    """Erasure requests complete once their deletion record is applied (by apply-deletions)."""
+    for request, record in _scheduled_erasures(session):
+        outcome = _erasure_outcome(record)
+        if outcome.status == DsarStatus.FAILED:
+            fail_request(session, request, outcome.note or "", actor)
             result.failed[request.reference] = request.last_error or ""
-        elif state == RecordState.APPLIED:
+        elif outcome.status == DsarStatus.COMPLETED:
             complete_request(session, request, actor, now)
             forget_subject(
                 session, policy, request.subject_id, actor=actor, reference=request.reference
             )
             result.completed.append(request.reference)
-        elif state == RecordState.EXCLUDED:
-            note = record.review_note or "its deletion batch was rejected"
-            fail_request(session, request, f"erasure not accepted in review: {note}", actor)
-            result.failed[request.reference] = request.last_error or ""
         else:
-            # Shown on the request: e.g. "on legal hold", refused by apply-deletions.
-            request.last_error = record.deletion_error
+            request.last_error = outcome.note
             result.waiting.append(request.reference)
     session.commit()
+
+
+def delivery_off(policy: Policy) -> str | None:
+    """Why a run sends no link, in one line; None when it sends them."""
+    if not policy.dsar.auto_deliver:
+        return "[dsar] auto_deliver is off: support sends ready exports (Send to subject)"
+    if not policy.smtp.configured:
+        return "no [smtp] section in the policy: ready exports wait for Send to subject"
+    return None
+
+
+def _deliverable(session: Session, policy: Policy, now: datetime) -> list[int]:
+    return list(
+        session.scalars(
+            select(DsarRequest.id)
+            .where(dsar_deliverable(now, policy.dsar.max_attempts))
+            .order_by(DsarRequest.id)
+        )
+    )
+
+
+def deliver_ready(
+    session: Session,
+    policy: Policy,
+    result: ProcessResult,
+    *,
+    actor: str,
+    download_url: str,
+    now: datetime,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """Email the link and code of every ready export not waiting out a backoff.
+
+    Each is taken for this worker first (its next attempt moved a lease ahead), so two
+    workers never mail one subject twice; a worker killed mid-send leaves it to the run
+    after the lease. A refused send keeps the request ready, its error on the timeline.
+    """
+    result.delivery_off = delivery_off(policy)
+    if result.delivery_off is not None:
+        return
+    ids = _deliverable(session, policy, now)
+    session.rollback()
+    for request_id in ids:
+        taken = session.execute(
+            update(DsarRequest)
+            .where(DsarRequest.id == request_id, dsar_deliverable(now, policy.dsar.max_attempts))
+            .values(next_attempt_at=now + CLAIM_LEASE)
+        )
+        session.commit()
+        request = session.get(DsarRequest, request_id)
+        if rows_changed(taken) != 1 or request is None:
+            continue  # another worker sends it
+        try:
+            send_link(
+                session, policy, request, by=actor, download_url=download_url, env=env,
+                now=now, execute=True,
+            )  # fmt: skip
+        except (ComplianceError, SQLAlchemyError, OSError) as exc:
+            session.rollback()
+            message = _error_message(exc)
+            result.undelivered[request.reference] = message
+            log_event("dsar.delivery_failed", reference=request.reference, error=message)
+            continue
+        result.delivered.append(request.reference)
+        result.completed.append(request.reference)
+        if request.reference in result.ready:
+            result.ready.remove(request.reference)
+
+
+@dataclass(frozen=True)
+class ProcessingPlan:
+    """What a run would do now, read with the run's own conditions: the dry run shows it.
+
+    The run claims exactly ``claim``, settles ``complete_erasures`` and ``fail_erasures`` as
+    said, looks again at ``settle_access`` and sends the links of ``deliver`` (and of the
+    exports it builds meanwhile, unless ``delivery_off``).
+    """
+
+    claim: tuple[str, ...]
+    claim_access: tuple[str, ...]
+    settle_access: tuple[str, ...]
+    complete_erasures: tuple[str, ...]
+    fail_erasures: tuple[tuple[str, str], ...]
+    deliver: tuple[str, ...]
+    delivery_off: str | None
+
+
+def plan_dsar_processing(
+    session: Session, policy: Policy, *, now: datetime | None = None
+) -> ProcessingPlan:
+    """Read what a run would claim, settle and deliver now; changes nothing."""
+    now = now or utcnow()
+    claimable = session.execute(
+        select(DsarRequest.reference, DsarRequest.kind)
+        .where(dsar_claimable(now, CLAIM_LEASE))
+        .order_by(DsarRequest.requested_at, DsarRequest.id)
+    ).all()
+    settle_access = session.scalars(
+        select(DsarRequest.reference).where(_awaiting_systems(now)).order_by(DsarRequest.id)
+    ).all()
+    complete: list[str] = []
+    fail: list[tuple[str, str]] = []
+    for request, record in _scheduled_erasures(session):
+        outcome = _erasure_outcome(record)
+        if outcome.status == DsarStatus.COMPLETED:
+            complete.append(request.reference)
+        elif outcome.status == DsarStatus.FAILED:
+            fail.append((request.reference, outcome.note or ""))
+    off = delivery_off(policy)
+    deliver = (
+        []
+        if off
+        else session.scalars(
+            select(DsarRequest.reference)
+            .where(dsar_deliverable(now, policy.dsar.max_attempts))
+            .order_by(DsarRequest.id)
+        ).all()
+    )
+    session.rollback()
+    return ProcessingPlan(
+        claim=tuple(r.reference for r in claimable),
+        claim_access=tuple(r.reference for r in claimable if r.kind == DsarKind.ACCESS),
+        settle_access=tuple(settle_access),
+        complete_erasures=tuple(complete),
+        fail_erasures=tuple(fail),
+        deliver=tuple(deliver),
+        delivery_off=off,
+    )
 
 
 def process_dsar_requests(
@@ -398,19 +588,27 @@ def process_dsar_requests(
     execute: bool,
     limit: int = 20,
     now: datetime | None = None,
+    deliver: bool = True,
+    download_url: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> ProcessResult:
-    """Claim approved requests and do their work; then complete erasures that were applied.
+    """Claim approved requests and do their work; complete erasures that were applied; send
+    the links of ready exports (``[dsar] auto_deliver``; ``deliver=False`` leaves them all to
+    support, as the demo's setup does).
 
     One request's failure is stored on it and does not stop the others. It is tried again
     with exponential backoff (``backoff``) until ``[dsar] max_attempts`` attempts failed;
-    only then is it ``failed``, and ``retry_dsar`` puts it back.
+    only then is it ``failed``, and ``retry_dsar`` puts it back. A link that cannot be sent
+    leaves its request ``ready`` and is tried again the same way.
     """
     if limit < 1:
         raise InvalidInput(f"{{field}} must be at least 1, got {limit}", field="limit")
-    result = ProcessResult(executed=execute)
+    policy = datamap.policy
     if not execute:
-        result.would_process = plan_dsar_processing(session, now=now)
+        result = ProcessResult(executed=False, plan=plan_dsar_processing(session, policy, now=now))
+        result.delivery_off = result.plan.delivery_off if result.plan else None
         return result
+    result = ProcessResult(executed=True)
     while True:
         ids = claim_requests(session, limit=limit, now=now)
         if not ids:
@@ -421,21 +619,13 @@ def process_dsar_requests(
         ).all():
             _process_claimed(session, datamap, request, result, actor, now)
     _settle_access(session, datamap, result, actor, now or utcnow())
-    _settle_erasures(session, datamap.policy, result, actor, now or utcnow())
+    _settle_erasures(session, policy, result, actor, now or utcnow())
+    if deliver:
+        deliver_ready(
+            session, policy, result, actor=actor, now=now or utcnow(), env=env,
+            download_url=download_url or default_download_url(env),
+        )  # fmt: skip
     return result
-
-
-def plan_dsar_processing(session: Session, *, now: datetime | None = None) -> list[str]:
-    """The references a run would claim now, oldest first: what the dry run shows."""
-    references = list(
-        session.scalars(
-            select(DsarRequest.reference)
-            .where(dsar_claimable(now or utcnow(), CLAIM_LEASE))
-            .order_by(DsarRequest.requested_at, DsarRequest.id)
-        )
-    )
-    session.rollback()
-    return references
 
 
 def _process_claimed(

@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
-from compliance.dsar.deadlines import MAX_EXTENSION_MONTHS, due_date
+from compliance.deletion.plans import plan_document, store_plan
+from compliance.dsar.deadlines import MAX_EXTENSION_MONTHS, due_date, effective_due_at
 from compliance.emails import check_email
 from compliance.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from compliance.free_text import free_text
 from compliance.logs import log_event
 from compliance.policy.datamap import normalise_subject_key
-from compliance.policy.loader import Policy
+from compliance.policy.loader import DSAR_ERASURE_BUCKET, Policy
 from compliance.roles import API_INTAKE, COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.store.models import DsarRequest, utcnow
 from compliance.store.queries import dsar_open, first_or_not_found
@@ -38,6 +39,15 @@ KINDS = tuple(k.value for k in DsarKind)
 OPEN_STATUSES = tuple(s.value for s in OPEN_DSAR_STATUSES)
 STATUSES = tuple(s.value for s in DsarStatus)
 _REFERENCE = re.compile(r"^DSAR-\d{4}-\d{6,}$")
+# A failed attempt waits 5, then 10, then 20 minutes...: a database restart, a full disk or
+# a mail server's bad hour gets time to pass ([dsar] max_attempts in all).
+BACKOFF_BASE = timedelta(minutes=5)
+
+
+def backoff(attempt: int, base: timedelta = BACKOFF_BASE) -> timedelta:
+    """How long after its ``attempt``-th failure a request is tried again: base, 2x, 4x..."""
+    return base * (2 ** (attempt - 1))
+
 
 # ---------------------------------------------------------------- intake
 
@@ -281,12 +291,20 @@ def review_dsar(
     four_eyes: bool,
     reason: str | None = None,
     now: datetime | None = None,
+    policy: Policy | None = None,
     execute: bool,
 ) -> DsarRequest:
     """A compliance officer approves or rejects a pending request, once; reject needs a reason.
 
     With ``four_eyes`` (the policy's ``[review] four_eyes``) nobody approves a request they
     logged themselves: one person alone must not both ask for and release someone's data.
+
+    Approving an erasure request is its review: process-dsar-requests accepts its deletion
+    record under this decision, and no batch is made. With ``[dsar] erasure_review`` the
+    approver was shown the request's impact preview (``reports.review_queue.request_impact``)
+    and the erasure plan it came from is stored, as a batch acceptance stores its plan, so
+    apply-deletions refuses the erasure if the policy widens before it runs. An erasure is
+    approved only given the ``policy``.
     """
     if decision not in ("approve", "reject"):
         raise InvalidInput(f"decision must be approve or reject, got '{decision}'")
@@ -303,20 +321,25 @@ def review_dsar(
             f"{reviewer.email} logged {request.reference} and may not approve it too "
             "([review] four_eyes): another compliance officer must"
         )
+    erasure = decision == "approve" and request.kind == DsarKind.ERASURE
+    if erasure and policy is None:
+        raise TypeError("approving an erasure request needs the policy: it accepts its plan")
     if not execute:
         return _detached(session, request)
     now = now or utcnow()
+    details: dict[str, Any] = {"kind": request.kind, "reason": reason}
+    if erasure and policy is not None:
+        details["erasure_review"] = policy.dsar.erasure_review
+        if policy.dsar.erasure_review:
+            request.accepted_plan_hash = store_plan(
+                session, plan_document(policy, DSAR_ERASURE_BUCKET)
+            )
+            details["plan_hash"] = request.accepted_plan_hash
     request.status = DsarStatus.APPROVED if decision == "approve" else DsarStatus.REJECTED
     request.reviewed_by = reviewer.email
     request.reviewed_at = now
     request.reviewed_reason = reason
-    audit_request(
-        session,
-        request,
-        f"dsar.{request.status}",
-        reviewer.email,
-        {"kind": request.kind, "reason": reason},
-    )
+    audit_request(session, request, f"dsar.{request.status}", reviewer.email, details)
     session.commit()
     return request
 
@@ -398,7 +421,28 @@ class DsarActions:
 
 
 def has_finished_export(request: DsarRequest) -> bool:
-    return request.kind == DsarKind.ACCESS and request.status == DsarStatus.COMPLETED
+    """An access export was written: ready to send, or sent (and sendable again)."""
+    return request.kind == DsarKind.ACCESS and request.status in (
+        DsarStatus.READY,
+        DsarStatus.COMPLETED,
+    )
+
+
+def complete_request(session: Session, request: DsarRequest, actor: str, now: datetime) -> None:
+    """Mark the request completed, audited with whether it met its deadline and its evidence.
+
+    An access request completes when its link email was accepted for delivery; an erasure
+    when its deletion record was applied.
+    """
+    request.status = DsarStatus.COMPLETED
+    request.completed_at = now
+    request.last_error = None
+    details: dict[str, Any] = {"kind": request.kind, "on_time": now <= effective_due_at(request)}
+    if request.kind == DsarKind.ACCESS:
+        details.update(bytes=request.export_bytes, sha256=request.export_sha256)
+    else:
+        details["deletion_record_id"] = request.deletion_record_id
+    audit_request(session, request, "dsar.completed", actor, details)
 
 
 def next_actions(request: DsarRequest) -> DsarActions:
@@ -454,9 +498,11 @@ def review_dsars(
     reviewer: Identity,
     four_eyes: bool,
     reason: str | None = None,
+    policy: Policy | None = None,
     execute: bool,
 ) -> BulkDsarReview:
-    """Approve or reject several pending requests, each reviewed and audited on its own."""
+    """Approve or reject several pending requests, each reviewed and audited on its own
+    (an erasure's approval accepts its plan, as one ``review_dsar`` does)."""
     wanted = list(dict.fromkeys(references))
     if not wanted:
         raise InvalidInput("choose at least one request")
@@ -465,13 +511,18 @@ def review_dsars(
     require(reviewer, COMPLIANCE_OFFICER, to="review DSAR requests")
     if decision == "reject" and free_text(reason, field="reason") is None:
         raise InvalidInput("rejecting a DSAR request needs a reason", field="reason")
+    if decision == "approve" and policy is None:
+        kinds = {r.kind for r in requests_by_reference(session, wanted)}
+        session.rollback()
+        if DsarKind.ERASURE in kinds:  # refused before any is decided, not halfway through
+            raise TypeError("approving an erasure request needs the policy: it accepts its plan")
     decided: list[str] = []
     skipped: list[tuple[str, str]] = []
     for reference in wanted:
         try:
             review_dsar(
                 session, reference, decision, reviewer=reviewer, four_eyes=four_eyes,
-                reason=reason, execute=execute,
+                reason=reason, policy=policy, execute=execute,
             )  # fmt: skip
             decided.append(reference)
         except (Conflict, NotFound, PermissionDenied) as exc:  # four eyes: their own request

@@ -168,6 +168,8 @@ class DsarSettings:
     templates_dir: Path | None = None
     # Processing attempts (with exponential backoff) before a request shows as failed.
     max_attempts: int = 3
+    # process-dsar-requests emails the link and code once an access export is built.
+    auto_deliver: bool = True
 
 
 @dataclass(frozen=True)
@@ -591,6 +593,7 @@ _DSAR_FIELDS = (
     Field("max_attempts", int, default=DsarSettings.max_attempts, check=_at_least_one),
     Field("erasure_review", bool, default=DsarSettings.erasure_review),
     Field("access_review", bool, default=DsarSettings.access_review),
+    Field("auto_deliver", bool, default=DsarSettings.auto_deliver),
     Field("systems", object, check=_system_list),
 )  # fmt: skip
 _SMTP_FIELDS = (

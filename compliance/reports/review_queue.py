@@ -7,6 +7,7 @@ ids only, so a page costs a handful of indexed queries however many batches exis
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -22,17 +23,19 @@ from compliance.dsar import requests as dsar
 from compliance.dsar.deadlines import days_left, effective_due_at
 from compliance.errors import InvalidInput
 from compliance.policy.datamap import DataMap
+from compliance.policy.loader import DSAR_ERASURE_BUCKET
 from compliance.reports.dsar_stats import list_dsar_requests
 from compliance.store.models import (
     AuditEvent,
     ComplianceProfile,
     DeletionBatch,
     DeletionRecord,
+    DsarRequest,
     utcnow,
 )
 from compliance.store.queries import batch_pending, record_in, record_not_excluded, record_open
 from compliance.store.sql import count_if
-from compliance.store.states import BatchStatus, RecordState
+from compliance.store.states import BatchStatus, DsarKind, RecordState
 
 BATCH_STATUSES = tuple(s.value for s in BatchStatus)
 MAX_PAGE_SIZE = 500
@@ -263,18 +266,42 @@ def batch_impact(session: Session, datamap: DataMap, batch_id: int) -> pd.DataFr
             )
         )
     )
-    columns = ["table", "action", "rows", "legal_basis"]
+    return subjects_impact(datamap, bucket.name, keys)
+
+
+IMPACT_COLUMNS = ["table", "action", "rows", "legal_basis"]
+
+
+def subjects_impact(datamap: DataMap, bucket: str, keys: list[str]) -> pd.DataFrame:
+    """Per application table, rows erasing these subjects in ``bucket`` would delete,
+    anonymize or keep (with the legal basis of what is kept); changes nothing."""
     if not keys:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=IMPACT_COLUMNS)
+    tables = datamap.policy.bucket(bucket).tables
     with datamap.engine.connect() as conn:
-        frame = pd.DataFrame(datamap.impact(conn, bucket.tables, keys), columns=columns)
+        frame = pd.DataFrame(datamap.impact(conn, tables, keys), columns=IMPACT_COLUMNS)
     # "retain 271" alone reads like a leak; the policy says why those rows must stay.
-    tables = datamap.policy.tables
+    mapped = datamap.policy.tables
     frame["legal_basis"] = [
-        (tables[t].legal_basis or "") if a == "retain" and t in tables else ""
+        (mapped[t].legal_basis or "") if a == "retain" and t in mapped else ""
         for t, a in zip(frame["table"], frame["action"], strict=True)
     ]
     return frame
+
+
+def request_impact(session: Session, datamap: DataMap, references: Sequence[str]) -> pd.DataFrame:
+    """What approving these erasure requests would erase: the preview a batch shows, for their
+    subjects in the ``dsar_erasure`` bucket (access requests among them erase nothing; a
+    legal hold still wins when the erasure is applied). Changes nothing."""
+    subjects = list(
+        session.scalars(
+            select(DsarRequest.subject_id).where(
+                DsarRequest.reference.in_(list(references)), DsarRequest.kind == DsarKind.ERASURE
+            )
+        )
+    )
+    session.rollback()
+    return subjects_impact(datamap, DSAR_ERASURE_BUCKET, subjects)
 
 
 def pending_batch_ids(session: Session, *, bucket: str | None = None) -> list[int]:
@@ -287,7 +314,7 @@ def pending_batch_ids(session: Session, *, bucket: str | None = None) -> list[in
 
 def bulk_impact(session: Session, datamap: DataMap, batch_ids: list[int]) -> pd.DataFrame:
     """The impact previews of several batches added up per table and action; changes nothing."""
-    columns = ["table", "action", "rows", "legal_basis"]
+    columns = IMPACT_COLUMNS
     frames = [batch_impact(session, datamap, b) for b in batch_ids]
     frames = [f for f in frames if not f.empty]
     if not frames:

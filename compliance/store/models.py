@@ -147,6 +147,9 @@ class DeletionRecord(Timestamped, Base):
     # Added by migration 0004: the plan apply-deletions carried out (narrower than accepted,
     # or the same), kept in the decision ledger for replay-erasures.
     applied_plan_hash: Mapped[str | None] = mapped_column(String(64))
+    # Added by migration 0011: the plan an erasure request's approval accepted (a record in a
+    # batch has its batch's); apply-deletions refuses the record if the policy widened since.
+    accepted_plan_hash: Mapped[str | None] = mapped_column(String(64))
 
     profile: Mapped[ComplianceProfile] = relationship(back_populates="deletion_records")
     batch: Mapped[DeletionBatch | None] = relationship(back_populates="records")
@@ -209,6 +212,12 @@ class DsarRequest(Base):
     user_agent: Mapped[str | None] = mapped_column(String(512))
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None]
+    # Added by migration 0010: when the access export was written (it is ``ready`` until the
+    # link email goes out, and ``completed_at`` is that delivery); exports expire from here.
+    exported_at: Mapped[datetime | None]
+    # Added by migration 0011: an erasure approved with [dsar] erasure_review accepted this
+    # plan (its impact preview); the request's deletion record is accepted under it.
+    accepted_plan_hash: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_dsar_requests_subject_kind_requested", "subject_id", "kind", "requested_at"),

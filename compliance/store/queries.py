@@ -123,6 +123,15 @@ def dsar_claimable(now: datetime, lease: timedelta) -> ColumnElement[bool]:
     return or_(due, abandoned)
 
 
+def dsar_deliverable(now: datetime, max_attempts: int) -> ColumnElement[bool]:
+    """Ready exports a run sends the link of now: not waiting out a backoff, attempts left."""
+    return and_(
+        dsar_in(DsarStatus.READY),
+        DsarRequest.attempts < max_attempts,
+        or_(DsarRequest.next_attempt_at.is_(None), DsarRequest.next_attempt_at <= now),
+    )
+
+
 # ---------------------------------------------------------------- lookups
 
 

@@ -38,7 +38,8 @@ class DsarStatus(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     PROCESSING = "processing"
-    COMPLETED = "completed"
+    READY = "ready"  # an access export is built; the subject has not been sent its link yet
+    COMPLETED = "completed"  # access: the link email was accepted for delivery
     FAILED = "failed"
 
 
@@ -117,7 +118,7 @@ TRANSITIONS: Mapping[type[StrEnum], Mapping[StrEnum, frozenset[StrEnum]]] = {
     },
     RecordState: {
         RecordState.UNBATCHED: frozenset(
-            # A DSAR erasure with review off is accepted as it is created.
+            # An erasure request's record is accepted as it is created: its approval was the review.
             {RecordState.AWAITING_REVIEW, RecordState.PENDING_APPLY}
         ),
         RecordState.AWAITING_REVIEW: frozenset({RecordState.EXCLUDED, RecordState.PENDING_APPLY}),
@@ -129,8 +130,10 @@ TRANSITIONS: Mapping[type[StrEnum], Mapping[StrEnum, frozenset[StrEnum]]] = {
         DsarStatus.APPROVED: frozenset({DsarStatus.PROCESSING}),
         # A claim whose worker died is claimed again once its lease runs out.
         DsarStatus.PROCESSING: frozenset(
-            {DsarStatus.PROCESSING, DsarStatus.COMPLETED, DsarStatus.FAILED}
+            {DsarStatus.PROCESSING, DsarStatus.READY, DsarStatus.COMPLETED, DsarStatus.FAILED}
         ),
+        # Delivered: the mail server accepted the link email (a failed send stays ready).
+        DsarStatus.READY: frozenset({DsarStatus.COMPLETED}),
         DsarStatus.FAILED: frozenset({DsarStatus.APPROVED}),  # retried by an officer
     },
     DeliveryState: {
@@ -164,10 +167,12 @@ TRANSITIONS: Mapping[type[StrEnum], Mapping[StrEnum, frozenset[StrEnum]]] = {
 }
 
 # Requests still owed an answer: they count against the deadline and block a duplicate.
+# A ready export is still owed: the subject has nothing until the link is sent.
 OPEN_DSAR_STATUSES: tuple[DsarStatus, ...] = (
     DsarStatus.PENDING,
     DsarStatus.APPROVED,
     DsarStatus.PROCESSING,
+    DsarStatus.READY,
     DsarStatus.FAILED,
 )
 

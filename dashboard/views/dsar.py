@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 
 import pandas as pd
 import streamlit as st
@@ -10,22 +10,45 @@ import streamlit as st
 from compliance.dsar import desk, notices
 from compliance.dsar import requests as dsar
 from compliance.dsar.deadlines import effective_due_at
-from compliance.dsar.delivery import deliver_export
+from compliance.dsar.delivery import default_download_url, deliver_export
 from compliance.errors import ComplianceError
 from compliance.free_text import MAX_FREE_TEXT
 from compliance.reports.review_queue import DSAR_ACTION_COLUMNS
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT
-from compliance.store.states import NoticeStatus
+from compliance.store.states import DsarKind, NoticeStatus
 from dashboard import context, export_jobs, widgets
 
 PAGE_SIZE = 50
 EXPORT_KEY = "dsar_export"
 OPEN_KEY = "dsar_open"
-DOWNLOAD_URL = os.environ.get("COMPLIANCE_DOWNLOAD_URL", "http://localhost:8503")
+DOWNLOAD_URL = default_download_url()
 
 person = widgets.require_role(COMPLIANCE_OFFICER, SUPPORT)
 policy = context.policy()
 url = policy.database_url
+
+# Approving an erasure request is its review: no deletion batch follows.
+APPROVING_ERASURE = (
+    "Approving an erasure request accepts its erasure: the next `apply-deletions` run "
+    "carries it out (a legal hold still wins), with no batch to review."
+)
+
+
+def erasure_preview(references: tuple[str, ...]) -> Callable[[], None] | None:
+    """The impact preview of approving these erasure requests ([dsar] erasure_review)."""
+    if not policy.dsar.erasure_review:
+        return None
+
+    def show() -> None:
+        impact = context.request_impact(policy, references)
+        if impact.empty:
+            return  # no erasure request among them
+        st.markdown("**What approving erases** (the plan accepted with the approval):")
+        widgets.table(impact, widths={"legal_basis": "large"})
+
+    return show
+
+
 st.title("DSAR requests")
 widgets.show_flash()
 
@@ -142,6 +165,7 @@ if several_asked:
                 reviewer=person,
                 four_eyes=policy.review.four_eyes,
                 reason=reason,
+                policy=policy,
                 execute=True,
             )
         message = f"{len(result.decided)} request(s) {verdict}d: {', '.join(result.decided)}."
@@ -154,7 +178,8 @@ if several_asked:
         "Each request is decided and audited on its own; one decided by someone else "
         "meanwhile is skipped and reported. "
         + (
-            "Approved requests are processed by the next `process-dsar-requests` run."
+            "Approved requests are processed by the next `process-dsar-requests` run; "
+            + APPROVING_ERASURE
             if verdict == "approve"
             else "Nothing is exported or erased. Say why, for the audit trail."
         ),
@@ -162,6 +187,7 @@ if several_asked:
         on_confirm=review_several,
         reason_label="Reason" if verdict == "reject" else None,
         reason_required="Rejecting requests needs a reason." if verdict == "reject" else None,
+        details=erasure_preview(tuple(chosen_refs)) if verdict == "approve" else None,
     )
 if number > 1 or more:
     st.number_input("Page", min_value=1, max_value=number + int(more), step=1, key="dsar_page")
@@ -454,25 +480,30 @@ if asked:
                 reviewer=person,
                 four_eyes=policy.review.four_eyes,
                 reason=reason,
+                policy=policy,
                 execute=True,
             )
         return f"{r.reference} {r.status}."
 
     with context.session(policy) as s:
-        method = dsar.get_dsar(s, target).identity_method
+        asked_request = dsar.get_dsar(s, target)
+        method, target_kind = asked_request.identity_method, asked_request.kind
     # Only the method (a word from the policy) goes into markdown; the note is on the page.
     checked = (
         f"Identity checked by {method.replace('_', ' ')}; the note is on the request."
         if method
         else "**Identity check not recorded.**"
     )
+    erasing = decision == "approve" and target_kind == DsarKind.ERASURE
     widgets.confirm_dialog(
         f"{decision.capitalize()} {target}?",
         (
             checked
             + "\n\n"
             + (
-                "Approved requests are processed by the next `process-dsar-requests` run, "
+                APPROVING_ERASURE
+                if erasing
+                else "Approved requests are processed by the next `process-dsar-requests` run, "
                 "or exported at once with Export now."
                 if decision == "approve"
                 else "Nothing is exported or erased. Say why, for the audit trail."
@@ -482,4 +513,5 @@ if asked:
         on_confirm=review,
         reason_label="Reason" if decision == "reject" else None,
         reason_required="Rejecting a request needs a reason." if decision == "reject" else None,
+        details=erasure_preview((target,)) if erasing else None,
     )

@@ -79,7 +79,7 @@ def test_an_officer_confirms_a_manual_access_step_with_its_file_in_the_browser(
         second = process_dsar_requests(
             s, queue.datamap(), actor="worker", execute=True, now=utcnow() + timedelta(minutes=2)
         )
-        assert second.completed == [reference]
+        assert second.ready == [reference]
         path = s.scalars(
             select(DsarRequest.export_path).where(DsarRequest.reference == reference)
         ).one()

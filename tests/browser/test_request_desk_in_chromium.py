@@ -182,7 +182,8 @@ def test_support_exports_and_sends_and_the_subject_downloads_in_the_browser(
         "Logged",
         "Approved",
         "Export started",
-        "Completed",
+        "Export built, ready to send",
         "Link and code sent to the subject",
+        "Completed",
         "Subject downloaded the export",
     ]

@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from compliance.dsar.processing import process_dsar_requests
 from compliance.dsar.requests import get_dsar, review_dsar, submit
-from compliance.store.models import AuditEvent
-from tests.conftest import Deployment, person
+from compliance.store.models import AuditEvent, DsarRequest
+from tests.conftest import DEMO_POLICY, Deployment, person
 from tests.dashboard.conftest import OFFICER, SUPPORT, OpenApp, button, texts
 
 
@@ -102,7 +102,7 @@ def test_support_downloads_a_finished_export_and_the_download_is_audited(
         )
         process_dsar_requests(session, queue.datamap(), actor="jobs", execute=True)
         request = get_dsar(session, reference)
-        assert request.status == "completed"
+        assert request.status == "ready"  # built: staff may download it before it is sent
         export = Path(request.export_path)
     at = open_app(SUPPORT)
     at.selectbox(key="dsar_open").select(reference).run()
@@ -185,3 +185,49 @@ def test_an_officer_approves_every_pending_request_in_one_confirmation(
             select(AuditEvent.target_id).where(AuditEvent.action == "dsar.approved")
         ).all()
     assert set(pending[1:]) <= set(approvals)
+
+
+def _seeded_erasure(queue: Deployment) -> str:
+    """The demo's pending erasure request (subject 13)."""
+    with queue.session() as session:
+        return session.scalars(
+            select(DsarRequest.reference).where(DsarRequest.kind == "erasure")
+        ).one()
+
+
+def test_approving_an_erasure_shows_its_impact_and_accepts_that_plan(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    reference = _seeded_erasure(queue)
+    at = open_app(OFFICER, "views/dsar.py")
+    at.selectbox(key="dsar_open").select(reference).run()
+    button(at, "Approve…").click().run()
+
+    assert any("What approving erases" in t for t in texts(at, "markdown")), texts(at, "error")
+    (preview,) = [d.value for d in at.dataframe if "legal_basis" in d.value.columns]
+    rows = preview.set_index(["table", "action"])["rows"]
+    assert rows[("users", "anonymize")] == 1
+    assert any("no batch to review" in t for t in texts(at, "markdown"))
+    button(at, "Approve").click().run()
+    assert f"{reference} approved." in texts(at, "success")
+    with queue.session() as session:
+        request = get_dsar(session, reference)
+        assert (request.status, request.reviewed_by) == ("approved", OFFICER)
+        assert request.accepted_plan_hash is not None
+
+
+def test_without_erasure_review_the_approval_shows_no_preview(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    queue.write_policy(DEMO_POLICY.replace("erasure_review = true", "erasure_review = false"))
+    reference = _seeded_erasure(queue)
+    at = open_app(OFFICER, "views/dsar.py")
+    at.selectbox(key="dsar_open").select(reference).run()
+    button(at, "Approve…").click().run()
+
+    assert not [t for t in texts(at, "markdown") if "What approving erases" in t]
+    assert not [d for d in at.dataframe if "legal_basis" in d.value.columns]
+    button(at, "Approve").click().run()
+    with queue.session() as session:
+        request = get_dsar(session, reference)
+        assert request.status == "approved" and request.accepted_plan_hash is None

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from compliance.dsar.delivery import deliver_export
 from compliance.dsar.requests import submit
-from compliance.reports.dsar_stats import dsar_overview
-from tests.conftest import Deployment, person
+from compliance.reports.dsar_stats import dsar_overview, list_dsar_requests
+from tests.conftest import DEMO_POLICY, Deployment, person
 from tests.dashboard.conftest import (
     MANAGER,
     OFFICER,
@@ -17,12 +18,21 @@ from tests.dashboard.conftest import (
     purge,
     texts,
 )
+from tests.smtp_server import Inbox, mailing_to
+from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
 
 
 def test_progress_shows_weekly_deletions_and_dsar_figures_with_csv_downloads(
-    queue: Deployment, open_app: OpenApp
+    queue: Deployment, open_app: OpenApp, smtp_inbox: Inbox
 ) -> None:
+    queue.write_policy(mailing_to(smtp_inbox, DEMO_POLICY, auto_deliver=False))
     with queue.session() as session:
+        # The demo's export is built, not sent; support sends it: completed on delivery.
+        (built,) = list_dsar_requests(session, status="ready")
+        deliver_export(
+            session, queue.policy(), built.reference, actor=person(SUPPORT),
+            download_url="http://x", execute=True,
+        )  # fmt: skip
         submit(
             session, queue.policy(), queue.app_engine, kind="access", subject_id="3",
             requested_by=person(SUPPORT), execute=True,
@@ -38,7 +48,7 @@ def test_progress_shows_weekly_deletions_and_dsar_figures_with_csv_downloads(
     assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Open requests"] == str(open_requests)
-    # The demo's one completed request was answered in time; its overdue one is listed.
+    # The demo's one completed request was delivered in time; its overdue one is listed.
     assert metrics["Completed on time"] == "100%"
     shown = at.dataframe[-1].value
     assert list(shown["reference"]) == list(overview.overdue["reference"])

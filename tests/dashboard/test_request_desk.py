@@ -105,6 +105,9 @@ def test_support_exports_now_and_sends_the_link_and_the_timeline_shows_each_step
     assert f"The export of {reference} is ready." in texts(at, "success") or [
         b for b in at.button if b.label == "Send to subject"
     ], texts(at, "error")
+    with queue.session() as s:
+        assert get_dsar(s, reference).status == "ready"  # built, the subject has nothing yet
+    assert any("has not been sent the link yet" in t for t in texts(at, "info"))
     button(at, "Send to subject").click().run()
     assert any("Emailed" in t for t in texts(at, "success")), texts(at, "error")
 
@@ -114,8 +117,11 @@ def test_support_exports_now_and_sends_the_link_and_the_timeline_shows_each_step
         detail = desk.request_detail(s, queue.policy(), reference, roles={"support"})
     labels = [e.label for e in detail.timeline]
     assert labels[:2] == ["Logged", "Approved"]
-    assert "Export started" in labels and "Completed" in labels
-    assert labels.index("Link and code sent to the subject") > labels.index("Completed")
+    assert "Export started" in labels
+    built, sent = labels.index("Export built, ready to send"), labels.index("Completed")
+    assert built < labels.index("Link and code sent to the subject") < sent
+    with queue.session() as s:
+        assert get_dsar(s, reference).status == "completed"
     assert [e.actor for e in detail.timeline if e.label == "Export started"] == [SUPPORT]
 
 
@@ -133,7 +139,7 @@ def test_without_access_review_support_exports_a_pending_request_at_once(
     wait_for_export(reference)
     with queue.session() as s:
         request = get_dsar(s, reference)
-        assert request.status == "completed" and request.reviewed_by is None
+        assert request.status == "ready" and request.reviewed_by is None
 
 
 def test_an_expired_export_is_not_offered(queue: Deployment) -> None:

@@ -131,7 +131,7 @@ def test_a_request_shows_where_each_system_stands(queue: Deployment, open_app: O
         )  # fmt: skip
         later = utcnow() + timedelta(minutes=2)
         done = process_dsar_requests(s, queue.datamap(), actor="worker", execute=True, now=later)
-        assert done.completed == [reference]
+        assert done.ready == [reference]
     at = open_app(OFFICER, "views/dsar.py")
     at.selectbox(key="dsar_open").select(reference).run()
     (frame,) = [d.value for d in at.dataframe if "done_by" in d.value.columns]

@@ -207,7 +207,8 @@ def check_invariants(d: Deployment, before: Snapshot, seed: int, *, killed: bool
             Path(r.export_path).name
             for r in s.scalars(
                 select(DsarRequest).where(
-                    DsarRequest.status == "completed", DsarRequest.export_path.is_not(None)
+                    DsarRequest.status.in_(("ready", "completed")),
+                    DsarRequest.export_path.is_not(None),
                 )
             )
         }
@@ -230,7 +231,7 @@ def check_invariants(d: Deployment, before: Snapshot, seed: int, *, killed: bool
     for path in exports.iterdir() if exports.exists() else []:
         if is_temp(path):
             continue
-        assert path.name in completed, f"{why}: {path.name} is not on a completed request"
+        assert path.name in completed, f"{why}: {path.name} is not on a built request"
         with zipfile.ZipFile(path) as archive:
             assert archive.testzip() is None, f"{why}: {path.name} is not a complete ZIP"
 

@@ -201,6 +201,7 @@ def _approved_requests(d: Deployment) -> None:
                     "approve",
                     reviewer=DPO,
                     four_eyes=True,
+                    policy=policy(d),
                     execute=True,
                 )
 
@@ -215,7 +216,7 @@ def process_done(d: Deployment, before: Snapshot, seed: int) -> None:
     with d.session() as s:
         requests = s.scalars(select(DsarRequest).order_by(DsarRequest.id)).all()
         states = {(r.subject_id, r.status, r.deletion_record_id is not None) for r in requests}
-    assert states == {(a, "completed", False) for a in ACCESS} | {
+    assert states == {(a, "ready", False) for a in ACCESS} | {
         (e, "processing", True) for e in ERASURE
     }, f"seed {seed}: a request was lost: {states}"
     exported = sorted(p.name for p in (d.dir / "exports").glob("DSAR-*.zip"))
@@ -231,7 +232,7 @@ def prepare_cleanup(d: Deployment, seed: int) -> list[str]:
         s.execute(
             update(DsarRequest)
             .where(DsarRequest.subject_id.not_in(ACCESS[:2]))
-            .values(completed_at=utcnow() - timedelta(days=40))
+            .values(exported_at=utcnow() - timedelta(days=40))
         )
         s.commit()
     return ["cleanup-expired-exports", "--execute"]
