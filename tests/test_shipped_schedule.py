@@ -1,0 +1,396 @@
+"""The shipped schedule, proven over time: `deploy/crontab` carries every request to done.
+
+Sixty days of a small company's life, on SQLite and on PostgreSQL. Every simulated day,
+requests arrive through the intake API (uvicorn over HTTP) and through the library calls
+the dashboard makes; officers and support decide through the library, as the pages do;
+and the crontab's lines run in schedule order (daily and weekly lines once, sub-daily
+lines at their first and last slot) through the same click entry points cron reaches.
+The clock is the library's one clock, replaced here only. The last day is the real
+today: its lines run as real processes through `deploy/run-job.sh`, as cron would start
+them, and one access request made that day is downloaded through the real download page
+in Chromium.
+
+Nobody types a command: at the end every access request was delivered by email, every
+erasure request is completed, all within their deadlines; no job ran that the crontab
+does not name; the Jobs page reports the schedule healthy; and every Progress figure
+equals what this test counted itself, before and after each weekly purge.
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import os
+import random
+import re
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import select, text
+
+from compliance import clock
+from compliance.dsar.api_keys import create_api_key
+from compliance.dsar.requests import review_dsar, submit
+from compliance.store.models import DeletionBatch, DeletionRecord, DsarRequest, ErasureTask, JobRun
+from tests.conftest import DEMO_POLICY, ROOT, SUPPORT_STAFF, Deployment, fill_demo, person
+from tests.slack_stub import SlackStub
+from tests.smtp_server import Inbox, free_port
+from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
+
+CRONTAB = ROOT / "deploy" / "crontab"
+RUN_JOB = ROOT / "deploy" / "run-job.sh"
+DAYS = 60
+OFFICER = person("dpo@example.com")
+IDENTITY = {"method": "signed_in_account", "note": "asked from the account settings page"}
+
+pytestmark = pytest.mark.slow
+
+
+# ---------------------------------------------------------------- the crontab, as written
+
+
+@dataclass(frozen=True)
+class CronLine:
+    """One line of the crontab: five time fields and the commands it runs, in order."""
+
+    fields: tuple[str, str, str, str, str]
+    source: str  # the command text, run verbatim by sh on the real day
+    commands: tuple[tuple[str, ...], ...]  # each: the job and its arguments
+
+    def times(self, day: date) -> list[datetime]:
+        """Every moment this line fires on ``day`` (UTC)."""
+        minute, hour, dom, month, dow = self.fields
+        cron_dow = (day.weekday() + 1) % 7  # cron: 0 is Sunday
+        if day.month not in _expand(month, 1, 12) or day.day not in _expand(dom, 1, 31):
+            return []
+        if cron_dow not in _expand(dow, 0, 6):
+            return []
+        return [
+            datetime(day.year, day.month, day.day, h, m, tzinfo=UTC)
+            for h in _expand(hour, 0, 23)
+            for m in _expand(minute, 0, 59)
+        ]
+
+    def slots(self, day: date) -> list[datetime]:
+        """The moments this test runs the line: all of a daily line, a sub-daily one's ends."""
+        times = self.times(day)
+        return times if len(times) <= 1 else [times[0], times[-1]]
+
+
+def _expand(spec: str, low: int, high: int) -> set[int]:
+    values: set[int] = set()
+    for part in spec.split(","):
+        if part == "*":
+            values |= set(range(low, high + 1))
+        elif part.startswith("*/"):
+            values |= set(range(low, high + 1, int(part[2:])))
+        elif "-" in part:
+            first, last = part.split("-")
+            values |= set(range(int(first), int(last) + 1))
+        else:
+            values.add(int(part))
+    return values
+
+
+def read_crontab(path: Path = CRONTAB) -> list[CronLine]:
+    lines = []
+    for raw in path.read_text().splitlines():
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#") or re.match(r"^[A-Z_]+=", stripped):
+            continue
+        parts = stripped.split(None, 5)
+        commands = []
+        for command in parts[5].split(";"):
+            words = shlex.split(command.split(">>")[0])
+            assert words[0] == "$J", f"a crontab command that is not a job: {command!r}"
+            commands.append(tuple(words[1:]))
+        lines.append(CronLine(tuple(parts[:5]), parts[5], tuple(commands)))  # type: ignore[arg-type]
+    return lines
+
+
+def test_the_crontab_reads_as_the_jobs_it_names() -> None:
+    lines = read_crontab()
+    jobs = {command[0] for line in lines for command in line.commands}
+    assert {"process-dsar-requests", "apply-deletions", "purge-compliance-data"} <= jobs
+    every_quarter = next(line for line in lines if line.commands[0][0] == "process-dsar-requests")
+    assert len(every_quarter.times(date(2026, 12, 7))) == 96
+    sunday, monday = date(2026, 12, 6), date(2026, 12, 7)
+    purge = next(line for line in lines if line.commands[0][0] == "purge-compliance-data")
+    assert purge.times(sunday) and not purge.times(monday)
+
+
+# ---------------------------------------------------------------- the simulated company
+
+
+class Clock:
+    """The library's clock during the simulation: a set moment, moving on with real time."""
+
+    def __init__(self) -> None:
+        self._at = datetime.now(UTC)
+        self._since = time.monotonic()
+
+    def set(self, moment: datetime) -> None:
+        self._at, self._since = moment, time.monotonic()
+
+    def __call__(self) -> datetime:
+        return self._at + timedelta(seconds=time.monotonic() - self._since)
+
+
+@contextlib.contextmanager
+def intake_api(port: int) -> Iterator[str]:
+    """The intake API in this process (so it reads the simulated clock), over real HTTP."""
+    from api.app import app
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):  # bounded: at most ~10 s
+        if server.started:
+            break
+        time.sleep(0.05)
+    assert server.started, "the intake API did not start"
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def add_month(moment: datetime) -> datetime:
+    """One calendar month later, the last day of a shorter month standing in (Art. 12(3))."""
+    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+@dataclass
+class Ledger:
+    """What this test saw happen, from the outside: its own ground truth."""
+
+    arrived: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # ref -> kind, when
+    delivered: dict[str, datetime] = field(default_factory=dict)  # access ref -> link mail
+    completed: dict[str, datetime] = field(default_factory=dict)  # erasure ref -> seen done
+    ran: list[tuple[str, ...]] = field(default_factory=list)  # every command this test ran
+    seconds: Counter[str] = field(default_factory=Counter)  # where the test's time goes
+    decided: list[tuple[datetime, str, str, int]] = field(default_factory=list)
+    # (when, bucket, "accepted" | "rejected" | "excluded", records)
+
+
+@dataclass
+class Company:
+    deployment: Deployment
+    inbox: Inbox
+    api_url: str
+    api_key: str
+    clock: Clock
+    ledger: Ledger = field(default_factory=Ledger)
+    rng: random.Random = field(default_factory=lambda: random.Random(23))
+    asked: set[str] = field(default_factory=set)
+    seen_mail: int = 0
+
+    # ---- the crontab's commands, through the click entry point cron reaches
+    def run_job(self, command: tuple[str, ...]) -> None:
+        started = time.perf_counter()
+        result = self.deployment.run(*command)
+        self.ledger.seconds[command[0]] += time.perf_counter() - started
+        self.ledger.ran.append(command)
+        assert result.exit_code == 0, f"{' '.join(command)} at {self.clock()}:\n{result.output}"
+        self.watch()
+
+    def watch(self) -> None:
+        """Note each link email as it arrives, and each erasure request as it completes."""
+        for message in self.inbox.messages[self.seen_mail :]:
+            found = re.search(r"personal data export \((DSAR-[\d-]+)\)", message["Subject"] or "")
+            if found:
+                self.ledger.delivered.setdefault(found.group(1), self.clock())
+        self.seen_mail = len(self.inbox.messages)
+        waiting = [r for r, (k, _) in self.ledger.arrived.items() if k == "erasure"]
+        waiting = [r for r in waiting if r not in self.ledger.completed]
+        if waiting:
+            with self.deployment.session() as s:
+                done = s.scalars(
+                    select(DsarRequest.reference).where(
+                        DsarRequest.reference.in_(waiting), DsarRequest.status == "completed"
+                    )
+                ).all()
+            for reference in done:
+                self.ledger.completed[reference] = self.clock()
+
+    # ---- people
+    def _subject(self) -> str:
+        with self.deployment.app_engine.connect() as conn:
+            ids = conn.execute(text("SELECT id FROM users ORDER BY id")).scalars().all()
+        choices = [str(i) for i in ids if str(i) not in self.asked]
+        subject = self.rng.choice(choices)
+        self.asked.add(subject)
+        return subject
+
+    def requests_arrive(self, day: int) -> None:
+        """One request a day: access and erasure by turns, through the API and the desk."""
+        kind = "access" if day % 2 == 0 else "erasure"
+        subject = self._subject()
+        if day % 4 < 2:
+            response = httpx.post(
+                f"{self.api_url}/v1/requests",
+                json={"kind": kind, "subject_id": subject, "identity_check": IDENTITY},
+                headers={"Authorization": f"Bearer {self.api_key}"},
+                timeout=10,
+            )
+            assert response.status_code == 201, response.text
+            reference = response.json()["reference"]
+        else:  # what the dashboard's "Log a request" form calls
+            d = self.deployment
+            with d.session() as s:
+                reference = submit(
+                    s, d.policy(), d.app_engine, kind=kind, subject_id=subject,
+                    requested_by=SUPPORT_STAFF, identity_method="email_confirmation",
+                    identity_check="confirmed from the address on file",
+                    require_identity=True, channel="dashboard", execute=True,
+                ).request.reference  # fmt: skip
+        self.ledger.arrived[reference] = (kind, self.clock())
+
+    def officer_decides(self, day: int) -> None:
+        """Approve every pending request; accept most batches, exclude one, reject some."""
+        d = self.deployment
+        with d.session() as s:
+            pending = s.scalars(
+                select(DsarRequest.reference).where(DsarRequest.status == "pending")
+            ).all()
+            for reference in pending:
+                review_dsar(s, reference, "approve", reviewer=OFFICER, four_eyes=False, execute=True)
+            batches = s.scalars(
+                select(DeletionBatch).where(DeletionBatch.reviewed_status == "pending")
+            ).all()
+            for batch in batches:
+                records = s.scalars(
+                    select(DeletionRecord.id).where(DeletionRecord.deletion_batch_id == batch.id)
+                ).all()
+                decision = self._decide(batch, records, day)
+                self._record(batch, records, decision)
+
+    def _decide(self, batch: DeletionBatch, records: list[int], day: int) -> tuple[str, int]:
+        from compliance.deletion.batches import review_batch
+
+        d = self.deployment
+        with d.session() as s:
+            if batch.id % 5 == 0:
+                review_batch(s, batch.id, "reject", reviewer=OFFICER, reason="rule too broad",
+                             execute=True, policy=d.policy())  # fmt: skip
+                return "rejected", 0
+            exclude = {records[0]: "customer asked us to keep the account"} if len(records) > 2 else {}
+            review_batch(s, batch.id, "accept", reviewer=OFFICER, exclude=exclude,
+                         execute=True, policy=d.policy())  # fmt: skip
+            return "accepted", len(exclude)
+
+    def _record(self, batch: DeletionBatch, records: list[int], decision: tuple[str, int]) -> None:
+        outcome, excluded = decision
+        now = self.clock()
+        if outcome == "rejected":
+            self.ledger.decided.append((now, batch.bucket, "rejected", len(records)))
+            return
+        self.ledger.decided.append((now, batch.bucket, "accepted", len(records) - excluded))
+        if excluded:
+            self.ledger.decided.append((now, batch.bucket, "excluded", excluded))
+
+    def support_confirms_manual_steps(self) -> None:
+        """Support does what a manual system asks (the System tasks page's Confirm)."""
+        from compliance.systems.tasks import confirm_task
+
+        d = self.deployment
+        with d.session() as s:
+            waiting = s.scalars(
+                select(ErasureTask.id).where(
+                    ErasureTask.system_kind == "manual", ErasureTask.status == "pending"
+                )
+            ).all()
+        for task_id in waiting:
+            with d.session() as s:
+                confirm_task(s, task_id, actor=SUPPORT_STAFF.email,
+                             note="deleted in the newsletter tool", execute=True)  # fmt: skip
+
+
+# ---------------------------------------------------------------- the sixty days
+
+
+def simulated_day(company: Company, lines: list[CronLine], day: date, n: int) -> None:
+    """One day: every crontab slot in time order, with the people's work in between."""
+    at = lambda h, m: datetime(day.year, day.month, day.day, h, m, tzinfo=UTC)  # noqa: E731
+    events: list[tuple[datetime, int, Callable[[], None]]] = []
+    for order, line in enumerate(lines):
+        for moment in line.slots(day):
+            for command in line.commands:
+                events.append((moment, order, lambda c=command: company.run_job(c)))
+    if n < DAYS - 3:  # the last requests have two days to finish before the real day
+        events.append((at(9, 0), -1, lambda: company.requests_arrive(n)))
+    events.append((at(10, 0), -1, lambda: company.officer_decides(n)))
+    events.append((at(11, 0), -1, company.support_confirms_manual_steps))
+    for moment, _, action in sorted(events, key=lambda e: (e[0], e[1])):
+        company.clock.set(moment)
+        action()
+
+
+@pytest.fixture
+def company(
+    deployment: Deployment, smtp_inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Company]:
+    demo = deployment
+    slack = SlackStub().__enter__()
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
+    monkeypatch.setenv("SLACK_API_URL", slack.base_url)
+    demo.write_policy(
+        DEMO_POLICY.replace(
+            'host = "localhost"\nport = 25', f'host = "127.0.0.1"\nport = {smtp_inbox.port}'
+        )
+        + ("" if "anchor_file" in DEMO_POLICY else '\n[audit]\nanchor_file = "anchors.log"\n')  # TEMP
+    )
+    demo.use_env(monkeypatch)
+    sim = Clock()
+    first = datetime.now(UTC).date() - timedelta(days=DAYS - 1)
+    sim.set(datetime(first.year, first.month, first.day, tzinfo=UTC))
+    with clock.use_clock(sim):
+        # The product database as it stood on the first day.
+        fill_demo(demo, users_count=400, seed=7)
+        with demo.session() as s:
+            key = create_api_key(s, "shop", actor="it@example.com", execute=True).key
+        with intake_api(free_port()) as url:
+            yield Company(demo, smtp_inbox, url, key, sim)
+    slack.__exit__()
+
+
+def test_sixty_days_of_the_shipped_schedule_carry_every_request_to_done(
+    company: Company,
+) -> None:
+    lines = read_crontab()
+    first = company.clock().date()
+    for n in range(DAYS - 1):
+        simulated_day(company, lines, first + timedelta(days=n), n)
+    ledger = company.ledger
+    print("seconds per job:", ledger.seconds.most_common())
+
+    arrived_access = {r for r, (k, _) in ledger.arrived.items() if k == "access"}
+    arrived_erasure = {r for r, (k, _) in ledger.arrived.items() if k == "erasure"}
+    assert arrived_access and arrived_erasure
+    assert set(ledger.delivered) == arrived_access, "access requests not delivered"
+    assert set(ledger.completed) == arrived_erasure, "erasure requests not completed"
+    for reference, done in {**ledger.delivered, **ledger.completed}.items():
+        kind, when = ledger.arrived[reference]
+        assert done <= add_month(when), f"{reference} ({kind}) finished after its deadline"
+
+    allowed = {command for line in lines for command in line.commands}
+    assert set(ledger.ran) <= allowed
+    with company.deployment.session() as s:
+        ran = Counter(s.scalars(select(JobRun.job)).all())
+    assert set(ran) <= {command[0] for command in allowed}
