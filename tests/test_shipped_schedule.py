@@ -43,7 +43,14 @@ from sqlalchemy import select, text
 from compliance import clock
 from compliance.dsar.api_keys import create_api_key
 from compliance.dsar.requests import review_dsar, submit
-from compliance.store.models import DeletionBatch, DeletionRecord, DsarRequest, ErasureTask, JobRun
+from compliance.store.models import (
+    ComplianceProfile,
+    DeletionBatch,
+    DeletionRecord,
+    DsarRequest,
+    ErasureTask,
+    JobRun,
+)
 from tests.conftest import DEMO_POLICY, ROOT, SUPPORT_STAFF, Deployment, fill_demo, person
 from tests.slack_stub import SlackStub
 from tests.smtp_server import Inbox, free_port
@@ -185,8 +192,10 @@ class Ledger:
     completed: dict[str, datetime] = field(default_factory=dict)  # erasure ref -> seen done
     ran: list[tuple[str, ...]] = field(default_factory=list)  # every command this test ran
     seconds: Counter[str] = field(default_factory=Counter)  # where the test's time goes
-    decided: list[tuple[datetime, str, str, int]] = field(default_factory=list)
-    # (when, bucket, "accepted" | "rejected" | "excluded", records)
+    batches: Counter[tuple[str, str]] = field(default_factory=Counter)  # (bucket, decision)
+    kept: list[tuple[datetime, str]] = field(default_factory=list)  # (when, bucket) per record
+    to_erase: set[tuple[str, str]] = field(default_factory=set)  # (bucket, subject) accepted
+    erased: list[tuple[datetime, str]] = field(default_factory=list)  # (when, bucket) per record
 
 
 @dataclass
@@ -203,12 +212,18 @@ class Company:
 
     # ---- the crontab's commands, through the click entry point cron reaches
     def run_job(self, command: tuple[str, ...]) -> None:
+        if command[0] == "purge-compliance-data":
+            check_progress(self)
         started = time.perf_counter()
         result = self.deployment.run(*command)
         self.ledger.seconds[command[0]] += time.perf_counter() - started
         self.ledger.ran.append(command)
         assert result.exit_code == 0, f"{' '.join(command)} at {self.clock()}:\n{result.output}"
+        if command[0] == "apply-deletions":
+            self.notice_erasures()
         self.watch()
+        if command[0] == "purge-compliance-data":
+            check_progress(self)
 
     def watch(self) -> None:
         """Note each link email as it arrives, and each erasure request as it completes."""
@@ -270,40 +285,72 @@ class Company:
                 select(DsarRequest.reference).where(DsarRequest.status == "pending")
             ).all()
             for reference in pending:
-                review_dsar(s, reference, "approve", reviewer=OFFICER, four_eyes=False, execute=True)
+                review_dsar(
+                    s, reference, "approve", reviewer=OFFICER, four_eyes=False, execute=True
+                )
             batches = s.scalars(
                 select(DeletionBatch).where(DeletionBatch.reviewed_status == "pending")
             ).all()
-            for batch in batches:
-                records = s.scalars(
-                    select(DeletionRecord.id).where(DeletionRecord.deletion_batch_id == batch.id)
-                ).all()
-                decision = self._decide(batch, records, day)
-                self._record(batch, records, decision)
+            decisions = [(b.id, b.bucket) for b in batches]
+        for batch_id, bucket in decisions:
+            self._decide(batch_id, bucket)
+        self._accepted_erasures(pending)
 
-    def _decide(self, batch: DeletionBatch, records: list[int], day: int) -> tuple[str, int]:
+    def _decide(self, batch_id: int, bucket: str) -> None:
+        """Reject every fifth batch; in the others keep the first record when there are three."""
         from compliance.deletion.batches import review_batch
 
-        d = self.deployment
+        d, ledger = self.deployment, self.ledger
         with d.session() as s:
-            if batch.id % 5 == 0:
-                review_batch(s, batch.id, "reject", reviewer=OFFICER, reason="rule too broad",
+            records = s.execute(
+                select(DeletionRecord.id, ComplianceProfile.subject_id)
+                .join(ComplianceProfile)
+                .where(DeletionRecord.deletion_batch_id == batch_id)
+                .order_by(DeletionRecord.id)
+            ).all()
+            now = self.clock()
+            if batch_id % 5 == 0:
+                review_batch(s, batch_id, "reject", reviewer=OFFICER, reason="rule too broad",
                              execute=True, policy=d.policy())  # fmt: skip
-                return "rejected", 0
-            exclude = {records[0]: "customer asked us to keep the account"} if len(records) > 2 else {}
-            review_batch(s, batch.id, "accept", reviewer=OFFICER, exclude=exclude,
+                ledger.batches[(bucket, "rejected")] += 1
+                ledger.kept += [(now, bucket)] * len(records)
+                return
+            kept = records[:1] if len(records) > 2 else []
+            exclude = {record_id: "customer asked us to keep the account" for record_id, _ in kept}
+            review_batch(s, batch_id, "accept", reviewer=OFFICER, exclude=exclude,
                          execute=True, policy=d.policy())  # fmt: skip
-            return "accepted", len(exclude)
+        ledger.batches[(bucket, "accepted")] += 1
+        ledger.kept += [(now, bucket)] * len(kept)
+        ledger.to_erase |= {(bucket, subject) for _, subject in records[len(kept) :]}
 
-    def _record(self, batch: DeletionBatch, records: list[int], decision: tuple[str, int]) -> None:
-        outcome, excluded = decision
+    def _accepted_erasures(self, approved: list[str]) -> None:
+        """An approved erasure request's subject is now due to be erased, like a batch's."""
+        with self.deployment.session() as s:
+            subjects = s.scalars(
+                select(DsarRequest.subject_id).where(
+                    DsarRequest.reference.in_(approved), DsarRequest.kind == "erasure"
+                )
+            ).all()
+        self.ledger.to_erase |= {("dsar_erasure", subject) for subject in subjects}
+
+    def notice_erasures(self) -> None:
+        """After each apply-deletions, look in the product database for who is gone now."""
+        with self.deployment.app_engine.connect() as conn:
+            anonymized = set(
+                conn.execute(text("SELECT id FROM users WHERE full_name IS NULL")).scalars()
+            )
+            with_tickets = set(
+                conn.execute(text("SELECT DISTINCT user_id FROM support_tickets")).scalars()
+            )
         now = self.clock()
-        if outcome == "rejected":
-            self.ledger.decided.append((now, batch.bucket, "rejected", len(records)))
-            return
-        self.ledger.decided.append((now, batch.bucket, "accepted", len(records) - excluded))
-        if excluded:
-            self.ledger.decided.append((now, batch.bucket, "excluded", excluded))
+        for bucket, subject in sorted(self.ledger.to_erase):
+            key = int(subject)
+            gone = (
+                key not in with_tickets if bucket == "stale_support_tickets" else key in anonymized
+            )
+            if gone:
+                self.ledger.to_erase.discard((bucket, subject))
+                self.ledger.erased.append((now, bucket))
 
     def support_confirms_manual_steps(self) -> None:
         """Support does what a manual system asks (the System tasks page's Confirm)."""
@@ -320,6 +367,62 @@ class Company:
             with d.session() as s:
                 confirm_task(s, task_id, actor=SUPPORT_STAFF.email,
                              note="deleted in the newsletter tool", execute=True)  # fmt: skip
+
+
+# ---------------------------------------------------------------- Progress, checked
+
+
+def monday(moment: datetime) -> date:
+    return moment.date() - timedelta(days=moment.weekday())
+
+
+def check_progress(company: Company) -> None:
+    """Every Progress figure the manager sees equals what this test counted itself."""
+    from compliance.reports.dsar_stats import dsar_per_month
+    from compliance.reports.stats import bucket_progress, outcomes_per_week
+
+    ledger, now = company.ledger, company.clock()
+    buckets: dict[str, Counter[str]] = {}
+    for (bucket, decision), n in ledger.batches.items():
+        buckets.setdefault(bucket, Counter())[f"batches_{decision}"] += n
+    weeks: dict[tuple[date, str], Counter[str]] = {}
+    for when, bucket in ledger.erased:
+        buckets.setdefault(bucket, Counter())["applied"] += 1
+        weeks.setdefault((monday(when), bucket), Counter())["erased"] += 1
+    for when, bucket in ledger.kept:
+        buckets.setdefault(bucket, Counter())["kept"] += 1
+        weeks.setdefault((monday(when), bucket), Counter())["kept"] += 1
+    months: dict[str, Counter[str]] = {}
+    done = {**ledger.delivered, **ledger.completed}
+    for reference, (_, arrived) in ledger.arrived.items():
+        month = months.setdefault(f"{arrived:%Y-%m}", Counter())
+        month["received"] += 1
+        if reference in done:
+            month["completed"] += 1
+            month["on_time"] += done[reference] <= add_month(arrived)
+
+    with company.deployment.session() as s:
+        per_bucket = bucket_progress(s)
+        per_week = outcomes_per_week(s, weeks=DAYS // 7 + 2, now=now)
+        per_month = dsar_per_month(s, now=now)
+    assert not per_bucket["failed"].any() and not per_week["failed"].any(), "an erasure failed"
+    shown_buckets = {
+        row["bucket"]: Counter(
+            {k: int(row[k]) for k in ("applied", "kept", "batches_accepted", "batches_rejected")}
+        )
+        for _, row in per_bucket.iterrows()
+    }
+    assert {b: +c for b, c in shown_buckets.items() if +c} == buckets, f"per bucket at {now}"
+    shown_weeks = {
+        (row["week"], row["bucket"]): +Counter({"erased": row["erased"], "kept": row["kept"]})
+        for _, row in per_week.iterrows()
+    }
+    assert {k: c for k, c in shown_weeks.items() if c} == weeks, f"per week at {now}"
+    shown_months = {
+        row["month"]: +Counter({k: int(row[k]) for k in ("received", "completed", "on_time")})
+        for _, row in per_month.iterrows()
+    }
+    assert shown_months == months, f"DSAR per month at {now}"
 
 
 # ---------------------------------------------------------------- the sixty days
@@ -354,7 +457,9 @@ def company(
         DEMO_POLICY.replace(
             'host = "localhost"\nport = 25', f'host = "127.0.0.1"\nport = {smtp_inbox.port}'
         )
-        + ("" if "anchor_file" in DEMO_POLICY else '\n[audit]\nanchor_file = "anchors.log"\n')  # TEMP
+        + (
+            "" if "anchor_file" in DEMO_POLICY else '\n[audit]\nanchor_file = "anchors.log"\n'
+        )  # TEMP
     )
     demo.use_env(monkeypatch)
     sim = Clock()
@@ -389,6 +494,7 @@ def test_sixty_days_of_the_shipped_schedule_carry_every_request_to_done(
         kind, when = ledger.arrived[reference]
         assert done <= add_month(when), f"{reference} ({kind}) finished after its deadline"
 
+    check_progress(company)
     allowed = {command for line in lines for command in line.commands}
     assert set(ledger.ran) <= allowed
     with company.deployment.session() as s:
