@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import calendar
 import contextlib
+import io
 import os
 import random
 import re
@@ -28,12 +29,12 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -445,6 +446,97 @@ def simulated_day(company: Company, lines: list[CronLine], day: date, n: int) ->
         action()
 
 
+def real_day(company: Company, lines: list[CronLine], home: Path, download_url: str) -> None:
+    """Today, for real: each line cron would start today, verbatim, through run-job.sh."""
+    d = company.deployment
+    home.mkdir()
+    (home / ".venv").symlink_to(Path(sys.executable).resolve().parent.parent)
+    settings = {
+        **{k: v for k, v in d.env.items() if v is not None},
+        "COMPLIANCE_DOWNLOAD_URL": download_url,
+        "SLACK_BOT_TOKEN": os.environ["SLACK_BOT_TOKEN"],
+        "SLACK_API_URL": os.environ["SLACK_API_URL"],
+        "PYTHONPATH": str(ROOT),  # this checkout, whichever venv runs the tests
+    }
+    env_file = home / "env"
+    env_file.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in settings.items()))
+    log = home / "jobs.log"
+    environment = {
+        "PATH": os.environ["PATH"],
+        "J": str(RUN_JOB),
+        "LOG": str(log),
+        "PRIVACY_DESK_HOME": str(home),
+        "PRIVACY_DESK_ENV": str(env_file),
+    }
+    today = datetime.now(UTC).date()
+    for line in lines:
+        if line.times(today):
+            subprocess.run(["sh", "-c", line.source], env=environment, check=False, timeout=300)
+            for command in line.commands:
+                company.ledger.ran.append(command)
+    company.watch()
+    with d.session() as s:
+        runs = s.execute(
+            select(JobRun.job, JobRun.status, JobRun.error).where(
+                JobRun.started_at >= datetime(today.year, today.month, today.day, tzinfo=UTC)
+            )
+        ).all()
+    assert runs, log.read_text()
+    failed = [run for run in runs if run.status != "succeeded"]
+    assert not failed, f"{failed}\n{log.read_text()}"
+
+
+@contextlib.contextmanager
+def download_page(deployment: Deployment) -> Iterator[str]:
+    """The subject's page, started as README says (`.venv/bin/streamlit run …`)."""
+    from tests.browser.test_dashboard_in_chromium import server_wait, wait_until_healthy
+
+    port = free_port()
+    env = {k: v for k, v in {**os.environ, **deployment.env}.items() if v is not None}
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "streamlit"), "run", "dashboard/download.py",
+         "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, server)
+        yield url
+    finally:
+        server.terminate()
+        server_wait(server, 10)
+        if server.poll() is None:
+            server.kill()
+
+
+def subject_downloads(inbox: Inbox, reference: str) -> bytes:
+    """The subject opens the emailed link in Chromium, types the emailed code, saves the ZIP."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.test_dashboard_in_chromium import CHROMIUM, launch
+
+    if not CHROMIUM.exists():
+        pytest.skip("the download needs Debian's chromium at /usr/bin/chromium")
+    mails = {m["Subject"]: m.get_content() for m in inbox.messages if reference in m["Subject"]}
+    link_mail = next(body for subject, body in mails.items() if "data export" in subject)
+    code_mail = next(body for subject, body in mails.items() if "download code" in subject)
+    link = re.search(r"(http://127\.0\.0\.1:\d+/?\?token=\S+)", link_mail).group(1)  # type: ignore[union-attr]
+    code = re.search(r"code is (\d{6})", code_mail).group(1)  # type: ignore[union-attr]
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_page()
+            page.goto(link)
+            page.get_by_label("The 6-digit code from our second email").fill(code)
+            page.get_by_role("button", name="Unlock").click()
+            with page.expect_download() as download:
+                page.get_by_role("button", name=re.compile("Download")).click()
+            return Path(download.value.path()).read_bytes()
+        finally:
+            browser.close()
+
+
 @pytest.fixture
 def company(
     deployment: Deployment, smtp_inbox: Inbox, monkeypatch: pytest.MonkeyPatch
@@ -495,6 +587,19 @@ def test_sixty_days_of_the_shipped_schedule_carry_every_request_to_done(
         assert done <= add_month(when), f"{reference} ({kind}) finished after its deadline"
 
     check_progress(company)
+
+    # Today, for real: a request made this morning is delivered by the jobs cron starts.
+    company.clock.set(datetime.now(UTC))
+    company.requests_arrive(0)
+    company.officer_decides(0)
+    reference = next(r for r, (k, _) in reversed(ledger.arrived.items()) if k == "access")
+    with download_page(company.deployment) as url:
+        real_day(company, lines, company.deployment.dir / "home", url)
+        assert reference in ledger.delivered
+        archive = zipfile.ZipFile(io.BytesIO(subject_downloads(company.inbox, reference)))
+    assert {"data.json", "manifest.json", "README.txt"} <= set(archive.namelist())
+    check_progress(company)
+
     allowed = {command for line in lines for command in line.commands}
     assert set(ledger.ran) <= allowed
     with company.deployment.session() as s:
