@@ -450,7 +450,7 @@ def real_day(company: Company, lines: list[CronLine], home: Path, download_url: 
     """Today, for real: each line cron would start today, verbatim, through run-job.sh."""
     d = company.deployment
     home.mkdir()
-    (home / ".venv").symlink_to(Path(sys.executable).resolve().parent.parent)
+    (home / ".venv").symlink_to(sys.prefix)  # the venv running these tests
     settings = {
         **{k: v for k, v in d.env.items() if v is not None},
         "COMPLIANCE_DOWNLOAD_URL": download_url,
