@@ -44,6 +44,7 @@ from sqlalchemy import select, text
 from compliance import clock
 from compliance.dsar.api_keys import create_api_key
 from compliance.dsar.requests import review_dsar, submit
+from compliance.ops.schedule import parse_crontab
 from compliance.store.models import (
     ComplianceProfile,
     DeletionBatch,
@@ -52,7 +53,15 @@ from compliance.store.models import (
     ErasureTask,
     JobRun,
 )
-from tests.conftest import DEMO_POLICY, ROOT, SUPPORT_STAFF, Deployment, fill_demo, person
+from tests.conftest import (
+    DEMO_POLICY,
+    ROOT,
+    SUPPORT_STAFF,
+    Deployment,
+    fill_demo,
+    person,
+    with_mail_server,
+)
 from tests.slack_stub import SlackStub
 from tests.smtp_server import Inbox, free_port
 from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
@@ -130,6 +139,8 @@ def read_crontab(path: Path = CRONTAB) -> list[CronLine]:
 
 def test_the_crontab_reads_as_the_jobs_it_names() -> None:
     lines = read_crontab()
+    shipped = parse_crontab(CRONTAB.read_text())  # what the Jobs page reads
+    assert [c for line in lines for c in line.commands] == [(r.job, *r.arguments) for r in shipped]
     jobs = {command[0] for line in lines for command in line.commands}
     assert {"process-dsar-requests", "apply-deletions", "purge-compliance-data"} <= jobs
     every_quarter = next(line for line in lines if line.commands[0][0] == "process-dsar-requests")
@@ -545,14 +556,7 @@ def company(
     slack = SlackStub().__enter__()
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
     monkeypatch.setenv("SLACK_API_URL", slack.base_url)
-    demo.write_policy(
-        DEMO_POLICY.replace(
-            'host = "localhost"\nport = 25', f'host = "127.0.0.1"\nport = {smtp_inbox.port}'
-        )
-        + (
-            "" if "anchor_file" in DEMO_POLICY else '\n[audit]\nanchor_file = "anchors.log"\n'
-        )  # TEMP
-    )
+    demo.write_policy(with_mail_server(DEMO_POLICY, smtp_inbox.port))
     demo.use_env(monkeypatch)
     sim = Clock()
     first = datetime.now(UTC).date() - timedelta(days=DAYS - 1)
