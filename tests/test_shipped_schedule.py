@@ -54,8 +54,8 @@ from compliance.store.models import (
     JobRun,
 )
 from tests.conftest import (
-    DEMO_POLICY,
     ROOT,
+    SHIPPED_POLICY,
     SUPPORT_STAFF,
     Deployment,
     fill_demo,
@@ -297,9 +297,8 @@ class Company:
                 select(DsarRequest.reference).where(DsarRequest.status == "pending")
             ).all()
             for reference in pending:
-                review_dsar(
-                    s, reference, "approve", reviewer=OFFICER, four_eyes=False, execute=True
-                )
+                review_dsar(s, reference, "approve", reviewer=OFFICER, four_eyes=False,
+                            policy=d.policy(), execute=True)  # fmt: skip
             batches = s.scalars(
                 select(DeletionBatch).where(DeletionBatch.reviewed_status == "pending")
             ).all()
@@ -529,7 +528,11 @@ def subject_downloads(inbox: Inbox, reference: str) -> bytes:
 
     if not CHROMIUM.exists():
         pytest.skip("the download needs Debian's chromium at /usr/bin/chromium")
-    mails = {m["Subject"]: m.get_content() for m in inbox.messages if reference in m["Subject"]}
+    mails = {
+        m["Subject"]: m.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+        for m in inbox.messages
+        if reference in m["Subject"]
+    }
     link_mail = next(body for subject, body in mails.items() if "data export" in subject)
     code_mail = next(body for subject, body in mails.items() if "download code" in subject)
     link = re.search(r"(http://127\.0\.0\.1:\d+/?\?token=\S+)", link_mail).group(1)  # type: ignore[union-attr]
@@ -556,7 +559,7 @@ def company(
     slack = SlackStub().__enter__()
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
     monkeypatch.setenv("SLACK_API_URL", slack.base_url)
-    demo.write_policy(with_mail_server(DEMO_POLICY, smtp_inbox.port))
+    demo.write_policy(with_mail_server(SHIPPED_POLICY, smtp_inbox.port))
     demo.use_env(monkeypatch)
     sim = Clock()
     first = datetime.now(UTC).date() - timedelta(days=DAYS - 1)
