@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event, record_events
+from compliance.audit.texts import batch_subjects, text_details
 from compliance.deletion.holds import add_hold, plan_place_hold
 from compliance.deletion.plans import plan_document, store_plan
 from compliance.deletion.records import MAX_CHUNK_SIZE
@@ -624,7 +625,12 @@ def _audit_review(session: Session, plan: ReviewPlan, accepted_plan: str | None)
             RecordState.EXCLUDED: plan.excluded,
             BatchStatus.REJECTED: plan.rejected,
             "excluded_record_ids": sorted(plan.decision.exclude),
-            "reason": plan.decision.reason,
+            **text_details(
+                session,
+                "reason",
+                plan.decision.reason,
+                subjects=batch_subjects(session, plan.batch_id),
+            ),
             **({"plan_hash": accepted_plan} if accepted_plan else {}),
         },
     )

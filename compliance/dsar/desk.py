@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from compliance.audit.texts import readable_all
 from compliance.dsar.deadlines import days_left, effective_due_at
 from compliance.dsar.exports import build_access_export
 from compliance.dsar.processing import delivery_off, export_ready, fail_request
@@ -210,16 +211,18 @@ def timeline(session: Session, reference: str) -> list[TimelineEntry]:
         select(AuditEvent)
         .where(AuditEvent.target_type == "dsar_request", AuditEvent.target_id == reference)
         .order_by(AuditEvent.id)
-    )
+    ).all()
+    # A reason kept outside the chain reads as itself, or "[removed after erasure]".
+    details = readable_all(session, [e.details or {} for e in events])
     return [
         TimelineEntry(
             occurred_at=e.occurred_at,
             actor=e.actor,
             action=e.action,
             label=ACTION_LABELS.get(e.action, e.action),
-            details=dict(e.details or {}),
+            details=shown,
         )
-        for e in events
+        for e, shown in zip(events, details, strict=True)
     ]
 
 

@@ -4,6 +4,12 @@ Erasing the product's rows is not enough when our own tables still hold the subj
 email, how their identity was checked, the IP they wrote from, and ZIPs of all their
 data. What stays is what proves the request was honoured: reference, dates, decisions,
 sizes and SHA-256 of exports sent. Subjects appear there by id only.
+
+Every text someone typed that may describe the subject goes too: reasons of requests,
+batches and holds, staff notes, exclusion and task notes, notices' reasons, and the texts the
+audit trail names by keyed hash (compliance.audit.texts). What stays is exactly the README's
+list: ids, references, kinds, dates, decisions and who made them, hashes of removed texts,
+notices' kinds and dates, decision-ledger rows.
 """
 
 from __future__ import annotations
@@ -11,23 +17,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
+from compliance.audit.texts import REMOVED, forget_texts
 from compliance.dsar.exports import user_export_files
 from compliance.logs import log_event
 from compliance.policy.loader import Policy
-from compliance.store.models import DsarNote, DsarRequest
+from compliance.store.models import (
+    ComplianceProfile,
+    DecisionLedger,
+    DeletionBatch,
+    DeletionRecord,
+    DsarNote,
+    DsarNotice,
+    DsarRequest,
+    ErasureTask,
+    LegalHold,
+)
 
-#: What a staff note reads once the subject it may describe was erased.
-ERASED_NOTE = "[removed when the subject's data was erased]"
+#: What a staff note (or any typed text) reads once the subject it may describe was erased.
+ERASED_NOTE = REMOVED
 
 
 @dataclass(frozen=True)
 class Forgotten:
     requests: int
     export_files: int
+    texts: int = 0
 
 
 def forget_subject(
@@ -47,12 +65,22 @@ def forget_subject(
         request.identity_check = None
         request.client_ip = None
         request.user_agent = None
+        if request.reviewed_reason:
+            request.reviewed_reason = REMOVED
+        if request.extension_reason:
+            request.extension_reason = REMOVED
+    request_ids = [r.id for r in requests]
     if requests:
         session.execute(
-            update(DsarNote)
-            .where(DsarNote.dsar_request_id.in_([r.id for r in requests]))
-            .values(body=ERASED_NOTE)
+            update(DsarNote).where(DsarNote.dsar_request_id.in_(request_ids)).values(body=REMOVED)
         )
+        # A notice keeps its kind and dates; what it told the subject goes.
+        session.execute(
+            update(DsarNotice)
+            .where(DsarNotice.dsar_request_id.in_(request_ids))
+            .values(reason=None)
+        )
+    texts = _forget_typed_texts(session, str(subject_id), request_ids)
     files += [path for path, _ in user_export_files(Path(policy.export_dir), str(subject_id))]
     deleted = 0
     for path in files:
@@ -68,8 +96,69 @@ def forget_subject(
         details={
             "requests_scrubbed": len(requests),
             "export_files_deleted": deleted,
+            "texts_removed": texts,
             "references": sorted(r.reference for r in requests)[:100],
         },
     )
     log_event("dsar.subject_forgotten", reference=reference, export_files_deleted=deleted)
-    return Forgotten(len(requests), deleted)
+    return Forgotten(len(requests), deleted, texts)
+
+
+def _forget_typed_texts(session: Session, subject_id: str, request_ids: list[int]) -> int:
+    """Blank what people typed about the subject outside their requests; texts kept outside
+    the audit chain are deleted. How many such texts went (for the audit event)."""
+    profiles = list(
+        session.scalars(
+            select(ComplianceProfile.id).where(ComplianceProfile.subject_id == subject_id)
+        )
+    )
+    if profiles:
+        records = select(DeletionRecord.id).where(
+            DeletionRecord.compliance_profile_id.in_(profiles)
+        )
+        batches = select(DeletionRecord.deletion_batch_id).where(
+            DeletionRecord.compliance_profile_id.in_(profiles)
+        )
+        for column in (DeletionRecord.review_note,):
+            session.execute(
+                update(DeletionRecord)
+                .where(DeletionRecord.compliance_profile_id.in_(profiles), column.is_not(None))
+                .values({column: REMOVED})
+            )
+        session.execute(
+            update(DeletionBatch)
+            .where(DeletionBatch.id.in_(batches), DeletionBatch.reviewed_reason.is_not(None))
+            .values(reviewed_reason=REMOVED)
+        )
+        session.execute(
+            update(DecisionLedger)
+            .where(
+                DecisionLedger.compliance_profile_id.in_(profiles), DecisionLedger.note.is_not(None)
+            )
+            .values(note=REMOVED)
+        )
+        session.execute(
+            update(LegalHold)
+            .where(LegalHold.compliance_profile_id.in_(profiles))
+            .values(reason=REMOVED)
+        )
+        session.execute(
+            update(LegalHold)
+            .where(
+                LegalHold.compliance_profile_id.in_(profiles), LegalHold.lifted_reason.is_not(None)
+            )
+            .values(lifted_reason=REMOVED)
+        )
+        owners = [ErasureTask.deletion_record_id.in_(records)]
+    else:
+        owners = []
+    if request_ids:
+        owners.append(ErasureTask.dsar_request_id.in_(request_ids))
+    if owners:
+        session.execute(
+            update(ErasureTask)
+            .where(or_(*owners), ErasureTask.note.is_not(None))
+            .values(note=REMOVED)
+        )
+        session.execute(update(ErasureTask).where(or_(*owners)).values(subject=None))
+    return forget_texts(session, subject_id)

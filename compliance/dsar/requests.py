@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
+from compliance.audit.texts import text_details
 from compliance.deletion.plans import plan_document, store_plan
 from compliance.dsar.deadlines import MAX_EXTENSION_MONTHS, due_date, effective_due_at
 from compliance.emails import check_email
@@ -327,7 +328,10 @@ def review_dsar(
     if not execute:
         return _detached(session, request)
     now = now or utcnow()
-    details: dict[str, Any] = {"kind": request.kind, "reason": reason}
+    details: dict[str, Any] = {
+        "kind": request.kind,
+        **text_details(session, "reason", reason, subjects=[request.subject_id]),
+    }
     if erasure and policy is not None:
         details["erasure_review"] = policy.dsar.erasure_review
         if policy.dsar.erasure_review:

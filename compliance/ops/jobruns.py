@@ -54,6 +54,10 @@ PERSONAL_ARGUMENTS = frozenset(
 )
 #: Staff who act (reviewers, requesters, hold owners): their address is accountability.
 STAFF_ARGUMENTS = frozenset({"reviewer", "requested_by", "by", "actor"})
+#: Text a person typed as a command's option (a reason, a note, an exclusion's note): it may
+#: name the subject, and job runs outlive the subject's erasure. Summaries keep their
+#: reasons: those are the desk's own words ("no ops_channel configured").
+TYPED_TEXT_ARGUMENTS = frozenset({"reason", "note"})
 REDACTED = "[redacted]"
 _EMAIL = re.compile(r"[^\s@'\"<>(),;:\[\]]+@[^\s@'\"<>(),;:\[\]]+\.[A-Za-z]{2,}")
 
@@ -84,6 +88,20 @@ def redact(value: Any, key: str | None = None) -> Any:
     return value
 
 
+def redact_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """What job_runs keeps of a command's arguments: ``redact``, and no typed text at all
+    (``--exclude 42:NOTE`` keeps the record id)."""
+    kept: dict[str, Any] = {}
+    for key, value in arguments.items():
+        if key in TYPED_TEXT_ARGUMENTS and value not in (None, ""):
+            kept[key] = REDACTED
+        elif key == "exclude" and isinstance(value, list | tuple):
+            kept[key] = [f"{str(v).partition(':')[0]}:{REDACTED}" for v in value]
+        else:
+            kept[key] = redact(value, key)
+    return kept
+
+
 def purge_job_runs(session: Session, *, older_than: datetime, execute: bool) -> int:
     """Delete runs started before ``older_than``; return how many (would) go.
 
@@ -103,7 +121,9 @@ def purge_job_runs(session: Session, *, older_than: datetime, execute: bool) -> 
 
 
 def start_job_run(session: Session, job: str, arguments: dict[str, Any], *, dry_run: bool) -> int:
-    run = JobRun(job=job, arguments=redact(arguments), dry_run=dry_run, started_at=utcnow())
+    run = JobRun(
+        job=job, arguments=redact_arguments(arguments), dry_run=dry_run, started_at=utcnow()
+    )
     session.add(run)
     session.commit()
     return run.id

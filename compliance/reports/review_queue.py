@@ -16,6 +16,7 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from compliance.audit.texts import readable_all
 from compliance.deletion.batches import get_batch
 from compliance.deletion.holds import held_profiles, profile_on_hold
 from compliance.deletion.plans import load_plans, steps
@@ -388,6 +389,10 @@ def _audit_frame(
         .offset(offset)
     ).all()
     frame = pd.DataFrame([tuple(r) for r in rows], columns=AUDIT_COLUMNS)
+    # A reason kept outside the chain is shown while it exists, "[removed after erasure]" after.
+    frame["details"] = pd.Series(
+        readable_all(session, [d or {} for d in frame["details"]]), index=frame.index, dtype=object
+    )
     # Details are JSON objects; as text they fit a table cell and a CSV column.
     frame["details"] = frame["details"].map(lambda d: json.dumps(d, sort_keys=True, default=str))
     return frame

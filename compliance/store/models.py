@@ -371,6 +371,35 @@ class ErasureTask(Base):
     )
 
 
+# ---------------------------------------------------------------- added by migration 0013
+
+
+class FreeText(Base):
+    """A reason or note someone typed, kept outside the hash chain (compliance.audit.texts).
+
+    The audit event holds ``hash`` (HMAC-SHA256 under ``salt`` and COMPLIANCE_HASH_KEY);
+    erasing a subject deletes the texts tied to them, the salt with them, so the event still
+    verifies and its hash can no longer be checked against a guess.
+    """
+
+    __tablename__ = "free_texts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    hash: Mapped[str] = mapped_column(String(80), unique=True)
+    salt: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FreeTextSubject(Base):
+    """A subject a free text may be about (by application key, as requests name them)."""
+
+    __tablename__ = "free_text_subjects"
+    free_text_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("free_texts.id", ondelete="CASCADE"), primary_key=True
+    )
+    subject_id: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
+
+
 # ---------------------------------------------------------------- added by migration 0004
 
 
