@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,18 +96,23 @@ def server_wait(server: subprocess.Popen[str], seconds: float) -> None:
 
 @contextlib.contextmanager
 def running_dashboard(
-    deployment: Deployment, *, port: int | None = None, args: Sequence[str] = ()
+    deployment: Deployment,
+    *,
+    port: int | None = None,
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[str]:
     """`streamlit run dashboard/app.py` on a free loopback port, stopped afterwards.
 
     ``args`` are extra Streamlit options (``--secrets.files …``); ``port`` a port chosen
-    beforehand, for a redirect URI that must name it."""
+    beforehand, for a redirect URI that must name it; ``env`` more environment variables
+    (``COMPLIANCE_DOWNLOAD_URL``)."""
     if not CHROMIUM.exists():
         pytest.skip(
             "browser tests need Debian's chromium at /usr/bin/chromium (apt install chromium)"
         )
     port = port or free_port()
-    env = {k: v for k, v in {**os.environ, **deployment.env}.items() if v is not None}
+    env = server_env(deployment, env)
     server = subprocess.Popen(
         [
             sys.executable,
@@ -140,6 +145,12 @@ def running_dashboard(
         server_wait(server, 10)
         if server.poll() is None:
             server.kill()
+
+
+def server_env(deployment: Deployment, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment with the deployment's settings (and ``extra``) on top."""
+    merged = {**os.environ, **deployment.env, **(extra or {})}
+    return {k: v for k, v in merged.items() if v is not None}
 
 
 @pytest.fixture

@@ -10,19 +10,23 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from compliance.dsar import desk
+from compliance.dsar.delivery import DOWNLOAD_URL_ENV
 from compliance.reports.review_queue import dsar_requests
 from tests.browser.test_dashboard_in_chromium import (
     CHROMIUM,
     SCREENSHOTS,
     running_dashboard,
+    server_env,
     server_wait,
     settle,
     wait_until_healthy,
@@ -31,19 +35,39 @@ from tests.conftest import DEMO_POLICY, ROOT, Deployment, with_mail_server
 from tests.dashboard.conftest import OFFICER, SUPPORT, queue  # noqa: F401
 from tests.smtp_server import Inbox, free_port
 from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
+from tests.test_readme import BLOCKS as README_BLOCKS
 
 pytestmark = pytest.mark.browser
 
 
+#: README's command for the subject's download page, the one marked for tests/test_readme.py.
+DOWNLOAD_PAGE_COMMAND = next(
+    block.text.strip() for block in README_BLOCKS if "dashboard/download.py" in block.text
+)
+README_VENV = ".venv/bin/"
+
+
+def download_page_command(port: int) -> list[str]:
+    """README's command as this checkout runs it: this virtualenv's ``streamlit`` script and a
+    free port instead of README's 8503, which other tests (test_readme's) may be using."""
+    words = shlex.split(DOWNLOAD_PAGE_COMMAND)
+    assert words[0].startswith(README_VENV) and "8503" in words, DOWNLOAD_PAGE_COMMAND
+    words[0] = str(Path(sys.executable).parent / words[0].removeprefix(README_VENV))
+    return [str(port) if word == "8503" else word for word in words]
+
+
 @contextlib.contextmanager
 def running_download_page(deployment: Deployment) -> Iterator[str]:
+    """The subject's download page, started with README's command from the checkout's root
+    (so .streamlit/config.toml applies, as for a reader), stopped afterwards.
+
+    README's install puts the checkout on the path (``-e .`` in requirements.txt); the suite's
+    virtualenv may not have it, so PYTHONPATH does that here."""
     port = free_port()
-    env = {k: v for k, v in {**os.environ, **deployment.env}.items() if v is not None}
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "dashboard/download.py",
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        download_page_command(port), cwd=ROOT, env=server_env(deployment, {"PYTHONPATH": path}),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -92,13 +116,8 @@ def test_support_exports_and_sends_and_the_subject_downloads_in_the_browser(
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     expect.set_options(timeout=30_000)  # two Streamlit servers and an export on a busy machine
     with running_download_page(queue) as download_url:
-        os.environ["COMPLIANCE_DOWNLOAD_URL"] = download_url
-        try:
-            dashboard = contextlib.ExitStack()
-            dashboard_url = dashboard.enter_context(running_dashboard(queue))
-        finally:
-            del os.environ["COMPLIANCE_DOWNLOAD_URL"]
-        with dashboard, sync_playwright() as p:
+        dashboard = running_dashboard(queue, env={DOWNLOAD_URL_ENV: download_url})
+        with dashboard as dashboard_url, sync_playwright() as p:
             browser = p.chromium.launch(
                 executable_path=str(CHROMIUM),
                 args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
