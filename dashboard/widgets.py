@@ -170,10 +170,15 @@ def run_action(action: Callable[[], str]) -> None:
 # ---------------------------------------------------------------- confirmation dialog
 
 
-def ask_confirmation(action: str, **params: Any) -> None:
-    """Open the confirmation dialog for ``action`` on this and later runs until answered."""
+def ask_confirmation(action: str, *, reason: str | None = None, **params: Any) -> None:
+    """Open the confirmation dialog for ``action`` on this and later runs until answered.
+
+    ``reason`` fills the dialog's reason box with what the person already typed elsewhere.
+    """
     st.session_state[_PENDING] = {"action": action, **params}
     st.session_state.pop(_REASON, None)
+    if reason:
+        st.session_state[_REASON] = reason
 
 
 def pending_confirmation(action: str) -> dict[str, Any] | None:

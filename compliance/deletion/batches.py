@@ -482,6 +482,50 @@ def exclude_records(
     return Exclusion(len(exclude), holds)
 
 
+def exclude_all_records(
+    session: Session,
+    batch_id: int,
+    note: str,
+    *,
+    actor: Identity,
+    seen_version: str,
+    policy: Policy | None = None,
+) -> Exclusion:
+    """Keep every record of a pending batch still awaiting the decision: an explicit action.
+
+    Excluding all is not a bigger exclusion but another decision (the batch then erases
+    nothing), so it is its own call, made after a confirmation naming the batch's records:
+    ``seen_version`` is the batch's version that confirmation showed (read with the same
+    ``policy``), refused if it changed.
+    """
+    require(actor, COMPLIANCE_OFFICER, to="exclude records from deletion batches")
+    text = free_text(note, field="exclude")
+    if text is None:
+        raise InvalidInput("{field}: say why every record of the batch is kept", field="exclude")
+    batch = get_batch(session, batch_id, lock=True)
+    if batch.reviewed_status != BatchStatus.PENDING:
+        raise _already_reviewed(batch)
+    check_unchanged(session, batch_id, seen_version, policy=policy)
+    waiting = session.scalars(
+        select(DeletionRecord.id)
+        .where(DeletionRecord.deletion_batch_id == batch_id, record_in(RecordState.AWAITING_REVIEW))
+        .order_by(DeletionRecord.id)
+    ).all()
+    if not waiting:
+        raise InvalidInput(f"every record of batch {batch_id} is already excluded")
+    _mark_excluded(session, dict.fromkeys(waiting, text), utcnow())
+    record_event(
+        session,
+        actor=actor.email,
+        action="deletion_records.excluded",
+        target_type="deletion_batch",
+        target_id=batch_id,
+        details={"record_ids": list(waiting), "records": len(waiting), "all_records": True},
+    )
+    session.commit()
+    return Exclusion(len(waiting), [])
+
+
 def _subjects(session: Session, record_ids: Iterable[int]) -> list[tuple[int, str]]:
     """(record id, subject key) for these records, by record id."""
     return [
