@@ -244,15 +244,25 @@ else:
             c.name: widgets.header(c.header) if c.kind == "value" else c.header
             for c in proof.columns
         }
+        # A rule described in the policy is its own header: said once, not "X: X".
         st.caption(
-            "; ".join(f"{c.header}: {c.meaning}" for c in proof.columns if c.kind != "value")
+            "; ".join(
+                c.header if c.meaning == c.header else f"{c.header}: {c.meaning}"
+                for c in proof.columns
+                if c.kind != "value"
+            )
             + ". Read live, never stored."
         )
     elif batch.bucket not in policy.buckets:
         st.caption("The data subject asked for erasure (a DSAR request); no rule to show.")
-# Nine columns or more at 1400 px: the free-text note gives way so nothing hides on the right.
-widgets.table(shown_records, headers=evidence_headers, widths={"note": 150})
+# The free-text note is read whole below the table: no column width fits every note.
+widgets.table(shown_records.drop(columns=["note"]), headers=evidence_headers, widths={"flags": 280})
 widgets.pager(f"records_page_{batch.id}", records)
+noted = records.frame[records.frame["note"].notna()]
+if not noted.empty:
+    st.markdown("**Notes** — why these records are kept:")
+    for r in noted.itertuples():
+        widgets.show_text(f"Record {r.record_id} (subject {r.subject_id})", str(r.note))
 
 
 SUBJECT_OF = dict(zip(records.frame["record_id"], records.frame["subject_id"], strict=True))
