@@ -39,7 +39,7 @@ widgets.table_with_details(
     ["details"],
     key="audit_rows",
     title=lambda e: f"Event {e['id']}: {e['action']} by {e['actor']}",
-    widths={"actor": 220, "action": 240, "target_type": 130, "target_id": 170},
+    widths={"actor": 200, "action": 230, "target_type": 110, "target_id": 150},
 )
 widgets.pager("audit_page", page)
 if page.total:

@@ -44,8 +44,14 @@ if linked_bucket and linked_bucket not in buckets:
 widgets.preset_from_query("bucket_filter", "bucket", buckets)
 
 
+def new_filter() -> None:
+    """Another filter is another list: its first batch opens, not the one open before."""
+    st.session_state.pop(OPENED_KEY, None)
+
+
 def follow_bucket() -> None:
     """The address names the bucket shown, so a reload or a shared link shows it again."""
+    new_filter()
     chosen = st.session_state["bucket_filter"]
     if chosen == ALL:
         st.query_params.pop("bucket", None)
@@ -54,7 +60,9 @@ def follow_bucket() -> None:
 
 
 bucket = left.selectbox("Bucket", buckets, key="bucket_filter", on_change=follow_bucket)
-status = right.selectbox("Status", [*BATCH_STATUSES, ALL], key="status_filter")
+status = right.selectbox(
+    "Status", [*BATCH_STATUSES, ALL], key="status_filter", on_change=new_filter
+)
 page = widgets.load_page(
     "batches_page",
     PAGE_SIZE,
@@ -256,7 +264,7 @@ else:
     elif batch.bucket not in policy.buckets:
         st.caption("The data subject asked for erasure (a DSAR request); no rule to show.")
 # The free-text note is read whole below the table: no column width fits every note.
-widgets.table(shown_records.drop(columns=["note"]), headers=evidence_headers, widths={"flags": 280})
+widgets.table(shown_records.drop(columns=["note"]), headers=evidence_headers, widths={"flags": 215})
 widgets.pager(f"records_page_{batch.id}", records)
 noted = records.frame[records.frame["note"].notna()]
 if not noted.empty:
