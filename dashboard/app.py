@@ -32,8 +32,12 @@ DEMO_CHOICE_KEY = "demo_user_choice"
 DEMO_QUERY = "as"
 
 
+DEMO_SWITCHED_KEY = "demo_user_switched"
+
+
 def _remember_demo_user() -> None:
     st.session_state[DEMO_CHOICE_KEY] = st.session_state[DEMO_USER_KEY]
+    st.session_state[DEMO_SWITCHED_KEY] = True
 
 
 def sign_in(policy: Policy) -> Identity | None:
@@ -171,4 +175,15 @@ else:
     else:
         pages = [st.Page(no_access_page, title="No access", icon=":material/block:", default=True)]
     pages += stand_ins(no_access_page, taken=own, entries=entries)
-st.navigation(pages).run()
+current = st.navigation(pages)
+switched = st.session_state.pop(DEMO_SWITCHED_KEY, False)
+if (
+    switched
+    and person is not None
+    and own
+    and current.url_path not in {page.url_path for page in own.values()}
+):
+    # Another demo user picked on a page they may not open: their own landing page, not
+    # "No access" for a page they never asked for.
+    st.switch_page(first, query_params={**st.query_params.to_dict(), DEMO_QUERY: person.email})
+current.run()

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import ChainCheck, verify_chain
+from compliance.deletion.batches import BatchTarget, batch_target
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Policy, config_path, load_policy
 from compliance.reports import dsar_stats, evidence, review_queue, stats, systems
@@ -88,9 +89,25 @@ def _with_session(url: str) -> Session:
     return session_factory(engine(url))()
 
 
-@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def batches_version(url: str) -> str:
+    """The database's version of what the batch pages show, read on every run (not cached).
+
+    Every cached batch read takes it as an argument: a write by anyone, in any process,
+    gives the next run new cache keys, so a link never falls back to a stale list.
+    """
+    with _with_session(url) as s:
+        return review_queue.batches_version(s)
+
+
 def batches(
     url: str, bucket: str | None, status: str | None, limit: int, offset: int
+) -> review_queue.Page:
+    return _batches(url, batches_version(url), bucket, status, limit, offset)
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def _batches(
+    url: str, version: str, bucket: str | None, status: str | None, limit: int, offset: int
 ) -> review_queue.Page:
     with _with_session(url) as s:
         return review_queue.list_batches(
@@ -98,27 +115,46 @@ def batches(
         )
 
 
-@st.cache_data(ttl=READ_TTL, show_spinner=False)
 def batch_buckets(url: str) -> list[str]:
+    return _batch_buckets(url, batches_version(url))
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def _batch_buckets(url: str, version: str) -> list[str]:
     with _with_session(url) as s:
         return review_queue.batch_buckets(s)
 
 
-@st.cache_data(ttl=READ_TTL, show_spinner=False)
 def batch_records(url: str, batch_id: int, limit: int, offset: int) -> review_queue.Page:
+    return _batch_records(url, batches_version(url), batch_id, limit, offset)
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def _batch_records(
+    url: str, version: str, batch_id: int, limit: int, offset: int
+) -> review_queue.Page:
     with _with_session(url) as s:
         return review_queue.batch_records(s, batch_id, limit=limit, offset=offset)
 
 
-def batch_impact(current: Policy, batch_id: int) -> pd.DataFrame:
+def batch_preview(current: Policy, batch_id: int) -> tuple[pd.DataFrame, BatchTarget]:
+    """The impact preview and the target it was read from, together: a decision carries the
+    target's version, so it acts on what this preview showed or on nothing."""
     path, mtime = _policy_version(current)
-    return _batch_impact(current.database_url, path, mtime, current.app_database_url, batch_id)
+    url = current.database_url
+    return _batch_preview(
+        url, batches_version(url), path, mtime, current.app_database_url, batch_id
+    )
 
 
 @st.cache_data(ttl=READ_TTL, show_spinner=False)
-def _batch_impact(url: str, path: str, mtime: float, app_url: str, batch_id: int) -> pd.DataFrame:
+def _batch_preview(
+    url: str, version: str, path: str, mtime: float, app_url: str, batch_id: int
+) -> tuple[pd.DataFrame, BatchTarget]:
+    datamap = _datamap(path, mtime, app_url)
     with _with_session(url) as s:
-        return review_queue.batch_impact(s, _datamap(path, mtime, app_url), batch_id)
+        target = batch_target(s, batch_id, policy=datamap.policy)
+        return review_queue.batch_impact(s, datamap, batch_id), target
 
 
 @st.cache_data(ttl=READ_TTL, show_spinner=False)
@@ -204,8 +240,12 @@ def _record_evidence(
     return evidence.record_evidence(_datamap(path, mtime, app_url), bucket, keys)
 
 
-@st.cache_data(ttl=READ_TTL, show_spinner=False)
 def pending_batch_ids(url: str, bucket: str | None) -> list[int]:
+    return _pending_batch_ids(url, batches_version(url), bucket)
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def _pending_batch_ids(url: str, version: str, bucket: str | None) -> list[int]:
     with _with_session(url) as s:
         return review_queue.pending_batch_ids(s, bucket=bucket)
 
@@ -219,17 +259,25 @@ def request_impact(current: Policy, references: tuple[str, ...]) -> pd.DataFrame
         )
 
 
-def bulk_impact(current: Policy, batch_ids: tuple[int, ...]) -> pd.DataFrame:
+def bulk_preview(
+    current: Policy, batch_ids: tuple[int, ...]
+) -> tuple[pd.DataFrame, dict[int, BatchTarget]]:
+    """The combined impact of several batches and, per batch, the target it was read from."""
     path, mtime = _policy_version(current)
-    return _bulk_impact(current.database_url, path, mtime, current.app_database_url, batch_ids)
+    url = current.database_url
+    return _bulk_preview(
+        url, batches_version(url), path, mtime, current.app_database_url, batch_ids
+    )
 
 
 @st.cache_data(ttl=READ_TTL, show_spinner=False)
-def _bulk_impact(
-    url: str, path: str, mtime: float, app_url: str, batch_ids: tuple[int, ...]
-) -> pd.DataFrame:
+def _bulk_preview(
+    url: str, version: str, path: str, mtime: float, app_url: str, batch_ids: tuple[int, ...]
+) -> tuple[pd.DataFrame, dict[int, BatchTarget]]:
+    datamap = _datamap(path, mtime, app_url)
     with _with_session(url) as s:
-        return review_queue.bulk_impact(s, _datamap(path, mtime, app_url), list(batch_ids))
+        targets = {b: batch_target(s, b, policy=datamap.policy) for b in batch_ids}
+        return review_queue.bulk_impact(s, datamap, list(batch_ids)), targets
 
 
 @st.cache_data(ttl=READ_TTL, show_spinner=False)

@@ -4,6 +4,7 @@ the server-side paged table and CSV downloads. Pages compose these; none holds S
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -171,10 +172,15 @@ def run_action(action: Callable[[], str]) -> None:
 # ---------------------------------------------------------------- confirmation dialog
 
 
-def ask_confirmation(action: str, **params: Any) -> None:
-    """Open the confirmation dialog for ``action`` on this and later runs until answered."""
+def ask_confirmation(action: str, *, reason: str | None = None, **params: Any) -> None:
+    """Open the confirmation dialog for ``action`` on this and later runs until answered.
+
+    ``reason`` fills the dialog's reason box with what the person already typed elsewhere.
+    """
     st.session_state[_PENDING] = {"action": action, **params}
     st.session_state.pop(_REASON, None)
+    if reason:
+        st.session_state[_REASON] = reason
 
 
 def pending_confirmation(action: str) -> dict[str, Any] | None:
@@ -355,6 +361,31 @@ def utc_times(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**converted) if converted else frame
 
 
+def readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame as a person reads it: UTC dates, and an empty cell where a value is missing.
+
+    A grid shows a missing value as the word "None", which reads as data (a person named
+    None, a note saying None): such cells hold "" instead. A time column with gaps becomes
+    its text ("2026-12-06 22:51"), as the grid would have drawn it.
+    """
+    frame = utc_times(frame)
+    filled: dict[str, pd.Series] = {}
+    for name in frame.columns:
+        column = frame[name]
+        if not column.isna().any():
+            continue
+        if pd.api.types.is_datetime64_any_dtype(column):
+            text = column.dt.strftime("%Y-%m-%d" if name == "due" else "%Y-%m-%d %H:%M")
+            filled[str(name)] = text.where(column.notna(), "")
+        elif str(name).endswith("_rate"):  # a percentage, or nothing
+            filled[str(name)] = column.map(lambda v: "" if pd.isna(v) else f"{v:.0%}")
+        elif pd.api.types.is_numeric_dtype(column):
+            continue  # a figure stays a number (as text it would sort and compare as text)
+        else:
+            filled[str(name)] = column.astype(object).where(column.notna(), "")
+    return frame.assign(**filled) if filled else frame
+
+
 def table(
     frame: pd.DataFrame,
     *,
@@ -362,11 +393,58 @@ def table(
     headers: dict[str, str] | None = None,
     **kwargs: Any,
 ) -> Any:
-    """A dataframe with readable headers, UTC dates and no index: how every page shows tables."""
-    return st.dataframe(
-        utc_times(frame),
-        hide_index=True,
-        width="stretch",
-        column_config=labels(frame.columns, widths=widths, headers=headers),
-        **kwargs,
+    """A dataframe with readable headers, UTC dates, no index and no "None" in empty cells:
+    how every page shows tables."""
+    shown = readable(frame)
+    typed = utc_times(frame)
+    config = labels(frame.columns, widths=widths, headers=headers)
+    for name in shown.columns:
+        text = str(name)
+        if shown[name].dtype == object and typed[name].dtype != object:
+            if text.endswith("_rate") or not (text.endswith("_at") or text == "due"):
+                title = (headers or {}).get(text, header(text))
+                config[text] = st.column_config.TextColumn(title, width=(widths or {}).get(text))
+                continue
+            # A time column with gaps, now its text.
+            title = "Due" if text == "due" else (headers or {}).get(text, header(text[:-3]))
+            config[text] = st.column_config.TextColumn(
+                f"{title} (UTC)", width=(widths or {}).get(text)
+            )
+    return st.dataframe(shown, hide_index=True, width="stretch", column_config=config, **kwargs)
+
+
+def table_with_details(
+    frame: pd.DataFrame,
+    details: list[str],
+    *,
+    key: str,
+    title: Callable[[pd.Series], str],
+    widths: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> None:
+    """A table whose long free-text columns (JSON, errors) are read below it, whole.
+
+    No column width fits a JSON document or an error message, and a cell cut off mid-word
+    reads as something else: those columns leave the grid, and selecting a row shows them
+    under ``title(row)``.
+    """
+    shown = frame.drop(columns=[c for c in details if c in frame.columns])
+    picked = table(
+        shown, widths=widths, on_select="rerun", selection_mode="single-row", key=key, **kwargs
     )
+    rows = list(picked.selection.rows) if picked else []
+    if not rows or rows[0] >= len(frame):
+        st.caption(f"Select a row to read its {', '.join(header(c).lower() for c in details)}.")
+        return
+    row = frame.iloc[rows[0]]
+    st.markdown(f"**{plain(title(row))}**")
+    for column in details:
+        value = row.get(column)
+        if value is None or (isinstance(value, float) and pd.isna(value)) or value == "":
+            st.caption(f"{header(column)}: none")
+            continue
+        st.caption(header(column))
+        try:
+            st.json(json.loads(value) if isinstance(value, str) else value, expanded=True)
+        except ValueError:
+            st.text(str(value))

@@ -21,6 +21,7 @@ from jobs import (  # noqa: F401
     retry_dsar,
     review_batch,
     review_dsar,
+    show,
     submit_dsar,
     verify_audit_log,
 )

@@ -41,6 +41,11 @@ def _parse_exclusions(values: tuple[str, ...]) -> dict[int, str]:
     metavar="RECORD_ID:NOTE",
     help="Keep a record out of an accepted batch, saying why (repeatable).",
 )
+@click.option(
+    "--seen-version",
+    metavar="VERSION",
+    help="The version show-batch printed: refused if the batch changed since.",
+)
 @execute_option
 def review(
     batch_id: int | None,
@@ -50,6 +55,7 @@ def review(
     reviewer: str,
     reason: str | None,
     exclude: tuple[str, ...],
+    seen_version: str | None,
     execute: bool,
 ) -> object:
     """Record a compliance officer's decision on BATCH_ID, or on every pending batch of a
@@ -61,8 +67,10 @@ def review(
             raise click.UsageError("give either BATCH_ID or --all-pending, not both")
         if not bucket:
             raise click.UsageError("--all-pending needs --bucket")
-        if exclude:
-            raise click.UsageError("--exclude applies to one batch, not to --all-pending")
+        if exclude or seen_version:
+            raise click.UsageError(
+                "--exclude and --seen-version apply to one batch, not to --all-pending"
+            )
         return _review_all_pending(bucket, decision, reviewer, reason, execute)
     if batch_id is None:
         raise click.UsageError("give BATCH_ID, or --all-pending --bucket B")
@@ -79,6 +87,7 @@ def review(
             exclude=_parse_exclusions(exclude),
             execute=execute,
             policy=rt.policy,
+            seen_version=seen_version,
         )
     verb = result.decision.capitalize() if execute else f"Would mark as {result.decision}"
     lines = [

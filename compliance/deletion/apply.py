@@ -781,7 +781,7 @@ def _finish_chunk(
         details={
             RecordState.APPLIED: marked,
             RecordState.FAILED: len(errors),
-            "record_ids": [min(applied), max(applied)] if applied else [],
+            "record_ids": sorted(applied),
             "failed_record_ids": sorted(errors),
             "rows": rows,
             **({"held_record_ids": sorted(held)} if held else {}),

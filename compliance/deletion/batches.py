@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,8 +24,8 @@ from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event, record_events
 from compliance.audit.texts import batch_subjects, text_details
-from compliance.deletion.holds import add_hold, plan_place_hold
-from compliance.deletion.plans import plan_document, store_plan
+from compliance.deletion.holds import add_hold, held_profiles, plan_place_hold
+from compliance.deletion.plans import plan_document, plan_hash, store_plan
 from compliance.deletion.records import MAX_CHUNK_SIZE
 from compliance.errors import Conflict, InvalidInput, NotFound
 from compliance.free_text import free_text
@@ -300,6 +302,86 @@ def _already_reviewed(batch: DeletionBatch) -> Conflict:
     )
 
 
+@dataclass(frozen=True)
+class BatchTarget:
+    """What a decision on a batch acts on, as its impact preview showed it.
+
+    ``version`` names it in one token: the counts a person reads, the erasure plan's hash
+    prefix and a hash over the record ids, exclusions, holds and the whole plan hash. A
+    decision carrying the version its reviewer saw is refused once any of these changed.
+    """
+
+    batch_id: int
+    bucket: str
+    records: int
+    excluded: int
+    held: int
+    plan_hash: str | None
+    version: str
+
+    @property
+    def label(self) -> str:
+        """How a dialog names the target: batch, bucket and record count."""
+        kept = f", {self.excluded} excluded" if self.excluded else ""
+        return f"batch {self.batch_id} ({self.bucket}, {self.records} records{kept})"
+
+
+def batch_target(session: Session, batch_id: int, *, policy: Policy | None = None) -> BatchTarget:
+    """The batch as a decision would find it now (one indexed read of its records)."""
+    batch = get_batch(session, batch_id)
+    rows = session.execute(
+        select(
+            DeletionRecord.id,
+            DeletionRecord.accepted_for_deletion,
+            DeletionRecord.compliance_profile_id,
+        )
+        .where(DeletionRecord.deletion_batch_id == batch_id)
+        .order_by(DeletionRecord.id)
+    ).all()
+    held_ids = held_profiles(session, [r.compliance_profile_id for r in rows])
+    excluded = [r.id for r in rows if r.accepted_for_deletion is False]
+    held = [r.id for r in rows if r.compliance_profile_id in held_ids]
+    plan = plan_hash(plan_document(policy, batch.bucket)) if policy is not None else None
+    content = json.dumps(
+        [batch.id, batch.bucket, [r.id for r in rows], excluded, held, plan],
+        separators=(",", ":"),
+    )
+    digest = hashlib.sha256(content.encode()).hexdigest()[:16]
+    version = f"{len(rows)}.{len(excluded)}.{len(held)}.{(plan or '-')[:8]}.{digest}"
+    return BatchTarget(batch.id, batch.bucket, len(rows), len(excluded), len(held), plan, version)
+
+
+def _what_changed(seen: str, now: BatchTarget) -> str:
+    """The difference between two versions in words, as far as the tokens tell it."""
+    parts = seen.split(".")
+    if len(parts) != 5:
+        return "the preview's version is not one this desk made"
+    said: list[str] = []
+    for (before, after), what in zip(
+        zip(parts[:3], (now.records, now.excluded, now.held), strict=True),
+        ("records", "excluded records", "records on legal hold"),
+        strict=True,
+    ):
+        if before != str(after):
+            said.append(f"{what} {before} → {after}")
+    if parts[3] != (now.plan_hash or "-")[:8]:
+        said.append("the bucket's erasure plan in the policy changed")
+    return "; ".join(said) or "other records are in it now"
+
+
+def check_unchanged(
+    session: Session, batch_id: int, seen_version: str, *, policy: Policy | None = None
+) -> BatchTarget:
+    """The batch's target now, or a Conflict when it is no longer the one the reviewer saw."""
+    now = batch_target(session, batch_id, policy=policy)
+    if now.version != seen_version:
+        raise Conflict(
+            f"batch {batch_id} changed since you looked ({_what_changed(seen_version, now)}); "
+            "nothing was decided. Look at it again, then decide."
+        )
+    return now
+
+
 def explained_exclusions(exclude: Mapping[int, str]) -> dict[int, str]:
     """The exclusions with their notes trimmed, or InvalidInput for one that has no note.
 
@@ -401,6 +483,50 @@ def exclude_records(
     return Exclusion(len(exclude), holds)
 
 
+def exclude_all_records(
+    session: Session,
+    batch_id: int,
+    note: str,
+    *,
+    actor: Identity,
+    seen_version: str,
+    policy: Policy | None = None,
+) -> Exclusion:
+    """Keep every record of a pending batch still awaiting the decision: an explicit action.
+
+    Excluding all is not a bigger exclusion but another decision (the batch then erases
+    nothing), so it is its own call, made after a confirmation naming the batch's records:
+    ``seen_version`` is the batch's version that confirmation showed (read with the same
+    ``policy``), refused if it changed.
+    """
+    require(actor, COMPLIANCE_OFFICER, to="exclude records from deletion batches")
+    text = free_text(note, field="exclude")
+    if text is None:
+        raise InvalidInput("{field}: say why every record of the batch is kept", field="exclude")
+    batch = get_batch(session, batch_id, lock=True)
+    if batch.reviewed_status != BatchStatus.PENDING:
+        raise _already_reviewed(batch)
+    check_unchanged(session, batch_id, seen_version, policy=policy)
+    waiting = session.scalars(
+        select(DeletionRecord.id)
+        .where(DeletionRecord.deletion_batch_id == batch_id, record_in(RecordState.AWAITING_REVIEW))
+        .order_by(DeletionRecord.id)
+    ).all()
+    if not waiting:
+        raise InvalidInput(f"every record of batch {batch_id} is already excluded")
+    _mark_excluded(session, dict.fromkeys(waiting, text), utcnow())
+    record_event(
+        session,
+        actor=actor.email,
+        action="deletion_records.excluded",
+        target_type="deletion_batch",
+        target_id=batch_id,
+        details={"record_ids": list(waiting), "records": len(waiting), "all_records": True},
+    )
+    session.commit()
+    return Exclusion(len(waiting), [])
+
+
 def _subjects(session: Session, record_ids: Iterable[int]) -> list[tuple[int, str]]:
     """(record id, subject key) for these records, by record id."""
     return [
@@ -474,14 +600,17 @@ def review_batch(
     execute: bool,
     now: datetime | None = None,
     policy: Policy | None = None,
+    seen_version: str | None = None,
 ) -> ReviewResult:
     """Accept or reject a pending batch. The decision is final: a second review is refused.
 
     Given the ``policy``, an acceptance also stores the bucket's erasure plan as it stands
     (the one the impact preview showed), so apply-deletions never erases more than that.
+    Given ``seen_version`` (``batch_target(...).version`` of the preview the reviewer saw,
+    with the same ``policy``), a batch that has changed since is refused with a Conflict.
     """
     checked = check_decision(decision, reviewer, reason, exclude)
-    plan = plan_review(session, batch_id, checked)
+    plan = plan_review(session, batch_id, checked, seen_version=seen_version, policy=policy)
     if not execute:
         session.rollback()
         return plan.result(executed=False)
@@ -536,11 +665,22 @@ class ReviewPlan:
         )  # fmt: skip
 
 
-def plan_review(session: Session, batch_id: int, decision: Decision) -> ReviewPlan:
-    """Count what the decision would accept, exclude and reject, if the batch is still open."""
-    batch = get_batch(session, batch_id)
+def plan_review(
+    session: Session,
+    batch_id: int,
+    decision: Decision,
+    *,
+    seen_version: str | None = None,
+    policy: Policy | None = None,
+) -> ReviewPlan:
+    """Count what the decision would accept, exclude and reject, if the batch is still open
+    and (given ``seen_version``) still the batch the reviewer saw."""
+    # Locked when a version is checked: an exclusion made meanwhile waits for this decision.
+    batch = get_batch(session, batch_id, lock=seen_version is not None)
     if not can_move(BatchStatus(batch.reviewed_status), decision.status):
         raise _already_reviewed(batch)
+    if seen_version is not None:
+        check_unchanged(session, batch_id, seen_version, policy=policy)
     _check_exclusions(session, batch, decision.exclude)
     counts = _review_counts(session, batch_id, decision.status, decision.exclude)
     return ReviewPlan(batch_id, batch.bucket, decision, *counts)
@@ -714,14 +854,28 @@ def review_batches(
     reason: str | None = None,
     execute: bool,
     policy: Policy | None = None,
+    seen_versions: Mapping[int, str] | None = None,
 ) -> BulkReviewResult:
     """Carry out a bulk plan: every batch decided and audited on its own, as one review would.
 
     A batch decided by someone else since the plan was made is reported and skipped; the
     others still go through. The whole call is refused up front for a bad reviewer or a
-    rejection without a reason, before any batch changes.
+    rejection without a reason, before any batch changes, and (given ``seen_versions``, per
+    batch the version its preview showed) when a still pending batch changed since.
     """
     check_decision(plan.decision, reviewer, reason, None)
+    seen_versions = seen_versions or {}
+    for batch_id in plan.batch_ids:
+        seen = seen_versions.get(batch_id)
+        if seen is None:
+            continue
+        try:
+            pending = get_batch(session, batch_id).reviewed_status == BatchStatus.PENDING
+        except NotFound:
+            continue  # reported as skipped below
+        if pending:
+            check_unchanged(session, batch_id, seen, policy=policy)
+    session.rollback()
     decided: list[ReviewResult] = []
     skipped: list[tuple[int, str]] = []
     for batch_id in plan.batch_ids:
@@ -729,7 +883,7 @@ def review_batches(
             decided.append(
                 review_batch(
                     session, batch_id, plan.decision, reviewer=reviewer, reason=reason,
-                    execute=execute, policy=policy,
+                    execute=execute, policy=policy, seen_version=seen_versions.get(batch_id),
                 )
             )  # fmt: skip
         except (Conflict, NotFound) as exc:

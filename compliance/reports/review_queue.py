@@ -31,6 +31,7 @@ from compliance.store.models import (
     ComplianceProfile,
     DeletionBatch,
     DeletionRecord,
+    DeletionTally,
     DsarRequest,
     utcnow,
 )
@@ -80,6 +81,26 @@ def _check_paging(limit: int, offset: int) -> None:
 
 
 # ---------------------------------------------------------------- batches
+
+
+def batches_version(session: Session) -> str:
+    """Changes whenever anyone, in any process, writes what the batch pages show.
+
+    Every change the desk and the jobs make is audited in its own transaction (the audit
+    trail's newest id), the database's triggers append a tally row with every record state
+    change (even an operator's SQL), and a batch made, decided or purged changes the
+    batches' count or newest ``updated_at``. One statement of index lookups and a count of
+    the (small) batches table: cheap enough to read on every page run.
+    """
+    row = session.execute(
+        select(
+            select(func.max(AuditEvent.id)).scalar_subquery(),
+            select(func.max(DeletionTally.id)).scalar_subquery(),
+            select(func.count()).select_from(DeletionBatch).scalar_subquery(),
+            select(func.max(DeletionBatch.updated_at)).scalar_subquery(),
+        )
+    ).one()
+    return ":".join("" if v is None else str(v) for v in row)
 
 
 def batch_buckets(session: Session) -> list[str]:

@@ -34,7 +34,13 @@ try:
 except ComplianceError as exc:
     widgets.show_error(exc)
     st.stop()
-widgets.table(page.frame, widths={"details": "large"})
+widgets.table_with_details(
+    page.frame,
+    ["details"],
+    key="audit_rows",
+    title=lambda e: f"Event {e['id']}: {e['action']} by {e['actor']}",
+    widths={"actor": 200, "action": 230, "target_type": 110, "target_id": 150},
+)
 widgets.pager("audit_page", page)
 if page.total:
     widgets.csv_download(

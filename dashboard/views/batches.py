@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 from compliance.deletion.batches import (
+    exclude_all_records,
     exclude_records,
     get_batch,
     include_records,
@@ -12,7 +15,7 @@ from compliance.deletion.batches import (
     review_batch,
     review_batches,
 )
-from compliance.errors import ComplianceError
+from compliance.errors import ComplianceError, NotFound
 from compliance.free_text import MAX_FREE_TEXT
 from compliance.reports.review_queue import BATCH_STATUSES, accepted_plan
 from compliance.roles import COMPLIANCE_OFFICER
@@ -21,7 +24,7 @@ from dashboard import context, widgets
 
 PAGE_SIZE = 25
 ALL = widgets.ALL
-DECIDED_KEY = "decided_batch"
+OPENED_KEY = "opened_batch"
 FORM_NONCE = "exclude_form_nonce"
 RECORDS_PAGE_SIZE = 50
 
@@ -33,9 +36,33 @@ widgets.show_flash()
 
 left, right = st.columns(2)
 buckets = [ALL, *context.batch_buckets(url)]
-widgets.preset_from_query("bucket_filter", "bucket", buckets)  # links from Slack alerts
-bucket = left.selectbox("Bucket", buckets, key="bucket_filter")
-status = right.selectbox("Status", [*BATCH_STATUSES, ALL], key="status_filter")
+# A link (a Slack alert's ?bucket=) names a bucket: the list shows exactly that bucket, even
+# one that has no batch yet (read afresh: the cached list follows the database's version).
+linked_bucket = st.query_params.get("bucket")
+if linked_bucket and linked_bucket not in buckets:
+    buckets.append(linked_bucket)
+widgets.preset_from_query("bucket_filter", "bucket", buckets)
+
+
+def new_filter() -> None:
+    """Another filter is another list: its first batch opens, not the one open before."""
+    st.session_state.pop(OPENED_KEY, None)
+
+
+def follow_bucket() -> None:
+    """The address names the bucket shown, so a reload or a shared link shows it again."""
+    new_filter()
+    chosen = st.session_state["bucket_filter"]
+    if chosen == ALL:
+        st.query_params.pop("bucket", None)
+    else:
+        st.query_params["bucket"] = chosen
+
+
+bucket = left.selectbox("Bucket", buckets, key="bucket_filter", on_change=follow_bucket)
+status = right.selectbox(
+    "Status", [*BATCH_STATUSES, ALL], key="status_filter", on_change=new_filter
+)
 page = widgets.load_page(
     "batches_page",
     PAGE_SIZE,
@@ -49,8 +76,13 @@ listed = widgets.table(
     key="batch_rows",
 )
 widgets.pager("batches_page", page)
-if page.frame.empty:
-    st.stop()
+if bucket != ALL and bucket not in context.batch_buckets(url):
+    st.info(widgets.plain(f"Bucket {bucket} has no deletion batch (yet): nothing is opened."))
+elif page.frame.empty and status != ALL:
+    where = f" of bucket {bucket}" if bucket != ALL else ""
+    st.info(
+        widgets.plain(f"No {status} deletion batch{where}; choose Status: all to see the others.")
+    )
 
 # ---------------------------------------------------------------- several batches at once
 chosen_rows = page.frame.iloc[list(listed.selection.rows)] if listed else page.frame.iloc[:0]
@@ -80,16 +112,22 @@ if (page.frame["status"] == BatchStatus.PENDING).any():
             names = ", ".join(f"#{b}" for b in bulk_ids[:20]) + (" …" if len(bulk_ids) > 20 else "")
             st.markdown(f"**Combined impact** of {len(bulk_ids)} batch(es) ({names}):")
             try:
-                widgets.table(
-                    context.bulk_impact(policy, tuple(bulk_ids)), widths={"legal_basis": "large"}
-                )
+                combined, bulk_targets = context.bulk_preview(policy, tuple(bulk_ids))
             except ComplianceError as exc:
                 widgets.show_error(exc)
-            accept_all, reject_all = st.columns(2)
-            if accept_all.button(f"Accept {len(bulk_ids)} batch(es)…", key="bulk_accept"):
-                widgets.ask_confirmation("bulk_accept", batch_ids=bulk_ids)
-            if reject_all.button(f"Reject {len(bulk_ids)} batch(es)…", key="bulk_reject"):
-                widgets.ask_confirmation("bulk_reject", batch_ids=bulk_ids)
+            else:
+                widgets.table(combined, widths={"legal_basis": "large"})
+                # The dialog decides what this preview showed, or nothing.
+                seen: dict[str, Any] = {
+                    "batch_ids": bulk_ids,
+                    "versions": {b: t.version for b, t in bulk_targets.items()},
+                    "labels": [t.label for t in bulk_targets.values()],
+                }
+                accept_all, reject_all = st.columns(2)
+                if accept_all.button(f"Accept {len(bulk_ids)} batch(es)…", key="bulk_accept"):
+                    widgets.ask_confirmation("bulk_accept", **seen)
+                if reject_all.button(f"Reject {len(bulk_ids)} batch(es)…", key="bulk_reject"):
+                    widgets.ask_confirmation("bulk_reject", **seen)
 
 # Labels name what never changes with a decision (the status shows on the badge below):
 # the browser keeps showing an option's old label for the same value after a rerun.
@@ -97,23 +135,54 @@ labels = {
     int(r.batch_id): f"#{r.batch_id} · {r.bucket} · {r.records} records"
     for r in page.frame.itertuples()
 }
-decided = st.session_state.get(DECIDED_KEY)
-if decided is not None and decided not in labels:
-    # The batch just decided has left the filtered list; keep it open until another is chosen.
+# The batch the officer opened (or a ?batch= link named) stays open when it leaves the list
+# (decided, by them or anyone): never another batch in its place.
+opened = st.session_state.get(OPENED_KEY)
+linked_batch = st.query_params.get("batch")
+missing: str | None = None
+if linked_batch is not None and OPENED_KEY not in st.session_state:
+    opened = int(linked_batch) if linked_batch.isdigit() else linked_batch
+if opened is not None and opened not in labels:
     try:
+        if not isinstance(opened, int):
+            raise NotFound(f"no deletion batch with id {opened}")
         with context.session(policy) as s:
-            done = get_batch(s, decided)
-        size = context.batch_records(url, decided, 1, 0).total
-        labels = {decided: f"#{done.id} · {done.bucket} · {size} records", **labels}
-    except ComplianceError:
-        st.session_state.pop(DECIDED_KEY, None)
-batch_id: int | None = st.selectbox(
-    "Open a batch", list(labels), format_func=lambda b: labels[b], key="open_batch"
-)
-if batch_id is None:  # every option is a batch on this page, so only an empty page
+            kept = get_batch(s, opened)
+        if bucket in (ALL, kept.bucket):
+            size = context.batch_records(url, opened, 1, 0).total
+            labels = {opened: f"#{kept.id} · {kept.bucket} · {size} records", **labels}
+        else:  # the officer chose another bucket since
+            opened = None
+    except ComplianceError as exc:
+        missing = widgets.error_text(exc)
+        opened = None
+if missing:
+    st.warning(widgets.plain(f"Cannot open the batch asked for: {missing}. Nothing is selected."))
+    st.session_state.pop("open_batch", None)
+elif opened is not None:
+    st.session_state["open_batch"] = opened
+if not labels:
+    st.session_state.pop(OPENED_KEY, None)
     st.stop()
-if batch_id != decided:
-    st.session_state.pop(DECIDED_KEY, None)
+
+
+def remember_choice() -> None:
+    st.session_state[OPENED_KEY] = st.session_state["open_batch"]
+
+
+batch_id: int | None = st.selectbox(
+    "Open a batch",
+    list(labels),
+    format_func=lambda b: labels[b],
+    key="open_batch",
+    index=None if missing else 0,
+    placeholder="Choose a batch",
+    on_change=remember_choice,
+)
+if batch_id is None:  # nothing asked for is there, or an empty list
+    st.session_state.pop(OPENED_KEY, None)
+    st.stop()
+st.session_state[OPENED_KEY] = batch_id
 try:
     with context.session(policy) as s:
         batch = get_batch(s, int(batch_id))
@@ -139,16 +208,21 @@ if batch.reviewed_status != BatchStatus.PENDING:
         )
         widgets.table(plan)
 else:
+    target = None
     st.markdown("**Impact preview** — what accepting this batch would do (nothing is changed):")
     try:
-        widgets.table(context.batch_impact(policy, batch.id), widths={"legal_basis": "large"})
+        impact, target = context.batch_preview(policy, batch.id)
     except ComplianceError as exc:
         widgets.show_error(exc)
-    accept, reject = st.columns(2)
-    if accept.button("Accept batch…", type="primary", key="accept"):
-        widgets.ask_confirmation("accept", batch_id=batch.id)
-    if reject.button("Reject batch…", key="reject"):
-        widgets.ask_confirmation("reject", batch_id=batch.id)
+    else:
+        widgets.table(impact, widths={"legal_basis": "large"})
+        # The dialog decides what this preview showed, or nothing (the library compares).
+        seen = {"batch_id": batch.id, "version": target.version, "label": target.label}
+        accept, reject = st.columns(2)
+        if accept.button("Accept batch…", type="primary", key="accept"):
+            widgets.ask_confirmation("accept", **seen)
+        if reject.button("Reject batch…", key="reject"):
+            widgets.ask_confirmation("reject", **seen)
 
 records = widgets.load_page(
     f"records_page_{batch.id}",
@@ -178,15 +252,25 @@ else:
             c.name: widgets.header(c.header) if c.kind == "value" else c.header
             for c in proof.columns
         }
+        # A rule described in the policy is its own header: said once, not "X: X".
         st.caption(
-            "; ".join(f"{c.header}: {c.meaning}" for c in proof.columns if c.kind != "value")
+            "; ".join(
+                c.header if c.meaning == c.header else f"{c.header}: {c.meaning}"
+                for c in proof.columns
+                if c.kind != "value"
+            )
             + ". Read live, never stored."
         )
     elif batch.bucket not in policy.buckets:
         st.caption("The data subject asked for erasure (a DSAR request); no rule to show.")
-# Nine columns or more at 1400 px: the free-text note gives way so nothing hides on the right.
-widgets.table(shown_records, headers=evidence_headers, widths={"note": 150})
+# The free-text note is read whole below the table: no column width fits every note.
+widgets.table(shown_records.drop(columns=["note"]), headers=evidence_headers, widths={"flags": 215})
 widgets.pager(f"records_page_{batch.id}", records)
+noted = records.frame[records.frame["note"].notna()]
+if not noted.empty:
+    st.markdown("**Notes** — why these records are kept:")
+    for r in noted.itertuples():
+        widgets.show_text(f"Record {r.record_id} (subject {r.subject_id})", str(r.note))
 
 
 SUBJECT_OF = dict(zip(records.frame["record_id"], records.frame["subject_id"], strict=True))
@@ -198,6 +282,16 @@ def record_label(record_id: int) -> str:
 
 
 if batch.reviewed_status == BatchStatus.PENDING and not records.frame.empty:
+    # Every record not yet excluded: keeping them all is its own action, asked first.
+    waiting = target.records - target.excluded if target is not None else None
+    if waiting and target is not None:
+        everyone: dict[str, Any] = {
+            "batch_id": batch.id,
+            "version": target.version,
+            "label": target.label,
+        }
+        if st.button(f"Exclude all {waiting} record(s) still awaiting the decision…"):
+            widgets.ask_confirmation("exclude_all", waiting=waiting, **everyone)
     excluded = records.frame.loc[records.frame["flags"].str.startswith("excluded"), "record_id"]
     candidates = records.frame.loc[~records.frame["record_id"].isin(excluded), "record_id"]
     # The form keeps what was chosen when it is refused; after a success a new nonce gives
@@ -209,6 +303,7 @@ if batch.reviewed_status == BatchStatus.PENDING and not records.frame.empty:
             candidates.tolist(),
             format_func=record_label,
             key=f"exclude_records_{nonce}",
+            select_all=False,  # one click must not keep the whole batch: see "Exclude all"
         )
         note = st.text_input(
             "Note (why these records are kept)",
@@ -223,6 +318,12 @@ if batch.reviewed_status == BatchStatus.PENDING and not records.frame.empty:
         if st.form_submit_button("Exclude selected"):
             if not chosen:
                 st.error("Choose at least one record to exclude.")
+            elif waiting is not None and target is not None and len(set(chosen)) >= waiting:
+                # Every record awaiting the decision: asked first, as "Exclude all" is.
+                widgets.ask_confirmation(
+                    "exclude_all", waiting=waiting, batch_id=batch.id, version=target.version,
+                    label=target.label, reason=note,
+                )  # fmt: skip
             else:
 
                 def exclude() -> str:
@@ -259,17 +360,47 @@ if batch.reviewed_status == BatchStatus.PENDING and not records.frame.empty:
 
                     widgets.run_action(include)
 
+asked = widgets.pending_confirmation("exclude_all")
+if asked:
+    everything_kept: dict[str, Any] = asked
+
+    def exclude_everything(note: str | None) -> str:
+        st.session_state[FORM_NONCE] = st.session_state.get(FORM_NONCE, 0) + 1
+        with context.session(policy) as s:
+            done = exclude_all_records(
+                s, everything_kept["batch_id"], note or "", actor=actor, policy=policy,
+                seen_version=everything_kept["version"],
+            )  # fmt: skip
+        return (
+            f"Excluded all {done.excluded} record(s) still awaiting the decision from batch "
+            f"{everything_kept['batch_id']}: accepting it now erases nothing."
+        )
+
+    widgets.confirm_dialog(
+        f"Exclude every record of batch {everything_kept['batch_id']}?",
+        f"You keep all {everything_kept['waiting']} record(s) of "
+        f"{widgets.plain(everything_kept['label'])} that still await the decision: nothing in "
+        "this batch would be erased. If none of them should be erased, rejecting the batch "
+        "says so more plainly. Say why they are kept, for the audit trail.",
+        confirm_label=f"Exclude all {everything_kept['waiting']} record(s)",
+        on_confirm=exclude_everything,
+        reason_label="Note (why every record is kept)",
+        reason_required="Excluding every record needs a note saying why.",
+    )
+
 bulk = widgets.pending_confirmation("bulk_accept") or widgets.pending_confirmation("bulk_reject")
 if bulk:
     bulk_decision = "accept" if bulk["action"] == "bulk_accept" else "reject"
     targets: list[int] = bulk["batch_ids"]
+    seen_versions: dict[int, str] = bulk["versions"]
 
     def decide_all(reason: str | None) -> str:
         with context.session(policy) as s:
             plan = plan_bulk_review(s, bulk_decision, batch_ids=targets)
             result = review_batches(
-                s, plan, reviewer=actor, reason=reason, execute=True, policy=policy
-            )
+                s, plan, reviewer=actor, reason=reason, execute=True, policy=policy,
+                seen_versions=seen_versions,
+            )  # fmt: skip
         done = ", ".join(f"#{r.batch_id}" for r in result.decided) or "none"
         message = (
             f"{len(result.decided)} batch(es) {bulk_decision}ed ({done}): "
@@ -283,8 +414,10 @@ if bulk:
     widgets.confirm_dialog(
         f"{bulk_decision.capitalize()} {len(targets)} batch(es)?",
         (
-            "Each batch is decided and audited on its own; one decided by someone else "
-            "meanwhile is skipped and reported. "
+            "This decides "
+            + "; ".join(widgets.plain(label) for label in bulk["labels"])
+            + ".\n\nEach batch is decided and audited on its own; one decided by someone else "
+            "meanwhile is skipped and reported; if any changed since this preview, none is. "
             + (
                 "Accepted records are erased by the next `apply-deletions` run."
                 if bulk_decision == "accept"
@@ -297,33 +430,37 @@ if bulk:
         reason_required="Rejecting batches needs a reason." if bulk_decision == "reject" else None,
     )
 
-pending = widgets.pending_confirmation("accept") or widgets.pending_confirmation("reject")
-if pending:
-    target, action = pending["batch_id"], pending["action"]
+decision = widgets.pending_confirmation("accept") or widgets.pending_confirmation("reject")
+if decision:
+    pending: dict[str, Any] = decision
+    target_id, action, label = pending["batch_id"], pending["action"], pending["label"]
 
     def decide(reason: str | None) -> str:
         # Kept open afterwards, also when someone else decided first: the page says who.
-        st.session_state[DECIDED_KEY] = target
+        st.session_state[OPENED_KEY] = target_id
         with context.session(policy) as s:
             result = review_batch(
-                s, target, action, reviewer=actor, reason=reason, policy=policy, execute=True
-            )
+                s, target_id, action, reviewer=actor, reason=reason, policy=policy,
+                seen_version=pending["version"], execute=True,
+            )  # fmt: skip
         return (
-            f"Batch {target} {result.decision}: {result.accepted} to erase, "
+            f"Batch {target_id} {result.decision}: {result.accepted} to erase, "
             f"{result.excluded} excluded, {result.rejected} rejected."
         )
 
     if pending["action"] == "accept":
         widgets.confirm_dialog(
-            f"Accept batch {target}?",
-            "Accepted records are erased by the next `apply-deletions` run. This cannot be undone.",
+            f"Accept batch {target_id}?",
+            f"You accept {widgets.plain(label)}, as its impact preview showed it. Its records "
+            "not excluded are erased by the next `apply-deletions` run. This cannot be undone.",
             confirm_label="Accept and schedule erasure",
             on_confirm=decide,
         )
     else:
         widgets.confirm_dialog(
-            f"Reject batch {target}?",
-            "Every record in the batch is kept. Say why, for the audit trail.",
+            f"Reject batch {target_id}?",
+            f"You reject {widgets.plain(label)}: every record in it is kept. Say why, for the "
+            "audit trail.",
             confirm_label="Reject batch",
             on_confirm=decide,
             reason_label="Reason",

@@ -19,7 +19,10 @@ from compliance.free_text import MAX_FREE_TEXT
 from compliance.roles import COMPLIANCE_OFFICER
 from dashboard import context, widgets
 
-COLUMNS = ["id", "subject_id", "status", "reason", "placed_by", "placed_at", "until", "lifted_by"]
+COLUMNS = [
+    "id", "subject_id", "status", "reason", "placed_by", "placed_at", "until", "lifted_by",
+    "lifted_at", "lifted_reason",
+]  # fmt: skip
 
 widgets.require_role(COMPLIANCE_OFFICER)
 policy = context.policy()
@@ -44,6 +47,8 @@ frame = pd.DataFrame(
             "placed_at": h.placed_at,
             "until": h.until.isoformat() if h.until else "until lifted",
             "lifted_by": h.lifted_by,
+            "lifted_at": h.lifted_at,
+            "lifted_reason": h.lifted_reason,
         }
         for h in holds
     ],
@@ -52,7 +57,14 @@ frame = pd.DataFrame(
 if frame.empty:
     st.caption("No legal holds in force.")
 else:
-    st.dataframe(frame, hide_index=True, width="stretch", column_config=widgets.labels(COLUMNS))
+    # Reasons are free text: read whole below the table, with who lifted the hold and when.
+    widgets.table_with_details(
+        frame if show_all else frame.drop(columns=["lifted_by", "lifted_at", "lifted_reason"]),
+        ["reason", "lifted_reason"] if show_all else ["reason"],
+        key="hold_rows",
+        title=lambda h: f"Hold {h['id']} on subject {h['subject_id']} ({h['status']})",
+        widths={"placed_by": 200, "lifted_by": 200, "until": 110},
+    )
 
 actor = context.identity()
 place, lift = st.columns(2)

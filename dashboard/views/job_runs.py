@@ -41,7 +41,8 @@ if not never.empty:
 if overdue.empty and never.empty:
     st.success("Every scheduled job succeeded within its expected interval.")
 widgets.table(
-    health.drop(columns=["overdue"]),
+    health.drop(columns=["overdue"]).fillna({"last_status": "", "note": ""}),
+    widths={"note": None},
     column_order=[
         "job", "health", "expected_every", "last_success_at", "last_status", "runs", "note",
     ],
@@ -54,11 +55,12 @@ with context.session(current) as session:
 if history.empty:
     st.caption("No runs recorded yet.")
 else:
-    widgets.table(
+    widgets.table_with_details(
         history.assign(dry_run=history["dry_run"].map({True: "dry run", False: "executed"})),
-        column_order=[
-            "id", "job", "status", "dry_run", "started_at", "duration_s", "arguments", "error",
-            "summary",
-        ],
-    )  # fmt: skip
+        ["error", "arguments", "summary"],
+        key="job_rows",
+        title=lambda run: f"Run {run['id']}: {run['job']} ({run['status']})",
+        widths={"job": 200},
+        column_order=["id", "job", "status", "dry_run", "started_at", "duration_s"],
+    )
     st.caption(f"The latest {HISTORY_LIMIT} runs at most.")

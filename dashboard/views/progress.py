@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from compliance.reports.stats import OUTCOMES
@@ -114,8 +115,10 @@ else:
         },
         width="stretch",
     )  # fmt: skip
+    # A month with nothing completed has no median: an empty cell, not "None".
+    median = monthly["median_days"].map(lambda d: "" if pd.isna(d) else f"{d:g}")
     widgets.table(
-        monthly,
+        monthly.assign(median_days=median),
         headers={"on_time_rate": "Completed on time", "median_days": "Median days to complete"},
         column_order=["month", "received", "completed", "on_time", "on_time_rate", "median_days"],
     )

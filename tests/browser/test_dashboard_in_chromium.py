@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from dashboard.navigation import pages_for, url_path
 from tests.conftest import ROOT, Deployment
 from tests.dashboard.conftest import MANAGER, OFFICER, SUPPORT, pending_batch, queue  # noqa: F401
 
@@ -35,6 +36,7 @@ SCREENSHOTS = (
 )
 pytestmark = pytest.mark.browser
 VIEWPORT = {"width": 1400, "height": 900}
+TITLES = {url_path(title): title for _, title, _, _ in pages_for(demo_mode=True)}
 # Per demo role: the pages the README's table lists for it, by their URL path, and the
 # demo's Outbox.
 ROLE_PAGES = {
@@ -58,6 +60,48 @@ CLIPPED_TABLES = """() => [...document.querySelectorAll('[data-testid="stDataFra
         return scroller && scroller.scrollWidth > scroller.clientWidth + 1
             ? {index, scroll: scroller.scrollWidth, client: scroller.clientWidth} : null;
     }).filter(Boolean)"""
+
+# st.dataframe draws on a canvas, so a clipped cell shows in no scroll width ("9 day(s)
+# overd…" passed that check). This reads each grid's columns (title and width as drawn) and
+# cells from the grid component's own props, and measures every header and the widest cell
+# text of the first rows with the grid's fonts, as the canvas draws them.
+COLUMN_FIT = """() => {
+    const canvas = document.createElement('canvas').getContext('2d');
+    return [...document.querySelectorAll('[data-testid="stDataFrame"]')].flatMap((frame, index) => {
+        const grid = frame.querySelector('canvas');
+        if (!grid) return [];
+        const key = Object.keys(grid).find(k => k.startsWith('__reactFiber'));
+        let fiber = grid[key];
+        while (fiber && !(fiber.memoizedProps && fiber.memoizedProps.getCellContent
+                          && Array.isArray(fiber.memoizedProps.columns))) fiber = fiber.return;
+        if (!fiber) return [{index, problem: 'no grid props found'}];
+        const props = fiber.memoizedProps, theme = props.theme || {};
+        const pad = 2 * (theme.cellHorizontalPadding || 8);
+        const text = cell => {
+            const shown = cell.displayData ?? (cell.data && cell.data.displayDate) ?? cell.data;
+            return shown == null ? '' : String(shown);
+        };
+        const misfits = [];
+        props.columns.forEach((column, c) => {
+            if (!column.title) return;  // the row-selection boxes
+            const width = column.width + (column.growOffset || 0);
+            canvas.font = theme.headerFontFull;
+            let widest = {text: column.title, px: canvas.measureText(column.title).width};
+            canvas.font = theme.baseFontFull;
+            for (let r = 0; r < Math.min(props.rows, 60); r++) {
+                let shown;
+                try { shown = text(props.getCellContent([c, r])); } catch (e) { continue; }
+                const px = canvas.measureText(shown).width;
+                if (px > widest.px) widest = {text: shown, px};
+            }
+            if (widest.px + pad > width + 1) {
+                misfits.push({index, column: column.title, width: Math.round(width),
+                              needs: Math.ceil(widest.px + pad), text: widest.text.slice(0, 60)});
+            }
+        });
+        return misfits;
+    });
+}"""
 
 
 @pytest.fixture
@@ -167,6 +211,35 @@ def settle(page: Any) -> None:
         timeout=20_000,
     )
     page.wait_for_timeout(1_000)
+
+
+def grids_drawn(page: Any, title: str) -> None:
+    """Wait until the page titled ``title`` has replaced the last one and every table on it
+    has drawn its grid (each paints lazily; the last page's tables linger until then)."""
+    page.wait_for_function(
+        """title => [...document.querySelectorAll('h1')].some(h => h.innerText === title)
+            && !document.querySelector('[data-stale="true"]')
+            && !document.querySelector('[data-testid="stStatusWidget"]')
+            && !document.querySelector('[data-testid="stSkeleton"]')
+            && [...document.querySelectorAll('[data-testid="stDataFrame"]')]
+                .every(frame => frame.querySelector('canvas'))""",
+        arg=title,
+        timeout=20_000,
+    )
+    page.wait_for_timeout(300)
+
+
+def column_misfits(page: Any) -> list[dict[str, Any]]:
+    """COLUMN_FIT once the grids hold still: a grid sizes its columns and fills its rows
+    after it first paints, so the same answer twice, half a second apart, is the answer."""
+    last = page.evaluate(COLUMN_FIT)
+    for _ in range(10):
+        page.wait_for_timeout(500)
+        now = page.evaluate(COLUMN_FIT)
+        if now == last:
+            return now
+        last = now
+    return last
 
 
 def rendered(email: str) -> str:
@@ -341,3 +414,162 @@ def test_an_officer_selects_two_batches_and_accepts_both_in_one_confirmation(
 
         frame = list_batches(session, bucket="closed_accounts", limit=2).frame
     assert set(frame["status"]) == {"accepted"} and set(frame["reviewed_by"]) == {OFFICER}
+
+
+def desk_with_loose_ends(d: Deployment) -> int:
+    """What makes wide cells: an exclusion with a note, a lifted hold, a refused job run.
+
+    Returns the batch with the exclusion."""
+    from sqlalchemy import select
+
+    from compliance.deletion.batches import exclude_records
+    from compliance.deletion.holds import lift_hold, place_hold, plan_lift_hold, plan_place_hold
+    from compliance.store.models import DeletionRecord
+    from tests.conftest import DPO
+
+    batch_id = pending_batch(d, "closed_accounts")
+    with d.session() as s:
+        first = s.scalars(
+            select(DeletionRecord.id).where(DeletionRecord.deletion_batch_id == batch_id)
+        ).first()
+        assert first is not None
+        exclude_records(s, batch_id, {first: "Customer disputes an invoice"}, actor=DPO)
+        hold = place_hold(s, plan_place_hold(s, subject_id="42", reason="Litigation", by=DPO))
+        lift_hold(s, plan_lift_hold(s, hold.id, reason="Case settled", by=DPO))
+    refused = d.run("review-batch", "999999", "--accept", "--reviewer", OFFICER, "--execute")
+    assert refused.exit_code == 2
+    return batch_id
+
+
+def test_every_column_shows_its_header_and_widest_cell_at_1400_px(
+    queue: Deployment,  # noqa: F811
+    dashboard_url: str,
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    batch_id = desk_with_loose_ends(queue)
+    links = {
+        OFFICER: [f"deletion_batches?bucket=closed_accounts&batch={batch_id}", "legal_holds"],
+        MANAGER: ["progress", "audit_log", "jobs"],
+    }
+    problems: list[str] = []
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            for email, paths in links.items():
+                page = browser.new_context(viewport=VIEWPORT).new_page()
+                page.set_default_timeout(20_000)
+                for path in paths:
+                    joiner = "&" if "?" in path else "?"
+                    page.goto(f"{dashboard_url}/{path}{joiner}as={email}")
+                    settle(page)
+                    if path == "legal_holds":
+                        page.get_by_text("Show lifted and ended holds too").click()
+                        settle(page)
+                        grids_drawn(page, "Legal holds")
+                        # The lifted hold's reason is read whole below the table.
+                        box = page.get_by_test_id("stDataFrame").first.bounding_box()
+                        assert box is not None
+                        page.mouse.click(box["x"] + 100, box["y"] + 52)
+                        page.mouse.click(box["x"] + 16, box["y"] + 52)
+                        settle(page)
+                        expect(page.get_by_text("Case settled")).to_be_visible()
+                    grids_drawn(page, TITLES[path.split("?")[0]])
+                    for misfit in column_misfits(page):
+                        problems.append(f"{email} {path}: {misfit}")
+                page.context.close()
+        finally:
+            browser.close()
+    assert not problems, "\n".join(problems)
+
+
+def test_a_link_to_a_new_batch_shows_it_and_a_stale_preview_decides_nothing(
+    queue: Deployment,  # noqa: F811
+    dashboard_url: str,
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+    from sqlalchemy import select
+
+    from compliance.deletion.batches import exclude_records, get_batch
+    from compliance.store.models import DeletionRecord
+    from tests.conftest import DPO
+    from tests.dashboard.test_batch_targets import erasure_batch
+
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_context(viewport=VIEWPORT).new_page()
+            page.set_default_timeout(20_000)
+            # The page reads (and caches) its lists before the erasure bucket has a batch.
+            page.goto(f"{dashboard_url}/deletion_batches?as={OFFICER}")
+            expect(page.get_by_role("heading", name="Deletion batches")).to_be_visible()
+            settle(page)
+            page.goto(f"{dashboard_url}/deletion_batches?bucket=dsar_erasure&as={OFFICER}")
+            expect(page.get_by_text("Bucket dsar_erasure has no deletion batch")).to_be_visible()
+            expect(page.get_by_text("Impact preview")).to_have_count(0)
+
+            batch_id = erasure_batch(queue)
+            page.goto(f"{dashboard_url}/deletion_batches?bucket=dsar_erasure&as={OFFICER}")
+            expect(page.get_by_text(f"Batch {batch_id} · dsar_erasure")).to_be_visible()
+            expect(page.get_by_role("combobox", name="Bucket")).to_have_value("dsar_erasure")
+
+            # The dialog names what it decides; a colleague changes the batch meanwhile.
+            page.get_by_role("button", name="Accept batch…").click()
+            dialog = page.get_by_role("dialog")
+            expect(
+                dialog.get_by_text(f"You accept batch {batch_id} (dsar_erasure, 1 records)")
+            ).to_be_visible()
+            with queue.session() as s:
+                record = s.scalars(
+                    select(DeletionRecord.id).where(DeletionRecord.deletion_batch_id == batch_id)
+                ).one()
+                exclude_records(s, batch_id, {record: "Subject withdrew the request"}, actor=DPO)
+            dialog.get_by_role("button", name="Accept and schedule erasure").click()
+            expect(page.get_by_text(f"batch {batch_id} changed since you looked")).to_be_visible()
+        finally:
+            browser.close()
+    with queue.session() as s:
+        assert get_batch(s, batch_id).reviewed_status == "pending"
+
+
+def test_excluding_every_record_asks_first(
+    queue: Deployment,  # noqa: F811
+    dashboard_url: str,
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+    from sqlalchemy import func, select
+
+    from compliance.store.models import DeletionRecord
+
+    batch_id = pending_batch(queue)
+    with sync_playwright() as p:
+        browser = launch(p)
+        try:
+            page = browser.new_context(viewport=VIEWPORT).new_page()
+            page.set_default_timeout(20_000)
+            page.goto(
+                f"{dashboard_url}/deletion_batches?bucket=closed_accounts&batch={batch_id}"
+                f"&as={OFFICER}"
+            )
+            expect(page.get_by_text(f"Batch {batch_id} · closed_accounts")).to_be_visible()
+            settle(page)
+            # The picker offers no "Select all".
+            page.get_by_role("combobox", name="Exclude records (kept, never erased)").click()
+            expect(page.get_by_role("option", name="Select all")).to_have_count(0)
+            page.keyboard.press("Escape")
+
+            page.get_by_role("button", name="Exclude all 5 record(s) still awaiting").click()
+            dialog = page.get_by_role("dialog")
+            expect(dialog.get_by_text(f"Exclude every record of batch {batch_id}?")).to_be_visible()
+            dialog.get_by_role("button", name="Exclude all 5 record(s)").click()
+            expect(dialog.get_by_text("Excluding every record needs a note")).to_be_visible()
+            with queue.session() as s:
+                kept = s.scalar(
+                    select(func.count()).where(DeletionRecord.accepted_for_deletion.is_(False))
+                )
+            assert kept == 0  # asked, not done
+            dialog.get_by_label("Note (why every record is kept)").fill("Test accounts")
+            dialog.get_by_role("button", name="Exclude all 5 record(s)").click()
+            expect(page.get_by_text("Excluded all 5 record(s)")).to_be_visible()
+        finally:
+            browser.close()
