@@ -22,7 +22,13 @@ from compliance.errors import ConfigError, NotFound
 from compliance.free_text import not_utf8
 from compliance.policy.fields import Field, expect, key_name, read_section, unknown_keys
 from compliance.policy.strategies import ERASURE_ACTIONS, STRATEGIES
-from compliance.policy.systems import APP_SYSTEM, System, parse_system, parse_system_list
+from compliance.policy.systems import (
+    APP_SYSTEM,
+    System,
+    check_webhook_transport,
+    parse_system,
+    parse_system_list,
+)
 
 DEFAULT_CONFIG = "compliance.toml"
 DSAR_ERASURE_BUCKET = "dsar_erasure"
@@ -822,6 +828,8 @@ def parse_policy(
     retention, dsar_export_days, job_runs_days = _parse_retention_section(
         _section(data, "retention"), context
     )
+    settings = _parse_settings(data, context)
+    check_webhook_transport(systems, demo_mode=settings["dashboard"].demo_mode)
     return Policy(
         path=path,
         database_url=_resolve_url(database_url, base),
@@ -834,7 +842,7 @@ def parse_policy(
         dsar_export_days=dsar_export_days,
         job_runs_days=job_runs_days,
         systems=systems,
-        **_parse_settings(data, context),
+        **settings,
     )
 
 

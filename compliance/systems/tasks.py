@@ -805,19 +805,26 @@ def receive_callback(
     repeated callback for a finished task changes nothing (replays are harmless).
     """
     now = now or utcnow()
+    if len(body) > webhook.MAX_ANSWER_BYTES:
+        raise InvalidInput("the callback is larger than 20 MB")
     try:
         document = json.loads(body.decode("utf-8"))
-        key = document["idempotency_key"]
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        key = webhook.check_key(document["idempotency_key"])
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, RecursionError):
         raise InvalidInput("the callback is not JSON with an idempotency_key") from None
+    except webhook.SignatureError as exc:
+        raise InvalidInput(f"callback refused: {exc}") from None
+    if webhook.nesting(document) > webhook.MAX_NESTING:
+        raise InvalidInput(f"the callback nests deeper than {webhook.MAX_NESTING} levels")
     task = session.scalars(
-        select(ErasureTask).where(ErasureTask.idempotency_key == str(key)).with_for_update()
+        select(ErasureTask).where(ErasureTask.idempotency_key == key).with_for_update()
     ).first()
     if task is None or task.system_kind != "webhook":
         raise NotFound("no webhook task with that idempotency key")
     system = policy.system(task.system)
     try:
-        webhook.verify(webhook.secret_for(system), headers, body)
+        # Signed over this task's key: an answer captured for another task is refused.
+        webhook.verify(webhook.secret_for(system), headers, body, key=key)
     except webhook.SignatureError as exc:
         raise InvalidInput(f"callback refused: {exc}") from None
     if task.status in FINISHED:
