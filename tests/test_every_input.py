@@ -518,3 +518,30 @@ def test_any_bad_value_in_any_command_is_exit_2_one_line_and_changes_nothing(
     assert "Traceback" not in result.output and "unexpected" not in lines[0]
     assert snapshot(d) == before, (command, args)
     assert not Path(out).exists() or not any(Path(out).iterdir())
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("--execute?token=x", "is not an absolute http:// or https:// URL"),
+        ("", "is empty"),
+        ("   ", "is empty"),
+        ("https://privacy.example.com/\x00", "holds a space or a control character"),
+        ("\x1b[2J", "holds a space or a control character"),
+        ("javascript:alert(1)", "is not an absolute http:// or https:// URL"),
+        ("privacy.example.com/download", "is not an absolute http:// or https:// URL"),
+        ("https://", "has no host"),
+        ("https://privacy.example.com@evil.example/", "has a user name or password"),
+        ("https://privacy.example.com/download#", "has a #fragment"),
+    ],
+)  # fmt: skip
+def test_deliver_dsar_mails_only_an_absolute_http_url_with_a_host(
+    queue: Deployment, url: str, message: str
+) -> None:
+    """All 53 non-URL values the review tried once went out in the subject's email."""
+    reference = pending_reference(queue)
+    args = ["deliver-dsar", reference, "--download-url", url, "--by", "support@example.com"]
+    refused(queue, [*args, "--execute"], f"--download-url {message}")
+    env = {"COMPLIANCE_DOWNLOAD_URL": url} if url.strip() and "\x00" not in url else None
+    if env:
+        refused(queue, [*args[:2], *args[4:], "--execute"], f"--download-url {message}", env)
