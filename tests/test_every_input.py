@@ -545,3 +545,14 @@ def test_deliver_dsar_mails_only_an_absolute_http_url_with_a_host(
     env = {"COMPLIANCE_DOWNLOAD_URL": url} if url.strip() and "\x00" not in url else None
     if env:
         refused(queue, [*args[:2], *args[4:], "--execute"], f"--download-url {message}", env)
+
+
+def test_review_dsar_says_rejected_not_rejectd(queue: Deployment) -> None:
+    reference = pending_reference(queue)
+    result = queue.run(
+        "review-dsar", reference, "--reject", "--reason", "Duplicate of an earlier request",
+        "--reviewer", "dpo@example.com", "--execute",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"Rejected {reference} (access)" in result.stdout
+    assert "Rejectd" not in result.output
