@@ -19,7 +19,7 @@ from compliance.errors import InvalidInput
 from compliance.store.models import AuditEvent, DeletionRecord, ErasureTask, utcnow
 from compliance.systems.tasks import receive_callback, retry_task
 from compliance.systems.webhook import signed_headers
-from tests.conftest import DEMO_POLICY, Deployment
+from tests.conftest import DEMO_POLICY, Deployment, person
 from tests.test_systems import accept_everything
 from tests.webhook_server import Service, webhook_service
 
@@ -173,7 +173,7 @@ def test_an_answer_with_a_bad_signature_is_refused_and_an_officer_retries_the_fa
 
     d.write_policy(d.policy_path.read_text().replace("/forged", "/done"))
     with d.session() as s:
-        retry_task(s, failed[0].id, actor="dpo@example.com", execute=True)
+        retry_task(s, failed[0].id, actor=person("dpo@example.com"), execute=True)
     again = apply(d, timedelta(hours=2))
     assert again.applied == 1
     assert [t.status for t in tasks(d)].count("done") == 1
@@ -216,7 +216,6 @@ def test_an_access_request_waits_for_every_system_and_its_zip_has_a_folder_for_e
     from compliance.dsar.requests import review_dsar, submit
     from compliance.store.models import DsarRequest
     from compliance.systems.tasks import confirm_task
-    from tests.conftest import person
 
     demo.write_policy(
         DEMO_POLICY.replace("systems = []  ", 'systems = ["helpdesk", "newsletter"]  ')
@@ -245,9 +244,10 @@ secret_env = "HELPDESK_SECRET"
         manual = s.scalars(select(ErasureTask).where(ErasureTask.system == "newsletter")).one()
         assert manual.status == "pending" and manual.action == "access"
         with pytest.raises(InvalidInput, match="needs the file"):
-            confirm_task(s, manual.id, actor="dpo@example.com", note="done", execute=True)
+            confirm_task(s, manual.id, actor=person("dpo@example.com"), note="done", execute=True)
         confirm_task(
-            s, manual.id, actor="dpo@example.com", note="Exported from the tool", execute=True,
+            s, manual.id, actor=person("dpo@example.com"), note="Exported from the tool",
+            execute=True,
             upload=("subscriber.csv", b"email,list\nx@example.org,weekly\n"),
             export_dir=policy.export_dir,
         )  # fmt: skip

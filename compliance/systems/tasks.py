@@ -50,6 +50,7 @@ from compliance.free_text import free_text
 from compliance.logs import log_event
 from compliance.policy.loader import DSAR_ERASURE_BUCKET, Bucket, Policy
 from compliance.policy.systems import System
+from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.store.models import DeletionRecord, DsarRequest, ErasureTask, utcnow
 from compliance.store.queries import first_or_not_found
 from compliance.store.sql import among_ids, rows_changed
@@ -882,14 +883,15 @@ def confirm_task(
     session: Session,
     task_id: int,
     *,
-    actor: str,
+    actor: Identity,
     note: str,
     execute: bool,
     upload: tuple[str, bytes] | None = None,
     export_dir: Path | None = None,
     now: datetime | None = None,
 ) -> ErasureTask:
-    """A person says a manual task is done, with a note (and, for access, the file)."""
+    """A compliance officer says a manual task is done, with a note (and, for access, the file)."""
+    by = require(actor, COMPLIANCE_OFFICER, to="confirm system tasks")
     said = free_text(note, field="note")
     if said is None:
         raise InvalidInput("confirming a manual task needs a note saying what was done")
@@ -909,16 +911,15 @@ def confirm_task(
         session.rollback()
         return task
     now = now or utcnow()
-    finish_task(
-        session, task, actor=actor, now=now, note=said, upload=upload, export_dir=export_dir
-    )
+    finish_task(session, task, actor=by, now=now, note=said, upload=upload, export_dir=export_dir)
     _settle_owner(session, task, now)
     session.commit()
     return task
 
 
-def retry_task(session: Session, task_id: int, *, actor: str, execute: bool) -> ErasureTask:
+def retry_task(session: Session, task_id: int, *, actor: Identity, execute: bool) -> ErasureTask:
     """An officer puts a failed task back in the queue: the next run tries it at once."""
+    by = require(actor, COMPLIANCE_OFFICER, to="retry system tasks")
     task = get_task(session, task_id, lock=execute)
     if task.status != TaskStatus.FAILED:
         raise Conflict(f"task {task_id} is {task.status}; only failed tasks are retried")
@@ -933,7 +934,7 @@ def retry_task(session: Session, task_id: int, *, actor: str, execute: bool) -> 
     task.updated_at = utcnow()
     record_event(
         session,
-        actor=actor,
+        actor=by,
         action="task.retried",
         target_type="erasure_task",
         target_id=str(task.id),
