@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from compliance.errors import quoted
+from compliance.errors import quoted, unprintable
 from compliance.free_text import has_control
 from compliance.policy.loader import MAX_DAYS  # a century: more than any period a person means
 from compliance.urls import url_problem
@@ -154,3 +154,25 @@ download_url_option = click.option(
     help="Where the data subject's download page (dashboard/download.py) is served: an "
     "absolute http(s) URL with a host.",
 )
+
+
+class Folder(click.ParamType):
+    """A folder to write into: not blank, no control, line-separator or bidi character, which
+    would create a folder nobody can see or type (``''`` once meant the current one)."""
+
+    name = "DIR"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if not text.strip():
+            raise click.UsageError(f"{_name(param)} is empty", ctx)
+        if text != text.strip() or any(unprintable(c) for c in text):
+            raise click.UsageError(
+                f"{_name(param)} holds a control, bidi or surrounding space character, "
+                f"got {quoted(value)}",
+                ctx,
+            )
+        return text
+
+
+FOLDER = Folder()

@@ -616,3 +616,26 @@ def test_a_hash_key_of_spaces_or_one_repeated_character_is_no_secret(key: str) -
         hash_key(demo_mode=False, env={"COMPLIANCE_HASH_KEY": key})
     good = "3f9c0d7e5a1b2c4d6e8f00112233445566778899"
     assert hash_key(demo_mode=False, env={"COMPLIANCE_HASH_KEY": good}) == good.encode()
+
+
+def test_the_reviews_silent_wrong_answers_are_refused_in_one_line(queue: Deployment) -> None:
+    """Each of these once did something other than what was typed, without a word."""
+    reference = pending_reference(queue)
+    by = ["--by", "dpo@example.com"]
+    cases = [
+        ([*EXPORT, "--subject-id", "3", "--output", ""], "--output is empty"),
+        ([*EXPORT, "--subject-id", "3", "--output", "   "], "--output is empty"),
+        ([*EXPORT, "--subject-id", "3", "--output", "out\x00put"], "--output holds a control"),
+        ([*EXPORT, "--subject-id", "3", "--output", "out\u202eput"], "--output holds a control"),
+        ([*EXPORT, "--subject-id", "3", "--output", "out\x1bput"], "--output holds a control"),
+        (["init-db", "--demo-users", "\uff11\uff12"], "--demo-users must be a whole number"),
+        (["extend-dsar", reference, "--months", "2", "--months", "1", "--reason", "systems",
+          *by, "--execute"], "--months is given more than once"),
+        (["--actor", "ops\u2028", "retention-cleanup", "--execute"],
+         "--actor must be 1 to 255 printable characters"),
+        (["api-key", "revoke", "x\u2028", *by, "--execute"], "must be 1-63 lower-case"),
+    ]  # fmt: skip
+    assert queue.run("api-key", "create", "--name", "x", *by, "--execute").exit_code == 0
+    for args, message in cases:
+        refused(queue, args, message)
+    assert not any(p.name.startswith("out") for p in Path.cwd().iterdir())

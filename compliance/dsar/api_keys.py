@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
-from compliance.errors import Conflict, InvalidInput, NotFound
+from compliance.errors import Conflict, InvalidInput, NotFound, quoted
 from compliance.roles import API_INTAKE, COMPLIANCE_OFFICER, Identity, require
 from compliance.store.models import ApiKey, utcnow
 
@@ -58,10 +58,11 @@ class NewApiKey:
 
 
 def check_key_name(name: str) -> str:
-    value = (name or "").strip().lower()
-    if not _NAME.match(value):
+    """The name trimmed of spaces only: "x\u2028" once revoked the key "x"."""
+    value = (name or "").strip(" ").lower()
+    if not _NAME.fullmatch(value):
         raise InvalidInput(
-            f"API key name '{name}' must be 1-63 lower-case letters, digits, '.', '_' or '-'"
+            f"API key name {quoted(name)} must be 1-63 lower-case letters, digits, '.', '_' or '-'"
         )
     return value
 
