@@ -2,9 +2,11 @@
 
 Names, reasons and notes are typed by people (or by a data subject into the product). A cell
 such as ``=HYPERLINK("http://evil","Click")`` would become a live formula in the officer's
-spreadsheet. The OWASP rule: a text cell starting with ``= + - @``, a tab or a carriage
-return gets a leading ``'``, which spreadsheets show as text. JSON files are never touched:
-``data.json`` stays faithful to what the database holds.
+spreadsheet. The OWASP rule, widened: a text cell starting with ``= + - @`` or their
+fullwidth forms ``＝ ＋ － ＠`` (which some spreadsheets fold to ASCII), with a tab, a carriage
+return or a line feed, or with spaces before any of those signs, gets a leading ``'``, which
+spreadsheets show as text. JSON files are never touched: ``data.json`` stays faithful to
+what the database holds.
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pandas costs ~80 MB; only callers with frames need it
     import pandas as pd
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+SIGNS = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+FORMULA_STARTS = (*SIGNS, "\t", "\r", "\n")
 
 
 def neutralise(value: Any) -> Any:
     """The cell as a spreadsheet will read it safely; only text cells can be formulas."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    if isinstance(value, str) and (
+        value.startswith(FORMULA_STARTS)
+        or (value[:1].isspace() and value.lstrip().startswith(SIGNS))
+    ):
         return "'" + value
     return value
 

@@ -5,10 +5,11 @@ Run it in one terminal::
     HELPDESK_WEBHOOK_SECRET=demo-secret python -m examples.helpdesk_stub
 
 and uncomment ``[systems.helpdesk]`` in compliance.toml (with the same variable set for the
-jobs). It checks every request's signature and timestamp, answers erasures at once
-(``done``) and access requests later (``accepted``, then ``done`` with data on the status
-URL after ``--delay`` seconds), signs every answer, and answers a repeated idempotency key
-with its first answer. It keeps nothing on disk; it is a demo, not a helpdesk.
+jobs). It checks every request's ``v2`` signature (over the timestamp, the task's
+idempotency key and the body), answers erasures at once (``done``) and access requests
+later (``accepted``, then ``done`` with data on the status URL after ``--delay`` seconds),
+signs every answer over the same task's key, and answers a repeated idempotency key with
+its first answer. It keeps nothing on disk; it is a demo, not a helpdesk.
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ def make_handler(secret: bytes, delay: float) -> type[BaseHTTPRequestHandler]:
     accepted_at: dict[str, float] = {}
 
     class Handler(BaseHTTPRequestHandler):
-        def _send(self, status: int, document: dict[str, Any]) -> None:
+        def _send(self, status: int, document: dict[str, Any], key: str) -> None:
+            """Answer, signed over the task's key: the answer is worth nothing for another task."""
             body = json.dumps(document).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
-            for name, value in signed_headers(secret, body).items():
+            for name, value in signed_headers(secret, body, key=key).items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -43,40 +45,40 @@ def make_handler(secret: bytes, delay: float) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            try:
-                verify(secret, dict(self.headers.items()), body)
-            except SignatureError as exc:
-                self._send(401, {"status": "failed", "error": str(exc)})
-                return
             key = self.headers.get(IDEMPOTENCY_HEADER, "")
+            try:
+                verify(secret, dict(self.headers.items()), body, key=key)
+            except SignatureError as exc:
+                self._send(401, {"status": "failed", "error": str(exc)}, key)
+                return
             if key in answers:  # a resend after a crash: same key, same answer, no new work
-                self._send(200, answers[key])
+                self._send(200, answers[key], key)
                 return
             request = json.loads(body)
             if request.get("kind") == "erasure":
                 answers[key] = {"status": "done"}
                 print(f"erased tickets of subject {request['subject'].get('id')} ({key[:8]})")
-                self._send(200, answers[key])
+                self._send(200, answers[key], key)
             else:
                 answers[key] = {"status": "accepted"}
                 accepted_at[key] = time.monotonic()
                 print(f"export of subject {request['subject'].get('id')} accepted ({key[:8]})")
-                self._send(202, answers[key])
+                self._send(202, answers[key], key)
 
         def do_GET(self) -> None:
             key = self.path.rstrip("/").rsplit("/", 1)[-1]
-            try:
-                verify(secret, dict(self.headers.items()), key.encode())
+            try:  # a poll is signed over the key with an empty body
+                verify(secret, dict(self.headers.items()), b"", key=key)
             except SignatureError as exc:
-                self._send(401, {"status": "failed", "error": str(exc)})
+                self._send(401, {"status": "failed", "error": str(exc)}, key)
                 return
             if key not in accepted_at:
-                self._send(404, {"status": "failed", "error": "unknown key"})
+                self._send(404, {"status": "failed", "error": "unknown key"}, key)
             elif time.monotonic() - accepted_at[key] < delay:
-                self._send(200, {"status": "accepted"})
+                self._send(200, {"status": "accepted"}, key)
             else:
                 data = {"tickets": [{"id": 1, "subject": "Cannot log in", "status": "closed"}]}
-                self._send(200, {"status": "done", "data": data})
+                self._send(200, {"status": "done", "data": data}, key)
 
         def log_message(self, format: str, *args: Any) -> None:
             sys.stderr.write(f"helpdesk_stub {self.command} {self.path}\n")

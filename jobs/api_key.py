@@ -1,6 +1,7 @@
 import click
 
 from compliance.dsar.api_keys import create_api_key, list_api_keys, revoke_api_key
+from compliance.roles import identify
 from jobs.cli import cli, emit, execute_option, job_command, runtime
 
 
@@ -11,12 +12,14 @@ def api_key() -> None:
 
 @job_command("create", group=api_key)
 @click.option("--name", required=True, help="Who uses the key, e.g. the host application.")
+@click.option("--by", "by", required=True, metavar="EMAIL", help="The compliance officer's email.")
 @execute_option
-def create(name: str, execute: bool) -> object:
+def create(name: str, by: str, execute: bool) -> object:
     """Issue a key and print it once; only its hash is stored, so keep it safe now."""
     rt = runtime()
     with rt.session() as session:
-        new = create_api_key(session, name, actor=rt.actor, execute=execute)
+        officer = identify(rt.policy, by, field="by")
+        new = create_api_key(session, name, actor=officer, execute=execute)
     summary = {"name": new.name, "key_prefix": new.key_prefix, "executed": new.executed}
     if not execute:
         emit(summary, [f"Would create API key '{new.name}'"], executed=False)
@@ -35,12 +38,14 @@ def create(name: str, execute: bool) -> object:
 
 @job_command("revoke", group=api_key)
 @click.argument("name")
+@click.option("--by", "by", required=True, metavar="EMAIL", help="The compliance officer's email.")
 @execute_option
-def revoke(name: str, execute: bool) -> object:
+def revoke(name: str, by: str, execute: bool) -> object:
     """Refuse NAME's key from now on (it stays listed as revoked)."""
     rt = runtime()
     with rt.session() as session:
-        info = revoke_api_key(session, name, actor=rt.actor, execute=execute)
+        officer = identify(rt.policy, by, field="by")
+        info = revoke_api_key(session, name, actor=officer, execute=execute)
     summary = {"name": info.name, "key_prefix": info.key_prefix, "revoked_at": info.revoked_at}
     verb = "Revoked" if execute else "Would revoke"
     emit(summary, [f"{verb} API key '{info.name}' ({info.key_prefix}…)"], executed=execute)

@@ -278,7 +278,8 @@ def execute_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class JobCommand(click.Command):
-    """A command that refuses two flags writing one value (``--accept --reject``).
+    """A command that refuses two flags writing one value (``--accept --reject``), and an
+    option that takes a value given twice (``--months 2 --months 1``).
 
     Click lets the last of such flags win silently; an officer who typed both meant
     something we cannot guess, so the command changes nothing and says so.
@@ -293,6 +294,9 @@ class JobCommand(click.Command):
         for param in order:
             if not isinstance(param, click.Option):
                 continue
+            if param.name in seen and not (param.multiple or param.is_flag or param.count):
+                # ``--months 2 --months 1`` took the last one silently.
+                raise click.UsageError(f"{param.opts[0]} is given more than once", ctx)
             first = seen.setdefault(param.name, param)
             if first is not param:
                 raise click.UsageError(
@@ -392,7 +396,9 @@ def _checked_actor(ctx: click.Context, actor: str) -> str:
     character or bytes that are not UTF-8 (from $COMPLIANCE_ACTOR too) must not get there.
     """
     text = actor.strip()
-    if not text or len(text) > MAX_ACTOR or printable(text) != text:
+    # Checked before trimming too: strip() also removes U+2028 and the like, so
+    # "ops\u2028" once became "ops" without a word.
+    if not text or len(text) > MAX_ACTOR or printable(actor) != actor:
         if ctx.get_parameter_source("actor") is not ParameterSource.DEFAULT:
             where = "--actor"
         elif os.environ.get("COMPLIANCE_ACTOR"):

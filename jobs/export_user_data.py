@@ -7,7 +7,7 @@ from compliance.errors import InvalidInput
 from compliance.policy.loader import Policy
 from compliance.roles import Identity, identify
 from jobs.cli import emit, job_command, runtime
-from jobs.params import SUBJECT_ID
+from jobs.params import FOLDER, SUBJECT_ID
 
 
 @job_command("export-user-data", mutating=False)
@@ -28,7 +28,7 @@ from jobs.params import SUBJECT_ID
 )
 @click.option(
     "--output",
-    type=click.Path(file_okay=False),
+    type=FOLDER,
     help="Folder to write to (default: COMPLIANCE_EXPORT_DIR).",
 )
 def export(subject_id: str, by: str | None, fmt: str, output: str | None) -> object:

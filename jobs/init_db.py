@@ -8,6 +8,7 @@ from compliance.errors import Conflict
 from compliance.policy.loader import config_path
 from compliance.store.engines import make_engine, migrate
 from jobs.cli import emit, job_command, runtime
+from jobs.params import whole
 
 
 @job_command("init-db", mutating=False)
@@ -16,7 +17,7 @@ from jobs.cli import emit, job_command, runtime
     "--demo-users",
     default=3000,
     show_default=True,
-    type=click.IntRange(1, 1_000_000),
+    type=whole(1, 1_000_000),  # ASCII digits: click's int() took "１２"
     help="How many users the demo application database gets.",
 )
 def init_db(demo: bool, demo_users: int) -> dict[str, object]:

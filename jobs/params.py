@@ -13,9 +13,10 @@ from typing import Any
 
 import click
 
-from compliance.errors import quoted
+from compliance.errors import quoted, unprintable
 from compliance.free_text import has_control
 from compliance.policy.loader import MAX_DAYS  # a century: more than any period a person means
+from compliance.urls import url_problem
 
 #: The largest id a database row can have (PostgreSQL BIGINT, SQLite INTEGER).
 MAX_ID = 2**63 - 1
@@ -122,6 +123,22 @@ SUBJECT_ID = Text(MAX_TEXT)
 BUCKET = Text(64)
 
 
+class HttpUrl(click.ParamType):
+    """An absolute http(s) URL with a host: it is mailed to a subject with a token appended."""
+
+    name = "URL"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value).strip()
+        problem = url_problem(text)
+        if problem:
+            raise click.UsageError(f"{_name(param)} {problem}, got {quoted(value)}", ctx)
+        return text
+
+
+HTTP_URL = HttpUrl()
+
+
 def _download_url() -> str:
     from compliance.dsar.delivery import default_download_url  # read when asked, not on import
 
@@ -131,7 +148,31 @@ def _download_url() -> str:
 #: Where the data subject's download page is served: the links emailed point there.
 download_url_option = click.option(
     "--download-url",
+    type=HTTP_URL,
     default=_download_url,
     show_default="$COMPLIANCE_DOWNLOAD_URL or http://localhost:8503",
-    help="Where the data subject's download page (dashboard/download.py) is served.",
+    help="Where the data subject's download page (dashboard/download.py) is served: an "
+    "absolute http(s) URL with a host.",
 )
+
+
+class Folder(click.ParamType):
+    """A folder to write into: not blank, no control, line-separator or bidi character, which
+    would create a folder nobody can see or type (``''`` once meant the current one)."""
+
+    name = "DIR"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if not text.strip():
+            raise click.UsageError(f"{_name(param)} is empty", ctx)
+        if text != text.strip() or any(unprintable(c) for c in text):
+            raise click.UsageError(
+                f"{_name(param)} holds a control, bidi or surrounding space character, "
+                f"got {quoted(value)}",
+                ctx,
+            )
+        return text
+
+
+FOLDER = Folder()

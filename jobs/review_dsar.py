@@ -6,6 +6,9 @@ from compliance.roles import identify
 from compliance.store.states import DsarKind
 from jobs.cli import emit, execute_option, job_command, runtime
 
+#: "reject" + "d" once printed "Rejectd": each decision's past tense, spelt out.
+PAST = {"approve": "Approved", "reject": "Rejected"}
+
 
 @job_command("review-dsar")
 @click.argument("reference")
@@ -47,7 +50,7 @@ def review(
         "decision": decision,
         "status": request.status,
     }
-    verb = f"{decision.capitalize()}d" if execute else f"Would {decision}"
+    verb = PAST[decision] if execute else f"Would {decision}"
     lines = [f"{verb} {request.reference} ({request.kind})"]
     if preview is not None:
         rows = preview.to_dict("records")

@@ -25,6 +25,7 @@ from click.testing import CliRunner, Result
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session
 
+from compliance import failpoints
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Policy, load_policy
 from compliance.policy.systems import APP_SYSTEM
@@ -32,6 +33,9 @@ from compliance.roles import Identity, identify
 from compliance.store.engines import make_engine, migrate, session_factory
 
 ROOT = Path(__file__).resolve().parent.parent
+# Failpoints are inert outside the test suite; this turns them on here and in every job the
+# tests start (they inherit the environment).
+os.environ[failpoints.SUITE_ENV] = failpoints.SUITE_VALUE
 PG_ENV = "COMPLIANCE_TEST_POSTGRES_URL"
 PG_REQUIRED_ENV = "COMPLIANCE_TEST_REQUIRE_POSTGRES"
 SHIPPED_POLICY = (ROOT / "compliance.toml").read_text()

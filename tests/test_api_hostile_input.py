@@ -120,3 +120,50 @@ def test_anything_sent_to_the_api_gets_a_4xx_naming_it_and_changes_nothing(
                    headers={"Authorization": f"Bearer {quote(reference[:100]) or '-'}"})
     )  # fmt: skip
     assert changed(d) == before
+
+
+@st.composite
+def hostile_callback(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
+    """A callback body (deep, huge, odd keys, any status) and signature headers of any shape."""
+    from compliance.systems.webhook import signed_headers
+
+    shape = draw(st.sampled_from(["deep", "huge", "document"]))
+    if shape == "deep":
+        depth = draw(st.integers(min_value=60, max_value=200_000))
+        body = (b'{"idempotency_key": "k", "status": "done", "data": ' + b"[" * depth
+                + b"]" * depth + b"}")  # fmt: skip
+    elif shape == "huge":
+        body = b'{"idempotency_key": ' + b"9" * draw(st.integers(1, 50_000)) + b"}"
+    else:
+        document = {"idempotency_key": draw(HOSTILE_TEXT | st.integers() | ANY_JSON),
+                    "status": draw(ANY_JSON)}  # fmt: skip
+        body = json.dumps(document).encode()
+    key = draw(st.text(alphabet="abcdef0123456789-_", min_size=1, max_size=64))
+    headers = draw(
+        st.sampled_from([
+            {},
+            signed_headers(b"not-the-secret", body, key=key),
+            {"X-Privacy-Desk-Timestamp": "1", "X-Privacy-Desk-Signature": "sha256=00"},
+            {"X-Privacy-Desk-Timestamp": "９９", "X-Privacy-Desk-Signature": "v2=\u00e9"},
+        ])
+    )  # fmt: skip
+    return body, headers
+
+
+@settings(
+    max_examples=30, deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)  # fmt: skip
+@given(callback=hostile_callback())
+def test_any_callback_gets_a_4xx_and_changes_nothing(
+    keyed: tuple[Deployment, Server, str], callback: tuple[bytes, dict[str, str]]
+) -> None:
+    """Deeply nested JSON once answered HTTP 500; nothing here is a task's genuine answer."""
+    d, server, _ = keyed
+    body, headers = callback
+    before = changed(d)
+    safe = {k: v.encode("utf-8") for k, v in headers.items()}  # as bytes: any octets go
+    one_clear_answer(
+        httpx.post(f"{server.url}/v1/tasks/callback", content=body, headers=safe, timeout=30)
+    )
+    assert changed(d) == before

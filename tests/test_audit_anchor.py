@@ -250,3 +250,62 @@ def test_the_jobs_role_of_the_readme_cannot_lift_the_guard(demo: Deployment) -> 
             conn.execute(text(f'DROP OWNED BY "{role}"'))
             conn.execute(text(f'DROP ROLE "{role}"'))
     assert len(events(demo)) > 0
+
+
+# ---------------------------------------------------------------- the anchors themselves go
+
+
+def test_a_missing_anchor_file_is_a_finding_once_the_trail_records_anchors(
+    anchored: Deployment,
+) -> None:
+    """It once said "No anchor yet" and exited 0."""
+    path = anchored.dir / "evidence" / "audit-anchors.jsonl"
+    for damage in (path.unlink, lambda: path.write_text("")):
+        damage()
+        code, output = verify(anchored)
+        assert code == 1, output
+        assert "jsonl is missing or empty, but the audit trail records 1 anchors" in output
+    anchored.write_policy(DEMO_POLICY.replace(DEMO_ANCHOR, ""))  # no setting naming the file
+    code, output = verify(anchored)
+    assert code == 1 and "records 1 anchors but [audit] anchor_file is not set" in output
+
+
+def test_removing_the_last_anchor_line_is_found(anchored: Deployment) -> None:
+    anchored.run("anchor-audit-log", "--execute")
+    path = anchored.dir / "evidence" / "audit-anchors.jsonl"
+    first, _second = path.read_text().splitlines()
+    path.write_text(first + "\n")
+    code, output = verify(anchored)
+    assert code == 1
+    assert "holds only 1, but the audit trail records 2 anchors" in output
+
+
+def test_removing_the_last_anchor_and_cutting_the_log_back_to_the_one_before_is_found(
+    anchored: Deployment,
+) -> None:
+    """The review's case: drop the newest line, delete every event after the older anchor."""
+    more = anchored.run("submit-dsar", "--kind", "access", "--subject-id", "5",
+                        "--requested-by", "support@example.com", "--execute")  # fmt: skip
+    assert more.exit_code == 0, more.output
+    assert anchored.run("anchor-audit-log", "--execute").exit_code == 0
+    path = anchored.dir / "evidence" / "audit-anchors.jsonl"
+    first, _second = path.read_text().splitlines()
+    path.write_text(first + "\n")
+    cut = json.loads(first)["event_id"]
+    with writable_audit_log(anchored) as conn:
+        conn.execute(text("DELETE FROM audit_events WHERE id > :cut"), {"cut": cut})
+    with anchored.session() as s:
+        assert verify_chain(s).ok
+    code, output = verify(anchored)
+    assert code == 1, output
+    assert "the audit log was cut back to the anchor of" in output
+    assert f"the event recording that anchor (after event {cut}) is missing" in output
+
+
+def test_a_dropped_audit_table_is_one_line(anchored: Deployment) -> None:
+    with anchored.engine.begin() as conn:  # the owner's right; no trigger guards a DROP
+        conn.execute(text("DROP TABLE audit_events"))
+    result = anchored.run("verify-audit-log")
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: the compliance database has no audit_events table")

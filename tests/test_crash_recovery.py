@@ -116,3 +116,27 @@ def test_killed_at_a_random_moment_the_rerun_finishes_exactly_once(accepted: Dep
     _, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err
     assert_everything_applied_exactly_once(accepted, emails, billing)
+
+
+@pytest.mark.parametrize("spec", ["commit.before:x", "commit.before:1", "apply.between_databases"])
+def test_failpoints_are_inert_outside_the_test_suite(demo: Deployment, spec: str) -> None:
+    """A deployment with COMPLIANCE_FAILPOINT set (however spelt) runs its jobs normally."""
+    from compliance import failpoints
+
+    demo.run("create-deletion-records", "--bucket", "closed_accounts", "--execute")
+    job = demo.run_process(
+        "create-deletion-batches", "--bucket", "closed_accounts", "--execute",
+        env={"COMPLIANCE_FAILPOINT": spec, failpoints.SUITE_ENV: None},  # type: ignore[dict-item]
+    )  # fmt: skip
+    _, err = job.communicate(timeout=120)
+    assert job.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def test_a_misspelt_failpoint_in_the_suite_is_no_traceback(demo: Deployment) -> None:
+    job = demo.run_process(
+        "create-deletion-records", "--bucket", "closed_accounts", "--execute",
+        env={"COMPLIANCE_FAILPOINT": "commit.before:x"},
+    )  # fmt: skip
+    _, err = job.communicate(timeout=120)
+    assert job.returncode == 0 and "Traceback" not in err, err

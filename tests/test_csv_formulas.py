@@ -25,13 +25,20 @@ AT = "@SUM(1+1)*cmd|' /C calc'!A0"
 MINUS = "-2+3+cmd|' /C calc'!A0"
 TAB = "\t=1+1"
 CR = "\r=1+1"
+# Found by the third security review: spaces or a line feed first, and fullwidth signs.
+SPACE = " =1+1"
+SPACES = "   @SUM(1+1)"
+LF = "\n=1+1"
+FULLWIDTH = ['\uff1dHYPERLINK("http://evil.example")', "\uff0b1", "\uff0d1", "\uff20SUM(1)"]
 
 
 def parse(content: bytes) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(content.decode("utf-8"), newline="")))
 
 
-@pytest.mark.parametrize("cell", [HYPERLINK, PLUS, AT, MINUS, TAB, CR])
+@pytest.mark.parametrize(
+    "cell", [HYPERLINK, PLUS, AT, MINUS, TAB, CR, SPACE, SPACES, LF, *FULLWIDTH]
+)
 def test_every_formula_start_gets_a_leading_quote(cell: str) -> None:
     (row,) = parse(rows_to_csv(["name"], [[cell]]))
     assert row["name"] == "'" + cell
@@ -47,6 +54,7 @@ def test_ordinary_text_numbers_and_dates_are_written_as_they_are() -> None:
     )
     rows = parse(frame_to_csv(frame))
     assert [r["name"] for r in rows] == ["Ann = Bob", "O'Neil", ""]
+    assert neutralise(" Ann") == " Ann" and neutralise("Ann\n=1") == "Ann\n=1"
     assert [r["delta"] for r in rows] == ["-3", "0", "7"]  # a number is never a formula
     assert rows[0]["when"].startswith("2026-01-02")
     assert neutralise(-3) == -3 and neutralise(None) is None

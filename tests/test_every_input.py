@@ -518,3 +518,124 @@ def test_any_bad_value_in_any_command_is_exit_2_one_line_and_changes_nothing(
     assert "Traceback" not in result.output and "unexpected" not in lines[0]
     assert snapshot(d) == before, (command, args)
     assert not Path(out).exists() or not any(Path(out).iterdir())
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("--execute?token=x", "is not an absolute http:// or https:// URL"),
+        ("", "is empty"),
+        ("   ", "is empty"),
+        ("https://privacy.example.com/\x00", "holds a space or a control character"),
+        ("\x1b[2J", "holds a space or a control character"),
+        ("javascript:alert(1)", "is not an absolute http:// or https:// URL"),
+        ("privacy.example.com/download", "is not an absolute http:// or https:// URL"),
+        ("https://", "has no host"),
+        ("https://privacy.example.com@evil.example/", "has a user name or password"),
+        ("https://privacy.example.com/download#", "has a #fragment"),
+    ],
+)  # fmt: skip
+def test_deliver_dsar_mails_only_an_absolute_http_url_with_a_host(
+    queue: Deployment, url: str, message: str
+) -> None:
+    """All 53 non-URL values the review tried once went out in the subject's email."""
+    reference = pending_reference(queue)
+    args = ["deliver-dsar", reference, "--download-url", url, "--by", "support@example.com"]
+    refused(queue, [*args, "--execute"], f"--download-url {message}")
+    env = {"COMPLIANCE_DOWNLOAD_URL": url} if url.strip() and "\x00" not in url else None
+    if env:
+        refused(queue, [*args[:2], *args[4:], "--execute"], f"--download-url {message}", env)
+
+
+def test_review_dsar_says_rejected_not_rejectd(queue: Deployment) -> None:
+    reference = pending_reference(queue)
+    result = queue.run(
+        "review-dsar", reference, "--reject", "--reason", "Duplicate of an earlier request",
+        "--reviewer", "dpo@example.com", "--execute",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"Rejected {reference} (access)" in result.stdout
+    assert "Rejectd" not in result.output
+
+
+# ---------------------------------------------------------------- limits with numbers
+
+DEEP = 5000
+
+
+def _policy_cases(d: Deployment) -> list[tuple[str, str]]:
+    """(policy text, message): each breaks one limit of README's "Input limits"."""
+    templates = 'templates_dir = "no-such-folder"\n'
+    return [
+        (DEMO_POLICY + "\n# " + "x" * (1024 * 1024) + "\n", "is larger than 1024 KiB"),
+        (DEMO_POLICY + f"\n[scratch]\nx = {'[' * DEEP}{']' * DEEP}\n",
+         "tables and arrays nest deeper than 32 levels"),
+        (DEMO_POLICY + f"\n[scratch]\nx = {'[' * 40}{']' * 40}\n",
+         "scratch.x" + "[0]" * 30 + ": tables and arrays nest deeper than 32 levels"),
+        (DEMO_POLICY + f"\n[scratch]\nx = {'9' * DEEP}\n",
+         "a number is outside 64-bit whole numbers"),
+        (DEMO_POLICY.replace("max_attempts = 3 ", f"max_attempts = {2**63} "),
+         f"dsar.max_attempts: {2**63} is outside 64-bit whole numbers"),
+        (DEMO_POLICY.replace("max_attempts = 3 ", f"max_attempts = {2**63 - 1} "),
+         "dsar.max_attempts: at most 100"),
+        (DEMO_POLICY.replace("[dsar]\n", "[dsar]\n" + templates),
+         "dsar.templates_dir: '" + str(d.dir / "no-such-folder") + "' is not a folder"),
+        (DEMO_POLICY.replace("[buckets.closed_accounts]", '[buckets."--execute"]'),
+         "a name is 1 to 64 letters"),
+    ]  # fmt: skip
+
+
+def test_every_limit_of_the_policy_file_and_environment_is_one_line(queue: Deployment) -> None:
+    """Each was a traceback, a kernel kill (~23 GB read from /dev/zero) or silently accepted."""
+    command = ["create-deletion-records", "--bucket", "closed_accounts", "--execute"]
+    before = snapshot(queue)
+    for body, message in _policy_cases(queue):
+        queue.write_policy(body)  # the snapshot reads the policy: compared once it is back
+        result = queue.run(*command)
+        assert result.exit_code == 2, (message, result.output[:300])
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("Error: ") and message in line, line[:300]
+    queue.write_policy(DEMO_POLICY)
+    assert snapshot(queue) == before
+    refused(queue, command, "policy file /dev/zero is larger than 1024 KiB",
+            env={"COMPLIANCE_CONFIG": "/dev/zero"})  # fmt: skip
+    big = "x" * (64 * 1024 + 1)
+    for name in ("COMPLIANCE_EXPORT_DIR", "SMTP_PASSWORD", "COMPLIANCE_HASH_KEY"):
+        refused(queue, command, f"{name} is longer than 64 KiB (65537 characters)",
+                env={name: big})  # fmt: skip
+    refused(queue, command, "needs the Python driver 'MySQLdb', which is not installed",
+            env={"COMPLIANCE_DATABASE_URL": "mysql://root@127.0.0.1/compliance"})  # fmt: skip
+
+
+@pytest.mark.parametrize("key", [" " * 40, "a" * 40, "ab" * 20, " " * 30 + "0123456789"])
+def test_a_hash_key_of_spaces_or_one_repeated_character_is_no_secret(key: str) -> None:
+    from compliance.errors import ConfigError
+    from compliance.policy.strategies import hash_key
+
+    with pytest.raises(ConfigError, match="COMPLIANCE_HASH_KEY is too short or not random"):
+        hash_key(demo_mode=False, env={"COMPLIANCE_HASH_KEY": key})
+    good = "3f9c0d7e5a1b2c4d6e8f00112233445566778899"
+    assert hash_key(demo_mode=False, env={"COMPLIANCE_HASH_KEY": good}) == good.encode()
+
+
+def test_the_reviews_silent_wrong_answers_are_refused_in_one_line(queue: Deployment) -> None:
+    """Each of these once did something other than what was typed, without a word."""
+    reference = pending_reference(queue)
+    by = ["--by", "dpo@example.com"]
+    cases = [
+        ([*EXPORT, "--subject-id", "3", "--output", ""], "--output is empty"),
+        ([*EXPORT, "--subject-id", "3", "--output", "   "], "--output is empty"),
+        ([*EXPORT, "--subject-id", "3", "--output", "out\x00put"], "--output holds a control"),
+        ([*EXPORT, "--subject-id", "3", "--output", "out\u202eput"], "--output holds a control"),
+        ([*EXPORT, "--subject-id", "3", "--output", "out\x1bput"], "--output holds a control"),
+        (["init-db", "--demo-users", "\uff11\uff12"], "--demo-users must be a whole number"),
+        (["extend-dsar", reference, "--months", "2", "--months", "1", "--reason", "systems",
+          *by, "--execute"], "--months is given more than once"),
+        (["--actor", "ops\u2028", "retention-cleanup", "--execute"],
+         "--actor must be 1 to 255 printable characters"),
+        (["api-key", "revoke", "x\u2028", *by, "--execute"], "must be 1-63 lower-case"),
+    ]  # fmt: skip
+    assert queue.run("api-key", "create", "--name", "x", *by, "--execute").exit_code == 0
+    for args, message in cases:
+        refused(queue, args, message)
+    assert not any(p.name.startswith("out") for p in Path.cwd().iterdir())

@@ -20,6 +20,7 @@ from tests.conftest import DEMO_POLICY, ROOT, Deployment, with_mail_server
 from tests.smtp_server import Inbox, free_port
 from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
 
+OFFICER = "dpo@example.com"
 IDENTITY = {"method": "signed_in_account", "note": "asked from the account settings page"}
 
 
@@ -88,7 +89,7 @@ def api(demo: Deployment, smtp_inbox: Inbox) -> Iterator[Server]:
 
 
 def new_key(d: Deployment, name: str = "shop") -> str:
-    result = d.run("api-key", "create", "--name", name, "--execute")
+    result = d.run("api-key", "create", "--name", name, "--by", OFFICER, "--execute")
     assert result.exit_code == 0, result.output
     keys = [line for line in result.output.splitlines() if line.startswith("pdk_")]
     assert len(keys) == 1, result.output
@@ -96,7 +97,7 @@ def new_key(d: Deployment, name: str = "shop") -> str:
 
 
 def test_api_key_create_prints_the_key_once_and_stores_only_its_hash(demo: Deployment) -> None:
-    dry = demo.run("api-key", "create", "--name", "shop")
+    dry = demo.run("api-key", "create", "--name", "shop", "--by", OFFICER)
     assert dry.exit_code == 0 and "pdk_" not in dry.output and "Would create" in dry.output
     key = new_key(demo)
     with demo.session() as s:
@@ -108,9 +109,9 @@ def test_api_key_create_prints_the_key_once_and_stores_only_its_hash(demo: Deplo
         assert runs and all(key not in str(r.summary) + str(r.arguments) for r in runs)
     listed = demo.run("api-key", "list")
     assert "shop" in listed.output and "active" in listed.output and key not in listed.output
-    again = demo.run("api-key", "create", "--name", "shop", "--execute")
+    again = demo.run("api-key", "create", "--name", "shop", "--by", OFFICER, "--execute")
     assert again.exit_code == 2 and "already exists" in again.output
-    bad = demo.run("api-key", "create", "--name", "Shop App!", "--execute")
+    bad = demo.run("api-key", "create", "--name", "Shop App!", "--by", OFFICER, "--execute")
     assert bad.exit_code == 2 and "must be" in bad.output
 
 
@@ -119,7 +120,7 @@ def test_without_a_key_or_with_a_revoked_key_the_api_refuses(demo: Deployment, a
     assert api.post(None, body).status_code == 401
     assert api.post("pdk_not-a-real-key", body).status_code == 401
     key = new_key(demo)
-    revoked = demo.run("api-key", "revoke", "shop", "--execute")
+    revoked = demo.run("api-key", "revoke", "shop", "--by", OFFICER, "--execute")
     assert revoked.exit_code == 0, revoked.output
     refused = api.post(key, body)
     assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == "Bearer"

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from compliance.deletion.batches import create_deletion_batches, exclude_records, review_batch
 from compliance.deletion.records import create_deletion_records
+from compliance.dsar.api_keys import create_api_key, revoke_api_key
 from compliance.dsar.delivery import create_delivery
 from compliance.dsar.exports import export_user_data
 from compliance.dsar.requests import (
@@ -30,6 +31,7 @@ from compliance.policy.loader import load_policy
 from compliance.reports.review_queue import list_batches
 from compliance.roles import API_INTAKE, Identity, identify
 from compliance.store.models import AuditEvent, DeletionBatch, DsarRequest
+from compliance.systems.tasks import confirm_task, retry_task
 from tests.conftest import DEMO_POLICY, DPO, SUPPORT_STAFF, Deployment, person
 
 MANAGER = person("ceo@example.com")
@@ -148,6 +150,27 @@ DECISIONS: dict[str, tuple[Setup, Decision, Any]] = {
         logged,
         lambda s, d, ref, who: open_export_for_download(s, ref, actor=who),
         STRANGER,
+    ),
+    # The third review found these four checked nowhere below the dashboard's page.
+    "confirm a system task": (
+        lambda d: None,
+        lambda s, d, _, who: confirm_task(s, 1, actor=who, note="done by hand", execute=True),
+        SUPPORT_STAFF,
+    ),
+    "retry a system task": (
+        lambda d: None,
+        lambda s, d, _, who: retry_task(s, 1, actor=who, execute=True),
+        MANAGER,
+    ),
+    "create an API key": (
+        lambda d: None,
+        lambda s, d, _, who: create_api_key(s, "shop", actor=who, execute=True),
+        SUPPORT_STAFF,
+    ),
+    "revoke an API key": (
+        lambda d: None,
+        lambda s, d, _, who: revoke_api_key(s, "shop", actor=who, execute=True),
+        MANAGER,
     ),
 }
 

@@ -122,3 +122,120 @@ def test_no_command_line_ever_shows_a_traceback(
     assert "Error: unexpected" not in result.output
     if result.exit_code == 2:
         assert result.stderr.strip(), "a refusal always says why"
+
+
+# ---------------------------------------------------------------- limits: nesting, numbers, names
+
+
+def nested(depth: int, leaf: object = 1) -> object:
+    value = leaf
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def one_line_config_error(exc: ConfigError) -> None:
+    assert "\n" not in str(exc) and str(exc).strip()
+    assert len(str(exc)) < 2000, "an error quotes what is wrong, not all of it"
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    path=st.sampled_from(PATHS),
+    depth=st.integers(min_value=1, max_value=400),
+    huge=st.one_of(st.integers(min_value=2**63), st.integers(max_value=-(2**63) - 1)),
+)
+def test_deep_nesting_or_a_huge_number_anywhere_is_one_line(
+    path: tuple, depth: int, huge: int
+) -> None:
+    try:
+        parse_policy(_replace(DEMO, path, nested(depth)), env={})  # type: ignore[arg-type]
+    except ConfigError as exc:
+        one_line_config_error(exc)
+    else:
+        assert len(path) + depth <= 32, "only what nests within the limit loads"
+    with pytest.raises(ConfigError, match="outside 64-bit whole numbers") as refused:
+        parse_policy(_replace(DEMO, path, nested(depth % 5, huge)), env={})  # type: ignore[arg-type]
+    one_line_config_error(refused.value)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    depth=st.integers(min_value=1, max_value=20_000),
+    digits=st.integers(min_value=1, max_value=20_000),
+    table=st.booleans(),
+)
+def test_a_policy_file_nested_or_numbered_beyond_the_limits_is_one_line(
+    tmp_path_factory: pytest.TempPathFactory, depth: int, digits: int, table: bool
+) -> None:
+    """Through the file, where tomllib itself recursed (5,000 deep: RecursionError)."""
+    from compliance.policy.loader import load_policy
+
+    if table:
+        scratch = "x = " + "{ a = " * depth + "1" + " }" * depth
+    else:
+        scratch = "x = " + "[" * depth + "]" * depth
+    path = tmp_path_factory.mktemp("toml") / "compliance.toml"
+    for extra in (scratch, "x = " + "9" * digits):
+        path.write_text(DEMO_POLICY + "\n[scratch]\n" + extra + "\n")
+        try:
+            load_policy(path, env={})
+        except ConfigError as exc:
+            one_line_config_error(exc)
+
+
+NAMES = st.one_of(
+    st.text(max_size=80),
+    st.sampled_from(["--execute", "-x", "closed accounts", "a/../b", "x" * 65, "", "\x00", "é"]),
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(section=st.sampled_from(["buckets", "retention", "systems", "tables"]), name=NAMES)
+def test_any_name_for_a_bucket_retention_system_or_table_is_checked(
+    section: str, name: str
+) -> None:
+    from compliance.policy.loader import NAME_PATTERN
+
+    data = dict(DEMO)
+    entries = dict(data[section])
+    first = next(iter(entries))
+    entries[name] = entries.pop(first)
+    data[section] = entries
+    try:
+        policy = parse_policy(data, env={"HELPDESK": "x"})
+    except ConfigError as exc:
+        one_line_config_error(exc)
+        return
+    if section == "buckets":
+        assert NAME_PATTERN.fullmatch(name) and name in policy.buckets
+
+
+ENV_NAMES = ["COMPLIANCE_DATABASE_URL", "COMPLIANCE_APP_DATABASE_URL", "COMPLIANCE_EXPORT_DIR",
+             "COMPLIANCE_HASH_KEY", "SMTP_PASSWORD", "SLACK_BOT_TOKEN", "COMPLIANCE_PROXY_SECRET",
+             "BILLING_DATABASE_URL"]  # fmt: skip
+ENV_VALUES = st.one_of(
+    st.text(max_size=60),
+    st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), max_size=3),
+    st.sampled_from(["", " " * 40, "mysql://x/y", "sqlite:///\x00", "postgresql://\udcff@h/x"]),
+    st.integers(min_value=64 * 1024 - 2, max_value=70_000).map(lambda n: "x" * n),
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(env=st.dictionaries(st.sampled_from(ENV_NAMES), ENV_VALUES, max_size=4))
+def test_any_environment_is_read_or_refused_in_one_line(env: dict[str, str]) -> None:
+    from compliance.policy.strategies import MAX_ENV_BYTES, hash_key
+
+    try:
+        parse_policy(DEMO, env=env)
+    except ConfigError as exc:
+        one_line_config_error(exc)
+    else:
+        assert all(len(v) <= MAX_ENV_BYTES for n, v in env.items() if n != "BILLING_DATABASE_URL")
+    try:
+        key = hash_key(demo_mode=False, env=env)
+    except ConfigError as exc:
+        one_line_config_error(exc)
+    else:
+        assert len(key.strip()) >= 32

@@ -93,7 +93,7 @@ def erase_on_request(d: Deployment, subject_id: str, now: datetime) -> None:
         process_dsar_requests(s, datamap, actor="jobs", execute=True)
         apply_deletions(s, datamap, actor="jobs", execute=True, bucket=DSAR_ERASURE_BUCKET)
         for task in s.scalars(select(ErasureTask).where(ErasureTask.status != "done")):
-            confirm_task(s, task.id, actor=OFFICER, note="Removed by hand", execute=True)
+            confirm_task(s, task.id, actor=person(OFFICER), note="Removed by hand", execute=True)
         process_dsar_requests(s, datamap, actor="jobs", execute=True)
         assert get_dsar(s, request.reference).status == DsarStatus.COMPLETED
 

@@ -349,7 +349,8 @@ def check_intake_api(url: str) -> None:
 def check_helpdesk_stub(url: str, secret: bytes) -> None:
     """A signed status question about a key it never saw: the stub checks it and says so."""
     key = "readme-test"
-    request = urllib.request.Request(f"{url}/{key}", headers=signed_headers(secret, key.encode()))
+    signed = signed_headers(secret, b"", key=key)
+    request = urllib.request.Request(f"{url}/{key}", headers=signed)
     with pytest.raises(urllib.error.HTTPError) as unknown:
         urllib.request.urlopen(request, timeout=10)
     assert unknown.value.code == 404

@@ -215,7 +215,7 @@ def test_a_missing_table_in_the_billing_database_is_named_before_anything_runs(
         ),
         (
             '[systems.helpdesk]\nkind = "webhook"\nurl = "ftp://x"\nsecret_env = "S"\n',
-            "systems.helpdesk.url: 'ftp://x' is not an http:// or https:// URL",
+            "systems.helpdesk.url: 'ftp://x' is not an absolute http:// or https:// URL",
         ),
         ('[systems.mailer]\nkind = "manual"\n', "systems.mailer.instructions: missing"),
         (

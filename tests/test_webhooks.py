@@ -7,6 +7,7 @@ every request carries the task's idempotency key, the same on every resend.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -18,7 +19,7 @@ from compliance.errors import InvalidInput
 from compliance.store.models import AuditEvent, DeletionRecord, ErasureTask, utcnow
 from compliance.systems.tasks import receive_callback, retry_task
 from compliance.systems.webhook import signed_headers
-from tests.conftest import DEMO_POLICY, Deployment
+from tests.conftest import DEMO_POLICY, Deployment, person
 from tests.test_systems import accept_everything
 from tests.webhook_server import Service, webhook_service
 
@@ -115,10 +116,11 @@ def test_a_service_that_answers_later_finishes_the_record_through_a_signed_callb
 
     task = tasks(d)[0]
     body = json.dumps({"idempotency_key": task.idempotency_key, "status": "done"}).encode()
-    forged = signed_headers(b"wrong", body)
+    key = task.idempotency_key
+    forged = signed_headers(b"wrong", body, key=key)
     with d.session() as s, pytest.raises(InvalidInput, match="callback refused: bad signature"):
         receive_callback(s, d.policy(), body, forged)
-    stale = signed_headers(SECRET.encode(), body, now=utcnow().timestamp() - 3600)
+    stale = signed_headers(SECRET.encode(), body, key=key, now=utcnow().timestamp() - 3600)
     with d.session() as s, pytest.raises(InvalidInput, match="too old"):
         receive_callback(s, d.policy(), body, stale)
     assert tasks(d)[0].status == "sent"
@@ -126,10 +128,11 @@ def test_a_service_that_answers_later_finishes_the_record_through_a_signed_callb
     for t in tasks(d):
         body = json.dumps({"idempotency_key": t.idempotency_key, "status": "done"}).encode()
         with d.session() as s:
-            receive_callback(s, d.policy(), body, signed_headers(SECRET.encode(), body))
+            signed = signed_headers(SECRET.encode(), body, key=t.idempotency_key)
+            receive_callback(s, d.policy(), body, signed)
     assert applied_count(d) == first.due
     with d.session() as s:  # a replayed callback changes nothing
-        again = receive_callback(s, d.policy(), body, signed_headers(SECRET.encode(), body))
+        again = receive_callback(s, d.policy(), body, signed)
         assert again.status == "done"
         done_events = s.scalar(select(func.count()).where(AuditEvent.action == "task.done"))
     assert done_events == first.due
@@ -170,7 +173,7 @@ def test_an_answer_with_a_bad_signature_is_refused_and_an_officer_retries_the_fa
 
     d.write_policy(d.policy_path.read_text().replace("/forged", "/done"))
     with d.session() as s:
-        retry_task(s, failed[0].id, actor="dpo@example.com", execute=True)
+        retry_task(s, failed[0].id, actor=person("dpo@example.com"), execute=True)
     again = apply(d, timedelta(hours=2))
     assert again.applied == 1
     assert [t.status for t in tasks(d)].count("done") == 1
@@ -213,7 +216,6 @@ def test_an_access_request_waits_for_every_system_and_its_zip_has_a_folder_for_e
     from compliance.dsar.requests import review_dsar, submit
     from compliance.store.models import DsarRequest
     from compliance.systems.tasks import confirm_task
-    from tests.conftest import person
 
     demo.write_policy(
         DEMO_POLICY.replace("systems = []  ", 'systems = ["helpdesk", "newsletter"]  ')
@@ -242,9 +244,10 @@ secret_env = "HELPDESK_SECRET"
         manual = s.scalars(select(ErasureTask).where(ErasureTask.system == "newsletter")).one()
         assert manual.status == "pending" and manual.action == "access"
         with pytest.raises(InvalidInput, match="needs the file"):
-            confirm_task(s, manual.id, actor="dpo@example.com", note="done", execute=True)
+            confirm_task(s, manual.id, actor=person("dpo@example.com"), note="done", execute=True)
         confirm_task(
-            s, manual.id, actor="dpo@example.com", note="Exported from the tool", execute=True,
+            s, manual.id, actor=person("dpo@example.com"), note="Exported from the tool",
+            execute=True,
             upload=("subscriber.csv", b"email,list\nx@example.org,weekly\n"),
             export_dir=policy.export_dir,
         )  # fmt: skip
@@ -371,9 +374,11 @@ def test_the_callback_reaches_the_intake_api_over_http(
     task = tasks(d)[0]
     body = json.dumps({"idempotency_key": task.idempotency_key, "status": "done"}).encode()
     url = f"{api}/v1/tasks/callback"
-    forged = httpx.post(url, content=body, headers=signed_headers(b"wrong", body), timeout=10)
+    key = task.idempotency_key
+    wrong = signed_headers(b"wrong", body, key=key)
+    forged = httpx.post(url, content=body, headers=wrong, timeout=10)
     assert forged.status_code == 422 and "bad signature" in forged.json()["detail"]
-    signed = signed_headers(SECRET.encode(), body)
+    signed = signed_headers(SECRET.encode(), body, key=key)
     answer = httpx.post(url, content=body, headers=signed, timeout=10)
     assert answer.status_code == 200 and answer.json() == {"status": "done"}
     replay = httpx.post(url, content=body, headers=signed, timeout=10)
@@ -383,3 +388,111 @@ def test_the_callback_reaches_the_intake_api_over_http(
         assert record is not None and record.deletion_applied_at is not None
         done = s.scalar(select(func.count()).where(AuditEvent.action == "task.done"))
     assert done == 1
+
+
+# ---------------------------------------------------------------- webhooks cannot be steered
+
+
+def test_a_redirect_is_a_failed_attempt_and_the_other_server_receives_nothing(
+    demo: Deployment, service: Service
+) -> None:
+    """A 302 once made the job send the signed request, key and all, wherever it pointed."""
+    with webhook_service(SECRET.encode()) as elsewhere:
+        service.redirect_to = f"{elsewhere.url}/done"
+        d = with_helpdesk(demo, service.url + "/redirect")
+        result = apply(d)
+        assert result.due > 0 and result.applied == 0
+        assert result.webhooks["retrying"] == result.due
+        assert elsewhere.calls == [], "the redirect target received nothing"
+    assert len([c for c in service.calls if c.path == "/redirect"]) == result.due
+    for task in tasks(d):
+        assert task.status == "pending" and task.attempts == 1
+        assert task.last_error is not None
+        assert task.last_error.startswith("HTTP 302 redirect to 'http://127.0.0.1:")
+        assert task.last_error.endswith("refused (redirects are never followed)")
+    assert applied_count(d) == 0
+
+
+def test_an_answer_captured_for_one_task_is_refused_for_every_other(
+    demo: Deployment, service: Service
+) -> None:
+    """One captured ``{"status": "done"}`` once marked other tasks done within 5 minutes."""
+    d = with_helpdesk(demo, service.url + "/replay")
+    result = apply(d)
+    assert result.due >= 2
+    assert service.captured is not None, "the first task's genuine answer was captured"
+    by_status: dict[str, list[ErasureTask]] = {}
+    for task in tasks(d):
+        by_status.setdefault(task.status, []).append(task)
+    assert len(by_status["done"]) == 1, "only the task the answer was signed for"
+    replayed = by_status["pending"]
+    assert len(replayed) == result.due - 1
+    assert {t.last_error for t in replayed} == {"answer refused: bad signature"}
+    assert applied_count(d) == 1
+
+
+def test_an_unversioned_or_other_tasks_signature_is_refused_on_a_callback(
+    answering_later: Deployment,
+) -> None:
+    import hashlib
+    import hmac
+
+    d = answering_later
+    apply(d)
+    first, second = tasks(d)[:2]
+    body = json.dumps({"idempotency_key": first.idempotency_key, "status": "done"}).encode()
+    timestamp = str(int(utcnow().timestamp()))
+    old = hmac.new(SECRET.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    unversioned = {"X-Privacy-Desk-Timestamp": timestamp,
+                   "X-Privacy-Desk-Signature": "sha256=" + old.hexdigest()}  # fmt: skip
+    for headers, message in (
+        (unversioned, "the signature is not v2="),
+        (signed_headers(SECRET.encode(), body, key=second.idempotency_key), "bad signature"),
+    ):
+        with d.session() as s, pytest.raises(InvalidInput, match=message):
+            receive_callback(s, d.policy(), body, headers)
+    assert {t.status for t in tasks(d)} == {"sent"}
+
+
+@pytest.mark.parametrize(
+    ("url", "demo_mode", "message"),
+    [
+        ("http://helpdesk.example.com/privacy", False, "must be https://"),
+        ("https://trusted.example.com@evil.example/x", True, "user name or password"),
+        ("ftp://helpdesk.example.com/x", True, "is not an absolute http:// or https:// URL"),
+        ("https:///privacy", True, "has no host"),
+        ("https://help desk.example.com/", True, "holds a space or a control character"),
+        ("https://{key}.example.com/", True, "has a placeholder in its host"),
+        ("https://helpdesk.example.com:99999/", True, "host or port cannot be read"),
+    ],
+)  # fmt: skip
+def test_a_webhook_url_is_checked_when_the_policy_loads(
+    url: str, demo_mode: bool, message: str
+) -> None:
+    import tomllib
+
+    from compliance.errors import ConfigError
+    from compliance.policy.loader import parse_policy
+
+    data = tomllib.loads(DEMO_POLICY)
+    data["dashboard"]["demo_mode"] = demo_mode
+    data["systems"]["helpdesk"] = {"kind": "webhook", "url": url, "secret_env": "HELPDESK"}
+    with pytest.raises(ConfigError, match=re.escape(message)) as refused:
+        parse_policy(data, env={"HELPDESK": "x"})
+    assert str(refused.value).startswith("systems.helpdesk.url: ")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://helpdesk.example.com/privacy", "http://127.0.0.1:8765/privacy",
+     "http://localhost/x", "http://[::1]:80/x"],
+)  # fmt: skip
+def test_https_or_loopback_webhooks_load_outside_demo_mode(url: str) -> None:
+    import tomllib
+
+    from compliance.policy.loader import parse_policy
+
+    data = tomllib.loads(DEMO_POLICY)
+    data["dashboard"]["demo_mode"] = False
+    data["systems"]["helpdesk"] = {"kind": "webhook", "url": url, "secret_env": "HELPDESK"}
+    assert parse_policy(data, env={"HELPDESK": "x"}).systems["helpdesk"].url == url

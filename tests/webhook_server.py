@@ -2,8 +2,11 @@
 
 Paths choose its behaviour: ``/flaky`` fails twice per idempotency key, then answers done;
 ``/later`` accepts for later (finish through a callback or ``/status/KEY``); ``/forged``
-answers done but signs with the wrong secret; ``/done`` answers done at once. Every
-request's signature is checked against the real secret and the verdict recorded.
+answers done but signs with the wrong secret; ``/done`` answers done at once; ``/redirect``
+answers 302 to ``Service.redirect_to``; ``/replay`` answers the first task done, then
+replays that same signed answer (headers and body) to every other task, as an attacker on
+the path would. Every request's signature is checked against the real secret and the
+verdict recorded.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ class Service:
     calls: list[Call] = field(default_factory=list)
     finished: set[str] = field(default_factory=set)  # keys the service considers done
     data: dict[str, Any] = field(default_factory=lambda: {"tickets": [{"id": 7, "subject": "Hi"}]})
+    redirect_to: str = ""
+    #: The first answer /replay sent: (headers, body), replayed to every later task.
+    captured: tuple[dict[str, str], bytes] | None = None
 
     def keys(self, path: str) -> list[str]:
         return [c.key for c in self.calls if c.path == path]
@@ -48,22 +54,26 @@ def webhook_service(secret: bytes) -> Iterator[Service]:
         def log_message(self, *args: Any) -> None:  # quiet test output
             pass
 
-        def _answer(self, status: int, document: dict[str, Any], *, forged: bool = False) -> None:
+        def _answer(
+            self, status: int, document: dict[str, Any], *, key: str, forged: bool = False
+        ) -> tuple[dict[str, str], bytes]:
             body = json.dumps(document).encode()
+            signed = signed_headers(b"not-the-secret" if forged else secret, body, key=key)
+            self._reply(status, signed, body)
+            return signed, body
+
+        def _reply(self, status: int, headers: dict[str, str], body: bytes) -> None:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
-            for name, value in signed_headers(
-                b"not-the-secret" if forged else secret, body
-            ).items():
+            for name, value in headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 
-        def _record(self, body: bytes, signed_over: bytes) -> Call:
-            key = self.headers.get(IDEMPOTENCY_HEADER, "")
+        def _record(self, body: bytes, key: str) -> Call:
             try:
-                verify(secret, dict(self.headers.items()), signed_over)
+                verify(secret, dict(self.headers.items()), body, key=key)
                 ok = True
             except SignatureError:
                 ok = False
@@ -73,30 +83,40 @@ def webhook_service(secret: bytes) -> Iterator[Service]:
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            call = self._record(body, body)
+            key = self.headers.get(IDEMPOTENCY_HEADER, "")
+            call = self._record(body, key)
             if not call.signature_ok:
-                self._answer(401, {"status": "failed", "error": "bad signature"})
+                self._answer(401, {"status": "failed", "error": "bad signature"}, key=key)
                 return
             tries = sum(1 for c in service.calls if c.key == call.key and c.path == self.path)
             if self.path == "/flaky" and tries <= 2:
-                self._answer(503, {"status": "failed", "error": "busy"})
+                self._answer(503, {"status": "failed", "error": "busy"}, key=key)
             elif self.path == "/later":
-                self._answer(202, {"status": "accepted"})
+                self._answer(202, {"status": "accepted"}, key=key)
             elif self.path == "/forged":
-                self._answer(200, {"status": "done"}, forged=True)
+                self._answer(200, {"status": "done"}, key=key, forged=True)
+            elif self.path == "/redirect":
+                self.send_response(302)
+                self.send_header("Location", service.redirect_to)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            elif self.path == "/replay" and service.captured is not None:
+                self._reply(200, *service.captured)
             else:
                 service.finished.add(call.key)
-                self._answer(200, {"status": "done", "data": service.data})
+                answer = self._answer(200, {"status": "done", "data": service.data}, key=key)
+                if self.path == "/replay":
+                    service.captured = answer
 
         def do_GET(self) -> None:
             key = self.path.rsplit("/", 1)[-1]
-            call = self._record(b"", key.encode())
+            call = self._record(b"", key)
             if not call.signature_ok:
-                self._answer(401, {"status": "failed", "error": "bad signature"})
+                self._answer(401, {"status": "failed", "error": "bad signature"}, key=key)
             elif key in service.finished:
-                self._answer(200, {"status": "done", "data": service.data})
+                self._answer(200, {"status": "done", "data": service.data}, key=key)
             else:
-                self._answer(200, {"status": "accepted"})
+                self._answer(200, {"status": "accepted"}, key=key)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     service.url = f"http://127.0.0.1:{server.server_address[1]}"

@@ -228,18 +228,44 @@ class AnchorPostFailed(Exception):
 
 
 def check_anchor(session: Session, anchor_file: Path | None) -> AnchorCheck:
-    """Compare the chain with the latest anchor: events cut off, removed or rewritten."""
+    """Compare the chain with the latest anchor: events cut off, removed or rewritten.
+
+    The trail records each anchor it was given (``audit_log.anchored``), so the file must
+    hold at least as many anchors as the trail records, and the trail must still hold the
+    record of the file's latest one: a missing or emptied file, a removed last line, or a
+    log cut back to an earlier anchor are all findings, not "no anchor yet".
+    """
+    table = AuditEvent.__table__
+    recorded = list(
+        session.scalars(
+            select(table.c.target_id).where(table.c.action == ANCHOR_ACTION).order_by(table.c.id)
+        )
+    )
     if anchor_file is None:
+        if recorded:
+            return AnchorCheck(
+                False,
+                None,
+                f"the audit trail records {len(recorded)} anchors but [audit] anchor_file is "
+                "not set: the anchors cannot be checked",
+            )
         return AnchorCheck(True, None)
     try:
         anchors = read_anchors(anchor_file)
     except ConfigError as exc:  # the evidence itself was tampered with: a finding, exit 1
         return AnchorCheck(False, None, str(exc))
+    if len(anchors) < len(recorded):
+        state = "is missing or empty" if not anchors else f"holds only {len(anchors)}"
+        return AnchorCheck(
+            False,
+            anchors[-1] if anchors else None,
+            f"the anchor file {anchor_file} {state}, but the audit trail records "
+            f"{len(recorded)} anchors (the latest of event {recorded[-1]}): anchors were removed",
+        )
     if not anchors:
         return AnchorCheck(True, None)
     latest = anchors[-1]
     when = latest.anchored_at.isoformat()
-    table = AuditEvent.__table__
     newest = session.scalar(select(func.max(table.c.id))) or 0
     if latest.event_id == 0:
         return AnchorCheck(True, latest)
@@ -280,6 +306,16 @@ def check_anchor(session: Session, anchor_file: Path | None) -> AnchorCheck:
             latest,
             f"the audit log was rewritten: the anchor of {when} recorded {latest.count} events "
             f"up to event {latest.event_id}, the log now holds {count}",
+        )
+    if str(latest.event_id) not in recorded:
+        # The anchor's own record is written right after its line: a log cut back to exactly
+        # the anchored event (an earlier anchor's, once the last line was removed) lacks it.
+        return AnchorCheck(
+            False,
+            latest,
+            f"the audit log was cut back to the anchor of {when}: the event recording that "
+            f"anchor (after event {latest.event_id}) is missing (if anchor-audit-log was "
+            "interrupted, run it again and verify)",
         )
     return AnchorCheck(True, latest)
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, text
+from sqlalchemy import Table, insert, inspect, select, text
 from sqlalchemy.orm import Session
 
-from compliance.errors import InvalidInput
+from compliance.errors import ConfigError, InvalidInput
 from compliance.store.models import AuditEvent, utcnow
 
 GENESIS = "0" * 64
@@ -150,6 +150,11 @@ def verify_chain(session: Session, *, chunk: int = 10_000) -> ChainCheck:
     of verifying a million events.
     """
     table = AuditEvent.__table__
+    if not inspect(session.connection()).has_table(AuditEvent.__tablename__):
+        raise ConfigError(
+            "the compliance database has no audit_events table: it was dropped, or init-db "
+            "never ran (restore it from a backup; nothing can be verified without it)"
+        )
     query = select(
         table.c.id, table.c.occurred_at, table.c.actor, table.c.action, table.c.target_type,
         table.c.target_id, table.c.details, table.c.prev_hash, table.c.hash,

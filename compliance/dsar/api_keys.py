@@ -17,8 +17,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
-from compliance.errors import Conflict, InvalidInput, NotFound
-from compliance.roles import API_INTAKE, Identity
+from compliance.errors import Conflict, InvalidInput, NotFound, quoted
+from compliance.roles import API_INTAKE, COMPLIANCE_OFFICER, Identity, require
 from compliance.store.models import ApiKey, utcnow
 
 PREFIX = "pdk_"
@@ -58,10 +58,11 @@ class NewApiKey:
 
 
 def check_key_name(name: str) -> str:
-    value = (name or "").strip().lower()
-    if not _NAME.match(value):
+    """The name trimmed of spaces only: "x\u2028" once revoked the key "x"."""
+    value = (name or "").strip(" ").lower()
+    if not _NAME.fullmatch(value):
         raise InvalidInput(
-            f"API key name '{name}' must be 1-63 lower-case letters, digits, '.', '_' or '-'"
+            f"API key name {quoted(name)} must be 1-63 lower-case letters, digits, '.', '_' or '-'"
         )
     return value
 
@@ -93,8 +94,12 @@ def _audit(session: Session, row: ApiKey, action: str, actor: str) -> None:
     )
 
 
-def create_api_key(session: Session, name: str, *, actor: str, execute: bool) -> NewApiKey:
-    """Issue a key named ``name``; with ``execute=False`` only checks that the name is free."""
+def create_api_key(session: Session, name: str, *, actor: Identity, execute: bool) -> NewApiKey:
+    """Issue a key named ``name``; with ``execute=False`` only checks that the name is free.
+
+    A key logs requests about anyone, so only a compliance officer issues one.
+    """
+    by = require(actor, COMPLIANCE_OFFICER, to="create API keys")
     name = check_key_name(name)
     if session.scalar(select(ApiKey.id).where(ApiKey.name == name)) is not None:
         raise Conflict(f"an API key named '{name}' already exists (names are never reused)")
@@ -106,18 +111,19 @@ def create_api_key(session: Session, name: str, *, actor: str, execute: bool) ->
         name=name,
         key_hash=hash_key(key),
         key_prefix=key[: len(PREFIX) + 6],
-        created_by=actor,
+        created_by=by,
         created_at=utcnow(),
     )
     session.add(row)
     session.flush()
-    _audit(session, row, "api_key.created", actor)
+    _audit(session, row, "api_key.created", by)
     session.commit()
     return NewApiKey(name=name, key=key, key_prefix=row.key_prefix, executed=True)
 
 
-def revoke_api_key(session: Session, name: str, *, actor: str, execute: bool) -> ApiKeyInfo:
+def revoke_api_key(session: Session, name: str, *, actor: Identity, execute: bool) -> ApiKeyInfo:
     """Refuse the key from now on; it stays listed (revoked) so the audit trail's name resolves."""
+    by = require(actor, COMPLIANCE_OFFICER, to="revoke API keys")
     name = check_key_name(name)
     row = session.scalars(select(ApiKey).where(ApiKey.name == name)).first()
     if row is None:
@@ -129,8 +135,8 @@ def revoke_api_key(session: Session, name: str, *, actor: str, execute: bool) ->
         session.rollback()
         return info
     row.revoked_at = utcnow()
-    row.revoked_by = actor
-    _audit(session, row, "api_key.revoked", actor)
+    row.revoked_by = by
+    _audit(session, row, "api_key.revoked", by)
     session.commit()
     return _info(row)
 

@@ -21,7 +21,8 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from compliance import clock
-from compliance.errors import ComplianceError
+from compliance.emails import check_mailbox
+from compliance.errors import ComplianceError, InvalidInput
 from compliance.policy.loader import SmtpSettings
 
 PASSWORD_ENV = "SMTP_PASSWORD"
@@ -34,18 +35,73 @@ class MailError(ComplianceError):
     """The SMTP server could not be reached or refused the message."""
 
 
+class RecipientRefused(MailError, InvalidInput):
+    """An address that is not exactly one mailbox: nothing is sent, to it or to anyone.
+
+    A MailError, so a notice that cannot go out is recorded as failed like any other, and
+    an InvalidInput, so a person sees which value is wrong (exit 2 on the command line).
+    """
+
+
+RECIPIENT = "the recipient address"
+
+
+def _mailbox(value: object, what: str) -> str:
+    """One mailbox, or RecipientRefused naming ``what`` it is (no shell's flag names it)."""
+    try:
+        return check_mailbox(value, what)
+    except InvalidInput as exc:
+        raise RecipientRefused(exc.render(lambda _field: what)) from None
+
+
 def build_message(
     sender: str, to: str, subject: str, body: str, *, html: str | None = None
 ) -> EmailMessage:
-    """A plain-text message, with an HTML alternative when ``html`` is given."""
+    """A plain-text message to exactly one mailbox, with an HTML alternative when ``html`` is given.
+
+    ``to`` must be one plain address (``emails.check_mailbox``): RecipientRefused otherwise.
+    """
     message = EmailMessage()
-    message["From"] = sender
-    message["To"] = to
+    message["From"] = _one_sender(sender)
+    message["To"] = _mailbox(to, RECIPIENT)
     message["Subject"] = subject
     message.set_content(body)
     if html is not None:
         message.add_alternative(html, subtype="html")
     return message
+
+
+def _one_sender(sender: str) -> str:
+    """The configured sender: one mailbox, a display name allowed (``Privacy <p@x.org>``)."""
+    try:
+        parsed = EmailMessage()
+        parsed["From"] = sender
+        addresses = parsed["From"].addresses
+    except (ValueError, IndexError, TypeError):
+        addresses = ()
+    if len(addresses) != 1:
+        raise RecipientRefused("smtp.sender must be exactly one email address")
+    _mailbox(addresses[0].addr_spec, "smtp.sender")
+    return sender
+
+
+_RECIPIENT_HEADERS = ("To", "Cc", "Bcc", "Resent-To", "Resent-Cc", "Resent-Bcc")
+
+
+def check_recipients(message: EmailMessage) -> str:
+    """The message's one recipient; RecipientRefused if it would reach anyone else.
+
+    smtplib sends to every address in these headers, so a message built anywhere (not only
+    by ``build_message``) is held to one ``To`` naming one checked mailbox.
+    """
+    found = [(name, header) for name in _RECIPIENT_HEADERS for header in message.get_all(name, [])]
+    if len(found) != 1 or found[0][0] != "To":
+        raise RecipientRefused("a message goes to exactly one To address, no Cc or Bcc")
+    header = found[0][1]
+    addresses = getattr(header, "addresses", None)
+    if addresses is None or len(addresses) != 1 or len(getattr(header, "groups", ())) != 1:
+        raise RecipientRefused(f"{RECIPIENT} must be exactly one email address")
+    return _mailbox(addresses[0].addr_spec, RECIPIENT)
 
 
 def send_mail(
@@ -55,7 +111,12 @@ def send_mail(
     env: Mapping[str, str] | None = None,
     timeout: float = 15.0,
 ) -> None:
-    """Send the messages over one connection; any failure is one MailError naming the server."""
+    """Send the messages over one connection; any failure is one MailError naming the server.
+
+    Nothing is sent unless every message goes to exactly one checked mailbox (RecipientRefused).
+    """
+    for message in messages:
+        check_recipients(message)
     if settings.outbox is not None:
         write_to_outbox(settings.outbox, messages)
         return
@@ -71,7 +132,7 @@ def send_mail(
                     raise MailError(f"smtp.username is set but {PASSWORD_ENV} is not")
                 smtp.login(settings.username, password)
             for message in messages:
-                smtp.send_message(message)
+                smtp.send_message(message, to_addrs=[check_recipients(message)])
     except smtplib.SMTPException as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise MailError(f"the SMTP server {where} refused the message: {reason}") from None

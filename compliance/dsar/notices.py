@@ -151,11 +151,11 @@ def _attempt(
 ) -> NoticeResult:
     by = require(actor, SUPPORT, COMPLIANCE_OFFICER, API_INTAKE, to="send notices to subjects")
     rendered = render_notice(policy, request, notice.kind, reason=notice.reason)
-    message = build_message(
-        policy.smtp.sender, rendered.to, rendered.subject, rendered.text, html=rendered.html
-    )
     notice.attempts += 1
-    try:
+    try:  # an address that is not one mailbox (RecipientRefused) fails the notice like a refusal
+        message = build_message(
+            policy.smtp.sender, rendered.to, rendered.subject, rendered.text, html=rendered.html
+        )
         send_mail(policy.smtp, [message], env=env)
     except MailError as exc:
         # A server's refusal may quote the address; neither the table nor the chain keeps it.

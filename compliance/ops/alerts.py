@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -27,7 +28,7 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
-from compliance.dsar.mailer import build_message, write_to_outbox
+from compliance.dsar.mailer import write_to_outbox
 from compliance.errors import ConfigError
 from compliance.logs import log_event
 from compliance.policy.loader import Policy, SlackSettings
@@ -107,12 +108,13 @@ class OutboxSlack:
         self, *, channel: str, text: str, blocks: Sequence[Any] = (), link_names: bool = False
     ) -> dict[str, str]:
         headline = text.splitlines()[0] if text else "alert"
-        message = build_message(
-            self.sender,
-            channel,
-            f"Slack alert for {channel}: {headline[:120]}",
-            f"{self.note}\nChannel: {channel}\n\n{text}\n",
-        )
+        # Not a mail (build_message takes exactly one mailbox): a note for the Outbox page,
+        # addressed to the channel it stands in for, never handed to an SMTP server.
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = channel
+        message["Subject"] = f"Slack alert for {channel}: {headline[:120]}"
+        message.set_content(f"{self.note}\nChannel: {channel}\n\n{text}\n")
         (path,) = write_to_outbox(self.outbox, [message])
         return {"ts": f"outbox:{path.name}"}
 

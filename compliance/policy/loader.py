@@ -18,11 +18,17 @@ from typing import Any
 
 from sqlalchemy import Date, DateTime, Engine, MetaData, Table, inspect
 
-from compliance.errors import ConfigError, NotFound
+from compliance.errors import ConfigError, NotFound, printable
 from compliance.free_text import not_utf8
 from compliance.policy.fields import Field, expect, key_name, read_section, unknown_keys
-from compliance.policy.strategies import ERASURE_ACTIONS, STRATEGIES
-from compliance.policy.systems import APP_SYSTEM, System, parse_system, parse_system_list
+from compliance.policy.strategies import ERASURE_ACTIONS, MAX_ENV_BYTES, STRATEGIES
+from compliance.policy.systems import (
+    APP_SYSTEM,
+    System,
+    check_webhook_transport,
+    parse_system,
+    parse_system_list,
+)
 
 DEFAULT_CONFIG = "compliance.toml"
 DSAR_ERASURE_BUCKET = "dsar_erasure"
@@ -310,14 +316,16 @@ def _days(value: Any, key: str) -> int:
     return days
 
 
-#: Bucket and retention names end up in lock files, URLs and Slack messages.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: Bucket and retention names end up in lock files, URLs, Slack messages and command lines
+#: (``--bucket NAME``), so a name starts with a letter or digit: ``--execute`` is an option.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 
 
 def _check_name(name: str, section: str) -> None:
     if not NAME_PATTERN.fullmatch(name):
         raise ConfigError(
-            f"{section}.{key_name(name)}: a name is 1 to 64 letters, digits, '_' or '-'"
+            f"{section}.{key_name(name)}: a name is 1 to 64 letters, digits, '_' or '-', "
+            "starting with a letter or digit"
         )
 
 
@@ -510,8 +518,24 @@ def _identity_methods(value: Any, key: str, _context: Any) -> tuple[str, ...]:
     return methods
 
 
-def _templates_dir(value: str, _key: str, context: _Context) -> Path | None:
-    return _under(Path(value), context.base) if value else None
+def _templates_dir(value: str, key: str, context: _Context) -> Path | None:
+    """A folder of notice templates that exists: a missing one was silently ignored."""
+    if not value:
+        return None
+    folder = _file_path(value, key, context)
+    if not folder.is_dir():
+        raise ConfigError(f"{key}: '{printable(str(folder))}' is not a folder")
+    return folder
+
+
+#: Processing tries 5, then 10 minutes apart: 100 is days of retrying; 2**63 was accepted.
+MAX_PROCESSING_TRIES = 100
+
+
+def _processing_tries(value: Any, key: str, context: Any) -> int:
+    if _at_least_one(value, key, context) > MAX_PROCESSING_TRIES:
+        raise ConfigError(f"{key}: at most {MAX_PROCESSING_TRIES}, got {value}")
+    return value
 
 
 def _file_path(value: str, key: str, context: _Context) -> Path:
@@ -590,7 +614,7 @@ _DSAR_FIELDS = (
     Field("identity_methods", list, default=DEFAULT_IDENTITY_METHODS, items=str,
           check=_identity_methods),
     Field("templates_dir", check=_templates_dir),
-    Field("max_attempts", int, default=DsarSettings.max_attempts, check=_at_least_one),
+    Field("max_attempts", int, default=DsarSettings.max_attempts, check=_processing_tries),
     Field("erasure_review", bool, default=DsarSettings.erasure_review),
     Field("access_review", bool, default=DsarSettings.access_review),
     Field("auto_deliver", bool, default=DsarSettings.auto_deliver),
@@ -798,6 +822,8 @@ def parse_policy(
 ) -> Policy:
     env = os.environ if env is None else env
     base = path.parent if path is not None else None
+    check_shape(data)
+    check_environment(env, (n for n in env if n.startswith("COMPLIANCE_") or n in _SECRETS))
     unknown_keys(data, set(_SECTIONS), "policy")
     database_url = _from_env_or_file(
         env, "COMPLIANCE_DATABASE_URL", data, "database.url", DEFAULT_DATABASE_URL
@@ -822,6 +848,10 @@ def parse_policy(
     retention, dsar_export_days, job_runs_days = _parse_retention_section(
         _section(data, "retention"), context
     )
+    settings = _parse_settings(data, context)
+    check_webhook_transport(systems, demo_mode=settings["dashboard"].demo_mode)
+    named = [s.secret_env or s.url_env for s in systems.values()]
+    check_environment(env, [settings["dashboard"].proxy_secret_env, *filter(None, named)])
     return Policy(
         path=path,
         database_url=_resolve_url(database_url, base),
@@ -834,7 +864,7 @@ def parse_policy(
         dsar_export_days=dsar_export_days,
         job_runs_days=job_runs_days,
         systems=systems,
-        **_parse_settings(data, context),
+        **settings,
     )
 
 
@@ -860,10 +890,63 @@ def config_path(env: Mapping[str, str] | None = None) -> Path:
     return Path(env.get("COMPLIANCE_CONFIG") or DEFAULT_CONFIG)
 
 
+#: Limits on what the policy file and the environment may hold: far beyond any real policy,
+#: short of what exhausts memory (COMPLIANCE_CONFIG=/dev/zero) or Python's recursion.
+MAX_POLICY_BYTES = 1024 * 1024
+MAX_NESTING = 32
+MIN_INT, MAX_INT = -(2**63), 2**63 - 1
+#: Secrets and settings read from the environment besides COMPLIANCE_*.
+_SECRETS = frozenset({"SMTP_PASSWORD", "SLACK_BOT_TOKEN", "SLACK_API_URL"})
+
+
+def check_shape(data: Any) -> None:
+    """ConfigError naming the key where tables or arrays nest deeper than ``MAX_NESTING``, or
+    an integer falls outside 64 bits (no database column holds it)."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int) and not MIN_INT <= value <= MAX_INT:
+            shown = str(value) if len(str(value)) <= 30 else f"a {len(str(value))}-digit number"
+            raise ConfigError(f"{where or 'policy'}: {shown} is outside 64-bit whole numbers")
+        if isinstance(value, dict | list):
+            if depth >= MAX_NESTING:
+                raise ConfigError(
+                    f"{where or 'policy'}: tables and arrays nest deeper than {MAX_NESTING} levels"
+                )
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, child in items:
+                if isinstance(value, list):
+                    inner = f"{where}[{key}]"
+                else:
+                    inner = f"{where}.{key_name(key)}" if where else key_name(key)
+                stack.append((child, inner, depth + 1))
+
+
+def check_environment(env: Mapping[str, str], names: Any) -> None:
+    """ConfigError naming a variable longer than 64 KiB: no URL, path or secret is."""
+    for name in names:
+        value = env.get(name) or ""
+        if len(value) > MAX_ENV_BYTES:
+            raise ConfigError(
+                f"{name} is longer than {MAX_ENV_BYTES // 1024} KiB ({len(value)} characters)"
+            )
+
+
+def _read_policy_bytes(path: Path) -> bytes:
+    """At most ``MAX_POLICY_BYTES`` + 1 bytes: a device or a huge file is refused, not read."""
+    with path.open("rb") as handle:
+        raw = handle.read(MAX_POLICY_BYTES + 1)
+    if len(raw) > MAX_POLICY_BYTES:
+        raise ConfigError(f"policy file {path} is larger than {MAX_POLICY_BYTES // 1024} KiB")
+    return raw
+
+
 def load_policy(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Policy:
     path = Path(path) if path is not None else config_path(env)
     try:
-        raw = path.read_bytes()
+        raw = _read_policy_bytes(path)
     except FileNotFoundError:
         raise ConfigError(
             f"policy file {path} not found (set COMPLIANCE_CONFIG or run "
@@ -875,6 +958,12 @@ def load_policy(path: Path | str | None = None, env: Mapping[str, str] | None = 
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"policy file {path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"policy file {path}: tables and arrays nest deeper than {MAX_NESTING} levels"
+        ) from None
+    except ValueError:  # tomllib's int() of a number with thousands of digits
+        raise ConfigError(f"policy file {path}: a number is outside 64-bit whole numbers") from None
     return parse_policy(data, path.resolve(), env)
 
 

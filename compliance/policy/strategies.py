@@ -58,6 +58,8 @@ class RedactStrategy(AnonymizeStrategy):
 
 #: Environment variable holding the hash strategy's secret key (never the policy file).
 HASH_KEY_ENV = "COMPLIANCE_HASH_KEY"
+#: The longest environment value read (64 KiB): no URL, secret or path needs more.
+MAX_ENV_BYTES = 64 * 1024
 MIN_KEY_LENGTH = 32
 #: The demo's key: public, so hashes made with it protect nothing. Only demo mode uses it.
 DEMO_HASH_KEY = b"privacy-desk demo key - public, protects nothing"
@@ -72,12 +74,18 @@ def hash_key(*, demo_mode: bool, env: Mapping[str, str] | None = None) -> bytes:
     env = os.environ if env is None else env
     value = env.get(HASH_KEY_ENV, "")
     if value:
-        if len(value) < MIN_KEY_LENGTH:
+        # 40 spaces, or one character repeated, has the length of a secret and none of it.
+        if len(value.strip()) < MIN_KEY_LENGTH or len(set(value)) < 8:
             raise ConfigError(
-                f"{HASH_KEY_ENV} is too short ({len(value)} characters); use at least "
-                f"{MIN_KEY_LENGTH} random characters"
+                f"{HASH_KEY_ENV} is too short or not random ({len(value.strip())} characters "
+                f"besides spaces, {len(set(value))} different); use at least {MIN_KEY_LENGTH} "
+                "random characters (e.g. openssl rand -hex 32)"
             )
-        return value.encode("utf-8")
+        if len(value) > MAX_ENV_BYTES or not value.isprintable():
+            raise ConfigError(
+                f"{HASH_KEY_ENV} must be printable text of at most {MAX_ENV_BYTES} characters"
+            )
+        return value.encode("utf-8", "surrogateescape")
     if demo_mode:
         return DEMO_HASH_KEY
     raise ConfigError(

@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from compliance.errors import ConfigError
+from compliance.errors import ConfigError, quoted
 from compliance.policy.fields import Field, read_section
+from compliance.urls import url_problem
 
 APP_SYSTEM = "app_database"
 SYSTEM_KINDS = ("sql", "webhook", "manual")
@@ -63,9 +64,23 @@ def _text(value: str, key: str, _context: Any) -> str:
 
 def _http_url(value: str, key: str, context: Any = None) -> str:
     value = _text(value, key, context)
-    if not re.match(r"^https?://[^\s/]+", value):
-        raise ConfigError(f"{key}: '{value}' is not an http:// or https:// URL")
+    problem = url_problem(value)
+    if problem:
+        raise ConfigError(f"{key}: {quoted(value)} {problem}")
     return value
+
+
+def check_webhook_transport(systems: Mapping[str, System], *, demo_mode: bool) -> None:
+    """Webhooks carry subjects' emails and signed keys: https, unless to loopback or a demo."""
+    if demo_mode:
+        return
+    for system in systems.values():
+        if system.kind != "webhook":
+            continue
+        for name, url in (("url", system.url), ("status_url", system.status_url)):
+            problem = url and url_problem(url, https_outside_loopback=True)
+            if problem:
+                raise ConfigError(f"systems.{system.name}.{name}: {quoted(url)} {problem}")
 
 
 def _env_name(value: str, key: str, context: Any = None) -> str:

@@ -59,6 +59,11 @@ def make_engine(url: str, *, what: str = "database") -> Engine:
         raise ConfigError(
             f"{what} url '{parsed.render_as_string()}' names an unknown driver"
         ) from None
+    except ImportError as exc:  # mysql:// without MySQLdb, and the like
+        raise ConfigError(
+            f"{what} url '{parsed.render_as_string()}' needs the Python driver "
+            f"'{exc.name or 'unknown'}', which is not installed"
+        ) from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _on_sqlite_connect)
     return engine

@@ -50,6 +50,7 @@ from compliance.free_text import free_text
 from compliance.logs import log_event
 from compliance.policy.loader import DSAR_ERASURE_BUCKET, Bucket, Policy
 from compliance.policy.systems import System
+from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.store.models import DeletionRecord, DsarRequest, ErasureTask, utcnow
 from compliance.store.queries import first_or_not_found
 from compliance.store.sql import among_ids, rows_changed
@@ -805,19 +806,26 @@ def receive_callback(
     repeated callback for a finished task changes nothing (replays are harmless).
     """
     now = now or utcnow()
+    if len(body) > webhook.MAX_ANSWER_BYTES:
+        raise InvalidInput("the callback is larger than 20 MB")
     try:
         document = json.loads(body.decode("utf-8"))
-        key = document["idempotency_key"]
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        key = webhook.check_key(document["idempotency_key"])
+    except (ValueError, KeyError, TypeError, RecursionError):  # JSON, UTF-8, 4,300+ digits
         raise InvalidInput("the callback is not JSON with an idempotency_key") from None
+    except webhook.SignatureError as exc:
+        raise InvalidInput(f"callback refused: {exc}") from None
+    if webhook.nesting(document) > webhook.MAX_NESTING:
+        raise InvalidInput(f"the callback nests deeper than {webhook.MAX_NESTING} levels")
     task = session.scalars(
-        select(ErasureTask).where(ErasureTask.idempotency_key == str(key)).with_for_update()
+        select(ErasureTask).where(ErasureTask.idempotency_key == key).with_for_update()
     ).first()
     if task is None or task.system_kind != "webhook":
         raise NotFound("no webhook task with that idempotency key")
     system = policy.system(task.system)
     try:
-        webhook.verify(webhook.secret_for(system), headers, body)
+        # Signed over this task's key: an answer captured for another task is refused.
+        webhook.verify(webhook.secret_for(system), headers, body, key=key)
     except webhook.SignatureError as exc:
         raise InvalidInput(f"callback refused: {exc}") from None
     if task.status in FINISHED:
@@ -875,14 +883,15 @@ def confirm_task(
     session: Session,
     task_id: int,
     *,
-    actor: str,
+    actor: Identity,
     note: str,
     execute: bool,
     upload: tuple[str, bytes] | None = None,
     export_dir: Path | None = None,
     now: datetime | None = None,
 ) -> ErasureTask:
-    """A person says a manual task is done, with a note (and, for access, the file)."""
+    """A compliance officer says a manual task is done, with a note (and, for access, the file)."""
+    by = require(actor, COMPLIANCE_OFFICER, to="confirm system tasks")
     said = free_text(note, field="note")
     if said is None:
         raise InvalidInput("confirming a manual task needs a note saying what was done")
@@ -902,16 +911,15 @@ def confirm_task(
         session.rollback()
         return task
     now = now or utcnow()
-    finish_task(
-        session, task, actor=actor, now=now, note=said, upload=upload, export_dir=export_dir
-    )
+    finish_task(session, task, actor=by, now=now, note=said, upload=upload, export_dir=export_dir)
     _settle_owner(session, task, now)
     session.commit()
     return task
 
 
-def retry_task(session: Session, task_id: int, *, actor: str, execute: bool) -> ErasureTask:
+def retry_task(session: Session, task_id: int, *, actor: Identity, execute: bool) -> ErasureTask:
     """An officer puts a failed task back in the queue: the next run tries it at once."""
+    by = require(actor, COMPLIANCE_OFFICER, to="retry system tasks")
     task = get_task(session, task_id, lock=execute)
     if task.status != TaskStatus.FAILED:
         raise Conflict(f"task {task_id} is {task.status}; only failed tasks are retried")
@@ -926,7 +934,7 @@ def retry_task(session: Session, task_id: int, *, actor: str, execute: bool) -> 
     task.updated_at = utcnow()
     record_event(
         session,
-        actor=actor,
+        actor=by,
         action="task.retried",
         target_type="erasure_task",
         target_id=str(task.id),

@@ -168,7 +168,8 @@ if several_asked:
                 policy=policy,
                 execute=True,
             )
-        message = f"{len(result.decided)} request(s) {verdict}d: {', '.join(result.decided)}."
+        past = {"approve": "approved", "reject": "rejected"}[verdict]
+        message = f"{len(result.decided)} request(s) {past}: {', '.join(result.decided)}."
         for reference, why in result.skipped:
             message += f" Skipped {reference}: {why}."
         return message

@@ -60,7 +60,7 @@ for task in waiting:
                     content = (file.name, file.getvalue())  # type: ignore[attr-defined]
                 with context.session(current) as s:
                     tasks.confirm_task(
-                        s, task_id, actor=context.actor(), note=text, execute=True,
+                        s, task_id, actor=context.identity(), note=text, execute=True,
                         upload=content, export_dir=current.export_dir,
                     )  # fmt: skip
                 return f"Task {task_id} confirmed."
@@ -78,7 +78,7 @@ for task in failed:
 
             def retry(task_id: int = task.id) -> str:
                 with context.session(current) as s:
-                    tasks.retry_task(s, task_id, actor=context.actor(), execute=True)
+                    tasks.retry_task(s, task_id, actor=context.identity(), execute=True)
                 return f"Task {task_id} goes back in the queue; the next run tries it."
 
             widgets.run_action(retry)

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from compliance.deletion.apply import apply_deletions
 from compliance.store.models import AuditEvent, DeletionRecord, ErasureTask
-from tests.conftest import DEMO_POLICY, Deployment
+from tests.conftest import DEMO_POLICY, Deployment, person
 from tests.dashboard.conftest import MANAGER, OFFICER, SUPPORT, OpenApp
 from tests.test_systems import accept_everything
 
@@ -126,7 +126,7 @@ def test_a_request_shows_where_each_system_stands(queue: Deployment, open_app: O
         mine = tasks_of_request(s, get_dsar(s, reference))
         (task,) = [t for t in mine if t.system_kind == "manual"]
         confirm_task(
-            s, task.id, actor=OFFICER, note="Exported", execute=True,
+            s, task.id, actor=person(OFFICER), note="Exported", execute=True,
             upload=("contact.csv", b"email\nx@example.org\n"), export_dir=queue.policy().export_dir,
         )  # fmt: skip
         later = utcnow() + timedelta(minutes=2)
