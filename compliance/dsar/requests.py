@@ -46,6 +46,11 @@ _REFERENCE = re.compile(r"^DSAR-\d{4}-\d{6,}$")
 BACKOFF_BASE = timedelta(minutes=5)
 
 
+def with_article(word: str) -> str:
+    """``an erasure``, ``an access``, ``a refusal``: the article a kind's name takes."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 def backoff(attempt: int, base: timedelta = BACKOFF_BASE) -> timedelta:
     """How long after its ``attempt``-th failure a request is tried again: base, 2x, 4x..."""
     return base * (2 ** (attempt - 1))
@@ -91,7 +96,8 @@ def resolve_subject(
     return str(row[0]), (row[1] if email_col is not None else None)
 
 
-def _open_request(session: Session, subject_id: str, kind: str) -> DsarRequest | None:
+def open_request(session: Session, subject_id: str, kind: str) -> DsarRequest | None:
+    """The subject's open request of this kind, if any: at most one is open at a time."""
     return session.scalars(
         select(DsarRequest).where(
             DsarRequest.subject_id == subject_id,
@@ -196,7 +202,7 @@ def submit(
     )
     key, subject_email = resolve_subject(policy, app_engine, subject_id=subject_id, email=email)
     now = now or utcnow()
-    existing = _open_request(session, key, kind)
+    existing = open_request(session, key, kind)
     if existing is not None:
         return Submission(existing, False)
     request = DsarRequest(
@@ -243,7 +249,7 @@ def _save_submission(session: Session, request: DsarRequest) -> Submission:
             session.flush()
     except IntegrityError:
         # Another submission for the same subject and kind won the race.
-        existing = _open_request(session, key, kind)
+        existing = open_request(session, key, kind)
         if existing is None:
             raise
         return Submission(existing, False)
