@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -88,7 +88,9 @@ class IdentityCheck(BaseModel):
 
 class NewRequest(BaseModel):
     kind: Literal["access", "erasure"]
-    subject_id: str | None = Field(None, max_length=255, description="The subject's key.")
+    subject_id: Annotated[str, Field(max_length=255)] | StrictInt | None = Field(
+        None, description="The subject's key: a JSON string or a whole number."
+    )
     email: str | None = Field(None, max_length=320, description="Or the subject's email.")
     identity_check: IdentityCheck
 
@@ -140,8 +142,9 @@ def create_request(
 ) -> RequestOut:
     """Log a data subject's request; due one calendar month after receipt (GDPR Art. 12(3)).
 
-    At most one open request per subject and kind (409 names it), and at most one new
-    request per subject and kind in 24 hours (429 with Retry-After).
+    At most one open request per subject and kind (409; it names the open request to the
+    key that logged it), and at most one new request per subject and kind in 24 hours (429
+    with Retry-After). An open request answers 409 even within those 24 hours.
     """
     result = submit_from_api(
         session,
@@ -149,7 +152,7 @@ def create_request(
         dep.app_engine,
         key=key,
         kind=body.kind,
-        subject_id=body.subject_id,
+        subject_id=None if body.subject_id is None else str(body.subject_id),
         email=body.email,
         identity_method=body.identity_check.method,
         identity_note=body.identity_check.note,
@@ -243,7 +246,9 @@ def compliance_error(request: Request, exc: ComplianceError) -> JSONResponse:
     elif isinstance(exc, TooSoon):
         status, headers = 429, {"Retry-After": str(exc.retry_after)}
     elif isinstance(exc, AlreadyOpen):
-        status, body["reference"] = 409, exc.reference
+        status = 409
+        if exc.reference is not None:  # only to the key that logged it
+            body["reference"] = exc.reference
     elif isinstance(exc, InvalidInput):
         status = 422
     elif isinstance(exc, NotFound):

@@ -207,6 +207,8 @@ def confirm_dialog(
 
     With ``reason_required`` (the message to show), an empty reason is refused in the
     dialog and nothing is called. ``details`` draws more under the message (a preview).
+    A refusal (empty reason, or the library's) is shown in the dialog, which stays open
+    with what was typed and its Cancel button.
     """
 
     @st.dialog(title, on_dismiss=_cancel)
@@ -220,14 +222,21 @@ def confirm_dialog(
             else None
         )
         left, right = st.columns(2)
-        if left.button(confirm_label, type="primary", key="confirm_yes"):
-            if reason_required and not (reason or "").strip():
-                st.error(reason_required)
-                return
-            run_action(lambda: on_confirm(reason))
+        confirmed = left.button(confirm_label, type="primary", key="confirm_yes")
         if right.button("Cancel", key="confirm_no"):
             _cancel()
             st.rerun()
+        if not confirmed:
+            return
+        if reason_required and not (reason or "").strip():
+            st.error(reason_required)
+            return
+        try:
+            done = on_confirm(reason)
+        except ComplianceError as exc:
+            show_error(exc)  # nothing changed: the dialog stays, with the reason typed
+            return
+        run_action(lambda: done)
 
     body()
 

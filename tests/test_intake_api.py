@@ -14,9 +14,10 @@ import pytest
 from sqlalchemy import select
 
 from compliance.dsar.api_keys import hash_key
+from compliance.dsar.requests import review_dsar
 from compliance.reports.dsar_stats import list_dsar_requests
 from compliance.store.models import ApiKey, AuditEvent, JobRun
-from tests.conftest import DEMO_POLICY, ROOT, Deployment, with_mail_server
+from tests.conftest import DEMO_POLICY, DPO, ROOT, Deployment, with_mail_server
 from tests.smtp_server import Inbox, free_port
 from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
 
@@ -169,13 +170,54 @@ def test_a_second_request_within_a_day_gets_429_with_retry_after(
 ) -> None:
     key = new_key(demo)
     body = {"kind": "access", "subject_id": "21", "identity_check": IDENTITY}
-    assert api.post(key, body).status_code == 201
+    first = api.post(key, body)
+    assert first.status_code == 201
+    with demo.session() as s:  # closed at once: no open request, yet within the day
+        review_dsar(
+            s, first.json()["reference"], "reject", reviewer=DPO, four_eyes=True,
+            reason="Asked by mistake", execute=True,
+        )  # fmt: skip
     again = api.post(key, body)
     assert again.status_code == 429
     assert 86_000 < int(again.headers["Retry-After"]) <= 86_400
     # Another kind, or another subject, is a new request.
     assert api.post(key, {**body, "kind": "erasure"}).status_code == 201
     assert api.post(key, {**body, "subject_id": "22"}).status_code == 201
+
+
+def test_an_open_request_answers_409_before_the_daily_limit_naming_it_only_to_its_key(
+    demo: Deployment, api: Server
+) -> None:
+    shop, crm = new_key(demo, "shop"), new_key(demo, "crm")
+    body = {"kind": "erasure", "subject_id": 23, "identity_check": IDENTITY}  # a JSON number
+    created = api.post(shop, body)
+    assert created.status_code == 201, created.text
+    reference = created.json()["reference"]
+
+    again = api.post(shop, {**body, "subject_id": "23"})  # within the day, and still open
+    assert again.status_code == 409
+    assert again.json()["reference"] == reference
+    assert reference in again.json()["detail"]
+
+    other = api.post(crm, body)  # another caller learns only that one is open
+    assert other.status_code == 409
+    assert other.json() == {"detail": "an erasure request for this subject is already open"}
+    assert "pending" not in other.text and reference not in other.text
+    with demo.session() as s:
+        assert [r.reference for r in list_dsar_requests(s)] == [reference]
+
+
+def test_subject_id_is_a_string_or_a_whole_number_nothing_else(
+    demo: Deployment, api: Server
+) -> None:
+    key = new_key(demo)
+    for bad in (True, 23.5, [23], {"id": 23}):
+        refused = api.post(key, {"kind": "access", "subject_id": bad, "identity_check": IDENTITY})
+        assert refused.status_code == 422, (bad, refused.text)
+    with demo.session() as s:
+        assert list_dsar_requests(s) == []
+    number = api.post(key, {"kind": "access", "subject_id": 24, "identity_check": IDENTITY})
+    assert number.status_code == 201, number.text
 
 
 def test_bad_requests_say_what_is_wrong_and_log_nothing(demo: Deployment, api: Server) -> None:

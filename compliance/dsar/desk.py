@@ -22,10 +22,12 @@ from compliance.dsar.exports import build_access_export
 from compliance.dsar.processing import delivery_off, export_ready, fail_request
 from compliance.dsar.requests import (
     OPEN_STATUSES,
+    approval_refusal,
     audit_request,
     get_dsar,
     has_finished_export,
     next_actions,
+    requests_by_reference,
 )
 from compliance.errors import ComplianceError, Conflict, InvalidInput
 from compliance.free_text import free_text
@@ -165,12 +167,18 @@ def _exportable(request: DsarRequest, policy: Policy) -> bool:
 
 
 def available_actions(
-    request: DsarRequest, policy: Policy, roles: Iterable[str], now: datetime
+    request: DsarRequest,
+    policy: Policy,
+    roles: Iterable[str],
+    now: datetime,
+    *,
+    viewer: str | None = None,
 ) -> tuple[tuple[str, ...], str | None]:
     """The actions the viewer's roles allow in the request's state, and what it waits for.
 
-    What the state allows is ``next_actions``, the one definition; this adds who is looking,
-    the policy's export rule and whether the export's file is still there.
+    What the state allows is ``next_actions``, the one definition; this adds who is looking
+    (``viewer``, their email: four eyes is ``approval_refusal``, the rule the review refuses
+    by), the policy's export rule and whether the export's file is still there.
     """
     roles = set(roles)
     officer, support = COMPLIANCE_OFFICER in roles, SUPPORT in roles
@@ -180,14 +188,17 @@ def available_actions(
         return (), None
     may = next_actions(request)
     actions.append("note")
+    own = approval_refusal(request, viewer, four_eyes=policy.review.four_eyes) is not None
     if officer and may.can_review:
-        actions += ["approve", "reject"]
+        actions += ["reject"] if own else ["approve", "reject"]
     if officer and may.can_extend:
         actions.append("extend")
     if officer and may.can_retry:
         actions.append("retry")
     if _exportable(request, policy):
         actions.append("export")
+    elif may.can_review and own:
+        waiting = "you logged this request, so another compliance officer approves it (four eyes)"
     elif request.kind == DsarKind.ACCESS and may.can_review:
         waiting = "waiting for approval by a compliance officer"
     if request.status == DsarStatus.PROCESSING:
@@ -204,6 +215,38 @@ def available_actions(
     if request.subject_email:
         actions.append("notice")
     return tuple(actions), waiting
+
+
+@dataclass(frozen=True)
+class ReviewCandidate:
+    """A pending request in a bulk decision: the identity evidence the approver relies on,
+    and whether this viewer may approve it (four eyes, ``approval_refusal``)."""
+
+    reference: str
+    kind: str
+    identity_method: str | None
+    identity_note: str | None
+    may_approve: bool
+
+
+def review_candidates(
+    session: Session, policy: Policy, references: Iterable[str], *, viewer: str | None
+) -> list[ReviewCandidate]:
+    """The requests a bulk decision would act on, in the order given (unknown ones left out)."""
+    wanted = list(references)
+    found = {r.reference: r for r in requests_by_reference(session, wanted)}
+    session.rollback()
+    four_eyes = policy.review.four_eyes
+    return [
+        ReviewCandidate(
+            r.reference,
+            r.kind,
+            r.identity_method,
+            r.identity_check,
+            approval_refusal(r, viewer, four_eyes=four_eyes) is None,
+        )
+        for r in (found[ref] for ref in wanted if ref in found)
+    ]
 
 
 def timeline(session: Session, reference: str) -> list[TimelineEntry]:
@@ -232,14 +275,16 @@ def request_detail(
     reference: str,
     *,
     roles: Iterable[str],
+    viewer: str | None = None,
     now: datetime | None = None,
 ) -> RequestDetail:
+    """One request as ``viewer`` (their email) with ``roles`` sees it, with their actions."""
     now = now or utcnow()
     request = get_dsar(session, reference)
     due = effective_due_at(request)
     is_open = request.status in OPEN_STATUSES
     available, expires = export_state(request, policy, now)
-    actions, waiting = available_actions(request, policy, roles, now)
+    actions, waiting = available_actions(request, policy, roles, now, viewer=viewer)
     notes = session.scalars(
         select(DsarNote).where(DsarNote.dsar_request_id == request.id).order_by(DsarNote.id)
     )

@@ -20,8 +20,10 @@ from compliance.dsar.requests import (
     KINDS,
     Submission,
     get_dsar,
+    open_request,
     resolve_subject,
     submit,
+    with_article,
 )
 from compliance.errors import Conflict, InvalidInput, NotFound
 from compliance.free_text import free_text
@@ -40,11 +42,27 @@ class TooSoon(Conflict):
 
 
 class AlreadyOpen(Conflict):
-    """An open request of this kind already exists for the subject (HTTP 409)."""
+    """An open request of this kind already exists for the subject (HTTP 409).
 
-    def __init__(self, message: str, reference: str) -> None:
+    ``reference`` is set only for the key that logged it: another caller learns that one is
+    open, never which request it is or how far it got.
+    """
+
+    def __init__(self, message: str, reference: str | None) -> None:
         super().__init__(message)
         self.reference = reference
+
+
+def already_open(request: DsarRequest, key: ApiKeyInfo) -> AlreadyOpen:
+    """The 409 for ``key``: naming the open request only to the key that logged it."""
+    if request.requested_by == key.actor:
+        return AlreadyOpen(
+            f"{request.reference} is already open for this subject ({request.status})",
+            reference=request.reference,
+        )
+    return AlreadyOpen(
+        f"{with_article(request.kind)} request for this subject is already open", None
+    )
 
 
 @dataclass(frozen=True)
@@ -77,7 +95,7 @@ def check_intake_rate(
     wait = (latest + INTAKE_WINDOW - now).total_seconds()
     if wait > 0:
         raise TooSoon(
-            f"a {kind} request for this subject came in less than 24 hours ago; "
+            f"{with_article(kind)} request for this subject came in less than 24 hours ago; "
             f"try again in {math.ceil(wait / 3600)} hour(s)",
             retry_after=math.ceil(wait),
         )
@@ -104,6 +122,11 @@ def submit_from_api(
     note = free_text(identity_note, field="identity_note")  # a bad body before any lookup
     now = now or utcnow()
     subject_key, _ = resolve_subject(policy, app_engine, subject_id=subject_id, email=email)
+    # An open request is the answer (409) before the 24-hour limit (429): asking again while
+    # one is open is a repeat, not a flood.
+    existing = open_request(session, subject_key, kind)
+    if existing is not None:
+        raise already_open(existing, key)
     check_intake_rate(session, subject_key, kind, now=now)
     result = submit(
         session,
@@ -121,12 +144,8 @@ def submit_from_api(
         now=now,
         execute=True,
     )
-    if not result.created:
-        raise AlreadyOpen(
-            f"{result.request.reference} is already open for this subject "
-            f"({result.request.status})",
-            reference=result.request.reference,
-        )
+    if not result.created:  # a concurrent submission won the race
+        raise already_open(result.request, key)
     return result
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from compliance.audit.chain import record_event
 from compliance.dsar.deadlines import effective_due_at
 from compliance.dsar.mailer import MailError, build_message, send_mail
-from compliance.dsar.requests import get_dsar
+from compliance.dsar.requests import get_dsar, with_article
 from compliance.errors import ConfigError, Conflict, InvalidInput, NotFound, PermissionDenied
 from compliance.free_text import free_text
 from compliance.logs import log_event
@@ -110,13 +110,15 @@ def render_notice(
     if kind not in NOTICE_KINDS:
         raise InvalidInput(f"notice kind must be one of {', '.join(NOTICE_KINDS)}, got '{kind}'")
     if kind not in notice_kinds_for(request):
-        raise Conflict(f"{request.reference} is {request.status}; a {kind} notice does not fit")
+        raise Conflict(
+            f"{request.reference} is {request.status}; {with_article(kind)} notice does not fit"
+        )
     if not request.subject_email:
         raise Conflict(f"{request.reference} has no email address to send a notice to")
     given = reason if reason is not None else default_reason(request, kind)
     reason = free_text(given, field="reason") or ""
     if kind in ("extension", "refusal") and not reason:
-        raise InvalidInput(f"a {kind} notice must tell the subject the reason")
+        raise InvalidInput(f"{with_article(kind)} notice must tell the subject the reason")
     values = {
         "reference": request.reference,
         "what": WHAT[request.kind],

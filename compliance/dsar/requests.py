@@ -9,9 +9,11 @@ application needs no transaction logic.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
 from compliance.audit.texts import text_details
-from compliance.deletion.plans import plan_document, store_plan
+from compliance.deletion.plans import plan_document, plan_hash, store_plan
 from compliance.dsar.deadlines import MAX_EXTENSION_MONTHS, due_date, effective_due_at
 from compliance.emails import check_email
 from compliance.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -43,6 +45,11 @@ _REFERENCE = re.compile(r"^DSAR-\d{4}-\d{6,}$")
 # A failed attempt waits 5, then 10, then 20 minutes...: a database restart, a full disk or
 # a mail server's bad hour gets time to pass ([dsar] max_attempts in all).
 BACKOFF_BASE = timedelta(minutes=5)
+
+
+def with_article(word: str) -> str:
+    """``an erasure``, ``an access``, ``a refusal``: the article a kind's name takes."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
 
 
 def backoff(attempt: int, base: timedelta = BACKOFF_BASE) -> timedelta:
@@ -90,7 +97,8 @@ def resolve_subject(
     return str(row[0]), (row[1] if email_col is not None else None)
 
 
-def _open_request(session: Session, subject_id: str, kind: str) -> DsarRequest | None:
+def open_request(session: Session, subject_id: str, kind: str) -> DsarRequest | None:
+    """The subject's open request of this kind, if any: at most one is open at a time."""
     return session.scalars(
         select(DsarRequest).where(
             DsarRequest.subject_id == subject_id,
@@ -195,7 +203,7 @@ def submit(
     )
     key, subject_email = resolve_subject(policy, app_engine, subject_id=subject_id, email=email)
     now = now or utcnow()
-    existing = _open_request(session, key, kind)
+    existing = open_request(session, key, kind)
     if existing is not None:
         return Submission(existing, False)
     request = DsarRequest(
@@ -242,7 +250,7 @@ def _save_submission(session: Session, request: DsarRequest) -> Submission:
             session.flush()
     except IntegrityError:
         # Another submission for the same subject and kind won the race.
-        existing = _open_request(session, key, kind)
+        existing = open_request(session, key, kind)
         if existing is None:
             raise
         return Submission(existing, False)
@@ -283,6 +291,78 @@ def _detached(session: Session, request: DsarRequest) -> DsarRequest:
     return request
 
 
+def approval_refusal(request: DsarRequest, viewer: str | None, *, four_eyes: bool) -> str | None:
+    """Why ``viewer`` may not approve this request, or None: the one rule the review refuses
+    by and the desk offers its Approve button by.
+
+    With ``four_eyes`` (the policy's ``[review] four_eyes``) nobody approves a request they
+    logged themselves: one person alone must not both ask for and release someone's data.
+    """
+    if four_eyes and viewer is not None and request.requested_by == viewer:
+        return (
+            f"{viewer} logged {request.reference} and may not approve it too "
+            "([review] four_eyes): another compliance officer must"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class ErasureTarget:
+    """What approving an erasure request acts on, as its impact preview showed it.
+
+    ``version`` names it in one token: the erasure plan's hash prefix and a hash over the
+    request, its subject and the whole plan hash. An approval carrying the version its
+    approver saw is refused once any of these changed.
+    """
+
+    reference: str
+    subject_id: str
+    plan_hash: str | None
+    version: str
+
+
+def _erasure_target(request: DsarRequest, policy: Policy) -> ErasureTarget:
+    plan = (
+        plan_hash(plan_document(policy, DSAR_ERASURE_BUCKET))
+        if policy.dsar.erasure_review
+        else None
+    )
+    content = json.dumps(
+        [request.reference, request.kind, request.subject_id, request.status, plan],
+        separators=(",", ":"),
+    )
+    digest = hashlib.sha256(content.encode()).hexdigest()[:16]
+    version = f"{(plan or '-')[:8]}.{digest}"
+    return ErasureTarget(request.reference, request.subject_id, plan, version)
+
+
+def erasure_target(session: Session, policy: Policy, reference: str) -> ErasureTarget:
+    """The erasure request as an approval would find it now (its preview's version)."""
+    target = _erasure_target(get_dsar(session, reference), policy)
+    session.rollback()
+    return target
+
+
+def check_erasure_unchanged(
+    session: Session, policy: Policy, request: DsarRequest, seen_version: str
+) -> ErasureTarget:
+    """The request's target now, or a Conflict when it is no longer what the approver saw."""
+    now = _erasure_target(request, policy)
+    if now.version == seen_version:
+        return now
+    parts = seen_version.split(".")
+    if len(parts) != 2:
+        why = "the preview's version is not one this desk made"
+    elif parts[0] != (now.plan_hash or "-")[:8]:
+        why = "the erasure plan in the policy changed"
+    else:
+        why = "the request is not the one previewed"
+    raise Conflict(
+        f"{request.reference} changed since you looked ({why}); nothing was decided. "
+        "Look at it again, then decide."
+    )
+
+
 def review_dsar(
     session: Session,
     reference: str,
@@ -293,6 +373,7 @@ def review_dsar(
     reason: str | None = None,
     now: datetime | None = None,
     policy: Policy | None = None,
+    seen_version: str | None = None,
     execute: bool,
 ) -> DsarRequest:
     """A compliance officer approves or rejects a pending request, once; reject needs a reason.
@@ -305,7 +386,8 @@ def review_dsar(
     approver was shown the request's impact preview (``reports.review_queue.request_impact``)
     and the erasure plan it came from is stored, as a batch acceptance stores its plan, so
     apply-deletions refuses the erasure if the policy widens before it runs. An erasure is
-    approved only given the ``policy``.
+    approved only given the ``policy``; given ``seen_version`` (``erasure_target(...).version``
+    of the preview the approver saw) an erasure whose target changed since is refused.
     """
     if decision not in ("approve", "reject"):
         raise InvalidInput(f"decision must be approve or reject, got '{decision}'")
@@ -317,14 +399,14 @@ def review_dsar(
     if request.status != DsarStatus.PENDING:
         by = f" by {request.reviewed_by}" if request.reviewed_by else ""
         raise Conflict(f"{request.reference} is already {request.status}{by}; not reviewed again")
-    if four_eyes and decision == "approve" and request.requested_by == reviewer.email:
-        raise PermissionDenied(
-            f"{reviewer.email} logged {request.reference} and may not approve it too "
-            "([review] four_eyes): another compliance officer must"
-        )
+    refused = approval_refusal(request, reviewer.email, four_eyes=four_eyes)
+    if decision == "approve" and refused is not None:
+        raise PermissionDenied(refused)
     erasure = decision == "approve" and request.kind == DsarKind.ERASURE
     if erasure and policy is None:
         raise TypeError("approving an erasure request needs the policy: it accepts its plan")
+    if erasure and seen_version is not None and policy is not None:
+        check_erasure_unchanged(session, policy, request, seen_version)
     if not execute:
         return _detached(session, request)
     now = now or utcnow()
@@ -503,10 +585,16 @@ def review_dsars(
     four_eyes: bool,
     reason: str | None = None,
     policy: Policy | None = None,
+    seen_versions: Mapping[str, str] | None = None,
     execute: bool,
 ) -> BulkDsarReview:
     """Approve or reject several pending requests, each reviewed and audited on its own
-    (an erasure's approval accepts its plan, as one ``review_dsar`` does)."""
+    (an erasure's approval accepts its plan, as one ``review_dsar`` does).
+
+    Given ``seen_versions`` (per erasure request, the version its preview showed), an
+    approval is refused up front, before any request is decided, when a still pending
+    erasure request changed since.
+    """
     wanted = list(dict.fromkeys(references))
     if not wanted:
         raise InvalidInput("choose at least one request")
@@ -520,6 +608,12 @@ def review_dsars(
         session.rollback()
         if DsarKind.ERASURE in kinds:  # refused before any is decided, not halfway through
             raise TypeError("approving an erasure request needs the policy: it accepts its plan")
+    if decision == "approve" and seen_versions and policy is not None:
+        previewed = [r for r in wanted if r in seen_versions]
+        for request in requests_by_reference(session, previewed):
+            if request.kind == DsarKind.ERASURE and request.status == DsarStatus.PENDING:
+                check_erasure_unchanged(session, policy, request, seen_versions[request.reference])
+        session.rollback()
     decided: list[str] = []
     skipped: list[tuple[str, str]] = []
     for reference in wanted:
@@ -527,6 +621,7 @@ def review_dsars(
             review_dsar(
                 session, reference, decision, reviewer=reviewer, four_eyes=four_eyes,
                 reason=reason, policy=policy, execute=execute,
+                seen_version=(seen_versions or {}).get(reference),
             )  # fmt: skip
             decided.append(reference)
         except (Conflict, NotFound, PermissionDenied) as exc:  # four eyes: their own request

@@ -21,6 +21,8 @@ from dashboard import context, export_jobs, widgets
 PAGE_SIZE = 50
 EXPORT_KEY = "dsar_export"
 OPEN_KEY = "dsar_open"
+# The log form's inputs, kept after a refused submit and cleared once the request is logged.
+LOG_KEYS = ("log_kind", "log_subject_id", "log_email", "log_method", "log_identity_note")
 DOWNLOAD_URL = default_download_url()
 
 person = widgets.require_role(COMPLIANCE_OFFICER, SUPPORT)
@@ -32,6 +34,28 @@ APPROVING_ERASURE = (
     "Approving an erasure request accepts its erasure: the next `apply-deletions` run "
     "carries it out (a legal hold still wins), with no batch to review."
 )
+
+
+def forget_inputs(*keys: str) -> None:
+    """Empty a form once what was typed into it has been saved (not before: a refused
+    submit keeps every input)."""
+    for key in keys:
+        st.session_state.pop(key, None)
+
+
+def erasure_versions(references: list[str]) -> dict[str, str]:
+    """Each erasure request's version as its preview shows it now: the approval carries it,
+    and the library refuses it once the request's target changed ([dsar] erasure_review)."""
+    if not policy.dsar.erasure_review:
+        return {}
+    versions: dict[str, str] = {}
+    with context.session(policy) as s:
+        for request in dsar.requests_by_reference(s, references):
+            if request.kind == DsarKind.ERASURE:
+                versions[request.reference] = dsar.erasure_target(
+                    s, policy, request.reference
+                ).version
+    return versions
 
 
 def erasure_preview(references: tuple[str, ...]) -> Callable[[], None] | None:
@@ -58,22 +82,25 @@ c_open.metric("Open", counters.open)
 c_overdue.metric("Overdue", counters.overdue)
 c_week.metric("Due this week", counters.due_this_week)
 if counters.overdue:
-    st.error(f"{counters.overdue} open request(s) are overdue; they are listed first.")
+    st.warning(f"{counters.overdue} open request(s) are overdue; they are listed first.")
 
 st.subheader("Log a new request")
-with st.form("submit_dsar", clear_on_submit=True):
-    kind = st.radio("Kind", dsar.KINDS, horizontal=True)
+with st.form("submit_dsar"):
+    kind = st.radio("Kind", dsar.KINDS, horizontal=True, key="log_kind")
     by_id, by_email = st.columns(2)
-    subject_id = by_id.text_input("Subject id")
-    email = by_email.text_input("or the subject's email")
+    subject_id = by_id.text_input("Subject id", key="log_subject_id")
+    email = by_email.text_input("or the subject's email", key="log_email")
     method = st.selectbox(
         "How the requester's identity was checked",
         policy.dsar.identity_methods,
         index=None,
         format_func=lambda m: m.replace("_", " "),
         placeholder="Choose a method",
+        key="log_method",
     )
-    check = st.text_area("Identity check note (who checked what)", max_chars=MAX_FREE_TEXT)
+    check = st.text_area(
+        "Identity check note (who checked what)", max_chars=MAX_FREE_TEXT, key="log_identity_note"
+    )
     if st.form_submit_button("Log request", type="primary"):
 
         def log() -> str:
@@ -94,6 +121,7 @@ with st.form("submit_dsar", clear_on_submit=True):
                 )
             r = made.request
             st.session_state[OPEN_KEY] = r.reference
+            forget_inputs(*LOG_KEYS)
             if not made.created:
                 return f"An open {r.kind} request for this subject exists: {r.reference}."
             return f"Logged {r.reference}, due {effective_due_at(r):%Y-%m-%d}."
@@ -123,15 +151,16 @@ def _open_selected_row() -> None:
 
 
 table = frame.drop(columns=DSAR_ACTION_COLUMNS).assign(
-    days_left=frame["days_left"].map(widgets.days_text, na_action="ignore"),
+    days_left=frame["days_left"].map(widgets.days_text, na_action="ignore").fillna(""),
     overdue=frame["overdue"].map({True: "overdue", False: ""}),
 )
 st.caption("Select a row to open the request.")
 st.dataframe(
-    table,
+    widgets.utc_times(table),
     hide_index=True,
     width="stretch",
-    column_config=widgets.labels(table.columns),
+    # "120 day(s) overdue" whole, not clipped.
+    column_config=widgets.labels(table.columns, widths={"days_left": 140}),
     column_order=[c for c in table.columns if c not in ("requested_by", "reviewed_by")],
     on_select=_open_selected_row,
     selection_mode="single-row",
@@ -141,11 +170,40 @@ st.dataframe(
 pending = frame.loc[frame["can_review"].astype(bool), "reference"].tolist()
 if person.has(COMPLIANCE_OFFICER) and pending:
     with st.expander("Decide several requests at once"):
+        with context.session(policy) as s:
+            candidates = desk.review_candidates(s, policy, pending, viewer=person.email)
+        # Four eyes: the viewer's own requests are shown, greyed out of approval.
+        approvable = [c.reference for c in candidates if c.may_approve]
+        widgets.table(
+            pd.DataFrame(
+                [
+                    {
+                        "reference": c.reference,
+                        "kind": c.kind,
+                        "identity_method": (c.identity_method or "not recorded").replace("_", " "),
+                        "identity_note": c.identity_note or "",
+                        "approval": "" if c.may_approve else "you logged it: another officer",
+                    }
+                    for c in candidates
+                ],
+                columns=["reference", "kind", "identity_method", "identity_note", "approval"],
+            ),
+            widths={"identity_note": "large", "approval": "medium"},
+        )
         every = st.checkbox(f"All {len(pending)} pending request(s) on this page", key="dsar_all")
         several = pending if every else st.multiselect("Pending requests", pending, key="dsar_bulk")
+        yours = [r for r in several if r not in approvable]
+        if yours:
+            st.caption(
+                f"You logged {len(yours)} of these; approving skips them (four eyes), "
+                "rejecting includes them."
+            )
         many_approve, many_reject = st.columns(2)
-        if many_approve.button("Approve these…", key="dsar_bulk_approve", disabled=not several):
-            widgets.ask_confirmation("dsar_bulk_approve", references=several)
+        to_approve = [r for r in several if r in approvable]
+        if many_approve.button("Approve these…", key="dsar_bulk_approve", disabled=not to_approve):
+            widgets.ask_confirmation(
+                "dsar_bulk_approve", references=to_approve, versions=erasure_versions(to_approve)
+            )
         if many_reject.button("Reject these…", key="dsar_bulk_reject", disabled=not several):
             widgets.ask_confirmation("dsar_bulk_reject", references=several)
 
@@ -154,6 +212,7 @@ several_asked = widgets.pending_confirmation("dsar_bulk_approve") or widgets.pen
 )
 if several_asked:
     chosen_refs: list[str] = several_asked["references"]
+    seen_versions: dict[str, str] = several_asked.get("versions") or {}
     verdict = "approve" if several_asked["action"] == "dsar_bulk_approve" else "reject"
 
     def review_several(reason: str | None) -> str:
@@ -166,6 +225,7 @@ if several_asked:
                 four_eyes=policy.review.four_eyes,
                 reason=reason,
                 policy=policy,
+                seen_versions=seen_versions,
                 execute=True,
             )
         past = {"approve": "approved", "reject": "rejected"}[verdict]
@@ -204,7 +264,7 @@ reference = str(picked)
 
 try:
     with context.session(policy) as s:
-        detail = desk.request_detail(s, policy, reference, roles=person.roles)
+        detail = desk.request_detail(s, policy, reference, roles=person.roles, viewer=person.email)
 except ComplianceError as exc:
     widgets.show_error(exc)
     st.stop()
@@ -226,7 +286,7 @@ with deadline:
     st.markdown(f"**Due:** {detail.due_at:%Y-%m-%d} (UTC)")
     if detail.days_left is not None:
         text = widgets.days_text(detail.days_left)
-        (st.error if detail.overdue else st.info)(text)
+        (st.warning if detail.overdue else st.info)(text)
     if detail.extension_reason:
         st.markdown("**Extended because:**")
         st.text(detail.extension_reason)
@@ -246,10 +306,13 @@ if detail.waiting_for:
     st.info(detail.waiting_for.capitalize() + ".")
 actions = set(detail.actions)
 
-if "approve" in actions:
+if "approve" in actions or "reject" in actions:
     approve, reject = st.columns(2)
-    if approve.button("Approve…", type="primary", key="dsar_approve"):
-        widgets.ask_confirmation("dsar_approve", reference=reference)
+    # Offered only to those the library lets approve (four eyes: not the request's author).
+    if "approve" in actions and approve.button("Approve…", type="primary", key="dsar_approve"):
+        widgets.ask_confirmation(
+            "dsar_approve", reference=reference, versions=erasure_versions([reference])
+        )
     if reject.button("Reject…", key="dsar_reject"):
         widgets.ask_confirmation("dsar_reject", reference=reference)
 
@@ -315,15 +378,21 @@ if "send" in actions:
         )
 
 if "extend" in actions:
-    with st.form("extend_dsar", clear_on_submit=True):
+    with st.form("extend_dsar"):
         st.caption(
             f"Due {detail.due_at:%Y-%m-%d}. GDPR Art. 12(3) allows at most two more months "
             "for complex or numerous requests, and the data subject must be told why."
         )
         months = st.radio(
-            "Extend by", [1, 2], format_func=lambda m: f"{m} month(s)", horizontal=True
+            "Extend by",
+            [1, 2],
+            format_func=lambda m: f"{m} month(s)",
+            horizontal=True,
+            key=f"extend_months_{reference}",
         )
-        reason = st.text_input("Why the extension is needed", max_chars=MAX_FREE_TEXT)
+        reason = st.text_input(
+            "Why the extension is needed", max_chars=MAX_FREE_TEXT, key=f"extend_reason_{reference}"
+        )
         if st.form_submit_button("Extend deadline"):
 
             def extend() -> str:
@@ -331,6 +400,7 @@ if "extend" in actions:
                     r = dsar.extend_dsar(
                         s, reference, months=months, reason=reason, actor=person, execute=True
                     )
+                forget_inputs(f"extend_months_{reference}", f"extend_reason_{reference}")
                 return f"{r.reference} now due {effective_due_at(r):%Y-%m-%d}."
 
             widgets.run_action(extend)
@@ -391,7 +461,7 @@ if detail.notices:
             for n in detail.notices
         ]
     )
-    st.dataframe(sent, hide_index=True, width="stretch", column_config=widgets.labels(sent.columns))
+    widgets.table(sent)
 for failed in [n for n in detail.notices if n.status == NoticeStatus.FAILED]:
     if st.button(f"Retry the {failed.kind} notice", key=f"notice_retry_{failed.id}"):
 
@@ -443,7 +513,7 @@ if "notice" in actions:
                 if result.status == NoticeStatus.FAILED:
                     raise ComplianceError(
                         f"The {result.kind} notice could not be sent: {result.error}. "
-                        "It is listed above with a Retry button."
+                        "It is listed under Notices to the subject, with a Retry button."
                     )
                 return f"The {result.kind} notice was sent to the subject."
 
@@ -454,15 +524,18 @@ for note in detail.notes:
     st.caption(f"{widgets.plain(note.author)}, {note.created_at:%Y-%m-%d %H:%M} UTC")
     st.text(note.body)
 if "note" in actions:
-    with st.form("dsar_note", clear_on_submit=True):
+    with st.form("dsar_note"):
         body = st.text_area(
-            "Add a note (staff only; never sent to the subject)", max_chars=MAX_FREE_TEXT
+            "Add a note (staff only; never sent to the subject)",
+            max_chars=MAX_FREE_TEXT,
+            key=f"note_body_{reference}",
         )
         if st.form_submit_button("Add note"):
 
             def add_note() -> str:
                 with context.session(policy) as s:
                     desk.add_note(s, reference, author=person, body=body)
+                forget_inputs(f"note_body_{reference}")
                 return f"Note added to {reference}."
 
             widgets.run_action(add_note)
@@ -470,6 +543,7 @@ if "note" in actions:
 asked = widgets.pending_confirmation("dsar_approve") or widgets.pending_confirmation("dsar_reject")
 if asked:
     target = asked["reference"]
+    seen_version: str | None = (asked.get("versions") or {}).get(target)
     decision = "approve" if asked["action"] == "dsar_approve" else "reject"
 
     def review(reason: str | None) -> str:
@@ -482,6 +556,7 @@ if asked:
                 four_eyes=policy.review.four_eyes,
                 reason=reason,
                 policy=policy,
+                seen_version=seen_version,
                 execute=True,
             )
         return f"{r.reference} {r.status}."

@@ -15,6 +15,8 @@ from compliance.store.states import TaskStatus
 from compliance.systems import tasks
 from dashboard import context, widgets
 
+PAGE_SIZE = 25
+
 widgets.require_role(COMPLIANCE_OFFICER)
 current = context.policy()
 st.title("System tasks")
@@ -30,13 +32,62 @@ if not backlog.empty:
     st.subheader("Backlog per system")
     widgets.table(backlog)
 
+manual_systems = sorted(n for n, s in current.systems.items() if s.kind == "manual")
+by_system, by_kind, by_age = st.columns(3)
+system_choice = by_system.selectbox("System", [widgets.ALL, *manual_systems], key="task_system")
+kind_choice = by_kind.selectbox("Kind", [widgets.ALL, "erasure", "access"], key="task_kind")
+older = by_age.number_input("Waiting at least (days)", min_value=0, step=1, key="task_age")
+filters = tasks.ManualTaskFilter(
+    system=widgets.unless_all(system_choice),
+    action=widgets.unless_all(kind_choice),
+    older_than_days=int(older) or None,
+)
 with context.session(current) as session:
-    waiting = tasks.list_tasks(session, status=[TaskStatus.PENDING], kind="manual", limit=50)
+    total = tasks.count_manual_tasks(session, filters)
+    pages = max(1, -(-total // PAGE_SIZE))
+    number = min(int(st.session_state.get("task_page", 1) or 1), pages)
+    waiting = tasks.manual_tasks(session, filters, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
     failed = tasks.list_tasks(session, status=[TaskStatus.FAILED], limit=50)
 
-st.subheader(f"Manual tasks waiting ({len(waiting)})")
+# The whole list's count: the same tasks Progress's backlog counts as waiting.
+st.subheader(f"Manual tasks waiting ({total})")
 if not waiting:
-    st.success("No manual task is waiting.")
+    st.success("No manual task is waiting." if not total else "Nothing on this page.")
+else:
+    first = (number - 1) * PAGE_SIZE + 1
+    st.caption(f"Tasks {first}–{first + len(waiting) - 1} of {total}")
+    if pages > 1:
+        st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1, key="task_page")
+    with st.expander("Confirm several at once"):
+        every = st.checkbox(f"All {total} task(s) matching the filter", key="task_all")
+        several: list[int] = (
+            []
+            if every
+            else st.multiselect("Tasks on this page", [t.id for t in waiting], key="task_bulk")
+        )
+        bulk_note = st.text_input(
+            "What did you do? (one note for every task)",
+            key="task_bulk_note",
+            max_chars=MAX_FREE_TEXT,
+        )
+        count = total if every else len(several)
+        if st.button(f"Confirm {count} task(s) done", key="task_bulk_confirm", disabled=not count):
+
+            def confirm_several() -> str:
+                with context.session(current) as s:
+                    ids = tasks.manual_task_ids(s, filters) if every else several
+                    results = tasks.confirm_tasks(
+                        s, ids, actor=context.identity(), note=bulk_note, execute=True
+                    )
+                confirmed = [r for r in results if r.confirmed]
+                message = f"{len(confirmed)} task(s) confirmed, each audited on its own."
+                for skipped in [r for r in results if not r.confirmed][:10]:
+                    message += f" Skipped: {skipped.why_not}."
+                st.session_state.pop("task_bulk_note", None)
+                st.session_state.pop("task_bulk", None)
+                return message
+
+            widgets.run_action(confirm_several)
 for task in waiting:
     system = current.systems.get(task.system)
     what = "Erase" if task.action == "erasure" else "Export"
