@@ -10,18 +10,20 @@ from sqlalchemy import func, select, update
 from compliance.clock import use_clock
 from compliance.deletion.apply import apply_deletions
 from compliance.deletion.batches import review_batch
+from compliance.dsar.delivery import deliver_export
 from compliance.dsar.processing import process_dsar_requests
 from compliance.dsar.requests import get_dsar, review_dsar, submit_dsar
 from compliance.policy.loader import DSAR_ERASURE_BUCKET
 from compliance.reports.dsar_stats import dsar_overview, dsar_per_month
 from compliance.reports.stats import bucket_progress, deletions_per_week, outcomes_per_week
 from compliance.roles import identify
-from compliance.store.models import DeletionRecord, ErasureTask, utcnow
+from compliance.store.models import DeletionRecord, DsarRequest, ErasureTask, utcnow
 from compliance.store.states import DsarStatus
 from compliance.systems.tasks import confirm_task
 from tests.conftest import DEMO_POLICY, Deployment, person
 from tests.dashboard.conftest import (  # noqa: F401
     OFFICER,
+    SUPPORT,
     decide_and_erase,
     pending_batch,
     purge,
@@ -88,7 +90,7 @@ def erase_on_request(d: Deployment, subject_id: str, now: datetime) -> None:
         assert request.reference is not None
         review_dsar(
             s, request.reference, "approve", reviewer=person(OFFICER),
-            four_eyes=policy.review.four_eyes, execute=True,
+            four_eyes=policy.review.four_eyes, policy=policy, execute=True,
         )  # fmt: skip
         process_dsar_requests(s, datamap, actor="jobs", execute=True)
         apply_deletions(s, datamap, actor="jobs", execute=True, bucket=DSAR_ERASURE_BUCKET)
@@ -139,6 +141,11 @@ def test_no_progress_figure_changes_when_purge_removes_the_bookkeeping(
 
 def test_dsar_figures_per_month_count_received_completed_and_on_time(queue: Deployment) -> None:  # noqa: F811
     with queue.session() as s:
+        ready = s.scalars(select(DsarRequest.reference).where(DsarRequest.status == "ready")).all()
+        assert dsar_per_month(s)["completed"].sum() == 0  # built is not done: nothing delivered
+        (reference,) = ready  # the demo's access request, built and waiting to be sent
+        deliver_export(s, queue.policy(), reference, actor=person(SUPPORT),
+                       download_url="http://127.0.0.1:8503", execute=True)  # fmt: skip
         monthly = dsar_per_month(s)
     assert monthly["received"].sum() == 4  # the demo's four requests
     assert monthly["completed"].sum() == 1 and monthly["on_time"].sum() == 1
