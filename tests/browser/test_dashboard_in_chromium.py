@@ -318,6 +318,7 @@ def test_every_role_sees_every_page_unclipped_and_survives_reloads_and_deep_link
     queue: Deployment,  # noqa: F811
     dashboard_url: str,
 ) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import expect, sync_playwright
 
     problems: list[str] = []
@@ -348,6 +349,8 @@ def test_every_role_sees_every_page_unclipped_and_survives_reloads_and_deep_link
                 # The bare address opens the page of one's most powerful role, under its path.
                 page.goto(f"{dashboard_url}/?as={email}")
                 settle(page)
+                with contextlib.suppress(PlaywrightTimeout):  # the address follows the run
+                    page.wait_for_url(f"**/{paths[0]}?*", timeout=20_000)
                 if f"/{paths[0]}?" not in page.url:
                     problems.append(f"{email}: / went to {page.url}, not {paths[0]}")
                 nav = page.get_by_test_id("stSidebarNav")
