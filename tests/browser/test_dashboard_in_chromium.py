@@ -496,7 +496,7 @@ def test_a_link_to_a_new_batch_shows_it_and_a_stale_preview_decides_nothing(
     from compliance.deletion.batches import exclude_records, get_batch
     from compliance.store.models import DeletionRecord
     from tests.conftest import DPO
-    from tests.dashboard.test_batch_targets import erasure_batch
+    from tests.dashboard.test_batch_targets import NEW_BUCKET, first_batch
 
     with sync_playwright() as p:
         browser = launch(p)
@@ -511,16 +511,16 @@ def test_a_link_to_a_new_batch_shows_it_and_a_stale_preview_decides_nothing(
             expect(page.get_by_text("Bucket dsar_erasure has no deletion batch")).to_be_visible()
             expect(page.get_by_text("Impact preview")).to_have_count(0)
 
-            batch_id = erasure_batch(queue)
-            page.goto(f"{dashboard_url}/deletion_batches?bucket=dsar_erasure&as={OFFICER}")
-            expect(page.get_by_text(f"Batch {batch_id} · dsar_erasure")).to_be_visible()
-            expect(page.get_by_role("combobox", name="Bucket")).to_have_value("dsar_erasure")
+            batch_id = first_batch(queue)
+            page.goto(f"{dashboard_url}/deletion_batches?bucket={NEW_BUCKET}&as={OFFICER}")
+            expect(page.get_by_text(f"Batch {batch_id} · {NEW_BUCKET}")).to_be_visible()
+            expect(page.get_by_role("combobox", name="Bucket")).to_have_value(NEW_BUCKET)
 
             # The dialog names what it decides; a colleague changes the batch meanwhile.
             page.get_by_role("button", name="Accept batch…").click()
             dialog = page.get_by_role("dialog")
             expect(
-                dialog.get_by_text(f"You accept batch {batch_id} (dsar_erasure, 1 records)")
+                dialog.get_by_text(f"You accept batch {batch_id} ({NEW_BUCKET}, 1 records)")
             ).to_be_visible()
             with queue.session() as s:
                 record = s.scalars(

@@ -62,7 +62,9 @@ def test_an_officer_confirms_a_manual_access_step_with_its_file_in_the_browser(
             ).to_be_visible()
             settle(page)
 
-            page.get_by_label("What did you do?").fill("Exported the contact from the tool")
+            page.get_by_label("What did you do?", exact=True).fill(
+                "Exported the contact from the tool"
+            )
             page.locator("input[type=file]").first.set_input_files(str(upload))
             expect(page.get_by_text("subscriber.csv")).to_be_visible()
             settle(page)
