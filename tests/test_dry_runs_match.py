@@ -26,7 +26,6 @@ POLICY = DEMO_POLICY.replace(
     'review_columns = ["plan", "country"]\n\n# ----',
     'review_columns = ["plan", "country"]\npurge_after_days = 0\n\n# ----',
 )
-POLICY += '\n[audit]\nanchor_file = "evidence/audit-anchors.jsonl"\n'
 assert "purge_after_days = 0" in POLICY
 
 
