@@ -69,8 +69,9 @@ def test_the_library_names_no_flag_and_every_field_it_names_has_a_flag_and_a_lab
     fields = {f for s in sources for f in re.findall(r'field="(\w+)"', s)}
     fields |= {f for s in sources for f in re.findall(r'check_email\(\w+, "(\w+)"\)', s)}
     assert {"reason", "chunk_size", "requested_by", "by", "reviewer"} <= fields
-    # Staff notes and manual task confirmations are typed on the dashboard only.
-    dashboard_only = {"note"}
+    # Staff notes, manual task confirmations and the System tasks age filter are typed on
+    # the dashboard only.
+    dashboard_only = {"note", "older_than_days"}
     assert fields - dashboard_only <= set(cli.FLAGS), fields - dashboard_only - set(cli.FLAGS)
     for field in fields:
         assert not widgets.field_label(field).startswith("-")
