@@ -105,7 +105,7 @@ def test_a_subjects_name_and_email_typed_everywhere_are_gone_after_their_erasure
     ok(demo, "apply-deletions", "--execute")
     with demo.session() as s:
         (task_id,) = s.scalars(select(ErasureTask.id).where(ErasureTask.status != "done"))
-        confirm_task(s, task_id, actor="dpo@example.com", note=f"removed {about}", execute=True)
+        confirm_task(s, task_id, actor=DPO, note=f"removed {about}", execute=True)
     ok(demo, "process-dsar-requests", "--execute")
 
     with demo.session() as s:
