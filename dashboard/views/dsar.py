@@ -160,7 +160,7 @@ st.dataframe(
     hide_index=True,
     width="stretch",
     # "120 day(s) overdue" whole, not clipped.
-    column_config=widgets.labels(table.columns, widths={"days_left": 140}),
+    column_config=widgets.labels(table.columns, widths={"days_left": 116}),
     column_order=[c for c in table.columns if c not in ("requested_by", "reviewed_by")],
     on_select=_open_selected_row,
     selection_mode="single-row",
