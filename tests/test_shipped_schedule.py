@@ -509,30 +509,6 @@ def real_day(company: Company, lines: list[CronLine], home: Path, download_url: 
     assert not failed, f"{failed}\n{log.read_text()}"
 
 
-@contextlib.contextmanager
-def download_page(deployment: Deployment) -> Iterator[str]:
-    """The subject's page, started as README says (`.venv/bin/streamlit run …`)."""
-    from tests.browser.test_dashboard_in_chromium import server_wait, wait_until_healthy
-
-    port = free_port()
-    env = {k: v for k, v in {**os.environ, **deployment.env}.items() if v is not None}
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "streamlit"), "run", "dashboard/download.py",
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, server)
-        yield url
-    finally:
-        server.terminate()
-        server_wait(server, 10)
-        if server.poll() is None:
-            server.kill()
-
-
 def subject_downloads(inbox: Inbox, reference: str) -> bytes:
     """The subject opens the emailed link in Chromium, types the emailed code, saves the ZIP."""
     from playwright.sync_api import sync_playwright
@@ -619,7 +595,9 @@ def test_sixty_days_of_the_shipped_schedule_carry_every_request_to_done(
     company.requests_arrive(0)
     company.officer_decides(0)
     reference = next(r for r, (k, _) in reversed(ledger.arrived.items()) if k == "access")
-    with download_page(company.deployment) as url:
+    from tests.browser.test_request_desk_in_chromium import running_download_page
+
+    with running_download_page(company.deployment) as url:
         real_day(company, lines, company.deployment.dir / "home", url)
         assert reference in ledger.delivered
         archive = zipfile.ZipFile(io.BytesIO(subject_downloads(company.inbox, reference)))
