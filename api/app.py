@@ -20,13 +20,21 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, StrictInt
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from compliance import logs
 from compliance.dsar.api_keys import ApiKeyInfo, KeyRefused, authenticate
 from compliance.dsar.intake import AlreadyOpen, TooSoon, request_status, submit_from_api
 from compliance.dsar.notices import send_notice
-from compliance.errors import ComplianceError, ConfigError, Conflict, InvalidInput, NotFound
+from compliance.errors import (
+    ComplianceError,
+    ConfigError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    Outage,
+)
 from compliance.policy.loader import Policy, load_policy
 from compliance.store.engines import make_engine, session_factory
 from compliance.store.states import DsarStatus
@@ -220,6 +228,23 @@ async def task_callback(
     return TaskOut(status=task.status)
 
 
+@app.get("/healthz", include_in_schema=False)
+def healthz() -> dict[str, str]:
+    """Liveness: the process answers (an orchestrator restarts it when it stops answering)."""
+    return {"status": "ok"}
+
+
+@app.get("/readyz", include_in_schema=False)
+def readyz(dep: Annotated[Deployment, Depends(deployment)]) -> JSONResponse:
+    """Readiness: the compliance database answers; until it does, no request is sent here."""
+    try:
+        with dep.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except SQLAlchemyError:
+        return JSONResponse({"status": "unavailable"}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
 @app.exception_handler(RequestValidationError)
 def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
     """Where the request is wrong and why, without echoing what was sent.
@@ -255,6 +280,8 @@ def compliance_error(request: Request, exc: ComplianceError) -> JSONResponse:
         status = 404
     elif isinstance(exc, Conflict):
         status = 409
+    elif isinstance(exc, Outage):
+        status, headers = 503, {"Retry-After": "60"}
     elif isinstance(exc, ConfigError):
         status = 503
     else:

@@ -92,5 +92,11 @@ class InvalidInput(ComplianceError):
     """A value given by the user is malformed or out of range."""
 
 
+class Outage(ComplianceError):
+    """A service we depend on (the export bucket) does not answer: nothing is wrong with the
+    input or the policy. Shown as said, on one line; a job stops with exit 1 (not 2) and a
+    later run carries on where it stopped."""
+
+
 class PermissionDenied(ComplianceError):
     """The acting person lacks the role ([roles] in the policy) this decision needs."""

@@ -1,8 +1,9 @@
 """The command-line shell: one click group, one module per command, errors mapped in one place.
 
 Every command that changes data is a dry run unless given ``--execute``. Exit codes:
-0 success, 1 when some items failed (or on a bug, logged with its traceback), 2 on bad
-input or configuration, with a one-line message naming what is wrong.
+0 success, 1 when some items failed, a service we depend on is down (``Outage``) or on a
+bug (logged with its traceback), 2 on bad input or configuration, with a one-line message
+naming what is wrong.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from compliance import failpoints, logs
-from compliance.errors import ComplianceError, ConfigError, printable
+from compliance.errors import ComplianceError, ConfigError, Outage, printable
 from compliance.free_text import not_utf8
 from compliance.ops.jobruns import close_stale_runs, finish_job_run, start_job_run
 from compliance.ops.locks import job_lock
@@ -231,7 +232,7 @@ def job(
                         with rt.session() as session:
                             compact_tallies(session)
                     return summary
-                except JobFailed as exc:
+                except (JobFailed, Outage) as exc:
                     status, error = JobRunStatus.FAILED, str(exc)
                     raise
                 except ComplianceError as exc:
@@ -340,6 +341,9 @@ class PrivacyDeskGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except Outage as exc:  # nothing to fix here: a later run carries on
+            click.echo(f"Error: {error_text(exc)}", err=True)
+            ctx.exit(EXIT_FAILED)
         except ComplianceError as exc:
             click.echo(f"Error: {error_text(exc)}", err=True)
             ctx.exit(EXIT_BAD_INPUT)

@@ -6,6 +6,7 @@ from compliance.dsar.exports import export_user_data
 from compliance.errors import InvalidInput
 from compliance.policy.loader import Policy
 from compliance.roles import Identity, identify
+from compliance.storage import export_store
 from jobs.cli import emit, job_command, runtime
 from jobs.params import FOLDER, SUBJECT_ID
 
@@ -29,11 +30,12 @@ from jobs.params import FOLDER, SUBJECT_ID
 @click.option(
     "--output",
     type=FOLDER,
-    help="Folder to write to (default: COMPLIANCE_EXPORT_DIR).",
+    help="Folder to write a local file to (default: the export store, [exports]).",
 )
 def export(subject_id: str, by: str | None, fmt: str, output: str | None) -> object:
     """Write one subject's data for support (json: one file; csv: a ZIP of CSVs). Audited
-    under the name of the person taking it, who needs the support or officer role."""
+    under the name of the person taking it, who needs the support or officer role. Without
+    --output it goes to the export store, where cleanup and erasure find it."""
     rt = runtime()
     taker = _taker(rt.policy, by, rt.actor)
     with rt.session() as session:
@@ -42,17 +44,18 @@ def export(subject_id: str, by: str | None, fmt: str, output: str | None) -> obj
             rt.datamap,
             subject_id,
             fmt=fmt,
-            directory=Path(output) if output else rt.policy.export_dir,
+            directory=Path(output) if output else None,
+            store=None if output else export_store(rt.policy),
             actor=taker,
         )
     summary = {
-        "path": str(result.path),
+        "path": result.location,
         "bytes": result.bytes,
         "sha256": result.sha256,
         "rows": result.rows,
     }
     rows = sum(result.rows.values())
-    emit(summary, [f"Wrote {result.path} ({rows} rows, {result.bytes} bytes)"])
+    emit(summary, [f"Wrote {result.location} ({rows} rows, {result.bytes} bytes)"])
     return summary
 
 

@@ -39,8 +39,9 @@ class Ready:
     def redeem(self, otp: str, after: timedelta = timedelta(minutes=1), token: str | None = None):
         with self.deployment.session() as s:
             return redeem_delivery(
-                s, self.delivery.token if token is None else token, otp, now=self.created_at + after
-            )
+                s, self.delivery.token if token is None else token, otp,
+                policy=self.deployment.policy(), now=self.created_at + after,
+            )  # fmt: skip
 
     def wrong_otp(self) -> str:
         return "000000" if self.delivery.otp != "000000" else "111111"
@@ -65,7 +66,7 @@ def ready(demo: Deployment) -> Ready:
     created_at = utcnow()
     with demo.session() as s:
         delivery = create_delivery(s, reference, actor=SUPPORT_STAFF, download_url=URL,
-                                   now=created_at)  # fmt: skip
+                                   policy=demo.policy(), now=created_at)  # fmt: skip
         s.commit()
     return Ready(demo, reference, export, delivery, created_at)
 
@@ -133,7 +134,9 @@ def test_a_link_for_an_unfinished_request_is_refused(demo: Deployment) -> None:
         request = submit_dsar(s, demo.policy(), demo.app_engine, kind="access", subject_id="30",
                               requested_by=SUPPORT_STAFF, execute=True)  # fmt: skip
         with pytest.raises(Conflict, match="no finished export"):
-            create_delivery(s, request.reference, actor=SUPPORT_STAFF, download_url=URL)
+            create_delivery(
+                s, request.reference, actor=SUPPORT_STAFF, download_url=URL, policy=demo.policy()
+            )
 
 
 def test_an_unreachable_mail_server_stores_no_delivery(demo: Deployment) -> None:

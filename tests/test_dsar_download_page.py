@@ -21,7 +21,9 @@ def link(demo: Deployment, monkeypatch: pytest.MonkeyPatch) -> NewDelivery:
             monkeypatch.setenv(key, value)
     reference, _ = finished_access_request(demo)
     with demo.session() as s:
-        new = create_delivery(s, reference, actor=SUPPORT_STAFF, download_url="http://x")
+        new = create_delivery(
+            s, reference, actor=SUPPORT_STAFF, download_url="http://x", policy=demo.policy()
+        )
         s.commit()
     return new
 

@@ -186,7 +186,9 @@ def test_cleanup_removes_old_exports_and_links_but_keeps_the_evidence(demo: Depl
     _, row = export_of(demo, "70")
     path = Path(row.export_path)
     with demo.session() as s:
-        create_delivery(s, row.reference, actor=SUPPORT_STAFF, download_url="http://x")
+        create_delivery(
+            s, row.reference, actor=SUPPORT_STAFF, download_url="http://x", policy=demo.policy()
+        )
         s.commit()
     later = utcnow() + timedelta(days=31)
     with demo.session() as s:

@@ -108,7 +108,7 @@ def test_an_access_request_goes_from_submission_to_a_one_time_download(
     assert otp not in link_mail and token not in code_mail
 
     with demo.session() as s:
-        download = redeem_delivery(s, token, otp)
+        download = redeem_delivery(s, token, otp, policy=demo.policy())
     assert download.content == content
 
     with demo.session() as s:

@@ -136,7 +136,9 @@ DECISIONS: dict[str, tuple[Setup, Decision, Any]] = {
     ),
     "deliver an export": (
         logged,
-        lambda s, d, ref, who: create_delivery(s, ref, actor=who, download_url="http://x"),
+        lambda s, d, ref, who: create_delivery(
+            s, ref, actor=who, download_url="http://x", policy=d.policy()
+        ),
         STRANGER,
     ),
     "export a subject's data": (
@@ -148,7 +150,7 @@ DECISIONS: dict[str, tuple[Setup, Decision, Any]] = {
     ),
     "download an export": (
         logged,
-        lambda s, d, ref, who: open_export_for_download(s, ref, actor=who),
+        lambda s, d, ref, who: open_export_for_download(s, d.policy(), ref, actor=who),
         STRANGER,
     ),
     # The third review found these four checked nowhere below the dashboard's page.

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from compliance.deletion.apply import apply_deletions
 from compliance.errors import InvalidInput
+from compliance.storage import export_store
 from compliance.store.models import AuditEvent, DeletionRecord, ErasureTask, utcnow
 from compliance.systems.tasks import receive_callback, retry_task
 from compliance.systems.webhook import signed_headers
@@ -249,7 +250,7 @@ secret_env = "HELPDESK_SECRET"
             s, manual.id, actor=person("dpo@example.com"), note="Exported from the tool",
             execute=True,
             upload=("subscriber.csv", b"email,list\nx@example.org,weekly\n"),
-            export_dir=policy.export_dir,
+            store=export_store(policy),
         )  # fmt: skip
         second = process_dsar_requests(
             s, demo.datamap(), actor="worker", execute=True, now=utcnow() + timedelta(minutes=2)

@@ -16,26 +16,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from pathlib import Path
 from typing import NoReturn
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import case, delete, func, or_, select, union_all, update
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
-from compliance.dsar.exports import user_export_files
 from compliance.dsar.mailer import build_message, send_mail
 from compliance.dsar.requests import (
+    Download,
     audit_request,
     backoff,
     complete_request,
+    fetch_export,
     get_dsar,
     has_finished_export,
 )
 from compliance.errors import ComplianceError, Conflict, NotFound
+from compliance.logs import log_event
 from compliance.policy.loader import Policy
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT, Identity, require
-from compliance.store.models import DsarDelivery, DsarRequest, utcnow
+from compliance.storage import STORE_FAULTS, Area, ExportStore, export_store
+from compliance.store.models import DsarDelivery, DsarRequest, ErasureTask, UserExport, utcnow
+from compliance.store.queries import dsar_open
 from compliance.store.sql import rows_changed
 from compliance.store.states import DeliveryState, DsarStatus
 
@@ -68,13 +71,6 @@ class DeliveryInfo:
     token_expires_at: datetime
     otp_expires_at: datetime
     attempts_left: int
-
-
-@dataclass(frozen=True)
-class Download:
-    reference: str
-    filename: str
-    content: bytes
 
 
 def hash_token(token: str) -> str:
@@ -112,21 +108,29 @@ def create_delivery(
     *,
     actor: Identity,
     download_url: str,
+    policy: Policy,
     now: datetime | None = None,
 ) -> NewDelivery:
     """A new link and code for a finished access export; added (audited) but not committed."""
     by = require(actor, SUPPORT, COMPLIANCE_OFFICER, to="deliver DSAR exports")
     return _add_delivery(
-        session, get_dsar(session, reference), by=by, download_url=download_url, now=now
-    )
+        session, export_store(policy), get_dsar(session, reference), by=by,
+        download_url=download_url, now=now,
+    )  # fmt: skip
 
 
 def _add_delivery(
-    session: Session, request: DsarRequest, *, by: str, download_url: str, now: datetime | None
+    session: Session,
+    store: ExportStore,
+    request: DsarRequest,
+    *,
+    by: str,
+    download_url: str,
+    now: datetime | None,
 ) -> NewDelivery:
     if not has_finished_export(request):
         raise Conflict(f"{request.reference} has no finished export to deliver ({request.status})")
-    if not request.export_path or not Path(request.export_path).is_file():
+    if not request.export_path or not store.exists(request.export_path):
         raise NotFound(f"the export of {request.reference} was removed (exports expire)")
     if not request.subject_email:
         raise Conflict(f"{request.reference} has no email address to deliver to")
@@ -235,7 +239,9 @@ def send_link(
     """
     now = now or utcnow()
     try:
-        new = _add_delivery(session, request, by=by, download_url=download_url, now=now)
+        new = _add_delivery(
+            session, export_store(policy), request, by=by, download_url=download_url, now=now
+        )
         if not execute:
             session.rollback()
             return new
@@ -243,7 +249,9 @@ def send_link(
     except ComplianceError as exc:
         session.rollback()
         if execute:
-            _send_failed(session, policy, request, by, str(exc), now)
+            # The export store failing is not the subject's send failing: nothing is counted.
+            counted = not isinstance(exc, STORE_FAULTS)
+            _send_failed(session, policy, request, by, str(exc), now, counted=counted)
         raise
     except BaseException:
         session.rollback()
@@ -255,15 +263,22 @@ def send_link(
 
 
 def _send_failed(
-    session: Session, policy: Policy, request: DsarRequest, by: str, error: str, now: datetime
+    session: Session,
+    policy: Policy,
+    request: DsarRequest,
+    by: str,
+    error: str,
+    now: datetime,
+    *,
+    counted: bool = True,
 ) -> None:
     """Keep a failed send on the request and its timeline (committed), and when to try again."""
-    request.attempts = (request.attempts or 0) + 1
+    request.attempts = (request.attempts or 0) + (1 if counted else 0)
     details: dict[str, object] = {"attempt": request.attempts, "error": error[:1000]}
     retries = policy.dsar.auto_deliver and policy.smtp.configured
     if request.status == DsarStatus.READY:
         if retries and request.attempts < policy.dsar.max_attempts:
-            retry_at = now + backoff(request.attempts)
+            retry_at = now + backoff(max(request.attempts, 1))
             request.next_attempt_at = retry_at
             details["next_attempt_at"] = retry_at.isoformat()
             then = f"process-dsar-requests tries again after {retry_at:%Y-%m-%d %H:%M} UTC"
@@ -332,9 +347,15 @@ def check_token(session: Session, token: str, *, now: datetime | None = None) ->
 
 
 def redeem_delivery(
-    session: Session, token: str, otp: str, *, now: datetime | None = None
+    session: Session, token: str, otp: str, *, policy: Policy, now: datetime | None = None
 ) -> Download:
-    """The export's bytes for a valid link and code, once; wrong codes count towards a lock."""
+    """The export for a valid link and code, once; wrong codes count towards a lock.
+
+    Up to ``[exports] max_download_mb`` it comes as bytes read back from the store and
+    checked against the export's SHA-256; a larger one in a bucket as a presigned URL valid
+    for 60 seconds, made only now. A store that does not answer raises its ``Outage`` and
+    leaves the link unused, to try again later.
+    """
     now = now or utcnow()
     delivery, request = _find(session, token, lock=True)
     try:
@@ -346,21 +367,33 @@ def redeem_delivery(
         raise
     if not otp_matches(otp or "", delivery.otp_salt, delivery.otp_hash):
         _refuse_wrong_code(session, delivery, request, now)
-    path = Path(request.export_path or "")
-    if not has_finished_export(request) or not path.is_file():
+    try:
+        download = fetch_export(
+            export_store(policy), request, max_bytes=policy.exports.max_download_bytes
+        )
+    except (NotFound, Conflict) as exc:
         session.rollback()
-        raise DeliveryRefused("this export is no longer available")
-    content = path.read_bytes()
+        log_event("dsar.download_refused", reference=request.reference, error=type(exc).__name__)
+        gone = isinstance(exc, NotFound) or not has_finished_export(request)
+        raise DeliveryRefused(
+            "this export is no longer available"
+            if gone
+            else "this export is too large to download here; please contact us"
+        ) from None
+    except BaseException:
+        session.rollback()  # the link stays unused: the subject tries again later
+        raise
     _claim_download(session, delivery, now)
     audit_request(
         session,
         request,
         "dsar.delivery_downloaded",
         SUBJECT_ACTOR,
-        {"delivery_id": delivery.id, "sha256": request.export_sha256},
-    )
+        {"delivery_id": delivery.id, "sha256": request.export_sha256,
+         "presigned_url": download.url is not None},
+    )  # fmt: skip
     session.commit()
-    return Download(request.reference, path.name, content)
+    return download
 
 
 def _refuse_wrong_code(
@@ -416,37 +449,21 @@ class CleanupResult:
     deliveries: int
     references: list[str]
     executed: bool
-    temp_files: int = 0  # half-written exports left by a killed worker
+    temp_files: int = 0  # what killed writes left behind (a temp file, an unnamed object)
     user_exports: int = 0  # export-user-data files older than the retention
-
-
-ABANDONED_WRITE_AGE = timedelta(hours=6)  # no export takes this long to write
-
-
-def abandoned_temp_files(directory: Path, now: datetime) -> list[Path]:
-    """Temporary export files of a write that never finished (the worker died mid-ZIP).
-
-    They hold personal data and are on no request, so nothing else would ever remove them.
-    """
-    if not directory.is_dir():
-        return []
-    cutoff = (now - ABANDONED_WRITE_AGE).timestamp()
-    return sorted(
-        path
-        for path in directory.glob(".*.tmp")
-        if path.is_file() and path.stat().st_mtime <= cutoff
-    )
+    task_files: int = 0  # systems' parts of access exports (a webhook's data, an upload)
 
 
 @dataclass(frozen=True)
 class CleanupPlan:
     """What a cleanup removes, read once: the dry run counts it, the run removes exactly it."""
 
-    expired: tuple[tuple[int, str, str], ...]  # (request id, reference, export path)
+    expired: tuple[tuple[int, str, str], ...]  # (request id, reference, export location)
     deliveries: tuple[int, ...]
-    temp_files: tuple[Path, ...]
-    user_exports: tuple[Path, ...]
+    temp_files: tuple[str, ...]
+    user_exports: tuple[str, ...]
     older_than_days: int
+    task_files: tuple[tuple[int, str], ...] = ()  # (task id, location)
 
     @property
     def references(self) -> list[str]:
@@ -455,13 +472,32 @@ class CleanupPlan:
     def result(self, *, executed: bool) -> CleanupResult:
         return CleanupResult(
             len(self.expired), len(self.deliveries), self.references, executed,
-            len(self.temp_files), len(self.user_exports),
+            len(self.temp_files), len(self.user_exports), len(self.task_files),
         )  # fmt: skip
 
 
-def plan_cleanup(session: Session, policy: Policy, *, now: datetime | None = None) -> CleanupPlan:
+def stored_locations(session: Session) -> set[str]:
+    """Every file location a row names: requests' exports, systems' parts, support exports."""
+    rows = session.execute(
+        union_all(
+            select(DsarRequest.export_path).where(DsarRequest.export_path.is_not(None)),
+            select(ErasureTask.file_path).where(ErasureTask.file_path.is_not(None)),
+            select(UserExport.location),
+        )
+    ).scalars()
+    return set(rows)
+
+
+def plan_cleanup(
+    session: Session,
+    policy: Policy,
+    *,
+    now: datetime | None = None,
+    store: ExportStore | None = None,
+) -> CleanupPlan:
     """Exports, deliveries and stray files older than ``[retention.dsar_exports] days``."""
     now = now or utcnow()
+    store = store or export_store(policy)
     cutoff = now - timedelta(days=policy.dsar_export_days)
     expired = session.execute(
         select(DsarRequest.id, DsarRequest.reference, DsarRequest.export_path).where(
@@ -473,12 +509,29 @@ def plan_cleanup(session: Session, policy: Policy, *, now: datetime | None = Non
     old_deliveries = session.scalars(
         select(DsarDelivery.id).where(DsarDelivery.created_at <= cutoff)
     )
-    temp_files = abandoned_temp_files(Path(policy.export_dir), now)
-    # Support's direct exports are on no request; their name says when they were made.
-    user_exports = [p for p, made in user_export_files(Path(policy.export_dir)) if made <= cutoff]
+    # A system's part is an input of its ZIP: it goes with the ZIP, or once its request is
+    # closed (never while a request still waits to be built from it).
+    parts = session.execute(
+        select(ErasureTask.id, ErasureTask.file_path)
+        .join(DsarRequest, DsarRequest.id == ErasureTask.dsar_request_id)
+        .where(
+            ErasureTask.file_path.is_not(None),
+            ErasureTask.done_at <= cutoff,
+            or_(~dsar_open, func.coalesce(DsarRequest.exported_at, DsarRequest.completed_at)
+                <= cutoff),
+        )
+    ).all()  # fmt: skip
+    # Support's direct exports: by their rows, and by name in a folder (those written before
+    # the rows existed); in a bucket by when they were written.
+    user_exports = set(
+        session.scalars(select(UserExport.location).where(UserExport.created_at <= cutoff))
+    )
+    user_exports |= {f.location for f in store.listing(Area.SUPPORT) if f.written_at <= cutoff}
+    abandoned = store.abandoned(now, stored_locations(session))
     return CleanupPlan(
         tuple((r.id, r.reference, r.export_path) for r in expired), tuple(old_deliveries),
-        tuple(temp_files), tuple(user_exports), policy.dsar_export_days,
+        tuple(abandoned), tuple(sorted(user_exports - set(abandoned))), policy.dsar_export_days,
+        tuple((t.id, t.file_path) for t in parts),
     )  # fmt: skip
 
 
@@ -494,28 +547,43 @@ def cleanup_expired_exports(
 
     The request keeps its size and sha256 as evidence; only the personal data goes.
     """
-    plan = plan_cleanup(session, policy, now=now)
+    store = export_store(policy)
+    plan = plan_cleanup(session, policy, now=now, store=store)
     if not execute:
         session.rollback()
         return plan.result(executed=False)
-    return carry_out_cleanup(session, plan, actor=actor)
+    return carry_out_cleanup(session, store, plan, actor=actor)
 
 
-def carry_out_cleanup(session: Session, plan: CleanupPlan, *, actor: str) -> CleanupResult:
-    """Files first, then the rows that name them, and one audit event with the counts."""
-    for _, _, export_path in plan.expired:
-        Path(export_path).unlink(missing_ok=True)
-    for path in [*plan.temp_files, *plan.user_exports]:
-        path.unlink(missing_ok=True)
+def carry_out_cleanup(
+    session: Session, store: ExportStore, plan: CleanupPlan, *, actor: str
+) -> CleanupResult:
+    """Files first (every version, in a bucket), then the rows that name them, and one audit
+    event with the counts. A store that fails stops it before any row changes: the rerun
+    finds the same plan, less what was already deleted."""
+    for _, _, location in plan.expired:
+        store.delete(location)
+    for _, location in plan.task_files:
+        store.delete(location)
+    for location in [*plan.temp_files, *plan.user_exports]:
+        store.delete(location)
     if plan.expired:
         session.execute(
             update(DsarRequest)
             .where(DsarRequest.id.in_([request_id for request_id, _, _ in plan.expired]))
             .values(export_path=None)
         )
+    if plan.task_files:
+        session.execute(
+            update(ErasureTask)
+            .where(ErasureTask.id.in_([task_id for task_id, _ in plan.task_files]))
+            .values(file_path=None, file_name=None)
+        )
+    if plan.user_exports:
+        session.execute(delete(UserExport).where(UserExport.location.in_(plan.user_exports)))
     if plan.deliveries:
         session.execute(delete(DsarDelivery).where(DsarDelivery.id.in_(plan.deliveries)))
-    if plan.expired or plan.deliveries or plan.temp_files or plan.user_exports:
+    if plan.expired or plan.deliveries or plan.temp_files or plan.user_exports or plan.task_files:
         record_event(
             session,
             actor=actor,
@@ -529,6 +597,7 @@ def carry_out_cleanup(session: Session, plan: CleanupPlan, *, actor: str) -> Cle
                 "older_than_days": plan.older_than_days,
                 "temp_files": len(plan.temp_files),
                 "user_exports": len(plan.user_exports),
+                "task_files": len(plan.task_files),
             },
         )
     session.commit()

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
@@ -19,7 +18,7 @@ from sqlalchemy.orm import Session
 from compliance.audit.texts import readable_all
 from compliance.dsar.deadlines import days_left, effective_due_at
 from compliance.dsar.exports import build_access_export
-from compliance.dsar.processing import delivery_off, export_ready, fail_request
+from compliance.dsar.processing import delivery_off, export_ready, fail_request, store_failed
 from compliance.dsar.requests import (
     OPEN_STATUSES,
     approval_refusal,
@@ -35,6 +34,7 @@ from compliance.logs import log_event
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Policy
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT, Identity, require
+from compliance.storage import STORE_FAULTS, export_store
 from compliance.store.models import AuditEvent, DsarNote, DsarNotice, DsarRequest, utcnow
 from compliance.store.states import DsarKind, DsarStatus
 from compliance.systems.tasks import tasks_of_request
@@ -154,8 +154,16 @@ def export_state(
     if not has_finished_export(request) or built is None:
         return False, None
     expires = built + timedelta(days=policy.dsar_export_days)
-    present = bool(request.export_path) and Path(request.export_path or "").is_file()
-    return present and now < expires, expires
+    return bool(request.export_path) and now < expires and _kept(policy, request), expires
+
+
+def _kept(policy: Policy, request: DsarRequest) -> bool:
+    """Whether the store still holds the export; when it cannot say (it does not answer),
+    the buttons stay, and pressing one says why it fails."""
+    try:
+        return export_store(policy).exists(request.export_path or "")
+    except STORE_FAULTS:
+        return True
 
 
 def _exportable(request: DsarRequest, policy: Policy) -> bool:
@@ -354,7 +362,9 @@ def start_export(
     """Claim an access request for an export right now (support's button), or refuse why not.
 
     The claim is one conditional UPDATE, so the cron's ``process-dsar-requests`` and a
-    second click can never both build it.
+    second click can never both build it. It is the job's claim, with the job's lease: if
+    this dashboard process dies before the export is written, the request is processing
+    with no export, and a scheduled run takes it over once ``CLAIM_LEASE`` has passed.
     """
     by = require(actor, SUPPORT, COMPLIANCE_OFFICER, to="export DSAR requests")
     request = get_dsar(session, reference)
@@ -406,17 +416,22 @@ def run_export(
             datamap,
             request.subject_id,
             reference=request.reference,
-            directory=datamap.policy.export_dir,
+            store=export_store(datamap.policy),
             request=request,
             progress=progress,
         )
+    except STORE_FAULTS as exc:
+        session.rollback()  # the store failed, not the request: back in the queue
+        store_failed(session, request, str(exc), by, requeue=True)
+        session.commit()
+        raise
     except (ComplianceError, OSError) as exc:
         session.rollback()
         fail_request(session, request, str(exc), by)
         session.commit()
         log_event("dsar.failed", reference=request.reference, error=type(exc).__name__)
         raise
-    request.export_path = str(export.path)
+    request.export_path = export.location
     request.export_bytes = export.bytes
     request.export_sha256 = export.sha256
     export_ready(session, request, by, utcnow())

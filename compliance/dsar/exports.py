@@ -5,9 +5,9 @@ SQL table with rows as objects; dates ISO 8601 with their UTC offset), one folde
 system (``app_database/``, ``billing/``, ``helpdesk/`` ...) with one CSV per table of an SQL
 system, or the file a webhook returned or a person uploaded, ``README.txt`` (what each file
 holds, what was left out and why, the legal basis of data we keep) and ``manifest.json``
-(size and SHA-256 of every other file). It is written under a temporary name and renamed,
-so a reader never sees half a file. Each table is one indexed query through the data map:
-no query per row.
+(size and SHA-256 of every other file). It is written through the export store
+(compliance.storage: a folder, or a bucket), which counts it only once what landed is read
+back intact. Each table is one indexed query through the data map: no query per row.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
 import uuid
 import zipfile
@@ -24,11 +23,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
-from compliance import failpoints
 from compliance.audit.chain import record_event
 from compliance.csv_files import rows_to_csv
 from compliance.deletion.records import ensure_profiles
@@ -36,11 +34,13 @@ from compliance.errors import InvalidInput, NotFound
 from compliance.policy.datamap import DataMap
 from compliance.policy.systems import APP_SYSTEM
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT, Identity, require
-from compliance.store.models import DsarRequest, utcnow
+from compliance.storage import Area, ExportStore, Writer
+from compliance.storage.folder import SAFE_NAME as _SAFE_NAME
+from compliance.storage.folder import FolderStore, user_export_name
+from compliance.store.models import DsarRequest, UserExport, utcnow
 
 # A safety net under the policy's export_exclude: credentials never leave, whatever the map says.
 _CREDENTIAL = re.compile(r"password|passwd|secret|token_hash|api_key|otp_hash|private_key", re.I)
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,9 @@ class SubjectData:
 
 @dataclass(frozen=True)
 class ExportFile:
-    path: Path
+    """An export as its store holds it: the location (a path, or ``s3://BUCKET/KEY``)."""
+
+    location: str
     bytes: int
     sha256: str
     rows: dict[str, int] = field(default_factory=dict)
@@ -245,28 +247,6 @@ def readme_text(
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, write: Any) -> tuple[int, str]:
-    """Write to a temporary name, fsync, rename; return the final size and sha256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # personal data: owner only
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        failpoints.hit("exports.before_rename")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return path.stat().st_size, digest.hexdigest()
-
-
 def _zip_files(
     files: Mapping[str, bytes], reference: str | None, subject_id: str, generated_at: datetime
 ) -> dict[str, bytes]:
@@ -282,13 +262,15 @@ def _zip_files(
     return {**files, "manifest.json": json_bytes(manifest)}
 
 
-def write_zip(path: Path, files: Mapping[str, bytes]) -> tuple[int, str]:
-    def write(handle: Any) -> None:
+def zip_writer(files: Mapping[str, bytes]) -> Writer:
+    """Writes ``files`` as one ZIP into whatever handle the store gives it."""
+
+    def write(handle: IO[bytes]) -> None:
         with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for name, content in files.items():
                 archive.writestr(name, content)
 
-    return _write_atomic(path, write)
+    return write
 
 
 def export_files(
@@ -319,21 +301,22 @@ def build_access_export(
     subject_id: str,
     *,
     reference: str,
-    directory: Path,
+    store: ExportStore,
     now: datetime | None = None,
     parts: Sequence[SystemFile] = (),
     request: DsarRequest | None = None,
     progress: Progress | None = None,
 ) -> ExportFile:
-    """The ZIP answering an access request, at ``directory/REFERENCE.zip``."""
+    """The ZIP answering an access request, written to ``store`` (a folder names it
+    ``REFERENCE.zip``)."""
     generated_at = now or utcnow()
     data = collect_subject_data(datamap, subject_id, progress)
-    path = Path(directory) / f"{reference}.zip"
     meta = request_metadata(request) if request is not None else None
-    size, sha = write_zip(
-        path, export_files(data, reference, generated_at, request=meta, parts=parts)
+    files = export_files(data, reference, generated_at, request=meta, parts=parts)
+    stored = store.write(Area.EXPORTS, f"{reference}.zip", zip_writer(files))
+    return ExportFile(
+        stored.location, stored.bytes, stored.sha256, {t.name: len(t.rows) for t in data.tables}
     )
-    return ExportFile(path, size, sha, {t.name: len(t.rows) for t in data.tables})
 
 
 def build_user_export(
@@ -341,7 +324,7 @@ def build_user_export(
     subject_id: str,
     *,
     fmt: str,
-    directory: Path,
+    store: ExportStore,
     now: datetime | None = None,
 ) -> ExportFile:
     """Support's direct export: ``json`` is data.json alone, ``csv`` a ZIP of CSVs."""
@@ -353,53 +336,23 @@ def build_user_export(
         raise NotFound(f"no data subject with id '{subject_id}' in {subjects}")
     if fmt not in ("json", "csv"):
         raise InvalidInput(f"{{field}} must be json or csv, got '{fmt}'", field="format")
-    stamp = generated_at.strftime("%Y%m%dT%H%M%SZ")
-    base = f"subject-{_SAFE_NAME.sub('_', str(subject_id))}-{stamp}"
     rows = {t.name: len(t.rows) for t in data.tables}
+    writer: Writer
+    if fmt == "json":
+        content = json_bytes(data.as_json_document(generated_at))
+        name = user_export_name(str(subject_id), generated_at, "json")
+        writer = lambda handle: handle.write(content)  # noqa: E731
+    else:
+        name = user_export_name(str(subject_id), generated_at, "zip")
+        writer = zip_writer(export_files(data, None, generated_at, with_json=False))
     try:
-        if fmt == "json":
-            path = Path(directory) / f"{base}.json"
-            content = json_bytes(data.as_json_document(generated_at))
-            size, sha = _write_atomic(path, lambda handle: handle.write(content))
-        else:
-            path = Path(directory) / f"{base}.zip"
-            size, sha = write_zip(path, export_files(data, None, generated_at, with_json=False))
+        stored = store.write(Area.SUPPORT, name, writer)
     except OSError as exc:
         # A folder under /proc, a read-only disk, a full disk: say so, leave nothing behind.
         raise InvalidInput(
-            f"cannot write the export to {directory}: {exc.strerror or type(exc).__name__}"
+            f"cannot write the export to {store.describe()}: {exc.strerror or type(exc).__name__}"
         ) from None
-    return ExportFile(path, size, sha, rows)
-
-
-_USER_EXPORT = re.compile(r"subject-(?P<subject>.+)-(?P<stamp>\d{8}T\d{6}Z)\.(?:json|zip)")
-
-
-def user_export_name(subject_id: str) -> str:
-    """The stem every ``export-user-data`` file of this subject starts with."""
-    return f"subject-{_SAFE_NAME.sub('_', str(subject_id))}-"
-
-
-def user_export_files(
-    directory: Path, subject_id: str | None = None
-) -> list[tuple[Path, datetime]]:
-    """``export-user-data`` files in ``directory`` (of one subject, if given), with their time.
-
-    The time is the one written in the name at export, not the file's mtime, which a copy
-    or a backup restore would reset.
-    """
-    directory = Path(directory)
-    if not directory.is_dir():
-        return []
-    wanted = None if subject_id is None else _SAFE_NAME.sub("_", str(subject_id))
-    found = []
-    for path in sorted(directory.glob("subject-*")):
-        match = _USER_EXPORT.fullmatch(path.name)
-        if not match or not path.is_file() or (wanted is not None and match["subject"] != wanted):
-            continue
-        stamp = datetime.strptime(match["stamp"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-        found.append((path, stamp))
-    return found
+    return ExportFile(stored.location, stored.bytes, stored.sha256, rows)
 
 
 def export_user_data(
@@ -408,19 +361,32 @@ def export_user_data(
     subject_id: str,
     *,
     fmt: str,
-    directory: Path,
     actor: Identity,
+    store: ExportStore | None = None,
+    directory: Path | None = None,
     now: datetime | None = None,
 ) -> ExportFile:
     """Support's direct export, audited under the subject's compliance profile id.
 
     A subject's whole data in one file: only support staff and compliance officers may
     take it, and the audit trail names the person, not the account the job ran under.
+    Written to ``store`` (the policy's), where cleanup and erasure find it by its
+    ``user_exports`` row; or, with ``directory``, a local file for the person at the terminal.
     """
     by = require(actor, SUPPORT, COMPLIANCE_OFFICER, to="export a subject's data")
+    if (store is None) == (directory is None):
+        raise TypeError("give exactly one of store or directory")
     now = now or utcnow()
     subject_id = datamap.subject_key(subject_id)
-    result = build_user_export(datamap, subject_id, fmt=fmt, directory=directory, now=now)
+    target = store if store is not None else FolderStore(Path(directory or "."))
+    result = build_user_export(datamap, subject_id, fmt=fmt, store=target, now=now)
+    if store is not None:
+        session.add(
+            UserExport(
+                subject_id=str(subject_id), location=result.location, format=fmt,
+                bytes=result.bytes, sha256=result.sha256, created_at=now,
+            )
+        )  # fmt: skip
     profiles, _ = ensure_profiles(session, [str(subject_id)], now)
     record_event(
         session,

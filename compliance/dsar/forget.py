@@ -15,16 +15,16 @@ notices' kinds and dates, decision-ledger rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
 from compliance.audit.texts import REMOVED, forget_texts
-from compliance.dsar.exports import user_export_files
 from compliance.logs import log_event
 from compliance.policy.loader import Policy
+from compliance.storage import Area, export_store
+from compliance.storage.folder import SAFE_NAME
 from compliance.store.models import (
     ComplianceProfile,
     DecisionLedger,
@@ -35,6 +35,7 @@ from compliance.store.models import (
     DsarRequest,
     ErasureTask,
     LegalHold,
+    UserExport,
 )
 
 #: What a staff note (or any typed text) reads once the subject it may describe was erased.
@@ -52,14 +53,17 @@ def forget_subject(
     session: Session, policy: Policy, subject_id: str, *, actor: str, reference: str
 ) -> Forgotten:
     """Scrub the subject's requests and delete every export file of theirs, in the caller's
-    transaction (files first: a rerun after a crash finds them gone and changes nothing)."""
+    transaction (files first: a rerun after a crash finds them gone and changes nothing).
+
+    Files are the access ZIPs, the systems' parts of them and support's direct exports, in
+    the export store (every version of each, in a versioned bucket)."""
     requests = list(
         session.scalars(select(DsarRequest).where(DsarRequest.subject_id == str(subject_id)))
     )
-    files: list[Path] = []
+    files: list[str] = []
     for request in requests:
         if request.export_path:
-            files.append(Path(request.export_path))
+            files.append(request.export_path)
             request.export_path = None  # size and sha256 stay as evidence of what was sent
         request.subject_email = None
         request.identity_check = None
@@ -80,13 +84,18 @@ def forget_subject(
             .where(DsarNotice.dsar_request_id.in_(request_ids))
             .values(reason=None)
         )
+        parts = ErasureTask.dsar_request_id.in_(request_ids), ErasureTask.file_path.is_not(None)
+        files += [p for p in session.scalars(select(ErasureTask.file_path).where(*parts)) if p]
+        session.execute(update(ErasureTask).where(*parts).values(file_path=None, file_name=None))
     texts = _forget_typed_texts(session, str(subject_id), request_ids)
-    files += [path for path, _ in user_export_files(Path(policy.export_dir), str(subject_id))]
-    deleted = 0
-    for path in files:
-        if path.exists():
-            path.unlink()
-            deleted += 1
+    store = export_store(policy)
+    mine = UserExport.subject_id == str(subject_id)
+    files += session.scalars(select(UserExport.location).where(mine))
+    session.execute(delete(UserExport).where(mine))
+    # In a folder, support's files written before user_exports existed say whose by name.
+    named = SAFE_NAME.sub("_", str(subject_id))
+    files += [f.location for f in store.listing(Area.SUPPORT) if f.subject == named]
+    deleted = sum(store.delete(location) for location in dict.fromkeys(files))
     record_event(
         session,
         actor=actor,

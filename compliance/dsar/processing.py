@@ -28,10 +28,11 @@ from compliance.dsar.delivery import default_download_url, send_link
 from compliance.dsar.exports import SystemFile, build_access_export
 from compliance.dsar.forget import forget_subject
 from compliance.dsar.requests import audit_request, backoff, complete_request
-from compliance.errors import ComplianceError, InvalidInput
+from compliance.errors import ComplianceError, InvalidInput, NotFound
 from compliance.logs import log_event
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import DSAR_ERASURE_BUCKET, Policy
+from compliance.storage import STORE_FAULTS, ExportStore, export_store
 from compliance.store.models import (
     AuditEvent,
     ComplianceProfile,
@@ -129,6 +130,49 @@ def fail_request(session: Session, request: DsarRequest, message: str, actor: st
     )
 
 
+def store_failed(
+    session: Session, request: DsarRequest, message: str, actor: str, *, requeue: bool
+) -> None:
+    """The export store failed us, not the request: no attempt is counted, the error is on its
+    timeline, and a claimed request goes back in the queue (``requeue``) for the next run
+    (one waiting for its systems stays as it is: the next run looks at it again)."""
+    if requeue:
+        request.status = DsarStatus.APPROVED
+        request.processing_started_at = None
+        request.next_attempt_at = None
+    _attempt_noted(session, request, message, actor, {"counted": False})
+
+
+def _attempt_noted(
+    session: Session, request: DsarRequest, message: str, actor: str, details: dict[str, Any]
+) -> None:
+    """The failed attempt's error on the request and its timeline ("will retry")."""
+    request.last_error = message[:1000]
+    audit_request(
+        session,
+        request,
+        "dsar.attempt_failed",
+        actor,
+        {"kind": request.kind, "attempt": request.attempts, **details, "error": request.last_error},
+    )
+
+
+def release_claims(session: Session, ids: list[int]) -> None:
+    """Put back requests claimed by a run that stops before their turn (committed)."""
+    if ids:
+        session.execute(
+            update(DsarRequest)
+            .where(
+                DsarRequest.id.in_(ids),
+                dsar_in(DsarStatus.PROCESSING),
+                DsarRequest.export_path.is_(None),
+                DsarRequest.deletion_record_id.is_(None),
+            )
+            .values(status=DsarStatus.APPROVED, processing_started_at=None)
+        )
+    session.commit()
+
+
 def _attempt_failed(
     session: Session,
     request: DsarRequest,
@@ -146,20 +190,10 @@ def _attempt_failed(
     retry_at = now + backoff(request.attempts)
     request.status = DsarStatus.APPROVED
     request.next_attempt_at = retry_at
-    request.last_error = message[:1000]
-    audit_request(
-        session,
-        request,
-        "dsar.attempt_failed",
-        actor,
-        {
-            "kind": request.kind,
-            "attempt": request.attempts,
-            "max_attempts": max_attempts,
-            "next_attempt_at": retry_at.isoformat(),
-            "error": request.last_error,
-        },
-    )
+    _attempt_noted(
+        session, request, message, actor,
+        {"max_attempts": max_attempts, "next_attempt_at": retry_at.isoformat()},
+    )  # fmt: skip
     return retry_at
 
 
@@ -174,32 +208,31 @@ def _process_access(
     Returns whether the export was written (False: it waits for a webhook or a person).
     """
     policy = datamap.policy
+    store = export_store(policy)
     subject = {"id": request.subject_id, "email": request.subject_email}
     system_tasks.ensure_request_tasks(session, policy, request, subject=subject, now=now)
     if any(s.kind in _WAITING_KINDS for s in system_tasks.access_task_specs(policy)):
         session.commit()  # the tasks' idempotency keys exist before any request leaves
         system_tasks.run_webhook_tasks(
-            session, policy, actor=actor, now=now, request_ids=[request.id],
-            export_dir=policy.export_dir,
+            session, policy, actor=actor, now=now, request_ids=[request.id], store=store,
         )  # fmt: skip
         if not system_tasks.request_tasks_finished(session, request.id, kinds=_WAITING_KINDS):
             return False
     parts = [
-        SystemFile(task.system, Path(task.file_path).name.split("-", 1)[-1],
-                   Path(task.file_path).read_bytes())
+        _system_part(store, task)
         for task in system_tasks.tasks_of_request(session, request)
         if task.file_path
-    ]  # fmt: skip
+    ]
     export = build_access_export(
         datamap,
         request.subject_id,
         reference=request.reference,
-        directory=policy.export_dir,
+        store=store,
         now=now,
         parts=parts,
         request=request,
     )
-    request.export_path = str(export.path)
+    request.export_path = export.location
     request.export_bytes = export.bytes
     request.export_sha256 = export.sha256
     finished = utcnow()
@@ -215,6 +248,17 @@ def _process_access(
     )  # fmt: skip
     export_ready(session, request, actor, finished)
     return True
+
+
+def _system_part(store: ExportStore, task: ErasureTask) -> SystemFile:
+    """What a system returned for the export, read back from the store."""
+    assert task.file_path is not None
+    content = store.read(task.file_path)
+    if content is None:
+        raise NotFound(f"the data system '{task.system}' returned is no longer in the export store")
+    # Rows from before file_name: the folder's file is named KEY-NAME.
+    name = task.file_name or Path(task.file_path).name.split("-", 1)[-1]
+    return SystemFile(task.system, name, content)
 
 
 def export_ready(session: Session, request: DsarRequest, actor: str, now: datetime) -> None:
@@ -288,6 +332,11 @@ def _settle_access(
         try:
             _access_into(result, session, datamap, request, actor, now)
             session.commit()
+        except STORE_FAULTS as exc:
+            session.rollback()
+            store_failed(session, request, str(exc), actor, requeue=False)
+            session.commit()
+            raise
         except (ComplianceError, SQLAlchemyError, OSError) as exc:
             session.rollback()
             message = _error_message(exc)
@@ -507,6 +556,8 @@ def deliver_ready(
                 session, policy, request, by=actor, download_url=download_url, env=env,
                 now=now, execute=True,
             )  # fmt: skip
+        except STORE_FAULTS:
+            raise  # on its timeline, uncounted; the job stops (the next link would fail too)
         except (ComplianceError, SQLAlchemyError, OSError) as exc:
             session.rollback()
             message = _error_message(exc)
@@ -614,10 +665,15 @@ def process_dsar_requests(
         if not ids:
             break
         result.claimed += len(ids)
-        for request in session.scalars(
+        claimed = session.scalars(
             select(DsarRequest).where(DsarRequest.id.in_(ids)).order_by(DsarRequest.id)
-        ).all():
-            _process_claimed(session, datamap, request, result, actor, now)
+        ).all()
+        for done, request in enumerate(claimed):
+            try:
+                _process_claimed(session, datamap, request, result, actor, now)
+            except STORE_FAULTS:
+                release_claims(session, [r.id for r in claimed[done + 1 :]])
+                raise
     _settle_access(session, datamap, result, actor, now or utcnow())
     _settle_erasures(session, policy, result, actor, now or utcnow())
     if deliver:
@@ -646,6 +702,12 @@ def _process_claimed(
         else:
             result.waiting.append(request.reference)
         session.commit()
+    except STORE_FAULTS as exc:
+        session.rollback()
+        store_failed(session, request, str(exc), actor, requeue=True)
+        session.commit()
+        log_event("dsar.store_failed", reference=request.reference, error=type(exc).__name__)
+        raise
     except (ComplianceError, SQLAlchemyError, OSError) as exc:
         session.rollback()
         message = _error_message(exc)

@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, Table, func, select
@@ -34,6 +33,7 @@ from compliance.logs import log_event
 from compliance.policy.datamap import normalise_subject_key
 from compliance.policy.loader import DSAR_ERASURE_BUCKET, Policy
 from compliance.roles import API_INTAKE, COMPLIANCE_OFFICER, SUPPORT, Identity, require
+from compliance.storage import ExportStore, export_store
 from compliance.store.models import DsarRequest, utcnow
 from compliance.store.queries import dsar_open, first_or_not_found
 from compliance.store.states import OPEN_DSAR_STATUSES, DsarKind, DsarStatus, can_move
@@ -544,17 +544,66 @@ def next_actions(request: DsarRequest) -> DsarActions:
 # ---------------------------------------------------------------- exports for staff
 
 
-def open_export_for_download(session: Session, reference: str, *, actor: Identity) -> Path:
-    """The finished export's file, for support staff to hand over; each opening is audited."""
-    by = require(actor, SUPPORT, COMPLIANCE_OFFICER, to="download DSAR exports")
-    request = get_dsar(session, reference)
+#: How long a presigned URL to an export serves it: long enough to start the download.
+PRESIGNED_URL_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class Download:
+    """An export handed over: its bytes (at most ``[exports] max_download_mb``), or for a
+    larger one in a bucket a presigned ``url`` that serves it for 60 seconds."""
+
+    reference: str
+    filename: str
+    content: bytes | None
+    url: str | None = None
+
+
+def fetch_export(store: ExportStore, request: DsarRequest, *, max_bytes: int) -> Download:
+    """The export of a request, read back and checked against its SHA-256, or a URL to it.
+
+    Never more than ``max_bytes`` is held in memory: a larger export is served by the bucket
+    itself, through a presigned URL made only now, after every check passed.
+    """
+    filename = f"{request.reference}.zip"
     if not has_finished_export(request):
         raise Conflict(f"{request.reference} has no finished export (it is {request.status})")
-    if not request.export_path or not Path(request.export_path).is_file():
+    size = store.size(request.export_path) if request.export_path else None
+    if size is None:
         raise NotFound(f"the export of {request.reference} was removed (exports expire)")
+    assert request.export_path is not None
+    if size > max_bytes:
+        url = store.presigned_url(
+            request.export_path, filename=filename, seconds=PRESIGNED_URL_SECONDS
+        )
+        if url is None:
+            raise Conflict(
+                f"the export of {request.reference} is larger than [exports] max_download_mb "
+                "allows to serve from here"
+            )
+        return Download(request.reference, filename, None, url)
+    content = store.read(request.export_path, sha256=request.export_sha256)
+    if content is None:
+        raise NotFound(f"the export of {request.reference} was removed (exports expire)")
+    return Download(request.reference, filename, content)
+
+
+def open_export_for_download(
+    session: Session, policy: Policy, reference: str, *, actor: Identity
+) -> Download:
+    """The finished export, for support staff to hand over; each opening is audited."""
+    by = require(actor, SUPPORT, COMPLIANCE_OFFICER, to="download DSAR exports")
+    request = get_dsar(session, reference)
+    try:
+        download = fetch_export(
+            export_store(policy), request, max_bytes=policy.exports.max_download_bytes
+        )
+    except BaseException:
+        session.rollback()
+        raise
     audit_request(session, request, "dsar.export_downloaded", by, {"sha256": request.export_sha256})
     session.commit()
-    return Path(request.export_path)
+    return download
 
 
 # ---------------------------------------------------------------- lookups

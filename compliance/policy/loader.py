@@ -20,6 +20,7 @@ from sqlalchemy import Date, DateTime, Engine, MetaData, Table, inspect
 
 from compliance.errors import ConfigError, NotFound, printable
 from compliance.free_text import not_utf8
+from compliance.policy.exports import ExportSettings, parse_exports
 from compliance.policy.fields import Field, expect, key_name, read_section, unknown_keys
 from compliance.policy.strategies import ERASURE_ACTIONS, MAX_ENV_BYTES, STRATEGIES
 from compliance.policy.systems import (
@@ -222,6 +223,8 @@ class Policy:
     audit: AuditSettings = AuditSettings()
     #: Every system by name, the application database (``app_database``) included.
     systems: Mapping[str, System] = field(default_factory=dict)
+    #: Where export files live ([exports] storage: the folder export_dir, or a bucket).
+    exports: ExportSettings = field(default_factory=ExportSettings)
 
     def bucket(self, name: str) -> Bucket:
         if name == DSAR_ERASURE_BUCKET:
@@ -864,6 +867,7 @@ def parse_policy(
         dsar_export_days=dsar_export_days,
         job_runs_days=job_runs_days,
         systems=systems,
+        exports=parse_exports(data.get("exports", {})),
         **settings,
     )
 

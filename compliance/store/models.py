@@ -352,7 +352,10 @@ class ErasureTask(Base):
     done_by: Mapped[str | None] = mapped_column(String(255))
     note: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: Where the system's part of an access export is kept (compliance.storage location).
     file_path: Mapped[str | None] = mapped_column(Text)
+    #: What that part is called in the ZIP (a bucket's object name says nothing). Migration 0017.
+    file_name: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -506,3 +509,24 @@ class DeletionAggregate(Base):
     records_kept: Mapped[int] = mapped_column(Integer, default=0)
     batches_accepted: Mapped[int] = mapped_column(Integer, default=0)
     batches_rejected: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# ---------------------------------------------------------------- added by migration 0017
+
+
+class UserExport(Base):
+    """A support export (export-user-data) kept in the export store, and whose it is.
+
+    A bucket's object names say nothing about their subject; this row is how cleanup and
+    erasure find them. It goes with the file: after ``[retention.dsar_exports] days`` or the
+    subject's erasure, whichever comes first.
+    """
+
+    __tablename__ = "user_exports"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    subject_id: Mapped[str] = mapped_column(String(255), index=True)
+    location: Mapped[str] = mapped_column(Text, unique=True)
+    format: Mapped[str] = mapped_column(String(8))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

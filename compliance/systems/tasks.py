@@ -51,6 +51,7 @@ from compliance.logs import log_event
 from compliance.policy.loader import DSAR_ERASURE_BUCKET, Bucket, Policy
 from compliance.policy.systems import System
 from compliance.roles import COMPLIANCE_OFFICER, Identity, require
+from compliance.storage import Area, ExportStore, export_store
 from compliance.store.models import DeletionRecord, DsarRequest, ErasureTask, utcnow
 from compliance.store.queries import first_or_not_found
 from compliance.store.sql import among_ids, rows_changed
@@ -548,7 +549,7 @@ def run_webhook_tasks(
     now: datetime | None = None,
     record_ids: Sequence[int] | None = None,
     request_ids: Sequence[int] | None = None,
-    export_dir: Path | None = None,
+    store: ExportStore | None = None,
 ) -> WebhookRun:
     """Send (or poll) every due webhook task of these records or requests, one at a time.
 
@@ -580,9 +581,7 @@ def run_webhook_tasks(
             continue
         if not polling:
             run.sent += 1
-        _outcome(
-            session, task, system, answer, actor=actor, now=now, export_dir=export_dir, run=run
-        )
+        _outcome(session, task, system, answer, actor=actor, now=now, store=store, run=run)
         session.commit()
     return run
 
@@ -657,7 +656,7 @@ def _outcome(
     *,
     actor: str,
     now: datetime,
-    export_dir: Path | None,
+    store: ExportStore | None,
     run: WebhookRun,
 ) -> None:
     """Record what the system answered: done, accepted for later, or a failed attempt."""
@@ -668,7 +667,7 @@ def _outcome(
             actor=f"system:{task.system}",
             now=now,
             data=answer.data,
-            export_dir=export_dir,
+            store=store,
         )
         run.done += 1
     elif answer.status == WireStatus.ACCEPTED:
@@ -737,16 +736,16 @@ def finish_task(
     now: datetime,
     data: Any = None,
     note: str | None = None,
-    export_dir: Path | None = None,
+    store: ExportStore | None = None,
     upload: tuple[str, bytes] | None = None,
 ) -> None:
     """Mark a task done once (a second answer for a finished task changes nothing)."""
     if task.status in FINISHED:
         return
     if task.action == "access" and (data is not None or upload is not None):
-        if export_dir is None:
-            raise InvalidInput("no export folder to keep the system's data in")
-        task.file_path = str(_keep_file(export_dir, task, data=data, upload=upload))
+        if store is None:
+            raise InvalidInput("no export store to keep the system's data in")
+        _keep_file(store, task, data=data, upload=upload)
     task.status = TaskStatus.DONE
     task.done_at = now
     task.done_by = actor
@@ -771,21 +770,20 @@ def finish_task(
 
 
 def _keep_file(
-    export_dir: Path, task: ErasureTask, *, data: Any, upload: tuple[str, bytes] | None
-) -> Path:
-    """A system's part of an access export, kept (owner-only) until the ZIP is built."""
-    folder = Path(export_dir) / "tasks"
-    folder.mkdir(parents=True, exist_ok=True)
+    store: ExportStore, task: ErasureTask, *, data: Any, upload: tuple[str, bytes] | None
+) -> None:
+    """A system's part of an access export, kept in the export store until the ZIP is built;
+    the task keeps where, and what the part is called in the ZIP."""
     if upload is not None:
         name, content = upload
-        path = folder / f"{task.idempotency_key}-{_SAFE.sub('_', Path(name).name)[:100]}"
+        part = _SAFE.sub("_", Path(name).name)[:100] or "upload"
     else:
         content = json.dumps(data, indent=2, ensure_ascii=False, default=str).encode("utf-8")
-        path = folder / f"{task.idempotency_key}-data.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(content)
-    return path
+        part = "data.json"
+    stored = store.write(
+        Area.TASKS, f"{task.idempotency_key}-{part}", lambda handle: handle.write(content)
+    )
+    task.file_path, task.file_name = stored.location, part
 
 
 # ---------------------------------------------------------------- callbacks, people, retries
@@ -798,7 +796,7 @@ def receive_callback(
     headers: Mapping[str, str],
     *,
     now: datetime | None = None,
-    export_dir: Path | None = None,
+    store: ExportStore | None = None,
 ) -> ErasureTask:
     """A webhook service reports a task it accepted earlier: ``{"idempotency_key", "status"}``.
 
@@ -839,7 +837,7 @@ def receive_callback(
             actor=f"system:{task.system}",
             now=now,
             data=answer.data,
-            export_dir=export_dir or policy.export_dir,
+            store=store or export_store(policy),
         )
     elif answer.status == WireStatus.FAILED:
         task.status = TaskStatus.FAILED
@@ -887,7 +885,7 @@ def confirm_task(
     note: str,
     execute: bool,
     upload: tuple[str, bytes] | None = None,
-    export_dir: Path | None = None,
+    store: ExportStore | None = None,
     now: datetime | None = None,
 ) -> ErasureTask:
     """A compliance officer says a manual task is done, with a note (and, for access, the file)."""
@@ -911,7 +909,7 @@ def confirm_task(
         session.rollback()
         return task
     now = now or utcnow()
-    finish_task(session, task, actor=by, now=now, note=said, upload=upload, export_dir=export_dir)
+    finish_task(session, task, actor=by, now=now, note=said, upload=upload, store=store)
     _settle_owner(session, task, now)
     session.commit()
     return task

@@ -367,15 +367,20 @@ if "send" in actions:
     if download.button("Prepare download", key="dsar_prepare"):
         try:
             with context.session(policy) as s:
-                path = dsar.open_export_for_download(s, reference, actor=person)
-            st.session_state[EXPORT_KEY] = (reference, path.name, path.read_bytes())
+                handed = dsar.open_export_for_download(s, policy, reference, actor=person)
+            st.session_state[EXPORT_KEY] = handed
         except ComplianceError as exc:
             widgets.show_error(exc)
     ready = st.session_state.get(EXPORT_KEY)
-    if ready and ready[0] == reference:
+    if ready and ready.reference == reference and ready.content is not None:
         st.download_button(
-            f"Download {ready[1]}", ready[2], file_name=ready[1], mime="application/zip"
-        )
+            f"Download {ready.filename}", ready.content, file_name=ready.filename,
+            mime="application/zip",
+        )  # fmt: skip
+    elif ready and ready.reference == reference and ready.url:
+        # Larger than [exports] max_download_mb: the bucket serves it, for 60 seconds.
+        st.link_button(f"Download {ready.filename}", ready.url)
+        st.caption("The link works for 60 seconds; press Prepare download again after that.")
 
 if "extend" in actions:
     with st.form("extend_dsar"):

@@ -11,6 +11,7 @@ import streamlit as st
 
 from compliance.free_text import MAX_FREE_TEXT
 from compliance.roles import COMPLIANCE_OFFICER
+from compliance.storage import export_store
 from compliance.store.states import TaskStatus
 from compliance.systems import tasks
 from dashboard import context, widgets
@@ -112,7 +113,7 @@ for task in waiting:
                 with context.session(current) as s:
                     tasks.confirm_task(
                         s, task_id, actor=context.identity(), note=text, execute=True,
-                        upload=content, export_dir=current.export_dir,
+                        upload=content, store=export_store(current),
                     )  # fmt: skip
                 return f"Task {task_id} confirmed."
 

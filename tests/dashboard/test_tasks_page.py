@@ -102,6 +102,7 @@ def test_a_request_shows_where_each_system_stands(queue: Deployment, open_app: O
 
     from compliance.dsar.processing import process_dsar_requests
     from compliance.dsar.requests import get_dsar, review_dsar, submit
+    from compliance.storage import export_store
     from compliance.store.models import utcnow
     from compliance.systems.tasks import confirm_task, tasks_of_request
     from tests.conftest import DPO, SUPPORT_STAFF
@@ -127,7 +128,8 @@ def test_a_request_shows_where_each_system_stands(queue: Deployment, open_app: O
         (task,) = [t for t in mine if t.system_kind == "manual"]
         confirm_task(
             s, task.id, actor=person(OFFICER), note="Exported", execute=True,
-            upload=("contact.csv", b"email\nx@example.org\n"), export_dir=queue.policy().export_dir,
+            upload=("contact.csv", b"email\nx@example.org\n"),
+            store=export_store(queue.policy()),
         )  # fmt: skip
         later = utcnow() + timedelta(minutes=2)
         done = process_dsar_requests(s, queue.datamap(), actor="worker", execute=True, now=later)

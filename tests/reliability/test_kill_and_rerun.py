@@ -21,10 +21,10 @@ from sqlalchemy import func, select, update
 from compliance.deletion.apply import apply_deletions
 from compliance.deletion.batches import create_deletion_batches
 from compliance.deletion.records import create_deletion_records
-from compliance.dsar.delivery import ABANDONED_WRITE_AGE
 from compliance.dsar.processing import CLAIM_LEASE, process_dsar_requests
 from compliance.dsar.requests import review_dsar, submit
 from compliance.policy.strategies import HashStrategy
+from compliance.storage import ABANDONED_WRITE_AGE
 from compliance.store.models import AuditEvent, DeletionBatch, DeletionRecord, DsarRequest, utcnow
 from tests.conftest import DPO, SUPPORT_STAFF, Deployment, fill_demo
 from tests.reliability.conftest import (
