@@ -285,9 +285,10 @@ def judge_column(
     id_like = bool(set(name_tokens(column)) & _ID_LIKE)
     found = _by_values(texts, id_like) if texts else None
     if found is not None:
-        # The values win over the name: an "address" column of IP addresses is IP addresses.
-        names = (BY_NAME,) if by_name else ()
+        # The values win over the name: an "address" column of emails holds emails, and only
+        # a name that says so too counts as a recogniser.
         category = found.recogniser.category
+        names = (BY_NAME,) if by_name is category else ()
         return Verdict(category, (*names, found.recogniser.name), len(texts), found.matched)
     if by_name is None:
         return None
