@@ -59,10 +59,7 @@ PLANTED_POLICY = (
         'export_exclude = ["password_hash"]', 'export_exclude = ["password_hash", "birth_date"]', 1
     ).replace(
         "[buckets.closed_accounts]\n",
-        "[buckets.closed_accounts]\n"
-        'purpose = "Keep no account data once a customer has left"\n'
-        'data_subjects = ["former customers"]\n'
-        'recipients = ["=HYPERLINK(\\"http://evil.example\\")"]\n',
+        '[buckets.closed_accounts]\nrecipients = ["=HYPERLINK(\\"http://evil.example\\")"]\n',
         1,
     )
     + f"""
@@ -72,11 +69,6 @@ url = "CATALOG_URL"
 
 [scan]
 accept = [{{ column = "app_database.marketing_leads.seen_from", reason = "{ACCEPTED_REASON}" }}]
-
-[records]
-controller = "Example GmbH, Hauptstraße 1, Berlin"
-dpo_contact = "dpo@example.com"
-security_measures = ["TLS everywhere", "erasure reviewed by an officer"]
 """
 )
 
@@ -398,21 +390,25 @@ def test_records_of_processing_in_three_formats(planted: Deployment) -> None:
     markdown = planted.run("records-of-processing")
     assert markdown.exit_code == 0, markdown.output
     text_ = markdown.stdout
-    assert "- Controller (a): Example GmbH, Hauptstraße 1, Berlin" in text_
+    assert "- Controller (a): Example GmbH, Musterstraße 1, 10115 Berlin" in text_
     assert "- Data protection officer (a): dpo@example.com" in text_
     assert (
-        "## closed_accounts" in text_ and "Keep no account data once a customer has left" in text_
+        "## closed_accounts" in text_
+        and "Purpose (Art. 30(1)(b)): Providing the workflow service" in text_
     )
     assert "  - postal address (users.address)" in text_
     assert "## tables: invoices, payments" in text_
     assert "  - bank account (IBAN) (invoices.billing_iban)" in text_
-    assert "- Purpose (Art. 30(1)(b)): not set ([buckets.inactive_accounts] purpose)" in text_
+    assert (
+        "- Transfers to third countries (e): not set ([buckets.inactive_accounts] transfers)"
+        in (text_)
+    )
     rows = list(
         csv.DictReader(io.StringIO(planted.run("records-of-processing", "--format", "csv").stdout))
     )
     closed = next(r for r in rows if r["activity"] == "closed_accounts")
     assert closed["recipients"].startswith("'=HYPERLINK")  # a formula stays text
-    assert closed["data_subjects"] == "former customers"
+    assert closed["data_subjects"] == "former account holders"
     assert "30 days after the newest users.closed_at" in closed["erasure_time_limits"]
     document = json.loads(planted.run("records-of-processing", "--format", "json").stdout)
     assert [a["name"] for a in document["activities"]] == [
@@ -421,7 +417,9 @@ def test_records_of_processing_in_three_formats(planted: Deployment) -> None:
         "closed_accounts",
         "tables: invoices, payments",
     ]
-    assert document["security_measures"] == ["TLS everywhere", "erasure reviewed by an officer"]
+    assert document["security_measures"][1] == (
+        "Every erasure reviewed by a compliance officer; hash-chained audit log"
+    )
 
 
 def test_only_an_officer_runs_the_scan_from_the_library(planted: Deployment) -> None:
