@@ -68,7 +68,10 @@ kind = "sql"
 url = "CATALOG_URL"
 
 [scan]
-accept = [{{ column = "app_database.marketing_leads.seen_from", reason = "{ACCEPTED_REASON}" }}]
+accept = [
+  {{ column = "app_database.marketing_leads.seen_from", reason = "{ACCEPTED_REASON}" }},
+  {{ column = "app_database.old_leads.email", reason = "dropped last year" }},
+]
 """
 )
 
@@ -168,7 +171,8 @@ def plant(d: Deployment) -> None:
 
 
 def music_shop(url: str) -> None:
-    """A realistic catalogue without a person in it: products, artists, albums, tracks."""
+    """A realistic catalogue without a person in it: products, artists, albums, tracks, and
+    the shop's own stores (an address, but nobody's)."""
     from compliance.store.engines import make_engine
 
     meta = MetaData()
@@ -195,6 +199,10 @@ def music_shop(url: str) -> None:
                         Column("isrc", String(12))),
         "playlists": Table("playlists", meta, Column("id", Integer, primary_key=True),
                            Column("name", String(120))),
+        "stores": Table("stores", meta, Column("id", Integer, primary_key=True),
+                        Column("name", String(120)), Column("street", String(120)),
+                        Column("city", String(80)), Column("postcode", String(10)),
+                        Column("opened_on", Date)),
     }  # fmt: skip
     engine = make_engine(url)
     meta.create_all(engine)
@@ -227,6 +235,10 @@ def music_shop(url: str) -> None:
              ("Desafinado", None)], 1)],
         "playlists": [{"id": i, "name": n} for i, n in enumerate(
             ["Music", "Movies", "90's Music", "Brazilian Music"], 1)],
+        "stores": [{"id": i, "name": f"Records {c}", "street": st, "city": c, "postcode": pc,
+                    "opened_on": date(2001 + i, 3, 1)} for i, (st, c, pc) in enumerate(
+            [("Rue de Rivoli 10", "Paris", "75001"), ("Hauptstraße 5", "Berlin", "10115"),
+             ("Kalverstraat 1", "Amsterdam", "1012 NX")], 1)],
     }  # fmt: skip
     with engine.begin() as conn:
         for name, values in rows.items():
@@ -303,6 +315,7 @@ def test_every_planted_column_is_found_and_nothing_more_without_a_write(
     assert "odd_things: JSON column(s) profile judged by name only" in notes
     assert "odd_things: column(s) email, remark held only NULL" in notes
     assert "table empty_signups: empty, judged by column names only" in notes
+    assert "scan.accept: app_database.old_leads.email names no column of this system" in notes
     assert "Failed: personal data no erasure reaches: app_database.empty_signups.email" in (
         result.stderr
     )
@@ -312,7 +325,7 @@ def test_a_music_shop_catalogue_holds_no_personal_data(planted: Deployment) -> N
     result = planted.run("scan-personal-data", "--system", "catalog", "--json")
     assert result.exit_code == 0, result.output
     (catalog,) = report(result)["systems"]
-    assert (catalog["tables"], catalog["findings"], catalog["coverage"]) == (7, [], None)
+    assert (catalog["tables"], catalog["findings"], catalog["coverage"]) == (8, [], None)
 
 
 def test_the_report_lists_each_kind_with_its_legal_basis_and_coverage(
@@ -323,7 +336,7 @@ def test_the_report_lists_each_kind_with_its_legal_basis_and_coverage(
     lines = result.stdout.splitlines()
     basis = "Accounting law: invoices are kept 10 years (HGB §257, AO §147)"
     expected = [  # (start, end) of a line the report must hold
-        ("app_database: ", "29 personal, 4 erased on erasure; coverage 28%"),
+        ("app_database: ", "29 personal, 4 deleted or anonymized by erasure; coverage 28%"),
         ("  uncovered (in tables no erasure reaches): marketing_leads.contact (email address; "
          "email-validator; 3 of 3 sampled values matched)", ""),
         ("  left as they are by erasure (anonymized tables): users.address (postal address; "
@@ -332,10 +345,10 @@ def test_the_report_lists_each_kind_with_its_legal_basis_and_coverage(
         ("  accepted in [scan] accept: marketing_leads.seen_from (IP address; ipaddress; 3 of 3 "
          "sampled values matched)", f"— {ACCEPTED_REASON}"),
         ("  excluded from access exports: users.birth_date (date of birth)", ""),
-        ("billing: 2 tables and views, 11 columns; 2 personal, 2 erased on erasure; "
+        ("billing: 2 tables and views, 11 columns; 2 personal, 2 deleted or anonymized by erasure; "
          "coverage 100%", ""),
-        ("catalog: 7 tables and views, 32 columns; 0 personal, 0 erased on erasure; "
-         "no personal data found", ""),
+        ("catalog: 8 tables and views, 38 columns; 0 personal, 0 deleted or anonymized by "
+         "erasure; no personal data found", ""),
         ("newsletter: not scannable: a manual system", ""),
     ]  # fmt: skip
     for start, end in expected:

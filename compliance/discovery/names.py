@@ -77,6 +77,10 @@ _BIRTH_WORDS = {"birth", "birthday", "birthdate", "dob", "dateofbirth", "born"}
 _ADDRESS_WORDS = {"address", "addr", "street", "city", "town", "postcode", "zip", "zipcode",
                   "postalcode", "housenumber", "address1", "address2"}  # fmt: skip
 _ADDRESS_PAIRS = {("postal", "code"), ("zip", "code"), ("post", "code"), ("house", "number")}
+#: Words that make an address a person's wherever it stands (``orders.delivery_address``).
+_PERSON_PLACES = {"billing", "shipping", "delivery", "home", "residential", "private", "mailing",
+                  "invoice", "customer", "user", "contact", "member", "patient", "employee",
+                  "personal", "postal", "residence", "domicile"}  # fmt: skip
 #: Address words that belong to something else when these stand beside them.
 _NOT_POSTAL = {"mac", "wallet", "web", "url", "ip", "email", "mail", "contract", "memory",
                "return", "ref", "reply"}  # fmt: skip
@@ -142,7 +146,9 @@ def category_by_name(table: str, column: str) -> Category | None:
         return Category.IP_ADDRESS
     if words & _BIRTH_WORDS:
         return Category.BIRTH_DATE
-    if (words & _ADDRESS_WORDS or pairs & _ADDRESS_PAIRS) and not words & _NOT_POSTAL:
+    # A shop's or warehouse's address is nobody's: a person's, by its table or its words.
+    postal = (words & _ADDRESS_WORDS or pairs & _ADDRESS_PAIRS) and not words & _NOT_POSTAL
+    if postal and (_people_table(table) or words & _PERSON_PLACES):
         return Category.POSTAL_ADDRESS
     if compact in _NAME_WORDS or (last == "name" and len(tokens) > 1 and (
         tokens[-2] in _PERSON_QUALIFIERS

@@ -170,9 +170,10 @@ def _read(engine: Engine) -> Iterator[Connection]:
             conn.rollback()
 
 
-def read_schema(engine: Engine, *, skip: Collection[str] = ()) -> SystemRead:
-    """Every table and view with its columns (no rows); ``skip`` names tables left out."""
-    result = SystemRead(name="")
+def read_schema(engine: Engine, name: str, *, skip: Collection[str] = ()) -> SystemRead:
+    """Every table and view of system ``name`` with its columns (no rows); ``skip`` names
+    tables left out."""
+    result = SystemRead(name)
     with warnings.catch_warnings():
         # A type SQLAlchemy does not know ("Did not recognize type") reflects as NullType.
         warnings.simplefilter("ignore", SAWarning)
@@ -183,13 +184,13 @@ def read_schema(engine: Engine, *, skip: Collection[str] = ()) -> SystemRead:
             if engine.dialect.name == "postgresql":
                 views += inspector.get_materialized_view_names()
             names += [(n, True) for n in views]
-        for name, view in sorted(names):
-            if name in skip:
+        for table_name, view in sorted(names):
+            if table_name in skip:
                 continue
-            entry = TableRead(name, view, [])
+            entry = TableRead(table_name, view, [])
             try:
                 with _read(engine) as conn:
-                    reflected = inspect(conn).get_columns(name)
+                    reflected = inspect(conn).get_columns(table_name)
             except SQLAlchemyError as exc:
                 entry.notes.append(f"{entry.what}: its columns cannot be read ({first_line(exc)})")
             else:
@@ -274,10 +275,9 @@ def read_system(
         return SystemRead(name, error=f"cannot be opened: {exc}")
     try:
         try:
-            result = read_schema(engine, skip=skip)
+            result = read_schema(engine, name, skip=skip)
         except SQLAlchemyError as exc:
             return SystemRead(name, error=f"cannot be read: {first_line(exc)}")
-        result.name = name
         if sample == 0:
             return result
         started = time.monotonic()

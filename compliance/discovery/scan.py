@@ -12,7 +12,7 @@ never a sampled value.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -240,11 +240,6 @@ def scan_personal_data(
     return ScanReport(scans, sample, started, utcnow())
 
 
-def describe(findings: Sequence[Finding]) -> str:
-    """``users.email (email address), …`` for a line of the report or an alert."""
-    return ", ".join(f"{f.table}.{f.column} ({f.label})" for f in findings)
-
-
 def _percent(share: float | None) -> str:
     return "no personal data found" if share is None else f"coverage {share:.0%}"
 
@@ -282,7 +277,7 @@ def report_lines(report: ScanReport) -> list[str]:
         erased = system.having(FindingStatus.DELETED, FindingStatus.ANONYMIZED)
         lines.append(
             f"{system.name}: {system.tables} tables and views, {system.columns} columns; "
-            f"{len(system.findings)} personal, {len(erased)} erased on erasure; "
+            f"{len(system.findings)} personal, {len(erased)} deleted or anonymized by erasure; "
             f"{_percent(system.coverage)}"
         )
         for status, title in _SECTIONS:
