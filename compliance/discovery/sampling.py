@@ -57,6 +57,8 @@ MAX_SAMPLE = 10_000
 #: LOCK_TIMEOUT_MS for a lock another session holds (a migration's, say).
 STATEMENT_TIMEOUT_MS = 5_000
 LOCK_TIMEOUT_MS = 1_000
+#: A database that does not answer within this many seconds is reported as down.
+CONNECT_TIMEOUT_S = 5
 #: A system's reads stop after this many seconds; the tables left are judged by name.
 SYSTEM_BUDGET_S = 10.0
 #: Below this many estimated rows a table is read with LIMIT: a page sample could miss it all.
@@ -125,7 +127,11 @@ def open_read_only(url: str) -> Engine:
             if database in ("", ":memory:"):
                 raise ValueError("an in-memory SQLite database cannot be scanned")
             return create_engine("sqlite://", creator=_sqlite_read_only(database))
-        return create_engine(parsed, pool_pre_ping=True)
+        # A host that does not answer is a system that is down, said within seconds.
+        timeout = (
+            {"connect_timeout": CONNECT_TIMEOUT_S} if parsed.get_driver_name() == "psycopg2" else {}
+        )
+        return create_engine(parsed, pool_pre_ping=True, connect_args=timeout)
     except (NoSuchModuleError, ImportError):
         raise ValueError("its url names a driver that is not installed") from None
 
