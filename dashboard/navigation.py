@@ -22,6 +22,7 @@ PAGES: list[Entry] = [
     ("views/progress.py", "Progress", ":material/monitoring:", {COMPLIANCE_OFFICER, MANAGER}),
     ("views/audit.py", "Audit log", ":material/receipt_long:", {COMPLIANCE_OFFICER, MANAGER}),
     ("views/job_runs.py", "Jobs", ":material/schedule:", {COMPLIANCE_OFFICER, MANAGER}),
+    ("views/data_map.py", "Data map", ":material/account_tree:", {COMPLIANCE_OFFICER, MANAGER}),
 ]
 
 

@@ -118,6 +118,7 @@ FIELD_LABELS: dict[str, str] = {
     "identity_note": "Identity check note",
     "months": "Extend by",
     "reason": "Reason",
+    "sample": "Rows sampled per table",
     "subject_id": "Subject id",
 }
 

@@ -27,6 +27,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from compliance import failpoints, logs
+from compliance.discovery.coverage import subject_columns_warning
 from compliance.errors import ComplianceError, ConfigError, Outage, printable
 from compliance.free_text import not_utf8
 from compliance.ops.jobruns import close_stale_runs, finish_job_run, start_job_run
@@ -38,6 +39,7 @@ from compliance.policy.loader import (
     load_policy,
     reflect_policy_tables,
 )
+from compliance.policy.systems import APP_SYSTEM
 from compliance.store.engines import check_reachable, current_revision, make_engine, session_factory
 from compliance.store.states import JobRunStatus
 from compliance.store.tallies import compact_tallies
@@ -60,8 +62,10 @@ FLAGS: dict[str, str] = {
     "reason": "--reason",
     "requested_by": "--requested-by",
     "reviewer": "--reviewer",
+    "sample": "--sample",
     "since": "--since",
     "subject_id": "--subject-id",
+    "system": "--system",
     "within_days": "--within-days",
     "workers": "--workers",
 }
@@ -132,6 +136,8 @@ class Runtime:
         warnings = check_against_database(
             self.policy, self.app_engine, engines, reflection=reflection
         )
+        subjects = reflection.metadatas[APP_SYSTEM].tables.get(self.policy.subjects.table)
+        warnings += filter(None, [subject_columns_warning(self.policy, subjects)])
         for warning in warnings:
             logs.log_event("policy.warning", logging.WARNING, message=warning)
         return DataMap(self.policy, self.app_engine, engines, reflection=reflection)

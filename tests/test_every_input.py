@@ -481,6 +481,8 @@ TEMPLATES: dict[str, list[tuple[str, str | None]]] = {
              ("court order", None), ("--by", None), ("dpo@example.com", None),
              ("--until", None), ("2027-01-01", "date"), ("--execute", None)],
     "replay-erasures": [("--since", None), ("2026-01-01", "date"), ("--execute", None)],
+    "scan-personal-data": [("--sample", None), ("200", "count"), ("--system", None),
+                           ("app_database", None)],
 }  # fmt: skip
 
 

@@ -111,6 +111,12 @@ class Bucket:
     #: Columns of the [subjects] table shown beside each record under review, read from the
     #: application database when the page opens and never copied into the compliance database.
     review_columns: tuple[str, ...] = ()
+    #: Art. 30(1)(b)-(e): why the data is processed, whose it is, who receives it, and
+    #: transfers outside the EU. Optional; records-of-processing shows what is missing.
+    purpose: str | None = None
+    data_subjects: tuple[str, ...] = ()
+    recipients: tuple[str, ...] = ()
+    transfers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -188,6 +194,26 @@ class AuditSettings:
 
 
 @dataclass(frozen=True)
+class ScanSettings:
+    """``[scan]``: what scan-personal-data may leave uncovered, and whom it tells."""
+
+    #: ``"system.table.column"`` -> why an officer accepted it as not personal, or as
+    #: personal data the policy rightly leaves alone; still listed as accepted.
+    accept: Mapping[str, str] = field(default_factory=dict)
+    #: Slack channel told about new uncovered personal data (default: [slack] dsar_channel).
+    ops_channel: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordsSettings:
+    """``[records]``: the Art. 30(1)(a) and (g) parts of the record of processing."""
+
+    controller: str | None = None
+    dpo_contact: str | None = None
+    security_measures: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class SmtpSettings:
     host: str = "localhost"
     port: int = 25
@@ -225,6 +251,8 @@ class Policy:
     systems: Mapping[str, System] = field(default_factory=dict)
     #: Where export files live ([exports] storage: the folder export_dir, or a bucket).
     exports: ExportSettings = field(default_factory=ExportSettings)
+    scan: ScanSettings = ScanSettings()
+    records: RecordsSettings = RecordsSettings()
 
     def bucket(self, name: str) -> Bucket:
         if name == DSAR_ERASURE_BUCKET:
@@ -547,6 +575,48 @@ def _file_path(value: str, key: str, context: _Context) -> Path:
     return _under(Path(value), context.base)
 
 
+def _text(value: str, key: str, _context: Any) -> str:
+    if not value.strip():
+        raise ConfigError(f"{key}: expected some text, got {value!r}")
+    return value.strip()
+
+
+def _texts(value: list[str], key: str, context: Any) -> tuple[str, ...]:
+    """A list of short texts (recipients, measures…), each non-empty, each once."""
+    return tuple(dict.fromkeys(_text(item, f"{key}[{i}]", context) for i, item in enumerate(value)))
+
+
+_ACCEPT_ENTRY = (
+    Field("column", missing='missing ("system.table.column")', wrong=_NOT_A_STRING),
+    Field("reason", missing="missing (why the column may stay as it is)", wrong=_NOT_A_STRING,
+          check=_text),
+)  # fmt: skip
+
+
+def _scan_accept(value: list[Any], key: str, context: _Context) -> dict[str, str]:
+    """``[{ column = "system.table.column", reason = "…" }]`` as column -> reason."""
+    accepted: dict[str, str] = {}
+    for i, raw in enumerate(value):
+        entry = read_section(raw, _ACCEPT_ENTRY, f"{key}[{i}]", context)
+        column = entry["column"].strip()
+        system, _, rest = column.partition(".")
+        table, _, name = rest.rpartition(".")
+        if not (system and table and name):
+            raise ConfigError(
+                f"{key}[{i}].column: {column!r} is not system.table.column "
+                f"(the application database is system '{APP_SYSTEM}')"
+            )
+        if system not in context.systems or not context.systems[system].is_sql:
+            known = ", ".join(n for n, s in context.systems.items() if s.is_sql)
+            raise ConfigError(
+                f"{key}[{i}].column: '{system}' is not a declared sql system (known: {known})"
+            )
+        if column in accepted:
+            raise ConfigError(f"{key}[{i}].column: '{column}' is accepted twice")
+        accepted[column] = entry["reason"]
+    return accepted
+
+
 # ---------------------------------------------------------------- section tables
 # One line a key: (key, type, default or missing, check); with neither, the key is optional.
 
@@ -574,6 +644,11 @@ _BUCKET_FIELDS = (
     Field("purge_after_days", int, default=Bucket.purge_after_days, check=_days_check),
     Field("rejection_cooloff_days", int, default=DEFAULT_REJECTION_COOLOFF_DAYS,
           check=_days_check),
+    # Art. 30(1) record of processing (records-of-processing): optional, shown as missing.
+    Field("purpose", check=_text),
+    Field("data_subjects", list, default=(), items=str, check=_texts),
+    Field("recipients", list, default=(), items=str, check=_texts),
+    Field("transfers", list, default=(), items=str, check=_texts),
 )  # fmt: skip
 _SQL_RULE_FIELDS = (
     Field("sql", missing="missing", check=lambda sql, key, _: check_select_only(sql, key)),
@@ -632,9 +707,19 @@ _SMTP_FIELDS = (
     Field("outbox", check=_file_path),
 )
 _AUDIT_FIELDS = (Field("anchor_file", check=_file_path), Field("ops_channel"))
+_SCAN_FIELDS = (
+    Field("accept", list, default=(), check=_scan_accept),
+    Field("ops_channel", check=_text),
+)
+_RECORDS_FIELDS = (
+    Field("controller", check=_text),
+    Field("dpo_contact", check=_text),
+    Field("security_measures", list, default=(), items=str, check=_texts),
+)
 _SECTIONS = frozenset(
     {"database", "app_database", "subjects", "tables", "buckets", "slack", "roles",
-     "dashboard", "review", "dsar", "smtp", "retention", "exports", "audit", "systems"}
+     "dashboard", "review", "dsar", "smtp", "retention", "exports", "audit", "systems",
+     "scan", "records"}
 )  # fmt: skip
 ROLES = ("compliance_officer", "support", "manager")
 
@@ -885,8 +970,11 @@ def _parse_settings(data: Mapping[str, Any], context: _Context) -> dict[str, Any
         configured="smtp" in data,
     )
     audit = AuditSettings(**read_section(data.get("audit", {}), _AUDIT_FIELDS, "audit", context))
+    scan = ScanSettings(**read_section(data.get("scan", {}), _SCAN_FIELDS, "scan", context))
+    records = RecordsSettings(**read_section(data.get("records", {}), _RECORDS_FIELDS, "records"))
     return {"slack": slack, "roles": roles, "dashboard": dashboard, "review": review,
-            "dsar": dsar, "smtp": smtp, "audit": audit}  # fmt: skip
+            "dsar": dsar, "smtp": smtp, "audit": audit, "scan": scan,
+            "records": records}  # fmt: skip
 
 
 def config_path(env: Mapping[str, str] | None = None) -> Path:

@@ -28,6 +28,7 @@ from compliance.store.states import (
     BatchStatus,
     DsarKind,
     DsarStatus,
+    FindingStatus,
     JobRunStatus,
     TaskStatus,
     sql_in,
@@ -530,3 +531,32 @@ class UserExport(Base):
     bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class ScanFinding(Base):
+    """One column of personal data the last scan of its system found: counts and recogniser
+    names only, never a sampled value (scan-personal-data --execute replaces a system's rows).
+
+    ``status`` is the policy's answer when the scan ran; ``alerted_at`` when the ops channel
+    was told of it as uncovered, so a finding is announced once, and again only if the
+    alert failed.
+    """
+
+    __tablename__ = "scan_findings"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    system: Mapped[str] = mapped_column(String(100), index=True)
+    table_name: Mapped[str] = mapped_column(String(255))
+    column_name: Mapped[str] = mapped_column(String(255))
+    category: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20))
+    #: The recognisers that said so, comma-separated ("column name,email-validator").
+    recognisers: Mapped[str] = mapped_column(String(255))
+    #: Non-empty values sampled, and how many the recognisers matched.
+    sampled: Mapped[int] = mapped_column(Integer)
+    matched: Mapped[int] = mapped_column(Integer)
+    scanned_at: Mapped[datetime] = mapped_column(default=utcnow)
+    alerted_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        CheckConstraint(f"status IN ({sql_in(FindingStatus)})", name="ck_scan_findings_status"),
+    )

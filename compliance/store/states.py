@@ -112,6 +112,29 @@ class CleanupStatus(StrEnum):
     FAILED = "failed"
 
 
+class FindingStatus(StrEnum):
+    """What the policy does with a column of personal data the scan found
+    (``scan_findings.status``): a classification at the time of the scan, not a lifecycle."""
+
+    UNCOVERED = "uncovered"  # in a table the data map does not name: erasure never reaches it
+    LEFT_AS_IS = "left_as_is"  # in an anonymized table, but neither anonymized nor deleted
+    RETAINED = "retained"  # kept under retain, with the table's legal basis
+    DELETED = "deleted"  # its table's rows are deleted on erasure
+    ANONYMIZED = "anonymized"
+    ACCEPTED = "accepted"  # an officer accepted it in [scan] accept, with a reason
+
+
+#: What the policy handles: erased, kept with a legal basis, or knowingly accepted.
+COVERED_FINDINGS = frozenset(
+    {
+        FindingStatus.DELETED,
+        FindingStatus.ANONYMIZED,
+        FindingStatus.RETAINED,
+        FindingStatus.ACCEPTED,
+    }
+)
+
+
 TRANSITIONS: Mapping[type[StrEnum], Mapping[StrEnum, frozenset[StrEnum]]] = {
     BatchStatus: {
         BatchStatus.PENDING: frozenset({BatchStatus.ACCEPTED, BatchStatus.REJECTED}),
@@ -164,6 +187,7 @@ TRANSITIONS: Mapping[type[StrEnum], Mapping[StrEnum, frozenset[StrEnum]]] = {
     CleanupStatus: {
         CleanupStatus.WOULD_DELETE: frozenset({CleanupStatus.DELETED, CleanupStatus.FAILED}),
     },
+    FindingStatus: {},  # each scan classifies afresh; nothing moves from one to another
 }
 
 # Requests still owed an answer: they count against the deadline and block a duplicate.

@@ -48,10 +48,11 @@ ROLE_PAGES = {
         "progress",
         "audit_log",
         "jobs",
+        "data_map",
         "outbox",
     ],
     SUPPORT: ["dsar_requests", "outbox"],
-    MANAGER: ["progress", "audit_log", "jobs", "outbox"],
+    MANAGER: ["progress", "audit_log", "jobs", "data_map", "outbox"],
 }
 # A table whose scroll width exceeds its visible width hides columns off to the right.
 CLIPPED_TABLES = """() => [...document.querySelectorAll('[data-testid="stDataFrame"]')]
@@ -453,7 +454,7 @@ def test_every_column_shows_its_header_and_widest_cell_at_1400_px(
     batch_id = desk_with_loose_ends(queue)
     links = {
         OFFICER: [f"deletion_batches?bucket=closed_accounts&batch={batch_id}", "legal_holds"],
-        MANAGER: ["progress", "audit_log", "jobs"],
+        MANAGER: ["progress", "audit_log", "jobs", "data_map"],
     }
     problems: list[str] = []
     with sync_playwright() as p:

@@ -1,7 +1,7 @@
 """Export storage: support exports kept in the export store, and whose they are.
 
 Revision ID: 0017_export_storage
-Revises: 0013_free_texts
+Revises: 0014_scan_findings
 Create Date: 2026-12-07 10:00:00
 
 Export files may live in an S3-compatible bucket ([exports] storage = "s3"), under names that
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0017_export_storage"
-down_revision: str | None = "0013_free_texts"
+down_revision: str | None = "0014_scan_findings"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
