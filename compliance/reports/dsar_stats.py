@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from compliance.dsar.deadlines import days_left
+from compliance.dsar.deadlines import days_left, deadline_in_force
 from compliance.dsar.requests import KINDS, STATUSES
 from compliance.errors import InvalidInput
 from compliance.store.models import DsarRequest, utcnow
-from compliance.store.queries import dsar_due_at, dsar_in, dsar_open
+from compliance.store.queries import dsar_in, dsar_open
 from compliance.store.sql import aware_utc
 from compliance.store.states import OPEN_DSAR_STATUSES, DsarStatus
 
@@ -46,7 +46,7 @@ def list_dsar_requests(
         query = query.where(DsarRequest.subject_id == str(subject_id))
     if by_need:
         is_open = dsar_open
-        due = dsar_due_at
+        due = deadline_in_force
         query = query.order_by(
             case((is_open, 0), else_=1), case((is_open, due), else_=None), DsarRequest.id.desc()
         )
@@ -66,7 +66,7 @@ class DsarCounters:
 
 def dsar_counters(session: Session, *, now: datetime | None = None) -> DsarCounters:
     now = now or utcnow()
-    due = dsar_due_at
+    due = deadline_in_force
     is_open = dsar_open
     row = session.execute(
         select(
@@ -84,7 +84,7 @@ def due_soon_and_overdue(
     """Open requests whose (extended) deadline falls within ``within_days``, or has passed."""
     now = now or utcnow()
     horizon = now + timedelta(days=within_days)
-    due = dsar_due_at
+    due = deadline_in_force
     return list(
         session.scalars(
             select(DsarRequest).where(dsar_open, due <= horizon).order_by(due, DsarRequest.id)
@@ -106,7 +106,7 @@ class DsarOverview:
 def dsar_overview(session: Session, now: datetime | None = None) -> DsarOverview:
     """What a regulator would ask: how many are open, late, and how fast they complete."""
     now = now or utcnow()
-    due = dsar_due_at
+    due = deadline_in_force
     by_status: dict[str, int] = {
         status: count
         for status, count in session.execute(
@@ -170,7 +170,7 @@ def dsar_per_month(session: Session, *, months: int = 12, now: datetime | None =
 
     now = now or utcnow()
     since = now - timedelta(days=31 * months)
-    due = func.coalesce(DsarRequest.extended_due_at, DsarRequest.due_at)
+    due = deadline_in_force
     rows = session.execute(
         select(DsarRequest.requested_at, DsarRequest.completed_at, DsarRequest.status, due).where(
             DsarRequest.requested_at >= since
