@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import tomllib
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,10 +16,12 @@ from compliance.dsar import desk
 from compliance.dsar.requests import next_actions, submit
 from compliance.errors import ConfigError
 from compliance.ops.alerts import dsar_deadlines
-from compliance.policy.jurisdictions import GDPR
+from compliance.policy.jurisdictions import GDPR, parse_jurisdiction
 from compliance.policy.loader import parse_policy
-from compliance.reports.dsar_stats import dsar_counters, dsar_overview
+from compliance.reports.dsar_stats import dsar_counters, dsar_overview, dsar_split
 from compliance.store.models import AuditEvent, DsarRequest
+from compliance.store.states import DsarKind, DsarStatus
+from tests import factories as make
 from tests.conftest import DEMO_POLICY, SUPPORT_STAFF, Deployment, fill_demo, ok
 
 LAWS = """
@@ -201,6 +203,45 @@ def test_alerts_overdue_counts_and_days_left_follow_each_requests_jurisdiction(
         assert list(dsar_overview(s, now=now).overdue["reference"]) == [refs["BR"], refs["DE"]]
         detail = desk.request_detail(s, world.policy(), refs["US"], roles=(), now=now)
     assert (detail.jurisdiction, detail.days_left, detail.overdue) == ("ccpa", 13, False)
+
+
+def test_progress_splits_volume_on_time_rate_and_median_days_per_kind_and_jurisdiction(
+    deployment: Deployment,
+) -> None:
+    ccpa = parse_jurisdiction("ccpa", {"deadline_days": 45})
+    lgpd = parse_jurisdiction("lgpd", {"deadline_days": 15})
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    done = DsarStatus.COMPLETED
+    with deployment.session() as s:
+        for subject, kind, law, status, days in [
+            ("1", DsarKind.ACCESS, GDPR, done, 10),  # on time
+            ("2", DsarKind.ACCESS, ccpa, done, 50),  # late: due in 45
+            ("3", DsarKind.ERASURE, ccpa, done, 20),  # on time
+            ("4", DsarKind.ERASURE, lgpd, DsarStatus.APPROVED, None),  # open, overdue by now
+        ]:
+            finished = start + timedelta(days=days) if days is not None else None
+            make.dsar_request(s, kind=kind, status=status, subject_id=subject,
+                              requested_at=start, law=law, completed_at=finished)  # fmt: skip
+        s.commit()
+        now = start + timedelta(days=60)
+        per_law = dsar_split(s, "jurisdiction", now=now)
+        per_kind = dsar_split(s, "kind", now=now)
+    columns = ["jurisdiction", "received", "open", "overdue", "completed", "on_time"]
+    assert per_law[columns].values.tolist() == [
+        ["ccpa", 2, 0, 0, 2, 1],
+        ["gdpr", 1, 0, 0, 1, 1],
+        ["lgpd", 1, 1, 1, 0, 0],
+    ]
+    # Nothing completed under the LGPD: no rate and no median, rather than a made-up zero.
+    assert per_law["on_time_rate"].fillna(-1).tolist() == [0.5, 1.0, -1]
+    assert per_law["median_days"].fillna(-1).tolist() == [35.0, 10.0, -1]
+    assert per_kind.set_index("kind")[["received", "completed", "on_time", "overdue"]].to_dict(
+        "index"
+    ) == {
+        "access": {"received": 2, "completed": 2, "on_time": 1, "overdue": 0},
+        "erasure": {"received": 2, "completed": 1, "on_time": 1, "overdue": 1},
+    }
+    assert per_kind["median_days"].tolist() == [30.0, 20.0]
 
 
 # ---------------------------------------------------------------- the policy file
