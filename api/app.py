@@ -101,6 +101,12 @@ class NewRequest(BaseModel):
     )
     email: str | None = Field(None, max_length=320, description="Or the subject's email.")
     identity_check: IdentityCheck
+    jurisdiction: str | None = Field(
+        None,
+        max_length=64,
+        description="The law the request falls under ([jurisdictions] in the policy); by "
+        "default the one the subject's country picks, else [dsar] default_jurisdiction.",
+    )
 
 
 class RequestOut(BaseModel):
@@ -112,6 +118,7 @@ class RequestOut(BaseModel):
         "erasure applied",
         examples=["ready"],
     )
+    jurisdiction: str = Field(description="The law the request falls under", examples=["gdpr"])
     requested_at: str = Field(description="ISO 8601 with UTC offset")
     due_at: str = Field(description="The (extended) deadline, ISO 8601 with UTC offset")
     extended: bool = False
@@ -148,7 +155,8 @@ def create_request(
     session: Annotated[Session, Depends(db_session)],
     dep: Annotated[Deployment, Depends(deployment)],
 ) -> RequestOut:
-    """Log a data subject's request; due one calendar month after receipt (GDPR Art. 12(3)).
+    """Log a data subject's request; due as its jurisdiction says (GDPR Art. 12(3): one
+    calendar month after receipt).
 
     At most one open request per subject and kind (409; it names the open request to the
     key that logged it), and at most one new request per subject and kind in 24 hours (429
@@ -166,6 +174,7 @@ def create_request(
         identity_note=body.identity_check.note,
         client_ip=request.client.host if request.client else None,
         user_agent=request.headers.get("user-agent"),
+        jurisdiction=body.jurisdiction,
     )
     r = result.request
     try:  # Art. 12: tell the subject it arrived; a mail failure stays on the request, retryable
@@ -176,6 +185,7 @@ def create_request(
         reference=r.reference,
         kind=r.kind,
         status=r.status,
+        jurisdiction=r.jurisdiction,
         requested_at=r.requested_at.isoformat(),
         due_at=r.due_at.isoformat(),
     )
@@ -197,6 +207,7 @@ def get_request(
         reference=status.reference,
         kind=status.kind,
         status=status.status,
+        jurisdiction=status.jurisdiction,
         requested_at=status.requested_at.isoformat(),
         due_at=status.due_at.isoformat(),
         extended=status.extended,

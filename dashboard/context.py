@@ -292,6 +292,12 @@ def dsar_per_month(url: str, months: int) -> pd.DataFrame:
         return dsar_stats.dsar_per_month(s, months=months)
 
 
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def dsar_split(url: str, by: str, months: int) -> pd.DataFrame:
+    with _with_session(url) as s:
+        return dsar_stats.dsar_split(s, by, months=months)
+
+
 def system_backlog(current: Policy) -> pd.DataFrame:
     kinds = tuple(sorted((name, system.kind) for name, system in current.systems.items()))
     return _system_backlog(current.database_url, kinds)

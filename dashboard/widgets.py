@@ -116,6 +116,7 @@ FIELD_LABELS: dict[str, str] = {
     "email": "Subject's email",
     "exclude": "Exclude records",
     "identity_note": "Identity check note",
+    "days": "Extend by",
     "months": "Extend by",
     "reason": "Reason",
     "sample": "Rows sampled per table",

@@ -52,10 +52,12 @@ EXIT_BAD_INPUT = 2
 FLAGS: dict[str, str] = {
     "by": "--by",
     "chunk_size": "--chunk-size",
+    "days": "--days",
     "email": "--email",
     "exclude": "--exclude",
     "format": "--format",
     "identity_note": "--identity-check",
+    "jurisdiction": "--jurisdiction",
     "limit": "--limit",
     "max_batch_size": "--max-batch-size",
     "months": "--months",

@@ -61,12 +61,13 @@ def show_request(reference: str) -> object:
     with rt.session() as session:
         # No roles: a terminal is shown the request, not the dashboard's buttons.
         detail = request_detail(session, rt.policy, reference, roles=())
+    due = f"due {_when(detail.due_at)} ({detail.jurisdiction})"
     if detail.days_left is None:
-        deadline = f"due {_when(detail.due_at)}"
+        deadline = due
     elif detail.overdue:
-        deadline = f"due {_when(detail.due_at)}, {-detail.days_left} day(s) overdue"
+        deadline = f"{due}, {-detail.days_left} day(s) overdue"
     else:
-        deadline = f"due {_when(detail.due_at)}, {detail.days_left} day(s) left"
+        deadline = f"{due}, {detail.days_left} day(s) left"
     lines = [
         f"{detail.reference} · {detail.kind} · {detail.status} · subject {detail.subject_id}",
         f"Logged by {detail.requested_by} at {_when(detail.requested_at)}; {deadline}",

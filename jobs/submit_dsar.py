@@ -14,6 +14,12 @@ from jobs.params import SUBJECT_ID
     "--subject-id", type=SUBJECT_ID, help="The subject's key in the application database."
 )
 @click.option("--email", help="Or the subject's email, looked up through [subjects].")
+@click.option(
+    "--jurisdiction",
+    metavar="NAME",
+    help="The law it falls under ([jurisdictions]); default: by the subject's country, "
+    "else [dsar] default_jurisdiction.",
+)
 @click.option("--requested-by", required=True, help="Email of the staff member logging it.")
 @click.option(
     "--identity-method",
@@ -25,12 +31,14 @@ def submit_dsar(
     kind: str,
     subject_id: str | None,
     email: str | None,
+    jurisdiction: str | None,
     requested_by: str,
     identity_method: str | None,
     identity_check: str | None,
     execute: bool,
 ) -> object:
-    """Log a data subject's access or erasure request; due in one calendar month.
+    """Log a data subject's access or erasure request; due as its jurisdiction says (GDPR:
+    one calendar month).
 
     A second open request of the same kind for the same subject returns the first one.
     The identity check is optional here, for scripted back-office use; the approver then
@@ -47,6 +55,7 @@ def submit_dsar(
             kind=kind,
             subject_id=subject_id,
             email=email,
+            jurisdiction=jurisdiction,
             requested_by=identify(rt.policy, requested_by, field="requested_by"),
             identity_check=identity_check,
             identity_method=identity_method,
@@ -59,10 +68,11 @@ def submit_dsar(
         "kind": request.kind,
         "subject_id": request.subject_id,
         "status": request.status,
+        "jurisdiction": request.jurisdiction,
         "due_at": request.due_at,
         "created": result.created,
     }
-    due = f"due {request.due_at:%Y-%m-%d}"
+    due = f"due {request.due_at:%Y-%m-%d} ({request.jurisdiction})"
     if not result.created:
         line = f"{request.reference} is already open for this subject ({request.status}), {due}"
     elif request.reference is None:

@@ -6,11 +6,13 @@ defaults are the plainest valid row (a closed-account record, an access request 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from itertools import count
 
 from sqlalchemy.orm import Session
 
+from compliance.dsar.deadlines import due_date, latest_due_date
+from compliance.policy.jurisdictions import GDPR, Jurisdiction
 from compliance.store.models import ComplianceProfile, DeletionBatch, DeletionRecord, DsarRequest
 from compliance.store.states import BatchStatus, DsarKind, DsarStatus
 
@@ -52,7 +54,9 @@ def record(session: Session, *, batch: DeletionBatch | None = None, bucket: str 
 
 def dsar_request(session: Session, *, kind: DsarKind = DsarKind.ACCESS,
                  status: DsarStatus = DsarStatus.PENDING, subject_id: str = "21",
-                 requested_at: datetime = NOW) -> DsarRequest:  # fmt: skip
+                 requested_at: datetime = NOW, law: Jurisdiction = GDPR,
+                 completed_at: datetime | None = None) -> DsarRequest:  # fmt: skip
+    """A request under ``law``, with the deadlines intake would have stored."""
     row = DsarRequest(
         reference=f"DSAR-2026-{next(_serial):06d}",
         kind=kind,
@@ -60,7 +64,10 @@ def dsar_request(session: Session, *, kind: DsarKind = DsarKind.ACCESS,
         status=status,
         requested_by="support@example.com",
         requested_at=requested_at,
-        due_at=requested_at + timedelta(days=30),
+        jurisdiction=law.name,
+        due_at=due_date(requested_at, law),
+        latest_due_at=latest_due_date(requested_at, law),
+        completed_at=completed_at,
         identity_method="signed_in_account",
     )
     session.add(row)

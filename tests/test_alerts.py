@@ -355,6 +355,7 @@ def dsar(
         requested_at=at("2026-02-01"),
         due_at=at(due),
         extended_due_at=at(extended) if extended else None,
+        latest_due_at=at("2026-05-01"),
     )
 
 

@@ -56,8 +56,8 @@ def test_each_notice_reaches_the_subject_with_what_the_law_asks_it_to_say(
             == "sent"
         )
         extended = extend_dsar(
-            s, reference, months=1, reason="Data <held> in six systems", actor=person(OFFICER),
-            execute=True,
+            s, reference, policy=policy, months=1, reason="Data <held> in six systems",
+            actor=person(OFFICER), execute=True,
         )  # fmt: skip
         send_notice(s, policy, reference, "extension", actor=person(OFFICER))
         review_dsar(

@@ -180,7 +180,7 @@ def test_every_bad_command_line_is_one_line_exit_2_and_changes_nothing(queue: De
         (["review-dsar", reference, "--approve", "--reject", "--reviewer", "dpo@example.com",
           "--reason", "r", "--execute"], "--approve and --reject cannot be given together"),
         (["extend-dsar", reference, "--months", HUGE, "--reason", "r", "--execute"],
-         "--months must be from 1 to 2"),
+         "--months must be from 1 to 120"),
         (["review-dsar", reference, "--reject", "--reviewer", "dpo@example.com", "--reason",
           "no\x00", "--execute"], "--reason holds a control character"),
         (["extend-dsar", reference, "--months", "1", "--reason", "x" * 4001, "--by",

@@ -143,6 +143,7 @@ def test_a_valid_request_is_logged_and_appears_where_the_dashboard_looks(
     assert answer.status_code == 201, answer.text
     created = answer.json()
     assert created["status"] == "pending" and created["due_at"].endswith("+00:00")
+    assert created["jurisdiction"] == "gdpr"  # none declared: GDPR's calendar month
     with demo.session() as s:
         [request] = list_dsar_requests(s)
         assert request.reference == created["reference"] and request.subject_id == "21"
@@ -170,6 +171,9 @@ def test_a_second_request_within_a_day_gets_429_with_retry_after(
 ) -> None:
     key = new_key(demo)
     body = {"kind": "access", "subject_id": "21", "identity_check": IDENTITY}
+    unknown = api.post(key, {**body, "jurisdiction": "hipaa"})  # bad input before any limit
+    assert unknown.status_code == 422
+    assert unknown.json()["detail"] == "jurisdiction must be one of gdpr, got 'hipaa'"
     first = api.post(key, body)
     assert first.status_code == 201
     with demo.session() as s:  # closed at once: no open request, yet within the day

@@ -112,7 +112,7 @@ DECISIONS: dict[str, tuple[Setup, Decision, Any]] = {
     "extend a DSAR": (
         logged,
         lambda s, d, ref, who: extend_dsar(
-            s, ref, months=1, reason="many systems", actor=who, execute=True
+            s, ref, policy=d.policy(), months=1, reason="many systems", actor=who, execute=True
         ),
         SUPPORT_STAFF,
     ),

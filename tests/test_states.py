@@ -53,6 +53,7 @@ def test_a_finished_task_stays_finished_and_a_failed_notice_may_be_sent_again() 
 
 
 def _request(status: DsarStatus, kind: str = "access", extended: int = 0) -> DsarRequest:
+    """A GDPR request: due in a month, at most three months once extended by two."""
     return DsarRequest(
         reference="DSAR-2026-000001",
         kind=kind,
@@ -61,6 +62,8 @@ def _request(status: DsarStatus, kind: str = "access", extended: int = 0) -> Dsa
         requested_by="s@example.com",
         requested_at=NOW,
         due_at=NOW + timedelta(days=30),
+        extended_due_at=NOW + timedelta(days=90) if extended == 2 else None,
+        latest_due_at=NOW + timedelta(days=90),
         extension_months=extended,
     )
 

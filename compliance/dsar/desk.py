@@ -116,7 +116,9 @@ class RequestDetail:
     requested_by: str
     requested_at: datetime
     channel: str | None
+    jurisdiction: str
     due_at: datetime
+    latest_due_at: datetime  # the latest an extension may reach under its jurisdiction
     days_left: int | None  # None once the request is closed
     overdue: bool
     extension_reason: str | None
@@ -308,7 +310,9 @@ def request_detail(
         requested_by=request.requested_by,
         requested_at=request.requested_at,
         channel=request.channel,
+        jurisdiction=request.jurisdiction,
         due_at=due,
+        latest_due_at=request.latest_due_at,
         days_left=days_left(due, now) if is_open else None,
         overdue=is_open and due < now,
         extension_reason=request.extension_reason,

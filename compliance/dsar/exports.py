@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from compliance.audit.chain import record_event
 from compliance.csv_files import rows_to_csv
 from compliance.deletion.records import ensure_profiles
+from compliance.dsar.deadlines import effective_due_at
 from compliance.errors import InvalidInput, NotFound
 from compliance.policy.datamap import DataMap
 from compliance.policy.systems import APP_SYSTEM
@@ -123,12 +124,12 @@ def excluded_columns(datamap: DataMap, name: str) -> dict[str, str]:
 
 def request_metadata(request: DsarRequest) -> dict[str, Any]:
     """What the subject may learn about their own request: reference, dates, decision."""
-    due = request.extended_due_at or request.due_at
     return {
         "reference": request.reference,
         "kind": request.kind,
+        "jurisdiction": request.jurisdiction,
         "received_at": plain(request.requested_at),
-        "due_at": plain(due),
+        "due_at": plain(effective_due_at(request)),
         "extended": request.extended_due_at is not None,
         "extension_reason": request.extension_reason,
         "decision": "approved" if request.reviewed_at else "approved by policy",

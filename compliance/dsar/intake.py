@@ -72,6 +72,7 @@ class RequestStatus:
     reference: str
     kind: str
     status: str
+    jurisdiction: str
     requested_at: datetime
     due_at: datetime
     extended: bool
@@ -114,12 +115,15 @@ def submit_from_api(
     identity_note: str | None,
     client_ip: str | None,
     user_agent: str | None,
+    jurisdiction: str | None = None,
     now: datetime | None = None,
 ) -> Submission:
     """Log a request for a host application, under its key's name; refuse floods and repeats."""
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got '{kind}'")
     note = free_text(identity_note, field="identity_note")  # a bad body before any lookup
+    if jurisdiction is not None:
+        policy.jurisdiction(jurisdiction)
     now = now or utcnow()
     subject_key, _ = resolve_subject(policy, app_engine, subject_id=subject_id, email=email)
     # An open request is the answer (409) before the 24-hour limit (429): asking again while
@@ -134,6 +138,7 @@ def submit_from_api(
         app_engine,
         kind=kind,
         subject_id=subject_key,
+        jurisdiction=jurisdiction,
         requested_by=key.identity,
         identity_check=note,
         identity_method=identity_method,
@@ -158,6 +163,7 @@ def request_status(session: Session, reference: str, *, key: ApiKeyInfo) -> Requ
         reference=request.reference,
         kind=request.kind,
         status=request.status,
+        jurisdiction=request.jurisdiction,
         requested_at=request.requested_at,
         due_at=effective_due_at(request),
         extended=request.extended_due_at is not None,

@@ -25,12 +25,18 @@ from sqlalchemy.orm import Session
 from compliance.audit.chain import record_event
 from compliance.audit.texts import text_details
 from compliance.deletion.plans import plan_document, plan_hash, store_plan
-from compliance.dsar.deadlines import MAX_EXTENSION_MONTHS, due_date, effective_due_at
+from compliance.dsar.deadlines import (
+    due_date,
+    effective_due_at,
+    jurisdiction_for,
+    latest_due_date,
+)
 from compliance.emails import check_email
-from compliance.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from compliance.errors import ConfigError, Conflict, InvalidInput, NotFound, PermissionDenied
 from compliance.free_text import free_text
 from compliance.logs import log_event
 from compliance.policy.datamap import normalise_subject_key
+from compliance.policy.jurisdictions import MAX_PERIOD_DAYS, MAX_PERIOD_MONTHS, period_text
 from compliance.policy.loader import DSAR_ERASURE_BUCKET, Policy
 from compliance.roles import API_INTAKE, COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.storage import ExportStore, export_store
@@ -95,6 +101,22 @@ def resolve_subject(
         raise Conflict(f"more than one data subject {what}; give the subject id")
     row = rows[0]
     return str(row[0]), (row[1] if email_col is not None else None)
+
+
+def subject_country(policy: Policy, app_engine: Engine, subject_key: str) -> str | None:
+    """The subject's ``[subjects] jurisdiction_column`` value, which picks its jurisdiction."""
+    column = policy.subjects.jurisdiction_column
+    if column is None:
+        return None
+    table = _subjects_table(policy, app_engine)
+    if column not in table.c:  # jobs that only log a request do not check the whole policy
+        raise ConfigError(
+            f"subjects.jurisdiction_column: table '{table.name}' has no column '{column}'"
+        )
+    _, value = normalise_subject_key(table.c[policy.subjects.key], subject_key)
+    with app_engine.connect() as conn:
+        found = conn.scalar(select(table.c[column]).where(table.c[policy.subjects.key] == value))
+    return None if found is None else str(found)
 
 
 def open_request(session: Session, subject_id: str, kind: str) -> DsarRequest | None:
@@ -178,6 +200,7 @@ def submit(
     kind: str,
     subject_id: str | None = None,
     email: str | None = None,
+    jurisdiction: str | None = None,
     requested_by: Identity,
     identity_check: str | None = None,
     identity_method: str | None = None,
@@ -192,11 +215,14 @@ def submit(
 
     How identity was checked is a method from ``[dsar] identity_methods`` plus a note; the
     dashboard and the API require it (``require_identity``), scripted back-office use may
-    leave it out and the approver then sees that it was not recorded. With
+    leave it out and the approver then sees that it was not recorded. The request falls under
+    ``jurisdiction`` if given, else as ``deadlines.jurisdiction_for`` picks it. With
     ``execute=False`` nothing is written and an unsaved request (reference None) shows what
     would be logged.
     """
     by = _check_intake(kind, requested_by)
+    if jurisdiction is not None:
+        policy.jurisdiction(jurisdiction)  # an unknown name is refused before any lookup
     note = free_text(identity_check, field="identity_note")  # before any lookup, as all input
     identity_method = check_identity_method(
         policy, identity_method, note, required=require_identity
@@ -206,6 +232,8 @@ def submit(
     existing = open_request(session, key, kind)
     if existing is not None:
         return Submission(existing, False)
+    country = None if jurisdiction else subject_country(policy, app_engine, key)
+    law = jurisdiction_for(policy, chosen=jurisdiction, country=country)
     request = DsarRequest(
         reference=f"tmp-{uuid.uuid4().hex[:28]}",
         kind=kind,
@@ -219,8 +247,11 @@ def submit(
         channel=channel,
         client_ip=(client_ip or "")[:64] or None,
         user_agent=(user_agent or "")[:512] or None,
-        due_at=due_date(now),
+        jurisdiction=law.name,
+        due_at=due_date(now, law),
+        latest_due_at=latest_due_date(now, law),
         extension_months=0,
+        extension_days=0,
         attempts=0,
     )
     if not execute:
@@ -261,6 +292,7 @@ def _save_submission(session: Session, request: DsarRequest) -> Submission:
         request.requested_by,
         {
             "kind": request.kind,
+            "jurisdiction": request.jurisdiction,
             "due_at": request.due_at.isoformat(),
             "channel": request.channel,
             "identity_method": request.identity_method,
@@ -430,37 +462,59 @@ def review_dsar(
     return request
 
 
+def _extension(months: int, days: int) -> None:
+    """An extension is a whole number of months or of days, not both."""
+    limits = (("months", months, MAX_PERIOD_MONTHS), ("days", days, MAX_PERIOD_DAYS))
+    for field, value, most in limits:
+        if not 0 <= value <= most:
+            raise InvalidInput(f"{{field}} must be from 1 to {most}, got {value}", field=field)
+    if months and days:
+        raise InvalidInput("give the extension in months or in days, not both", field="days")
+    if not (months or days):
+        raise InvalidInput("give the extension in months or in days", field="months")
+
+
 def extend_dsar(
     session: Session,
     reference: str,
     *,
-    months: int,
+    policy: Policy,
+    months: int = 0,
+    days: int = 0,
     reason: str,
     actor: Identity,
     execute: bool,
 ) -> DsarRequest:
-    """Art. 12(3): extend by one or two months, at most two in total, with a reason."""
+    """Extend the deadline by ``months`` or ``days``, with a reason, within the jurisdiction.
+
+    The extensions add up, counted from receipt like the deadline itself (GDPR Art. 12(3):
+    at most two more months; CCPA: 45 more days), and the new deadline may not pass the
+    latest one computed at intake (``latest_due_at``).
+    """
     by = require(actor, COMPLIANCE_OFFICER, to="extend DSAR deadlines")
-    if months not in (1, 2):
-        raise InvalidInput(f"{{field}} must be 1 or 2, got {months}", field="months")
+    _extension(months, days)
     why = free_text(reason, field="reason")
     if why is None:
         raise InvalidInput("extending a DSAR deadline needs a reason", field="reason")
     request = get_dsar(session, reference, lock=execute)
     if request.status not in OPEN_DSAR_STATUSES:
         raise Conflict(f"{request.reference} is {request.status}; only open requests are extended")
-    total = request.extension_months + months
-    if total > MAX_EXTENSION_MONTHS:
+    law = policy.jurisdictions.get(request.jurisdiction)
+    if law is None:
         raise Conflict(
-            f"{request.reference} is already extended by {request.extension_months} month(s); "
-            f"at most {MAX_EXTENSION_MONTHS} in total"
+            f"{request.reference} falls under jurisdiction '{request.jurisdiction}', which the "
+            "policy no longer declares ([jurisdictions]); its deadline cannot be extended"
         )
-    new_due = due_date(request.requested_at, total)
+    total_months, total_days = request.extension_months + months, request.extension_days + days
+    new_due = due_date(
+        request.requested_at, law, extension_months=total_months, extension_days=total_days
+    )
+    _check_extended_due(request, law.name, new_due)
     if not execute:
         preview = _detached(session, request)
         preview.extended_due_at = new_due
         return preview
-    request.extension_months = total
+    request.extension_months, request.extension_days = total_months, total_days
     request.extended_due_at = new_due
     request.extension_reason = why
     audit_request(
@@ -468,10 +522,28 @@ def extend_dsar(
         request,
         "dsar.extended",
         by,
-        {"months": months, "total_months": total, "due_at": new_due.isoformat()},
-    )
+        {"months": months, "days": days, "total_months": total_months,
+         "total_days": total_days, "due_at": new_due.isoformat()},
+    )  # fmt: skip
     session.commit()
     return request
+
+
+def _check_extended_due(request: DsarRequest, law: str, new_due: datetime) -> None:
+    """Conflict when the extended deadline passes the latest one, or does not move at all."""
+    latest = request.latest_due_at
+    if new_due > latest:
+        done = period_text(request.extension_months, request.extension_days)
+        raise Conflict(
+            f"{request.reference} would then be due {new_due:%Y-%m-%d}, later than {law} "
+            f"allows: {latest:%Y-%m-%d} at the latest"
+            + (f" (already extended by {done})" if done else "")
+        )
+    if new_due <= effective_due_at(request):
+        raise Conflict(
+            f"{request.reference} would still be due {new_due:%Y-%m-%d}, the next working day; "
+            "extend it by more"
+        )
 
 
 def retry_dsar(session: Session, reference: str, *, actor: Identity, execute: bool) -> DsarRequest:
@@ -501,7 +573,7 @@ class DsarActions:
     status strings, so the library's rules are written once."""
 
     can_review: bool  # approve or reject, once
-    can_extend: bool  # open, and less than the most Art. 12(3) allows so far
+    can_extend: bool  # open, and due before the latest its jurisdiction allows
     can_retry: bool  # failed, back to the queue
     can_download: bool  # an access export was written
 
@@ -533,9 +605,10 @@ def complete_request(session: Session, request: DsarRequest, actor: str, now: da
 
 def next_actions(request: DsarRequest) -> DsarActions:
     status = DsarStatus(request.status)
+    extendable = effective_due_at(request) < request.latest_due_at
     return DsarActions(
         can_review=can_move(status, DsarStatus.REJECTED),
-        can_extend=status in OPEN_DSAR_STATUSES and request.extension_months < MAX_EXTENSION_MONTHS,
+        can_extend=status in OPEN_DSAR_STATUSES and extendable,
         can_retry=status == DsarStatus.FAILED and can_move(status, DsarStatus.APPROVED),
         can_download=has_finished_export(request),
     )

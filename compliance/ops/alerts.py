@@ -28,6 +28,7 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
+from compliance.dsar.deadlines import days_left, effective_due_at
 from compliance.dsar.mailer import write_to_outbox
 from compliance.errors import ConfigError
 from compliance.logs import log_event
@@ -271,12 +272,11 @@ def dsar_deadlines(session: Session, today: date, within_days: int) -> list[Dead
     requests = due_soon_and_overdue(
         session, within_days=within_days, now=end_of_today - timedelta(microseconds=1)
     )
+    now = end_of_today - timedelta(days=1)
     items = []
     for r in requests:
-        due_at = (r.extended_due_at or r.due_at).astimezone(UTC)
-        items.append(
-            DeadlineItem(r.reference, r.kind, r.status, due_at, (due_at.date() - today).days)
-        )
+        due_at = effective_due_at(r).astimezone(UTC)
+        items.append(DeadlineItem(r.reference, r.kind, r.status, due_at, days_left(due_at, now)))
     return items
 
 

@@ -18,10 +18,16 @@ from typing import Any
 
 from sqlalchemy import Date, DateTime, Engine, MetaData, Table, inspect
 
-from compliance.errors import ConfigError, NotFound, printable
+from compliance.errors import ConfigError, InvalidInput, NotFound, printable, quoted
 from compliance.free_text import not_utf8
 from compliance.policy.exports import ExportSettings, parse_exports
 from compliance.policy.fields import Field, expect, key_name, read_section, unknown_keys
+from compliance.policy.jurisdictions import (
+    DEFAULT_JURISDICTION,
+    GDPR,
+    Jurisdiction,
+    parse_jurisdictions,
+)
 from compliance.policy.strategies import ERASURE_ACTIONS, MAX_ENV_BYTES, STRATEGIES
 from compliance.policy.systems import (
     APP_SYSTEM,
@@ -132,6 +138,8 @@ class Subjects:
     table: str = "users"
     key: str = "id"
     email: str | None = "email"
+    #: The subjects table's column whose value picks a jurisdiction by its ``countries``.
+    jurisdiction_column: str | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +191,8 @@ class DsarSettings:
     max_attempts: int = 3
     # process-dsar-requests emails the link and code once an access export is built.
     auto_deliver: bool = True
+    # The law a request falls under when intake names none and its subject's country does not.
+    default_jurisdiction: str = DEFAULT_JURISDICTION
 
 
 @dataclass(frozen=True)
@@ -253,6 +263,20 @@ class Policy:
     exports: ExportSettings = field(default_factory=ExportSettings)
     scan: ScanSettings = ScanSettings()
     records: RecordsSettings = RecordsSettings()
+    #: Every jurisdiction by name, the built-in ``gdpr`` included ([jurisdictions.NAME]).
+    jurisdictions: Mapping[str, Jurisdiction] = field(
+        default_factory=lambda: {DEFAULT_JURISDICTION: GDPR}
+    )
+
+    def jurisdiction(self, name: str) -> Jurisdiction:
+        """The declared jurisdiction ``name``; InvalidInput naming the known ones otherwise."""
+        try:
+            return self.jurisdictions[name]
+        except KeyError:
+            known = ", ".join(sorted(self.jurisdictions))
+            raise InvalidInput(
+                f"{{field}} must be one of {known}, got {quoted(name)}", field="jurisdiction"
+            ) from None
 
     def bucket(self, name: str) -> Bucket:
         if name == DSAR_ERASURE_BUCKET:
@@ -672,6 +696,7 @@ _SUBJECTS_FIELDS = (
     Field("table", default=Subjects.table),
     Field("key", default=Subjects.key),
     Field("email"),
+    Field("jurisdiction_column"),
 )
 _SLACK_FIELDS = (
     Field("production", bool, default=SlackSettings.production),
@@ -697,6 +722,7 @@ _DSAR_FIELDS = (
     Field("access_review", bool, default=DsarSettings.access_review),
     Field("auto_deliver", bool, default=DsarSettings.auto_deliver),
     Field("systems", object, check=_system_list),
+    Field("default_jurisdiction", default=DsarSettings.default_jurisdiction),
 )  # fmt: skip
 _SMTP_FIELDS = (
     Field("host", default=SmtpSettings.host),
@@ -719,7 +745,7 @@ _RECORDS_FIELDS = (
 _SECTIONS = frozenset(
     {"database", "app_database", "subjects", "tables", "buckets", "slack", "roles",
      "dashboard", "review", "dsar", "smtp", "retention", "exports", "audit", "systems",
-     "scan", "records"}
+     "scan", "records", "jurisdictions"}
 )  # fmt: skip
 ROLES = ("compliance_officer", "support", "manager")
 
@@ -937,6 +963,10 @@ def parse_policy(
         _section(data, "retention"), context
     )
     settings = _parse_settings(data, context)
+    raw_jurisdictions = _section(data, "jurisdictions")
+    for name in raw_jurisdictions:
+        _check_name(name, "jurisdictions")
+    jurisdictions = parse_jurisdictions(raw_jurisdictions, settings["dsar"].default_jurisdiction)
     check_webhook_transport(systems, demo_mode=settings["dashboard"].demo_mode)
     named = [s.secret_env or s.url_env for s in systems.values()]
     check_environment(env, [settings["dashboard"].proxy_secret_env, *filter(None, named)])
@@ -953,6 +983,7 @@ def parse_policy(
         job_runs_days=job_runs_days,
         systems=systems,
         exports=parse_exports(data.get("exports", {})),
+        jurisdictions=jurisdictions,
         **settings,
     )
 
@@ -1170,6 +1201,8 @@ def _check_tables(db: _Reflected, policy: Policy) -> None:
     db.need_column(subjects.table, subjects.key, "subjects.key")
     if subjects.email:
         db.need_column(subjects.table, subjects.email, "subjects.email")
+    if subjects.jurisdiction_column:
+        db.need_column(subjects.table, subjects.jurisdiction_column, "subjects.jurisdiction_column")
     for name, table in checked.items():
         _check_mapped_table(db, name, table)
 

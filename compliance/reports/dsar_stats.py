@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from compliance.dsar.deadlines import days_left
+from compliance.dsar.deadlines import days_left, deadline_in_force
 from compliance.dsar.requests import KINDS, STATUSES
 from compliance.errors import InvalidInput
 from compliance.store.models import DsarRequest, utcnow
-from compliance.store.queries import dsar_due_at, dsar_in, dsar_open
+from compliance.store.queries import dsar_in, dsar_open
 from compliance.store.sql import aware_utc
 from compliance.store.states import OPEN_DSAR_STATUSES, DsarStatus
 
@@ -46,7 +46,7 @@ def list_dsar_requests(
         query = query.where(DsarRequest.subject_id == str(subject_id))
     if by_need:
         is_open = dsar_open
-        due = dsar_due_at
+        due = deadline_in_force
         query = query.order_by(
             case((is_open, 0), else_=1), case((is_open, due), else_=None), DsarRequest.id.desc()
         )
@@ -66,7 +66,7 @@ class DsarCounters:
 
 def dsar_counters(session: Session, *, now: datetime | None = None) -> DsarCounters:
     now = now or utcnow()
-    due = dsar_due_at
+    due = deadline_in_force
     is_open = dsar_open
     row = session.execute(
         select(
@@ -84,7 +84,7 @@ def due_soon_and_overdue(
     """Open requests whose (extended) deadline falls within ``within_days``, or has passed."""
     now = now or utcnow()
     horizon = now + timedelta(days=within_days)
-    due = dsar_due_at
+    due = deadline_in_force
     return list(
         session.scalars(
             select(DsarRequest).where(dsar_open, due <= horizon).order_by(due, DsarRequest.id)
@@ -106,7 +106,7 @@ class DsarOverview:
 def dsar_overview(session: Session, now: datetime | None = None) -> DsarOverview:
     """What a regulator would ask: how many are open, late, and how fast they complete."""
     now = now or utcnow()
-    due = dsar_due_at
+    due = deadline_in_force
     by_status: dict[str, int] = {
         status: count
         for status, count in session.execute(
@@ -158,46 +158,56 @@ def dsar_overview(session: Session, now: datetime | None = None) -> DsarOverview
 
 
 MONTHLY_COLUMNS = ["month", "received", "completed", "on_time", "on_time_rate", "median_days"]
+#: Per kind or per jurisdiction: volume, how many are open and overdue now, on time, median.
+SPLIT_COLUMNS = ["received", "open", "overdue", "completed", "on_time", "on_time_rate",
+                 "median_days"]  # fmt: skip
+SPLITS = ("kind", "jurisdiction")
 
 
-def dsar_per_month(session: Session, *, months: int = 12, now: datetime | None = None) -> Any:
-    """Per month a request was received (UTC): how many, how many completed, on time, median days.
+def _received_since(session: Session, since: datetime, now: datetime) -> pd.DataFrame:
+    """One row per request received since ``since``: what the regulator's figures count.
 
-    On time means completed by the deadline in force (the extended one, if any). A month's
-    median covers its completed requests only; open ones are not guessed at.
+    On time means completed by the deadline in force (the extended one, if any); ``days``
+    (receipt to completion) is there for completed requests only: open ones are not guessed at.
     """
     import pandas as pd
 
-    now = now or utcnow()
-    since = now - timedelta(days=31 * months)
-    due = func.coalesce(DsarRequest.extended_due_at, DsarRequest.due_at)
     rows = session.execute(
-        select(DsarRequest.requested_at, DsarRequest.completed_at, DsarRequest.status, due).where(
-            DsarRequest.requested_at >= since
-        )
-    ).all()
-    if not rows:
-        return pd.DataFrame(columns=MONTHLY_COLUMNS)
-    frame = pd.DataFrame(
-        [
+        select(
+            DsarRequest.requested_at, DsarRequest.completed_at, DsarRequest.status,
+            DsarRequest.kind, DsarRequest.jurisdiction, deadline_in_force,
+        ).where(DsarRequest.requested_at >= since)
+    ).all()  # fmt: skip
+    records = []
+    for requested, completed, status, kind, jurisdiction, due in rows:
+        received, due = aware_utc(requested), aware_utc(due)
+        done = aware_utc(completed) if status == DsarStatus.COMPLETED and completed else None
+        is_open = status in OPEN_DSAR_STATUSES
+        records.append(
             {
-                "month": aware_utc(requested).strftime("%Y-%m"),
-                "completed": status == DsarStatus.COMPLETED and completed is not None,
-                "on_time": status == DsarStatus.COMPLETED
-                and completed is not None
-                and aware_utc(completed) <= aware_utc(d),
-                "days": (aware_utc(completed) - aware_utc(requested)).total_seconds() / 86400
-                if status == DsarStatus.COMPLETED and completed is not None
-                else None,
+                "month": received.strftime("%Y-%m"),
+                "kind": kind,
+                "jurisdiction": jurisdiction,
+                "open": is_open,
+                "overdue": is_open and due < now,
+                "completed": done is not None,
+                "on_time": done is not None and done <= due,
+                "days": None if done is None else (done - received).total_seconds() / 86400,
             }
-            for requested, completed, status, d in rows
-        ]
-    )
-    grouped = frame.groupby("month", sort=True)
+        )
+    columns = ["month", *SPLITS, "open", "overdue", "completed", "on_time", "days"]
+    return pd.DataFrame(records, columns=columns)
+
+
+def _summary(frame: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Per value of ``by``: received, open, overdue, completed, on time, its rate, median days."""
+    import pandas as pd
+
+    grouped = frame.groupby(by, sort=True)
     table = pd.DataFrame(
         {
             "received": grouped.size(),
-            "completed": grouped["completed"].sum().astype("int64"),
+            **{c: grouped[c].sum().astype("int64") for c in ("open", "overdue", "completed")},
             "on_time": grouped["on_time"].sum().astype("int64"),
             "median_days": grouped["days"].median().round(1),
         }
@@ -205,4 +215,33 @@ def dsar_per_month(session: Session, *, months: int = 12, now: datetime | None =
     table["on_time_rate"] = (
         table["on_time"] / table["completed"].where(table["completed"] > 0)
     ).round(3)
-    return table[MONTHLY_COLUMNS]
+    return table
+
+
+def dsar_per_month(session: Session, *, months: int = 12, now: datetime | None = None) -> Any:
+    """Per month a request was received (UTC): how many, how many completed, on time, median days.
+
+    A month's median covers its completed requests only; open ones are not guessed at.
+    """
+    import pandas as pd
+
+    now = now or utcnow()
+    frame = _received_since(session, now - timedelta(days=31 * months), now)
+    if frame.empty:
+        return pd.DataFrame(columns=MONTHLY_COLUMNS)
+    return _summary(frame, "month")[MONTHLY_COLUMNS]
+
+
+def dsar_split(session: Session, by: str, *, months: int = 12, now: datetime | None = None) -> Any:
+    """Requests received in the last ``months`` months per ``kind`` or per ``jurisdiction``:
+    volume, open and overdue now, completed, on time (by the deadline in force of each
+    request's own jurisdiction), the on-time rate and the median days to complete."""
+    import pandas as pd
+
+    if by not in SPLITS:
+        raise InvalidInput(f"requests are split by {' or '.join(SPLITS)}, not '{by}'")
+    now = now or utcnow()
+    frame = _received_since(session, now - timedelta(days=31 * months), now)
+    if frame.empty:
+        return pd.DataFrame(columns=[by, *SPLIT_COLUMNS])
+    return _summary(frame, by)[[by, *SPLIT_COLUMNS]]

@@ -219,6 +219,12 @@ class DsarRequest(Base):
     # Added by migration 0011: an erasure approved with [dsar] erasure_review accepted this
     # plan (its impact preview); the request's deletion record is accepted under it.
     accepted_plan_hash: Mapped[str | None] = mapped_column(String(64))
+    # Added by migration 0015: the jurisdiction the request falls under ([jurisdictions.NAME]),
+    # the latest its deadline may be extended to there (computed at intake, as due_at is),
+    # and the days it was extended by besides extension_months.
+    jurisdiction: Mapped[str] = mapped_column(String(64), default="gdpr", server_default="gdpr")
+    latest_due_at: Mapped[datetime]
+    extension_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         Index("ix_dsar_requests_subject_kind_requested", "subject_id", "kind", "requested_at"),

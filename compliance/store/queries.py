@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_
+from sqlalchemy import ColumnElement, Select, and_, exists, or_
 from sqlalchemy.orm import Session
 
 from compliance.errors import NotFound
@@ -90,8 +90,7 @@ def batch_in(status: BatchStatus) -> ColumnElement[bool]:
 # ---------------------------------------------------------------- DSAR requests
 
 dsar_open: ColumnElement[bool] = DsarRequest.status.in_(OPEN_DSAR_STATUSES)
-dsar_due_at = func.coalesce(DsarRequest.extended_due_at, DsarRequest.due_at)
-"""The deadline in force: the extended one if there is one."""
+# The deadline in force is compliance.dsar.deadlines.deadline_in_force, beside its Python twin.
 
 
 def dsar_in(status: DsarStatus) -> ColumnElement[bool]:

@@ -13,6 +13,7 @@ from compliance.dsar.deadlines import effective_due_at
 from compliance.dsar.delivery import default_download_url, deliver_export
 from compliance.errors import ComplianceError
 from compliance.free_text import MAX_FREE_TEXT
+from compliance.policy.jurisdictions import MAX_PERIOD_DAYS
 from compliance.reports.review_queue import DSAR_ACTION_COLUMNS
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT
 from compliance.store.states import DsarKind, NoticeStatus
@@ -22,7 +23,10 @@ PAGE_SIZE = 50
 EXPORT_KEY = "dsar_export"
 OPEN_KEY = "dsar_open"
 # The log form's inputs, kept after a refused submit and cleared once the request is logged.
-LOG_KEYS = ("log_kind", "log_subject_id", "log_email", "log_method", "log_identity_note")
+LOG_KEYS = (
+    "log_kind", "log_subject_id", "log_email", "log_jurisdiction", "log_method",
+    "log_identity_note",
+)  # fmt: skip
 DOWNLOAD_URL = default_download_url()
 
 person = widgets.require_role(COMPLIANCE_OFFICER, SUPPORT)
@@ -101,6 +105,13 @@ with st.form("submit_dsar"):
     check = st.text_area(
         "Identity check note (who checked what)", max_chars=MAX_FREE_TEXT, key="log_identity_note"
     )
+    automatic = f"By the subject's country, else {policy.dsar.default_jurisdiction}"
+    jurisdiction = st.selectbox(
+        "Jurisdiction (the law that sets the deadline)",
+        [None, *policy.jurisdictions],
+        format_func=lambda name: automatic if name is None else name,
+        key="log_jurisdiction",
+    )
     if st.form_submit_button("Log request", type="primary"):
 
         def log() -> str:
@@ -112,6 +123,7 @@ with st.form("submit_dsar"):
                     kind=kind,
                     subject_id=subject_id.strip() or None,
                     email=email.strip() or None,
+                    jurisdiction=jurisdiction,
                     requested_by=person,
                     identity_check=check,
                     identity_method=method,
@@ -283,7 +295,7 @@ with facts:
         f"{widgets.plain(detail.requested_by)} ({detail.channel or 'unknown channel'})"
     )
 with deadline:
-    st.markdown(f"**Due:** {detail.due_at:%Y-%m-%d} (UTC)")
+    st.markdown(f"**Due:** {detail.due_at:%Y-%m-%d} (UTC) · {detail.jurisdiction}")
     if detail.days_left is not None:
         text = widgets.days_text(detail.days_left)
         (st.warning if detail.overdue else st.info)(text)
@@ -383,17 +395,24 @@ if "send" in actions:
         st.caption("The link works for 60 seconds; press Prepare download again after that.")
 
 if "extend" in actions:
+    law = policy.jurisdictions.get(detail.jurisdiction)
+    extend_keys = (f"extend_by_{reference}", f"extend_unit_{reference}")
     with st.form("extend_dsar"):
         st.caption(
-            f"Due {detail.due_at:%Y-%m-%d}. GDPR Art. 12(3) allows at most two more months "
-            "for complex or numerous requests, and the data subject must be told why."
+            f"Due {detail.due_at:%Y-%m-%d}. Under {detail.jurisdiction} it may be extended to "
+            f"{detail.latest_due_at:%Y-%m-%d} at the latest, for complex or numerous requests; "
+            "the data subject must be told why."
         )
-        months = st.radio(
-            "Extend by",
-            [1, 2],
-            format_func=lambda m: f"{m} month(s)",
+        count_column, unit_column = st.columns(2)
+        count = count_column.number_input(
+            "Extend by", min_value=1, max_value=MAX_PERIOD_DAYS, step=1, key=extend_keys[0]
+        )
+        unit = unit_column.radio(
+            "Unit",
+            ["months", "days"],
+            index=1 if law is not None and law.extension_days else 0,
             horizontal=True,
-            key=f"extend_months_{reference}",
+            key=extend_keys[1],
         )
         reason = st.text_input(
             "Why the extension is needed", max_chars=MAX_FREE_TEXT, key=f"extend_reason_{reference}"
@@ -403,9 +422,11 @@ if "extend" in actions:
             def extend() -> str:
                 with context.session(policy) as s:
                     r = dsar.extend_dsar(
-                        s, reference, months=months, reason=reason, actor=person, execute=True
-                    )
-                forget_inputs(f"extend_months_{reference}", f"extend_reason_{reference}")
+                        s, reference, policy=policy, months=int(count) if unit == "months" else 0,
+                        days=int(count) if unit == "days" else 0, reason=reason, actor=person,
+                        execute=True,
+                    )  # fmt: skip
+                forget_inputs(*extend_keys, f"extend_reason_{reference}")
                 return f"{r.reference} now due {effective_due_at(r):%Y-%m-%d}."
 
             widgets.run_action(extend)

@@ -24,6 +24,13 @@ BUCKET_HEADERS = {
     "kept": "Kept",
 }
 
+
+def with_median_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Nothing completed has no median: an empty cell, not "None"."""
+    text = frame["median_days"].map(lambda d: "" if pd.isna(d) else f"{d:g}")
+    return frame.assign(median_days=text)
+
+
 widgets.require_role(COMPLIANCE_OFFICER, MANAGER)
 url = context.policy().database_url
 st.title("Progress")
@@ -115,14 +122,30 @@ else:
         },
         width="stretch",
     )  # fmt: skip
-    # A month with nothing completed has no median: an empty cell, not "None".
-    median = monthly["median_days"].map(lambda d: "" if pd.isna(d) else f"{d:g}")
     widgets.table(
-        monthly.assign(median_days=median),
+        with_median_text(monthly),
         headers={"on_time_rate": "Completed on time", "median_days": "Median days to complete"},
         column_order=["month", "received", "completed", "on_time", "on_time_rate", "median_days"],
     )
 widgets.csv_download("DSAR requests per month as CSV", monthly, "dsar_per_month.csv", "csv_monthly")
+
+st.subheader(f"DSAR requests per kind and per jurisdiction (last {MONTHS} months)")
+st.caption(
+    "Requests received in the last months. On time: completed by the deadline in force, which "
+    "each request's jurisdiction set (with any extension); open and overdue count them now."
+)
+for by in ("kind", "jurisdiction"):
+    split = context.dsar_split(url, by, MONTHS)
+    if split.empty:
+        st.caption(f"No request was received in the last {MONTHS} months.")
+        break
+    widgets.table(
+        with_median_text(split),
+        headers={"on_time_rate": "Completed on time", "median_days": "Median days to complete"},
+    )
+    widgets.csv_download(
+        f"DSAR requests per {by} as CSV", split, f"dsar_per_{by}.csv", f"csv_per_{by}"
+    )
 
 st.subheader("DSAR requests now")
 overview = context.dsar_overview(url)

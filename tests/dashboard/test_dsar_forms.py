@@ -9,6 +9,7 @@ from compliance.dsar.requests import get_dsar, review_dsar, submit
 from compliance.store.models import DsarNote
 from tests.conftest import DEMO_POLICY, Deployment, person
 from tests.dashboard.conftest import OFFICER, SUPPORT, OpenApp, button, texts
+from tests.test_jurisdictions import POLICY as JURISDICTIONS_POLICY
 
 BELL = "\x07"  # a control character: the library refuses the text, naming its field
 
@@ -33,10 +34,12 @@ def _opened(open_app: OpenApp, email: str, reference: str):  # type: ignore[no-u
 def test_a_refused_request_form_keeps_kind_subject_method_and_note(
     queue: Deployment, open_app: OpenApp
 ) -> None:
+    queue.write_policy(JURISDICTIONS_POLICY)
     at = open_app(SUPPORT)
     at.radio(key="log_kind").set_value("erasure")
     at.text_input(key="log_subject_id").input("999999")  # no such subject
     at.selectbox(key="log_method").select("id_document")
+    at.selectbox(key="log_jurisdiction").select("ccpa")  # chosen at intake, whatever the country
     at.text_area(key="log_identity_note").input("Called back on the number on file")
     button(at, "Log request").click().run()
 
@@ -45,12 +48,18 @@ def test_a_refused_request_form_keeps_kind_subject_method_and_note(
     assert at.text_input(key="log_subject_id").value == "999999"
     assert at.selectbox(key="log_method").value == "id_document"
     assert at.text_area(key="log_identity_note").value == "Called back on the number on file"
+    assert at.selectbox(key="log_jurisdiction").value == "ccpa"
 
     at.text_input(key="log_subject_id").input("8")  # corrected: logged, and the form empties
     button(at, "Log request").click().run()
     assert any(t.startswith("Logged DSAR-") for t in texts(at, "success")), texts(at, "error")
     assert at.text_input(key="log_subject_id").value == ""
     assert at.text_area(key="log_identity_note").value == ""
+    assert at.selectbox(key="log_jurisdiction").value is None  # by the subject's country
+    with queue.session() as session:
+        logged = get_dsar(session, at.header[0].value)
+    assert (logged.subject_id, logged.jurisdiction) == ("8", "ccpa")
+    assert (logged.due_at - logged.requested_at).days == 45
 
 
 def test_a_refused_rejection_keeps_its_reason_and_the_cancel_button(
@@ -75,24 +84,30 @@ def test_a_refused_rejection_keeps_its_reason_and_the_cancel_button(
     assert not [b for b in at.button if b.label == "Reject"]
 
 
-def test_a_refused_extension_keeps_its_months_and_reason(
+def test_a_refused_extension_keeps_its_length_unit_and_reason(
     queue: Deployment, open_app: OpenApp
 ) -> None:
     reference = _logged(queue)
     at = _opened(open_app, OFFICER, reference)
-    key = f"extend_reason_{reference}"
-    at.radio(key=f"extend_months_{reference}").set_value(2)
+    key, count, unit = (f"extend_{k}_{reference}" for k in ("reason", "by", "unit"))
+    assert at.radio(key=unit).value == "months"  # GDPR extends in months
+    at.number_input(key=count).set_value(3)
+    at.text_input(key=key).input("Six systems hold data")
+    button(at, "Extend deadline").click().run()
+    assert any("later than gdpr allows" in e for e in texts(at, "error")), texts(at, "error")
+    at.number_input(key=count).set_value(10)
+    at.radio(key=unit).set_value("days")
     at.text_input(key=key).input(f"Six systems {BELL}hold data")
     button(at, "Extend deadline").click().run()
 
     assert any("control character" in e for e in texts(at, "error")), texts(at, "error")
     assert at.text_input(key=key).value == f"Six systems {BELL}hold data"
-    assert at.radio(key=f"extend_months_{reference}").value == 2
-    at.radio(key=f"extend_months_{reference}").set_value(1)  # one now: one more may follow
+    assert (at.number_input(key=count).value, at.radio(key=unit).value) == (10, "days")
     at.text_input(key=key).input("Six systems hold data")
     button(at, "Extend deadline").click().run()
     with queue.session() as session:
-        assert get_dsar(session, reference).extension_months == 1
+        request = get_dsar(session, reference)
+    assert (request.extension_months, request.extension_days) == (0, 10)
     assert at.text_input(key=key).value == ""
 
 

@@ -58,6 +58,8 @@ def test_progress_shows_weekly_deletions_and_dsar_figures_with_csv_downloads(
         "Backlog per system as CSV",
         "Outcomes per bucket and week as CSV",
         "DSAR requests per month as CSV",
+        "DSAR requests per kind as CSV",
+        "DSAR requests per jurisdiction as CSV",
         "Overdue requests as CSV",
     ]
     # Per week: the demo's applied batch shows as erased records in the outcome table.
@@ -65,6 +67,13 @@ def test_progress_shows_weekly_deletions_and_dsar_figures_with_csv_downloads(
     assert weekly["erased"].sum() == 14
     monthly = next(d.value for d in at.dataframe if "received" in d.value.columns)
     assert monthly["received"].sum() == open_requests + 1  # the open ones and the completed one
+    # Per kind and per jurisdiction: the same requests, split; the demo's all fall under GDPR.
+    per_kind = next(d.value for d in at.dataframe if {"kind", "received"} <= set(d.value.columns))
+    assert per_kind["received"].sum() == open_requests + 1
+    per_law = next(d.value for d in at.dataframe if "jurisdiction" in d.value.columns)
+    assert per_law[["jurisdiction", "received", "overdue"]].values.tolist() == [
+        ["gdpr", open_requests + 1, 1]
+    ]
 
 
 def test_progress_shows_the_same_weeks_after_purge(queue: Deployment, open_app: OpenApp) -> None:

@@ -190,7 +190,10 @@ def test_the_desk_stops_offering_an_extension_once_two_months_are_used(queue: De
     reference = log_request(queue, "26")
     officer = person(OFFICER)
     with queue.session() as s:
-        extend_dsar(s, reference, months=2, reason="many systems", actor=officer, execute=True)
+        extend_dsar(
+            s, reference, policy=queue.policy(), months=2, reason="many systems", actor=officer,
+            execute=True,
+        )  # fmt: skip
         detail = desk.request_detail(s, queue.policy(), reference, roles={"compliance_officer"})
     assert "extend" not in detail.actions  # what next_actions says: can_extend is False
     assert {"approve", "reject"} <= set(detail.actions)

@@ -6,6 +6,8 @@ databases, in a fraction of the time.
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 from sqlalchemy import select
 
@@ -69,18 +71,22 @@ def test_only_an_officer_decides_once_and_a_rejection_keeps_every_record_with_it
 def test_a_request_is_extended_by_two_months_at_most_and_a_dry_run_extends_nothing(
     deployment: Deployment,
 ) -> None:
+    policy = deployment.policy()
     with deployment.session() as s:
         reference = make.dsar_request(s).reference
         s.commit()
         due = s.scalar(select(DsarRequest.due_at))
-        preview = extend_dsar(s, reference, months=2, reason="complex", actor=DPO, execute=False)
+        preview = extend_dsar(
+            s, reference, policy=policy, months=2, reason="complex", actor=DPO, execute=False
+        )
         assert preview.extended_due_at is not None and preview.extended_due_at > due
     with deployment.session() as s:
         assert s.scalar(select(DsarRequest.extension_months)) == 0
-        extend_dsar(s, reference, months=1, reason="complex", actor=DPO, execute=True)
-        with pytest.raises(Conflict, match="at most 2"):
-            extend_dsar(s, reference, months=2, reason="more", actor=DPO, execute=True)
-        extend_dsar(s, reference, months=1, reason="still complex", actor=DPO, execute=True)
+        extend = partial(extend_dsar, s, reference, policy=policy, actor=DPO, execute=True)
+        extend(months=1, reason="complex")
+        with pytest.raises(Conflict, match="later than gdpr allows: 2026-06-02 at the latest"):
+            extend(months=2, reason="more")
+        extend(months=1, reason="still complex")
         assert s.scalar(select(DsarRequest.extension_months)) == 2
         actions = list(s.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
     assert actions == ["dsar.extended", "dsar.extended"]
