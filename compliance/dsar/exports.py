@@ -25,6 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
@@ -382,6 +383,8 @@ def export_user_data(
     target = store if store is not None else FolderStore(Path(directory or "."))
     result = build_user_export(datamap, subject_id, fmt=fmt, store=target, now=now)
     if store is not None:
+        # A folder names the file by subject and second: a second export that second replaced it.
+        session.execute(delete(UserExport).where(UserExport.location == result.location))
         session.add(
             UserExport(
                 subject_id=str(subject_id), location=result.location, format=fmt,

@@ -68,7 +68,7 @@ class FolderStore(ExportStore):
         self.directory = Path(directory)
 
     def describe(self) -> str:
-        return f"the export folder {self.directory}"
+        return str(self.directory)
 
     def _folder(self, area: Area) -> Path:
         return self.directory / "tasks" if area == Area.TASKS else self.directory
