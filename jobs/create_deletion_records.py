@@ -30,10 +30,10 @@ def create_records(bucket: str, chunk_size: int | None, execute: bool) -> object
     ]
     if result.held:
         lines.append(f"  {result.held} held back: on legal hold (see 'hold list')")
-    if result.cooling_off:
-        lines.append(
-            f"  {result.cooling_off} held back: rejected in this bucket within the last "
-            f"{result.cooloff_days} days (rejection_cooloff_days)"
-        )
+    within = f"in this bucket within the last {result.cooloff_days} days (rejection_cooloff_days)"
+    if result.rejected_recently:
+        lines.append(f"  {result.rejected_recently} held back: rejected {within}")
+    if result.excluded_recently:
+        lines.append(f"  {result.excluded_recently} held back: excluded from a batch {within}")
     emit(result, lines, executed=execute)
     return result

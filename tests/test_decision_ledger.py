@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import func, inspect, select
 
 from compliance.reports.stats import bucket_progress, deletions_per_week
+from compliance.store.engines import migrate
 from compliance.store.models import ComplianceProfile, DecisionLedger, DeletionRecord
-from tests.conftest import DEMO_POLICY, Deployment, ok
+from tests.conftest import DEMO_POLICY, Backend, Deployment, fill_demo, ok
 
 BUCKET = "closed_accounts"
 OFFICER = "dpo@example.com"
@@ -108,10 +110,13 @@ def test_rejected_subjects_wait_out_the_buckets_cool_off(demo: Deployment) -> No
     ok(demo.run("purge-compliance-data", "--bucket", BUCKET, "--execute"))
 
     out = ok(demo.run("create-deletion-records", "--bucket", BUCKET))
+    # The 20 of the rejected batch and the 1 excluded from the accepted one, counted apart.
     assert (
-        "21 held back: rejected in this bucket within the last 90 days (rejection_cooloff_days)"
-        in out
-    )
+        "  20 held back: rejected in this bucket within the last 90 days "
+        "(rejection_cooloff_days)\n"
+        "[DRY RUN]   1 held back: excluded from a batch in this bucket within the last 90 days "
+        "(rejection_cooloff_days)\n"
+    ) in out
     demo.write_policy(
         DEMO_POLICY.replace(
             "[buckets.closed_accounts]", "[buckets.closed_accounts]\nrejection_cooloff_days = 0"
@@ -120,3 +125,19 @@ def test_rejected_subjects_wait_out_the_buckets_cool_off(demo: Deployment) -> No
     out = ok(demo.run("--json", "create-deletion-records", "--bucket", BUCKET, "--execute"))
     assert json.loads(out)["cooling_off"] == 0
     assert json.loads(out)["created"] == 21
+
+
+def test_one_database_counts_rejected_and_excluded_apart_too(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """Both URLs one database: the rules feed the records in-database, held back alike."""
+    url = backend.url("shared")
+    d = Deployment(tmp_path, tmp_path / "compliance.toml", url, url, backend.name)
+    d.write_policy(DEMO_POLICY)
+    migrate(d.engine)
+    fill_demo(d, users_count=400, seed=7)
+    decide_and_apply(d)
+    ok(d.run("purge-compliance-data", "--bucket", BUCKET, "--execute"))
+    dry = json.loads(ok(d.run("--json", "create-deletion-records", "--bucket", BUCKET)))
+    assert (dry["cooling_off"], dry["rejected_recently"], dry["excluded_recently"]) == (21, 20, 1)
+    d.dispose()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from compliance.dsar.api_keys import hash_key
 from compliance.dsar.requests import review_dsar
@@ -267,3 +267,72 @@ def test_an_open_request_older_than_a_day_is_named_not_duplicated(demo: Deployme
             )
         assert refused.value.reference == first.request.reference
         assert len(list_dsar_requests(s)) == 1
+
+
+def test_a_key_walking_unknown_ids_gets_404s_then_429_and_the_limit_is_audited(
+    demo: Deployment, api: Server
+) -> None:
+    shop, crm = new_key(demo, "shop"), new_key(demo, "crm")
+    body = {"kind": "access", "identity_check": IDENTITY}
+    unknown = api.post(shop, {**body, "subject_id": "900000"})
+    assert unknown.status_code == 404
+    assert unknown.json() == {"detail": "no data subject with id '900000' in users"}
+    with demo.session() as s:  # as if 18 more unknown ids came this minute
+        s.execute(update(ApiKey).where(ApiKey.name == "shop").values(unknown_subjects=19))
+        s.commit()
+    assert api.post(shop, {**body, "subject_id": "900001"}).status_code == 404  # the 20th
+    assert api.post(shop, {**body, "email": "nobody@example.com"}).status_code == 429
+    # Past the limit a known subject is refused too: a 201 would tell it apart.
+    refused = api.post(shop, {**body, "subject_id": "21"})
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    assert refused.json() == {
+        "detail": "this API key asked about 20 unknown subjects within a minute; try again in "
+        f"{refused.headers['Retry-After']} second(s)"
+    }
+    assert api.post(crm, {**body, "subject_id": "21"}).status_code == 201  # per key
+    with demo.session() as s:
+        events = s.scalars(
+            select(AuditEvent).where(AuditEvent.action == "api_key.unknown_subjects_limited")
+        ).all()
+        assert [(e.actor, e.target_id, e.details) for e in events] == [
+            ("api:shop", "shop", {"unknown_subjects": 20, "window_seconds": 60})
+        ]
+        assert [r.requested_by for r in list_dsar_requests(s)] == ["api:crm"]
+
+
+def test_the_unknown_subject_limit_lasts_one_minute(demo: Deployment) -> None:
+    from datetime import timedelta
+
+    from compliance.dsar.api_keys import authenticate
+    from compliance.dsar.intake import TooSoon, submit_from_api
+    from compliance.errors import NotFound
+    from compliance.store.models import utcnow
+
+    key_text = new_key(demo)
+    policy = demo.policy()
+    start = utcnow()
+
+    def ask(subject_id: str, seconds: float) -> str:
+        args = dict(
+            kind="access", email=None, identity_method="id_document", identity_note="passport",
+            client_ip=None, user_agent=None,
+        )  # fmt: skip
+        with demo.session() as s:
+            key = authenticate(s, key_text)
+            try:
+                submit_from_api(
+                    s, policy, demo.app_engine, key=key, subject_id=subject_id,
+                    now=start + timedelta(seconds=seconds), **args,
+                )  # fmt: skip
+            except NotFound:
+                return "404"
+            except TooSoon as exc:
+                return f"429 {exc.retry_after}"
+            return "201"
+
+    # 19 misses, then a minute's pause: the window starts again, 20 more are 404.
+    assert {ask(str(900_000 + n), n) for n in range(19)} == {"404"}
+    assert {ask(str(900_100 + n), 61 + n / 10) for n in range(20)} == {"404"}
+    assert ask("21", 70) == "429 51"  # the window began at 61s and lasts until 121s
+    assert ask("21", 122) == "201"

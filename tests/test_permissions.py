@@ -352,11 +352,16 @@ def test_the_cli_enforces_four_eyes_when_the_policy_asks(demo: Deployment) -> No
     )  # fmt: skip
     assert out.exit_code == 0, out.output
     reference = get_reference(out)
-    refused(
+    line = refused(
         demo.run("review-dsar", reference, "--approve", "--reviewer", "dpo@example.com",
                  "--execute"),
         "dpo@example.com logged", "may not approve it too",
     )  # fmt: skip
+    # The whole sentence: it once ended "another compliance officer must".
+    assert line == (
+        f"Error: dpo@example.com logged {reference} and may not approve it too "
+        "([review] four_eyes): another compliance officer must approve it"
+    )
     with demo.session() as s:
         assert get_dsar(s, reference).status == "pending"
 

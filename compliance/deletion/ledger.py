@@ -178,9 +178,16 @@ def _add_to_aggregates(session: Session, counts: dict[tuple[str, date], dict[str
 
 
 def cooling_off(
-    session: Session, bucket: str, days: int, subject_ids: Sequence[str], *, now: datetime
+    session: Session,
+    bucket: str,
+    days: int,
+    subject_ids: Sequence[str],
+    *,
+    now: datetime,
+    decisions: Sequence[LedgerDecision] | None = None,
 ) -> set[str]:
-    """Subjects among ``subject_ids`` rejected (or excluded) in ``bucket`` within ``days``."""
+    """Subjects among ``subject_ids`` rejected (or excluded) in ``bucket`` within ``days``;
+    ``decisions`` narrows it to one of the two."""
     if days <= 0 or not subject_ids:
         return set()
     since = now - timedelta(days=days)
@@ -190,17 +197,21 @@ def cooling_off(
             .join(DecisionLedger, DecisionLedger.compliance_profile_id == ComplianceProfile.id)
             .where(
                 ComplianceProfile.subject_id.in_(list(subject_ids)),
-                cooling_off_condition(bucket, since),
+                cooling_off_condition(bucket, since, decisions),
             )
             .distinct()
         )
     )
 
 
-def cooling_off_condition(bucket: str, since: datetime) -> ColumnElement[bool]:
+def cooling_off_condition(
+    bucket: str, since: datetime, decisions: Sequence[LedgerDecision] | None = None
+) -> ColumnElement[bool]:
+    """Ledger rows that keep a subject out of ``bucket``: rejected or excluded (or only
+    ``decisions``) after ``since``."""
     return and_(
         DecisionLedger.bucket == bucket,
-        DecisionLedger.decision.in_(_KEPT),
+        DecisionLedger.decision.in_(decisions or _KEPT),
         DecisionLedger.decided_at > since,
     )
 

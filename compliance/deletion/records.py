@@ -51,6 +51,7 @@ from compliance.store.models import (
 )
 from compliance.store.queries import record_open
 from compliance.store.sql import rows_changed
+from compliance.store.states import LedgerDecision
 
 _T = TypeVar("_T")
 
@@ -85,9 +86,12 @@ class CreateRecordsResult:
     executed: bool
     #: Due subjects left out because a legal hold is in force on them.
     held: int = 0
-    #: Due subjects left out because their record in this bucket was rejected recently.
+    #: Due subjects left out because their record in this bucket was rejected or excluded
+    #: recently (the two counted apart below; one rejected and excluded counts as rejected).
     cooling_off: int = 0
     cooloff_days: int = 0
+    rejected_recently: int = 0
+    excluded_recently: int = 0
 
 
 def _insert_for(session: Session) -> Any:
@@ -460,19 +464,21 @@ class _Tally:
     skipped: int = 0  # due subjects whose record was open already
     profiles: int = 0
     held: int = 0  # left out: a legal hold is in force
-    cooled: int = 0  # left out: rejected in this bucket within the cool-off
+    cooled: int = 0  # left out: rejected or excluded in this bucket within the cool-off
+    rejected: int = 0  # of those, the ones a rejected batch held
 
     def result(self, elapsed: float, *, executed: bool) -> CreateRecordsResult:
         return CreateRecordsResult(
             self.bucket.name, self.due, self.created, self.skipped, self.profiles,
             round(elapsed, 3), executed, self.held, self.cooled, self.bucket.rejection_cooloff_days,
+            self.rejected, self.cooled - self.rejected,
         )  # fmt: skip
 
     def log_held_back(self) -> None:
         if self.held or self.cooled:
             log_event(
                 "deletion_records.held_back", bucket=self.bucket.name, held=self.held,
-                cooling_off=self.cooled,
+                cooling_off=self.cooled, rejected=self.rejected,
             )  # fmt: skip
 
 
@@ -513,9 +519,12 @@ def _hold_back(
     """A legal hold wins over every rule; a recent rejection is not proposed again."""
     on_hold = held_subjects(session, found, now=now)
     rest = [s for s in found if s not in on_hold]
-    recent = cooling_off(session, bucket.name, bucket.rejection_cooloff_days, rest, now=now)
+    days = bucket.rejection_cooloff_days
+    recent = cooling_off(session, bucket.name, days, rest, now=now)
+    rejected = cooling_off(session, bucket.name, days, list(recent), now=now, decisions=_REJECTED)
     tally.held += len(on_hold)
     tally.cooled += len(recent)
+    tally.rejected += len(rejected)
     return [s for s in rest if s not in recent]
 
 
@@ -524,15 +533,22 @@ def _on_hold(key: Any, now: datetime) -> ColumnElement[bool]:
     return on_hold(key, now)
 
 
-def _rejected_recently(key: Any, bucket: Bucket, now: datetime) -> ColumnElement[bool]:
-    """The subject named by ``key`` had a record in this bucket rejected within the cool-off."""
+#: The cool-off's decisions, when only rejected batches are counted.
+_REJECTED = (LedgerDecision.REJECTED,)
+
+
+def _rejected_recently(
+    key: Any, bucket: Bucket, now: datetime, decisions: tuple[LedgerDecision, ...] | None = None
+) -> ColumnElement[bool]:
+    """The subject named by ``key`` had a record in this bucket rejected (or excluded) within
+    the cool-off; ``decisions`` narrows it to one of the two."""
     if bucket.rejection_cooloff_days <= 0:
         return false()
     since = now - timedelta(days=bucket.rejection_cooloff_days)
     return exists().where(
         ComplianceProfile.subject_id == key,
         DecisionLedger.compliance_profile_id == ComplianceProfile.id,
-        cooling_off_condition(bucket.name, since),
+        cooling_off_condition(bucket.name, since, decisions),
     )
 
 
@@ -559,7 +575,7 @@ def _create_from_staged_keys(
     assert isinstance(engine, Engine), "a job session is bound to an engine"
     with engine.connect() as conn, Session(bind=conn) as staging:
         tally.due = _stage_keys(conn, staging, datamap, plan)
-        tally.held, tally.cooled = _hold_back_staged(staging, bucket, plan.now)
+        tally.held, tally.cooled, tally.rejected = _hold_back_staged(staging, bucket, plan.now)
         staging.commit()
         log_event("deletion_records.staged", logging.DEBUG, bucket=bucket.name, due=tally.due)
         _open_staged(staging, plan, tally, progress, actor=actor)
@@ -630,18 +646,20 @@ def _one_row(session: Session, statement: Any, params: dict[str, Any]) -> tuple[
     return tuple(session.execute(statement, params).one())
 
 
-def _hold_back_staged(session: Session, bucket: Bucket, now: datetime) -> tuple[int, int]:
+def _hold_back_staged(session: Session, bucket: Bucket, now: datetime) -> tuple[int, int, int]:
     """Drop from the staged keys the subjects on legal hold or rejected recently.
 
     A legal hold wins over every rule; a recent rejection is not proposed again. Returns
-    (held, cooling off), counted as the chunked path counts them.
+    (held, cooling off, of those rejected), counted as the chunked path counts them.
     """
     staged = table("pd_due_keys", column("key"))
     held = rows_changed(session.execute(delete(staged).where(_on_hold(staged.c.key, now))))
     if bucket.rejection_cooloff_days <= 0:
-        return held, 0
+        return held, 0, 0
+    rejected = _rejected_recently(staged.c.key, bucket, now, _REJECTED)
+    rejected_count = session.scalar(select(func.count()).select_from(staged).where(rejected)) or 0
     recent = _rejected_recently(staged.c.key, bucket, now)
-    return held, rows_changed(session.execute(delete(staged).where(recent)))
+    return held, rows_changed(session.execute(delete(staged).where(recent))), rejected_count
 
 
 def same_database(datamap: DataMap) -> bool:
@@ -667,6 +685,10 @@ def _create_in_database(
     tally.held = session.scalar(select(func.count()).select_from(found).where(on_hold)) or 0
     tally.cooled = (
         session.scalar(select(func.count()).select_from(found).where(~on_hold, recent)) or 0
+    )
+    rejected = _rejected_recently(found.c.subject_key, bucket, now, _REJECTED)
+    tally.rejected = (
+        session.scalar(select(func.count()).select_from(found).where(~on_hold, rejected)) or 0
     )
     due = select(found.c.subject_key).where(~on_hold, ~recent).subquery("due")
     if not execute:

@@ -3,6 +3,9 @@
 A host application's "delete my account" button can be pressed again and again; staff
 cannot. So the API allows at most one new request per subject and kind in 24 hours (the
 answer says when to try again), and one open request per subject and kind, as everywhere.
+An unknown subject answers 404, so a key could walk the id space to learn who exists: each
+key may ask about only so many unknown subjects a minute, then is refused (429) until the
+minute is over, and reaching the limit is audited.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, and_, case, func, literal, select, update
 from sqlalchemy.orm import Session
 
+from compliance.audit.chain import record_event
 from compliance.dsar.api_keys import ApiKeyInfo
 from compliance.dsar.deadlines import effective_due_at
 from compliance.dsar.requests import (
@@ -28,9 +32,12 @@ from compliance.dsar.requests import (
 from compliance.errors import Conflict, InvalidInput, NotFound
 from compliance.free_text import free_text
 from compliance.policy.loader import Policy
-from compliance.store.models import DsarRequest, utcnow
+from compliance.store.models import ApiKey, DsarRequest, utcnow
 
 INTAKE_WINDOW = timedelta(hours=24)
+#: Unknown subjects one key may ask about per window before it is refused until the window ends.
+UNKNOWN_SUBJECT_LIMIT = 20
+UNKNOWN_SUBJECT_WINDOW = timedelta(minutes=1)
 
 
 class TooSoon(Conflict):
@@ -102,6 +109,62 @@ def check_intake_rate(
         )
 
 
+def check_unknown_subjects(session: Session, key: ApiKeyInfo, *, now: datetime) -> None:
+    """TooSoon (429) while ``key`` is past its unknown-subject limit for the current window.
+
+    Every request is refused then, not only the unknown ones: a 201 for a known subject
+    beside a 429 for the others would still tell them apart.
+    """
+    row = session.execute(
+        select(ApiKey.unknown_subjects, ApiKey.unknown_since).where(ApiKey.name == key.name)
+    ).one()
+    if row.unknown_since is None or row.unknown_subjects < UNKNOWN_SUBJECT_LIMIT:
+        return
+    wait = (row.unknown_since + UNKNOWN_SUBJECT_WINDOW - now).total_seconds()
+    if wait > 0:
+        raise TooSoon(
+            f"this API key asked about {UNKNOWN_SUBJECT_LIMIT} unknown subjects within a minute; "
+            f"try again in {math.ceil(wait)} second(s)",
+            retry_after=math.ceil(wait),
+        )
+
+
+def count_unknown_subject(session: Session, key: ApiKeyInfo, *, now: datetime) -> int:
+    """Count one unknown subject against ``key`` (committed); audit reaching the limit.
+
+    One statement, so API workers side by side count every miss; a window older than a
+    minute starts again at 1.
+    """
+    fresh = and_(
+        ApiKey.unknown_since.is_not(None), ApiKey.unknown_since > now - UNKNOWN_SUBJECT_WINDOW
+    )
+    since_type = ApiKey.__table__.c.unknown_since.type  # stored as every timestamp is: naive UTC
+    count = session.execute(
+        update(ApiKey)
+        .where(ApiKey.name == key.name)
+        .values(
+            unknown_subjects=case((fresh, ApiKey.unknown_subjects + 1), else_=1),
+            unknown_since=case((fresh, ApiKey.unknown_since), else_=literal(now, since_type)),
+        )
+        .returning(ApiKey.unknown_subjects)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+    if count == UNKNOWN_SUBJECT_LIMIT:
+        record_event(
+            session,
+            actor=key.actor,
+            action="api_key.unknown_subjects_limited",
+            target_type="api_key",
+            target_id=key.name,
+            details={
+                "unknown_subjects": count,
+                "window_seconds": int(UNKNOWN_SUBJECT_WINDOW.total_seconds()),
+            },
+        )
+    session.commit()
+    return count
+
+
 def submit_from_api(
     session: Session,
     policy: Policy,
@@ -125,7 +188,12 @@ def submit_from_api(
     if jurisdiction is not None:
         policy.jurisdiction(jurisdiction)
     now = now or utcnow()
-    subject_key, _ = resolve_subject(policy, app_engine, subject_id=subject_id, email=email)
+    check_unknown_subjects(session, key, now=now)
+    try:
+        subject_key, _ = resolve_subject(policy, app_engine, subject_id=subject_id, email=email)
+    except NotFound:
+        count_unknown_subject(session, key, now=now)
+        raise
     # An open request is the answer (409) before the 24-hour limit (429): asking again while
     # one is open is a repeat, not a flood.
     existing = open_request(session, subject_key, kind)

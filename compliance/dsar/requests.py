@@ -333,7 +333,7 @@ def approval_refusal(request: DsarRequest, viewer: str | None, *, four_eyes: boo
     if four_eyes and viewer is not None and request.requested_by == viewer:
         return (
             f"{viewer} logged {request.reference} and may not approve it too "
-            "([review] four_eyes): another compliance officer must"
+            "([review] four_eyes): another compliance officer must approve it"
         )
     return None
 

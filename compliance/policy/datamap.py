@@ -455,8 +455,10 @@ class DataMap:
         """One UPDATE per chunk: every strategy is a SQL expression on SQLite and PostgreSQL."""
         table = self.table(name)
         values = {}
-        for column, strategy in self.mapped(name).anonymize.items():
-            keyed = get_strategy(strategy, self.hash_key() if strategy == "hash" else None)
+        mapped = self.mapped(name)
+        for column, strategy in mapped.anonymize.items():
+            key = self.hash_key() if strategy == "hash" else None
+            keyed = get_strategy(strategy, key, mapped.anonymize_options.get(column))
             expression = keyed.sql(table.c[column], conn.dialect.name)
             if expression is None:
                 raise ConfigError(

@@ -20,6 +20,7 @@ from sqlalchemy import Date, DateTime, Engine, MetaData, Table, inspect
 
 from compliance.errors import ConfigError, InvalidInput, NotFound, printable, quoted
 from compliance.free_text import not_utf8
+from compliance.policy.column_fit import check_fit
 from compliance.policy.exports import ExportSettings, parse_exports
 from compliance.policy.fields import Field, expect, key_name, read_section, unknown_keys
 from compliance.policy.jurisdictions import (
@@ -28,7 +29,12 @@ from compliance.policy.jurisdictions import (
     Jurisdiction,
     parse_jurisdictions,
 )
-from compliance.policy.strategies import ERASURE_ACTIONS, MAX_ENV_BYTES, STRATEGIES
+from compliance.policy.strategies import (
+    ERASURE_ACTIONS,
+    MAX_ENV_BYTES,
+    STRATEGIES,
+    strategy_options,
+)
 from compliance.policy.systems import (
     APP_SYSTEM,
     System,
@@ -70,6 +76,8 @@ class MappedTable:
     subject_column: str | None = None
     via: Via | None = None
     anonymize: Mapping[str, str] = field(default_factory=dict)
+    #: Per anonymized column, the options its strategy was given (``redact``'s ``text``).
+    anonymize_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     export_exclude: tuple[str, ...] = ()
     legal_basis: str | None = None
     #: The SQL system (database) holding the table; the application database by default.
@@ -467,15 +475,23 @@ def _erasure_action(value: str, key: str, _context: Any) -> str:
     return value
 
 
-def _strategies(value: Mapping[str, Any], key: str, _context: Any) -> dict[str, str]:
-    for column, strategy in value.items():
-        expect(strategy, str, f"{key}.{key_name(column)}")
+def _strategies(
+    value: Mapping[str, Any], key: str, _context: Any
+) -> dict[str, tuple[str, dict[str, str]]]:
+    """Column -> (strategy, options): ``"null"`` or ``{ strategy = "redact", text = "-" }``."""
+    out = {}
+    for column, spec in value.items():
+        column_key = f"{key}.{key_name(column)}"
+        expect(spec, (str, dict), column_key)
+        raw = spec if isinstance(spec, dict) else {"strategy": spec}
+        strategy = expect(raw.get("strategy"), str, f"{column_key}.strategy")
         if strategy not in STRATEGIES:
             raise ConfigError(
-                f"{key}.{key_name(column)}: unknown strategy '{strategy}' "
+                f"{column_key}: unknown strategy '{strategy}' "
                 f"(known: {', '.join(sorted(STRATEGIES))})"
             )
-    return dict(value)
+        out[column] = (strategy, strategy_options(strategy, raw, column_key))
+    return out
 
 
 _NOT_A_STRING = "missing or not a string"
@@ -760,7 +776,13 @@ def _parse_table(name: str, raw: Any) -> MappedTable:
         raise ConfigError(f"{key}: give exactly one of subject_column or via")
     if values["on_erasure"] == "anonymize" and not values["anonymize"]:
         raise ConfigError(f"{key}.anonymize: on_erasure = 'anonymize' needs columns to anonymize")
-    return MappedTable(name=name, **values)
+    specs = values.pop("anonymize")
+    return MappedTable(
+        name=name,
+        anonymize={column: strategy for column, (strategy, _) in specs.items()},
+        anonymize_options={column: opts for column, (_, opts) in specs.items() if opts},
+        **values,
+    )
 
 
 def _check_via_chains(tables: Mapping[str, MappedTable]) -> None:
@@ -1184,8 +1206,9 @@ def _check_mapped_table(db: _Reflected, name: str, table: MappedTable) -> None:
                 f"{key}.via.parent_column: '{table.via.table}' has no single-column "
                 "primary key, so name the column the via points at"
             )
-    for column in table.anonymize:
+    for column, strategy in table.anonymize.items():
         db.need_column(name, column, f"{key}.anonymize.{column}")
+        check_fit(db._table(name), column, strategy, table.anonymize_options.get(column, {}))
     for column in table.export_exclude:
         db.need_column(name, column, f"{key}.export_exclude")
     if table.anonymize and not db.primary_key(name):

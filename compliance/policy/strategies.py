@@ -11,11 +11,30 @@ import hashlib
 import hmac
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from sqlalchemy import LargeBinary, Text, case, cast, func, literal
 
-from compliance.errors import ConfigError
+from compliance.errors import ConfigError, quoted, unprintable
+
+
+@dataclass(frozen=True)
+class Writes:
+    """What a strategy puts in a column, for the load-time check against the column's type."""
+
+    #: NULL into every row (the column must allow it).
+    null: bool = False
+    #: The characters written at most (text strategies); None for NULL.
+    length: int | None = None
+    #: The one text written into every row, when it is a constant (so a UNIQUE column refuses it).
+    constant: str | None = None
+    #: What it writes, in the words README and the errors use.
+    words: str = ""
+
+
+def characters(count: int | None) -> str:
+    return "1 character" if count == 1 else f"{count} characters"
 
 
 class AnonymizeStrategy:
@@ -24,8 +43,13 @@ class AnonymizeStrategy:
     needs_value: ClassVar[bool] = False
     #: When True the strategy needs the secret key (``get_strategy(name, key)``).
     keyed: ClassVar[bool] = False
+    #: Keys the policy may give beside ``strategy`` (``{ strategy = "redact", text = "-" }``).
+    options: ClassVar[tuple[str, ...]] = ()
 
     def constant(self) -> Any:
+        raise NotImplementedError
+
+    def writes(self) -> Writes:
         raise NotImplementedError
 
     def transform(self, value: Any) -> Any:
@@ -47,13 +71,31 @@ class NullStrategy(AnonymizeStrategy):
     def constant(self) -> Any:
         return None
 
+    def writes(self) -> Writes:
+        return Writes(null=True, words="NULL")
+
+
+#: The longest text ``redact`` may write: a marker, not a value.
+MAX_REDACT_TEXT = 255
+
 
 class RedactStrategy(AnonymizeStrategy):
     name = "redact"
     MARK = "[REDACTED]"
+    options = ("text",)
+
+    def __init__(self, text: str = MARK) -> None:
+        self.text = text
 
     def constant(self) -> Any:
-        return self.MARK
+        return self.text
+
+    def writes(self) -> Writes:
+        return Writes(
+            length=len(self.text),
+            constant=self.text,
+            words=f"{quoted(self.text)} ({characters(len(self.text))})",
+        )
 
 
 #: Environment variable holding the hash strategy's secret key (never the policy file).
@@ -107,6 +149,11 @@ class HashStrategy(AnonymizeStrategy):
     def __init__(self, key: bytes = DEMO_HASH_KEY) -> None:
         self.key = key
 
+    def writes(self) -> Writes:
+        # NULL stays NULL, so a NOT NULL column is no obstacle.
+        length = len(self.PREFIX) + self.DIGITS
+        return Writes(length=length, words=f"{length} characters ('{self.PREFIX}' and hex digits)")
+
     def transform(self, value: Any) -> Any:
         if value is None:
             return None
@@ -151,14 +198,35 @@ STRATEGIES: dict[str, AnonymizeStrategy] = {
 ERASURE_ACTIONS = ("delete", "anonymize", "retain")
 
 
-def get_strategy(name: str, key: bytes | None = None) -> AnonymizeStrategy:
-    """The named strategy; a keyed one (``hash``) bound to ``key``."""
+def get_strategy(
+    name: str, key: bytes | None = None, options: Mapping[str, Any] | None = None
+) -> AnonymizeStrategy:
+    """The named strategy; a keyed one (``hash``) bound to ``key``, any other to its options."""
     strategy = STRATEGIES[name]
     if strategy.keyed:
         if key is None:
             raise ConfigError(f"the '{name}' anonymize strategy needs {HASH_KEY_ENV}")
         return HashStrategy(key)
-    return strategy
+    return type(strategy)(**options) if options else strategy
+
+
+def strategy_options(name: str, raw: Mapping[str, Any], key: str) -> dict[str, str]:
+    """The options a policy gives a strategy beside its name, checked (``key`` names them)."""
+    allowed = ("strategy", *STRATEGIES[name].options)
+    for option, value in raw.items():
+        if option not in allowed:
+            raise ConfigError(
+                f"{key}.{option}: unknown key for strategy '{name}' (allowed: {', '.join(allowed)})"
+            )
+        if option == "text":
+            if not isinstance(value, str):
+                raise ConfigError(f"{key}.text: expected str, got {value!r}")
+            if any(map(unprintable, value)) or len(value) > MAX_REDACT_TEXT:
+                raise ConfigError(
+                    f"{key}.text: {quoted(value)} must be one line of at most {MAX_REDACT_TEXT} "
+                    "characters"
+                )
+    return {k: v for k, v in raw.items() if k != "strategy"}
 
 
 def anon_hash(value: Any, key_hex: str | None = None) -> Any:

@@ -293,6 +293,10 @@ class ApiKey(Base):
     revoked_by: Mapped[str | None] = mapped_column(String(255))
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+    #: Unknown subjects this key asked about since ``unknown_since``, a one-minute window
+    #: (compliance.dsar.intake): past a limit the key is refused until the window ends.
+    unknown_subjects: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    unknown_since: Mapped[datetime | None]
 
 
 class JobRun(Base):
