@@ -57,7 +57,20 @@ def _done(result: ProcessResult) -> list[str]:
     if result.waiting:
         lines.append(f"Waiting for their deletion records: {', '.join(result.waiting)}")
     lines += [f"  {ref} failed: {error}" for ref, error in sorted(result.failed.items())]
+    if result.keys_hashed:
+        lines.append(f"Kept the keys of {result.keys_hashed} erased subjects only as a keyed hash")
+    if result.keys_waiting:
+        lines.append(_keys_waiting(result.keys_waiting))
+    if result.keys_not_hashed:
+        lines.append(f"Keys not hashed: {result.keys_not_hashed}")
     return lines
+
+
+def _keys_waiting(count: int) -> str:
+    return (
+        f"  {count} erased subjects keep their key as typed while a request, a deletion record "
+        "(until purged) or a hold of theirs is open"
+    )
 
 
 def _planned(result: ProcessResult) -> list[str]:
@@ -76,6 +89,12 @@ def _planned(result: ProcessResult) -> list[str]:
             + ", ".join(plan.complete_erasures)
         )
     lines += [f"  {ref} would fail: {error}" for ref, error in plan.fail_erasures]
+    whose = [f"{plan.hash_keys} erased subjects"] if plan.hash_keys else []
+    whose += ["the subjects whose erasure completes now"] if plan.complete_erasures else []
+    if whose:
+        lines.append(f"Would keep the keys of {' and of '.join(whose)} only as a keyed hash")
+    if plan.hash_keys_waiting:
+        lines.append(_keys_waiting(plan.hash_keys_waiting))
     if plan.delivery_off is None:
         lines.append(
             f"Would send the links of {len(plan.deliver)} ready exports"

@@ -236,6 +236,7 @@ def test_erasure_and_cleanup_leave_no_version_of_a_subjects_objects(
             upload=("contact list.csv", b"email\nx@example.org\n"), store=export_store(d.policy()),
         )  # fmt: skip
         s.refresh(task)
+        task_id = task.id
         assert RANDOM_NAME.fullmatch(key_of(task.file_path or "", bucket))
         later = utcnow() + timedelta(minutes=2)
         done = process_dsar_requests(s, d.datamap(), actor="worker", execute=True, now=later)
@@ -258,7 +259,7 @@ def test_erasure_and_cleanup_leave_no_version_of_a_subjects_objects(
     with d.session() as s:
         assert s.scalars(select(UserExport.subject_id)).all() == ["22"]
         assert (
-            s.scalars(select(ErasureTask.file_path).where(ErasureTask.id == task.id)).one() is None
+            s.scalars(select(ErasureTask.file_path).where(ErasureTask.id == task_id)).one() is None
         )
 
     # Cleanup: expired support exports go, and so does an object no row names, once abandoned.

@@ -19,6 +19,7 @@ from sqlalchemy import func, select, text, update
 from compliance.dsar.processing import process_dsar_requests
 from compliance.dsar.requests import review_dsar, submit
 from compliance.store.models import AuditEvent, DsarNote, DsarRequest, JobRun, utcnow
+from compliance.store.subject_keys import hashed_key, key_secret
 from tests.conftest import BY_SUPPORT, DEMO_POLICY, DPO, SUPPORT_STAFF, Deployment
 from tests.smtp_server import Inbox, mailing_to
 from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
@@ -220,7 +221,10 @@ def test_a_completed_erasure_leaves_no_email_note_or_export_behind(
     reference = _complete_erasure(demo, subject)
 
     with demo.session() as s:
-        requests = s.scalars(select(DsarRequest).where(DsarRequest.subject_id == subject)).all()
+        # Once erased, the subject's requests know them by the keyed hash of their key only.
+        assert not s.scalars(select(DsarRequest).where(DsarRequest.subject_id == subject)).all()
+        hashed = hashed_key(subject, key_secret(demo.policy()))
+        requests = s.scalars(select(DsarRequest).where(DsarRequest.subject_id == hashed)).all()
         assert {r.status for r in requests} == {"completed"}
         for r in requests:
             assert (r.subject_email, r.identity_check, r.export_path) == (None, None, None)

@@ -31,6 +31,7 @@ from compliance.store.models import (
 from compliance.store.queries import batch_in
 from compliance.store.sql import rows_changed
 from compliance.store.states import BatchStatus, LedgerDecision, RecordState
+from compliance.store.subject_keys import key_forms
 from compliance.store.tallies import tally_sums
 
 _KEPT = (LedgerDecision.REJECTED, LedgerDecision.EXCLUDED)
@@ -185,23 +186,25 @@ def cooling_off(
     *,
     now: datetime,
     decisions: Sequence[LedgerDecision] | None = None,
+    secret: bytes | None = None,
 ) -> set[str]:
     """Subjects among ``subject_ids`` rejected (or excluded) in ``bucket`` within ``days``;
-    ``decisions`` narrows it to one of the two."""
+    ``decisions`` narrows it to one of the two. A subject erased since is kept under the
+    keyed hash of their key (compliance.store.subject_keys): ``secret`` finds them by it."""
     if days <= 0 or not subject_ids:
         return set()
     since = now - timedelta(days=days)
-    return set(
-        session.scalars(
-            select(ComplianceProfile.subject_id)
-            .join(DecisionLedger, DecisionLedger.compliance_profile_id == ComplianceProfile.id)
-            .where(
-                ComplianceProfile.subject_id.in_(list(subject_ids)),
-                cooling_off_condition(bucket, since, decisions),
-            )
-            .distinct()
+    forms = key_forms(subject_ids, secret)
+    found = session.scalars(
+        select(ComplianceProfile.subject_id)
+        .join(DecisionLedger, DecisionLedger.compliance_profile_id == ComplianceProfile.id)
+        .where(
+            ComplianceProfile.subject_id.in_(list(forms)),
+            cooling_off_condition(bucket, since, decisions),
         )
+        .distinct()
     )
+    return {forms[stored] for stored in found}
 
 
 def cooling_off_condition(

@@ -52,6 +52,7 @@ from compliance.store.models import (
 from compliance.store.queries import record_open
 from compliance.store.sql import rows_changed
 from compliance.store.states import LedgerDecision
+from compliance.store.subject_keys import either_form, key_secret
 
 _T = TypeVar("_T")
 
@@ -491,7 +492,7 @@ def _create_in_chunks(
     tally = _Tally(bucket)
     for found in iter_due_subjects(datamap, bucket, plan.now, chunk=plan.chunk_size):
         tally.due += len(found)
-        chunk = _hold_back(session, bucket, found, plan.now, tally)
+        chunk = _hold_back(session, bucket, found, plan.now, tally, key_secret(datamap.policy))
         c = s = p = 0
         if chunk and execute:
             c, s, p = add_records(
@@ -514,14 +515,22 @@ def _create_in_chunks(
 
 
 def _hold_back(
-    session: Session, bucket: Bucket, found: list[str], now: datetime, tally: _Tally
+    session: Session,
+    bucket: Bucket,
+    found: list[str],
+    now: datetime,
+    tally: _Tally,
+    secret: bytes | None,
 ) -> list[str]:
-    """A legal hold wins over every rule; a recent rejection is not proposed again."""
+    """A legal hold wins over every rule; a recent rejection is not proposed again (a subject
+    erased since is found by the keyed hash of their key: ``secret``)."""
     on_hold = held_subjects(session, found, now=now)
     rest = [s for s in found if s not in on_hold]
-    days = bucket.rejection_cooloff_days
-    recent = cooling_off(session, bucket.name, days, rest, now=now)
-    rejected = cooling_off(session, bucket.name, days, list(recent), now=now, decisions=_REJECTED)
+    days, name = bucket.rejection_cooloff_days, bucket.name
+    recent = cooling_off(session, name, days, rest, now=now, secret=secret)
+    rejected = cooling_off(
+        session, name, days, list(recent), now=now, decisions=_REJECTED, secret=secret
+    )
     tally.held += len(on_hold)
     tally.cooled += len(recent)
     tally.rejected += len(rejected)
@@ -537,8 +546,27 @@ def _on_hold(key: Any, now: datetime) -> ColumnElement[bool]:
 _REJECTED = (LedgerDecision.REJECTED,)
 
 
+@dataclass(frozen=True)
+class _KeyMatch:
+    """How SQL finds a subject's profile by a live key: as typed, or hashed once erased."""
+
+    secret: bytes | None
+    dialect: str
+
+    def __call__(self, key: Any) -> ColumnElement[bool]:
+        return either_form(ComplianceProfile.subject_id, key, self.secret, self.dialect)
+
+
+def _key_match(session: Session, datamap: DataMap) -> _KeyMatch:
+    return _KeyMatch(key_secret(datamap.policy), session.get_bind().dialect.name)
+
+
 def _rejected_recently(
-    key: Any, bucket: Bucket, now: datetime, decisions: tuple[LedgerDecision, ...] | None = None
+    key: Any,
+    bucket: Bucket,
+    now: datetime,
+    match: _KeyMatch,
+    decisions: tuple[LedgerDecision, ...] | None = None,
 ) -> ColumnElement[bool]:
     """The subject named by ``key`` had a record in this bucket rejected (or excluded) within
     the cool-off; ``decisions`` narrows it to one of the two."""
@@ -546,7 +574,7 @@ def _rejected_recently(
         return false()
     since = now - timedelta(days=bucket.rejection_cooloff_days)
     return exists().where(
-        ComplianceProfile.subject_id == key,
+        match(key),
         DecisionLedger.compliance_profile_id == ComplianceProfile.id,
         cooling_off_condition(bucket.name, since, decisions),
     )
@@ -575,7 +603,8 @@ def _create_from_staged_keys(
     assert isinstance(engine, Engine), "a job session is bound to an engine"
     with engine.connect() as conn, Session(bind=conn) as staging:
         tally.due = _stage_keys(conn, staging, datamap, plan)
-        tally.held, tally.cooled, tally.rejected = _hold_back_staged(staging, bucket, plan.now)
+        match = _key_match(staging, datamap)
+        tally.held, tally.cooled, tally.rejected = _hold_back_staged(staging, bucket, plan, match)
         staging.commit()
         log_event("deletion_records.staged", logging.DEBUG, bucket=bucket.name, due=tally.due)
         _open_staged(staging, plan, tally, progress, actor=actor)
@@ -646,19 +675,21 @@ def _one_row(session: Session, statement: Any, params: dict[str, Any]) -> tuple[
     return tuple(session.execute(statement, params).one())
 
 
-def _hold_back_staged(session: Session, bucket: Bucket, now: datetime) -> tuple[int, int, int]:
+def _hold_back_staged(
+    session: Session, bucket: Bucket, plan: RecordsPlan, match: _KeyMatch
+) -> tuple[int, int, int]:
     """Drop from the staged keys the subjects on legal hold or rejected recently.
 
     A legal hold wins over every rule; a recent rejection is not proposed again. Returns
     (held, cooling off, of those rejected), counted as the chunked path counts them.
     """
-    staged = table("pd_due_keys", column("key"))
+    staged, now = table("pd_due_keys", column("key")), plan.now
     held = rows_changed(session.execute(delete(staged).where(_on_hold(staged.c.key, now))))
     if bucket.rejection_cooloff_days <= 0:
         return held, 0, 0
-    rejected = _rejected_recently(staged.c.key, bucket, now, _REJECTED)
+    rejected = _rejected_recently(staged.c.key, bucket, now, match, _REJECTED)
     rejected_count = session.scalar(select(func.count()).select_from(staged).where(rejected)) or 0
-    recent = _rejected_recently(staged.c.key, bucket, now)
+    recent = _rejected_recently(staged.c.key, bucket, now, match)
     return held, rows_changed(session.execute(delete(staged).where(recent))), rejected_count
 
 
@@ -681,12 +712,13 @@ def _create_in_database(
     found = due_query(datamap, bucket, now).subquery("found")
     tally = _Tally(bucket, due=session.scalar(select(func.count()).select_from(found)) or 0)
     on_hold = _on_hold(found.c.subject_key, now)
-    recent = _rejected_recently(found.c.subject_key, bucket, now)
+    match = _key_match(session, datamap)
+    recent = _rejected_recently(found.c.subject_key, bucket, now, match)
     tally.held = session.scalar(select(func.count()).select_from(found).where(on_hold)) or 0
     tally.cooled = (
         session.scalar(select(func.count()).select_from(found).where(~on_hold, recent)) or 0
     )
-    rejected = _rejected_recently(found.c.subject_key, bucket, now, _REJECTED)
+    rejected = _rejected_recently(found.c.subject_key, bucket, now, match, _REJECTED)
     tally.rejected = (
         session.scalar(select(func.count()).select_from(found).where(~on_hold, rejected)) or 0
     )

@@ -7,6 +7,9 @@ chunk by chunk. Deletes find nothing twice and every anonymize strategy is idemp
 replaying more than needed changes nothing more. A legal hold placed since still wins, and
 a plan whose links to the subject (a ``subject_column``, a ``via`` hop, a system, the
 subject key) differ from the policy's now is refused: it would erase other people's rows.
+A subject whose erasure request completed is known by the keyed hash of their key only
+(compliance.store.subject_keys); the restored subjects table gives it back: its keys are
+hashed the same way and matched.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import String, and_, cast, func, select
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
@@ -42,6 +45,7 @@ from compliance.store.models import (
     utcnow,
 )
 from compliance.store.states import LedgerDecision
+from compliance.store.subject_keys import HASHED_PREFIX, hashed_key, key_secret
 
 CHUNK = 1000
 
@@ -86,6 +90,31 @@ def _erasures_since(session: Session, since: datetime) -> dict[tuple[str, str], 
     return found
 
 
+def _live_keys(
+    datamap: DataMap, erasures: dict[tuple[str, str], str | None]
+) -> tuple[dict[tuple[str, str], str | None], frozenset[str]]:
+    """The erasures by live key: each hashed key matched against the subjects table's keys,
+    hashed alike. Hashed keys with no subject there are returned apart: nothing to erase."""
+    hashed = {subject for subject, _ in erasures if subject.startswith(HASHED_PREFIX)}
+    secret = key_secret(datamap.policy)
+    if not hashed or secret is None:
+        return erasures, frozenset()
+    subjects = datamap.policy.subjects
+    column = datamap.table(subjects.table).c[subjects.key]
+    live: dict[str, str] = {}
+    with datamap.engine.connect() as conn:
+        keys = conn.execute(select(cast(column, String)).execution_options(yield_per=10_000))
+        for key in keys.scalars():
+            digest = hashed_key(key, secret)
+            if digest in hashed:
+                live[digest] = key
+    # A subject known both ways (erased, then found due again) is one subject: the key as
+    # typed, from newer work, names its plan.
+    ordered = sorted(erasures.items(), key=lambda item: item[0][0] not in hashed)
+    found = {(live.get(subject, subject), bucket): digest for (subject, bucket), digest in ordered}
+    return found, frozenset(hashed - set(live))
+
+
 def _steps(datamap: DataMap, plan: PlanDocument) -> list[TableAction]:
     """The plan's tables and actions, in an order foreign keys allow; never a table now kept."""
     actions = {
@@ -111,6 +140,8 @@ class ReplayPlan:
     documents: dict[str, PlanDocument]
     #: plan hash -> subject keys left alone, and the error naming the changed links.
     refused: dict[str, tuple[list[str], str]] = field(default_factory=dict)
+    #: Hashed keys of erased subjects the subjects table does not hold: nothing to erase.
+    gone: frozenset[str] = frozenset()
 
     @property
     def subjects(self) -> int:
@@ -129,7 +160,7 @@ def plan_replay(
     start = datetime.combine(since, time(), UTC)
     if start > now:
         raise InvalidInput(f"{{field}} {since.isoformat()} is in the future", field="since")
-    erasures = _erasures_since(session, start)
+    erasures, gone = _live_keys(datamap, _erasures_since(session, start))
     held = held_subjects(session, {subject for subject, _ in erasures}, now=now)
     plans = load_plans(session, {h for h in erasures.values() if h})
     groups: dict[str, list[str]] = defaultdict(list)
@@ -155,7 +186,7 @@ def plan_replay(
         changes = link_changes(document, current)
         if changes:
             refused[digest] = (groups.pop(digest), refusal(changes))
-    return ReplayPlan(since, len(erasures), held_count, dict(groups), documents, refused)
+    return ReplayPlan(since, len(erasures), held_count, dict(groups), documents, refused, gone)
 
 
 def replay_erasures(
@@ -209,7 +240,8 @@ def carry_out_replay(
         steps = _steps(datamap, plan.documents[digest])
         for i in range(0, len(subjects), CHUNK):
             chunk = subjects[i : i + CHUNK]
-            rows = _replay_chunk(datamap, steps, chunk, execute=execute)
+            keys = [k for k in chunk if k not in plan.gone]
+            rows = _replay_chunk(datamap, steps, keys, execute=execute) if keys else {}
             for table, n in rows.items():
                 result.rows[table] = result.rows.get(table, 0) + n
             result.replayed += len(chunk)  # the dry run counts whom it would erase again

@@ -14,15 +14,22 @@ notices' kinds and dates, decision-ledger rows.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import Text, and_, cast, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
 from compliance.audit.texts import REMOVED, forget_texts
+from compliance.deletion.holds import held_subjects
+from compliance.errors import ComplianceError
 from compliance.logs import log_event
+from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Policy
+from compliance.policy.strategies import HASH_KEY_ENV
 from compliance.storage import Area, export_store
 from compliance.storage.folder import SAFE_NAME
 from compliance.store.models import (
@@ -34,9 +41,15 @@ from compliance.store.models import (
     DsarNotice,
     DsarRequest,
     ErasureTask,
+    FreeTextSubject,
+    JobRun,
     LegalHold,
     UserExport,
 )
+from compliance.store.queries import dsar_in, dsar_open, record_open
+from compliance.store.sql import rows_changed
+from compliance.store.states import DsarKind, DsarStatus
+from compliance.store.subject_keys import HASHED_PREFIX, hashed_key, key_secret
 
 #: What a staff note (or any typed text) reads once the subject it may describe was erased.
 ERASED_NOTE = REMOVED
@@ -171,3 +184,203 @@ def _forget_typed_texts(session: Session, subject_id: str, request_ids: list[int
         )
         session.execute(update(ErasureTask).where(or_(*owners)).values(subject=None))
     return forget_texts(session, subject_id)
+
+
+# ---------------------------------------------------------------- keys kept as a keyed hash
+
+#: Subjects whose keys one commit hashes (one audit event each).
+HASH_CHUNK = 200
+#: Job-run arguments and summary fields that hold a subject key.
+_KEY_FIELDS = frozenset({"subject_id"})
+
+
+@dataclass(frozen=True)
+class KeyHashingPlan:
+    """Erased subjects whose key is still kept as typed: those a run hashes now (``ready``),
+    and how many wait for open work or a hold in force to end."""
+
+    ready: tuple[str, ...]
+    waiting: int
+
+
+@dataclass(frozen=True)
+class KeysHashed:
+    subjects: int
+    waiting: int
+    #: Why keys stay as typed this run (no COMPLIANCE_HASH_KEY outside demo mode); None if hashed.
+    refused: str | None = None
+
+
+def plan_key_hashing(session: Session, *, now: datetime) -> KeyHashingPlan:
+    """Subjects whose erasure request completed and whose key is still kept as typed.
+
+    One waits while anything of theirs is open (a request, or a deletion record not applied:
+    an excluded or rejected one keeps them out of its bucket until purge) or a hold is in
+    force: those still need the key as typed. A key that already reads like a hashed one
+    (``anon-…``) is left as it is.
+    """
+    erased = sorted(
+        set(
+            session.scalars(
+                select(DsarRequest.subject_id).where(
+                    DsarRequest.kind == DsarKind.ERASURE,
+                    dsar_in(DsarStatus.COMPLETED),
+                    DsarRequest.subject_id.not_like(f"{HASHED_PREFIX}%"),
+                )
+            )
+        )
+    )
+    busy: set[str] = set()
+    for i in range(0, len(erased), HASH_CHUNK):
+        chunk = erased[i : i + HASH_CHUNK]
+        busy.update(
+            session.scalars(
+                select(DsarRequest.subject_id).where(DsarRequest.subject_id.in_(chunk), dsar_open)
+            )
+        )
+        busy.update(
+            session.scalars(
+                select(ComplianceProfile.subject_id)
+                .join(DeletionRecord, DeletionRecord.compliance_profile_id == ComplianceProfile.id)
+                .where(ComplianceProfile.subject_id.in_(chunk), record_open)
+            )
+        )
+        busy.update(held_subjects(session, chunk, now=now))
+    session.rollback()
+    return KeyHashingPlan(tuple(k for k in erased if k not in busy), len(busy))
+
+
+def hash_erased_keys(
+    session: Session, datamap: DataMap, *, actor: str, now: datetime
+) -> KeysHashed:
+    """Keep the keys of ``plan_key_hashing``'s ready subjects only as their keyed hash.
+
+    Profiles, requests, free-text ties and job runs, a chunk of subjects per commit with one
+    audit event (counts only); a rerun after a crash finds the rest still as typed.
+    """
+    plan = plan_key_hashing(session, now=now)
+    if not plan.ready:
+        return KeysHashed(0, plan.waiting)
+    secret = key_secret(datamap.policy)
+    if secret is None:
+        why = (
+            f"{HASH_KEY_ENV} is not set (or too short), so the keys of {len(plan.ready)} "
+            "erased subjects stay as typed; set it (e.g. openssl rand -hex 32)"
+        )
+        log_event("subject_keys.not_hashed", logging.WARNING, subjects=len(plan.ready))
+        return KeysHashed(0, plan.waiting, why)
+    hashed = 0
+    for i in range(0, len(plan.ready), HASH_CHUNK):
+        forms = {k: hashed_key(k, secret) for k in plan.ready[i : i + HASH_CHUNK]}
+        done = sum(_hash_one(session, key, digest) for key, digest in forms.items())
+        runs = _hash_job_runs(session, datamap, forms)
+        if done or runs:  # a worker beside this one may have hashed them first
+            record_event(
+                session,
+                actor=actor,
+                action="subject_keys.hashed",
+                target_type="compliance_profile",
+                target_id=None,
+                details={"subjects": done, "job_runs": runs},
+            )
+        session.commit()
+        hashed += done
+    return KeysHashed(hashed, plan.waiting)
+
+
+def _hash_one(session: Session, key: str, digest: str) -> int:
+    """One subject's key becomes ``digest`` everywhere; 1 when it was still kept as typed.
+
+    A subject erased before and found again since has two profiles (one hashed): the newer
+    one's records, ledger rows and holds join the older, so one subject stays one profile.
+    """
+    raw = session.scalar(select(ComplianceProfile.id).where(ComplianceProfile.subject_id == key))
+    older = session.scalar(
+        select(ComplianceProfile.id).where(ComplianceProfile.subject_id == digest)
+    )
+    # Each statement names the key as typed, so a worker beside this one finds nothing left.
+    profile = and_(ComplianceProfile.id == raw, ComplianceProfile.subject_id == key)
+    if raw is not None and older is not None:
+        for model in (DeletionRecord, DecisionLedger, LegalHold):
+            session.execute(
+                update(model)
+                .where(model.compliance_profile_id == raw)
+                .values(compliance_profile_id=older)
+            )
+        changed = rows_changed(session.execute(delete(ComplianceProfile).where(profile)))
+    elif raw is not None:
+        changed = rows_changed(
+            session.execute(update(ComplianceProfile).where(profile).values(subject_id=digest))
+        )
+    else:
+        changed = 0
+    changed += rows_changed(
+        session.execute(
+            update(DsarRequest).where(DsarRequest.subject_id == key).values(subject_id=digest)
+        )
+    )
+    tied = select(FreeTextSubject.free_text_id).where(FreeTextSubject.subject_id == digest)
+    session.execute(
+        delete(FreeTextSubject).where(
+            FreeTextSubject.subject_id == key, FreeTextSubject.free_text_id.in_(tied)
+        )
+    )
+    session.execute(
+        update(FreeTextSubject).where(FreeTextSubject.subject_id == key).values(subject_id=digest)
+    )
+    return 1 if changed else 0
+
+
+def _hash_job_runs(session: Session, datamap: DataMap, forms: dict[str, str]) -> int:
+    """Job runs whose arguments or summary name one of ``forms``' keys (as typed on the
+    command line: " 007 " is key 7), or an export file named after it, name its hash
+    instead; how many runs changed."""
+    named = or_(
+        cast(JobRun.arguments, Text).like('%"subject_id"%'),
+        cast(JobRun.summary, Text).like('%"subject_id"%'),
+    )
+    changed = 0
+    for run_id, arguments, summary in session.execute(
+        select(JobRun.id, JobRun.arguments, JobRun.summary).where(named)
+    ):
+        new_arguments = _rename_keys(datamap, arguments, forms)
+        new_summary = _rename_keys(datamap, summary, forms)
+        if (new_arguments, new_summary) != (arguments, summary):
+            session.execute(
+                update(JobRun)
+                .where(JobRun.id == run_id)
+                .values(arguments=new_arguments, summary=new_summary)
+            )
+            changed += 1
+    return changed
+
+
+def _rename_keys(datamap: DataMap, value: Any, forms: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _stored_key(datamap, v, forms)
+            if k in _KEY_FIELDS
+            else _rename_keys(datamap, v, forms)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_rename_keys(datamap, v, forms) for v in value]
+    if isinstance(value, str) and "subject-" in value:  # an export-user-data file's path
+        for key, digest in forms.items():
+            value = value.replace(_export_stem(key), _export_stem(digest))
+    return value
+
+
+def _export_stem(subject_id: str) -> str:
+    """The start of every export-user-data file name of this subject (storage.folder)."""
+    return f"subject-{SAFE_NAME.sub('_', subject_id)}-"
+
+
+def _stored_key(datamap: DataMap, value: Any, forms: dict[str, str]) -> Any:
+    if value is None or isinstance(value, dict | list):
+        return value
+    try:
+        key = datamap.subject_key(value)
+    except ComplianceError:
+        return value
+    return forms.get(key, value)

@@ -33,6 +33,7 @@ from compliance.errors import Conflict, InvalidInput, NotFound
 from compliance.free_text import free_text
 from compliance.policy.loader import Policy
 from compliance.store.models import ApiKey, DsarRequest, utcnow
+from compliance.store.subject_keys import key_forms, key_secret
 
 INTAKE_WINDOW = timedelta(hours=24)
 #: Unknown subjects one key may ask about per window before it is refused until the window ends.
@@ -87,13 +88,20 @@ class RequestStatus:
 
 
 def check_intake_rate(
-    session: Session, subject_id: str, kind: str, *, now: datetime | None = None
+    session: Session,
+    subject_id: str,
+    kind: str,
+    *,
+    now: datetime | None = None,
+    secret: bytes | None = None,
 ) -> None:
-    """TooSoon when this subject asked for this kind within the last 24 hours."""
+    """TooSoon when this subject asked for this kind within the last 24 hours (a request
+    completed and forgotten since is found by the keyed hash of the key: ``secret``)."""
     now = now or utcnow()
     latest = session.scalar(
         select(func.max(DsarRequest.requested_at)).where(
-            DsarRequest.subject_id == subject_id, DsarRequest.kind == kind
+            DsarRequest.subject_id.in_(list(key_forms([subject_id], secret))),
+            DsarRequest.kind == kind,
         )
     )
     if latest is None:
@@ -199,7 +207,7 @@ def submit_from_api(
     existing = open_request(session, subject_key, kind)
     if existing is not None:
         raise already_open(existing, key)
-    check_intake_rate(session, subject_key, kind, now=now)
+    check_intake_rate(session, subject_key, kind, now=now, secret=key_secret(policy))
     result = submit(
         session,
         policy,

@@ -26,7 +26,7 @@ from compliance.deletion.holds import HoldRef, awaiting_access_export, held_prof
 from compliance.deletion.records import add_records
 from compliance.dsar.delivery import default_download_url, send_link
 from compliance.dsar.exports import SystemFile, build_access_export
-from compliance.dsar.forget import forget_subject
+from compliance.dsar.forget import forget_subject, hash_erased_keys, plan_key_hashing
 from compliance.dsar.requests import audit_request, backoff, complete_request
 from compliance.errors import ComplianceError, InvalidInput, NotFound
 from compliance.logs import log_event
@@ -74,6 +74,11 @@ class ProcessResult:
     undelivered: dict[str, str] = field(default_factory=dict)
     #: Why this run sends no link at all (auto_deliver off, no [smtp]); None when it does.
     delivery_off: str | None = None
+    #: Erased subjects whose key is now kept only as a keyed hash (forget.hash_erased_keys),
+    #: those whose key waits for their open work or hold to end, and why none were hashed.
+    keys_hashed: int = 0
+    keys_waiting: int = 0
+    keys_not_hashed: str | None = None
     #: The dry run's answer: what a run would do now.
     plan: ProcessingPlan | None = None
     executed: bool = False
@@ -586,6 +591,9 @@ class ProcessingPlan:
     fail_erasures: tuple[tuple[str, str], ...]
     deliver: tuple[str, ...]
     delivery_off: str | None
+    #: Erased subjects whose key a run would keep only as a keyed hash, and those waiting.
+    hash_keys: int = 0
+    hash_keys_waiting: int = 0
 
 
 def plan_dsar_processing(
@@ -619,7 +627,7 @@ def plan_dsar_processing(
             .order_by(DsarRequest.id)
         ).all()
     )
-    session.rollback()
+    keys = plan_key_hashing(session, now=now)
     return ProcessingPlan(
         claim=tuple(r.reference for r in claimable),
         claim_access=tuple(r.reference for r in claimable if r.kind == DsarKind.ACCESS),
@@ -628,6 +636,8 @@ def plan_dsar_processing(
         fail_erasures=tuple(fail),
         deliver=tuple(deliver),
         delivery_off=off,
+        hash_keys=len(keys.ready),
+        hash_keys_waiting=keys.waiting,
     )
 
 
@@ -676,6 +686,9 @@ def process_dsar_requests(
                 raise
     _settle_access(session, datamap, result, actor, now or utcnow())
     _settle_erasures(session, policy, result, actor, now or utcnow())
+    hashed = hash_erased_keys(session, datamap, actor=actor, now=now or utcnow())
+    result.keys_hashed, result.keys_waiting = hashed.subjects, hashed.waiting
+    result.keys_not_hashed = hashed.refused
     if deliver:
         deliver_ready(
             session, policy, result, actor=actor, now=now or utcnow(), env=env,

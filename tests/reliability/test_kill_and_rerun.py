@@ -25,7 +25,15 @@ from compliance.dsar.processing import CLAIM_LEASE, process_dsar_requests
 from compliance.dsar.requests import review_dsar, submit
 from compliance.policy.strategies import HashStrategy
 from compliance.storage import ABANDONED_WRITE_AGE
-from compliance.store.models import AuditEvent, DeletionBatch, DeletionRecord, DsarRequest, utcnow
+from compliance.store.models import (
+    AuditEvent,
+    ComplianceProfile,
+    DeletionBatch,
+    DeletionRecord,
+    DsarRequest,
+    utcnow,
+)
+from compliance.store.subject_keys import hashed_key, key_secret
 from tests.conftest import DPO, SUPPORT_STAFF, Deployment, fill_demo
 from tests.reliability.conftest import (
     LONG,
@@ -187,9 +195,9 @@ def purge_done(d: Deployment, before: Snapshot, seed: int) -> None:
 ACCESS, ERASURE = ["3", "5", "8", "13", "21"], ["34", "55"]
 
 
-def _approved_requests(d: Deployment) -> None:
+def _approved_requests(d: Deployment, *, access: bool = True) -> None:
     with d.session() as s:
-        for kind, subjects in (("access", ACCESS), ("erasure", ERASURE)):
+        for kind, subjects in (("access", ACCESS if access else []), ("erasure", ERASURE)):
             for subject in subjects:
                 request = submit(
                     s, policy(d), d.app_engine, kind=kind, subject_id=subject,
@@ -221,6 +229,37 @@ def process_done(d: Deployment, before: Snapshot, seed: int) -> None:
     }, f"seed {seed}: a request was lost: {states}"
     exported = sorted(p.name for p in (d.dir / "exports").glob("DSAR-*.zip"))
     assert len(exported) == len(ACCESS), f"seed {seed}: {exported}"
+
+
+def prepare_completion(d: Deployment, seed: int) -> list[str]:
+    """Erasures applied: the run completes them, forgets the subjects and hashes their keys."""
+    _demo(d, seed)
+    _approved_requests(d, access=False)
+    with d.session() as s:
+        process_dsar_requests(s, datamap(d), actor="t", execute=True)
+    with d.session() as s:
+        apply_deletions(s, datamap(d), actor="t", execute=True)
+    return ["process-dsar-requests", "--execute"]
+
+
+def completion_done(d: Deployment, before: Snapshot, seed: int) -> None:
+    secret = key_secret(policy(d))
+    assert secret is not None
+    with d.session() as s:
+        erasures = s.scalars(select(DsarRequest).where(DsarRequest.kind == "erasure")).all()
+        profiles = set(s.scalars(select(ComplianceProfile.subject_id)))
+        hashed = s.scalars(
+            select(AuditEvent.details).where(AuditEvent.action == "subject_keys.hashed")
+        ).all()
+        forgotten = s.scalar(
+            select(func.count()).where(AuditEvent.action == "dsar.subject_forgotten")
+        )
+    assert {(r.subject_id, r.status) for r in erasures} == {
+        (hashed_key(e, secret), "completed") for e in ERASURE
+    }, f"seed {seed}: {[(r.subject_id, r.status) for r in erasures]}"
+    assert not profiles & set(ERASURE), f"seed {seed}: a key kept as typed"
+    assert sum(h["subjects"] for h in hashed) == len(ERASURE), f"seed {seed}: {hashed}"
+    assert forgotten == len(ERASURE), f"seed {seed}: forgotten {forgotten} times"
 
 
 def prepare_cleanup(d: Deployment, seed: int) -> list[str]:
@@ -399,4 +438,20 @@ def test_records_killed_between_small_commits_are_each_opened_once(
             )
         )
     assert audited == USERS, f"seed {seed}: {audited} records audited as created"
+    check_invariants(deployment, before, seed)
+
+
+@pytest.mark.parametrize("point", ["commit.before:3", "commit.after:3"])
+def test_completing_erasures_killed_around_the_key_hashing_hashes_each_key_once(
+    deployment: Deployment, point: str
+) -> None:
+    """The run's third commit hashes the erased subjects' keys (its second completed them):
+    killed on either side of it, the rerun leaves each key hashed, once."""
+    seed = seeds()[0]
+    args = prepare_completion(deployment, seed)
+    before = snapshot(deployment)
+    run_killed(deployment, args, point, seed)
+    check_invariants(deployment, before, seed, killed=True)
+    rerun(deployment, args, seed)
+    completion_done(deployment, before, seed)
     check_invariants(deployment, before, seed)
