@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,6 +26,8 @@ from compliance import logs
 from compliance.dsar.api_keys import ApiKeyInfo, KeyRefused, authenticate
 from compliance.dsar.intake import AlreadyOpen, TooSoon, request_status, submit_from_api
 from compliance.dsar.notices import send_notice
+from compliance.dsar.objections import SCOPES
+from compliance.dsar.requests import KINDS
 from compliance.errors import ComplianceError, ConfigError, Conflict, InvalidInput, NotFound
 from compliance.policy.loader import Policy, load_policy
 from compliance.store.engines import make_engine, session_factory
@@ -87,12 +89,15 @@ class IdentityCheck(BaseModel):
 
 
 class NewRequest(BaseModel):
-    kind: Literal["access", "erasure"]
+    kind: str = Field(max_length=20, description=f"One of {', '.join(KINDS)}.", examples=["access"])
     subject_id: Annotated[str, Field(max_length=255)] | StrictInt | None = Field(
         None, description="The subject's key: a JSON string or a whole number."
     )
     email: str | None = Field(None, max_length=320, description="Or the subject's email.")
     identity_check: IdentityCheck
+    scope: str | None = Field(
+        None, max_length=50, description=f"An objection's scope: one of {', '.join(SCOPES)}."
+    )
 
 
 class RequestOut(BaseModel):
@@ -158,6 +163,7 @@ def create_request(
         identity_note=body.identity_check.note,
         client_ip=request.client.host if request.client else None,
         user_agent=request.headers.get("user-agent"),
+        scope=body.scope,
     )
     r = result.request
     try:  # Art. 12: tell the subject it arrived; a mail failure stays on the request, retryable

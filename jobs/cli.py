@@ -49,6 +49,7 @@ EXIT_BAD_INPUT = 2
 FLAGS: dict[str, str] = {
     "by": "--by",
     "chunk_size": "--chunk-size",
+    "correct": "--correct",
     "email": "--email",
     "exclude": "--exclude",
     "format": "--format",
@@ -59,6 +60,7 @@ FLAGS: dict[str, str] = {
     "reason": "--reason",
     "requested_by": "--requested-by",
     "reviewer": "--reviewer",
+    "scope": "--scope",
     "since": "--since",
     "subject_id": "--subject-id",
     "within_days": "--within-days",

@@ -14,6 +14,7 @@ from jobs import (  # noqa: F401
     extend_dsar,
     hold,
     init_db,
+    lift_restriction,
     process_dsar_requests,
     purge_compliance_data,
     replay_erasures,
@@ -23,5 +24,6 @@ from jobs import (  # noqa: F401
     review_dsar,
     show,
     submit_dsar,
+    suppression,
     verify_audit_log,
 )

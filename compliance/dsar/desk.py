@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from compliance.audit.texts import readable_all
 from compliance.dsar.deadlines import days_left, effective_due_at
 from compliance.dsar.exports import build_access_export
+from compliance.dsar.objections import never_refused
 from compliance.dsar.processing import delivery_off, export_ready, fail_request
 from compliance.dsar.requests import (
     OPEN_STATUSES,
@@ -29,6 +30,7 @@ from compliance.dsar.requests import (
     next_actions,
     requests_by_reference,
 )
+from compliance.dsar.restrictions import Period, period_of, restriction_of
 from compliance.errors import ComplianceError, Conflict, InvalidInput
 from compliance.free_text import free_text
 from compliance.logs import log_event
@@ -45,6 +47,10 @@ NOT_RECORDED = "identity check not recorded"
 ACTION_LABELS = {
     "dsar.submitted": "Logged",
     "dsar.approved": "Approved",
+    "dsar.accepted_by_law": "Accepted: an objection to direct marketing is never refused",
+    "dsar.suppression_recorded": "Suppression recorded",
+    "dsar.restriction_placed": "Restriction of processing in force (a hold on the subject)",
+    "dsar.restriction_lifted": "Restriction lifted, after the subject was told",
     "dsar.rejected": "Rejected",
     "dsar.extended": "Deadline extended",
     "dsar.retried": "Put back in the queue",
@@ -111,6 +117,7 @@ class RequestDetail:
     reference: str
     kind: str
     status: str
+    scope: str | None  # an objection's
     subject_id: str
     subject_email: str | None
     requested_by: str
@@ -134,6 +141,7 @@ class RequestDetail:
     notes: list[Note]
     notices: list[NoticeInfo]
     systems: list[SystemTaskInfo]
+    restriction: Period | None = None  # a restriction request's hold, once placed
 
 
 def identity_text(request: DsarRequest) -> str:
@@ -190,7 +198,8 @@ def available_actions(
     actions.append("note")
     own = approval_refusal(request, viewer, four_eyes=policy.review.four_eyes) is not None
     if officer and may.can_review:
-        actions += ["reject"] if own else ["approve", "reject"]
+        actions += [] if own else ["approve"]
+        actions += [] if never_refused(request) else ["reject"]
     if officer and may.can_extend:
         actions.append("extend")
     if officer and may.can_retry:
@@ -285,6 +294,11 @@ def request_detail(
     is_open = request.status in OPEN_STATUSES
     available, expires = export_state(request, policy, now)
     actions, waiting = available_actions(request, policy, roles, now, viewer=viewer)
+    restriction = None
+    if request.kind == DsarKind.RESTRICTION and restriction_of(session, request.id) is not None:
+        restriction = period_of(session, request.id)
+        if restriction.end is None and COMPLIANCE_OFFICER in set(roles):
+            actions += ("lift",)  # plan_lift_restriction holds the rule; this offers it
     notes = session.scalars(
         select(DsarNote).where(DsarNote.dsar_request_id == request.id).order_by(DsarNote.id)
     )
@@ -295,6 +309,7 @@ def request_detail(
         reference=request.reference,
         kind=request.kind,
         status=request.status,
+        scope=request.scope,
         subject_id=request.subject_id,
         subject_email=request.subject_email,
         requested_by=request.requested_by,
@@ -326,6 +341,7 @@ def request_detail(
             )
             for t in tasks_of_request(session, request)
         ],
+        restriction=restriction,
     )
 
 

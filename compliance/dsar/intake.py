@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from compliance.dsar.api_keys import ApiKeyInfo
 from compliance.dsar.deadlines import effective_due_at
+from compliance.dsar.objections import check_scope
 from compliance.dsar.requests import (
     KINDS,
     Submission,
@@ -25,7 +26,7 @@ from compliance.dsar.requests import (
     submit,
     with_article,
 )
-from compliance.errors import Conflict, InvalidInput, NotFound
+from compliance.errors import Conflict, InvalidInput, NotFound, quoted
 from compliance.free_text import free_text
 from compliance.policy.loader import Policy
 from compliance.store.models import DsarRequest, utcnow
@@ -115,11 +116,13 @@ def submit_from_api(
     client_ip: str | None,
     user_agent: str | None,
     now: datetime | None = None,
+    scope: str | None = None,
 ) -> Submission:
     """Log a request for a host application, under its key's name; refuse floods and repeats."""
     if kind not in KINDS:
-        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got '{kind}'")
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got {quoted(kind)}")
     note = free_text(identity_note, field="identity_note")  # a bad body before any lookup
+    check_scope(kind, scope)
     now = now or utcnow()
     subject_key, _ = resolve_subject(policy, app_engine, subject_id=subject_id, email=email)
     # An open request is the answer (409) before the 24-hour limit (429): asking again while
@@ -142,6 +145,7 @@ def submit_from_api(
         client_ip=client_ip,
         user_agent=user_agent,
         now=now,
+        scope=scope,
         execute=True,
     )
     if not result.created:  # a concurrent submission won the race

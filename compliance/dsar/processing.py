@@ -11,7 +11,7 @@ by apply-deletions, which itself waits for every system's task.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from compliance.deletion.apply import one_line
 from compliance.deletion.holds import HoldRef, awaiting_access_export, held_profiles
 from compliance.deletion.records import add_records
+from compliance.dsar import rights
 from compliance.dsar.delivery import default_download_url, send_link
 from compliance.dsar.exports import SystemFile, build_access_export
 from compliance.dsar.forget import forget_subject
@@ -48,7 +49,7 @@ from compliance.store.queries import (
     record_state,
 )
 from compliance.store.sql import rows_changed
-from compliance.store.states import DsarKind, DsarStatus, RecordState, TaskStatus
+from compliance.store.states import TOLD_KINDS, DsarKind, DsarStatus, RecordState, TaskStatus
 from compliance.systems import tasks as system_tasks
 
 CLAIM_LEASE = timedelta(minutes=30)  # far longer than one export or erasure takes
@@ -266,11 +267,49 @@ def _awaiting_systems(now: datetime) -> ColumnElement[bool]:
     )
 
 
+def _told_into(
+    result: ProcessResult,
+    session: Session,
+    datamap: DataMap,
+    request: DsarRequest,
+    actor: str,
+    now: datetime,
+    *,
+    claimed: bool,
+) -> None:
+    """Work on a told request (an objection...) and count it completed or waiting."""
+    work = rights.process_told if claimed else rights.settle_told
+    if work(session, datamap, request, actor, now):
+        result.completed.append(request.reference)
+    else:
+        result.waiting.append(request.reference)
+
+
 def _settle_access(
     session: Session, datamap: DataMap, result: ProcessResult, actor: str, now: datetime
 ) -> None:
-    """Access requests waiting for their systems: ask again, export those now complete."""
-    waiting = _awaiting_systems(now)
+    """Access requests waiting for their systems: ask again, export those now complete;
+    told requests (objections...) waiting for theirs: ask again, complete the finished."""
+
+    def access(request: DsarRequest) -> None:
+        _access_into(result, session, datamap, request, actor, now)
+
+    def told(request: DsarRequest) -> None:
+        _told_into(result, session, datamap, request, actor, now, claimed=False)
+
+    _settle_waiting(session, result, actor, now, _awaiting_systems(now), access)
+    _settle_waiting(session, result, actor, now, rights.awaiting_systems(now, SETTLE_LEASE), told)
+
+
+def _settle_waiting(
+    session: Session,
+    result: ProcessResult,
+    actor: str,
+    now: datetime,
+    waiting: ColumnElement[bool],
+    work: Callable[[DsarRequest], None],
+) -> None:
+    """Take each request ``waiting`` for this worker, one at a time, and ``work`` on it."""
     ids = list(session.scalars(select(DsarRequest.id).where(waiting).order_by(DsarRequest.id)))
     session.rollback()
     seen = set(result.waiting)
@@ -286,7 +325,7 @@ def _settle_access(
         if rows_changed(taken) != 1 or request is None or request.reference in seen:
             continue  # another worker has it, or this run's claim just asked
         try:
-            _access_into(result, session, datamap, request, actor, now)
+            work(request)
             session.commit()
         except (ComplianceError, SQLAlchemyError, OSError) as exc:
             session.rollback()
@@ -535,6 +574,8 @@ class ProcessingPlan:
     fail_erasures: tuple[tuple[str, str], ...]
     deliver: tuple[str, ...]
     delivery_off: str | None
+    #: Told requests (objections...) whose systems are asked again.
+    settle_told: tuple[str, ...] = ()
 
 
 def plan_dsar_processing(
@@ -549,6 +590,11 @@ def plan_dsar_processing(
     ).all()
     settle_access = session.scalars(
         select(DsarRequest.reference).where(_awaiting_systems(now)).order_by(DsarRequest.id)
+    ).all()
+    settle_told = session.scalars(
+        select(DsarRequest.reference)
+        .where(rights.awaiting_systems(now, SETTLE_LEASE))
+        .order_by(DsarRequest.id)
     ).all()
     complete: list[str] = []
     fail: list[tuple[str, str]] = []
@@ -577,6 +623,7 @@ def plan_dsar_processing(
         fail_erasures=tuple(fail),
         deliver=tuple(deliver),
         delivery_off=off,
+        settle_told=tuple(settle_told),
     )
 
 
@@ -641,6 +688,8 @@ def _process_claimed(
     try:
         if request.kind == DsarKind.ACCESS:
             _access_into(result, session, datamap, request, actor, started)
+        elif request.kind in TOLD_KINDS:
+            _told_into(result, session, datamap, request, actor, started, claimed=True)
         elif _process_erasure(session, datamap.policy, request, actor, started):
             result.erasure_scheduled += 1
         else:

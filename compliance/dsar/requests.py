@@ -27,8 +27,10 @@ from compliance.audit.chain import record_event
 from compliance.audit.texts import text_details
 from compliance.deletion.plans import plan_document, plan_hash, store_plan
 from compliance.dsar.deadlines import MAX_EXTENSION_MONTHS, due_date, effective_due_at
+from compliance.dsar.objections import BY_LAW, check_scope, never_refused
+from compliance.dsar.restrictions import refuse_if_erased
 from compliance.emails import check_email
-from compliance.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from compliance.errors import Conflict, InvalidInput, NotFound, PermissionDenied, quoted
 from compliance.free_text import free_text
 from compliance.logs import log_event
 from compliance.policy.datamap import normalise_subject_key
@@ -186,6 +188,7 @@ def submit(
     client_ip: str | None = None,
     user_agent: str | None = None,
     now: datetime | None = None,
+    scope: str | None = None,
     execute: bool,
 ) -> Submission:
     """Log a request (committed, audited); a duplicate open request returns the existing one.
@@ -194,14 +197,17 @@ def submit(
     dashboard and the API require it (``require_identity``), scripted back-office use may
     leave it out and the approver then sees that it was not recorded. With
     ``execute=False`` nothing is written and an unsaved request (reference None) shows what
-    would be logged.
+    would be logged. An objection names its ``scope``; one to direct marketing logged with
+    an identity check is accepted at once (Art. 21(3), ``objections.never_refused``).
     """
     by = _check_intake(kind, requested_by)
+    objection = check_scope(kind, scope)
     note = free_text(identity_check, field="identity_note")  # before any lookup, as all input
     identity_method = check_identity_method(
         policy, identity_method, note, required=require_identity
     )
     key, subject_email = resolve_subject(policy, app_engine, subject_id=subject_id, email=email)
+    refuse_if_erased(session, policy, kind, key)
     now = now or utcnow()
     existing = open_request(session, key, kind)
     if existing is not None:
@@ -222,6 +228,7 @@ def submit(
         due_at=due_date(now),
         extension_months=0,
         attempts=0,
+        scope=objection,
     )
     if not execute:
         request.reference = None  # type: ignore[assignment]
@@ -233,7 +240,7 @@ def submit(
 def _check_intake(kind: str, requested_by: Identity) -> str:
     """The kind and the requester are refused before the subject is looked up."""
     if kind not in KINDS:
-        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got '{kind}'")
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got {quoted(kind)}")
     return check_requester(
         require(requested_by, SUPPORT, COMPLIANCE_OFFICER, API_INTAKE, to="log DSAR requests")
     )
@@ -264,13 +271,27 @@ def _save_submission(session: Session, request: DsarRequest) -> Submission:
             "due_at": request.due_at.isoformat(),
             "channel": request.channel,
             "identity_method": request.identity_method,
-        },
+        }
+        | ({"scope": request.scope} if request.scope else {}),
     )
+    if never_refused(request) and request.identity_method:
+        _accept_by_law(session, request)
     session.commit()
     log_event(
         "dsar.submitted", reference=request.reference, kind=request.kind, channel=request.channel
     )
     return Submission(request, True)
+
+
+def _accept_by_law(session: Session, request: DsarRequest) -> None:
+    """An objection to direct marketing with a checked identity needs no officer: accepted."""
+    assert can_move(DsarStatus(request.status), DsarStatus.APPROVED)
+    request.status = DsarStatus.APPROVED
+    request.reviewed_at = request.requested_at
+    audit_request(
+        session, request, "dsar.accepted_by_law", request.requested_by,
+        {"kind": request.kind, "scope": request.scope, "why": BY_LAW},
+    )  # fmt: skip
 
 
 def get_dsar(session: Session, reference: str, *, lock: bool = False) -> DsarRequest:
@@ -402,6 +423,8 @@ def review_dsar(
     refused = approval_refusal(request, reviewer.email, four_eyes=four_eyes)
     if decision == "approve" and refused is not None:
         raise PermissionDenied(refused)
+    if decision == "reject" and never_refused(request):
+        raise Conflict(f"{request.reference} cannot be rejected ({BY_LAW}); approve it")
     erasure = decision == "approve" and request.kind == DsarKind.ERASURE
     if erasure and policy is None:
         raise TypeError("approving an erasure request needs the policy: it accepts its plan")
@@ -526,7 +549,7 @@ def complete_request(session: Session, request: DsarRequest, actor: str, now: da
     details: dict[str, Any] = {"kind": request.kind, "on_time": now <= effective_due_at(request)}
     if request.kind == DsarKind.ACCESS:
         details.update(bytes=request.export_bytes, sha256=request.export_sha256)
-    else:
+    elif request.kind == DsarKind.ERASURE:
         details["deletion_record_id"] = request.deletion_record_id
     audit_request(session, request, "dsar.completed", actor, details)
 

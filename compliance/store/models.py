@@ -28,6 +28,7 @@ from compliance.store.states import (
     BatchStatus,
     DsarKind,
     DsarStatus,
+    HoldKind,
     JobRunStatus,
     TaskStatus,
     sql_in,
@@ -218,6 +219,8 @@ class DsarRequest(Base):
     # Added by migration 0011: an erasure approved with [dsar] erasure_review accepted this
     # plan (its impact preview); the request's deletion record is accepted under it.
     accepted_plan_hash: Mapped[str | None] = mapped_column(String(64))
+    # Added by migration 0016: what an objection is to (compliance.dsar.objections.Scope).
+    scope: Mapped[str | None] = mapped_column(String(50))
 
     __table_args__ = (
         Index("ix_dsar_requests_subject_kind_requested", "subject_id", "kind", "requested_at"),
@@ -400,6 +403,33 @@ class FreeTextSubject(Base):
     subject_id: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
 
 
+# ---------------------------------------------------------------- added by migration 0016
+
+
+class Suppression(Base):
+    """A subject who objected (Art. 21): kept out of ``scope`` by every system, for good.
+
+    It keeps no email or name: the subject's compliance profile and the keyed hash of the
+    email they had (HMAC-SHA256 under COMPLIANCE_HASH_KEY), so it outlives the subject's
+    erasure and an address imported again still matches it.
+    """
+
+    __tablename__ = "suppressions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    compliance_profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("compliance_profiles.id"))
+    scope: Mapped[str] = mapped_column(String(50))
+    email_hash: Mapped[str | None] = mapped_column(String(80), index=True)
+    dsar_request_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("dsar_requests.id", ondelete="SET NULL")
+    )
+    recorded_by: Mapped[str] = mapped_column(String(255))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("uq_suppressions_profile_scope", "compliance_profile_id", "scope", unique=True),
+    )
+
+
 # ---------------------------------------------------------------- added by migration 0004
 
 
@@ -422,6 +452,14 @@ class LegalHold(Base):
     lifted_at: Mapped[datetime | None]
     lifted_by: Mapped[str | None] = mapped_column(String(255))
     lifted_reason: Mapped[str | None] = mapped_column(Text)
+    # Added by migration 0016: a legal hold, or a restriction of processing (HoldKind) that
+    # names the request it answers.
+    kind: Mapped[str] = mapped_column(
+        String(20), default=HoldKind.LEGAL, server_default=HoldKind.LEGAL.value
+    )
+    dsar_request_id: Mapped[int | None] = mapped_column(BigId)
+
+    __table_args__ = (CheckConstraint(f"kind IN ({sql_in(HoldKind)})", name="ck_legal_holds_kind"),)
 
 
 class ErasurePlan(Base):

@@ -56,6 +56,7 @@ from compliance.store.queries import first_or_not_found
 from compliance.store.sql import among_ids, rows_changed
 from compliance.store.states import TaskStatus
 from compliance.systems import webhook
+from compliance.systems.payloads import task_details
 from compliance.systems.webhook import WireStatus
 
 # A finished task never moves again (is_final); the rest are still to do.
@@ -153,8 +154,10 @@ def ensure_request_tasks(
     *,
     subject: Mapping[str, Any] | None,
     now: datetime,
+    specs: Sequence[TaskSpec] | None = None,
 ) -> int:
-    specs = access_task_specs(policy)
+    """Create the request's tasks it lacks: ``specs``, by default an access request's."""
+    specs = access_task_specs(policy) if specs is None else specs
     rows = [
         _task_row(spec, request.kind, now, subject, dsar_request_id=request.id) for spec in specs
     ]
@@ -635,6 +638,7 @@ def _ask_system(
         "reference": reference,
         "idempotency_key": task.idempotency_key,
         "subject": task.subject or {},
+        **task_details(session, task),
     }
     log_event("task.sending", task_id=task.id, system=task.system, attempt=task.attempts)
     failpoints.hit("tasks.before_send")

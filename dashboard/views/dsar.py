@@ -7,10 +7,11 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from compliance.dsar import desk, notices
+from compliance.dsar import desk, notices, rights
 from compliance.dsar import requests as dsar
 from compliance.dsar.deadlines import effective_due_at
 from compliance.dsar.delivery import default_download_url, deliver_export
+from compliance.dsar.objections import SCOPES
 from compliance.errors import ComplianceError
 from compliance.free_text import MAX_FREE_TEXT
 from compliance.reports.review_queue import DSAR_ACTION_COLUMNS
@@ -22,7 +23,9 @@ PAGE_SIZE = 50
 EXPORT_KEY = "dsar_export"
 OPEN_KEY = "dsar_open"
 # The log form's inputs, kept after a refused submit and cleared once the request is logged.
-LOG_KEYS = ("log_kind", "log_subject_id", "log_email", "log_method", "log_identity_note")
+LOG_KEYS = (
+    "log_kind", "log_subject_id", "log_email", "log_method", "log_identity_note", "log_scope",
+)  # fmt: skip
 DOWNLOAD_URL = default_download_url()
 
 person = widgets.require_role(COMPLIANCE_OFFICER, SUPPORT)
@@ -85,8 +88,18 @@ if counters.overdue:
     st.warning(f"{counters.overdue} open request(s) are overdue; they are listed first.")
 
 st.subheader("Log a new request")
+# Outside the form, so choosing a kind shows the inputs that kind needs.
+kind = st.radio("Kind", dsar.KINDS, horizontal=True, key="log_kind")
 with st.form("submit_dsar"):
-    kind = st.radio("Kind", dsar.KINDS, horizontal=True, key="log_kind")
+    scope = None
+    if kind == DsarKind.OBJECTION:
+        scope = st.selectbox(
+            "What the subject objects to",
+            SCOPES,
+            format_func=lambda s: s.replace("_", " "),
+            key="log_scope",
+        )
+        st.caption("An objection to direct marketing cannot be refused (GDPR Art. 21(3)).")
     by_id, by_email = st.columns(2)
     subject_id = by_id.text_input("Subject id", key="log_subject_id")
     email = by_email.text_input("or the subject's email", key="log_email")
@@ -117,6 +130,7 @@ with st.form("submit_dsar"):
                     identity_method=method,
                     require_identity=True,
                     channel="dashboard",
+                    scope=scope,
                     execute=True,
                 )
             r = made.request
@@ -276,6 +290,8 @@ widgets.status_badge(detail.status)
 facts, deadline = st.columns(2)
 with facts:
     st.markdown(f"**Kind:** {detail.kind}")
+    if detail.scope:
+        st.markdown(f"**Objects to:** {detail.scope.replace('_', ' ')}")
     st.markdown("**Subject:**")
     st.text(f"{detail.subject_id} · {detail.subject_email or 'no email on file'}")
     st.markdown(
@@ -413,6 +429,36 @@ if "retry" in actions and st.button("Retry the failed request", key="dsar_retry"
         return f"{r.reference} is back in the queue ({r.status})."
 
     widgets.run_action(retry)
+
+if detail.restriction is not None:
+    start, end = detail.restriction.start, detail.restriction.end
+    st.markdown(
+        f"**Processing restricted** since {start:%Y-%m-%d %H:%M} UTC"
+        + (f", lifted {end:%Y-%m-%d %H:%M} UTC." if end else ": a hold on the subject's data.")
+        if start
+        else "**Processing restricted.**"
+    )
+if "lift" in actions and st.button("Lift the restriction…", key="dsar_lift"):
+    widgets.ask_confirmation("dsar_lift", reference=reference)
+lift_asked = widgets.pending_confirmation("dsar_lift")
+if lift_asked:
+    lifting = lift_asked["reference"]
+
+    def lift(reason: str | None) -> str:
+        with context.session(policy) as s:
+            plan = rights.plan_lift_restriction(s, lifting, reason=reason, by=person)
+            rights.lift_restriction(s, policy, plan)
+        return f"The subject was told, and the restriction of {lifting} is lifted."
+
+    widgets.confirm_dialog(
+        f"Lift the restriction of {lifting}?",
+        "The subject is emailed this reason first (GDPR Art. 18(3)); the restriction ends only "
+        "once that email went out. From then on their data may be processed and erased again.",
+        confirm_label="Tell the subject and lift",
+        on_confirm=lift,
+        reason_label="Reason (the subject reads it)",
+        reason_required="Lifting a restriction needs a reason.",
+    )
 
 if detail.systems:
     st.subheader("Systems")

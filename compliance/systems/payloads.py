@@ -1,0 +1,44 @@
+"""What a task asks of its system beyond who the subject is, by the kind of its request.
+
+An objection's scope, a restriction's start and end go with the webhook call and onto the
+manual task. Read when the task is sent or shown, never copied into the task's row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from compliance.dsar.restrictions import period_of
+from compliance.store.models import DsarRequest, ErasureTask
+from compliance.store.states import DsarKind
+
+
+def task_details(session: Session, task: ErasureTask) -> dict[str, Any]:
+    """The fields a webhook call carries besides kind, reference, key and subject."""
+    if task.dsar_request_id is None:
+        return {}
+    request = session.get(DsarRequest, task.dsar_request_id)
+    if request is None:
+        return {}
+    if request.kind == DsarKind.OBJECTION:
+        return {"scope": request.scope}
+    if request.kind == DsarKind.RESTRICTION:
+        return {"restriction": period_of(session, request.id).as_json()}
+    return {}
+
+
+def task_instructions(session: Session, task: ErasureTask) -> list[str]:
+    """What the person doing a manual task needs to know, line by line (plain text)."""
+    details = task_details(session, task)
+    if "scope" in details:
+        words = str(details["scope"]).replace("_", " ")
+        return [f"The subject objected to {words}: stop it for them, for good (GDPR Art. 21)."]
+    if "restriction" in details:
+        start = details["restriction"]["start"] or "now"
+        return [
+            f"Restrict processing from {start}: keep the subject's data and use it for nothing "
+            "else until we tell you the restriction is lifted (GDPR Art. 18)."
+        ]
+    return []
