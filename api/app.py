@@ -27,6 +27,7 @@ from compliance.dsar.api_keys import ApiKeyInfo, KeyRefused, authenticate
 from compliance.dsar.intake import AlreadyOpen, TooSoon, request_status, submit_from_api
 from compliance.dsar.notices import send_notice
 from compliance.dsar.objections import SCOPES
+from compliance.dsar.rectification import MAX_CORRECTIONS, Correction
 from compliance.dsar.requests import KINDS
 from compliance.errors import ComplianceError, ConfigError, Conflict, InvalidInput, NotFound
 from compliance.policy.loader import Policy, load_policy
@@ -88,6 +89,13 @@ class IdentityCheck(BaseModel):
     note: str | None = Field(None, max_length=2000, description="How it was checked.")
 
 
+class CorrectionIn(BaseModel):
+    column: str | None = Field(
+        None, max_length=200, description="TABLE.COLUMN of the data map; none: in words."
+    )
+    value: str = Field(max_length=4000, description="The new value, or the correction in words.")
+
+
 class NewRequest(BaseModel):
     kind: str = Field(max_length=20, description=f"One of {', '.join(KINDS)}.", examples=["access"])
     subject_id: Annotated[str, Field(max_length=255)] | StrictInt | None = Field(
@@ -97,6 +105,11 @@ class NewRequest(BaseModel):
     identity_check: IdentityCheck
     scope: str | None = Field(
         None, max_length=50, description=f"An objection's scope: one of {', '.join(SCOPES)}."
+    )
+    corrections: list[CorrectionIn] = Field(
+        default_factory=list,
+        max_length=MAX_CORRECTIONS,
+        description="A rectification's corrections.",
     )
 
 
@@ -164,6 +177,7 @@ def create_request(
         client_ip=request.client.host if request.client else None,
         user_agent=request.headers.get("user-agent"),
         scope=body.scope,
+        corrections=[Correction(c.value, c.column) for c in body.corrections],
     )
     r = result.request
     try:  # Art. 12: tell the subject it arrived; a mail failure stays on the request, retryable

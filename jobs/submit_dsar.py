@@ -1,6 +1,7 @@
 import click
 
 from compliance.dsar.objections import SCOPES
+from compliance.dsar.rectification import Correction, parse_correction
 from compliance.dsar.requests import KINDS, submit, with_article
 from compliance.roles import identify
 from jobs.cli import emit, execute_option, job_command, runtime
@@ -20,6 +21,15 @@ from jobs.params import SUBJECT_ID
 )
 @click.option("--identity-check", help="A note on that check (who saw what).")
 @click.option("--scope", help=f"An objection's scope: one of {', '.join(SCOPES)}.")
+@click.option(
+    "--correct",
+    multiple=True,
+    metavar="TABLE.COLUMN=VALUE",
+    help="A rectification's new value for a column of the data map (repeatable).",
+)
+@click.option(
+    "--correction", multiple=True, help="A rectification's correction in words (repeatable)."
+)
 @execute_option
 def submit_dsar(
     kind: str,
@@ -29,6 +39,8 @@ def submit_dsar(
     identity_method: str | None,
     identity_check: str | None,
     scope: str | None,
+    correct: tuple[str, ...],
+    correction: tuple[str, ...],
     execute: bool,
 ) -> object:
     """Log a data subject's request; due in one calendar month.
@@ -54,6 +66,10 @@ def submit_dsar(
             identity_method=identity_method,
             channel="cli",
             scope=scope,
+            corrections=[
+                *(parse_correction(c) for c in correct),
+                *(Correction(text) for text in correction),
+            ],
             execute=execute,
         )
     request = result.request

@@ -21,6 +21,7 @@ from compliance.dsar.deadlines import days_left, effective_due_at
 from compliance.dsar.exports import build_access_export
 from compliance.dsar.objections import never_refused
 from compliance.dsar.processing import delivery_off, export_ready, fail_request
+from compliance.dsar.rectification import CorrectionView, corrections_of
 from compliance.dsar.requests import (
     OPEN_STATUSES,
     approval_refusal,
@@ -51,6 +52,7 @@ ACTION_LABELS = {
     "dsar.suppression_recorded": "Suppression recorded",
     "dsar.restriction_placed": "Restriction of processing in force (a hold on the subject)",
     "dsar.restriction_lifted": "Restriction lifted, after the subject was told",
+    "dsar.rectified": "Corrections applied to a table",
     "dsar.rejected": "Rejected",
     "dsar.extended": "Deadline extended",
     "dsar.retried": "Put back in the queue",
@@ -142,6 +144,7 @@ class RequestDetail:
     notices: list[NoticeInfo]
     systems: list[SystemTaskInfo]
     restriction: Period | None = None  # a restriction request's hold, once placed
+    corrections: tuple[CorrectionView, ...] = ()  # a rectification's
 
 
 def identity_text(request: DsarRequest) -> str:
@@ -342,6 +345,7 @@ def request_detail(
             for t in tasks_of_request(session, request)
         ],
         restriction=restriction,
+        corrections=tuple(corrections_of(session, request.id)),
     )
 
 

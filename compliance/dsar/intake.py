@@ -8,6 +8,7 @@ answer says when to try again), and one open request per subject and kind, as ev
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from compliance.dsar.api_keys import ApiKeyInfo
 from compliance.dsar.deadlines import effective_due_at
 from compliance.dsar.objections import check_scope
+from compliance.dsar.rectification import Correction, check_corrections
 from compliance.dsar.requests import (
     KINDS,
     Submission,
@@ -117,12 +119,14 @@ def submit_from_api(
     user_agent: str | None,
     now: datetime | None = None,
     scope: str | None = None,
+    corrections: Sequence[Correction] = (),
 ) -> Submission:
     """Log a request for a host application, under its key's name; refuse floods and repeats."""
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got {quoted(kind)}")
     note = free_text(identity_note, field="identity_note")  # a bad body before any lookup
     check_scope(kind, scope)
+    check_corrections(policy, app_engine, kind, corrections)
     now = now or utcnow()
     subject_key, _ = resolve_subject(policy, app_engine, subject_id=subject_id, email=email)
     # An open request is the answer (409) before the 24-hour limit (429): asking again while
@@ -146,6 +150,7 @@ def submit_from_api(
         user_agent=user_agent,
         now=now,
         scope=scope,
+        corrections=corrections,
         execute=True,
     )
     if not result.created:  # a concurrent submission won the race

@@ -45,6 +45,7 @@ WHAT = {
     DsarKind.ERASURE: "the erasure of your personal data",
     DsarKind.OBJECTION: "an end to the use of your personal data for {scope}",
     DsarKind.RESTRICTION: "the restriction of the processing of your personal data",
+    DsarKind.RECTIFICATION: "the correction of your personal data",
 }
 OUTCOME = {
     DsarKind.ACCESS: "Your export is ready. We send the download link and, in a separate "
@@ -56,6 +57,7 @@ OUTCOME = {
     "stays in force even after your data is erased.",
     DsarKind.RESTRICTION: "We keep your personal data but use it for nothing else, and every "
     "system we use was told. We will tell you before we lift the restriction.",
+    DsarKind.RECTIFICATION: "We corrected your personal data as you asked, in every system we use.",
 }
 
 

@@ -28,6 +28,12 @@ from compliance.audit.texts import text_details
 from compliance.deletion.plans import plan_document, plan_hash, store_plan
 from compliance.dsar.deadlines import MAX_EXTENSION_MONTHS, due_date, effective_due_at
 from compliance.dsar.objections import BY_LAW, check_scope, never_refused
+from compliance.dsar.rectification import (
+    CheckedCorrection,
+    Correction,
+    check_corrections,
+    store_corrections,
+)
 from compliance.dsar.restrictions import refuse_if_erased
 from compliance.emails import check_email
 from compliance.errors import Conflict, InvalidInput, NotFound, PermissionDenied, quoted
@@ -189,6 +195,7 @@ def submit(
     user_agent: str | None = None,
     now: datetime | None = None,
     scope: str | None = None,
+    corrections: Sequence[Correction] = (),
     execute: bool,
 ) -> Submission:
     """Log a request (committed, audited); a duplicate open request returns the existing one.
@@ -198,10 +205,12 @@ def submit(
     leave it out and the approver then sees that it was not recorded. With
     ``execute=False`` nothing is written and an unsaved request (reference None) shows what
     would be logged. An objection names its ``scope``; one to direct marketing logged with
-    an identity check is accepted at once (Art. 21(3), ``objections.never_refused``).
+    an identity check is accepted at once (Art. 21(3), ``objections.never_refused``). A
+    rectification lists its ``corrections`` (``rectification.check_corrections``).
     """
     by = _check_intake(kind, requested_by)
     objection = check_scope(kind, scope)
+    checked = check_corrections(policy, app_engine, kind, corrections)
     note = free_text(identity_check, field="identity_note")  # before any lookup, as all input
     identity_method = check_identity_method(
         policy, identity_method, note, required=require_identity
@@ -234,7 +243,7 @@ def submit(
         request.reference = None  # type: ignore[assignment]
         session.rollback()
         return Submission(request, True)
-    return _save_submission(session, request)
+    return _save_submission(session, request, checked)
 
 
 def _check_intake(kind: str, requested_by: Identity) -> str:
@@ -246,7 +255,9 @@ def _check_intake(kind: str, requested_by: Identity) -> str:
     )
 
 
-def _save_submission(session: Session, request: DsarRequest) -> Submission:
+def _save_submission(
+    session: Session, request: DsarRequest, corrections: Sequence[CheckedCorrection] = ()
+) -> Submission:
     """Save the very request the dry run would show, unless a concurrent one won the race."""
     key, kind = request.subject_id, request.kind
     try:
@@ -261,6 +272,7 @@ def _save_submission(session: Session, request: DsarRequest) -> Submission:
         if existing is None:
             raise
         return Submission(existing, False)
+    store_corrections(session, request, corrections)
     audit_request(
         session,
         request,
@@ -272,7 +284,8 @@ def _save_submission(session: Session, request: DsarRequest) -> Submission:
             "channel": request.channel,
             "identity_method": request.identity_method,
         }
-        | ({"scope": request.scope} if request.scope else {}),
+        | ({"scope": request.scope} if request.scope else {})
+        | ({"corrections": len(corrections)} if corrections else {}),
     )
     if never_refused(request) and request.identity_method:
         _accept_by_law(session, request)

@@ -1,8 +1,10 @@
-"""Requests answered by telling systems (``TOLD_KINDS``): objection, restriction.
+"""Requests answered by telling systems (``TOLD_KINDS``): objection, restriction, rectification.
 
 Once approved, process-dsar-requests does the request's own step (record the suppression,
 place the restriction), opens a task per webhook and manual system the policy's ``[dsar]
-systems`` names, sends the webhooks and completes the request when every task is finished.
+systems`` names (a rectification also one per SQL system it corrects, carried out at once,
+and one for its corrections in words), sends the webhooks and completes the request when
+every task is finished.
 A request still waiting for a person or a late answer is looked at again by later runs
 (``awaiting_systems``). A restriction outlives its request: it is lifted by an officer's
 decision, after the subject was told (``lift_restriction``).
@@ -15,14 +17,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, exists, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from compliance.audit.texts import text_details
+from compliance.deletion.apply import one_line
 from compliance.dsar.notices import NoticeResult, send_lift_notice
 from compliance.dsar.objections import record_suppression
+from compliance.dsar.rectification import (
+    FREE_TEXT,
+    carry_out,
+    corrections_of,
+    plan_rectification,
+)
 from compliance.dsar.requests import audit_request, complete_request, get_dsar, with_article
 from compliance.dsar.restrictions import place_restriction, restriction_of
-from compliance.errors import Conflict, InvalidInput
+from compliance.errors import ComplianceError, Conflict, InvalidInput
 from compliance.free_text import free_text
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Policy
@@ -35,12 +45,25 @@ from compliance.store.states import TOLD_KINDS, DsarKind, DsarStatus, NoticeStat
 from compliance.systems import tasks as system_tasks
 
 
-def told_task_specs(policy: Policy, request: DsarRequest) -> list[system_tasks.TaskSpec]:
-    """Every webhook and manual system requests reach gets a task of the request's kind."""
-    return [
-        system_tasks.TaskSpec(name, policy.systems[name].kind, TaskStatus.PENDING)
+def told_task_specs(
+    session: Session, policy: Policy, request: DsarRequest
+) -> list[system_tasks.TaskSpec]:
+    """Every webhook and manual system requests reach gets a task of the request's kind; a
+    rectification also each SQL system it corrects, and a person its corrections in words."""
+    pending = TaskStatus.PENDING
+    told = [
+        system_tasks.TaskSpec(name, policy.systems[name].kind, pending)
         for name in policy.dsar_systems
     ]
+    if request.kind != DsarKind.RECTIFICATION:
+        return told
+    asked = corrections_of(session, request.id)
+    tables = [c.table for c in asked if c.table is not None]
+    corrected = {policy.tables[t].system for t in tables if t in policy.tables}
+    sql = [system_tasks.TaskSpec(n, "sql", pending) for n in policy.systems if n in corrected]
+    in_words = len(tables) < len(asked)
+    words = [system_tasks.TaskSpec(FREE_TEXT, "manual", pending)] if in_words else []
+    return [*sql, *told, *words]
 
 
 def _own_step(
@@ -60,8 +83,9 @@ def process_told(
     policy = datamap.policy
     _own_step(session, datamap, request, actor, now)
     subject = {"id": request.subject_id, "email": request.subject_email}
+    specs = told_task_specs(session, policy, request)
     system_tasks.ensure_request_tasks(
-        session, policy, request, subject=subject, now=now, specs=told_task_specs(policy, request)
+        session, policy, request, subject=subject, now=now, specs=specs
     )
     session.commit()  # the tasks' idempotency keys exist before any request leaves
     return settle_told(session, datamap, request, actor, now)
@@ -70,7 +94,10 @@ def process_told(
 def settle_told(
     session: Session, datamap: DataMap, request: DsarRequest, actor: str, now: datetime
 ) -> bool:
-    """Ask the webhooks again and complete the request once every task is finished."""
+    """Carry out (or retry) a rectification's UPDATEs, ask the webhooks again, and complete
+    the request once every task is finished."""
+    if request.kind == DsarKind.RECTIFICATION:
+        _rectify(session, datamap, request, actor, now)
     system_tasks.run_webhook_tasks(
         session, datamap.policy, actor=actor, now=now, request_ids=[request.id]
     )
@@ -78,6 +105,47 @@ def settle_told(
         return False
     complete_request(session, request, actor, now)
     return True
+
+
+def _rectify(
+    session: Session, datamap: DataMap, request: DsarRequest, actor: str, now: datetime
+) -> None:
+    """Each SQL system's UPDATEs, as previewed, then its task done (committed per system).
+
+    The application commits first: a run killed in between applies the same values again,
+    which changes nothing more. A failure fails the task with why; the next run retries it.
+    """
+    todo = [
+        t
+        for t in system_tasks.tasks_of_request(session, request)
+        if t.system_kind == "sql" and t.status not in system_tasks.FINISHED
+    ]
+    if not todo:
+        return
+    plan = plan_rectification(session, datamap, request)
+    for task in todo:
+        try:
+            changed = carry_out(datamap, plan, task.system)
+        except (ComplianceError, SQLAlchemyError) as exc:
+            session.rollback()
+            system_tasks.fail_task(session, task, one_line(exc), actor=actor, now=now)
+            session.commit()
+            continue
+        system_tasks.finish_task(session, task, actor=actor, now=now)
+        for change in (c for c in plan.changes if c.system == task.system):
+            audit_request(
+                session,
+                request,
+                "dsar.rectified",
+                actor,
+                {
+                    "system": change.system,
+                    "table": change.table,
+                    "columns": sorted(change.values),
+                    "rows": changed[change.table],
+                },
+            )
+        session.commit()
 
 
 def awaiting_systems(now: datetime, lease: timedelta) -> ColumnElement[bool]:

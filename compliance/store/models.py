@@ -276,6 +276,21 @@ class DsarNotice(OfDsarRequest, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+class DsarCorrection(OfDsarRequest, Base):
+    """One correction a rectification request asks for (added by migration 0016).
+
+    A mapped column (``table_name``, ``column_name``) and its new value, or, with neither,
+    a correction in words. The value is typed text: kept in free_texts (by ``value_hash``),
+    tied to the subject and erased with them, never in the audit chain.
+    """
+
+    __tablename__ = "dsar_corrections"
+    table_name: Mapped[str | None] = mapped_column(String(100))
+    column_name: Mapped[str | None] = mapped_column(String(100))
+    value_hash: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ApiKey(Base):
     """A host application's key to the intake API; only its SHA-256 is kept."""
 

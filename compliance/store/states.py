@@ -44,16 +44,21 @@ class DsarStatus(StrEnum):
 
 
 class DsarKind(StrEnum):
-    """What a data subject asks for (GDPR Art. 15, 17, 18, 21)."""
+    """What a data subject asks for (GDPR Art. 15, 16, 17, 18, 21)."""
 
     ACCESS = "access"
     ERASURE = "erasure"
     OBJECTION = "objection"  # a suppression every webhook and manual system is told about
     RESTRICTION = "restriction"  # a hold while it lasts; systems told; lifted by a decision
+    RECTIFICATION = "rectification"  # corrections: an UPDATE per table, each system a task
 
 
 #: Kinds answered by telling systems: a task per system, completed once every one confirmed.
-TOLD_KINDS: tuple[DsarKind, ...] = (DsarKind.OBJECTION, DsarKind.RESTRICTION)
+TOLD_KINDS: tuple[DsarKind, ...] = (
+    DsarKind.OBJECTION,
+    DsarKind.RESTRICTION,
+    DsarKind.RECTIFICATION,
+)
 
 
 class HoldKind(StrEnum):

@@ -1,7 +1,8 @@
 """What a task asks of its system beyond who the subject is, by the kind of its request.
 
-An objection's scope, a restriction's start and end go with the webhook call and onto the
-manual task. Read when the task is sent or shown, never copied into the task's row.
+An objection's scope, a restriction's start and end, a rectification's changes go with the
+webhook call and onto the manual task. Read when the task is sent or shown, never copied into
+the task's row: a correction's value is typed text, kept only in free_texts.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from compliance.dsar.rectification import corrections_of
 from compliance.dsar.restrictions import period_of
 from compliance.store.models import DsarRequest, ErasureTask
 from compliance.store.states import DsarKind
@@ -26,6 +28,15 @@ def task_details(session: Session, task: ErasureTask) -> dict[str, Any]:
         return {"scope": request.scope}
     if request.kind == DsarKind.RESTRICTION:
         return {"restriction": period_of(session, request.id).as_json()}
+    if request.kind == DsarKind.RECTIFICATION:
+        return {
+            "changes": [
+                {"table": c.table, "column": c.column, "value": c.value}
+                if c.column
+                else {"text": c.value}
+                for c in corrections_of(session, request.id)
+            ]
+        }
     return {}
 
 
@@ -35,6 +46,14 @@ def task_instructions(session: Session, task: ErasureTask) -> list[str]:
     if "scope" in details:
         words = str(details["scope"]).replace("_", " ")
         return [f"The subject objected to {words}: stop it for them, for good (GDPR Art. 21)."]
+    if "changes" in details:
+        lines = ["Correct the subject's data (GDPR Art. 16):"]
+        for change in details["changes"]:
+            if "text" in change:
+                lines.append(f"- as they put it: {change['text']}")
+            else:
+                lines.append(f"- {change['table']}.{change['column']} is now: {change['value']}")
+        return lines
     if "restriction" in details:
         start = details["restriction"]["start"] or "now"
         return [

@@ -774,6 +774,25 @@ def finish_task(
     )
 
 
+def fail_task(
+    session: Session, task: ErasureTask, error: str, *, actor: str, now: datetime
+) -> None:
+    """A SQL task of a request that failed: the next run tries it again. The error stays on
+    the task (it may quote the database); the audit event says which system failed."""
+    task.status = TaskStatus.FAILED
+    task.attempts = (task.attempts or 0) + 1
+    task.last_error = error[:1000]
+    task.updated_at = now
+    record_event(
+        session,
+        actor=actor,
+        action="task.failed",
+        target_type="erasure_task",
+        target_id=str(task.id),
+        details={"system": task.system, "attempts": task.attempts},
+    )
+
+
 def _keep_file(
     export_dir: Path, task: ErasureTask, *, data: Any, upload: tuple[str, bytes] | None
 ) -> Path:

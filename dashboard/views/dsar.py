@@ -12,6 +12,7 @@ from compliance.dsar import requests as dsar
 from compliance.dsar.deadlines import effective_due_at
 from compliance.dsar.delivery import default_download_url, deliver_export
 from compliance.dsar.objections import SCOPES
+from compliance.dsar.rectification import Correction, parse_correction, plan_rectification
 from compliance.errors import ComplianceError
 from compliance.free_text import MAX_FREE_TEXT
 from compliance.reports.review_queue import DSAR_ACTION_COLUMNS
@@ -25,6 +26,7 @@ OPEN_KEY = "dsar_open"
 # The log form's inputs, kept after a refused submit and cleared once the request is logged.
 LOG_KEYS = (
     "log_kind", "log_subject_id", "log_email", "log_method", "log_identity_note", "log_scope",
+    "log_corrections", "log_correction_words",
 )  # fmt: skip
 DOWNLOAD_URL = default_download_url()
 
@@ -76,6 +78,37 @@ def erasure_preview(references: tuple[str, ...]) -> Callable[[], None] | None:
     return show
 
 
+def asked_corrections(lines: str, in_words: str) -> list[Correction]:
+    """The form's corrections: a ``table.column = value`` per line, then the words."""
+    found = [parse_correction(line) for line in lines.splitlines() if line.strip()]
+    return found + ([Correction(in_words)] if in_words.strip() else [])
+
+
+def rectification_preview(reference: str) -> Callable[[], None]:
+    """What approving a rectification changes: the UPDATE per table process-dsar-requests runs."""
+
+    def show() -> None:
+        with context.session(policy) as s:
+            plan = plan_rectification(s, context.datamap(policy), dsar.get_dsar(s, reference))
+        st.markdown("**What approving changes** (one UPDATE per table, as shown):")
+        widgets.table(
+            pd.DataFrame(
+                [
+                    {"table": c.table, "system": c.system, "rows": c.rows}
+                    | {"set": "; ".join(f"{k} = {v}" for k, v in sorted(c.values.items()))}
+                    for c in plan.changes
+                ],
+                columns=["table", "system", "rows", "set"],
+            ),
+            widths={"set": "large"},
+        )
+        for words in plan.in_words:
+            st.caption("In words, for a person:")
+            st.text(words)
+
+    return show
+
+
 st.title("DSAR requests")
 widgets.show_flash()
 
@@ -100,6 +133,19 @@ with st.form("submit_dsar"):
             key="log_scope",
         )
         st.caption("An objection to direct marketing cannot be refused (GDPR Art. 21(3)).")
+    corrections, in_words = "", ""
+    if kind == DsarKind.RECTIFICATION:
+        corrections = st.text_area(
+            "Corrections, one per line: table.column = new value",
+            placeholder="users.full_name = Ada Lovelace",
+            max_chars=MAX_FREE_TEXT,
+            key="log_corrections",
+        )
+        in_words = st.text_area(
+            "Anything else to correct, in words (a person carries it out)",
+            max_chars=MAX_FREE_TEXT,
+            key="log_correction_words",
+        )
     by_id, by_email = st.columns(2)
     subject_id = by_id.text_input("Subject id", key="log_subject_id")
     email = by_email.text_input("or the subject's email", key="log_email")
@@ -131,6 +177,7 @@ with st.form("submit_dsar"):
                     require_identity=True,
                     channel="dashboard",
                     scope=scope,
+                    corrections=asked_corrections(corrections, in_words),
                     execute=True,
                 )
             r = made.request
@@ -306,6 +353,20 @@ with deadline:
     if detail.extension_reason:
         st.markdown("**Extended because:**")
         st.text(detail.extension_reason)
+if detail.corrections:
+    st.markdown("**Corrections asked:**")
+    widgets.table(
+        pd.DataFrame(
+            [
+                {
+                    "column": f"{c.table}.{c.column}" if c.column else "(in words)",
+                    "new value": c.value,
+                }
+                for c in detail.corrections
+            ]
+        ),
+        widths={"new value": "large"},
+    )
 st.markdown("**Identity check:**")
 if detail.identity == desk.NOT_RECORDED:
     st.warning("Identity check not recorded.")
@@ -617,6 +678,7 @@ if asked:
         else "**Identity check not recorded.**"
     )
     erasing = decision == "approve" and target_kind == DsarKind.ERASURE
+    correcting = decision == "approve" and target_kind == DsarKind.RECTIFICATION
     widgets.confirm_dialog(
         f"{decision.capitalize()} {target}?",
         (
@@ -635,5 +697,11 @@ if asked:
         on_confirm=review,
         reason_label="Reason" if decision == "reject" else None,
         reason_required="Rejecting a request needs a reason." if decision == "reject" else None,
-        details=erasure_preview((target,)) if erasing else None,
+        details=(
+            erasure_preview((target,))
+            if erasing
+            else rectification_preview(target)
+            if correcting
+            else None
+        ),
     )

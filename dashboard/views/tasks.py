@@ -23,6 +23,8 @@ DOING: dict[str, str] = {
     DsarKind.ERASURE: "Erase",
     DsarKind.ACCESS: "Export",
     DsarKind.OBJECTION: "Record an objection",
+    DsarKind.RESTRICTION: "Restrict processing",
+    DsarKind.RECTIFICATION: "Correct",
 }
 
 widgets.require_role(COMPLIANCE_OFFICER)

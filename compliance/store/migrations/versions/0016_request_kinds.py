@@ -1,4 +1,4 @@
-"""More rights on the desk: objection (a suppression list), restriction (a kind of hold).
+"""More rights on the desk: objection, restriction and rectification.
 
 Revision ID: 0016_request_kinds
 Revises: 0013_free_texts
@@ -8,7 +8,9 @@ Issue 27: an objection (GDPR Art. 21) is a request like access and erasure, with
 (``dsar_requests.scope``), and leaves a suppression that outlives the subject's erasure
 (``suppressions``: profile id, scope and the keyed hash of the email, never the email).
 A restriction of processing (Art. 18) is a hold: ``legal_holds.kind`` says which kind
-(``legal`` for every hold placed so far) and a restriction names its request.
+(``legal`` for every hold placed so far) and a restriction names its request. A
+rectification (Art. 16) asks for corrections (``dsar_corrections``), whose new values are
+free texts (``free_texts``), kept by keyed hash and erased with their subject.
 
 Values are spelled here as they stand at this revision (see 0003_states).
 """
@@ -27,7 +29,7 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 KIND = "ck_dsar_requests_kind"
 OPEN_INDEX = "uq_dsar_requests_open"
 KINDS_BEFORE = "kind IN ('access', 'erasure')"
-KINDS_AFTER = "kind IN ('access', 'erasure', 'objection', 'restriction')"
+KINDS_AFTER = "kind IN ('access', 'erasure', 'objection', 'restriction', 'rectification')"
 HOLD_KIND = "ck_legal_holds_kind"
 OPEN = sa.text("status IN ('pending', 'approved', 'processing', 'ready', 'failed')")
 
@@ -70,6 +72,18 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("dsar_request_id", BigId, nullable=True))
         batch_op.create_check_constraint(HOLD_KIND, "kind IN ('legal', 'restriction')")
+    op.create_table(
+        "dsar_corrections",
+        sa.Column("id", BigId, nullable=False),
+        sa.Column("dsar_request_id", BigId, nullable=False),
+        sa.Column("table_name", sa.String(100), nullable=True),
+        sa.Column("column_name", sa.String(100), nullable=True),
+        sa.Column("value_hash", sa.String(80), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["dsar_request_id"], ["dsar_requests.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_dsar_corrections_dsar_request_id", "dsar_corrections", ["dsar_request_id"])
     op.create_index("ix_suppressions_email_hash", "suppressions", ["email_hash"])
     op.create_index(
         "uq_suppressions_profile_scope",
@@ -88,6 +102,8 @@ def downgrade() -> None:
     op.drop_index("uq_suppressions_profile_scope", table_name="suppressions")
     op.drop_index("ix_suppressions_email_hash", table_name="suppressions")
     op.drop_table("suppressions")
+    op.drop_index("ix_dsar_corrections_dsar_request_id", table_name="dsar_corrections")
+    op.drop_table("dsar_corrections")
     with op.batch_alter_table("legal_holds", schema=None) as batch_op:
         batch_op.drop_constraint(HOLD_KIND, type_="check")
         batch_op.drop_column("dsar_request_id")
