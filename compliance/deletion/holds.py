@@ -40,7 +40,7 @@ from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.store.models import ComplianceProfile, DsarRequest, LegalHold, utcnow
 from compliance.store.queries import dsar_open
 from compliance.store.sql import among_ids, rows_changed
-from compliance.store.states import DsarKind, HoldKind
+from compliance.store.states import EXPORT_KINDS, HoldKind
 
 # Keys per query: well under SQLite's limit of bound values (PostgreSQL gets one array).
 _KEYS_PER_QUERY = 5000
@@ -416,13 +416,14 @@ def held_profiles(
 
 
 def awaiting_access_export(session: Session, subject_ids: Iterable[str] | None = None) -> set[str]:
-    """Subjects with an open access request: their rows are evidence until the export is built.
+    """Subjects with an open access (or portability) request: their rows are evidence until
+    the export is built.
 
     Among ``subject_ids``, or all such subjects when None.
     """
     query = (
         select(DsarRequest.subject_id)
-        .where(DsarRequest.kind == DsarKind.ACCESS, dsar_open)
+        .where(DsarRequest.kind.in_(EXPORT_KINDS), dsar_open)
         .distinct()
     )
     if subject_ids is None:

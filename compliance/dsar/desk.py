@@ -30,6 +30,7 @@ from compliance.dsar.requests import (
     has_finished_export,
     next_actions,
     requests_by_reference,
+    with_article,
 )
 from compliance.dsar.restrictions import Period, period_of, restriction_of
 from compliance.errors import ComplianceError, Conflict, InvalidInput
@@ -39,7 +40,7 @@ from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Policy
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.store.models import AuditEvent, DsarNote, DsarNotice, DsarRequest, utcnow
-from compliance.store.states import DsarKind, DsarStatus
+from compliance.store.states import EXPORT_KINDS, DsarKind, DsarStatus
 from compliance.systems.tasks import tasks_of_request
 
 NOT_RECORDED = "identity check not recorded"
@@ -170,7 +171,7 @@ def export_state(
 
 
 def _exportable(request: DsarRequest, policy: Policy) -> bool:
-    if request.kind != DsarKind.ACCESS:
+    if request.kind not in EXPORT_KINDS:
         return False
     return request.status == DsarStatus.APPROVED or (
         request.status == DsarStatus.PENDING and not policy.dsar.access_review
@@ -211,7 +212,7 @@ def available_actions(
         actions.append("export")
     elif may.can_review and own:
         waiting = "you logged this request, so another compliance officer approves it (four eyes)"
-    elif request.kind == DsarKind.ACCESS and may.can_review:
+    elif request.kind in EXPORT_KINDS and may.can_review:
         waiting = "waiting for approval by a compliance officer"
     if request.status == DsarStatus.PROCESSING:
         waiting = "being processed"
@@ -378,8 +379,11 @@ def start_export(
     """
     by = require(actor, SUPPORT, COMPLIANCE_OFFICER, to="export DSAR requests")
     request = get_dsar(session, reference)
-    if request.kind != DsarKind.ACCESS:
-        raise Conflict(f"{request.reference} is an erasure request; only access requests export")
+    if request.kind not in EXPORT_KINDS:
+        raise Conflict(
+            f"{request.reference} is {with_article(request.kind)} request; only access and "
+            "portability requests export"
+        )
     if not _exportable(request, policy):
         if request.status == DsarStatus.PENDING:
             raise Conflict(f"{request.reference} is waiting for approval by a compliance officer")

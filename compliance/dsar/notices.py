@@ -46,6 +46,7 @@ WHAT = {
     DsarKind.OBJECTION: "an end to the use of your personal data for {scope}",
     DsarKind.RESTRICTION: "the restriction of the processing of your personal data",
     DsarKind.RECTIFICATION: "the correction of your personal data",
+    DsarKind.PORTABILITY: "the personal data you gave us, in a machine-readable form",
 }
 OUTCOME = {
     DsarKind.ACCESS: "Your export is ready. We send the download link and, in a separate "
@@ -58,6 +59,9 @@ OUTCOME = {
     DsarKind.RESTRICTION: "We keep your personal data but use it for nothing else, and every "
     "system we use was told. We will tell you before we lift the restriction.",
     DsarKind.RECTIFICATION: "We corrected your personal data as you asked, in every system we use.",
+    DsarKind.PORTABILITY: "Your export is ready: the data you gave us, as JSON and CSV files "
+    "another service can read. We send the download link and, in a separate email, a "
+    "one-time code; the link works for one download only.",
 }
 
 

@@ -49,7 +49,14 @@ from compliance.store.queries import (
     record_state,
 )
 from compliance.store.sql import rows_changed
-from compliance.store.states import TOLD_KINDS, DsarKind, DsarStatus, RecordState, TaskStatus
+from compliance.store.states import (
+    EXPORT_KINDS,
+    TOLD_KINDS,
+    DsarKind,
+    DsarStatus,
+    RecordState,
+    TaskStatus,
+)
 from compliance.systems import tasks as system_tasks
 
 CLAIM_LEASE = timedelta(minutes=30)  # far longer than one export or erasure takes
@@ -172,12 +179,15 @@ def _process_access(
 ) -> bool:
     """Open the request's tasks, ask the other systems, and export once all are done.
 
-    Returns whether the export was written (False: it waits for a webhook or a person).
+    Returns whether the export was written (False: it waits for a webhook or a person). A
+    portability export holds the portable tables of the SQL systems only: no task to wait for.
     """
     policy = datamap.policy
     subject = {"id": request.subject_id, "email": request.subject_email}
-    system_tasks.ensure_request_tasks(session, policy, request, subject=subject, now=now)
-    if any(s.kind in _WAITING_KINDS for s in system_tasks.access_task_specs(policy)):
+    told = request.kind == DsarKind.ACCESS
+    if told:
+        system_tasks.ensure_request_tasks(session, policy, request, subject=subject, now=now)
+    if told and any(s.kind in _WAITING_KINDS for s in system_tasks.access_task_specs(policy)):
         session.commit()  # the tasks' idempotency keys exist before any request leaves
         system_tasks.run_webhook_tasks(
             session, policy, actor=actor, now=now, request_ids=[request.id],
@@ -617,7 +627,7 @@ def plan_dsar_processing(
     session.rollback()
     return ProcessingPlan(
         claim=tuple(r.reference for r in claimable),
-        claim_access=tuple(r.reference for r in claimable if r.kind == DsarKind.ACCESS),
+        claim_access=tuple(r.reference for r in claimable if r.kind in EXPORT_KINDS),
         settle_access=tuple(settle_access),
         complete_erasures=tuple(complete),
         fail_erasures=tuple(fail),
@@ -686,7 +696,7 @@ def _process_claimed(
     """Do one claimed request's work; its failure is stored on it and stops no other."""
     started = now or utcnow()
     try:
-        if request.kind == DsarKind.ACCESS:
+        if request.kind in EXPORT_KINDS:
             _access_into(result, session, datamap, request, actor, started)
         elif request.kind in TOLD_KINDS:
             _told_into(result, session, datamap, request, actor, started, claimed=True)

@@ -36,7 +36,14 @@ from compliance.dsar.rectification import (
 )
 from compliance.dsar.restrictions import refuse_if_erased
 from compliance.emails import check_email
-from compliance.errors import Conflict, InvalidInput, NotFound, PermissionDenied, quoted
+from compliance.errors import (
+    ConfigError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    quoted,
+)
 from compliance.free_text import free_text
 from compliance.logs import log_event
 from compliance.policy.datamap import normalise_subject_key
@@ -44,7 +51,13 @@ from compliance.policy.loader import DSAR_ERASURE_BUCKET, Policy
 from compliance.roles import API_INTAKE, COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.store.models import DsarRequest, utcnow
 from compliance.store.queries import dsar_open, first_or_not_found
-from compliance.store.states import OPEN_DSAR_STATUSES, DsarKind, DsarStatus, can_move
+from compliance.store.states import (
+    EXPORT_KINDS,
+    OPEN_DSAR_STATUSES,
+    DsarKind,
+    DsarStatus,
+    can_move,
+)
 
 KINDS = tuple(k.value for k in DsarKind)
 OPEN_STATUSES = tuple(s.value for s in OPEN_DSAR_STATUSES)
@@ -209,6 +222,11 @@ def submit(
     rectification lists its ``corrections`` (``rectification.check_corrections``).
     """
     by = _check_intake(kind, requested_by)
+    if kind == DsarKind.PORTABILITY and not any(t.portable for t in policy.tables.values()):
+        raise ConfigError(
+            "no table of the data map is marked portable ([tables.NAME] portable = true): "
+            "a portability request would export nothing"
+        )
     objection = check_scope(kind, scope)
     checked = check_corrections(policy, app_engine, kind, corrections)
     note = free_text(identity_check, field="identity_note")  # before any lookup, as all input
@@ -544,7 +562,7 @@ class DsarActions:
 
 def has_finished_export(request: DsarRequest) -> bool:
     """An access export was written: ready to send, or sent (and sendable again)."""
-    return request.kind == DsarKind.ACCESS and request.status in (
+    return request.kind in EXPORT_KINDS and request.status in (
         DsarStatus.READY,
         DsarStatus.COMPLETED,
     )
@@ -560,7 +578,7 @@ def complete_request(session: Session, request: DsarRequest, actor: str, now: da
     request.completed_at = now
     request.last_error = None
     details: dict[str, Any] = {"kind": request.kind, "on_time": now <= effective_due_at(request)}
-    if request.kind == DsarKind.ACCESS:
+    if request.kind in EXPORT_KINDS:
         details.update(bytes=request.export_bytes, sha256=request.export_sha256)
     elif request.kind == DsarKind.ERASURE:
         details["deletion_record_id"] = request.deletion_record_id

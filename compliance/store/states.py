@@ -44,13 +44,14 @@ class DsarStatus(StrEnum):
 
 
 class DsarKind(StrEnum):
-    """What a data subject asks for (GDPR Art. 15, 16, 17, 18, 21)."""
+    """What a data subject asks for (GDPR Art. 15, 16, 17, 18, 20, 21)."""
 
     ACCESS = "access"
     ERASURE = "erasure"
     OBJECTION = "objection"  # a suppression every webhook and manual system is told about
     RESTRICTION = "restriction"  # a hold while it lasts; systems told; lifted by a decision
     RECTIFICATION = "rectification"  # corrections: an UPDATE per table, each system a task
+    PORTABILITY = "portability"  # an access export of the data the subject provided
 
 
 #: Kinds answered by telling systems: a task per system, completed once every one confirmed.
@@ -59,6 +60,9 @@ TOLD_KINDS: tuple[DsarKind, ...] = (
     DsarKind.RESTRICTION,
     DsarKind.RECTIFICATION,
 )
+
+#: Kinds answered by an export the subject downloads (built, then ready, then delivered).
+EXPORT_KINDS: tuple[DsarKind, ...] = (DsarKind.ACCESS, DsarKind.PORTABILITY)
 
 
 class HoldKind(StrEnum):

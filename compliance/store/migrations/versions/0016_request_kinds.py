@@ -1,4 +1,4 @@
-"""More rights on the desk: objection, restriction and rectification.
+"""More rights on the desk: objection, restriction, rectification and portability.
 
 Revision ID: 0016_request_kinds
 Revises: 0013_free_texts
@@ -10,7 +10,8 @@ Issue 27: an objection (GDPR Art. 21) is a request like access and erasure, with
 A restriction of processing (Art. 18) is a hold: ``legal_holds.kind`` says which kind
 (``legal`` for every hold placed so far) and a restriction names its request. A
 rectification (Art. 16) asks for corrections (``dsar_corrections``), whose new values are
-free texts (``free_texts``), kept by keyed hash and erased with their subject.
+free texts (``free_texts``), kept by keyed hash and erased with their subject. Portability
+(Art. 20) is an access export of what the subject provided: a kind, no table of its own.
 
 Values are spelled here as they stand at this revision (see 0003_states).
 """
@@ -29,7 +30,9 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 KIND = "ck_dsar_requests_kind"
 OPEN_INDEX = "uq_dsar_requests_open"
 KINDS_BEFORE = "kind IN ('access', 'erasure')"
-KINDS_AFTER = "kind IN ('access', 'erasure', 'objection', 'restriction', 'rectification')"
+KINDS_AFTER = (
+    "kind IN ('access', 'erasure', 'objection', 'restriction', 'rectification', 'portability')"
+)
 HOLD_KIND = "ck_legal_holds_kind"
 OPEN = sa.text("status IN ('pending', 'approved', 'processing', 'ready', 'failed')")
 
