@@ -390,7 +390,8 @@ if "approve" in actions or "reject" in actions:
         widgets.ask_confirmation(
             "dsar_approve", reference=reference, versions=erasure_versions([reference])
         )
-    if reject.button("Reject…", key="dsar_reject"):
+    # Not offered for an objection to direct marketing: it is never refused (Art. 21(3)).
+    if "reject" in actions and reject.button("Reject…", key="dsar_reject"):
         widgets.ask_confirmation("dsar_reject", reference=reference)
 
 if "export" in actions and st.button("Export now", type="primary", key="dsar_export_now"):
