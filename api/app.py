@@ -60,7 +60,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 app = FastAPI(
     title="Privacy Desk intake API",
     version="1",
-    summary="Log GDPR access and erasure requests from a host application; follow their status.",
+    summary="Log GDPR data subject requests from a host application; follow their status.",
     lifespan=lifespan,
     redirect_slashes=False,  # a machine client gets its answer, not a 307 to follow
 )

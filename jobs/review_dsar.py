@@ -25,7 +25,9 @@ def review(
 
     Approving an erasure request is its review: its deletion record is accepted (under the
     plan the dry run's impact shows, with [dsar] erasure_review) and applied by the next
-    apply-deletions, with no batch to review.
+    apply-deletions, with no batch to review. Approving a rectification carries out the
+    UPDATEs its dry run previews (table, columns, the subject's rows), in the next
+    process-dsar-requests run.
     """
     if decision is None:
         raise click.UsageError("give --approve or --reject")

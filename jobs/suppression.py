@@ -3,6 +3,7 @@ from pathlib import Path
 import click
 
 from compliance.dsar.objections import SCOPES, list_suppressions, suppressions_csv
+from compliance.errors import InvalidInput, quoted
 from jobs.cli import cli, emit, job_command, runtime
 
 
@@ -32,8 +33,8 @@ def list_command(scope: str | None, email: str | None, csv_file: str | None) -> 
         try:
             Path(csv_file).write_bytes(suppressions_csv(views))
         except OSError as exc:
-            raise click.UsageError(
-                f"cannot write {csv_file}: {exc.strerror or type(exc).__name__}"
+            raise InvalidInput(
+                f"--csv: cannot write {quoted(csv_file)}: {exc.strerror or type(exc).__name__}"
             ) from None
     lines = [
         f"{v.id}: subject {v.subject_id} (profile {v.profile_id}) · {v.scope} · "

@@ -105,7 +105,7 @@ class Desk:
             rows = s.scalars(
                 select(ErasureTask)
                 .join(DsarRequest, DsarRequest.id == ErasureTask.dsar_request_id)
-                .where(DsarRequest.reference == reference)
+                .where(DsarRequest.reference == reference, ErasureTask.action == DsarRequest.kind)
             )
             return {t.system: t for t in rows}
 

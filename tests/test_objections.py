@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from compliance.dsar.objections import is_suppressed
 from compliance.dsar.requests import review_dsar
 from compliance.errors import Conflict
+from compliance.reports.dsar_stats import dsar_overview
 from compliance.store.models import DsarRequest, Suppression
 from tests.conftest import DPO, person
 from tests.desk_rights import IDENTITY, OFFICER, SUPPORT, Desk
@@ -81,6 +82,9 @@ def test_an_objection_to_direct_marketing_is_accepted_told_to_every_system_and_o
         assert is_suppressed(s, desk.d.policy(), email=email, scope="direct_marketing")
         assert not is_suppressed(s, desk.d.policy(), email=email, scope="profiling")
     assert email not in desk.audit_text() and desk.chain_ok()
+    with desk.d.session() as s:  # on Progress like any request: both completed, on time
+        overview = dsar_overview(s)
+    assert (overview.completed_count, overview.on_time_rate) == (2, 1.0)
     desk.ok("purge-compliance-data", "--bucket", "dsar_erasure", "--execute")
     assert suppressions(desk) == 1
 

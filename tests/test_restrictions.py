@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from compliance.store.models import DsarRequest, LegalHold
+from compliance.store.models import DsarRequest, ErasureTask, LegalHold
+from compliance.systems.tasks import confirm_task
+from tests.conftest import DPO
 from tests.desk_rights import IDENTITY, OFFICER, SUPPORT, Desk
 from tests.desk_rights import desk as desk  # the fixture
 from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
@@ -61,6 +63,17 @@ def test_a_restriction_holds_the_subject_until_an_officer_lifts_it_after_telling
     assert "The dispute is settled" in told.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     lifted = restriction(desk)
     assert lifted.lifted_by == OFFICER and lifted.lifted_reason == "The dispute is settled"
+    # Every system told the start is told the end.
+    start, end = (c["restriction"] for c in desk.calls(reference))
+    assert start["end"] is None and call["kind"] == "restriction"
+    assert end == {"start": hold.placed_at.isoformat(), "end": lifted.lifted_at.isoformat()}
+    with desk.d.session() as s:
+        ending = s.scalars(select(ErasureTask).where(ErasureTask.action == "restriction_end")).all()
+    assert {t.system: t.status for t in ending} == {"helpdesk": "done", "newsletter": "pending"}
+    (newsletter,) = [t for t in ending if t.system == "newsletter"]
+    with desk.d.session() as s:
+        confirm_task(s, newsletter.id, actor=DPO, note="Resumed in the tool", execute=True)
+    assert desk.request(reference).status == "completed"
     assert desk.timeline(reference)[-2:] == ["dsar.notice_sent", "dsar.restriction_lifted"]
     assert "dispute" not in desk.audit_text() and desk.chain_ok()
 

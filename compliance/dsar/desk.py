@@ -113,6 +113,7 @@ class SystemTaskInfo:
     last_error: str | None
     done_at: datetime | None
     done_by: str | None
+    action: str = ""  # what the system was asked: the request's kind, or a restriction's end
 
 
 @dataclass(frozen=True)
@@ -341,7 +342,14 @@ def request_detail(
         ],
         systems=[
             SystemTaskInfo(
-                t.system, t.system_kind, t.status, t.attempts, t.last_error, t.done_at, t.done_by
+                t.system,
+                t.system_kind,
+                t.status,
+                t.attempts,
+                t.last_error,
+                t.done_at,
+                t.done_by,
+                t.action,
             )
             for t in tasks_of_request(session, request)
         ],

@@ -291,7 +291,7 @@ def _told_into(
     work = rights.process_told if claimed else rights.settle_told
     if work(session, datamap, request, actor, now):
         result.completed.append(request.reference)
-    else:
+    elif request.status == DsarStatus.PROCESSING:  # not a restriction telling its end
         result.waiting.append(request.reference)
 
 

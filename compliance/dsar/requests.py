@@ -1,6 +1,8 @@
 """DSAR requests: intake, review, extension, retry and the staff's export download.
 
-A data subject asks for a copy of their data (``access``) or its erasure (``erasure``).
+A data subject asks for a copy of their data (``access``), its erasure (``erasure``), or
+another right of GDPR Art. 16-21 (``DsarKind``; what each adds is in ``objections``,
+``restrictions``, ``rectification``; portability is an access export of what they provided).
 Support logs the request and a compliance officer approves it; ``dsar.processing`` then
 does the work before the deadline of GDPR Art. 12(3) (``dsar.deadlines``). The public
 functions commit their change together with its audit event, so a page or a host

@@ -31,6 +31,10 @@ from compliance.store.models import (
 )
 from compliance.store.states import DsarKind, DsarStatus, HoldKind, LedgerDecision
 
+#: The task that tells a system a restriction ended (its webhook call is a ``restriction``
+#: with its ``end``): each system learns the start, then the end.
+RESTRICTION_END = "restriction_end"
+
 
 def erased_by(session: Session, policy: Policy, subject_id: str) -> str | None:
     """What erased the subject's own row (the ``[subjects]`` table), or None if nothing did:

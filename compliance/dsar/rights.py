@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, exists, update
+from sqlalchemy import ColumnElement, and_, exists, or_, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -31,7 +31,7 @@ from compliance.dsar.rectification import (
     plan_rectification,
 )
 from compliance.dsar.requests import audit_request, complete_request, get_dsar, with_article
-from compliance.dsar.restrictions import place_restriction, restriction_of
+from compliance.dsar.restrictions import RESTRICTION_END, place_restriction, restriction_of
 from compliance.errors import ComplianceError, Conflict, InvalidInput
 from compliance.free_text import free_text
 from compliance.policy.datamap import DataMap
@@ -101,6 +101,8 @@ def settle_told(
     system_tasks.run_webhook_tasks(
         session, datamap.policy, actor=actor, now=now, request_ids=[request.id]
     )
+    if request.status != DsarStatus.PROCESSING:  # completed: telling its restriction's end
+        return False
     if not system_tasks.request_tasks_finished(session, request.id, kinds=SYSTEM_KINDS):
         return False
     complete_request(session, request, actor, now)
@@ -149,11 +151,22 @@ def _rectify(
 
 
 def awaiting_systems(now: datetime, lease: timedelta) -> ColumnElement[bool]:
-    """Told requests still waiting for a system, not looked at within ``lease``."""
+    """Told requests still waiting for a system, and completed restrictions whose end a
+    system has not confirmed, not looked at within ``lease``."""
+    ending = exists().where(
+        ErasureTask.dsar_request_id == DsarRequest.id,
+        ErasureTask.action == RESTRICTION_END,
+        ErasureTask.status.in_(system_tasks.OPEN),
+    )
     return and_(
         DsarRequest.kind.in_(TOLD_KINDS),
-        dsar_in(DsarStatus.PROCESSING),
-        exists().where(ErasureTask.dsar_request_id == DsarRequest.id),
+        or_(
+            and_(
+                dsar_in(DsarStatus.PROCESSING),
+                exists().where(ErasureTask.dsar_request_id == DsarRequest.id),
+            ),
+            and_(dsar_in(DsarStatus.COMPLETED), ending),
+        ),
         DsarRequest.processing_started_at <= now - lease,
     )
 
@@ -216,7 +229,9 @@ def lift_restriction(
     env: Mapping[str, str] | None = None,
     now: datetime | None = None,
 ) -> NoticeResult:
-    """Tell the subject, then lift: the hold ends only once the mail server took the notice.
+    """Tell the subject, then lift: the hold ends only once the mail server took the notice;
+    then every webhook and manual system is told the end (a task each, action
+    ``restriction_end``; webhooks get a ``restriction`` call with its end).
 
     A notice that cannot be sent is kept (failed, on the request) and the restriction stays,
     with a Conflict saying so. The reason is kept outside the audit chain (its keyed hash
@@ -252,4 +267,14 @@ def lift_restriction(
         },
     )
     session.commit()
+    # Then every system that was told the start is told the end (retried by later runs).
+    subject = {"id": request.subject_id, "email": request.subject_email}
+    specs = told_task_specs(session, policy, request)
+    system_tasks.ensure_request_tasks(
+        session, policy, request, subject=subject, now=now, specs=specs, action=RESTRICTION_END
+    )
+    session.commit()
+    system_tasks.run_webhook_tasks(
+        session, policy, actor=plan.by.email, now=now, request_ids=[request.id]
+    )
     return told

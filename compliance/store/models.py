@@ -376,7 +376,8 @@ class ErasureTask(Base):
 
     __table_args__ = (
         Index("uq_erasure_tasks_record", "deletion_record_id", "system", unique=True),
-        Index("uq_erasure_tasks_request", "dsar_request_id", "system", unique=True),
+        # A request's system may get a second task (told a restriction ended): one per action.
+        Index("uq_erasure_tasks_request", "dsar_request_id", "system", "action", unique=True),
         Index("ix_erasure_tasks_status", "status", "next_attempt_at"),
         CheckConstraint(
             f"status IN ({sql_in(TaskStatus)})",

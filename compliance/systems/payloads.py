@@ -12,13 +12,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from compliance.dsar.rectification import corrections_of
-from compliance.dsar.restrictions import period_of
+from compliance.dsar.restrictions import RESTRICTION_END, period_of
 from compliance.store.models import DsarRequest, ErasureTask
 from compliance.store.states import DsarKind
 
 
 def task_details(session: Session, task: ErasureTask) -> dict[str, Any]:
-    """The fields a webhook call carries besides kind, reference, key and subject."""
+    """The fields a webhook call carries besides kind, reference, key and subject (and the
+    kind a restriction's end is told as: a ``restriction`` call, with its end)."""
     if task.dsar_request_id is None:
         return {}
     request = session.get(DsarRequest, task.dsar_request_id)
@@ -27,7 +28,9 @@ def task_details(session: Session, task: ErasureTask) -> dict[str, Any]:
     if request.kind == DsarKind.OBJECTION:
         return {"scope": request.scope}
     if request.kind == DsarKind.RESTRICTION:
-        return {"restriction": period_of(session, request.id).as_json()}
+        # The end is told on the wire as the same kind of call, now with its end.
+        kind = {"kind": DsarKind.RESTRICTION.value} if task.action == RESTRICTION_END else {}
+        return kind | {"restriction": period_of(session, request.id).as_json()}
     if request.kind == DsarKind.RECTIFICATION:
         return {
             "changes": [
@@ -56,6 +59,9 @@ def task_instructions(session: Session, task: ErasureTask) -> list[str]:
         return lines
     if "restriction" in details:
         start = details["restriction"]["start"] or "now"
+        if task.action == RESTRICTION_END:
+            end = details["restriction"]["end"]
+            return [f"The restriction of processing ended at {end}: processing may resume."]
         return [
             f"Restrict processing from {start}: keep the subject's data and use it for nothing "
             "else until we tell you the restriction is lifted (GDPR Art. 18)."

@@ -155,11 +155,14 @@ def ensure_request_tasks(
     subject: Mapping[str, Any] | None,
     now: datetime,
     specs: Sequence[TaskSpec] | None = None,
+    action: str | None = None,
 ) -> int:
-    """Create the request's tasks it lacks: ``specs``, by default an access request's."""
+    """Create the request's tasks it lacks: ``specs``, by default an access request's; each
+    does the request's kind, or ``action`` (a restriction's end)."""
     specs = access_task_specs(policy) if specs is None else specs
     rows = [
-        _task_row(spec, request.kind, now, subject, dsar_request_id=request.id) for spec in specs
+        _task_row(spec, action or request.kind, now, subject, dsar_request_id=request.id)
+        for spec in specs
     ]
     return _insert_tasks(session, rows, "dsar_request_id")
 
@@ -199,7 +202,12 @@ def _insert_tasks(session: Session, rows: list[dict[str, Any]], owner: str) -> i
     table = ErasureTask.__table__
     result = session.execute(
         _insert(session)(table)
-        .on_conflict_do_nothing(index_elements=[owner, "system"])
+        # A request's tasks are one per system and action (uq_erasure_tasks_request).
+        .on_conflict_do_nothing(
+            index_elements=[owner, "system", "action"]
+            if owner == "dsar_request_id"
+            else [owner, "system"]
+        )
         .returning(table.c.id),
         rows,
     )

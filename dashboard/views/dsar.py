@@ -533,6 +533,7 @@ if detail.systems:
             [
                 {
                     "system": t.system,
+                    "task": t.action.replace("_", " "),
                     "kind": t.kind,
                     "status": t.status,
                     "attempts": t.attempts,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from compliance.dsar.requests import KINDS
+from compliance.dsar.restrictions import RESTRICTION_END
 from compliance.free_text import MAX_FREE_TEXT
 from compliance.roles import COMPLIANCE_OFFICER
 from compliance.store.states import DsarKind, TaskStatus
@@ -25,6 +26,7 @@ DOING: dict[str, str] = {
     DsarKind.OBJECTION: "Record an objection",
     DsarKind.RESTRICTION: "Restrict processing",
     DsarKind.RECTIFICATION: "Correct",
+    RESTRICTION_END: "End a restriction",
 }
 
 widgets.require_role(COMPLIANCE_OFFICER)

@@ -12,6 +12,7 @@ A restriction of processing (Art. 18) is a hold: ``legal_holds.kind`` says which
 rectification (Art. 16) asks for corrections (``dsar_corrections``), whose new values are
 free texts (``free_texts``), kept by keyed hash and erased with their subject. Portability
 (Art. 20) is an access export of what the subject provided: a kind, no table of its own.
+A request's system may get a task per action (told a restriction started, then ended).
 
 Values are spelled here as they stand at this revision (see 0003_states).
 """
@@ -34,6 +35,7 @@ KINDS_AFTER = (
     "kind IN ('access', 'erasure', 'objection', 'restriction', 'rectification', 'portability')"
 )
 HOLD_KIND = "ck_legal_holds_kind"
+TASK_INDEX = "uq_erasure_tasks_request"
 OPEN = sa.text("status IN ('pending', 'approved', 'processing', 'ready', 'failed')")
 
 
@@ -87,6 +89,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_dsar_corrections_dsar_request_id", "dsar_corrections", ["dsar_request_id"])
+    op.drop_index(TASK_INDEX, table_name="erasure_tasks")
+    op.create_index(
+        TASK_INDEX, "erasure_tasks", ["dsar_request_id", "system", "action"], unique=True
+    )
     op.create_index("ix_suppressions_email_hash", "suppressions", ["email_hash"])
     op.create_index(
         "uq_suppressions_profile_scope",
@@ -102,6 +108,8 @@ def downgrade() -> None:
     )
     if newer:  # their evidence is not thrown away by a downgrade
         raise RuntimeError(f"{newer} request(s) of the newer kinds exist; not downgraded")
+    op.drop_index(TASK_INDEX, table_name="erasure_tasks")
+    op.create_index(TASK_INDEX, "erasure_tasks", ["dsar_request_id", "system"], unique=True)
     op.drop_index("uq_suppressions_profile_scope", table_name="suppressions")
     op.drop_index("ix_suppressions_email_hash", table_name="suppressions")
     op.drop_table("suppressions")
