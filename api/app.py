@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +27,9 @@ from compliance import logs
 from compliance.dsar.api_keys import ApiKeyInfo, KeyRefused, authenticate
 from compliance.dsar.intake import AlreadyOpen, TooSoon, request_status, submit_from_api
 from compliance.dsar.notices import send_notice
+from compliance.dsar.objections import SCOPES
+from compliance.dsar.rectification import MAX_CORRECTIONS, Correction
+from compliance.dsar.requests import KINDS
 from compliance.errors import (
     ComplianceError,
     ConfigError,
@@ -65,7 +68,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 app = FastAPI(
     title="Privacy Desk intake API",
     version="1",
-    summary="Log GDPR access and erasure requests from a host application; follow their status.",
+    summary="Log GDPR data subject requests from a host application; follow their status.",
     lifespan=lifespan,
     redirect_slashes=False,  # a machine client gets its answer, not a 307 to follow
 )
@@ -94,8 +97,15 @@ class IdentityCheck(BaseModel):
     note: str | None = Field(None, max_length=2000, description="How it was checked.")
 
 
+class CorrectionIn(BaseModel):
+    column: str | None = Field(
+        None, max_length=200, description="TABLE.COLUMN of the data map; none: in words."
+    )
+    value: str = Field(max_length=4000, description="The new value, or the correction in words.")
+
+
 class NewRequest(BaseModel):
-    kind: Literal["access", "erasure"]
+    kind: str = Field(max_length=20, description=f"One of {', '.join(KINDS)}.", examples=["access"])
     subject_id: Annotated[str, Field(max_length=255)] | StrictInt | None = Field(
         None, description="The subject's key: a JSON string or a whole number."
     )
@@ -106,6 +116,14 @@ class NewRequest(BaseModel):
         max_length=64,
         description="The law the request falls under ([jurisdictions] in the policy); by "
         "default the one the subject's country picks, else [dsar] default_jurisdiction.",
+    )
+    scope: str | None = Field(
+        None, max_length=50, description=f"An objection's scope: one of {', '.join(SCOPES)}."
+    )
+    corrections: list[CorrectionIn] = Field(
+        default_factory=list,
+        max_length=MAX_CORRECTIONS,
+        description="A rectification's corrections.",
     )
 
 
@@ -175,6 +193,8 @@ def create_request(
         client_ip=request.client.host if request.client else None,
         user_agent=request.headers.get("user-agent"),
         jurisdiction=body.jurisdiction,
+        scope=body.scope,
+        corrections=[Correction(c.value, c.column) for c in body.corrections],
     )
     r = result.request
     try:  # Art. 12: tell the subject it arrived; a mail failure stays on the request, retryable

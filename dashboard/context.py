@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from compliance.audit.chain import ChainCheck, verify_chain
 from compliance.deletion.batches import BatchTarget, batch_target
+from compliance.dsar.rectification import FREE_TEXT
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Policy, config_path, load_policy
 from compliance.reports import dsar_stats, evidence, review_queue, stats, systems
@@ -299,7 +300,8 @@ def dsar_split(url: str, by: str, months: int) -> pd.DataFrame:
 
 
 def system_backlog(current: Policy) -> pd.DataFrame:
-    kinds = tuple(sorted((name, system.kind) for name, system in current.systems.items()))
+    named = {name: system.kind for name, system in current.systems.items()}
+    kinds = tuple(sorted((named | {FREE_TEXT: "manual"}).items()))  # corrections in words
     return _system_backlog(current.database_url, kinds)
 
 

@@ -113,6 +113,7 @@ def days_text(days_left: float) -> str:
 #: The library names an input by its field; the dashboard by the label its form shows.
 #: Fields not listed here read as their column header would (``chunk_size`` → ``Chunk size``).
 FIELD_LABELS: dict[str, str] = {
+    "correct": "Corrections",
     "email": "Subject's email",
     "exclude": "Exclude records",
     "identity_note": "Identity check note",
@@ -120,6 +121,7 @@ FIELD_LABELS: dict[str, str] = {
     "months": "Extend by",
     "reason": "Reason",
     "sample": "Rows sampled per table",
+    "scope": "What the subject objects to",
     "subject_id": "Subject id",
 }
 

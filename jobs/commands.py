@@ -14,6 +14,7 @@ from jobs import (  # noqa: F401
     extend_dsar,
     hold,
     init_db,
+    lift_restriction,
     process_dsar_requests,
     purge_compliance_data,
     records_of_processing,
@@ -25,5 +26,6 @@ from jobs import (  # noqa: F401
     scan_personal_data,
     show,
     submit_dsar,
+    suppression,
     verify_audit_log,
 )

@@ -55,7 +55,7 @@ def _done(result: ProcessResult) -> list[str]:
         for ref, when in sorted(result.retrying.items())
     ]
     if result.waiting:
-        lines.append(f"Waiting for their deletion records: {', '.join(result.waiting)}")
+        lines.append(f"Waiting for their deletion records or systems: {', '.join(result.waiting)}")
     lines += [f"  {ref} failed: {error}" for ref, error in sorted(result.failed.items())]
     if result.keys_hashed:
         lines.append(f"Kept the keys of {result.keys_hashed} erased subjects only as a keyed hash")
@@ -82,6 +82,11 @@ def _planned(result: ProcessResult) -> list[str]:
         lines.append(
             f"Would ask the systems of {len(plan.settle_access)} access requests again: "
             + ", ".join(plan.settle_access)
+        )
+    if plan.settle_told:
+        lines.append(
+            f"Would ask the systems of {len(plan.settle_told)} requests again: "
+            + ", ".join(plan.settle_told)
         )
     if plan.complete_erasures:
         lines.append(

@@ -1,5 +1,6 @@
 import click
 
+from compliance.dsar.rectification import plan_rectification
 from compliance.dsar.requests import review_dsar
 from compliance.reports.review_queue import request_impact
 from compliance.roles import identify
@@ -24,7 +25,9 @@ def review(
 
     Approving an erasure request is its review: its deletion record is accepted (under the
     plan the dry run's impact shows, with [dsar] erasure_review) and applied by the next
-    apply-deletions, with no batch to review.
+    apply-deletions, with no batch to review. Approving a rectification carries out the
+    UPDATEs its dry run previews (table, columns, the subject's rows), in the next
+    process-dsar-requests run.
     """
     if decision is None:
         raise click.UsageError("give --approve or --reject")
@@ -40,9 +43,15 @@ def review(
             policy=rt.policy,
             execute=execute,
         )
+        previewing = decision == "approve" and not execute
         preview = (
             request_impact(session, rt.datamap, [request.reference])
-            if decision == "approve" and request.kind == DsarKind.ERASURE and not execute
+            if previewing and request.kind == DsarKind.ERASURE
+            else None
+        )
+        corrections = (
+            plan_rectification(session, rt.datamap, request)
+            if previewing and request.kind == DsarKind.RECTIFICATION
             else None
         )
     summary: dict[str, object] = {
@@ -61,5 +70,19 @@ def review(
             + (f" ({row['legal_basis']})" if row["legal_basis"] else "")
             for row in rows
         ]
+    if corrections is not None:
+        # Table, columns and rows only: the new values are typed text, kept out of job runs.
+        summary["changes"] = [
+            {"system": c.system, "table": c.table, "columns": sorted(c.values), "rows": c.rows}
+            for c in corrections.changes
+        ]
+        summary["in_words"] = len(corrections.in_words)
+        lines.append("Approving corrects, in the next process-dsar-requests run (one UPDATE each):")
+        lines += [
+            f"  {c.table} ({c.system}): {', '.join(sorted(c.values))} on {c.rows} row(s)"
+            for c in corrections.changes
+        ]
+        if corrections.in_words:
+            lines.append(f"  and {len(corrections.in_words)} correction(s) in words, for a person")
     emit(summary, lines, executed=execute)
     return summary

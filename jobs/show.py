@@ -73,6 +73,15 @@ def show_request(reference: str) -> object:
         f"Logged by {detail.requested_by} at {_when(detail.requested_at)}; {deadline}",
         f"Identity check: {detail.identity}",
     ]
+    if detail.scope:
+        lines.append(f"Objects to: {detail.scope}")
+    lines += [
+        f"Correct {c.table}.{c.column} to: {c.value}" if c.column else f"Correct: {c.value}"
+        for c in detail.corrections
+    ]
+    if detail.restriction is not None:
+        end = f"lifted {_when(detail.restriction.end)}" if detail.restriction.end else "in force"
+        lines.append(f"Restricted since {_when(detail.restriction.start)}: {end}")
     if detail.reviewed_by:
         why = f": {detail.reviewed_reason}" if detail.reviewed_reason else ""
         lines.append(f"Reviewed by {detail.reviewed_by}{why}")

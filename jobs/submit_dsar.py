@@ -1,15 +1,15 @@
 import click
 
-from compliance.dsar.requests import submit
+from compliance.dsar.objections import SCOPES
+from compliance.dsar.rectification import Correction, parse_correction
+from compliance.dsar.requests import KINDS, submit, with_article
 from compliance.roles import identify
 from jobs.cli import emit, execute_option, job_command, runtime
 from jobs.params import SUBJECT_ID
 
 
 @job_command("submit-dsar")
-@click.option(
-    "--kind", required=True, type=click.Choice(["access", "erasure"]), help="What is asked."
-)
+@click.option("--kind", required=True, type=click.Choice(KINDS), help="What is asked.")
 @click.option(
     "--subject-id", type=SUBJECT_ID, help="The subject's key in the application database."
 )
@@ -26,6 +26,16 @@ from jobs.params import SUBJECT_ID
     help="How the requester's identity was checked: one of [dsar] identity_methods.",
 )
 @click.option("--identity-check", help="A note on that check (who saw what).")
+@click.option("--scope", help=f"An objection's scope: one of {', '.join(SCOPES)}.")
+@click.option(
+    "--correct",
+    multiple=True,
+    metavar="TABLE.COLUMN=VALUE",
+    help="A rectification's new value for a column of the data map (repeatable).",
+)
+@click.option(
+    "--correction", multiple=True, help="A rectification's correction in words (repeatable)."
+)
 @execute_option
 def submit_dsar(
     kind: str,
@@ -35,14 +45,18 @@ def submit_dsar(
     requested_by: str,
     identity_method: str | None,
     identity_check: str | None,
+    scope: str | None,
+    correct: tuple[str, ...],
+    correction: tuple[str, ...],
     execute: bool,
 ) -> object:
-    """Log a data subject's access or erasure request; due as its jurisdiction says (GDPR:
-    one calendar month).
+    """Log a data subject's request (any kind the desk handles); due as its jurisdiction says
+    (GDPR: one calendar month).
 
     A second open request of the same kind for the same subject returns the first one.
     The identity check is optional here, for scripted back-office use; the approver then
-    sees "identity check not recorded".
+    sees "identity check not recorded". An objection to direct marketing logged with an
+    identity check is accepted at once: it cannot be refused (GDPR Art. 21(3)).
     """
     if (subject_id is None) == (email is None):
         raise click.UsageError("give exactly one of --subject-id or --email")
@@ -60,6 +74,11 @@ def submit_dsar(
             identity_check=identity_check,
             identity_method=identity_method,
             channel="cli",
+            scope=scope,
+            corrections=[
+                *(parse_correction(c) for c in correct),
+                *(Correction(text) for text in correction),
+            ],
             execute=execute,
         )
     request = result.request
@@ -76,7 +95,7 @@ def submit_dsar(
     if not result.created:
         line = f"{request.reference} is already open for this subject ({request.status}), {due}"
     elif request.reference is None:
-        line = f"Would log an {kind} request for subject {request.subject_id}, {due}"
+        line = f"Would log {with_article(kind)} request for subject {request.subject_id}, {due}"
     else:
         line = f"Logged {request.reference} ({kind}, subject {request.subject_id}), {due}"
     emit(summary, [line], executed=execute if result.created else None)

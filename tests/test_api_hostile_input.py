@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from compliance.dsar.requests import KINDS
 from compliance.store.models import AuditEvent, DsarRequest, ErasureTask
 from tests.conftest import Deployment
 from tests.test_intake_api import IDENTITY, Server, api, new_key  # noqa: F401
@@ -53,7 +54,7 @@ def bad_body(draw: st.DrawFn) -> bytes:
         body.pop("subject_id")
         body["email"] = draw(HOSTILE_TEXT.filter(lambda s: "@" not in s))
     elif flaw == "kind":
-        body["kind"] = draw(HOSTILE_TEXT.filter(lambda s: s not in ("access", "erasure")))
+        body["kind"] = draw(HOSTILE_TEXT.filter(lambda s: s not in KINDS))
     elif flaw == "method":
         body["identity_check"] = {"method": draw(BAD_METHOD), "note": "x"}
     else:

@@ -3,8 +3,9 @@
 Issue 25: retention-cleanup erased held subjects' old ``workflow_logs`` (a table reached
 through ``via``): 13 and 8 rows before, 0 after. Apply, DSAR erasure, retention by
 ``subject_column`` and replay-erasures have their legal-hold tests in test_legal_holds.py and
-test_replay_erasures.py; here the ``via`` case, and a new kind of hold (a restriction
-request) added as one entry of ``HOLD_KINDS`` and honoured by every path without more code.
+test_replay_erasures.py; here the ``via`` case, and the second kind of hold, a data
+subject's restriction of processing (GDPR Art. 18): one entry of ``HOLD_KINDS``, honoured by
+every path without more code.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import MetaData, func, select
 
-from compliance.deletion.holds import HOLD_KINDS, HoldSource
-from compliance.store.models import ComplianceProfile, DeletionRecord, DsarRequest
+from compliance.store.models import DeletionRecord, DsarRequest
 from tests.conftest import DEMO_POLICY, Deployment, ok
 from tests.test_legal_holds import BUCKET, OFFICER, batch_subjects, hold, records_and_batches
 from tests.test_replay_erasures import backup, restore
@@ -69,18 +69,21 @@ def test_retention_keeps_held_subjects_rows_in_tables_reached_through_via(
 
 
 @pytest.fixture
-def restrict(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
-    """A second kind of hold, as a restriction request would add it: one registry entry."""
-    restricted: set[str] = set()
+def restrict(demo: Deployment) -> Callable[[str], None]:
+    """A restriction of processing as a data subject asks it: logged, approved, placed."""
 
-    def in_force(now: datetime) -> object:
-        return select(
-            ComplianceProfile.id.label("profile_id"), ComplianceProfile.id.label("hold_id")
-        ).where(ComplianceProfile.subject_id.in_(sorted(restricted)))
+    def place(subject: str) -> None:
+        logged = demo.run(
+            "--json", "submit-dsar", "--kind", "restriction", "--subject-id", subject,
+            "--requested-by", "support@example.com", "--execute",
+        )  # fmt: skip
+        ok(logged)
+        out = json.loads(logged.stdout)
+        reference = out["reference"]
+        ok(demo.run("review-dsar", reference, "--approve", "--reviewer", OFFICER, "--execute"))
+        ok(demo.run("process-dsar-requests", "--execute"))
 
-    source = HoldSource("restriction of processing", in_force)  # type: ignore[arg-type]
-    monkeypatch.setitem(HOLD_KINDS, "restriction", source)
-    return restricted.add
+    return place
 
 
 def test_a_new_kind_of_hold_is_honoured_by_every_path_that_erases(
@@ -90,7 +93,7 @@ def test_a_new_kind_of_hold_is_honoured_by_every_path_that_erases(
     (batch_id,) = records_and_batches(demo)[:1]
     subjects = batch_subjects(demo, batch_id)
     logs = logs_by_subject(demo)
-    # A: restricted before apply; B: erased by apply, restricted before a replay.
+    # A: restricted before apply; B: erased by apply, then restored from a backup.
     by_logs = sorted(subjects.items(), key=lambda item: -logs.get(str(item[1]), 0))
     (record_a, a), (_, b) = by_logs[0], by_logs[1]
     a, b = str(a), str(b)
@@ -116,23 +119,29 @@ def test_a_new_kind_of_hold_is_honoured_by_every_path_that_erases(
             "--requested-by", "support@example.com", "--execute",
         )
     )  # fmt: skip
+    erasure = select(DsarRequest).where(DsarRequest.kind == "erasure")
     with demo.session() as s:
-        reference = s.scalars(select(DsarRequest.reference)).one()
+        reference = s.scalars(erasure).one().reference
     ok(demo.run("review-dsar", reference, "--approve", "--reviewer", OFFICER, "--execute"))
     ok(demo.run("process-dsar-requests", "--execute"))
     with demo.session() as s:
-        request = s.scalars(select(DsarRequest)).one()
+        request = s.scalars(erasure).one()
         assert (request.last_error or "").startswith("on restriction of processing (hold ")
         assert request.deletion_record_id is None
 
-    # replay-erasures, after a restore brought B back
+    # replay-erasures, after a restore brought B back: an erased subject is not restricted
+    # (refused at intake), so B is erased again, and A stays as it was.
     restore(demo, saved)
-    b_rows = demo.app_rows("users", f"id = {int(b)}")
-    restrict(b)
+    refused = demo.run(
+        "submit-dsar", "--kind", "restriction", "--subject-id", b,
+        "--requested-by", "support@example.com", "--execute",
+    )  # fmt: skip
+    assert refused.exit_code == 2
+    assert f"subject {b} was already erased (bucket {BUCKET})" in refused.stderr
     today = datetime.now(UTC).date().isoformat()
     out = json.loads(ok(demo.run("--json", "replay-erasures", "--since", today, "--execute")))
-    assert out["held"] == 1 and out["replayed"] >= 1
-    assert demo.app_rows("users", f"id = {int(b)}") == b_rows
+    assert out["held"] == 0 and out["replayed"] >= 1
+    assert demo.app_rows("users", f"id = {int(a)}") == a_rows
 
     # retention-cleanup, by subject_column (activity_logs) and through via (workflow_logs)
     demo.write_policy(ALL_OLD)

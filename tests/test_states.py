@@ -87,7 +87,7 @@ def test_the_database_refuses_a_status_no_lifecycle_knows(deployment: Deployment
         JobRun(job="apply-deletions", dry_run=False, status="half-done"),
         DsarRequest(
             reference="DSAR-2026-000009",
-            kind="rectification",
+            kind="complaint",
             subject_id="1",
             status=DsarStatus.PENDING,
             requested_by="s@example.com",

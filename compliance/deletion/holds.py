@@ -40,7 +40,7 @@ from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.store.models import ComplianceProfile, DsarRequest, LegalHold, utcnow
 from compliance.store.queries import dsar_open
 from compliance.store.sql import among_ids, rows_changed
-from compliance.store.states import DsarKind
+from compliance.store.states import EXPORT_KINDS, HoldKind
 
 # Keys per query: well under SQLite's limit of bound values (PostgreSQL gets one array).
 _KEYS_PER_QUERY = 5000
@@ -79,6 +79,7 @@ class HoldView:
     lifted_at: datetime | None = None
     lifted_by: str | None = None
     lifted_reason: str | None = None
+    kind: str = HoldKind.LEGAL
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,7 @@ def add_hold(session: Session, plan: HoldPlan, *, now: datetime | None = None) -
         session.flush()
         profile_id = profile.id
     hold = LegalHold(
+        kind=HoldKind.LEGAL,
         compliance_profile_id=profile_id,
         reason=plan.reason,
         placed_by=plan.by,
@@ -205,6 +207,11 @@ def plan_lift_hold(
     if row is None:
         raise NotFound(f"no legal hold with id {hold_id}")
     hold, subject_id = row
+    if hold.kind == HoldKind.RESTRICTION:
+        raise Conflict(
+            f"hold {hold_id} is a restriction of processing a data subject asked for: lift it "
+            "on its request (lift-restriction), which tells the subject first (GDPR Art. 18(3))"
+        )
     if hold.lifted_at is not None:
         when = hold.lifted_at.strftime("%Y-%m-%d %H:%M UTC")
         raise Conflict(f"legal hold {hold_id} was already lifted by {hold.lifted_by} at {when}")
@@ -229,7 +236,11 @@ def lift_hold(session: Session, plan: HoldPlan, *, now: datetime | None = None) 
     lifted = rows_changed(
         session.execute(
             update(LegalHold)
-            .where(LegalHold.id == plan.hold_id, LegalHold.lifted_at.is_(None))
+            .where(
+                LegalHold.id == plan.hold_id,
+                LegalHold.lifted_at.is_(None),
+                LegalHold.kind == HoldKind.LEGAL,
+            )
             .values(lifted_at=now, lifted_by=plan.by, lifted_reason=plan.reason)
         )
     )
@@ -264,6 +275,7 @@ def _view(hold: LegalHold, subject_id: str, now: datetime) -> HoldView:
         lifted_at=hold.lifted_at,
         lifted_by=hold.lifted_by,
         lifted_reason=hold.lifted_reason,
+        kind=hold.kind,
     )
 
 
@@ -291,7 +303,7 @@ def _chunks(values: list[Any]) -> Iterable[list[Any]]:
 
 
 #: The kind of hold this module places and lifts (``HOLD_KINDS``' first entry).
-LEGAL_HOLD = "legal_hold"
+LEGAL_HOLD = HoldKind.LEGAL
 
 
 @dataclass(frozen=True)
@@ -305,16 +317,23 @@ class HoldSource:
     in_force: Callable[[datetime], Select[int, int]]
 
 
-def _legal_holds(now: datetime) -> Select[int, int]:
-    return select(
-        LegalHold.compliance_profile_id.label("profile_id"), LegalHold.id.label("hold_id")
-    ).where(active_hold(now))
+def _holds_of_kind(kind: HoldKind) -> Callable[[datetime], Select[int, int]]:
+    def in_force(now: datetime) -> Select[int, int]:
+        return select(
+            LegalHold.compliance_profile_id.label("profile_id"), LegalHold.id.label("hold_id")
+        ).where(active_hold(now), LegalHold.kind == kind)
+
+    return in_force
 
 
-#: Every kind of hold that keeps a subject's data, by name. A new kind (a restriction
-#: request, say) is one entry here; ``holds_in_force`` and so every erasing path include it.
+#: Every kind of hold that keeps a subject's data, by name. A new kind is one entry here;
+#: ``holds_in_force`` and so every erasing path include it. A restriction of processing
+#: (GDPR Art. 18, compliance.dsar.restrictions) is one.
 HOLD_KINDS: dict[str, HoldSource] = {
-    LEGAL_HOLD: HoldSource("legal hold", _legal_holds),
+    LEGAL_HOLD: HoldSource("legal hold", _holds_of_kind(HoldKind.LEGAL)),
+    HoldKind.RESTRICTION: HoldSource(
+        "restriction of processing", _holds_of_kind(HoldKind.RESTRICTION)
+    ),
 }
 
 
@@ -397,13 +416,14 @@ def held_profiles(
 
 
 def awaiting_access_export(session: Session, subject_ids: Iterable[str] | None = None) -> set[str]:
-    """Subjects with an open access request: their rows are evidence until the export is built.
+    """Subjects with an open access (or portability) request: their rows are evidence until
+    the export is built.
 
     Among ``subject_ids``, or all such subjects when None.
     """
     query = (
         select(DsarRequest.subject_id)
-        .where(DsarRequest.kind == DsarKind.ACCESS, dsar_open)
+        .where(DsarRequest.kind.in_(EXPORT_KINDS), dsar_open)
         .distinct()
     )
     if subject_ids is None:

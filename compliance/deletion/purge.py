@@ -26,6 +26,7 @@ from compliance.store.models import (
     DeletionBatch,
     DeletionRecord,
     LegalHold,
+    Suppression,
     utcnow,
 )
 from compliance.store.queries import batch_decided, record_in, record_open
@@ -71,6 +72,8 @@ _orphan_profiles = and_(
     ~exists().where(DeletionRecord.compliance_profile_id == ComplianceProfile.id),
     ~exists().where(DecisionLedger.compliance_profile_id == ComplianceProfile.id),
     ~exists().where(LegalHold.compliance_profile_id == ComplianceProfile.id),
+    # A suppression names the subject by profile for good, after erasure too.
+    ~exists().where(Suppression.compliance_profile_id == ComplianceProfile.id),
 )
 
 

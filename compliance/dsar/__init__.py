@@ -1,1 +1,2 @@
-"""Access and erasure requests: intake and review, deadlines, processing, exports, delivery."""
+"""Data subject requests (access, erasure, objection, restriction, rectification, portability):
+intake and review, deadlines, processing, exports, delivery."""

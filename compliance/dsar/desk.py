@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session
 from compliance.audit.texts import readable_all
 from compliance.dsar.deadlines import days_left, effective_due_at
 from compliance.dsar.exports import build_access_export
+from compliance.dsar.objections import never_refused
 from compliance.dsar.processing import delivery_off, export_ready, fail_request, store_failed
+from compliance.dsar.rectification import CorrectionView, corrections_of
 from compliance.dsar.requests import (
     OPEN_STATUSES,
     approval_refusal,
@@ -27,7 +29,9 @@ from compliance.dsar.requests import (
     has_finished_export,
     next_actions,
     requests_by_reference,
+    with_article,
 )
+from compliance.dsar.restrictions import Period, period_of, restriction_of
 from compliance.errors import ComplianceError, Conflict, InvalidInput
 from compliance.free_text import free_text
 from compliance.logs import log_event
@@ -36,7 +40,7 @@ from compliance.policy.loader import Policy
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.storage import STORE_FAULTS, export_store
 from compliance.store.models import AuditEvent, DsarNote, DsarNotice, DsarRequest, utcnow
-from compliance.store.states import DsarKind, DsarStatus
+from compliance.store.states import EXPORT_KINDS, DsarKind, DsarStatus
 from compliance.systems.tasks import tasks_of_request
 
 NOT_RECORDED = "identity check not recorded"
@@ -45,6 +49,11 @@ NOT_RECORDED = "identity check not recorded"
 ACTION_LABELS = {
     "dsar.submitted": "Logged",
     "dsar.approved": "Approved",
+    "dsar.accepted_by_law": "Accepted: an objection to direct marketing is never refused",
+    "dsar.suppression_recorded": "Suppression recorded",
+    "dsar.restriction_placed": "Restriction of processing in force (a hold on the subject)",
+    "dsar.restriction_lifted": "Restriction lifted, after the subject was told",
+    "dsar.rectified": "Corrections applied to a table",
     "dsar.rejected": "Rejected",
     "dsar.extended": "Deadline extended",
     "dsar.retried": "Put back in the queue",
@@ -104,6 +113,7 @@ class SystemTaskInfo:
     last_error: str | None
     done_at: datetime | None
     done_by: str | None
+    action: str = ""  # what the system was asked: the request's kind, or a restriction's end
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,7 @@ class RequestDetail:
     reference: str
     kind: str
     status: str
+    scope: str | None  # an objection's
     subject_id: str
     subject_email: str | None
     requested_by: str
@@ -136,6 +147,8 @@ class RequestDetail:
     notes: list[Note]
     notices: list[NoticeInfo]
     systems: list[SystemTaskInfo]
+    restriction: Period | None = None  # a restriction request's hold, once placed
+    corrections: tuple[CorrectionView, ...] = ()  # a rectification's
 
 
 def identity_text(request: DsarRequest) -> str:
@@ -169,7 +182,7 @@ def _kept(policy: Policy, request: DsarRequest) -> bool:
 
 
 def _exportable(request: DsarRequest, policy: Policy) -> bool:
-    if request.kind != DsarKind.ACCESS:
+    if request.kind not in EXPORT_KINDS:
         return False
     return request.status == DsarStatus.APPROVED or (
         request.status == DsarStatus.PENDING and not policy.dsar.access_review
@@ -200,7 +213,8 @@ def available_actions(
     actions.append("note")
     own = approval_refusal(request, viewer, four_eyes=policy.review.four_eyes) is not None
     if officer and may.can_review:
-        actions += ["reject"] if own else ["approve", "reject"]
+        actions += [] if own else ["approve"]
+        actions += [] if never_refused(request) else ["reject"]
     if officer and may.can_extend:
         actions.append("extend")
     if officer and may.can_retry:
@@ -209,7 +223,7 @@ def available_actions(
         actions.append("export")
     elif may.can_review and own:
         waiting = "you logged this request, so another compliance officer approves it (four eyes)"
-    elif request.kind == DsarKind.ACCESS and may.can_review:
+    elif request.kind in EXPORT_KINDS and may.can_review:
         waiting = "waiting for approval by a compliance officer"
     if request.status == DsarStatus.PROCESSING:
         waiting = "being processed"
@@ -295,6 +309,11 @@ def request_detail(
     is_open = request.status in OPEN_STATUSES
     available, expires = export_state(request, policy, now)
     actions, waiting = available_actions(request, policy, roles, now, viewer=viewer)
+    restriction = None
+    if request.kind == DsarKind.RESTRICTION and restriction_of(session, request.id) is not None:
+        restriction = period_of(session, request.id)
+        if restriction.end is None and COMPLIANCE_OFFICER in set(roles):
+            actions += ("lift",)  # plan_lift_restriction holds the rule; this offers it
     notes = session.scalars(
         select(DsarNote).where(DsarNote.dsar_request_id == request.id).order_by(DsarNote.id)
     )
@@ -305,6 +324,7 @@ def request_detail(
         reference=request.reference,
         kind=request.kind,
         status=request.status,
+        scope=request.scope,
         subject_id=request.subject_id,
         subject_email=request.subject_email,
         requested_by=request.requested_by,
@@ -334,10 +354,19 @@ def request_detail(
         ],
         systems=[
             SystemTaskInfo(
-                t.system, t.system_kind, t.status, t.attempts, t.last_error, t.done_at, t.done_by
+                t.system,
+                t.system_kind,
+                t.status,
+                t.attempts,
+                t.last_error,
+                t.done_at,
+                t.done_by,
+                t.action,
             )
             for t in tasks_of_request(session, request)
         ],
+        restriction=restriction,
+        corrections=tuple(corrections_of(session, request.id)),
     )
 
 
@@ -372,8 +401,11 @@ def start_export(
     """
     by = require(actor, SUPPORT, COMPLIANCE_OFFICER, to="export DSAR requests")
     request = get_dsar(session, reference)
-    if request.kind != DsarKind.ACCESS:
-        raise Conflict(f"{request.reference} is an erasure request; only access requests export")
+    if request.kind not in EXPORT_KINDS:
+        raise Conflict(
+            f"{request.reference} is {with_article(request.kind)} request; only access and "
+            "portability requests export"
+        )
     if not _exportable(request, policy):
         if request.status == DsarStatus.PENDING:
             raise Conflict(f"{request.reference} is waiting for approval by a compliance officer")

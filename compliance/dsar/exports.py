@@ -40,6 +40,7 @@ from compliance.storage import Area, ExportStore, Writer
 from compliance.storage.folder import SAFE_NAME as _SAFE_NAME
 from compliance.storage.folder import FolderStore, user_export_name
 from compliance.store.models import DsarRequest, UserExport, utcnow
+from compliance.store.states import DsarKind
 
 # A safety net under the policy's export_exclude: credentials never leave, whatever the map says.
 _CREDENTIAL = re.compile(r"password|passwd|secret|token_hash|api_key|otp_hash|private_key", re.I)
@@ -69,6 +70,8 @@ class SystemFile:
 class SubjectData:
     subject_id: str
     tables: list[TableData]
+    #: Only what the subject provided (a portability export), not all we hold.
+    portable_only: bool = False
 
     def as_json_document(
         self, exported_at: datetime, request: Mapping[str, Any] | None = None
@@ -142,11 +145,21 @@ Progress = Callable[[int, int, str], None]  # tables done, tables in all, the ta
 
 
 def collect_subject_data(
-    datamap: DataMap, subject_id: str, progress: Progress | None = None
+    datamap: DataMap,
+    subject_id: str,
+    progress: Progress | None = None,
+    *,
+    portable_only: bool = False,
 ) -> SubjectData:
-    """Walk the whole data map (retain tables too: they are the subject's data as well)."""
+    """Walk the whole data map (retain tables too: they are the subject's data as well), or
+    with ``portable_only`` the tables holding what the subject provided (GDPR Art. 20)."""
+
+    def wanted(system: str) -> list[str]:
+        names = datamap.tables_in(system)
+        return [n for n in names if datamap.mapped(n).portable] if portable_only else names
+
     tables = []
-    total = sum(len(datamap.tables_in(system)) for system in datamap.sql_systems())
+    total = sum(len(wanted(system)) for system in datamap.sql_systems())
     done = 0
     for system in datamap.sql_systems():
         engine = datamap.engine_for(system)
@@ -154,7 +167,7 @@ def collect_subject_data(
             {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
         )
         with engine.connect().execution_options(**options) as conn:
-            for name in datamap.tables_in(system):
+            for name in wanted(system):
                 mapped = datamap.mapped(name)
                 excluded = excluded_columns(datamap, name)
                 columns, rows = datamap.subject_rows(conn, name, [subject_id], exclude=excluded)
@@ -173,7 +186,7 @@ def collect_subject_data(
                 if progress is not None:
                     progress(done, total, name)
     tables.sort(key=lambda t: t.name)
-    return SubjectData(str(subject_id), tables)
+    return SubjectData(str(subject_id), tables, portable_only)
 
 
 def csv_bytes(table: TableData) -> bytes:
@@ -215,6 +228,15 @@ def readme_text(
         "",
         f"Generated at {plain(generated_at)}. Dates and times are ISO 8601 with their UTC offset.",
         "",
+        *(
+            [
+                "This export holds the personal data you provided to us (GDPR Art. 20), in",
+                "files another service can read; ask for a copy of your data for all we hold.",
+                "",
+            ]
+            if data.portable_only
+            else []
+        ),
         "Files",
         "-----",
     ]
@@ -310,9 +332,11 @@ def build_access_export(
     progress: Progress | None = None,
 ) -> ExportFile:
     """The ZIP answering an access request, written to ``store`` (a folder names it
-    ``REFERENCE.zip``)."""
+    ``REFERENCE.zip``); answering a portability request, only the tables marked ``portable``
+    (what the subject provided)."""
     generated_at = now or utcnow()
-    data = collect_subject_data(datamap, subject_id, progress)
+    portable = request is not None and request.kind == DsarKind.PORTABILITY
+    data = collect_subject_data(datamap, subject_id, progress, portable_only=portable)
     meta = request_metadata(request) if request is not None else None
     files = export_files(data, reference, generated_at, request=meta, parts=parts)
     stored = store.write(Area.EXPORTS, f"{reference}.zip", zip_writer(files))

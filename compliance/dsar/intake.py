@@ -11,6 +11,7 @@ minute is over, and reaching the limit is audited.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,6 +21,8 @@ from sqlalchemy.orm import Session
 from compliance.audit.chain import record_event
 from compliance.dsar.api_keys import ApiKeyInfo
 from compliance.dsar.deadlines import effective_due_at
+from compliance.dsar.objections import check_scope
+from compliance.dsar.rectification import Correction, check_corrections
 from compliance.dsar.requests import (
     KINDS,
     Submission,
@@ -29,7 +32,7 @@ from compliance.dsar.requests import (
     submit,
     with_article,
 )
-from compliance.errors import Conflict, InvalidInput, NotFound
+from compliance.errors import Conflict, InvalidInput, NotFound, quoted
 from compliance.free_text import free_text
 from compliance.policy.loader import Policy
 from compliance.store.models import ApiKey, DsarRequest, utcnow
@@ -188,13 +191,17 @@ def submit_from_api(
     user_agent: str | None,
     jurisdiction: str | None = None,
     now: datetime | None = None,
+    scope: str | None = None,
+    corrections: Sequence[Correction] = (),
 ) -> Submission:
     """Log a request for a host application, under its key's name; refuse floods and repeats."""
     if kind not in KINDS:
-        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got '{kind}'")
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got {quoted(kind)}")
     note = free_text(identity_note, field="identity_note")  # a bad body before any lookup
     if jurisdiction is not None:
         policy.jurisdiction(jurisdiction)
+    check_scope(kind, scope)
+    check_corrections(policy, app_engine, kind, corrections)
     now = now or utcnow()
     check_unknown_subjects(session, key, now=now)
     try:
@@ -223,6 +230,8 @@ def submit_from_api(
         client_ip=client_ip,
         user_agent=user_agent,
         now=now,
+        scope=scope,
+        corrections=corrections,
         execute=True,
     )
     if not result.created:  # a concurrent submission won the race

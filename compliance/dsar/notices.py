@@ -1,4 +1,5 @@
-"""Notices to the data subject: acknowledgement, extension, refusal, completion.
+"""Notices to the data subject: acknowledgement, extension, refusal, completion, and the
+notice that a restriction of processing is being lifted.
 
 GDPR Art. 12 asks that the subject be told when their request is received, why it takes
 longer (12(3)), why it is refused and that they may complain (12(4)), and when it is done.
@@ -30,17 +31,37 @@ from compliance.logs import log_event
 from compliance.policy.loader import Policy
 from compliance.roles import API_INTAKE, COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.store.models import DsarNotice, DsarRequest, utcnow
-from compliance.store.states import DsarStatus, NoticeStatus
+from compliance.store.states import DsarKind, DsarStatus, NoticeStatus
 
 _ADDRESS = re.compile(r"[^\s<>@]+@[^\s<>@]+")
-NOTICE_KINDS = ("acknowledgement", "extension", "refusal", "completion")
+#: Told before a restriction of processing is lifted (Art. 18(3)); sent by lifting it only.
+LIFT = "restriction_lift"
+NOTICE_KINDS = ("acknowledgement", "extension", "refusal", "completion", LIFT)
 SHIPPED = Path(__file__).resolve().parent / "templates"
-WHAT = {"access": "a copy of your personal data", "erasure": "the erasure of your personal data"}
+#: What each kind of request asks for, and its outcome, in the subject's words ($what,
+#: $outcome); ``{scope}`` is an objection's scope.
+WHAT = {
+    DsarKind.ACCESS: "a copy of your personal data",
+    DsarKind.ERASURE: "the erasure of your personal data",
+    DsarKind.OBJECTION: "an end to the use of your personal data for {scope}",
+    DsarKind.RESTRICTION: "the restriction of the processing of your personal data",
+    DsarKind.RECTIFICATION: "the correction of your personal data",
+    DsarKind.PORTABILITY: "the personal data you gave us, in a machine-readable form",
+}
 OUTCOME = {
-    "access": "Your export is ready. We send the download link and, in a separate email, "
-    "a one-time code; the link works for one download only.",
-    "erasure": "We erased your personal data, except what the law obliges us to keep "
+    DsarKind.ACCESS: "Your export is ready. We send the download link and, in a separate "
+    "email, a one-time code; the link works for one download only.",
+    DsarKind.ERASURE: "We erased your personal data, except what the law obliges us to keep "
     "(for example invoices, under accounting law).",
+    DsarKind.OBJECTION: "We no longer use your personal data for {scope}, and every system "
+    "we use was told. We keep a note of your objection, without your address, so that it "
+    "stays in force even after your data is erased.",
+    DsarKind.RESTRICTION: "We keep your personal data but use it for nothing else, and every "
+    "system we use was told. We will tell you before we lift the restriction.",
+    DsarKind.RECTIFICATION: "We corrected your personal data as you asked, in every system we use.",
+    DsarKind.PORTABILITY: "Your export is ready: the data you gave us, as JSON and CSV files "
+    "another service can read. We send the download link and, in a separate email, a "
+    "one-time code; the link works for one download only.",
 }
 
 
@@ -103,13 +124,18 @@ def _fill(path: Path, template: string.Template, values: Mapping[str, str]) -> s
         raise ConfigError(f"notice template {path} is malformed: {exc}") from None
 
 
+def _words(texts: Mapping[DsarKind, str], request: DsarRequest) -> str:
+    return texts[DsarKind(request.kind)].format(scope=(request.scope or "").replace("_", " "))
+
+
 def render_notice(
     policy: Policy, request: DsarRequest, kind: str, *, reason: str | None = None
 ) -> RenderedNotice:
     """The notice as it would go out: what the dashboard previews is exactly what is sent."""
     if kind not in NOTICE_KINDS:
         raise InvalidInput(f"notice kind must be one of {', '.join(NOTICE_KINDS)}, got '{kind}'")
-    if kind not in notice_kinds_for(request):
+    lifting = kind == LIFT and request.kind == DsarKind.RESTRICTION
+    if kind not in notice_kinds_for(request) and not lifting:
         raise Conflict(
             f"{request.reference} is {request.status}; {with_article(kind)} notice does not fit"
         )
@@ -117,15 +143,15 @@ def render_notice(
         raise Conflict(f"{request.reference} has no email address to send a notice to")
     given = reason if reason is not None else default_reason(request, kind)
     reason = free_text(given, field="reason") or ""
-    if kind in ("extension", "refusal") and not reason:
+    if kind in ("extension", "refusal", LIFT) and not reason:
         raise InvalidInput(f"{with_article(kind)} notice must tell the subject the reason")
     values = {
         "reference": request.reference,
-        "what": WHAT[request.kind],
+        "what": _words(WHAT, request),
         "received_date": f"{request.requested_at:%Y-%m-%d}",
         "due_date": f"{effective_due_at(request):%Y-%m-%d}",
         "reason": reason,
-        "outcome": OUTCOME[request.kind],
+        "outcome": _words(OUTCOME, request),
     }
     text_path, text_template = _template(policy, f"{kind}.txt")
     text = _fill(text_path, text_template, values)
@@ -198,6 +224,34 @@ def send_notice(
     The request itself never depends on its notice: a down mail server must not lose an
     intake or a decision, it leaves a failed notice someone can retry.
     """
+    if kind == LIFT:
+        raise Conflict("the subject is told a restriction ends by lifting it (lift-restriction)")
+    return _send_new(session, policy, reference, kind, actor=actor, reason=reason, env=env)
+
+
+def send_lift_notice(
+    session: Session,
+    policy: Policy,
+    reference: str,
+    *,
+    actor: Identity,
+    reason: str,
+    env: Mapping[str, str] | None = None,
+) -> NoticeResult:
+    """Art. 18(3): tell the subject, with the reason, that their restriction is being lifted."""
+    return _send_new(session, policy, reference, LIFT, actor=actor, reason=reason, env=env)
+
+
+def _send_new(
+    session: Session,
+    policy: Policy,
+    reference: str,
+    kind: str,
+    *,
+    actor: Identity,
+    reason: str | None,
+    env: Mapping[str, str] | None,
+) -> NoticeResult:
     by = require(actor, SUPPORT, COMPLIANCE_OFFICER, API_INTAKE, to="send notices to subjects")
     if API_INTAKE in actor.roles and kind != "acknowledgement":
         raise PermissionDenied(f"{by} may only acknowledge the requests it logs")

@@ -11,7 +11,7 @@ by apply-deletions, which itself waits for every system's task.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from compliance.deletion.apply import one_line
 from compliance.deletion.holds import HoldRef, awaiting_access_export, held_profiles
 from compliance.deletion.records import add_records
+from compliance.dsar import rights
 from compliance.dsar.delivery import default_download_url, send_link
 from compliance.dsar.exports import SystemFile, build_access_export
 from compliance.dsar.forget import forget_subject, hash_erased_keys, plan_key_hashing
@@ -49,7 +50,14 @@ from compliance.store.queries import (
     record_state,
 )
 from compliance.store.sql import rows_changed
-from compliance.store.states import DsarKind, DsarStatus, RecordState, TaskStatus
+from compliance.store.states import (
+    EXPORT_KINDS,
+    TOLD_KINDS,
+    DsarKind,
+    DsarStatus,
+    RecordState,
+    TaskStatus,
+)
 from compliance.systems import tasks as system_tasks
 
 CLAIM_LEASE = timedelta(minutes=30)  # far longer than one export or erasure takes
@@ -210,13 +218,16 @@ def _process_access(
 ) -> bool:
     """Open the request's tasks, ask the other systems, and export once all are done.
 
-    Returns whether the export was written (False: it waits for a webhook or a person).
+    Returns whether the export was written (False: it waits for a webhook or a person). A
+    portability export holds the portable tables of the SQL systems only: no task to wait for.
     """
     policy = datamap.policy
     store = export_store(policy)
     subject = {"id": request.subject_id, "email": request.subject_email}
-    system_tasks.ensure_request_tasks(session, policy, request, subject=subject, now=now)
-    if any(s.kind in _WAITING_KINDS for s in system_tasks.access_task_specs(policy)):
+    told = request.kind == DsarKind.ACCESS
+    if told:
+        system_tasks.ensure_request_tasks(session, policy, request, subject=subject, now=now)
+    if told and any(s.kind in _WAITING_KINDS for s in system_tasks.access_task_specs(policy)):
         session.commit()  # the tasks' idempotency keys exist before any request leaves
         system_tasks.run_webhook_tasks(
             session, policy, actor=actor, now=now, request_ids=[request.id], store=store,
@@ -315,11 +326,49 @@ def _awaiting_systems(now: datetime) -> ColumnElement[bool]:
     )
 
 
+def _told_into(
+    result: ProcessResult,
+    session: Session,
+    datamap: DataMap,
+    request: DsarRequest,
+    actor: str,
+    now: datetime,
+    *,
+    claimed: bool,
+) -> None:
+    """Work on a told request (an objection...) and count it completed or waiting."""
+    work = rights.process_told if claimed else rights.settle_told
+    if work(session, datamap, request, actor, now):
+        result.completed.append(request.reference)
+    elif request.status == DsarStatus.PROCESSING:  # not a restriction telling its end
+        result.waiting.append(request.reference)
+
+
 def _settle_access(
     session: Session, datamap: DataMap, result: ProcessResult, actor: str, now: datetime
 ) -> None:
-    """Access requests waiting for their systems: ask again, export those now complete."""
-    waiting = _awaiting_systems(now)
+    """Access requests waiting for their systems: ask again, export those now complete;
+    told requests (objections...) waiting for theirs: ask again, complete the finished."""
+
+    def access(request: DsarRequest) -> None:
+        _access_into(result, session, datamap, request, actor, now)
+
+    def told(request: DsarRequest) -> None:
+        _told_into(result, session, datamap, request, actor, now, claimed=False)
+
+    _settle_waiting(session, result, actor, now, _awaiting_systems(now), access)
+    _settle_waiting(session, result, actor, now, rights.awaiting_systems(now, SETTLE_LEASE), told)
+
+
+def _settle_waiting(
+    session: Session,
+    result: ProcessResult,
+    actor: str,
+    now: datetime,
+    waiting: ColumnElement[bool],
+    work: Callable[[DsarRequest], None],
+) -> None:
+    """Take each request ``waiting`` for this worker, one at a time, and ``work`` on it."""
     ids = list(session.scalars(select(DsarRequest.id).where(waiting).order_by(DsarRequest.id)))
     session.rollback()
     seen = set(result.waiting)
@@ -335,7 +384,7 @@ def _settle_access(
         if rows_changed(taken) != 1 or request is None or request.reference in seen:
             continue  # another worker has it, or this run's claim just asked
         try:
-            _access_into(result, session, datamap, request, actor, now)
+            work(request)
             session.commit()
         except STORE_FAULTS as exc:
             session.rollback()
@@ -594,6 +643,8 @@ class ProcessingPlan:
     #: Erased subjects whose key a run would keep only as a keyed hash, and those waiting.
     hash_keys: int = 0
     hash_keys_waiting: int = 0
+    #: Told requests (objections...) whose systems are asked again.
+    settle_told: tuple[str, ...] = ()
 
 
 def plan_dsar_processing(
@@ -608,6 +659,11 @@ def plan_dsar_processing(
     ).all()
     settle_access = session.scalars(
         select(DsarRequest.reference).where(_awaiting_systems(now)).order_by(DsarRequest.id)
+    ).all()
+    settle_told = session.scalars(
+        select(DsarRequest.reference)
+        .where(rights.awaiting_systems(now, SETTLE_LEASE))
+        .order_by(DsarRequest.id)
     ).all()
     complete: list[str] = []
     fail: list[tuple[str, str]] = []
@@ -630,7 +686,7 @@ def plan_dsar_processing(
     keys = plan_key_hashing(session, now=now)
     return ProcessingPlan(
         claim=tuple(r.reference for r in claimable),
-        claim_access=tuple(r.reference for r in claimable if r.kind == DsarKind.ACCESS),
+        claim_access=tuple(r.reference for r in claimable if r.kind in EXPORT_KINDS),
         settle_access=tuple(settle_access),
         complete_erasures=tuple(complete),
         fail_erasures=tuple(fail),
@@ -638,6 +694,7 @@ def plan_dsar_processing(
         delivery_off=off,
         hash_keys=len(keys.ready),
         hash_keys_waiting=keys.waiting,
+        settle_told=tuple(settle_told),
     )
 
 
@@ -708,8 +765,10 @@ def _process_claimed(
     """Do one claimed request's work; its failure is stored on it and stops no other."""
     started = now or utcnow()
     try:
-        if request.kind == DsarKind.ACCESS:
+        if request.kind in EXPORT_KINDS:
             _access_into(result, session, datamap, request, actor, started)
+        elif request.kind in TOLD_KINDS:
+            _told_into(result, session, datamap, request, actor, started, claimed=True)
         elif _process_erasure(session, datamap.policy, request, actor, started):
             result.erasure_scheduled += 1
         else:

@@ -1,6 +1,8 @@
 """DSAR requests: intake, review, extension, retry and the staff's export download.
 
-A data subject asks for a copy of their data (``access``) or its erasure (``erasure``).
+A data subject asks for a copy of their data (``access``), its erasure (``erasure``), or
+another right of GDPR Art. 16-21 (``DsarKind``; what each adds is in ``objections``,
+``restrictions``, ``rectification``; portability is an access export of what they provided).
 Support logs the request and a compliance officer approves it; ``dsar.processing`` then
 does the work before the deadline of GDPR Art. 12(3) (``dsar.deadlines``). The public
 functions commit their change together with its audit event, so a page or a host
@@ -25,14 +27,24 @@ from sqlalchemy.orm import Session
 from compliance.audit.chain import record_event
 from compliance.audit.texts import text_details
 from compliance.deletion.plans import plan_document, plan_hash, store_plan
-from compliance.dsar.deadlines import (
-    due_date,
-    effective_due_at,
-    jurisdiction_for,
-    latest_due_date,
+from compliance.dsar.deadlines import due_date, effective_due_at, jurisdiction_for, latest_due_date
+from compliance.dsar.objections import BY_LAW, check_scope, never_refused
+from compliance.dsar.rectification import (
+    CheckedCorrection,
+    Correction,
+    check_corrections,
+    store_corrections,
 )
+from compliance.dsar.restrictions import refuse_if_erased
 from compliance.emails import check_email
-from compliance.errors import ConfigError, Conflict, InvalidInput, NotFound, PermissionDenied
+from compliance.errors import (
+    ConfigError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    quoted,
+)
 from compliance.free_text import free_text
 from compliance.logs import log_event
 from compliance.policy.datamap import normalise_subject_key
@@ -42,7 +54,13 @@ from compliance.roles import API_INTAKE, COMPLIANCE_OFFICER, SUPPORT, Identity, 
 from compliance.storage import ExportStore, export_store
 from compliance.store.models import DsarRequest, utcnow
 from compliance.store.queries import dsar_open, first_or_not_found
-from compliance.store.states import OPEN_DSAR_STATUSES, DsarKind, DsarStatus, can_move
+from compliance.store.states import (
+    EXPORT_KINDS,
+    OPEN_DSAR_STATUSES,
+    DsarKind,
+    DsarStatus,
+    can_move,
+)
 
 KINDS = tuple(k.value for k in DsarKind)
 OPEN_STATUSES = tuple(s.value for s in OPEN_DSAR_STATUSES)
@@ -209,6 +227,8 @@ def submit(
     client_ip: str | None = None,
     user_agent: str | None = None,
     now: datetime | None = None,
+    scope: str | None = None,
+    corrections: Sequence[Correction] = (),
     execute: bool,
 ) -> Submission:
     """Log a request (committed, audited); a duplicate open request returns the existing one.
@@ -218,16 +238,26 @@ def submit(
     leave it out and the approver then sees that it was not recorded. The request falls under
     ``jurisdiction`` if given, else as ``deadlines.jurisdiction_for`` picks it. With
     ``execute=False`` nothing is written and an unsaved request (reference None) shows what
-    would be logged.
+    would be logged. An objection names its ``scope``; one to direct marketing logged with
+    an identity check is accepted at once (Art. 21(3), ``objections.never_refused``). A
+    rectification lists its ``corrections`` (``rectification.check_corrections``).
     """
     by = _check_intake(kind, requested_by)
     if jurisdiction is not None:
         policy.jurisdiction(jurisdiction)  # an unknown name is refused before any lookup
+    if kind == DsarKind.PORTABILITY and not any(t.portable for t in policy.tables.values()):
+        raise ConfigError(
+            "no table of the data map is marked portable ([tables.NAME] portable = true): "
+            "a portability request would export nothing"
+        )
+    objection = check_scope(kind, scope)
+    checked = check_corrections(policy, app_engine, kind, corrections)
     note = free_text(identity_check, field="identity_note")  # before any lookup, as all input
     identity_method = check_identity_method(
         policy, identity_method, note, required=require_identity
     )
     key, subject_email = resolve_subject(policy, app_engine, subject_id=subject_id, email=email)
+    refuse_if_erased(session, policy, kind, key)
     now = now or utcnow()
     existing = open_request(session, key, kind)
     if existing is not None:
@@ -253,24 +283,27 @@ def submit(
         extension_months=0,
         extension_days=0,
         attempts=0,
+        scope=objection,
     )
     if not execute:
         request.reference = None  # type: ignore[assignment]
         session.rollback()
         return Submission(request, True)
-    return _save_submission(session, request)
+    return _save_submission(session, request, checked)
 
 
 def _check_intake(kind: str, requested_by: Identity) -> str:
     """The kind and the requester are refused before the subject is looked up."""
     if kind not in KINDS:
-        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got '{kind}'")
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got {quoted(kind)}")
     return check_requester(
         require(requested_by, SUPPORT, COMPLIANCE_OFFICER, API_INTAKE, to="log DSAR requests")
     )
 
 
-def _save_submission(session: Session, request: DsarRequest) -> Submission:
+def _save_submission(
+    session: Session, request: DsarRequest, corrections: Sequence[CheckedCorrection] = ()
+) -> Submission:
     """Save the very request the dry run would show, unless a concurrent one won the race."""
     key, kind = request.subject_id, request.kind
     try:
@@ -285,6 +318,7 @@ def _save_submission(session: Session, request: DsarRequest) -> Submission:
         if existing is None:
             raise
         return Submission(existing, False)
+    store_corrections(session, request, corrections)
     audit_request(
         session,
         request,
@@ -296,13 +330,28 @@ def _save_submission(session: Session, request: DsarRequest) -> Submission:
             "due_at": request.due_at.isoformat(),
             "channel": request.channel,
             "identity_method": request.identity_method,
-        },
+        }
+        | ({"scope": request.scope} if request.scope else {})
+        | ({"corrections": len(corrections)} if corrections else {}),
     )
+    if never_refused(request) and request.identity_method:
+        _accept_by_law(session, request)
     session.commit()
     log_event(
         "dsar.submitted", reference=request.reference, kind=request.kind, channel=request.channel
     )
     return Submission(request, True)
+
+
+def _accept_by_law(session: Session, request: DsarRequest) -> None:
+    """An objection to direct marketing with a checked identity needs no officer: accepted."""
+    assert can_move(DsarStatus(request.status), DsarStatus.APPROVED)
+    request.status = DsarStatus.APPROVED
+    request.reviewed_at = request.requested_at
+    audit_request(
+        session, request, "dsar.accepted_by_law", request.requested_by,
+        {"kind": request.kind, "scope": request.scope, "why": BY_LAW},
+    )  # fmt: skip
 
 
 def get_dsar(session: Session, reference: str, *, lock: bool = False) -> DsarRequest:
@@ -434,6 +483,8 @@ def review_dsar(
     refused = approval_refusal(request, reviewer.email, four_eyes=four_eyes)
     if decision == "approve" and refused is not None:
         raise PermissionDenied(refused)
+    if decision == "reject" and never_refused(request):
+        raise Conflict(f"{request.reference} cannot be rejected ({BY_LAW}); approve it")
     erasure = decision == "approve" and request.kind == DsarKind.ERASURE
     if erasure and policy is None:
         raise TypeError("approving an erasure request needs the policy: it accepts its plan")
@@ -580,7 +631,7 @@ class DsarActions:
 
 def has_finished_export(request: DsarRequest) -> bool:
     """An access export was written: ready to send, or sent (and sendable again)."""
-    return request.kind == DsarKind.ACCESS and request.status in (
+    return request.kind in EXPORT_KINDS and request.status in (
         DsarStatus.READY,
         DsarStatus.COMPLETED,
     )
@@ -596,9 +647,9 @@ def complete_request(session: Session, request: DsarRequest, actor: str, now: da
     request.completed_at = now
     request.last_error = None
     details: dict[str, Any] = {"kind": request.kind, "on_time": now <= effective_due_at(request)}
-    if request.kind == DsarKind.ACCESS:
+    if request.kind in EXPORT_KINDS:
         details.update(bytes=request.export_bytes, sha256=request.export_sha256)
-    else:
+    elif request.kind == DsarKind.ERASURE:
         details["deletion_record_id"] = request.deletion_record_id
     audit_request(session, request, "dsar.completed", actor, details)
 

@@ -57,7 +57,7 @@ STAFF_ARGUMENTS = frozenset({"reviewer", "requested_by", "by", "actor"})
 #: Text a person typed as a command's option (a reason, a note, an exclusion's note): it may
 #: name the subject, and job runs outlive the subject's erasure. Summaries keep their
 #: reasons: those are the desk's own words ("no ops_channel configured").
-TYPED_TEXT_ARGUMENTS = frozenset({"reason", "note"})
+TYPED_TEXT_ARGUMENTS = frozenset({"reason", "note", "correction"})
 REDACTED = "[redacted]"
 _EMAIL = re.compile(r"[^\s@'\"<>(),;:\[\]]+@[^\s@'\"<>(),;:\[\]]+\.[A-Za-z]{2,}")
 
@@ -93,10 +93,12 @@ def redact_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
     (``--exclude 42:NOTE`` keeps the record id)."""
     kept: dict[str, Any] = {}
     for key, value in arguments.items():
-        if key in TYPED_TEXT_ARGUMENTS and value not in (None, ""):
+        if key in TYPED_TEXT_ARGUMENTS and value not in (None, "", [], ()):
             kept[key] = REDACTED
         elif key == "exclude" and isinstance(value, list | tuple):
             kept[key] = [f"{str(v).partition(':')[0]}:{REDACTED}" for v in value]
+        elif key == "correct" and isinstance(value, list | tuple):  # the column, not the value
+            kept[key] = [f"{str(v).partition('=')[0].strip()[:100]}={REDACTED}" for v in value]
         else:
             kept[key] = redact(value, key)
     return kept

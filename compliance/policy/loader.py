@@ -82,6 +82,8 @@ class MappedTable:
     legal_basis: str | None = None
     #: The SQL system (database) holding the table; the application database by default.
     system: str = APP_SYSTEM
+    #: Data the subject provided: what a portability request exports (GDPR Art. 20).
+    portable: bool = False
 
 
 @dataclass(frozen=True)
@@ -669,6 +671,7 @@ _TABLE_FIELDS = (
     Field("export_exclude", list, default=(), items=str, check=_tuple),
     Field("legal_basis"),
     Field("system", default=APP_SYSTEM),
+    Field("portable", bool, default=False),
 )  # fmt: skip
 _BUCKET_FIELDS = (
     Field("tables", list, missing=_NO_TABLES, wrong=_NO_TABLES, check=_bucket_tables),

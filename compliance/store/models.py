@@ -29,6 +29,7 @@ from compliance.store.states import (
     DsarKind,
     DsarStatus,
     FindingStatus,
+    HoldKind,
     JobRunStatus,
     TaskStatus,
     sql_in,
@@ -225,6 +226,8 @@ class DsarRequest(Base):
     jurisdiction: Mapped[str] = mapped_column(String(64), default="gdpr", server_default="gdpr")
     latest_due_at: Mapped[datetime]
     extension_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Added by migration 0016: what an objection is to (compliance.dsar.objections.Scope).
+    scope: Mapped[str | None] = mapped_column(String(50))
 
     __table_args__ = (
         Index("ix_dsar_requests_subject_kind_requested", "subject_id", "kind", "requested_at"),
@@ -278,6 +281,21 @@ class DsarNotice(OfDsarRequest, Base):
     sent_at: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class DsarCorrection(OfDsarRequest, Base):
+    """One correction a rectification request asks for (added by migration 0016).
+
+    A mapped column (``table_name``, ``column_name``) and its new value, or, with neither,
+    a correction in words. The value is typed text: kept in free_texts (by ``value_hash``),
+    tied to the subject and erased with them, never in the audit chain.
+    """
+
+    __tablename__ = "dsar_corrections"
+    table_name: Mapped[str | None] = mapped_column(String(100))
+    column_name: Mapped[str | None] = mapped_column(String(100))
+    value_hash: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ApiKey(Base):
@@ -372,7 +390,8 @@ class ErasureTask(Base):
 
     __table_args__ = (
         Index("uq_erasure_tasks_record", "deletion_record_id", "system", unique=True),
-        Index("uq_erasure_tasks_request", "dsar_request_id", "system", unique=True),
+        # A request's system may get a second task (told a restriction ended): one per action.
+        Index("uq_erasure_tasks_request", "dsar_request_id", "system", "action", unique=True),
         Index("ix_erasure_tasks_status", "status", "next_attempt_at"),
         CheckConstraint(
             f"status IN ({sql_in(TaskStatus)})",
@@ -414,6 +433,33 @@ class FreeTextSubject(Base):
     subject_id: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
 
 
+# ---------------------------------------------------------------- added by migration 0016
+
+
+class Suppression(Base):
+    """A subject who objected (Art. 21): kept out of ``scope`` by every system, for good.
+
+    It keeps no email or name: the subject's compliance profile and the keyed hash of the
+    email they had (HMAC-SHA256 under COMPLIANCE_HASH_KEY), so it outlives the subject's
+    erasure and an address imported again still matches it.
+    """
+
+    __tablename__ = "suppressions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    compliance_profile_id: Mapped[int] = mapped_column(BigId, ForeignKey("compliance_profiles.id"))
+    scope: Mapped[str] = mapped_column(String(50))
+    email_hash: Mapped[str | None] = mapped_column(String(80), index=True)
+    dsar_request_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("dsar_requests.id", ondelete="SET NULL")
+    )
+    recorded_by: Mapped[str] = mapped_column(String(255))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("uq_suppressions_profile_scope", "compliance_profile_id", "scope", unique=True),
+    )
+
+
 # ---------------------------------------------------------------- added by migration 0004
 
 
@@ -436,6 +482,14 @@ class LegalHold(Base):
     lifted_at: Mapped[datetime | None]
     lifted_by: Mapped[str | None] = mapped_column(String(255))
     lifted_reason: Mapped[str | None] = mapped_column(Text)
+    # Added by migration 0016: a legal hold, or a restriction of processing (HoldKind) that
+    # names the request it answers.
+    kind: Mapped[str] = mapped_column(
+        String(20), default=HoldKind.LEGAL, server_default=HoldKind.LEGAL.value
+    )
+    dsar_request_id: Mapped[int | None] = mapped_column(BigId)
+
+    __table_args__ = (CheckConstraint(f"kind IN ({sql_in(HoldKind)})", name="ck_legal_holds_kind"),)
 
 
 class ErasurePlan(Base):

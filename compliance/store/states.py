@@ -44,8 +44,32 @@ class DsarStatus(StrEnum):
 
 
 class DsarKind(StrEnum):
+    """What a data subject asks for (GDPR Art. 15, 16, 17, 18, 20, 21)."""
+
     ACCESS = "access"
     ERASURE = "erasure"
+    OBJECTION = "objection"  # a suppression every webhook and manual system is told about
+    RESTRICTION = "restriction"  # a hold while it lasts; systems told; lifted by a decision
+    RECTIFICATION = "rectification"  # corrections: an UPDATE per table, each system a task
+    PORTABILITY = "portability"  # an access export of the data the subject provided
+
+
+#: Kinds answered by telling systems: a task per system, completed once every one confirmed.
+TOLD_KINDS: tuple[DsarKind, ...] = (
+    DsarKind.OBJECTION,
+    DsarKind.RESTRICTION,
+    DsarKind.RECTIFICATION,
+)
+
+#: Kinds answered by an export the subject downloads (built, then ready, then delivered).
+EXPORT_KINDS: tuple[DsarKind, ...] = (DsarKind.ACCESS, DsarKind.PORTABILITY)
+
+
+class HoldKind(StrEnum):
+    """What keeps a subject's data whatever erases it (``legal_holds.kind``)."""
+
+    LEGAL = "legal"  # litigation, an authority: placed and lifted by an officer
+    RESTRICTION = "restriction"  # a restriction request (Art. 18); lifted after telling them
 
 
 class DeliveryState(StrEnum):

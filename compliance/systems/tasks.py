@@ -57,6 +57,7 @@ from compliance.store.queries import first_or_not_found
 from compliance.store.sql import among_ids, rows_changed
 from compliance.store.states import TaskStatus
 from compliance.systems import webhook
+from compliance.systems.payloads import task_details
 from compliance.systems.webhook import WireStatus
 
 # A finished task never moves again (is_final); the rest are still to do.
@@ -154,10 +155,15 @@ def ensure_request_tasks(
     *,
     subject: Mapping[str, Any] | None,
     now: datetime,
+    specs: Sequence[TaskSpec] | None = None,
+    action: str | None = None,
 ) -> int:
-    specs = access_task_specs(policy)
+    """Create the request's tasks it lacks: ``specs``, by default an access request's; each
+    does the request's kind, or ``action`` (a restriction's end)."""
+    specs = access_task_specs(policy) if specs is None else specs
     rows = [
-        _task_row(spec, request.kind, now, subject, dsar_request_id=request.id) for spec in specs
+        _task_row(spec, action or request.kind, now, subject, dsar_request_id=request.id)
+        for spec in specs
     ]
     return _insert_tasks(session, rows, "dsar_request_id")
 
@@ -197,7 +203,12 @@ def _insert_tasks(session: Session, rows: list[dict[str, Any]], owner: str) -> i
     table = ErasureTask.__table__
     result = session.execute(
         _insert(session)(table)
-        .on_conflict_do_nothing(index_elements=[owner, "system"])
+        # A request's tasks are one per system and action (uq_erasure_tasks_request).
+        .on_conflict_do_nothing(
+            index_elements=[owner, "system", "action"]
+            if owner == "dsar_request_id"
+            else [owner, "system"]
+        )
         .returning(table.c.id),
         rows,
     )
@@ -634,6 +645,7 @@ def _ask_system(
         "reference": reference,
         "idempotency_key": task.idempotency_key,
         "subject": task.subject or {},
+        **task_details(session, task),
     }
     log_event("task.sending", task_id=task.id, system=task.system, attempt=task.attempts)
     failpoints.hit("tasks.before_send")
@@ -766,6 +778,25 @@ def finish_task(
             "action": task.action,
             "file": bool(task.file_path),
         },
+    )
+
+
+def fail_task(
+    session: Session, task: ErasureTask, error: str, *, actor: str, now: datetime
+) -> None:
+    """A SQL task of a request that failed: the next run tries it again. The error stays on
+    the task (it may quote the database); the audit event says which system failed."""
+    task.status = TaskStatus.FAILED
+    task.attempts = (task.attempts or 0) + 1
+    task.last_error = error[:1000]
+    task.updated_at = now
+    record_event(
+        session,
+        actor=actor,
+        action="task.failed",
+        target_type="erasure_task",
+        target_id=str(task.id),
+        details={"system": task.system, "attempts": task.attempts},
     )
 
 

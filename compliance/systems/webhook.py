@@ -7,8 +7,11 @@ Request (POST to the system's ``url``)::
     X-Privacy-Desk-Timestamp: <unix seconds>
     X-Privacy-Desk-Signature: v2=<hex HMAC-SHA256(secret, "v2.<timestamp>.<key>." + body)>
 
-    {"kind": "erasure" | "access", "reference": "...", "idempotency_key": "...",
-     "subject": {"id": "...", "email": "..."}}
+    {"kind": "erasure" | "access" | "objection" | "restriction", "reference": "...",
+     "idempotency_key": "...", "subject": {"id": "...", "email": "..."}}
+
+plus what the kind needs (compliance.systems.payloads): an objection's ``scope``, a
+restriction's ``{"start", "end"}``.
 
 Answers, signed the same way by the service over the same task's key: a JSON object whose
 ``status`` is one of ``WireStatus``: done (for access with ``"data"``), or accepted to

@@ -7,10 +7,12 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from compliance.dsar import desk, notices
+from compliance.dsar import desk, notices, rights
 from compliance.dsar import requests as dsar
 from compliance.dsar.deadlines import effective_due_at
 from compliance.dsar.delivery import default_download_url, deliver_export
+from compliance.dsar.objections import SCOPES
+from compliance.dsar.rectification import Correction, parse_correction, plan_rectification
 from compliance.errors import ComplianceError
 from compliance.free_text import MAX_FREE_TEXT
 from compliance.policy.jurisdictions import MAX_PERIOD_DAYS
@@ -25,7 +27,7 @@ OPEN_KEY = "dsar_open"
 # The log form's inputs, kept after a refused submit and cleared once the request is logged.
 LOG_KEYS = (
     "log_kind", "log_subject_id", "log_email", "log_jurisdiction", "log_method",
-    "log_identity_note",
+    "log_identity_note", "log_scope", "log_corrections", "log_correction_words",
 )  # fmt: skip
 DOWNLOAD_URL = default_download_url()
 
@@ -77,6 +79,37 @@ def erasure_preview(references: tuple[str, ...]) -> Callable[[], None] | None:
     return show
 
 
+def asked_corrections(lines: str, in_words: str) -> list[Correction]:
+    """The form's corrections: a ``table.column = value`` per line, then the words."""
+    found = [parse_correction(line) for line in lines.splitlines() if line.strip()]
+    return found + ([Correction(in_words)] if in_words.strip() else [])
+
+
+def rectification_preview(reference: str) -> Callable[[], None]:
+    """What approving a rectification changes: the UPDATE per table process-dsar-requests runs."""
+
+    def show() -> None:
+        with context.session(policy) as s:
+            plan = plan_rectification(s, context.datamap(policy), dsar.get_dsar(s, reference))
+        st.markdown("**What approving changes** (one UPDATE per table, as shown):")
+        widgets.table(
+            pd.DataFrame(
+                [
+                    {"table": c.table, "system": c.system, "rows": c.rows}
+                    | {"set": "; ".join(f"{k} = {v}" for k, v in sorted(c.values.items()))}
+                    for c in plan.changes
+                ],
+                columns=["table", "system", "rows", "set"],
+            ),
+            widths={"set": "large"},
+        )
+        for words in plan.in_words:
+            st.caption("In words, for a person:")
+            st.text(words)
+
+    return show
+
+
 st.title("DSAR requests")
 widgets.show_flash()
 
@@ -89,8 +122,31 @@ if counters.overdue:
     st.warning(f"{counters.overdue} open request(s) are overdue; they are listed first.")
 
 st.subheader("Log a new request")
+# Outside the form, so choosing a kind shows the inputs that kind needs.
+kind = st.radio("Kind", dsar.KINDS, horizontal=True, key="log_kind")
 with st.form("submit_dsar"):
-    kind = st.radio("Kind", dsar.KINDS, horizontal=True, key="log_kind")
+    scope = None
+    if kind == DsarKind.OBJECTION:
+        scope = st.selectbox(
+            "What the subject objects to",
+            SCOPES,
+            format_func=lambda s: s.replace("_", " "),
+            key="log_scope",
+        )
+        st.caption("An objection to direct marketing cannot be refused (GDPR Art. 21(3)).")
+    corrections, in_words = "", ""
+    if kind == DsarKind.RECTIFICATION:
+        corrections = st.text_area(
+            "Corrections, one per line: table.column = new value",
+            placeholder="users.full_name = Ada Lovelace",
+            max_chars=MAX_FREE_TEXT,
+            key="log_corrections",
+        )
+        in_words = st.text_area(
+            "Anything else to correct, in words (a person carries it out)",
+            max_chars=MAX_FREE_TEXT,
+            key="log_correction_words",
+        )
     by_id, by_email = st.columns(2)
     subject_id = by_id.text_input("Subject id", key="log_subject_id")
     email = by_email.text_input("or the subject's email", key="log_email")
@@ -129,6 +185,8 @@ with st.form("submit_dsar"):
                     identity_method=method,
                     require_identity=True,
                     channel="dashboard",
+                    scope=scope,
+                    corrections=asked_corrections(corrections, in_words),
                     execute=True,
                 )
             r = made.request
@@ -288,6 +346,8 @@ widgets.status_badge(detail.status)
 facts, deadline = st.columns(2)
 with facts:
     st.markdown(f"**Kind:** {detail.kind}")
+    if detail.scope:
+        st.markdown(f"**Objects to:** {detail.scope.replace('_', ' ')}")
     st.markdown("**Subject:**")
     st.text(f"{detail.subject_id} · {detail.subject_email or 'no email on file'}")
     st.markdown(
@@ -302,6 +362,20 @@ with deadline:
     if detail.extension_reason:
         st.markdown("**Extended because:**")
         st.text(detail.extension_reason)
+if detail.corrections:
+    st.markdown("**Corrections asked:**")
+    widgets.table(
+        pd.DataFrame(
+            [
+                {
+                    "column": f"{c.table}.{c.column}" if c.column else "(in words)",
+                    "new value": c.value,
+                }
+                for c in detail.corrections
+            ]
+        ),
+        widths={"new value": "large"},
+    )
 st.markdown("**Identity check:**")
 if detail.identity == desk.NOT_RECORDED:
     st.warning("Identity check not recorded.")
@@ -325,7 +399,8 @@ if "approve" in actions or "reject" in actions:
         widgets.ask_confirmation(
             "dsar_approve", reference=reference, versions=erasure_versions([reference])
         )
-    if reject.button("Reject…", key="dsar_reject"):
+    # Not offered for an objection to direct marketing: it is never refused (Art. 21(3)).
+    if "reject" in actions and reject.button("Reject…", key="dsar_reject"):
         widgets.ask_confirmation("dsar_reject", reference=reference)
 
 if "export" in actions and st.button("Export now", type="primary", key="dsar_export_now"):
@@ -440,6 +515,36 @@ if "retry" in actions and st.button("Retry the failed request", key="dsar_retry"
 
     widgets.run_action(retry)
 
+if detail.restriction is not None:
+    start, end = detail.restriction.start, detail.restriction.end
+    st.markdown(
+        f"**Processing restricted** since {start:%Y-%m-%d %H:%M} UTC"
+        + (f", lifted {end:%Y-%m-%d %H:%M} UTC." if end else ": a hold on the subject's data.")
+        if start
+        else "**Processing restricted.**"
+    )
+if "lift" in actions and st.button("Lift the restriction…", key="dsar_lift"):
+    widgets.ask_confirmation("dsar_lift", reference=reference)
+lift_asked = widgets.pending_confirmation("dsar_lift")
+if lift_asked:
+    lifting = lift_asked["reference"]
+
+    def lift(reason: str | None) -> str:
+        with context.session(policy) as s:
+            plan = rights.plan_lift_restriction(s, lifting, reason=reason, by=person)
+            rights.lift_restriction(s, policy, plan)
+        return f"The subject was told, and the restriction of {lifting} is lifted."
+
+    widgets.confirm_dialog(
+        f"Lift the restriction of {lifting}?",
+        "The subject is emailed this reason first (GDPR Art. 18(3)); the restriction ends only "
+        "once that email went out. From then on their data may be processed and erased again.",
+        confirm_label="Tell the subject and lift",
+        on_confirm=lift,
+        reason_label="Reason (the subject reads it)",
+        reason_required="Lifting a restriction needs a reason.",
+    )
+
 if detail.systems:
     st.subheader("Systems")
     st.caption(
@@ -451,6 +556,7 @@ if detail.systems:
             [
                 {
                     "system": t.system,
+                    "task": t.action.replace("_", " "),
                     "kind": t.kind,
                     "status": t.status,
                     "attempts": t.attempts,
@@ -597,6 +703,7 @@ if asked:
         else "**Identity check not recorded.**"
     )
     erasing = decision == "approve" and target_kind == DsarKind.ERASURE
+    correcting = decision == "approve" and target_kind == DsarKind.RECTIFICATION
     widgets.confirm_dialog(
         f"{decision.capitalize()} {target}?",
         (
@@ -615,5 +722,11 @@ if asked:
         on_confirm=review,
         reason_label="Reason" if decision == "reject" else None,
         reason_required="Rejecting a request needs a reason." if decision == "reject" else None,
-        details=erasure_preview((target,)) if erasing else None,
+        details=(
+            erasure_preview((target,))
+            if erasing
+            else rectification_preview(target)
+            if correcting
+            else None
+        ),
     )

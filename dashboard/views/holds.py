@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date, timedelta
 
 import pandas as pd
@@ -14,13 +15,16 @@ from compliance.deletion.holds import (
     plan_lift_hold,
     plan_place_hold,
 )
+from compliance.dsar.objections import COLUMNS as SUPPRESSION_COLUMNS
+from compliance.dsar.objections import list_suppressions, suppressions_csv
 from compliance.dsar.requests import resolve_subject
 from compliance.free_text import MAX_FREE_TEXT
 from compliance.roles import COMPLIANCE_OFFICER
+from compliance.store.states import HoldKind
 from dashboard import context, widgets
 
 COLUMNS = [
-    "id", "subject_id", "status", "reason", "placed_by", "placed_at", "until", "lifted_by",
+    "id", "subject_id", "kind", "status", "reason", "placed_by", "placed_at", "until", "lifted_by",
     "lifted_at", "lifted_reason",
 ]  # fmt: skip
 
@@ -29,7 +33,8 @@ policy = context.policy()
 st.title("Legal holds")
 st.caption(
     "A subject on legal hold is never erased: no bucket proposes them, accepted records are "
-    "refused by apply-deletions, erasure requests wait and retention cleanup keeps their rows."
+    "refused by apply-deletions, erasure requests wait and retention cleanup keeps their rows. "
+    "A restriction of processing (a data subject's request) holds the same way."
 )
 widgets.show_flash()
 
@@ -41,6 +46,7 @@ frame = pd.DataFrame(
         {
             "id": h.id,
             "subject_id": h.subject_id,
+            "kind": h.kind,
             "status": "active" if h.active else ("lifted" if h.lifted_at else "ended"),
             "reason": h.reason,
             "placed_by": h.placed_by,
@@ -93,7 +99,8 @@ with place.form("place_hold", clear_on_submit=True):
 
         widgets.run_action(do_place)
 
-active = [h for h in holds if h.active]
+# A restriction of processing is lifted on its request, after the subject is told.
+active = [h for h in holds if h.active and h.kind == HoldKind.LEGAL]
 with lift.form("lift_hold", clear_on_submit=True):
     st.markdown("**Lift a hold**")
     labels = {h.id: f"#{h.id} · subject {h.subject_id}" for h in active}
@@ -111,3 +118,23 @@ with lift.form("lift_hold", clear_on_submit=True):
                 return f"Lifted legal hold {lifted.id} on subject {lifted.subject_id}."
 
             widgets.run_action(do_lift)
+
+st.subheader("Suppression list")
+st.caption(
+    "Subjects who objected (GDPR Art. 21), by key and the keyed hash of their email: no "
+    "address or name is kept, and the list outlives their erasure."
+)
+with context.session(policy) as s:
+    suppressions = list_suppressions(s, policy)
+if not suppressions:
+    st.caption("Nobody has objected yet.")
+else:
+    widgets.table(
+        pd.DataFrame([asdict(v) for v in suppressions], columns=list(SUPPRESSION_COLUMNS))
+    )
+    st.download_button(
+        "Download the suppression list (CSV)",
+        suppressions_csv(suppressions),
+        file_name="suppressions.csv",
+        mime="text/csv",
+    )

@@ -9,14 +9,26 @@ from __future__ import annotations
 
 import streamlit as st
 
+from compliance.dsar.requests import KINDS
+from compliance.dsar.restrictions import RESTRICTION_END
 from compliance.free_text import MAX_FREE_TEXT
 from compliance.roles import COMPLIANCE_OFFICER
 from compliance.storage import export_store
-from compliance.store.states import TaskStatus
+from compliance.store.states import DsarKind, TaskStatus
 from compliance.systems import tasks
+from compliance.systems.payloads import task_instructions
 from dashboard import context, widgets
 
 PAGE_SIZE = 25
+#: What a manual task asks of the person, by the kind of request it serves.
+DOING: dict[str, str] = {
+    DsarKind.ERASURE: "Erase",
+    DsarKind.ACCESS: "Export",
+    DsarKind.OBJECTION: "Record an objection",
+    DsarKind.RESTRICTION: "Restrict processing",
+    DsarKind.RECTIFICATION: "Correct",
+    RESTRICTION_END: "End a restriction",
+}
 
 widgets.require_role(COMPLIANCE_OFFICER)
 current = context.policy()
@@ -36,7 +48,7 @@ if not backlog.empty:
 manual_systems = sorted(n for n, s in current.systems.items() if s.kind == "manual")
 by_system, by_kind, by_age = st.columns(3)
 system_choice = by_system.selectbox("System", [widgets.ALL, *manual_systems], key="task_system")
-kind_choice = by_kind.selectbox("Kind", [widgets.ALL, "erasure", "access"], key="task_kind")
+kind_choice = by_kind.selectbox("Kind", [widgets.ALL, *KINDS], key="task_kind")
 older = by_age.number_input("Waiting at least (days)", min_value=0, step=1, key="task_age")
 filters = tasks.ManualTaskFilter(
     system=widgets.unless_all(system_choice),
@@ -91,11 +103,14 @@ else:
             widgets.run_action(confirm_several)
 for task in waiting:
     system = current.systems.get(task.system)
-    what = "Erase" if task.action == "erasure" else "Export"
+    what = DOING.get(task.action, task.action.capitalize())
     subject = task.subject or {}
     with st.container(border=True):
         st.markdown(f"**Task {task.id}** · {what} in **{task.system}**")
         st.text(f"Subject: id {subject.get('id', '?')}, email {subject.get('email') or '—'}")
+        with context.session(current) as s:
+            for line in task_instructions(s, task):
+                st.text(line)  # may quote what the subject typed: plain text
         if system is not None and system.instructions:
             st.text(system.instructions)  # typed by people: plain text, never markdown
         note = st.text_input(

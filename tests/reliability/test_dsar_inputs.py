@@ -1,7 +1,8 @@
 """Property tests of the DSAR commands' inputs: arbitrary tokens never show a traceback.
 
 tests/test_policy_properties.py covers the policy loader and the deletion commands; this is
-the same promise for submit-dsar, review-dsar, extend-dsar, retry-dsar and deliver-dsar.
+the same promise for submit-dsar (every kind), review-dsar, extend-dsar, retry-dsar,
+deliver-dsar, lift-restriction and the suppression list.
 """
 
 from __future__ import annotations
@@ -18,14 +19,20 @@ from compliance.store.models import AuditEvent, DsarRequest
 from tests.conftest import SUPPORT_STAFF, Backend, Deployment, fill_demo, make_deployment
 from tests.reliability.conftest import LONG, policy
 
-COMMANDS = ["submit-dsar", "review-dsar", "extend-dsar", "retry-dsar", "deliver-dsar"]
+COMMANDS = [
+    "submit-dsar", "review-dsar", "extend-dsar", "retry-dsar", "deliver-dsar",
+    "lift-restriction", "suppression list",
+]  # fmt: skip
 TOKENS = st.one_of(
     st.sampled_from(
         ["--kind", "access", "erasure", "--subject-id", "--email", "--requested-by",
          "--identity-check", "--approve", "--reject", "--reviewer", "--reason", "--months",
          "--json", "--by", "DSAR-2026-000001", "dsar-2026-000001", "DSAR-0000-000000", "DSAR-",
          "1", "0", "-1", "3", "99999999999999999999", "support@example.com", "dpo@example.com",
-         "x@", "@", "' OR 1=1 --", "user1@example.org", "\x00", "é", ""]
+         "x@", "@", "' OR 1=1 --", "user1@example.org", "\x00", "é", "",
+         "objection", "restriction", "rectification", "portability", "--scope",
+         "direct_marketing", "--correct", "users.full_name=Ada", "users.id=2", "--correction",
+         "--email"]
     ),
     st.text(max_size=10),
 )  # fmt: skip
@@ -57,7 +64,7 @@ def test_no_dsar_command_line_ever_shows_a_traceback(
     args = [a for a in args if a != "--execute"]
     with dsar_deployment.session() as s:
         before = s.scalar(select(func.count()).select_from(AuditEvent))
-    result = dsar_deployment.run(command, *args)
+    result = dsar_deployment.run(*command.split(), *args)
     assert result.exit_code in (0, 2), result.output
     assert "Traceback" not in result.output
     assert "Error: unexpected" not in result.output
