@@ -220,13 +220,13 @@ class DsarRequest(Base):
     # Added by migration 0011: an erasure approved with [dsar] erasure_review accepted this
     # plan (its impact preview); the request's deletion record is accepted under it.
     accepted_plan_hash: Mapped[str | None] = mapped_column(String(64))
-    # Added by migration 0015: the jurisdiction the request falls under ([jurisdictions.NAME]),
+    # Added by migration 0016: the jurisdiction the request falls under ([jurisdictions.NAME]),
     # the latest its deadline may be extended to there (computed at intake, as due_at is),
     # and the days it was extended by besides extension_months.
     jurisdiction: Mapped[str] = mapped_column(String(64), default="gdpr", server_default="gdpr")
     latest_due_at: Mapped[datetime]
     extension_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    # Added by migration 0016: what an objection is to (compliance.dsar.objections.Scope).
+    # Added by migration 0018: what an objection is to (compliance.dsar.objections.Scope).
     scope: Mapped[str | None] = mapped_column(String(50))
 
     __table_args__ = (
@@ -284,7 +284,7 @@ class DsarNotice(OfDsarRequest, Base):
 
 
 class DsarCorrection(OfDsarRequest, Base):
-    """One correction a rectification request asks for (added by migration 0016).
+    """One correction a rectification request asks for (added by migration 0018).
 
     A mapped column (``table_name``, ``column_name``) and its new value, or, with neither,
     a correction in words. The value is typed text: kept in free_texts (by ``value_hash``),
@@ -383,7 +383,7 @@ class ErasureTask(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     #: Where the system's part of an access export is kept (compliance.storage location).
     file_path: Mapped[str | None] = mapped_column(Text)
-    #: What that part is called in the ZIP (a bucket's object name says nothing). Migration 0017.
+    #: What that part is called in the ZIP (a bucket's object name says nothing). Migration 0015.
     file_name: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -433,7 +433,7 @@ class FreeTextSubject(Base):
     subject_id: Mapped[str] = mapped_column(String(255), primary_key=True, index=True)
 
 
-# ---------------------------------------------------------------- added by migration 0016
+# ---------------------------------------------------------------- added by migration 0018
 
 
 class Suppression(Base):
@@ -482,7 +482,7 @@ class LegalHold(Base):
     lifted_at: Mapped[datetime | None]
     lifted_by: Mapped[str | None] = mapped_column(String(255))
     lifted_reason: Mapped[str | None] = mapped_column(Text)
-    # Added by migration 0016: a legal hold, or a restriction of processing (HoldKind) that
+    # Added by migration 0018: a legal hold, or a restriction of processing (HoldKind) that
     # names the request it answers.
     kind: Mapped[str] = mapped_column(
         String(20), default=HoldKind.LEGAL, server_default=HoldKind.LEGAL.value
@@ -576,7 +576,7 @@ class DeletionAggregate(Base):
     batches_rejected: Mapped[int] = mapped_column(Integer, default=0)
 
 
-# ---------------------------------------------------------------- added by migration 0017
+# ---------------------------------------------------------------- added by migration 0015
 
 
 class UserExport(Base):

@@ -1,6 +1,6 @@
 """Export storage: support exports kept in the export store, and whose they are.
 
-Revision ID: 0017_export_storage
+Revision ID: 0015_export_storage
 Revises: 0014_scan_findings
 Create Date: 2026-12-07 10:00:00
 
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0017_export_storage"
+revision: str = "0015_export_storage"
 down_revision: str | None = "0014_scan_findings"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,7 +1,7 @@
 """Keys the desk should not keep: unknown-subject lookups counted per API key.
 
-Revision ID: 0018_hashed_keys
-Revises: 0015_jurisdictions
+Revision ID: 0017_hashed_keys
+Revises: 0016_jurisdictions
 Create Date: 2026-12-05 10:00:00
 
 The intake API answers 404 for an unknown subject; a key holder could walk the id space to
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0018_hashed_keys"
-down_revision: str | None = "0015_jurisdictions"
+revision: str = "0017_hashed_keys"
+down_revision: str | None = "0016_jurisdictions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """Jurisdictions: each request falls under one law, which sets its deadline and extension.
 
-Revision ID: 0015_jurisdictions
-Revises: 0017_export_storage
+Revision ID: 0016_jurisdictions
+Revises: 0015_export_storage
 Create Date: 2026-12-05 10:00:00
 
 A request stores its jurisdiction ([jurisdictions.NAME] in the policy), the latest its
@@ -18,8 +18,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0015_jurisdictions"
-down_revision: str | None = "0017_export_storage"
+revision: str = "0016_jurisdictions"
+down_revision: str | None = "0015_export_storage"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """More rights on the desk: objection, restriction, rectification and portability.
 
-Revision ID: 0016_request_kinds
-Revises: 0018_hashed_keys
+Revision ID: 0018_request_kinds
+Revises: 0017_hashed_keys
 Create Date: 2026-12-01 09:00:00
 
 Issue 27: an objection (GDPR Art. 21) is a request like access and erasure, with a scope
@@ -22,8 +22,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0016_request_kinds"
-down_revision: str | None = "0018_hashed_keys"
+revision: str = "0018_request_kinds"
+down_revision: str | None = "0017_hashed_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
