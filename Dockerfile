@@ -28,12 +28,11 @@ COPY jobs jobs
 COPY dashboard dashboard
 COPY api api
 
-# The venv at /app/.venv with the runtime part of requirements.txt (above "# Tests and
-# tooling"): the pinned libraries and this checkout, installed editable as README's set-up does.
-RUN sed '/^# Tests and tooling/,$d' requirements.txt > /tmp/runtime-requirements.txt \
-    && python -m venv /app/.venv \
-    && /app/.venv/bin/pip install --no-cache-dir -r /tmp/runtime-requirements.txt \
-    && rm /tmp/runtime-requirements.txt
+# The venv at /app/.venv with requirements.txt, the runtime (the test tools are in
+# requirements-dev.txt): the pinned libraries and this checkout, installed editable as README's
+# set-up does.
+RUN python -m venv /app/.venv \
+    && /app/.venv/bin/pip install --no-cache-dir -r requirements.txt
 
 # Never root: the code and the venv stay owned by root, so the process cannot change them.
 RUN groupadd --system --gid 10001 privacydesk \
