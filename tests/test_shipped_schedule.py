@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -43,6 +44,7 @@ from sqlalchemy import select, text
 
 from compliance import clock
 from compliance.dsar.api_keys import create_api_key
+from compliance.dsar.rectification import Correction
 from compliance.dsar.requests import review_dsar, submit
 from compliance.ops.schedule import parse_crontab
 from compliance.store.models import (
@@ -188,6 +190,19 @@ def intake_api(port: int) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+# One request a day, by turns: access and erasure most, each other right the desk handles too.
+KINDS_BY_DAY = (
+    "access", "erasure", "objection", "access", "erasure", "restriction",
+    "access", "erasure", "rectification", "portability",
+)  # fmt: skip
+# Answered by a link email (the subject downloads an export); every other kind completes.
+DELIVERED_KINDS = {"access", "portability"}
+KIND_FIELDS: dict[str, dict[str, Any]] = {
+    "objection": {"scope": "direct_marketing"},
+    "rectification": {"corrections": [{"column": "users.full_name", "value": "Ada Lovelace"}]},
+}
+
+
 def add_month(moment: datetime) -> datetime:
     """One calendar month later, the last day of a shorter month standing in (Art. 12(3))."""
     year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
@@ -201,7 +216,7 @@ class Ledger:
 
     arrived: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # ref -> kind, when
     delivered: dict[str, datetime] = field(default_factory=dict)  # access ref -> link mail
-    completed: dict[str, datetime] = field(default_factory=dict)  # erasure ref -> seen done
+    completed: dict[str, datetime] = field(default_factory=dict)  # other kinds' ref -> seen done
     ran: list[tuple[str, ...]] = field(default_factory=list)  # every command this test ran
     seconds: Counter[str] = field(default_factory=Counter)  # where the test's time goes
     batches: Counter[tuple[str, str]] = field(default_factory=Counter)  # (bucket, decision)
@@ -244,7 +259,7 @@ class Company:
             if found:
                 self.ledger.delivered.setdefault(found.group(1), self.clock())
         self.seen_mail = len(self.inbox.messages)
-        waiting = [r for r, (k, _) in self.ledger.arrived.items() if k == "erasure"]
+        waiting = [r for r, (k, _) in self.ledger.arrived.items() if k not in DELIVERED_KINDS]
         waiting = [r for r in waiting if r not in self.ledger.completed]
         if waiting:
             with self.deployment.session() as s:
@@ -279,26 +294,30 @@ class Company:
         return subject
 
     def requests_arrive(self, day: int) -> None:
-        """One request a day: access and erasure by turns, through the API and the desk."""
-        kind = "access" if day % 2 == 0 else "erasure"
+        """One request a day, every kind by turns (access and erasure most), through the API
+        and the desk."""
+        kind = KINDS_BY_DAY[day % len(KINDS_BY_DAY)]
         subject = self._subject()
+        extra = KIND_FIELDS.get(kind, {})
         if day % 4 < 2:
             response = httpx.post(
                 f"{self.api_url}/v1/requests",
-                json={"kind": kind, "subject_id": subject, "identity_check": IDENTITY},
+                json={"kind": kind, "subject_id": subject, "identity_check": IDENTITY, **extra},
                 headers={"Authorization": f"Bearer {self.api_key}"},
                 timeout=10,
             )
             assert response.status_code == 201, response.text
             reference = response.json()["reference"]
         else:  # what the dashboard's "Log a request" form calls
-            d = self.deployment
+            d, fixes = self.deployment, extra.get("corrections", [])
             with d.session() as s:
                 reference = submit(
                     s, d.policy(), d.app_engine, kind=kind, subject_id=subject,
                     requested_by=SUPPORT_STAFF, identity_method="email_confirmation",
                     identity_check="confirmed from the address on file",
                     require_identity=True, channel="dashboard", execute=True,
+                    scope=extra.get("scope"),
+                    corrections=[Correction(c["value"], c["column"]) for c in fixes],
                 ).request.reference  # fmt: skip
         self.ledger.arrived[reference] = (kind, self.clock())
 
@@ -589,11 +608,12 @@ def test_sixty_days_of_the_shipped_schedule_carry_every_request_to_done(
     ledger = company.ledger
     print("seconds per job:", ledger.seconds.most_common())
 
-    arrived_access = {r for r, (k, _) in ledger.arrived.items() if k == "access"}
-    arrived_erasure = {r for r, (k, _) in ledger.arrived.items() if k == "erasure"}
-    assert arrived_access and arrived_erasure
-    assert set(ledger.delivered) == arrived_access, "access requests not delivered"
-    assert set(ledger.completed) == arrived_erasure, "erasure requests not completed"
+    kinds = {k for k, _ in ledger.arrived.values()}
+    assert kinds == set(KINDS_BY_DAY), f"not every kind arrived: {kinds}"
+    delivered = {r for r, (k, _) in ledger.arrived.items() if k in DELIVERED_KINDS}
+    others = {r for r, (k, _) in ledger.arrived.items() if k not in DELIVERED_KINDS}
+    assert set(ledger.delivered) == delivered, "access or portability requests not delivered"
+    assert set(ledger.completed) == others, "requests not completed"
     for reference, done in {**ledger.delivered, **ledger.completed}.items():
         kind, when = ledger.arrived[reference]
         assert done <= add_month(when), f"{reference} ({kind}) finished after its deadline"
