@@ -45,8 +45,9 @@ import pytest
 from compliance.systems.webhook import signed_headers
 from tests.conftest import ROOT
 
-# One worker runs every block, in README order: each builds on the demo the Set up block made.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("readme")]
+# One worker runs every block, in README order (pyproject: --dist loadfile): each builds on the
+# demo the Set up block made.
+pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
 MARKER = re.compile(r"^<!-- readme-test(?::\s*serves\s+(?P<url>\S+))?\s*-->$")
 # The heading each Streamlit entry point shows once its script has run (not crashed).
