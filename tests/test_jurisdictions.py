@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from compliance.dsar import desk
+from compliance.dsar.notices import render_notice
 from compliance.dsar.requests import next_actions, submit
 from compliance.errors import ConfigError
 from compliance.ops.alerts import dsar_deadlines
@@ -35,6 +36,8 @@ countries = ["GB"]
 deadline_days = 45
 extension_days = 45
 countries = ["us"]              # compared without regard to case
+citation = "CCPA, Cal. Civ. Code § 1798.130"
+complaint = "You may contact the California Privacy Protection Agency."
 
 [jurisdictions.lgpd]
 deadline_days = 15
@@ -183,6 +186,35 @@ def test_an_extension_stays_within_what_the_requests_jurisdiction_allows(
     assert extended == [us, us, uk]
 
 
+def test_notices_cite_each_requests_own_law_and_how_to_complain_under_it(
+    world: Deployment,
+) -> None:
+    world.write_policy(POLICY)
+    refs = {country: log(world, s).reference for s, country in COUNTRIES.items() if country}
+    policy = world.policy()
+    with world.session() as s:
+        requests = {
+            c: s.scalars(select(DsarRequest).filter_by(reference=r)).one() for c, r in refs.items()
+        }
+        for request in requests.values():
+            request.status, request.reviewed_reason = DsarStatus.REJECTED, "no such account"
+        said = {
+            country: {kind: render_notice(policy, r, kind).text for kind in ("acknowledgement",
+                                                                             "refusal")}
+            for country, r in requests.items()
+        }  # fmt: skip
+        s.rollback()
+    assert "at the latest (CCPA, Cal. Civ. Code § 1798.130)" in said["US"]["acknowledgement"]
+    assert "California Privacy Protection Agency" in said["US"]["refusal"]
+    assert "at the latest (GDPR Art. 12(3))" in said["DE"]["acknowledgement"]
+    assert "supervisory authority" in said["DE"]["refusal"] and "Art. 77" in said["DE"]["refusal"]
+    # A law declared without wording of its own is cited neutrally, never as another law.
+    for country in ("US", "GB", "BR"):
+        assert "GDPR" not in said[country]["acknowledgement"] + said[country]["refusal"]
+    assert "(the law that applies to your request)" in said["GB"]["acknowledgement"]
+    assert "where you live" in said["BR"]["refusal"]
+
+
 def test_alerts_overdue_counts_and_days_left_follow_each_requests_jurisdiction(
     world: Deployment,
 ) -> None:
@@ -282,6 +314,13 @@ def _law(name: str, **values: Any) -> Callable[[dict[str, Any]], object]:
         (_law("pdpa", deadline_days=30, countries=["BR"]),
          "jurisdictions.pdpa.countries: 'BR' is already listed by jurisdictions.lgpd"),
         (_law("bad name", deadline_days=30), 'jurisdictions."bad name": a name is 1 to 64'),
+        (_law("ccpa", deadline_days=45, citation="  "), "jurisdictions.ccpa.citation: is empty"),
+        (_law("ccpa", deadline_days=45, complaint="Call $phone"),
+         "jurisdictions.ccpa.complaint: may not contain '$'"),
+        (_law("ccpa", deadline_days=45, citation="CCPA\x1b[31m"),
+         "jurisdictions.ccpa.citation: holds a control character"),
+        (_law("ccpa", deadline_days=45, complaint="x" * 1001),
+         "jurisdictions.ccpa.complaint: at most 1000 characters, got 1001"),
         (lambda d: d["dsar"].update(default_jurisdiction="hipaa"),
          "dsar.default_jurisdiction: 'hipaa' is not a declared jurisdiction (known: ccpa, gdpr, "
          "lgpd, uk_gdpr)"),

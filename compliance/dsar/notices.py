@@ -28,6 +28,7 @@ from compliance.dsar.requests import get_dsar, with_article
 from compliance.errors import ConfigError, Conflict, InvalidInput, NotFound, PermissionDenied
 from compliance.free_text import free_text
 from compliance.logs import log_event
+from compliance.policy.jurisdictions import Jurisdiction
 from compliance.policy.loader import Policy
 from compliance.roles import API_INTAKE, COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.store.models import DsarNotice, DsarRequest, utcnow
@@ -145,6 +146,8 @@ def render_notice(
     reason = free_text(given, field="reason") or ""
     if kind in ("extension", "refusal", LIFT) and not reason:
         raise InvalidInput(f"{with_article(kind)} notice must tell the subject the reason")
+    # A law the policy no longer declares gets neutral wording, not another law's articles.
+    law = policy.jurisdictions.get(request.jurisdiction) or Jurisdiction(request.jurisdiction)
     values = {
         "reference": request.reference,
         "what": _words(WHAT, request),
@@ -152,6 +155,9 @@ def render_notice(
         "due_date": f"{effective_due_at(request):%Y-%m-%d}",
         "reason": reason,
         "outcome": _words(OUTCOME, request),
+        # The request's own law, not GDPR's articles for every subject.
+        "citation": law.citation,
+        "complaint": law.complaint,
     }
     text_path, text_template = _template(policy, f"{kind}.txt")
     text = _fill(text_path, text_template, values)

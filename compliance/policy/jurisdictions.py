@@ -5,9 +5,11 @@ after receipt), how far its deadline may be extended (``extension_days`` or
 ``extension_months``), optionally that a deadline falling on a weekend or public holiday of
 one country moves to the next working day (``working_days = "GB"``, a country code of the
 ``holidays`` package, or ``"GB-ENG"`` with a subdivision), and which values of ``[subjects]
-jurisdiction_column`` it covers (``countries``). The built-in ``gdpr`` (one calendar month,
-extendable by two: GDPR Art. 12(3)) applies unless the policy declares its own. The
-arithmetic lives in ``compliance.dsar.deadlines``; this module only describes.
+jurisdiction_column`` it covers (``countries``). Notices to the subject cite the law by
+``citation`` and say how to complain by ``complaint``: a CCPA request must not quote GDPR
+articles at a Californian. The built-in ``gdpr`` (one calendar month, extendable by two:
+GDPR Art. 12(3)) applies unless the policy declares its own. The arithmetic lives in
+``compliance.dsar.deadlines``; this module only describes.
 """
 
 from __future__ import annotations
@@ -20,9 +22,25 @@ from typing import Any
 import holidays
 
 from compliance.errors import ConfigError
+from compliance.free_text import has_control, not_utf8
 from compliance.policy.fields import Field, key_name, read_section
 
 DEFAULT_JURISDICTION = "gdpr"
+#: What a notice cites for a declared jurisdiction that names no ``citation``.
+DEFAULT_CITATION = "the law that applies to your request"
+#: What a refusal or a lifted restriction tells the subject, for one that names no ``complaint``.
+DEFAULT_COMPLAINT = (
+    "If you disagree, write to us quoting the reference above. You may also have the right "
+    "to complain to the authority that oversees data protection where you live."
+)
+GDPR_CITATION = "GDPR Art. 12(3)"
+GDPR_COMPLAINT = (
+    "You have the right to lodge a complaint with a data protection supervisory authority, "
+    "in particular in the EU member state where you live, work or where you believe the "
+    "infringement took place (GDPR Art. 77), and to seek a judicial remedy (GDPR Art. 79)."
+)
+#: Longest citation or complaint text: one paragraph of a notice, not a document.
+MAX_NOTICE_TEXT = 1000
 #: Bounds that keep date arithmetic far inside the calendar: ten years either way.
 MAX_PERIOD_DAYS = 3650
 MAX_PERIOD_MONTHS = 120
@@ -41,6 +59,10 @@ class Jurisdiction:
     working_days: str | None = None
     #: Values of ``[subjects] jurisdiction_column`` it covers, upper-cased.
     countries: tuple[str, ...] = ()
+    #: The rule a notice cites for the deadline and its extension ("CCPA § 1798.130").
+    citation: str = DEFAULT_CITATION
+    #: The paragraph telling the subject how to complain (refusal, restriction lifted).
+    complaint: str = DEFAULT_COMPLAINT
 
     @property
     def deadline_text(self) -> str:
@@ -52,7 +74,13 @@ class Jurisdiction:
 
 
 #: One calendar month from receipt, extendable by at most two more (GDPR Art. 12(3)).
-GDPR = Jurisdiction(DEFAULT_JURISDICTION, deadline_months=1, extension_months=2)
+GDPR = Jurisdiction(
+    DEFAULT_JURISDICTION,
+    deadline_months=1,
+    extension_months=2,
+    citation=GDPR_CITATION,
+    complaint=GDPR_COMPLAINT,
+)
 
 
 def period_text(months: int, days: int) -> str:
@@ -101,6 +129,19 @@ def _countries(value: list[str], key: str, _context: Any) -> tuple[str, ...]:
     return codes
 
 
+def _notice_text(value: str, key: str, _context: Any) -> str:
+    text = " ".join(value.split())
+    if has_control(text) or not_utf8(text):
+        raise ConfigError(f"{key}: holds a control character or text that is not UTF-8")
+    if not text:
+        raise ConfigError(f"{key}: is empty")
+    if len(text) > MAX_NOTICE_TEXT:
+        raise ConfigError(f"{key}: at most {MAX_NOTICE_TEXT} characters, got {len(text)}")
+    if "$" in text:
+        raise ConfigError(f"{key}: may not contain '$' (notice templates read it as a value)")
+    return text
+
+
 _FIELDS = (
     Field("deadline_days", int, check=_count(MAX_PERIOD_DAYS, "days")),
     Field("deadline_months", int, check=_count(MAX_PERIOD_MONTHS, "months")),
@@ -108,6 +149,8 @@ _FIELDS = (
     Field("extension_months", int, check=_count(MAX_PERIOD_MONTHS, "months")),
     Field("working_days", check=_working_days),
     Field("countries", list, default=(), items=str, check=_countries),
+    Field("citation", check=_notice_text),
+    Field("complaint", check=_notice_text),
 )
 
 
@@ -126,9 +169,17 @@ def parse_jurisdiction(name: str, raw: Any) -> Jurisdiction:
         raise ConfigError(f"{key}: give deadline_days or deadline_months")
     if values[given] == 0:
         raise ConfigError(f"{key}.{given}: expected at least 1, got 0")
-    counts = {k: v or 0 for k, v in values.items() if k not in ("working_days", "countries")}
+    words = ("working_days", "countries", "citation", "complaint")
+    counts = {k: v or 0 for k, v in values.items() if k not in words}
+    # A declared gdpr keeps GDPR's wording unless it says otherwise.
+    built_in = GDPR if name == DEFAULT_JURISDICTION else Jurisdiction(name)
     return Jurisdiction(
-        name=name, working_days=values["working_days"], countries=values["countries"], **counts
+        name=name,
+        working_days=values["working_days"],
+        countries=values["countries"],
+        citation=values["citation"] or built_in.citation,
+        complaint=values["complaint"] or built_in.complaint,
+        **counts,
     )
 
 
