@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -127,6 +129,34 @@ def test_five_wrong_codes_lock_the_delivery_even_for_the_right_code(ready: Ready
     with ready.deployment.session() as s:
         row = s.scalars(select(DsarDelivery)).one()
         assert row.attempts == 5 and row.locked_at is not None and row.downloaded_at is None
+
+
+def test_guesses_made_at_once_count_one_after_the_other_and_stop_at_the_lock(
+    ready: Ready,
+) -> None:
+    """Eight tabs guessing at the same moment: five guesses count, the rest find the link
+    locked, on SQLite as on PostgreSQL."""
+    start = threading.Barrier(8)
+
+    def guess(_: int) -> str:
+        start.wait()
+        try:
+            ready.redeem(ready.wrong_otp())
+        except DeliveryRefused as refused:
+            return str(refused)
+        return "downloaded"
+
+    with ThreadPoolExecutor(8) as pool:
+        said = sorted(pool.map(guess, range(8)))
+    assert said == sorted(
+        [f"wrong code; {left} attempt(s) left" for left in (4, 3, 2, 1)]
+        + ["too many wrong codes: this download link is now locked"]
+        + ["this download link is locked after too many wrong codes"] * 3
+    )
+    with ready.deployment.session() as s:
+        assert s.scalars(select(DsarDelivery.attempts)).one() == 5
+    with pytest.raises(DeliveryRefused, match="locked"):
+        ready.redeem(ready.delivery.otp)
 
 
 def test_a_link_for_an_unfinished_request_is_refused(demo: Deployment) -> None:

@@ -302,6 +302,15 @@ def _find(session: Session, token: str, *, lock: bool = False) -> tuple[DsarDeli
     )
     if lock and session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(of=DsarDelivery)
+    elif lock:
+        # SQLite locks no rows: a write first takes the database's write lock for this
+        # transaction, so two redemptions of one link run one after the other, as FOR UPDATE
+        # makes them on PostgreSQL, and a guess never counts against a state it did not see.
+        session.execute(
+            update(DsarDelivery)
+            .where(DsarDelivery.token_hash == wanted)
+            .values(attempts=DsarDelivery.attempts)
+        )
     row = session.execute(query).first()
     if row is None or not hmac.compare_digest(row[0].token_hash, wanted):
         raise DeliveryRefused("this download link is not valid")
