@@ -184,6 +184,10 @@ def test_a_second_request_within_a_day_gets_429_with_retry_after(
     again = api.post(key, body)
     assert again.status_code == 429
     assert 86_000 < int(again.headers["Retry-After"]) <= 86_400
+    # A malformed body is still the caller's bug (422), not a flood, within the day too.
+    bad_method = api.post(key, {**body, "identity_check": {**IDENTITY, "method": "psychic"}})
+    assert bad_method.status_code == 422, bad_method.text
+    assert "identity check method must be one of" in bad_method.json()["detail"]
     # Another kind, or another subject, is a new request.
     assert api.post(key, {**body, "kind": "erasure"}).status_code == 201
     assert api.post(key, {**body, "subject_id": "22"}).status_code == 201

@@ -26,6 +26,7 @@ from compliance.dsar.rectification import Correction, check_corrections
 from compliance.dsar.requests import (
     KINDS,
     Submission,
+    check_identity_method,
     get_dsar,
     open_request,
     resolve_subject,
@@ -198,6 +199,8 @@ def submit_from_api(
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got {quoted(kind)}")
     note = free_text(identity_note, field="identity_note")  # a bad body before any lookup
+    # A malformed body is a 422 before any limit answers 429: the caller's bug, not a flood.
+    check_identity_method(policy, identity_method, note, required=True)
     if jurisdiction is not None:
         policy.jurisdiction(jurisdiction)
     check_scope(kind, scope)
