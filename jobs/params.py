@@ -140,9 +140,9 @@ HTTP_URL = HttpUrl()
 
 
 def _download_url() -> str:
-    from compliance.dsar.delivery import default_download_url  # read when asked, not on import
+    from compliance.dsar.delivery import download_url_setting  # read when asked, not on import
 
-    return default_download_url()
+    return download_url_setting()
 
 
 #: Where the data subject's download page is served: the links emailed point there.

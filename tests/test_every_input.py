@@ -19,9 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import inspect, select
 
+from compliance.dsar.delivery import default_download_url
 from compliance.dsar.desk import add_note
 from compliance.dsar.requests import review_dsar, submit
-from compliance.errors import InvalidInput
+from compliance.errors import ConfigError, InvalidInput
 from compliance.store.models import ComplianceProfile, DsarRequest
 from tests.conftest import (
     DEMO_POLICY,
@@ -569,6 +570,9 @@ def test_deliver_dsar_mails_only_an_absolute_http_url_with_a_host(
     env = {"COMPLIANCE_DOWNLOAD_URL": url} if url.strip() and "\x00" not in url else None
     if env:
         refused(queue, [*args[:2], *args[4:], "--execute"], f"--download-url {message}", env)
+        # Automatic delivery and the dashboard read the variable too, and check it as well.
+        with pytest.raises(ConfigError, match=f"^COMPLIANCE_DOWNLOAD_URL {re.escape(message)}"):
+            default_download_url(env)
 
 
 def test_review_dsar_says_rejected_not_rejectd(queue: Deployment) -> None:

@@ -32,7 +32,7 @@ from compliance.dsar.requests import (
     get_dsar,
     has_finished_export,
 )
-from compliance.errors import ComplianceError, Conflict, NotFound
+from compliance.errors import ComplianceError, ConfigError, Conflict, NotFound, quoted
 from compliance.logs import log_event
 from compliance.policy.loader import Policy
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT, Identity, require
@@ -41,6 +41,7 @@ from compliance.store.models import DsarDelivery, DsarRequest, ErasureTask, User
 from compliance.store.queries import dsar_open
 from compliance.store.sql import rows_changed
 from compliance.store.states import DeliveryState, DsarStatus
+from compliance.urls import url_problem
 
 TOKEN_TTL = timedelta(hours=24)
 OTP_TTL = timedelta(minutes=15)
@@ -96,10 +97,25 @@ DOWNLOAD_URL_ENV = "COMPLIANCE_DOWNLOAD_URL"
 DEFAULT_DOWNLOAD_URL = "http://localhost:8503"
 
 
-def default_download_url(env: Mapping[str, str] | None = None) -> str:
-    """``$COMPLIANCE_DOWNLOAD_URL``, else the local download page: one default for every shell."""
+def download_url_setting(env: Mapping[str, str] | None = None) -> str:
+    """``$COMPLIANCE_DOWNLOAD_URL`` or the local page, unchecked: for the command line's
+    ``--download-url`` default, which its own type checks under the option's name."""
     env = os.environ if env is None else env
     return env.get(DOWNLOAD_URL_ENV) or DEFAULT_DOWNLOAD_URL
+
+
+def default_download_url(env: Mapping[str, str] | None = None) -> str:
+    """``$COMPLIANCE_DOWNLOAD_URL``, else the local download page: one default for every shell.
+
+    The link goes into the subject's mailbox with a token appended, so a value that is not
+    an absolute http(s) URL with a host is a ConfigError naming the variable, wherever the
+    link is made (a job, the dashboard, automatic delivery), not only on the command line.
+    """
+    url = download_url_setting(env)
+    problem = url_problem(url)
+    if problem:
+        raise ConfigError(f"{DOWNLOAD_URL_ENV} {problem}, got {quoted(url)}")
+    return url
 
 
 def create_delivery(

@@ -29,7 +29,6 @@ LOG_KEYS = (
     "log_kind", "log_subject_id", "log_email", "log_jurisdiction", "log_method",
     "log_identity_note", "log_scope", "log_corrections", "log_correction_words",
 )  # fmt: skip
-DOWNLOAD_URL = default_download_url()
 
 person = widgets.require_role(COMPLIANCE_OFFICER, SUPPORT)
 policy = context.policy()
@@ -446,7 +445,12 @@ if "send" in actions:
         def send_link() -> str:
             with context.session(policy) as s:
                 deliver_export(
-                    s, policy, reference, actor=person, download_url=DOWNLOAD_URL, execute=True
+                    s,
+                    policy,
+                    reference,
+                    actor=person,
+                    download_url=default_download_url(),
+                    execute=True,
                 )
             return f"Emailed {reference}'s one-time link and, separately, its code to the subject."
 
