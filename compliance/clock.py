@@ -2,7 +2,8 @@
 
 Every "now" (``store.models.utcnow``, and through it every default of ``now=``) comes from
 ``now()``. Tests that simulate weeks of the shipped schedule replace the source with
-``use_clock``; production never does, and no option or environment variable reaches it.
+``use_clock``, as does the demo's set-up to give its sample history the days it shows;
+the jobs and pages never do, and no option or environment variable reaches it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def now() -> datetime:
 
 @contextmanager
 def use_clock(source: Callable[[], datetime]) -> Iterator[None]:
-    """Read ``source`` instead of the system clock until the block ends (tests only)."""
+    """Read ``source`` instead of the system clock until the block ends (tests, demo set-up)."""
     global _source
     previous, _source = _source, source
     try:

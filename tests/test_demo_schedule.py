@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 import streamlit as st
+from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
+from compliance.dsar.desk import timeline
 from compliance.ops.jobruns import job_health
 from compliance.ops.schedule import SCHEDULE_FILE, parse_crontab, shipped_intervals
+from compliance.store.models import DsarRequest
 from tests.conftest import ROOT, Deployment, ok
 
 #: The demo as a newcomer has it: no Slack token, no SMTP password.
@@ -18,6 +21,12 @@ def test_every_line_of_the_shipped_crontab_runs_green_on_the_demo(
     deployment: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ok(deployment.run("init-db", "--demo", "--demo-users", "300", env=NO_SECRETS))
+    with deployment.session() as s:  # each sample request's timeline starts the day it says
+        requests = s.scalars(select(DsarRequest).order_by(DsarRequest.id)).all()
+        assert len({r.requested_at.date() for r in requests}) == len(requests) > 1
+        for request in requests:
+            first = timeline(s, request.reference)[0]
+            assert (first.action, first.occurred_at) == ("dsar.submitted", request.requested_at)
 
     schedule = parse_crontab(SCHEDULE_FILE.read_text())
     for run in schedule:

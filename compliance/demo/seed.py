@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from compliance import clock
 from compliance.deletion.apply import apply_deletions
 from compliance.deletion.batches import create_deletion_batches, review_batch
 from compliance.deletion.records import create_deletion_records
@@ -87,26 +89,32 @@ def _seed_dsar_requests(session: Session, datamap: DataMap) -> int:
     policy = datamap.policy
     support = identify(policy, "support@example.com")
 
+    def back(days: int) -> AbstractContextManager[None]:
+        """The history as it happened: its audit events carry the day the request says
+        (the timeline's first entry is the day it was logged), not the day of the set-up."""
+        moment = now - timedelta(days=days)
+        return clock.use_clock(lambda: moment)
+
     def submit(kind: str, subject: str, days_ago: int) -> str:
-        request = submit_dsar(
-            session, datamap.policy, datamap.engine, kind=kind, subject_id=subject,
-            requested_by=support, identity_method="email_confirmation",
-            identity_check="Demo: replied from the account's email",
-            now=now - timedelta(days=days_ago), execute=True,
-        )  # fmt: skip
+        with back(days_ago):
+            request = submit_dsar(
+                session, datamap.policy, datamap.engine, kind=kind, subject_id=subject,
+                requested_by=support, identity_method="email_confirmation",
+                identity_check="Demo: replied from the account's email", execute=True,
+            )  # fmt: skip
         assert request.reference is not None
         return request.reference
 
     done = submit("access", "11", 12)
-    review_dsar(
-        session,
-        done,
-        "approve",
-        reviewer=identify(policy, DEMO_REVIEWER),
-        four_eyes=policy.review.four_eyes,
-        now=now - timedelta(days=10),
-        execute=True,
-    )
+    with back(10):
+        review_dsar(
+            session,
+            done,
+            "approve",
+            reviewer=identify(policy, DEMO_REVIEWER),
+            four_eyes=policy.review.four_eyes,
+            execute=True,
+        )
     # Built, not sent: the demo shows a ready export for support to send (to the outbox).
     process_dsar_requests(
         session, datamap, actor="demo-setup", execute=True, now=now, deliver=False
