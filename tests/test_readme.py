@@ -11,11 +11,15 @@ through ``/_stcore/health`` and in headless Chromium), then stopped. README's po
 only a port already taken is swapped for a free one, with a warning.
 
 README's install (``python3 -m venv .venv && .venv/bin/pip install -q -r requirements.txt``)
-takes one to two and a half minutes here even from a warm pip cache, so it runs once per test
-session, spelled as in README's Set up line, before the blocks; the Set up line then runs
-whole and verbatim, install included (all satisfied but the checkout, installed again
-editable), creating the demo every later block works on: README's ids (batch 10, record 730,
-subject 1018) are that demo's. A failing block names its README line, the command and its
+takes one to two and a half minutes here even from a warm pip cache. So the copy's ``.venv``
+starts as a clone of the venv running the suite (hard links, scripts pointed at the clone;
+everything but this checkout's own editable install), which README's install command, run
+once spelled as in its Set up line, then finds satisfied but for the checkout; without a
+suite venv that command installs everything. The Set up line then runs whole and verbatim,
+install included, creating the demo every later block works on: README's ids (batch 10,
+record 730, subject 1018) are that demo's. CI's own install (``requirements-dev.txt``, which
+includes ``requirements.txt``) proves the packages install on a fresh machine. A failing
+block names its README line, the command and its
 output, so ids that moved can be corrected from what the commands printed.
 """
 
@@ -31,6 +35,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import time
 import urllib.error
 import urllib.request
@@ -172,12 +177,47 @@ def install_command(blocks: list[Block]) -> str:
     raise AssertionError("no marked README block starts with `python3 -m venv`")
 
 
+#: The pip and setuptools a new venv brings stay the clone's own.
+OWN_TOOLS = ("pip", "setuptools", "_distutils_hack", "distutils-precedence.pth")
+
+
+def clone_suite_venv(target: Path, env: dict[str, str]) -> bool:
+    """Make ``target`` a venv holding the suite venv's packages (hard links; this checkout's
+    editable install left out, for README's install to make); False if there is none to
+    clone or the user's ``python3`` is another version."""
+    if sys.prefix == sys.base_prefix:
+        return False
+    source = Path(sys.prefix)
+    subprocess.run(["python3", "-m", "venv", str(target)], env=env, check=True)  # as README
+    packages = Path(sysconfig.get_path("purelib")).relative_to(source)
+    if not (target / packages).is_dir():
+        return False
+    for entry in (source / packages).iterdir():
+        own = entry.name.startswith(("__editable__", "privacy_desk"))
+        tool = entry.name.split("-")[0].lower() in OWN_TOOLS or entry.name in OWN_TOOLS
+        if not (own or tool or (target / packages / entry.name).exists()):
+            subprocess.run(["cp", "-al", str(entry), str(target / packages)], check=True)
+    for script in (source / "bin").iterdir():
+        clone = target / "bin" / script.name
+        if clone.exists() or clone.is_symlink() or script.is_symlink() or not script.is_file():
+            continue
+        first, newline, rest = script.read_bytes().partition(b"\n")
+        if first.startswith(b"#!") and str(source).encode() in first:
+            clone.write_bytes(
+                first.replace(str(source).encode(), str(target).encode()) + newline + rest
+            )
+            clone.chmod(0o755)
+    return True
+
+
 @pytest.fixture(scope="module")
 def desk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Desk]:
     root = tmp_path_factory.mktemp("readme") / "privacy-desk"
     copy_checkout(root)
     env = new_users_env()
     install = install_command(BLOCKS)
+    if clone_suite_venv(root / ".venv", env):
+        print("README's .venv starts as a clone of the suite's venv")
     started = time.monotonic()
     result = subprocess.run(
         ["bash", "-c", install], cwd=root, env=env, timeout=1800,
