@@ -40,7 +40,12 @@ from compliance.policy.loader import (
     reflect_policy_tables,
 )
 from compliance.policy.systems import APP_SYSTEM
-from compliance.store.engines import check_reachable, current_revision, make_engine, session_factory
+from compliance.store.engines import (
+    check_reachable,
+    current_revision,
+    session_factory,
+    shared_engine,
+)
 from compliance.store.states import JobRunStatus
 from compliance.store.tallies import compact_tallies
 
@@ -115,14 +120,14 @@ class Runtime:
 
     @cached_property
     def engine(self) -> Engine:
-        engine = make_engine(self.policy.database_url, what="compliance database")
+        engine = shared_engine(self.policy.database_url, what="compliance database")
         check_reachable(engine, "compliance database")
         self._engines.append(engine)
         return engine
 
     @cached_property
     def app_engine(self) -> Engine:
-        engine = make_engine(self.policy.app_database_url, what="application database")
+        engine = shared_engine(self.policy.app_database_url, what="application database")
         check_reachable(engine, "application database")
         self._engines.append(engine)
         return engine

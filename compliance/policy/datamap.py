@@ -111,8 +111,8 @@ class TableAction:
 def open_system_engines(
     policy: Policy, app_engine: Engine, given: Mapping[str, Engine] | None = None
 ) -> dict[str, Engine]:
-    """An engine per SQL system: the given ones, else one made from the policy's URL."""
-    from compliance.store.engines import make_engine
+    """An engine per SQL system: the given ones, else this process's one for the policy's URL."""
+    from compliance.store.engines import shared_engine
 
     engines = {APP_SYSTEM: app_engine}
     for name, system in policy.systems.items():
@@ -121,7 +121,7 @@ def open_system_engines(
                 engines[name] = given[name]
             else:
                 assert system.url is not None
-                engines[name] = make_engine(system.url, what=f"system '{name}' database")
+                engines[name] = shared_engine(system.url, what=f"system '{name}' database")
     return engines
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -67,6 +69,33 @@ def make_engine(url: str, *, what: str = "database") -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _on_sqlite_connect)
     return engine
+
+
+#: Engines kept per process, most recently used last; the oldest is disposed past the bound.
+SHARED_ENGINES = 16
+_shared: OrderedDict[str, Engine] = OrderedDict()
+_shared_lock = threading.Lock()
+
+
+def shared_engine(url: str, *, what: str = "database") -> Engine:
+    """This process's engine for ``url``, made on first use (SQLAlchemy: one engine per
+    database and process).
+
+    A job run in-process after another (a scheduler, the test suite's click runner) then
+    keeps the engine's compiled statements and dialect set-up instead of paying them again;
+    a job run as its own process sees no difference. Callers release connections with
+    ``engine.dispose()``, which empties the pool and keeps the engine usable.
+    """
+    with _shared_lock:
+        engine = _shared.get(url)
+        if engine is None:
+            engine = make_engine(url, what=what)
+            _shared[url] = engine
+            if len(_shared) > SHARED_ENGINES:
+                _, oldest = _shared.popitem(last=False)
+                oldest.dispose()
+        _shared.move_to_end(url)
+        return engine
 
 
 def check_reachable(engine: Engine, what: str) -> None:
