@@ -2,7 +2,6 @@ import click
 
 from compliance.dsar.rectification import plan_rectification
 from compliance.dsar.requests import review_dsar
-from compliance.reports.review_queue import request_impact
 from compliance.roles import identify
 from compliance.store.states import DsarKind
 from jobs.cli import emit, execute_option, job_command, runtime
@@ -44,6 +43,9 @@ def review(
             execute=execute,
         )
         previewing = decision == "approve" and not execute
+        # pandas is imported only by the commands that show a table: every job starts faster.
+        from compliance.reports.review_queue import request_impact
+
         preview = (
             request_impact(session, rt.datamap, [request.reference])
             if previewing and request.kind == DsarKind.ERASURE

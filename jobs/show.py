@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from compliance.dsar.desk import request_detail
-from compliance.reports.batch_sheet import batch_sheet
 from jobs.cli import emit, job_command, runtime
 from jobs.params import ROW_ID
 
@@ -22,6 +21,8 @@ def show_batch(batch_id: int) -> object:
 
     The version printed is what ``review-batch --seen-version`` takes, so a decision made
     from this listing is refused if the batch changes meanwhile."""
+    from compliance.reports.batch_sheet import batch_sheet  # pandas only when a batch is shown
+
     rt = runtime()
     with rt.session() as session:
         sheet = batch_sheet(session, rt.datamap, batch_id)
