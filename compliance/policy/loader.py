@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Date, DateTime, Engine, MetaData, Table, inspect
+from sqlalchemy import Date, DateTime, Engine, MetaData, Table
 
 from compliance.errors import ConfigError, InvalidInput, NotFound, printable, quoted
 from compliance.free_text import not_utf8
@@ -42,6 +42,7 @@ from compliance.policy.systems import (
     parse_system,
     parse_system_list,
 )
+from compliance.store.schema import Reflected, reflect_tables
 
 DEFAULT_CONFIG = "compliance.toml"
 DSAR_ERASURE_BUCKET = "dsar_erasure"
@@ -1133,6 +1134,8 @@ class Reflection:
     existing_in: dict[str, set[str]]
     #: The application database's foreign keys, read by the check for the data map to reuse.
     foreign_keys: list[Any] | None = None
+    #: Per SQL system, how it was reflected (``store.schema``: reused while unchanged).
+    reflected: dict[str, Reflected] = field(default_factory=dict)
 
 
 def reflect_policy_tables(
@@ -1140,18 +1143,16 @@ def reflect_policy_tables(
 ) -> Reflection:
     """Reflect the tables ``policy`` names (and the retention tables) in each SQL system given."""
     systems = {APP_SYSTEM: engine, **{n: e for n, e in (engines or {}).items() if n != APP_SYSTEM}}
-    metadatas: dict[str, MetaData] = {}
-    existing_in: dict[str, set[str]] = {}
+    reflection = Reflection({}, {})
     for system, system_engine in systems.items():
-        existing = set(inspect(system_engine).get_table_names())
-        existing_in[system] = existing
         names = {n for n, t in policy.tables.items() if t.system == system}
         if system == APP_SYSTEM:
             names |= {entry.table for entry in policy.retention.values()}
-        meta = MetaData()
-        meta.reflect(bind=system_engine, only=sorted(names & existing))
-        metadatas[system] = meta
-    return Reflection(metadatas, existing_in)
+        reflected = reflect_tables(system_engine, names)
+        reflection.reflected[system] = reflected
+        reflection.existing_in[system] = reflected.existing
+        reflection.metadatas[system] = reflected.metadata
+    return reflection
 
 
 class _Reflected:
@@ -1294,6 +1295,8 @@ def check_against_database(
     from compliance.policy.cascades import check_foreign_keys, foreign_keys
 
     if reflection.foreign_keys is None:
-        reflection.foreign_keys = foreign_keys(engine)
+        app = reflection.reflected.get(APP_SYSTEM)
+        read = lambda: foreign_keys(engine)  # noqa: E731
+        reflection.foreign_keys = list(app.extra("foreign_keys", read) if app else read())
     warnings = [block.advice for block in check_foreign_keys(policy, reflection.foreign_keys)]
     return warnings + _retention_warnings(db, policy)
