@@ -11,6 +11,9 @@ from compliance.policy.loader import check_against_database, reflect_policy_tabl
 from compliance.store.schema import schema_signature
 from tests.conftest import Deployment
 
+#: Asked about by name: workflows (whose foreign key reaches users) and a table not there yet.
+TABLES = {"workflows", "scratch"}
+
 
 def reflect(d: Deployment) -> tuple[Any, list[str]]:
     """The policy's tables as a job reflects them, and the statements that took."""
@@ -51,6 +54,7 @@ def test_every_change_to_the_schema_is_seen_by_the_next_reflection(demo: Deploym
         "ALTER TABLE users ADD COLUMN nickname VARCHAR(40)",
         "CREATE INDEX users_nickname ON users (nickname)",
         "CREATE TABLE scratch (id INTEGER PRIMARY KEY, note TEXT)",
+        "ALTER TABLE scratch ADD COLUMN seen INTEGER",
         "DROP TABLE scratch",
     ]
     if postgres:
@@ -62,11 +66,11 @@ def test_every_change_to_the_schema_is_seen_by_the_next_reflection(demo: Deploym
             "ALTER TABLE users ADD CONSTRAINT nickname_short CHECK (length(nickname) < 50)",
             "ALTER TABLE users DROP COLUMN nickname",
         ]
-    before = schema_signature(demo.app_engine)
+    before = schema_signature(demo.app_engine, TABLES)
     for change in changes:
         with demo.app_engine.begin() as conn:
             conn.execute(text(change))
-        after = schema_signature(demo.app_engine)
+        after = schema_signature(demo.app_engine, TABLES)
         if change.startswith("UPDATE"):  # rows, not the schema: the reflection still holds
             assert after == before
             continue

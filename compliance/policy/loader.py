@@ -42,7 +42,7 @@ from compliance.policy.systems import (
     parse_system,
     parse_system_list,
 )
-from compliance.store.schema import Reflected, reflect_tables
+from compliance.store.schema import reflect_tables
 
 DEFAULT_CONFIG = "compliance.toml"
 DSAR_ERASURE_BUCKET = "dsar_erasure"
@@ -1130,12 +1130,10 @@ class Reflection:
     #: Per SQL system, the policy's tables that exist there (missing ones are the check's to
     #: report, so reflecting never fails on them).
     metadatas: dict[str, MetaData]
-    #: Per SQL system, the names of every table it has.
+    #: Per SQL system, which of the policy's tables (and retention tables) it has.
     existing_in: dict[str, set[str]]
     #: The application database's foreign keys, read by the check for the data map to reuse.
     foreign_keys: list[Any] | None = None
-    #: Per SQL system, how it was reflected (``store.schema``: reused while unchanged).
-    reflected: dict[str, Reflected] = field(default_factory=dict)
 
 
 def reflect_policy_tables(
@@ -1149,7 +1147,6 @@ def reflect_policy_tables(
         if system == APP_SYSTEM:
             names |= {entry.table for entry in policy.retention.values()}
         reflected = reflect_tables(system_engine, names)
-        reflection.reflected[system] = reflected
         reflection.existing_in[system] = reflected.existing
         reflection.metadatas[system] = reflected.metadata
     return reflection
@@ -1295,8 +1292,6 @@ def check_against_database(
     from compliance.policy.cascades import check_foreign_keys, foreign_keys
 
     if reflection.foreign_keys is None:
-        app = reflection.reflected.get(APP_SYSTEM)
-        read = lambda: foreign_keys(engine)  # noqa: E731
-        reflection.foreign_keys = list(app.extra("foreign_keys", read) if app else read())
+        reflection.foreign_keys = foreign_keys(engine)  # the whole database's: read afresh
     warnings = [block.advice for block in check_foreign_keys(policy, reflection.foreign_keys)]
     return warnings + _retention_warnings(db, policy)
