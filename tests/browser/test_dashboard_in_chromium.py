@@ -204,14 +204,26 @@ def dashboard_url(queue: Deployment) -> Iterator[str]:  # noqa: F811
         yield url
 
 
+#: A page Streamlit has finished: its heading is there, nothing is running or stale, and every
+#: table has its canvas (tables paint lazily, after the run).
+SETTLED = """() => document.querySelector('h1')
+    && !document.querySelector('[data-testid="stSkeleton"]')
+    && !document.querySelector('[data-testid="stStatusWidget"]')
+    && !document.querySelector('[data-stale="true"]')
+    && [...document.querySelectorAll('[data-testid="stDataFrame"]')]
+        .filter(frame => {  // a grid paints once in view: not in a closed tab or below the fold
+            const box = frame.getBoundingClientRect();
+            return box.height > 0 && box.top < window.innerHeight && box.bottom > 0;
+        })
+        .every(frame => frame.querySelector('canvas'))"""
+
+
 def settle(page: Any) -> None:
-    """Wait until Streamlit has finished the run and every table has painted."""
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stSkeleton\"]')"
-        " && !document.querySelector('[data-testid=\"stStatusWidget\"]')",
-        timeout=20_000,
-    )
-    page.wait_for_timeout(1_000)
+    """Wait until Streamlit has finished the run and every table has painted: the same
+    state twice, a quarter of a second apart (a fixed second each time cost a minute a walk)."""
+    for _ in range(2):
+        page.wait_for_function(SETTLED, timeout=20_000)
+        page.wait_for_timeout(250)
 
 
 def grids_drawn(page: Any, title: str) -> None:
