@@ -21,18 +21,19 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, MetaData, inspect, text
 
 #: Everything SQLAlchemy's reflection reads for the named tables of the current schema and
-#: the tables their foreign keys refer to. Found by name through pg_class's (relname,
-#: relnamespace) index: a catalog that many test or migration runs churned is never scanned.
+#: every table their foreign keys reach, as reflecting them follows those keys too. Found by
+#: name through pg_class's (relname, relnamespace) index: a catalog that many test or
+#: migration runs churned is never scanned.
 _POSTGRES_SIGNATURE = text("""
-WITH rel AS (
+WITH RECURSIVE rel AS (
     SELECT c.oid, c.relname, c.relkind FROM pg_class c
     WHERE c.relname = ANY (:names) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
       AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())
 ),
-refs AS (
+refs(oid) AS (
     SELECT oid FROM rel
-    UNION SELECT co.confrelid FROM pg_constraint co
-    WHERE co.conrelid IN (SELECT oid FROM rel) AND co.contype = 'f'
+    UNION SELECT co.confrelid FROM pg_constraint co JOIN refs ON co.conrelid = refs.oid
+    WHERE co.contype = 'f'
 )
 SELECT md5(concat_ws('|',
     (SELECT string_agg(concat_ws(',', oid, relname, relkind), ';' ORDER BY oid) FROM rel),
