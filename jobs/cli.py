@@ -9,9 +9,12 @@ naming what is wrong.
 from __future__ import annotations
 
 import getpass
+import importlib
+import importlib.util
 import json
 import logging
 import os
+import re
 import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -344,7 +347,36 @@ def _not_utf8(args: Sequence[str]) -> str | None:
     return None
 
 
+#: Commands whose module is not named after them (``show-batch`` -> ``jobs/show.py``).
+COMMAND_MODULES = {"show-batch": "show", "show-request": "show"}
+_COMMAND_NAME = re.compile(r"[a-z][a-z-]{0,63}")
+
+
+def command_module(name: str) -> str | None:
+    """The module under ``jobs/`` that defines command ``name``, if there is one."""
+    if not _COMMAND_NAME.fullmatch(name):
+        return None
+    module = f"jobs.{COMMAND_MODULES.get(name, name.replace('-', '_'))}"
+    return module if importlib.util.find_spec(module) is not None else None
+
+
 class PrivacyDeskGroup(click.Group):
+    """The jobs' group: each run imports only the command it runs (and what that needs), so a
+    job started by cron does not pay for every other command's libraries; ``--help`` lists
+    them all."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            module = command_module(cmd_name)
+            if module is not None:
+                importlib.import_module(module)
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from jobs import commands  # noqa: F401 - every command, for the listing
+
+        return super().list_commands(ctx)
+
     def main(self, args: Sequence[str] | None = None, *more: Any, **options: Any) -> Any:
         # str(): a caller (click's test runner) may pass numbers, which click converts itself.
         where = _not_utf8([str(a) for a in (sys.argv[1:] if args is None else args)])
@@ -429,8 +461,6 @@ def _checked_actor(ctx: click.Context, actor: str) -> str:
 
 
 def main() -> None:
-    from jobs import commands  # noqa: F401 - registers every command on the group
-
     failpoints.install()
     cli.main(prog_name="python -m jobs", standalone_mode=True)
     sys.exit(0)
