@@ -204,25 +204,31 @@ def dashboard_url(queue: Deployment) -> Iterator[str]:  # noqa: F811
         yield url
 
 
-#: A page Streamlit has finished: its heading is there, nothing is running or stale, and every
-#: table has its canvas (tables paint lazily, after the run).
+#: A page Streamlit has finished: its heading is there and nothing is running or stale.
 SETTLED = """() => document.querySelector('h1')
     && !document.querySelector('[data-testid="stSkeleton"]')
     && !document.querySelector('[data-testid="stStatusWidget"]')
-    && !document.querySelector('[data-stale="true"]')
-    && [...document.querySelectorAll('[data-testid="stDataFrame"]')]
-        .filter(frame => {  // a grid paints once in view: not in a closed tab or below the fold
-            const box = frame.getBoundingClientRect();
-            return box.height > 0 && box.top < window.innerHeight && box.bottom > 0;
-        })
-        .every(frame => frame.querySelector('canvas'))"""
+    && !document.querySelector('[data-stale="true"]')"""
+#: Every table in view has drawn its canvas (a grid paints lazily, after the run, and only
+#: once it is in view: not in a closed tab or below the fold).
+PAINTED = """() => [...document.querySelectorAll('[data-testid="stDataFrame"]')]
+    .filter(frame => {
+        const box = frame.getBoundingClientRect();
+        return box.height > 0 && box.top < window.innerHeight && box.bottom > 0;
+    })
+    .every(frame => frame.querySelector('canvas'))"""
 
 
 def settle(page: Any) -> None:
-    """Wait until Streamlit has finished the run and every table has painted: the same
-    state twice, a quarter of a second apart (a fixed second each time cost a minute a walk)."""
+    """Wait until Streamlit has finished the run and the tables in view have painted: the
+    same state twice, a quarter of a second apart (a fixed second after every load cost a
+    minute a walk). A grid that never paints (an empty one, say) holds it up 3 s at most."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     for _ in range(2):
         page.wait_for_function(SETTLED, timeout=20_000)
+        with contextlib.suppress(PlaywrightTimeout):
+            page.wait_for_function(PAINTED, timeout=3_000)
         page.wait_for_timeout(250)
 
 
