@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import DateTime, MetaData, func, select, update
 from sqlalchemy.orm import Session
 
 from compliance.demo.generate import support_tickets, workflow_logs
@@ -176,3 +176,20 @@ def test_a_retain_table_is_refused_even_in_a_hand_built_policy(aged: Deployment)
         retention_cleanup(s, sneaky, aged.app_engine, actor="t", execute=True)
 
     assert aged.checksum("invoices") == invoices
+
+
+def test_the_demo_dates_nothing_after_the_moment_it_was_made(deployment: Deployment) -> None:
+    """A row from the future outlives "older than 0 days" and every age check after it."""
+    fill_demo(deployment, users_count=400, seed=7)
+    made = datetime.now(UTC).replace(tzinfo=None)  # the demo's now is before this
+    meta = MetaData()
+    meta.reflect(deployment.app_engine)
+    with deployment.app_engine.connect() as conn:
+        latest = {
+            f"{table.name}.{column.name}": conn.scalar(select(func.max(column)))
+            for table in meta.sorted_tables
+            for column in table.columns
+            if isinstance(column.type, DateTime)
+        }
+    after = {name: when for name, when in latest.items() if when is not None and when > made}
+    assert latest and not after, after

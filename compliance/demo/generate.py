@@ -261,13 +261,14 @@ def _workflows(rng: random.Random, person: _Person, now: datetime, data: Rows, i
             data["workflow_runs"].append({
                 "id": run_id, "workflow_id": wf_id,
                 "status": rng.choice(_WORKFLOW_OUTCOMES),
-                "started_at": started, "finished_at": started + timedelta(minutes=3),
+                "started_at": started, "finished_at": min(started + timedelta(minutes=3), now),
             })  # fmt: skip
             for step in range(rng.randint(1, 3)):
                 data["workflow_logs"].append({
                     "id": ids.next("workflow_logs"), "workflow_run_id": run_id,
                     "level": "info", "message": f"step {step} done for {person.first}",
-                    "created_at": started + timedelta(seconds=step),
+                    # Never after now: a row from the future outlives "older than 0 days".
+                    "created_at": min(started + timedelta(seconds=step), now),
                 })  # fmt: skip
 
 
