@@ -203,7 +203,16 @@ def test_notices_cite_each_requests_own_law_and_how_to_complain_under_it(
                                                                              "refusal")}
             for country, r in requests.items()
         }  # fmt: skip
+        for country, request in requests.items():
+            request.kind = DsarKind.RESTRICTION
+            said[country]["restriction_lift"] = render_notice(
+                policy, request, "restriction_lift", reason="the dispute is settled"
+            ).text
         s.rollback()
+    # Every notice that tells the subject how to disagree says so once, whatever the law.
+    for country, notices in said.items():
+        for kind in ("refusal", "restriction_lift"):
+            assert notices[kind].count("If you disagree") == 1, (country, kind)
     assert "at the latest (CCPA, Cal. Civ. Code § 1798.130)" in said["US"]["acknowledgement"]
     assert "California Privacy Protection Agency" in said["US"]["refusal"]
     assert "at the latest (GDPR Art. 12(3))" in said["DE"]["acknowledgement"]

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import event, text
 
 from compliance.policy.loader import check_against_database, reflect_policy_tables
+from compliance.store.engines import make_engine
 from compliance.store.schema import schema_signature
 from tests.conftest import Deployment
 
@@ -104,3 +106,26 @@ def test_a_job_after_a_mapped_column_is_dropped_refuses_to_run(demo: Deployment)
         assert "has no column 'phone'" in str(exc)
     else:
         raise AssertionError("the dropped column went unnoticed")
+
+
+def test_tables_found_further_down_the_search_path_are_watched_too(demo: Deployment) -> None:
+    """A database whose search path starts with an empty schema (a per-user schema, say) finds
+    the policy's tables in the next one: a change there must still be seen."""
+    if demo.backend != "postgresql":
+        pytest.skip("SQLite has no search path")
+    app_schema = demo.app_url.rsplit("search_path%3D", 1)[1]
+    first = f"{app_schema}_first"
+    with demo.app_engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{first}"'))
+    engine = make_engine(demo.app_url.replace(f"%3D{app_schema}", f"%3D{first},{app_schema}"))
+    try:
+        with engine.connect() as conn:
+            assert conn.scalar(text("SELECT current_schema()")) == first
+        before = schema_signature(engine, TABLES)
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE users ADD COLUMN nickname VARCHAR(40)"))
+        assert schema_signature(engine, TABLES) != before
+    finally:
+        engine.dispose()
+        with demo.app_engine.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{first}" CASCADE'))

@@ -30,8 +30,8 @@ DEFAULT_JURISDICTION = "gdpr"
 DEFAULT_CITATION = "the law that applies to your request"
 #: What a refusal or a lifted restriction tells the subject, for one that names no ``complaint``.
 DEFAULT_COMPLAINT = (
-    "If you disagree, write to us quoting the reference above. You may also have the right "
-    "to complain to the authority that oversees data protection where you live."
+    "You may also have the right to complain to the authority that oversees data protection "
+    "where you live."
 )
 GDPR_CITATION = "GDPR Art. 12(3)"
 GDPR_COMPLAINT = (

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, MetaData, inspect, text
 
-#: Everything SQLAlchemy's reflection reads for the named tables of the current schema and
+#: Everything SQLAlchemy's reflection reads for the named tables the search path finds and
 #: every table their foreign keys reach, as reflecting them follows those keys too. Found by
 #: name through pg_class's (relname, relnamespace) index: a catalog that many test or
 #: migration runs churned is never scanned.
@@ -28,7 +28,7 @@ _POSTGRES_SIGNATURE = text("""
 WITH RECURSIVE rel AS (
     SELECT c.oid, c.relname, c.relkind FROM pg_class c
     WHERE c.relname = ANY (:names) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
-      AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())
+      AND pg_table_is_visible(c.oid)
 ),
 refs(oid) AS (
     SELECT oid FROM rel
