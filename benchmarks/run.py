@@ -47,8 +47,8 @@ from compliance.demo.generate import metadata as demo_metadata
 from compliance.dsar.exports import collect_subject_data
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import load_policy
-from compliance.policy.strategies import DEMO_HASH_KEY
 from compliance.store.engines import make_engine, migrate, session_factory
+from compliance.store.hashing import DEMO_HASH_KEY
 from compliance.store.models import JobRun
 
 ROOT = Path(__file__).resolve().parent.parent

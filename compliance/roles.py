@@ -19,11 +19,14 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from compliance.emails import EMAIL, check_email
 from compliance.errors import ConfigError, PermissionDenied
 from compliance.logs import log_event
-from compliance.policy.loader import Policy
+
+if TYPE_CHECKING:  # only a type here: the policy loader reads ROLES from this module
+    from compliance.policy.loader import Policy
 
 COMPLIANCE_OFFICER = "compliance_officer"
 SUPPORT = "support"

@@ -22,9 +22,10 @@ from compliance.deletion.batches import BatchTarget, batch_target
 from compliance.dsar.rectification import FREE_TEXT
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Policy, config_path, load_policy
-from compliance.reports import dsar_stats, evidence, review_queue, stats, systems
+from compliance.reports import dsar_stats, evidence, review_queue, stats
 from compliance.roles import Identity
 from compliance.store.engines import make_engine, session_factory
+from compliance.systems import backlog
 
 READ_TTL = 30  # seconds; decisions clear the caches at once
 IDENTITY_KEY = "identity"
@@ -308,4 +309,4 @@ def system_backlog(current: Policy) -> pd.DataFrame:
 @st.cache_data(ttl=READ_TTL, show_spinner=False)
 def _system_backlog(url: str, kinds: tuple[tuple[str, str], ...]) -> pd.DataFrame:
     with _with_session(url) as s:
-        return systems.system_backlog(s, dict(kinds))
+        return backlog.system_backlog(s, dict(kinds))

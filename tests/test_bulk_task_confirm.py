@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from compliance.deletion.apply import apply_deletions
 from compliance.errors import InvalidInput, PermissionDenied
-from compliance.reports.systems import system_backlog
 from compliance.store.models import AuditEvent, DeletionRecord, ErasureTask
+from compliance.systems.backlog import system_backlog
 from compliance.systems.tasks import (
     ManualTaskFilter,
     confirm_tasks,

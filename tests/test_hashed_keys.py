@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import Column as SqlColumn
 from sqlalchemy import Integer, MetaData, String, Table, delete, insert, literal, select, text
 
+from compliance.audit.subject_keys import hashed_key, hashed_key_sql
 from compliance.store.engines import make_engine, migrate
 from compliance.store.models import (
     AuditEvent,
@@ -25,7 +26,6 @@ from compliance.store.models import (
     DsarRequest,
     JobRun,
 )
-from compliance.store.subject_keys import hashed_key, hashed_key_sql
 from tests.conftest import Backend, Deployment, make_deployment, ok
 from tests.shop import SHOP_POLICY, fill_shop
 from tests.shop import metadata as shop_tables

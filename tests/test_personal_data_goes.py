@@ -16,10 +16,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select, text, update
 
+from compliance.audit.subject_keys import hashed_key, key_secret
 from compliance.dsar.processing import process_dsar_requests
 from compliance.dsar.requests import review_dsar, submit
 from compliance.store.models import AuditEvent, DsarNote, DsarRequest, JobRun, utcnow
-from compliance.store.subject_keys import hashed_key, key_secret
 from tests.conftest import BY_SUPPORT, DEMO_POLICY, DPO, SUPPORT_STAFF, Deployment
 from tests.smtp_server import Inbox, mailing_to
 from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from compliance.audit.subject_keys import key_forms
 from compliance.store.models import (
     ComplianceProfile,
     DecisionLedger,
@@ -31,7 +32,6 @@ from compliance.store.models import (
 from compliance.store.queries import batch_in
 from compliance.store.sql import rows_changed
 from compliance.store.states import BatchStatus, LedgerDecision, RecordState
-from compliance.store.subject_keys import key_forms
 from compliance.store.tallies import tally_sums
 
 _KEPT = (LedgerDecision.REJECTED, LedgerDecision.EXCLUDED)
@@ -190,7 +190,7 @@ def cooling_off(
 ) -> set[str]:
     """Subjects among ``subject_ids`` rejected (or excluded) in ``bucket`` within ``days``;
     ``decisions`` narrows it to one of the two. A subject erased since is kept under the
-    keyed hash of their key (compliance.store.subject_keys): ``secret`` finds them by it."""
+    keyed hash of their key (compliance.audit.subject_keys): ``secret`` finds them by it."""
     if days <= 0 or not subject_ids:
         return set()
     since = now - timedelta(days=days)

@@ -35,6 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
+from compliance.audit.subject_keys import either_form, key_secret
 from compliance.deletion.holds import held_subjects, on_hold
 from compliance.deletion.ledger import cooling_off, cooling_off_condition
 from compliance.deletion.rules import copy_due_subjects, due_query, iter_due_subjects
@@ -52,7 +53,6 @@ from compliance.store.models import (
 from compliance.store.queries import record_open
 from compliance.store.sql import rows_changed
 from compliance.store.states import LedgerDecision
-from compliance.store.subject_keys import either_form, key_secret
 
 _T = TypeVar("_T")
 

@@ -8,7 +8,7 @@ replaying more than needed changes nothing more. A legal hold placed since still
 a plan whose links to the subject (a ``subject_column``, a ``via`` hop, a system, the
 subject key) differ from the policy's now is refused: it would erase other people's rows.
 A subject whose erasure request completed is known by the keyed hash of their key only
-(compliance.store.subject_keys); the restored subjects table gives it back: its keys are
+(compliance.audit.subject_keys); the restored subjects table gives it back: its keys are
 hashed the same way and matched.
 """
 
@@ -22,6 +22,7 @@ from sqlalchemy import String, and_, cast, func, select
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
+from compliance.audit.subject_keys import HASHED_PREFIX, hashed_key, key_secret
 from compliance.deletion.holds import held_subjects
 from compliance.deletion.plans import (
     PlanDocument,
@@ -45,7 +46,6 @@ from compliance.store.models import (
     utcnow,
 )
 from compliance.store.states import LedgerDecision
-from compliance.store.subject_keys import HASHED_PREFIX, hashed_key, key_secret
 
 CHUNK = 1000
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 import calendar
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from compliance.policy.jurisdictions import GDPR, Jurisdiction, holiday_calendar
 from compliance.policy.loader import Policy
-from compliance.store.models import DsarRequest
+from compliance.store.models import DsarRequest, utcnow
+from compliance.store.queries import dsar_open
 
 #: A year: the longest a public holiday and weekend run could ever push a deadline.
 _MAX_SHIFT_DAYS = 366
@@ -103,3 +105,17 @@ def jurisdiction_for(policy: Policy, *, chosen: str | None, country: str | None)
         if code and code in jurisdiction.countries:
             return jurisdiction
     return policy.jurisdiction(policy.dsar.default_jurisdiction)
+
+
+def due_soon_and_overdue(
+    session: Session, *, within_days: int = 7, now: datetime | None = None
+) -> list[DsarRequest]:
+    """Open requests whose (extended) deadline falls within ``within_days``, or has passed."""
+    now = now or utcnow()
+    horizon = now + timedelta(days=within_days)
+    due = deadline_in_force
+    return list(
+        session.scalars(
+            select(DsarRequest).where(dsar_open, due <= horizon).order_by(due, DsarRequest.id)
+        )
+    )

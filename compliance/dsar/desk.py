@@ -20,7 +20,6 @@ from compliance.dsar.deadlines import days_left, effective_due_at
 from compliance.dsar.exports import build_access_export
 from compliance.dsar.objections import never_refused
 from compliance.dsar.processing import delivery_off, export_ready, fail_request, store_failed
-from compliance.dsar.rectification import CorrectionView, corrections_of
 from compliance.dsar.requests import (
     OPEN_STATUSES,
     approval_refusal,
@@ -31,7 +30,6 @@ from compliance.dsar.requests import (
     requests_by_reference,
     with_article,
 )
-from compliance.dsar.restrictions import Period, period_of, restriction_of
 from compliance.errors import ComplianceError, Conflict, InvalidInput
 from compliance.free_text import free_text
 from compliance.logs import log_event
@@ -41,6 +39,13 @@ from compliance.roles import COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.storage import STORE_FAULTS, export_store
 from compliance.store.models import AuditEvent, DsarNote, DsarNotice, DsarRequest, utcnow
 from compliance.store.states import EXPORT_KINDS, DsarKind, DsarStatus
+from compliance.systems.payloads import (
+    CorrectionView,
+    Period,
+    corrections_of,
+    period_of,
+    restriction_of,
+)
 from compliance.systems.tasks import tasks_of_request
 
 NOT_RECORDED = "identity check not recorded"

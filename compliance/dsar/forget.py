@@ -23,6 +23,7 @@ from sqlalchemy import Text, and_, cast, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
+from compliance.audit.subject_keys import HASHED_PREFIX, hashed_key, key_secret
 from compliance.audit.texts import REMOVED, forget_texts
 from compliance.deletion.holds import held_subjects
 from compliance.errors import ComplianceError
@@ -49,7 +50,6 @@ from compliance.store.models import (
 from compliance.store.queries import dsar_in, dsar_open, record_open
 from compliance.store.sql import rows_changed
 from compliance.store.states import DsarKind, DsarStatus
-from compliance.store.subject_keys import HASHED_PREFIX, hashed_key, key_secret
 
 #: What a staff note (or any typed text) reads once the subject it may describe was erased.
 ERASED_NOTE = REMOVED

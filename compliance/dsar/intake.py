@@ -19,6 +19,7 @@ from sqlalchemy import Engine, and_, case, func, literal, select, update
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
+from compliance.audit.subject_keys import key_forms, key_secret
 from compliance.dsar.api_keys import ApiKeyInfo
 from compliance.dsar.deadlines import effective_due_at
 from compliance.dsar.objections import check_scope
@@ -37,7 +38,6 @@ from compliance.errors import Conflict, InvalidInput, NotFound, quoted
 from compliance.free_text import free_text
 from compliance.policy.loader import Policy
 from compliance.store.models import ApiKey, DsarRequest, utcnow
-from compliance.store.subject_keys import key_forms, key_secret
 
 INTAKE_WINDOW = timedelta(hours=24)
 #: Unknown subjects one key may ask about per window before it is refused until the window ends.

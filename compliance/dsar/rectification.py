@@ -22,16 +22,17 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Column, Engine, MetaData, Table, select, update
+from sqlalchemy import Column, Engine, MetaData, Table, update
 from sqlalchemy.orm import Session
 
-from compliance.audit.texts import REMOVED, keep_text, texts_by_hash
+from compliance.audit.texts import keep_text
 from compliance.errors import Conflict, InvalidInput, quoted
 from compliance.free_text import free_text
 from compliance.policy.datamap import DataMap, open_system_engines
 from compliance.policy.loader import MappedTable, Policy
 from compliance.store.models import DsarCorrection, DsarRequest, utcnow
 from compliance.store.states import DsarKind
+from compliance.systems.payloads import corrections_of
 
 #: The most corrections one request carries.
 MAX_CORRECTIONS = 50
@@ -232,33 +233,6 @@ def store_corrections(
             )
         )
     session.flush()
-
-
-@dataclass(frozen=True)
-class CorrectionView:
-    """A correction as the desk shows it: the value, or ``[removed after erasure]``."""
-
-    table: str | None
-    column: str | None
-    value: str
-
-    @property
-    def removed(self) -> bool:
-        return self.value == REMOVED
-
-
-def corrections_of(session: Session, request_id: int) -> list[CorrectionView]:
-    rows = list(
-        session.scalars(
-            select(DsarCorrection)
-            .where(DsarCorrection.dsar_request_id == request_id)
-            .order_by(DsarCorrection.id)
-        )
-    )
-    texts = texts_by_hash(session, [r.value_hash for r in rows])
-    return [
-        CorrectionView(r.table_name, r.column_name, texts.get(r.value_hash, REMOVED)) for r in rows
-    ]
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,13 @@ restrict: such a request is refused at intake.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
+from compliance.audit.subject_keys import key_forms, key_secret
 from compliance.deletion.records import ensure_profiles
 from compliance.errors import InvalidInput
 from compliance.policy.loader import DSAR_ERASURE_BUCKET, Policy
@@ -30,11 +30,7 @@ from compliance.store.models import (
     LegalHold,
 )
 from compliance.store.states import DsarKind, DsarStatus, HoldKind, LedgerDecision
-from compliance.store.subject_keys import key_forms, key_secret
-
-#: The task that tells a system a restriction ended (its webhook call is a ``restriction``
-#: with its ``end``): each system learns the start, then the end.
-RESTRICTION_END = "restriction_end"
+from compliance.systems.payloads import restriction_of
 
 
 def erased_by(session: Session, policy: Policy, subject_id: str) -> str | None:
@@ -82,15 +78,6 @@ def refuse_if_erased(session: Session, policy: Policy, kind: str, subject_id: st
         )
 
 
-def restriction_of(session: Session, request_id: int) -> LegalHold | None:
-    """The hold a restriction request placed, if it did."""
-    return session.scalars(
-        select(LegalHold).where(
-            LegalHold.dsar_request_id == request_id, LegalHold.kind == HoldKind.RESTRICTION
-        )
-    ).first()
-
-
 def place_restriction(
     session: Session, request: DsarRequest, *, actor: str, now: datetime
 ) -> LegalHold:
@@ -119,24 +106,3 @@ def place_restriction(
         details={"hold_id": hold.id, "profile_id": hold.compliance_profile_id},
     )
     return hold
-
-
-@dataclass(frozen=True)
-class Period:
-    """When a restriction started and ended (None: in force until lifted)."""
-
-    start: datetime | None
-    end: datetime | None
-
-    def as_json(self) -> dict[str, str | None]:
-        return {
-            "start": self.start.isoformat() if self.start else None,
-            "end": self.end.isoformat() if self.end else None,
-        }
-
-
-def period_of(session: Session, request_id: int) -> Period:
-    hold = restriction_of(session, request_id)
-    if hold is None:
-        return Period(None, None)
-    return Period(hold.placed_at, hold.lifted_at or hold.until)

@@ -31,7 +31,7 @@ from compliance.dsar.rectification import (
     plan_rectification,
 )
 from compliance.dsar.requests import audit_request, complete_request, get_dsar, with_article
-from compliance.dsar.restrictions import RESTRICTION_END, place_restriction, restriction_of
+from compliance.dsar.restrictions import place_restriction
 from compliance.errors import ComplianceError, Conflict, InvalidInput
 from compliance.free_text import free_text
 from compliance.policy.datamap import DataMap
@@ -43,6 +43,7 @@ from compliance.store.queries import dsar_in
 from compliance.store.sql import rows_changed
 from compliance.store.states import TOLD_KINDS, DsarKind, DsarStatus, NoticeStatus, TaskStatus
 from compliance.systems import tasks as system_tasks
+from compliance.systems.payloads import RESTRICTION_END, restriction_of
 
 
 def told_task_specs(

@@ -28,12 +28,11 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
-from compliance.dsar.deadlines import days_left, effective_due_at
+from compliance.dsar.deadlines import days_left, due_soon_and_overdue, effective_due_at
 from compliance.dsar.mailer import write_to_outbox
 from compliance.errors import ConfigError
 from compliance.logs import log_event
 from compliance.policy.loader import Policy, SlackSettings
-from compliance.reports.dsar_stats import due_soon_and_overdue
 from compliance.store.models import AuditEvent, DeletionBatch, DeletionRecord, utcnow
 from compliance.store.queries import batch_pending
 from compliance.store.states import AlertStatus

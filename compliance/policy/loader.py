@@ -42,6 +42,7 @@ from compliance.policy.systems import (
     parse_system,
     parse_system_list,
 )
+from compliance.roles import ROLES
 from compliance.store.schema import reflect_tables
 
 DEFAULT_CONFIG = "compliance.toml"
@@ -767,7 +768,6 @@ _SECTIONS = frozenset(
      "dashboard", "review", "dsar", "smtp", "retention", "exports", "audit", "systems",
      "scan", "records", "jurisdictions"}
 )  # fmt: skip
-ROLES = ("compliance_officer", "support", "manager")
 
 
 # ---------------------------------------------------------------- sections

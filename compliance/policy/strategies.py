@@ -8,7 +8,6 @@ interrupted ``apply-deletions`` changes nothing twice.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ from typing import Any, ClassVar
 from sqlalchemy import LargeBinary, Text, case, cast, func, literal
 
 from compliance.errors import ConfigError, quoted, unprintable
+from compliance.store import hashing
+from compliance.store.hashing import DEMO_HASH_KEY
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,6 @@ HASH_KEY_ENV = "COMPLIANCE_HASH_KEY"
 #: The longest environment value read (64 KiB): no URL, secret or path needs more.
 MAX_ENV_BYTES = 64 * 1024
 MIN_KEY_LENGTH = 32
-#: The demo's key: public, so hashes made with it protect nothing. Only demo mode uses it.
-DEMO_HASH_KEY = b"privacy-desk demo key - public, protects nothing"
 
 
 def hash_key(*, demo_mode: bool, env: Mapping[str, str] | None = None) -> bytes:
@@ -142,8 +141,8 @@ class HashStrategy(AnonymizeStrategy):
 
     name = "hash"
     keyed = True
-    PREFIX = "anon-"
-    DIGITS = 40
+    PREFIX = hashing.PREFIX
+    DIGITS = hashing.DIGITS
     needs_value = True
 
     def __init__(self, key: bytes = DEMO_HASH_KEY) -> None:
@@ -155,13 +154,7 @@ class HashStrategy(AnonymizeStrategy):
         return Writes(length=length, words=f"{length} characters ('{self.PREFIX}' and hex digits)")
 
     def transform(self, value: Any) -> Any:
-        if value is None:
-            return None
-        text = str(value)
-        if self.is_hashed(text):
-            return text
-        digest = hmac.new(self.key, text.encode("utf-8"), hashlib.sha256).hexdigest()
-        return self.PREFIX + digest[: self.DIGITS]
+        return hashing.keyed_hash(self.key, value)
 
     def sql(self, column: Any, dialect: str) -> Any | None:
         if dialect == "sqlite":
@@ -180,15 +173,6 @@ class HashStrategy(AnonymizeStrategy):
         digest = func.left(func.encode(outer, "hex"), self.DIGITS)
         already = cast(column, Text).op("~")(f"^{self.PREFIX}[0-9a-f]{{{self.DIGITS}}}$")
         return case((already, column), else_=literal(self.PREFIX) + digest)
-
-    @classmethod
-    def is_hashed(cls, text: str) -> bool:
-        digest = text[len(cls.PREFIX) :]
-        return (
-            text.startswith(cls.PREFIX)
-            and len(digest) == cls.DIGITS
-            and all(c in "0123456789abcdef" for c in digest)
-        )
 
 
 STRATEGIES: dict[str, AnonymizeStrategy] = {
@@ -227,12 +211,3 @@ def strategy_options(name: str, raw: Mapping[str, Any], key: str) -> dict[str, s
                     "characters"
                 )
     return {k: v for k, v in raw.items() if k != "strategy"}
-
-
-def anon_hash(value: Any, key_hex: str | None = None) -> Any:
-    """The hash strategy as a SQLite function (``pd_anon_hash``), identical to Python's.
-
-    With one argument it uses the demo key (the benchmark's raw-SQL comparison does).
-    """
-    key = bytes.fromhex(key_hex) if key_hex else DEMO_HASH_KEY
-    return HashStrategy(key).transform(value)

@@ -78,20 +78,6 @@ def dsar_counters(session: Session, *, now: datetime | None = None) -> DsarCount
     return DsarCounters(open=row[0], overdue=row[1], due_this_week=row[2])
 
 
-def due_soon_and_overdue(
-    session: Session, *, within_days: int = 7, now: datetime | None = None
-) -> list[DsarRequest]:
-    """Open requests whose (extended) deadline falls within ``within_days``, or has passed."""
-    now = now or utcnow()
-    horizon = now + timedelta(days=within_days)
-    due = deadline_in_force
-    return list(
-        session.scalars(
-            select(DsarRequest).where(dsar_open, due <= horizon).order_by(due, DsarRequest.id)
-        )
-    )
-
-
 @dataclass(frozen=True)
 class DsarOverview:
     total: int

@@ -15,7 +15,7 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from compliance.errors import ConfigError
-from compliance.policy.strategies import anon_hash
+from compliance.store.hashing import sqlite_anon_hash
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -28,8 +28,8 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
     # The hash anonymize strategy in SQL, so one UPDATE can anonymize a chunk on SQLite too.
-    dbapi_connection.create_function("pd_anon_hash", 1, anon_hash, deterministic=True)
-    dbapi_connection.create_function("pd_anon_hash", 2, anon_hash, deterministic=True)
+    dbapi_connection.create_function("pd_anon_hash", 1, sqlite_anon_hash, deterministic=True)
+    dbapi_connection.create_function("pd_anon_hash", 2, sqlite_anon_hash, deterministic=True)
 
 
 def normalise_url(url: URL) -> URL:

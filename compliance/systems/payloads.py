@@ -7,14 +7,77 @@ the task's row: a correction's value is typed text, kept only in free_texts.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from compliance.dsar.rectification import corrections_of
-from compliance.dsar.restrictions import RESTRICTION_END, period_of
-from compliance.store.models import DsarRequest, ErasureTask
-from compliance.store.states import DsarKind
+from compliance.audit.texts import REMOVED, texts_by_hash
+from compliance.store.models import DsarCorrection, DsarRequest, ErasureTask, LegalHold
+from compliance.store.states import DsarKind, HoldKind
+
+#: The task that tells a system a restriction ended (its webhook call is a ``restriction``
+#: with its ``end``): each system learns the start, then the end.
+RESTRICTION_END = "restriction_end"
+
+
+@dataclass(frozen=True)
+class CorrectionView:
+    """A correction as the desk shows it: the value, or ``[removed after erasure]``."""
+
+    table: str | None
+    column: str | None
+    value: str
+
+    @property
+    def removed(self) -> bool:
+        return self.value == REMOVED
+
+
+def corrections_of(session: Session, request_id: int) -> list[CorrectionView]:
+    rows = list(
+        session.scalars(
+            select(DsarCorrection)
+            .where(DsarCorrection.dsar_request_id == request_id)
+            .order_by(DsarCorrection.id)
+        )
+    )
+    texts = texts_by_hash(session, [r.value_hash for r in rows])
+    return [
+        CorrectionView(r.table_name, r.column_name, texts.get(r.value_hash, REMOVED)) for r in rows
+    ]
+
+
+def restriction_of(session: Session, request_id: int) -> LegalHold | None:
+    """The hold a restriction request placed, if it did."""
+    return session.scalars(
+        select(LegalHold).where(
+            LegalHold.dsar_request_id == request_id, LegalHold.kind == HoldKind.RESTRICTION
+        )
+    ).first()
+
+
+@dataclass(frozen=True)
+class Period:
+    """When a restriction started and ended (None: in force until lifted)."""
+
+    start: datetime | None
+    end: datetime | None
+
+    def as_json(self) -> dict[str, str | None]:
+        return {
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat() if self.end else None,
+        }
+
+
+def period_of(session: Session, request_id: int) -> Period:
+    hold = restriction_of(session, request_id)
+    if hold is None:
+        return Period(None, None)
+    return Period(hold.placed_at, hold.lifted_at or hold.until)
 
 
 def task_details(session: Session, task: ErasureTask) -> dict[str, Any]:

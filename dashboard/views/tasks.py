@@ -10,13 +10,12 @@ from __future__ import annotations
 import streamlit as st
 
 from compliance.dsar.requests import KINDS
-from compliance.dsar.restrictions import RESTRICTION_END
 from compliance.free_text import MAX_FREE_TEXT
 from compliance.roles import COMPLIANCE_OFFICER
 from compliance.storage import export_store
 from compliance.store.states import DsarKind, TaskStatus
 from compliance.systems import tasks
-from compliance.systems.payloads import task_instructions
+from compliance.systems.payloads import RESTRICTION_END, task_instructions
 from dashboard import context, widgets
 
 PAGE_SIZE = 25

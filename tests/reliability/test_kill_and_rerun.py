@@ -18,6 +18,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from compliance.audit.subject_keys import hashed_key, key_secret
 from compliance.deletion.apply import apply_deletions
 from compliance.deletion.batches import create_deletion_batches
 from compliance.deletion.records import create_deletion_records
@@ -33,7 +34,6 @@ from compliance.store.models import (
     DsarRequest,
     utcnow,
 )
-from compliance.store.subject_keys import hashed_key, key_secret
 from tests.conftest import DPO, SUPPORT_STAFF, Deployment, fill_demo
 from tests.reliability.conftest import (
     LONG,
