@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from compliance.policy.strategies import HashStrategy
+from compliance.deletion.erase import ERASERS, erase, impact
+from compliance.policy.datamap import TableAction
+from compliance.policy.strategies import ErasureAction, HashStrategy
 from tests.conftest import Backend, Deployment, make_deployment
 from tests.shop import SHOP_POLICY, fill_shop
 
@@ -42,7 +44,7 @@ def test_erasing_a_subject_reaches_rows_through_via_chains_of_any_depth(shop: De
     plan = datamap.erasure_plan(["orders", "wishlists", "customers"])
     ledger_before = shop.checksum("ledger")
     with shop.app_engine.begin() as conn:
-        rows = datamap.erase(conn, plan, ["C-0000", "C-0002"])
+        rows = erase(datamap, conn, plan, ["C-0000", "C-0002"])
     assert rows == {
         "item_notes": 8,
         "order_items": 8,
@@ -69,10 +71,10 @@ def test_erasing_twice_changes_nothing_the_second_time(shop: Deployment) -> None
     datamap = shop.datamap()
     plan = datamap.erasure_plan(["orders", "wishlists", "customers"])
     with shop.app_engine.begin() as conn:
-        datamap.erase(conn, plan, ["C-0004"])
+        erase(datamap, conn, plan, ["C-0004"])
     first = shop.checksum("customers", "orders", "order_items", "item_notes", "wishlists")
     with shop.app_engine.begin() as conn:
-        again = datamap.erase(conn, plan, ["C-0004"])
+        again = erase(datamap, conn, plan, ["C-0004"])
     assert again["orders"] == 0
     assert shop.checksum("customers", "orders", "order_items", "item_notes", "wishlists") == first
 
@@ -81,8 +83,8 @@ def test_the_impact_preview_counts_without_changing_anything(shop: Deployment) -
     datamap = shop.datamap()
     before = shop.checksum("customers", "orders", "order_items", "item_notes", "ledger")
     with shop.app_engine.connect() as conn:
-        impact = datamap.impact(conn, ["orders", "customers"], ["C-0000", "C-0001", "C-0002"])
-    by_table = {row["table"]: (row["action"], row["rows"]) for row in impact}
+        found = impact(datamap, conn, ["orders", "customers"], ["C-0000", "C-0001", "C-0002"])
+    by_table = {row["table"]: (row["action"], row["rows"]) for row in found}
     assert by_table == {
         "item_notes": ("delete", 12),
         "order_items": ("delete", 12),
@@ -117,9 +119,24 @@ def test_demo_erasure_deletes_in_foreign_key_order_and_keeps_billing(demo: Deplo
     keys = [str(r["id"]) for r in demo.app_rows("users", "id <= 40")]
     for system, steps in datamap.plans_by_system(policy.buckets["closed_accounts"].tables).items():
         with datamap.engine_for(system).begin() as conn:
-            datamap.erase(conn, steps, keys)
+            erase(datamap, conn, steps, keys)
     assert count(demo, "SELECT count(*) FROM workflows WHERE user_id <= 40") == 0
     assert count(demo, "SELECT count(*) FROM activity_logs WHERE user_id <= 40") == 0
     assert count(demo, "SELECT count(*) FROM users WHERE id <= 40 AND full_name IS NOT NULL") == 0
     assert count(demo, "SELECT count(*) FROM users WHERE id > 40 AND full_name IS NULL") == 0
     assert demo.checksum("invoices", "payments") == billing
+
+
+def test_every_erasure_action_the_policy_names_has_one_eraser_and_retain_changes_nothing(
+    shop: Deployment,
+) -> None:
+    assert set(ERASERS) == set(ErasureAction)
+    policy = shop.policy()
+    assert {t.on_erasure for t in policy.tables.values()} <= set(ErasureAction)
+    kept = next(n for n, t in policy.tables.items() if t.on_erasure == ErasureAction.RETAIN)
+    datamap = shop.datamap()
+    before = count(shop, f"SELECT count(*) FROM {kept}")
+    step = TableAction(kept, ErasureAction.RETAIN, datamap.system_of(kept))
+    with pytest.raises(AssertionError, match="retained"), shop.app_engine.begin() as conn:
+        erase(datamap, conn, [step], ["C-0000"])
+    assert count(shop, f"SELECT count(*) FROM {kept}") == before

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from compliance import failpoints
 from compliance.audit.chain import record_event
+from compliance.deletion.erase import erase
 from compliance.deletion.holds import awaiting_access_export, held_profiles
 from compliance.deletion.plans import (
     PlanDocument,
@@ -43,6 +44,7 @@ from compliance.logs import Progress, log_event
 from compliance.policy.cascades import Block
 from compliance.policy.datamap import DataMap, TableAction
 from compliance.policy.loader import Bucket
+from compliance.policy.strategies import ErasureAction
 from compliance.policy.systems import APP_SYSTEM
 from compliance.store.engines import analyze
 from compliance.store.models import ComplianceProfile, DeletionBatch, DeletionRecord, utcnow
@@ -137,7 +139,7 @@ def _erase_chunk(
 ) -> dict[str, int]:
     engine = datamap.engine_for(plan[0].system) if plan else datamap.engine
     with engine.begin() as conn:
-        return datamap.erase(conn, plan, [subject for _, subject in records])
+        return erase(datamap, conn, plan, [subject for _, subject in records])
 
 
 def _erase(
@@ -456,7 +458,7 @@ class _BucketRun:
                     left = [key for key in keys if key not in gone]
                     n = datamap.count(conn, step.table, left)
                     rows[step.table] = rows.get(step.table, 0) + n
-                    if step.action == "delete":
+                    if step.action == ErasureAction.DELETE:
                         gone.update(left)
             result.tasks[system] = result.tasks.get(system, 0) + len(chunk)
         applied, errors = system_tasks.forecast_settle(

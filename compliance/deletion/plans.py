@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from compliance.audit.chain import record_event
 from compliance.policy.datamap import descendants
 from compliance.policy.loader import Policy
+from compliance.policy.strategies import ErasureAction
 from compliance.store.models import DeletionBatch, ErasurePlan, utcnow
 
 #: ``{"steps": [...], "subjects": {...}, "links": {...}}``; a plan stored before links were
@@ -54,9 +55,9 @@ def plan_document(policy: Policy, bucket: str) -> PlanDocument:
     todo: list[Step] = []
     for name in sorted(descendants(policy, policy.bucket(bucket).tables)):
         mapped = policy.tables[name]
-        if mapped.on_erasure == "retain":
+        if mapped.on_erasure == ErasureAction.RETAIN:
             continue
-        columns = sorted(mapped.anonymize) if mapped.on_erasure == "anonymize" else []
+        columns = sorted(mapped.anonymize) if mapped.on_erasure == ErasureAction.ANONYMIZE else []
         todo.append({"table": name, "action": mapped.on_erasure, "columns": columns})
     return {"steps": todo, **links_document(policy, [step["table"] for step in todo])}
 
@@ -155,9 +156,9 @@ def widening(accepted: Sequence[Step], current: Sequence[Step]) -> list[str]:
         was = before.get(table)
         if was is None:
             changes.append(f"{table} ({action}) not in the accepted plan")
-        elif action == "delete" and was["action"] != "delete":
+        elif action == ErasureAction.DELETE and was["action"] != ErasureAction.DELETE:
             changes.append(f"{table} is deleted, but the accepted plan only anonymizes it")
-        elif action == "anonymize" and was["action"] == "anonymize":
+        elif action == ErasureAction.ANONYMIZE and was["action"] == ErasureAction.ANONYMIZE:
             changes += [
                 f"{table}.{column} not in the accepted plan"
                 for column in step["columns"]

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
 from compliance.audit.subject_keys import HASHED_PREFIX, hashed_key, key_secret
+from compliance.deletion.erase import erase
 from compliance.deletion.holds import held_subjects
 from compliance.deletion.plans import (
     PlanDocument,
@@ -269,7 +270,7 @@ def _replay_chunk(
         engine = datamap.engine_for(system)
         if execute:
             with engine.begin() as conn:
-                rows.update(datamap.erase(conn, here, chunk))
+                rows.update(erase(datamap, conn, here, chunk))
         else:
             with engine.connect() as conn:
                 rows.update({s.table: datamap.count(conn, s.table, chunk) for s in here})

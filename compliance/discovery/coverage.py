@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from compliance.discovery.names import CATEGORY_LABELS, Category, ColumnKind, personal_by_name
 from compliance.discovery.sampling import column_kind, open_read_only
 from compliance.policy.loader import Policy
+from compliance.policy.strategies import ErasureAction
 from compliance.policy.systems import APP_SYSTEM
 from compliance.store.states import FindingStatus
 
@@ -32,9 +33,9 @@ def finding_status(
         return FindingStatus.ACCEPTED, accepted, excluded
     if mapped is None:
         return FindingStatus.UNCOVERED, None, False
-    if mapped.on_erasure == "delete":
+    if mapped.on_erasure == ErasureAction.DELETE:
         return FindingStatus.DELETED, None, excluded
-    if mapped.on_erasure == "retain":
+    if mapped.on_erasure == ErasureAction.RETAIN:
         return FindingStatus.RETAINED, mapped.legal_basis, excluded
     if column in mapped.anonymize:
         return FindingStatus.ANONYMIZED, mapped.anonymize[column], excluded
@@ -51,7 +52,7 @@ def unmapped_subject_columns(
     """
     table = policy.subjects.table
     mapped = policy.tables.get(table)
-    if mapped is None or mapped.on_erasure != "anonymize":
+    if mapped is None or mapped.on_erasure != ErasureAction.ANONYMIZE:
         return []
     left = []
     for name, kind in columns:

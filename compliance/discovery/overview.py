@@ -20,12 +20,17 @@ from compliance.discovery.sampling import SystemRead, read_system
 from compliance.discovery.scan import own_tables
 from compliance.policy.datamap import descendants
 from compliance.policy.loader import MappedTable, Policy
+from compliance.policy.strategies import ErasureAction
 from compliance.policy.systems import APP_SYSTEM
 from compliance.store.states import FindingStatus
 
 NOT_MAPPED = "not mapped"
 #: Fill colours of the graph by action; an unmapped table with personal data is red.
-_FILL = {"delete": "#fee2e2", "anonymize": "#fef3c7", "retain": "#dbeafe"}
+_FILL = {
+    ErasureAction.DELETE: "#fee2e2",
+    ErasureAction.ANONYMIZE: "#fef3c7",
+    ErasureAction.RETAIN: "#dbeafe",
+}
 _UNCOVERED_FILL = "#fca5a5"
 
 
@@ -118,7 +123,7 @@ def _rules(policy: Policy, table: str, mapped: MappedTable | None) -> tuple[str,
         for name, bucket in policy.buckets.items()
         if table in descendants(policy, bucket.tables)
     ]
-    if mapped.on_erasure != "retain":
+    if mapped.on_erasure != ErasureAction.RETAIN:
         rules.append("erasure requests")
     return tuple(rules)
 
@@ -126,9 +131,9 @@ def _rules(policy: Policy, table: str, mapped: MappedTable | None) -> tuple[str,
 def _column_erasure(mapped: MappedTable | None, column: str) -> str:
     if mapped is None:
         return NOT_MAPPED
-    if mapped.on_erasure == "delete":
+    if mapped.on_erasure == ErasureAction.DELETE:
         return "deleted with the row"
-    if mapped.on_erasure == "retain":
+    if mapped.on_erasure == ErasureAction.RETAIN:
         return "retained"
     if column in mapped.anonymize:
         return f"anonymize ({mapped.anonymize[column]})"

@@ -22,6 +22,7 @@ from compliance.discovery.names import CATEGORY_LABELS, ColumnKind, personal_by_
 from compliance.errors import InvalidInput
 from compliance.policy.datamap import descendants
 from compliance.policy.loader import AgeRule, Bucket, MappedTable, Policy
+from compliance.policy.strategies import ErasureAction
 from compliance.policy.systems import APP_SYSTEM
 from compliance.store.models import utcnow
 
@@ -112,7 +113,7 @@ def _retention_text(policy: Policy, tables: Iterable[str]) -> list[str]:
 
 def _kept(tables: Iterable[MappedTable]) -> list[str]:
     return [f"{t.name}: kept, {_one_line(t.legal_basis or 'no legal basis given')}"
-            for t in tables if t.on_erasure == "retain"]  # fmt: skip
+            for t in tables if t.on_erasure == ErasureAction.RETAIN]  # fmt: skip
 
 
 def _systems_of(policy: Policy, tables: Iterable[str]) -> list[str]:
@@ -165,7 +166,7 @@ def _group_activity(
     policy: Policy, root: str, tables: list[str], findings: Sequence[StoredFinding]
 ) -> ProcessingActivity:
     mapped = [policy.tables[t] for t in tables]
-    retained = [t for t in mapped if t.on_erasure == "retain"]
+    retained = [t for t in mapped if t.on_erasure == ErasureAction.RETAIN]
     bases = tuple(dict.fromkeys(_one_line(t.legal_basis) for t in retained if t.legal_basis))
     limits = [*_kept(mapped), *_retention_text(policy, tables)]
     if len(retained) < len(mapped):

@@ -34,6 +34,7 @@ from compliance.deletion.records import ensure_profiles
 from compliance.dsar.deadlines import effective_due_at
 from compliance.errors import InvalidInput, NotFound
 from compliance.policy.datamap import DataMap
+from compliance.policy.strategies import ErasureAction
 from compliance.policy.systems import APP_SYSTEM
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.storage import Area, ExportStore, Writer
@@ -263,7 +264,7 @@ def readme_text(
         "Kept under a legal obligation (not erased on request)",
         "-----------------------------------------------------",
     ]
-    kept = [t for t in data.tables if t.on_erasure == "retain"]
+    kept = [t for t in data.tables if t.on_erasure == ErasureAction.RETAIN]
     if kept:
         lines += [f"{t.name}: {t.legal_basis or 'a legal obligation to keep it'}" for t in kept]
     else:

@@ -30,6 +30,7 @@ from compliance.errors import Conflict, InvalidInput, quoted
 from compliance.free_text import free_text
 from compliance.policy.datamap import DataMap, open_system_engines
 from compliance.policy.loader import MappedTable, Policy
+from compliance.policy.strategies import ErasureAction
 from compliance.store.models import DsarCorrection, DsarRequest, utcnow
 from compliance.store.states import DsarKind
 from compliance.systems.payloads import corrections_of
@@ -128,7 +129,7 @@ def _check(policy: Policy, columns: _Columns, correction: Correction) -> Checked
             "say it in words instead",
             field="correct",
         )
-    if mapped.on_erasure == "retain":
+    if mapped.on_erasure == ErasureAction.RETAIN:
         raise InvalidInput(
             f"{name} is kept under retain ({mapped.legal_basis or 'a legal obligation'}) "
             "and never changed",

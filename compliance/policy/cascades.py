@@ -19,6 +19,7 @@ from sqlalchemy import Engine, inspect, text
 
 from compliance.errors import ConfigError
 from compliance.policy.loader import Policy
+from compliance.policy.strategies import ErasureAction
 from compliance.policy.systems import APP_SYSTEM
 
 DESTRUCTIVE = frozenset({"CASCADE", "SET NULL", "SET DEFAULT"})
@@ -55,13 +56,13 @@ class Block:
 
     foreign_key: ForeignKey
     why: str  # "a retain table" | "a table the policy does not map"
-    action: str
+    action: ErasureAction
     columns: tuple[str, ...] = ()
 
     @property
     def advice(self) -> str:
         fk = self.foreign_key
-        if self.action == "delete":
+        if self.action == ErasureAction.DELETE:
             change = (
                 f'set tables.{fk.referred_table}.on_erasure = "anonymize" instead of delete, '
                 "or retain it"
@@ -138,7 +139,7 @@ def _kept(policy: Policy, table: str) -> str | None:
     """Why rows of ``table`` must survive erasure: retained, or unknown to the policy."""
     if table not in policy.tables:
         return "a table the policy does not map"
-    if policy.tables[table].on_erasure == "retain":
+    if policy.tables[table].on_erasure == ErasureAction.RETAIN:
         return "a retain table"
     return None
 
@@ -157,15 +158,15 @@ def check_foreign_keys(policy: Policy, keys: Sequence[ForeignKey]) -> list[Block
             continue
         if parent.system != APP_SYSTEM:  # these keys are the application database's own
             continue
-        if parent.on_erasure == "delete":
+        if parent.on_erasure == ErasureAction.DELETE:
             if fk.ondelete in DESTRUCTIVE:
                 raise ConfigError(
                     f"tables.{fk.referred_table}: foreign key {fk.label} is ON DELETE "
                     f"{fk.ondelete}, so erasing would change rows of {fk.table}, {why}; make "
                     f"it RESTRICT or NO ACTION, or anonymize {fk.referred_table} instead"
                 )
-            blocks.append(Block(fk, why, "delete"))
-        elif parent.on_erasure == "anonymize":
+            blocks.append(Block(fk, why, ErasureAction.DELETE))
+        elif parent.on_erasure == ErasureAction.ANONYMIZE:
             touched = sorted(set(fk.referred_columns) & set(parent.anonymize))
             if touched and fk.onupdate in DESTRUCTIVE:
                 raise ConfigError(
@@ -175,5 +176,5 @@ def check_foreign_keys(policy: Policy, keys: Sequence[ForeignKey]) -> list[Block
                     f"anonymizing {fk.referred_table}.{touched[0]}"
                 )
             if touched:
-                blocks.append(Block(fk, why, "anonymize", tuple(touched)))
+                blocks.append(Block(fk, why, ErasureAction.ANONYMIZE, tuple(touched)))
     return blocks

@@ -1,4 +1,5 @@
-"""The data-map engine: find, erase and count a set of subjects' rows in every SQL system.
+"""The data-map engine: find and count a set of subjects' rows in every SQL system, and the
+order erasing them must follow (``compliance.deletion.erase`` carries it out).
 
 The application database is one SQL system; ``[systems.NAME] kind = "sql"`` adds others,
 each with its own engine, and every table lives in exactly one of them. A via chain never
@@ -14,7 +15,6 @@ from __future__ import annotations
 import graphlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -32,14 +32,12 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
-    delete,
     exists,
     func,
     select,
-    update,
 )
 
-from compliance.errors import ConfigError, InvalidInput, quoted
+from compliance.errors import InvalidInput, quoted
 from compliance.free_text import has_control
 from compliance.policy.cascades import (
     DESTRUCTIVE,
@@ -49,7 +47,7 @@ from compliance.policy.cascades import (
     foreign_keys,
 )
 from compliance.policy.loader import MappedTable, Policy, Reflection
-from compliance.policy.strategies import get_strategy, hash_key
+from compliance.policy.strategies import ErasureAction, hash_key
 from compliance.policy.systems import APP_SYSTEM
 from compliance.store.sql import among_ids
 
@@ -104,7 +102,7 @@ def descendants(policy: Policy, names: Iterable[str]) -> set[str]:
 @dataclass(frozen=True)
 class TableAction:
     table: str
-    action: str  # delete | anonymize | retain
+    action: ErasureAction
     system: str = APP_SYSTEM
 
 
@@ -215,7 +213,10 @@ class DataMap:
     def require_keys(self, plan: Iterable[TableAction]) -> None:
         """Refuse before anything changes when a plan anonymizes with ``hash`` and has no key."""
         for step in plan:
-            if step.action == "anonymize" and "hash" in self.mapped(step.table).anonymize.values():
+            if (
+                step.action == ErasureAction.ANONYMIZE
+                and "hash" in self.mapped(step.table).anonymize.values()
+            ):
                 self.hash_key()
                 return
 
@@ -289,7 +290,7 @@ class DataMap:
         return [
             TableAction(n, self.mapped(n).on_erasure, self.system_of(n))
             for n in order
-            if self.mapped(n).on_erasure != "retain"
+            if self.mapped(n).on_erasure != ErasureAction.RETAIN
         ]
 
     # ------------------------------------------------------------ foreign keys
@@ -310,7 +311,7 @@ class DataMap:
 
     def plan_cascades(self, plan: Sequence[TableAction]) -> list[ForeignKey]:
         """Referential actions erasing this plan sets off in other erased tables."""
-        deleted = {step.table for step in plan if step.action == "delete"}
+        deleted = {step.table for step in plan if step.action == ErasureAction.DELETE}
         return [
             fk
             for fk in self.foreign_keys
@@ -373,100 +374,6 @@ class DataMap:
             conn.scalar(select(func.count()).select_from(table).where(self.condition(name, values)))
             or 0
         )
-
-    def impact(
-        self, conn: Connection | None, tables: Iterable[str], keys: Sequence[str]
-    ) -> list[dict[str, Any]]:
-        """Per mapped table, rows erasure would delete, anonymize or keep; changes nothing.
-
-        ``conn`` serves the application database's tables; other systems' tables are
-        counted on connections of their own.
-        """
-        plan = self.erasure_plan(tables)
-        retained = [
-            TableAction(n, "retain", self.system_of(n)) for n in sorted(self.policy.retained_tables)
-        ]
-        rows = []
-        opened: dict[str, Connection] = {}
-        try:
-            for step in [*plan, *retained]:
-                if step.system == APP_SYSTEM and conn is not None:
-                    on = conn
-                else:
-                    if step.system not in opened:
-                        opened[step.system] = self.engines[step.system].connect()
-                    on = opened[step.system]
-                rows.append(
-                    {
-                        "table": step.table,
-                        "action": step.action,
-                        "rows": self.count(on, step.table, keys),
-                        "system": step.system,
-                    }
-                )
-        finally:
-            for other in opened.values():
-                other.close()
-        # Referential actions in the application database: cascades it sets off, and plain
-        # keys from kept data that block some subjects ("rows" counts subjects there).
-        app_plan = [step for step in plan if step.system == APP_SYSTEM]
-        cascades, blocks = self.plan_cascades(app_plan), self.plan_blocks(app_plan)
-        if cascades or blocks:
-            with nullcontext(conn) if conn is not None else self.engine.connect() as on:
-                for fk in cascades:
-                    rows.append(
-                        {
-                            "table": fk.table,
-                            "action": f"{fk.ondelete.lower()} by cascade from {fk.referred_table}",
-                            "rows": self.referencing_rows(on, fk, keys),
-                            "system": APP_SYSTEM,
-                        }
-                    )
-                for block in blocks:
-                    fk = block.foreign_key
-                    rows.append(
-                        {
-                            "table": fk.table,
-                            "action": f"blocks {block.action} of {fk.referred_table} (subjects)",
-                            "rows": len(self.referenced_subjects(on, fk, keys)),
-                            "system": APP_SYSTEM,
-                        }
-                    )
-        return rows
-
-    def erase(
-        self, conn: Connection, plan: Sequence[TableAction], keys: Sequence[str]
-    ) -> dict[str, int]:
-        """Apply the plan to the subjects ``keys`` inside the caller's transaction."""
-        affected: dict[str, int] = {}
-        for step in plan:
-            values = self.coerce_keys(step.table, keys)
-            table = self.table(step.table)
-            where = self.condition(step.table, values)
-            if step.action == "delete":
-                affected[step.table] = conn.execute(delete(table).where(where)).rowcount
-            elif step.action == "anonymize":
-                affected[step.table] = self._anonymize(conn, step.table, where)
-            else:  # pragma: no cover - retain never reaches a plan
-                raise AssertionError(f"{step.table} is retained")
-        return affected
-
-    def _anonymize(self, conn: Connection, name: str, where: ColumnElement[bool]) -> int:
-        """One UPDATE per chunk: every strategy is a SQL expression on SQLite and PostgreSQL."""
-        table = self.table(name)
-        values = {}
-        mapped = self.mapped(name)
-        for column, strategy in mapped.anonymize.items():
-            key = self.hash_key() if strategy == "hash" else None
-            keyed = get_strategy(strategy, key, mapped.anonymize_options.get(column))
-            expression = keyed.sql(table.c[column], conn.dialect.name)
-            if expression is None:
-                raise ConfigError(
-                    f"tables.{name}.anonymize.{column}: strategy '{strategy}' is not available "
-                    f"on {conn.dialect.name}"
-                )
-            values[column] = expression
-        return conn.execute(update(table).where(where).values(**values)).rowcount
 
     def subject_rows(
         self, conn: Connection, name: str, keys: Sequence[str], *, exclude: Iterable[str] = ()

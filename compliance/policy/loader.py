@@ -33,6 +33,7 @@ from compliance.policy.strategies import (
     ERASURE_ACTIONS,
     MAX_ENV_BYTES,
     STRATEGIES,
+    ErasureAction,
     strategy_options,
 )
 from compliance.policy.systems import (
@@ -74,7 +75,7 @@ class MappedTable:
     """One entry of the data map: a table holding personal data and what erasure does to it."""
 
     name: str
-    on_erasure: str
+    on_erasure: ErasureAction
     subject_column: str | None = None
     via: Via | None = None
     anonymize: Mapping[str, str] = field(default_factory=dict)
@@ -305,7 +306,7 @@ class Policy:
         return Bucket(
             name=DSAR_ERASURE_BUCKET,
             description="Erasure requests from data subjects (GDPR Art. 17)",
-            tables=tuple(n for n, t in self.tables.items() if t.on_erasure != "retain"),
+            tables=tuple(n for n, t in self.tables.items() if t.on_erasure != ErasureAction.RETAIN),
             rules=(),
             ops_channel=self.slack.dsar_channel,
             # A data subject who asks again is heard again: no cool-off for requests.
@@ -343,7 +344,11 @@ class Policy:
                     names.add(name)
                     break
                 current = self.tables[current.via.table]
-        erased = {self.tables[n].system for n in names if self.tables[n].on_erasure != "retain"}
+        erased = {
+            self.tables[n].system
+            for n in names
+            if self.tables[n].on_erasure != ErasureAction.RETAIN
+        }
         sql = [n for n, s in self.systems.items() if s.is_sql and n in erased]
         return (*sql, *bucket.systems)
 
@@ -352,13 +357,13 @@ class Policy:
         out = []
         for name, system in self.systems.items():
             held = [t for t in self.tables.values() if t.system == name]
-            if system.is_sql and held and all(t.on_erasure == "retain" for t in held):
+            if system.is_sql and held and all(t.on_erasure == ErasureAction.RETAIN for t in held):
                 out.append(name)
         return tuple(out)
 
     @property
     def retained_tables(self) -> frozenset[str]:
-        return frozenset(n for n, t in self.tables.items() if t.on_erasure == "retain")
+        return frozenset(n for n, t in self.tables.items() if t.on_erasure == ErasureAction.RETAIN)
 
 
 # ---------------------------------------------------------------- parsing helpers
@@ -473,10 +478,10 @@ def _distinct(value: Any, _key: str, _context: Any) -> tuple[Any, ...]:
     return tuple(dict.fromkeys(value))
 
 
-def _erasure_action(value: str, key: str, _context: Any) -> str:
+def _erasure_action(value: str, key: str, _context: Any) -> ErasureAction:
     if value not in ERASURE_ACTIONS:
         raise ConfigError(f"{key}: unknown action '{value}' (known: {', '.join(ERASURE_ACTIONS)})")
-    return value
+    return ErasureAction(value)
 
 
 def _strategies(
@@ -520,7 +525,7 @@ def _bucket_tables(value: list[Any], key: str, context: _Context) -> tuple[str, 
         expect(table, str, f"{key}[{i}]")
         if table not in context.tables:
             raise ConfigError(f"{key}[{i}]: '{table}' is not in the data map ([tables])")
-        if context.tables[table].on_erasure == "retain":
+        if context.tables[table].on_erasure == ErasureAction.RETAIN:
             raise ConfigError(f"{key}[{i}]: '{table}' is a retain table and can never be erased")
     return tuple(value)
 
@@ -565,7 +570,7 @@ def _retention_table(table: str, key: str, context: _Context) -> str:
             f"{key}: '{table}' lives in system '{context.tables[table].system}'; retention "
             "cleanup runs in the application database"
         )
-    if table in context.tables and context.tables[table].on_erasure == "retain":
+    if table in context.tables and context.tables[table].on_erasure == ErasureAction.RETAIN:
         raise ConfigError(f"{key}: '{table}' is a retain table and can never be cleaned up")
     return table
 

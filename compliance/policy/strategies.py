@@ -11,6 +11,7 @@ import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from sqlalchemy import LargeBinary, Text, case, cast, func, literal
@@ -179,7 +180,17 @@ STRATEGIES: dict[str, AnonymizeStrategy] = {
     cls.name: cls() for cls in (NullStrategy, RedactStrategy, HashStrategy)
 }
 
-ERASURE_ACTIONS = ("delete", "anonymize", "retain")
+
+class ErasureAction(StrEnum):
+    """What erasing a subject does to a mapped table's rows (``on_erasure``); how each is
+    carried out is ``compliance.deletion.erase``'s."""
+
+    DELETE = "delete"
+    ANONYMIZE = "anonymize"
+    RETAIN = "retain"
+
+
+ERASURE_ACTIONS = tuple(action.value for action in ErasureAction)
 
 
 def get_strategy(

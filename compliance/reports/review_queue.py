@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from compliance.audit.texts import readable_all
 from compliance.deletion.batches import get_batch
+from compliance.deletion.erase import impact
 from compliance.deletion.holds import held_profiles, profile_on_hold
 from compliance.deletion.plans import load_plans, steps
 from compliance.dsar import requests as dsar
@@ -25,6 +26,7 @@ from compliance.dsar.deadlines import days_left, effective_due_at
 from compliance.errors import InvalidInput
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import DSAR_ERASURE_BUCKET
+from compliance.policy.strategies import ErasureAction
 from compliance.reports.dsar_stats import list_dsar_requests
 from compliance.store.models import (
     AuditEvent,
@@ -301,11 +303,11 @@ def subjects_impact(datamap: DataMap, bucket: str, keys: list[str]) -> pd.DataFr
         return pd.DataFrame(columns=IMPACT_COLUMNS)
     tables = datamap.policy.bucket(bucket).tables
     with datamap.engine.connect() as conn:
-        frame = pd.DataFrame(datamap.impact(conn, tables, keys), columns=IMPACT_COLUMNS)
+        frame = pd.DataFrame(impact(datamap, conn, tables, keys), columns=IMPACT_COLUMNS)
     # "retain 271" alone reads like a leak; the policy says why those rows must stay.
     mapped = datamap.policy.tables
     frame["legal_basis"] = [
-        (mapped[t].legal_basis or "") if a == "retain" and t in mapped else ""
+        (mapped[t].legal_basis or "") if a == ErasureAction.RETAIN and t in mapped else ""
         for t, a in zip(frame["table"], frame["action"], strict=True)
     ]
     return frame
