@@ -37,7 +37,13 @@ from compliance.store.models import (
     DsarRequest,
     utcnow,
 )
-from compliance.store.queries import batch_pending, record_in, record_not_excluded, record_open
+from compliance.store.queries import (
+    batch_pending,
+    record_in,
+    record_not_excluded,
+    record_open,
+    record_state,
+)
 from compliance.store.sql import count_if
 from compliance.store.states import BatchStatus, DsarKind, RecordState
 
@@ -49,8 +55,11 @@ BATCH_COLUMNS = [
     "batch_id", "bucket", "status", "records", "excluded", "held", "created_at", "age_days",
     "reviewed_by", "reviewed_at", "reviewed_reason",
 ]  # fmt: skip
+#: ``state`` is the record's RecordState (store.queries.record_state), for pages to act on;
+#: ``flags`` says the same and more in words, for people to read.
 RECORD_COLUMNS = [
     "record_id", "profile_id", "subject_id", "created_at", "scheduled_at", "flags", "note",
+    "state",
 ]  # fmt: skip
 DSAR_COLUMNS = [
     "reference", "kind", "status", "subject_id", "requested_by", "requested_at", "due",
@@ -248,6 +257,12 @@ def batch_records(session: Session, batch_id: int, *, limit: int = 100, offset: 
                     r.compliance_profile_id in held,
                 ),
                 "note": r.review_note,
+                "state": record_state(
+                    batch_id=batch_id,
+                    accepted=r.accepted_for_deletion,
+                    applied_at=r.deletion_applied_at,
+                    error=r.deletion_error,
+                ),
             }
             for r in rows
         ],

@@ -19,7 +19,7 @@ from compliance.errors import ComplianceError, NotFound
 from compliance.free_text import MAX_FREE_TEXT
 from compliance.reports.review_queue import BATCH_STATUSES, accepted_plan
 from compliance.roles import COMPLIANCE_OFFICER
-from compliance.store.states import BatchStatus
+from compliance.store.states import BatchStatus, RecordState
 from dashboard import context, widgets
 
 PAGE_SIZE = 25
@@ -230,7 +230,7 @@ records = widgets.load_page(
     lambda n, o: context.batch_records(url, batch.id, n, o),
 )
 st.markdown("**Records** — and why each is due, as the application database says now")
-shown_records = records.frame.drop(columns=["profile_id", "created_at"])
+shown_records = records.frame.drop(columns=["profile_id", "created_at", "state"])
 evidence_headers: dict[str, str] = {}
 try:
     proof = context.record_evidence(
@@ -292,7 +292,7 @@ if batch.reviewed_status == BatchStatus.PENDING and not records.frame.empty:
         }
         if st.button(f"Exclude all {waiting} record(s) still awaiting the decision…"):
             widgets.ask_confirmation("exclude_all", waiting=waiting, **everyone)
-    excluded = records.frame.loc[records.frame["flags"].str.startswith("excluded"), "record_id"]
+    excluded = records.frame.loc[records.frame["state"] == RecordState.EXCLUDED, "record_id"]
     candidates = records.frame.loc[~records.frame["record_id"].isin(excluded), "record_id"]
     # The form keeps what was chosen when it is refused; after a success a new nonce gives
     # fresh, empty widgets.
