@@ -47,6 +47,23 @@ def field_words(field: str) -> str:
     return field.replace("_", " ")
 
 
+#: The most characters of an error message kept in a column, a job run or an audit detail.
+MAX_ERROR_LENGTH = 1000
+
+
+def first_line(error: BaseException) -> str:
+    """What went wrong in one line, as short as a stored error: a database driver's own
+    message rather than SQLAlchemy's wrapping of it; the error's class when it says nothing."""
+    orig = getattr(error, "orig", None)
+    lines = str(orig if orig is not None else error).strip().splitlines()
+    return stored_error(lines[0].strip() if lines else type(error).__name__)
+
+
+def stored_error(message: str) -> str:
+    """``message`` cut to what a column, job run or audit detail keeps."""
+    return message[:MAX_ERROR_LENGTH]
+
+
 class ComplianceError(Exception):
     """A problem the user can fix; the message is shown to them as is, on one line.
 

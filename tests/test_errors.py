@@ -6,7 +6,15 @@ import ast
 import re
 from pathlib import Path
 
-from compliance.errors import ComplianceError, InvalidInput
+from sqlalchemy.exc import OperationalError
+
+from compliance.errors import (
+    MAX_ERROR_LENGTH,
+    ComplianceError,
+    InvalidInput,
+    first_line,
+    stored_error,
+)
 from dashboard import widgets
 from jobs import cli
 
@@ -75,3 +83,11 @@ def test_the_library_names_no_flag_and_every_field_it_names_has_a_flag_and_a_lab
     assert fields - dashboard_only <= set(cli.FLAGS), fields - dashboard_only - set(cli.FLAGS)
     for field in fields:
         assert not widgets.field_label(field).startswith("-")
+
+
+def test_a_stored_error_is_its_first_line_in_the_drivers_own_words_and_never_too_long() -> None:
+    wrapped = OperationalError("SELECT 1", {}, Exception("disk I/O error\nDETAIL: more"))
+    assert first_line(wrapped) == "disk I/O error"
+    assert first_line(ValueError("  \n")) == "ValueError"
+    assert first_line(RuntimeError("x" * 5000)) == "x" * MAX_ERROR_LENGTH
+    assert stored_error("y" * 5000) == "y" * MAX_ERROR_LENGTH

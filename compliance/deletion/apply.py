@@ -39,7 +39,7 @@ from compliance.deletion.plans import (
     store_plan,
 )
 from compliance.deletion.records import MAX_CHUNK_SIZE
-from compliance.errors import InvalidInput
+from compliance.errors import InvalidInput, first_line
 from compliance.logs import Progress, log_event
 from compliance.policy.cascades import Block
 from compliance.policy.datamap import DataMap, TableAction
@@ -122,12 +122,6 @@ class ApplyResult:
         self.errors += other.errors[: max(0, 20 - len(self.errors))]
 
 
-def one_line(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None)
-    text = str(orig if orig is not None else exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:500]
-
-
 def count_due(session: Session, bucket: str | None, now: datetime | None = None) -> int:
     now = now or utcnow()
     query = select(func.count()).select_from(DeletionRecord).where(record_due(now, bucket))
@@ -150,7 +144,7 @@ def _erase(
         return [rid for rid, _ in records], {}, _erase_chunk(datamap, plan, records)
     except SQLAlchemyError as exc:
         if len(records) == 1:
-            return [], {records[0][0]: one_line(exc)}, {}
+            return [], {records[0][0]: first_line(exc)}, {}
     applied: list[int] = []
     errors: dict[int, str] = {}
     rows: dict[str, int] = {}

@@ -32,6 +32,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
+from compliance.errors import stored_error
 from compliance.policy.datamap import descendants
 from compliance.policy.loader import Policy
 from compliance.policy.strategies import ErasureAction
@@ -222,7 +223,7 @@ def plan_changes(accepted: PlanDocument, current: PlanDocument) -> list[str]:
 
 def refusal(changes: Sequence[str]) -> str:
     """The error stored on a refused record: the differences, then what to do."""
-    return f"{'; '.join(changes)}; re-review"[:1000]
+    return stored_error(f"{'; '.join(changes)}; re-review")
 
 
 @dataclass(frozen=True)

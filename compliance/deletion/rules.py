@@ -14,7 +14,7 @@ from typing import IO, Any
 from sqlalchemy import Connection, String, cast, column, func, intersect, select, text
 from sqlalchemy.exc import DBAPIError
 
-from compliance.errors import ConfigError
+from compliance.errors import ConfigError, first_line
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import AgeRule, Bucket, SqlRule
 
@@ -138,7 +138,7 @@ def _rule_error(bucket: Bucket, exc: DBAPIError) -> ConfigError:
 
 
 def _refused(bucket: Bucket, error: BaseException) -> ConfigError:
-    reason = str(error).strip().splitlines()[0]
+    reason = first_line(error)
     return ConfigError(
         f"buckets.{bucket.name}.rules: the application database refused a rule: {reason}"
     )

@@ -32,7 +32,7 @@ from compliance.dsar.requests import (
     get_dsar,
     has_finished_export,
 )
-from compliance.errors import ComplianceError, ConfigError, Conflict, NotFound, quoted
+from compliance.errors import ComplianceError, ConfigError, Conflict, NotFound, quoted, stored_error
 from compliance.logs import log_event
 from compliance.policy.loader import Policy
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT, Identity, require
@@ -290,7 +290,7 @@ def _send_failed(
 ) -> None:
     """Keep a failed send on the request and its timeline (committed), and when to try again."""
     request.attempts = (request.attempts or 0) + (1 if counted else 0)
-    details: dict[str, object] = {"attempt": request.attempts, "error": error[:1000]}
+    details: dict[str, object] = {"attempt": request.attempts, "error": stored_error(error)}
     retries = policy.dsar.auto_deliver and policy.smtp.configured
     if request.status == DsarStatus.READY:
         if retries and request.attempts < policy.dsar.max_attempts:
@@ -301,7 +301,7 @@ def _send_failed(
         else:
             request.next_attempt_at = None
             then = "press Send to subject to try again"
-        request.last_error = f"the link could not be sent: {error}; {then}"[:1000]
+        request.last_error = stored_error(f"the link could not be sent: {error}; {then}")
     audit_request(session, request, "dsar.delivery_failed", by, details)
     session.commit()
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from compliance import clock
 from compliance.emails import check_mailbox
-from compliance.errors import ComplianceError, InvalidInput
+from compliance.errors import ComplianceError, InvalidInput, first_line
 from compliance.policy.loader import SmtpSettings
 
 PASSWORD_ENV = "SMTP_PASSWORD"
@@ -134,7 +134,7 @@ def send_mail(
             for message in messages:
                 smtp.send_message(message, to_addrs=[check_recipients(message)])
     except smtplib.SMTPException as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise MailError(f"the SMTP server {where} refused the message: {reason}") from None
     except OSError as exc:
         raise MailError(f"the SMTP server {where} is unreachable: {exc.strerror or exc}") from None

@@ -21,7 +21,6 @@ from sqlalchemy import ColumnElement, and_, exists, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from compliance.deletion.apply import one_line
 from compliance.deletion.holds import HoldRef, awaiting_access_export, held_profiles
 from compliance.deletion.records import add_records
 from compliance.dsar import rights
@@ -29,7 +28,7 @@ from compliance.dsar.delivery import default_download_url, send_link
 from compliance.dsar.exports import SystemFile, build_access_export
 from compliance.dsar.forget import forget_subject, hash_erased_keys, plan_key_hashing
 from compliance.dsar.requests import audit_request, backoff, complete_request
-from compliance.errors import ComplianceError, InvalidInput, NotFound
+from compliance.errors import ComplianceError, InvalidInput, NotFound, first_line, stored_error
 from compliance.logs import log_event
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import DSAR_ERASURE_BUCKET, Policy
@@ -137,7 +136,7 @@ def claim_requests(
 def fail_request(session: Session, request: DsarRequest, message: str, actor: str) -> None:
     """Mark the request failed with the reason shown to staff; the worker and the desk share it."""
     request.status = DsarStatus.FAILED
-    request.last_error = message[:1000]
+    request.last_error = stored_error(message)
     audit_request(
         session, request, "dsar.failed", actor, {"kind": request.kind, "error": request.last_error}
     )
@@ -160,7 +159,7 @@ def _attempt_noted(
     session: Session, request: DsarRequest, message: str, actor: str, details: dict[str, Any]
 ) -> None:
     """The failed attempt's error on the request and its timeline ("will retry")."""
-    request.last_error = message[:1000]
+    request.last_error = stored_error(message)
     audit_request(
         session,
         request,
@@ -311,7 +310,7 @@ def _access_into(
 
 def _error_message(exc: Exception) -> str:
     """A domain error is shown as said; anything else on one line, as the request's note."""
-    return str(exc) if isinstance(exc, ComplianceError) else one_line(exc)
+    return str(exc) if isinstance(exc, ComplianceError) else first_line(exc)
 
 
 def _awaiting_systems(now: datetime) -> ColumnElement[bool]:

@@ -21,7 +21,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from compliance.audit.texts import text_details
-from compliance.deletion.apply import one_line
 from compliance.dsar.notices import NoticeResult, send_lift_notice
 from compliance.dsar.objections import record_suppression
 from compliance.dsar.rectification import (
@@ -32,7 +31,7 @@ from compliance.dsar.rectification import (
 )
 from compliance.dsar.requests import audit_request, complete_request, get_dsar, with_article
 from compliance.dsar.restrictions import place_restriction
-from compliance.errors import ComplianceError, Conflict, InvalidInput
+from compliance.errors import ComplianceError, Conflict, InvalidInput, first_line
 from compliance.free_text import free_text
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Policy
@@ -131,7 +130,7 @@ def _rectify(
             changed = carry_out(datamap, plan, task.system)
         except (ComplianceError, SQLAlchemyError) as exc:
             session.rollback()
-            system_tasks.fail_task(session, task, one_line(exc), actor=actor, now=now)
+            system_tasks.fail_task(session, task, first_line(exc), actor=actor, now=now)
             session.commit()
             continue
         system_tasks.finish_task(session, task, actor=actor, now=now)

@@ -20,9 +20,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
-from compliance.deletion.apply import one_line
 from compliance.deletion.holds import awaiting_access_export, held_subjects
-from compliance.errors import ConfigError, NotFound
+from compliance.errors import ConfigError, NotFound, first_line
 from compliance.logs import Progress, log_event
 from compliance.ops.jobruns import purge_job_runs
 from compliance.policy.datamap import DataMap
@@ -245,7 +244,7 @@ def _delete(
         outcome.status = CleanupStatus.DELETED
     except SQLAlchemyError as exc:
         outcome.rows = progress.done
-        outcome.status, outcome.message = CleanupStatus.FAILED, one_line(exc)
+        outcome.status, outcome.message = CleanupStatus.FAILED, first_line(exc)
         log_event("retention.failed", category=entry.name, error=outcome.message)
     progress.log(status=outcome.status)
     details: dict[str, Any] = {

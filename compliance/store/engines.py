@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
-from compliance.errors import ConfigError
+from compliance.errors import ConfigError, first_line
 from compliance.store.hashing import sqlite_anon_hash
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -106,7 +106,7 @@ def check_reachable(engine: Engine, what: str) -> None:
                 # database is named here instead of failing in the middle of a job.
                 conn.exec_driver_sql("SELECT count(*) FROM sqlite_master")
     except DatabaseError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        reason = first_line(exc)
         raise ConfigError(
             f"{what} at {engine.url.render_as_string()} is unreachable: {reason}"
         ) from None

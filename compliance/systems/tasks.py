@@ -45,7 +45,7 @@ from sqlalchemy.orm import Session
 
 from compliance import failpoints
 from compliance.audit.chain import record_event
-from compliance.errors import Conflict, InvalidInput, NotFound
+from compliance.errors import Conflict, InvalidInput, NotFound, stored_error
 from compliance.free_text import free_text
 from compliance.logs import log_event
 from compliance.policy.loader import DSAR_ERASURE_BUCKET, Bucket, Policy
@@ -263,7 +263,7 @@ def finish_sql_tasks(
         rows = [
             _sql_task_row(system, rid, now, TaskStatus.DONE, None, done_at=now) for rid in done
         ] + [
-            _sql_task_row(system, rid, now, TaskStatus.FAILED, message[:1000])
+            _sql_task_row(system, rid, now, TaskStatus.FAILED, stored_error(message))
             for rid, message in failed.items()
         ]
     upsert = insert.on_conflict_do_update(
@@ -307,7 +307,7 @@ def _sql_task_rows_pg(
     table = ErasureTask.__table__
     ids = [*done, *failed]
     statuses = [str(TaskStatus.DONE)] * len(done) + [str(TaskStatus.FAILED)] * len(failed)
-    errors = [None] * len(done) + [message[:1000] for message in failed.values()]
+    errors = [None] * len(done) + [stored_error(message) for message in failed.values()]
     given = (
         func.unnest(
             bindparam("task_ids", ids, type_=ARRAY(BigInteger)),
@@ -466,7 +466,7 @@ def forecast_settle(
         }
         failed = sorted(s for s, status in outcome.items() if status == TaskStatus.FAILED)
         if failed:
-            errors[rid] = f"{failed[0]}: {tasks[rid][failed[0]][1] or 'failed'}"[:1000]
+            errors[rid] = stored_error(f"{failed[0]}: {tasks[rid][failed[0]][1] or 'failed'}")
         elif all(status in FINISHED for status in outcome.values()):
             applied.append(rid)
     return applied, errors
@@ -717,7 +717,7 @@ def _count_failed_attempt(
     task: ErasureTask, system: System, error: str | None, now: datetime, run: WebhookRun
 ) -> bool:
     """Retry later with backoff, or fail the task (True) once it has used its attempts."""
-    task.last_error = (error or WireStatus.FAILED)[:1000]
+    task.last_error = stored_error(error or WireStatus.FAILED)
     task.accepted_at = None
     failed = task.attempts >= system.max_attempts
     if failed:
@@ -788,7 +788,7 @@ def fail_task(
     the task (it may quote the database); the audit event says which system failed."""
     task.status = TaskStatus.FAILED
     task.attempts = (task.attempts or 0) + 1
-    task.last_error = error[:1000]
+    task.last_error = stored_error(error)
     task.updated_at = now
     record_event(
         session,
@@ -872,7 +872,7 @@ def receive_callback(
         )
     elif answer.status == WireStatus.FAILED:
         task.status = TaskStatus.FAILED
-        task.last_error = (answer.error or WireStatus.FAILED)[:1000]
+        task.last_error = stored_error(answer.error or WireStatus.FAILED)
         task.updated_at = now
         record_event(
             session,

@@ -158,8 +158,11 @@ def test_excluding_with_a_legal_hold_places_it_with_the_note_as_reason(
     assert hold.reason == "Court order 12/26" and hold.placed_by == "dpo@example.com"
     assert str(subject) == str(shown.loc[record_id, "subject_id"])
     # Held and excluded: it can be put back, and is not offered for exclusion again.
-    assert at.dataframe[2].value.set_index("record_id").loc[record_id, "flags"].startswith(
-        "on legal hold, excluded"
+    assert (
+        at.dataframe[2]
+        .value.set_index("record_id")
+        .loc[record_id, "flags"]
+        .startswith("on legal hold, excluded")
     )
     label = f"record {record_id} ("
     assert any(o.startswith(label) for o in at.multiselect(key="include_records_1").options)
