@@ -22,6 +22,7 @@ from compliance.deletion.batches import BatchTarget, batch_target
 from compliance.dsar.rectification import FREE_TEXT
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Policy, config_path, load_policy
+from compliance.policy.systems import SystemKind
 from compliance.reports import dsar_stats, evidence, review_queue, stats
 from compliance.roles import Identity
 from compliance.store.engines import make_engine, session_factory
@@ -302,7 +303,7 @@ def dsar_split(url: str, by: str, months: int) -> pd.DataFrame:
 
 def system_backlog(current: Policy) -> pd.DataFrame:
     named = {name: system.kind for name, system in current.systems.items()}
-    kinds = tuple(sorted((named | {FREE_TEXT: "manual"}).items()))  # corrections in words
+    kinds = tuple(sorted((named | {FREE_TEXT: SystemKind.MANUAL}).items()))  # corrections in words
     return _system_backlog(current.database_url, kinds)
 
 

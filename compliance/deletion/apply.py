@@ -45,7 +45,7 @@ from compliance.policy.cascades import Block
 from compliance.policy.datamap import DataMap, TableAction
 from compliance.policy.loader import Bucket
 from compliance.policy.strategies import ErasureAction
-from compliance.policy.systems import APP_SYSTEM
+from compliance.policy.systems import APP_SYSTEM, SystemKind
 from compliance.store.engines import analyze
 from compliance.store.models import ComplianceProfile, DeletionBatch, DeletionRecord, utcnow
 from compliance.store.queries import record_accepted_open, record_due
@@ -321,7 +321,7 @@ class _BucketWork:
             bucket=bucket,
             plans=plans,
             specs=specs,
-            other=[s for s in specs if s.kind != "sql" and s.status == TaskStatus.PENDING],
+            other=[s for s in specs if s.kind != SystemKind.SQL and s.status == TaskStatus.PENDING],
             current=current,
             current_hash=plan_hash(current),
             blocks=datamap.plan_blocks(plans.get(APP_SYSTEM, [])),

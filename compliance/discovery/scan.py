@@ -28,6 +28,7 @@ from compliance.discovery.sampling import (
 from compliance.discovery.values import judge_column
 from compliance.errors import InvalidInput
 from compliance.policy.loader import Policy
+from compliance.policy.systems import SystemKind
 from compliance.store.models import Base, utcnow
 from compliance.store.states import COVERED_FINDINGS, FindingStatus
 
@@ -82,7 +83,7 @@ class SystemScan:
 
     @property
     def scannable(self) -> bool:
-        return self.kind == "sql"
+        return self.kind == SystemKind.SQL
 
     @property
     def readable(self) -> bool:
@@ -176,7 +177,7 @@ def own_tables(policy: Policy, system: str) -> frozenset[str]:
 
 
 def _judge(policy: Policy, read: SystemRead) -> SystemScan:
-    result = SystemScan(read.name, "sql", notes=list(read.notes))
+    result = SystemScan(read.name, SystemKind.SQL, notes=list(read.notes))
     for entry in read.tables:
         result.notes += entry.notes
         if not entry.columns:
@@ -233,7 +234,7 @@ def scan_personal_data(
         read = read_system(name, declared.url, sample=sample, skip=own_tables(policy, name))
         reads[name] = read
         if read.error is not None:
-            scans.append(SystemScan(name, "sql", error=read.error))
+            scans.append(SystemScan(name, SystemKind.SQL, error=read.error))
             continue
         scans.append(_judge(policy, read))
     _unused_accepts(policy, scans, reads)

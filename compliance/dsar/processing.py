@@ -32,6 +32,7 @@ from compliance.errors import ComplianceError, InvalidInput, NotFound, first_lin
 from compliance.logs import log_event
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import DSAR_ERASURE_BUCKET, Policy
+from compliance.policy.systems import SystemKind
 from compliance.storage import STORE_FAULTS, ExportStore, export_store
 from compliance.store.models import (
     AuditEvent,
@@ -209,7 +210,7 @@ def _attempt_failed(
     return retry_at
 
 
-_WAITING_KINDS = ("webhook", "manual")
+_WAITING_KINDS = (SystemKind.WEBHOOK, SystemKind.MANUAL)
 
 
 def _process_access(
@@ -255,7 +256,7 @@ def _process_access(
         update(ErasureTask)
         .where(
             ErasureTask.dsar_request_id == request.id,
-            ErasureTask.system_kind == "sql",
+            ErasureTask.system_kind == SystemKind.SQL,
             ErasureTask.status.not_in(system_tasks.FINISHED),
         )
         .values(status=TaskStatus.DONE, done_at=finished, attempts=ErasureTask.attempts + 1,

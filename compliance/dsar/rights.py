@@ -35,7 +35,7 @@ from compliance.errors import ComplianceError, Conflict, InvalidInput, first_lin
 from compliance.free_text import free_text
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import Policy
-from compliance.policy.systems import SYSTEM_KINDS
+from compliance.policy.systems import SYSTEM_KINDS, SystemKind
 from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.store.models import DsarRequest, ErasureTask, LegalHold, utcnow
 from compliance.store.queries import dsar_in
@@ -60,9 +60,11 @@ def told_task_specs(
     asked = corrections_of(session, request.id)
     tables = [c.table for c in asked if c.table is not None]
     corrected = {policy.tables[t].system for t in tables if t in policy.tables}
-    sql = [system_tasks.TaskSpec(n, "sql", pending) for n in policy.systems if n in corrected]
+    sql = [
+        system_tasks.TaskSpec(n, SystemKind.SQL, pending) for n in policy.systems if n in corrected
+    ]
     in_words = len(tables) < len(asked)
-    words = [system_tasks.TaskSpec(FREE_TEXT, "manual", pending)] if in_words else []
+    words = [system_tasks.TaskSpec(FREE_TEXT, SystemKind.MANUAL, pending)] if in_words else []
     return [*sql, *told, *words]
 
 
@@ -120,7 +122,7 @@ def _rectify(
     todo = [
         t
         for t in system_tasks.tasks_of_request(session, request)
-        if t.system_kind == "sql" and t.status not in system_tasks.FINISHED
+        if t.system_kind == SystemKind.SQL and t.status not in system_tasks.FINISHED
     ]
     if not todo:
         return

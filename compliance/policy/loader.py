@@ -39,6 +39,7 @@ from compliance.policy.strategies import (
 from compliance.policy.systems import (
     APP_SYSTEM,
     System,
+    SystemKind,
     check_webhook_transport,
     parse_system,
     parse_system_list,
@@ -955,7 +956,9 @@ def _parse_systems(
     raw: Mapping[str, Any], app_url: str, env: Mapping[str, str], base: Path | None
 ) -> dict[str, System]:
     systems: dict[str, System] = {
-        APP_SYSTEM: System(APP_SYSTEM, "sql", url=app_url, description="The application database")
+        APP_SYSTEM: System(
+            APP_SYSTEM, SystemKind.SQL, url=app_url, description="The application database"
+        )
     }
     for name, system in raw.items():
         systems[name] = parse_system(name, system, env, lambda u: _resolve_url(u, base))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from compliance.errors import ConfigError, quoted
@@ -19,7 +20,17 @@ from compliance.policy.fields import Field, read_section
 from compliance.urls import url_problem
 
 APP_SYSTEM = "app_database"
-SYSTEM_KINDS = ("sql", "webhook", "manual")
+
+
+class SystemKind(StrEnum):
+    """How a system is reached: erased in its own database, called, or done by a person."""
+
+    SQL = "sql"
+    WEBHOOK = "webhook"
+    MANUAL = "manual"
+
+
+SYSTEM_KINDS = tuple(kind.value for kind in SystemKind)
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEFAULT_MAX_ATTEMPTS = 5
@@ -31,7 +42,7 @@ class System:
     """One ``[systems.NAME]`` entry (or the application database)."""
 
     name: str
-    kind: str
+    kind: SystemKind
     #: sql: the database URL; webhook: the endpoint requests are POSTed to.
     url: str | None = None
     #: sql: the environment variable the URL came from, if it came from one.
@@ -50,7 +61,7 @@ class System:
 
     @property
     def is_sql(self) -> bool:
-        return self.kind == "sql"
+        return self.kind == SystemKind.SQL
 
 
 _TEXT = "expected a non-empty string, got {value!r}"
@@ -75,7 +86,7 @@ def check_webhook_transport(systems: Mapping[str, System], *, demo_mode: bool) -
     if demo_mode:
         return
     for system in systems.values():
-        if system.kind != "webhook":
+        if system.kind != SystemKind.WEBHOOK:
             continue
         for name, url in (("url", system.url), ("status_url", system.status_url)):
             problem = url and url_problem(url, https_outside_loopback=True)
@@ -109,11 +120,11 @@ def _timeout(value: float, key: str, _context: Any) -> float:
 # One line a key, by kind; every kind also has ``kind`` and ``description``.
 _DESCRIPTION = Field("description", wrong=_TEXT, check=_text)
 _KIND_FIELDS = {
-    "sql": (
+    SystemKind.SQL: (
         Field("url", wrong=_TEXT, check=_text),
         Field("url_env", wrong=_TEXT, check=_env_name),
     ),
-    "webhook": (
+    SystemKind.WEBHOOK: (
         Field("url", wrong=_TEXT, missing="missing (the endpoint requests are sent to)",
               check=_http_url),
         Field("secret_env", wrong=_TEXT, check=_env_name,
@@ -123,7 +134,7 @@ _KIND_FIELDS = {
         Field("timeout_seconds", (int, float), default=DEFAULT_TIMEOUT_S, wrong=_TIMEOUT,
               check=_timeout),
     ),
-    "manual": (
+    SystemKind.MANUAL: (
         Field("instructions", wrong=_TEXT,
               missing="missing (what the person has to do, step by step)", check=_text),
     ),
@@ -145,10 +156,11 @@ def _check_name(name: str, raw: Any) -> str:
     return key
 
 
-def _check_kind(raw: Mapping[str, Any], key: str) -> str:
-    kind = raw.get("kind")
-    if kind not in SYSTEM_KINDS:
+def _check_kind(raw: Mapping[str, Any], key: str) -> SystemKind:
+    given = raw.get("kind")
+    if given not in SYSTEM_KINDS:
         raise ConfigError(f"{key}.kind: missing or unknown (one of {', '.join(SYSTEM_KINDS)})")
+    kind = SystemKind(given)
     allowed = {"kind", _DESCRIPTION.name, *(f.name for f in _KIND_FIELDS[kind])}
     extra = sorted(set(raw) - allowed)
     if extra:
@@ -187,10 +199,10 @@ def parse_system(
     fields = (_DESCRIPTION, *_KIND_FIELDS[kind])
     values = read_section(raw, fields, key, closed=False)
     description = values.pop("description") or ""
-    if kind == "sql":
+    if kind == SystemKind.SQL:
         url = resolve_url(_sql_url(values, key, env))
         return System(name, kind, url=url, url_env=values["url_env"], description=description)
-    if kind == "webhook":
+    if kind == SystemKind.WEBHOOK:
         values["timeout_s"] = values.pop("timeout_seconds")
     return System(name, kind, description=description, **values)
 

@@ -49,13 +49,13 @@ from compliance.errors import Conflict, InvalidInput, NotFound, stored_error
 from compliance.free_text import free_text
 from compliance.logs import log_event
 from compliance.policy.loader import DSAR_ERASURE_BUCKET, Bucket, Policy
-from compliance.policy.systems import System
+from compliance.policy.systems import System, SystemKind
 from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.storage import Area, ExportStore, export_store
 from compliance.store.models import DeletionRecord, DsarRequest, ErasureTask, utcnow
 from compliance.store.queries import first_or_not_found
 from compliance.store.sql import among_ids, rows_changed
-from compliance.store.states import TaskStatus
+from compliance.store.states import DsarKind, TaskStatus
 from compliance.systems import webhook
 from compliance.systems.payloads import task_details
 from compliance.systems.webhook import WireStatus
@@ -108,7 +108,7 @@ def record_task_specs(policy: Policy, bucket: Bucket) -> list[TaskSpec]:
     if bucket.name == DSAR_ERASURE_BUCKET:
         reached = {s.system for s in specs}
         specs += [
-            TaskSpec(name, "sql", TaskStatus.SKIPPED)
+            TaskSpec(name, SystemKind.SQL, TaskStatus.SKIPPED)
             for name in policy.retained_only_systems()
             if name not in reached
         ]
@@ -119,7 +119,7 @@ def access_task_specs(policy: Policy) -> list[TaskSpec]:
     """An access request reads every SQL system with mapped tables and the DSAR systems."""
     held = {t.system for t in policy.tables.values()}
     sql = [n for n, s in policy.systems.items() if s.is_sql and n in held]
-    return [TaskSpec(n, "sql", TaskStatus.PENDING) for n in sql] + [
+    return [TaskSpec(n, SystemKind.SQL, TaskStatus.PENDING) for n in sql] + [
         TaskSpec(n, policy.systems[n].kind, TaskStatus.PENDING) for n in policy.dsar_systems
     ]
 
@@ -175,7 +175,7 @@ def _task_row(
     subject: Mapping[str, Any] | None,
     **owner: int,
 ) -> dict[str, Any]:
-    needs_subject = spec.kind != "sql" and spec.status == TaskStatus.PENDING
+    needs_subject = spec.kind != SystemKind.SQL and spec.status == TaskStatus.PENDING
     return {
         "deletion_record_id": None,
         "dsar_request_id": None,
@@ -290,7 +290,7 @@ def _sql_task_fixed(system: str, now: datetime) -> dict[str, Any]:
     return {
         "dsar_request_id": None,
         "system": system,
-        "system_kind": "sql",
+        "system_kind": SystemKind.SQL,
         "action": "erasure",
         "attempts": 1,
         "subject": None,
@@ -516,7 +516,7 @@ def _due_webhook(now: datetime, systems: Mapping[str, System]) -> Any:
     ]
     pollable = [n for n, s in systems.items() if s.status_url]
     return and_(
-        ErasureTask.system_kind == "webhook",
+        ErasureTask.system_kind == SystemKind.WEBHOOK,
         ErasureTask.system.in_(list(systems)),
         or_(
             and_(
@@ -568,7 +568,7 @@ def run_webhook_tasks(
     two workers never send it at once and a crash leaves evidence that it may have gone.
     """
     now = now or utcnow()
-    systems = {n: s for n, s in policy.systems.items() if s.kind == "webhook"}
+    systems = {n: s for n, s in policy.systems.items() if s.kind == SystemKind.WEBHOOK}
     run = WebhookRun()
     if not systems:
         return run
@@ -754,7 +754,7 @@ def finish_task(
     """Mark a task done once (a second answer for a finished task changes nothing)."""
     if task.status in FINISHED:
         return
-    if task.action == "access" and (data is not None or upload is not None):
+    if task.action == DsarKind.ACCESS and (data is not None or upload is not None):
         if store is None:
             raise InvalidInput("no export store to keep the system's data in")
         _keep_file(store, task, data=data, upload=upload)
@@ -849,7 +849,7 @@ def receive_callback(
     task = session.scalars(
         select(ErasureTask).where(ErasureTask.idempotency_key == key).with_for_update()
     ).first()
-    if task is None or task.system_kind != "webhook":
+    if task is None or task.system_kind != SystemKind.WEBHOOK:
         raise NotFound("no webhook task with that idempotency key")
     system = policy.system(task.system)
     try:
@@ -925,13 +925,13 @@ def confirm_task(
     if said is None:
         raise InvalidInput("confirming a manual task needs a note saying what was done")
     task = get_task(session, task_id, lock=execute)
-    if task.system_kind != "manual":
+    if task.system_kind != SystemKind.MANUAL:
         raise Conflict(
             f"task {task_id} is a {task.system_kind} task; only manual ones are confirmed"
         )
     if task.status in FINISHED:
         raise Conflict(f"task {task_id} is already {task.status} (by {task.done_by or 'nobody'})")
-    if task.action == "access":
+    if task.action == DsarKind.ACCESS:
         if upload is None or not upload[1]:
             raise InvalidInput("an access task needs the file with the system's data")
         if len(upload[1]) > MAX_UPLOAD_BYTES:
@@ -990,10 +990,10 @@ def tasks_of_request(session: Session, request: DsarRequest) -> list[ErasureTask
     """An access request's own tasks; an erasure request's are those of its deletion record."""
     owner = (
         ErasureTask.deletion_record_id == request.deletion_record_id
-        if request.kind == "erasure"
+        if request.kind == DsarKind.ERASURE
         else ErasureTask.dsar_request_id == request.id
     )
-    if request.kind == "erasure" and request.deletion_record_id is None:
+    if request.kind == DsarKind.ERASURE and request.deletion_record_id is None:
         return []
     return list(session.scalars(select(ErasureTask).where(owner).order_by(ErasureTask.id)))
 
@@ -1032,7 +1032,7 @@ class ManualTaskFilter:
         if self.older_than_days is not None and self.older_than_days < 0:
             raise InvalidInput("{field} must be 0 or more", field="older_than_days")
         where: list[Any] = [
-            ErasureTask.system_kind == "manual",
+            ErasureTask.system_kind == SystemKind.MANUAL,
             ErasureTask.status == TaskStatus.PENDING,
         ]
         if self.system:
@@ -1093,11 +1093,11 @@ class ConfirmPlan:
 
 
 def _not_confirmable(task: ErasureTask) -> str | None:
-    if task.system_kind != "manual":
+    if task.system_kind != SystemKind.MANUAL:
         return f"task {task.id} is a {task.system_kind} task; only manual ones are confirmed"
     if task.status in FINISHED:
         return f"task {task.id} is already {task.status} (by {task.done_by or 'nobody'})"
-    if task.action == "access":
+    if task.action == DsarKind.ACCESS:
         return f"task {task.id} is an access task: confirm it on its own, with its file"
     return None
 

@@ -12,6 +12,7 @@ from compliance.discovery.overview import SystemView, data_map_overview, read_sc
 from compliance.discovery.record_of_processing import record_of_processing, render_record
 from compliance.discovery.sampling import DEFAULT_SAMPLE, MAX_SAMPLE
 from compliance.policy.loader import config_path, load_policy
+from compliance.policy.systems import SystemKind
 from compliance.roles import COMPLIANCE_OFFICER, MANAGER
 from compliance.store.states import COVERED_FINDINGS, FindingStatus
 from dashboard import context, widgets
@@ -134,7 +135,9 @@ chosen = names[st.selectbox(
 if chosen.description:
     st.caption(widgets.plain(chosen.description))
 if chosen.error is not None:
-    (st.info if chosen.kind != "sql" else st.error)(widgets.plain(f"{chosen.name}: {chosen.error}"))
+    (st.info if chosen.kind != SystemKind.SQL else st.error)(
+        widgets.plain(f"{chosen.name}: {chosen.error}")
+    )
     st.stop()
 
 st.graphviz_chart(chosen.dot, width="stretch")

@@ -11,6 +11,7 @@ import streamlit as st
 
 from compliance.dsar.requests import KINDS
 from compliance.free_text import MAX_FREE_TEXT
+from compliance.policy.systems import SystemKind
 from compliance.roles import COMPLIANCE_OFFICER
 from compliance.storage import export_store
 from compliance.store.states import DsarKind, TaskStatus
@@ -44,7 +45,7 @@ if not backlog.empty:
     st.subheader("Backlog per system")
     widgets.table(backlog)
 
-manual_systems = sorted(n for n, s in current.systems.items() if s.kind == "manual")
+manual_systems = sorted(n for n, s in current.systems.items() if s.kind == SystemKind.MANUAL)
 by_system, by_kind, by_age = st.columns(3)
 system_choice = by_system.selectbox("System", [widgets.ALL, *manual_systems], key="task_system")
 kind_choice = by_kind.selectbox("Kind", [widgets.ALL, *KINDS], key="task_kind")
@@ -116,7 +117,7 @@ for task in waiting:
             "What did you do?", key=f"task_note_{task.id}", max_chars=MAX_FREE_TEXT
         )
         upload = None
-        if task.action == "access":
+        if task.action == DsarKind.ACCESS:
             upload = st.file_uploader("The system's data (goes into the ZIP)", key=f"up_{task.id}")
         if st.button("Confirm done", key=f"task_confirm_{task.id}", type="primary"):
 
