@@ -332,14 +332,14 @@ def batch_target(session: Session, batch_id: int, *, policy: Policy | None = Non
     rows = session.execute(
         select(
             DeletionRecord.id,
-            DeletionRecord.accepted_for_deletion,
+            record_in(RecordState.EXCLUDED).label("excluded"),
             DeletionRecord.compliance_profile_id,
         )
         .where(DeletionRecord.deletion_batch_id == batch_id)
         .order_by(DeletionRecord.id)
     ).all()
     held_ids = held_profiles(session, [r.compliance_profile_id for r in rows])
-    excluded = [r.id for r in rows if r.accepted_for_deletion is False]
+    excluded = [r.id for r in rows if r.excluded]
     held = [r.id for r in rows if r.compliance_profile_id in held_ids]
     plan = plan_hash(plan_document(policy, batch.bucket)) if policy is not None else None
     content = json.dumps(
@@ -560,7 +560,7 @@ def include_records(
             select(DeletionRecord.id).where(
                 DeletionRecord.deletion_batch_id == batch_id,
                 DeletionRecord.id.in_(wanted),
-                DeletionRecord.accepted_for_deletion.is_(False),
+                record_in(RecordState.EXCLUDED),
             )
         )
     )

@@ -29,7 +29,7 @@ from compliance.store.models import (
     DsarRequest,
     UTCDateTime,
 )
-from compliance.store.queries import batch_in
+from compliance.store.queries import batch_in, record_in
 from compliance.store.sql import rows_changed
 from compliance.store.states import BatchStatus, LedgerDecision, RecordState
 from compliance.store.tallies import tally_sums
@@ -51,12 +51,9 @@ def tally_week(session: Session) -> ColumnElement[Any]:
     found. Purge folds a record into this same week, so Progress's weeks read the same after.
     """
     r = DeletionRecord
-    changed = and_(
-        r.accepted_for_deletion.is_not(None),
-        or_(r.accepted_for_deletion.is_(False), r.deletion_error.is_not(None)),
-    )
+    changed = or_(record_in(RecordState.EXCLUDED), record_in(RecordState.FAILED))
     moment = case(
-        (r.deletion_applied_at.is_not(None), r.deletion_applied_at),
+        (record_in(RecordState.APPLIED), r.deletion_applied_at),
         (changed, r.updated_at),
         else_=r.created_at,
     )
@@ -84,7 +81,7 @@ def fold_records(session: Session, record_ids: Sequence[int], *, now: datetime) 
         return 0
     r, b = DeletionRecord, DeletionBatch
     decision = case(
-        (r.deletion_applied_at.is_not(None), literal(LedgerDecision.ERASED.value)),
+        (record_in(RecordState.APPLIED), literal(LedgerDecision.ERASED.value)),
         (batch_in(BatchStatus.REJECTED), literal(LedgerDecision.REJECTED.value)),
         else_=literal(LedgerDecision.EXCLUDED.value),
     )
@@ -123,7 +120,7 @@ def fold_records(session: Session, record_ids: Sequence[int], *, now: datetime) 
         )
     ))  # fmt: skip
     # Each record goes into the week the tallies counted it in, so no week's figure moves.
-    applied = r.deletion_applied_at.is_not(None)
+    applied = record_in(RecordState.APPLIED)
     week = tally_week(session)
     counts: dict[tuple[str, date], dict[str, int]] = {}
     for bucket, when, was_applied, n in session.execute(

@@ -29,7 +29,8 @@ from compliance.store.models import (
     DsarRequest,
     LegalHold,
 )
-from compliance.store.states import DsarKind, DsarStatus, HoldKind, LedgerDecision
+from compliance.store.queries import record_in
+from compliance.store.states import DsarKind, DsarStatus, HoldKind, LedgerDecision, RecordState
 from compliance.systems.payloads import restriction_of
 
 
@@ -54,7 +55,7 @@ def erased_by(session: Session, policy: Policy, subject_id: str) -> str | None:
         select(DeletionRecord.bucket).where(
             DeletionRecord.compliance_profile_id.in_(profile),
             DeletionRecord.bucket.in_(buckets),
-            DeletionRecord.deletion_applied_at.is_not(None),
+            record_in(RecordState.APPLIED),
         )
     ) or session.scalar(
         select(DecisionLedger.bucket).where(

@@ -53,7 +53,7 @@ from compliance.policy.systems import System, SystemKind
 from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.storage import Area, ExportStore, export_store
 from compliance.store.models import DeletionRecord, DsarRequest, ErasureTask, utcnow
-from compliance.store.queries import first_or_not_found
+from compliance.store.queries import first_or_not_found, record_open
 from compliance.store.sql import among_ids, rows_changed
 from compliance.store.states import DsarKind, TaskStatus
 from compliance.systems import webhook
@@ -410,7 +410,7 @@ def settle_records(
         update(DeletionRecord)
         .where(
             DeletionRecord.id == tally.c.record_id,
-            DeletionRecord.deletion_applied_at.is_(None),
+            record_open,
             or_(complete, tally.c.failed > 0),
         )
         .values(
