@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from compliance.dsar.requests import next_actions
+from compliance.errors import Conflict
 from compliance.store.engines import alembic_config, make_engine
 from compliance.store.models import DeletionBatch, DeletionRecord, DsarRequest, JobRun
 from compliance.store.queries import RECORD_STATE_SQL, record_state
@@ -24,6 +25,7 @@ from compliance.store.states import (
     TaskStatus,
     can_move,
     is_final,
+    move,
 )
 from tests.conftest import Backend, Deployment
 
@@ -191,3 +193,13 @@ def test_adding_the_state_checks_keeps_every_record_in_its_batch(backend: Backen
         if engine.dialect.name == "sqlite":
             assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
     engine.dispose()
+
+
+def test_a_status_changes_only_by_a_move_its_lifecycle_lists() -> None:
+    request = DsarRequest(reference="DSAR-2026-000001", status=DsarStatus.COMPLETED)
+    with pytest.raises(Conflict, match="DSAR-2026-000001 is completed; it cannot become approved"):
+        move(request, DsarStatus.APPROVED)
+    assert request.status == DsarStatus.COMPLETED
+    request.status = DsarStatus.PROCESSING
+    move(request, DsarStatus.APPROVED)  # back in the queue after a failed attempt
+    assert request.status == DsarStatus.APPROVED

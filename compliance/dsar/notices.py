@@ -32,7 +32,7 @@ from compliance.policy.jurisdictions import Jurisdiction
 from compliance.policy.loader import Policy
 from compliance.roles import API_INTAKE, COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.store.models import DsarNotice, DsarRequest, utcnow
-from compliance.store.states import DsarKind, DsarStatus, NoticeStatus
+from compliance.store.states import DsarKind, DsarStatus, NoticeStatus, move
 
 _ADDRESS = re.compile(r"[^\s<>@]+@[^\s<>@]+")
 #: Told before a restriction of processing is lifted (Art. 18(3)); sent by lifting it only.
@@ -193,9 +193,11 @@ def _attempt(
         send_mail(policy.smtp, [message], env=env)
     except MailError as exc:
         # A server's refusal may quote the address; neither the table nor the chain keeps it.
-        notice.status, notice.last_error = NoticeStatus.FAILED, _ADDRESS.sub("<address>", str(exc))
+        move(notice, NoticeStatus.FAILED)
+        notice.last_error = _ADDRESS.sub("<address>", str(exc))
     else:
-        notice.status, notice.last_error, notice.sent_at = NoticeStatus.SENT, None, utcnow()
+        move(notice, NoticeStatus.SENT)
+        notice.last_error, notice.sent_at = None, utcnow()
     record_event(
         session,
         actor=by,

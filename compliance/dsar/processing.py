@@ -57,6 +57,7 @@ from compliance.store.states import (
     DsarStatus,
     RecordState,
     TaskStatus,
+    move,
 )
 from compliance.systems import tasks as system_tasks
 
@@ -136,7 +137,7 @@ def claim_requests(
 
 def fail_request(session: Session, request: DsarRequest, message: str, actor: str) -> None:
     """Mark the request failed with the reason shown to staff; the worker and the desk share it."""
-    request.status = DsarStatus.FAILED
+    move(request, DsarStatus.FAILED)
     request.last_error = stored_error(message)
     audit_request(
         session, request, "dsar.failed", actor, {"kind": request.kind, "error": request.last_error}
@@ -150,7 +151,7 @@ def store_failed(
     timeline, and a claimed request goes back in the queue (``requeue``) for the next run
     (one waiting for its systems stays as it is: the next run looks at it again)."""
     if requeue:
-        request.status = DsarStatus.APPROVED
+        move(request, DsarStatus.APPROVED)
         request.processing_started_at = None
         request.next_attempt_at = None
     _attempt_noted(session, request, message, actor, {"counted": False})
@@ -201,7 +202,7 @@ def _attempt_failed(
         fail_request(session, request, message, actor)
         return None
     retry_at = now + backoff(request.attempts)
-    request.status = DsarStatus.APPROVED
+    move(request, DsarStatus.APPROVED)
     request.next_attempt_at = retry_at
     _attempt_noted(
         session, request, message, actor,
@@ -279,7 +280,7 @@ def _system_part(store: ExportStore, task: ErasureTask) -> SystemFile:
 
 def export_ready(session: Session, request: DsarRequest, actor: str, now: datetime) -> None:
     """The export is written: the request is ready for delivery, which gets attempts afresh."""
-    request.status = DsarStatus.READY
+    move(request, DsarStatus.READY)
     request.exported_at = now
     request.last_error = None
     request.attempts = 0

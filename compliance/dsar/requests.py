@@ -60,6 +60,7 @@ from compliance.store.states import (
     DsarKind,
     DsarStatus,
     can_move,
+    move,
 )
 
 KINDS = tuple(k.value for k in DsarKind)
@@ -345,8 +346,7 @@ def _save_submission(
 
 def _accept_by_law(session: Session, request: DsarRequest) -> None:
     """An objection to direct marketing with a checked identity needs no officer: accepted."""
-    assert can_move(DsarStatus(request.status), DsarStatus.APPROVED)
-    request.status = DsarStatus.APPROVED
+    move(request, DsarStatus.APPROVED)
     request.reviewed_at = request.requested_at
     audit_request(
         session, request, "dsar.accepted_by_law", request.requested_by,
@@ -504,7 +504,7 @@ def review_dsar(
                 session, plan_document(policy, DSAR_ERASURE_BUCKET)
             )
             details["plan_hash"] = request.accepted_plan_hash
-    request.status = DsarStatus.APPROVED if decision == "approve" else DsarStatus.REJECTED
+    move(request, DsarStatus.APPROVED if decision == "approve" else DsarStatus.REJECTED)
     request.reviewed_by = reviewer.email
     request.reviewed_at = now
     request.reviewed_reason = reason
@@ -606,7 +606,7 @@ def retry_dsar(session: Session, reference: str, *, actor: Identity, execute: bo
     if not execute:
         return _detached(session, request)
     previous = request.last_error
-    request.status = DsarStatus.APPROVED
+    move(request, DsarStatus.APPROVED)
     request.deletion_record_id = None
     request.attempts = 0  # a person looked at it: it gets every attempt again
     request.next_attempt_at = None
@@ -643,7 +643,7 @@ def complete_request(session: Session, request: DsarRequest, actor: str, now: da
     An access request completes when its link email was accepted for delivery; an erasure
     when its deletion record was applied.
     """
-    request.status = DsarStatus.COMPLETED
+    move(request, DsarStatus.COMPLETED)
     request.completed_at = now
     request.last_error = None
     details: dict[str, Any] = {"kind": request.kind, "on_time": now <= effective_due_at(request)}

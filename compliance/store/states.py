@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
+
+from compliance.errors import Conflict
 
 
 class BatchStatus(StrEnum):
@@ -175,9 +178,16 @@ TRANSITIONS: Mapping[type[StrEnum], Mapping[StrEnum, frozenset[StrEnum]]] = {
     DsarStatus: {
         DsarStatus.PENDING: frozenset({DsarStatus.APPROVED, DsarStatus.REJECTED}),
         DsarStatus.APPROVED: frozenset({DsarStatus.PROCESSING}),
-        # A claim whose worker died is claimed again once its lease runs out.
+        # A claim whose worker died is claimed again once its lease runs out; a failed
+        # attempt, an export store outage or a run stopping early puts it back in the queue.
         DsarStatus.PROCESSING: frozenset(
-            {DsarStatus.PROCESSING, DsarStatus.READY, DsarStatus.COMPLETED, DsarStatus.FAILED}
+            {
+                DsarStatus.PROCESSING,
+                DsarStatus.APPROVED,
+                DsarStatus.READY,
+                DsarStatus.COMPLETED,
+                DsarStatus.FAILED,
+            }
         ),
         # Delivered: the mail server accepted the link email (a failed send stays ready).
         DsarStatus.READY: frozenset({DsarStatus.COMPLETED}),
@@ -228,6 +238,20 @@ OPEN_DSAR_STATUSES: tuple[DsarStatus, ...] = (
 def can_move(current: StrEnum, new: StrEnum) -> bool:
     """Whether a lifecycle allows ``current`` to become ``new``."""
     return new in TRANSITIONS[type(current)].get(current, frozenset())
+
+
+def move(row: Any, new: StrEnum) -> None:
+    """Set ``row.status`` to ``new`` if its lifecycle allows the move from where it stands.
+
+    Every status change of a row goes through here, so TRANSITIONS is the whole truth of what
+    can happen; a move it does not list is refused before anything is written (a lost race,
+    or a bug) instead of leaving a request or task somewhere no page expects.
+    """
+    current = type(new)(row.status)
+    if not can_move(current, new):
+        name = getattr(row, "reference", None) or f"{row.__tablename__} {row.id}"
+        raise Conflict(f"{name} is {current}; it cannot become {new}")
+    row.status = new
 
 
 def is_final(state: StrEnum) -> bool:

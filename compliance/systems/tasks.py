@@ -55,7 +55,7 @@ from compliance.storage import Area, ExportStore, export_store
 from compliance.store.models import DeletionRecord, DsarRequest, ErasureTask, utcnow
 from compliance.store.queries import first_or_not_found, record_open
 from compliance.store.sql import among_ids, rows_changed
-from compliance.store.states import DsarKind, TaskStatus
+from compliance.store.states import DsarKind, TaskStatus, move
 from compliance.systems import webhook
 from compliance.systems.payloads import task_details
 from compliance.systems.webhook import WireStatus
@@ -721,11 +721,11 @@ def _count_failed_attempt(
     task.accepted_at = None
     failed = task.attempts >= system.max_attempts
     if failed:
-        task.status = TaskStatus.FAILED
+        move(task, TaskStatus.FAILED)
         task.next_attempt_at = None
         run.failed += 1
     else:
-        task.status = TaskStatus.PENDING
+        move(task, TaskStatus.PENDING)
         task.next_attempt_at = now + backoff(task.attempts)
         run.retrying += 1
     if len(run.errors) < 20:
@@ -758,7 +758,7 @@ def finish_task(
         if store is None:
             raise InvalidInput("no export store to keep the system's data in")
         _keep_file(store, task, data=data, upload=upload)
-    task.status = TaskStatus.DONE
+    move(task, TaskStatus.DONE)
     task.done_at = now
     task.done_by = actor
     task.note = note
@@ -786,7 +786,7 @@ def fail_task(
 ) -> None:
     """A SQL task of a request that failed: the next run tries it again. The error stays on
     the task (it may quote the database); the audit event says which system failed."""
-    task.status = TaskStatus.FAILED
+    move(task, TaskStatus.FAILED)
     task.attempts = (task.attempts or 0) + 1
     task.last_error = stored_error(error)
     task.updated_at = now
@@ -871,7 +871,7 @@ def receive_callback(
             store=store or export_store(policy),
         )
     elif answer.status == WireStatus.FAILED:
-        task.status = TaskStatus.FAILED
+        move(task, TaskStatus.FAILED)
         task.last_error = stored_error(answer.error or WireStatus.FAILED)
         task.updated_at = now
         record_event(
@@ -956,7 +956,7 @@ def retry_task(session: Session, task_id: int, *, actor: Identity, execute: bool
         session.rollback()
         return task
     previous = task.last_error
-    task.status = TaskStatus.PENDING
+    move(task, TaskStatus.PENDING)
     task.attempts = 0
     task.next_attempt_at = None
     task.accepted_at = None
