@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, delete, exists, func, or_, select
+from sqlalchemy import ColumnElement, and_, delete, exists, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
@@ -60,14 +60,6 @@ def _records_done(bucket: str, cutoff: datetime):
     )
 
 
-def _empty_batches(bucket: str):
-    return and_(
-        DeletionBatch.bucket == bucket,
-        batch_decided,
-        ~exists().where(DeletionRecord.deletion_batch_id == DeletionBatch.id),
-    )
-
-
 _orphan_profiles = and_(
     ~exists().where(DeletionRecord.compliance_profile_id == ComplianceProfile.id),
     ~exists().where(DecisionLedger.compliance_profile_id == ComplianceProfile.id),
@@ -83,6 +75,17 @@ class PurgePlan:
 
     bucket: str
     cutoff: datetime
+
+
+def _batches_left_empty(plan: PurgePlan) -> ColumnElement[bool]:
+    """Decided batches of the bucket holding no record the purge keeps: the dry run counts
+    them while their records still exist, the run removes them once the records are gone."""
+    kept = and_(
+        DeletionRecord.deletion_batch_id == DeletionBatch.id,
+        # NULL-safe: a record the predicate cannot judge is kept, and so is its batch.
+        ~func.coalesce(_records_done(plan.bucket, plan.cutoff), false()),
+    )
+    return and_(DeletionBatch.bucket == plan.bucket, batch_decided, ~exists().where(kept))
 
 
 def plan_purge(policy: Policy, bucket_name: str, *, now: datetime | None = None) -> PurgePlan:
@@ -111,23 +114,7 @@ def count_purge(session: Session, plan: PurgePlan) -> PurgeResult:
     """The dry run: records, batches and profiles the plan removes, changing nothing."""
     done = _records_done(plan.bucket, plan.cutoff)
     records = session.scalar(select(func.count()).where(done)) or 0
-    kept = func.sum(case((done, 0), else_=1))
-    # Counted as they will stand once those records are gone.
-    emptied_batches = (
-        select(DeletionRecord.deletion_batch_id)
-        .group_by(DeletionRecord.deletion_batch_id)
-        .having(kept == 0)
-    )
-    batches = (
-        session.scalar(
-            select(func.count()).where(
-                DeletionBatch.bucket == plan.bucket,
-                batch_decided,
-                or_(DeletionBatch.id.in_(emptied_batches), _empty_batches(plan.bucket)),
-            )
-        )
-        or 0
-    )
+    batches = session.scalar(select(func.count()).where(_batches_left_empty(plan))) or 0
     # A profile whose records go is kept anyway: the ledger names it from now on.
     profiles = session.scalar(select(func.count()).where(_orphan_profiles)) or 0
     session.rollback()
@@ -154,7 +141,7 @@ def carry_out_purge(session: Session, plan: PurgePlan, *, actor: str) -> PurgeRe
         _audit(session, actor, plan.bucket, records=removed)
         session.commit()
         records += removed
-    empty = list(session.scalars(select(DeletionBatch.id).where(_empty_batches(plan.bucket))))
+    empty = list(session.scalars(select(DeletionBatch.id).where(_batches_left_empty(plan))))
     fold_batches(session, empty)
     batches = rows_changed(
         session.execute(delete(DeletionBatch).where(DeletionBatch.id.in_(empty)))
