@@ -18,7 +18,7 @@ import re
 import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import ExitStack, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import date
 from functools import cached_property, wraps
@@ -197,6 +197,30 @@ def emit(summary: Any, lines: list[str], *, executed: bool | None = None) -> Non
         click.echo("Nothing was changed. Re-run with --execute to apply.")
 
 
+def _record_start(
+    rt: Runtime, name: str, kwargs: Mapping[str, Any], *, dry_run: bool
+) -> int | None:
+    """The run's job_runs row; None where the compliance database cannot be opened (the
+    refusal is still shown, it just has nowhere to be recorded)."""
+    try:
+        session = rt.session()
+    except ComplianceError:
+        return None
+    with session:
+        return start_job_run(session, name, _plain(kwargs), dry_run=dry_run)
+
+
+def _lock_for(
+    rt: Runtime, name: str, bucket: str | None, *, locked: bool
+) -> tuple[str, AbstractContextManager[bool]]:
+    """The lock a run holds and its name. Only runs that change data take it (dry runs never
+    wait or skip); a bucket has a lock of its own, so cron may run buckets side by side."""
+    if locked and bucket:
+        rt.policy.bucket(bucket)  # an unknown name never names a lock file
+    lock_name = f"{name} --bucket {bucket}" if bucket else name
+    return lock_name, job_lock(rt.engine, lock_name) if locked else nullcontext(True)
+
+
 def job(
     name: str, *, mutating: bool = True, concurrent: bool = False
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -214,27 +238,15 @@ def job(
             as_json = kwargs.pop("as_json", False)  # popped even when the group's --json is set
             rt.as_json = rt.as_json or as_json
             dry_run = mutating and not kwargs.get("execute", False)
-            run_id = None
-            try:
-                session = rt.session()
-            except ComplianceError:
-                session = None
-            if session is not None:
-                with session:
-                    run_id = start_job_run(session, name, _plain(kwargs), dry_run=dry_run)
+            run_id = _record_start(rt, name, kwargs, dry_run=dry_run)
             status, summary, error = JobRunStatus.SUCCEEDED, None, None
             # The lock is released only after the run's end is recorded (the ExitStack closes
             # last), so a later run that finds the lock free knows a 'running' row is stale.
             with ExitStack() as stack:
                 try:
-                    # Only runs that change data take the job's lock; dry runs never wait or
-                    # skip. A bucket has a lock of its own, so cron may run buckets side by side.
                     locked = mutating and not dry_run and not concurrent
                     bucket = kwargs.get("bucket")
-                    if locked and bucket:
-                        rt.policy.bucket(bucket)  # an unknown name never names a lock file
-                    lock_name = f"{name} --bucket {bucket}" if bucket else name
-                    lock = job_lock(rt.engine, lock_name) if locked else nullcontext(True)
+                    lock_name, lock = _lock_for(rt, name, bucket, locked=locked)
                     if not stack.enter_context(lock):
                         status, summary = JobRunStatus.SKIPPED, {"skipped": "already running"}
                         emit(

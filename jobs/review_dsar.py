@@ -1,6 +1,8 @@
+from typing import Any
+
 import click
 
-from compliance.dsar.rectification import plan_rectification
+from compliance.dsar.rectification import RectificationPlan, plan_rectification
 from compliance.dsar.requests import review_dsar
 from compliance.roles import identify
 from compliance.store.states import DsarKind
@@ -66,12 +68,7 @@ def review(
     if preview is not None:
         rows = preview.to_dict("records")
         summary["impact"] = rows
-        lines.append("Approving accepts its erasure; the next apply-deletions carries it out:")
-        lines += [
-            f"  {row['table']}: {row['action']} {row['rows']}"
-            + (f" ({row['legal_basis']})" if row["legal_basis"] else "")
-            for row in rows
-        ]
+        lines += _impact_lines(rows)
     if corrections is not None:
         # Table, columns and rows only: the new values are typed text, kept out of job runs.
         summary["changes"] = [
@@ -79,12 +76,30 @@ def review(
             for c in corrections.changes
         ]
         summary["in_words"] = len(corrections.in_words)
-        lines.append("Approving corrects, in the next process-dsar-requests run (one UPDATE each):")
-        lines += [
-            f"  {c.table} ({c.system}): {', '.join(sorted(c.values))} on {c.rows} row(s)"
-            for c in corrections.changes
-        ]
-        if corrections.in_words:
-            lines.append(f"  and {len(corrections.in_words)} correction(s) in words, for a person")
+        lines += _correction_lines(corrections)
     emit(summary, lines, executed=execute)
     return summary
+
+
+def _impact_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """What approving an erasure request erases, table by table, with why kept rows stay."""
+    return [
+        "Approving accepts its erasure; the next apply-deletions carries it out:",
+        *(
+            f"  {row['table']}: {row['action']} {row['rows']}"
+            + (f" ({row['legal_basis']})" if row["legal_basis"] else "")
+            for row in rows
+        ),
+    ]
+
+
+def _correction_lines(corrections: RectificationPlan) -> list[str]:
+    """The UPDATEs approving a rectification runs (columns and rows, never the new values)."""
+    lines = ["Approving corrects, in the next process-dsar-requests run (one UPDATE each):"]
+    lines += [
+        f"  {c.table} ({c.system}): {', '.join(sorted(c.values))} on {c.rows} row(s)"
+        for c in corrections.changes
+    ]
+    if corrections.in_words:
+        lines.append(f"  and {len(corrections.in_words)} correction(s) in words, for a person")
+    return lines

@@ -2,7 +2,7 @@ import click
 
 from compliance.dsar.objections import SCOPES
 from compliance.dsar.rectification import Correction, parse_correction
-from compliance.dsar.requests import KINDS, submit, with_article
+from compliance.dsar.requests import KINDS, Submission, submit, with_article
 from compliance.roles import identify
 from jobs.cli import emit, execute_option, job_command, runtime
 from jobs.params import SUBJECT_ID
@@ -91,12 +91,17 @@ def submit_dsar(
         "due_at": request.due_at,
         "created": result.created,
     }
-    due = f"due {request.due_at:%Y-%m-%d} ({request.jurisdiction})"
-    if not result.created:
-        line = f"{request.reference} is already open for this subject ({request.status}), {due}"
-    elif request.reference is None:
-        line = f"Would log {with_article(kind)} request for subject {request.subject_id}, {due}"
-    else:
-        line = f"Logged {request.reference} ({kind}, subject {request.subject_id}), {due}"
+    line = _outcome_line(result, kind)
     emit(summary, [line], executed=execute if result.created else None)
     return summary
+
+
+def _outcome_line(result: Submission, kind: str) -> str:
+    """One line on what happened: logged, would be logged, or already open (the first one)."""
+    request = result.request
+    due = f"due {request.due_at:%Y-%m-%d} ({request.jurisdiction})"
+    if not result.created:
+        return f"{request.reference} is already open for this subject ({request.status}), {due}"
+    if request.reference is None:
+        return f"Would log {with_article(kind)} request for subject {request.subject_id}, {due}"
+    return f"Logged {request.reference} ({kind}, subject {request.subject_id}), {due}"

@@ -254,6 +254,18 @@ def check_anchor(session: Session, anchor_file: Path | None) -> AnchorCheck:
         anchors = read_anchors(anchor_file)
     except ConfigError as exc:  # the evidence itself was tampered with: a finding, exit 1
         return AnchorCheck(False, None, str(exc))
+    removed = _file_against_trail(anchor_file, anchors, recorded)
+    if removed is not None:
+        return removed
+    if not anchors:
+        return AnchorCheck(True, None)
+    return _latest_against_log(session, anchors[-1], recorded)
+
+
+def _file_against_trail(
+    anchor_file: Path, anchors: list[Anchor], recorded: list[str]
+) -> AnchorCheck | None:
+    """The anchor file against the anchors the trail records: fewer lines, some were removed."""
     if len(anchors) < len(recorded):
         state = "is missing or empty" if not anchors else f"holds only {len(anchors)}"
         return AnchorCheck(
@@ -262,34 +274,19 @@ def check_anchor(session: Session, anchor_file: Path | None) -> AnchorCheck:
             f"the anchor file {anchor_file} {state}, but the audit trail records "
             f"{len(recorded)} anchors (the latest of event {recorded[-1]}): anchors were removed",
         )
-    if not anchors:
-        return AnchorCheck(True, None)
-    latest = anchors[-1]
+    return None
+
+
+def _latest_against_log(session: Session, latest: Anchor, recorded: list[str]) -> AnchorCheck:
+    """The latest anchor against the log: its event, hash, count and own record must all stand."""
+    table = AuditEvent.__table__
     when = latest.anchored_at.isoformat()
     newest = session.scalar(select(func.max(table.c.id))) or 0
     if latest.event_id == 0:
         return AnchorCheck(True, latest)
     row = session.execute(select(table.c.hash).where(table.c.id == latest.event_id)).first()
     if row is None:
-        if newest < latest.event_id:
-            first_missing = newest + 1
-            span = (
-                f"event {latest.event_id} is"
-                if first_missing == latest.event_id
-                else f"events {first_missing} to {latest.event_id} are"
-            )
-            return AnchorCheck(
-                False,
-                latest,
-                f"the audit log was truncated: {span} missing (the anchor of {when} "
-                f"recorded {latest.count} events up to event {latest.event_id}; "
-                f"the log now ends at event {newest})",
-            )
-        return AnchorCheck(
-            False,
-            latest,
-            f"event {latest.event_id}, anchored on {when}, is missing from the audit log",
-        )
+        return _anchored_event_missing(latest, newest, when)
     if row[0] != latest.hash:
         return AnchorCheck(
             False,
@@ -318,6 +315,29 @@ def check_anchor(session: Session, anchor_file: Path | None) -> AnchorCheck:
             "interrupted, run it again and verify)",
         )
     return AnchorCheck(True, latest)
+
+
+def _anchored_event_missing(latest: Anchor, newest: int, when: str) -> AnchorCheck:
+    """Tells a log truncated before the anchored event from that one event deleted."""
+    if newest < latest.event_id:
+        first_missing = newest + 1
+        span = (
+            f"event {latest.event_id} is"
+            if first_missing == latest.event_id
+            else f"events {first_missing} to {latest.event_id} are"
+        )
+        return AnchorCheck(
+            False,
+            latest,
+            f"the audit log was truncated: {span} missing (the anchor of {when} "
+            f"recorded {latest.count} events up to event {latest.event_id}; "
+            f"the log now ends at event {newest})",
+        )
+    return AnchorCheck(
+        False,
+        latest,
+        f"event {latest.event_id}, anchored on {when}, is missing from the audit log",
+    )
 
 
 def slack_poster(client: WebClient) -> Callable[[str, str], str]:

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import cast
 
 from sqlalchemy import (
+    CTE,
     ColumnElement,
     Integer,
     Table,
@@ -150,33 +151,8 @@ def _batch_group_in_database(
     r = cast(Table, DeletionRecord.__table__)
     now = utcnow()
     stamp = literal(now, UTCDateTime())
-    picked = (
-        select(
-            r.c.id,
-            (
-                (func.row_number(type_=Integer).over(order_by=r.c.id) - 1) // plan.max_batch_size
-            ).label("slot"),
-        )
-        .where(*_unbatched(plan.bucket), r.c.id > after_id)
-        .order_by(r.c.id)
-        .limit(group)
-        .cte("picked")
-    )
-    slots = func.generate_series(0, select(func.max(picked.c.slot)).scalar_subquery())
-    made = (
-        insert(DeletionBatch)
-        .from_select(
-            ["bucket", "reviewed_status", "created_at", "updated_at"],
-            select(
-                literal(plan.bucket), literal(BatchStatus.PENDING.value), stamp, stamp
-            ).select_from(slots),
-        )
-        .returning(DeletionBatch.id)
-        .cte("made")
-    )
-    numbered = select(
-        made.c.id, (func.row_number(type_=Integer).over(order_by=made.c.id) - 1).label("slot")
-    ).cte("numbered")
+    picked = _picked_records(r, plan, after_id, group)
+    numbered = _numbered_batches(plan, picked, stamp)
     assigned = (
         update(r)
         .where(r.c.id == picked.c.id, picked.c.slot == numbered.c.slot)
@@ -202,6 +178,41 @@ def _batch_group_in_database(
         events=[(b, {"bucket": plan.bucket, "records": n}) for b, (n, _) in made_ids.items()],
     )
     return made_ids
+
+
+def _picked_records(r: Table, plan: BatchingPlan, after_id: int, group: int) -> CTE:
+    """The group's unbatched records, oldest first, each given the slot of the batch it joins."""
+    return (
+        select(
+            r.c.id,
+            (
+                (func.row_number(type_=Integer).over(order_by=r.c.id) - 1) // plan.max_batch_size
+            ).label("slot"),
+        )
+        .where(*_unbatched(plan.bucket), r.c.id > after_id)
+        .order_by(r.c.id)
+        .limit(group)
+        .cte("picked")
+    )
+
+
+def _numbered_batches(plan: BatchingPlan, picked: CTE, stamp: ColumnElement[datetime]) -> CTE:
+    """One new pending batch per slot the picked records fill, numbered to match those slots."""
+    slots = func.generate_series(0, select(func.max(picked.c.slot)).scalar_subquery())
+    made = (
+        insert(DeletionBatch)
+        .from_select(
+            ["bucket", "reviewed_status", "created_at", "updated_at"],
+            select(
+                literal(plan.bucket), literal(BatchStatus.PENDING.value), stamp, stamp
+            ).select_from(slots),
+        )
+        .returning(DeletionBatch.id)
+        .cte("made")
+    )
+    return select(
+        made.c.id, (func.row_number(type_=Integer).over(order_by=made.c.id) - 1).label("slot")
+    ).cte("numbered")
 
 
 def _batch_group_by_ids(

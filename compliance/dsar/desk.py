@@ -314,17 +314,11 @@ def request_detail(
     is_open = request.status in OPEN_STATUSES
     available, expires = export_state(request, policy, now)
     actions, waiting = available_actions(request, policy, roles, now, viewer=viewer)
-    restriction = None
-    if request.kind == DsarKind.RESTRICTION and restriction_of(session, request.id) is not None:
-        restriction = period_of(session, request.id)
-        if restriction.end is None and COMPLIANCE_OFFICER in set(roles):
-            actions += ("lift",)  # plan_lift_restriction holds the rule; this offers it
-    notes = session.scalars(
-        select(DsarNote).where(DsarNote.dsar_request_id == request.id).order_by(DsarNote.id)
-    )
-    notices = session.scalars(
-        select(DsarNotice).where(DsarNotice.dsar_request_id == request.id).order_by(DsarNotice.id)
-    )
+    restriction = _placed_restriction(session, request)
+    if restriction is not None and restriction.end is None and COMPLIANCE_OFFICER in set(roles):
+        actions += ("lift",)  # plan_lift_restriction holds the rule; this offers it
+    notes = _notes(session, request)
+    notices = _notices(session, request)
     return RequestDetail(
         reference=request.reference,
         kind=request.kind,
@@ -352,27 +346,47 @@ def request_detail(
         actions=actions,
         waiting_for=waiting,
         timeline=timeline(session, request.reference),
-        notes=[Note(n.author, n.created_at, n.body) for n in notes],
-        notices=[
-            NoticeInfo(n.id, n.kind, n.status, n.created_at, n.sent_at, n.attempts, n.last_error)
-            for n in notices
-        ],
-        systems=[
-            SystemTaskInfo(
-                t.system,
-                t.system_kind,
-                t.status,
-                t.attempts,
-                t.last_error,
-                t.done_at,
-                t.done_by,
-                t.action,
-            )
-            for t in tasks_of_request(session, request)
-        ],
+        notes=notes,
+        notices=notices,
+        systems=_systems(session, request),
         restriction=restriction,
         corrections=tuple(corrections_of(session, request.id)),
     )
+
+
+def _placed_restriction(session: Session, request: DsarRequest) -> Period | None:
+    """A restriction request's hold once placed; None for other kinds or before it is placed."""
+    if request.kind == DsarKind.RESTRICTION and restriction_of(session, request.id) is not None:
+        return period_of(session, request.id)
+    return None
+
+
+def _notes(session: Session, request: DsarRequest) -> list[Note]:
+    """Staff's internal notes on the request, oldest first: never sent to the subject."""
+    notes = session.scalars(
+        select(DsarNote).where(DsarNote.dsar_request_id == request.id).order_by(DsarNote.id)
+    )
+    return [Note(n.author, n.created_at, n.body) for n in notes]
+
+
+def _notices(session: Session, request: DsarRequest) -> list[NoticeInfo]:
+    """What the subject was told, oldest first, with whether each notice went out."""
+    notices = session.scalars(
+        select(DsarNotice).where(DsarNotice.dsar_request_id == request.id).order_by(DsarNotice.id)
+    )
+    return [
+        NoticeInfo(n.id, n.kind, n.status, n.created_at, n.sent_at, n.attempts, n.last_error)
+        for n in notices
+    ]
+
+
+def _systems(session: Session, request: DsarRequest) -> list[SystemTaskInfo]:
+    """Where each system stands: the request is done only when every system says so."""
+    return [
+        SystemTaskInfo(t.system, t.system_kind, t.status, t.attempts, t.last_error, t.done_at,
+                       t.done_by, t.action)
+        for t in tasks_of_request(session, request)
+    ]  # fmt: skip
 
 
 def add_note(session: Session, reference: str, *, author: Identity, body: str) -> Note:

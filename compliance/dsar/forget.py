@@ -75,17 +75,9 @@ def forget_subject(
     )
     files: list[str] = []
     for request in requests:
-        if request.export_path:
-            files.append(request.export_path)
-            request.export_path = None  # size and sha256 stay as evidence of what was sent
-        request.subject_email = None
-        request.identity_check = None
-        request.client_ip = None
-        request.user_agent = None
-        if request.reviewed_reason:
-            request.reviewed_reason = REMOVED
-        if request.extension_reason:
-            request.extension_reason = REMOVED
+        export_path = _scrub_request(request)
+        if export_path:
+            files.append(export_path)
     request_ids = [r.id for r in requests]
     if requests:
         session.execute(
@@ -124,6 +116,22 @@ def forget_subject(
     )
     log_event("dsar.subject_forgotten", reference=reference, export_files_deleted=deleted)
     return Forgotten(len(requests), deleted, texts)
+
+
+def _scrub_request(request: DsarRequest) -> str | None:
+    """Blank what identifies the subject, keeping the evidence; the export file left to delete."""
+    export_path = request.export_path
+    if export_path:
+        request.export_path = None  # size and sha256 stay as evidence of what was sent
+    request.subject_email = None
+    request.identity_check = None
+    request.client_ip = None
+    request.user_agent = None
+    if request.reviewed_reason:
+        request.reviewed_reason = REMOVED
+    if request.extension_reason:
+        request.extension_reason = REMOVED
+    return export_path
 
 
 def _forget_typed_texts(session: Session, subject_id: str, request_ids: list[int]) -> int:

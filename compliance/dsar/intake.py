@@ -206,18 +206,8 @@ def submit_from_api(
     check_scope(kind, scope)
     check_corrections(policy, app_engine, kind, corrections)
     now = now or utcnow()
-    check_unknown_subjects(session, key, now=now)
-    try:
-        subject_key, _ = resolve_subject(policy, app_engine, subject_id=subject_id, email=email)
-    except NotFound:
-        count_unknown_subject(session, key, now=now)
-        raise
-    # An open request is the answer (409) before the 24-hour limit (429): asking again while
-    # one is open is a repeat, not a flood.
-    existing = open_request(session, subject_key, kind)
-    if existing is not None:
-        raise already_open(existing, key)
-    check_intake_rate(session, subject_key, kind, now=now, secret=key_secret(policy))
+    subject_key = _find_subject(session, policy, app_engine, key, subject_id, email, now=now)
+    _refuse_repeat(session, policy, key, subject_key, kind, now=now)
     result = submit(
         session,
         policy,
@@ -240,6 +230,38 @@ def submit_from_api(
     if not result.created:  # a concurrent submission won the race
         raise already_open(result.request, key)
     return result
+
+
+def _find_subject(
+    session: Session,
+    policy: Policy,
+    app_engine: Engine,
+    key: ApiKeyInfo,
+    subject_id: str | None,
+    email: str | None,
+    *,
+    now: datetime,
+) -> str:
+    """The subject's key; an unknown one counts against the API key, so none walks the ids."""
+    check_unknown_subjects(session, key, now=now)
+    try:
+        subject_key, _ = resolve_subject(policy, app_engine, subject_id=subject_id, email=email)
+    except NotFound:
+        count_unknown_subject(session, key, now=now)
+        raise
+    return subject_key
+
+
+def _refuse_repeat(
+    session: Session, policy: Policy, key: ApiKeyInfo, subject_key: str, kind: str, *, now: datetime
+) -> None:
+    """Refuse a request the subject already has open (409), or one asked too soon (429)."""
+    # An open request is the answer (409) before the 24-hour limit (429): asking again while
+    # one is open is a repeat, not a flood.
+    existing = open_request(session, subject_key, kind)
+    if existing is not None:
+        raise already_open(existing, key)
+    check_intake_rate(session, subject_key, kind, now=now, secret=key_secret(policy))
 
 
 def request_status(session: Session, reference: str, *, key: ApiKeyInfo) -> RequestStatus:

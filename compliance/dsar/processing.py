@@ -425,6 +425,23 @@ def _wait(
     request.last_error = note
 
 
+def _must_wait(session: Session, request: DsarRequest, actor: str, now: datetime) -> bool:
+    """Whether a legal hold or an open access request holds the erasure back (noted on it)."""
+    hold = _on_hold(session, request.subject_id, now)
+    if hold is not None:
+        note = f"{hold}: the erasure waits until the hold is lifted"
+        _wait(session, request, note, actor, {"hold_id": hold.id, "hold_kind": hold.kind})
+        return True
+    if awaiting_access_export(session, [request.subject_id]):
+        note = (
+            "an access request of this subject is open: "
+            "the erasure waits for its export (built and sent)"
+        )
+        _wait(session, request, note, actor, {"waits_for": "access export"})
+        return True
+    return False
+
+
 def _process_erasure(
     session: Session, policy: Policy, request: DsarRequest, actor: str, now: datetime
 ) -> bool:
@@ -434,17 +451,7 @@ def _process_erasure(
     A waiting request stays claimed with a note saying why; once its lease runs out the next
     run looks again, so lifting the hold or building the export lets it through by itself.
     """
-    hold = _on_hold(session, request.subject_id, now)
-    if hold is not None:
-        note = f"{hold}: the erasure waits until the hold is lifted"
-        _wait(session, request, note, actor, {"hold_id": hold.id, "hold_kind": hold.kind})
-        return False
-    if awaiting_access_export(session, [request.subject_id]):
-        note = (
-            "an access request of this subject is open: "
-            "the erasure waits for its export (built and sent)"
-        )
-        _wait(session, request, note, actor, {"waits_for": "access export"})
+    if _must_wait(session, request, actor, now):
         return False
     add_records(
         session,

@@ -28,7 +28,7 @@ from compliance.audit.chain import record_event
 from compliance.audit.texts import text_details
 from compliance.deletion.plans import plan_document, plan_hash, store_plan
 from compliance.dsar.deadlines import due_date, effective_due_at, jurisdiction_for, latest_due_date
-from compliance.dsar.objections import BY_LAW, check_scope, never_refused
+from compliance.dsar.objections import BY_LAW, Scope, check_scope, never_refused
 from compliance.dsar.rectification import (
     CheckedCorrection,
     Correction,
@@ -243,7 +243,44 @@ def submit(
     an identity check is accepted at once (Art. 21(3), ``objections.never_refused``). A
     rectification lists its ``corrections`` (``rectification.check_corrections``).
     """
-    by = _check_intake(kind, requested_by)
+    by = _check_intake(policy, kind, requested_by, jurisdiction)
+    objection = check_scope(kind, scope)
+    checked = check_corrections(policy, app_engine, kind, corrections)
+    identity = _check_identity(policy, identity_check, identity_method, require_identity)
+    key, subject_email = resolve_subject(policy, app_engine, subject_id=subject_id, email=email)
+    refuse_if_erased(session, policy, kind, key)
+    now = now or utcnow()
+    existing = open_request(session, key, kind)
+    if existing is not None:
+        return Submission(existing, False)
+    request = _new_request(
+        policy,
+        app_engine,
+        kind=kind,
+        subject=(key, subject_email),
+        jurisdiction=jurisdiction,
+        requested_by=by,
+        requested_at=now,
+        identity=identity,
+        channel=channel,
+        client_ip=client_ip,
+        user_agent=user_agent,
+        scope=objection,
+    )
+    if not execute:
+        return _dry_run(session, request)
+    return _save_submission(session, request, checked)
+
+
+def _check_intake(
+    policy: Policy, kind: str, requested_by: Identity, jurisdiction: str | None
+) -> str:
+    """Refuse a bad kind, requester or law, or a portability of nothing, before any lookup."""
+    if kind not in KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got {quoted(kind)}")
+    by = check_requester(
+        require(requested_by, SUPPORT, COMPLIANCE_OFFICER, API_INTAKE, to="log DSAR requests")
+    )
     if jurisdiction is not None:
         policy.jurisdiction(jurisdiction)  # an unknown name is refused before any lookup
     if kind == DsarKind.PORTABILITY and not any(t.portable for t in policy.tables.values()):
@@ -251,55 +288,65 @@ def submit(
             "no table of the data map is marked portable ([tables.NAME] portable = true): "
             "a portability request would export nothing"
         )
-    objection = check_scope(kind, scope)
-    checked = check_corrections(policy, app_engine, kind, corrections)
+    return by
+
+
+def _check_identity(
+    policy: Policy, identity_check: str | None, identity_method: str | None, required: bool
+) -> tuple[str | None, str | None]:
+    """The identity evidence (note, method), refused like all input before any lookup."""
     note = free_text(identity_check, field="identity_note")  # before any lookup, as all input
-    identity_method = check_identity_method(
-        policy, identity_method, note, required=require_identity
-    )
-    key, subject_email = resolve_subject(policy, app_engine, subject_id=subject_id, email=email)
-    refuse_if_erased(session, policy, kind, key)
-    now = now or utcnow()
-    existing = open_request(session, key, kind)
-    if existing is not None:
-        return Submission(existing, False)
+    return note, check_identity_method(policy, identity_method, note, required=required)
+
+
+def _new_request(
+    policy: Policy,
+    app_engine: Engine,
+    *,
+    kind: str,
+    subject: tuple[str, str | None],
+    jurisdiction: str | None,
+    requested_by: str,
+    requested_at: datetime,
+    identity: tuple[str | None, str | None],
+    channel: str,
+    client_ip: str | None,
+    user_agent: str | None,
+    scope: Scope | None,
+) -> DsarRequest:
+    """The unsaved request, on the clock of the law it falls under (chosen, else by country)."""
+    key, subject_email = subject
+    note, identity_method = identity
     country = None if jurisdiction else subject_country(policy, app_engine, key)
     law = jurisdiction_for(policy, chosen=jurisdiction, country=country)
-    request = DsarRequest(
+    return DsarRequest(
         reference=f"tmp-{uuid.uuid4().hex[:28]}",
         kind=kind,
         subject_id=key,
         subject_email=subject_email,
         status=DsarStatus.PENDING,
-        requested_by=by,
-        requested_at=now,
+        requested_by=requested_by,
+        requested_at=requested_at,
         identity_check=note,
         identity_method=identity_method,
         channel=channel,
         client_ip=(client_ip or "")[:64] or None,
         user_agent=(user_agent or "")[:512] or None,
         jurisdiction=law.name,
-        due_at=due_date(now, law),
-        latest_due_at=latest_due_date(now, law),
+        due_at=due_date(requested_at, law),
+        latest_due_at=latest_due_date(requested_at, law),
         extension_months=0,
         extension_days=0,
         attempts=0,
-        scope=objection,
+        scope=scope,
     )
-    if not execute:
-        request.reference = None  # type: ignore[assignment]
-        session.rollback()
-        return Submission(request, True)
-    return _save_submission(session, request, checked)
 
 
-def _check_intake(kind: str, requested_by: Identity) -> str:
-    """The kind and the requester are refused before the subject is looked up."""
-    if kind not in KINDS:
-        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got {quoted(kind)}")
-    return check_requester(
-        require(requested_by, SUPPORT, COMPLIANCE_OFFICER, API_INTAKE, to="log DSAR requests")
-    )
+def _dry_run(session: Session, request: DsarRequest) -> Submission:
+    """A dry run shows what would be logged: the request unsaved, without a reference."""
+    request.reference = None  # type: ignore[assignment]
+    session.rollback()
+    return Submission(request, True)
 
 
 def _save_submission(
@@ -477,14 +524,7 @@ def review_dsar(
     if decision == "reject" and reason is None:
         raise InvalidInput("rejecting a DSAR request needs a reason", field="reason")
     request = get_dsar(session, reference, lock=execute)
-    if request.status != DsarStatus.PENDING:
-        by = f" by {request.reviewed_by}" if request.reviewed_by else ""
-        raise Conflict(f"{request.reference} is already {request.status}{by}; not reviewed again")
-    refused = approval_refusal(request, reviewer.email, four_eyes=four_eyes)
-    if decision == "approve" and refused is not None:
-        raise PermissionDenied(refused)
-    if decision == "reject" and never_refused(request):
-        raise Conflict(f"{request.reference} cannot be rejected ({BY_LAW}); approve it")
+    _check_reviewable(request, decision, reviewer.email, four_eyes=four_eyes)
     erasure = decision == "approve" and request.kind == DsarKind.ERASURE
     if erasure and policy is None:
         raise TypeError("approving an erasure request needs the policy: it accepts its plan")
@@ -498,12 +538,7 @@ def review_dsar(
         **text_details(session, "reason", reason, subjects=[request.subject_id]),
     }
     if erasure and policy is not None:
-        details["erasure_review"] = policy.dsar.erasure_review
-        if policy.dsar.erasure_review:
-            request.accepted_plan_hash = store_plan(
-                session, plan_document(policy, DSAR_ERASURE_BUCKET)
-            )
-            details["plan_hash"] = request.accepted_plan_hash
+        details.update(_accept_erasure_plan(session, policy, request))
     move(request, DsarStatus.APPROVED if decision == "approve" else DsarStatus.REJECTED)
     request.reviewed_by = reviewer.email
     request.reviewed_at = now
@@ -511,6 +546,29 @@ def review_dsar(
     audit_request(session, request, f"dsar.{request.status}", reviewer.email, details)
     session.commit()
     return request
+
+
+def _check_reviewable(
+    request: DsarRequest, decision: str, reviewer: str, *, four_eyes: bool
+) -> None:
+    """Refuse a decision this request no longer takes, or this reviewer may not make."""
+    if request.status != DsarStatus.PENDING:
+        by = f" by {request.reviewed_by}" if request.reviewed_by else ""
+        raise Conflict(f"{request.reference} is already {request.status}{by}; not reviewed again")
+    refused = approval_refusal(request, reviewer, four_eyes=four_eyes)
+    if decision == "approve" and refused is not None:
+        raise PermissionDenied(refused)
+    if decision == "reject" and never_refused(request):
+        raise Conflict(f"{request.reference} cannot be rejected ({BY_LAW}); approve it")
+
+
+def _accept_erasure_plan(session: Session, policy: Policy, request: DsarRequest) -> dict[str, Any]:
+    """Store the approved plan, so apply-deletions refuses a wider one; what the audit says."""
+    details: dict[str, Any] = {"erasure_review": policy.dsar.erasure_review}
+    if policy.dsar.erasure_review:
+        request.accepted_plan_hash = store_plan(session, plan_document(policy, DSAR_ERASURE_BUCKET))
+        details["plan_hash"] = request.accepted_plan_hash
+    return details
 
 
 def _extension(months: int, days: int) -> None:

@@ -25,8 +25,10 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    ScalarSelect,
     Select,
     String,
+    Subquery,
     Text,
     and_,
     bindparam,
@@ -371,32 +373,10 @@ def settle_records(
     """
     if not record_ids:
         return [], {}
-    # The chunk's own tasks, counted per record: correlated EXISTS clauses here were run by
-    # PostgreSQL as hashed subplans over the whole task table, a cost that grew with every
-    # chunk ever applied (issue 13); this reads only the chunk's tasks, through their index.
-    tally = (
-        select(
-            ErasureTask.deletion_record_id.label("record_id"),
-            func.count().label("tasks"),
-            func.sum(case((ErasureTask.status.in_(FINISHED), 1), else_=0)).label("finished"),
-            func.sum(case((ErasureTask.status == TaskStatus.FAILED, 1), else_=0)).label("failed"),
-        )
-        .where(among_ids(ErasureTask.deletion_record_id, record_ids))
-        .group_by(ErasureTask.deletion_record_id)
-        .subquery("tally")
-    )
+    tally = _chunk_tally(record_ids)
     complete = tally.c.finished == tally.c.tasks
     # Only worked out for a record that failed: the first failed task, by system.
-    first_error = (
-        select(ErasureTask.system + ": " + func.coalesce(ErasureTask.last_error, "failed"))
-        .where(
-            ErasureTask.deletion_record_id == DeletionRecord.id,
-            ErasureTask.status == TaskStatus.FAILED,
-        )
-        .order_by(ErasureTask.system)
-        .limit(1)
-        .scalar_subquery()
-    )
+    first_error = _first_failed_error()
     applied_at = DeletionRecord.__table__.c.deletion_applied_at
     under_plan: dict[str, Any] = {}
     if plan_hash is not None:
@@ -426,6 +406,38 @@ def settle_records(
     outcomes = sorted((rid, error) for rid, error in settled)
     applied = [rid for rid, error in outcomes if error is None]
     return applied, {rid: error for rid, error in outcomes if error is not None}
+
+
+def _chunk_tally(record_ids: Sequence[int]) -> Subquery:
+    """Counts each record's tasks (all, finished, failed) from the chunk's tasks alone."""
+    # The chunk's own tasks, counted per record: correlated EXISTS clauses here were run by
+    # PostgreSQL as hashed subplans over the whole task table, a cost that grew with every
+    # chunk ever applied (issue 13); this reads only the chunk's tasks, through their index.
+    return (
+        select(
+            ErasureTask.deletion_record_id.label("record_id"),
+            func.count().label("tasks"),
+            func.sum(case((ErasureTask.status.in_(FINISHED), 1), else_=0)).label("finished"),
+            func.sum(case((ErasureTask.status == TaskStatus.FAILED, 1), else_=0)).label("failed"),
+        )
+        .where(among_ids(ErasureTask.deletion_record_id, record_ids))
+        .group_by(ErasureTask.deletion_record_id)
+        .subquery("tally")
+    )
+
+
+def _first_failed_error() -> ScalarSelect[str]:
+    """Decides which error a failed record keeps: its first failed task's, by system."""
+    return (
+        select(ErasureTask.system + ": " + func.coalesce(ErasureTask.last_error, "failed"))
+        .where(
+            ErasureTask.deletion_record_id == DeletionRecord.id,
+            ErasureTask.status == TaskStatus.FAILED,
+        )
+        .order_by(ErasureTask.system)
+        .limit(1)
+        .scalar_subquery()
+    )
 
 
 def forecast_settle(
@@ -835,17 +847,7 @@ def receive_callback(
     repeated callback for a finished task changes nothing (replays are harmless).
     """
     now = now or utcnow()
-    if len(body) > webhook.MAX_ANSWER_BYTES:
-        raise InvalidInput("the callback is larger than 20 MB")
-    try:
-        document = json.loads(body.decode("utf-8"))
-        key = webhook.check_key(document["idempotency_key"])
-    except (ValueError, KeyError, TypeError, RecursionError):  # JSON, UTF-8, 4,300+ digits
-        raise InvalidInput("the callback is not JSON with an idempotency_key") from None
-    except webhook.SignatureError as exc:
-        raise InvalidInput(f"callback refused: {exc}") from None
-    if webhook.nesting(document) > webhook.MAX_NESTING:
-        raise InvalidInput(f"the callback nests deeper than {webhook.MAX_NESTING} levels")
+    key = _callback_key(body)
     task = session.scalars(
         select(ErasureTask).where(ErasureTask.idempotency_key == key).with_for_update()
     ).first()
@@ -860,6 +862,38 @@ def receive_callback(
     if task.status in FINISHED:
         session.rollback()
         return task
+    _apply_answer(session, policy, task, body, now=now, store=store)
+    _settle_owner(session, task, now)
+    session.commit()
+    return task
+
+
+def _callback_key(body: bytes) -> str:
+    """The callback's idempotency key, read only from a body small, shallow and JSON enough."""
+    if len(body) > webhook.MAX_ANSWER_BYTES:
+        raise InvalidInput("the callback is larger than 20 MB")
+    try:
+        document = json.loads(body.decode("utf-8"))
+        key = webhook.check_key(document["idempotency_key"])
+    except (ValueError, KeyError, TypeError, RecursionError):  # JSON, UTF-8, 4,300+ digits
+        raise InvalidInput("the callback is not JSON with an idempotency_key") from None
+    except webhook.SignatureError as exc:
+        raise InvalidInput(f"callback refused: {exc}") from None
+    if webhook.nesting(document) > webhook.MAX_NESTING:
+        raise InvalidInput(f"the callback nests deeper than {webhook.MAX_NESTING} levels")
+    return key
+
+
+def _apply_answer(
+    session: Session,
+    policy: Policy,
+    task: ErasureTask,
+    body: bytes,
+    *,
+    now: datetime,
+    store: ExportStore | None,
+) -> None:
+    """Moves an open task as the verified callback says: done, failed, or still accepted."""
     answer = webhook.parse_answer(body)
     if answer.status == WireStatus.DONE:
         finish_task(
@@ -884,9 +918,6 @@ def receive_callback(
         )
     else:
         task.accepted_at = task.accepted_at or now
-    _settle_owner(session, task, now)
-    session.commit()
-    return task
 
 
 def _settle_owner(session: Session, task: ErasureTask, now: datetime) -> None:
