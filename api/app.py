@@ -38,7 +38,8 @@ from compliance.errors import (
     NotFound,
     Outage,
 )
-from compliance.policy.loader import Policy, load_policy
+from compliance.policy.loader import load_policy
+from compliance.policy.model import Policy
 from compliance.store.engines import make_engine, session_factory
 from compliance.store.states import DsarStatus
 from compliance.systems.tasks import receive_callback

@@ -26,7 +26,7 @@ from compliance.errors import ConfigError, PermissionDenied
 from compliance.logs import log_event
 
 if TYPE_CHECKING:  # only a type here: the policy loader reads ROLES from this module
-    from compliance.policy.loader import Policy
+    from compliance.policy.model import Policy
 
 COMPLIANCE_OFFICER = "compliance_officer"
 SUPPORT = "support"

@@ -13,7 +13,7 @@ import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 
 from compliance.errors import ComplianceError
-from compliance.policy.loader import Policy
+from compliance.policy.model import Policy
 from compliance.roles import (
     ROLE_TITLES,
     Identity,

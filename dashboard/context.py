@@ -21,7 +21,8 @@ from compliance.audit.chain import ChainCheck, verify_chain
 from compliance.deletion.batches import BatchTarget, batch_target
 from compliance.dsar.rectification import FREE_TEXT
 from compliance.policy.datamap import DataMap
-from compliance.policy.loader import Policy, config_path, load_policy
+from compliance.policy.loader import config_path, load_policy
+from compliance.policy.model import Policy
 from compliance.policy.systems import SystemKind
 from compliance.reports import dsar_stats, evidence, review_queue, stats
 from compliance.roles import Identity

@@ -18,7 +18,8 @@ from sqlalchemy import Engine
 from compliance.dsar.delivery import DeliveryRefused, check_token, redeem_delivery
 from compliance.errors import ComplianceError, Outage
 from compliance.logs import log_event
-from compliance.policy.loader import Policy, load_policy
+from compliance.policy.loader import load_policy
+from compliance.policy.model import Policy
 from compliance.storage import StoreRefused
 from compliance.store.engines import make_engine, session_factory
 

@@ -17,7 +17,7 @@ import streamlit as st
 from compliance.dsar.desk import run_export, start_export
 from compliance.errors import ComplianceError
 from compliance.logs import log_event
-from compliance.policy.loader import Policy
+from compliance.policy.model import Policy
 from compliance.roles import Identity
 from dashboard import context, widgets
 

@@ -35,13 +35,10 @@ from compliance.errors import ComplianceError, ConfigError, Outage, printable
 from compliance.free_text import not_utf8
 from compliance.ops.jobruns import close_stale_runs, finish_job_run, start_job_run
 from compliance.ops.locks import job_lock
+from compliance.policy.database_check import check_against_database, reflect_policy_tables
 from compliance.policy.datamap import DataMap, open_system_engines
-from compliance.policy.loader import (
-    Policy,
-    check_against_database,
-    load_policy,
-    reflect_policy_tables,
-)
+from compliance.policy.loader import load_policy
+from compliance.policy.model import Policy
 from compliance.policy.systems import APP_SYSTEM
 from compliance.store.engines import (
     check_reachable,

@@ -4,7 +4,7 @@ import click
 
 from compliance.dsar.exports import export_user_data
 from compliance.errors import InvalidInput
-from compliance.policy.loader import Policy
+from compliance.policy.model import Policy
 from compliance.roles import Identity, identify
 from compliance.storage import export_store
 from jobs.cli import emit, job_command, runtime

@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session
 
 from compliance import failpoints
 from compliance.policy.datamap import DataMap
-from compliance.policy.loader import Policy, load_policy
+from compliance.policy.loader import load_policy
+from compliance.policy.model import Policy
 from compliance.policy.systems import APP_SYSTEM
 from compliance.roles import Identity, identify
 from compliance.store.engines import make_engine, migrate, session_factory

@@ -31,7 +31,8 @@ from sqlalchemy import (
 
 from compliance.deletion.erase import erase
 from compliance.errors import ConfigError
-from compliance.policy.loader import check_against_database, parse_policy
+from compliance.policy.database_check import check_against_database
+from compliance.policy.loader import parse_policy
 from compliance.store.engines import make_engine
 from tests.conftest import Backend, Deployment, make_deployment, table_digest
 

@@ -15,7 +15,7 @@ from compliance.deletion.plans import load_plans, plan_document
 from compliance.dsar.processing import process_dsar_requests
 from compliance.dsar.requests import review_dsar, review_dsars, submit_dsar
 from compliance.errors import PermissionDenied
-from compliance.policy.loader import DSAR_ERASURE_BUCKET
+from compliance.policy.model import DSAR_ERASURE_BUCKET
 from compliance.store.models import AuditEvent, DeletionBatch, DeletionRecord, DsarRequest
 from tests.conftest import DEMO_POLICY, DPO, SUPPORT_STAFF, Deployment, person
 

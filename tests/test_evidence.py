@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from compliance.errors import ConfigError
-from compliance.policy.loader import check_against_database
+from compliance.policy.database_check import check_against_database
 from compliance.reports.evidence import record_evidence
 from compliance.store.models import ComplianceProfile, DeletionRecord
 from tests.conftest import DEMO_POLICY, Deployment

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 
 from compliance.dsar.mailer import RecipientRefused, build_message, send_mail
 from compliance.emails import check_mailbox
-from compliance.policy.loader import SmtpSettings
+from compliance.policy.model import SmtpSettings
 from compliance.store.models import DsarDelivery
 from tests.conftest import DEMO_POLICY, Deployment
 from tests.smtp_server import Inbox

@@ -7,7 +7,9 @@ import tomllib
 import pytest
 
 from compliance.errors import ConfigError
-from compliance.policy.loader import AgeRule, SqlRule, check_against_database, parse_policy
+from compliance.policy.database_check import check_against_database
+from compliance.policy.loader import parse_policy
+from compliance.policy.model import AgeRule, SqlRule
 from tests.conftest import DEMO_POLICY, Deployment
 
 

@@ -13,7 +13,7 @@ from compliance.deletion.batches import review_batch
 from compliance.dsar.delivery import deliver_export
 from compliance.dsar.processing import process_dsar_requests
 from compliance.dsar.requests import get_dsar, review_dsar, submit_dsar
-from compliance.policy.loader import DSAR_ERASURE_BUCKET
+from compliance.policy.model import DSAR_ERASURE_BUCKET
 from compliance.reports.dsar_stats import dsar_overview, dsar_per_month
 from compliance.reports.stats import bucket_progress, deletions_per_week, outcomes_per_week
 from compliance.roles import identify

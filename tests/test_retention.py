@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from compliance.demo.generate import support_tickets, workflow_logs
 from compliance.errors import ConfigError
 from compliance.ops.retention import retention_cleanup
-from compliance.policy.loader import RetentionEntry
+from compliance.policy.model import RetentionEntry
 from compliance.store.models import AuditEvent, JobRun, utcnow
 from tests.conftest import DEMO_POLICY, Deployment, fill_demo
 

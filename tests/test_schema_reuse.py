@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, text
 
-from compliance.policy.loader import check_against_database, reflect_policy_tables
+from compliance.policy.database_check import check_against_database, reflect_policy_tables
 from compliance.store.engines import make_engine
 from compliance.store.schema import schema_signature
 from tests.conftest import Deployment

@@ -15,7 +15,7 @@ MAX_FUNCTION_LINES = 60
 MAX_MODULE_LINES = 500
 #: Too big when the limit came (2026-12-07), each to be split by what it does; never to grow.
 OVERSIZED = {
-    "compliance/policy/loader.py": 1305,
+    "compliance/policy/loader.py": 827,
     "compliance/systems/tasks.py": 1201,
     "compliance/deletion/batches.py": 903,
     "compliance/deletion/records.py": 823,

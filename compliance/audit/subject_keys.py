@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, String, cast, literal
 
 from compliance.errors import ConfigError
-from compliance.policy.loader import Policy
+from compliance.policy.model import Policy
 from compliance.policy.strategies import HashStrategy, hash_key
 
 #: What is hashed is this and the key: a key's hash never equals a column's anonymized value.

@@ -43,7 +43,7 @@ from compliance.errors import InvalidInput, first_line
 from compliance.logs import Progress, log_event
 from compliance.policy.cascades import Block
 from compliance.policy.datamap import DataMap, TableAction
-from compliance.policy.loader import Bucket
+from compliance.policy.model import Bucket
 from compliance.policy.strategies import ErasureAction
 from compliance.policy.systems import APP_SYSTEM, SystemKind
 from compliance.store.engines import analyze

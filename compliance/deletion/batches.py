@@ -31,7 +31,7 @@ from compliance.deletion.records import MAX_CHUNK_SIZE
 from compliance.errors import Conflict, InvalidInput, NotFound
 from compliance.free_text import free_text
 from compliance.logs import Progress
-from compliance.policy.loader import Policy
+from compliance.policy.model import Policy
 from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.store.engines import analyze
 from compliance.store.models import (

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from compliance.audit.chain import record_event
 from compliance.errors import stored_error
 from compliance.policy.datamap import descendants
-from compliance.policy.loader import Policy
+from compliance.policy.model import Policy
 from compliance.policy.strategies import ErasureAction
 from compliance.store.models import DeletionBatch, ErasurePlan, utcnow
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
 from compliance.deletion.ledger import fold_batches, fold_records
-from compliance.policy.loader import Policy
+from compliance.policy.model import Policy
 from compliance.store.models import (
     ComplianceProfile,
     DecisionLedger,

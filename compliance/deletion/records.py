@@ -42,7 +42,7 @@ from compliance.deletion.rules import copy_due_subjects, due_query, iter_due_sub
 from compliance.errors import InvalidInput
 from compliance.logs import Progress, log_event
 from compliance.policy.datamap import DataMap
-from compliance.policy.loader import Bucket
+from compliance.policy.model import Bucket
 from compliance.store.models import (
     ComplianceProfile,
     DecisionLedger,

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from compliance.errors import ConfigError, first_line
 from compliance.policy.datamap import DataMap
-from compliance.policy.loader import AgeRule, Bucket, SqlRule
+from compliance.policy.model import AgeRule, Bucket, SqlRule
 
 
 def _cutoff(datamap: DataMap, rule: AgeRule, now: datetime) -> datetime:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from compliance.discovery.names import CATEGORY_LABELS, Category, ColumnKind, personal_by_name
 from compliance.discovery.sampling import column_kind, open_read_only
-from compliance.policy.loader import Policy
+from compliance.policy.model import Policy
 from compliance.policy.strategies import ErasureAction
 from compliance.policy.systems import APP_SYSTEM
 from compliance.store.states import FindingStatus

@@ -34,7 +34,7 @@ from compliance.ops.alerts import (
     post_alerts,
     route_channel,
 )
-from compliance.policy.loader import Policy
+from compliance.policy.model import Policy
 from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.store.models import ScanFinding, utcnow
 from compliance.store.states import AlertStatus, FindingStatus

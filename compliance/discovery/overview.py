@@ -19,7 +19,7 @@ from compliance.discovery.record_of_processing import bucket_rules_text
 from compliance.discovery.sampling import SystemRead, read_system
 from compliance.discovery.scan import own_tables
 from compliance.policy.datamap import descendants
-from compliance.policy.loader import MappedTable, Policy
+from compliance.policy.model import MappedTable, Policy
 from compliance.policy.strategies import ErasureAction
 from compliance.policy.systems import APP_SYSTEM
 from compliance.store.states import FindingStatus

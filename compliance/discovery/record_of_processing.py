@@ -21,7 +21,7 @@ from compliance.discovery.findings import StoredFinding
 from compliance.discovery.names import CATEGORY_LABELS, ColumnKind, personal_by_name
 from compliance.errors import InvalidInput
 from compliance.policy.datamap import descendants
-from compliance.policy.loader import AgeRule, Bucket, MappedTable, Policy
+from compliance.policy.model import AgeRule, Bucket, MappedTable, Policy
 from compliance.policy.strategies import ErasureAction
 from compliance.policy.systems import APP_SYSTEM
 from compliance.store.models import utcnow

@@ -27,7 +27,7 @@ from compliance.discovery.sampling import (
 )
 from compliance.discovery.values import judge_column
 from compliance.errors import InvalidInput
-from compliance.policy.loader import Policy
+from compliance.policy.model import Policy
 from compliance.policy.systems import SystemKind
 from compliance.store.models import Base, utcnow
 from compliance.store.states import COVERED_FINDINGS, FindingStatus

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from compliance.policy.jurisdictions import GDPR, Jurisdiction, holiday_calendar
-from compliance.policy.loader import Policy
+from compliance.policy.model import Policy
 from compliance.store.models import DsarRequest, utcnow
 from compliance.store.queries import dsar_open
 

@@ -34,7 +34,7 @@ from compliance.dsar.requests import (
 )
 from compliance.errors import ComplianceError, ConfigError, Conflict, NotFound, quoted, stored_error
 from compliance.logs import log_event
-from compliance.policy.loader import Policy
+from compliance.policy.model import Policy
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.storage import STORE_FAULTS, Area, ExportStore, export_store
 from compliance.store.models import DsarDelivery, DsarRequest, ErasureTask, UserExport, utcnow

@@ -34,7 +34,7 @@ from compliance.errors import ComplianceError, Conflict, InvalidInput
 from compliance.free_text import free_text
 from compliance.logs import log_event
 from compliance.policy.datamap import DataMap
-from compliance.policy.loader import Policy
+from compliance.policy.model import Policy
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.storage import STORE_FAULTS, export_store
 from compliance.store.models import AuditEvent, DsarNote, DsarNotice, DsarRequest, utcnow

@@ -29,7 +29,7 @@ from compliance.deletion.holds import held_subjects
 from compliance.errors import ComplianceError
 from compliance.logs import log_event
 from compliance.policy.datamap import DataMap
-from compliance.policy.loader import Policy
+from compliance.policy.model import Policy
 from compliance.policy.strategies import HASH_KEY_ENV
 from compliance.storage import Area, export_store
 from compliance.storage.folder import SAFE_NAME

@@ -36,7 +36,7 @@ from compliance.dsar.requests import (
 )
 from compliance.errors import Conflict, InvalidInput, NotFound, quoted
 from compliance.free_text import free_text
-from compliance.policy.loader import Policy
+from compliance.policy.model import Policy
 from compliance.store.models import ApiKey, DsarRequest, utcnow
 
 INTAKE_WINDOW = timedelta(hours=24)

@@ -23,7 +23,7 @@ from pathlib import Path
 from compliance import clock
 from compliance.emails import check_mailbox
 from compliance.errors import ComplianceError, InvalidInput, first_line
-from compliance.policy.loader import SmtpSettings
+from compliance.policy.model import SmtpSettings
 
 PASSWORD_ENV = "SMTP_PASSWORD"
 #: An outbox file's name: the UTC time it was written, then random hex (write_to_outbox).

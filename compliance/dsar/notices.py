@@ -29,7 +29,7 @@ from compliance.errors import ConfigError, Conflict, InvalidInput, NotFound, Per
 from compliance.free_text import free_text
 from compliance.logs import log_event
 from compliance.policy.jurisdictions import Jurisdiction
-from compliance.policy.loader import Policy
+from compliance.policy.model import Policy
 from compliance.roles import API_INTAKE, COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.store.models import DsarNotice, DsarRequest, utcnow
 from compliance.store.states import DsarKind, DsarStatus, NoticeStatus, move

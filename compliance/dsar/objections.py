@@ -26,7 +26,7 @@ from compliance.csv_files import rows_to_csv
 from compliance.deletion.records import ensure_profiles
 from compliance.emails import check_email
 from compliance.errors import InvalidInput, quoted
-from compliance.policy.loader import Policy
+from compliance.policy.model import Policy
 from compliance.policy.strategies import hash_key
 from compliance.store.models import ComplianceProfile, DsarRequest, Suppression
 from compliance.store.states import DsarKind

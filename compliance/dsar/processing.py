@@ -31,7 +31,7 @@ from compliance.dsar.requests import audit_request, backoff, complete_request
 from compliance.errors import ComplianceError, InvalidInput, NotFound, first_line, stored_error
 from compliance.logs import log_event
 from compliance.policy.datamap import DataMap
-from compliance.policy.loader import DSAR_ERASURE_BUCKET, Policy
+from compliance.policy.model import DSAR_ERASURE_BUCKET, Policy
 from compliance.policy.systems import SystemKind
 from compliance.storage import STORE_FAULTS, ExportStore, export_store
 from compliance.store.models import (

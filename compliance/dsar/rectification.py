@@ -29,7 +29,7 @@ from compliance.audit.texts import keep_text
 from compliance.errors import Conflict, InvalidInput, quoted
 from compliance.free_text import free_text
 from compliance.policy.datamap import DataMap, open_system_engines
-from compliance.policy.loader import MappedTable, Policy
+from compliance.policy.model import MappedTable, Policy
 from compliance.policy.strategies import ErasureAction
 from compliance.store.models import DsarCorrection, DsarRequest, utcnow
 from compliance.store.states import DsarKind

@@ -49,7 +49,7 @@ from compliance.free_text import free_text
 from compliance.logs import log_event
 from compliance.policy.datamap import normalise_subject_key
 from compliance.policy.jurisdictions import MAX_PERIOD_DAYS, MAX_PERIOD_MONTHS, period_text
-from compliance.policy.loader import DSAR_ERASURE_BUCKET, Policy
+from compliance.policy.model import DSAR_ERASURE_BUCKET, Policy
 from compliance.roles import API_INTAKE, COMPLIANCE_OFFICER, SUPPORT, Identity, require
 from compliance.storage import ExportStore, export_store
 from compliance.store.models import DsarRequest, utcnow

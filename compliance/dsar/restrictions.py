@@ -21,7 +21,7 @@ from compliance.audit.chain import record_event
 from compliance.audit.subject_keys import key_forms, key_secret
 from compliance.deletion.records import ensure_profiles
 from compliance.errors import InvalidInput
-from compliance.policy.loader import DSAR_ERASURE_BUCKET, Policy
+from compliance.policy.model import DSAR_ERASURE_BUCKET, Policy
 from compliance.store.models import (
     ComplianceProfile,
     DecisionLedger,

@@ -34,7 +34,7 @@ from compliance.dsar.restrictions import place_restriction
 from compliance.errors import ComplianceError, Conflict, InvalidInput, first_line
 from compliance.free_text import free_text
 from compliance.policy.datamap import DataMap
-from compliance.policy.loader import Policy
+from compliance.policy.model import Policy
 from compliance.policy.systems import SYSTEM_KINDS, SystemKind
 from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.store.models import DsarRequest, ErasureTask, LegalHold, utcnow

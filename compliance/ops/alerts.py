@@ -32,7 +32,7 @@ from compliance.dsar.deadlines import days_left, due_soon_and_overdue, effective
 from compliance.dsar.mailer import write_to_outbox
 from compliance.errors import ConfigError
 from compliance.logs import log_event
-from compliance.policy.loader import Policy, SlackSettings
+from compliance.policy.model import Policy, SlackSettings
 from compliance.store.models import AuditEvent, DeletionBatch, DeletionRecord, utcnow
 from compliance.store.queries import batch_pending
 from compliance.store.states import AlertStatus

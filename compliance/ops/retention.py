@@ -25,7 +25,7 @@ from compliance.errors import ConfigError, NotFound, first_line
 from compliance.logs import Progress, log_event
 from compliance.ops.jobruns import purge_job_runs
 from compliance.policy.datamap import DataMap
-from compliance.policy.loader import Policy, RetentionEntry
+from compliance.policy.model import Policy, RetentionEntry
 from compliance.store.models import utcnow
 from compliance.store.states import CleanupStatus
 

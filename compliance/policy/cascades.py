@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, inspect, text
 
 from compliance.errors import ConfigError
-from compliance.policy.loader import Policy
+from compliance.policy.model import Policy
 from compliance.policy.strategies import ErasureAction
 from compliance.policy.systems import APP_SYSTEM
 

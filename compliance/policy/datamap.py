@@ -46,7 +46,8 @@ from compliance.policy.cascades import (
     check_foreign_keys,
     foreign_keys,
 )
-from compliance.policy.loader import MappedTable, Policy, Reflection
+from compliance.policy.database_check import Reflection
+from compliance.policy.model import MappedTable, Policy
 from compliance.policy.strategies import ErasureAction, hash_key
 from compliance.policy.systems import APP_SYSTEM
 from compliance.store.sql import among_ids

@@ -1,9 +1,10 @@
 """The policy file (``compliance.toml``): every retention period and deletion rule in one place.
 
 Loading is two steps. ``load_policy`` parses and checks what can be checked from the
-file alone; ``check_against_database`` reflects the application database and checks that
-every table and column the policy names exists there. Both raise ``ConfigError`` naming
-the offending key, so a typo is caught before any job touches data.
+file alone, into the dataclasses of ``compliance.policy.model``;
+``compliance.policy.database_check.check_against_database`` reflects the application
+database and checks that every table and column the policy names exists there. Both raise
+``ConfigError`` naming the offending key, so a typo is caught before any job touches data.
 """
 
 from __future__ import annotations
@@ -16,18 +17,41 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Date, DateTime, Engine, MetaData, Table
-
-from compliance.errors import ConfigError, InvalidInput, NotFound, printable, quoted
+from compliance.errors import ConfigError, printable
 from compliance.free_text import not_utf8
-from compliance.policy.column_fit import check_fit
-from compliance.policy.exports import ExportSettings, parse_exports
+from compliance.policy.exports import parse_exports
 from compliance.policy.fields import Field, expect, key_name, read_section, unknown_keys
 from compliance.policy.jurisdictions import (
-    DEFAULT_JURISDICTION,
-    GDPR,
-    Jurisdiction,
     parse_jurisdictions,
+)
+from compliance.policy.model import (
+    DEFAULT_ALERT_DAYS_OF_MONTH,
+    DEFAULT_APP_DATABASE_URL,
+    DEFAULT_CONFIG,
+    DEFAULT_DATABASE_URL,
+    DEFAULT_DSAR_EXPORT_DAYS,
+    DEFAULT_EXPORT_DIR,
+    DEFAULT_IDENTITY_METHODS,
+    DEFAULT_JOB_RUNS_DAYS,
+    DEFAULT_REJECTION_COOLOFF_DAYS,
+    DSAR_ERASURE_BUCKET,
+    AgeRule,
+    AuditSettings,
+    Bucket,
+    DashboardSettings,
+    DsarSettings,
+    MappedTable,
+    Policy,
+    RecordsSettings,
+    RetentionEntry,
+    ReviewSettings,
+    Rule,
+    ScanSettings,
+    SlackSettings,
+    SmtpSettings,
+    SqlRule,
+    Subjects,
+    Via,
 )
 from compliance.policy.strategies import (
     ERASURE_ACTIONS,
@@ -45,327 +69,6 @@ from compliance.policy.systems import (
     parse_system_list,
 )
 from compliance.roles import ROLES
-from compliance.store.schema import reflect_tables
-
-DEFAULT_CONFIG = "compliance.toml"
-DSAR_ERASURE_BUCKET = "dsar_erasure"
-#: Days a subject whose record was rejected is not proposed again in that bucket.
-DEFAULT_REJECTION_COOLOFF_DAYS = 90
-#: Days of the month a bucket's unreviewed batches are announced on, unless it says.
-DEFAULT_ALERT_DAYS_OF_MONTH = (1,)
-#: Days delivered DSAR export files are kept ([retention.dsar_exports] days).
-DEFAULT_DSAR_EXPORT_DAYS = 30
-#: Days job_runs rows are kept ([retention.job_runs] days).
-DEFAULT_JOB_RUNS_DAYS = 180
-DEFAULT_DATABASE_URL = "sqlite:///var/compliance.db"
-DEFAULT_APP_DATABASE_URL = "sqlite:///var/demo_app.db"
-DEFAULT_EXPORT_DIR = "var/exports"
-
-
-@dataclass(frozen=True)
-class Via:
-    """``column`` points at ``parent_column`` of the parent ``table`` (by default its key)."""
-
-    table: str
-    column: str
-    parent_column: str | None = None
-
-
-@dataclass(frozen=True)
-class MappedTable:
-    """One entry of the data map: a table holding personal data and what erasure does to it."""
-
-    name: str
-    on_erasure: ErasureAction
-    subject_column: str | None = None
-    via: Via | None = None
-    anonymize: Mapping[str, str] = field(default_factory=dict)
-    #: Per anonymized column, the options its strategy was given (``redact``'s ``text``).
-    anonymize_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    export_exclude: tuple[str, ...] = ()
-    legal_basis: str | None = None
-    #: The SQL system (database) holding the table; the application database by default.
-    system: str = APP_SYSTEM
-    #: Data the subject provided: what a portability request exports (GDPR Art. 20).
-    portable: bool = False
-
-
-@dataclass(frozen=True)
-class AgeRule:
-    """Subjects whose newest ``timestamp`` in ``table`` is older than ``older_than_days``."""
-
-    table: str
-    timestamp: str
-    older_than_days: int
-
-
-@dataclass(frozen=True)
-class SqlRule:
-    """A read-only SELECT returning subject keys."""
-
-    sql: str
-    #: What the query means, in words an officer reviewing a batch understands.
-    description: str | None = None
-
-
-Rule = AgeRule | SqlRule
-
-
-@dataclass(frozen=True)
-class Bucket:
-    name: str
-    description: str
-    tables: tuple[str, ...]
-    rules: tuple[Rule, ...]
-    ops_channel: str | None = None
-    ops_alert_days_of_month: tuple[int, ...] = ()
-    ops_handle: str | None = None
-    #: Days between finding a subject due and the earliest moment its data may be erased.
-    grace_days: int = 0
-    #: Days applied or rejected bookkeeping is kept before purge-compliance-data removes it.
-    purge_after_days: int = 0
-    #: Days a rejected (or excluded) subject is not proposed again in this bucket.
-    rejection_cooloff_days: int = DEFAULT_REJECTION_COOLOFF_DAYS
-    #: Webhook and manual systems an accepted deletion also reaches (SQL ones follow tables).
-    systems: tuple[str, ...] = ()
-    #: Columns of the [subjects] table shown beside each record under review, read from the
-    #: application database when the page opens and never copied into the compliance database.
-    review_columns: tuple[str, ...] = ()
-    #: Art. 30(1)(b)-(e): why the data is processed, whose it is, who receives it, and
-    #: transfers outside the EU. Optional; records-of-processing shows what is missing.
-    purpose: str | None = None
-    data_subjects: tuple[str, ...] = ()
-    recipients: tuple[str, ...] = ()
-    transfers: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class RetentionEntry:
-    name: str
-    table: str
-    timestamp: str
-    days: int
-
-
-@dataclass(frozen=True)
-class Subjects:
-    table: str = "users"
-    key: str = "id"
-    email: str | None = "email"
-    #: The subjects table's column whose value picks a jurisdiction by its ``countries``.
-    jurisdiction_column: str | None = None
-
-
-@dataclass(frozen=True)
-class SlackSettings:
-    production: bool = False
-    test_channel: str | None = None
-    dashboard_url: str = "http://localhost:8501"
-    dsar_channel: str | None = None
-
-
-@dataclass(frozen=True)
-class DashboardSettings:
-    demo_mode: bool = False
-    #: The header an authenticating proxy names the signed-in person in.
-    identity_header: str = "X-Forwarded-Email"
-    #: The header the proxy proves itself with: the identity header counts only beside it.
-    proxy_secret_header: str = "X-Privacy-Desk-Proxy-Secret"
-    #: The environment variable holding that shared secret; unset means header sign-in is off.
-    proxy_secret_env: str = "COMPLIANCE_PROXY_SECRET"
-
-
-DEFAULT_IDENTITY_METHODS = (
-    "signed_in_account",
-    "email_confirmation",
-    "id_document",
-    "security_questions",
-    "other",
-)
-
-
-@dataclass(frozen=True)
-class ReviewSettings:
-    #: Nobody approves a DSAR request they logged themselves (default: on outside demo mode).
-    four_eyes: bool = True
-
-
-@dataclass(frozen=True)
-class DsarSettings:
-    erasure_review: bool = True
-    #: Webhook and manual systems erasure and access requests reach (default: all declared).
-    systems: tuple[str, ...] | None = None
-    # Support's "Export now" waits for an officer's approval unless this is false.
-    access_review: bool = True
-    # How a requester's identity may be checked; a request names one of these plus a note.
-    identity_methods: tuple[str, ...] = DEFAULT_IDENTITY_METHODS
-    # Notice templates a deployment overrides file by file; None: only the shipped ones.
-    templates_dir: Path | None = None
-    # Processing attempts (with exponential backoff) before a request shows as failed.
-    max_attempts: int = 3
-    # process-dsar-requests emails the link and code once an access export is built.
-    auto_deliver: bool = True
-    # The law a request falls under when intake names none and its subject's country does not.
-    default_jurisdiction: str = DEFAULT_JURISDICTION
-
-
-@dataclass(frozen=True)
-class AuditSettings:
-    #: Append-only file the chain's head is anchored to (anchor-audit-log); None: not anchored.
-    anchor_file: Path | None = None
-    #: Slack channel anchors are posted to (default: [slack] dsar_channel).
-    ops_channel: str | None = None
-
-
-@dataclass(frozen=True)
-class ScanSettings:
-    """``[scan]``: what scan-personal-data may leave uncovered, and whom it tells."""
-
-    #: ``"system.table.column"`` -> why an officer accepted it as not personal, or as
-    #: personal data the policy rightly leaves alone; still listed as accepted.
-    accept: Mapping[str, str] = field(default_factory=dict)
-    #: Slack channel told about new uncovered personal data (default: [slack] dsar_channel).
-    ops_channel: str | None = None
-
-
-@dataclass(frozen=True)
-class RecordsSettings:
-    """``[records]``: the Art. 30(1)(a) and (g) parts of the record of processing."""
-
-    controller: str | None = None
-    dpo_contact: str | None = None
-    security_measures: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    host: str = "localhost"
-    port: int = 25
-    sender: str = "privacy@example.com"
-    username: str | None = None
-    starttls: bool = False
-    #: A folder to write each message into as an .eml file instead of sending it (the demo's
-    #: outbox: no mail server needed, and the Outbox page lists what was "sent").
-    outbox: Path | None = None
-    #: Whether the policy file has an [smtp] section: without one nothing is mailed by a job.
-    configured: bool = False
-
-
-@dataclass(frozen=True)
-class Policy:
-    path: Path | None
-    database_url: str
-    app_database_url: str
-    export_dir: Path
-    subjects: Subjects
-    tables: Mapping[str, MappedTable]
-    buckets: Mapping[str, Bucket]
-    retention: Mapping[str, RetentionEntry]
-    slack: SlackSettings = SlackSettings()
-    roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    dashboard: DashboardSettings = DashboardSettings()
-    review: ReviewSettings = ReviewSettings()
-    dsar: DsarSettings = DsarSettings()
-    smtp: SmtpSettings = SmtpSettings()
-    dsar_export_days: int = DEFAULT_DSAR_EXPORT_DAYS
-    #: Days job_runs rows are kept ([retention.job_runs] days); retention-cleanup purges older.
-    job_runs_days: int = DEFAULT_JOB_RUNS_DAYS
-    audit: AuditSettings = AuditSettings()
-    #: Every system by name, the application database (``app_database``) included.
-    systems: Mapping[str, System] = field(default_factory=dict)
-    #: Where export files live ([exports] storage: the folder export_dir, or a bucket).
-    exports: ExportSettings = field(default_factory=ExportSettings)
-    scan: ScanSettings = ScanSettings()
-    records: RecordsSettings = RecordsSettings()
-    #: Every jurisdiction by name, the built-in ``gdpr`` included ([jurisdictions.NAME]).
-    jurisdictions: Mapping[str, Jurisdiction] = field(
-        default_factory=lambda: {DEFAULT_JURISDICTION: GDPR}
-    )
-
-    def jurisdiction(self, name: str) -> Jurisdiction:
-        """The declared jurisdiction ``name``; InvalidInput naming the known ones otherwise."""
-        try:
-            return self.jurisdictions[name]
-        except KeyError:
-            known = ", ".join(sorted(self.jurisdictions))
-            raise InvalidInput(
-                f"{{field}} must be one of {known}, got {quoted(name)}", field="jurisdiction"
-            ) from None
-
-    def bucket(self, name: str) -> Bucket:
-        if name == DSAR_ERASURE_BUCKET:
-            return self.dsar_erasure_bucket
-        try:
-            return self.buckets[name]
-        except KeyError:
-            known = ", ".join(sorted([*self.buckets, DSAR_ERASURE_BUCKET]))
-            raise NotFound(f"unknown bucket '{name}' (known: {known})") from None
-
-    @property
-    def dsar_erasure_bucket(self) -> Bucket:
-        """Erasure requests erase every mapped table that is not kept under ``retain``."""
-        return Bucket(
-            name=DSAR_ERASURE_BUCKET,
-            description="Erasure requests from data subjects (GDPR Art. 17)",
-            tables=tuple(n for n, t in self.tables.items() if t.on_erasure != ErasureAction.RETAIN),
-            rules=(),
-            ops_channel=self.slack.dsar_channel,
-            # A data subject who asks again is heard again: no cool-off for requests.
-            rejection_cooloff_days=0,
-            systems=self.dsar_systems,
-        )
-
-    @property
-    def dsar_systems(self) -> tuple[str, ...]:
-        """The webhook and manual systems requests reach: [dsar] systems, else all of them."""
-        if self.dsar.systems is not None:
-            return self.dsar.systems
-        return tuple(n for n, s in self.systems.items() if not s.is_sql)
-
-    def system(self, name: str) -> System:
-        try:
-            return self.systems[name]
-        except KeyError:
-            raise NotFound(f"unknown system '{name}' (known: {', '.join(self.systems)})") from None
-
-    def system_of(self, table: str) -> str:
-        return self.tables[table].system
-
-    def bucket_systems(self, bucket: Bucket) -> tuple[str, ...]:
-        """Every system an accepted deletion of ``bucket`` reaches: SQL ones first, in policy order.
-
-        An SQL system counts when one of the bucket's tables, or a table reached through
-        them by ``via``, lives there and is not retained.
-        """
-        names = set(bucket.tables)
-        for name, table in self.tables.items():
-            current = table
-            while current.via is not None:
-                if current.via.table in names:
-                    names.add(name)
-                    break
-                current = self.tables[current.via.table]
-        erased = {
-            self.tables[n].system
-            for n in names
-            if self.tables[n].on_erasure != ErasureAction.RETAIN
-        }
-        sql = [n for n, s in self.systems.items() if s.is_sql and n in erased]
-        return (*sql, *bucket.systems)
-
-    def retained_only_systems(self) -> tuple[str, ...]:
-        """SQL systems whose mapped tables are all retained: an erasure skips them, by law."""
-        out = []
-        for name, system in self.systems.items():
-            held = [t for t in self.tables.values() if t.system == name]
-            if system.is_sql and held and all(t.on_erasure == ErasureAction.RETAIN for t in held):
-                out.append(name)
-        return tuple(out)
-
-    @property
-    def retained_tables(self) -> frozenset[str]:
-        return frozenset(n for n, t in self.tables.items() if t.on_erasure == ErasureAction.RETAIN)
-
 
 # ---------------------------------------------------------------- parsing helpers
 
@@ -1122,184 +825,3 @@ def load_policy(path: Path | str | None = None, env: Mapping[str, str] | None = 
     except ValueError:  # tomllib's int() of a number with thousands of digits
         raise ConfigError(f"policy file {path}: a number is outside 64-bit whole numbers") from None
     return parse_policy(data, path.resolve(), env)
-
-
-# ---------------------------------------------------------------- against the database
-
-
-@dataclass
-class Reflection:
-    """The tables the policy names, reflected once per job: the check and the data map share it.
-
-    Reflecting is most of a job's start-up, so each table is read once, with only the tables
-    the policy names (and the ones their foreign keys reach) rather than the whole schema.
-    """
-
-    #: Per SQL system, the policy's tables that exist there (missing ones are the check's to
-    #: report, so reflecting never fails on them).
-    metadatas: dict[str, MetaData]
-    #: Per SQL system, which of the policy's tables (and retention tables) it has.
-    existing_in: dict[str, set[str]]
-    #: The application database's foreign keys, read by the check for the data map to reuse.
-    foreign_keys: list[Any] | None = None
-
-
-def reflect_policy_tables(
-    policy: Policy, engine: Engine, engines: Mapping[str, Engine] | None = None
-) -> Reflection:
-    """Reflect the tables ``policy`` names (and the retention tables) in each SQL system given."""
-    systems = {APP_SYSTEM: engine, **{n: e for n, e in (engines or {}).items() if n != APP_SYSTEM}}
-    reflection = Reflection({}, {})
-    for system, system_engine in systems.items():
-        names = {n for n, t in policy.tables.items() if t.system == system}
-        if system == APP_SYSTEM:
-            names |= {entry.table for entry in policy.retention.values()}
-        reflected = reflect_tables(system_engine, names)
-        reflection.existing_in[system] = reflected.existing
-        reflection.metadatas[system] = reflected.metadata
-    return reflection
-
-
-class _Reflected:
-    """The databases the data map names, as reflected: table names and column types."""
-
-    def __init__(self, policy: Policy, reflection: Reflection) -> None:
-        self.policy = policy
-        self.metadatas = reflection.metadatas
-        self.existing_in = reflection.existing_in
-
-    def _system(self, table: str) -> str:
-        tables = self.policy.tables
-        return tables[table].system if table in tables else APP_SYSTEM
-
-    def where(self, table: str) -> str:
-        system = self._system(table)
-        return "the application database" if system == APP_SYSTEM else f"system '{system}'"
-
-    def _table(self, table: str) -> Table:
-        return self.metadatas[self._system(table)].tables[table]
-
-    def columns(self, table: str) -> dict[str, Any]:
-        """Column name -> reflected type."""
-        return {c.name: c.type for c in self._table(table).columns}
-
-    def primary_key(self, table: str) -> list[str]:
-        return [c.name for c in self._table(table).primary_key.columns]
-
-    def need_column(self, table: str, column: str, key: str) -> None:
-        if column not in self.columns(table):
-            raise ConfigError(
-                f"{key}: table '{table}' has no column '{column}' in {self.where(table)}"
-            )
-
-    def need_time(self, table: str, column: str, key: str) -> None:
-        # Ages are compared with a cutoff; on a text or number column every row would look
-        # "old" (or none would), so a rule must name a date or time column.
-        kind = self.columns(table)[column]
-        if not isinstance(kind, Date | DateTime):
-            raise ConfigError(
-                f"{key}: column '{table}.{column}' is {kind}, not a date or time column"
-            )
-
-
-def _check_mapped_table(db: _Reflected, name: str, table: MappedTable) -> None:
-    key = f"tables.{name}"
-    if table.subject_column:
-        db.need_column(name, table.subject_column, f"{key}.subject_column")
-    if table.via:
-        db.need_column(name, table.via.column, f"{key}.via.column")
-        if table.via.parent_column:
-            db.need_column(table.via.table, table.via.parent_column, f"{key}.via.parent_column")
-        elif len(db.primary_key(table.via.table)) != 1:
-            raise ConfigError(
-                f"{key}.via.parent_column: '{table.via.table}' has no single-column "
-                "primary key, so name the column the via points at"
-            )
-    for column, strategy in table.anonymize.items():
-        db.need_column(name, column, f"{key}.anonymize.{column}")
-        check_fit(db._table(name), column, strategy, table.anonymize_options.get(column, {}))
-    for column in table.export_exclude:
-        db.need_column(name, column, f"{key}.export_exclude")
-    if table.anonymize and not db.primary_key(name):
-        raise ConfigError(f"{key}: anonymizing needs a primary key on '{name}'")
-
-
-def _check_tables(db: _Reflected, policy: Policy) -> None:
-    checked = {n: t for n, t in policy.tables.items() if t.system in db.metadatas}
-    for name, table in checked.items():
-        if name not in db.existing_in[table.system]:
-            raise ConfigError(f"tables.{name}: no such table in {db.where(name)}")
-    subjects = policy.subjects
-    db.need_column(subjects.table, subjects.key, "subjects.key")
-    if subjects.email:
-        db.need_column(subjects.table, subjects.email, "subjects.email")
-    if subjects.jurisdiction_column:
-        db.need_column(subjects.table, subjects.jurisdiction_column, "subjects.jurisdiction_column")
-    for name, table in checked.items():
-        _check_mapped_table(db, name, table)
-
-
-def _check_buckets(db: _Reflected, policy: Policy) -> None:
-    subjects = policy.subjects
-    hidden = policy.tables[subjects.table].export_exclude if subjects.table in policy.tables else ()
-    for bname, bucket in policy.buckets.items():
-        for i, rule in enumerate(bucket.rules):
-            if isinstance(rule, AgeRule):
-                key = f"buckets.{bname}.rules[{i}].timestamp"
-                db.need_column(rule.table, rule.timestamp, key)
-                db.need_time(rule.table, rule.timestamp, key)
-        for i, column in enumerate(bucket.review_columns):
-            key = f"buckets.{bname}.review_columns[{i}]"
-            db.need_column(subjects.table, column, key)
-            if column in hidden:
-                raise ConfigError(
-                    f"{key}: '{column}' is in tables.{subjects.table}.export_exclude, so it is "
-                    "never shown to anyone"
-                )
-
-
-def _retention_warnings(db: _Reflected, policy: Policy) -> list[str]:
-    """A missing retention table or column skips that entry rather than stopping every job."""
-    warnings = []
-    for rname, entry in policy.retention.items():
-        if entry.table not in db.existing_in[APP_SYSTEM]:
-            warnings.append(f"retention.{rname}.table: no table '{entry.table}'; entry skipped")
-        elif entry.timestamp not in db.columns(entry.table):
-            warnings.append(
-                f"retention.{rname}.timestamp: table '{entry.table}' has no column "
-                f"'{entry.timestamp}'; entry skipped"
-            )
-        else:
-            db.need_time(entry.table, entry.timestamp, f"retention.{rname}.timestamp")
-    return warnings
-
-
-def check_against_database(
-    policy: Policy,
-    engine: Engine,
-    engines: Mapping[str, Engine] | None = None,
-    *,
-    reflection: Reflection | None = None,
-) -> list[str]:
-    """Raise ConfigError for anything the data map names that its database lacks.
-
-    ``engine`` is the application database; ``engines`` holds the other SQL systems by
-    name (a system without one is not checked here: ``DataMap`` opens it and reflects).
-    Returns warnings for retention entries whose table or column is missing (those
-    entries are skipped by retention-cleanup rather than stopping every other job), and
-    for foreign keys from kept data that block erasing the rows they reference. A foreign
-    key whose ON DELETE / ON UPDATE action would change kept rows is a ConfigError.
-    ``reflection`` (from reflect_policy_tables over the same engines) saves reading the
-    tables again; the foreign keys read here are kept in it for the data map.
-    """
-    reflection = reflection or reflect_policy_tables(policy, engine, engines)
-    db = _Reflected(policy, reflection)
-    _check_tables(db, policy)
-    _check_buckets(db, policy)
-    # Referential actions are code paths too: none may reach retained or unmapped rows.
-    from compliance.policy.cascades import check_foreign_keys, foreign_keys
-
-    if reflection.foreign_keys is None:
-        reflection.foreign_keys = foreign_keys(engine)  # the whole database's: read afresh
-    warnings = [block.advice for block in check_foreign_keys(policy, reflection.foreign_keys)]
-    return warnings + _retention_warnings(db, policy)

@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from compliance.deletion.rules import _end_read_only, _read_only, sql_rule_key
 from compliance.policy.datamap import DataMap
-from compliance.policy.loader import AgeRule, SqlRule
+from compliance.policy.model import AgeRule, SqlRule
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from compliance.dsar import requests as dsar
 from compliance.dsar.deadlines import days_left, effective_due_at
 from compliance.errors import InvalidInput
 from compliance.policy.datamap import DataMap
-from compliance.policy.loader import DSAR_ERASURE_BUCKET
+from compliance.policy.model import DSAR_ERASURE_BUCKET
 from compliance.policy.strategies import ErasureAction
 from compliance.reports.dsar_stats import list_dsar_requests
 from compliance.store.models import (

@@ -27,7 +27,7 @@ from compliance.errors import ConfigError, Outage
 from compliance.policy.exports import ExportSettings
 
 if TYPE_CHECKING:
-    from compliance.policy.loader import Policy
+    from compliance.policy.model import Policy
 
 #: No export takes this long to write: what a killed write left behind older than this is
 #: abandoned (a folder's temporary file, an object in the bucket that no row names).

@@ -50,7 +50,7 @@ from compliance.audit.chain import record_event
 from compliance.errors import Conflict, InvalidInput, NotFound, stored_error
 from compliance.free_text import free_text
 from compliance.logs import log_event
-from compliance.policy.loader import DSAR_ERASURE_BUCKET, Bucket, Policy
+from compliance.policy.model import DSAR_ERASURE_BUCKET, Bucket, Policy
 from compliance.policy.systems import System, SystemKind
 from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.storage import Area, ExportStore, export_store

@@ -221,7 +221,7 @@ def test_a_link_from_a_slack_alert_opens_the_batches_of_its_bucket(
     queue: Deployment, open_app: OpenApp
 ) -> None:
     from compliance.ops.alerts import batches_url
-    from compliance.policy.loader import SlackSettings
+    from compliance.policy.model import SlackSettings
 
     link = batches_url(SlackSettings(dashboard_url="http://localhost:8501"), "closed_accounts")
     assert link == "http://localhost:8501/deletion_batches?bucket=closed_accounts"

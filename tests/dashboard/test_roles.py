@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from compliance.errors import ConfigError
-from compliance.policy.loader import DashboardSettings, Policy, load_policy
+from compliance.policy.loader import load_policy
+from compliance.policy.model import DashboardSettings, Policy
 from compliance.roles import (
     HeaderValues,
     demo_users,

@@ -21,7 +21,8 @@ from compliance.audit.chain import verify_chain
 from compliance.deletion.batches import create_deletion_batches, review_batch
 from compliance.deletion.records import create_deletion_records
 from compliance.policy.datamap import DataMap
-from compliance.policy.loader import Policy, load_policy
+from compliance.policy.loader import load_policy
+from compliance.policy.model import Policy
 from compliance.policy.strategies import HashStrategy
 from compliance.store.models import (
     AuditEvent,
