@@ -638,12 +638,12 @@ def test_every_limit_of_the_policy_file_and_environment_is_one_line(queue: Deplo
 @pytest.mark.parametrize("key", [" " * 40, "a" * 40, "ab" * 20, " " * 30 + "0123456789"])
 def test_a_hash_key_of_spaces_or_one_repeated_character_is_no_secret(key: str) -> None:
     from compliance.errors import ConfigError
-    from compliance.policy.strategies import hash_key
+    from compliance.policy.strategies import hash_secret
 
     with pytest.raises(ConfigError, match="COMPLIANCE_HASH_KEY is too short or not random"):
-        hash_key(demo_mode=False, env={"COMPLIANCE_HASH_KEY": key})
+        hash_secret(demo_mode=False, env={"COMPLIANCE_HASH_KEY": key})
     good = "3f9c0d7e5a1b2c4d6e8f00112233445566778899"
-    assert hash_key(demo_mode=False, env={"COMPLIANCE_HASH_KEY": good}) == good.encode()
+    assert hash_secret(demo_mode=False, env={"COMPLIANCE_HASH_KEY": good}) == good.encode()
 
 
 def test_the_reviews_silent_wrong_answers_are_refused_in_one_line(queue: Deployment) -> None:

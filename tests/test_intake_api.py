@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from compliance.dsar.api_keys import hash_key
+from compliance.dsar.api_keys import api_key_digest
 from compliance.dsar.requests import review_dsar
 from compliance.reports.dsar_stats import list_dsar_requests
 from compliance.store.models import ApiKey, AuditEvent, JobRun
@@ -103,7 +103,7 @@ def test_api_key_create_prints_the_key_once_and_stores_only_its_hash(demo: Deplo
     key = new_key(demo)
     with demo.session() as s:
         row = s.scalars(select(ApiKey)).one()
-        assert row.key_hash == hash_key(key) and key not in (row.key_prefix, row.key_hash)
+        assert row.key_hash == api_key_digest(key) and key not in (row.key_prefix, row.key_hash)
         assert key.startswith(row.key_prefix)
     with demo.session() as s:
         runs = s.scalars(select(JobRun).where(JobRun.job == "api-key create")).all()

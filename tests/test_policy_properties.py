@@ -225,7 +225,7 @@ ENV_VALUES = st.one_of(
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(env=st.dictionaries(st.sampled_from(ENV_NAMES), ENV_VALUES, max_size=4))
 def test_any_environment_is_read_or_refused_in_one_line(env: dict[str, str]) -> None:
-    from compliance.policy.strategies import MAX_ENV_BYTES, hash_key
+    from compliance.policy.strategies import MAX_ENV_BYTES, hash_secret
 
     try:
         parse_policy(DEMO, env=env)
@@ -234,7 +234,7 @@ def test_any_environment_is_read_or_refused_in_one_line(env: dict[str, str]) -> 
     else:
         assert all(len(v) <= MAX_ENV_BYTES for n, v in env.items() if n != "BILLING_DATABASE_URL")
     try:
-        key = hash_key(demo_mode=False, env=env)
+        key = hash_secret(demo_mode=False, env=env)
     except ConfigError as exc:
         one_line_config_error(exc)
     else:

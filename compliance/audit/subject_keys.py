@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, String, cast, literal
 
 from compliance.errors import ConfigError
 from compliance.policy.model import Policy
-from compliance.policy.strategies import HashStrategy, hash_key
+from compliance.policy.strategies import HashStrategy, hash_secret
 
 #: What is hashed is this and the key: a key's hash never equals a column's anonymized value.
 DOMAIN = "subject-key:"
@@ -32,7 +32,7 @@ HASHED_PREFIX = HashStrategy.PREFIX
 def key_secret(policy: Policy) -> bytes | None:
     """The key to hash subject keys with, or None when there is none (nothing was hashed)."""
     try:
-        return hash_key(demo_mode=policy.dashboard.demo_mode)
+        return hash_secret(demo_mode=policy.dashboard.demo_mode)
     except ConfigError:
         return None
 

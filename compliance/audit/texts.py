@@ -88,7 +88,7 @@ def texts_by_hash(session: Session, hashes: Iterable[str]) -> dict[str, str]:
     return {digest: body for digest, body in rows}
 
 
-def _hash_keys(details: Mapping[str, Any]) -> list[str]:
+def _hashed_fields(details: Mapping[str, Any]) -> list[str]:
     return [
         k
         for k, v in details.items()
@@ -99,14 +99,14 @@ def _hash_keys(details: Mapping[str, Any]) -> list[str]:
 def readable(details: Mapping[str, Any], texts: Mapping[str, str]) -> dict[str, Any]:
     """Details as a person reads them: each kept text beside its hash, or REMOVED."""
     shown = dict(details)
-    for key in _hash_keys(details):
+    for key in _hashed_fields(details):
         shown[key.removesuffix(HASH_SUFFIX)] = texts.get(details[key], REMOVED)
     return shown
 
 
 def readable_all(session: Session, many: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """``readable`` for many events' details, with one query for their texts."""
-    texts = texts_by_hash(session, (d[k] for d in many for k in _hash_keys(d)))
+    texts = texts_by_hash(session, (d[k] for d in many for k in _hashed_fields(d)))
     return [readable(d, texts) for d in many]
 
 

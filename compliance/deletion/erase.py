@@ -54,7 +54,7 @@ class AnonymizeRows(TableEraser):
         mapped = datamap.mapped(name)
         values = {}
         for column, strategy in mapped.anonymize.items():
-            key = datamap.hash_key() if strategy == "hash" else None
+            key = datamap.hash_secret() if strategy == "hash" else None
             keyed = get_strategy(strategy, key, mapped.anonymize_options.get(column))
             expression = keyed.sql(table.c[column], conn.dialect.name)
             if expression is None:

@@ -67,7 +67,7 @@ def check_key_name(name: str) -> str:
     return value
 
 
-def hash_key(key: str) -> str:
+def api_key_digest(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
@@ -109,7 +109,7 @@ def create_api_key(session: Session, name: str, *, actor: Identity, execute: boo
     key = PREFIX + secrets.token_urlsafe(32)
     row = ApiKey(
         name=name,
-        key_hash=hash_key(key),
+        key_hash=api_key_digest(key),
         key_prefix=key[: len(PREFIX) + 6],
         created_by=by,
         created_at=utcnow(),
@@ -150,7 +150,7 @@ def authenticate(session: Session, key: str | None, *, now: datetime | None = No
     key = (key or "").strip()
     if not key.startswith(PREFIX):
         raise KeyRefused("a valid API key is required (Authorization: Bearer pdk_...)")
-    row = session.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).first()
+    row = session.scalars(select(ApiKey).where(ApiKey.key_hash == api_key_digest(key))).first()
     if row is None or row.revoked_at is not None:
         raise KeyRefused("this API key is unknown or revoked")
     session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now or utcnow()))

@@ -27,7 +27,7 @@ from compliance.deletion.records import ensure_profiles
 from compliance.emails import check_email
 from compliance.errors import InvalidInput, quoted
 from compliance.policy.model import Policy
-from compliance.policy.strategies import hash_key
+from compliance.policy.strategies import hash_secret
 from compliance.store.models import ComplianceProfile, DsarRequest, Suppression
 from compliance.store.states import DsarKind
 
@@ -81,7 +81,7 @@ def email_hash(address: str, key: bytes) -> str:
 def suppression_key(policy: Policy) -> bytes:
     """COMPLIANCE_HASH_KEY (the demo's public key in demo mode only): without a secret key a
     guessed address could be checked against the list, so none is recorded without one."""
-    return hash_key(demo_mode=policy.dashboard.demo_mode)
+    return hash_secret(demo_mode=policy.dashboard.demo_mode)
 
 
 def record_suppression(

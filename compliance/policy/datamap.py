@@ -48,7 +48,7 @@ from compliance.policy.cascades import (
 )
 from compliance.policy.database_check import Reflection
 from compliance.policy.model import MappedTable, Policy
-from compliance.policy.strategies import ErasureAction, hash_key
+from compliance.policy.strategies import ErasureAction, hash_secret
 from compliance.policy.systems import APP_SYSTEM
 from compliance.store.sql import among_ids
 
@@ -156,7 +156,7 @@ class DataMap:
             self.metadatas[system] = meta
         self.metadata = self.metadatas.get(APP_SYSTEM, MetaData())
         self._selects: dict[tuple[str, frozenset[str]], Any] = {}
-        self._hash_key: bytes | None = None
+        self._hash_secret: bytes | None = None
         if reflection is not None and reflection.foreign_keys is not None:
             self.foreign_keys = reflection.foreign_keys  # seeds the cached property
 
@@ -205,11 +205,11 @@ class DataMap:
         assert root.subject_column is not None
         return self.table(root.name).c[root.subject_column]
 
-    def hash_key(self) -> bytes:
-        """The ``hash`` strategy's secret key (see strategies.hash_key), read once."""
-        if self._hash_key is None:
-            self._hash_key = hash_key(demo_mode=self.policy.dashboard.demo_mode)
-        return self._hash_key
+    def hash_secret(self) -> bytes:
+        """The ``hash`` strategy's secret key (see strategies.hash_secret), read once."""
+        if self._hash_secret is None:
+            self._hash_secret = hash_secret(demo_mode=self.policy.dashboard.demo_mode)
+        return self._hash_secret
 
     def require_keys(self, plan: Iterable[TableAction]) -> None:
         """Refuse before anything changes when a plan anonymizes with ``hash`` and has no key."""
@@ -218,7 +218,7 @@ class DataMap:
                 step.action == ErasureAction.ANONYMIZE
                 and "hash" in self.mapped(step.table).anonymize.values()
             ):
-                self.hash_key()
+                self.hash_secret()
                 return
 
     def subject_key(self, raw: object) -> str:

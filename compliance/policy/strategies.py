@@ -107,7 +107,7 @@ MAX_ENV_BYTES = 64 * 1024
 MIN_KEY_LENGTH = 32
 
 
-def hash_key(*, demo_mode: bool, env: Mapping[str, str] | None = None) -> bytes:
+def hash_secret(*, demo_mode: bool, env: Mapping[str, str] | None = None) -> bytes:
     """The secret key of the ``hash`` strategy, from ``COMPLIANCE_HASH_KEY``.
 
     Without a key, anyone who guesses an address could recompute its hash and re-identify
