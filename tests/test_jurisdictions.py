@@ -259,6 +259,11 @@ def test_progress_splits_volume_on_time_rate_and_median_days_per_kind_and_jurisd
             ("2", DsarKind.ACCESS, ccpa, done, 50),  # late: due in 45
             ("3", DsarKind.ERASURE, ccpa, done, 20),  # on time
             ("4", DsarKind.ERASURE, lgpd, DsarStatus.APPROVED, None),  # open, overdue by now
+            # The rights beyond access and erasure count the same way, each as its own kind.
+            ("5", DsarKind.OBJECTION, GDPR, done, 2),
+            ("6", DsarKind.RESTRICTION, GDPR, DsarStatus.PROCESSING, None),  # open, overdue
+            ("7", DsarKind.RECTIFICATION, ccpa, done, 46),  # late: due in 45
+            ("8", DsarKind.PORTABILITY, GDPR, done, 12),
         ]:
             finished = start + timedelta(days=days) if days is not None else None
             make.dsar_request(s, kind=kind, status=status, subject_id=subject,
@@ -269,20 +274,26 @@ def test_progress_splits_volume_on_time_rate_and_median_days_per_kind_and_jurisd
         per_kind = dsar_split(s, "kind", now=now)
     columns = ["jurisdiction", "received", "open", "overdue", "completed", "on_time"]
     assert per_law[columns].values.tolist() == [
-        ["ccpa", 2, 0, 0, 2, 1],
-        ["gdpr", 1, 0, 0, 1, 1],
+        ["ccpa", 3, 0, 0, 3, 1],
+        ["gdpr", 4, 1, 1, 3, 3],
         ["lgpd", 1, 1, 1, 0, 0],
     ]
     # Nothing completed under the LGPD: no rate and no median, rather than a made-up zero.
-    assert per_law["on_time_rate"].fillna(-1).tolist() == [0.5, 1.0, -1]
-    assert per_law["median_days"].fillna(-1).tolist() == [35.0, 10.0, -1]
+    assert per_law["on_time_rate"].fillna(-1).round(3).tolist() == [0.333, 1.0, -1]
+    assert per_law["median_days"].fillna(-1).tolist() == [46.0, 10.0, -1]
     assert per_kind.set_index("kind")[["received", "completed", "on_time", "overdue"]].to_dict(
         "index"
     ) == {
         "access": {"received": 2, "completed": 2, "on_time": 1, "overdue": 0},
         "erasure": {"received": 2, "completed": 1, "on_time": 1, "overdue": 1},
+        "objection": {"received": 1, "completed": 1, "on_time": 1, "overdue": 0},
+        "restriction": {"received": 1, "completed": 0, "on_time": 0, "overdue": 1},
+        "rectification": {"received": 1, "completed": 1, "on_time": 0, "overdue": 0},
+        "portability": {"received": 1, "completed": 1, "on_time": 1, "overdue": 0},
     }
-    assert per_kind["median_days"].tolist() == [30.0, 20.0]
+    medians = per_kind.set_index("kind")["median_days"].fillna(-1).to_dict()
+    assert medians == {"access": 30.0, "erasure": 20.0, "objection": 2.0, "restriction": -1,
+                       "rectification": 46.0, "portability": 12.0}  # fmt: skip
 
 
 # ---------------------------------------------------------------- the policy file

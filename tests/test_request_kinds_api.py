@@ -56,6 +56,10 @@ def test_each_kind_is_logged_over_http_and_bad_input_is_one_422_line(
     assert corrected.status_code == 201, corrected.text
     with demo.session() as s:
         assert s.scalar(select(func.count()).select_from(DsarCorrection)) == 2
+    portable = api.post(key, {"kind": "portability", "subject_id": "26", "jurisdiction": "gdpr",
+                              "identity_check": IDENTITY})  # fmt: skip
+    assert portable.status_code == 201, portable.text
+    assert (portable.json()["kind"], portable.json()["jurisdiction"]) == ("portability", "gdpr")
 
     erase(demo, "24")
     before = counts(demo)
@@ -75,4 +79,16 @@ def test_each_kind_is_logged_over_http_and_bad_input_is_one_422_line(
         assert answer.status_code == 422, answer.text
         assert answer.json()["detail"].startswith(detail), answer.text
         assert "\n" not in answer.json()["detail"]
+    assert counts(demo) == before
+
+
+def test_an_unknown_kind_on_the_command_line_is_one_line_exit_2_and_changes_nothing(
+    demo: Deployment,
+) -> None:
+    before = counts(demo)
+    refused = demo.run("submit-dsar", "--kind", "complaint", "--subject-id", "25",
+                       "--requested-by", "support@example.com", "--execute")  # fmt: skip
+    assert refused.exit_code == 2, refused.output
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and "complaint" in lines[0] and "rectification" in lines[0], lines
     assert counts(demo) == before

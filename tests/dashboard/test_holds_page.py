@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from compliance.dsar.processing import process_dsar_requests
+from compliance.dsar.requests import submit
 from compliance.store.models import LegalHold
-from tests.conftest import Deployment
-from tests.dashboard.conftest import MANAGER, OFFICER, OpenApp, button, texts
+from tests.conftest import Deployment, person
+from tests.dashboard.conftest import MANAGER, OFFICER, SUPPORT, OpenApp, button, texts
 
 PAGE = "views/holds.py"
 
@@ -46,3 +48,24 @@ def test_managers_cannot_open_legal_holds(queue: Deployment, open_app: OpenApp) 
     at = open_app(MANAGER)
     with pytest.raises(ValueError, match="Could not find a navigation page"):
         at.switch_page(PAGE)
+
+
+def test_the_suppression_list_shows_who_objected_by_key_and_hash_never_by_address(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    with queue.session() as s:
+        reference = submit(
+            s, queue.policy(), queue.app_engine, kind="objection", scope="direct_marketing",
+            subject_id="31", requested_by=person(SUPPORT), identity_method="id_document",
+            identity_check="passport", execute=True,
+        ).request.reference  # fmt: skip
+        process_dsar_requests(s, queue.datamap(), actor="cron", execute=True, deliver=False)
+    email = queue.app_rows("users", "id = 31")[0]["email"]
+    at = open_app(OFFICER, PAGE)
+    listed = at.dataframe[0].value
+    assert listed[["subject_id", "scope", "reference"]].to_dict("records") == [
+        {"subject_id": "31", "scope": "direct_marketing", "reference": reference}
+    ]
+    assert listed["email_hash"].iloc[0] and email not in listed.to_string()
+    downloads = at.get("download_button")
+    assert [d.proto.label for d in downloads] == ["Download the suppression list (CSV)"]

@@ -76,6 +76,22 @@ def test_support_logs_an_objection_and_a_rectification_and_the_officer_decides_t
     assert "Approve…" in labels and "Reject…" not in labels
 
 
+def test_support_logs_a_restriction_and_a_portability_request_through_the_form(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    at = open_app(SUPPORT, "views/dsar.py")
+    for kind, subject_id in (("restriction", "35"), ("portability", "36")):
+        fill_log_form(at, kind, subject_id)
+        button(at, "Log request").click().run()
+        logged = request_of(queue, subject_id)
+        assert (logged.kind, logged.status, logged.identity_method) == (
+            kind,
+            "pending",
+            "id_document",
+        ), texts(at, "error")
+        assert any(t.startswith(f"Logged {logged.reference}") for t in texts(at, "success"))
+
+
 def test_an_officer_lifts_a_restriction_after_the_subject_was_told(
     queue: Deployment, open_app: OpenApp, smtp_inbox: Inbox
 ) -> None:
