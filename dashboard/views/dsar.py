@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pandas as pd
@@ -24,6 +25,8 @@ from dashboard import context, export_jobs, widgets
 PAGE_SIZE = 50
 EXPORT_KEY = "dsar_export"
 OPEN_KEY = "dsar_open"
+#: What a request reference looks like; anything else in a link is ignored.
+REFERENCE = re.compile(r"DSAR-[0-9]{4}-[0-9]{6,}")
 # The log form's inputs, kept after a refused submit and cleared once the request is logged.
 LOG_KEYS = (
     "log_kind", "log_subject_id", "log_email", "log_jurisdiction", "log_method",
@@ -210,7 +213,12 @@ frame, more = context.dsar_requests(
     (number - 1) * PAGE_SIZE,
 )
 references = frame["reference"].tolist()
-widgets.preset_from_query(OPEN_KEY, "reference", references)  # links from Slack alerts
+# A link (from a Slack alert, say) opens the request it names, whatever page of the list it is
+# on and however fresh the cached list is: the detail below reads the database, and says so
+# plainly when there is no such request.
+linked = st.query_params.get("reference")
+if OPEN_KEY not in st.session_state and linked and REFERENCE.fullmatch(linked):
+    st.session_state[OPEN_KEY] = linked
 
 
 def _open_selected_row() -> None:

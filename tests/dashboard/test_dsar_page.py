@@ -231,3 +231,23 @@ def test_without_erasure_review_the_approval_shows_no_preview(
     with queue.session() as session:
         request = get_dsar(session, reference)
         assert request.status == "approved" and request.accepted_plan_hash is None
+
+
+def test_a_link_opens_the_request_it_names_even_one_newer_than_the_cached_list(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    open_app(OFFICER, "views/dsar.py")  # the list is read, and cached for a while
+    with queue.session() as s:
+        newer = submit(
+            s, queue.policy(), queue.app_engine, kind="access", subject_id="61",
+            requested_by=person(SUPPORT), identity_method="id_document", execute=True,
+        ).request.reference  # fmt: skip
+    for reference, shown in ((newer, True), ("DSAR-2026-999999", False)):
+        linked = open_app(OFFICER)
+        linked.query_params["reference"] = reference
+        linked.switch_page("views/dsar.py").run()
+        assert not linked.exception, linked.exception
+        assert ([h.value for h in linked.header] == [reference]) is shown
+        if not shown:  # said plainly, and nothing else opened in its place
+            assert any(reference in e for e in texts(linked, "error")), texts(linked, "error")
+            assert [h.value for h in linked.header] == []
