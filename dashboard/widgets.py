@@ -291,6 +291,15 @@ def csv_download(
     )
 
 
+def preset_from_link(key: str, param: str, form: re.Pattern[str]) -> None:
+    """Start a widget on what a link named (``?reference=…``) when it has that thing's form,
+    whether or not it is among the options in view (a cached list may predate it): the page
+    reads it from the database, and says plainly when there is no such thing."""
+    wanted = st.query_params.get(param)
+    if key not in st.session_state and wanted and form.fullmatch(wanted):
+        st.session_state[key] = wanted
+
+
 def preset_from_query(key: str, param: str, options: list) -> None:
     """Start a widget on the value a link named (``?bucket=…``), if it is one of its options."""
     wanted = st.query_params.get(param)

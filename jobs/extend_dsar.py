@@ -1,6 +1,6 @@
 import click
 
-from compliance.dsar.requests import extend_dsar
+from compliance.dsar.decisions import extend_dsar
 from compliance.policy.jurisdictions import MAX_PERIOD_DAYS, MAX_PERIOD_MONTHS
 from compliance.roles import identify
 from jobs.cli import emit, execute_option, job_command, runtime

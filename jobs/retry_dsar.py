@@ -1,6 +1,6 @@
 import click
 
-from compliance.dsar.requests import retry_dsar
+from compliance.dsar.decisions import retry_dsar
 from compliance.roles import identify
 from jobs.cli import emit, execute_option, job_command, runtime
 

@@ -2,8 +2,8 @@ from typing import Any
 
 import click
 
+from compliance.dsar.decisions import review_dsar
 from compliance.dsar.rectification import RectificationPlan, plan_rectification
-from compliance.dsar.requests import review_dsar
 from compliance.roles import identify
 from compliance.store.states import DsarKind
 from jobs.cli import emit, execute_option, job_command, runtime

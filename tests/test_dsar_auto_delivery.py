@@ -16,10 +16,11 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from compliance.dsar.decisions import review_dsar
 from compliance.dsar.delivery import deliver_export
 from compliance.dsar.mailer import MailError
 from compliance.dsar.processing import plan_dsar_processing, process_dsar_requests
-from compliance.dsar.requests import review_dsar, submit_dsar
+from compliance.dsar.requests import submit_dsar
 from compliance.store.models import AuditEvent, DsarRequest, utcnow
 from tests.conftest import DEMO_POLICY, DPO, SUPPORT_STAFF, Deployment
 from tests.smtp_server import Inbox, free_port, mailing_to

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from compliance.dsar.decisions import review_dsar
 from compliance.dsar.delivery import (
     DeliveryRefused,
     NewDelivery,
@@ -22,7 +23,7 @@ from compliance.dsar.delivery import (
 )
 from compliance.dsar.mailer import MailError
 from compliance.dsar.processing import process_dsar_requests
-from compliance.dsar.requests import review_dsar, submit_dsar
+from compliance.dsar.requests import submit_dsar
 from compliance.errors import Conflict
 from compliance.store.models import DsarDelivery, utcnow
 from tests.conftest import DEMO_POLICY, DPO, SUPPORT_STAFF, Deployment, with_mail_server

@@ -6,13 +6,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from compliance.dsar.decisions import erasure_target, review_dsar, review_dsars
 from compliance.dsar.desk import request_detail, review_candidates
-from compliance.dsar.requests import (
-    erasure_target,
-    review_dsar,
-    review_dsars,
-    submit_dsar,
-)
+from compliance.dsar.requests import submit_dsar
 from compliance.errors import Conflict, PermissionDenied
 from compliance.store.models import AuditEvent, DsarRequest
 from tests.conftest import DEMO_POLICY, DPO, SUPPORT_STAFF, Deployment, person

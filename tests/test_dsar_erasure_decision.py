@@ -12,8 +12,9 @@ from sqlalchemy import select
 
 from compliance.deletion.apply import apply_deletions
 from compliance.deletion.plans import load_plans, plan_document
+from compliance.dsar.decisions import review_dsar, review_dsars
 from compliance.dsar.processing import process_dsar_requests
-from compliance.dsar.requests import review_dsar, review_dsars, submit_dsar
+from compliance.dsar.requests import submit_dsar
 from compliance.errors import PermissionDenied
 from compliance.policy.model import DSAR_ERASURE_BUCKET
 from compliance.store.models import AuditEvent, DeletionBatch, DeletionRecord, DsarRequest

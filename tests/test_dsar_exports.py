@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
+from compliance.dsar.decisions import review_dsar
 from compliance.dsar.delivery import cleanup_expired_exports, create_delivery
 from compliance.dsar.processing import claim_requests, process_dsar_requests
-from compliance.dsar.requests import review_dsar, submit_dsar
+from compliance.dsar.requests import submit_dsar
 from compliance.store.models import AuditEvent, DsarDelivery, DsarRequest, utcnow
 from tests.conftest import DEMO_POLICY, DPO, SUPPORT_STAFF, Deployment
 from tests.smtp_server import Inbox, mailing_to

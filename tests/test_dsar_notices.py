@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from compliance.dsar.decisions import extend_dsar, review_dsar
 from compliance.dsar.desk import request_detail
 from compliance.dsar.notices import render_notice, retry_notice, send_notice
 from compliance.dsar.processing import process_dsar_requests
-from compliance.dsar.requests import extend_dsar, get_dsar, review_dsar, submit
+from compliance.dsar.requests import get_dsar, submit
 from compliance.errors import ConfigError, Conflict, InvalidInput
 from compliance.store.models import AuditEvent
 from tests.conftest import DEMO_POLICY, Deployment, person, with_mail_server

@@ -19,9 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import inspect, select
 
+from compliance.dsar.decisions import review_dsar
 from compliance.dsar.delivery import default_download_url
 from compliance.dsar.desk import add_note
-from compliance.dsar.requests import review_dsar, submit
+from compliance.dsar.requests import submit
 from compliance.errors import ConfigError, InvalidInput
 from compliance.store.models import ComplianceProfile, DsarRequest
 from tests.conftest import (

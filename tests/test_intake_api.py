@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select, update
 
 from compliance.dsar.api_keys import api_key_digest
-from compliance.dsar.requests import review_dsar
+from compliance.dsar.decisions import review_dsar
 from compliance.reports.dsar_stats import list_dsar_requests
 from compliance.store.models import ApiKey, AuditEvent, JobRun
 from tests.conftest import DEMO_POLICY, DPO, ROOT, Deployment, with_mail_server

@@ -8,8 +8,8 @@ import io
 from sqlalchemy import func, select
 
 from compliance.audit.subject_keys import hashed_key, key_secret
+from compliance.dsar.decisions import review_dsar
 from compliance.dsar.objections import is_suppressed
-from compliance.dsar.requests import review_dsar
 from compliance.errors import Conflict
 from compliance.reports.dsar_stats import dsar_overview
 from compliance.store.models import DsarRequest, Suppression

@@ -16,16 +16,10 @@ from sqlalchemy import func, select
 from compliance.deletion.batches import create_deletion_batches, exclude_records, review_batch
 from compliance.deletion.records import create_deletion_records
 from compliance.dsar.api_keys import create_api_key, revoke_api_key
+from compliance.dsar.decisions import extend_dsar, retry_dsar, review_dsar
 from compliance.dsar.delivery import create_delivery
 from compliance.dsar.exports import export_user_data
-from compliance.dsar.requests import (
-    extend_dsar,
-    get_dsar,
-    open_export_for_download,
-    retry_dsar,
-    review_dsar,
-    submit,
-)
+from compliance.dsar.requests import get_dsar, open_export_for_download, submit
 from compliance.errors import PermissionDenied
 from compliance.policy.loader import load_policy
 from compliance.reports.review_queue import list_batches

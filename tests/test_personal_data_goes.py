@@ -17,8 +17,9 @@ from pathlib import Path
 from sqlalchemy import func, select, text, update
 
 from compliance.audit.subject_keys import hashed_key, key_secret
+from compliance.dsar.decisions import review_dsar
 from compliance.dsar.processing import process_dsar_requests
-from compliance.dsar.requests import review_dsar, submit
+from compliance.dsar.requests import submit
 from compliance.store.models import AuditEvent, DsarNote, DsarRequest, JobRun, utcnow
 from tests.conftest import BY_SUPPORT, DEMO_POLICY, DPO, SUPPORT_STAFF, Deployment
 from tests.smtp_server import Inbox, mailing_to

@@ -10,9 +10,10 @@ from sqlalchemy import func, select, update
 from compliance.clock import use_clock
 from compliance.deletion.apply import apply_deletions
 from compliance.deletion.batches import review_batch
+from compliance.dsar.decisions import review_dsar
 from compliance.dsar.delivery import deliver_export
 from compliance.dsar.processing import process_dsar_requests
-from compliance.dsar.requests import get_dsar, review_dsar, submit_dsar
+from compliance.dsar.requests import get_dsar, submit_dsar
 from compliance.policy.model import DSAR_ERASURE_BUCKET
 from compliance.reports.dsar_stats import dsar_overview, dsar_per_month
 from compliance.reports.stats import bucket_progress, deletions_per_week, outcomes_per_week

@@ -44,8 +44,9 @@ from sqlalchemy import select, text
 
 from compliance import clock
 from compliance.dsar.api_keys import create_api_key
+from compliance.dsar.decisions import review_dsar
 from compliance.dsar.rectification import Correction
-from compliance.dsar.requests import review_dsar, submit
+from compliance.dsar.requests import submit
 from compliance.ops.schedule import parse_crontab
 from compliance.store.models import (
     ComplianceProfile,

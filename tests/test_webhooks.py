@@ -213,8 +213,9 @@ def test_an_access_request_waits_for_every_system_and_its_zip_has_a_folder_for_e
     import hashlib
     import zipfile
 
+    from compliance.dsar.decisions import review_dsar
     from compliance.dsar.processing import process_dsar_requests
-    from compliance.dsar.requests import review_dsar, submit
+    from compliance.dsar.requests import submit
     from compliance.store.models import DsarRequest
     from compliance.systems.tasks import confirm_task
 

@@ -82,8 +82,9 @@ def seed_fan_out(session: Session, datamap: DataMap, *, actor: str) -> dict[str,
 
 def _seed_dsar_requests(session: Session, datamap: DataMap) -> int:
     """A few requests in every state, one of them overdue, for the DSAR and progress pages."""
+    from compliance.dsar.decisions import review_dsar
     from compliance.dsar.processing import process_dsar_requests
-    from compliance.dsar.requests import review_dsar, submit_dsar
+    from compliance.dsar.requests import submit_dsar
 
     now = utcnow()
     policy = datamap.policy

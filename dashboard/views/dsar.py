@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import pandas as pd
 import streamlit as st
 
-from compliance.dsar import desk, notices, rights
+from compliance.dsar import decisions, desk, notices, rights
 from compliance.dsar import requests as dsar
 from compliance.dsar.deadlines import effective_due_at
 from compliance.dsar.delivery import default_download_url, deliver_export
@@ -25,8 +24,6 @@ from dashboard import context, export_jobs, widgets
 PAGE_SIZE = 50
 EXPORT_KEY = "dsar_export"
 OPEN_KEY = "dsar_open"
-#: What a request reference looks like; anything else in a link is ignored.
-REFERENCE = re.compile(r"DSAR-[0-9]{4}-[0-9]{6,}")
 # The log form's inputs, kept after a refused submit and cleared once the request is logged.
 LOG_KEYS = (
     "log_kind", "log_subject_id", "log_email", "log_jurisdiction", "log_method",
@@ -60,7 +57,7 @@ def erasure_versions(references: list[str]) -> dict[str, str]:
     with context.session(policy) as s:
         for request in dsar.requests_by_reference(s, references):
             if request.kind == DsarKind.ERASURE:
-                versions[request.reference] = dsar.erasure_target(
+                versions[request.reference] = decisions.erasure_target(
                     s, policy, request.reference
                 ).version
     return versions
@@ -213,12 +210,7 @@ frame, more = context.dsar_requests(
     (number - 1) * PAGE_SIZE,
 )
 references = frame["reference"].tolist()
-# A link (from a Slack alert, say) opens the request it names, whatever page of the list it is
-# on and however fresh the cached list is: the detail below reads the database, and says so
-# plainly when there is no such request.
-linked = st.query_params.get("reference")
-if OPEN_KEY not in st.session_state and linked and REFERENCE.fullmatch(linked):
-    st.session_state[OPEN_KEY] = linked
+widgets.preset_from_link(OPEN_KEY, "reference", dsar.REFERENCE_FORM)  # Slack alerts
 
 
 def _open_selected_row() -> None:
@@ -294,7 +286,7 @@ if several_asked:
 
     def review_several(reason: str | None) -> str:
         with context.session(policy) as s:
-            result = dsar.review_dsars(
+            result = decisions.review_dsars(
                 s,
                 chosen_refs,
                 verdict,
@@ -508,7 +500,7 @@ if "extend" in actions:
 
             def extend() -> str:
                 with context.session(policy) as s:
-                    r = dsar.extend_dsar(
+                    r = decisions.extend_dsar(
                         s, reference, policy=policy, months=int(count) if unit == "months" else 0,
                         days=int(count) if unit == "days" else 0, reason=reason, actor=person,
                         execute=True,
@@ -522,7 +514,7 @@ if "retry" in actions and st.button("Retry the failed request", key="dsar_retry"
 
     def retry() -> str:
         with context.session(policy) as s:
-            r = dsar.retry_dsar(s, reference, actor=person, execute=True)
+            r = decisions.retry_dsar(s, reference, actor=person, execute=True)
         return f"{r.reference} is back in the queue ({r.status})."
 
     widgets.run_action(retry)
@@ -692,7 +684,7 @@ if asked:
 
     def review(reason: str | None) -> str:
         with context.session(policy) as s:
-            r = dsar.review_dsar(
+            r = decisions.review_dsar(
                 s,
                 target,
                 decision,

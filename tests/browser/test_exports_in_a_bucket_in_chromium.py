@@ -25,8 +25,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from compliance.dsar.decisions import review_dsar
 from compliance.dsar.delivery import DOWNLOAD_URL_ENV
-from compliance.dsar.requests import review_dsar, submit
+from compliance.dsar.requests import submit
 from compliance.store.models import DsarRequest, utcnow
 from tests.browser.test_dashboard_in_chromium import (
     CHROMIUM,

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from compliance.dsar.decisions import review_dsar
 from compliance.dsar.processing import process_dsar_requests
-from compliance.dsar.requests import review_dsar, submit
+from compliance.dsar.requests import submit
 from compliance.store.models import DsarRequest, ErasureTask, utcnow
 from tests.browser.test_dashboard_in_chromium import launch, running_dashboard, settle
 from tests.conftest import DEMO_POLICY, DPO, SUPPORT_STAFF, Deployment

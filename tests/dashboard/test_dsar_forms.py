@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from compliance.dsar.requests import get_dsar, review_dsar, submit
+from compliance.dsar.decisions import review_dsar
+from compliance.dsar.requests import get_dsar, submit
 from compliance.store.models import DsarNote
 from tests.conftest import DEMO_POLICY, Deployment, person
 from tests.dashboard.conftest import OFFICER, SUPPORT, OpenApp, button, texts

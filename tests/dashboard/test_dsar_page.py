@@ -6,8 +6,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from compliance.dsar.decisions import review_dsar
 from compliance.dsar.processing import process_dsar_requests
-from compliance.dsar.requests import get_dsar, review_dsar, submit
+from compliance.dsar.requests import get_dsar, submit
 from compliance.store.models import AuditEvent, DsarRequest
 from tests.conftest import DEMO_POLICY, Deployment, person
 from tests.dashboard.conftest import OFFICER, SUPPORT, OpenApp, button, texts

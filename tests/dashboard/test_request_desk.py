@@ -8,8 +8,9 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from compliance.dsar import desk
+from compliance.dsar.decisions import extend_dsar, review_dsar
 from compliance.dsar.processing import process_dsar_requests
-from compliance.dsar.requests import extend_dsar, get_dsar, review_dsar, submit
+from compliance.dsar.requests import get_dsar, submit
 from compliance.reports.dsar_stats import dsar_counters, dsar_overview
 from compliance.reports.review_queue import dsar_requests
 from compliance.store.models import AuditEvent, DsarNote, DsarRequest, utcnow

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from compliance.dsar.decisions import review_dsar
 from compliance.dsar.processing import process_dsar_requests
-from compliance.dsar.requests import review_dsar, submit
+from compliance.dsar.requests import submit
 from compliance.store.models import DsarRequest, LegalHold
 from tests.conftest import DEMO_POLICY, DPO, Deployment, person, with_mail_server
 from tests.dashboard.conftest import OFFICER, SUPPORT, OpenApp, button, texts

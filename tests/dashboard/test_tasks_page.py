@@ -100,8 +100,9 @@ def test_managers_see_each_systems_backlog_on_progress(
 def test_a_request_shows_where_each_system_stands(queue: Deployment, open_app: OpenApp) -> None:
     from datetime import timedelta
 
+    from compliance.dsar.decisions import review_dsar
     from compliance.dsar.processing import process_dsar_requests
-    from compliance.dsar.requests import get_dsar, review_dsar, submit
+    from compliance.dsar.requests import get_dsar, submit
     from compliance.storage import export_store
     from compliance.store.models import utcnow
     from compliance.systems.tasks import confirm_task, tasks_of_request

@@ -22,8 +22,9 @@ from compliance.audit.subject_keys import hashed_key, key_secret
 from compliance.deletion.apply import apply_deletions
 from compliance.deletion.batches import create_deletion_batches
 from compliance.deletion.records import create_deletion_records
+from compliance.dsar.decisions import review_dsar
 from compliance.dsar.processing import CLAIM_LEASE, process_dsar_requests
-from compliance.dsar.requests import review_dsar, submit
+from compliance.dsar.requests import submit
 from compliance.policy.strategies import HashStrategy
 from compliance.storage import ABANDONED_WRITE_AGE
 from compliance.store.models import (

@@ -16,8 +16,9 @@ import pytest
 from sqlalchemy import func, select
 
 from compliance.deletion.apply import ApplyResult, apply_deletions
+from compliance.dsar.decisions import review_dsar
 from compliance.dsar.processing import CLAIM_LEASE, claim_requests
-from compliance.dsar.requests import review_dsar, submit
+from compliance.dsar.requests import submit
 from compliance.store.models import AuditEvent, DeletionRecord, DsarRequest, utcnow
 from tests.conftest import DPO, SUPPORT_STAFF, Deployment
 from tests.reliability.conftest import (

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from compliance.deletion.batches import review_batch
-from compliance.dsar.requests import extend_dsar, retry_dsar, review_dsar
+from compliance.dsar.decisions import extend_dsar, retry_dsar, review_dsar
 from compliance.errors import Conflict, InvalidInput, PermissionDenied
 from compliance.store.models import AuditEvent, DeletionBatch, DeletionRecord, DsarRequest
 from compliance.store.queries import record_in
