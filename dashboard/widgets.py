@@ -157,6 +157,13 @@ def show_flash() -> None:
         st.error(plain(message))
 
 
+def forget_inputs(*keys: str) -> None:
+    """Empty a form once what was typed into it has been saved (not before: a refused
+    submit keeps every input)."""
+    for key in keys:
+        st.session_state.pop(key, None)
+
+
 def run_action(action: Callable[[], str]) -> None:
     """Call the library, report the outcome, clear the caches and rerun.
 

@@ -157,3 +157,38 @@ def test_an_event_needs_an_actor(deployment: Deployment) -> None:
         record_event(s, actor="a@example.com", action="x", target_type="y", details={"n": 1})
         s.commit()
         assert verify_chain(s).ok
+
+
+def test_an_apply_names_exactly_the_records_it_erased_never_a_range(demo: Deployment) -> None:
+    from compliance.deletion.batches import exclude_records
+    from compliance.store.models import DeletionRecord
+    from tests.conftest import DPO
+
+    for args in (
+        ["create-deletion-records", "--bucket", "closed_accounts", "--execute"],
+        ["create-deletion-batches", "--bucket", "closed_accounts", "--execute"],
+    ):
+        assert demo.run(*args).exit_code == 0
+    with demo.session() as s:
+        ids = list(
+            s.scalars(
+                select(DeletionRecord.id)
+                .where(DeletionRecord.deletion_batch_id == 1)
+                .order_by(DeletionRecord.id)
+            )
+        )
+        assert len(ids) >= 3
+        exclude_records(s, 1, {ids[1]: "Customer disputes an invoice"}, actor=DPO)
+    for args in (
+        ["review-batch", "1", "--accept", "--reviewer", "dpo@example.com", "--execute"],
+        ["apply-deletions", "--execute"],
+    ):
+        assert demo.run(*args).exit_code == 0
+    trail = events(demo)
+    applied = [
+        i for e in trail if e.action == "deletion_records.applied" for i in e.details["record_ids"]
+    ]
+    assert sorted(applied) == [i for i in ids if i != ids[1]]
+    # Opening records is audited by count: no "[first, last]" that reads as a list of ids.
+    opened = next(e for e in trail if e.action == "deletion_records.created")
+    assert "profile_ids" not in opened.details and opened.details["created"] >= len(ids)

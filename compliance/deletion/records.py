@@ -178,24 +178,18 @@ def add_records(
         return 0, 0, 0
     new = _NewRecords(bucket, scheduled_at, now, accepted)
     if session.get_bind().dialect.name == "postgresql":
-        created, new_profiles, first, last = _add_records_in_one_statement(
+        created, new_profiles, _first, _last = _add_records_in_one_statement(
             session, new, subject_ids
         )
-        profile_ids = [first, last] if created else []
     else:
-        new_profiles, profile_ids, created = _add_records_in_two_statements(
+        new_profiles, _profile_ids, created = _add_records_in_two_statements(
             session, new, subject_ids
         )
     skipped = len(subject_ids) - created
     if created:
-        _audit_created(
-            session,
-            actor,
-            bucket,
-            created,
-            skipped,
-            profile_ids=[min(profile_ids), max(profile_ids)],
-        )
+        # Counts, as every way of opening records audits them: "[first, last]" under a name
+        # for ids read as if every profile between them were in it.
+        _audit_created(session, actor, bucket, created, skipped)
     return created, skipped, new_profiles
 
 
@@ -651,20 +645,13 @@ def _open_staged(
     size = plan.chunk_size
     for lo in range(0, tally.due, size):
         params = {"lo": lo, "hi": lo + size, **plan.new_records.params()}
-        in_part, new_profiles, opened, first, last = _without_conflicts(
+        in_part, new_profiles, opened, _first, _last = _without_conflicts(
             staging,
             partial(_one_row, staging, _ADD_STAGED_RECORDS_FAST_SQL, params),
             partial(_one_row, staging, _ADD_STAGED_RECORDS_SQL, params),
         )
         if opened:
-            _audit_created(
-                staging,
-                actor,
-                plan.bucket.name,
-                opened,
-                in_part - opened,
-                profile_ids=[first, last],
-            )
+            _audit_created(staging, actor, plan.bucket.name, opened, in_part - opened)
         staging.commit()
         tally.created += opened
         tally.profiles += new_profiles

@@ -41,13 +41,6 @@ APPROVING_ERASURE = (
 )
 
 
-def forget_inputs(*keys: str) -> None:
-    """Empty a form once what was typed into it has been saved (not before: a refused
-    submit keeps every input)."""
-    for key in keys:
-        st.session_state.pop(key, None)
-
-
 def erasure_versions(references: list[str]) -> dict[str, str]:
     """Each erasure request's version as its preview shows it now: the approval carries it,
     and the library refuses it once the request's target changed ([dsar] erasure_review)."""
@@ -190,7 +183,7 @@ with st.form("submit_dsar"):
                 )
             r = made.request
             st.session_state[OPEN_KEY] = r.reference
-            forget_inputs(*LOG_KEYS)
+            widgets.forget_inputs(*LOG_KEYS)
             if not made.created:
                 return f"An open {r.kind} request for this subject exists: {r.reference}."
             return f"Logged {r.reference}, due {effective_due_at(r):%Y-%m-%d}."
@@ -225,7 +218,7 @@ table = frame.drop(columns=DSAR_ACTION_COLUMNS).assign(
 )
 st.caption("Select a row to open the request.")
 st.dataframe(
-    widgets.utc_times(table),
+    widgets.readable(table),
     hide_index=True,
     width="stretch",
     # "120 day(s) overdue" whole, not clipped.
@@ -505,7 +498,7 @@ if "extend" in actions:
                         days=int(count) if unit == "days" else 0, reason=reason, actor=person,
                         execute=True,
                     )  # fmt: skip
-                forget_inputs(*extend_keys, f"extend_reason_{reference}")
+                widgets.forget_inputs(*extend_keys, f"extend_reason_{reference}")
                 return f"{r.reference} now due {effective_due_at(r):%Y-%m-%d}."
 
             widgets.run_action(extend)
@@ -671,7 +664,7 @@ if "note" in actions:
             def add_note() -> str:
                 with context.session(policy) as s:
                     desk.add_note(s, reference, author=person, body=body)
-                forget_inputs(f"note_body_{reference}")
+                widgets.forget_inputs(f"note_body_{reference}")
                 return f"Note added to {reference}."
 
             widgets.run_action(add_note)

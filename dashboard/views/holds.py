@@ -74,12 +74,12 @@ else:
 
 actor = context.identity()
 place, lift = st.columns(2)
-with place.form("place_hold", clear_on_submit=True):
+with place.form("place_hold"):  # a refused submit keeps what was typed
     st.markdown("**Place a hold**")
-    by = st.radio("Find the subject by", ["subject id", "email"], horizontal=True)
-    who = st.text_input("Subject id or email")
-    reason = st.text_area("Reason (required)", max_chars=MAX_FREE_TEXT)
-    ends = st.checkbox("The hold ends on a date")
+    by = st.radio("Find the subject by", ["subject id", "email"], horizontal=True, key="hold_by")
+    who = st.text_input("Subject id or email", key="hold_who")
+    reason = st.text_area("Reason (required)", max_chars=MAX_FREE_TEXT, key="hold_reason")
+    ends = st.checkbox("The hold ends on a date", key="hold_ends")
     until = st.date_input("Last day of the hold (UTC)", value=date.today() + timedelta(days=365))
     if st.form_submit_button("Place hold", type="primary"):
 
@@ -95,17 +95,20 @@ with place.form("place_hold", clear_on_submit=True):
                     s, subject_id=key, reason=reason, by=actor, until=until if ends else None
                 )
                 hold = place_hold(s, plan)
+            widgets.forget_inputs("hold_by", "hold_who", "hold_reason", "hold_ends")
             return f"Placed legal hold {hold.id} on subject {key}."
 
         widgets.run_action(do_place)
 
 # A restriction of processing is lifted on its request, after the subject is told.
 active = [h for h in holds if h.active and h.kind == HoldKind.LEGAL]
-with lift.form("lift_hold", clear_on_submit=True):
+with lift.form("lift_hold"):
     st.markdown("**Lift a hold**")
     labels = {h.id: f"#{h.id} · subject {h.subject_id}" for h in active}
-    chosen = st.selectbox("Hold", list(labels), format_func=lambda h: labels[h], index=None)
-    why = st.text_area("Reason for lifting (required)", max_chars=MAX_FREE_TEXT)
+    chosen = st.selectbox(
+        "Hold", list(labels), format_func=lambda h: labels[h], index=None, key="lift_hold_id"
+    )
+    why = st.text_area("Reason for lifting (required)", max_chars=MAX_FREE_TEXT, key="lift_why")
     if st.form_submit_button("Lift hold"):
         if chosen is None:
             st.error("Choose the hold to lift.")
@@ -115,6 +118,7 @@ with lift.form("lift_hold", clear_on_submit=True):
             def do_lift() -> str:
                 with context.session(policy) as s:
                     lifted = lift_hold(s, plan_lift_hold(s, hold_id, reason=why, by=actor))
+                widgets.forget_inputs("lift_hold_id", "lift_why")
                 return f"Lifted legal hold {lifted.id} on subject {lifted.subject_id}."
 
             widgets.run_action(do_lift)

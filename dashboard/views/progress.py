@@ -163,6 +163,6 @@ open_count.metric("Open requests", overview.open_count)
 if overview.overdue.empty:
     st.success("No request is overdue.")
 else:
-    st.error(f"{len(overview.overdue)} request(s) overdue")
+    st.warning(f"{len(overview.overdue)} request(s) overdue")  # a state to act on, not a fault
     widgets.table(overview.overdue)
 widgets.csv_download("Overdue requests as CSV", overview.overdue, "dsar_overdue.csv", "csv_overdue")

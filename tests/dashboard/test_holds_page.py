@@ -69,3 +69,26 @@ def test_the_suppression_list_shows_who_objected_by_key_and_hash_never_by_addres
     assert listed["email_hash"].iloc[0] and email not in listed.to_string()
     downloads = at.get("download_button")
     assert [d.proto.label for d in downloads] == ["Download the suppression list (CSV)"]
+
+
+def test_a_refused_hold_form_keeps_what_was_typed(queue: Deployment, open_app: OpenApp) -> None:
+    at = open_app(OFFICER, PAGE)
+    at.text_input(key="hold_who").input("no-such-subject")
+    at.text_area(key="hold_reason").input("litigation: case 18")
+    button(at, "Place hold").click().run()
+    assert texts(at, "error"), "an unknown subject is refused"
+    assert at.text_input(key="hold_who").value == "no-such-subject"
+    assert at.text_area(key="hold_reason").value == "litigation: case 18"
+    with queue.session() as s:
+        assert s.scalars(select(LegalHold)).all() == []
+
+    at.text_input(key="hold_who").input("42")
+    button(at, "Place hold").click().run()
+    assert any("Placed legal hold" in t for t in texts(at, "success")), texts(at, "error")
+    assert at.text_input(key="hold_who").value == ""  # saved: the form is empty again
+    with queue.session() as s:
+        hold_id = s.scalars(select(LegalHold.id)).one()
+    at.selectbox(key="lift_hold_id").set_value(hold_id)
+    button(at, "Lift hold").click().run()
+    assert "lifting a legal hold needs a reason" in texts(at, "error")
+    assert at.selectbox(key="lift_hold_id").value == hold_id

@@ -52,6 +52,8 @@ def test_progress_shows_weekly_deletions_and_dsar_figures_with_csv_downloads(
     assert metrics["Completed on time"] == "100%"
     shown = at.dataframe[-1].value
     assert list(shown["reference"]) == list(overview.overdue["reference"])
+    # Overdue requests are work to do, shown as a warning: the red of an error means a fault.
+    assert "1 request(s) overdue" in [w.value for w in at.warning] and not at.error
     downloads = [d.label for d in at.get("download_button")]
     assert downloads == [
         "Buckets as CSV",

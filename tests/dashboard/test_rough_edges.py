@@ -59,7 +59,13 @@ def test_no_table_on_the_officers_pages_shows_none(queue: Deployment, open_app: 
     at.switch_page("views/holds.py").run()
     at.toggle(key="holds_all").set_value(True).run()
     problems += [f"holds: {p}" for p in unreadable_cells(at)]
-    for page in ("views/audit.py", "views/job_runs.py", "views/progress.py"):
+    for page in (
+        "views/audit.py",
+        "views/job_runs.py",
+        "views/progress.py",
+        "views/dsar.py",
+        "views/tasks.py",
+    ):
         at.switch_page(page).run()
         assert not at.exception, at.exception
         problems += [f"{page}: {p}" for p in unreadable_cells(at)]
