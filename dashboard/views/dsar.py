@@ -298,8 +298,8 @@ if several_asked:
 
     widgets.confirm_dialog(
         f"{verdict.capitalize()} {len(chosen_refs)} request(s)?",
-        "Each request is decided and audited on its own; one decided by someone else "
-        "meanwhile is skipped and reported. "
+        f"{', '.join(chosen_refs)}. Each is decided and audited on its own; one decided by "
+        "someone else meanwhile is skipped and reported. "
         + (
             "Approved requests are processed by the next `process-dsar-requests` run; "
             + APPROVING_ERASURE

@@ -162,6 +162,8 @@ def test_an_officer_approves_every_pending_request_in_one_confirmation(
     assert len(pending) >= 2
     at.checkbox(key="dsar_all").check().run()
     button(at, "Approve these…").click().run()
+    # The dialog names every request it will decide, not only how many.
+    assert any(all(r in m.value for r in pending) for m in at.markdown), pending
     with queue.session() as session:  # a colleague rejects one meanwhile
         colleague = person("colleague@example.com", roles=("compliance_officer",))
         review_dsar(
