@@ -140,7 +140,8 @@ labels = {
 opened = st.session_state.get(OPENED_KEY)
 linked_batch = st.query_params.get("batch")
 missing: str | None = None
-if linked_batch is not None and OPENED_KEY not in st.session_state:
+from_link = linked_batch is not None and OPENED_KEY not in st.session_state
+if linked_batch is not None and from_link:
     opened = int(linked_batch) if linked_batch.isdigit() else linked_batch
 if opened is not None and opened not in labels:
     try:
@@ -151,6 +152,9 @@ if opened is not None and opened not in labels:
         if bucket in (ALL, kept.bucket):
             size = context.batch_records(url, opened, 1, 0).total
             labels = {opened: f"#{kept.id} · {kept.bucket} · {size} records", **labels}
+        elif from_link:  # a link naming a batch and another bucket: said, not guessed
+            missing = f"batch {kept.id} is in bucket {kept.bucket}, not {bucket}"
+            opened = None
         else:  # the officer chose another bucket since
             opened = None
     except ComplianceError as exc:

@@ -106,6 +106,15 @@ def test_a_link_to_a_batch_opens_it_or_says_it_is_not_there(
     at = open_link(batch=str(batch_id), bucket="inactive_accounts")
     assert shown_batch(at) == batch_id
 
+    # A link naming a batch and another bucket says so, and opens none of that bucket's.
+    pending_batch(queue, "closed_accounts")
+    at = open_link(batch=str(batch_id), bucket="closed_accounts")
+    assert shown_batch(at) is None
+    assert any(
+        f"batch {batch_id} is in bucket inactive_accounts, not closed_accounts" in t
+        for t in texts(at, "warning")
+    ), texts(at, "warning")
+
     at = open_link(batch="999999")
     assert shown_batch(at) is None
     assert any(
