@@ -47,6 +47,7 @@ from compliance.dsar.api_keys import create_api_key
 from compliance.dsar.decisions import review_dsar
 from compliance.dsar.rectification import Correction
 from compliance.dsar.requests import submit
+from compliance.ops.jobruns import job_health
 from compliance.ops.schedule import parse_crontab
 from compliance.store.models import (
     ComplianceProfile,
@@ -634,6 +635,12 @@ def test_sixty_days_of_the_shipped_schedule_carry_every_request_to_done(
         archive = zipfile.ZipFile(io.BytesIO(subject_downloads(company.inbox, reference)))
     assert {"data.json", "manifest.json", "README.txt"} <= set(archive.namelist())
     check_progress(company)
+
+    # The Jobs page's verdict on the shipped schedule, as a person opening it now reads it.
+    with company.deployment.session() as s:
+        health = job_health(s, now=company.clock())
+    scheduled = health[health["expected_every"] != "by hand"]
+    assert set(scheduled["health"]) == {"ok"}, scheduled.to_string()
 
     allowed = {command for line in lines for command in line.commands}
     assert set(ledger.ran) <= allowed
