@@ -160,7 +160,7 @@ def test_an_event_needs_an_actor(deployment: Deployment) -> None:
 
 
 def test_an_apply_names_exactly_the_records_it_erased_never_a_range(demo: Deployment) -> None:
-    from compliance.deletion.batches import exclude_records
+    from compliance.deletion.exclusions import exclude_records
     from compliance.store.models import DeletionRecord
     from tests.conftest import DPO
 

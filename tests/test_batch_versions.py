@@ -5,13 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from compliance.deletion.batches import (
-    batch_target,
-    exclude_records,
-    plan_bulk_review,
-    review_batch,
-    review_batches,
-)
+from compliance.deletion.batches import batch_target, plan_bulk_review, review_batch, review_batches
+from compliance.deletion.exclusions import exclude_records
 from compliance.deletion.holds import place_hold, plan_place_hold
 from compliance.errors import Conflict
 from compliance.store.models import AuditEvent, DeletionRecord

@@ -12,7 +12,7 @@ import json
 from sqlalchemy import select
 
 from compliance.audit.texts import REMOVED
-from compliance.deletion.batches import exclude_records
+from compliance.deletion.exclusions import exclude_records
 from compliance.dsar.desk import add_note, timeline
 from compliance.dsar.notices import send_notice
 from compliance.reports.review_queue import audit_log

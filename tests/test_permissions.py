@@ -13,7 +13,8 @@ import pytest
 from click.testing import Result
 from sqlalchemy import func, select
 
-from compliance.deletion.batches import create_deletion_batches, exclude_records, review_batch
+from compliance.deletion.batches import create_deletion_batches, review_batch
+from compliance.deletion.exclusions import exclude_records
 from compliance.deletion.records import create_deletion_records
 from compliance.dsar.api_keys import create_api_key, revoke_api_key
 from compliance.dsar.decisions import extend_dsar, retry_dsar, review_dsar

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from compliance.deletion.batches import exclude_records
+from compliance.deletion.exclusions import exclude_records
 from tests.conftest import DPO, Deployment
 from tests.dashboard.conftest import OFFICER, pending_batch, queue  # noqa: F401
 

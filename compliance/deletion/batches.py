@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event, record_events
 from compliance.audit.texts import batch_subjects, text_details
-from compliance.deletion.holds import add_hold, held_profiles, plan_place_hold
+from compliance.deletion.holds import held_profiles
 from compliance.deletion.plans import plan_document, plan_hash, store_plan
 from compliance.deletion.records import MAX_CHUNK_SIZE
 from compliance.errors import Conflict, InvalidInput, NotFound
@@ -35,7 +35,6 @@ from compliance.policy.model import Policy
 from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.store.engines import analyze
 from compliance.store.models import (
-    ComplianceProfile,
     DeletionBatch,
     DeletionRecord,
     UTCDateTime,
@@ -306,7 +305,7 @@ def get_batch(session: Session, batch_id: int, *, lock: bool = False) -> Deletio
     return batch
 
 
-def _already_reviewed(batch: DeletionBatch) -> Conflict:
+def already_reviewed(batch: DeletionBatch) -> Conflict:
     when = batch.reviewed_at.strftime("%Y-%m-%d %H:%M UTC") if batch.reviewed_at else "earlier"
     return Conflict(
         f"batch {batch.id} was already {batch.reviewed_status} by {batch.reviewed_by} at {when}"
@@ -410,7 +409,7 @@ def explained_exclusions(exclude: Mapping[int, str]) -> dict[int, str]:
     return notes
 
 
-def _check_exclusions(session: Session, batch: DeletionBatch, exclude: Mapping[int, str]) -> None:
+def check_exclusions(session: Session, batch: DeletionBatch, exclude: Mapping[int, str]) -> None:
     if not exclude:
         return
     members = set(
@@ -426,7 +425,7 @@ def _check_exclusions(session: Session, batch: DeletionBatch, exclude: Mapping[i
         raise InvalidInput(f"record {strangers[0]} is not in batch {batch.id}")
 
 
-def _mark_excluded(session: Session, exclude: Mapping[int, str], now: datetime) -> None:
+def mark_excluded(session: Session, exclude: Mapping[int, str], now: datetime) -> None:
     for record_id, note in exclude.items():
         session.execute(
             update(DeletionRecord)
@@ -438,166 +437,6 @@ def _mark_excluded(session: Session, exclude: Mapping[int, str], now: datetime) 
                 updated_at=now,
             )
         )
-
-
-@dataclass(frozen=True)
-class Exclusion:
-    excluded: int
-    #: Legal holds placed on the excluded records' subjects, with the exclusion.
-    holds: list[int]
-
-
-def exclude_records(
-    session: Session,
-    batch_id: int,
-    exclude: Mapping[int, str],
-    *,
-    actor: Identity,
-    hold: bool = False,
-) -> Exclusion:
-    """Keep single records out of a pending batch's deletion, each with the reviewer's note.
-
-    An exclusion keeps the record out of this batch only; with ``hold`` its subject also gets
-    a legal hold, the note as its reason, which keeps it out of every bucket. Both commit
-    together or neither does: every hold is planned (and may be refused) before anything
-    is written, so a refused hold leaves no exclusion behind.
-    """
-    by = require(actor, COMPLIANCE_OFFICER, to="exclude records from deletion batches")
-    exclude = explained_exclusions(exclude)
-    # Planned first: planning a hold ends its read transaction, and the checks below must
-    # share one with the writes.
-    plans = (
-        [
-            plan_place_hold(session, subject_id=subject_id, reason=exclude[rid], by=actor)
-            for rid, subject_id in _subjects(session, exclude)
-        ]
-        if hold
-        else []
-    )
-    # Locked: a decision taken meanwhile waits for this exclusion, or this one sees it.
-    batch = get_batch(session, batch_id, lock=True)
-    if batch.reviewed_status != BatchStatus.PENDING:
-        raise _already_reviewed(batch)
-    _check_exclusions(session, batch, exclude)
-    now = utcnow()
-    _mark_excluded(session, exclude, now)
-    record_event(
-        session,
-        actor=by,
-        action="deletion_records.excluded",
-        target_type="deletion_batch",
-        target_id=batch_id,
-        details={"record_ids": sorted(exclude)},
-    )
-    holds = [add_hold(session, plan, now=now).id for plan in plans]
-    session.commit()
-    return Exclusion(len(exclude), holds)
-
-
-def exclude_all_records(
-    session: Session,
-    batch_id: int,
-    note: str,
-    *,
-    actor: Identity,
-    seen_version: str,
-    policy: Policy | None = None,
-) -> Exclusion:
-    """Keep every record of a pending batch still awaiting the decision: an explicit action.
-
-    Excluding all is not a bigger exclusion but another decision (the batch then erases
-    nothing), so it is its own call, made after a confirmation naming the batch's records:
-    ``seen_version`` is the batch's version that confirmation showed (read with the same
-    ``policy``), refused if it changed.
-    """
-    require(actor, COMPLIANCE_OFFICER, to="exclude records from deletion batches")
-    text = free_text(note, field="exclude")
-    if text is None:
-        raise InvalidInput("{field}: say why every record of the batch is kept", field="exclude")
-    batch = get_batch(session, batch_id, lock=True)
-    if batch.reviewed_status != BatchStatus.PENDING:
-        raise _already_reviewed(batch)
-    check_unchanged(session, batch_id, seen_version, policy=policy)
-    waiting = session.scalars(
-        select(DeletionRecord.id)
-        .where(DeletionRecord.deletion_batch_id == batch_id, record_in(RecordState.AWAITING_REVIEW))
-        .order_by(DeletionRecord.id)
-    ).all()
-    if not waiting:
-        raise InvalidInput(f"every record of batch {batch_id} is already excluded")
-    _mark_excluded(session, dict.fromkeys(waiting, text), utcnow())
-    record_event(
-        session,
-        actor=actor.email,
-        action="deletion_records.excluded",
-        target_type="deletion_batch",
-        target_id=batch_id,
-        details={"record_ids": list(waiting), "records": len(waiting), "all_records": True},
-    )
-    session.commit()
-    return Exclusion(len(waiting), [])
-
-
-def _subjects(session: Session, record_ids: Iterable[int]) -> list[tuple[int, str]]:
-    """(record id, subject key) for these records, by record id."""
-    return [
-        (rid, subject_id)
-        for rid, subject_id in session.execute(
-            select(DeletionRecord.id, ComplianceProfile.subject_id)
-            .join(ComplianceProfile, ComplianceProfile.id == DeletionRecord.compliance_profile_id)
-            .where(DeletionRecord.id.in_(list(record_ids)))
-            .order_by(DeletionRecord.id)
-        )
-    ]
-
-
-def include_records(
-    session: Session, batch_id: int, record_ids: list[int], *, actor: Identity
-) -> int:
-    """Undo exclusions in a still pending batch: the records go back to awaiting the decision.
-
-    An exclusion is a draft of the officer's decision until the batch is decided; after
-    that it is part of the decision and stays.
-    """
-    by = require(actor, COMPLIANCE_OFFICER, to="put excluded records back into deletion batches")
-    batch = get_batch(session, batch_id)
-    if batch.reviewed_status != BatchStatus.PENDING:
-        raise _already_reviewed(batch)
-    wanted = sorted(set(record_ids))
-    if not wanted:
-        raise InvalidInput("choose at least one excluded record to put back")
-    excluded = set(
-        session.scalars(
-            select(DeletionRecord.id).where(
-                DeletionRecord.deletion_batch_id == batch_id,
-                DeletionRecord.id.in_(wanted),
-                record_in(RecordState.EXCLUDED),
-            )
-        )
-    )
-    strangers = [r for r in wanted if r not in excluded]
-    if strangers:
-        raise InvalidInput(f"record {strangers[0]} is not an excluded record of batch {batch_id}")
-    session.execute(
-        update(DeletionRecord)
-        .where(DeletionRecord.id.in_(wanted))
-        .values(
-            accepted_for_deletion=None,
-            is_manually_reviewed=False,
-            review_note=None,
-            updated_at=utcnow(),
-        )
-    )
-    record_event(
-        session,
-        actor=by,
-        action="deletion_records.included",
-        target_type="deletion_batch",
-        target_id=batch_id,
-        details={"record_ids": wanted},
-    )
-    session.commit()
-    return len(wanted)
 
 
 def review_batch(
@@ -689,10 +528,10 @@ def plan_review(
     # Locked when a version is checked: an exclusion made meanwhile waits for this decision.
     batch = get_batch(session, batch_id, lock=seen_version is not None)
     if not can_move(BatchStatus(batch.reviewed_status), decision.status):
-        raise _already_reviewed(batch)
+        raise already_reviewed(batch)
     if seen_version is not None:
         check_unchanged(session, batch_id, seen_version, policy=policy)
-    _check_exclusions(session, batch, decision.exclude)
+    check_exclusions(session, batch, decision.exclude)
     counts = _review_counts(session, batch_id, decision.status, decision.exclude)
     return ReviewPlan(batch_id, batch.bucket, decision, *counts)
 
@@ -748,8 +587,8 @@ def carry_out_review(
     )
     if claimed != 1:
         session.rollback()
-        raise _already_reviewed(get_batch(session, plan.batch_id))
-    _mark_excluded(session, plan.decision.exclude, now)
+        raise already_reviewed(get_batch(session, plan.batch_id))
+    mark_excluded(session, plan.decision.exclude, now)
     session.execute(
         update(DeletionRecord)
         .where(

@@ -6,15 +6,8 @@ from typing import Any
 
 import streamlit as st
 
-from compliance.deletion.batches import (
-    exclude_all_records,
-    exclude_records,
-    get_batch,
-    include_records,
-    plan_bulk_review,
-    review_batch,
-    review_batches,
-)
+from compliance.deletion.batches import get_batch, plan_bulk_review, review_batch, review_batches
+from compliance.deletion.exclusions import exclude_all_records, exclude_records, include_records
 from compliance.errors import ComplianceError, NotFound
 from compliance.free_text import MAX_FREE_TEXT
 from compliance.reports.review_queue import BATCH_STATUSES, accepted_plan
@@ -326,7 +319,7 @@ if batch.reviewed_status == BatchStatus.PENDING and not records.frame.empty:
                 # Every record awaiting the decision: asked first, as "Exclude all" is.
                 widgets.ask_confirmation(
                     "exclude_all", waiting=waiting, batch_id=batch.id, version=target.version,
-                    label=target.label, reason=note,
+                    label=target.label, reason=note, hold=hold,
                 )  # fmt: skip
             else:
 
@@ -367,17 +360,19 @@ if batch.reviewed_status == BatchStatus.PENDING and not records.frame.empty:
 asked = widgets.pending_confirmation("exclude_all")
 if asked:
     everything_kept: dict[str, Any] = asked
+    holding = bool(everything_kept.get("hold"))  # asked for in the exclusion form
 
     def exclude_everything(note: str | None) -> str:
         st.session_state[FORM_NONCE] = st.session_state.get(FORM_NONCE, 0) + 1
         with context.session(policy) as s:
             done = exclude_all_records(
                 s, everything_kept["batch_id"], note or "", actor=actor, policy=policy,
-                seen_version=everything_kept["version"],
+                seen_version=everything_kept["version"], hold=holding,
             )  # fmt: skip
+        placed = f" Placed legal hold(s) {', '.join(map(str, done.holds))}." if done.holds else ""
         return (
             f"Excluded all {done.excluded} record(s) still awaiting the decision from batch "
-            f"{everything_kept['batch_id']}: accepting it now erases nothing."
+            f"{everything_kept['batch_id']}: accepting it now erases nothing.{placed}"
         )
 
     widgets.confirm_dialog(
@@ -385,7 +380,12 @@ if asked:
         f"You keep all {everything_kept['waiting']} record(s) of "
         f"{widgets.plain(everything_kept['label'])} that still await the decision: nothing in "
         "this batch would be erased. If none of them should be erased, rejecting the batch "
-        "says so more plainly. Say why they are kept, for the audit trail.",
+        "says so more plainly. Say why they are kept, for the audit trail."
+        + (
+            " Each of their subjects also gets a legal hold, the note its reason."
+            if holding
+            else ""
+        ),
         confirm_label=f"Exclude all {everything_kept['waiting']} record(s)",
         on_confirm=exclude_everything,
         reason_label="Note (why every record is kept)",

@@ -444,7 +444,7 @@ def desk_with_loose_ends(d: Deployment) -> int:
     Returns the batch with the exclusion."""
     from sqlalchemy import select
 
-    from compliance.deletion.batches import exclude_records
+    from compliance.deletion.exclusions import exclude_records
     from compliance.deletion.holds import lift_hold, place_hold, plan_lift_hold, plan_place_hold
     from compliance.store.models import DeletionRecord
     from tests.conftest import DPO
@@ -512,7 +512,8 @@ def test_a_link_to_a_new_batch_shows_it_and_a_stale_preview_decides_nothing(
     from playwright.sync_api import expect, sync_playwright
     from sqlalchemy import select
 
-    from compliance.deletion.batches import exclude_records, get_batch
+    from compliance.deletion.batches import get_batch
+    from compliance.deletion.exclusions import exclude_records
     from compliance.store.models import DeletionRecord
     from tests.conftest import DPO
     from tests.dashboard.test_batch_targets import NEW_BUCKET, first_batch

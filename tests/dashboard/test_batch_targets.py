@@ -13,8 +13,9 @@ from typing import Any
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from compliance.deletion.batches import exclude_records, get_batch
-from compliance.store.models import AuditEvent, DeletionRecord
+from compliance.deletion.batches import get_batch
+from compliance.deletion.exclusions import exclude_records
+from compliance.store.models import AuditEvent, ComplianceProfile, DeletionRecord, LegalHold
 from tests.conftest import DPO, Deployment, ok
 from tests.dashboard.conftest import APP, OFFICER, OpenApp, button, pending_batch, texts
 from tests.dashboard.test_batches_page import open_batch
@@ -229,6 +230,34 @@ def test_selecting_every_record_asks_before_excluding_them_all(
     assert sorted(kept) == everyone
     assert event is not None and event.action == "deletion_records.excluded"
     assert json.loads(json.dumps(event.details))["record_ids"] == everyone
+
+
+def test_every_record_chosen_with_a_hold_asked_for_is_excluded_and_every_subject_held(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    batch_id = pending_batch(queue)
+    at = open_batch(open_app, batch_id)
+    everyone = record_ids(queue, batch_id)
+    at.multiselect(key="exclude_records_0").set_value(everyone)
+    at.text_input(key="exclude_note_0").input("Court order 12/26")
+    at.checkbox(key="exclude_hold_0").check()
+    button(at, "Exclude selected").click().run()
+    said = " ".join(texts(at, "markdown"))
+    assert "Each of their subjects also gets a legal hold, the note its reason." in said
+    button(at, f"Exclude all {len(everyone)} record(s)").click().run()
+
+    with queue.session() as s:
+        subjects = set(
+            s.scalars(
+                select(ComplianceProfile.id)
+                .join(DeletionRecord)
+                .where(DeletionRecord.deletion_batch_id == batch_id)
+            )
+        )
+        holds = s.scalars(select(LegalHold)).all()
+    assert {h.compliance_profile_id for h in holds} == subjects
+    assert {h.reason for h in holds} == {"Court order 12/26"}
+    assert any(f"Placed legal hold(s) {holds[0].id}" in t for t in texts(at, "success"))
 
 
 def test_the_exclude_all_button_needs_a_note_and_offers_no_select_all(

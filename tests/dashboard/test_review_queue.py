@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from compliance.deletion.batches import exclude_records
+from compliance.deletion.exclusions import exclude_records
 from compliance.errors import InvalidInput
 from compliance.reports import review_queue, stats
 from compliance.store.models import AuditEvent, utcnow

@@ -7,7 +7,7 @@ import pandas as pd
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from compliance.deletion.batches import exclude_records
+from compliance.deletion.exclusions import exclude_records
 from compliance.deletion.holds import lift_hold, place_hold, plan_lift_hold, plan_place_hold
 from compliance.store.models import DeletionRecord
 from tests.conftest import DPO, Deployment
