@@ -78,6 +78,13 @@ def ok(result: Result) -> str:
     return result.output
 
 
+def ok_stdout(result: Result) -> str:
+    """What a command that must succeed printed on stdout (its ``--json`` summary), without the
+    progress lines a run logs to stderr once it takes a while, as any run may on a busy machine."""
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     url = os.environ.get(PG_ENV)
     if url:

@@ -7,7 +7,7 @@ import json
 from compliance.deletion.plans import widening
 from compliance.reports.review_queue import accepted_plan
 from compliance.store.models import DeletionRecord
-from tests.conftest import DEMO_POLICY, Deployment, ok
+from tests.conftest import DEMO_POLICY, Deployment, ok, ok_stdout
 
 BUCKET = "closed_accounts"
 OFFICER = "dpo@example.com"
@@ -21,7 +21,7 @@ assert TICKETS_ONLY != DEMO_POLICY
 
 def accepted_batch(d: Deployment) -> int:
     ok(d.run("create-deletion-records", "--bucket", BUCKET, "--execute"))
-    out = ok(d.run("--json", "create-deletion-batches", "--bucket", BUCKET, "--execute"))
+    out = ok_stdout(d.run("--json", "create-deletion-batches", "--bucket", BUCKET, "--execute"))
     batch_id = json.loads(out)["batch_ids"][0]
     ok(d.run("review-batch", str(batch_id), "--accept", "--reviewer", OFFICER, "--execute"))
     return batch_id

@@ -11,7 +11,7 @@ from sqlalchemy import func, inspect, select
 from compliance.reports.stats import bucket_progress, deletions_per_week
 from compliance.store.engines import migrate
 from compliance.store.models import ComplianceProfile, DecisionLedger, DeletionRecord
-from tests.conftest import DEMO_POLICY, Backend, Deployment, fill_demo, ok
+from tests.conftest import DEMO_POLICY, Backend, Deployment, fill_demo, ok, ok_stdout
 
 BUCKET = "closed_accounts"
 OFFICER = "dpo@example.com"
@@ -20,7 +20,7 @@ OFFICER = "dpo@example.com"
 def decide_and_apply(d: Deployment) -> dict[str, int]:
     """Three batches: one accepted with one record excluded, one rejected, one left pending."""
     ok(d.run("create-deletion-records", "--bucket", BUCKET, "--execute"))
-    out = ok(
+    out = ok_stdout(
         d.run(
             "--json", "create-deletion-batches", "--bucket", BUCKET, "--max-batch-size", "20",
             "--execute",
@@ -109,7 +109,7 @@ def test_rejected_subjects_wait_out_the_buckets_cool_off(demo: Deployment) -> No
     decide_and_apply(demo)
     ok(demo.run("purge-compliance-data", "--bucket", BUCKET, "--execute"))
 
-    out = ok(demo.run("create-deletion-records", "--bucket", BUCKET))
+    out = ok_stdout(demo.run("create-deletion-records", "--bucket", BUCKET))
     # The 20 of the rejected batch and the 1 excluded from the accepted one, counted apart.
     assert (
         "  20 held back: rejected in this bucket within the last 90 days "
@@ -122,7 +122,7 @@ def test_rejected_subjects_wait_out_the_buckets_cool_off(demo: Deployment) -> No
             "[buckets.closed_accounts]", "[buckets.closed_accounts]\nrejection_cooloff_days = 0"
         )
     )
-    out = ok(demo.run("--json", "create-deletion-records", "--bucket", BUCKET, "--execute"))
+    out = ok_stdout(demo.run("--json", "create-deletion-records", "--bucket", BUCKET, "--execute"))
     assert json.loads(out)["cooling_off"] == 0
     assert json.loads(out)["created"] == 21
 
@@ -138,6 +138,6 @@ def test_one_database_counts_rejected_and_excluded_apart_too(
     fill_demo(d, users_count=400, seed=7)
     decide_and_apply(d)
     ok(d.run("purge-compliance-data", "--bucket", BUCKET, "--execute"))
-    dry = json.loads(ok(d.run("--json", "create-deletion-records", "--bucket", BUCKET)))
+    dry = json.loads(ok_stdout(d.run("--json", "create-deletion-records", "--bucket", BUCKET)))
     assert (dry["cooling_off"], dry["rejected_recently"], dry["excluded_recently"]) == (21, 20, 1)
     d.dispose()

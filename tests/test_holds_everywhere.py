@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import MetaData, func, select
 
 from compliance.store.models import DeletionRecord, DsarRequest
-from tests.conftest import DEMO_POLICY, Deployment, ok
+from tests.conftest import DEMO_POLICY, Deployment, ok, ok_stdout
 from tests.test_legal_holds import BUCKET, OFFICER, batch_subjects, hold, records_and_batches
 from tests.test_replay_erasures import backup, restore
 
@@ -139,7 +139,9 @@ def test_a_new_kind_of_hold_is_honoured_by_every_path_that_erases(
     assert refused.exit_code == 2
     assert f"subject {b} was already erased (bucket {BUCKET})" in refused.stderr
     today = datetime.now(UTC).date().isoformat()
-    out = json.loads(ok(demo.run("--json", "replay-erasures", "--since", today, "--execute")))
+    out = json.loads(
+        ok_stdout(demo.run("--json", "replay-erasures", "--since", today, "--execute"))
+    )
     assert out["held"] == 0 and out["replayed"] >= 1
     assert demo.app_rows("users", f"id = {int(a)}") == a_rows
 

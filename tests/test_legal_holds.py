@@ -22,7 +22,7 @@ from compliance.store.models import (
     LegalHold,
     utcnow,
 )
-from tests.conftest import DEMO_POLICY, DPO, Deployment, ok
+from tests.conftest import DEMO_POLICY, DPO, Deployment, ok, ok_stdout
 
 BUCKET = "closed_accounts"
 OFFICER = "dpo@example.com"
@@ -62,7 +62,7 @@ def test_placing_a_hold_is_a_dry_run_until_executed_and_is_audited(demo: Deploym
         assert s.scalars(select(LegalHold)).all() == []
 
     hold_id = hold(demo, "7", "--until", "2099-12-31")
-    listed = json.loads(ok(demo.run("--json", "hold", "list")))["holds"]
+    listed = json.loads(ok_stdout(demo.run("--json", "hold", "list")))["holds"]
     assert [(h["id"], h["subject_id"], h["until"], h["active"]) for h in listed] == [
         (hold_id, "7", "2099-12-31", True)
     ]

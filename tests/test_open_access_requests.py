@@ -7,7 +7,7 @@ import json
 from sqlalchemy import select
 
 from compliance.store.models import ComplianceProfile, DeletionRecord, DsarRequest
-from tests.conftest import DEMO_POLICY, Deployment, ok
+from tests.conftest import DEMO_POLICY, Deployment, ok, ok_stdout
 from tests.smtp_server import Inbox, mailing_to
 from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
 
@@ -34,7 +34,7 @@ def test_retention_and_apply_wait_for_the_access_export(
         + '\n[retention.activity]\ntable = "activity_logs"\ntimestamp = "created_at"\ndays = 0\n'
     )
     ok(demo.run("create-deletion-records", "--bucket", "closed_accounts", "--execute"))
-    out = ok(
+    out = ok_stdout(
         demo.run("--json", "create-deletion-batches", "--bucket", "closed_accounts", "--execute")
     )
     for batch_id in json.loads(out)["batch_ids"]:

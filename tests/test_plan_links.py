@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 
 from compliance.deletion.plans import plan_hash
 from compliance.store.models import AuditEvent, DeletionBatch, DeletionRecord, ErasurePlan
-from tests.conftest import DEMO_POLICY, Deployment, ok
+from tests.conftest import DEMO_POLICY, Deployment, ok, ok_stdout
 from tests.test_accepted_plan import BUCKET, accepted_batch
 
 APP_TABLES = (
@@ -179,7 +179,7 @@ def test_a_plan_accepted_before_links_were_kept_gets_the_links_in_force_at_upgra
         )
         s.commit()
 
-    out = ok(demo.run("--json", "init-db"))  # the upgrade records the links in force
+    out = ok_stdout(demo.run("--json", "init-db"))  # the upgrade records the links in force
 
     assert json.loads(out)["plans_linked"] == 1
     with demo.session() as s:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import MetaData, delete, insert, select
 
 from compliance.store.models import AuditEvent, ComplianceProfile, DeletionRecord
-from tests.conftest import Deployment, ok
+from tests.conftest import Deployment, ok, ok_stdout
 
 BUCKET = "closed_accounts"
 OFFICER = "dpo@example.com"
@@ -41,7 +41,7 @@ def test_replaying_erasures_after_a_restore_erases_them_again(demo: Deployment) 
     saved = backup(demo)
     kept = demo.checksum("invoices", "payments")
     ok(demo.run("create-deletion-records", "--bucket", BUCKET, "--execute"))
-    out = ok(demo.run("--json", "create-deletion-batches", "--bucket", BUCKET, "--execute"))
+    out = ok_stdout(demo.run("--json", "create-deletion-batches", "--bucket", BUCKET, "--execute"))
     for batch_id in json.loads(out)["batch_ids"]:
         ok(demo.run("review-batch", str(batch_id), "--accept", "--reviewer", OFFICER, "--execute"))
     ok(demo.run("apply-deletions", "--execute"))

@@ -19,7 +19,7 @@ from compliance.store.models import DeletionRecord, DeletionTally, ErasureTask, 
 from compliance.store.queries import RECORD_STATE_SQL
 from compliance.store.states import RecordState
 from compliance.store.tallies import compact_tallies, tally_sums
-from tests.conftest import Deployment, ok
+from tests.conftest import Deployment, ok, ok_stdout
 
 BUCKET = "closed_accounts"
 OFFICER = "dpo@example.com"
@@ -67,7 +67,7 @@ def assert_tallies_match(d: Deployment) -> None:
 def test_tallies_equal_counting_the_records_after_every_kind_of_write(demo: Deployment) -> None:
     assert_tallies_match(demo)  # the demo's own records, counted by the migration or triggers
     ok(demo.run("create-deletion-records", "--bucket", BUCKET, "--execute"))
-    out = ok(
+    out = ok_stdout(
         demo.run(
             "--json", "create-deletion-batches", "--bucket", BUCKET, "--max-batch-size", "10",
             "--execute",
