@@ -2,7 +2,9 @@
 
 Read models are cached for a short time (keyed by the database URL, so two deployments
 never share entries) and cleared on every decision, so a page never shows a state the
-person who just decided would not recognise.
+person who just decided would not recognise. The batch, DSAR and backlog reads are also
+keyed by a version the database keeps (``batches_version``, ``requests_version``,
+``tasks_version``), so a write by anyone else, in any process, shows on the next run.
 """
 
 from __future__ import annotations
@@ -211,22 +213,43 @@ def chain_check(url: str) -> ChainCheck:
         return verify_chain(s)
 
 
-@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def requests_version(url: str) -> str:
+    """The database's version of what the DSAR pages show, read on every run (not cached):
+    like ``batches_version``, a write by anyone, in any process, gives new cache keys."""
+    with _with_session(url) as s:
+        return review_queue.requests_version(s)
+
+
 def dsar_overview(url: str) -> dsar_stats.DsarOverview:
+    return _dsar_overview(url, requests_version(url))
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def _dsar_overview(url: str, version: str) -> dsar_stats.DsarOverview:
     with _with_session(url) as s:
         return dsar_stats.dsar_overview(s)
 
 
-@st.cache_data(ttl=READ_TTL, show_spinner=False)
 def dsar_requests(
     url: str, status: str | None, kind: str | None, limit: int, offset: int
+) -> tuple[pd.DataFrame, bool]:
+    return _dsar_requests(url, requests_version(url), status, kind, limit, offset)
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def _dsar_requests(
+    url: str, version: str, status: str | None, kind: str | None, limit: int, offset: int
 ) -> tuple[pd.DataFrame, bool]:
     with _with_session(url) as s:
         return review_queue.dsar_requests(s, status=status, kind=kind, limit=limit, offset=offset)
 
 
-@st.cache_data(ttl=READ_TTL, show_spinner=False)
 def dsar_counters(url: str) -> dsar_stats.DsarCounters:
+    return _dsar_counters(url, requests_version(url))
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def _dsar_counters(url: str, version: str) -> dsar_stats.DsarCounters:
     with _with_session(url) as s:
         return dsar_stats.dsar_counters(s)
 
@@ -305,10 +328,13 @@ def dsar_split(url: str, by: str, months: int) -> pd.DataFrame:
 def system_backlog(current: Policy) -> pd.DataFrame:
     named = {name: system.kind for name, system in current.systems.items()}
     kinds = tuple(sorted((named | {FREE_TEXT: SystemKind.MANUAL}).items()))  # corrections in words
-    return _system_backlog(current.database_url, kinds)
+    url = current.database_url
+    with _with_session(url) as s:
+        version = backlog.tasks_version(s)  # read on every run: a write anywhere shows at once
+    return _system_backlog(url, version, kinds)
 
 
 @st.cache_data(ttl=READ_TTL, show_spinner=False)
-def _system_backlog(url: str, kinds: tuple[tuple[str, str], ...]) -> pd.DataFrame:
+def _system_backlog(url: str, version: str, kinds: tuple[tuple[str, str], ...]) -> pd.DataFrame:
     with _with_session(url) as s:
         return backlog.system_backlog(s, dict(kinds))

@@ -46,6 +46,7 @@ from compliance.store.queries import (
 )
 from compliance.store.sql import count_if
 from compliance.store.states import BatchStatus, DsarKind, RecordState
+from compliance.systems.backlog import tasks_version
 
 BATCH_STATUSES = tuple(s.value for s in BatchStatus)
 MAX_PAGE_SIZE = 500
@@ -112,6 +113,24 @@ def batches_version(session: Session) -> str:
         )
     ).one()
     return ":".join("" if v is None else str(v) for v in row)
+
+
+def requests_version(session: Session) -> str:
+    """Changes whenever anyone, in any process, writes what the DSAR pages show.
+
+    The database numbers every insert and update of a request (``last_change``, migration
+    0019: a job claiming a request, an operator's SQL); a purge changes the count; a task's
+    status change appends a task tally; notes, notices and deliveries are audited. Index
+    lookups only, read on every page run.
+    """
+    row = session.execute(
+        select(
+            select(func.max(DsarRequest.last_change)).scalar_subquery(),
+            select(func.count()).select_from(DsarRequest).scalar_subquery(),
+            select(func.max(AuditEvent.id)).scalar_subquery(),
+        )
+    ).one()
+    return ":".join("" if v is None else str(v) for v in row) + ":" + tasks_version(session)
 
 
 def batch_buckets(session: Session) -> list[str]:

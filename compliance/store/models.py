@@ -12,6 +12,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    FetchedValue,
     ForeignKey,
     Index,
     Integer,
@@ -228,6 +229,11 @@ class DsarRequest(Base):
     extension_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Added by migration 0018: what an objection is to (compliance.dsar.objections.Scope).
     scope: Mapped[str | None] = mapped_column(String(50))
+    # Added by migration 0019: numbered by the database on every insert and update, whoever
+    # writes, so the newest is the requests' version for cached lists (never set it here).
+    last_change: Mapped[int] = mapped_column(
+        BigId, server_default=FetchedValue(), server_onupdate=FetchedValue(), index=True
+    )
 
     __table_args__ = (
         Index("ix_dsar_requests_subject_kind_requested", "subject_id", "kind", "requested_at"),

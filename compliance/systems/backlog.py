@@ -31,6 +31,14 @@ BACKLOG_COLUMNS = [
 ]
 
 
+def tasks_version(session: Session) -> str:
+    """Changes whenever any task is made or changes status, in any process (the triggers
+    append a task tally row): all the backlog reads. The count as well as the newest id,
+    because folding the tallies together (SQLite reuses freed ids) may bring back an id."""
+    newest, rows = session.execute(select(func.max(TaskTally.id), func.count())).one()
+    return f"{newest or 0}:{rows}"
+
+
 def system_backlog(
     session: Session, kinds: Mapping[str, str], *, now: datetime | None = None
 ) -> pd.DataFrame:

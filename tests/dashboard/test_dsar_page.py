@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 
 from compliance.dsar.decisions import review_dsar
 from compliance.dsar.processing import process_dsar_requests
 from compliance.dsar.requests import get_dsar, submit
+from compliance.reports import review_queue
 from compliance.store.models import AuditEvent, DsarRequest
 from tests.conftest import DEMO_POLICY, Deployment, person
 from tests.dashboard.conftest import OFFICER, SUPPORT, OpenApp, button, texts
@@ -254,3 +255,54 @@ def test_a_link_opens_the_request_it_names_even_one_newer_than_the_cached_list(
         if not shown:  # said plainly, and nothing else opened in its place
             assert any(reference in e for e in texts(linked, "error")), texts(linked, "error")
             assert [h.value for h in linked.header] == []
+
+
+def test_a_write_by_another_process_shows_at_once_though_the_list_is_cached(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    """A job claiming a request writes no audit event; the list must not wait out its cache."""
+    reference = _logged(queue)
+    with queue.session() as session:
+        review_dsar(
+            session, reference, "approve", reviewer=person(OFFICER), four_eyes=True, execute=True
+        )
+    at = open_app(OFFICER, "views/dsar.py")
+
+    def status_shown() -> str:
+        return str(at.dataframe[0].value.set_index("reference").loc[reference, "status"])
+
+    assert status_shown() == "approved"
+    with queue.engine.begin() as conn:  # what process-dsar-requests' claim writes, unaudited
+        conn.execute(
+            text("UPDATE dsar_requests SET status = 'processing' WHERE reference = :r"),
+            {"r": reference},
+        )
+    at.run()
+    assert status_shown() == "processing"
+    with queue.session() as s:  # and a request logged elsewhere appears in the same run
+        newer = submit(
+            s, queue.policy(), queue.app_engine, kind="access", subject_id="62",
+            requested_by=person(SUPPORT), execute=True,
+        ).request.reference  # fmt: skip
+    at.run()
+    assert newer in set(at.dataframe[0].value["reference"])
+
+
+def test_the_database_numbers_every_change_of_a_request_whoever_writes_it(
+    queue: Deployment,
+) -> None:
+    reference = _logged(queue)
+    with queue.session() as s:
+        before = review_queue.requests_version(s)
+        first = s.scalar(select(DsarRequest.last_change).where(DsarRequest.reference == reference))
+    with queue.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE dsar_requests SET identity_check = 'x' WHERE reference = :r"),
+            {"r": reference},
+        )
+    with queue.session() as s:
+        after = review_queue.requests_version(s)
+        later = s.scalar(select(DsarRequest.last_change).where(DsarRequest.reference == reference))
+        newest = s.scalar(select(func.max(DsarRequest.last_change)))
+    assert after != before
+    assert later > first and later == newest
