@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pandas as pd
@@ -96,6 +96,13 @@ def status_color(status: str) -> str:
 
 def status_badge(status: str) -> None:
     st.badge(status, color=status_color(status))  # type: ignore[arg-type]
+
+
+def text_width(texts: Iterable[str], *, least: int) -> int:
+    """Pixels a grid column needs for its longest text (the grid's 14 px font averages under
+    7 px a character, plus the cell's padding), and never less than ``least``."""
+    longest = max((len(t) for t in texts), default=0)
+    return max(least, 16 + 7 * longest)
 
 
 def days_text(days_left: float) -> str:

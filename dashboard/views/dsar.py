@@ -221,8 +221,10 @@ st.dataframe(
     widgets.readable(table),
     hide_index=True,
     width="stretch",
-    # "120 day(s) overdue" whole, not clipped.
-    column_config=widgets.labels(table.columns, widths={"days_left": 116}),
+    # "339 day(s) overdue" whole, not clipped: sized to the longest text shown.
+    column_config=widgets.labels(
+        table.columns, widths={"days_left": widgets.text_width(table["days_left"], least=116)}
+    ),
     column_order=[c for c in table.columns if c not in ("requested_by", "reviewed_by")],
     on_select=_open_selected_row,
     selection_mode="single-row",

@@ -233,7 +233,7 @@ def settle(page: Any) -> None:
 
 
 def grids_drawn(page: Any, title: str) -> None:
-    """Wait until the page titled ``title`` has replaced the last one and every table on it
+    """Wait until the page titled ``title`` has replaced the last one and every table in view
     has drawn its grid (each paints lazily; the last page's tables linger until then)."""
     page.wait_for_function(
         """title => [...document.querySelectorAll('h1')].some(h => h.innerText === title)
@@ -241,10 +241,28 @@ def grids_drawn(page: Any, title: str) -> None:
             && !document.querySelector('[data-testid="stStatusWidget"]')
             && !document.querySelector('[data-testid="stSkeleton"]')
             && [...document.querySelectorAll('[data-testid="stDataFrame"]')]
+                .filter(frame => {
+                    const box = frame.getBoundingClientRect();
+                    return box.height > 0 && box.top < window.innerHeight && box.bottom > 0;
+                })
                 .every(frame => frame.querySelector('canvas'))""",
         arg=title,
         timeout=20_000,
     )
+    page.wait_for_timeout(300)
+
+
+def paint_every_grid(page: Any) -> None:
+    """Scroll each table on the page into view until it has drawn (a grid paints only once
+    it is in view), so a table below the fold is measured too; hidden ones (a closed tab)
+    are left alone."""
+    frames = page.get_by_test_id("stDataFrame")
+    for i in range(frames.count()):
+        frame = frames.nth(i)
+        if not frame.is_visible():
+            continue
+        frame.scroll_into_view_if_needed()
+        frame.locator("canvas").first.wait_for(timeout=10_000)
     page.wait_for_timeout(300)
 
 
@@ -460,7 +478,39 @@ def desk_with_loose_ends(d: Deployment) -> int:
         lift_hold(s, plan_lift_hold(s, hold.id, reason="Case settled", by=DPO))
     refused = d.run("review-batch", "999999", "--accept", "--reviewer", OFFICER, "--execute")
     assert refused.exit_code == 2
+    requests_with_wide_cells(d)
     return batch_id
+
+
+def requests_with_wide_cells(d: Deployment) -> None:
+    """An overdue request ("9 day(s) overdue" was clipped), an access export with its
+    system tasks and the mail it sent to the demo's outbox, a pending rectification."""
+    from sqlalchemy import text
+
+    from compliance.dsar.decisions import review_dsar
+    from compliance.dsar.requests import submit
+    from tests.conftest import person
+
+    made = []
+    with d.session() as s:
+        for subject, kind in (("41", "access"), ("43", "erasure"), ("44", "access")):
+            made.append(
+                submit(
+                    s, d.policy(), d.app_engine, kind=kind, subject_id=subject,
+                    requested_by=person(SUPPORT), identity_method="id_document",
+                    identity_check="Called back on the number held for the account",
+                    execute=True,
+                ).request.reference
+            )  # fmt: skip
+        review_dsar(s, made[2], "approve", reviewer=person(OFFICER), four_eyes=True, execute=True)
+    with d.engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE dsar_requests SET due_at = :due, latest_due_at = :due WHERE reference = :r"
+            ),
+            {"due": "2026-01-02 00:00:00", "r": made[0]},
+        )
+    assert d.run("process-dsar-requests", "--execute").exit_code in (0, 1)
 
 
 def test_every_column_shows_its_header_and_widest_cell_at_1400_px(
@@ -471,8 +521,15 @@ def test_every_column_shows_its_header_and_widest_cell_at_1400_px(
 
     batch_id = desk_with_loose_ends(queue)
     links = {
-        OFFICER: [f"deletion_batches?bucket=closed_accounts&batch={batch_id}", "legal_holds"],
+        OFFICER: [
+            f"deletion_batches?bucket=closed_accounts&batch={batch_id}",
+            "legal_holds",
+            "dsar_requests",
+            "system_tasks",
+            "outbox",
+        ],
         MANAGER: ["progress", "audit_log", "jobs", "data_map"],
+        SUPPORT: ["dsar_requests", "outbox"],
     }
     problems: list[str] = []
     with sync_playwright() as p:
@@ -497,6 +554,7 @@ def test_every_column_shows_its_header_and_widest_cell_at_1400_px(
                         settle(page)
                         expect(page.get_by_text("Case settled")).to_be_visible()
                     grids_drawn(page, TITLES[path.split("?")[0]])
+                    paint_every_grid(page)
                     for misfit in column_misfits(page):
                         problems.append(f"{email} {path}: {misfit}")
                 page.context.close()
