@@ -17,7 +17,7 @@ from compliance.store.models import AuditEvent, DsarNote, DsarRequest, utcnow
 from dashboard import export_jobs
 from tests.conftest import DEMO_POLICY, Deployment, person, with_mail_server
 from tests.dashboard.conftest import OFFICER, SUPPORT, OpenApp, button, texts
-from tests.smtp_server import Inbox
+from tests.smtp_server import Inbox, free_port
 from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
 
 
@@ -224,3 +224,21 @@ def test_an_officer_previews_and_sends_the_extension_notice_with_its_reason(
             for e in desk.request_detail(s, queue.policy(), reference, roles={"support"}).timeline
         ]
     assert labels[-2:] == ["Deadline extended", "Notice sent to the subject"]
+
+
+def test_a_notice_that_could_not_be_sent_keeps_the_reason_the_officer_wrote(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    queue.write_policy(with_mail_server(DEMO_POLICY, free_port()))  # nothing listens there
+    reference = log_request(queue, "27")
+    at = open_app(OFFICER, "views/dsar.py")
+    at.selectbox(key="dsar_open").select(reference).run()
+    [reason] = [t for t in at.text_input if t.label == "Why the extension is needed"]
+    reason.input("Records spread over six systems")
+    button(at, "Extend deadline").click().run()
+    key = f"notice_reason_{reference}_extension"
+    at.text_area(key=key).input("Six systems, two of them on paper").run()
+
+    button(at, "Send the extension notice").click().run()
+    assert any("could not be sent" in e for e in texts(at, "error")), texts(at, "error")
+    assert at.text_area(key=key).value == "Six systems, two of them on paper"

@@ -121,6 +121,38 @@ def test_the_backlog_shows_a_task_done_elsewhere_on_the_next_run(
     assert newsletter_waiting() == before - 1
 
 
+def test_a_refused_confirmation_keeps_the_note_typed_for_the_task(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    from compliance.dsar.decisions import review_dsar
+    from compliance.dsar.processing import process_dsar_requests
+    from compliance.dsar.requests import submit
+    from tests.conftest import DPO, SUPPORT_STAFF
+
+    queue.write_policy(DEMO_POLICY.replace("systems = []  ", 'systems = ["newsletter"]  ', 1))
+    with queue.session() as s:
+        reference = submit(
+            s, queue.policy(), queue.app_engine, kind="access", subject_id="43",
+            requested_by=SUPPORT_STAFF, execute=True,
+        ).request.reference  # fmt: skip
+        review_dsar(s, reference, "approve", reviewer=DPO, four_eyes=False, execute=True)
+        process_dsar_requests(s, queue.datamap(), actor="worker", execute=True)
+        task_id = s.scalars(
+            select(ErasureTask.id).where(
+                ErasureTask.system == "newsletter", ErasureTask.action == "access"
+            )
+        ).one()
+    at = open_app(OFFICER, "views/tasks.py")
+    at.text_input(key=f"task_note_{task_id}").input("Exported from the newsletter tool").run()
+    at.button(key=f"task_confirm_{task_id}").click().run()  # no file attached: refused
+
+    assert any("needs the file" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.text_input(key=f"task_note_{task_id}").value == "Exported from the newsletter tool"
+    with queue.session() as s:
+        task = s.get(ErasureTask, task_id)
+        assert task is not None and task.status == "pending"
+
+
 def test_a_request_shows_where_each_system_stands(queue: Deployment, open_app: OpenApp) -> None:
     from datetime import timedelta
 
