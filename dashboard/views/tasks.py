@@ -20,6 +20,7 @@ from compliance.systems.payloads import RESTRICTION_END, task_instructions
 from dashboard import context, widgets
 
 PAGE_SIZE = 25
+SHOWN_KEY = "task_all_shown"  # the ids "All N" stood for when the officer last saw it
 #: What a manual task asks of the person, by the kind of request it serves.
 DOING: dict[str, str] = {
     DsarKind.ERASURE: "Erase",
@@ -73,6 +74,13 @@ else:
         st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1, key="task_page")
     with st.expander("Confirm several at once"):
         every = st.checkbox(f"All {total} task(s) matching the filter", key="task_all")
+        # "All N" means the N the officer saw: the ids are kept from the run that drew the
+        # button, so a task arriving before the click (a retry, a new request) waits for a
+        # look of its own instead of being confirmed unseen.
+        shown: list[int] | None = st.session_state.pop(SHOWN_KEY, None)
+        if every:
+            with context.session(current) as s:
+                st.session_state[SHOWN_KEY] = tasks.manual_task_ids(s, filters)
         several: list[int] = (
             []
             if every
@@ -87,13 +95,16 @@ else:
         if st.button(f"Confirm {count} task(s) done", key="task_bulk_confirm", disabled=not count):
 
             def confirm_several() -> str:
+                ids = (shown if shown is not None else []) if every else several
                 with context.session(current) as s:
-                    ids = tasks.manual_task_ids(s, filters) if every else several
                     results = tasks.confirm_tasks(
                         s, ids, actor=context.identity(), note=bulk_note, execute=True
                     )
                 confirmed = [r for r in results if r.confirmed]
                 message = f"{len(confirmed)} task(s) confirmed, each audited on its own."
+                arrived = len(set(st.session_state.get(SHOWN_KEY, [])) - set(ids)) if every else 0
+                if arrived:
+                    message += f" {arrived} task(s) that arrived since you looked still wait."
                 for skipped in [r for r in results if not r.confirmed][:10]:
                     message += f" Skipped: {skipped.why_not}."
                 st.session_state.pop("task_bulk_note", None)
