@@ -249,13 +249,16 @@ def available_actions(
 @dataclass(frozen=True)
 class ReviewCandidate:
     """A pending request in a bulk decision: the identity evidence the approver relies on,
-    and whether this viewer may approve it (four eyes, ``approval_refusal``)."""
+    whether this viewer may approve it (four eyes, ``approval_refusal``) and whether anyone
+    may reject it (not an objection to direct marketing: ``objections.never_refused``), by
+    the rules the review itself refuses by."""
 
     reference: str
     kind: str
     identity_method: str | None
     identity_note: str | None
     may_approve: bool
+    may_reject: bool = True
 
 
 def review_candidates(
@@ -273,6 +276,7 @@ def review_candidates(
             r.identity_method,
             r.identity_check,
             approval_refusal(r, viewer, four_eyes=four_eyes) is None,
+            not never_refused(r),
         )
         for r in (found[ref] for ref in wanted if ref in found)
     ]

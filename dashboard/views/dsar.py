@@ -238,6 +238,7 @@ if person.has(COMPLIANCE_OFFICER) and pending:
             candidates = desk.review_candidates(s, policy, pending, viewer=person.email)
         # Four eyes: the viewer's own requests are shown, greyed out of approval.
         approvable = [c.reference for c in candidates if c.may_approve]
+        rejectable = [c.reference for c in candidates if c.may_reject]
         widgets.table(
             pd.DataFrame(
                 [
@@ -247,12 +248,20 @@ if person.has(COMPLIANCE_OFFICER) and pending:
                         "identity_method": (c.identity_method or "not recorded").replace("_", " "),
                         "identity_note": c.identity_note or "",
                         "approval": "" if c.may_approve else "you logged it: another officer",
+                        "rejection": "" if c.may_reject else "never refused (Art. 21(3))",
                     }
                     for c in candidates
                 ],
-                columns=["reference", "kind", "identity_method", "identity_note", "approval"],
+                columns=[
+                    "reference",
+                    "kind",
+                    "identity_method",
+                    "identity_note",
+                    "approval",
+                    "rejection",
+                ],
             ),
-            widths={"identity_note": "large", "approval": "medium"},
+            widths={"identity_note": "large", "approval": "medium", "rejection": "medium"},
         )
         every = st.checkbox(f"All {len(pending)} pending request(s) on this page", key="dsar_all")
         several = pending if every else st.multiselect("Pending requests", pending, key="dsar_bulk")
@@ -262,14 +271,21 @@ if person.has(COMPLIANCE_OFFICER) and pending:
                 f"You logged {len(yours)} of these; approving skips them (four eyes), "
                 "rejecting includes them."
             )
+        absolute = [r for r in several if r not in rejectable]
+        if absolute:
+            st.caption(
+                f"{len(absolute)} of these object to direct marketing, which is never refused "
+                "(Art. 21(3)): rejecting skips them."
+            )
         many_approve, many_reject = st.columns(2)
         to_approve = [r for r in several if r in approvable]
+        to_reject = [r for r in several if r in rejectable]
         if many_approve.button("Approve these…", key="dsar_bulk_approve", disabled=not to_approve):
             widgets.ask_confirmation(
                 "dsar_bulk_approve", references=to_approve, versions=erasure_versions(to_approve)
             )
-        if many_reject.button("Reject these…", key="dsar_bulk_reject", disabled=not several):
-            widgets.ask_confirmation("dsar_bulk_reject", references=several)
+        if many_reject.button("Reject these…", key="dsar_bulk_reject", disabled=not to_reject):
+            widgets.ask_confirmation("dsar_bulk_reject", references=to_reject)
 
 several_asked = widgets.pending_confirmation("dsar_bulk_approve") or widgets.pending_confirmation(
     "dsar_bulk_reject"

@@ -117,3 +117,24 @@ def test_an_officer_lifts_a_restriction_after_the_subject_was_told(
     with queue.session() as s:
         hold = s.scalars(select(LegalHold).where(LegalHold.kind == "restriction")).one()
     assert hold.lifted_by == OFFICER
+
+
+def test_bulk_reject_never_offers_an_objection_to_direct_marketing(
+    queue: Deployment, open_app: OpenApp
+) -> None:
+    with queue.session() as s:  # logged without an identity check: it waits for an officer
+        objection = submit(
+            s, queue.policy(), queue.app_engine, kind="objection", scope="direct_marketing",
+            subject_id="34", requested_by=person(SUPPORT), execute=True,
+        ).request.reference  # fmt: skip
+    at = open_app(OFFICER, "views/dsar.py")
+    at.checkbox(key="dsar_all").check().run()
+    (candidates,) = [d.value for d in at.dataframe if "rejection" in d.value.columns]
+    rows = candidates.set_index("reference")
+    assert rows.loc[objection, "rejection"] == "never refused (Art. 21(3))"
+    assert any("never refused" in c for c in texts(at, "caption")), texts(at, "caption")
+    button(at, "Reject these…").click().run()
+
+    dialog = " ".join(m.value for m in at.markdown)
+    assert objection not in dialog, "the dialog names only what it will reject"
+    assert request_of(queue, "34").status == "pending"
