@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from compliance.deletion.apply import apply_deletions
 from compliance.store.models import AuditEvent, DeletionRecord, ErasureTask
+from dashboard import widgets
 from tests.conftest import DEMO_POLICY, Deployment, person
-from tests.dashboard.conftest import MANAGER, OFFICER, SUPPORT, OpenApp
+from tests.dashboard.conftest import MANAGER, OFFICER, SUPPORT, OpenApp, button, texts
 from tests.test_systems import accept_everything
 
 
@@ -151,6 +154,72 @@ def test_a_refused_confirmation_keeps_the_note_typed_for_the_task(
     with queue.session() as s:
         task = s.get(ErasureTask, task_id)
         assert task is not None and task.status == "pending"
+
+
+def test_the_filters_narrow_the_list_its_count_and_what_all_n_confirms(
+    waiting: Deployment, open_app: OpenApp
+) -> None:
+    from compliance.dsar.decisions import review_dsar
+    from compliance.dsar.processing import process_dsar_requests
+    from compliance.dsar.requests import submit
+    from tests.conftest import DPO, SUPPORT_STAFF
+
+    policy = waiting.policy_path.read_text()
+    waiting.write_policy(policy.replace("systems = []  ", 'systems = ["newsletter"]  ', 1))
+    with waiting.session() as s:
+        reference = submit(
+            s, waiting.policy(), waiting.app_engine, kind="access", subject_id="45",
+            requested_by=SUPPORT_STAFF, execute=True,
+        ).request.reference  # fmt: skip
+        review_dsar(s, reference, "approve", reviewer=DPO, four_eyes=False, execute=True)
+        process_dsar_requests(s, waiting.datamap(), actor="worker", execute=True)
+        erasures = list(
+            s.scalars(
+                select(ErasureTask.id)
+                .where(ErasureTask.system == "newsletter", ErasureTask.action == "erasure")
+                .order_by(ErasureTask.id)
+            )
+        )
+        (access,) = s.scalars(
+            select(ErasureTask.id).where(
+                ErasureTask.system == "newsletter", ErasureTask.action == "access"
+            )
+        )
+    aged = erasures[:3]  # waiting for a week
+    with waiting.engine.begin() as conn:
+        conn.execute(
+            update(ErasureTask)
+            .where(ErasureTask.id.in_(aged))
+            .values(created_at=datetime.now(UTC) - timedelta(days=7))
+        )
+    at = open_app(OFFICER, "views/tasks.py")
+    everything = len(erasures) + 1
+    assert f"Manual tasks waiting ({everything})" in [h.value for h in at.subheader]
+
+    def shown_ids() -> set[int]:
+        return {int(b.key.rsplit("_", 1)[1]) for b in at.button if b.label == "Confirm done"}
+
+    at.selectbox(key="task_kind").select("access").run()
+    assert "Manual tasks waiting (1)" in [h.value for h in at.subheader]
+    assert shown_ids() == {access}
+    at.selectbox(key="task_kind").select(widgets.ALL).run()
+    at.number_input(key="task_age").set_value(5).run()
+    assert "Manual tasks waiting (3)" in [h.value for h in at.subheader]
+    assert shown_ids() == set(aged)
+
+    at.checkbox(key="task_all").check().run()
+    at.text_input(key="task_bulk_note").input("Deleted in the newsletter tool").run()
+    button(at, "Confirm 3 task(s) done").click().run()
+    assert "3 task(s) confirmed, each audited on its own." in texts(at, "success")
+    with waiting.session() as s:
+        done = set(
+            s.scalars(
+                select(ErasureTask.id).where(
+                    ErasureTask.status == "done", ErasureTask.system == "newsletter"
+                )
+            )
+        )
+    assert done == set(aged)
 
 
 def test_a_request_shows_where_each_system_stands(queue: Deployment, open_app: OpenApp) -> None:
