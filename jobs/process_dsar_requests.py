@@ -94,10 +94,10 @@ def _planned(result: ProcessResult) -> list[str]:
             + ", ".join(plan.complete_erasures)
         )
     lines += [f"  {ref} would fail: {error}" for ref, error in plan.fail_erasures]
-    whose = [f"{plan.hash_keys} erased subjects"] if plan.hash_keys else []
-    whose += ["the subjects whose erasure completes now"] if plan.complete_erasures else []
-    if whose:
-        lines.append(f"Would keep the keys of {' and of '.join(whose)} only as a keyed hash")
+    if plan.hash_keys:  # those whose erasure this run completes included, as the run counts
+        lines.append(
+            f"Would keep the keys of {plan.hash_keys} erased subjects only as a keyed hash"
+        )
     if plan.hash_keys_waiting:
         lines.append(_keys_waiting(plan.hash_keys_waiting))
     if plan.delivery_off is None:

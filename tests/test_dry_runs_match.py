@@ -202,3 +202,47 @@ def test_records_opened_in_the_database_are_counted_alike_by_the_dry_run(
     created = same_counts(d, "create-deletion-records", "--bucket", BUCKET)
     assert created["created"] > 20
     d.dispose()
+
+
+def test_dsar_processing_does_what_its_dry_run_listed(demo: Deployment) -> None:
+    """The claims, the erasures it completes and the keys it hashes: listed, then done."""
+    from compliance.dsar.decisions import review_dsar
+    from compliance.dsar.requests import submit
+    from tests.conftest import DPO, SUPPORT_STAFF
+
+    demo.write_policy(POLICY)
+    references = {}
+    with demo.session() as s:
+        for subject, kind in (("6", "erasure"), ("5", "access"), ("8", "objection")):
+            references[kind] = submit(
+                s, demo.policy(), demo.app_engine, kind=kind, subject_id=subject,
+                requested_by=SUPPORT_STAFF, execute=True,
+                **({"scope": "profiling"} if kind == "objection" else {}),
+            ).request.reference  # fmt: skip
+        review_dsar(
+            s, references["erasure"], "approve", reviewer=DPO, four_eyes=False,
+            policy=demo.policy(), execute=True,
+        )  # fmt: skip
+    # The erasure is scheduled, batched, accepted and applied: the next run completes it.
+    ok(demo.run("process-dsar-requests", "--execute"))
+    ok(demo.run("create-deletion-batches", "--bucket", "dsar_erasure", "--execute"))
+    ok(
+        demo.run(
+            "review-batch", "--all-pending", "--bucket", "dsar_erasure", "--accept",
+            "--reviewer", OFFICER, "--execute",
+        )
+    )  # fmt: skip
+    ok(demo.run("apply-deletions", "--execute"))
+    with demo.session() as s:
+        for kind in ("access", "objection"):
+            review_dsar(s, references[kind], "approve", reviewer=DPO, four_eyes=False, execute=True)
+
+    dry, done = dry_then_execute(demo, "process-dsar-requests")
+    plan = dry["plan"]
+    assert set(plan["claim"]) == {references["access"], references["objection"]}, plan
+    assert plan["complete_erasures"] == [references["erasure"]], plan
+    assert done["claimed"] == len(plan["claim"])
+    assert set(plan["complete_erasures"]) <= set(done["completed"])
+    assert done["ready"] == plan["claim_access"] == [references["access"]]  # auto_deliver off
+    assert done["keys_hashed"] == plan["hash_keys"]
+    assert not done["failed"] and not plan["fail_erasures"]

@@ -15,6 +15,7 @@ notices' kinds and dates, decision-ledger rows.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -219,14 +220,18 @@ class KeysHashed:
     refused: str | None = None
 
 
-def plan_key_hashing(session: Session, *, now: datetime) -> KeyHashingPlan:
+def plan_key_hashing(
+    session: Session, *, now: datetime, completing: Sequence[tuple[str, str]] = ()
+) -> KeyHashingPlan:
     """Subjects whose erasure request completed and whose key is still kept as typed.
 
     One waits while anything of theirs is open (a request, or a deletion record not applied:
     an excluded or rejected one keeps them out of its bucket until purge) or a hold is in
     force: those still need the key as typed. A key that already reads like a hashed one
-    (``anon-…``) is left as it is.
+    (``anon-…``) is left as it is. ``completing`` names (reference, subject id) of erasure
+    requests a run completes before it hashes: the dry run counts them as the run will.
     """
+    finishing = [reference for reference, _ in completing]
     erased = sorted(
         set(
             session.scalars(
@@ -237,13 +242,18 @@ def plan_key_hashing(session: Session, *, now: datetime) -> KeyHashingPlan:
                 )
             )
         )
+        | {subject for _, subject in completing if not subject.startswith(HASHED_PREFIX)}
     )
     busy: set[str] = set()
     for i in range(0, len(erased), HASH_CHUNK):
         chunk = erased[i : i + HASH_CHUNK]
         busy.update(
             session.scalars(
-                select(DsarRequest.subject_id).where(DsarRequest.subject_id.in_(chunk), dsar_open)
+                select(DsarRequest.subject_id).where(
+                    DsarRequest.subject_id.in_(chunk),
+                    dsar_open,
+                    DsarRequest.reference.not_in(finishing),
+                )
             )
         )
         busy.update(

@@ -674,11 +674,13 @@ def plan_dsar_processing(
         .order_by(DsarRequest.id)
     ).all()
     complete: list[str] = []
+    completing: list[tuple[str, str]] = []  # their keys are hashed in the same run
     fail: list[tuple[str, str]] = []
     for request, record in _scheduled_erasures(session):
         outcome = _erasure_outcome(record)
         if outcome.status == DsarStatus.COMPLETED:
             complete.append(request.reference)
+            completing.append((request.reference, request.subject_id))
         elif outcome.status == DsarStatus.FAILED:
             fail.append((request.reference, outcome.note or ""))
     off = delivery_off(policy)
@@ -691,7 +693,7 @@ def plan_dsar_processing(
             .order_by(DsarRequest.id)
         ).all()
     )
-    keys = plan_key_hashing(session, now=now)
+    keys = plan_key_hashing(session, now=now, completing=completing)
     return ProcessingPlan(
         claim=tuple(r.reference for r in claimable),
         claim_access=tuple(r.reference for r in claimable if r.kind in EXPORT_KINDS),
