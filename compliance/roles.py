@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sqlalchemy.engine import make_url
+
 from compliance.emails import EMAIL, check_email
 from compliance.errors import ConfigError, PermissionDenied
 from compliance.logs import log_event
@@ -181,6 +183,26 @@ def header_email(policy: Policy, headers: HeaderValues, secret: str | None) -> s
     return None
 
 
+def demo_refusal(policy: Policy) -> str | None:
+    """Why this desk may not offer the demo's user picker, or None when it may.
+
+    Demo mode lets anyone pick who they are, so it runs only where the desk is a laptop
+    demo: its compliance database a SQLite file on that machine. A desk on a database
+    server is shared by definition, and there ``?as=dpo@…`` would be officer access for
+    anyone who can reach the port; the picker is refused instead, whatever the policy says.
+    """
+    if not policy.dashboard.demo_mode:
+        return None
+    backend = make_url(policy.database_url).get_backend_name()
+    if backend == "sqlite":
+        return None
+    return (
+        "[dashboard] demo_mode = true is refused: demo mode (a user picker, no sign-in) runs "
+        f"only on the demo's own SQLite database, and this desk's database is {backend}. "
+        "Set demo_mode = false and sign in through OIDC or the authenticating proxy"
+    )
+
+
 def _no_headers(name: str) -> Sequence[str]:
     return ()
 
@@ -194,7 +216,8 @@ def resolve_identity(
     secret: str | None = None,
     picked_email: str | None = None,
 ) -> Identity | None:
-    """Who is signed in, trusting OIDC, then the proxy's header, then (demo only) the picker.
+    """Who is signed in, trusting OIDC, then the proxy's header, then (demo only, on SQLite:
+    ``demo_refusal``) the picker.
 
     With OIDC configured nothing else is trusted: a forged header must not bypass the login.
     The header counts only with the proxy's ``secret`` (see ``header_email``). Returns None
@@ -205,7 +228,7 @@ def resolve_identity(
         email, source = normalise_email(oidc_email), "oidc"
     elif proxied:
         email, source = proxied, "header"
-    elif policy.dashboard.demo_mode:
+    elif demo_refusal(policy) is None and policy.dashboard.demo_mode:
         email, source = normalise_email(picked_email), "demo"
     else:
         email, source = None, ""

@@ -17,6 +17,7 @@ from compliance.policy.model import Policy
 from compliance.roles import (
     ROLE_TITLES,
     Identity,
+    demo_refusal,
     demo_users,
     proxy_secret,
     resolve_identity,
@@ -33,6 +34,11 @@ DEMO_QUERY = "as"
 
 
 DEMO_SWITCHED_KEY = "demo_user_switched"
+
+
+def demo_allowed(policy: Policy) -> bool:
+    """Demo mode on, and on a desk it may run on (``compliance.roles.demo_refusal``)."""
+    return policy.dashboard.demo_mode and demo_refusal(policy) is None
 
 
 def _remember_demo_user() -> None:
@@ -55,7 +61,7 @@ def sign_in(policy: Policy) -> Identity | None:
         headers=st.context.headers.get_all,
         secret=proxy_secret(policy),
     )
-    if person is None and not configured and policy.dashboard.demo_mode:
+    if person is None and not configured and demo_allowed(policy):
         # Kept outside the widget by its callback: Streamlit may drop widget values when
         # the first sign-in changes the page list.
         users = demo_users(policy)
@@ -90,9 +96,11 @@ def signed_out_page() -> None:
     if context.auth_configured():
         st.write("Sign in with your company account to review deletions and requests.")
         st.button("Sign in", type="primary", on_click=st.login)
-    elif policy.dashboard.demo_mode:
+    elif demo_allowed(policy):
         st.info("Demo mode: choose who you are in the sidebar.")
     else:
+        if refused := demo_refusal(policy):
+            st.error(refused + ".")
         settings = policy.dashboard
         st.error(
             "Nobody is signed in. Configure OIDC ([auth] in .streamlit/secrets.toml) or put the "

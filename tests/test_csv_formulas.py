@@ -131,14 +131,12 @@ def test_the_audit_page_download_is_neutralised(
     demo: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What the officer's browser receives from "Filtered log as CSV" on the Audit log page."""
-    from streamlit.testing.v1 import AppTest
 
-    from tests.dashboard.conftest import APP, OFFICER
+    from tests.dashboard.conftest import OFFICER, open_signed_in
 
     with demo.session() as s:
         record_event(s, actor=HYPERLINK, action="note.added", target_type="note")
         s.commit()
-    demo.use_env(monkeypatch)
     downloads: dict[str, Any] = {}
     real = st.download_button
 
@@ -148,8 +146,7 @@ def test_the_audit_page_download_is_neutralised(
 
     monkeypatch.setattr(st, "download_button", capture)
     try:
-        at = AppTest.from_file(str(APP), default_timeout=60).run()
-        at.selectbox(key="demo_user").select(OFFICER).run()
+        at = open_signed_in(demo, monkeypatch, OFFICER)
         at.switch_page("views/audit.py").run()
         assert not at.exception, at.exception
     finally:

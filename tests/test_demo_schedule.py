@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import streamlit as st
 from sqlalchemy import select
-from streamlit.testing.v1 import AppTest
 
 from compliance.dsar.desk import timeline
 from compliance.ops.jobruns import job_health
 from compliance.ops.schedule import SCHEDULE_FILE, parse_crontab, shipped_intervals
 from compliance.store.models import DsarRequest
-from tests.conftest import ROOT, Deployment, ok
+from tests.conftest import Deployment, ok
+from tests.dashboard.conftest import open_signed_in
 
 #: The demo as a newcomer has it: no Slack token, no SMTP password.
 NO_SECRETS: dict[str, str | None] = {"SLACK_BOT_TOKEN": None, "SMTP_PASSWORD": None}
@@ -43,11 +43,9 @@ def test_every_line_of_the_shipped_crontab_runs_green_on_the_demo(
     anchor_file = deployment.policy().audit.anchor_file
     assert anchor_file is not None and anchor_file.is_file()
 
-    deployment.use_env(monkeypatch)
     monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
-    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=60).run()
+    at = open_signed_in(deployment, monkeypatch, "ceo@example.com")
     try:
-        at.selectbox(key="demo_user").select("ceo@example.com").run()
         at.switch_page("views/job_runs.py").run()
         assert not at.exception, at.exception
         assert not at.error, [e.value for e in at.error]

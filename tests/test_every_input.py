@@ -356,15 +356,12 @@ def test_plain_postgres_urls_work_with_the_installed_driver(
 def test_the_dashboard_refuses_a_huge_subject_id_with_a_message(
     queue: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from streamlit.testing.v1 import AppTest
 
-    from tests.dashboard.conftest import APP, SUPPORT, button, texts
+    from tests.dashboard.conftest import SUPPORT, button, open_signed_in, texts
 
-    queue.use_env(monkeypatch)
     before = snapshot(queue)
     try:
-        at = AppTest.from_file(str(APP), default_timeout=60).run()
-        at.selectbox(key="demo_user").select(SUPPORT).run()
+        at = open_signed_in(queue, monkeypatch, SUPPORT)
         at.text_input[0].input(HUGE)
         [method] = [b for b in at.selectbox if b.label.startswith("How the requester")]
         method.select("id_document")

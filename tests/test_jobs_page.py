@@ -13,7 +13,8 @@ from streamlit.testing.v1 import AppTest
 from compliance.ops.jobruns import job_health, job_history
 from compliance.ops.schedule import shipped_intervals
 from compliance.store.models import JobRun, utcnow
-from tests.conftest import ROOT, Deployment
+from tests.conftest import Deployment
+from tests.dashboard.conftest import open_signed_in
 
 NOW = utcnow()
 
@@ -136,9 +137,7 @@ def test_every_cli_run_is_recorded_with_its_arguments_and_summary(demo: Deployme
 @pytest.fixture
 def page(history: Deployment, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTest]:
     """The dashboard opened as the demo compliance officer, on the Jobs page."""
-    history.use_env(monkeypatch)
-    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=60).run()
-    at.selectbox(key="demo_user").select("dpo@example.com").run()  # the demo sign-in picker
+    at = open_signed_in(history, monkeypatch, "dpo@example.com")
     at.switch_page("views/job_runs.py").run()
     yield at
     st.cache_data.clear()
@@ -166,9 +165,7 @@ def test_the_jobs_page_flags_overdue_jobs_and_shows_the_history(page: AppTest) -
 def test_a_fresh_install_is_told_to_schedule_its_jobs_without_alarm(
     deployment: Deployment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    deployment.use_env(monkeypatch)
-    at = AppTest.from_file(str(ROOT / "dashboard" / "app.py"), default_timeout=60).run()
-    at.selectbox(key="demo_user").select("ceo@example.com").run()
+    at = open_signed_in(deployment, monkeypatch, "ceo@example.com")
     at.switch_page("views/job_runs.py").run()
     try:
         assert not at.exception, at.exception

@@ -531,7 +531,13 @@ def real_day(company: Company, lines: list[CronLine], home: Path, download_url: 
     today = datetime.now(UTC).date()
     for line in lines:
         if line.times(today):
-            subprocess.run(["sh", "-c", line.source], env=environment, check=False, timeout=300)
+            # cron ignores an exit code, so a job that refused or failed must not hide in it:
+            # every line of a healthy day exits 0 (a job run recorded as failed is checked
+            # below as well, for what runs without a job run: run-job.sh's own refusals).
+            done = subprocess.run(["sh", "-c", line.source], env=environment, timeout=300)
+            assert done.returncode == 0, (
+                f"{line.source!r} exited {done.returncode}\n{log.read_text()}"
+            )
             for command in line.commands:
                 company.ledger.ran.append(command)
     company.watch()

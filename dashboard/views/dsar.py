@@ -225,7 +225,8 @@ st.dataframe(
     column_config=widgets.labels(
         table.columns, widths={"days_left": widgets.text_width(table["days_left"], least=116)}
     ),
-    column_order=[c for c in table.columns if c not in ("requested_by", "reviewed_by")],
+    # Days left already says "N day(s) overdue": no column repeats it.
+    column_order=[c for c in table.columns if c not in ("requested_by", "reviewed_by", "overdue")],
     on_select=_open_selected_row,
     selection_mode="single-row",
     key="dsar_table",

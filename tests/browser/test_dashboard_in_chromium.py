@@ -23,7 +23,16 @@ import pytest
 
 from dashboard.navigation import pages_for, url_path
 from tests.conftest import ROOT, Deployment
-from tests.dashboard.conftest import MANAGER, OFFICER, SUPPORT, pending_batch, queue  # noqa: F401
+from tests.dashboard.conftest import (  # noqa: F401
+    MANAGER,
+    OFFICER,
+    PROXY_SECRET,
+    SUPPORT,
+    demo_picker_offered,
+    pending_batch,
+    proxy_headers,
+    queue,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -158,6 +167,9 @@ def running_dashboard(
         )
     port = port or free_port()
     env = server_env(deployment, env)
+    if deployment.policy().dashboard.demo_mode and not demo_picker_offered(deployment):
+        # A demo desk on PostgreSQL offers no picker: the tests' proxy signs people in.
+        env.setdefault("COMPLIANCE_PROXY_SECRET", PROXY_SECRET)
     server = subprocess.Popen(
         [
             sys.executable,
@@ -217,6 +229,31 @@ PAINTED = """() => [...document.querySelectorAll('[data-testid="stDataFrame"]')]
         return box.height > 0 && box.top < window.innerHeight && box.bottom > 0;
     })
     .every(frame => frame.querySelector('canvas'))"""
+
+
+def tab(browser: Any, d: Deployment, email: str, viewport: Mapping[str, int] = VIEWPORT) -> Any:
+    """A new tab for ``email``. Where the demo picker is not offered (PostgreSQL) the tab
+    comes through the authenticating proxy, its headers sent with every request; on the
+    demo's SQLite the ``?as=`` of the links it opens signs the person in (and is ignored
+    where demo sign-in is refused)."""
+    headers = {} if demo_picker_offered(d) else proxy_headers(email)
+    page = browser.new_context(viewport=dict(viewport), extra_http_headers=headers).new_page()
+    page.set_default_timeout(20_000)
+    return page
+
+
+def sign_in_as(page: Any, d: Deployment, email: str) -> None:
+    """Become ``email``: through the demo picker on the demo's SQLite; behind the proxy (on
+    PostgreSQL) the proxy vouches for ``email`` from now on and the desk is loaded afresh,
+    as a person signing in at the proxy would see it."""
+    if demo_picker_offered(d):
+        page.get_by_role("combobox", name="Signed in as (demo mode)").click()
+        page.get_by_role("option", name=email, exact=True).click()
+        return
+    page.context.set_extra_http_headers(proxy_headers(email))
+    origin = re.match(r"https?://[^/]+", page.url)
+    assert origin is not None, page.url
+    page.goto(origin.group(0))
 
 
 def settle(page: Any) -> None:
@@ -305,14 +342,11 @@ def test_an_officer_accepts_a_batch_in_the_browser(
     with sync_playwright() as p:
         browser = launch(p)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(20_000)
+            page = tab(browser, queue, OFFICER, {"width": 1400, "height": 1000})
             page.goto(dashboard_url)
-            # Sign in through the demo picker.
-            expect(page.get_by_text("Demo mode: choose who you are")).to_be_visible()
-            picker = page.get_by_role("combobox", name="Signed in as (demo mode)")
-            picker.click()
-            page.get_by_role("option", name=OFFICER).click()
+            if demo_picker_offered(queue):  # sign in through the demo picker
+                expect(page.get_by_text("Demo mode: choose who you are")).to_be_visible()
+                sign_in_as(page, queue, OFFICER)
             expect(page.get_by_role("heading", name="Deletion batches")).to_be_visible()
             expect(page.get_by_text(f"Batch {batch_id} · inactive_accounts")).to_be_visible()
             expect(page.get_by_text("Impact preview")).to_be_visible()
@@ -363,8 +397,7 @@ def test_every_role_sees_every_page_unclipped_and_survives_reloads_and_deep_link
         browser = launch(p)
         try:
             for email, paths in ROLE_PAGES.items():
-                page = browser.new_context(viewport=VIEWPORT).new_page()
-                page.set_default_timeout(20_000)
+                page = tab(browser, queue, email)
                 for path in paths:
                     # A deep link carrying the demo user, as a reload or a shared link has it.
                     page.goto(f"{dashboard_url}/{path}?as={email}")
@@ -396,15 +429,15 @@ def test_every_role_sees_every_page_unclipped_and_survives_reloads_and_deep_link
                     problems.append(f"{email}: sidebar lists {shown}")
                 page.context.close()
 
-            # The link a Slack alert sends, opened by someone not signed in yet.
-            page = browser.new_context(viewport=VIEWPORT).new_page()
-            page.set_default_timeout(20_000)
+            # The link a Slack alert sends, opened by someone not signed in yet (on the
+            # demo's SQLite; behind the proxy the person arrives signed in).
+            page = tab(browser, queue, OFFICER)
             page.goto(f"{dashboard_url}/deletion_batches?bucket=closed_accounts")
             settle(page)
-            expect(page.get_by_text("Demo mode: choose who you are")).to_be_visible()
-            expect(page.get_by_text("Page not found")).to_have_count(0)
-            page.get_by_role("combobox", name="Signed in as (demo mode)").click()
-            page.get_by_role("option", name=OFFICER).click()
+            if demo_picker_offered(queue):
+                expect(page.get_by_text("Demo mode: choose who you are")).to_be_visible()
+                expect(page.get_by_text("Page not found")).to_have_count(0)
+                sign_in_as(page, queue, OFFICER)
             expect(page.get_by_role("heading", name="Deletion batches")).to_be_visible()
             expect(page.get_by_role("combobox", name="Bucket")).to_have_value("closed_accounts")
             page.reload()
@@ -412,6 +445,8 @@ def test_every_role_sees_every_page_unclipped_and_survives_reloads_and_deep_link
             expect(page.get_by_text("Page not found")).to_have_count(0)
 
             # A page one's role does not include says so, rather than "Page not found".
+            page.context.close()
+            page = tab(browser, queue, SUPPORT)
             page.goto(f"{dashboard_url}/deletion_batches?as={SUPPORT}")
             expect(page.get_by_role("heading", name="No access")).to_be_visible()
             expect(page.get_by_text("Page not found")).to_have_count(0)
@@ -429,8 +464,7 @@ def test_an_officer_selects_two_batches_and_accepts_both_in_one_confirmation(
     with sync_playwright() as p:
         browser = launch(p)
         try:
-            page = browser.new_context(viewport=VIEWPORT).new_page()
-            page.set_default_timeout(20_000)
+            page = tab(browser, queue, OFFICER)
             page.goto(f"{dashboard_url}/deletion_batches?bucket=closed_accounts&as={OFFICER}")
             expect(page.get_by_role("heading", name="Deletion batches")).to_be_visible()
             settle(page)
@@ -536,8 +570,7 @@ def test_every_column_shows_its_header_and_widest_cell_at_1400_px(
         browser = launch(p)
         try:
             for email, paths in links.items():
-                page = browser.new_context(viewport=VIEWPORT).new_page()
-                page.set_default_timeout(20_000)
+                page = tab(browser, queue, email)
                 for path in paths:
                     joiner = "&" if "?" in path else "?"
                     page.goto(f"{dashboard_url}/{path}{joiner}as={email}")
@@ -579,8 +612,7 @@ def test_a_link_to_a_new_batch_shows_it_and_a_stale_preview_decides_nothing(
     with sync_playwright() as p:
         browser = launch(p)
         try:
-            page = browser.new_context(viewport=VIEWPORT).new_page()
-            page.set_default_timeout(20_000)
+            page = tab(browser, queue, OFFICER)
             # The page reads (and caches) its lists before the erasure bucket has a batch.
             page.goto(f"{dashboard_url}/deletion_batches?as={OFFICER}")
             expect(page.get_by_role("heading", name="Deletion batches")).to_be_visible()
@@ -626,8 +658,7 @@ def test_excluding_every_record_asks_first(
     with sync_playwright() as p:
         browser = launch(p)
         try:
-            page = browser.new_context(viewport=VIEWPORT).new_page()
-            page.set_default_timeout(20_000)
+            page = tab(browser, queue, OFFICER)
             page.goto(
                 f"{dashboard_url}/deletion_batches?bucket=closed_accounts&batch={batch_id}"
                 f"&as={OFFICER}"

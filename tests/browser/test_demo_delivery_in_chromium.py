@@ -19,14 +19,15 @@ import pytest
 
 from compliance.dsar import desk
 from compliance.dsar.delivery import DOWNLOAD_URL_ENV
-from tests.browser.test_dashboard_in_chromium import launch, running_dashboard, settle
-from tests.browser.test_request_desk_in_chromium import (
-    open_dsar_page,
-    running_download_page,
+from tests.browser.test_dashboard_in_chromium import (
+    launch,
+    running_dashboard,
+    settle,
     sign_in_as,
 )
+from tests.browser.test_request_desk_in_chromium import open_dsar_page, running_download_page
 from tests.conftest import DEMO_POLICY, SHIPPED_POLICY, Deployment, ok
-from tests.dashboard.conftest import OFFICER, SUPPORT
+from tests.dashboard.conftest import OFFICER, SUPPORT, demo_picker_offered
 
 pytestmark = pytest.mark.browser
 SUBJECT_ID = "31"
@@ -172,8 +173,9 @@ def test_the_jobs_build_and_deliver_an_approved_export_and_the_outbox_link_downl
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.set_default_timeout(30_000)
                 page.goto(dashboard_url)
-                expect(page.get_by_text("Demo mode: choose who you are")).to_be_visible()
-                sign_in_as(page, SUPPORT)
+                if demo_picker_offered(demo):
+                    expect(page.get_by_text("Demo mode: choose who you are")).to_be_visible()
+                sign_in_as(page, demo, SUPPORT)
                 zip_path = subject_downloads_from_the_outbox(
                     browser, page, reference, download_url, tmp_path
                 )
@@ -202,7 +204,7 @@ def test_with_auto_deliver_off_support_sends_it_and_the_outbox_link_downloads_it
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
                 page.set_default_timeout(30_000)
                 page.goto(dashboard_url)
-                sign_in_as(page, SUPPORT)
+                sign_in_as(page, demo, SUPPORT)
                 open_dsar_page(page)
                 choose(page, "Open request", reference)
                 expect(page.get_by_role("heading", name=reference)).to_be_visible()

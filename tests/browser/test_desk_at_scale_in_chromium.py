@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from compliance.dsar.requests import submit
 from compliance.roles import identify
 from compliance.store.models import AuditEvent, ErasureTask
-from tests.browser.test_dashboard_in_chromium import VIEWPORT, launch, running_dashboard, settle
+from tests.browser.test_dashboard_in_chromium import launch, running_dashboard, settle, tab
 from tests.conftest import Deployment
 from tests.dashboard.conftest import OFFICER
 from tests.dashboard.test_tasks_bulk import queue  # noqa: F401  (over 300 manual tasks)
@@ -48,7 +48,7 @@ def test_three_hundred_tasks_in_one_bulk_action_and_four_eyes_hides_approve(
     with running_dashboard(queue) as url, sync_playwright() as p:
         browser = launch(p)
         try:
-            page = browser.new_context(viewport=VIEWPORT).new_page()
+            page = tab(browser, queue, OFFICER)
             page.goto(f"{url}/system_tasks?as={OFFICER}")
             expect(page.get_by_role("heading", name="System tasks")).to_be_visible()
             expect(page.get_by_text(f"Manual tasks waiting ({total})")).to_be_visible()
@@ -67,6 +67,7 @@ def test_three_hundred_tasks_in_one_bulk_action_and_four_eyes_hides_approve(
 
             # Four eyes: the author of a request is not offered Approve; another officer is.
             for person, offered in ((OFFICER, False), (OTHER_OFFICER, True)):
+                page = tab(browser, queue, person)
                 page.goto(f"{url}/dsar_requests?reference={own}&as={person}")
                 expect(page.get_by_role("heading", name="DSAR requests")).to_be_visible()
                 settle(page)

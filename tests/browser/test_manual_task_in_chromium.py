@@ -16,7 +16,7 @@ from compliance.dsar.decisions import review_dsar
 from compliance.dsar.processing import process_dsar_requests
 from compliance.dsar.requests import submit
 from compliance.store.models import DsarRequest, ErasureTask, utcnow
-from tests.browser.test_dashboard_in_chromium import launch, running_dashboard, settle
+from tests.browser.test_dashboard_in_chromium import launch, running_dashboard, settle, sign_in_as
 from tests.conftest import DEMO_POLICY, DPO, SUPPORT_STAFF, Deployment
 from tests.dashboard.conftest import OFFICER, queue  # noqa: F401
 
@@ -52,8 +52,7 @@ def test_an_officer_confirms_a_manual_access_step_with_its_file_in_the_browser(
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(url)
-            page.get_by_role("combobox", name="Signed in as (demo mode)").click()
-            page.get_by_role("option", name=OFFICER, exact=True).click()
+            sign_in_as(page, queue, OFFICER)
             settle(page)
             page.get_by_test_id("stSidebarNav").get_by_text("System tasks", exact=True).click()
             expect(page.get_by_role("heading", name="System tasks")).to_be_visible()

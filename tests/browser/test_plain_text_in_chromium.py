@@ -9,7 +9,12 @@ from __future__ import annotations
 import pytest
 
 from compliance.deletion.batches import review_batch
-from tests.browser.test_dashboard_in_chromium import CHROMIUM, running_dashboard, settle
+from tests.browser.test_dashboard_in_chromium import (
+    CHROMIUM,
+    running_dashboard,
+    settle,
+    sign_in_as,
+)
 from tests.conftest import DPO, Deployment
 from tests.dashboard.conftest import OFFICER, pending_batch, queue  # noqa: F401
 
@@ -39,8 +44,7 @@ def test_a_markdown_rejection_reason_renders_literally(
             fetched: list[str] = []
             page.on("request", lambda r: fetched.append(r.url) if ":9/" in r.url else None)
             page.goto(url)
-            page.get_by_role("combobox", name="Signed in as (demo mode)").click()
-            page.get_by_role("option", name=OFFICER).click()
+            sign_in_as(page, queue, OFFICER)
             expect(page.get_by_role("heading", name="Deletion batches")).to_be_visible()
             page.get_by_role("combobox", name="Status").click()
             page.get_by_role("option", name="rejected", exact=True).click()

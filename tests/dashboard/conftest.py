@@ -113,14 +113,87 @@ def texts(at: AppTest, kind: str) -> list[str]:
 OpenApp = Callable[..., AppTest]
 
 
+#: The secret the tests' authenticating proxy shares with the dashboard.
+PROXY_SECRET = "s3cret-shared-with-the-proxy-only-0123456789"
+PROXY_SECRET_HEADER = "X-Privacy-Desk-Proxy-Secret"
+#: Where a test puts the email its proxy vouches for: in the AppTest's own session state,
+#: so two apps open in one test each keep their own person.
+SIGNED_IN_AS = "_test_proxy_signed_in_as"
+
+
+def demo_picker_offered(d: Deployment) -> bool:
+    """The demo's user picker runs only on a desk whose database is SQLite
+    (compliance.roles.demo_refusal); on PostgreSQL people sign in through the proxy."""
+    return d.database_url.startswith("sqlite")
+
+
+def proxy_headers(email: str) -> dict[str, str]:
+    """What the authenticating proxy sends with every request for ``email``."""
+    return {"X-Forwarded-Email": email, PROXY_SECRET_HEADER: PROXY_SECRET}
+
+
+def behind_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """AppTests in this test reach the dashboard through the authenticating proxy.
+
+    AppTest has no browser connection, so the headers are handed to Streamlit the way its
+    websocket handler does (a client context); the app reads them through
+    ``st.context.headers`` as in production. An app with ``SIGNED_IN_AS`` in its session
+    state is signed in as that email; one without sends no identity.
+    """
+    from types import SimpleNamespace
+
+    import streamlit.runtime.context as st_context
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    monkeypatch.setenv("COMPLIANCE_PROXY_SECRET", PROXY_SECRET)
+
+    def client() -> SimpleNamespace:
+        ctx = get_script_run_ctx()
+        email = ctx.session_state[SIGNED_IN_AS] if ctx and SIGNED_IN_AS in ctx.session_state else ""
+        headers = list(proxy_headers(email).items()) if email else []
+        return SimpleNamespace(headers=headers, cookies={}, remote_ip="127.0.0.1")
+
+    monkeypatch.setattr(st_context, "_get_client_context", client)
+
+
+def signed_in_app(d: Deployment, email: str, **query: str) -> AppTest:
+    """The dashboard as ``email``, as a new tab would open it: on SQLite through the demo's
+    ``?as=`` link, on PostgreSQL through the proxy (``behind_proxy`` must be in place)."""
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    if demo_picker_offered(d):
+        at.query_params["as"] = email
+    else:
+        at.session_state[SIGNED_IN_AS] = email
+    for name, value in query.items():
+        at.query_params[name] = value
+    return at.run()
+
+
+def open_signed_in(
+    d: Deployment, monkeypatch: pytest.MonkeyPatch, email: str, **query: str
+) -> AppTest:
+    """``signed_in_app`` with the proxy put in place where the picker is not offered."""
+    d.use_env(monkeypatch)
+    if not demo_picker_offered(d):
+        behind_proxy(monkeypatch)
+    return signed_in_app(d, email, **query)
+
+
 @pytest.fixture
 def open_app(queue: Deployment, monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenApp]:
-    """Open the dashboard as ``email`` (through the demo picker), optionally on ``page``."""
+    """Open the dashboard as ``email``, optionally on ``page``: through the demo picker on
+    SQLite, through the authenticating proxy on PostgreSQL (``demo_picker_offered``)."""
     queue.use_env(monkeypatch)
+    picker = demo_picker_offered(queue)
+    if not picker:
+        behind_proxy(monkeypatch)
 
     def open_as(email: str | None, page: str | None = None) -> AppTest:
-        at = AppTest.from_file(str(APP), default_timeout=60).run()
-        if email is not None:
+        at = AppTest.from_file(str(APP), default_timeout=60)
+        if email is not None and not picker:
+            at.session_state[SIGNED_IN_AS] = email
+        at.run()
+        if email is not None and picker:
             at.selectbox(key="demo_user").select(email).run()
         if page is not None:
             at.switch_page(page).run()

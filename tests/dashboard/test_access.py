@@ -6,20 +6,41 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import Deployment
-from tests.dashboard.conftest import MANAGER, OFFICER, SUPPORT, OpenApp, texts
+from tests.dashboard.conftest import (
+    APP,
+    MANAGER,
+    OFFICER,
+    SUPPORT,
+    OpenApp,
+    demo_picker_offered,
+    texts,
+)
 
 
 def page_titles(at: AppTest) -> list[str]:
     return texts(at, "title")
 
 
-def test_nobody_signed_in_is_asked_to_choose_a_demo_user(
+def test_nobody_signed_in_is_asked_to_choose_a_demo_user_on_the_demos_sqlite_only(
     queue: Deployment, open_app: OpenApp
 ) -> None:
+    """On PostgreSQL (a shared server) the same demo policy offers no picker, and a demo
+    link's ``?as=`` signs nobody in: there it would be officer access for anyone."""
     at = open_app(None)
     assert page_titles(at) == ["Privacy Desk"]
-    assert any("choose who you are" in t for t in texts(at, "info"))
     assert not at.dataframe
+    if demo_picker_offered(queue):
+        assert any("choose who you are" in t for t in texts(at, "info"))
+        return
+    assert not [s for s in at.selectbox if s.key == "demo_user"]
+    (refusal,) = texts(at, "error")[:1]
+    assert refusal.startswith("[dashboard] demo_mode = true is refused"), refusal
+    assert "this desk's database is postgresql" in refusal
+    linked = AppTest.from_file(str(APP), default_timeout=60)
+    linked.query_params["as"] = OFFICER
+    linked.run()
+    assert page_titles(linked) == ["Privacy Desk"] and not linked.dataframe
+    assert not any(OFFICER in t for t in texts(linked, "caption"))
 
 
 def signed_in_with_oidc(at: AppTest, email: str) -> AppTest:

@@ -17,7 +17,14 @@ from compliance.deletion.batches import get_batch
 from compliance.deletion.exclusions import exclude_records
 from compliance.store.models import AuditEvent, ComplianceProfile, DeletionRecord, LegalHold
 from tests.conftest import DPO, Deployment, ok
-from tests.dashboard.conftest import APP, OFFICER, OpenApp, button, pending_batch, texts
+from tests.dashboard.conftest import (
+    OFFICER,
+    OpenApp,
+    button,
+    pending_batch,
+    signed_in_app,
+    texts,
+)
 from tests.dashboard.test_batches_page import open_batch
 
 
@@ -48,12 +55,10 @@ rules = [{{ sql = "SELECT id FROM users WHERE id = {subject_id}", description = 
     return int(made["batch_ids"][0])
 
 
-def open_link(**query: str) -> AppTest:
-    """The dashboard opened from a link (?as= signs the demo user in), as a new tab would."""
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    for name, value in {"as": OFFICER, **query}.items():
-        at.query_params[name] = value
-    at.run()
+def open_link(d: Deployment, **query: str) -> AppTest:
+    """The dashboard opened from a link by the officer, as a new tab would (``open_app``
+    has put the proxy in place where the demo picker is not offered)."""
+    at = signed_in_app(d, OFFICER, **query)
     assert not at.exception, at.exception
     return at
 
@@ -81,7 +86,7 @@ def test_a_link_to_a_bucket_opened_right_after_its_first_batch_shows_that_batch(
     assert NEW_BUCKET not in at.selectbox(key="bucket_filter").options
     batch_id = first_batch(queue)
 
-    at = open_link(bucket=NEW_BUCKET)
+    at = open_link(queue, bucket=NEW_BUCKET)
     assert at.selectbox(key="bucket_filter").value == NEW_BUCKET
     assert shown_batch(at) == batch_id
     assert f"Batch {batch_id} · {NEW_BUCKET}" in [s.value for s in at.subheader]
@@ -92,7 +97,7 @@ def test_a_link_to_a_bucket_without_batches_says_so_and_opens_nothing(
     queue: Deployment, open_app: OpenApp
 ) -> None:
     open_app(OFFICER)
-    at = open_link(bucket="dsar_erasure")
+    at = open_link(queue, bucket="dsar_erasure")
 
     assert at.selectbox(key="bucket_filter").value == "dsar_erasure"
     assert any("Bucket dsar_erasure has no deletion batch" in t for t in texts(at, "info"))
@@ -104,19 +109,19 @@ def test_a_link_to_a_batch_opens_it_or_says_it_is_not_there(
     queue: Deployment, open_app: OpenApp
 ) -> None:
     batch_id = pending_batch(queue, "inactive_accounts")
-    at = open_link(batch=str(batch_id), bucket="inactive_accounts")
+    at = open_link(queue, batch=str(batch_id), bucket="inactive_accounts")
     assert shown_batch(at) == batch_id
 
     # A link naming a batch and another bucket says so, and opens none of that bucket's.
     pending_batch(queue, "closed_accounts")
-    at = open_link(batch=str(batch_id), bucket="closed_accounts")
+    at = open_link(queue, batch=str(batch_id), bucket="closed_accounts")
     assert shown_batch(at) is None
     assert any(
         f"batch {batch_id} is in bucket inactive_accounts, not closed_accounts" in t
         for t in texts(at, "warning")
     ), texts(at, "warning")
 
-    at = open_link(batch="999999")
+    at = open_link(queue, batch="999999")
     assert shown_batch(at) is None
     assert any(
         "Cannot open the batch asked for: no deletion batch with id 999999" in t

@@ -15,6 +15,7 @@ from compliance.policy.loader import load_policy
 from compliance.policy.model import DashboardSettings, Policy
 from compliance.roles import (
     HeaderValues,
+    demo_refusal,
     demo_users,
     proxy_secret,
     resolve_identity,
@@ -231,3 +232,35 @@ def test_the_picker_counts_only_in_demo_mode(policy: Policy) -> None:
 def test_a_header_that_is_not_an_email_is_ignored(policy: Policy) -> None:
     headers = request({"X-Forwarded-Email": ["admin"], SECRET_HEADER: [SECRET]})
     assert resolve_identity(closed(policy), headers=headers, secret=SECRET) is None
+
+
+@pytest.mark.parametrize(
+    ("database_url", "picker"),
+    [
+        ("sqlite:///var/compliance.db", True),
+        ("postgresql+psycopg2://desk@db.internal/compliance", False),
+        ("postgresql://127.0.0.1/test", False),
+    ],
+)
+def test_the_demo_picker_signs_someone_in_only_on_a_sqlite_desk(
+    policy: Policy, database_url: str, picker: bool
+) -> None:
+    """Demo mode on a database server would make ``?as=dpo@…`` officer access for anyone."""
+    assert policy.dashboard.demo_mode
+    desk = dataclasses.replace(policy, database_url=database_url)
+    person = resolve_identity(desk, picked_email="dpo@example.com")
+    refusal = demo_refusal(desk)
+    if picker:
+        assert person is not None and person.source == "demo" and refusal is None
+        return
+    assert person is None
+    assert refusal is not None and refusal.startswith("[dashboard] demo_mode = true is refused")
+    assert "postgresql" in refusal and "SQLite" in refusal
+    # The proxy's header with its secret still signs people in there.
+    proxied = resolve_identity(
+        desk,
+        headers=request({"X-Forwarded-Email": ["dpo@example.com"], SECRET_HEADER: [SECRET]}),
+        secret=SECRET,
+        picked_email="ceo@example.com",
+    )
+    assert proxied is not None and (proxied.email, proxied.source) == ("dpo@example.com", "header")
