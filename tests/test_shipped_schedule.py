@@ -31,7 +31,7 @@ import threading
 import time
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -40,7 +40,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from compliance import clock
 from compliance.dsar.api_keys import create_api_key
@@ -484,6 +484,66 @@ def check_progress(company: Company) -> None:
         for _, row in per_month.iterrows()
     }
     assert shown_months == months, f"DSAR per month at {now}"
+    check_requests_now(company, done)
+    check_backlog(company)
+
+
+def check_requests_now(company: Company, done: Mapping[str, datetime]) -> None:
+    """ "DSAR requests now" and the split per kind and per jurisdiction, against the ledger:
+    every request arrived under the GDPR, none was refused, each is open until done."""
+    from compliance.reports.dsar_stats import dsar_overview, dsar_split
+
+    ledger, now = company.ledger, company.clock()
+    open_now = {r for r in ledger.arrived if r not in done}
+    overdue = {r for r in open_now if add_month(ledger.arrived[r][1]) < now}
+    per_kind: dict[str, Counter[str]] = {}
+    for reference, (kind, arrived) in ledger.arrived.items():
+        row = per_kind.setdefault(kind, Counter())
+        row["received"] += 1
+        row["open"] += reference in open_now
+        row["overdue"] += reference in overdue
+        row["completed"] += reference in done
+        row["on_time"] += reference in done and done[reference] <= add_month(arrived)
+    everyone = sum(per_kind.values(), Counter())
+    with company.deployment.session() as s:
+        overview = dsar_overview(s, now=now)
+        by_kind = dsar_split(s, "kind", now=now)
+        by_law = dsar_split(s, "jurisdiction", now=now)
+    assert (overview.total, overview.open_count, overview.completed_count) == (
+        len(ledger.arrived), len(open_now), len(done),
+    ), f"DSAR requests now at {now}"  # fmt: skip
+    assert set(overview.overdue["reference"]) == overdue, f"overdue at {now}"
+    counted = ["received", "open", "overdue", "completed", "on_time"]
+
+    def shown(frame: Any, by: str) -> dict[str, Counter[str]]:
+        return {
+            str(row[by]): +Counter({k: int(row[k]) for k in counted}) for _, row in frame.iterrows()
+        }
+
+    assert shown(by_kind, "kind") == {k: +c for k, c in per_kind.items()}, f"per kind at {now}"
+    assert shown(by_law, "jurisdiction") == {"gdpr": +everyone}, f"per jurisdiction at {now}"
+
+
+def check_backlog(company: Company) -> None:
+    """The per-system backlog (kept by triggers, folded by the jobs) against the task rows."""
+    from compliance.systems.backlog import WAITING, system_backlog
+
+    with company.deployment.session() as s:
+        kinds = {n: str(sy.kind) for n, sy in company.deployment.policy().systems.items()}
+        backlog = system_backlog(s, kinds).set_index("system")
+        rows = s.execute(
+            select(ErasureTask.system, ErasureTask.status, func.count()).group_by(
+                ErasureTask.system, ErasureTask.status
+            )
+        ).all()
+    truth: dict[str, Counter[str]] = {}
+    for system, status, n in rows:
+        truth.setdefault(system, Counter())["waiting" if status in WAITING else status] += n
+    shown = {
+        str(system): +Counter({k: int(row[k]) for k in ("waiting", "failed", "done", "skipped")})
+        for system, row in backlog.iterrows()
+    }
+    assert shown == {k: +c for k, c in truth.items()}, "backlog per system"
 
 
 # ---------------------------------------------------------------- the sixty days
