@@ -21,10 +21,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.api.test_intake_api import Server
+from tests.api.test_intake_api import api as api  # the fixture: a real uvicorn on loopback
 from tests.conftest import ROOT, Deployment
 from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture the api fixture needs
-from tests.test_intake_api import Server
-from tests.test_intake_api import api as api  # the fixture: a real uvicorn on loopback
 
 DEPLOY = ROOT / "deploy"
 DOCKERFILE = ROOT / "Dockerfile"

@@ -15,7 +15,7 @@ from tests.browser.test_dashboard_in_chromium import launch, running_dashboard, 
 from tests.conftest import Deployment
 from tests.dashboard.conftest import OFFICER
 from tests.dashboard.test_tasks_bulk import queue  # noqa: F401  (over 300 manual tasks)
-from tests.test_bulk_task_confirm import newsletter_backlog
+from tests.systems.test_bulk_task_confirm import newsletter_backlog
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 #: A second compliance officer, added to the demo's [roles]: four eyes needs two.

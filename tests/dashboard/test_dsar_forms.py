@@ -10,7 +10,7 @@ from compliance.dsar.requests import get_dsar, submit
 from compliance.store.models import DsarNote
 from tests.conftest import DEMO_POLICY, Deployment, person
 from tests.dashboard.conftest import OFFICER, SUPPORT, OpenApp, button, texts
-from tests.test_jurisdictions import POLICY as JURISDICTIONS_POLICY
+from tests.dsar.test_jurisdictions import POLICY as JURISDICTIONS_POLICY
 
 BELL = "\x07"  # a control character: the library refuses the text, naming its field
 

@@ -13,7 +13,7 @@ from tests.conftest import SUPPORT_STAFF, Deployment
 from tests.dashboard.conftest import MANAGER, OFFICER, SUPPORT, OpenApp, texts
 from tests.dashboard.test_proxy_sign_in import SECRET, SECRET_HEADER, OpenWithHeaders
 from tests.dashboard.test_proxy_sign_in import open_with_headers as open_with_headers  # fixture
-from tests.test_dsar_delivery import URL, finished_access_request
+from tests.dsar.test_dsar_delivery import URL, finished_access_request
 
 PAGE = "views/outbox.py"
 

@@ -8,7 +8,7 @@ from sqlalchemy import func, select, text
 from compliance.store.models import AuditEvent, ErasureTask
 from tests.conftest import Deployment, fill_demo
 from tests.dashboard.conftest import OFFICER, OpenApp, button, texts
-from tests.test_bulk_task_confirm import newsletter_backlog, waiting_tasks
+from tests.systems.test_bulk_task_confirm import newsletter_backlog, waiting_tasks
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from compliance.store.models import AuditEvent, DeletionRecord, ErasureTask
 from dashboard import widgets
 from tests.conftest import DEMO_POLICY, Deployment, person
 from tests.dashboard.conftest import MANAGER, OFFICER, SUPPORT, OpenApp, button, texts
-from tests.test_systems import accept_everything
+from tests.systems.test_systems import accept_everything
 
 
 @pytest.fixture

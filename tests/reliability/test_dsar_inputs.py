@@ -1,6 +1,6 @@
 """Property tests of the DSAR commands' inputs: arbitrary tokens never show a traceback.
 
-tests/test_policy_properties.py covers the policy loader and the deletion commands; this is
+tests/policy/test_policy_properties.py covers the policy loader and the deletion commands; this is
 the same promise for submit-dsar (every kind), review-dsar, extend-dsar, retry-dsar,
 deliver-dsar, lift-restriction and the suppression list.
 """

@@ -16,7 +16,7 @@ per statement over its transition tables; SQLite has only row triggers.
 
 Records are counted per bucket, state and week. The state below restates
 ``RECORD_STATE_SQL`` (compliance.store.queries) as it stood at this revision, as a migration
-must; tests/test_tallies.py checks the two agree. A record counts in the week of what last
+must; tests/store/test_tallies.py checks the two agree. A record counts in the week of what last
 happened to it: applied ones in the week applied, failed and excluded ones in the week last
 changed, the rest in the week found. Tasks are counted per system and status.
 """

@@ -8,9 +8,9 @@ import json
 from sqlalchemy import func, select
 
 from compliance.store.models import DsarCorrection, DsarRequest, LegalHold
+from tests.api.test_intake_api import IDENTITY, Server, api, new_key  # noqa: F401
+from tests.api.test_intake_api import smtp_inbox as smtp_inbox  # the fixture
 from tests.conftest import Deployment, ok
-from tests.test_intake_api import IDENTITY, Server, api, new_key  # noqa: F401
-from tests.test_intake_api import smtp_inbox as smtp_inbox  # the fixture
 
 OFFICER = "dpo@example.com"
 

@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from compliance.deletion.plans import plan_hash
 from compliance.store.models import AuditEvent, DeletionBatch, DeletionRecord, ErasurePlan
 from tests.conftest import DEMO_POLICY, Deployment, ok, ok_stdout
-from tests.test_accepted_plan import BUCKET, accepted_batch
+from tests.deletion.test_accepted_plan import BUCKET, accepted_batch
 
 APP_TABLES = (
     "users", "workflows", "workflow_runs", "workflow_logs", "api_tokens", "activity_logs",

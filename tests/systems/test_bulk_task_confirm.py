@@ -28,7 +28,7 @@ from tests.conftest import (
     fill_demo,
     make_deployment,
 )
-from tests.test_systems import accept_everything
+from tests.systems.test_systems import accept_everything
 
 BOTH_BUCKETS_MANUAL = DEMO_POLICY.replace(
     "[buckets.closed_accounts]\n", '[buckets.closed_accounts]\nsystems = ["newsletter"]\n'

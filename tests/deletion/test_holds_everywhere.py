@@ -19,8 +19,14 @@ from sqlalchemy import MetaData, func, select
 
 from compliance.store.models import DeletionRecord, DsarRequest
 from tests.conftest import DEMO_POLICY, Deployment, ok, ok_stdout
-from tests.test_legal_holds import BUCKET, OFFICER, batch_subjects, hold, records_and_batches
-from tests.test_replay_erasures import backup, restore
+from tests.deletion.test_legal_holds import (
+    BUCKET,
+    OFFICER,
+    batch_subjects,
+    hold,
+    records_and_batches,
+)
+from tests.deletion.test_replay_erasures import backup, restore
 
 ALL_OLD = DEMO_POLICY.replace(
     '[retention.workflow_logs]\ntable = "workflow_logs"\ntimestamp = "created_at"\ndays = 90',

@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from compliance.dsar.delivery import NewDelivery, create_delivery
 from tests.conftest import ROOT, SUPPORT_STAFF, Deployment
-from tests.test_dsar_delivery import finished_access_request
+from tests.dsar.test_dsar_delivery import finished_access_request
 
 PAGE = str(ROOT / "dashboard" / "download.py")
 

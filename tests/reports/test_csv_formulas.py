@@ -79,7 +79,7 @@ def _subject_with_tickets(d: Deployment) -> int:
 def test_a_subject_export_neutralises_csv_cells_and_keeps_data_json_faithful(
     demo: Deployment,
 ) -> None:
-    from tests.test_dsar_exports import export_of
+    from tests.dsar.test_dsar_exports import export_of
 
     user_id = _subject_with_tickets(demo)
     _plant_formulas(demo, user_id)

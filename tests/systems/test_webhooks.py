@@ -21,7 +21,7 @@ from compliance.store.models import AuditEvent, DeletionRecord, ErasureTask, utc
 from compliance.systems.tasks import receive_callback, retry_task
 from compliance.systems.webhook import signed_headers
 from tests.conftest import DEMO_POLICY, Deployment, person
-from tests.test_systems import accept_everything
+from tests.systems.test_systems import accept_everything
 from tests.webhook_server import Service, webhook_service
 
 SECRET = "test-helpdesk-secret"

@@ -18,7 +18,7 @@ from compliance.errors import (
 from dashboard import widgets
 from jobs import cli
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FLAG = re.compile(r"(?<![\w-])--[a-z]")
 #: The one library message that names a command: the policy file's remedy, quoted whole.
 COMMAND = "'python -m jobs init-db --demo'"

@@ -17,9 +17,9 @@ from compliance.emails import check_mailbox
 from compliance.policy.model import SmtpSettings
 from compliance.store.models import DsarDelivery
 from tests.conftest import DEMO_POLICY, Deployment
+from tests.dsar.test_dsar_delivery import finished_access_request
 from tests.smtp_server import Inbox
 from tests.smtp_server import smtp_inbox as smtp_inbox  # the fixture
-from tests.test_dsar_delivery import finished_access_request
 
 HOSTILE = [
     ("victim@example.org, attacker@evil.example", "must be exactly one email address"),

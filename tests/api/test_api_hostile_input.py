@@ -17,9 +17,9 @@ from sqlalchemy import func, select
 
 from compliance.dsar.requests import KINDS
 from compliance.store.models import AuditEvent, DsarRequest, ErasureTask
+from tests.api.test_intake_api import IDENTITY, Server, api, new_key  # noqa: F401
+from tests.api.test_intake_api import smtp_inbox as smtp_inbox  # the fixture
 from tests.conftest import Deployment
-from tests.test_intake_api import IDENTITY, Server, api, new_key  # noqa: F401
-from tests.test_intake_api import smtp_inbox as smtp_inbox  # the fixture
 
 HOSTILE_TEXT = st.one_of(
     st.text(max_size=40),

@@ -44,10 +44,10 @@ from tests.conftest import (
     Deployment,
     fill_demo,
 )
+from tests.dsar.test_dsar_exports import access_requests
 from tests.s3_server import S3Server, exports_section
 from tests.s3_server import s3_credentials as s3_credentials  # the fixture
 from tests.s3_server import s3_server as s3_server  # the fixture (one server per module)
-from tests.test_dsar_exports import access_requests
 
 #: An object's name in the bucket: prefix, area, 32 random hex digits, the file's kind.
 RANDOM_NAME = re.compile(r"desk/(exports|tasks|support)/[0-9a-f]{32}\.(zip|json|csv)")

@@ -27,7 +27,7 @@ from compliance.store.models import (
 )
 from compliance.systems.tasks import confirm_task
 from tests.conftest import DEMO_POLICY, DPO, SUPPORT_STAFF, Deployment
-from tests.test_personal_data_goes import compliance_dump
+from tests.dsar.test_personal_data_goes import compliance_dump
 
 #: The erasure request reaches the manual newsletter system: a person confirms it with a note.
 POLICY = DEMO_POLICY.replace("\nsystems = []", '\nsystems = ["newsletter"]', 1)

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from compliance.audit.chain import GENESIS, _canonical, compute_hash, record_event, verify_chain
 from compliance.store.models import AuditEvent
+from tests.audit.test_audit import events, walk_bucket, writable_audit_log
 from tests.conftest import DEMO_POLICY, ROOT, Deployment
 from tests.slack_stub import SlackStub
-from tests.test_audit import events, walk_bucket, writable_audit_log
 
 DEMO_ANCHOR = 'anchor_file = "var/audit-anchors.jsonl"\n'
 ANCHORED_POLICY = DEMO_POLICY.replace(DEMO_ANCHOR, 'anchor_file = "evidence/audit-anchors.jsonl"\n')
