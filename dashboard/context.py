@@ -26,7 +26,7 @@ from compliance.policy.datamap import DataMap
 from compliance.policy.loader import config_path, load_policy
 from compliance.policy.model import Policy
 from compliance.policy.systems import SystemKind
-from compliance.reports import dsar_stats, evidence, review_queue, stats
+from compliance.reports import dsar_stats, evidence, review_queue, stats, versions
 from compliance.roles import Identity
 from compliance.store.engines import make_engine, session_factory
 from compliance.systems import backlog
@@ -102,7 +102,7 @@ def batches_version(url: str) -> str:
     gives the next run new cache keys, so a link never falls back to a stale list.
     """
     with _with_session(url) as s:
-        return review_queue.batches_version(s)
+        return versions.batches_version(s)
 
 
 def batches(
@@ -217,7 +217,7 @@ def requests_version(url: str) -> str:
     """The database's version of what the DSAR pages show, read on every run (not cached):
     like ``batches_version``, a write by anyone, in any process, gives new cache keys."""
     with _with_session(url) as s:
-        return review_queue.requests_version(s)
+        return versions.requests_version(s)
 
 
 def dsar_overview(url: str) -> dsar_stats.DsarOverview:

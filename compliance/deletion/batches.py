@@ -37,12 +37,12 @@ from compliance.store.engines import analyze
 from compliance.store.models import (
     DeletionBatch,
     DeletionRecord,
-    UTCDateTime,
     utcnow,
 )
 from compliance.store.queries import batch_pending, record_in, record_open
 from compliance.store.sql import rows_changed
 from compliance.store.states import BatchStatus, RecordState, can_move
+from compliance.store.types import UTCDateTime
 
 DEFAULT_MAX_BATCH_SIZE = 200
 # Records batched per commit: a killed run loses at most this many, and the rerun batches them.

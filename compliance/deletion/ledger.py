@@ -27,12 +27,12 @@ from compliance.store.models import (
     DeletionRecord,
     DeletionTally,
     DsarRequest,
-    UTCDateTime,
 )
 from compliance.store.queries import batch_in, record_in
 from compliance.store.sql import rows_changed
 from compliance.store.states import BatchStatus, LedgerDecision, RecordState
 from compliance.store.tallies import tally_sums
+from compliance.store.types import UTCDateTime
 
 _KEPT = (LedgerDecision.REJECTED, LedgerDecision.EXCLUDED)
 

@@ -47,12 +47,12 @@ from compliance.store.models import (
     ComplianceProfile,
     DecisionLedger,
     DeletionRecord,
-    UTCDateTime,
     utcnow,
 )
 from compliance.store.queries import record_open
 from compliance.store.sql import rows_changed
 from compliance.store.states import LedgerDecision
+from compliance.store.types import UTCDateTime
 
 _T = TypeVar("_T")
 

@@ -673,13 +673,11 @@ def plan_dsar_processing(
         .where(rights.awaiting_systems(now, SETTLE_LEASE))
         .order_by(DsarRequest.id)
     ).all()
-    complete: list[str] = []
     completing: list[tuple[str, str]] = []  # their keys are hashed in the same run
     fail: list[tuple[str, str]] = []
     for request, record in _scheduled_erasures(session):
         outcome = _erasure_outcome(record)
         if outcome.status == DsarStatus.COMPLETED:
-            complete.append(request.reference)
             completing.append((request.reference, request.subject_id))
         elif outcome.status == DsarStatus.FAILED:
             fail.append((request.reference, outcome.note or ""))
@@ -698,7 +696,7 @@ def plan_dsar_processing(
         claim=tuple(r.reference for r in claimable),
         claim_access=tuple(r.reference for r in claimable if r.kind in EXPORT_KINDS),
         settle_access=tuple(settle_access),
-        complete_erasures=tuple(complete),
+        complete_erasures=tuple(reference for reference, _ in completing),
         fail_erasures=tuple(fail),
         deliver=tuple(deliver),
         delivery_off=off,

@@ -33,7 +33,6 @@ from compliance.store.models import (
     ComplianceProfile,
     DeletionBatch,
     DeletionRecord,
-    DeletionTally,
     DsarRequest,
     utcnow,
 )
@@ -46,7 +45,6 @@ from compliance.store.queries import (
 )
 from compliance.store.sql import count_if
 from compliance.store.states import BatchStatus, DsarKind, RecordState
-from compliance.systems.backlog import tasks_version
 
 BATCH_STATUSES = tuple(s.value for s in BatchStatus)
 MAX_PAGE_SIZE = 500
@@ -93,44 +91,6 @@ def _check_paging(limit: int, offset: int) -> None:
 
 
 # ---------------------------------------------------------------- batches
-
-
-def batches_version(session: Session) -> str:
-    """Changes whenever anyone, in any process, writes what the batch pages show.
-
-    Every change the desk and the jobs make is audited in its own transaction (the audit
-    trail's newest id), the database's triggers append a tally row with every record state
-    change (even an operator's SQL), and a batch made, decided or purged changes the
-    batches' count or newest ``updated_at``. One statement of index lookups and a count of
-    the (small) batches table: cheap enough to read on every page run.
-    """
-    row = session.execute(
-        select(
-            select(func.max(AuditEvent.id)).scalar_subquery(),
-            select(func.max(DeletionTally.id)).scalar_subquery(),
-            select(func.count()).select_from(DeletionBatch).scalar_subquery(),
-            select(func.max(DeletionBatch.updated_at)).scalar_subquery(),
-        )
-    ).one()
-    return ":".join("" if v is None else str(v) for v in row)
-
-
-def requests_version(session: Session) -> str:
-    """Changes whenever anyone, in any process, writes what the DSAR pages show.
-
-    The database numbers every insert and update of a request (``last_change``, migration
-    0019: a job claiming a request, an operator's SQL); a purge changes the count; a task's
-    status change appends a task tally; notes, notices and deliveries are audited. Index
-    lookups only, read on every page run.
-    """
-    row = session.execute(
-        select(
-            select(func.max(DsarRequest.last_change)).scalar_subquery(),
-            select(func.count()).select_from(DsarRequest).scalar_subquery(),
-            select(func.max(AuditEvent.id)).scalar_subquery(),
-        )
-    ).one()
-    return ":".join("" if v is None else str(v) for v in row) + ":" + tasks_version(session)
 
 
 def batch_buckets(session: Session) -> list[str]:

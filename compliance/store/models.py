@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -11,14 +11,12 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Date,
-    DateTime,
     FetchedValue,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
-    TypeDecorator,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -35,6 +33,7 @@ from compliance.store.states import (
     TaskStatus,
     sql_in,
 )
+from compliance.store.types import UTCDateTime
 
 OPEN_DSAR = f"status IN ({sql_in(OPEN_DSAR_STATUSES)})"
 # Written as ``record_due`` (store/queries.py) writes it, so the planner proves the match.
@@ -44,29 +43,6 @@ DUE_RECORDS = "accepted_for_deletion IS true AND deletion_applied_at IS NULL"
 def utcnow() -> datetime:
     """The library's now: ``compliance.clock``, which tests may replace."""
     return clock.now()
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in Python, naive UTC in the database.
-
-    SQLite has no time zones; storing naive UTC on both backends makes values (and the
-    audit hashes computed from them) identical whichever database holds them.
-    """
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given; use an aware UTC datetime")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC)
 
 
 # BIGINT on PostgreSQL, but INTEGER on SQLite so ids stay auto-incrementing rowids.

@@ -19,7 +19,7 @@ from compliance.policy.jurisdictions import MAX_PERIOD_DAYS
 from compliance.reports.review_queue import DSAR_ACTION_COLUMNS
 from compliance.roles import COMPLIANCE_OFFICER, SUPPORT
 from compliance.store.states import DsarKind, NoticeStatus
-from dashboard import context, export_jobs, widgets
+from dashboard import bulk_review, context, export_jobs, widgets
 
 PAGE_SIZE = 50
 EXPORT_KEY = "dsar_export"
@@ -240,44 +240,10 @@ if person.has(COMPLIANCE_OFFICER) and pending:
         # Four eyes: the viewer's own requests are shown, greyed out of approval.
         approvable = [c.reference for c in candidates if c.may_approve]
         rejectable = [c.reference for c in candidates if c.may_reject]
-        widgets.table(
-            pd.DataFrame(
-                [
-                    {
-                        "reference": c.reference,
-                        "kind": c.kind,
-                        "identity_method": (c.identity_method or "not recorded").replace("_", " "),
-                        "identity_note": c.identity_note or "",
-                        "approval": "" if c.may_approve else "you logged it: another officer",
-                        "rejection": "" if c.may_reject else "never refused (Art. 21(3))",
-                    }
-                    for c in candidates
-                ],
-                columns=[
-                    "reference",
-                    "kind",
-                    "identity_method",
-                    "identity_note",
-                    "approval",
-                    "rejection",
-                ],
-            ),
-            widths={"identity_note": "large", "approval": "medium", "rejection": "medium"},
-        )
+        bulk_review.show_candidates(candidates)
         every = st.checkbox(f"All {len(pending)} pending request(s) on this page", key="dsar_all")
         several = pending if every else st.multiselect("Pending requests", pending, key="dsar_bulk")
-        yours = [r for r in several if r not in approvable]
-        if yours:
-            st.caption(
-                f"You logged {len(yours)} of these; approving skips them (four eyes), "
-                "rejecting includes them."
-            )
-        absolute = [r for r in several if r not in rejectable]
-        if absolute:
-            st.caption(
-                f"{len(absolute)} of these object to direct marketing, which is never refused "
-                "(Art. 21(3)): rejecting skips them."
-            )
+        bulk_review.say_what_is_skipped(several, approvable, rejectable)
         many_approve, many_reject = st.columns(2)
         to_approve = [r for r in several if r in approvable]
         to_reject = [r for r in several if r in rejectable]

@@ -9,7 +9,7 @@ from sqlalchemy import func, select, text
 from compliance.dsar.decisions import review_dsar
 from compliance.dsar.processing import process_dsar_requests
 from compliance.dsar.requests import get_dsar, submit
-from compliance.reports import review_queue
+from compliance.reports import versions
 from compliance.store.models import AuditEvent, DsarRequest
 from tests.conftest import DEMO_POLICY, Deployment, person
 from tests.dashboard.conftest import OFFICER, SUPPORT, OpenApp, button, texts
@@ -293,7 +293,7 @@ def test_the_database_numbers_every_change_of_a_request_whoever_writes_it(
 ) -> None:
     reference = _logged(queue)
     with queue.session() as s:
-        before = review_queue.requests_version(s)
+        before = versions.requests_version(s)
         first = s.scalar(select(DsarRequest.last_change).where(DsarRequest.reference == reference))
     with queue.engine.begin() as conn:
         conn.execute(
@@ -301,7 +301,7 @@ def test_the_database_numbers_every_change_of_a_request_whoever_writes_it(
             {"r": reference},
         )
     with queue.session() as s:
-        after = review_queue.requests_version(s)
+        after = versions.requests_version(s)
         later = s.scalar(select(DsarRequest.last_change).where(DsarRequest.reference == reference))
         newest = s.scalar(select(func.max(DsarRequest.last_change)))
     assert after != before

@@ -9,7 +9,7 @@ invalidated when anyone, in any process, writes what it shows; most writes to a 
 audited, but not all (a job claiming a request for processing, an operator's SQL). Every
 insert or update of ``dsar_requests`` now gives the row a new ``last_change``, larger than
 any before it, set by the database itself: the newest one (an index lookup) is the
-requests' version (compliance.reports.review_queue.requests_version).
+requests' version (compliance.reports.versions.requests_version).
 
 PostgreSQL numbers changes from a sequence (a BEFORE trigger on update, the column's default
 on insert); SQLite, whose writers are serialised, takes one more than the newest. A later
