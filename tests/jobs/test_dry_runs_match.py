@@ -20,6 +20,7 @@ OFFICER = "dpo@example.com"
 #: ran, its mode, ids given only on insert, a webhook's answer.
 NOT_COUNTS = {
     "elapsed_s", "executed", "cutoff", "anchored_at", "status", "batch_ids", "webhooks",
+    "started_at", "finished_at",
 }  # fmt: skip
 # Records, once applied or rejected, are purged at once; retention keeps one day of logs.
 POLICY = DEMO_POLICY.replace(
@@ -246,3 +247,31 @@ def test_dsar_processing_does_what_its_dry_run_listed(demo: Deployment) -> None:
     assert done["ready"] == plan["claim_access"] == [references["access"]]  # auto_deliver off
     assert done["keys_hashed"] == plan["hash_keys"]
     assert not done["failed"] and not plan["fail_erasures"]
+
+
+def test_the_deadline_alert_posts_what_its_dry_run_listed(demo: Deployment) -> None:
+    from compliance.dsar.requests import submit
+    from tests.conftest import SUPPORT_STAFF
+
+    with demo.session() as s:
+        made = [
+            submit(
+                s, demo.policy(), demo.app_engine, kind="access", subject_id=subject,
+                requested_by=SUPPORT_STAFF, execute=True,
+            ).request.reference
+            for subject in ("11", "12")
+        ]  # fmt: skip
+    with SlackStub() as stub:
+        env = {"SLACK_BOT_TOKEN": "xoxb-test-token", "SLACK_API_URL": stub.base_url}
+        dry, done = dry_then_execute(demo, "alert-dsar-deadlines", "--within-days", "40", env=env)
+    assert dry["alert"]["status"] == "due" and done["alert"]["status"] == "posted"
+    assert dry["alert"]["references"] == done["alert"]["references"]
+    assert set(made) <= set(done["alert"]["references"])
+    assert counts(dry["alert"]["counts"]) == counts(done["alert"]["counts"])
+    (posted,) = [c for c in stub.calls if c.method == "chat.postMessage"]
+    assert all(reference in str(posted.params) for reference in made)
+
+
+def test_the_scan_stores_what_its_dry_run_found(demo: Deployment) -> None:
+    done = same_counts(demo, "scan-personal-data")
+    assert done["systems"], done
