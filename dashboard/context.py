@@ -329,9 +329,14 @@ def system_backlog(current: Policy) -> pd.DataFrame:
     named = {name: system.kind for name, system in current.systems.items()}
     kinds = tuple(sorted((named | {FREE_TEXT: SystemKind.MANUAL}).items()))  # corrections in words
     url = current.database_url
+    return _system_backlog(url, tasks_version(url), kinds)
+
+
+def tasks_version(url: str) -> str:
+    """The database's version of the system tasks, read on every run (not cached): like
+    ``batches_version``, a task done anywhere gives new cache keys."""
     with _with_session(url) as s:
-        version = backlog.tasks_version(s)  # read on every run: a write anywhere shows at once
-    return _system_backlog(url, version, kinds)
+        return backlog.tasks_version(s)
 
 
 @st.cache_data(ttl=READ_TTL, show_spinner=False)

@@ -30,6 +30,26 @@ def waiting(queue: Deployment) -> Deployment:
     return queue
 
 
+def access_request_reaching_newsletter(deployment: Deployment, subject_id: str) -> str:
+    """An approved access request for ``subject_id`` that also reaches the manual system
+    ``newsletter``, processed once: its access task there waits for a person. Its reference."""
+    from compliance.dsar.decisions import review_dsar
+    from compliance.dsar.processing import process_dsar_requests
+    from compliance.dsar.requests import submit
+    from tests.conftest import DPO, SUPPORT_STAFF
+
+    policy = deployment.policy_path.read_text()
+    deployment.write_policy(policy.replace("systems = []  ", 'systems = ["newsletter"]  ', 1))
+    with deployment.session() as s:
+        reference = submit(
+            s, deployment.policy(), deployment.app_engine, kind="access", subject_id=subject_id,
+            requested_by=SUPPORT_STAFF, execute=True,
+        ).request.reference  # fmt: skip
+        review_dsar(s, reference, "approve", reviewer=DPO, four_eyes=False, execute=True)
+        assert process_dsar_requests(s, deployment.datamap(), actor="worker", execute=True).waiting
+    return reference
+
+
 def test_an_officer_confirms_a_manual_task_with_a_note_and_the_record_is_applied(
     waiting: Deployment, open_app: OpenApp
 ) -> None:
@@ -127,19 +147,8 @@ def test_the_backlog_shows_a_task_done_elsewhere_on_the_next_run(
 def test_a_refused_confirmation_keeps_the_note_typed_for_the_task(
     queue: Deployment, open_app: OpenApp
 ) -> None:
-    from compliance.dsar.decisions import review_dsar
-    from compliance.dsar.processing import process_dsar_requests
-    from compliance.dsar.requests import submit
-    from tests.conftest import DPO, SUPPORT_STAFF
-
-    queue.write_policy(DEMO_POLICY.replace("systems = []  ", 'systems = ["newsletter"]  ', 1))
+    access_request_reaching_newsletter(queue, "43")
     with queue.session() as s:
-        reference = submit(
-            s, queue.policy(), queue.app_engine, kind="access", subject_id="43",
-            requested_by=SUPPORT_STAFF, execute=True,
-        ).request.reference  # fmt: skip
-        review_dsar(s, reference, "approve", reviewer=DPO, four_eyes=False, execute=True)
-        process_dsar_requests(s, queue.datamap(), actor="worker", execute=True)
         task_id = s.scalars(
             select(ErasureTask.id).where(
                 ErasureTask.system == "newsletter", ErasureTask.action == "access"
@@ -159,20 +168,8 @@ def test_a_refused_confirmation_keeps_the_note_typed_for_the_task(
 def test_the_filters_narrow_the_list_its_count_and_what_all_n_confirms(
     waiting: Deployment, open_app: OpenApp
 ) -> None:
-    from compliance.dsar.decisions import review_dsar
-    from compliance.dsar.processing import process_dsar_requests
-    from compliance.dsar.requests import submit
-    from tests.conftest import DPO, SUPPORT_STAFF
-
-    policy = waiting.policy_path.read_text()
-    waiting.write_policy(policy.replace("systems = []  ", 'systems = ["newsletter"]  ', 1))
+    access_request_reaching_newsletter(waiting, "45")
     with waiting.session() as s:
-        reference = submit(
-            s, waiting.policy(), waiting.app_engine, kind="access", subject_id="45",
-            requested_by=SUPPORT_STAFF, execute=True,
-        ).request.reference  # fmt: skip
-        review_dsar(s, reference, "approve", reviewer=DPO, four_eyes=False, execute=True)
-        process_dsar_requests(s, waiting.datamap(), actor="worker", execute=True)
         erasures = list(
             s.scalars(
                 select(ErasureTask.id)
@@ -223,25 +220,13 @@ def test_the_filters_narrow_the_list_its_count_and_what_all_n_confirms(
 
 
 def test_a_request_shows_where_each_system_stands(queue: Deployment, open_app: OpenApp) -> None:
-    from datetime import timedelta
-
-    from compliance.dsar.decisions import review_dsar
     from compliance.dsar.processing import process_dsar_requests
-    from compliance.dsar.requests import get_dsar, submit
+    from compliance.dsar.requests import get_dsar
     from compliance.storage import export_store
     from compliance.store.models import utcnow
     from compliance.systems.tasks import confirm_task, tasks_of_request
-    from tests.conftest import DPO, SUPPORT_STAFF
 
-    queue.write_policy(DEMO_POLICY.replace("systems = []  ", 'systems = ["newsletter"]  ', 1))
-    with queue.session() as s:
-        made = submit(
-            s, queue.policy(), queue.app_engine, kind="access", subject_id="42",
-            requested_by=SUPPORT_STAFF, execute=True,
-        )  # fmt: skip
-        reference = made.request.reference
-        review_dsar(s, reference, "approve", reviewer=DPO, four_eyes=False, execute=True)
-        assert process_dsar_requests(s, queue.datamap(), actor="worker", execute=True).waiting
+    reference = access_request_reaching_newsletter(queue, "42")
     at = open_app(OFFICER, "views/dsar.py")
     at.selectbox(key="dsar_open").select(reference).run()
     assert not at.exception, at.exception
