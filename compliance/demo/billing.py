@@ -22,11 +22,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    insert,
 )
 
 from compliance import clock
-from compliance.demo.generate import create_empty_schema, naive_utc
+from compliance.demo.generate import create_empty_schema, insert_rows, naive_utc
 
 metadata = MetaData()
 billing_customers = Table(
@@ -84,8 +83,6 @@ def create_demo_billing_database(
                 }
             )
     with engine.begin() as conn:
-        if customers:
-            conn.execute(insert(billing_customers), customers)
-        if notes:
-            conn.execute(insert(billing_notes), notes)
+        insert_rows(conn, billing_customers, customers)
+        insert_rows(conn, billing_notes, notes)
     return {"billing_customers": len(customers), "billing_notes": len(notes)}

@@ -7,6 +7,7 @@ bucket through its whole lifecycle without touching a real product database.
 from __future__ import annotations
 
 import hashlib
+import io
 import random
 import shutil
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     DateTime,
     Engine,
     ForeignKey,
@@ -187,6 +189,45 @@ def create_empty_schema(
         raise Conflict(f"the demo {database} database already holds {existing} {rows}")
 
 
+def _copy_field(value: Any) -> str:
+    """One value as a CSV field COPY reads back exactly: NULL bare, text always quoted (so an
+    empty string stays one), times and numbers in PostgreSQL's input syntax."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, str):
+        return '"' + value.replace('"', '""') + '"'
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return str(value)
+
+
+def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert generated rows: on PostgreSQL as one COPY stream (about ten times faster than
+    INSERTs for the demo's ten thousand rows a few hundred users make), elsewhere as INSERTs."""
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql":
+        for start in range(0, len(rows), 5000):
+            conn.execute(insert(table), rows[start : start + 5000])
+        return
+    quote = conn.dialect.identifier_preparer.quote
+    names = list(rows[0])
+    stream = io.StringIO(
+        "".join(",".join(_copy_field(row[n]) for n in names) + "\n" for row in rows)
+    )
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.copy_expert(
+            f"COPY {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+            "FROM STDIN WITH (FORMAT csv)",
+            stream,
+        )
+    finally:
+        cursor.close()
+
+
 @dataclass(frozen=True)
 class _Person:
     """One generated user, as the rows that belong to them need to know them."""
@@ -352,8 +393,7 @@ def create_demo_app_database(
     with engine.begin() as conn:
         for table in metadata.sorted_tables:
             rows = data[table.name]
-            for start in range(0, len(rows), 5000):
-                conn.execute(insert(table), rows[start : start + 5000])
+            insert_rows(conn, table, rows)
             counts[table.name] = len(rows)
             if progress:
                 progress(table.name, len(rows))
