@@ -17,10 +17,12 @@ from tests.slack_stub import SlackStub
 BUCKET = "closed_accounts"
 OFFICER = "dpo@example.com"
 #: What differs between a forecast and an outcome by nature, not by count: the moment it
-#: ran, its mode, ids given only on insert, a webhook's answer.
+#: ran (and the deadlines and expiries counted from it), its mode, ids and references given
+#: only on insert, a webhook's answer.
 NOT_COUNTS = {
     "elapsed_s", "executed", "cutoff", "anchored_at", "status", "batch_ids", "webhooks",
-    "started_at", "finished_at",
+    "started_at", "finished_at", "due_at", "token_expires_at", "otp_expires_at",
+    "reference", "delivery_id",
 }  # fmt: skip
 # Records, once applied or rejected, are purged at once; retention keeps one day of logs.
 POLICY = DEMO_POLICY.replace(
@@ -275,3 +277,24 @@ def test_the_deadline_alert_posts_what_its_dry_run_listed(demo: Deployment) -> N
 def test_the_scan_stores_what_its_dry_run_found(demo: Deployment) -> None:
     done = same_counts(demo, "scan-personal-data")
     assert done["systems"], done
+
+
+def test_submit_review_and_deliver_do_what_their_dry_runs_said(demo: Deployment) -> None:
+    """A request logged, approved and its export emailed from the command line: each dry run
+    says what its execution then does, and changes nothing (the execution finds it new)."""
+    submitted = same_counts(
+        demo, "submit-dsar", "--kind", "access", "--subject-id", "5",
+        "--requested-by", "support@example.com",
+    )  # fmt: skip
+    assert submitted["created"] is True and submitted["status"] == "pending"
+    reference = submitted["reference"]
+    assert reference, "the execution gives the reference the dry run could not"
+
+    reviewed = same_counts(demo, "review-dsar", reference, "--approve", "--reviewer", OFFICER)
+    assert reviewed["status"] == "approved"
+    ok(demo.run("process-dsar-requests", "--execute"))  # builds the export (auto_deliver off)
+
+    delivered = same_counts(demo, "deliver-dsar", reference, "--by", "support@example.com")
+    assert delivered["reference"] == reference and delivered["delivery_id"]
+    mails = sorted((demo.dir / "var" / "outbox").glob("*.eml"))
+    assert len(mails) == 2, "one link and one code, from the execution only"
