@@ -31,7 +31,7 @@ from compliance.errors import ComplianceError
 from compliance.logs import log_event
 from compliance.policy.datamap import DataMap
 from compliance.policy.model import Policy
-from compliance.policy.strategies import HASH_KEY_ENV
+from compliance.policy.strategies import HASH_KEY_ENV, ErasureAction
 from compliance.storage import Area, export_store
 from compliance.storage.folder import SAFE_NAME
 from compliance.store.models import (
@@ -48,9 +48,9 @@ from compliance.store.models import (
     LegalHold,
     UserExport,
 )
-from compliance.store.queries import dsar_in, dsar_open, record_open
+from compliance.store.queries import dsar_in, dsar_open, record_in, record_open
 from compliance.store.sql import rows_changed
-from compliance.store.states import DsarKind, DsarStatus
+from compliance.store.states import DsarKind, DsarStatus, LedgerDecision, RecordState
 
 #: What a staff note (or any typed text) reads once the subject it may describe was erased.
 ERASED_NOTE = REMOVED
@@ -220,10 +220,46 @@ class KeysHashed:
     refused: str | None = None
 
 
+def subject_erasing_buckets(policy: Policy) -> tuple[str, ...]:
+    """The buckets whose erasure reaches the subjects table itself (deleted or anonymized):
+    a subject applied in one is erased, as an erasure request's subject is. A bucket that
+    only trims some of their data (old tickets, say) leaves them a live subject."""
+    return tuple(
+        name
+        for name, bucket in policy.buckets.items()
+        if policy.subjects.table in bucket.tables
+        and policy.tables[policy.subjects.table].on_erasure != ErasureAction.RETAIN
+    )
+
+
+def _erased_in_buckets(session: Session, buckets: Sequence[str]) -> set[str]:
+    """Subjects with an erasure applied in one of ``buckets``, key still as typed: a record
+    applied and not purged yet, or the decision ledger's row purge folded it into."""
+    if not buckets:
+        return set()
+    unhashed = ComplianceProfile.subject_id.not_like(f"{HASHED_PREFIX}%")
+    applied = (
+        select(ComplianceProfile.subject_id)
+        .join(DeletionRecord, DeletionRecord.compliance_profile_id == ComplianceProfile.id)
+        .where(DeletionRecord.bucket.in_(buckets), record_in(RecordState.APPLIED), unhashed)
+    )
+    ledger = (
+        select(ComplianceProfile.subject_id)
+        .join(DecisionLedger, DecisionLedger.compliance_profile_id == ComplianceProfile.id)
+        .where(
+            DecisionLedger.bucket.in_(buckets),
+            DecisionLedger.decision == LedgerDecision.ERASED,
+            unhashed,
+        )
+    )
+    return set(session.scalars(applied.union(ledger)))
+
+
 def plan_key_hashing(
-    session: Session, *, now: datetime, completing: Sequence[tuple[str, str]] = ()
+    session: Session, policy: Policy, *, now: datetime, completing: Sequence[tuple[str, str]] = ()
 ) -> KeyHashingPlan:
-    """Subjects whose erasure request completed and whose key is still kept as typed.
+    """Erased subjects whose key is still kept as typed: an erasure request of theirs
+    completed, or a bucket erased them (``subject_erasing_buckets``).
 
     One waits while anything of theirs is open (a request, or a deletion record not applied:
     an excluded or rejected one keeps them out of its bucket until purge) or a hold is in
@@ -243,6 +279,7 @@ def plan_key_hashing(
             )
         )
         | {subject for _, subject in completing if not subject.startswith(HASHED_PREFIX)}
+        | _erased_in_buckets(session, subject_erasing_buckets(policy))
     )
     busy: set[str] = set()
     for i in range(0, len(erased), HASH_CHUNK):
@@ -276,7 +313,7 @@ def hash_erased_keys(
     Profiles, requests, free-text ties and job runs, a chunk of subjects per commit with one
     audit event (counts only); a rerun after a crash finds the rest still as typed.
     """
-    plan = plan_key_hashing(session, now=now)
+    plan = plan_key_hashing(session, datamap.policy, now=now)
     if not plan.ready:
         return KeysHashed(0, plan.waiting)
     secret = key_secret(datamap.policy)

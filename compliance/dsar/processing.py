@@ -691,7 +691,7 @@ def plan_dsar_processing(
             .order_by(DsarRequest.id)
         ).all()
     )
-    keys = plan_key_hashing(session, now=now, completing=completing)
+    keys = plan_key_hashing(session, policy, now=now, completing=completing)
     return ProcessingPlan(
         claim=tuple(r.reference for r in claimable),
         claim_access=tuple(r.reference for r in claimable if r.kind in EXPORT_KINDS),

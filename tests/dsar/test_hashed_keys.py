@@ -1,8 +1,9 @@
 """After an erasure the desk keeps the subject's key only as a keyed hash, and still knows them.
 
 The shop's keys are text codes ("C-0000"), the kind that name a person (Northwind's "ANATR" is
-Ana Trujillo). Once an erasure request completed, no compliance table holds the code; the
-rejection cool-off and replay-erasures hash the live keys alike, so what they do is unchanged.
+Ana Trujillo). Once an erasure request completed, or a bucket reaching the customers table
+erased them, no compliance table holds the code; the rejection cool-off and replay-erasures
+hash the live keys alike, so what they do is unchanged.
 """
 
 from __future__ import annotations
@@ -84,6 +85,19 @@ def erase(d: Deployment, subject: str) -> str:
     ok(d.run("process-dsar-requests", "--execute"))
     ok(d.run("apply-deletions", "--execute"))
     return reference
+
+
+def decide_the_bucket(d: Deployment, *decision: str) -> None:
+    """Everyone due in the bucket, batched and decided by the officer (``--accept``, or
+    ``--reject --reason …``) in one go."""
+    ok(d.run("create-deletion-records", "--bucket", BUCKET, "--execute"))
+    ok(d.run("create-deletion-batches", "--bucket", BUCKET, "--execute"))
+    ok(
+        d.run(
+            "review-batch", "--all-pending", "--bucket", BUCKET, *decision, "--reviewer",
+            OFFICER, "--execute",
+        )
+    )  # fmt: skip
 
 
 def backup(d: Deployment) -> dict[str, list[dict[str, Any]]]:
@@ -175,14 +189,7 @@ def test_cool_off_and_replay_know_an_erased_subject_by_the_hash(
 ) -> None:
     shop: Deployment = request.getfixturevalue(where)  # on the backend's database
     saved = backup(shop)
-    ok(shop.run("create-deletion-records", "--bucket", BUCKET, "--execute"))
-    ok(shop.run("create-deletion-batches", "--bucket", BUCKET, "--execute"))
-    ok(
-        shop.run(
-            "review-batch", "--all-pending", "--bucket", BUCKET, "--reject", "--reviewer",
-            OFFICER, "--reason", "not yet", "--execute",
-        )
-    )  # fmt: skip
+    decide_the_bucket(shop, "--reject", "--reason", "not yet")
     ok(shop.run("purge-compliance-data", "--bucket", BUCKET, "--execute"))
 
     def held_back(*execute: str) -> tuple[int, int, int, int]:
@@ -241,3 +248,39 @@ def test_a_subject_erased_twice_keeps_one_profile(shop: Deployment) -> None:
     assert records == [profile.id, profile.id], "both erasures' records stay with the subject"
     assert requests == [profile.subject_id] * 2 and second
     assert subject not in compliance_text(shop)
+
+
+def test_a_bucket_that_erases_its_subjects_leaves_only_their_hash_and_replay_finds_them(
+    shop: Deployment,
+) -> None:
+    saved = backup(shop)
+    decide_the_bucket(shop, "--accept")
+    ok(shop.run("apply-deletions", "--execute"))
+    with shop.session() as s:
+        keys = set(s.scalars(select(ComplianceProfile.subject_id)))
+    assert len(keys) == 15 and all(k.startswith("C-") for k in keys)
+
+    dry = ok(shop.run("process-dsar-requests"))
+    assert "Would keep the keys of 15 erased subjects only as a keyed hash" in dry
+    assert summary(shop, "process-dsar-requests", "--execute")["keys_hashed"] == 15
+    stored = compliance_text(shop)
+    assert not [k for k in keys if k in stored]
+    assert all(hashed_key(k, SECRET) in stored for k in keys)
+
+    ok(shop.run("purge-compliance-data", "--bucket", BUCKET, "--execute"))
+    restore(shop, saved)
+    some = sorted(keys)[0]
+    assert shop.app_rows("orders", f"customer_code = '{some}'")
+    today = datetime.now(UTC).date().isoformat()
+    assert summary(shop, "replay-erasures", "--since", today)["replayed"] == 15
+    ok(shop.run("replay-erasures", "--since", today, "--execute"))
+    assert shop.app_rows("orders", f"customer_code = '{some}'") == []
+
+
+def test_only_buckets_that_reach_the_subjects_table_erase_a_subject() -> None:
+    from compliance.dsar.forget import subject_erasing_buckets
+    from compliance.policy.loader import load_policy
+    from tests.conftest import ROOT
+
+    demo = load_policy(ROOT / "compliance.toml", env={})
+    assert set(subject_erasing_buckets(demo)) == {"closed_accounts", "inactive_accounts"}
