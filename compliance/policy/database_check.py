@@ -98,10 +98,39 @@ class _Reflected:
             )
 
 
+def _key_kind(kind: Any) -> str | None:
+    """What a key column holds, as far as matching keys goes: whole numbers, text, or another
+    type by name; None where the driver cannot say (the database then decides)."""
+    try:
+        python_type = kind.python_type
+    except NotImplementedError:
+        return None
+    return {int: "a whole number", str: "text"}.get(python_type, python_type.__name__)
+
+
+def _check_same_key(db: _Reflected, link: tuple[str, str], target: tuple[str, str],
+                    key: str, what: str) -> None:  # fmt: skip
+    """Refuse a link whose column holds another kind of key than the column it points at:
+    no row would ever match (text '42' is not 42), or PostgreSQL refuses the comparison."""
+    link_type, target_type = db.columns(link[0])[link[1]], db.columns(target[0])[target[1]]
+    link_kind, target_kind = _key_kind(link_type), _key_kind(target_type)
+    if link_kind and target_kind and link_kind != target_kind:
+        raise ConfigError(
+            f"{key}: '{link[0]}.{link[1]}' is {link_type} ({link_kind}) but {what} "
+            f"'{target[0]}.{target[1]}' is {target_type} ({target_kind}); a table links to "
+            "its subject by the same kind of key"
+        )
+
+
 def _check_mapped_table(db: _Reflected, name: str, table: MappedTable) -> None:
     key = f"tables.{name}"
+    subjects = db.policy.subjects
     if table.subject_column:
         db.need_column(name, table.subject_column, f"{key}.subject_column")
+        _check_same_key(
+            db, (name, table.subject_column), (subjects.table, subjects.key),
+            f"{key}.subject_column", "the subject key",
+        )  # fmt: skip
     if table.via:
         db.need_column(name, table.via.column, f"{key}.via.column")
         if table.via.parent_column:
@@ -111,6 +140,11 @@ def _check_mapped_table(db: _Reflected, name: str, table: MappedTable) -> None:
                 f"{key}.via.parent_column: '{table.via.table}' has no single-column "
                 "primary key, so name the column the via points at"
             )
+        parent = table.via.parent_column or db.primary_key(table.via.table)[0]
+        _check_same_key(
+            db, (name, table.via.column), (table.via.table, parent), f"{key}.via.column",
+            "the column it points at",
+        )  # fmt: skip
     for column, strategy in table.anonymize.items():
         db.need_column(name, column, f"{key}.anonymize.{column}")
         check_fit(db._table(name), column, strategy, table.anonymize_options.get(column, {}))
