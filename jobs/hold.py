@@ -9,7 +9,7 @@ from compliance.deletion.holds import (
     plan_lift_hold,
     plan_place_hold,
 )
-from compliance.dsar.requests import resolve_subject
+from compliance.dsar.subjects import resolve_subject
 from compliance.roles import identify
 from jobs.cli import cli, emit, execute_option, job_command, runtime
 from jobs.params import DAY, ROW_ID, SUBJECT_ID

@@ -20,7 +20,6 @@ OVERSIZED = {
     "compliance/deletion/batches.py": 742,
     "compliance/deletion/records.py": 810,
     "compliance/dsar/processing.py": 822,
-    "compliance/dsar/requests.py": 529,
     "compliance/deletion/apply.py": 802,
     "dashboard/views/dsar.py": 714,
     "compliance/dsar/delivery.py": 629,

@@ -30,10 +30,10 @@ from compliance.dsar.requests import (
     check_identity_method,
     get_dsar,
     open_request,
-    resolve_subject,
     submit,
     with_article,
 )
+from compliance.dsar.subjects import resolve_subject
 from compliance.errors import Conflict, InvalidInput, NotFound, quoted
 from compliance.free_text import free_text
 from compliance.policy.model import Policy

@@ -17,7 +17,7 @@ from compliance.deletion.holds import (
 )
 from compliance.dsar.objections import COLUMNS as SUPPRESSION_COLUMNS
 from compliance.dsar.objections import list_suppressions, suppressions_csv
-from compliance.dsar.requests import resolve_subject
+from compliance.dsar.subjects import resolve_subject
 from compliance.free_text import MAX_FREE_TEXT
 from compliance.roles import COMPLIANCE_OFFICER
 from compliance.store.states import HoldKind
