@@ -13,7 +13,7 @@ import json
 from datetime import date
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from compliance.deletion.plans import plan_hash
 from compliance.store.models import AuditEvent, DeletionBatch, DeletionRecord, ErasurePlan
@@ -77,10 +77,10 @@ CHANGES = [
     ),
     (
         "subjects key",
-        changed('table = "users"\nkey = "id"', 'table = "users"\nkey = "email"').replace(
-            '[tables.users]\nsubject_column = "id"', '[tables.users]\nsubject_column = "email"'
+        changed('table = "users"\nkey = "id"', 'table = "users"\nkey = "legacy_id"').replace(
+            '[tables.users]\nsubject_column = "id"', '[tables.users]\nsubject_column = "legacy_id"'
         ),
-        "subjects.key changed after acceptance: id → email",
+        "subjects.key changed after acceptance: id → legacy_id",
     ),
     (
         "subjects table",
@@ -95,6 +95,16 @@ CHANGES = [
 ]
 
 
+#: What the application database gains before a change: a second whole-number key for the
+#: subjects (email would be refused at load: the other tables link by a number).
+PREPARE = {
+    "subjects key": (
+        "ALTER TABLE users ADD COLUMN legacy_id INTEGER",
+        "UPDATE users SET legacy_id = id",
+    ),
+}
+
+
 def everything(d: Deployment) -> tuple[str, str]:
     return d.checksum(*APP_TABLES), d.checksum(*BILLING_TABLES)
 
@@ -104,6 +114,9 @@ def test_a_link_changed_after_acceptance_erases_nothing_and_names_the_change(
     demo: Deployment, part: str, policy: str, error: str
 ) -> None:
     batch_id = accepted_batch(demo)
+    with demo.app_engine.begin() as conn:
+        for statement in PREPARE.get(part, ()):
+            conn.execute(text(statement))
     before = everything(demo)
     demo.write_policy(policy)  # someone changes how subjects are found after acceptance
 
