@@ -31,7 +31,7 @@ from compliance.errors import ComplianceError
 from compliance.logs import log_event
 from compliance.policy.datamap import DataMap
 from compliance.policy.model import Policy
-from compliance.policy.strategies import HASH_KEY_ENV, ErasureAction
+from compliance.policy.strategies import HASH_KEY_ENV
 from compliance.storage import Area, export_store
 from compliance.storage.folder import SAFE_NAME
 from compliance.store.models import (
@@ -220,18 +220,6 @@ class KeysHashed:
     refused: str | None = None
 
 
-def subject_erasing_buckets(policy: Policy) -> tuple[str, ...]:
-    """The buckets whose erasure reaches the subjects table itself (deleted or anonymized):
-    a subject applied in one is erased, as an erasure request's subject is. A bucket that
-    only trims some of their data (old tickets, say) leaves them a live subject."""
-    return tuple(
-        name
-        for name, bucket in policy.buckets.items()
-        if policy.subjects.table in bucket.tables
-        and policy.tables[policy.subjects.table].on_erasure != ErasureAction.RETAIN
-    )
-
-
 def _erased_in_buckets(session: Session, buckets: Sequence[str]) -> set[str]:
     """Subjects with an erasure applied in one of ``buckets``, key still as typed: a record
     applied and not purged yet, or the decision ledger's row purge folded it into."""
@@ -259,7 +247,7 @@ def plan_key_hashing(
     session: Session, policy: Policy, *, now: datetime, completing: Sequence[tuple[str, str]] = ()
 ) -> KeyHashingPlan:
     """Erased subjects whose key is still kept as typed: an erasure request of theirs
-    completed, or a bucket erased them (``subject_erasing_buckets``).
+    completed, or a bucket erased them (``Policy.subject_erasing_buckets``).
 
     One waits while anything of theirs is open (a request, or a deletion record not applied:
     an excluded or rejected one keeps them out of its bucket until purge) or a hold is in
@@ -279,7 +267,7 @@ def plan_key_hashing(
             )
         )
         | {subject for _, subject in completing if not subject.startswith(HASHED_PREFIX)}
-        | _erased_in_buckets(session, subject_erasing_buckets(policy))
+        | _erased_in_buckets(session, policy.subject_erasing_buckets)
     )
     busy: set[str] = set()
     for i in range(0, len(erased), HASH_CHUNK):

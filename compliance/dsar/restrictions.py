@@ -48,8 +48,7 @@ def erased_by(session: Session, policy: Policy, subject_id: str) -> str | None:
     )
     if request is not None:
         return f"erasure request {request}"
-    buckets = [n for n, b in policy.buckets.items() if policy.subjects.table in b.tables]
-    buckets.append(DSAR_ERASURE_BUCKET)
+    buckets = [*policy.subject_erasing_buckets, DSAR_ERASURE_BUCKET]
     profile = select(ComplianceProfile.id).where(ComplianceProfile.subject_id.in_(forms))
     bucket = session.scalar(
         select(DeletionRecord.bucket).where(

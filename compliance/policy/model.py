@@ -293,6 +293,13 @@ class Policy:
         )
 
     @property
+    def subject_erasing_buckets(self) -> tuple[str, ...]:
+        """The buckets that reach the subjects table itself (a bucket never names a ``retain``
+        table): a subject erased in one is erased, as an erasure request's subject is. A
+        bucket that trims only some of their data (old tickets, say) leaves them a subject."""
+        return tuple(n for n, b in self.buckets.items() if self.subjects.table in b.tables)
+
+    @property
     def dsar_systems(self) -> tuple[str, ...]:
         """The webhook and manual systems requests reach: [dsar] systems, else all of them."""
         if self.dsar.systems is not None:

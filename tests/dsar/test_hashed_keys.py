@@ -278,9 +278,8 @@ def test_a_bucket_that_erases_its_subjects_leaves_only_their_hash_and_replay_fin
 
 
 def test_only_buckets_that_reach_the_subjects_table_erase_a_subject() -> None:
-    from compliance.dsar.forget import subject_erasing_buckets
     from compliance.policy.loader import load_policy
     from tests.conftest import ROOT
 
     demo = load_policy(ROOT / "compliance.toml", env={})
-    assert set(subject_erasing_buckets(demo)) == {"closed_accounts", "inactive_accounts"}
+    assert set(demo.subject_erasing_buckets) == {"closed_accounts", "inactive_accounts"}
