@@ -13,9 +13,12 @@ from sqlalchemy import Date, DateTime, Engine, MetaData, Table
 from compliance.errors import ConfigError
 from compliance.policy.column_fit import check_fit
 from compliance.policy.model import (
+    DEFAULT_SUBJECT_TYPE,
     AgeRule,
     MappedTable,
     Policy,
+    Subjects,
+    subjects_section,
 )
 from compliance.policy.systems import (
     APP_SYSTEM,
@@ -122,14 +125,20 @@ def _check_same_key(db: _Reflected, link: tuple[str, str], target: tuple[str, st
         )
 
 
+def _subject_key_name(subjects: Subjects) -> str:
+    if subjects.name == DEFAULT_SUBJECT_TYPE:
+        return "the subject key"
+    return f"the '{subjects.name}' subject key"
+
+
 def _check_mapped_table(db: _Reflected, name: str, table: MappedTable) -> None:
     key = f"tables.{name}"
-    subjects = db.policy.subjects
+    subjects = db.policy.subject_types[table.subject]
     if table.subject_column:
         db.need_column(name, table.subject_column, f"{key}.subject_column")
         _check_same_key(
             db, (name, table.subject_column), (subjects.table, subjects.key),
-            f"{key}.subject_column", "the subject key",
+            f"{key}.subject_column", _subject_key_name(subjects),
         )  # fmt: skip
     if table.via:
         db.need_column(name, table.via.column, f"{key}.via.column")
@@ -159,20 +168,23 @@ def _check_tables(db: _Reflected, policy: Policy) -> None:
     for name, table in checked.items():
         if name not in db.existing_in[table.system]:
             raise ConfigError(f"tables.{name}: no such table in {db.where(name)}")
-    subjects = policy.subjects
-    db.need_column(subjects.table, subjects.key, "subjects.key")
-    if subjects.email:
-        db.need_column(subjects.table, subjects.email, "subjects.email")
-    if subjects.jurisdiction_column:
-        db.need_column(subjects.table, subjects.jurisdiction_column, "subjects.jurisdiction_column")
+    for subjects in policy.subject_types.values():
+        where = subjects_section(subjects)
+        db.need_column(subjects.table, subjects.key, f"{where}.key")
+        if subjects.email:
+            db.need_column(subjects.table, subjects.email, f"{where}.email")
+        if subjects.jurisdiction_column:
+            db.need_column(
+                subjects.table, subjects.jurisdiction_column, f"{where}.jurisdiction_column"
+            )
     for name, table in checked.items():
         _check_mapped_table(db, name, table)
 
 
 def _check_buckets(db: _Reflected, policy: Policy) -> None:
-    subjects = policy.subjects
-    hidden = policy.tables[subjects.table].export_exclude if subjects.table in policy.tables else ()
     for bname, bucket in policy.buckets.items():
+        subjects = policy.subject_types[bucket.subject]
+        hidden = policy.tables[subjects.table].export_exclude
         for i, rule in enumerate(bucket.rules):
             if isinstance(rule, AgeRule):
                 key = f"buckets.{bname}.rules[{i}].timestamp"

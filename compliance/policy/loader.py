@@ -13,7 +13,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from compliance.policy.model import (
     DEFAULT_IDENTITY_METHODS,
     DEFAULT_JOB_RUNS_DAYS,
     DEFAULT_REJECTION_COOLOFF_DAYS,
+    DEFAULT_SUBJECT_TYPE,
     DSAR_ERASURE_BUCKET,
     AgeRule,
     AuditSettings,
@@ -52,6 +53,7 @@ from compliance.policy.model import (
     SqlRule,
     Subjects,
     Via,
+    subjects_section,
 )
 from compliance.policy.strategies import (
     ERASURE_ACTIONS,
@@ -383,6 +385,7 @@ _TABLE_FIELDS = (
     Field("legal_basis"),
     Field("system", default=APP_SYSTEM),
     Field("portable", bool, default=False),
+    Field("subject"),
 )  # fmt: skip
 _BUCKET_FIELDS = (
     Field("tables", list, missing=_NO_TABLES, wrong=_NO_TABLES, check=_bucket_tables),
@@ -403,6 +406,7 @@ _BUCKET_FIELDS = (
     Field("data_subjects", list, default=(), items=str, check=_texts),
     Field("recipients", list, default=(), items=str, check=_texts),
     Field("transfers", list, default=(), items=str, check=_texts),
+    Field("subject"),
 )  # fmt: skip
 _SQL_RULE_FIELDS = (
     Field("sql", missing="missing", check=lambda sql, key, _: check_select_only(sql, key)),
@@ -490,6 +494,7 @@ def _parse_table(name: str, raw: Any) -> MappedTable:
     if values["on_erasure"] == "anonymize" and not values["anonymize"]:
         raise ConfigError(f"{key}.anonymize: on_erasure = 'anonymize' needs columns to anonymize")
     specs = values.pop("anonymize")
+    values["subject"] = values["subject"] or ""  # "": not said; _assign_subjects decides
     return MappedTable(
         name=name,
         anonymize={column: strategy for column, (strategy, _) in specs.items()},
@@ -539,7 +544,10 @@ def _check_table_systems(tables: Mapping[str, MappedTable], systems: Mapping[str
 
 def _check_subjects_table(tables: Mapping[str, MappedTable], subjects: Subjects) -> None:
     if subjects.table not in tables:
-        raise ConfigError(f"subjects.table: '{subjects.table}' is not in the data map ([tables])")
+        raise ConfigError(
+            f"{subjects_section(subjects)}.table: '{subjects.table}' is not in the data map "
+            "([tables])"
+        )
     if tables[subjects.table].system != APP_SYSTEM:
         raise ConfigError(
             f"tables.{subjects.table}.system: the subjects table lives in the application database"
@@ -550,16 +558,88 @@ def _check_subjects_table(tables: Mapping[str, MappedTable], subjects: Subjects)
         )
 
 
+def _assign_subjects(
+    tables: Mapping[str, MappedTable], types: Mapping[str, Subjects]
+) -> dict[str, MappedTable]:
+    """Each table's kind of data subject: its root's (the table its via chain ends at), which
+    is the kind whose subjects table it is, the kind it names, or the only kind there is."""
+    listing = {s.table: s.name for s in types.values()}
+    known = ", ".join(types)
+
+    def root_subject(root: MappedTable) -> str:
+        key = f"tables.{key_name(root.name)}.subject"
+        if root.subject and root.subject not in types:
+            raise ConfigError(f"{key}: '{root.subject}' is not a kind of data subject ({known})")
+        if root.name in listing and root.subject and root.subject != listing[root.name]:
+            raise ConfigError(
+                f"{key}: '{root.name}' lists the '{listing[root.name]}' subjects, so its data "
+                f"is theirs, not '{root.subject}'"
+            )
+        if root.subject or root.name in listing:
+            return root.subject or listing[root.name]
+        if len(types) == 1:
+            return next(iter(types))
+        raise ConfigError(
+            f"{key}: missing; with more than one kind of data subject, a table linked by "
+            f"subject_column names whose data it holds (one of {known})"
+        )
+
+    assigned = {}
+    for name, table in tables.items():
+        root = table
+        while root.via is not None:
+            root = tables[root.via.table]
+        subject = root_subject(root)
+        if table.subject and table.subject != subject:
+            raise ConfigError(
+                f"tables.{key_name(name)}.subject: '{table.subject}', but its via chain ends at "
+                f"'{root.name}', which holds '{subject}' data"
+            )
+        assigned[name] = replace(table, subject=subject)
+    return assigned
+
+
 def _parse_tables(
-    raw: Mapping[str, Any], subjects: Subjects, systems: Mapping[str, System]
+    raw: Mapping[str, Any], types: Mapping[str, Subjects], systems: Mapping[str, System]
 ) -> dict[str, MappedTable]:
     tables = {name: _parse_table(name, t) for name, t in raw.items()}
     if not tables:
         raise ConfigError("tables: the data map is empty; map at least the subjects table")
     _check_via_chains(tables)
     _check_table_systems(tables, systems)
-    _check_subjects_table(tables, subjects)
-    return tables
+    for subjects in types.values():
+        _check_subjects_table(tables, subjects)
+    return _assign_subjects(tables, types)
+
+
+def _parse_subject_types(raw: Any) -> dict[str, Subjects]:
+    """``[subjects]`` (one kind of data subject, named ``default``) or ``[subjects.NAME]``
+    sections, one per kind: customers, employees, job applicants each in their own table."""
+    expect(raw, dict, "subjects")
+    named = [k for k, v in raw.items() if isinstance(v, dict)]
+    if not named:
+        return {DEFAULT_SUBJECT_TYPE: Subjects(**read_section(raw, _SUBJECTS_FIELDS, "subjects"))}
+    plain = [k for k in raw if k not in named]
+    if plain:
+        raise ConfigError(
+            f"subjects.{key_name(plain[0])}: either one [subjects] section or one "
+            "[subjects.NAME] section per kind of data subject, not both"
+        )
+    types: dict[str, Subjects] = {}
+    for name in named:
+        _check_name(name, "subjects")
+        key = f"subjects.{key_name(name)}"
+        if "table" not in raw[name]:
+            raise ConfigError(f"{key}.table: missing (the table listing these subjects)")
+        types[name] = Subjects(name=name, **read_section(raw[name], _SUBJECTS_FIELDS, key))
+    tables = [s.table for s in types.values()]
+    for subjects in types.values():
+        if tables.count(subjects.table) > 1:
+            raise ConfigError(
+                f"subjects.{key_name(subjects.name)}.table: '{subjects.table}' lists another "
+                "kind of data subject too; each kind has its own table"
+            )
+    return types
 
 
 def _parse_rule(raw: Any, key: str) -> Rule:
@@ -582,12 +662,35 @@ def _parse_bucket(name: str, raw: Any, context: _Context) -> Bucket:
     )
 
 
-def _parse_buckets(raw: Mapping[str, Any], context: _Context) -> dict[str, Bucket]:
-    buckets = {name: _parse_bucket(name, b, context) for name, b in raw.items()}
-    if DSAR_ERASURE_BUCKET in buckets:
+def _bucket_subject(bucket: Bucket, tables: Mapping[str, MappedTable]) -> Bucket:
+    """A bucket erases one kind of data subject: that of its tables, which must agree."""
+    key = f"buckets.{key_name(bucket.name)}"
+    kinds = {t: tables[t].subject for t in bucket.tables}
+    subject = kinds[bucket.tables[0]]
+    for table, kind in kinds.items():
+        if kind != subject:
+            raise ConfigError(
+                f"{key}.tables: '{bucket.tables[0]}' holds '{subject}' data and '{table}' "
+                f"holds '{kind}' data; a bucket erases one kind of data subject"
+            )
+    if bucket.subject and bucket.subject != subject:
         raise ConfigError(
-            f"buckets.{DSAR_ERASURE_BUCKET}: reserved for erasure requests; choose another name"
+            f"{key}.subject: '{bucket.subject}', but its tables hold '{subject}' data"
         )
+    return replace(bucket, subject=subject)
+
+
+def _parse_buckets(
+    raw: Mapping[str, Any], context: _Context, types: Mapping[str, Subjects]
+) -> dict[str, Bucket]:
+    buckets = {
+        name: _bucket_subject(_parse_bucket(name, b, context), context.tables)
+        for name, b in raw.items()
+    }
+    reserved = [f"{DSAR_ERASURE_BUCKET}_{t}" for t in types]
+    for name in buckets:
+        if name == DSAR_ERASURE_BUCKET or name in reserved:
+            raise ConfigError(f"buckets.{name}: reserved for erasure requests; choose another name")
     return buckets
 
 
@@ -676,6 +779,8 @@ def parse_policy(
     check_shape(data)
     check_environment(env, (n for n in env if n.startswith("COMPLIANCE_") or n in _SECRETS))
     unknown_keys(data, set(_SECTIONS), "policy")
+    for section in ("database", "app_database"):
+        unknown_keys(_section(data, section), {"url"}, section)
     database_url = _from_env_or_file(
         env, "COMPLIANCE_DATABASE_URL", data, "database.url", DEFAULT_DATABASE_URL
     )
@@ -691,11 +796,11 @@ def parse_policy(
         ),
         base,
     )
-    subjects = Subjects(**read_section(data.get("subjects", {}), _SUBJECTS_FIELDS, "subjects"))
+    subject_types = _parse_subject_types(data.get("subjects", {}))
     systems = _parse_systems(_section(data, "systems"), app_url, env, base)
-    tables = _parse_tables(_section(data, "tables"), subjects, systems)
+    tables = _parse_tables(_section(data, "tables"), subject_types, systems)
     context = _Context(base, tables, systems)
-    buckets = _parse_buckets(_section(data, "buckets"), context)
+    buckets = _parse_buckets(_section(data, "buckets"), context, subject_types)
     retention, dsar_export_days, job_runs_days = _parse_retention_section(
         _section(data, "retention"), context
     )
@@ -712,7 +817,7 @@ def parse_policy(
         database_url=_resolve_url(database_url, base),
         app_database_url=app_url,
         export_dir=export_dir,
-        subjects=subjects,
+        subject_types=subject_types,
         tables=tables,
         buckets=buckets,
         retention=retention,

@@ -26,6 +26,8 @@ from compliance.policy.systems import (
 
 DEFAULT_CONFIG = "compliance.toml"
 DSAR_ERASURE_BUCKET = "dsar_erasure"
+#: The kind of data subject a policy with one plain ``[subjects]`` section declares.
+DEFAULT_SUBJECT_TYPE = "default"
 #: Days a subject whose record was rejected is not proposed again in that bucket.
 DEFAULT_REJECTION_COOLOFF_DAYS = 90
 #: Days of the month a bucket's unreviewed batches are announced on, unless it says.
@@ -65,6 +67,8 @@ class MappedTable:
     system: str = APP_SYSTEM
     #: Data the subject provided: what a portability request exports (GDPR Art. 20).
     portable: bool = False
+    #: The kind of data subject whose data this is ([subjects.NAME]); a via table inherits it.
+    subject: str = DEFAULT_SUBJECT_TYPE
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,8 @@ class Bucket:
     data_subjects: tuple[str, ...] = ()
     recipients: tuple[str, ...] = ()
     transfers: tuple[str, ...] = ()
+    #: The kind of data subject the bucket erases: that of its tables (one kind per bucket).
+    subject: str = DEFAULT_SUBJECT_TYPE
 
 
 @dataclass(frozen=True)
@@ -126,11 +132,22 @@ class RetentionEntry:
 
 @dataclass(frozen=True)
 class Subjects:
+    """One kind of data subject: the table listing them, its key, and how to reach them."""
+
     table: str = "users"
     key: str = "id"
     email: str | None = "email"
     #: The subjects table's column whose value picks a jurisdiction by its ``countries``.
     jurisdiction_column: str | None = None
+    #: Its name in [subjects.NAME]; a single plain [subjects] section is ``default``.
+    name: str = DEFAULT_SUBJECT_TYPE
+
+
+def subjects_section(subjects: Subjects) -> str:
+    """Where ``subjects`` is declared in the policy file, for messages naming its keys."""
+    if subjects.name == DEFAULT_SUBJECT_TYPE:
+        return "subjects"
+    return f"subjects.{subjects.name}"
 
 
 @dataclass(frozen=True)
@@ -234,7 +251,8 @@ class Policy:
     database_url: str
     app_database_url: str
     export_dir: Path
-    subjects: Subjects
+    #: Every kind of data subject by name, in policy order ([subjects.NAME]).
+    subject_types: Mapping[str, Subjects]
     tables: Mapping[str, MappedTable]
     buckets: Mapping[str, Bucket]
     retention: Mapping[str, RetentionEntry]
@@ -269,35 +287,96 @@ class Policy:
                 f"{{field}} must be one of {known}, got {quoted(name)}", field="jurisdiction"
             ) from None
 
+    def subject_type(self, name: str) -> Subjects:
+        """The declared kind of data subject ``name``; InvalidInput naming the known ones."""
+        try:
+            return self.subject_types[name]
+        except KeyError:
+            known = ", ".join(self.subject_types)
+            raise InvalidInput(
+                f"{{field}} must be one of {known}, got {quoted(name)}", field="subject type"
+            ) from None
+
+    @property
+    def subjects(self) -> Subjects:
+        """The kind of data subject of a policy that declares only one.
+
+        Code that serves several kinds names the one it means (``subject_type``); reaching
+        for "the" subjects of a policy with several is a bug, so it is refused loudly.
+        """
+        if len(self.subject_types) != 1:
+            raise AssertionError("this policy declares several kinds of data subject")
+        return next(iter(self.subject_types.values()))
+
+    @property
+    def multiple_subject_types(self) -> bool:
+        return len(self.subject_types) > 1
+
+    def erasure_bucket_name(self, subject_type: str) -> str:
+        """The bucket erasure requests about ``subject_type`` are recorded in.
+
+        A policy with one kind of subject keeps the name ``dsar_erasure``; with several,
+        each kind has its own (``dsar_erasure_customers``), since a bucket erases one kind.
+        """
+        if subject_type == DEFAULT_SUBJECT_TYPE:
+            return DSAR_ERASURE_BUCKET
+        return f"{DSAR_ERASURE_BUCKET}_{subject_type}"
+
+    @property
+    def erasure_buckets(self) -> dict[str, str]:
+        """Each erasure-request bucket's name -> the kind of data subject it erases."""
+        return {self.erasure_bucket_name(t): t for t in self.subject_types}
+
+    def is_erasure_bucket(self, name: str) -> bool:
+        return name in self.erasure_buckets
+
     def bucket(self, name: str) -> Bucket:
-        if name == DSAR_ERASURE_BUCKET:
-            return self.dsar_erasure_bucket
+        if name in self.erasure_buckets:
+            return self.erasure_bucket(self.erasure_buckets[name])
         try:
             return self.buckets[name]
         except KeyError:
-            known = ", ".join(sorted([*self.buckets, DSAR_ERASURE_BUCKET]))
+            known = ", ".join(sorted([*self.buckets, *self.erasure_buckets]))
             raise NotFound(f"unknown bucket '{name}' (known: {known})") from None
 
     @property
+    def all_buckets(self) -> dict[str, Bucket]:
+        """The declared buckets and the erasure-request ones, by name."""
+        return {**self.buckets, **{n: self.bucket(n) for n in self.erasure_buckets}}
+
+    @property
     def dsar_erasure_bucket(self) -> Bucket:
-        """Erasure requests erase every mapped table that is not kept under ``retain``."""
+        """The erasure-request bucket of a policy with one kind of data subject."""
+        return self.erasure_bucket(self.subjects.name)
+
+    def erasure_bucket(self, subject_type: str) -> Bucket:
+        """Erasure requests erase every mapped table of their kind of subject that is not
+        kept under ``retain``."""
         return Bucket(
-            name=DSAR_ERASURE_BUCKET,
+            name=self.erasure_bucket_name(subject_type),
             description="Erasure requests from data subjects (GDPR Art. 17)",
-            tables=tuple(n for n, t in self.tables.items() if t.on_erasure != ErasureAction.RETAIN),
+            tables=tuple(
+                n
+                for n, t in self.tables.items()
+                if t.on_erasure != ErasureAction.RETAIN and t.subject == subject_type
+            ),
             rules=(),
             ops_channel=self.slack.dsar_channel,
             # A data subject who asks again is heard again: no cool-off for requests.
             rejection_cooloff_days=0,
             systems=self.dsar_systems,
+            subject=subject_type,
         )
 
     @property
     def subject_erasing_buckets(self) -> tuple[str, ...]:
-        """The buckets that reach the subjects table itself (a bucket never names a ``retain``
-        table): a subject erased in one is erased, as an erasure request's subject is. A
-        bucket that trims only some of their data (old tickets, say) leaves them a subject."""
-        return tuple(n for n, b in self.buckets.items() if self.subjects.table in b.tables)
+        """The buckets that reach their subjects table itself (a bucket never names a
+        ``retain`` table): a subject erased in one is erased, as an erasure request's
+        subject is. A bucket that trims only some of their data (old tickets, say) leaves
+        them a subject."""
+        return tuple(
+            n for n, b in self.buckets.items() if self.subject_types[b.subject].table in b.tables
+        )
 
     @property
     def dsar_systems(self) -> tuple[str, ...]:

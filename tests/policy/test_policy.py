@@ -117,6 +117,10 @@ def test_the_environment_wins_over_the_file_for_database_urls() -> None:
             lambda d: d.setdefault("exports", {}).update(dir=7),
             "exports.dir: expected str, got 7",
         ),
+        (  # a misspelt url would otherwise leave the default database in use, silently
+            lambda d: d.setdefault("app_database", {}).update(ulr="sqlite:///shop.db"),
+            "app_database.ulr: unknown key (allowed: url)",
+        ),
     ],
 )
 def test_a_bad_policy_is_one_error_naming_the_key(change, message: str) -> None:
