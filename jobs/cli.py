@@ -74,6 +74,7 @@ FLAGS: dict[str, str] = {
     "scope": "--scope",
     "since": "--since",
     "subject_id": "--subject-id",
+    "subject_type": "--subject-type",
     "system": "--system",
     "within_days": "--within-days",
     "workers": "--workers",
@@ -145,8 +146,10 @@ class Runtime:
         warnings = check_against_database(
             self.policy, self.app_engine, engines, reflection=reflection
         )
-        subjects = reflection.metadatas[APP_SYSTEM].tables.get(self.policy.subjects.table)
-        warnings += filter(None, [subject_columns_warning(self.policy, subjects)])
+        reflected = reflection.metadatas[APP_SYSTEM].tables
+        for subjects in self.policy.subject_types.values():
+            warning = subject_columns_warning(self.policy, reflected.get(subjects.table))
+            warnings += [warning] if warning else []
         for warning in warnings:
             logs.log_event("policy.warning", logging.WARNING, message=warning)
         return DataMap(self.policy, self.app_engine, engines, reflection=reflection)

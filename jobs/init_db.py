@@ -6,7 +6,7 @@ from compliance.deletion.plans import record_missing_links
 from compliance.demo.billing import create_demo_billing_database
 from compliance.demo.generate import create_demo_app_database, write_demo_policy
 from compliance.demo.seed import seed_demo_workflow, seed_fan_out
-from compliance.discovery.coverage import subjects_table_warning
+from compliance.discovery.coverage import subjects_table_warnings
 from compliance.errors import Conflict
 from compliance.logs import log_event
 from compliance.policy.loader import config_path
@@ -34,8 +34,7 @@ def init_db(demo: bool, demo_users: int) -> dict[str, object]:
     summary["revision"] = migrate(rt.engine)
     lines.append(f"Compliance database at revision {summary['revision']}: {_where(rt.engine)}")
     if not demo:  # with --demo, the data map's check below says it
-        warning = subjects_table_warning(rt.policy)
-        if warning:
+        for warning in subjects_table_warnings(rt.policy):
             log_event("policy.warning", logging.WARNING, message=warning)
     with rt.session() as session:  # the links in force at the upgrade, for plans without them
         linked = record_missing_links(session, rt.policy, actor=rt.actor)

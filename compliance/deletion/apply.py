@@ -227,7 +227,7 @@ def apply_deletions(
     # counts none for the second, as the real run finds none.
     deleted: dict[str, set[str]] | None = {} if not execute and len(names) > 1 else None
     for name in names:
-        if name not in policy.buckets and name != "dsar_erasure":
+        if name not in policy.buckets and not policy.is_erasure_bucket(name):
             log_event("apply_deletions.unknown_bucket", bucket=name)
             _fail_bucket(session, name, now, f"bucket '{name}' is no longer in the policy", result)
             continue
@@ -276,7 +276,7 @@ def _bucket_names(session: Session, datamap: DataMap, bucket: str | None) -> lis
         )
         session.rollback()
     for name in names:
-        if name in policy.buckets or name == "dsar_erasure":
+        if name in policy.buckets or policy.is_erasure_bucket(name):
             # No key for the hash strategy: refused before any record is touched.
             datamap.require_keys(datamap.erasure_plan(policy.bucket(name).tables))
     return names
@@ -510,7 +510,8 @@ class _BucketRun:
         record_ids = [rid for rid, _ in records]
         # Read before erasing: a webhook or a person needs the email the erasure removes.
         keys = [s for _, s in records]
-        subjects = subject_details(self.datamap, keys) if work.other else {}
+        kind = work.bucket.subject
+        subjects = subject_details(self.datamap, kind, keys) if work.other else {}
         outcomes, blocked, rows = self._erase_systems(session, work, records, result)
         # Writes to the compliance database only after every erasure is committed.
         for system, ok, errors in outcomes:
@@ -616,9 +617,12 @@ class _BucketRun:
             raise failures[0]
 
 
-def subject_details(datamap: DataMap, keys: Sequence[str]) -> dict[str, dict[str, str | None]]:
-    """What a webhook or a person needs to find each subject: the key and the email."""
-    subjects = datamap.policy.subjects
+def subject_details(
+    datamap: DataMap, subject_type: str, keys: Sequence[str]
+) -> dict[str, dict[str, str | None]]:
+    """What a webhook or a person needs to find each subject of ``subject_type``: the key
+    and the email."""
+    subjects = datamap.policy.subject_type(subject_type)
     if not subjects.email:
         return {k: {"id": k, "email": None} for k in keys}
     table = datamap.table(subjects.table)

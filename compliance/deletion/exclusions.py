@@ -65,8 +65,10 @@ def exclude_records(
     # share one with the writes.
     plans = (
         [
-            plan_place_hold(session, subject_id=subject_id, reason=exclude[rid], by=actor)
-            for rid, subject_id in _subjects(session, exclude)
+            plan_place_hold(
+                session, subject_id=subject_id, reason=exclude[rid], by=actor, subject_type=kind
+            )
+            for rid, kind, subject_id in _subjects(session, exclude)
         ]
         if hold
         else []
@@ -117,8 +119,10 @@ def exclude_all_records(
     # officer saw; the version checked under the lock below proves they are still those.
     plans = (
         [
-            plan_place_hold(session, subject_id=subject_id, reason=text, by=actor)
-            for _, subject_id in _subjects(session, _awaiting(session, batch_id))
+            plan_place_hold(
+                session, subject_id=subject_id, reason=text, by=actor, subject_type=kind
+            )
+            for _, kind, subject_id in _subjects(session, _awaiting(session, batch_id))
         ]
         if hold
         else []
@@ -159,12 +163,12 @@ def _awaiting(session: Session, batch_id: int) -> list[int]:
     )
 
 
-def _subjects(session: Session, record_ids: Iterable[int]) -> list[tuple[int, str]]:
-    """(record id, subject key) for these records, by record id."""
+def _subjects(session: Session, record_ids: Iterable[int]) -> list[tuple[int, str, str]]:
+    """(record id, kind of subject, subject key) for these records, by record id."""
     return [
-        (rid, subject_id)
-        for rid, subject_id in session.execute(
-            select(DeletionRecord.id, ComplianceProfile.subject_id)
+        (rid, kind, subject_id)
+        for rid, kind, subject_id in session.execute(
+            select(DeletionRecord.id, ComplianceProfile.subject_type, ComplianceProfile.subject_id)
             .join(ComplianceProfile, ComplianceProfile.id == DeletionRecord.compliance_profile_id)
             .where(DeletionRecord.id.in_(list(record_ids)))
             .order_by(DeletionRecord.id)

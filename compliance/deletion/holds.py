@@ -37,7 +37,14 @@ from compliance.audit.chain import record_event
 from compliance.errors import Conflict, InvalidInput, NotFound
 from compliance.free_text import free_text
 from compliance.roles import COMPLIANCE_OFFICER, Identity, require
-from compliance.store.models import ComplianceProfile, DsarRequest, LegalHold, utcnow
+from compliance.store.models import (
+    DEFAULT_SUBJECT_TYPE,
+    ComplianceProfile,
+    DsarRequest,
+    LegalHold,
+    of_type,
+    utcnow,
+)
 from compliance.store.queries import dsar_open
 from compliance.store.sql import among_ids, rows_changed
 from compliance.store.states import EXPORT_KINDS, HoldKind
@@ -94,6 +101,7 @@ class HoldPlan:
     until: date | None = None
     hold_id: int | None = None  # the hold being lifted
     already_held_by: tuple[int, ...] = ()  # active holds the subject has already
+    subject_type: str = DEFAULT_SUBJECT_TYPE  # the kind of data subject held
 
 
 def _check_reason(reason: str | None, what: str) -> str:
@@ -103,9 +111,11 @@ def _check_reason(reason: str | None, what: str) -> str:
     return text
 
 
-def _profile_id(session: Session, subject_id: str) -> int | None:
+def _profile_id(session: Session, subject_type: str, subject_id: str) -> int | None:
     return session.scalar(
-        select(ComplianceProfile.id).where(ComplianceProfile.subject_id == subject_id)
+        select(ComplianceProfile.id).where(
+            of_type(subject_type), ComplianceProfile.subject_id == subject_id
+        )
     )
 
 
@@ -117,6 +127,7 @@ def plan_place_hold(
     by: Identity,
     until: date | None = None,
     now: datetime | None = None,
+    subject_type: str = DEFAULT_SUBJECT_TYPE,
 ) -> HoldPlan:
     """Check the input and say what placing the hold would do; changes nothing.
 
@@ -131,7 +142,7 @@ def plan_place_hold(
     now = now or utcnow()
     if until is not None and hold_end(until) <= now:
         raise InvalidInput(f"the hold's end date {until.isoformat()} is already past")
-    profile_id = _profile_id(session, subject_id)
+    profile_id = _profile_id(session, subject_type, subject_id)
     existing: tuple[int, ...] = ()
     if profile_id is not None:
         existing = tuple(
@@ -142,7 +153,10 @@ def plan_place_hold(
             )
         )
     session.rollback()
-    return HoldPlan("place", subject_id, reason, email, profile_id, until, already_held_by=existing)
+    return HoldPlan(
+        "place", subject_id, reason, email, profile_id, until, already_held_by=existing,
+        subject_type=subject_type,
+    )  # fmt: skip
 
 
 def place_hold(session: Session, plan: HoldPlan, *, now: datetime | None = None) -> HoldView:
@@ -157,9 +171,12 @@ def add_hold(session: Session, plan: HoldPlan, *, now: datetime | None = None) -
     if plan.action != "place":
         raise InvalidInput(f"this plan lifts a hold; it cannot place one ({plan.action})")
     now = now or utcnow()
-    profile_id = _profile_id(session, plan.subject_id)
+    profile_id = _profile_id(session, plan.subject_type, plan.subject_id)
     if profile_id is None:  # a subject no bucket has found yet: the hold is there first
-        profile = ComplianceProfile(subject_id=plan.subject_id, created_at=now, updated_at=now)
+        profile = ComplianceProfile(
+            subject_id=plan.subject_id, subject_type=plan.subject_type, created_at=now,
+            updated_at=now,
+        )  # fmt: skip
         session.add(profile)
         session.flush()
         profile_id = profile.id
@@ -361,13 +378,14 @@ def holds_in_force(now: datetime) -> Subquery:
     return query.subquery("holds_in_force")
 
 
-def on_hold(subject_key: Any, now: datetime) -> ColumnElement[bool]:
-    """SQL: the subject named by ``subject_key`` (an application key) is held at ``now``."""
+def on_hold(subject_type: str, subject_key: Any, now: datetime) -> ColumnElement[bool]:
+    """SQL: the subject of ``subject_type`` named by ``subject_key`` (an application key) is
+    held at ``now``."""
     holds = holds_in_force(now)
     return (
         select(holds.c.profile_id)
         .join(ComplianceProfile, ComplianceProfile.id == holds.c.profile_id)
-        .where(ComplianceProfile.subject_id == subject_key)
+        .where(of_type(subject_type), ComplianceProfile.subject_id == subject_key)
         .exists()
     )
 
@@ -379,15 +397,23 @@ def profile_on_hold(profile_id: Any, now: datetime) -> ColumnElement[bool]:
 
 
 def held_subjects(
-    session: Session, subject_ids: Iterable[str] | None = None, *, now: datetime | None = None
+    session: Session,
+    subject_ids: Iterable[str] | None = None,
+    *,
+    now: datetime | None = None,
+    subject_type: str | None = None,
 ) -> set[str]:
-    """The subjects (application keys) under a hold in force: among ``subject_ids``, or all."""
+    """The subjects (application keys) under a hold in force: among ``subject_ids``, or all;
+    of ``subject_type``, or of any kind (a key held as one kind then protects it as every
+    kind: more kept, never less)."""
     holds = holds_in_force(now or utcnow())
     query = (
         select(ComplianceProfile.subject_id)
         .join(holds, holds.c.profile_id == ComplianceProfile.id)
         .distinct()
     )
+    if subject_type is not None:
+        query = query.where(of_type(subject_type))
     if subject_ids is None:
         return set(session.scalars(query))
     held: set[str] = set()

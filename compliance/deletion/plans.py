@@ -68,6 +68,7 @@ def links_document(policy: Policy, tables: Iterable[str]) -> dict[str, Any]:
 
     Tables gone from the data map are left out: nothing erases them any more.
     """
+    tables = list(tables)
     links: dict[str, dict[str, Any]] = {}
     for name in tables:
         while name in policy.tables and name not in links:
@@ -83,8 +84,21 @@ def links_document(policy: Policy, tables: Iterable[str]) -> dict[str, Any]:
                 }
             links[name] = link
             name = mapped.via.table if mapped.via is not None else ""
-    subjects = {"table": policy.subjects.table, "key": policy.subjects.key}
-    return {"subjects": subjects, "links": dict(sorted(links.items()))}
+    return {"subjects": _subjects_document(policy, tables), "links": dict(sorted(links.items()))}
+
+
+def _subjects_document(policy: Policy, tables: Iterable[str]) -> dict[str, str] | None:
+    """The subjects table and key ``tables`` lead to: their kind's (a plan's tables are all of
+    one kind); None when that cannot be told (no table of the plan is mapped any more, in a
+    policy of several kinds)."""
+    kinds = {policy.tables[t].subject for t in tables if t in policy.tables}
+    if len(kinds) == 1:
+        subjects = policy.subject_types.get(kinds.pop())
+    elif not policy.multiple_subject_types:
+        subjects = policy.subjects
+    else:
+        subjects = None
+    return None if subjects is None else {"table": subjects.table, "key": subjects.key}
 
 
 def steps(document: PlanDocument) -> list[Step]:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    and_,
     column,
     delete,
     exists,
@@ -44,9 +45,11 @@ from compliance.logs import Progress, log_event
 from compliance.policy.datamap import DataMap
 from compliance.policy.model import Bucket
 from compliance.store.models import (
+    PROFILE_KEY,
     ComplianceProfile,
     DecisionLedger,
     DeletionRecord,
+    of_type,
     utcnow,
 )
 from compliance.store.queries import record_open
@@ -102,28 +105,35 @@ def _insert_for(session: Session) -> Any:
     return sqlite_insert
 
 
-def insert_missing_profiles(session: Session, subject_ids: list[str], now: datetime) -> int:
-    """Create the profiles these subjects lack, in one statement; return how many."""
+def insert_missing_profiles(
+    session: Session, subject_type: str, subject_ids: list[str], now: datetime
+) -> int:
+    """Create the profiles these subjects of ``subject_type`` lack, in one statement; return
+    how many."""
     profiles = ComplianceProfile.__table__
+    rows = [
+        {"subject_id": s, "subject_type": subject_type, "created_at": now, "updated_at": now}
+        for s in subject_ids
+    ]
     return len(
         session.execute(
             _insert_for(session)(profiles)
-            .on_conflict_do_nothing(index_elements=["subject_id"])
+            .on_conflict_do_nothing(index_elements=PROFILE_KEY)
             .returning(profiles.c.id),
-            [{"subject_id": s, "created_at": now, "updated_at": now} for s in subject_ids],
+            rows,
         ).all()
     )
 
 
 def ensure_profiles(
-    session: Session, subject_ids: list[str], now: datetime
+    session: Session, subject_type: str, subject_ids: list[str], now: datetime
 ) -> tuple[dict[str, int], int]:
-    """Profile ids for the subjects, creating the missing ones."""
-    created = insert_missing_profiles(session, subject_ids, now)
+    """Profile ids for the subjects of ``subject_type``, creating the missing ones."""
+    created = insert_missing_profiles(session, subject_type, subject_ids, now)
     found = dict(
         session.execute(
             select(ComplianceProfile.subject_id, ComplianceProfile.id).where(
-                ComplianceProfile.subject_id.in_(subject_ids)
+                of_type(subject_type), ComplianceProfile.subject_id.in_(subject_ids)
             )
         ).all()
     )
@@ -138,21 +148,25 @@ def _open_record(bucket: str) -> Any:
     )
 
 
-def _count_open(session: Session, bucket: str, subject_ids: list[str]) -> int:
+def _count_open(session: Session, bucket: Bucket, subject_ids: list[str]) -> int:
     return (
         session.scalar(
             select(func.count()).where(
-                ComplianceProfile.subject_id.in_(subject_ids), _open_record(bucket)
+                of_type(bucket.subject),
+                ComplianceProfile.subject_id.in_(subject_ids),
+                _open_record(bucket.name),
             )
         )
         or 0
     )
 
 
-def _count_new_profiles(session: Session, subject_ids: list[str]) -> int:
+def _count_new_profiles(session: Session, subject_type: str, subject_ids: list[str]) -> int:
     """How many of these subjects have no compliance profile yet (``add_records`` makes one)."""
     known = session.scalar(
-        select(func.count()).where(ComplianceProfile.subject_id.in_(subject_ids))
+        select(func.count()).where(
+            of_type(subject_type), ComplianceProfile.subject_id.in_(subject_ids)
+        )
     )
     return len(subject_ids) - (known or 0)
 
@@ -162,6 +176,7 @@ def add_records(
     bucket: str,
     subject_ids: list[str],
     *,
+    subject_type: str,
     actor: str,
     scheduled_at: datetime,
     now: datetime,
@@ -176,7 +191,7 @@ def add_records(
     """
     if not subject_ids:
         return 0, 0, 0
-    new = _NewRecords(bucket, scheduled_at, now, accepted)
+    new = _NewRecords(bucket, subject_type, scheduled_at, now, accepted)
     if session.get_bind().dialect.name == "postgresql":
         created, new_profiles, _first, _last = _add_records_in_one_statement(
             session, new, subject_ids
@@ -215,9 +230,9 @@ def _open_records_sql(keys: str, existing: str, staged: str = "", counts: str = 
     """
     return f"""
 WITH {staged}fresh AS (
-    INSERT INTO compliance_profiles (subject_id, created_at, updated_at)
-    SELECT key, :now, :now FROM {keys}
-    ON CONFLICT (subject_id) DO NOTHING
+    INSERT INTO compliance_profiles (subject_id, subject_type, created_at, updated_at)
+    SELECT key, :subject_type, :now, :now FROM {keys}
+    ON CONFLICT (subject_id, subject_type) DO NOTHING
     RETURNING id
 ), existing AS (
     {existing}
@@ -238,14 +253,16 @@ FROM opened
 _ADD_RECORDS_SQL = text(
     _open_records_sql(
         "unnest(CAST(:keys AS text[])) AS key",
-        "SELECT id FROM compliance_profiles WHERE subject_id = ANY(CAST(:keys AS text[]))",
+        "SELECT id FROM compliance_profiles "
+        "WHERE subject_id = ANY(CAST(:keys AS text[])) AND subject_type = :subject_type",
     )
 )
 # The same work, for the staged keys numbered ``lo < n <= hi``, counting them too.
 _ADD_STAGED_RECORDS_SQL = text(
     _open_records_sql(
         "staged",
-        "SELECT p.id FROM compliance_profiles AS p JOIN staged ON p.subject_id = staged.key",
+        "SELECT p.id FROM compliance_profiles AS p "
+        "JOIN staged ON p.subject_id = staged.key AND p.subject_type = :subject_type",
         staged="staged AS (\n    SELECT key FROM pd_due_keys WHERE n > :lo AND n <= :hi\n), ",
         counts="(SELECT count(*) FROM staged), ",
     )
@@ -264,10 +281,11 @@ WITH staged AS (
     SELECT key FROM pd_due_keys WHERE n > :lo AND n <= :hi
 ), matched AS (
     SELECT staged.key, p.id
-    FROM staged LEFT JOIN compliance_profiles AS p ON p.subject_id = staged.key
+    FROM staged LEFT JOIN compliance_profiles AS p
+        ON p.subject_id = staged.key AND p.subject_type = :subject_type
 ), fresh AS (
-    INSERT INTO compliance_profiles (subject_id, created_at, updated_at)
-    SELECT key, :now, :now FROM matched WHERE id IS NULL
+    INSERT INTO compliance_profiles (subject_id, subject_type, created_at, updated_at)
+    SELECT key, :subject_type, :now, :now FROM matched WHERE id IS NULL
     RETURNING id
 ), opened_fresh AS (
     INSERT INTO deletion_records (compliance_profile_id, bucket, deletion_scheduled_at,
@@ -315,6 +333,7 @@ class _NewRecords:
     """What the records opened in one statement share, whichever way the statement is written."""
 
     bucket: str
+    subject_type: str
     scheduled_at: datetime
     now: datetime
     accepted: bool | None
@@ -324,6 +343,7 @@ class _NewRecords:
         naive = UTCDateTime().process_bind_param
         return {
             "bucket": self.bucket,
+            "subject_type": self.subject_type,
             "accepted_for_deletion": self.accepted,
             "scheduled_at": naive(self.scheduled_at, None),
             "now": naive(self.now, None),
@@ -357,11 +377,12 @@ def _add_records_in_two_statements(
     session: Session, new: _NewRecords, subject_ids: list[str]
 ) -> tuple[int, list[int], int]:
     """(profiles created, profile ids given a record, records created)."""
-    new_profiles = insert_missing_profiles(session, subject_ids, new.now)
+    new_profiles = insert_missing_profiles(session, new.subject_type, subject_ids, new.now)
     fresh = select(ComplianceProfile.id, *new.values())
     profile_ids = session.scalars(
         _insert_open_records(
-            session, fresh.where(ComplianceProfile.subject_id.in_(subject_ids))
+            session,
+            fresh.where(of_type(new.subject_type), ComplianceProfile.subject_id.in_(subject_ids)),
         ).returning(DeletionRecord.__table__.c.compliance_profile_id)
     ).all()
     return new_profiles, list(profile_ids), len(profile_ids)
@@ -417,7 +438,7 @@ class RecordsPlan:
 
     @property
     def new_records(self) -> _NewRecords:
-        return _NewRecords(self.bucket.name, self.scheduled_at, self.now, None)
+        return _NewRecords(self.bucket.name, self.bucket.subject, self.scheduled_at, self.now, None)
 
 
 IN_DATABASE, STAGED, CHUNKED = "in_database", "staged", "chunked"
@@ -490,15 +511,15 @@ def _create_in_chunks(
         c = s = p = 0
         if chunk and execute:
             c, s, p = add_records(
-                session, bucket.name, chunk, actor=actor, scheduled_at=plan.scheduled_at,
-                now=plan.now,
+                session, bucket.name, chunk, subject_type=bucket.subject, actor=actor,
+                scheduled_at=plan.scheduled_at, now=plan.now,
             )  # fmt: skip
             session.commit()
         else:
             if chunk:
-                s = _count_open(session, bucket.name, chunk)
+                s = _count_open(session, bucket, chunk)
                 c = len(chunk) - s
-                p = _count_new_profiles(session, chunk)
+                p = _count_new_profiles(session, bucket.subject, chunk)
             session.rollback()
         tally.created += c
         tally.skipped += s
@@ -518,7 +539,7 @@ def _hold_back(
 ) -> list[str]:
     """A legal hold wins over every rule; a recent rejection is not proposed again (a subject
     erased since is found by the keyed hash of their key: ``secret``)."""
-    on_hold = held_subjects(session, found, now=now)
+    on_hold = held_subjects(session, found, now=now, subject_type=bucket.subject)
     rest = [s for s in found if s not in on_hold]
     days, name = bucket.rejection_cooloff_days, bucket.name
     recent = cooling_off(session, name, days, rest, now=now, secret=secret)
@@ -531,9 +552,10 @@ def _hold_back(
     return [s for s in rest if s not in recent]
 
 
-def _on_hold(key: Any, now: datetime) -> ColumnElement[bool]:
-    """The subject named by ``key`` is under a hold in force at ``now`` (of any kind)."""
-    return on_hold(key, now)
+def _on_hold(bucket: Bucket, key: Any, now: datetime) -> ColumnElement[bool]:
+    """The bucket's subject named by ``key`` is under a hold in force at ``now`` (of any kind
+    of hold)."""
+    return on_hold(bucket.subject, key, now)
 
 
 #: The cool-off's decisions, when only rejected batches are counted.
@@ -671,7 +693,7 @@ def _hold_back_staged(
     (held, cooling off, of those rejected), counted as the chunked path counts them.
     """
     staged, now = table("pd_due_keys", column("key")), plan.now
-    held = rows_changed(session.execute(delete(staged).where(_on_hold(staged.c.key, now))))
+    held = rows_changed(session.execute(delete(staged).where(_on_hold(bucket, staged.c.key, now))))
     if bucket.rejection_cooloff_days <= 0:
         return held, 0, 0
     rejected = _rejected_recently(staged.c.key, bucket, now, match, _REJECTED)
@@ -698,7 +720,7 @@ def _create_in_database(
     bucket, now = plan.bucket, plan.now
     found = due_query(datamap, bucket, now).subquery("found")
     tally = _Tally(bucket, due=session.scalar(select(func.count()).select_from(found)) or 0)
-    on_hold = _on_hold(found.c.subject_key, now)
+    on_hold = _on_hold(bucket, found.c.subject_key, now)
     match = _key_match(session, datamap)
     recent = _rejected_recently(found.c.subject_key, bucket, now, match)
     tally.held = session.scalar(select(func.count()).select_from(found).where(on_hold)) or 0
@@ -733,9 +755,10 @@ def _create_in_database(
 
 def _count_in_database(session: Session, due: Any, plan: RecordsPlan) -> tuple[int, int]:
     """(profiles, records) ``_open_in_database`` would create for the due subjects."""
-    has_profile = exists().where(ComplianceProfile.subject_id == due.c.subject_key)
+    mine = of_type(plan.bucket.subject)
+    has_profile = exists().where(mine, ComplianceProfile.subject_id == due.c.subject_key)
     has_open = exists().where(
-        ComplianceProfile.subject_id == due.c.subject_key, _open_record(plan.bucket.name)
+        mine, ComplianceProfile.subject_id == due.c.subject_key, _open_record(plan.bucket.name)
     )
     profiles = session.scalar(select(func.count()).select_from(due).where(~has_profile))
     records = session.scalar(select(func.count()).select_from(due).where(~has_open))
@@ -763,18 +786,21 @@ def _open_in_database_plainly(session: Session, due: Any, plan: RecordsPlan) -> 
     open); then, in one statement, a profile and a record for each subject without one.
     """
     profiles = ComplianceProfile.__table__
+    kind = plan.bucket.subject
     existing = select(profiles.c.id, *plan.new_records.values()).join(
-        due, profiles.c.subject_id == due.c.subject_key
+        due, and_(profiles.c.subject_id == due.c.subject_key, profiles.c.subject_type == kind)
     )
     created = rows_changed(session.execute(_insert_open_records(session, existing)))
     stamp = literal(plan.now, UTCDateTime())
     known = profiles.alias("known")
-    has_profile = exists().where(known.c.subject_id == due.c.subject_key)
+    has_profile = exists().where(
+        known.c.subject_id == due.c.subject_key, known.c.subject_type == kind
+    )
     fresh = (
         insert(ComplianceProfile)
         .from_select(
-            ["subject_id", "created_at", "updated_at"],
-            select(due.c.subject_key, stamp, stamp).where(~has_profile),
+            ["subject_id", "subject_type", "created_at", "updated_at"],
+            select(due.c.subject_key, literal(kind), stamp, stamp).where(~has_profile),
         )
         .returning(profiles.c.id)
         .cte("fresh")
@@ -793,18 +819,19 @@ def _open_in_database_upserting(session: Session, due: Any, plan: RecordsPlan) -
     """Profiles and records with ON CONFLICT DO NOTHING: safe whoever writes alongside."""
     profiles = ComplianceProfile.__table__
     stamp = literal(plan.now, UTCDateTime())
+    kind = plan.bucket.subject
     new_profiles = rows_changed(
         session.execute(
             _insert_for(session)(profiles)
             .from_select(
-                ["subject_id", "created_at", "updated_at"],
-                select(due.c.subject_key, stamp, stamp).where(true()),
+                ["subject_id", "subject_type", "created_at", "updated_at"],
+                select(due.c.subject_key, literal(kind), stamp, stamp).where(true()),
             )
-            .on_conflict_do_nothing(index_elements=["subject_id"])
+            .on_conflict_do_nothing(index_elements=PROFILE_KEY)
         )
     )
     rows = select(profiles.c.id, *plan.new_records.values()).join(
-        due, profiles.c.subject_id == due.c.subject_key
+        due, and_(profiles.c.subject_id == due.c.subject_key, profiles.c.subject_type == kind)
     )
     created = rows_changed(session.execute(_insert_open_records(session, rows.where(true()))))
     return new_profiles, created

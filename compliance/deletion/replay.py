@@ -162,17 +162,22 @@ def plan_replay(
     if start > now:
         raise InvalidInput(f"{{field}} {since.isoformat()} is in the future", field="since")
     erasures, gone = _live_keys(datamap, _erasures_since(session, start))
-    held = held_subjects(session, {subject for subject, _ in erasures}, now=now)
+    policy = datamap.policy
+    named = {subject for subject, _ in erasures}
+    held = {k: held_subjects(session, named, now=now, subject_type=k) for k in policy.subject_types}
+    held_as_any = set().union(*held.values())
     plans = load_plans(session, {h for h in erasures.values() if h})
     groups: dict[str, list[str]] = defaultdict(list)
     documents: dict[str, PlanDocument] = {}
     held_count = 0
     for (subject, bucket), digest in sorted(erasures.items()):
-        if subject in held:
+        kind = policy.bucket_subject(bucket)  # None: a bucket gone from the policy
+        if subject in (held_as_any if kind is None else held[kind]):
             held_count += 1
             continue
         if digest is None or digest not in plans:
-            if bucket not in datamap.policy.buckets and bucket != "dsar_erasure":
+            known = datamap.policy.buckets
+            if bucket not in known and not datamap.policy.is_erasure_bucket(bucket):
                 continue  # a bucket gone from the policy, erased before plans were kept
             document = plan_document(datamap.policy, bucket)
             digest = plan_hash(document)

@@ -43,14 +43,13 @@ def finding_status(
 
 
 def unmapped_subject_columns(
-    policy: Policy, columns: Iterable[tuple[str, ColumnKind]]
+    policy: Policy, table: str, columns: Iterable[tuple[str, ColumnKind]]
 ) -> list[tuple[str, Category]]:
-    """Personal columns (by name only) of the subjects table that erasure leaves as they are.
+    """Personal columns (by name only) of a subjects table that erasure leaves as they are.
 
     Cheap enough for every job's start: no value is read. Only an anonymized subjects table
     can leave columns behind; accepted columns are not named.
     """
-    table = policy.subjects.table
     mapped = policy.tables.get(table)
     if mapped is None or mapped.on_erasure != ErasureAction.ANONYMIZE:
         return []
@@ -66,14 +65,15 @@ def unmapped_subject_columns(
 
 
 def subject_columns_warning(policy: Policy, table: Table | None) -> str | None:
-    """One warning line naming the buckets that erase the subjects table (reflected as
+    """One warning line naming the buckets that erase a subjects table (reflected as
     ``table``) yet leave its personal columns as they are, or None."""
     if table is None:
         return None
-    left = unmapped_subject_columns(policy, ((c.name, column_kind(c.type)) for c in table.columns))
+    name = table.name
+    columns = ((c.name, column_kind(c.type)) for c in table.columns)
+    left = unmapped_subject_columns(policy, name, columns)
     if not left:
         return None
-    name = policy.subjects.table
     buckets = [n for n, b in policy.buckets.items() if name in b.tables]
     who = ", ".join(f"bucket {b}" for b in buckets) + (" and " if buckets else "")
     named = ", ".join(f"{c} ({CATEGORY_LABELS[k]})" for c, k in left)
@@ -83,18 +83,19 @@ def subject_columns_warning(policy: Policy, table: Table | None) -> str | None:
     )
 
 
-def subjects_table_warning(policy: Policy) -> str | None:
-    """The same warning for a job that does not reflect the data map (init-db): the
-    subjects table's columns, read without writing; None when it cannot be read yet."""
+def subjects_table_warnings(policy: Policy) -> list[str]:
+    """The same warnings for a job that does not reflect the data map (init-db): each
+    subjects table's columns, read without writing; none when they cannot be read yet."""
     try:
         engine = open_read_only(policy.app_database_url)
     except ValueError:
-        return None
+        return []
     try:
         meta = MetaData()
-        meta.reflect(bind=engine, only=[policy.subjects.table])
+        meta.reflect(bind=engine, only=[s.table for s in policy.subject_types.values()])
     except SQLAlchemyError:  # unreachable, or no such table yet
-        return None
+        return []
     finally:
         engine.dispose()
-    return subject_columns_warning(policy, meta.tables.get(policy.subjects.table))
+    found = [subject_columns_warning(policy, table) for table in meta.tables.values()]
+    return [w for w in found if w]

@@ -33,7 +33,7 @@ from compliance.errors import (
 )
 from compliance.free_text import free_text
 from compliance.policy.jurisdictions import MAX_PERIOD_DAYS, MAX_PERIOD_MONTHS, period_text
-from compliance.policy.model import DSAR_ERASURE_BUCKET, Policy
+from compliance.policy.model import Policy
 from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.store.models import DsarRequest, utcnow
 from compliance.store.states import (
@@ -83,7 +83,7 @@ class ErasureTarget:
 
 def _erasure_target(request: DsarRequest, policy: Policy) -> ErasureTarget:
     plan = (
-        plan_hash(plan_document(policy, DSAR_ERASURE_BUCKET))
+        plan_hash(plan_document(policy, policy.erasure_bucket_name(request.subject_type)))
         if policy.dsar.erasure_review
         else None
     )
@@ -217,7 +217,8 @@ def _accept_erasure_plan(session: Session, policy: Policy, request: DsarRequest)
     """Store the approved plan, so apply-deletions refuses a wider one; what the audit says."""
     details: dict[str, Any] = {"erasure_review": policy.dsar.erasure_review}
     if policy.dsar.erasure_review:
-        request.accepted_plan_hash = store_plan(session, plan_document(policy, DSAR_ERASURE_BUCKET))
+        bucket = policy.erasure_bucket_name(request.subject_type)
+        request.accepted_plan_hash = store_plan(session, plan_document(policy, bucket))
         details["plan_hash"] = request.accepted_plan_hash
     return details
 

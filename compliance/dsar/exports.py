@@ -406,17 +406,18 @@ def export_user_data(
     now = now or utcnow()
     subject_id = datamap.subject_key(subject_id)
     target = store if store is not None else FolderStore(Path(directory or "."))
+    kind = datamap.policy.subjects.name  # support exports of several kinds: issue 30, open
     result = build_user_export(datamap, subject_id, fmt=fmt, store=target, now=now)
     if store is not None:
         # A folder names the file by subject and second: a second export that second replaced it.
         session.execute(delete(UserExport).where(UserExport.location == result.location))
         session.add(
             UserExport(
-                subject_id=str(subject_id), location=result.location, format=fmt,
-                bytes=result.bytes, sha256=result.sha256, created_at=now,
+                subject_id=str(subject_id), subject_type=kind, location=result.location,
+                format=fmt, bytes=result.bytes, sha256=result.sha256, created_at=now,
             )
         )  # fmt: skip
-    profiles, _ = ensure_profiles(session, [str(subject_id)], now)
+    profiles, _ = ensure_profiles(session, kind, [str(subject_id)], now)
     record_event(
         session,
         actor=by,

@@ -35,6 +35,7 @@ from compliance.policy.strategies import HASH_KEY_ENV
 from compliance.storage import Area, export_store
 from compliance.storage.folder import SAFE_NAME
 from compliance.store.models import (
+    DEFAULT_SUBJECT_TYPE,
     ComplianceProfile,
     DecisionLedger,
     DeletionBatch,
@@ -47,6 +48,7 @@ from compliance.store.models import (
     JobRun,
     LegalHold,
     UserExport,
+    of_type,
 )
 from compliance.store.queries import dsar_in, dsar_open, record_in, record_open
 from compliance.store.sql import rows_changed
@@ -64,7 +66,13 @@ class Forgotten:
 
 
 def forget_subject(
-    session: Session, policy: Policy, subject_id: str, *, actor: str, reference: str
+    session: Session,
+    policy: Policy,
+    subject_id: str,
+    *,
+    actor: str,
+    reference: str,
+    subject_type: str = DEFAULT_SUBJECT_TYPE,
 ) -> Forgotten:
     """Scrub the subject's requests and delete every export file of theirs, in the caller's
     transaction (files first: a rerun after a crash finds them gone and changes nothing).
@@ -72,7 +80,11 @@ def forget_subject(
     Files are the access ZIPs, the systems' parts of them and support's direct exports, in
     the export store (every version of each, in a versioned bucket)."""
     requests = list(
-        session.scalars(select(DsarRequest).where(DsarRequest.subject_id == str(subject_id)))
+        session.scalars(
+            select(DsarRequest).where(
+                DsarRequest.subject_type == subject_type, DsarRequest.subject_id == str(subject_id)
+            )
+        )
     )
     files: list[str] = []
     for request in requests:
@@ -93,9 +105,9 @@ def forget_subject(
         parts = ErasureTask.dsar_request_id.in_(request_ids), ErasureTask.file_path.is_not(None)
         files += [p for p in session.scalars(select(ErasureTask.file_path).where(*parts)) if p]
         session.execute(update(ErasureTask).where(*parts).values(file_path=None, file_name=None))
-    texts = _forget_typed_texts(session, str(subject_id), request_ids)
+    texts = _forget_typed_texts(session, subject_type, str(subject_id), request_ids)
     store = export_store(policy)
-    mine = UserExport.subject_id == str(subject_id)
+    mine = and_(UserExport.subject_type == subject_type, UserExport.subject_id == str(subject_id))
     files += session.scalars(select(UserExport.location).where(mine))
     session.execute(delete(UserExport).where(mine))
     # In a folder, support's files written before user_exports existed say whose by name.
@@ -135,12 +147,16 @@ def _scrub_request(request: DsarRequest) -> str | None:
     return export_path
 
 
-def _forget_typed_texts(session: Session, subject_id: str, request_ids: list[int]) -> int:
+def _forget_typed_texts(
+    session: Session, subject_type: str, subject_id: str, request_ids: list[int]
+) -> int:
     """Blank what people typed about the subject outside their requests; texts kept outside
     the audit chain are deleted. How many such texts went (for the audit event)."""
     profiles = list(
         session.scalars(
-            select(ComplianceProfile.id).where(ComplianceProfile.subject_id == subject_id)
+            select(ComplianceProfile.id).where(
+                of_type(subject_type), ComplianceProfile.subject_id == subject_id
+            )
         )
     )
     if profiles:
@@ -255,6 +271,8 @@ def plan_key_hashing(
     (``anon-…``) is left as it is. ``completing`` names (reference, subject id) of erasure
     requests a run completes before it hashes: the dry run counts them as the run will.
     """
+    if policy.multiple_subject_types:  # see hash_erased_keys
+        return KeyHashingPlan((), 0)
     finishing = [reference for reference, _ in completing]
     erased = sorted(
         set(
@@ -301,6 +319,11 @@ def hash_erased_keys(
     Profiles, requests, free-text ties and job runs, a chunk of subjects per commit with one
     audit event (counts only); a rerun after a crash finds the rest still as typed.
     """
+    if datamap.policy.multiple_subject_types:
+        # A key names a subject only with its kind; hashing keys of several kinds is not
+        # built yet (issue 30): said in the run's summary rather than done wrongly.
+        why = "keys of erased subjects are not hashed yet where a desk serves several kinds"
+        return KeysHashed(0, 0, why)
     plan = plan_key_hashing(session, datamap.policy, now=now)
     if not plan.ready:
         return KeysHashed(0, plan.waiting)

@@ -258,7 +258,7 @@ def _refuse_repeat(
     """Refuse a request the subject already has open (409), or one asked too soon (429)."""
     # An open request is the answer (409) before the 24-hour limit (429): asking again while
     # one is open is a repeat, not a flood.
-    existing = open_request(session, subject_key, kind)
+    existing = open_request(session, policy.subjects.name, subject_key, kind)
     if existing is not None:
         raise already_open(existing, key)
     check_intake_rate(session, subject_key, kind, now=now, secret=key_secret(policy))

@@ -90,7 +90,7 @@ def record_suppression(
     """The request's suppression, recorded once (a rerun finds it); its id. Audited on the
     request by profile id and scope, in the caller's transaction."""
     assert request.scope is not None
-    profiles, _ = ensure_profiles(session, [request.subject_id], now)
+    profiles, _ = ensure_profiles(session, request.subject_type, [request.subject_id], now)
     profile_id = profiles[request.subject_id]
     found = session.scalars(
         select(Suppression).where(

@@ -31,7 +31,7 @@ from compliance.dsar.requests import audit_request, backoff, complete_request
 from compliance.errors import ComplianceError, InvalidInput, NotFound, first_line, stored_error
 from compliance.logs import log_event
 from compliance.policy.datamap import DataMap
-from compliance.policy.model import DSAR_ERASURE_BUCKET, Policy
+from compliance.policy.model import Policy
 from compliance.policy.systems import SystemKind
 from compliance.storage import STORE_FAULTS, ExportStore, export_store
 from compliance.store.models import (
@@ -40,6 +40,7 @@ from compliance.store.models import (
     DeletionRecord,
     DsarRequest,
     ErasureTask,
+    of_type,
     utcnow,
 )
 from compliance.store.queries import (
@@ -400,10 +401,12 @@ def _settle_waiting(
             result.failed[request.reference] = message
 
 
-def _on_hold(session: Session, subject_id: str, now: datetime) -> HoldRef | None:
-    """A hold in force on the subject, if any (the check every erasing path shares)."""
+def _on_hold(session: Session, request: DsarRequest, now: datetime) -> HoldRef | None:
+    """A hold in force on the request's subject, if any (the check every erasing path shares)."""
     profile_id = session.scalar(
-        select(ComplianceProfile.id).where(ComplianceProfile.subject_id == subject_id)
+        select(ComplianceProfile.id).where(
+            of_type(request.subject_type), ComplianceProfile.subject_id == request.subject_id
+        )
     )
     if profile_id is None:
         return None
@@ -427,7 +430,7 @@ def _wait(
 
 def _must_wait(session: Session, request: DsarRequest, actor: str, now: datetime) -> bool:
     """Whether a legal hold or an open access request holds the erasure back (noted on it)."""
-    hold = _on_hold(session, request.subject_id, now)
+    hold = _on_hold(session, request, now)
     if hold is not None:
         note = f"{hold}: the erasure waits until the hold is lifted"
         _wait(session, request, note, actor, {"hold_id": hold.id, "hold_kind": hold.kind})
@@ -453,10 +456,12 @@ def _process_erasure(
     """
     if _must_wait(session, request, actor, now):
         return False
+    bucket = policy.erasure_bucket_name(request.subject_type)
     add_records(
         session,
-        DSAR_ERASURE_BUCKET,
+        bucket,
         [request.subject_id],
+        subject_type=request.subject_type,
         actor=actor,
         scheduled_at=now,
         now=now,
@@ -467,8 +472,9 @@ def _process_erasure(
         select(DeletionRecord.id)
         .join(ComplianceProfile, ComplianceProfile.id == DeletionRecord.compliance_profile_id)
         .where(
+            of_type(request.subject_type),
             ComplianceProfile.subject_id == request.subject_id,
-            DeletionRecord.bucket == DSAR_ERASURE_BUCKET,
+            DeletionRecord.bucket == bucket,
             record_open,
         )
     )
@@ -554,8 +560,9 @@ def _settle_erasures(
         elif outcome.status == DsarStatus.COMPLETED:
             complete_request(session, request, actor, now)
             forget_subject(
-                session, policy, request.subject_id, actor=actor, reference=request.reference
-            )
+                session, policy, request.subject_id, actor=actor, reference=request.reference,
+                subject_type=request.subject_type,
+            )  # fmt: skip
             result.completed.append(request.reference)
         else:
             request.last_error = outcome.note

@@ -81,10 +81,13 @@ def backoff(attempt: int, base: timedelta = BACKOFF_BASE) -> timedelta:
 # ---------------------------------------------------------------- intake
 
 
-def open_request(session: Session, subject_id: str, kind: str) -> DsarRequest | None:
+def open_request(
+    session: Session, subject_type: str, subject_id: str, kind: str
+) -> DsarRequest | None:
     """The subject's open request of this kind, if any: at most one is open at a time."""
     return session.scalars(
         select(DsarRequest).where(
+            DsarRequest.subject_type == subject_type,
             DsarRequest.subject_id == subject_id,
             DsarRequest.kind == kind,
             dsar_open,
@@ -191,9 +194,10 @@ def submit(
     checked = check_corrections(policy, app_engine, kind, corrections)
     identity = _check_identity(policy, identity_check, identity_method, require_identity)
     key, subject_email = resolve_subject(policy, app_engine, subject_id=subject_id, email=email)
-    refuse_if_erased(session, policy, kind, key)
+    subject_type = policy.subjects.name  # intake of several kinds: issue 30, still open
+    refuse_if_erased(session, policy, kind, subject_type, key)
     now = now or utcnow()
-    existing = open_request(session, key, kind)
+    existing = open_request(session, subject_type, key, kind)
     if existing is not None:
         return Submission(existing, False)
     request = _new_request(
@@ -266,6 +270,7 @@ def _new_request(
         reference=f"tmp-{uuid.uuid4().hex[:28]}",
         kind=kind,
         subject_id=key,
+        subject_type=policy.subjects.name,
         subject_email=subject_email,
         status=DsarStatus.PENDING,
         requested_by=requested_by,
@@ -305,7 +310,7 @@ def _save_submission(
             session.flush()
     except IntegrityError:
         # Another submission for the same subject and kind won the race.
-        existing = open_request(session, key, kind)
+        existing = open_request(session, request.subject_type, key, kind)
         if existing is None:
             raise
         return Submission(existing, False)

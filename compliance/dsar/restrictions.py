@@ -21,26 +21,28 @@ from compliance.audit.chain import record_event
 from compliance.audit.subject_keys import key_forms, key_secret
 from compliance.deletion.records import ensure_profiles
 from compliance.errors import InvalidInput
-from compliance.policy.model import DSAR_ERASURE_BUCKET, Policy
+from compliance.policy.model import Policy
 from compliance.store.models import (
     ComplianceProfile,
     DecisionLedger,
     DeletionRecord,
     DsarRequest,
     LegalHold,
+    of_type,
 )
 from compliance.store.queries import record_in
 from compliance.store.states import DsarKind, DsarStatus, HoldKind, LedgerDecision, RecordState
 from compliance.systems.payloads import restriction_of
 
 
-def erased_by(session: Session, policy: Policy, subject_id: str) -> str | None:
-    """What erased the subject's own row (the ``[subjects]`` table), or None if nothing did:
-    a completed erasure request, or an applied deletion in a bucket that erases it. Once
-    erased, the subject's key is kept only as its keyed hash: either form is theirs."""
+def erased_by(session: Session, policy: Policy, subject_type: str, subject_id: str) -> str | None:
+    """What erased the subject's own row (their kind's subjects table), or None if nothing
+    did: a completed erasure request, or an applied deletion in a bucket that erases it.
+    Once erased, the subject's key is kept only as its keyed hash: either form is theirs."""
     forms = list(key_forms([subject_id], key_secret(policy)))
     request = session.scalar(
         select(DsarRequest.reference).where(
+            DsarRequest.subject_type == subject_type,
             DsarRequest.subject_id.in_(forms),
             DsarRequest.kind == DsarKind.ERASURE,
             DsarRequest.status == DsarStatus.COMPLETED,
@@ -48,8 +50,13 @@ def erased_by(session: Session, policy: Policy, subject_id: str) -> str | None:
     )
     if request is not None:
         return f"erasure request {request}"
-    buckets = [*policy.subject_erasing_buckets, DSAR_ERASURE_BUCKET]
-    profile = select(ComplianceProfile.id).where(ComplianceProfile.subject_id.in_(forms))
+    buckets = [
+        *(b for b in policy.subject_erasing_buckets if policy.buckets[b].subject == subject_type),
+        policy.erasure_bucket_name(subject_type),
+    ]
+    profile = select(ComplianceProfile.id).where(
+        of_type(subject_type), ComplianceProfile.subject_id.in_(forms)
+    )
     bucket = session.scalar(
         select(DeletionRecord.bucket).where(
             DeletionRecord.compliance_profile_id.in_(profile),
@@ -66,11 +73,13 @@ def erased_by(session: Session, policy: Policy, subject_id: str) -> str | None:
     return None if bucket is None else f"bucket {bucket}"
 
 
-def refuse_if_erased(session: Session, policy: Policy, kind: str, subject_id: str) -> None:
+def refuse_if_erased(
+    session: Session, policy: Policy, kind: str, subject_type: str, subject_id: str
+) -> None:
     """A restriction of a subject already erased is refused: nothing is left to restrict."""
     if kind != DsarKind.RESTRICTION:
         return
-    by = erased_by(session, policy, subject_id)
+    by = erased_by(session, policy, subject_type, subject_id)
     if by is not None:
         raise InvalidInput(
             f"subject {subject_id} was already erased ({by}): there is nothing left to restrict",
@@ -86,7 +95,7 @@ def place_restriction(
     found = restriction_of(session, request.id)
     if found is not None:
         return found
-    profiles, _ = ensure_profiles(session, [request.subject_id], now)
+    profiles, _ = ensure_profiles(session, request.subject_type, [request.subject_id], now)
     hold = LegalHold(
         kind=HoldKind.RESTRICTION,
         compliance_profile_id=profiles[request.subject_id],

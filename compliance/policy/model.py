@@ -23,11 +23,10 @@ from compliance.policy.systems import (
     APP_SYSTEM,
     System,
 )
+from compliance.store.models import DEFAULT_SUBJECT_TYPE
 
 DEFAULT_CONFIG = "compliance.toml"
 DSAR_ERASURE_BUCKET = "dsar_erasure"
-#: The kind of data subject a policy with one plain ``[subjects]`` section declares.
-DEFAULT_SUBJECT_TYPE = "default"
 #: Days a subject whose record was rejected is not proposed again in that bucket.
 DEFAULT_REJECTION_COOLOFF_DAYS = 90
 #: Days of the month a bucket's unreviewed batches are announced on, unless it says.
@@ -294,19 +293,30 @@ class Policy:
         except KeyError:
             known = ", ".join(self.subject_types)
             raise InvalidInput(
-                f"{{field}} must be one of {known}, got {quoted(name)}", field="subject type"
+                f"{{field}} must be one of {known}, got {quoted(name)}", field="subject_type"
             ) from None
+
+    def subject_kind(self, name: str | None = None) -> Subjects:
+        """The kind of data subject ``name``; when None, the only one the policy declares.
+
+        With several kinds, None is refused in domain words: whoever asks must say which,
+        never be given the first one and act on the wrong person.
+        """
+        if name is not None:
+            return self.subject_type(name)
+        if len(self.subject_types) == 1:
+            return next(iter(self.subject_types.values()))
+        known = ", ".join(self.subject_types)
+        raise InvalidInput(
+            f"{{field}} is missing: this desk serves several kinds of data subject ({known}); "
+            "say which",
+            field="subject_type",
+        )
 
     @property
     def subjects(self) -> Subjects:
-        """The kind of data subject of a policy that declares only one.
-
-        Code that serves several kinds names the one it means (``subject_type``); reaching
-        for "the" subjects of a policy with several is a bug, so it is refused loudly.
-        """
-        if len(self.subject_types) != 1:
-            raise AssertionError("this policy declares several kinds of data subject")
-        return next(iter(self.subject_types.values()))
+        """The kind of data subject of a policy that declares one (see ``subject_kind``)."""
+        return self.subject_kind()
 
     @property
     def multiple_subject_types(self) -> bool:
@@ -339,15 +349,13 @@ class Policy:
             known = ", ".join(sorted([*self.buckets, *self.erasure_buckets]))
             raise NotFound(f"unknown bucket '{name}' (known: {known})") from None
 
-    @property
-    def all_buckets(self) -> dict[str, Bucket]:
-        """The declared buckets and the erasure-request ones, by name."""
-        return {**self.buckets, **{n: self.bucket(n) for n in self.erasure_buckets}}
-
-    @property
-    def dsar_erasure_bucket(self) -> Bucket:
-        """The erasure-request bucket of a policy with one kind of data subject."""
-        return self.erasure_bucket(self.subjects.name)
+    def bucket_subject(self, name: str) -> str | None:
+        """The kind of data subject bucket ``name`` erases; None for a bucket not (or no
+        longer) in the policy."""
+        if name in self.erasure_buckets:
+            return self.erasure_buckets[name]
+        found = self.buckets.get(name)
+        return None if found is None else found.subject
 
     def erasure_bucket(self, subject_type: str) -> Bucket:
         """Erasure requests erase every mapped table of their kind of subject that is not

@@ -25,7 +25,6 @@ from compliance.dsar import requests as dsar
 from compliance.dsar.deadlines import days_left, effective_due_at
 from compliance.errors import InvalidInput
 from compliance.policy.datamap import DataMap
-from compliance.policy.model import DSAR_ERASURE_BUCKET
 from compliance.policy.strategies import ErasureAction
 from compliance.reports.dsar_stats import list_dsar_requests
 from compliance.store.models import (
@@ -309,17 +308,21 @@ def subjects_impact(datamap: DataMap, bucket: str, keys: list[str]) -> pd.DataFr
 
 def request_impact(session: Session, datamap: DataMap, references: Sequence[str]) -> pd.DataFrame:
     """What approving these erasure requests would erase: the preview a batch shows, for their
-    subjects in the ``dsar_erasure`` bucket (access requests among them erase nothing; a
+    subjects in their kind's erasure-request bucket (access requests among them erase nothing; a
     legal hold still wins when the erasure is applied). Changes nothing."""
-    subjects = list(
-        session.scalars(
-            select(DsarRequest.subject_id).where(
-                DsarRequest.reference.in_(list(references)), DsarRequest.kind == DsarKind.ERASURE
-            )
+    by_kind: dict[str, list[str]] = {}
+    for subject_type, subject_id in session.execute(
+        select(DsarRequest.subject_type, DsarRequest.subject_id).where(
+            DsarRequest.reference.in_(list(references)), DsarRequest.kind == DsarKind.ERASURE
         )
-    )
+    ):
+        by_kind.setdefault(subject_type, []).append(subject_id)
     session.rollback()
-    return subjects_impact(datamap, DSAR_ERASURE_BUCKET, subjects)
+    if not by_kind:
+        return pd.DataFrame(columns=IMPACT_COLUMNS)
+    bucket = datamap.policy.erasure_bucket_name
+    frames = [subjects_impact(datamap, bucket(kind), keys) for kind, keys in by_kind.items()]
+    return pd.concat(frames, ignore_index=True)
 
 
 def pending_batch_ids(session: Session, *, bucket: str | None = None) -> list[int]:

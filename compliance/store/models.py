@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    ColumnElement,
     Date,
     FetchedValue,
     ForeignKey,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -48,6 +50,10 @@ def utcnow() -> datetime:
 # BIGINT on PostgreSQL, but INTEGER on SQLite so ids stay auto-incrementing rowids.
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
+#: The kind of data subject a policy with one plain ``[subjects]`` section declares; rows
+#: written before kinds existed (migration 0020) are of it.
+DEFAULT_SUBJECT_TYPE = "default"
+
 
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
@@ -75,9 +81,27 @@ class ComplianceProfile(Timestamped, Base):
 
     __tablename__ = "compliance_profiles"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    subject_id: Mapped[str] = mapped_column(String(255), unique=True)
+    subject_id: Mapped[str] = mapped_column(String(255))
+    # Added by migration 0020: the kind of data subject ([subjects.NAME]); a key is unique
+    # only within its kind (customer 5 is not employee 5).
+    subject_type: Mapped[str] = mapped_column(
+        String(64), default=DEFAULT_SUBJECT_TYPE, server_default=DEFAULT_SUBJECT_TYPE
+    )
 
     deletion_records: Mapped[list[DeletionRecord]] = relationship(back_populates="profile")
+
+    __table_args__ = (
+        UniqueConstraint("subject_id", "subject_type", name="uq_compliance_profiles_subject"),
+    )
+
+
+#: What names a profile: a key is unique only within its kind of data subject.
+PROFILE_KEY = ["subject_id", "subject_type"]
+
+
+def of_type(subject_type: str) -> ColumnElement[bool]:
+    """Profiles of this kind of data subject (customer 5 is not employee 5)."""
+    return ComplianceProfile.subject_type == subject_type
 
 
 class DeletionBatch(Timestamped, Base):
@@ -210,6 +234,10 @@ class DsarRequest(Base):
     last_change: Mapped[int] = mapped_column(
         BigId, server_default=FetchedValue(), server_onupdate=FetchedValue(), index=True
     )
+    # Added by migration 0020: the kind of data subject the request is about.
+    subject_type: Mapped[str] = mapped_column(
+        String(64), default=DEFAULT_SUBJECT_TYPE, server_default=DEFAULT_SUBJECT_TYPE
+    )
 
     __table_args__ = (
         Index("ix_dsar_requests_subject_kind_requested", "subject_id", "kind", "requested_at"),
@@ -217,6 +245,7 @@ class DsarRequest(Base):
         Index(
             "uq_dsar_requests_open",
             "subject_id",
+            "subject_type",
             "kind",
             unique=True,
             sqlite_where=text(OPEN_DSAR),
@@ -577,6 +606,10 @@ class UserExport(Base):
     bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # Added by migration 0020: the kind of data subject exported.
+    subject_type: Mapped[str] = mapped_column(
+        String(64), default=DEFAULT_SUBJECT_TYPE, server_default=DEFAULT_SUBJECT_TYPE
+    )
 
 
 class ScanFinding(Base):

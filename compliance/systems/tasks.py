@@ -50,7 +50,7 @@ from compliance.audit.chain import record_event
 from compliance.errors import Conflict, InvalidInput, NotFound, stored_error
 from compliance.free_text import free_text
 from compliance.logs import log_event
-from compliance.policy.model import DSAR_ERASURE_BUCKET, Bucket, Policy
+from compliance.policy.model import Bucket, Policy
 from compliance.policy.systems import System, SystemKind
 from compliance.roles import COMPLIANCE_OFFICER, Identity, require
 from compliance.storage import Area, ExportStore, export_store
@@ -107,7 +107,7 @@ def record_task_specs(policy: Policy, bucket: Bucket) -> list[TaskSpec]:
         TaskSpec(name, policy.systems[name].kind, TaskStatus.PENDING)
         for name in policy.bucket_systems(bucket)
     ]
-    if bucket.name == DSAR_ERASURE_BUCKET:
+    if policy.is_erasure_bucket(bucket.name):
         reached = {s.system for s in specs}
         specs += [
             TaskSpec(name, SystemKind.SQL, TaskStatus.SKIPPED)

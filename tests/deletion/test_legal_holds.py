@@ -30,7 +30,7 @@ OFFICER = "dpo@example.com"
 
 def hold(d: Deployment, subject: str, *extra: str) -> int:
     out = json.loads(
-        ok(
+        ok_stdout(
             d.run(
                 "--json", "hold", "add", "--subject-id", subject, "--reason", "litigation 17",
                 "--by", OFFICER, "--execute", *extra,
@@ -43,7 +43,7 @@ def hold(d: Deployment, subject: str, *extra: str) -> int:
 def records_and_batches(d: Deployment) -> list[int]:
     ok(d.run("create-deletion-records", "--bucket", BUCKET, "--execute"))
     out = json.loads(
-        ok(d.run("--json", "create-deletion-batches", "--bucket", BUCKET, "--execute"))
+        ok_stdout(d.run("--json", "create-deletion-batches", "--bucket", BUCKET, "--execute"))
     )
     return list(out["batch_ids"])
 

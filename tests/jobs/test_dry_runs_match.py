@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from compliance.store.engines import migrate
 from compliance.store.models import ComplianceProfile, DeletionBatch, DeletionRecord
-from tests.conftest import DEMO_POLICY, Backend, Deployment, fill_demo, ok
+from tests.conftest import DEMO_POLICY, Backend, Deployment, fill_demo, ok, ok_stdout
 from tests.slack_stub import SlackStub
 
 BUCKET = "closed_accounts"
@@ -86,7 +86,7 @@ def batch_ids(d: Deployment, bucket: str) -> list[int]:
 
 def hold(d: Deployment, subject: str) -> int:
     out = json.loads(
-        ok(
+        ok_stdout(
             d.run(
                 "--json", "hold", "add", "--subject-id", subject, "--reason", "case 9",
                 "--by", OFFICER, "--execute",

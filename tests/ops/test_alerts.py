@@ -44,7 +44,7 @@ def pending_batches(d: Deployment, bucket: str, subjects: int, batch_size: int) 
     """Open records for `subjects` subjects and batch them, as the jobs would."""
     with d.session() as s:
         ids = [f"{bucket[:3]}-{i}" for i in range(subjects)]
-        add_records(s, bucket, ids, actor="test", scheduled_at=NOW, now=NOW)
+        add_records(s, bucket, ids, subject_type="default", actor="test", scheduled_at=NOW, now=NOW)
         s.commit()
         result = create_deletion_batches(
             s, d.policy(), bucket, actor="test", execute=True, max_batch_size=batch_size

@@ -1,0 +1,102 @@
+"""Deleting one kind of data subject never touches another, even under the same key.
+
+Customer '5' and employee 5 are different people: a hold on one keeps only that one, a
+bucket of employees opens records for employees, and applying it erases their rows alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from compliance.deletion.holds import place_hold, plan_place_hold
+from compliance.store.models import ComplianceProfile
+from tests.conftest import DPO, Backend, Deployment, make_deployment, ok
+from tests.two_kinds import OFFICER, TWO_KINDS_POLICY, employees, fill_two_kinds, payslips
+from tests.two_kinds import customers as customer_table
+
+
+@pytest.fixture
+def desk(backend: Backend, tmp_path: Path) -> Iterator[Deployment]:
+    d = make_deployment(backend, tmp_path / "desk", TWO_KINDS_POLICY)
+    fill_two_kinds(d.app_engine)
+    yield d
+    d.dispose()
+
+
+def summary(d: Deployment, *args: str) -> dict[str, Any]:
+    result = d.run("--json", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def hold(d: Deployment, subject_type: str, subject_id: str) -> None:
+    with d.session() as s:
+        plan = plan_place_hold(
+            s, subject_id=subject_id, reason="Litigation", by=DPO,
+            subject_type=subject_type,
+        )  # fmt: skip
+        place_hold(s, plan)
+
+
+def profiles(d: Deployment) -> set[tuple[str, str]]:
+    with d.session() as s:
+        return set(
+            s.execute(select(ComplianceProfile.subject_type, ComplianceProfile.subject_id)).all()
+        )
+
+
+def keys(d: Deployment, table: Any, column: str) -> list[Any]:
+    with d.app_engine.connect() as conn:
+        return sorted(conn.scalars(select(table.c[column])))
+
+
+def test_a_hold_on_customer_5_does_not_keep_employee_5(desk: Deployment) -> None:
+    hold(desk, "customers", "5")
+    staff = summary(desk, "create-deletion-records", "--bucket", "former_staff", "--execute")
+    assert (staff["created"], staff["held"]) == (2, 0)
+    customers = summary(
+        desk, "create-deletion-records", "--bucket", "dormant_customers", "--execute"
+    )
+    assert (customers["created"], customers["held"]) == (1, 1)  # ALFKI; customer 5 is held
+    assert profiles(desk) == {
+        ("employees", "5"),
+        ("employees", "6"),
+        ("customers", "5"),
+        ("customers", "ALFKI"),
+    }
+
+
+def test_a_hold_on_employee_5_keeps_only_employee_5(desk: Deployment) -> None:
+    hold(desk, "employees", "5")
+    staff = summary(desk, "create-deletion-records", "--bucket", "former_staff", "--execute")
+    assert (staff["created"], staff["held"]) == (1, 1)
+    customers = summary(
+        desk, "create-deletion-records", "--bucket", "dormant_customers", "--execute"
+    )
+    assert (customers["created"], customers["held"]) == (2, 0)
+
+
+def test_an_accepted_employees_batch_erases_employees_only(desk: Deployment) -> None:
+    before = keys(desk, customer_table, "customer_id")
+    for bucket in ("former_staff",):
+        ok(desk.run("create-deletion-records", "--bucket", bucket, "--execute"))
+        ok(desk.run("create-deletion-batches", "--bucket", bucket, "--execute"))
+        ok(
+            desk.run(
+                "review-batch", "--all-pending", "--bucket", bucket, "--accept", "--reviewer",
+                OFFICER, "--execute",
+            )
+        )  # fmt: skip
+    applied = summary(desk, "apply-deletions", "--execute")
+    assert applied["applied"] == 2
+    assert keys(desk, employees, "employee_id") == [7]
+    assert keys(desk, payslips, "employee_id") == [7]
+    assert keys(desk, customer_table, "customer_id") == before  # customer '5' is untouched
+    with desk.session() as s:
+        assert s.scalar(select(func.count()).select_from(ComplianceProfile)) == 2
