@@ -111,6 +111,12 @@ class NewRequest(BaseModel):
         None, description="The subject's key: a JSON string or a whole number."
     )
     email: str | None = Field(None, max_length=320, description="Or the subject's email.")
+    subject_type: str | None = Field(
+        None,
+        max_length=64,
+        description="The kind of data subject ([subjects.NAME] in the policy); needed where "
+        "the desk serves several.",
+    )
     identity_check: IdentityCheck
     jurisdiction: str | None = Field(
         None,
@@ -189,6 +195,7 @@ def create_request(
         kind=body.kind,
         subject_id=None if body.subject_id is None else str(body.subject_id),
         email=body.email,
+        subject_type=body.subject_type,
         identity_method=body.identity_check.method,
         identity_note=body.identity_check.note,
         client_ip=request.client.host if request.client else None,

@@ -15,6 +15,7 @@ import streamlit as st
 from compliance.csv_files import frame_to_csv
 from compliance.errors import ComplianceError
 from compliance.free_text import MAX_FREE_TEXT
+from compliance.policy.model import Policy
 from compliance.reports.review_queue import Page
 from compliance.roles import Identity
 from compliance.store.states import BatchStatus, DsarStatus
@@ -130,7 +131,21 @@ FIELD_LABELS: dict[str, str] = {
     "sample": "Rows sampled per table",
     "scope": "What the subject objects to",
     "subject_id": "Subject id",
+    "subject_type": "Kind of data subject",
 }
+
+
+def subject_type_picker(policy: Policy, key: str, *, any_label: str | None = None) -> str | None:
+    """The kind of data subject a form is about, where the policy declares several (nothing
+    shown, None, where it declares one). With ``any_label``, None is offered too: an email
+    looked up in every kind."""
+    if not policy.multiple_subject_types:
+        return None
+    label, names = FIELD_LABELS["subject_type"], list(policy.subject_types)
+    if any_label is None:
+        return st.selectbox(label, names, index=None, placeholder="Choose a kind", key=key)
+    chosen = st.selectbox(label, [any_label, *names], key=key)  # a name is never a phrase
+    return None if chosen == any_label else chosen
 
 
 def field_label(field: str) -> str:

@@ -8,7 +8,7 @@ from compliance.policy.model import Policy
 from compliance.roles import Identity, identify
 from compliance.storage import export_store
 from jobs.cli import emit, job_command, runtime
-from jobs.params import FOLDER, SUBJECT_ID
+from jobs.params import FOLDER, SUBJECT_ID, subject_type_option
 
 
 @job_command("export-user-data", mutating=False)
@@ -18,6 +18,7 @@ from jobs.params import FOLDER, SUBJECT_ID
     type=SUBJECT_ID,
     help="The subject's key in the application database.",
 )
+@subject_type_option
 @click.option(
     "--by",
     "by",
@@ -32,7 +33,9 @@ from jobs.params import FOLDER, SUBJECT_ID
     type=FOLDER,
     help="Folder to write a local file to (default: the export store, [exports]).",
 )
-def export(subject_id: str, by: str | None, fmt: str, output: str | None) -> object:
+def export(
+    subject_id: str, subject_type: str | None, by: str | None, fmt: str, output: str | None
+) -> object:
     """Write one subject's data for support (json: one file; csv: a ZIP of CSVs). Audited
     under the name of the person taking it, who needs the support or officer role. Without
     --output it goes to the export store, where cleanup and erasure find it."""
@@ -47,6 +50,7 @@ def export(subject_id: str, by: str | None, fmt: str, output: str | None) -> obj
             directory=Path(output) if output else None,
             store=None if output else export_store(rt.policy),
             actor=taker,
+            subject_type=subject_type,
         )
     summary = {
         "path": result.location,

@@ -12,7 +12,7 @@ from compliance.deletion.holds import (
 from compliance.dsar.subjects import resolve_subject
 from compliance.roles import identify
 from jobs.cli import cli, emit, execute_option, job_command, runtime
-from jobs.params import DAY, ROW_ID, SUBJECT_ID
+from jobs.params import DAY, ROW_ID, SUBJECT_ID, subject_type_option
 
 
 @cli.group("hold")
@@ -25,6 +25,7 @@ def hold() -> None:
     "--subject-id", type=SUBJECT_ID, help="The subject's key in the application database."
 )
 @click.option("--email", help="Or the subject's email, looked up through [subjects].")
+@subject_type_option
 @click.option("--reason", required=True, help="Why the subject is held (required).")
 @click.option("--by", "by", required=True, help="Email of the person placing the hold.")
 @click.option(
@@ -36,6 +37,7 @@ def hold() -> None:
 def add(
     subject_id: str | None,
     email: str | None,
+    subject_type: str | None,
     reason: str,
     by: str,
     until: object,
@@ -45,7 +47,10 @@ def add(
     if (subject_id is None) == (email is None):
         raise click.UsageError("give exactly one of --subject-id or --email")
     rt = runtime()
-    key, _ = resolve_subject(rt.policy, rt.app_engine, subject_id=subject_id, email=email)
+    kind = rt.policy.subject_kind(subject_type).name
+    key, _ = resolve_subject(
+        rt.policy, rt.app_engine, subject_id=subject_id, email=email, subject_type=kind
+    )
     last: date | None = until.date() if until is not None else None  # type: ignore[attr-defined]
     with rt.session() as session:
         plan = plan_place_hold(
@@ -54,6 +59,7 @@ def add(
             reason=reason,
             by=identify(rt.policy, by, field="by"),
             until=last,
+            subject_type=kind,
         )
         placed = place_hold(session, plan) if execute else None
     span = f"until {last.isoformat()}" if last else "until lifted"

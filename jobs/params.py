@@ -121,6 +121,15 @@ class Text(click.ParamType):
 SUBJECT_ID = Text(MAX_TEXT)
 #: Bucket names are at most 64 characters (compliance.policy.loader.NAME_PATTERN).
 BUCKET = Text(64)
+#: A kind of data subject's name ([subjects.NAME]); the policy says which exist.
+SUBJECT_TYPE = Text(64)
+#: The --subject-type option every command naming one subject shares.
+subject_type_option = click.option(
+    "--subject-type",
+    type=SUBJECT_TYPE,
+    metavar="NAME",
+    help="The kind of data subject ([subjects.NAME]); needed where the policy declares several.",
+)
 
 
 class HttpUrl(click.ParamType):

@@ -2,10 +2,11 @@ import click
 
 from compliance.dsar.objections import SCOPES
 from compliance.dsar.rectification import Correction, parse_correction
-from compliance.dsar.requests import KINDS, Submission, submit, with_article
+from compliance.dsar.requests import KINDS, Submission, submit_each_kind, with_article
 from compliance.roles import identify
+from compliance.store.models import DEFAULT_SUBJECT_TYPE
 from jobs.cli import emit, execute_option, job_command, runtime
-from jobs.params import SUBJECT_ID
+from jobs.params import SUBJECT_ID, subject_type_option
 
 
 @job_command("submit-dsar")
@@ -14,6 +15,7 @@ from jobs.params import SUBJECT_ID
     "--subject-id", type=SUBJECT_ID, help="The subject's key in the application database."
 )
 @click.option("--email", help="Or the subject's email, looked up through [subjects].")
+@subject_type_option
 @click.option(
     "--jurisdiction",
     metavar="NAME",
@@ -41,6 +43,7 @@ def submit_dsar(
     kind: str,
     subject_id: str | None,
     email: str | None,
+    subject_type: str | None,
     jurisdiction: str | None,
     requested_by: str,
     identity_method: str | None,
@@ -54,6 +57,8 @@ def submit_dsar(
     (GDPR: one calendar month).
 
     A second open request of the same kind for the same subject returns the first one.
+    Where the policy declares several kinds of data subject, an --email without
+    --subject-type is looked up in each: one request per kind the person is found in.
     The identity check is optional here, for scripted back-office use; the approver then
     sees "identity check not recorded". An objection to direct marketing logged with an
     identity check is accepted at once: it cannot be refused (GDPR Art. 21(3)).
@@ -62,13 +67,14 @@ def submit_dsar(
         raise click.UsageError("give exactly one of --subject-id or --email")
     rt = runtime()
     with rt.session() as session:
-        result = submit(
+        results = submit_each_kind(
             session,
             rt.policy,
             rt.app_engine,
             kind=kind,
             subject_id=subject_id,
             email=email,
+            subject_type=subject_type,
             jurisdiction=jurisdiction,
             requested_by=identify(rt.policy, requested_by, field="requested_by"),
             identity_check=identity_check,
@@ -81,27 +87,38 @@ def submit_dsar(
             ],
             execute=execute,
         )
+    each = [_summary(result) for result in results]
+    # The first request's fields at the top, as with one kind; every request under "requests".
+    summary = {**each[0], "requests": each}
+    created = any(result.created for result in results)
+    lines = [_outcome_line(result, kind) for result in results]
+    emit(summary, lines, executed=execute if created else None)
+    return summary
+
+
+def _summary(result: Submission) -> dict[str, object]:
     request = result.request
-    summary = {
+    return {
         "reference": request.reference,
         "kind": request.kind,
+        "subject_type": request.subject_type,
         "subject_id": request.subject_id,
         "status": request.status,
         "jurisdiction": request.jurisdiction,
         "due_at": request.due_at,
         "created": result.created,
     }
-    line = _outcome_line(result, kind)
-    emit(summary, [line], executed=execute if result.created else None)
-    return summary
 
 
 def _outcome_line(result: Submission, kind: str) -> str:
     """One line on what happened: logged, would be logged, or already open (the first one)."""
     request = result.request
     due = f"due {request.due_at:%Y-%m-%d} ({request.jurisdiction})"
+    who = f"subject {request.subject_id}"
+    if request.subject_type != DEFAULT_SUBJECT_TYPE:
+        who += f" ({request.subject_type})"
     if not result.created:
         return f"{request.reference} is already open for this subject ({request.status}), {due}"
     if request.reference is None:
-        return f"Would log {with_article(kind)} request for subject {request.subject_id}, {due}"
-    return f"Logged {request.reference} ({kind}, subject {request.subject_id}), {due}"
+        return f"Would log {with_article(kind)} request for {who}, {due}"
+    return f"Logged {request.reference} ({kind}, {who}), {due}"

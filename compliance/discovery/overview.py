@@ -19,7 +19,7 @@ from compliance.discovery.record_of_processing import bucket_rules_text
 from compliance.discovery.sampling import SystemRead, read_system
 from compliance.discovery.scan import own_tables
 from compliance.policy.datamap import descendants
-from compliance.policy.model import MappedTable, Policy
+from compliance.policy.model import MappedTable, Policy, Subjects
 from compliance.policy.strategies import ErasureAction
 from compliance.policy.systems import APP_SYSTEM
 from compliance.store.states import FindingStatus
@@ -102,9 +102,10 @@ def link_text(policy: Policy, mapped: MappedTable | None) -> str:
     """How a table's rows find their subject, hop by hop."""
     if mapped is None:
         return "none: not in the data map"
-    subjects = policy.subjects
+    subjects = policy.subject_types[mapped.subject]
     if mapped.name == subjects.table:
-        return f"the subjects table (key {subjects.key})"
+        kind = f" of {subjects.name}" if policy.multiple_subject_types else ""
+        return f"the subjects table{kind} (key {subjects.key})"
     hops = []
     current = mapped
     while current.via is not None:
@@ -191,9 +192,18 @@ def _quote(text: str) -> str:
     return f'"{escaped}"'
 
 
+def _subject_node(policy: Policy, subjects: Subjects, lines: list[str]) -> str:
+    """The ellipse standing for a kind's subjects table in another database's graph."""
+    single = not policy.multiple_subject_types
+    node = '"subject"' if single else _quote(f"subject:{subjects.name}")
+    who = "the subject" if single else f"the {subjects.name} subject"
+    label = _quote(f"{who}\n{subjects.table}.{subjects.key} in {APP_SYSTEM}")
+    lines.append(f'  {node} [label={label}, shape=ellipse, fillcolor="#ffffff"];')
+    return node
+
+
 def system_graph(policy: Policy, system: str, tables: Sequence[TableView]) -> str:
     """DOT text: each mapped table an arrow towards its subject; unmapped personal data red."""
-    subjects = policy.subjects
     lines = [
         f"digraph {_quote(system)} {{",
         '  graph [rankdir=LR, fontname="Helvetica", fontsize=10];',
@@ -201,9 +211,8 @@ def system_graph(policy: Policy, system: str, tables: Sequence[TableView]) -> st
         'fillcolor="#f3f4f6", color="#6b7280"];',
         '  edge [fontname="Helvetica", fontsize=9, color="#6b7280"];',
     ]
-    if system != APP_SYSTEM:
-        label = _quote(f"the subject\n{subjects.table}.{subjects.key} in {APP_SYSTEM}")
-        lines.append(f'  "subject" [label={label}, shape=ellipse, fillcolor="#ffffff"];')
+    listing = {s.table for s in policy.subject_types.values()}
+    outside: dict[str, str] = {}  # kind -> its node, for links from another database
     for view in tables:
         mapped = _mapped(policy, system, view.name)
         node = _quote(f"t:{view.name}")
@@ -216,16 +225,19 @@ def system_graph(policy: Policy, system: str, tables: Sequence[TableView]) -> st
                 "penwidth=2];"
             )
             continue
-        extra = " · subjects table" if view.name == subjects.table else ""
+        subjects = policy.subject_types[mapped.subject]
+        extra = " · subjects table" if view.name in listing else ""
         gaps = f" · {view.left_as_is} left as is" if view.left_as_is else ""
         label = _quote(f"{view.name}\n{mapped.on_erasure}{extra}{gaps}")
-        width = ", penwidth=2" if view.name == subjects.table else ""
+        width = ", penwidth=2" if view.name in listing else ""
         lines.append(f'  {node} [label={label}, fillcolor="{_FILL[mapped.on_erasure]}"{width}];')
         if mapped.via is not None:
             target = _quote(f"t:{mapped.via.table}")
             lines.append(f"  {node} -> {target} [label={_quote(mapped.via.column)}];")
         elif view.name != subjects.table:
-            target = _quote(f"t:{subjects.table}") if system == APP_SYSTEM else '"subject"'
+            target = _quote(f"t:{subjects.table}")
+            if system != APP_SYSTEM:
+                target = outside.setdefault(subjects.name, _subject_node(policy, subjects, lines))
             style = "" if system == APP_SYSTEM else ", style=dashed"
             column = _quote(mapped.subject_column or "")
             lines.append(f"  {node} -> {target} [label={column}{style}];")

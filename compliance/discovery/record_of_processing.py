@@ -131,7 +131,8 @@ def _bucket_activity(
         name=bucket.name,
         description=_one_line(bucket.description),
         purpose=bucket.purpose,
-        data_subjects=bucket.data_subjects or (f"the people in {policy.subjects.table}",),
+        data_subjects=bucket.data_subjects
+        or (f"the people in {policy.subject_types[bucket.subject].table}",),
         personal_data=_categories(policy, tables, findings),
         recipients=tuple(dict.fromkeys(recipients)),
         transfers=bucket.transfers,
@@ -176,7 +177,7 @@ def _group_activity(
         name=f"tables: {', '.join(tables)}",
         description=f"Mapped tables no bucket erases ({what})",
         purpose="; ".join(f"compliance with a legal obligation: {b}" for b in bases) or None,
-        data_subjects=(f"the people in {policy.subjects.table}",),
+        data_subjects=(f"the people in {policy.subject_types[policy.tables[root].subject].table}",),
         personal_data=_categories(policy, tables, findings),
         recipients=tuple(_systems_of(policy, tables)),
         transfers=(),

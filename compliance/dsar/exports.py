@@ -151,12 +151,15 @@ def collect_subject_data(
     progress: Progress | None = None,
     *,
     portable_only: bool = False,
+    subject_type: str | None = None,
 ) -> SubjectData:
-    """Walk the whole data map (retain tables too: they are the subject's data as well), or
-    with ``portable_only`` the tables holding what the subject provided (GDPR Art. 20)."""
+    """Walk the data map of the subject's kind (retain tables too: they are the subject's
+    data as well), or with ``portable_only`` the tables holding what the subject provided
+    (GDPR Art. 20). Customer 5's export never holds employee 5's rows."""
+    kind = datamap.policy.subject_kind(subject_type).name
 
     def wanted(system: str) -> list[str]:
-        names = datamap.tables_in(system)
+        names = [n for n in datamap.tables_in(system) if datamap.mapped(n).subject == kind]
         return [n for n in names if datamap.mapped(n).portable] if portable_only else names
 
     tables = []
@@ -337,7 +340,10 @@ def build_access_export(
     (what the subject provided)."""
     generated_at = now or utcnow()
     portable = request is not None and request.kind == DsarKind.PORTABILITY
-    data = collect_subject_data(datamap, subject_id, progress, portable_only=portable)
+    kind = None if request is None else request.subject_type
+    data = collect_subject_data(
+        datamap, subject_id, progress, portable_only=portable, subject_type=kind
+    )
     meta = request_metadata(request) if request is not None else None
     files = export_files(data, reference, generated_at, request=meta, parts=parts)
     stored = store.write(Area.EXPORTS, f"{reference}.zip", zip_writer(files))
@@ -353,12 +359,13 @@ def build_user_export(
     fmt: str,
     store: ExportStore,
     now: datetime | None = None,
+    subject_type: str | None = None,
 ) -> ExportFile:
     """Support's direct export: ``json`` is data.json alone, ``csv`` a ZIP of CSVs."""
     generated_at = now or utcnow()
-    subject_id = datamap.subject_key(subject_id)
-    data = collect_subject_data(datamap, subject_id)
-    subjects = datamap.policy.subjects.table
+    subject_id = datamap.subject_key(subject_id, subject_type)
+    data = collect_subject_data(datamap, subject_id, subject_type=subject_type)
+    subjects = datamap.policy.subject_kind(subject_type).table
     if not any(t.name == subjects and t.rows for t in data.tables):
         raise NotFound(f"no data subject with id '{subject_id}' in {subjects}")
     if fmt not in ("json", "csv"):
@@ -392,6 +399,7 @@ def export_user_data(
     store: ExportStore | None = None,
     directory: Path | None = None,
     now: datetime | None = None,
+    subject_type: str | None = None,
 ) -> ExportFile:
     """Support's direct export, audited under the subject's compliance profile id.
 
@@ -404,10 +412,12 @@ def export_user_data(
     if (store is None) == (directory is None):
         raise TypeError("give exactly one of store or directory")
     now = now or utcnow()
-    subject_id = datamap.subject_key(subject_id)
+    kind = datamap.policy.subject_kind(subject_type).name
+    subject_id = datamap.subject_key(subject_id, kind)
     target = store if store is not None else FolderStore(Path(directory or "."))
-    kind = datamap.policy.subjects.name  # support exports of several kinds: issue 30, open
-    result = build_user_export(datamap, subject_id, fmt=fmt, store=target, now=now)
+    result = build_user_export(
+        datamap, subject_id, fmt=fmt, store=target, now=now, subject_type=kind
+    )
     if store is not None:
         # A folder names the file by subject and second: a second export that second replaced it.
         session.execute(delete(UserExport).where(UserExport.location == result.location))

@@ -194,8 +194,12 @@ def submit_from_api(
     now: datetime | None = None,
     scope: str | None = None,
     corrections: Sequence[Correction] = (),
+    subject_type: str | None = None,
 ) -> Submission:
-    """Log a request for a host application, under its key's name; refuse floods and repeats."""
+    """Log a request for a host application, under its key's name; refuse floods and repeats.
+
+    A desk serving several kinds of data subject needs ``subject_type``: the host
+    application knows whether a customer or an employee is asking."""
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got {quoted(kind)}")
     note = free_text(identity_note, field="identity_note")  # a bad body before any lookup
@@ -205,15 +209,19 @@ def submit_from_api(
         policy.jurisdiction(jurisdiction)
     check_scope(kind, scope)
     check_corrections(policy, app_engine, kind, corrections)
+    subject_type = policy.subject_kind(subject_type).name
     now = now or utcnow()
-    subject_key = _find_subject(session, policy, app_engine, key, subject_id, email, now=now)
-    _refuse_repeat(session, policy, key, subject_key, kind, now=now)
+    subject_key = _find_subject(
+        session, policy, app_engine, key, (subject_type, subject_id, email), now=now
+    )
+    _refuse_repeat(session, key, (subject_type, subject_key), kind, now=now, policy=policy)
     result = submit(
         session,
         policy,
         app_engine,
         kind=kind,
         subject_id=subject_key,
+        subject_type=subject_type,
         jurisdiction=jurisdiction,
         requested_by=key.identity,
         identity_check=note,
@@ -237,15 +245,18 @@ def _find_subject(
     policy: Policy,
     app_engine: Engine,
     key: ApiKeyInfo,
-    subject_id: str | None,
-    email: str | None,
+    subject: tuple[str, str | None, str | None],
     *,
     now: datetime,
 ) -> str:
-    """The subject's key; an unknown one counts against the API key, so none walks the ids."""
+    """The subject's key, from (kind, id, email); an unknown one counts against the API key,
+    so none walks the ids."""
+    subject_type, subject_id, email = subject
     check_unknown_subjects(session, key, now=now)
     try:
-        subject_key, _ = resolve_subject(policy, app_engine, subject_id=subject_id, email=email)
+        subject_key, _ = resolve_subject(
+            policy, app_engine, subject_id=subject_id, email=email, subject_type=subject_type
+        )
     except NotFound:
         count_unknown_subject(session, key, now=now)
         raise
@@ -253,12 +264,19 @@ def _find_subject(
 
 
 def _refuse_repeat(
-    session: Session, policy: Policy, key: ApiKeyInfo, subject_key: str, kind: str, *, now: datetime
+    session: Session,
+    key: ApiKeyInfo,
+    subject: tuple[str, str],
+    kind: str,
+    *,
+    now: datetime,
+    policy: Policy,
 ) -> None:
     """Refuse a request the subject already has open (409), or one asked too soon (429)."""
     # An open request is the answer (409) before the 24-hour limit (429): asking again while
     # one is open is a repeat, not a flood.
-    existing = open_request(session, policy.subjects.name, subject_key, kind)
+    subject_type, subject_key = subject
+    existing = open_request(session, subject_type, subject_key, kind)
     if existing is not None:
         raise already_open(existing, key)
     check_intake_rate(session, subject_key, kind, now=now, secret=key_secret(policy))

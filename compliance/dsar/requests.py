@@ -32,7 +32,7 @@ from compliance.dsar.rectification import (
     store_corrections,
 )
 from compliance.dsar.restrictions import refuse_if_erased
-from compliance.dsar.subjects import resolve_subject, subject_country
+from compliance.dsar.subjects import kinds_with_email, resolve_subject, subject_country
 from compliance.emails import check_email
 from compliance.errors import (
     ConfigError,
@@ -150,6 +150,37 @@ class Submission:
     created: bool  # False: an open request of the same kind already existed
 
 
+def submit_each_kind(
+    session: Session,
+    policy: Policy,
+    app_engine: Engine,
+    *,
+    email: str | None = None,
+    subject_type: str | None = None,
+    **kwargs: Any,
+) -> list[Submission]:
+    """``submit``, once per kind of data subject the request is about.
+
+    Named by id, or with ``subject_type`` given, that is one kind. An email alone, in a desk
+    serving several kinds, is looked up in every kind with an email column: a person who is
+    a customer and an employee gets one request for each, decided on its own (their data as
+    a customer and as an employee differ, and so may the answer).
+    """
+    if email is None or subject_type is not None or not policy.multiple_subject_types:
+        return [
+            submit(session, policy, app_engine, email=email, subject_type=subject_type, **kwargs)
+        ]
+    kinds = kinds_with_email(policy, app_engine, email)
+    if kwargs.get("execute"):  # every kind's checks pass before any request is written
+        checks = {**kwargs, "execute": False}
+        for kind in kinds:
+            submit(session, policy, app_engine, email=email, subject_type=kind, **checks)
+    return [
+        submit(session, policy, app_engine, email=email, subject_type=kind, **kwargs)
+        for kind in kinds
+    ]
+
+
 def submit_dsar(
     session: Session, policy: Policy, app_engine: Engine, *, execute: bool, **kwargs: Any
 ) -> DsarRequest:
@@ -176,9 +207,13 @@ def submit(
     now: datetime | None = None,
     scope: str | None = None,
     corrections: Sequence[Correction] = (),
+    subject_type: str | None = None,
     execute: bool,
 ) -> Submission:
     """Log a request (committed, audited); a duplicate open request returns the existing one.
+
+    The subject is of ``subject_type``, which a policy of one kind of data subject may leave
+    out (``submit_each_kind`` logs one request per kind an email is found in).
 
     How identity was checked is a method from ``[dsar] identity_methods`` plus a note; the
     dashboard and the API require it (``require_identity``), scripted back-office use may
@@ -193,8 +228,10 @@ def submit(
     objection = check_scope(kind, scope)
     checked = check_corrections(policy, app_engine, kind, corrections)
     identity = _check_identity(policy, identity_check, identity_method, require_identity)
-    key, subject_email = resolve_subject(policy, app_engine, subject_id=subject_id, email=email)
-    subject_type = policy.subjects.name  # intake of several kinds: issue 30, still open
+    subject_type = policy.subject_kind(subject_type).name
+    key, subject_email = resolve_subject(
+        policy, app_engine, subject_id=subject_id, email=email, subject_type=subject_type
+    )
     refuse_if_erased(session, policy, kind, subject_type, key)
     now = now or utcnow()
     existing = open_request(session, subject_type, key, kind)
@@ -204,7 +241,7 @@ def submit(
         policy,
         app_engine,
         kind=kind,
-        subject=(key, subject_email),
+        subject=(subject_type, key, subject_email),
         jurisdiction=jurisdiction,
         requested_by=by,
         requested_at=now,
@@ -251,7 +288,7 @@ def _new_request(
     app_engine: Engine,
     *,
     kind: str,
-    subject: tuple[str, str | None],
+    subject: tuple[str, str, str | None],
     jurisdiction: str | None,
     requested_by: str,
     requested_at: datetime,
@@ -262,15 +299,15 @@ def _new_request(
     scope: Scope | None,
 ) -> DsarRequest:
     """The unsaved request, on the clock of the law it falls under (chosen, else by country)."""
-    key, subject_email = subject
+    subject_type, key, subject_email = subject
     note, identity_method = identity
-    country = None if jurisdiction else subject_country(policy, app_engine, key)
+    country = None if jurisdiction else subject_country(policy, app_engine, key, subject_type)
     law = jurisdiction_for(policy, chosen=jurisdiction, country=country)
     return DsarRequest(
         reference=f"tmp-{uuid.uuid4().hex[:28]}",
         kind=kind,
         subject_id=key,
-        subject_type=policy.subjects.name,
+        subject_type=subject_type,
         subject_email=subject_email,
         status=DsarStatus.PENDING,
         requested_by=requested_by,

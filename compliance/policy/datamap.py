@@ -221,9 +221,10 @@ class DataMap:
                 self.hash_secret()
                 return
 
-    def subject_key(self, raw: object) -> str:
-        """The subject id as the compliance database stores it (see normalise_subject_key)."""
-        subjects = self.policy.subjects
+    def subject_key(self, raw: object, subject_type: str | None = None) -> str:
+        """The subject id as the compliance database stores it (see normalise_subject_key),
+        keyed as ``subject_type``'s subjects are (a policy of one kind may leave it out)."""
+        subjects = self.policy.subject_kind(subject_type)
         return normalise_subject_key(self.table(subjects.table).c[subjects.key], raw)[0]
 
     def coerce_keys(self, name: str, keys: Iterable[str]) -> list[Any]:

@@ -75,7 +75,7 @@ def _by_key(frame: pd.DataFrame, value: Callable[[str], object]) -> pd.Series:
 
 
 def _rule_hits(
-    conn: Connection, datamap: DataMap, rule: SqlRule, index: int, keys: list[str]
+    conn: Connection, datamap: DataMap, rule: SqlRule, index: int, keys: list[str], kind: str
 ) -> set[str]:
     """Which of ``keys`` the SQL rule selects now.
 
@@ -87,7 +87,7 @@ def _rule_hits(
     key = sql_rule_key(datamap, rule, index)
     if conn.dialect.name == "postgresql":
         try:
-            typed = datamap.coerce_keys(datamap.policy.subjects.table, keys)
+            typed = datamap.coerce_keys(datamap.policy.subject_types[kind].table, keys)
             with conn.begin_nested():
                 return {str(k) for k in conn.scalars(select(key).where(key.in_(typed)))}
         except (ValueError, DBAPIError):
@@ -106,7 +106,8 @@ def record_evidence(datamap: DataMap, bucket_name: str, subject_keys: Sequence[s
     rules = _rule_columns(datamap, bucket_name)
     bucket = datamap.policy.buckets.get(bucket_name)
     review = bucket.review_columns if bucket else ()
-    subjects = datamap.policy.subjects
+    kind = datamap.policy.bucket_subject(bucket_name)
+    subjects = datamap.policy.subject_kind(kind)
     columns = [c for c, _ in rules] + [
         EvidenceColumn(f"{subjects.table}.{c}", c, f"{c} of the subject", "value") for c in review
     ]
@@ -131,7 +132,7 @@ def record_evidence(datamap: DataMap, bucket_name: str, subject_keys: Sequence[s
                     newest = {str(k): value for k, value in conn.execute(query)}
                     frame[column.name] = _by_key(frame, newest.get)
                 else:
-                    hits = _rule_hits(conn, datamap, rule, i, keys)
+                    hits = _rule_hits(conn, datamap, rule, i, keys, subjects.name)
                     frame[column.name] = ["yes" if k in hits else "no" for k in frame.index]
             if review and subjects.table in datamap.metadata.tables:
                 table = datamap.table(subjects.table)

@@ -156,8 +156,8 @@ if not chosen.tables:
 by_name = {t.name: t for t in chosen.tables}
 widgets.preset_from_query(f"map_table_{chosen.name}", "table", list(by_name))
 # Open first what needs attention: uncovered, then left as is, then the subjects table.
-subjects_table = policy.subjects.table
-first = max(chosen.tables, key=lambda t: (t.uncovered, t.left_as_is, t.name == subjects_table))
+listing = {s.table for s in policy.subject_types.values()}
+first = max(chosen.tables, key=lambda t: (t.uncovered, t.left_as_is, t.name in listing))
 table = by_name[st.selectbox(
     "Open a table", list(by_name), index=list(by_name).index(first.name),
     key=f"map_table_{chosen.name}",

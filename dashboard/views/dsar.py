@@ -26,7 +26,7 @@ EXPORT_KEY = "dsar_export"
 OPEN_KEY = "dsar_open"
 # The log form's inputs, kept after a refused submit and cleared once the request is logged.
 LOG_KEYS = (
-    "log_kind", "log_subject_id", "log_email", "log_jurisdiction", "log_method",
+    "log_kind", "log_subject_type", "log_subject_id", "log_email", "log_jurisdiction", "log_method",
     "log_identity_note", "log_scope", "log_corrections", "log_correction_words",
 )  # fmt: skip
 
@@ -69,6 +69,15 @@ def erasure_preview(references: tuple[str, ...]) -> Callable[[], None] | None:
         widgets.table(impact, widths={"legal_basis": "large"})
 
     return show
+
+
+def _logged(made: dsar.Submission) -> str:
+    """What logging said, for one request (one per kind of subject an email was found in)."""
+    r = made.request
+    who = "" if not policy.multiple_subject_types else f" ({r.subject_type})"
+    if not made.created:
+        return f"An open {r.kind} request for this subject{who} exists: {r.reference}."
+    return f"Logged {r.reference}{who}, due {effective_due_at(r):%Y-%m-%d}."
 
 
 def asked_corrections(lines: str, in_words: str) -> list[Correction]:
@@ -142,6 +151,9 @@ with st.form("submit_dsar"):
     by_id, by_email = st.columns(2)
     subject_id = by_id.text_input("Subject id", key="log_subject_id")
     email = by_email.text_input("or the subject's email", key="log_email")
+    subject_type = widgets.subject_type_picker(
+        policy, "log_subject_type", any_label="Any: look the email up in each kind"
+    )
     method = st.selectbox(
         "How the requester's identity was checked",
         policy.dsar.identity_methods,
@@ -164,13 +176,14 @@ with st.form("submit_dsar"):
 
         def log() -> str:
             with context.session(policy) as s:
-                made = dsar.submit(
+                each = dsar.submit_each_kind(
                     s,
                     policy,
                     context.engine(policy.app_database_url),
                     kind=kind,
                     subject_id=subject_id.strip() or None,
                     email=email.strip() or None,
+                    subject_type=subject_type,
                     jurisdiction=jurisdiction,
                     requested_by=person,
                     identity_check=check,
@@ -181,12 +194,9 @@ with st.form("submit_dsar"):
                     corrections=asked_corrections(corrections, in_words),
                     execute=True,
                 )
-            r = made.request
-            st.session_state[OPEN_KEY] = r.reference
+            st.session_state[OPEN_KEY] = each[0].request.reference
             widgets.forget_inputs(*LOG_KEYS)
-            if not made.created:
-                return f"An open {r.kind} request for this subject exists: {r.reference}."
-            return f"Logged {r.reference}, due {effective_due_at(r):%Y-%m-%d}."
+            return " ".join(_logged(made) for made in each)
 
         widgets.run_action(log)
 

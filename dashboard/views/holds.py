@@ -78,6 +78,7 @@ with place.form("place_hold"):  # a refused submit keeps what was typed
     st.markdown("**Place a hold**")
     by = st.radio("Find the subject by", ["subject id", "email"], horizontal=True, key="hold_by")
     who = st.text_input("Subject id or email", key="hold_who")
+    subject_type = widgets.subject_type_picker(policy, "hold_subject_type")
     reason = st.text_area("Reason (required)", max_chars=MAX_FREE_TEXT, key="hold_reason")
     ends = st.checkbox("The hold ends on a date", key="hold_ends")
     until = st.date_input("Last day of the hold (UTC)", value=date.today() + timedelta(days=365))
@@ -89,13 +90,17 @@ with place.form("place_hold"):  # a refused submit keeps what was typed
                 context.engine(policy.app_database_url),
                 subject_id=who if by == "subject id" else None,
                 email=who if by == "email" else None,
+                subject_type=subject_type,
             )
             with context.session(policy) as s:
                 plan = plan_place_hold(
-                    s, subject_id=key, reason=reason, by=actor, until=until if ends else None
-                )
+                    s, subject_id=key, reason=reason, by=actor, until=until if ends else None,
+                    subject_type=policy.subject_kind(subject_type).name,
+                )  # fmt: skip
                 hold = place_hold(s, plan)
-            widgets.forget_inputs("hold_by", "hold_who", "hold_reason", "hold_ends")
+            widgets.forget_inputs(
+                "hold_by", "hold_who", "hold_subject_type", "hold_reason", "hold_ends"
+            )  # fmt: skip
             return f"Placed legal hold {hold.id} on subject {key}."
 
         widgets.run_action(do_place)

@@ -1,0 +1,95 @@
+"""The dashboard of a desk serving two kinds of data subject (customers and employees).
+
+Every page opens; the log form asks which kind a request is about, and an email left to
+"any" kind logs one request per kind the person is found in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from compliance.store.models import DeletionBatch, DsarRequest
+from dashboard.navigation import PAGES
+from tests.conftest import Backend, Deployment, make_deployment, ok
+from tests.dashboard.conftest import APP, SIGNED_IN_AS, behind_proxy, button, texts
+from tests.two_kinds import ALICE, OFFICER, SUPPORT, TWO_KINDS_POLICY, fill_two_kinds
+
+
+def open_as(d: Deployment, monkeypatch: pytest.MonkeyPatch, email: str) -> AppTest:
+    """Signed in through the authenticating proxy: this desk is not the demo."""
+    d.use_env(monkeypatch)
+    behind_proxy(monkeypatch)
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.session_state[SIGNED_IN_AS] = email
+    return at.run()
+
+
+@pytest.fixture
+def desk(backend: Backend, tmp_path: Path) -> Iterator[Deployment]:
+    d = make_deployment(backend, tmp_path / "desk", TWO_KINDS_POLICY)
+    fill_two_kinds(d.app_engine)
+    yield d
+    d.dispose()
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def test_every_page_opens_for_the_officer(
+    desk: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for bucket in ("former_staff", "dormant_customers"):
+        ok(desk.run("create-deletion-records", "--bucket", bucket, "--execute"))
+        ok(desk.run("create-deletion-batches", "--bucket", bucket, "--execute"))
+    at = open_as(desk, monkeypatch, OFFICER)
+    for page, title, _, _roles in PAGES:
+        at.switch_page(page).run()
+        assert not at.exception, f"{title}: {at.exception}"
+    at.switch_page("views/batches.py").run()
+    at.selectbox(key="status_filter").set_value("all").run()
+    with desk.session() as s:
+        batches = list(s.scalars(select(DeletionBatch.id)))
+    assert len(batches) == 2
+    for batch_id in batches:  # each with its rules' evidence
+        at.selectbox(key="open_batch").set_value(batch_id).run()
+        assert not at.exception, f"batch {batch_id}: {at.exception}"
+        assert at.dataframe, f"batch {batch_id} shows no records"
+
+
+def test_an_email_of_any_kind_logs_one_request_per_kind(
+    desk: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_as(desk, monkeypatch, SUPPORT)
+    at.radio(key="log_kind").set_value("access")
+    at.text_input(key="log_email").input(ALICE)
+    assert at.selectbox(key="log_subject_type").value.startswith("Any")  # the default
+    at.selectbox(key="log_method").select("id_document")
+    at.text_area(key="log_identity_note").input("Passport seen")
+    button(at, "Log request").click().run()
+    (said,) = texts(at, "success")
+    assert said.count("Logged DSAR-") == 2, said
+    assert "(customers)" in said and "(employees)" in said
+    with desk.session() as s:
+        made = s.execute(select(DsarRequest.subject_type, DsarRequest.subject_id)).all()
+    assert sorted(made) == [("customers", "ALFKI"), ("employees", "5")]
+
+
+def test_an_id_is_logged_for_the_kind_chosen(
+    desk: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_as(desk, monkeypatch, SUPPORT)
+    at.radio(key="log_kind").set_value("erasure")
+    at.text_input(key="log_subject_id").input("5")
+    at.selectbox(key="log_subject_type").select("customers")
+    at.selectbox(key="log_method").select("id_document")
+    at.text_area(key="log_identity_note").input("Passport seen")
+    button(at, "Log request").click().run()
+    assert any("(customers)" in t for t in texts(at, "success")), texts(at, "error")
+    with desk.session() as s:
+        made = s.execute(select(DsarRequest.subject_type, DsarRequest.subject_id)).all()
+    assert made == [("customers", "5")]

@@ -1,0 +1,138 @@
+"""Requests in a desk serving two kinds of data subject: each request names its kind.
+
+Alice is customer ALFKI and employee 5, under one email: asked by email, she gets one
+request per kind, each decided, erased and exported on its own. Asked by id, the kind must
+be named, since customer '5' and employee 5 are two people.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from compliance.storage import export_store
+from compliance.store.models import DsarRequest
+from tests.conftest import Backend, Deployment, make_deployment, ok
+from tests.two_kinds import (
+    ALICE,
+    OFFICER,
+    SUPPORT,
+    TWO_KINDS_POLICY,
+    customers,
+    employees,
+    fill_two_kinds,
+    payslips,
+)
+
+IDENTITY = ("--identity-method", "id_document", "--identity-check", "passport seen")
+
+
+@pytest.fixture
+def desk(backend: Backend, tmp_path: Path) -> Iterator[Deployment]:
+    d = make_deployment(backend, tmp_path / "desk", TWO_KINDS_POLICY)
+    fill_two_kinds(d.app_engine)
+    yield d
+    d.dispose()
+
+
+def summary(d: Deployment, *args: str) -> dict[str, Any]:
+    result = d.run("--json", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def submit(d: Deployment, kind: str, *who: str) -> dict[str, Any]:
+    return summary(
+        d, "submit-dsar", "--kind", kind, *who, "--requested-by", SUPPORT, *IDENTITY, "--execute"
+    )
+
+
+def requests(d: Deployment) -> list[tuple[str, str, str]]:
+    with d.session() as s:
+        rows = s.execute(
+            select(DsarRequest.subject_type, DsarRequest.subject_id, DsarRequest.kind).order_by(
+                DsarRequest.id
+            )
+        )
+        return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def keys(d: Deployment, table: Any, column: str) -> list[Any]:
+    with d.app_engine.connect() as conn:
+        return sorted(conn.scalars(select(table.c[column])))
+
+
+def test_an_email_found_in_two_kinds_gets_one_request_per_kind(desk: Deployment) -> None:
+    out = submit(desk, "access", "--email", ALICE)
+    made = [(r["subject_type"], r["subject_id"], r["created"]) for r in out["requests"]]
+    assert made == [("customers", "ALFKI", True), ("employees", "5", True)]
+    assert len({r["reference"] for r in out["requests"]}) == 2  # one desk, unique references
+    assert requests(desk) == [("customers", "ALFKI", "access"), ("employees", "5", "access")]
+    again = submit(desk, "access", "--email", ALICE)  # both already open: returned, not added
+    assert [r["created"] for r in again["requests"]] == [False, False]
+    assert len(requests(desk)) == 2
+
+
+def test_an_id_alone_is_refused_where_it_could_be_either_kind(desk: Deployment) -> None:
+    refused = desk.run(
+        "submit-dsar", "--kind", "erasure", "--subject-id", "5", "--requested-by", SUPPORT,
+        *IDENTITY, "--execute",
+    )  # fmt: skip
+    assert refused.exit_code == 2
+    assert (
+        "--subject-type is missing: this desk serves several kinds of data subject "
+        "(customers, employees); say which" in refused.output
+    )
+    unknown = desk.run(
+        "submit-dsar", "--kind", "erasure", "--subject-id", "5", "--subject-type", "staff",
+        "--requested-by", SUPPORT, *IDENTITY, "--execute",
+    )  # fmt: skip
+    assert unknown.exit_code == 2
+    assert "--subject-type must be one of customers, employees, got 'staff'" in unknown.output
+    assert requests(desk) == []
+
+
+def test_erasing_employee_5_leaves_customer_5(desk: Deployment) -> None:
+    reference = submit(desk, "erasure", "--subject-id", "5", "--subject-type", "employees")[
+        "reference"
+    ]
+    ok(desk.run("review-dsar", reference, "--approve", "--reviewer", OFFICER, "--execute"))
+    ok(desk.run("process-dsar-requests", "--execute"))
+    applied = summary(desk, "apply-deletions", "--execute")
+    assert applied["applied"] == 1
+    ok(desk.run("process-dsar-requests", "--execute"))
+    assert keys(desk, employees, "employee_id") == [6, 7]
+    assert keys(desk, payslips, "employee_id") == [6, 7]
+    assert keys(desk, customers, "customer_id") == ["5", "ALFKI", "ANTON"]
+    with desk.session() as s:
+        status = s.scalar(select(DsarRequest.status).where(DsarRequest.reference == reference))
+    assert status == "completed"
+
+
+def test_each_kind_s_access_export_holds_that_kind_s_data_only(desk: Deployment) -> None:
+    out = submit(desk, "access", "--email", ALICE)
+    for made in out["requests"]:
+        ok(desk.run("review-dsar", made["reference"], "--approve", "--reviewer", OFFICER,
+                    "--execute"))  # fmt: skip
+    ok(desk.run("process-dsar-requests", "--execute"))
+    store = export_store(desk.policy())
+    tables = {}
+    with desk.session() as s:
+        for subject_type, path in s.execute(
+            select(DsarRequest.subject_type, DsarRequest.export_path).order_by(DsarRequest.id)
+        ):
+            with zipfile.ZipFile(io.BytesIO(store.read(path))) as archive:
+                document = json.loads(archive.read("data.json"))
+            tables[subject_type] = {t: len(rows) for t, rows in document["tables"].items()}
+        assert s.scalar(select(func.count()).select_from(DsarRequest)) == 2
+    assert tables == {
+        "customers": {"customers": 1, "orders": 0},
+        "employees": {"employees": 1, "payslips": 1},
+    }
