@@ -136,9 +136,8 @@ FIELD_LABELS: dict[str, str] = {
 
 
 def subject_type_picker(policy: Policy, key: str, *, any_label: str | None = None) -> str | None:
-    """The kind of data subject a form is about, where the policy declares several (nothing
-    shown, None, where it declares one). With ``any_label``, None is offered too: an email
-    looked up in every kind."""
+    """The kind of data subject a form is about where the policy declares several (else None);
+    ``any_label`` offers None too: an email looked up in every kind."""
     if not policy.multiple_subject_types:
         return None
     label, names = FIELD_LABELS["subject_type"], list(policy.subject_types)

@@ -119,7 +119,7 @@ class Text(click.ParamType):
 
 #: A subject key: trimmed here; the library compares it as the key column's type.
 SUBJECT_ID = Text(MAX_TEXT)
-#: Bucket names are at most 64 characters (compliance.policy.loader.NAME_PATTERN).
+#: Bucket names are at most 64 characters (compliance.policy.fields.NAME_PATTERN).
 BUCKET = Text(64)
 #: A kind of data subject's name ([subjects.NAME]); the policy says which exist.
 SUBJECT_TYPE = Text(64)

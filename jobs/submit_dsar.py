@@ -2,9 +2,8 @@ import click
 
 from compliance.dsar.objections import SCOPES
 from compliance.dsar.rectification import Correction, parse_correction
-from compliance.dsar.requests import KINDS, Submission, submit_each_kind, with_article
+from compliance.dsar.requests import KINDS, Submission, outcome_line, submit_each_kind
 from compliance.roles import identify
-from compliance.store.models import DEFAULT_SUBJECT_TYPE
 from jobs.cli import emit, execute_option, job_command, runtime
 from jobs.params import SUBJECT_ID, subject_type_option
 
@@ -91,7 +90,7 @@ def submit_dsar(
     # The first request's fields at the top, as with one kind; every request under "requests".
     summary = {**each[0], "requests": each}
     created = any(result.created for result in results)
-    lines = [_outcome_line(result, kind) for result in results]
+    lines = [outcome_line(result) for result in results]
     emit(summary, lines, executed=execute if created else None)
     return summary
 
@@ -108,17 +107,3 @@ def _summary(result: Submission) -> dict[str, object]:
         "due_at": request.due_at,
         "created": result.created,
     }
-
-
-def _outcome_line(result: Submission, kind: str) -> str:
-    """One line on what happened: logged, would be logged, or already open (the first one)."""
-    request = result.request
-    due = f"due {request.due_at:%Y-%m-%d} ({request.jurisdiction})"
-    who = f"subject {request.subject_id}"
-    if request.subject_type != DEFAULT_SUBJECT_TYPE:
-        who += f" ({request.subject_type})"
-    if not result.created:
-        return f"{request.reference} is already open for this subject ({request.status}), {due}"
-    if request.reference is None:
-        return f"Would log {with_article(kind)} request for {who}, {due}"
-    return f"Logged {request.reference} ({kind}, {who}), {due}"

@@ -511,7 +511,7 @@ class _BucketRun:
         # Read before erasing: a webhook or a person needs the email the erasure removes.
         keys = [s for _, s in records]
         kind = work.bucket.subject
-        subjects = subject_details(self.datamap, kind, keys) if work.other else {}
+        subjects = self.datamap.subject_details(kind, keys) if work.other else {}
         outcomes, blocked, rows = self._erase_systems(session, work, records, result)
         # Writes to the compliance database only after every erasure is committed.
         for system, ok, errors in outcomes:
@@ -615,28 +615,6 @@ class _BucketRun:
             result.add(mine)
         if failures:
             raise failures[0]
-
-
-def subject_details(
-    datamap: DataMap, subject_type: str, keys: Sequence[str]
-) -> dict[str, dict[str, str | None]]:
-    """What a webhook or a person needs to find each subject of ``subject_type``: the key
-    and the email."""
-    subjects = datamap.policy.subject_type(subject_type)
-    if not subjects.email:
-        return {k: {"id": k, "email": None} for k in keys}
-    table = datamap.table(subjects.table)
-    values = datamap.coerce_keys(subjects.table, keys)
-    with datamap.engine.connect() as conn:
-        found = {
-            str(key): email
-            for key, email in conn.execute(
-                select(table.c[subjects.key], table.c[subjects.email]).where(
-                    among_ids(table.c[subjects.key], values)
-                )
-            )
-        }
-    return {k: {"id": k, "email": found.get(k)} for k in keys}
 
 
 def _run_other_systems(

@@ -37,17 +37,10 @@ from compliance.audit.chain import record_event
 from compliance.errors import Conflict, InvalidInput, NotFound
 from compliance.free_text import free_text
 from compliance.roles import COMPLIANCE_OFFICER, Identity, require
-from compliance.store.models import (
-    DEFAULT_SUBJECT_TYPE,
-    ComplianceProfile,
-    DsarRequest,
-    LegalHold,
-    of_type,
-    utcnow,
-)
-from compliance.store.queries import dsar_open
+from compliance.store.models import ComplianceProfile, DsarRequest, LegalHold, utcnow
+from compliance.store.queries import dsar_open, of_type
 from compliance.store.sql import among_ids, rows_changed
-from compliance.store.states import EXPORT_KINDS, HoldKind
+from compliance.store.states import DEFAULT_SUBJECT_TYPE, EXPORT_KINDS, HoldKind
 
 # Keys per query: well under SQLite's limit of bound values (PostgreSQL gets one array).
 _KEYS_PER_QUERY = 5000
@@ -420,6 +413,16 @@ def held_subjects(
     for chunk in _chunks([str(s) for s in subject_ids]):
         held.update(session.scalars(query.where(among_ids(ComplianceProfile.subject_id, chunk))))
     return held
+
+
+def hold_on(
+    session: Session, subject_type: str, subject_id: str, *, now: datetime
+) -> HoldRef | None:
+    """A hold in force on one subject, if any: the check every erasing path shares."""
+    profile_id = _profile_id(session, subject_type, subject_id)
+    if profile_id is None:
+        return None
+    return held_profiles(session, [profile_id], now=now).get(profile_id)
 
 
 def held_profiles(

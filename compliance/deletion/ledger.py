@@ -25,13 +25,12 @@ from compliance.store.models import (
     DeletionAggregate,
     DeletionBatch,
     DeletionRecord,
-    DeletionTally,
     DsarRequest,
 )
 from compliance.store.queries import batch_in, record_in
 from compliance.store.sql import rows_changed
 from compliance.store.states import BatchStatus, LedgerDecision, RecordState
-from compliance.store.tallies import tally_sums
+from compliance.store.tallies import DeletionTally, tally_sums
 from compliance.store.types import UTCDateTime
 
 _KEPT = (LedgerDecision.REJECTED, LedgerDecision.EXCLUDED)

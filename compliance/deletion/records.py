@@ -30,8 +30,6 @@ from sqlalchemy import (
     text,
     true,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -39,20 +37,18 @@ from compliance.audit.chain import record_event
 from compliance.audit.subject_keys import either_form, key_secret
 from compliance.deletion.holds import held_subjects, on_hold
 from compliance.deletion.ledger import cooling_off, cooling_off_condition
+from compliance.deletion.profiles import (
+    count_new_profiles,
+    dialect_insert,
+    insert_missing_profiles,
+)
 from compliance.deletion.rules import copy_due_subjects, due_query, iter_due_subjects
 from compliance.errors import InvalidInput
 from compliance.logs import Progress, log_event
 from compliance.policy.datamap import DataMap
 from compliance.policy.model import Bucket
-from compliance.store.models import (
-    PROFILE_KEY,
-    ComplianceProfile,
-    DecisionLedger,
-    DeletionRecord,
-    of_type,
-    utcnow,
-)
-from compliance.store.queries import record_open
+from compliance.store.models import ComplianceProfile, DecisionLedger, DeletionRecord, utcnow
+from compliance.store.queries import PROFILE_KEY, of_type, record_open
 from compliance.store.sql import rows_changed
 from compliance.store.states import LedgerDecision
 from compliance.store.types import UTCDateTime
@@ -98,48 +94,6 @@ class CreateRecordsResult:
     excluded_recently: int = 0
 
 
-def _insert_for(session: Session) -> Any:
-    """The dialect's INSERT, for ON CONFLICT DO NOTHING (SQLite and PostgreSQL share the syntax)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return pg_insert
-    return sqlite_insert
-
-
-def insert_missing_profiles(
-    session: Session, subject_type: str, subject_ids: list[str], now: datetime
-) -> int:
-    """Create the profiles these subjects of ``subject_type`` lack, in one statement; return
-    how many."""
-    profiles = ComplianceProfile.__table__
-    rows = [
-        {"subject_id": s, "subject_type": subject_type, "created_at": now, "updated_at": now}
-        for s in subject_ids
-    ]
-    return len(
-        session.execute(
-            _insert_for(session)(profiles)
-            .on_conflict_do_nothing(index_elements=PROFILE_KEY)
-            .returning(profiles.c.id),
-            rows,
-        ).all()
-    )
-
-
-def ensure_profiles(
-    session: Session, subject_type: str, subject_ids: list[str], now: datetime
-) -> tuple[dict[str, int], int]:
-    """Profile ids for the subjects of ``subject_type``, creating the missing ones."""
-    created = insert_missing_profiles(session, subject_type, subject_ids, now)
-    found = dict(
-        session.execute(
-            select(ComplianceProfile.subject_id, ComplianceProfile.id).where(
-                of_type(subject_type), ComplianceProfile.subject_id.in_(subject_ids)
-            )
-        ).all()
-    )
-    return found, created
-
-
 def _open_record(bucket: str) -> Any:
     return exists().where(
         DeletionRecord.compliance_profile_id == ComplianceProfile.id,
@@ -159,16 +113,6 @@ def _count_open(session: Session, bucket: Bucket, subject_ids: list[str]) -> int
         )
         or 0
     )
-
-
-def _count_new_profiles(session: Session, subject_type: str, subject_ids: list[str]) -> int:
-    """How many of these subjects have no compliance profile yet (``add_records`` makes one)."""
-    known = session.scalar(
-        select(func.count()).where(
-            of_type(subject_type), ComplianceProfile.subject_id.in_(subject_ids)
-        )
-    )
-    return len(subject_ids) - (known or 0)
 
 
 def add_records(
@@ -391,7 +335,7 @@ def _add_records_in_two_statements(
 def _insert_open_records(session: Session, rows: Any) -> Any:
     """INSERT ... SELECT of new records; the partial unique index skips subjects already open."""
     return (
-        _insert_for(session)(DeletionRecord.__table__)
+        dialect_insert(session)(DeletionRecord.__table__)
         .from_select(RECORD_COLUMNS, rows)
         .on_conflict_do_nothing(
             index_elements=["compliance_profile_id", "bucket"],
@@ -519,7 +463,7 @@ def _create_in_chunks(
             if chunk:
                 s = _count_open(session, bucket, chunk)
                 c = len(chunk) - s
-                p = _count_new_profiles(session, bucket.subject, chunk)
+                p = count_new_profiles(session, bucket.subject, chunk)
             session.rollback()
         tally.created += c
         tally.skipped += s
@@ -822,7 +766,7 @@ def _open_in_database_upserting(session: Session, due: Any, plan: RecordsPlan) -
     kind = plan.bucket.subject
     new_profiles = rows_changed(
         session.execute(
-            _insert_for(session)(profiles)
+            dialect_insert(session)(profiles)
             .from_select(
                 ["subject_id", "subject_type", "created_at", "updated_at"],
                 select(due.c.subject_key, literal(kind), stamp, stamp).where(true()),

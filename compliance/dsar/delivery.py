@@ -22,13 +22,12 @@ from sqlalchemy import case, delete, func, or_, select, union_all, update
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
+from compliance.dsar.downloads import Download, fetch_export
 from compliance.dsar.mailer import build_message, send_mail
 from compliance.dsar.requests import (
-    Download,
     audit_request,
     backoff,
     complete_request,
-    fetch_export,
     get_dsar,
     has_finished_export,
 )

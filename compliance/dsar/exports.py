@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
 from compliance.csv_files import rows_to_csv
-from compliance.deletion.records import ensure_profiles
+from compliance.deletion.profiles import ensure_profiles
 from compliance.dsar.deadlines import effective_due_at
 from compliance.errors import InvalidInput, NotFound
 from compliance.policy.datamap import DataMap

@@ -35,7 +35,6 @@ from compliance.policy.strategies import HASH_KEY_ENV
 from compliance.storage import Area, export_store
 from compliance.storage.folder import SAFE_NAME
 from compliance.store.models import (
-    DEFAULT_SUBJECT_TYPE,
     ComplianceProfile,
     DecisionLedger,
     DeletionBatch,
@@ -48,11 +47,15 @@ from compliance.store.models import (
     JobRun,
     LegalHold,
     UserExport,
-    of_type,
 )
-from compliance.store.queries import dsar_in, dsar_open, record_in, record_open
+from compliance.store.queries import dsar_in, dsar_open, of_type, record_in, record_open
 from compliance.store.sql import rows_changed
-from compliance.store.states import DsarKind, DsarStatus, LedgerDecision, RecordState
+from compliance.store.states import (
+    DsarKind,
+    DsarStatus,
+    LedgerDecision,
+    RecordState,
+)
 
 #: What a staff note (or any typed text) reads once the subject it may describe was erased.
 ERASED_NOTE = REMOVED
@@ -66,29 +69,20 @@ class Forgotten:
 
 
 def forget_subject(
-    session: Session,
-    policy: Policy,
-    subject_id: str,
-    *,
-    actor: str,
-    reference: str,
-    subject_type: str = DEFAULT_SUBJECT_TYPE,
+    session: Session, policy: Policy, request: DsarRequest, *, actor: str
 ) -> Forgotten:
-    """Scrub the subject's requests and delete every export file of theirs, in the caller's
-    transaction (files first: a rerun after a crash finds them gone and changes nothing).
+    """Scrub the requests of ``request``'s subject (an erasure completing) and delete every
+    export file of theirs, audited on ``request``, in the caller's transaction (files first:
+    a rerun after a crash finds them gone and changes nothing).
 
     Files are the access ZIPs, the systems' parts of them and support's direct exports, in
     the export store (every version of each, in a versioned bucket)."""
-    requests = list(
-        session.scalars(
-            select(DsarRequest).where(
-                DsarRequest.subject_type == subject_type, DsarRequest.subject_id == str(subject_id)
-            )
-        )
-    )
+    subject_type, subject_id = request.subject_type, request.subject_id
+    mine = and_(DsarRequest.subject_type == subject_type, DsarRequest.subject_id == subject_id)
+    requests = list(session.scalars(select(DsarRequest).where(mine)))
     files: list[str] = []
-    for request in requests:
-        export_path = _scrub_request(request)
+    for each in requests:
+        export_path = _scrub_request(each)
         if export_path:
             files.append(export_path)
     request_ids = [r.id for r in requests]
@@ -105,9 +99,9 @@ def forget_subject(
         parts = ErasureTask.dsar_request_id.in_(request_ids), ErasureTask.file_path.is_not(None)
         files += [p for p in session.scalars(select(ErasureTask.file_path).where(*parts)) if p]
         session.execute(update(ErasureTask).where(*parts).values(file_path=None, file_name=None))
-    texts = _forget_typed_texts(session, subject_type, str(subject_id), request_ids)
+    texts = _forget_typed_texts(session, subject_id, _profiles_of(session, request), request_ids)
     store = export_store(policy)
-    mine = and_(UserExport.subject_type == subject_type, UserExport.subject_id == str(subject_id))
+    mine = and_(UserExport.subject_type == subject_type, UserExport.subject_id == subject_id)
     files += session.scalars(select(UserExport.location).where(mine))
     session.execute(delete(UserExport).where(mine))
     # In a folder, support's files written before user_exports existed say whose by name.
@@ -119,7 +113,7 @@ def forget_subject(
         actor=actor,
         action="dsar.subject_forgotten",
         target_type="dsar_request",
-        target_id=reference,
+        target_id=request.reference,
         details={
             "requests_scrubbed": len(requests),
             "export_files_deleted": deleted,
@@ -127,7 +121,7 @@ def forget_subject(
             "references": sorted(r.reference for r in requests)[:100],
         },
     )
-    log_event("dsar.subject_forgotten", reference=reference, export_files_deleted=deleted)
+    log_event("dsar.subject_forgotten", reference=request.reference, export_files_deleted=deleted)
     return Forgotten(len(requests), deleted, texts)
 
 
@@ -147,18 +141,23 @@ def _scrub_request(request: DsarRequest) -> str | None:
     return export_path
 
 
-def _forget_typed_texts(
-    session: Session, subject_type: str, subject_id: str, request_ids: list[int]
-) -> int:
-    """Blank what people typed about the subject outside their requests; texts kept outside
-    the audit chain are deleted. How many such texts went (for the audit event)."""
-    profiles = list(
+def _profiles_of(session: Session, request: DsarRequest) -> list[int]:
+    """The profile of the request's subject (none if nothing but requests ever named them)."""
+    return list(
         session.scalars(
             select(ComplianceProfile.id).where(
-                of_type(subject_type), ComplianceProfile.subject_id == subject_id
+                of_type(request.subject_type), ComplianceProfile.subject_id == request.subject_id
             )
         )
     )
+
+
+def _forget_typed_texts(
+    session: Session, subject_id: str, profiles: list[int], request_ids: list[int]
+) -> int:
+    """Blank what people typed about the subject (their ``profiles``) outside their requests;
+    texts kept outside the audit chain are deleted. How many such texts went (for the audit
+    event)."""
     if profiles:
         records = select(DeletionRecord.id).where(
             DeletionRecord.compliance_profile_id.in_(profiles)

@@ -197,9 +197,7 @@ def submit_from_api(
     subject_type: str | None = None,
 ) -> Submission:
     """Log a request for a host application, under its key's name; refuse floods and repeats.
-
-    A desk serving several kinds of data subject needs ``subject_type``: the host
-    application knows whether a customer or an employee is asking."""
+    With several kinds of data subject it names ``subject_type`` (the host knows who asks)."""
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got {quoted(kind)}")
     note = free_text(identity_note, field="identity_note")  # a bad body before any lookup

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
 from compliance.csv_files import rows_to_csv
-from compliance.deletion.records import ensure_profiles
+from compliance.deletion.profiles import ensure_profiles
 from compliance.emails import check_email
 from compliance.errors import InvalidInput, quoted
 from compliance.policy.model import Policy

@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, and_, exists, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from compliance.deletion.holds import HoldRef, awaiting_access_export, held_profiles
+from compliance.deletion.holds import awaiting_access_export, hold_on
 from compliance.deletion.records import add_records
 from compliance.dsar import rights
 from compliance.dsar.delivery import default_download_url, send_link
@@ -40,13 +40,13 @@ from compliance.store.models import (
     DeletionRecord,
     DsarRequest,
     ErasureTask,
-    of_type,
     utcnow,
 )
 from compliance.store.queries import (
     dsar_claimable,
     dsar_deliverable,
     dsar_in,
+    of_type,
     record_open,
     record_state,
 )
@@ -401,18 +401,6 @@ def _settle_waiting(
             result.failed[request.reference] = message
 
 
-def _on_hold(session: Session, request: DsarRequest, now: datetime) -> HoldRef | None:
-    """A hold in force on the request's subject, if any (the check every erasing path shares)."""
-    profile_id = session.scalar(
-        select(ComplianceProfile.id).where(
-            of_type(request.subject_type), ComplianceProfile.subject_id == request.subject_id
-        )
-    )
-    if profile_id is None:
-        return None
-    return held_profiles(session, [profile_id], now=now).get(profile_id)
-
-
 def _wait(
     session: Session, request: DsarRequest, note: str, actor: str, details: dict[str, Any]
 ) -> None:
@@ -430,7 +418,7 @@ def _wait(
 
 def _must_wait(session: Session, request: DsarRequest, actor: str, now: datetime) -> bool:
     """Whether a legal hold or an open access request holds the erasure back (noted on it)."""
-    hold = _on_hold(session, request, now)
+    hold = hold_on(session, request.subject_type, request.subject_id, now=now)
     if hold is not None:
         note = f"{hold}: the erasure waits until the hold is lifted"
         _wait(session, request, note, actor, {"hold_id": hold.id, "hold_kind": hold.kind})
@@ -559,10 +547,7 @@ def _settle_erasures(
             result.failed[request.reference] = request.last_error or ""
         elif outcome.status == DsarStatus.COMPLETED:
             complete_request(session, request, actor, now)
-            forget_subject(
-                session, policy, request.subject_id, actor=actor, reference=request.reference,
-                subject_type=request.subject_type,
-            )  # fmt: skip
+            forget_subject(session, policy, request, actor=actor)
             result.completed.append(request.reference)
         else:
             request.last_error = outcome.note

@@ -36,19 +36,17 @@ from compliance.dsar.subjects import kinds_with_email, resolve_subject, subject_
 from compliance.emails import check_email
 from compliance.errors import (
     ConfigError,
-    Conflict,
     InvalidInput,
-    NotFound,
     quoted,
 )
 from compliance.free_text import free_text
 from compliance.logs import log_event
 from compliance.policy.model import Policy
 from compliance.roles import API_INTAKE, COMPLIANCE_OFFICER, SUPPORT, Identity, require
-from compliance.storage import ExportStore, export_store
 from compliance.store.models import DsarRequest, utcnow
 from compliance.store.queries import dsar_open, first_or_not_found
 from compliance.store.states import (
+    DEFAULT_SUBJECT_TYPE,
     EXPORT_KINDS,
     OPEN_DSAR_STATUSES,
     DsarKind,
@@ -150,6 +148,20 @@ class Submission:
     created: bool  # False: an open request of the same kind already existed
 
 
+def outcome_line(result: Submission) -> str:
+    """One line on what logging did: logged, would be logged, or already open (the first)."""
+    request = result.request
+    due = f"due {request.due_at:%Y-%m-%d} ({request.jurisdiction})"
+    who = f"subject {request.subject_id}"
+    if request.subject_type != DEFAULT_SUBJECT_TYPE:
+        who += f" ({request.subject_type})"
+    if not result.created:
+        return f"{request.reference} is already open for this subject ({request.status}), {due}"
+    if request.reference is None:
+        return f"Would log {with_article(request.kind)} request for {who}, {due}"
+    return f"Logged {request.reference} ({request.kind}, {who}), {due}"
+
+
 def submit_each_kind(
     session: Session,
     policy: Policy,
@@ -212,39 +224,33 @@ def submit(
 ) -> Submission:
     """Log a request (committed, audited); a duplicate open request returns the existing one.
 
-    The subject is of ``subject_type``, which a policy of one kind of data subject may leave
-    out (``submit_each_kind`` logs one request per kind an email is found in).
-
-    How identity was checked is a method from ``[dsar] identity_methods`` plus a note; the
-    dashboard and the API require it (``require_identity``), scripted back-office use may
-    leave it out and the approver then sees that it was not recorded. The request falls under
-    ``jurisdiction`` if given, else as ``deadlines.jurisdiction_for`` picks it. With
-    ``execute=False`` nothing is written and an unsaved request (reference None) shows what
-    would be logged. An objection names its ``scope``; one to direct marketing logged with
-    an identity check is accepted at once (Art. 21(3), ``objections.never_refused``). A
-    rectification lists its ``corrections`` (``rectification.check_corrections``).
+    The subject is of ``subject_type`` (a policy of one kind may leave it out). How identity
+    was checked is a method from ``[dsar] identity_methods`` plus a note; the dashboard and
+    the API require it (``require_identity``), scripted back-office use may leave it out and
+    the approver then sees that it was not recorded. The request falls under ``jurisdiction``
+    if given, else as ``deadlines.jurisdiction_for`` picks it. With ``execute=False`` nothing
+    is written and an unsaved request (reference None) shows what would be logged. An
+    objection names its ``scope``; one to direct marketing logged with an identity check is
+    accepted at once (Art. 21(3), ``objections.never_refused``). A rectification lists its
+    ``corrections`` (``rectification.check_corrections``).
     """
     by = _check_intake(policy, kind, requested_by, jurisdiction)
     objection = check_scope(kind, scope)
     checked = check_corrections(policy, app_engine, kind, corrections)
     identity = _check_identity(policy, identity_check, identity_method, require_identity)
-    subject_type = policy.subject_kind(subject_type).name
-    key, subject_email = resolve_subject(
-        policy, app_engine, subject_id=subject_id, email=email, subject_type=subject_type
-    )
-    refuse_if_erased(session, policy, kind, subject_type, key)
-    now = now or utcnow()
-    existing = open_request(session, subject_type, key, kind)
+    subject = _subject(policy, app_engine, subject_type, subject_id, email)
+    refuse_if_erased(session, policy, kind, subject[0], subject[1])
+    existing = open_request(session, subject[0], subject[1], kind)
     if existing is not None:
         return Submission(existing, False)
     request = _new_request(
         policy,
         app_engine,
         kind=kind,
-        subject=(subject_type, key, subject_email),
+        subject=subject,
         jurisdiction=jurisdiction,
         requested_by=by,
-        requested_at=now,
+        requested_at=now or utcnow(),
         identity=identity,
         channel=channel,
         client_ip=client_ip,
@@ -254,6 +260,17 @@ def submit(
     if not execute:
         return _dry_run(session, request)
     return _save_submission(session, request, checked)
+
+
+def _subject(
+    policy: Policy, app_engine: Engine, kind: str | None, key: str | None, email: str | None
+) -> tuple[str, str, str | None]:
+    """(kind of subject, key, email) of the subject named by key or email."""
+    kind = policy.subject_kind(kind).name
+    found, address = resolve_subject(
+        policy, app_engine, subject_id=key, email=email, subject_type=kind
+    )
+    return kind, found, address
 
 
 def _check_intake(
@@ -442,71 +459,6 @@ def next_actions(request: DsarRequest) -> DsarActions:
         can_retry=status == DsarStatus.FAILED and can_move(status, DsarStatus.APPROVED),
         can_download=has_finished_export(request),
     )
-
-
-# ---------------------------------------------------------------- exports for staff
-
-
-#: How long a presigned URL to an export serves it: long enough to start the download.
-PRESIGNED_URL_SECONDS = 60
-
-
-@dataclass(frozen=True)
-class Download:
-    """An export handed over: its bytes (at most ``[exports] max_download_mb``), or for a
-    larger one in a bucket a presigned ``url`` that serves it for 60 seconds."""
-
-    reference: str
-    filename: str
-    content: bytes | None
-    url: str | None = None
-
-
-def fetch_export(store: ExportStore, request: DsarRequest, *, max_bytes: int) -> Download:
-    """The export of a request, read back and checked against its SHA-256, or a URL to it.
-
-    Never more than ``max_bytes`` is held in memory: a larger export is served by the bucket
-    itself, through a presigned URL made only now, after every check passed.
-    """
-    filename = f"{request.reference}.zip"
-    if not has_finished_export(request):
-        raise Conflict(f"{request.reference} has no finished export (it is {request.status})")
-    size = store.size(request.export_path) if request.export_path else None
-    if size is None:
-        raise NotFound(f"the export of {request.reference} was removed (exports expire)")
-    assert request.export_path is not None
-    if size > max_bytes:
-        url = store.presigned_url(
-            request.export_path, filename=filename, seconds=PRESIGNED_URL_SECONDS
-        )
-        if url is None:
-            raise Conflict(
-                f"the export of {request.reference} is larger than [exports] max_download_mb "
-                "allows to serve from here"
-            )
-        return Download(request.reference, filename, None, url)
-    content = store.read(request.export_path, sha256=request.export_sha256)
-    if content is None:
-        raise NotFound(f"the export of {request.reference} was removed (exports expire)")
-    return Download(request.reference, filename, content)
-
-
-def open_export_for_download(
-    session: Session, policy: Policy, reference: str, *, actor: Identity
-) -> Download:
-    """The finished export, for support staff to hand over; each opening is audited."""
-    by = require(actor, SUPPORT, COMPLIANCE_OFFICER, to="download DSAR exports")
-    request = get_dsar(session, reference)
-    try:
-        download = fetch_export(
-            export_store(policy), request, max_bytes=policy.exports.max_download_bytes
-        )
-    except BaseException:
-        session.rollback()
-        raise
-    audit_request(session, request, "dsar.export_downloaded", by, {"sha256": request.export_sha256})
-    session.commit()
-    return download
 
 
 # ---------------------------------------------------------------- lookups

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
 from compliance.audit.subject_keys import key_forms, key_secret
-from compliance.deletion.records import ensure_profiles
+from compliance.deletion.profiles import ensure_profiles
 from compliance.errors import InvalidInput
 from compliance.policy.model import Policy
 from compliance.store.models import (
@@ -28,9 +28,8 @@ from compliance.store.models import (
     DeletionRecord,
     DsarRequest,
     LegalHold,
-    of_type,
 )
-from compliance.store.queries import record_in
+from compliance.store.queries import of_type, record_in
 from compliance.store.states import DsarKind, DsarStatus, HoldKind, LedgerDecision, RecordState
 from compliance.systems.payloads import restriction_of
 

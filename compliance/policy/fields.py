@@ -111,3 +111,16 @@ def read_section(
     if closed:
         unknown_keys(raw, {f.name for f in fields}, section)
     return {f.name: read_field(raw, f, section, context) for f in fields}
+
+
+#: Bucket and retention names end up in lock files, URLs, Slack messages and command lines
+#: (``--bucket NAME``), so a name starts with a letter or digit: ``--execute`` is an option.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def check_name(name: str, section: str) -> None:
+    if not NAME_PATTERN.fullmatch(name):
+        raise ConfigError(
+            f"{section}.{key_name(name)}: a name is 1 to 64 letters, digits, '_' or '-', "
+            "starting with a letter or digit"
+        )

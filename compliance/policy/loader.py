@@ -13,14 +13,21 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from compliance.errors import ConfigError, printable
 from compliance.free_text import not_utf8
 from compliance.policy.exports import parse_exports
-from compliance.policy.fields import Field, expect, key_name, read_section, unknown_keys
+from compliance.policy.fields import (
+    Field,
+    check_name,
+    expect,
+    key_name,
+    read_section,
+    unknown_keys,
+)
 from compliance.policy.jurisdictions import (
     parse_jurisdictions,
 )
@@ -34,7 +41,6 @@ from compliance.policy.model import (
     DEFAULT_IDENTITY_METHODS,
     DEFAULT_JOB_RUNS_DAYS,
     DEFAULT_REJECTION_COOLOFF_DAYS,
-    DEFAULT_SUBJECT_TYPE,
     DSAR_ERASURE_BUCKET,
     AgeRule,
     AuditSettings,
@@ -53,7 +59,6 @@ from compliance.policy.model import (
     SqlRule,
     Subjects,
     Via,
-    subjects_section,
 )
 from compliance.policy.strategies import (
     ERASURE_ACTIONS,
@@ -61,6 +66,12 @@ from compliance.policy.strategies import (
     STRATEGIES,
     ErasureAction,
     strategy_options,
+)
+from compliance.policy.subject_types import (
+    assign_subjects,
+    bucket_subject,
+    check_subjects_table,
+    parse_subject_types,
 )
 from compliance.policy.systems import (
     APP_SYSTEM,
@@ -92,19 +103,6 @@ def _days(value: Any, key: str) -> int:
     if days > MAX_DAYS:
         raise ConfigError(f"{key}: at most {MAX_DAYS} days (a century), got {days}")
     return days
-
-
-#: Bucket and retention names end up in lock files, URLs, Slack messages and command lines
-#: (``--bucket NAME``), so a name starts with a letter or digit: ``--execute`` is an option.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
-
-
-def _check_name(name: str, section: str) -> None:
-    if not NAME_PATTERN.fullmatch(name):
-        raise ConfigError(
-            f"{section}.{key_name(name)}: a name is 1 to 64 letters, digits, '_' or '-', "
-            "starting with a letter or digit"
-        )
 
 
 _SQL_COMMENT = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
@@ -426,12 +424,6 @@ _RETENTION_FIELDS = (
 _DSAR_EXPORTS_FIELDS = (Field("days", int, default=DEFAULT_DSAR_EXPORT_DAYS, check=_days_check),)
 #: [retention.job_runs]: this tool's own log of job runs, in the compliance database.
 _JOB_RUNS_FIELDS = (Field("days", int, default=DEFAULT_JOB_RUNS_DAYS, check=_days_check),)
-_SUBJECTS_FIELDS = (
-    Field("table", default=Subjects.table),
-    Field("key", default=Subjects.key),
-    Field("email"),
-    Field("jurisdiction_column"),
-)
 _SLACK_FIELDS = (
     Field("production", bool, default=SlackSettings.production),
     Field("test_channel"),
@@ -542,63 +534,6 @@ def _check_table_systems(tables: Mapping[str, MappedTable], systems: Mapping[str
             )
 
 
-def _check_subjects_table(tables: Mapping[str, MappedTable], subjects: Subjects) -> None:
-    if subjects.table not in tables:
-        raise ConfigError(
-            f"{subjects_section(subjects)}.table: '{subjects.table}' is not in the data map "
-            "([tables])"
-        )
-    if tables[subjects.table].system != APP_SYSTEM:
-        raise ConfigError(
-            f"tables.{subjects.table}.system: the subjects table lives in the application database"
-        )
-    if tables[subjects.table].subject_column != subjects.key:
-        raise ConfigError(
-            f"tables.{subjects.table}.subject_column: must be the subject key '{subjects.key}'"
-        )
-
-
-def _assign_subjects(
-    tables: Mapping[str, MappedTable], types: Mapping[str, Subjects]
-) -> dict[str, MappedTable]:
-    """Each table's kind of data subject: its root's (the table its via chain ends at), which
-    is the kind whose subjects table it is, the kind it names, or the only kind there is."""
-    listing = {s.table: s.name for s in types.values()}
-    known = ", ".join(types)
-
-    def root_subject(root: MappedTable) -> str:
-        key = f"tables.{key_name(root.name)}.subject"
-        if root.subject and root.subject not in types:
-            raise ConfigError(f"{key}: '{root.subject}' is not a kind of data subject ({known})")
-        if root.name in listing and root.subject and root.subject != listing[root.name]:
-            raise ConfigError(
-                f"{key}: '{root.name}' lists the '{listing[root.name]}' subjects, so its data "
-                f"is theirs, not '{root.subject}'"
-            )
-        if root.subject or root.name in listing:
-            return root.subject or listing[root.name]
-        if len(types) == 1:
-            return next(iter(types))
-        raise ConfigError(
-            f"{key}: missing; with more than one kind of data subject, a table linked by "
-            f"subject_column names whose data it holds (one of {known})"
-        )
-
-    assigned = {}
-    for name, table in tables.items():
-        root = table
-        while root.via is not None:
-            root = tables[root.via.table]
-        subject = root_subject(root)
-        if table.subject and table.subject != subject:
-            raise ConfigError(
-                f"tables.{key_name(name)}.subject: '{table.subject}', but its via chain ends at "
-                f"'{root.name}', which holds '{subject}' data"
-            )
-        assigned[name] = replace(table, subject=subject)
-    return assigned
-
-
 def _parse_tables(
     raw: Mapping[str, Any], types: Mapping[str, Subjects], systems: Mapping[str, System]
 ) -> dict[str, MappedTable]:
@@ -608,38 +543,8 @@ def _parse_tables(
     _check_via_chains(tables)
     _check_table_systems(tables, systems)
     for subjects in types.values():
-        _check_subjects_table(tables, subjects)
-    return _assign_subjects(tables, types)
-
-
-def _parse_subject_types(raw: Any) -> dict[str, Subjects]:
-    """``[subjects]`` (one kind of data subject, named ``default``) or ``[subjects.NAME]``
-    sections, one per kind: customers, employees, job applicants each in their own table."""
-    expect(raw, dict, "subjects")
-    named = [k for k, v in raw.items() if isinstance(v, dict)]
-    if not named:
-        return {DEFAULT_SUBJECT_TYPE: Subjects(**read_section(raw, _SUBJECTS_FIELDS, "subjects"))}
-    plain = [k for k in raw if k not in named]
-    if plain:
-        raise ConfigError(
-            f"subjects.{key_name(plain[0])}: either one [subjects] section or one "
-            "[subjects.NAME] section per kind of data subject, not both"
-        )
-    types: dict[str, Subjects] = {}
-    for name in named:
-        _check_name(name, "subjects")
-        key = f"subjects.{key_name(name)}"
-        if "table" not in raw[name]:
-            raise ConfigError(f"{key}.table: missing (the table listing these subjects)")
-        types[name] = Subjects(name=name, **read_section(raw[name], _SUBJECTS_FIELDS, key))
-    tables = [s.table for s in types.values()]
-    for subjects in types.values():
-        if tables.count(subjects.table) > 1:
-            raise ConfigError(
-                f"subjects.{key_name(subjects.name)}.table: '{subjects.table}' lists another "
-                "kind of data subject too; each kind has its own table"
-            )
-    return types
+        check_subjects_table(tables, subjects)
+    return assign_subjects(tables, types)
 
 
 def _parse_rule(raw: Any, key: str) -> Rule:
@@ -656,35 +561,17 @@ def _parse_rule(raw: Any, key: str) -> Rule:
 
 
 def _parse_bucket(name: str, raw: Any, context: _Context) -> Bucket:
-    _check_name(name, "buckets")
+    check_name(name, "buckets")
     return Bucket(
         name=name, **read_section(raw, _BUCKET_FIELDS, f"buckets.{key_name(name)}", context)
     )
-
-
-def _bucket_subject(bucket: Bucket, tables: Mapping[str, MappedTable]) -> Bucket:
-    """A bucket erases one kind of data subject: that of its tables, which must agree."""
-    key = f"buckets.{key_name(bucket.name)}"
-    kinds = {t: tables[t].subject for t in bucket.tables}
-    subject = kinds[bucket.tables[0]]
-    for table, kind in kinds.items():
-        if kind != subject:
-            raise ConfigError(
-                f"{key}.tables: '{bucket.tables[0]}' holds '{subject}' data and '{table}' "
-                f"holds '{kind}' data; a bucket erases one kind of data subject"
-            )
-    if bucket.subject and bucket.subject != subject:
-        raise ConfigError(
-            f"{key}.subject: '{bucket.subject}', but its tables hold '{subject}' data"
-        )
-    return replace(bucket, subject=subject)
 
 
 def _parse_buckets(
     raw: Mapping[str, Any], context: _Context, types: Mapping[str, Subjects]
 ) -> dict[str, Bucket]:
     buckets = {
-        name: _bucket_subject(_parse_bucket(name, b, context), context.tables)
+        name: bucket_subject(_parse_bucket(name, b, context), context.tables)
         for name, b in raw.items()
     }
     reserved = [f"{DSAR_ERASURE_BUCKET}_{t}" for t in types]
@@ -695,7 +582,7 @@ def _parse_buckets(
 
 
 def _parse_retention(name: str, raw: Any, context: _Context) -> RetentionEntry:
-    _check_name(name, "retention")
+    check_name(name, "retention")
     key = f"retention.{key_name(name)}"
     return RetentionEntry(name=name, **read_section(raw, _RETENTION_FIELDS, key, context))
 
@@ -796,7 +683,7 @@ def parse_policy(
         ),
         base,
     )
-    subject_types = _parse_subject_types(data.get("subjects", {}))
+    subject_types = parse_subject_types(data.get("subjects", {}))
     systems = _parse_systems(_section(data, "systems"), app_url, env, base)
     tables = _parse_tables(_section(data, "tables"), subject_types, systems)
     context = _Context(base, tables, systems)
@@ -807,7 +694,7 @@ def parse_policy(
     settings = _parse_settings(data, context)
     raw_jurisdictions = _section(data, "jurisdictions")
     for name in raw_jurisdictions:
-        _check_name(name, "jurisdictions")
+        check_name(name, "jurisdictions")
     jurisdictions = parse_jurisdictions(raw_jurisdictions, settings["dsar"].default_jurisdiction)
     check_webhook_transport(systems, demo_mode=settings["dashboard"].demo_mode)
     named = [s.secret_env or s.url_env for s in systems.values()]

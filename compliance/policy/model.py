@@ -23,7 +23,7 @@ from compliance.policy.systems import (
     APP_SYSTEM,
     System,
 )
-from compliance.store.models import DEFAULT_SUBJECT_TYPE
+from compliance.store.states import DEFAULT_SUBJECT_TYPE
 
 DEFAULT_CONFIG = "compliance.toml"
 DSAR_ERASURE_BUCKET = "dsar_erasure"

@@ -147,7 +147,8 @@ MONTHLY_COLUMNS = ["month", "received", "completed", "on_time", "on_time_rate", 
 #: Per kind or per jurisdiction: volume, how many are open and overdue now, on time, median.
 SPLIT_COLUMNS = ["received", "open", "overdue", "completed", "on_time", "on_time_rate",
                  "median_days"]  # fmt: skip
-SPLITS = ("kind", "jurisdiction")
+#: What requests are split by: the right asked, the law, and the kind of data subject.
+SPLITS = ("kind", "jurisdiction", "subject_type")
 
 
 def _received_since(session: Session, since: datetime, now: datetime) -> pd.DataFrame:
@@ -161,11 +162,12 @@ def _received_since(session: Session, since: datetime, now: datetime) -> pd.Data
     rows = session.execute(
         select(
             DsarRequest.requested_at, DsarRequest.completed_at, DsarRequest.status,
-            DsarRequest.kind, DsarRequest.jurisdiction, deadline_in_force,
+            DsarRequest.kind, DsarRequest.jurisdiction, DsarRequest.subject_type,
+            deadline_in_force,
         ).where(DsarRequest.requested_at >= since)
     ).all()  # fmt: skip
     records = []
-    for requested, completed, status, kind, jurisdiction, due in rows:
+    for requested, completed, status, kind, jurisdiction, subject_type, due in rows:
         received, due = aware_utc(requested), aware_utc(due)
         done = aware_utc(completed) if status == DsarStatus.COMPLETED and completed else None
         is_open = status in OPEN_DSAR_STATUSES
@@ -174,6 +176,7 @@ def _received_since(session: Session, since: datetime, now: datetime) -> pd.Data
                 "month": received.strftime("%Y-%m"),
                 "kind": kind,
                 "jurisdiction": jurisdiction,
+                "subject_type": subject_type,
                 "open": is_open,
                 "overdue": is_open and due < now,
                 "completed": done is not None,
@@ -219,13 +222,14 @@ def dsar_per_month(session: Session, *, months: int = 12, now: datetime | None =
 
 
 def dsar_split(session: Session, by: str, *, months: int = 12, now: datetime | None = None) -> Any:
-    """Requests received in the last ``months`` months per ``kind`` or per ``jurisdiction``:
+    """Requests received in the last ``months`` months per ``kind``, ``jurisdiction`` or
+    ``subject_type`` (customers, employees…):
     volume, open and overdue now, completed, on time (by the deadline in force of each
     request's own jurisdiction), the on-time rate and the median days to complete."""
     import pandas as pd
 
     if by not in SPLITS:
-        raise InvalidInput(f"requests are split by {' or '.join(SPLITS)}, not '{by}'")
+        raise InvalidInput(f"requests are split by {', '.join(SPLITS)}, not '{by}'")
     now = now or utcnow()
     frame = _received_since(session, now - timedelta(days=31 * months), now)
     if frame.empty:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from compliance.store.models import AuditEvent, DeletionBatch, DeletionTally, DsarRequest
+from compliance.store.models import AuditEvent, DeletionBatch, DsarRequest
+from compliance.store.tallies import DeletionTally
 from compliance.systems.backlog import tasks_version
 
 

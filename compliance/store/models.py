@@ -10,7 +10,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    ColumnElement,
     Date,
     FetchedValue,
     ForeignKey,
@@ -25,6 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from compliance import clock
 from compliance.store.states import (
+    DEFAULT_SUBJECT_TYPE,
     OPEN_DSAR_STATUSES,
     BatchStatus,
     DsarKind,
@@ -50,10 +50,6 @@ def utcnow() -> datetime:
 # BIGINT on PostgreSQL, but INTEGER on SQLite so ids stay auto-incrementing rowids.
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
-#: The kind of data subject a policy with one plain ``[subjects]`` section declares; rows
-#: written before kinds existed (migration 0020) are of it.
-DEFAULT_SUBJECT_TYPE = "default"
-
 
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
@@ -76,32 +72,27 @@ class OfDsarRequest:
     )
 
 
-class ComplianceProfile(Timestamped, Base):
+class OfSubjectType:
+    """Added by migration 0020: the kind of data subject ([subjects.NAME]) a row is about.
+    A key names a subject only with its kind: customer 5 is not employee 5."""
+
+    subject_type: Mapped[str] = mapped_column(
+        String(64), default=DEFAULT_SUBJECT_TYPE, server_default=DEFAULT_SUBJECT_TYPE
+    )
+
+
+class ComplianceProfile(OfSubjectType, Timestamped, Base):
     """One data subject of the application database, known by its key there."""
 
     __tablename__ = "compliance_profiles"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     subject_id: Mapped[str] = mapped_column(String(255))
-    # Added by migration 0020: the kind of data subject ([subjects.NAME]); a key is unique
-    # only within its kind (customer 5 is not employee 5).
-    subject_type: Mapped[str] = mapped_column(
-        String(64), default=DEFAULT_SUBJECT_TYPE, server_default=DEFAULT_SUBJECT_TYPE
-    )
 
     deletion_records: Mapped[list[DeletionRecord]] = relationship(back_populates="profile")
 
     __table_args__ = (
         UniqueConstraint("subject_id", "subject_type", name="uq_compliance_profiles_subject"),
     )
-
-
-#: What names a profile: a key is unique only within its kind of data subject.
-PROFILE_KEY = ["subject_id", "subject_type"]
-
-
-def of_type(subject_type: str) -> ColumnElement[bool]:
-    """Profiles of this kind of data subject (customer 5 is not employee 5)."""
-    return ComplianceProfile.subject_type == subject_type
 
 
 class DeletionBatch(Timestamped, Base):
@@ -180,7 +171,7 @@ class DeletionRecord(Timestamped, Base):
     )
 
 
-class DsarRequest(Base):
+class DsarRequest(OfSubjectType, Base):
     __tablename__ = "dsar_requests"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     reference: Mapped[str] = mapped_column(String(32), unique=True)
@@ -233,10 +224,6 @@ class DsarRequest(Base):
     # writes, so the newest is the requests' version for cached lists (never set it here).
     last_change: Mapped[int] = mapped_column(
         BigId, server_default=FetchedValue(), server_onupdate=FetchedValue(), index=True
-    )
-    # Added by migration 0020: the kind of data subject the request is about.
-    subject_type: Mapped[str] = mapped_column(
-        String(64), default=DEFAULT_SUBJECT_TYPE, server_default=DEFAULT_SUBJECT_TYPE
     )
 
     __table_args__ = (
@@ -547,34 +534,6 @@ class DecisionLedger(Base):
     )
 
 
-class DeletionTally(Base):
-    """Signed counts of deletion records per bucket, state and week, appended by triggers.
-
-    Migration 0009 keeps them with every write to deletion_records, whoever makes it, so
-    Progress sums a few rows instead of counting every record (compliance.store.tallies).
-    The week is that of what last happened to the record.
-    """
-
-    __tablename__ = "deletion_record_tallies"
-    KEY: ClassVar[tuple[str, ...]] = ("bucket", "state", "week")
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    bucket: Mapped[str] = mapped_column(String(100))
-    state: Mapped[str] = mapped_column(String(20))
-    week: Mapped[date] = mapped_column(Date)
-    records: Mapped[int] = mapped_column(Integer)
-
-
-class TaskTally(Base):
-    """Signed counts of erasure tasks per system and status, appended by triggers (0009)."""
-
-    __tablename__ = "erasure_task_tallies"
-    KEY: ClassVar[tuple[str, ...]] = ("system", "status")
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    system: Mapped[str] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(20))
-    tasks: Mapped[int] = mapped_column(Integer)
-
-
 class DeletionAggregate(Base):
     """Per bucket and week (Monday, UTC), the counts purge removed: figures never shrink."""
 
@@ -590,7 +549,7 @@ class DeletionAggregate(Base):
 # ---------------------------------------------------------------- added by migration 0015
 
 
-class UserExport(Base):
+class UserExport(OfSubjectType, Base):
     """A support export (export-user-data) kept in the export store, and whose it is.
 
     A bucket's object names say nothing about their subject; this row is how cleanup and
@@ -606,10 +565,6 @@ class UserExport(Base):
     bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    # Added by migration 0020: the kind of data subject exported.
-    subject_type: Mapped[str] = mapped_column(
-        String(64), default=DEFAULT_SUBJECT_TYPE, server_default=DEFAULT_SUBJECT_TYPE
-    )
 
 
 class ScanFinding(Base):

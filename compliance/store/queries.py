@@ -14,11 +14,28 @@ from sqlalchemy import ColumnElement, Select, and_, exists, or_
 from sqlalchemy.orm import Session
 
 from compliance.errors import NotFound
-from compliance.store.models import DeletionBatch, DeletionRecord, DsarRequest, ErasureTask
+from compliance.store.models import (
+    ComplianceProfile,
+    DeletionBatch,
+    DeletionRecord,
+    DsarRequest,
+    ErasureTask,
+)
 from compliance.store.states import OPEN_DSAR_STATUSES, BatchStatus, DsarStatus, RecordState
 
 _R = DeletionRecord
 _Row = TypeVar("_Row")
+
+# ---------------------------------------------------------------- profiles
+
+#: What names a profile: a key is unique only within its kind of data subject.
+PROFILE_KEY = ["subject_id", "subject_type"]
+
+
+def of_type(subject_type: str) -> ColumnElement[bool]:
+    """Profiles of this kind of data subject (customer 5 is not employee 5)."""
+    return ComplianceProfile.subject_type == subject_type
+
 
 # ---------------------------------------------------------------- deletion records
 

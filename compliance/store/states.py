@@ -14,6 +14,10 @@ from typing import Any
 
 from compliance.errors import Conflict
 
+#: The kind of data subject a policy with one plain ``[subjects]`` section declares; rows
+#: written before kinds existed (migration 0020) are of it.
+DEFAULT_SUBJECT_TYPE = "default"
+
 
 class BatchStatus(StrEnum):
     """A deletion batch: an officer accepts or rejects it once."""

@@ -7,12 +7,42 @@ in place, so writers never wait on each other here; jobs fold the deltas when th
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import date
+from typing import Any, ClassVar
 
-from sqlalchemy import delete, func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Date, Integer, String, delete, func, insert, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from compliance.store.models import DeletionTally, TaskTally
+from compliance.store.models import Base, BigId
+
+
+class DeletionTally(Base):
+    """Signed counts of deletion records per bucket, state and week, appended by triggers.
+
+    Migration 0009 keeps them with every write to deletion_records, whoever makes it, so
+    Progress sums a few rows instead of counting every record (compliance.store.tallies).
+    The week is that of what last happened to the record.
+    """
+
+    __tablename__ = "deletion_record_tallies"
+    KEY: ClassVar[tuple[str, ...]] = ("bucket", "state", "week")
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(20))
+    week: Mapped[date] = mapped_column(Date)
+    records: Mapped[int] = mapped_column(Integer)
+
+
+class TaskTally(Base):
+    """Signed counts of erasure tasks per system and status, appended by triggers (0009)."""
+
+    __tablename__ = "erasure_task_tallies"
+    KEY: ClassVar[tuple[str, ...]] = ("system", "status")
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    system: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20))
+    tasks: Mapped[int] = mapped_column(Integer)
+
 
 TALLIES: tuple[type[DeletionTally] | type[TaskTally], ...] = (DeletionTally, TaskTally)
 

@@ -13,10 +13,10 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from compliance.store.models import ErasureTask, TaskTally, utcnow
+from compliance.store.models import ErasureTask, utcnow
 from compliance.store.sql import aware_utc
 from compliance.store.states import TaskStatus
-from compliance.store.tallies import tally_sums
+from compliance.store.tallies import TaskTally, tally_sums
 
 #: Statuses still waiting on the system or a person; the oldest of them dates the backlog.
 WAITING = (TaskStatus.PENDING, TaskStatus.SENT)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pandas as pd
 import streamlit as st
 
-from compliance.dsar import decisions, desk, notices, rights
+from compliance.dsar import decisions, desk, downloads, notices, rights
 from compliance.dsar import requests as dsar
 from compliance.dsar.deadlines import effective_due_at
 from compliance.dsar.delivery import default_download_url, deliver_export
@@ -69,15 +69,6 @@ def erasure_preview(references: tuple[str, ...]) -> Callable[[], None] | None:
         widgets.table(impact, widths={"legal_basis": "large"})
 
     return show
-
-
-def _logged(made: dsar.Submission) -> str:
-    """What logging said, for one request (one per kind of subject an email was found in)."""
-    r = made.request
-    who = "" if not policy.multiple_subject_types else f" ({r.subject_type})"
-    if not made.created:
-        return f"An open {r.kind} request for this subject{who} exists: {r.reference}."
-    return f"Logged {r.reference}{who}, due {effective_due_at(r):%Y-%m-%d}."
 
 
 def asked_corrections(lines: str, in_words: str) -> list[Correction]:
@@ -151,9 +142,7 @@ with st.form("submit_dsar"):
     by_id, by_email = st.columns(2)
     subject_id = by_id.text_input("Subject id", key="log_subject_id")
     email = by_email.text_input("or the subject's email", key="log_email")
-    subject_type = widgets.subject_type_picker(
-        policy, "log_subject_type", any_label="Any: look the email up in each kind"
-    )
+    subject_type = widgets.subject_type_picker(policy, "log_subject_type", any_label="Any kind")
     method = st.selectbox(
         "How the requester's identity was checked",
         policy.dsar.identity_methods,
@@ -196,7 +185,7 @@ with st.form("submit_dsar"):
                 )
             st.session_state[OPEN_KEY] = each[0].request.reference
             widgets.forget_inputs(*LOG_KEYS)
-            return " ".join(_logged(made) for made in each)
+            return " ".join(dsar.outcome_line(made) for made in each)
 
         widgets.run_action(log)
 
@@ -446,7 +435,7 @@ if "send" in actions:
     if download.button("Prepare download", key="dsar_prepare"):
         try:
             with context.session(policy) as s:
-                handed = dsar.open_export_for_download(s, policy, reference, actor=person)
+                handed = downloads.open_export_for_download(s, policy, reference, actor=person)
             st.session_state[EXPORT_KEY] = handed
         except ComplianceError as exc:
             widgets.show_error(exc)

@@ -32,7 +32,8 @@ def with_median_text(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 widgets.require_role(COMPLIANCE_OFFICER, MANAGER)
-url = context.policy().database_url
+policy = context.policy()
+url = policy.database_url
 st.title("Progress")
 
 st.subheader("Deletions per bucket")
@@ -129,12 +130,18 @@ else:
     )
 widgets.csv_download("DSAR requests per month as CSV", monthly, "dsar_per_month.csv", "csv_monthly")
 
-st.subheader(f"DSAR requests per kind and per jurisdiction (last {MONTHS} months)")
+# A desk serving several kinds of data subject splits by kind of subject too.
+splits = ["kind", "jurisdiction"]
+per = "per kind and per jurisdiction"
+if policy.multiple_subject_types:
+    splits.append("subject_type")
+    per = "per kind, per jurisdiction and per kind of data subject"
+st.subheader(f"DSAR requests {per} (last {MONTHS} months)")
 st.caption(
     "Requests received in the last months. On time: completed by the deadline in force, which "
     "each request's jurisdiction set (with any extension); open and overdue count them now."
 )
-for by in ("kind", "jurisdiction"):
+for by in splits:
     split = context.dsar_split(url, by, MONTHS)
     if split.empty:
         st.caption(f"No request was received in the last {MONTHS} months.")

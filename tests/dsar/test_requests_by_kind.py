@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from compliance.reports.dsar_stats import dsar_split
 from compliance.storage import export_store
 from compliance.store.models import DsarRequest
 from tests.conftest import Backend, Deployment, make_deployment, ok
@@ -135,4 +136,16 @@ def test_each_kind_s_access_export_holds_that_kind_s_data_only(desk: Deployment)
     assert tables == {
         "customers": {"customers": 1, "orders": 0},
         "employees": {"employees": 1, "payslips": 1},
+    }
+
+
+def test_statistics_split_requests_by_kind_of_subject(desk: Deployment) -> None:
+    submit(desk, "access", "--email", ALICE)
+    submit(desk, "erasure", "--subject-id", "6", "--subject-type", "employees")
+    with desk.session() as s:
+        split = dsar_split(s, "subject_type")
+    per_kind = split.set_index("subject_type")[["received", "open"]].to_dict("index")
+    assert per_kind == {
+        "customers": {"received": 1, "open": 1},
+        "employees": {"received": 2, "open": 2},
     }

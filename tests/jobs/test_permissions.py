@@ -19,8 +19,9 @@ from compliance.deletion.records import create_deletion_records
 from compliance.dsar.api_keys import create_api_key, revoke_api_key
 from compliance.dsar.decisions import extend_dsar, retry_dsar, review_dsar
 from compliance.dsar.delivery import create_delivery
+from compliance.dsar.downloads import open_export_for_download
 from compliance.dsar.exports import export_user_data
-from compliance.dsar.requests import get_dsar, open_export_for_download, submit
+from compliance.dsar.requests import get_dsar, submit
 from compliance.errors import PermissionDenied
 from compliance.policy.loader import load_policy
 from compliance.reports.review_queue import list_batches

@@ -195,7 +195,7 @@ NAMES = st.one_of(
 def test_any_name_for_a_bucket_retention_system_or_table_is_checked(
     section: str, name: str
 ) -> None:
-    from compliance.policy.loader import NAME_PATTERN
+    from compliance.policy.fields import NAME_PATTERN
 
     data = dict(DEMO)
     entries = dict(data[section])

@@ -24,9 +24,9 @@ from streamlit.testing.v1 import AppTest
 
 from compliance.dsar.delivery import cleanup_expired_exports, create_delivery, redeem_delivery
 from compliance.dsar.desk import request_detail, start_export
+from compliance.dsar.downloads import open_export_for_download
 from compliance.dsar.forget import forget_subject
 from compliance.dsar.processing import CLAIM_LEASE, process_dsar_requests
-from compliance.dsar.requests import open_export_for_download
 from compliance.errors import ConfigError
 from compliance.policy.exports import parse_exports
 from compliance.policy.loader import parse_policy
@@ -251,7 +251,8 @@ def test_erasure_and_cleanup_leave_no_version_of_a_subjects_objects(
     assert len(s3_server.keys(bucket)) == 4  # the ZIP, the upload, two support exports
 
     with d.session() as s:
-        forgotten = forget_subject(s, d.policy(), "21", actor="worker", reference=reference)
+        request = s.scalars(select(DsarRequest).where(DsarRequest.reference == reference)).one()
+        forgotten = forget_subject(s, d.policy(), request, actor="worker")
         s.commit()
     assert forgotten.export_files == 3
     (left,) = s3_server.keys(bucket)

@@ -15,10 +15,10 @@ from sqlalchemy.orm import Session
 
 from compliance.deletion.ledger import as_date, record_tallies, week_of
 from compliance.reports.stats import bucket_progress, outcomes_per_week
-from compliance.store.models import DeletionRecord, DeletionTally, ErasureTask, TaskTally, utcnow
+from compliance.store.models import DeletionRecord, ErasureTask, utcnow
 from compliance.store.queries import RECORD_STATE_SQL
 from compliance.store.states import RecordState
-from compliance.store.tallies import compact_tallies, tally_sums
+from compliance.store.tallies import DeletionTally, TaskTally, compact_tallies, tally_sums
 from tests.conftest import Deployment, ok, ok_stdout
 
 BUCKET = "closed_accounts"

@@ -1,0 +1,70 @@
+"""Compliance profiles: the one row per data subject (a kind and a key) everything hangs off.
+
+Records, holds, decisions and suppressions name a subject by profile id; a profile is made
+the first time anything concerns the subject, in one statement for a whole chunk of keys.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from compliance.store.models import ComplianceProfile
+from compliance.store.queries import PROFILE_KEY, of_type
+
+
+def dialect_insert(session: Session) -> Any:
+    """The dialect's INSERT, for ON CONFLICT DO NOTHING (SQLite and PostgreSQL share the syntax)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return pg_insert
+    return sqlite_insert
+
+
+def insert_missing_profiles(
+    session: Session, subject_type: str, subject_ids: list[str], now: datetime
+) -> int:
+    """Create the profiles these subjects of ``subject_type`` lack, in one statement; return
+    how many."""
+    profiles = ComplianceProfile.__table__
+    rows = [
+        {"subject_id": s, "subject_type": subject_type, "created_at": now, "updated_at": now}
+        for s in subject_ids
+    ]
+    return len(
+        session.execute(
+            dialect_insert(session)(profiles)
+            .on_conflict_do_nothing(index_elements=PROFILE_KEY)
+            .returning(profiles.c.id),
+            rows,
+        ).all()
+    )
+
+
+def ensure_profiles(
+    session: Session, subject_type: str, subject_ids: list[str], now: datetime
+) -> tuple[dict[str, int], int]:
+    """Profile ids for the subjects of ``subject_type``, creating the missing ones."""
+    created = insert_missing_profiles(session, subject_type, subject_ids, now)
+    found = dict(
+        session.execute(
+            select(ComplianceProfile.subject_id, ComplianceProfile.id).where(
+                of_type(subject_type), ComplianceProfile.subject_id.in_(subject_ids)
+            )
+        ).all()
+    )
+    return found, created
+
+
+def count_new_profiles(session: Session, subject_type: str, subject_ids: list[str]) -> int:
+    """How many of these subjects have no compliance profile yet (``add_records`` makes one)."""
+    known = session.scalar(
+        select(func.count()).where(
+            of_type(subject_type), ComplianceProfile.subject_id.in_(subject_ids)
+        )
+    )
+    return len(subject_ids) - (known or 0)
