@@ -206,8 +206,8 @@ def submit_from_api(
     if jurisdiction is not None:
         policy.jurisdiction(jurisdiction)
     check_scope(kind, scope)
-    check_corrections(policy, app_engine, kind, corrections)
     subject_type = policy.subject_kind(subject_type).name
+    check_corrections(policy, app_engine, kind, corrections, subject_type)
     now = now or utcnow()
     subject_key = _find_subject(
         session, policy, app_engine, key, (subject_type, subject_id, email), now=now

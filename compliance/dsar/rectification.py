@@ -74,11 +74,16 @@ class CheckedCorrection:
 
 
 def check_corrections(
-    policy: Policy, app_engine: Engine, kind: str, corrections: Sequence[Correction]
+    policy: Policy,
+    app_engine: Engine,
+    kind: str,
+    corrections: Sequence[Correction],
+    subject_type: str | None = None,
 ) -> list[CheckedCorrection]:
     """The corrections a request of ``kind`` carries, each checked; refused before any lookup.
 
-    Only a rectification carries corrections, and it needs at least one.
+    Only a rectification carries corrections, and it needs at least one, each to data of the
+    request's kind of subject (``subject_type``; the only kind when there is one).
     """
     if kind != DsarKind.RECTIFICATION:
         if corrections:
@@ -98,7 +103,7 @@ def check_corrections(
     checked: list[CheckedCorrection] = []
     try:
         for correction in corrections:
-            checked.append(_check(policy, columns, correction))
+            checked.append(_check(policy, columns, correction, subject_type))
     finally:
         columns.close()
     named = [(c.table, c.column) for c in checked if c.column]
@@ -108,7 +113,9 @@ def check_corrections(
     return checked
 
 
-def _check(policy: Policy, columns: _Columns, correction: Correction) -> CheckedCorrection:
+def _check(
+    policy: Policy, columns: _Columns, correction: Correction, subject_type: str | None
+) -> CheckedCorrection:
     value = free_text(correction.value, field="correct")
     if value is None:
         what = f"'{correction.column}'" if correction.column else "a correction in words"
@@ -127,6 +134,13 @@ def _check(policy: Policy, columns: _Columns, correction: Correction) -> Checked
         raise InvalidInput(
             f"{name} is not in the data map: only mapped tables are corrected here; "
             "say it in words instead",
+            field="correct",
+        )
+    kind = policy.subject_kind(subject_type).name
+    if mapped.subject != kind:  # customer 5's correction never lands on employee 5's row
+        raise InvalidInput(
+            f"{name} holds data of the '{mapped.subject}' subjects; this request is about "
+            f"one of the '{kind}' subjects",
             field="correct",
         )
     if mapped.on_erasure == ErasureAction.RETAIN:

@@ -231,12 +231,12 @@ def submit(
     if given, else as ``deadlines.jurisdiction_for`` picks it. With ``execute=False`` nothing
     is written and an unsaved request (reference None) shows what would be logged. An
     objection names its ``scope``; one to direct marketing logged with an identity check is
-    accepted at once (Art. 21(3), ``objections.never_refused``). A rectification lists its
-    ``corrections`` (``rectification.check_corrections``).
+    accepted at once (Art. 21(3), ``objections.never_refused``); a rectification lists its
+    ``corrections``, each to data of the subject's kind.
     """
     by = _check_intake(policy, kind, requested_by, jurisdiction)
     objection = check_scope(kind, scope)
-    checked = check_corrections(policy, app_engine, kind, corrections)
+    checked = check_corrections(policy, app_engine, kind, corrections, subject_type)
     identity = _check_identity(policy, identity_check, identity_method, require_identity)
     subject = _subject(policy, app_engine, subject_type, subject_id, email)
     refuse_if_erased(session, policy, kind, subject[0], subject[1])

@@ -149,3 +149,20 @@ def test_statistics_split_requests_by_kind_of_subject(desk: Deployment) -> None:
         "customers": {"received": 1, "open": 1},
         "employees": {"received": 2, "open": 2},
     }
+
+
+def test_a_correction_lands_only_on_data_of_the_request_s_kind(desk: Deployment) -> None:
+    """Employee 5's rectification may not name customers.company: customer '5' would get it."""
+    asked = (
+        "submit-dsar", "--kind", "rectification", "--subject-id", "5", "--subject-type",
+        "employees", "--requested-by", SUPPORT, *IDENTITY, "--execute",
+    )  # fmt: skip
+    refused = desk.run(*asked, "--correct", "customers.company=Evil Corp")
+    assert refused.exit_code == 2
+    assert (
+        "'customers.company' holds data of the 'customers' subjects; this request is about "
+        "one of the 'employees' subjects" in refused.output
+    )
+    assert requests(desk) == []
+    ok(desk.run(*asked, "--correct", "employees.first_name=Alicia"))
+    assert requests(desk) == [("employees", "5", "rectification")]
