@@ -100,6 +100,8 @@ def _planned(result: ProcessResult) -> list[str]:
         )
     if plan.hash_keys_waiting:
         lines.append(_keys_waiting(plan.hash_keys_waiting))
+    if plan.hash_keys_refused:
+        lines.append(f"Keys not hashed: {plan.hash_keys_refused}")
     if plan.delivery_off is None:
         lines.append(
             f"Would send the links of {len(plan.deliver)} ready exports"

@@ -225,6 +225,8 @@ class KeyHashingPlan:
 
     ready: tuple[str, ...]
     waiting: int
+    #: Why no key is hashed this run, though erased subjects' keys are kept as typed.
+    refused: str | None = None
 
 
 @dataclass(frozen=True)
@@ -258,6 +260,24 @@ def _erased_in_buckets(session: Session, buckets: Sequence[str]) -> set[str]:
     return set(session.scalars(applied.union(ledger)))
 
 
+def _why_not_hashed(policy: Policy, erased: int) -> str | None:
+    """Why the keys of ``erased`` subjects cannot be hashed now, or None when they can."""
+    if not erased:
+        return None
+    if policy.multiple_subject_types:
+        # A key names a subject only with its kind, and so must its hash: not built yet.
+        return (
+            f"the keys of {erased} erased subjects stay as typed: hashing them is not built "
+            "yet where a desk serves several kinds of data subject"
+        )
+    if key_secret(policy) is None:
+        return (
+            f"{HASH_KEY_ENV} is not set (or too short), so the keys of {erased} erased "
+            "subjects stay as typed; set it (e.g. openssl rand -hex 32)"
+        )
+    return None
+
+
 def plan_key_hashing(
     session: Session, policy: Policy, *, now: datetime, completing: Sequence[tuple[str, str]] = ()
 ) -> KeyHashingPlan:
@@ -270,8 +290,6 @@ def plan_key_hashing(
     (``anon-…``) is left as it is. ``completing`` names (reference, subject id) of erasure
     requests a run completes before it hashes: the dry run counts them as the run will.
     """
-    if policy.multiple_subject_types:  # see hash_erased_keys
-        return KeyHashingPlan((), 0)
     finishing = [reference for reference, _ in completing]
     erased = sorted(
         set(
@@ -286,6 +304,10 @@ def plan_key_hashing(
         | {subject for _, subject in completing if not subject.startswith(HASHED_PREFIX)}
         | _erased_in_buckets(session, policy.subject_erasing_buckets)
     )
+    refused = _why_not_hashed(policy, len(erased))
+    if refused is not None:  # said before the busy check: that would read every key, each run
+        session.rollback()
+        return KeyHashingPlan((), 0, refused)
     busy: set[str] = set()
     for i in range(0, len(erased), HASH_CHUNK):
         chunk = erased[i : i + HASH_CHUNK]
@@ -318,22 +340,14 @@ def hash_erased_keys(
     Profiles, requests, free-text ties and job runs, a chunk of subjects per commit with one
     audit event (counts only); a rerun after a crash finds the rest still as typed.
     """
-    if datamap.policy.multiple_subject_types:
-        # A key names a subject only with its kind; hashing keys of several kinds is not
-        # built yet (issue 30): said in the run's summary rather than done wrongly.
-        why = "keys of erased subjects are not hashed yet where a desk serves several kinds"
-        return KeysHashed(0, 0, why)
     plan = plan_key_hashing(session, datamap.policy, now=now)
+    if plan.refused is not None:
+        log_event("subject_keys.not_hashed", logging.WARNING, reason=plan.refused)
+        return KeysHashed(0, 0, plan.refused)
     if not plan.ready:
         return KeysHashed(0, plan.waiting)
     secret = key_secret(datamap.policy)
-    if secret is None:
-        why = (
-            f"{HASH_KEY_ENV} is not set (or too short), so the keys of {len(plan.ready)} "
-            "erased subjects stay as typed; set it (e.g. openssl rand -hex 32)"
-        )
-        log_event("subject_keys.not_hashed", logging.WARNING, subjects=len(plan.ready))
-        return KeysHashed(0, plan.waiting, why)
+    assert secret is not None, "plan_key_hashing refuses without a key"
     hashed = 0
     for i in range(0, len(plan.ready), HASH_CHUNK):
         forms = {k: hashed_key(k, secret) for k in plan.ready[i : i + HASH_CHUNK]}

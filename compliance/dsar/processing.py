@@ -643,6 +643,7 @@ class ProcessingPlan:
     #: Erased subjects whose key a run would keep only as a keyed hash, and those waiting.
     hash_keys: int = 0
     hash_keys_waiting: int = 0
+    hash_keys_refused: str | None = None
     #: Told requests (objections...) whose systems are asked again.
     settle_told: tuple[str, ...] = ()
 
@@ -694,6 +695,7 @@ def plan_dsar_processing(
         delivery_off=off,
         hash_keys=len(keys.ready),
         hash_keys_waiting=keys.waiting,
+        hash_keys_refused=keys.refused,
         settle_told=tuple(settle_told),
     )
 

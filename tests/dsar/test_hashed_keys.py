@@ -183,6 +183,25 @@ def test_once_an_erasure_completed_no_compliance_table_holds_the_key(shop: Deplo
     assert compliance_text(shop).count(hashed) == stored.count(hashed)
 
 
+def test_without_a_hash_key_the_dry_run_and_the_run_both_say_the_keys_stay(
+    shop: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused before the check of what each erased subject still has open: that check reads
+    every erased key, on every run, for nothing."""
+    subject = "C-0002"
+    erase(shop, subject)
+    monkeypatch.delenv("COMPLIANCE_HASH_KEY")
+    why = (
+        "Keys not hashed: COMPLIANCE_HASH_KEY is not set (or too short), so the keys of 1 "
+        "erased subjects stay as typed; set it (e.g. openssl rand -hex 32)"
+    )
+    assert why in ok(shop.run("process-dsar-requests"))
+    done = summary(shop, "process-dsar-requests", "--execute")
+    assert (done["keys_hashed"], done["completed"] != []) == (0, True)
+    assert done["keys_not_hashed"] == why.removeprefix("Keys not hashed: ")
+    assert subject in compliance_text(shop)
+
+
 @pytest.mark.parametrize("where", ["shop", "one_database_shop"])
 def test_cool_off_and_replay_know_an_erased_subject_by_the_hash(
     backend: Backend, where: str, request: pytest.FixtureRequest

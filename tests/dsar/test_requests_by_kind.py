@@ -108,7 +108,9 @@ def test_erasing_employee_5_leaves_customer_5(desk: Deployment) -> None:
     ok(desk.run("process-dsar-requests", "--execute"))
     applied = summary(desk, "apply-deletions", "--execute")
     assert applied["applied"] == 1
-    ok(desk.run("process-dsar-requests", "--execute"))
+    done = ok(desk.run("process-dsar-requests", "--execute"))
+    # Said, not done wrongly: a hash of the key alone would not say which kind it was.
+    assert "hashing them is not built yet where a desk serves several kinds" in done
     assert keys(desk, employees, "employee_id") == [6, 7]
     assert keys(desk, payslips, "employee_id") == [6, 7]
     assert keys(desk, customers, "customer_id") == ["5", "ALFKI", "ANTON"]
