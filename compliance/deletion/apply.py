@@ -408,7 +408,7 @@ class _BucketRun:
         )
         result.blocked += len(parked)
         screened = [r for r in found if r.id not in parked]
-        refused, held, waiting = _screen(session, screened, work.current, work.accepted, self.now)
+        refused, held, waiting = _screen(session, screened, work, self.now)
         result.held += len(held)
         result.widened += len(refused) - len(held)
         result.awaiting_export += len(waiting)
@@ -668,11 +668,7 @@ def _blocked(
 
 
 def _screen(
-    session: Session,
-    rows: Sequence[Claimed],
-    current: PlanDocument,
-    accepted_plans: dict[str, PlanDocument],
-    now: datetime,
+    session: Session, rows: Sequence[Claimed], work: _BucketWork, now: datetime
 ) -> tuple[dict[int, str], list[int], set[int]]:
     """(refused records with their error, those of them on legal hold, records that wait).
 
@@ -682,6 +678,7 @@ def _screen(
     re-reviews. A subject with an open access request waits for its
     export, so the evidence is still there when it is built.
     """
+    current, accepted_plans = work.current, work.accepted
     holds = held_profiles(session, [r.compliance_profile_id for r in rows], now=now)
     refused: dict[int, str] = {}
     held: list[int] = []
@@ -701,7 +698,8 @@ def _screen(
             )
             if changes:
                 refused[r.id] = refusal(changes)
-    exporting = awaiting_access_export(session, [r.subject_id for r in rows if r.id not in refused])
+    asked = [r.subject_id for r in rows if r.id not in refused]
+    exporting = awaiting_access_export(session, asked, subject_type=work.bucket.subject)
     waiting = {r.id for r in rows if r.id not in refused and r.subject_id in exporting}
     return refused, held, waiting
 

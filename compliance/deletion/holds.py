@@ -444,17 +444,25 @@ def held_profiles(
 # ---------------------------------------------------------------- open access requests
 
 
-def awaiting_access_export(session: Session, subject_ids: Iterable[str] | None = None) -> set[str]:
+def awaiting_access_export(
+    session: Session,
+    subject_ids: Iterable[str] | None = None,
+    *,
+    subject_type: str | None = None,
+) -> set[str]:
     """Subjects with an open access (or portability) request: their rows are evidence until
     the export is built.
 
-    Among ``subject_ids``, or all such subjects when None.
+    Among ``subject_ids``, or all such subjects when None; of ``subject_type``, or of any
+    kind (more kept, never less).
     """
     query = (
         select(DsarRequest.subject_id)
         .where(DsarRequest.kind.in_(EXPORT_KINDS), dsar_open)
         .distinct()
     )
+    if subject_type is not None:
+        query = query.where(DsarRequest.subject_type == subject_type)
     if subject_ids is None:
         return set(session.scalars(query))
     waiting: set[str] = set()

@@ -94,26 +94,33 @@ def _erasures_since(session: Session, since: datetime) -> dict[tuple[str, str], 
 def _live_keys(
     datamap: DataMap, erasures: dict[tuple[str, str], str | None]
 ) -> tuple[dict[tuple[str, str], str | None], frozenset[str]]:
-    """The erasures by live key: each hashed key matched against the subjects table's keys,
-    hashed alike. Hashed keys with no subject there are returned apart: nothing to erase."""
+    """The erasures by live key: each hashed key matched against its kind's subjects table's
+    keys (the kind of its bucket), hashed alike. Hashed keys with no subject there are
+    returned apart: nothing to erase."""
     hashed = {subject for subject, _ in erasures if subject.startswith(HASHED_PREFIX)}
     secret = key_secret(datamap.policy)
     if not hashed or secret is None:
         return erasures, frozenset()
-    subjects = datamap.policy.subjects
-    column = datamap.table(subjects.table).c[subjects.key]
-    live: dict[str, str] = {}
-    with datamap.engine.connect() as conn:
-        keys = conn.execute(select(cast(column, String)).execution_options(yield_per=10_000))
-        for key in keys.scalars():
-            digest = hashed_key(key, secret)
-            if digest in hashed:
-                live[digest] = key
+    policy = datamap.policy
+    kinds = {policy.bucket_subject(bucket) for subject, bucket in erasures if subject in hashed}
+    live: dict[tuple[str | None, str], str] = {}  # (kind, hashed key) -> the key as typed
+    for kind in sorted(k for k in kinds if k is not None):
+        subjects = policy.subject_types[kind]
+        column = datamap.table(subjects.table).c[subjects.key]
+        with datamap.engine.connect() as conn:
+            keys = conn.execute(select(cast(column, String)).execution_options(yield_per=10_000))
+            for key in keys.scalars():
+                digest = hashed_key(key, secret)
+                if digest in hashed:
+                    live[(kind, digest)] = key
     # A subject known both ways (erased, then found due again) is one subject: the key as
     # typed, from newer work, names its plan.
     ordered = sorted(erasures.items(), key=lambda item: item[0][0] not in hashed)
-    found = {(live.get(subject, subject), bucket): digest for (subject, bucket), digest in ordered}
-    return found, frozenset(hashed - set(live))
+    found = {
+        (live.get((policy.bucket_subject(bucket), subject), subject), bucket): digest
+        for (subject, bucket), digest in ordered
+    }
+    return found, frozenset(hashed - {digest for _, digest in live})
 
 
 def _steps(datamap: DataMap, plan: PlanDocument) -> list[TableAction]:

@@ -218,12 +218,16 @@ HASH_CHUNK = 200
 _KEY_FIELDS = frozenset({"subject_id"})
 
 
+#: A data subject as the desk names one: (kind of data subject, key).
+Subject = tuple[str, str]
+
+
 @dataclass(frozen=True)
 class KeyHashingPlan:
     """Erased subjects whose key is still kept as typed: those a run hashes now (``ready``),
     and how many wait for open work or a hold in force to end."""
 
-    ready: tuple[str, ...]
+    ready: tuple[Subject, ...]
     waiting: int
     #: Why no key is hashed this run, though erased subjects' keys are kept as typed.
     refused: str | None = None
@@ -237,19 +241,20 @@ class KeysHashed:
     refused: str | None = None
 
 
-def _erased_in_buckets(session: Session, buckets: Sequence[str]) -> set[str]:
+def _erased_in_buckets(session: Session, buckets: Sequence[str]) -> set[Subject]:
     """Subjects with an erasure applied in one of ``buckets``, key still as typed: a record
     applied and not purged yet, or the decision ledger's row purge folded it into."""
     if not buckets:
         return set()
     unhashed = ComplianceProfile.subject_id.not_like(f"{HASHED_PREFIX}%")
+    subject = (ComplianceProfile.subject_type, ComplianceProfile.subject_id)
     applied = (
-        select(ComplianceProfile.subject_id)
+        select(*subject)
         .join(DeletionRecord, DeletionRecord.compliance_profile_id == ComplianceProfile.id)
         .where(DeletionRecord.bucket.in_(buckets), record_in(RecordState.APPLIED), unhashed)
     )
     ledger = (
-        select(ComplianceProfile.subject_id)
+        select(*subject)
         .join(DecisionLedger, DecisionLedger.compliance_profile_id == ComplianceProfile.id)
         .where(
             DecisionLedger.bucket.in_(buckets),
@@ -257,19 +262,13 @@ def _erased_in_buckets(session: Session, buckets: Sequence[str]) -> set[str]:
             unhashed,
         )
     )
-    return set(session.scalars(applied.union(ledger)))
+    return {(kind, key) for kind, key in session.execute(applied.union(ledger))}
 
 
 def _why_not_hashed(policy: Policy, erased: int) -> str | None:
     """Why the keys of ``erased`` subjects cannot be hashed now, or None when they can."""
     if not erased:
         return None
-    if policy.multiple_subject_types:
-        # A key names a subject only with its kind, and so must its hash: not built yet.
-        return (
-            f"the keys of {erased} erased subjects stay as typed: hashing them is not built "
-            "yet where a desk serves several kinds of data subject"
-        )
     if key_secret(policy) is None:
         return (
             f"{HASH_KEY_ENV} is not set (or too short), so the keys of {erased} erased "
@@ -279,7 +278,11 @@ def _why_not_hashed(policy: Policy, erased: int) -> str | None:
 
 
 def plan_key_hashing(
-    session: Session, policy: Policy, *, now: datetime, completing: Sequence[tuple[str, str]] = ()
+    session: Session,
+    policy: Policy,
+    *,
+    now: datetime,
+    completing: Sequence[tuple[str, Subject]] = (),
 ) -> KeyHashingPlan:
     """Erased subjects whose key is still kept as typed: an erasure request of theirs
     completed, or a bucket erased them (``Policy.subject_erasing_buckets``).
@@ -287,49 +290,54 @@ def plan_key_hashing(
     One waits while anything of theirs is open (a request, or a deletion record not applied:
     an excluded or rejected one keeps them out of its bucket until purge) or a hold is in
     force: those still need the key as typed. A key that already reads like a hashed one
-    (``anon-…``) is left as it is. ``completing`` names (reference, subject id) of erasure
+    (``anon-…``) is left as it is. ``completing`` names (reference, subject) of erasure
     requests a run completes before it hashes: the dry run counts them as the run will.
     """
     finishing = [reference for reference, _ in completing]
-    erased = sorted(
-        set(
-            session.scalars(
-                select(DsarRequest.subject_id).where(
-                    DsarRequest.kind == DsarKind.ERASURE,
-                    dsar_in(DsarStatus.COMPLETED),
-                    DsarRequest.subject_id.not_like(f"{HASHED_PREFIX}%"),
-                )
-            )
+    requested = session.execute(
+        select(DsarRequest.subject_type, DsarRequest.subject_id).where(
+            DsarRequest.kind == DsarKind.ERASURE,
+            dsar_in(DsarStatus.COMPLETED),
+            DsarRequest.subject_id.not_like(f"{HASHED_PREFIX}%"),
         )
-        | {subject for _, subject in completing if not subject.startswith(HASHED_PREFIX)}
+    )
+    erased = sorted(
+        {(kind, key) for kind, key in requested}
+        | {subject for _, subject in completing if not subject[1].startswith(HASHED_PREFIX)}
         | _erased_in_buckets(session, policy.subject_erasing_buckets)
     )
     refused = _why_not_hashed(policy, len(erased))
     if refused is not None:  # said before the busy check: that would read every key, each run
         session.rollback()
         return KeyHashingPlan((), 0, refused)
-    busy: set[str] = set()
-    for i in range(0, len(erased), HASH_CHUNK):
-        chunk = erased[i : i + HASH_CHUNK]
-        busy.update(
-            session.scalars(
-                select(DsarRequest.subject_id).where(
-                    DsarRequest.subject_id.in_(chunk),
-                    dsar_open,
-                    DsarRequest.reference.not_in(finishing),
-                )
-            )
-        )
-        busy.update(
-            session.scalars(
-                select(ComplianceProfile.subject_id)
-                .join(DeletionRecord, DeletionRecord.compliance_profile_id == ComplianceProfile.id)
-                .where(ComplianceProfile.subject_id.in_(chunk), record_open)
-            )
-        )
-        busy.update(held_subjects(session, chunk, now=now))
+    busy = _busy(session, erased, finishing, now)
     session.rollback()
-    return KeyHashingPlan(tuple(k for k in erased if k not in busy), len(busy))
+    return KeyHashingPlan(tuple(s for s in erased if s not in busy), len(busy))
+
+
+def _busy(
+    session: Session, erased: Sequence[Subject], finishing: Sequence[str], now: datetime
+) -> set[Subject]:
+    """Those of ``erased`` with a request or a deletion record open, or a hold in force."""
+    busy: set[Subject] = set()
+    of_profile = DeletionRecord.compliance_profile_id == ComplianceProfile.id
+    for kind in sorted({k for k, _ in erased}):
+        keys = [key for k, key in erased if k == kind]
+        for i in range(0, len(keys), HASH_CHUNK):
+            chunk = keys[i : i + HASH_CHUNK]
+            mine = and_(DsarRequest.subject_type == kind, DsarRequest.subject_id.in_(chunk))
+            opened = DsarRequest.reference.not_in(finishing)
+            requested = select(DsarRequest.subject_id).where(mine, dsar_open, opened)
+            recorded = (
+                select(ComplianceProfile.subject_id)
+                .join(DeletionRecord, of_profile)
+                .where(of_type(kind), ComplianceProfile.subject_id.in_(chunk), record_open)
+            )
+            busy.update((kind, key) for key in session.scalars(requested.union(recorded)))
+            busy.update(
+                (kind, k) for k in held_subjects(session, chunk, now=now, subject_type=kind)
+            )
+    return busy
 
 
 def hash_erased_keys(
@@ -349,9 +357,10 @@ def hash_erased_keys(
     secret = key_secret(datamap.policy)
     assert secret is not None, "plan_key_hashing refuses without a key"
     hashed = 0
+    several = datamap.policy.multiple_subject_types
     for i in range(0, len(plan.ready), HASH_CHUNK):
-        forms = {k: hashed_key(k, secret) for k in plan.ready[i : i + HASH_CHUNK]}
-        done = sum(_hash_one(session, key, digest) for key, digest in forms.items())
+        forms = {s: hashed_key(s[1], secret) for s in plan.ready[i : i + HASH_CHUNK]}
+        done = sum(_hash_one(session, s, digest, several) for s, digest in forms.items())
         runs = _hash_job_runs(session, datamap, forms)
         if done or runs:  # a worker beside this one may have hashed them first
             record_event(
@@ -367,16 +376,18 @@ def hash_erased_keys(
     return KeysHashed(hashed, plan.waiting)
 
 
-def _hash_one(session: Session, key: str, digest: str) -> int:
+def _hash_one(session: Session, subject: Subject, digest: str, several: bool) -> int:
     """One subject's key becomes ``digest`` everywhere; 1 when it was still kept as typed.
 
     A subject erased before and found again since has two profiles (one hashed): the newer
     one's records, ledger rows and holds join the older, so one subject stays one profile.
+    Free-text ties name a key without its kind: where the desk serves ``several`` kinds and
+    another kind's subject has the same key, those ties stay (they may be that one's).
     """
-    raw = session.scalar(select(ComplianceProfile.id).where(ComplianceProfile.subject_id == key))
-    older = session.scalar(
-        select(ComplianceProfile.id).where(ComplianceProfile.subject_id == digest)
-    )
+    kind, key = subject
+    found = select(ComplianceProfile.id).where(of_type(kind))
+    raw = session.scalar(found.where(ComplianceProfile.subject_id == key))
+    older = session.scalar(found.where(ComplianceProfile.subject_id == digest))
     # Each statement names the key as typed, so a worker beside this one finds nothing left.
     profile = and_(ComplianceProfile.id == raw, ComplianceProfile.subject_id == key)
     if raw is not None and older is not None:
@@ -393,11 +404,28 @@ def _hash_one(session: Session, key: str, digest: str) -> int:
         )
     else:
         changed = 0
+    request = and_(DsarRequest.subject_type == kind, DsarRequest.subject_id == key)
     changed += rows_changed(
-        session.execute(
-            update(DsarRequest).where(DsarRequest.subject_id == key).values(subject_id=digest)
-        )
+        session.execute(update(DsarRequest).where(request).values(subject_id=digest))
     )
+    if not several or not _known_as_another_kind(session, subject):
+        _hash_ties(session, key, digest)
+    return 1 if changed else 0
+
+
+def _known_as_another_kind(session: Session, subject: Subject) -> bool:
+    kind, key = subject
+    profile = select(ComplianceProfile.id).where(
+        ComplianceProfile.subject_type != kind, ComplianceProfile.subject_id == key
+    )
+    request = select(DsarRequest.id).where(
+        DsarRequest.subject_type != kind, DsarRequest.subject_id == key
+    )
+    return session.scalar(select(profile.exists() | request.exists())) or False
+
+
+def _hash_ties(session: Session, key: str, digest: str) -> None:
+    """Free texts tied to ``key`` are tied to ``digest`` instead (once, if tied both ways)."""
     tied = select(FreeTextSubject.free_text_id).where(FreeTextSubject.subject_id == digest)
     session.execute(
         delete(FreeTextSubject).where(
@@ -407,23 +435,24 @@ def _hash_one(session: Session, key: str, digest: str) -> int:
     session.execute(
         update(FreeTextSubject).where(FreeTextSubject.subject_id == key).values(subject_id=digest)
     )
-    return 1 if changed else 0
 
 
-def _hash_job_runs(session: Session, datamap: DataMap, forms: dict[str, str]) -> int:
-    """Job runs whose arguments or summary name one of ``forms``' keys (as typed on the
-    command line: " 007 " is key 7), or an export file named after it, name its hash
-    instead; how many runs changed."""
+def _hash_job_runs(session: Session, datamap: DataMap, forms: dict[Subject, str]) -> int:
+    """Job runs whose arguments or summary name one of ``forms``' subjects (the key as typed
+    on the command line: " 007 " is key 7; the kind beside it, or the only one), or an
+    export file named after its key, name its hash instead; how many runs changed."""
     named = or_(
         cast(JobRun.arguments, Text).like('%"subject_id"%'),
         cast(JobRun.summary, Text).like('%"subject_id"%'),
     )
+    kinds = list(datamap.policy.subject_types)
+    only = kinds[0] if len(kinds) == 1 else None
     changed = 0
     for run_id, arguments, summary in session.execute(
         select(JobRun.id, JobRun.arguments, JobRun.summary).where(named)
     ):
-        new_arguments = _rename_keys(datamap, arguments, forms)
-        new_summary = _rename_keys(datamap, summary, forms)
+        new_arguments = _rename_keys(datamap, arguments, forms, only)
+        new_summary = _rename_keys(datamap, summary, forms, only)
         if (new_arguments, new_summary) != (arguments, summary):
             session.execute(
                 update(JobRun)
@@ -434,19 +463,23 @@ def _hash_job_runs(session: Session, datamap: DataMap, forms: dict[str, str]) ->
     return changed
 
 
-def _rename_keys(datamap: DataMap, value: Any, forms: dict[str, str]) -> Any:
+def _rename_keys(datamap: DataMap, value: Any, forms: dict[Subject, str], kind: str | None) -> Any:
+    """``value`` with the keys of ``forms``' subjects hashed; ``kind`` is the kind of subject
+    a key found here names (a dict's own ``subject_type`` wins; None: unknown, left alone)."""
     if isinstance(value, dict):
+        kind = value.get("subject_type") or kind
         return {
-            k: _stored_key(datamap, v, forms)
+            k: _stored_key(datamap, v, forms, kind)
             if k in _KEY_FIELDS
-            else _rename_keys(datamap, v, forms)
+            else _rename_keys(datamap, v, forms, kind)
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_rename_keys(datamap, v, forms) for v in value]
+        return [_rename_keys(datamap, v, forms, kind) for v in value]
     if isinstance(value, str) and "subject-" in value:  # an export-user-data file's path
-        for key, digest in forms.items():
-            value = value.replace(_export_stem(key), _export_stem(digest))
+        for (of_kind, key), digest in forms.items():
+            if of_kind == kind:
+                value = value.replace(_export_stem(key), _export_stem(digest))
     return value
 
 
@@ -455,11 +488,11 @@ def _export_stem(subject_id: str) -> str:
     return f"subject-{SAFE_NAME.sub('_', subject_id)}-"
 
 
-def _stored_key(datamap: DataMap, value: Any, forms: dict[str, str]) -> Any:
-    if value is None or isinstance(value, dict | list):
+def _stored_key(datamap: DataMap, value: Any, forms: dict[Subject, str], kind: str | None) -> Any:
+    if value is None or isinstance(value, dict | list) or kind is None:
         return value
     try:
-        key = datamap.subject_key(value)
+        key = datamap.subject_key(value, kind)
     except ComplianceError:
         return value
-    return forms.get(key, value)
+    return forms.get((kind, key), value)

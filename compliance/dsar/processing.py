@@ -423,7 +423,7 @@ def _must_wait(session: Session, request: DsarRequest, actor: str, now: datetime
         note = f"{hold}: the erasure waits until the hold is lifted"
         _wait(session, request, note, actor, {"hold_id": hold.id, "hold_kind": hold.kind})
         return True
-    if awaiting_access_export(session, [request.subject_id]):
+    if awaiting_access_export(session, [request.subject_id], subject_type=request.subject_type):
         note = (
             "an access request of this subject is open: "
             "the erasure waits for its export (built and sent)"
@@ -666,12 +666,12 @@ def plan_dsar_processing(
         .where(rights.awaiting_systems(now, SETTLE_LEASE))
         .order_by(DsarRequest.id)
     ).all()
-    completing: list[tuple[str, str]] = []  # their keys are hashed in the same run
+    completing: list[tuple[str, tuple[str, str]]] = []  # their keys are hashed in this run
     fail: list[tuple[str, str]] = []
     for request, record in _scheduled_erasures(session):
         outcome = _erasure_outcome(record)
         if outcome.status == DsarStatus.COMPLETED:
-            completing.append((request.reference, request.subject_id))
+            completing.append((request.reference, (request.subject_type, request.subject_id)))
         elif outcome.status == DsarStatus.FAILED:
             fail.append((request.reference, outcome.note or ""))
     off = delivery_off(policy)
