@@ -188,6 +188,9 @@ except ComplianceError as exc:
     st.stop()
 
 st.subheader(f"Batch {batch.id} · {batch.bucket}")
+kind = policy.bucket_subject(batch.bucket)
+if policy.multiple_subject_types and kind is not None:  # which people: customers, employees...
+    st.caption(f"Data subjects: {kind} ({policy.subject_types[kind].table})")
 widgets.status_badge(batch.reviewed_status)
 actor = context.identity()
 if batch.reviewed_status != BatchStatus.PENDING:

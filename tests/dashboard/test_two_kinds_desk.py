@@ -59,6 +59,11 @@ def test_every_page_opens_for_the_officer(
         at.selectbox(key="open_batch").set_value(batch_id).run()
         assert not at.exception, f"batch {batch_id}: {at.exception}"
         assert at.dataframe, f"batch {batch_id} shows no records"
+        said = [c.value for c in at.caption if c.value.startswith("Data subjects:")]
+        assert said in (
+            ["Data subjects: employees (employees)"],
+            ["Data subjects: customers (customers)"],
+        )
 
 
 def test_an_email_of_any_kind_logs_one_request_per_kind(
