@@ -73,6 +73,9 @@ class SubjectData:
     tables: list[TableData]
     #: Only what the subject provided (a portability export), not all we hold.
     portable_only: bool = False
+    #: Where the desk serves several kinds of data subject, the kind's folder
+    #: (``employees/``) the export's tables and parts sit in; "" where it serves one.
+    folder: str = ""
 
     def as_json_document(
         self, exported_at: datetime, request: Mapping[str, Any] | None = None
@@ -190,7 +193,8 @@ def collect_subject_data(
                 if progress is not None:
                     progress(done, total, name)
     tables.sort(key=lambda t: t.name)
-    return SubjectData(str(subject_id), tables, portable_only)
+    folder = f"{kind}/" if datamap.policy.multiple_subject_types else ""
+    return SubjectData(str(subject_id), tables, portable_only, folder)
 
 
 def csv_bytes(table: TableData) -> bytes:
@@ -208,13 +212,13 @@ def csv_name(table: str) -> str:
     return f"{_SAFE_NAME.sub('_', table)}.csv"
 
 
-def csv_path(table: TableData) -> str:
-    """Where a table's CSV sits in the ZIP: in its system's folder."""
-    return f"{table.system}/{csv_name(table.name)}"
+def csv_path(table: TableData, folder: str = "") -> str:
+    """Where a table's CSV sits in the ZIP: in its system's folder (in its kind's)."""
+    return f"{folder}{table.system}/{csv_name(table.name)}"
 
 
-def system_file_path(part: SystemFile) -> str:
-    return f"{part.system}/{_SAFE_NAME.sub('_', part.name)}"
+def system_file_path(part: SystemFile, folder: str = "") -> str:
+    return f"{folder}{part.system}/{_SAFE_NAME.sub('_', part.name)}"
 
 
 def readme_text(
@@ -250,11 +254,12 @@ def readme_text(
         lines.append("               decision), and under 'tables' one key per table")
     for table in data.tables:
         lines.append(
-            f"{csv_path(table)}: {len(table.rows)} row(s) from '{table.name}' "
+            f"{csv_path(table, data.folder)}: {len(table.rows)} row(s) from '{table.name}' "
             "(UTF-8 CSV, header row)"
         )
     for part in parts:
-        lines.append(f"{system_file_path(part)}: what the system '{part.system}' holds about you")
+        where = system_file_path(part, data.folder)
+        lines.append(f"{where}: what the system '{part.system}' holds about you")
     lines.append("manifest.json  size and SHA-256 of every other file, to check nothing changed")
     lines += ["", "Left out", "--------"]
     left_out = [(t.name, c, why) for t in data.tables for c, why in sorted(t.excluded.items())]
@@ -315,9 +320,9 @@ def export_files(
     if with_json:
         files["data.json"] = json_bytes(data.as_json_document(generated_at, request))
     for table in data.tables:
-        files[csv_path(table)] = csv_bytes(table)
+        files[csv_path(table, data.folder)] = csv_bytes(table)
     for part in parts:
-        files[system_file_path(part)] = part.content
+        files[system_file_path(part, data.folder)] = part.content
     files["README.txt"] = readme_text(
         data, reference, generated_at, with_json=with_json, parts=parts
     ).encode("utf-8")

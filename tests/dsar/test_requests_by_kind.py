@@ -133,6 +133,8 @@ def test_each_kind_s_access_export_holds_that_kind_s_data_only(desk: Deployment)
         ):
             with zipfile.ZipFile(io.BytesIO(store.read(path))) as archive:
                 document = json.loads(archive.read("data.json"))
+                folders = {name.split("/")[0] for name in archive.namelist() if "/" in name}
+            assert folders == {subject_type}  # one folder, named for the kind
             tables[subject_type] = {t: len(rows) for t, rows in document["tables"].items()}
         assert s.scalar(select(func.count()).select_from(DsarRequest)) == 2
     assert tables == {
