@@ -93,17 +93,20 @@ class RequestStatus:
 
 def check_intake_rate(
     session: Session,
-    subject_id: str,
+    subject: tuple[str, str],
     kind: str,
     *,
     now: datetime | None = None,
     secret: bytes | None = None,
 ) -> None:
-    """TooSoon when this subject asked for this kind within the last 24 hours (a request
-    completed and forgotten since is found by the keyed hash of the key: ``secret``)."""
+    """TooSoon when this subject (kind of subject, key) asked for this kind within the last
+    24 hours (a request completed and forgotten since is found by the keyed hash of the key:
+    ``secret``)."""
     now = now or utcnow()
+    subject_type, subject_id = subject
     latest = session.scalar(
         select(func.max(DsarRequest.requested_at)).where(
+            DsarRequest.subject_type == subject_type,
             DsarRequest.subject_id.in_(list(key_forms([subject_id], secret))),
             DsarRequest.kind == kind,
         )
@@ -277,7 +280,7 @@ def _refuse_repeat(
     existing = open_request(session, subject_type, subject_key, kind)
     if existing is not None:
         raise already_open(existing, key)
-    check_intake_rate(session, subject_key, kind, now=now, secret=key_secret(policy))
+    check_intake_rate(session, subject, kind, now=now, secret=key_secret(policy))
 
 
 def request_status(session: Session, reference: str, *, key: ApiKeyInfo) -> RequestStatus:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -40,14 +41,14 @@ class Server:
         return httpx.get(f"{self.url}/v1/requests/{reference}", headers=headers, timeout=10)
 
 
-@pytest.fixture
-def api(demo: Deployment, smtp_inbox: Inbox) -> Iterator[Server]:
-    demo.write_policy(with_mail_server(DEMO_POLICY, smtp_inbox.port))
+@contextmanager
+def served(d: Deployment) -> Iterator[Server]:
+    """The intake API of ``d``, as README starts it: uvicorn on a loopback port, over HTTP."""
     port = free_port()
-    log_path = demo.dir / "uvicorn.log"
+    log_path = d.dir / "uvicorn.log"
     log = log_path.open("w")
-    env = {**os.environ, **{k: v for k, v in demo.env.items() if v is not None}}
-    for name, value in demo.env.items():
+    env = {**os.environ, **{k: v for k, v in d.env.items() if v is not None}}
+    for name, value in d.env.items():
         if value is None:
             env.pop(name, None)
     process = subprocess.Popen(
@@ -87,6 +88,13 @@ def api(demo: Deployment, smtp_inbox: Inbox) -> Iterator[Server]:
         process.terminate()
         process.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture
+def api(demo: Deployment, smtp_inbox: Inbox) -> Iterator[Server]:
+    demo.write_policy(with_mail_server(DEMO_POLICY, smtp_inbox.port))
+    with served(demo) as server:
+        yield server
 
 
 def new_key(d: Deployment, name: str = "shop") -> str:
