@@ -80,6 +80,7 @@ class HoldView:
     lifted_by: str | None = None
     lifted_reason: str | None = None
     kind: str = HoldKind.LEGAL
+    subject_type: str = DEFAULT_SUBJECT_TYPE  # the kind of data subject held
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,7 @@ def add_hold(session: Session, plan: HoldPlan, *, now: datetime | None = None) -
             "until": plan.until.isoformat() if plan.until else None,
         },
     )
-    return _view(hold, plan.subject_id, now)
+    return _view(hold, (plan.subject_type, plan.subject_id), now)
 
 
 def plan_lift_hold(
@@ -209,14 +210,14 @@ def plan_lift_hold(
     reason = _check_reason(reason, "lifting")
     now = now or utcnow()
     row = session.execute(
-        select(LegalHold, ComplianceProfile.subject_id)
+        select(LegalHold, ComplianceProfile.subject_type, ComplianceProfile.subject_id)
         .join(ComplianceProfile, ComplianceProfile.id == LegalHold.compliance_profile_id)
         .where(LegalHold.id == hold_id)
     ).first()
     session.rollback()
     if row is None:
         raise NotFound(f"no legal hold with id {hold_id}")
-    hold, subject_id = row
+    hold, subject_type, subject_id = row
     if hold.kind == HoldKind.RESTRICTION:
         raise Conflict(
             f"hold {hold_id} is a restriction of processing a data subject asked for: lift it "
@@ -235,6 +236,7 @@ def plan_lift_hold(
         hold.compliance_profile_id,
         last_day(hold.until),
         hold_id=hold_id,
+        subject_type=subject_type,
     )
 
 
@@ -268,15 +270,16 @@ def lift_hold(session: Session, plan: HoldPlan, *, now: datetime | None = None) 
     session.commit()
     hold = session.get(LegalHold, plan.hold_id)
     assert hold is not None
-    return _view(hold, plan.subject_id, now)
+    return _view(hold, (plan.subject_type, plan.subject_id), now)
 
 
-def _view(hold: LegalHold, subject_id: str, now: datetime) -> HoldView:
+def _view(hold: LegalHold, subject: tuple[str, str], now: datetime) -> HoldView:
     active = hold.lifted_at is None and (hold.until is None or hold.until > now)
     return HoldView(
         id=hold.id,
         profile_id=hold.compliance_profile_id,
-        subject_id=subject_id,
+        subject_type=subject[0],
+        subject_id=subject[1],
         reason=hold.reason,
         placed_by=hold.placed_by,
         placed_at=hold.placed_at,
@@ -295,13 +298,13 @@ def list_holds(
     """Every hold, newest first (or only those in force)."""
     now = now or utcnow()
     query = (
-        select(LegalHold, ComplianceProfile.subject_id)
+        select(LegalHold, ComplianceProfile.subject_type, ComplianceProfile.subject_id)
         .join(ComplianceProfile, ComplianceProfile.id == LegalHold.compliance_profile_id)
         .order_by(LegalHold.id.desc())
     )
     if active_only:
         query = query.where(active_hold(now))
-    return [_view(hold, subject, now) for hold, subject in session.execute(query)]
+    return [_view(hold, (kind, key), now) for hold, kind, key in session.execute(query)]
 
 
 def _chunks(values: list[Any]) -> Iterable[list[Any]]:

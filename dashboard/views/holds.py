@@ -24,8 +24,8 @@ from compliance.store.states import HoldKind
 from dashboard import context, widgets
 
 COLUMNS = [
-    "id", "subject_id", "kind", "status", "reason", "placed_by", "placed_at", "until", "lifted_by",
-    "lifted_at", "lifted_reason",
+    "id", "subject_type", "subject_id", "kind", "status", "reason", "placed_by", "placed_at",
+    "until", "lifted_by", "lifted_at", "lifted_reason",
 ]  # fmt: skip
 
 widgets.require_role(COMPLIANCE_OFFICER)
@@ -45,6 +45,7 @@ frame = pd.DataFrame(
     [
         {
             "id": h.id,
+            "subject_type": h.subject_type,
             "subject_id": h.subject_id,
             "kind": h.kind,
             "status": "active" if h.active else ("lifted" if h.lifted_at else "ended"),
@@ -60,6 +61,8 @@ frame = pd.DataFrame(
     ],
     columns=COLUMNS,
 )
+if not policy.multiple_subject_types:  # one kind of data subject: nothing to tell apart
+    frame = frame.drop(columns=["subject_type"])
 if frame.empty:
     st.caption("No legal holds in force.")
 else:

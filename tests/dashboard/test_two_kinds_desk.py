@@ -14,7 +14,7 @@ import streamlit as st
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from compliance.store.models import DeletionBatch, DsarRequest
+from compliance.store.models import ComplianceProfile, DeletionBatch, DsarRequest
 from dashboard.navigation import PAGES
 from tests.conftest import Backend, Deployment, make_deployment, ok
 from tests.dashboard.conftest import APP, SIGNED_IN_AS, behind_proxy, button, texts
@@ -105,3 +105,21 @@ def test_an_id_is_logged_for_the_kind_chosen(
     with desk.session() as s:
         made = s.execute(select(DsarRequest.subject_type, DsarRequest.subject_id)).all()
     assert made == [("customers", "5")]
+
+
+def test_a_hold_is_placed_on_the_kind_chosen_and_listed_with_it(
+    desk: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_as(desk, monkeypatch, OFFICER)
+    at.switch_page("views/holds.py").run()
+    at.text_input(key="hold_who").input("5")
+    at.selectbox(key="hold_subject_type").select("employees")
+    at.text_area(key="hold_reason").input("Tribunal claim")
+    button(at, "Place hold").click().run()
+    assert any("Placed legal hold" in t for t in texts(at, "success")), texts(at, "error")
+    listed = at.dataframe[0].value
+    assert list(listed["subject_type"]) == ["employees"]
+    assert list(listed["subject_id"].astype(str)) == ["5"]
+    with desk.session() as s:
+        held = s.execute(select(ComplianceProfile.subject_type, ComplianceProfile.subject_id)).all()
+    assert held == [("employees", "5")]
