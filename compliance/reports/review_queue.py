@@ -60,7 +60,8 @@ RECORD_COLUMNS = [
     "state",
 ]  # fmt: skip
 DSAR_COLUMNS = [
-    "reference", "kind", "status", "subject_id", "requested_by", "requested_at", "due",
+    "reference", "kind", "status", "subject_type", "subject_id", "requested_by", "requested_at",
+    "due",
     "days_left", "overdue", "reviewed_by", "completed_at",
 ]  # fmt: skip
 # What the viewer may do next (compliance.dsar.requests.next_actions); pages hide them.
@@ -476,6 +477,7 @@ def dsar_requests(
                 "reference": r.reference,
                 "kind": r.kind,
                 "status": r.status,
+                "subject_type": r.subject_type,
                 "subject_id": r.subject_id,
                 "requested_by": r.requested_by,
                 "requested_at": r.requested_at,

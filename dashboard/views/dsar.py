@@ -211,7 +211,8 @@ def _open_selected_row() -> None:
         st.session_state[OPEN_KEY] = references[rows[0]]
 
 
-table = frame.drop(columns=DSAR_ACTION_COLUMNS).assign(
+hidden = DSAR_ACTION_COLUMNS + ([] if policy.multiple_subject_types else ["subject_type"])
+table = frame.drop(columns=hidden).assign(
     days_left=frame["days_left"].map(widgets.days_text, na_action="ignore").fillna(""),
     overdue=frame["overdue"].map({True: "overdue", False: ""}),
 )

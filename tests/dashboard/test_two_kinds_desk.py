@@ -84,6 +84,9 @@ def test_an_email_of_any_kind_logs_one_request_per_kind(
     with desk.session() as s:
         made = s.execute(select(DsarRequest.subject_type, DsarRequest.subject_id)).all()
     assert sorted(made) == [("customers", "ALFKI"), ("employees", "5")]
+    listed = at.dataframe[0].value  # the requests list says whose each is
+    whose = zip(listed["subject_type"], listed["subject_id"].astype(str), strict=True)
+    assert sorted(whose) == sorted(made)
     at = open_as(desk, monkeypatch, OFFICER)  # the figures, split by kind of subject
     at.switch_page("views/progress.py").run()
     (per_kind,) = [f.value for f in at.dataframe if "subject_type" in f.value.columns]
