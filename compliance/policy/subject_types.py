@@ -13,7 +13,7 @@ from typing import Any
 
 from compliance.errors import ConfigError
 from compliance.policy.fields import Field, check_name, expect, key_name, read_section
-from compliance.policy.model import Bucket, MappedTable, Subjects, subjects_section
+from compliance.policy.model import AgeRule, Bucket, MappedTable, Subjects, subjects_section
 from compliance.policy.systems import APP_SYSTEM
 from compliance.store.states import DEFAULT_SUBJECT_TYPE
 
@@ -127,4 +127,11 @@ def bucket_subject(bucket: Bucket, tables: Mapping[str, MappedTable]) -> Bucket:
         raise ConfigError(
             f"{key}.subject: '{bucket.subject}', but its tables hold '{subject}' data"
         )
+    for i, rule in enumerate(bucket.rules):  # an age rule finds its subjects by its table
+        if isinstance(rule, AgeRule) and tables[rule.table].subject != subject:
+            raise ConfigError(
+                f"{key}.rules[{i}].table: '{rule.table}' holds "
+                f"'{tables[rule.table].subject}' data, but the bucket erases '{subject}' "
+                "subjects: its keys would name other people"
+            )
     return replace(bucket, subject=subject)

@@ -227,3 +227,15 @@ def test_a_table_keyed_unlike_its_own_kind_is_refused_naming_that_kind(backend: 
     message = str(refused.value)
     assert message.startswith("tables.payslips.subject_column: 'payslips.employee_id' is")
     assert "but the 'customers' subject key 'customers.customer_id' is VARCHAR(5)" in message
+
+
+def test_an_age_rule_over_another_kind_s_table_is_refused() -> None:
+    """Customer '5''s old orders must not make employee 5 due."""
+    body = TWO_KINDS.replace(
+        'rules = [{ sql = "SELECT employee_id FROM employees" }]',
+        'rules = [{ table = "orders", timestamp = "placed_at", older_than_days = 30 }]',
+    )
+    assert refusal(body) == (
+        "buckets.former_staff.rules[0].table: 'orders' holds 'customers' data, but the bucket "
+        "erases 'employees' subjects: its keys would name other people"
+    )
