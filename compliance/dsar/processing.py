@@ -225,7 +225,9 @@ def _process_access(
     """
     policy = datamap.policy
     store = export_store(policy)
-    subject = {"id": request.subject_id, "email": request.subject_email}
+    subject = policy.subject_payload(
+        request.subject_type, request.subject_id, request.subject_email
+    )
     told = request.kind == DsarKind.ACCESS
     if told:
         system_tasks.ensure_request_tasks(session, policy, request, subject=subject, now=now)

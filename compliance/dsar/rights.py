@@ -84,7 +84,9 @@ def process_told(
     """Do the request's step, open and send its tasks; True when it is completed already."""
     policy = datamap.policy
     _own_step(session, datamap, request, actor, now)
-    subject = {"id": request.subject_id, "email": request.subject_email}
+    subject = policy.subject_payload(
+        request.subject_type, request.subject_id, request.subject_email
+    )
     specs = told_task_specs(session, policy, request)
     system_tasks.ensure_request_tasks(
         session, policy, request, subject=subject, now=now, specs=specs
@@ -270,7 +272,9 @@ def lift_restriction(
     )
     session.commit()
     # Then every system that was told the start is told the end (retried by later runs).
-    subject = {"id": request.subject_id, "email": request.subject_email}
+    subject = policy.subject_payload(
+        request.subject_type, request.subject_id, request.subject_email
+    )
     specs = told_task_specs(session, policy, request)
     system_tasks.ensure_request_tasks(
         session, policy, request, subject=subject, now=now, specs=specs, action=RESTRICTION_END

@@ -233,15 +233,15 @@ class DataMap:
         """What a webhook or a person needs to find each subject of ``subject_type``: the key
         and the email, read before the erasure removes it."""
         subjects = self.policy.subject_type(subject_type)
-        if not subjects.email:
-            return {k: {"id": k, "email": None} for k in keys}
-        table = self.table(subjects.table)
-        key, email = table.c[subjects.key], table.c[subjects.email]
-        values = self.coerce_keys(subjects.table, keys)
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(key, email).where(among_ids(key, values)))
-            found = {str(k): e for k, e in rows}
-        return {k: {"id": k, "email": found.get(k)} for k in keys}
+        found: dict[str, str | None] = {}
+        if subjects.email:
+            table = self.table(subjects.table)
+            key, email = table.c[subjects.key], table.c[subjects.email]
+            values = self.coerce_keys(subjects.table, keys)
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(key, email).where(among_ids(key, values)))
+                found = {str(k): e for k, e in rows}
+        return {k: self.policy.subject_payload(subject_type, k, found.get(k)) for k in keys}
 
     def coerce_keys(self, name: str, keys: Iterable[str]) -> list[Any]:
         """Subject keys are text in the compliance database; bind them as the column's type."""

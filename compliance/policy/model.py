@@ -349,6 +349,15 @@ class Policy:
             known = ", ".join(sorted([*self.buckets, *self.erasure_buckets]))
             raise NotFound(f"unknown bucket '{name}' (known: {known})") from None
 
+    def subject_payload(self, kind: str, key: str, email: str | None) -> dict[str, str | None]:
+        """Who a task is about, as its webhook or person is told: the key and the email, and
+        where the desk serves several kinds of data subject, the kind (``type``): customer 5
+        is not employee 5, and a system holding both must know which to erase or export."""
+        payload: dict[str, str | None] = {"id": key, "email": email}
+        if self.multiple_subject_types:
+            payload["type"] = kind
+        return payload
+
     def bucket_subject(self, name: str) -> str | None:
         """The kind of data subject bucket ``name`` erases; None for a bucket not (or no
         longer) in the policy."""

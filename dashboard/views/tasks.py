@@ -118,7 +118,8 @@ for task in waiting:
     subject = task.subject or {}
     with st.container(border=True):
         st.markdown(f"**Task {task.id}** · {what} in **{task.system}**")
-        st.text(f"Subject: id {subject.get('id', '?')}, email {subject.get('email') or '—'}")
+        kind = f" ({subject['type']})" if subject.get("type") else ""  # customers, employees
+        st.text(f"Subject{kind}: id {subject.get('id', '?')}, email {subject.get('email') or '—'}")
         with context.session(current) as s:
             for line in task_instructions(s, task):
                 st.text(line)  # may quote what the subject typed: plain text

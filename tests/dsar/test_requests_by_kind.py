@@ -33,6 +33,7 @@ from tests.two_kinds import (
     fill_two_kinds,
     payslips,
 )
+from tests.webhook_server import webhook_service
 
 IDENTITY = ("--identity-method", "id_document", "--identity-check", "passport seen")
 
@@ -209,3 +210,28 @@ def test_only_the_erased_kind_s_key_is_hashed_and_replay_finds_it_in_its_kind(
     assert replayed["erasures"] == 1
     assert keys(desk, employees, "employee_id") == [6, 7]
     assert keys(desk, customers, "customer_id") == ["5", "ALFKI", "ANTON"]
+
+
+def test_a_webhook_is_told_which_kind_of_subject_to_erase(
+    backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A helpdesk holding customers and staff alike must know which 5 to erase."""
+    monkeypatch.setenv("HELPDESK_SECRET", "helpdesk-secret")
+    with webhook_service(b"helpdesk-secret") as service:
+        policy = TWO_KINDS_POLICY + (
+            '\n[dashboard]\ndemo_mode = true\n\n[systems.helpdesk]\nkind = "webhook"\n'
+            f'url = "{service.url}"\nsecret_env = "HELPDESK_SECRET"\ntimeout_seconds = 2\n'
+        )
+        d = make_deployment(backend, tmp_path / "helpdesk", policy)
+        fill_two_kinds(d.app_engine)
+        try:
+            reference = submit(d, "erasure", "--subject-id", "5", "--subject-type", "employees")[
+                "reference"
+            ]
+            ok(d.run("review-dsar", reference, "--approve", "--reviewer", OFFICER, "--execute"))
+            ok(d.run("process-dsar-requests", "--execute"))
+            d.run("apply-deletions", "--execute")  # waits for the helpdesk: not an error here
+        finally:
+            d.dispose()
+    told = [c.body["subject"] for c in service.calls if c.body and "subject" in c.body]
+    assert told and all(s == {"id": "5", "email": ALICE, "type": "employees"} for s in told)
