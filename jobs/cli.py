@@ -30,6 +30,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from compliance import failpoints, logs
+from compliance.deletion.profiles import check_declared_kinds
 from compliance.discovery.coverage import subject_columns_warning
 from compliance.errors import ComplianceError, ConfigError, Outage, printable
 from compliance.free_text import not_utf8
@@ -160,6 +161,8 @@ class Runtime:
                 raise ConfigError(
                     "the compliance database has no tables yet; run 'python -m jobs init-db' first"
                 )
+            with session_factory(self.engine)() as session:
+                check_declared_kinds(session, self.policy)
             self._migrated = True  # asked once per run, not for every session
         return session_factory(self.engine)()
 

@@ -14,7 +14,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from compliance.store.models import ComplianceProfile
+from compliance.errors import ConfigError
+from compliance.policy.model import Policy
+from compliance.store.models import ComplianceProfile, DsarRequest, UserExport
 from compliance.store.queries import PROFILE_KEY, of_type
 
 
@@ -68,3 +70,28 @@ def count_new_profiles(session: Session, subject_type: str, subject_ids: list[st
         )
     )
     return len(subject_ids) - (known or 0)
+
+
+def check_declared_kinds(session: Session, policy: Policy) -> None:
+    """Refuse to work on subjects of a kind the policy no longer declares.
+
+    A desk that moves from one ``[subjects]`` section to ``[subjects.NAME]`` ones keeps its
+    profiles, holds and requests under the kind they were made as (``default``): read as
+    another kind's, a legal hold on customer 5 would no longer keep them, so every job stops
+    here until an operator says which kind they are.
+    """
+    declared = list(policy.subject_types)
+    for model in (ComplianceProfile, DsarRequest, UserExport):
+        old = session.scalar(
+            select(model.subject_type).where(model.subject_type.not_in(declared)).limit(1)
+        )
+        if old is not None:
+            session.rollback()
+            raise ConfigError(
+                f"the compliance database holds subjects of kind '{old}', which the policy "
+                f"no longer declares (it declares {', '.join(declared)}); say which kind they "
+                f"are, in compliance_profiles, dsar_requests and user_exports alike (UPDATE "
+                f"... SET subject_type = '{declared[0]}' WHERE subject_type = '{old}'), or "
+                f"declare [subjects.{old}]"
+            )
+    session.rollback()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from compliance.deletion.holds import place_hold, plan_place_hold
 from compliance.store.models import ComplianceProfile
@@ -100,3 +100,38 @@ def test_an_accepted_employees_batch_erases_employees_only(desk: Deployment) -> 
     assert keys(desk, customer_table, "customer_id") == before  # customer '5' is untouched
     with desk.session() as s:
         assert s.scalar(select(func.count()).select_from(ComplianceProfile)) == 2
+
+
+def test_subjects_of_a_kind_the_policy_no_longer_declares_stop_every_job(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """A desk moving from one [subjects] section to [subjects.NAME] ones: its hold on '5' was
+    made as kind 'default'; read as nobody's, employee 5 would be erased despite it."""
+    single = TWO_KINDS_POLICY.split("[subjects.customers]")[0] + (
+        '[subjects]\ntable = "employees"\nkey = "employee_id"\n\n'
+        '[tables.employees]\nsubject_column = "employee_id"\non_erasure = "delete"\n\n'
+        '[buckets.former_staff]\ntables = ["employees"]\n'
+        'rules = [{ sql = "SELECT employee_id FROM employees WHERE left_at IS NOT NULL" }]\n\n'
+        '[roles]\ncompliance_officer = ["dpo@example.com"]\n'
+    )
+    d = make_deployment(backend, tmp_path / "moving", single)
+    try:
+        fill_two_kinds(d.app_engine)
+        hold(d, "default", "5")
+        d.write_policy(TWO_KINDS_POLICY)
+        refused = d.run("create-deletion-records", "--bucket", "former_staff", "--execute")
+        assert refused.exit_code == 2
+        assert (
+            "the compliance database holds subjects of kind 'default', which the policy no "
+            "longer declares (it declares customers, employees)" in refused.output
+        )
+        with d.engine.begin() as conn:  # the operator says which kind they were
+            conn.execute(
+                update(ComplianceProfile)
+                .where(ComplianceProfile.subject_type == "default")
+                .values(subject_type="employees")
+            )
+        staff = summary(d, "create-deletion-records", "--bucket", "former_staff", "--execute")
+        assert (staff["created"], staff["held"]) == (1, 1)  # employee 5 is still held
+    finally:
+        d.dispose()
