@@ -102,7 +102,12 @@ def _live_keys(
     if not hashed or secret is None:
         return erasures, frozenset()
     policy = datamap.policy
-    kinds = {policy.bucket_subject(bucket) for subject, bucket in erasures if subject in hashed}
+    only = None if policy.multiple_subject_types else next(iter(policy.subject_types))
+
+    def kind_of(bucket: str) -> str | None:  # None: a bucket gone, in a desk of several kinds
+        return policy.bucket_subject(bucket) or only
+
+    kinds = {kind_of(bucket) for subject, bucket in erasures if subject in hashed}
     live: dict[tuple[str | None, str], str] = {}  # (kind, hashed key) -> the key as typed
     for kind in sorted(k for k in kinds if k is not None):
         subjects = policy.subject_types[kind]
@@ -117,10 +122,11 @@ def _live_keys(
     # typed, from newer work, names its plan.
     ordered = sorted(erasures.items(), key=lambda item: item[0][0] not in hashed)
     found = {
-        (live.get((policy.bucket_subject(bucket), subject), subject), bucket): digest
+        (live.get((kind_of(bucket), subject), subject), bucket): digest
         for (subject, bucket), digest in ordered
     }
-    return found, frozenset(hashed - {digest for _, digest in live})
+    gone = {s for s, b in erasures if s in hashed and (kind_of(b), s) not in live}
+    return found, frozenset(gone)
 
 
 def _steps(datamap: DataMap, plan: PlanDocument) -> list[TableAction]:

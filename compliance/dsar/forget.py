@@ -104,9 +104,11 @@ def forget_subject(
     mine = and_(UserExport.subject_type == subject_type, UserExport.subject_id == subject_id)
     files += session.scalars(select(UserExport.location).where(mine))
     session.execute(delete(UserExport).where(mine))
-    # In a folder, support's files written before user_exports existed say whose by name.
-    named = SAFE_NAME.sub("_", str(subject_id))
-    files += [f.location for f in store.listing(Area.SUPPORT) if f.subject == named]
+    # In a folder, support's files written before user_exports existed say whose by name,
+    # without the kind: a desk of several kinds (none that old) leaves another kind's alone.
+    if not policy.multiple_subject_types:
+        named = SAFE_NAME.sub("_", str(subject_id))
+        files += [f.location for f in store.listing(Area.SUPPORT) if f.subject == named]
     deleted = sum(store.delete(location) for location in dict.fromkeys(files))
     record_event(
         session,

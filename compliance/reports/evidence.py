@@ -106,8 +106,9 @@ def record_evidence(datamap: DataMap, bucket_name: str, subject_keys: Sequence[s
     rules = _rule_columns(datamap, bucket_name)
     bucket = datamap.policy.buckets.get(bucket_name)
     review = bucket.review_columns if bucket else ()
-    kind = datamap.policy.bucket_subject(bucket_name)
-    subjects = datamap.policy.subject_kind(kind)
+    policy = datamap.policy
+    kind = policy.bucket_subject(bucket_name)  # None: a bucket gone from the policy
+    subjects = policy.subject_types[kind] if kind else next(iter(policy.subject_types.values()))
     columns = [c for c, _ in rules] + [
         EvidenceColumn(f"{subjects.table}.{c}", c, f"{c} of the subject", "value") for c in review
     ]
