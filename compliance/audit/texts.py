@@ -44,9 +44,12 @@ def text_hash(body: str, salt: str, *, env: Mapping[str, str] | None = None) -> 
     return PREFIX + digest.hexdigest()
 
 
-def keep_text(session: Session, body: str | None, *, subjects: Iterable[str]) -> str | None:
-    """Store ``body`` (already checked by ``free_text``) tied to ``subjects``; its hash for
-    the audit event, or None when there is no text. In the caller's transaction."""
+def keep_text(
+    session: Session, body: str | None, *, subjects: Iterable[tuple[str, str]]
+) -> str | None:
+    """Store ``body`` (already checked by ``free_text``) tied to ``subjects`` (kind of data
+    subject, key); its hash for the audit event, or None when there is no text. In the
+    caller's transaction."""
     if body is None:
         return None
     salt = secrets.token_hex(16)
@@ -54,30 +57,32 @@ def keep_text(session: Session, body: str | None, *, subjects: Iterable[str]) ->
     kept = FreeText(hash=digest, salt=salt, body=body, created_at=utcnow())
     session.add(kept)
     session.flush()
-    tied = sorted({str(s) for s in subjects})
+    tied = sorted({(kind, str(key)) for kind, key in subjects})
     if tied:
         session.execute(
-            insert(FreeTextSubject), [{"free_text_id": kept.id, "subject_id": s} for s in tied]
+            insert(FreeTextSubject),
+            [{"free_text_id": kept.id, "subject_type": k, "subject_id": s} for k, s in tied],
         )
     return digest
 
 
 def text_details(
-    session: Session, key: str, body: str | None, *, subjects: Iterable[str]
+    session: Session, key: str, body: str | None, *, subjects: Iterable[tuple[str, str]]
 ) -> dict[str, str | None]:
     """``{"<key>_hash": hash}`` for an event's details: the text kept outside the chain."""
     return {key + HASH_SUFFIX: keep_text(session, body, subjects=subjects)}
 
 
-def batch_subjects(session: Session, batch_id: int) -> list[str]:
-    """The subjects of a batch's records: whom its decision's reason may describe."""
-    return list(
-        session.scalars(
-            select(ComplianceProfile.subject_id)
+def batch_subjects(session: Session, batch_id: int) -> list[tuple[str, str]]:
+    """The subjects (kind, key) of a batch's records: whom its decision's reason may describe."""
+    return [
+        (kind, key)
+        for kind, key in session.execute(
+            select(ComplianceProfile.subject_type, ComplianceProfile.subject_id)
             .join(DeletionRecord, DeletionRecord.compliance_profile_id == ComplianceProfile.id)
             .where(DeletionRecord.deletion_batch_id == batch_id)
         )
-    )
+    ]
 
 
 def texts_by_hash(session: Session, hashes: Iterable[str]) -> dict[str, str]:
@@ -110,11 +115,14 @@ def readable_all(session: Session, many: list[Mapping[str, Any]]) -> list[dict[s
     return [readable(d, texts) for d in many]
 
 
-def forget_texts(session: Session, subject_id: str) -> int:
+def forget_texts(session: Session, subject_type: str, subject_id: str) -> int:
     """Delete every text tied to the subject (for everyone it was tied to); how many."""
     ids = list(
         session.scalars(
-            select(FreeTextSubject.free_text_id).where(FreeTextSubject.subject_id == subject_id)
+            select(FreeTextSubject.free_text_id).where(
+                FreeTextSubject.subject_type == subject_type,
+                FreeTextSubject.subject_id == subject_id,
+            )
         )
     )
     if not ids:

@@ -186,7 +186,9 @@ def carry_out_review(session: Session, plan: ReviewPlan, *, now: datetime) -> Ds
     request = plan.request
     details: dict[str, Any] = {
         "kind": request.kind,
-        **text_details(session, "reason", plan.reason, subjects=[request.subject_id]),
+        **text_details(
+            session, "reason", plan.reason, subjects=[(request.subject_type, request.subject_id)]
+        ),
     }
     if plan.erasure_policy is not None:
         details.update(_accept_erasure_plan(session, plan.erasure_policy, request))

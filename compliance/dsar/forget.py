@@ -99,7 +99,7 @@ def forget_subject(
         parts = ErasureTask.dsar_request_id.in_(request_ids), ErasureTask.file_path.is_not(None)
         files += [p for p in session.scalars(select(ErasureTask.file_path).where(*parts)) if p]
         session.execute(update(ErasureTask).where(*parts).values(file_path=None, file_name=None))
-    texts = _forget_typed_texts(session, subject_id, _profiles_of(session, request), request_ids)
+    texts = _forget_typed_texts(session, request, _profiles_of(session, request), request_ids)
     store = export_store(policy)
     mine = and_(UserExport.subject_type == subject_type, UserExport.subject_id == subject_id)
     files += session.scalars(select(UserExport.location).where(mine))
@@ -155,7 +155,7 @@ def _profiles_of(session: Session, request: DsarRequest) -> list[int]:
 
 
 def _forget_typed_texts(
-    session: Session, subject_id: str, profiles: list[int], request_ids: list[int]
+    session: Session, request: DsarRequest, profiles: list[int], request_ids: list[int]
 ) -> int:
     """Blank what people typed about the subject (their ``profiles``) outside their requests;
     texts kept outside the audit chain are deleted. How many such texts went (for the audit
@@ -209,7 +209,7 @@ def _forget_typed_texts(
             .values(note=REMOVED)
         )
         session.execute(update(ErasureTask).where(or_(*owners)).values(subject=None))
-    return forget_texts(session, subject_id)
+    return forget_texts(session, request.subject_type, request.subject_id)
 
 
 # ---------------------------------------------------------------- keys kept as a keyed hash
@@ -359,10 +359,9 @@ def hash_erased_keys(
     secret = key_secret(datamap.policy)
     assert secret is not None, "plan_key_hashing refuses without a key"
     hashed = 0
-    several = datamap.policy.multiple_subject_types
     for i in range(0, len(plan.ready), HASH_CHUNK):
         forms = {s: hashed_key(s[1], secret) for s in plan.ready[i : i + HASH_CHUNK]}
-        done = sum(_hash_one(session, s, digest, several) for s, digest in forms.items())
+        done = sum(_hash_one(session, s, digest) for s, digest in forms.items())
         runs = _hash_job_runs(session, datamap, forms)
         if done or runs:  # a worker beside this one may have hashed them first
             record_event(
@@ -378,13 +377,11 @@ def hash_erased_keys(
     return KeysHashed(hashed, plan.waiting)
 
 
-def _hash_one(session: Session, subject: Subject, digest: str, several: bool) -> int:
+def _hash_one(session: Session, subject: Subject, digest: str) -> int:
     """One subject's key becomes ``digest`` everywhere; 1 when it was still kept as typed.
 
     A subject erased before and found again since has two profiles (one hashed): the newer
     one's records, ledger rows and holds join the older, so one subject stays one profile.
-    Free-text ties name a key without its kind: where the desk serves ``several`` kinds and
-    another kind's subject has the same key, those ties stay (they may be that one's).
     """
     kind, key = subject
     found = select(ComplianceProfile.id).where(of_type(kind))
@@ -410,32 +407,24 @@ def _hash_one(session: Session, subject: Subject, digest: str, several: bool) ->
     changed += rows_changed(
         session.execute(update(DsarRequest).where(request).values(subject_id=digest))
     )
-    if not several or not _known_as_another_kind(session, subject):
-        _hash_ties(session, key, digest)
+    _hash_ties(session, subject, digest)
     return 1 if changed else 0
 
 
-def _known_as_another_kind(session: Session, subject: Subject) -> bool:
+def _hash_ties(session: Session, subject: Subject, digest: str) -> None:
+    """Free texts tied to the subject are tied to ``digest`` instead (once, if tied both ways)."""
     kind, key = subject
-    profile = select(ComplianceProfile.id).where(
-        ComplianceProfile.subject_type != kind, ComplianceProfile.subject_id == key
-    )
-    request = select(DsarRequest.id).where(
-        DsarRequest.subject_type != kind, DsarRequest.subject_id == key
-    )
-    return session.scalar(select(profile.exists() | request.exists())) or False
-
-
-def _hash_ties(session: Session, key: str, digest: str) -> None:
-    """Free texts tied to ``key`` are tied to ``digest`` instead (once, if tied both ways)."""
-    tied = select(FreeTextSubject.free_text_id).where(FreeTextSubject.subject_id == digest)
+    mine = FreeTextSubject.subject_type == kind
+    tied = select(FreeTextSubject.free_text_id).where(mine, FreeTextSubject.subject_id == digest)
     session.execute(
         delete(FreeTextSubject).where(
-            FreeTextSubject.subject_id == key, FreeTextSubject.free_text_id.in_(tied)
+            mine, FreeTextSubject.subject_id == key, FreeTextSubject.free_text_id.in_(tied)
         )
     )
     session.execute(
-        update(FreeTextSubject).where(FreeTextSubject.subject_id == key).values(subject_id=digest)
+        update(FreeTextSubject)
+        .where(mine, FreeTextSubject.subject_id == key)
+        .values(subject_id=digest)
     )
 
 

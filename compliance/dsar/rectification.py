@@ -243,7 +243,11 @@ def store_corrections(
                 dsar_request_id=request.id,
                 table_name=correction.table,
                 column_name=correction.column,
-                value_hash=keep_text(session, correction.value, subjects=[request.subject_id]),
+                value_hash=keep_text(
+                    session,
+                    correction.value,
+                    subjects=[(request.subject_type, request.subject_id)],
+                ),
                 created_at=utcnow(),
             )
         )

@@ -267,7 +267,9 @@ def lift_restriction(
         {
             "hold_id": plan.hold_id,
             "notice_id": told.notice_id,
-            **text_details(session, "reason", plan.reason, subjects=[plan.subject_id]),
+            **text_details(
+                session, "reason", plan.reason, subjects=[(request.subject_type, plan.subject_id)]
+            ),
         },
     )
     session.commit()

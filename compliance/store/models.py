@@ -421,8 +421,9 @@ class FreeText(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class FreeTextSubject(Base):
-    """A subject a free text may be about (by application key, as requests name them)."""
+class FreeTextSubject(OfSubjectType, Base):
+    """A subject a free text may be about (by kind and application key, as requests name
+    them; the kind added by migration 0021)."""
 
     __tablename__ = "free_text_subjects"
     free_text_id: Mapped[int] = mapped_column(

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import delete, func, insert, select
 
 from compliance.audit.subject_keys import hashed_key
+from compliance.dsar.rectification import plan_rectification
 from compliance.reports.dsar_stats import dsar_split
 from compliance.storage import export_store
 from compliance.store.models import ComplianceProfile, DsarRequest
@@ -235,3 +236,34 @@ def test_a_webhook_is_told_which_kind_of_subject_to_erase(
             d.dispose()
     told = [c.body["subject"] for c in service.calls if c.body and "subject" in c.body]
     assert told and all(s == {"id": "5", "email": ALICE, "type": "employees"} for s in told)
+
+
+def test_erasing_employee_5_keeps_what_was_typed_for_customer_5(desk: Deployment) -> None:
+    """Texts are tied to a subject by kind and key: customer '5''s open rectification keeps
+    its new value when employee 5's erasure completes."""
+    asked = submit(
+        desk, "rectification", "--subject-id", "5", "--subject-type", "customers",
+        "--correct", "customers.company=Bob's Bikes",
+    )  # fmt: skip
+    erasure = submit(desk, "erasure", "--subject-id", "5", "--subject-type", "employees")
+    ok(desk.run("review-dsar", erasure["reference"], "--approve", "--reviewer", OFFICER,
+                "--execute"))  # fmt: skip
+    ok(desk.run("process-dsar-requests", "--execute"))
+    ok(desk.run("apply-deletions", "--execute"))
+    ok(desk.run("process-dsar-requests", "--execute"))
+    with desk.session() as s:
+        request = s.scalars(
+            select(DsarRequest).where(DsarRequest.reference == asked["reference"])
+        ).one()
+        datamap = desk.datamap()
+        try:
+            plan = plan_rectification(s, datamap, request)
+        finally:
+            datamap.dispose()
+        completed = s.scalar(
+            select(DsarRequest.status).where(DsarRequest.reference == erasure["reference"])
+        )
+    assert completed == "completed"
+    assert [(c.table, dict(c.values)) for c in plan.changes] == [
+        ("customers", {"company": "Bob's Bikes"})
+    ]
