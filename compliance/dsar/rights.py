@@ -259,19 +259,10 @@ def lift_restriction(
         session.rollback()
         raise Conflict(f"the restriction of {plan.reference} was lifted meanwhile")
     request = get_dsar(session, plan.reference)
-    audit_request(
-        session,
-        request,
-        "dsar.restriction_lifted",
-        plan.by.email,
-        {
-            "hold_id": plan.hold_id,
-            "notice_id": told.notice_id,
-            **text_details(
-                session, "reason", plan.reason, subjects=[(request.subject_type, plan.subject_id)]
-            ),
-        },
-    )
+    held = (request.subject_type, plan.subject_id)
+    reason = text_details(session, "reason", plan.reason, subjects=[held])
+    details = {"hold_id": plan.hold_id, "notice_id": told.notice_id, **reason}
+    audit_request(session, request, "dsar.restriction_lifted", plan.by.email, details)
     session.commit()
     # Then every system that was told the start is told the end (retried by later runs).
     subject = policy.subject_payload(
