@@ -145,6 +145,7 @@ def stop_everywhere(message: str) -> None:
 
 try:
     policy = context.policy()
+    context.check_kinds(policy)
 except ComplianceError as exc:
     stop_everywhere(f"The dashboard cannot start: {widgets.error_text(exc)}")
 

@@ -17,10 +17,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import ChainCheck, verify_chain
 from compliance.deletion.batches import BatchTarget, batch_target
+from compliance.deletion.profiles import check_declared_kinds
 from compliance.dsar.rectification import FREE_TEXT
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import config_path, load_policy
@@ -38,6 +40,23 @@ IDENTITY_KEY = "identity"
 def policy() -> Policy:
     """The policy file, read on every run: it is small, and edits show up without a restart."""
     return load_policy()
+
+
+def check_kinds(current: Policy) -> None:
+    """ConfigError while the compliance database holds a kind of data subject the policy no
+    longer declares (``profiles.check_declared_kinds``, as every job checks it)."""
+    _kinds_checked(current.database_url, tuple(current.subject_types))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _kinds_checked(url: str, kinds: tuple[str, ...]) -> bool:
+    """Asked once per process while it holds (a refusal is not cached: asked again)."""
+    with session_factory(engine(url))() as s:
+        try:
+            check_declared_kinds(s, policy())
+        except SQLAlchemyError:  # no tables yet: the pages say so themselves
+            return False
+    return True
 
 
 @st.cache_resource(max_entries=16, on_release=lambda engine: engine.dispose())

@@ -126,3 +126,17 @@ def test_a_hold_is_placed_on_the_kind_chosen_and_listed_with_it(
     with desk.session() as s:
         held = s.execute(select(ComplianceProfile.subject_type, ComplianceProfile.subject_id)).all()
     assert held == [("employees", "5")]
+
+
+def test_subjects_of_an_undeclared_kind_stop_the_dashboard_as_they_stop_every_job(
+    desk: Deployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with desk.session() as s:  # made when the policy had one plain [subjects] section
+        s.add(ComplianceProfile(subject_id="5", subject_type="default"))
+        s.commit()
+    at = open_as(desk, monkeypatch, OFFICER)
+    (said,) = texts(at, "error")
+    assert said.startswith(
+        "The dashboard cannot start: the compliance database holds subjects of kind "
+        "'default', which the policy no longer declares (it declares customers, employees)"
+    )

@@ -65,6 +65,23 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Below 0020 a key is one subject: two kinds sharing one cannot go back (said, not a
+    # constraint's error; the key itself is not printed).
+    shared = (
+        op.get_bind()
+        .execute(
+            sa.text(
+                "SELECT count(*) FROM (SELECT subject_id FROM compliance_profiles "
+                "GROUP BY subject_id HAVING count(*) > 1) AS shared"
+            )
+        )
+        .scalar()
+    )
+    if shared:
+        raise RuntimeError(
+            f"cannot downgrade below 0020_subject_types: {shared} key(s) name subjects of "
+            "more than one kind; erase or merge them first"
+        )
     op.drop_index(OPEN_INDEX, table_name="dsar_requests", sqlite_where=OPEN, postgresql_where=OPEN)
     op.create_index(
         OPEN_INDEX,
