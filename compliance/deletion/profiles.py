@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from compliance.errors import ConfigError
 from compliance.policy.model import Policy
-from compliance.store.models import ComplianceProfile, DsarRequest, UserExport
+from compliance.store.models import ComplianceProfile, DsarRequest, FreeTextSubject, UserExport
 from compliance.store.queries import PROFILE_KEY, of_type
 
 
@@ -81,7 +81,7 @@ def check_declared_kinds(session: Session, policy: Policy) -> None:
     here until an operator says which kind they are.
     """
     declared = list(policy.subject_types)
-    for model in (ComplianceProfile, DsarRequest, UserExport):
+    for model in (ComplianceProfile, DsarRequest, UserExport, FreeTextSubject):
         old = session.scalar(
             select(model.subject_type).where(model.subject_type.not_in(declared)).limit(1)
         )
@@ -90,7 +90,8 @@ def check_declared_kinds(session: Session, policy: Policy) -> None:
             raise ConfigError(
                 f"the compliance database holds subjects of kind '{old}', which the policy "
                 f"no longer declares (it declares {', '.join(declared)}); say which kind they "
-                f"are, in compliance_profiles, dsar_requests and user_exports alike (UPDATE "
+                f"are, in compliance_profiles, dsar_requests, user_exports and "
+                f"free_text_subjects alike (UPDATE "
                 f"... SET subject_type = '{declared[0]}' WHERE subject_type = '{old}'), or "
                 f"declare [subjects.{old}]"
             )

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
+from compliance.audit.texts import keep_text
 from compliance.deletion.holds import place_hold, plan_place_hold
-from compliance.store.models import ComplianceProfile
+from compliance.store.models import ComplianceProfile, FreeTextSubject
 from tests.conftest import DPO, Backend, Deployment, make_deployment, ok
 from tests.two_kinds import OFFICER, TWO_KINDS_POLICY, employees, fill_two_kinds, payslips
 from tests.two_kinds import customers as customer_table
@@ -125,12 +126,17 @@ def test_subjects_of_a_kind_the_policy_no_longer_declares_stop_every_job(
             "the compliance database holds subjects of kind 'default', which the policy no "
             "longer declares (it declares customers, employees)" in refused.output
         )
-        with d.engine.begin() as conn:  # the operator says which kind they were
-            conn.execute(
-                update(ComplianceProfile)
-                .where(ComplianceProfile.subject_type == "default")
-                .values(subject_type="employees")
-            )
+        with d.session() as s:  # a note typed then, tied to the key as kind 'default'
+            keep_text(s, "Tribunal claim", subjects=[("default", "5")])
+            s.commit()
+        for model in (ComplianceProfile, FreeTextSubject):  # the operator says which kind
+            with d.engine.begin() as conn:
+                assert d.run("create-deletion-records", "--bucket", "former_staff").exit_code == 2
+                conn.execute(
+                    update(model)
+                    .where(model.subject_type == "default")
+                    .values(subject_type="employees")
+                )
         staff = summary(d, "create-deletion-records", "--bucket", "former_staff", "--execute")
         assert (staff["created"], staff["held"]) == (1, 1)  # employee 5 is still held
     finally:
