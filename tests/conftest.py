@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -85,6 +86,11 @@ def ok_stdout(result: Result) -> str:
     progress lines a run logs to stderr once it takes a while, as any run may on a busy machine."""
     assert result.exit_code == 0, result.output
     return result.stdout
+
+
+def summary(d: Deployment, *args: str) -> dict[str, Any]:
+    """A command's ``--json`` summary; it must succeed."""
+    return json.loads(ok_stdout(d.run("--json", *args)))
 
 
 #: The files that take minutes, longest first. They are handed to the workers before the

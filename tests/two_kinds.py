@@ -7,7 +7,9 @@ same email. Each kind has its own bucket.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import (
     Column,
@@ -21,6 +23,8 @@ from sqlalchemy import (
     Table,
     insert,
 )
+
+from tests.conftest import Backend, Deployment, make_deployment
 
 metadata = MetaData()
 customers = Table(
@@ -139,3 +143,13 @@ def fill_two_kinds(engine: Engine) -> None:
                 {"id": 3, "employee_id": 7, "amount": 300},
             ],
         )
+
+
+def two_kinds_desk(
+    backend: Backend, directory: Path, policy: str = TWO_KINDS_POLICY
+) -> Iterator[Deployment]:
+    """A desk on this schema (for a fixture to ``yield from``), disposed of afterwards."""
+    d = make_deployment(backend, directory, policy)
+    fill_two_kinds(d.app_engine)
+    yield d
+    d.dispose()

@@ -14,16 +14,13 @@ from sqlalchemy import select
 
 from compliance.store.models import DsarRequest
 from tests.api.test_intake_api import IDENTITY, Server, new_key, served
-from tests.conftest import Backend, Deployment, make_deployment
-from tests.two_kinds import TWO_KINDS_POLICY, fill_two_kinds
+from tests.conftest import Backend, Deployment
+from tests.two_kinds import two_kinds_desk
 
 
 @pytest.fixture
 def desk(backend: Backend, tmp_path: Path) -> Iterator[Deployment]:
-    d = make_deployment(backend, tmp_path / "desk", TWO_KINDS_POLICY)
-    fill_two_kinds(d.app_engine)
-    yield d
-    d.dispose()
+    yield from two_kinds_desk(backend, tmp_path / "desk")
 
 
 @pytest.fixture

@@ -16,9 +16,14 @@ from streamlit.testing.v1 import AppTest
 
 from compliance.store.models import ComplianceProfile, DeletionBatch, DsarRequest
 from dashboard.navigation import PAGES
-from tests.conftest import Backend, Deployment, make_deployment, ok
+from tests.conftest import Backend, Deployment, ok
 from tests.dashboard.conftest import APP, SIGNED_IN_AS, behind_proxy, button, texts
-from tests.two_kinds import ALICE, OFFICER, SUPPORT, TWO_KINDS_POLICY, fill_two_kinds
+from tests.two_kinds import (
+    ALICE,
+    OFFICER,
+    SUPPORT,
+    two_kinds_desk,
+)
 
 
 def open_as(d: Deployment, monkeypatch: pytest.MonkeyPatch, email: str) -> AppTest:
@@ -32,10 +37,7 @@ def open_as(d: Deployment, monkeypatch: pytest.MonkeyPatch, email: str) -> AppTe
 
 @pytest.fixture
 def desk(backend: Backend, tmp_path: Path) -> Iterator[Deployment]:
-    d = make_deployment(backend, tmp_path / "desk", TWO_KINDS_POLICY)
-    fill_two_kinds(d.app_engine)
-    yield d
-    d.dispose()
+    yield from two_kinds_desk(backend, tmp_path / "desk")
     st.cache_data.clear()
     st.cache_resource.clear()
 

@@ -6,7 +6,6 @@ bucket of employees opens records for employees, and applying it erases their ro
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,23 +16,21 @@ from sqlalchemy import func, select, update
 from compliance.audit.texts import keep_text
 from compliance.deletion.holds import place_hold, plan_place_hold
 from compliance.store.models import ComplianceProfile, FreeTextSubject
-from tests.conftest import DPO, Backend, Deployment, make_deployment, ok
-from tests.two_kinds import OFFICER, TWO_KINDS_POLICY, employees, fill_two_kinds, payslips
+from tests.conftest import DPO, Backend, Deployment, make_deployment, ok, summary
+from tests.two_kinds import (
+    OFFICER,
+    TWO_KINDS_POLICY,
+    employees,
+    fill_two_kinds,
+    payslips,
+    two_kinds_desk,
+)
 from tests.two_kinds import customers as customer_table
 
 
 @pytest.fixture
 def desk(backend: Backend, tmp_path: Path) -> Iterator[Deployment]:
-    d = make_deployment(backend, tmp_path / "desk", TWO_KINDS_POLICY)
-    fill_two_kinds(d.app_engine)
-    yield d
-    d.dispose()
-
-
-def summary(d: Deployment, *args: str) -> dict[str, Any]:
-    result = d.run("--json", *args)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
+    yield from two_kinds_desk(backend, tmp_path / "desk")
 
 
 def hold(d: Deployment, subject_type: str, subject_id: str) -> None:

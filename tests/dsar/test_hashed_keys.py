@@ -27,7 +27,7 @@ from compliance.store.models import (
     DsarRequest,
     JobRun,
 )
-from tests.conftest import Backend, Deployment, make_deployment, ok
+from tests.conftest import Backend, Deployment, make_deployment, ok, summary
 from tests.shop import SHOP_POLICY, fill_shop
 from tests.shop import metadata as shop_tables
 
@@ -65,13 +65,6 @@ def one_database_shop(
     fill_shop(d.app_engine)
     yield d
     d.dispose()
-
-
-def summary(d: Deployment, *args: str) -> dict[str, Any]:
-    """A command's --json summary; it must succeed."""
-    result = d.run("--json", *args)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
 def erase(d: Deployment, subject: str) -> str:

@@ -23,7 +23,7 @@ from compliance.dsar.rectification import plan_rectification
 from compliance.reports.dsar_stats import dsar_split
 from compliance.storage import export_store
 from compliance.store.models import ComplianceProfile, DsarRequest
-from tests.conftest import Backend, Deployment, make_deployment, ok
+from tests.conftest import Backend, Deployment, make_deployment, ok, summary
 from tests.two_kinds import (
     ALICE,
     OFFICER,
@@ -33,6 +33,7 @@ from tests.two_kinds import (
     employees,
     fill_two_kinds,
     payslips,
+    two_kinds_desk,
 )
 from tests.webhook_server import webhook_service
 
@@ -41,16 +42,7 @@ IDENTITY = ("--identity-method", "id_document", "--identity-check", "passport se
 
 @pytest.fixture
 def desk(backend: Backend, tmp_path: Path) -> Iterator[Deployment]:
-    d = make_deployment(backend, tmp_path / "desk", TWO_KINDS_POLICY)
-    fill_two_kinds(d.app_engine)
-    yield d
-    d.dispose()
-
-
-def summary(d: Deployment, *args: str) -> dict[str, Any]:
-    result = d.run("--json", *args)
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)  # type: ignore[no-any-return]
+    yield from two_kinds_desk(backend, tmp_path / "desk")
 
 
 def submit(d: Deployment, kind: str, *who: str) -> dict[str, Any]:
