@@ -42,7 +42,7 @@ from compliance.policy.loader import load_policy
 from compliance.policy.model import Policy
 from compliance.store.engines import make_engine, session_factory
 from compliance.store.states import DsarStatus
-from compliance.systems.tasks import receive_callback
+from compliance.systems.webhook_tasks import receive_callback
 
 
 @dataclass

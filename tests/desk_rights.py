@@ -20,7 +20,7 @@ from compliance.deletion.apply import apply_deletions
 from compliance.dsar.notices import send_notice
 from compliance.dsar.processing import ProcessResult, process_dsar_requests
 from compliance.store.models import AuditEvent, DsarRequest, ErasureTask, utcnow
-from compliance.systems.tasks import (
+from compliance.systems.manual_tasks import (
     ManualTaskFilter,
     confirm_task,
     confirm_tasks,

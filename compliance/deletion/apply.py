@@ -51,6 +51,7 @@ from compliance.store.models import ComplianceProfile, DeletionBatch, DeletionRe
 from compliance.store.queries import record_accepted_open, record_due
 from compliance.store.sql import among_ids
 from compliance.store.states import RecordState, TaskStatus
+from compliance.systems import sql_tasks, webhook_tasks
 from compliance.systems import tasks as system_tasks
 
 # Subjects per chunk: large enough that the bookkeeping per chunk (claim, mark applied,
@@ -436,7 +437,7 @@ class _BucketRun:
         blocked: dict[int, str] = {}
         rows: dict[str, int] = {}
         for system, plan in work.plans.items():
-            todo = set(system_tasks.sql_work(session, system, record_ids))
+            todo = set(sql_tasks.sql_work(session, system, record_ids))
             chunk = [(rid, key) for rid, key in records if rid in todo]
             if not chunk:
                 continue
@@ -481,7 +482,7 @@ class _BucketRun:
         rows: dict[str, int] = {}
         outcomes: list[tuple[str, list[int], dict[int, str]]] = []
         for system, plan in work.plans.items():
-            todo = set(system_tasks.sql_work(session, system, record_ids))
+            todo = set(sql_tasks.sql_work(session, system, record_ids))
             chunk = [(rid, subject) for rid, subject in records if rid in todo]
             if not chunk:
                 continue
@@ -515,7 +516,7 @@ class _BucketRun:
         outcomes, blocked, rows = self._erase_systems(session, work, records, result)
         # Writes to the compliance database only after every erasure is committed.
         for system, ok, errors in outcomes:
-            system_tasks.finish_sql_tasks(session, system, ok, errors, self.now)
+            sql_tasks.finish_sql_tasks(session, system, ok, errors, self.now)
         system_tasks.ensure_record_tasks(
             session,
             self.datamap.policy,
@@ -627,7 +628,7 @@ def _run_other_systems(
     result: ApplyResult,
 ) -> tuple[list[int], dict[int, str]]:
     """Send the chunk's due webhook tasks, then apply the records that became complete."""
-    run = system_tasks.run_webhook_tasks(
+    run = webhook_tasks.run_webhook_tasks(
         session, datamap.policy, actor=actor, now=now, record_ids=record_ids
     )
     for key, n in run.counts().items():

@@ -14,8 +14,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, func, insert, literal, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from compliance.audit.subject_keys import key_forms
@@ -28,7 +26,7 @@ from compliance.store.models import (
     DsarRequest,
 )
 from compliance.store.queries import batch_in, record_in
-from compliance.store.sql import rows_changed
+from compliance.store.sql import dialect_insert, rows_changed
 from compliance.store.states import BatchStatus, LedgerDecision, RecordState
 from compliance.store.tallies import DeletionTally, tally_sums
 from compliance.store.types import UTCDateTime
@@ -155,12 +153,11 @@ _COUNTERS = ("records_erased", "records_kept", "batches_accepted", "batches_reje
 def _add_to_aggregates(session: Session, counts: dict[tuple[str, date], dict[str, int]]) -> None:
     if not counts:
         return
-    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     rows = [
         {"bucket": bucket, "week": week, **{c: values.get(c, 0) for c in _COUNTERS}}
         for (bucket, week), values in sorted(counts.items())
     ]
-    statement = dialect_insert(DeletionAggregate)
+    statement = dialect_insert(session)(DeletionAggregate)
     table = DeletionAggregate.__table__
     session.execute(
         statement.on_conflict_do_update(

@@ -27,8 +27,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
@@ -37,6 +35,7 @@ from compliance.policy.datamap import descendants
 from compliance.policy.model import Policy
 from compliance.policy.strategies import ErasureAction
 from compliance.store.models import DeletionBatch, ErasurePlan, utcnow
+from compliance.store.sql import dialect_insert
 
 #: ``{"steps": [...], "subjects": {...}, "links": {...}}``; a plan stored before links were
 #: recorded is read back as ``{"steps": [...]}`` (see ``load_plans``).
@@ -111,10 +110,6 @@ def plan_hash(plan: PlanDocument | Sequence[Mapping[str, Any]]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _insert(session: Session) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
 def store_plan(session: Session, plan: PlanDocument) -> str:
     """Keep the plan under its hash (once; plans are permanent) and return the hash.
 
@@ -123,7 +118,7 @@ def store_plan(session: Session, plan: PlanDocument) -> str:
     """
     digest = plan_hash(plan)
     session.execute(
-        _insert(session)(ErasurePlan)
+        dialect_insert(session)(ErasurePlan)
         .values(hash=digest, plan=plan, links_hash=digest, created_at=utcnow())
         .on_conflict_do_nothing(index_elements=["hash"])
     )

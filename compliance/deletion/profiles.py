@@ -7,24 +7,15 @@ the first time anything concerns the subject, in one statement for a whole chunk
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from compliance.errors import ConfigError
 from compliance.policy.model import Policy
 from compliance.store.models import ComplianceProfile, DsarRequest, FreeTextSubject, UserExport
 from compliance.store.queries import PROFILE_KEY, of_type
-
-
-def dialect_insert(session: Session) -> Any:
-    """The dialect's INSERT, for ON CONFLICT DO NOTHING (SQLite and PostgreSQL share the syntax)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return pg_insert
-    return sqlite_insert
+from compliance.store.sql import dialect_insert
 
 
 def insert_missing_profiles(

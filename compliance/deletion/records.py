@@ -37,11 +37,7 @@ from compliance.audit.chain import record_event
 from compliance.audit.subject_keys import either_form, key_secret
 from compliance.deletion.holds import held_subjects, on_hold
 from compliance.deletion.ledger import cooling_off, cooling_off_condition
-from compliance.deletion.profiles import (
-    count_new_profiles,
-    dialect_insert,
-    insert_missing_profiles,
-)
+from compliance.deletion.profiles import count_new_profiles, insert_missing_profiles
 from compliance.deletion.rules import copy_due_subjects, due_query, iter_due_subjects
 from compliance.errors import InvalidInput
 from compliance.logs import Progress, log_event
@@ -49,7 +45,7 @@ from compliance.policy.datamap import DataMap
 from compliance.policy.model import Bucket
 from compliance.store.models import ComplianceProfile, DecisionLedger, DeletionRecord, utcnow
 from compliance.store.queries import PROFILE_KEY, of_type, record_open
-from compliance.store.sql import rows_changed
+from compliance.store.sql import dialect_insert, rows_changed
 from compliance.store.states import LedgerDecision
 from compliance.store.types import UTCDateTime
 

@@ -61,6 +61,7 @@ from compliance.store.states import (
     move,
 )
 from compliance.systems import tasks as system_tasks
+from compliance.systems import webhook_tasks
 
 CLAIM_LEASE = timedelta(minutes=30)  # far longer than one export or erasure takes
 # A request waiting for its systems is looked at again by one worker at a time, this far apart.
@@ -233,7 +234,7 @@ def _process_access(
         system_tasks.ensure_request_tasks(session, policy, request, subject=subject, now=now)
     if told and any(s.kind in _WAITING_KINDS for s in system_tasks.access_task_specs(policy)):
         session.commit()  # the tasks' idempotency keys exist before any request leaves
-        system_tasks.run_webhook_tasks(
+        webhook_tasks.run_webhook_tasks(
             session, policy, actor=actor, now=now, request_ids=[request.id], store=store,
         )  # fmt: skip
         if not system_tasks.request_tasks_finished(session, request.id, kinds=_WAITING_KINDS):

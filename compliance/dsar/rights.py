@@ -42,6 +42,7 @@ from compliance.store.queries import dsar_in
 from compliance.store.sql import rows_changed
 from compliance.store.states import TOLD_KINDS, DsarKind, DsarStatus, NoticeStatus, TaskStatus
 from compliance.systems import tasks as system_tasks
+from compliance.systems import webhook_tasks
 from compliance.systems.payloads import RESTRICTION_END, restriction_of
 
 
@@ -102,7 +103,7 @@ def settle_told(
     the request once every task is finished."""
     if request.kind == DsarKind.RECTIFICATION:
         _rectify(session, datamap, request, actor, now)
-    system_tasks.run_webhook_tasks(
+    webhook_tasks.run_webhook_tasks(
         session, datamap.policy, actor=actor, now=now, request_ids=[request.id]
     )
     if request.status != DsarStatus.PROCESSING:  # completed: telling its restriction's end
@@ -273,7 +274,7 @@ def lift_restriction(
         session, policy, request, subject=subject, now=now, specs=specs, action=RESTRICTION_END
     )
     session.commit()
-    system_tasks.run_webhook_tasks(
+    webhook_tasks.run_webhook_tasks(
         session, policy, actor=plan.by.email, now=now, request_ids=[request.id]
     )
     return told

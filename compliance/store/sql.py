@@ -19,14 +19,21 @@ from sqlalchemy import (
     func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import QueryableAttribute
+from sqlalchemy.orm import QueryableAttribute, Session
 from sqlalchemy.sql.visitors import InternalTraversal
 
 
 def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
     """How many rows of the group meet ``condition``; 0 (not NULL) for an empty group."""
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0).cast(Integer)
+
+
+def dialect_insert(session: Session) -> Any:
+    """The session's dialect's INSERT, for ON CONFLICT (SQLite and PostgreSQL share the syntax)."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def rows_changed(result: Result[Any]) -> int:

@@ -1,15 +1,12 @@
 """Tasks: one per system for every deletion record and DSAR request, worked through by the jobs.
 
 A record is applied, and an access request completed, only when each of its tasks is done
-(or skipped, for a system that holds only retained data). SQL tasks are carried out by
-``apply-deletions`` and ``process-dsar-requests`` as before, one engine per system; webhook
-tasks are sent with a signed body and an idempotency key fixed when the task was created,
-and retried with exponential backoff; manual tasks wait for a person to confirm them.
-
-Crash safety: a webhook task is marked ``sent`` (and committed) before the request leaves,
-so a run killed afterwards resends it, after a short lease, with the same key; the
-service's answer is stored under a condition on the task's state, so a late duplicate
-answer changes nothing.
+(or skipped, for a system that holds only retained data). This module is what every kind
+of task shares: which tasks a record or request gets, how a task finishes or fails, when
+its owner is settled, and the reads. Each kind's work has a module of its own: SQL tasks
+(``sql_tasks``, carried out by ``apply-deletions`` and ``process-dsar-requests``), webhook
+tasks (``webhook_tasks``: signed, retried with backoff, answered by polling or callback)
+and manual tasks (``manual_tasks``: a person confirms them).
 """
 
 from __future__ import annotations
@@ -18,20 +15,14 @@ import json
 import os
 import re
 from collections.abc import Container, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     ScalarSelect,
-    Select,
-    String,
     Subquery,
-    Text,
-    and_,
-    bindparam,
     case,
     func,
     literal,
@@ -40,27 +31,17 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from compliance import failpoints
 from compliance.audit.chain import record_event
-from compliance.errors import Conflict, InvalidInput, NotFound, stored_error
-from compliance.free_text import free_text
-from compliance.logs import log_event
+from compliance.errors import InvalidInput, stored_error
 from compliance.policy.model import Bucket, Policy
-from compliance.policy.systems import System, SystemKind
-from compliance.roles import COMPLIANCE_OFFICER, Identity, require
-from compliance.storage import Area, ExportStore, export_store
-from compliance.store.models import DeletionRecord, DsarRequest, ErasureTask, utcnow
+from compliance.policy.systems import SystemKind
+from compliance.storage import Area, ExportStore
+from compliance.store.models import DeletionRecord, DsarRequest, ErasureTask
 from compliance.store.queries import first_or_not_found, record_open
-from compliance.store.sql import among_ids, rows_changed
+from compliance.store.sql import among_ids, dialect_insert
 from compliance.store.states import DsarKind, TaskStatus, move
-from compliance.systems import webhook
-from compliance.systems.payloads import task_details
-from compliance.systems.webhook import WireStatus
 
 # A finished task never moves again (is_final); the rest are still to do.
 FINISHED = (TaskStatus.DONE, TaskStatus.SKIPPED)
@@ -85,10 +66,6 @@ def new_keys(n: int) -> list[str]:
 
 def new_key() -> str:
     return new_keys(1)[0]
-
-
-def _insert(session: Session) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 # ---------------------------------------------------------------- which tasks a thing gets
@@ -204,7 +181,7 @@ def _insert_tasks(session: Session, rows: list[dict[str, Any]], owner: str) -> i
         return 0
     table = ErasureTask.__table__
     result = session.execute(
-        _insert(session)(table)
+        dialect_insert(session)(table)
         # A request's tasks are one per system and action (uq_erasure_tasks_request).
         .on_conflict_do_nothing(
             index_elements=[owner, "system", "action"]
@@ -215,146 +192,6 @@ def _insert_tasks(session: Session, rows: list[dict[str, Any]], owner: str) -> i
         rows,
     )
     return len(result.all())
-
-
-# ---------------------------------------------------------------- SQL tasks
-
-
-def sql_work(session: Session, system: str, record_ids: Sequence[int]) -> list[int]:
-    """The records whose task in ``system`` is still to do (or not yet created).
-
-    Only reads, so the erasure itself can run before this session writes anything: on
-    SQLite with one file for both databases a write here would block the erasure.
-    """
-    if not record_ids:
-        return []
-    # The status is checked here, not in SQL: with statistics taken while the task table
-    # was small, PostgreSQL intersected the chunk's tasks with every finished task in the
-    # status index, a read that grew with each chunk ever applied (issue 13).
-    tasks = session.execute(
-        select(ErasureTask.deletion_record_id, ErasureTask.status).where(
-            among_ids(ErasureTask.deletion_record_id, record_ids), ErasureTask.system == system
-        )
-    )
-    finished = {rid for rid, status in tasks if status in FINISHED}
-    return [rid for rid in record_ids if rid not in finished]
-
-
-def finish_sql_tasks(
-    session: Session,
-    system: str,
-    done: Sequence[int],
-    failed: Mapping[int, str],
-    now: datetime,
-) -> None:
-    """Write the records' SQL tasks in ``system`` done, or failed with their error.
-
-    One upsert for the chunk: a task the run has not created yet is inserted already
-    finished (or failed) rather than inserted pending and updated, which would write every
-    row twice. A task finished meanwhile stays as it is; a failed one is retried next run.
-    """
-    if not done and not failed:
-        return
-    table = ErasureTask.__table__
-    insert = _insert(session)(table)
-    if session.get_bind().dialect.name == "postgresql":
-        # The chunk as a few array parameters, not a dozen parameters per row.
-        insert = insert.from_select(*_sql_task_rows_pg(system, done, failed, now))
-        rows: list[dict[str, Any]] | None = None
-    else:
-        rows = [
-            _sql_task_row(system, rid, now, TaskStatus.DONE, None, done_at=now) for rid in done
-        ] + [
-            _sql_task_row(system, rid, now, TaskStatus.FAILED, stored_error(message))
-            for rid, message in failed.items()
-        ]
-    upsert = insert.on_conflict_do_update(
-        index_elements=["deletion_record_id", "system"],
-        set_={
-            "status": insert.excluded.status,
-            "done_at": insert.excluded.done_at,
-            "last_error": insert.excluded.last_error,
-            "attempts": table.c.attempts + 1,
-            "updated_at": insert.excluded.updated_at,
-        },
-        # Plain comparisons: an IN list would expand, which executemany refuses.
-        where=and_(*(table.c.status != status for status in FINISHED)),
-    )
-    if rows is None:  # PostgreSQL: one INSERT … SELECT, nothing to send back
-        session.execute(upsert)
-    else:
-        # With RETURNING, SQLAlchemy sends the rows as multi-row pages, not one by one.
-        session.execute(upsert.returning(table.c.id), rows).all()
-
-
-def _sql_task_fixed(system: str, now: datetime) -> dict[str, Any]:
-    """What every SQL task ``finish_sql_tasks`` writes in one chunk has in common."""
-    return {
-        "dsar_request_id": None,
-        "system": system,
-        "system_kind": SystemKind.SQL,
-        "action": "erasure",
-        "attempts": 1,
-        "subject": None,
-        "note": None,
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-def _sql_task_rows_pg(
-    system: str, done: Sequence[int], failed: Mapping[int, str], now: datetime
-) -> tuple[list[str], Select[Any]]:
-    """The rows ``_sql_task_row`` makes, as one SELECT over unnested arrays (PostgreSQL)."""
-    table = ErasureTask.__table__
-    ids = [*done, *failed]
-    statuses = [str(TaskStatus.DONE)] * len(done) + [str(TaskStatus.FAILED)] * len(failed)
-    errors = [None] * len(done) + [stored_error(message) for message in failed.values()]
-    given = (
-        func.unnest(
-            bindparam("task_ids", ids, type_=ARRAY(BigInteger)),
-            bindparam("task_statuses", statuses, type_=ARRAY(String)),
-            bindparam("task_errors", errors, type_=ARRAY(Text)),
-            bindparam("task_keys", new_keys(len(ids)), type_=ARRAY(String)),
-        )
-        .table_valued("record_id", "status", "error", "key")
-        .render_derived()
-    )
-    # Typed as their columns: the JSON column's None is JSON null, as in the executemany rows.
-    columns: dict[str, Any] = {
-        name: literal(value, table.c[name].type)
-        for name, value in _sql_task_fixed(system, now).items()
-    }
-    columns |= {
-        "deletion_record_id": given.c.record_id,
-        "status": given.c.status,
-        "idempotency_key": given.c.key,
-        "done_at": case(
-            (given.c.status == str(TaskStatus.DONE), literal(now, table.c.done_at.type))
-        ),
-        "last_error": given.c.error,
-    }
-    return list(columns), select(*columns.values())
-
-
-def _sql_task_row(
-    system: str,
-    record_id: int,
-    now: datetime,
-    status: TaskStatus,
-    error: str | None,
-    *,
-    done_at: datetime | None = None,
-) -> dict[str, Any]:
-    """A record's SQL task as ``finish_sql_tasks`` leaves it: tried once, done or failed."""
-    return {
-        **_sql_task_fixed(system, now),
-        "deletion_record_id": record_id,
-        "status": status,
-        "idempotency_key": new_key(),
-        "done_at": done_at,
-        "last_error": error,
-    }
 
 
 # ---------------------------------------------------------------- settling owners
@@ -498,260 +335,6 @@ def request_tasks_finished(session: Session, request_id: int, *, kinds: Iterable
     return not left
 
 
-# ---------------------------------------------------------------- webhooks
-
-
-@dataclass
-class WebhookRun:
-    sent: int = 0
-    done: int = 0
-    accepted: int = 0
-    retrying: int = 0
-    failed: int = 0
-    errors: list[dict[str, object]] = field(default_factory=list)
-
-    def counts(self) -> dict[str, int]:
-        """Each counter by its name (sent, done, accepted, retrying, failed), in that order."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "errors"}
-
-
-def _lease(system: System) -> timedelta:
-    """A sent task with no answer after this long is taken for lost and sent again (same key)."""
-    return timedelta(seconds=2 * system.timeout_s + 5)
-
-
-def _due_webhook(now: datetime, systems: Mapping[str, System]) -> Any:
-    """Pending tasks whose time has come, lost sends, and accepted ones due for a poll."""
-    lost = [
-        and_(ErasureTask.system == name, ErasureTask.sent_at <= now - _lease(system))
-        for name, system in systems.items()
-    ]
-    pollable = [n for n, s in systems.items() if s.status_url]
-    return and_(
-        ErasureTask.system_kind == SystemKind.WEBHOOK,
-        ErasureTask.system.in_(list(systems)),
-        or_(
-            and_(
-                ErasureTask.status == TaskStatus.PENDING,
-                or_(ErasureTask.next_attempt_at.is_(None), ErasureTask.next_attempt_at <= now),
-            ),
-            and_(
-                ErasureTask.status == TaskStatus.SENT, ErasureTask.accepted_at.is_(None), or_(*lost)
-            ),
-            and_(
-                ErasureTask.status == TaskStatus.SENT,
-                ErasureTask.accepted_at.is_not(None),
-                ErasureTask.system.in_(pollable),
-                ErasureTask.next_attempt_at <= now,
-            ),
-        ),
-    )
-
-
-def _reference(session: Session, task: ErasureTask) -> str:
-    if task.dsar_request_id is not None:
-        return (
-            session.scalar(
-                select(DsarRequest.reference).where(DsarRequest.id == task.dsar_request_id)
-            )
-            or f"request-{task.dsar_request_id}"
-        )
-    from_request = session.scalar(
-        select(DsarRequest.reference).where(
-            DsarRequest.deletion_record_id == task.deletion_record_id
-        )
-    )
-    return from_request or f"DR-{task.deletion_record_id}"
-
-
-def run_webhook_tasks(
-    session: Session,
-    policy: Policy,
-    *,
-    actor: str,
-    now: datetime | None = None,
-    record_ids: Sequence[int] | None = None,
-    request_ids: Sequence[int] | None = None,
-    store: ExportStore | None = None,
-) -> WebhookRun:
-    """Send (or poll) every due webhook task of these records or requests, one at a time.
-
-    Each task is claimed with a conditional UPDATE committed before the request leaves, so
-    two workers never send it at once and a crash leaves evidence that it may have gone.
-    """
-    now = now or utcnow()
-    systems = {n: s for n, s in policy.systems.items() if s.kind == SystemKind.WEBHOOK}
-    run = WebhookRun()
-    if not systems:
-        return run
-    secrets = {name: webhook.secret_for(system) for name, system in systems.items()}
-    query = select(ErasureTask.id).where(_due_webhook(now, systems)).order_by(ErasureTask.id)
-    if record_ids is not None:
-        query = query.where(among_ids(ErasureTask.deletion_record_id, record_ids))
-    if request_ids is not None:
-        query = query.where(ErasureTask.dsar_request_id.in_(list(request_ids)))
-    ids = list(session.scalars(query))
-    session.rollback()
-    for task_id in ids:
-        task = session.get(ErasureTask, task_id)
-        assert task is not None
-        polling = task.status == TaskStatus.SENT and task.accepted_at is not None
-        if not _claim_webhook_task(session, task, systems, now, polling=polling):
-            continue  # another worker has it
-        system = systems[task.system]
-        answer = _ask_system(session, task, system, secrets[task.system], polling=polling)
-        if answer is None:
-            continue
-        if not polling:
-            run.sent += 1
-        _outcome(session, task, system, answer, actor=actor, now=now, store=store, run=run)
-        session.commit()
-    return run
-
-
-def _claim_webhook_task(
-    session: Session,
-    task: ErasureTask,
-    systems: Mapping[str, System],
-    now: datetime,
-    *,
-    polling: bool,
-) -> bool:
-    """Claim the task (committed) if it is still due; False when another worker took it."""
-    claim = (
-        update(ErasureTask)
-        .where(ErasureTask.id == task.id, _due_webhook(now, systems))
-        .values(
-            status=TaskStatus.SENT,
-            sent_at=now if not polling else ErasureTask.sent_at,
-            attempts=ErasureTask.attempts + (0 if polling else 1),
-            next_attempt_at=now + _poll_interval(task, now) if polling else None,
-            updated_at=now,
-        )
-    )
-    if rows_changed(session.execute(claim)) != 1:
-        session.rollback()
-        return False
-    session.commit()
-    session.refresh(task)
-    return True
-
-
-def _ask_system(
-    session: Session, task: ErasureTask, system: System, secret: bytes, *, polling: bool
-) -> webhook.Answer | None:
-    """Send the task, or poll for it; None when a poll says to ask again later."""
-    reference = _reference(session, task)
-    if polling:
-        answer = webhook.poll(
-            system, reference=reference, idempotency_key=task.idempotency_key, secret=secret
-        )
-        if answer.status == WireStatus.ACCEPTED or not answer.declared:
-            # Still working, or the status URL did not answer: ask again later.
-            task.last_error = None if answer.declared else answer.error
-            session.commit()
-            return None
-        return answer
-    payload = {
-        "kind": task.action,
-        "reference": reference,
-        "idempotency_key": task.idempotency_key,
-        "subject": task.subject or {},
-        **task_details(session, task),
-    }
-    log_event("task.sending", task_id=task.id, system=task.system, attempt=task.attempts)
-    failpoints.hit("tasks.before_send")
-    answer = webhook.send(system, payload, idempotency_key=task.idempotency_key, secret=secret)
-    failpoints.hit("tasks.after_send")
-    return answer
-
-
-def _poll_interval(task: ErasureTask, now: datetime) -> timedelta:
-    """Poll often at first, then less: half the time since acceptance, 1 minute to 6 hours."""
-    since = now - (task.accepted_at or now)
-    return max(timedelta(minutes=1), min(since / 2, MAX_BACKOFF))
-
-
-def _outcome(
-    session: Session,
-    task: ErasureTask,
-    system: System,
-    answer: webhook.Answer,
-    *,
-    actor: str,
-    now: datetime,
-    store: ExportStore | None,
-    run: WebhookRun,
-) -> None:
-    """Record what the system answered: done, accepted for later, or a failed attempt."""
-    if answer.status == WireStatus.DONE:
-        finish_task(
-            session,
-            task,
-            actor=f"system:{task.system}",
-            now=now,
-            data=answer.data,
-            store=store,
-        )
-        run.done += 1
-    elif answer.status == WireStatus.ACCEPTED:
-        task.accepted_at = task.accepted_at or now
-        task.next_attempt_at = now + timedelta(minutes=1) if system.status_url else None
-        task.last_error = None
-        run.accepted += 1
-        record_event(
-            session,
-            actor=actor,
-            action="task.accepted",
-            target_type="erasure_task",
-            target_id=str(task.id),
-            details={"system": task.system},
-        )
-    else:
-        failed = _count_failed_attempt(task, system, answer.error, now, run)
-        if failed:
-            record_event(
-                session,
-                actor=actor,
-                action="task.failed",
-                target_type="erasure_task",
-                target_id=str(task.id),
-                details={
-                    "system": task.system,
-                    "attempts": task.attempts,
-                    "error": task.last_error,
-                },
-            )
-    task.updated_at = now
-
-
-def _count_failed_attempt(
-    task: ErasureTask, system: System, error: str | None, now: datetime, run: WebhookRun
-) -> bool:
-    """Retry later with backoff, or fail the task (True) once it has used its attempts."""
-    task.last_error = stored_error(error or WireStatus.FAILED)
-    task.accepted_at = None
-    failed = task.attempts >= system.max_attempts
-    if failed:
-        move(task, TaskStatus.FAILED)
-        task.next_attempt_at = None
-        run.failed += 1
-    else:
-        move(task, TaskStatus.PENDING)
-        task.next_attempt_at = now + backoff(task.attempts)
-        run.retrying += 1
-    if len(run.errors) < 20:
-        run.errors.append({"task_id": task.id, "system": task.system, "error": task.last_error})
-    log_event(
-        "task.attempt_failed",
-        task_id=task.id,
-        system=task.system,
-        attempts=task.attempts,
-        error=task.last_error,
-    )
-    return failed
-
-
 def finish_task(
     session: Session,
     task: ErasureTask,
@@ -829,98 +412,7 @@ def _keep_file(
     task.file_path, task.file_name = stored.location, part
 
 
-# ---------------------------------------------------------------- callbacks, people, retries
-
-
-def receive_callback(
-    session: Session,
-    policy: Policy,
-    body: bytes,
-    headers: Mapping[str, str],
-    *,
-    now: datetime | None = None,
-    store: ExportStore | None = None,
-) -> ErasureTask:
-    """A webhook service reports a task it accepted earlier: ``{"idempotency_key", "status"}``.
-
-    Signed like every message; an unknown key, a bad or stale signature is refused, and a
-    repeated callback for a finished task changes nothing (replays are harmless).
-    """
-    now = now or utcnow()
-    key = _callback_key(body)
-    task = session.scalars(
-        select(ErasureTask).where(ErasureTask.idempotency_key == key).with_for_update()
-    ).first()
-    if task is None or task.system_kind != SystemKind.WEBHOOK:
-        raise NotFound("no webhook task with that idempotency key")
-    system = policy.system(task.system)
-    try:
-        # Signed over this task's key: an answer captured for another task is refused.
-        webhook.verify(webhook.secret_for(system), headers, body, key=key)
-    except webhook.SignatureError as exc:
-        raise InvalidInput(f"callback refused: {exc}") from None
-    if task.status in FINISHED:
-        session.rollback()
-        return task
-    _apply_answer(session, policy, task, body, now=now, store=store)
-    _settle_owner(session, task, now)
-    session.commit()
-    return task
-
-
-def _callback_key(body: bytes) -> str:
-    """The callback's idempotency key, read only from a body small, shallow and JSON enough."""
-    if len(body) > webhook.MAX_ANSWER_BYTES:
-        raise InvalidInput("the callback is larger than 20 MB")
-    try:
-        document = json.loads(body.decode("utf-8"))
-        key = webhook.check_key(document["idempotency_key"])
-    except (ValueError, KeyError, TypeError, RecursionError):  # JSON, UTF-8, 4,300+ digits
-        raise InvalidInput("the callback is not JSON with an idempotency_key") from None
-    except webhook.SignatureError as exc:
-        raise InvalidInput(f"callback refused: {exc}") from None
-    if webhook.nesting(document) > webhook.MAX_NESTING:
-        raise InvalidInput(f"the callback nests deeper than {webhook.MAX_NESTING} levels")
-    return key
-
-
-def _apply_answer(
-    session: Session,
-    policy: Policy,
-    task: ErasureTask,
-    body: bytes,
-    *,
-    now: datetime,
-    store: ExportStore | None,
-) -> None:
-    """Moves an open task as the verified callback says: done, failed, or still accepted."""
-    answer = webhook.parse_answer(body)
-    if answer.status == WireStatus.DONE:
-        finish_task(
-            session,
-            task,
-            actor=f"system:{task.system}",
-            now=now,
-            data=answer.data,
-            store=store or export_store(policy),
-        )
-    elif answer.status == WireStatus.FAILED:
-        move(task, TaskStatus.FAILED)
-        task.last_error = stored_error(answer.error or WireStatus.FAILED)
-        task.updated_at = now
-        record_event(
-            session,
-            actor=f"system:{task.system}",
-            action="task.failed",
-            target_type="erasure_task",
-            target_id=str(task.id),
-            details={"system": task.system, "error": task.last_error},
-        )
-    else:
-        task.accepted_at = task.accepted_at or now
-
-
-def _settle_owner(session: Session, task: ErasureTask, now: datetime) -> None:
+def settle_owner(session: Session, task: ErasureTask, now: datetime) -> None:
     if task.deletion_record_id is not None:
         applied, _ = settle_records(session, [task.deletion_record_id], now)
         for rid in applied:
@@ -937,71 +429,6 @@ def _settle_owner(session: Session, task: ErasureTask, now: datetime) -> None:
 def get_task(session: Session, task_id: int, *, lock: bool = False) -> ErasureTask:
     query = select(ErasureTask).where(ErasureTask.id == task_id)
     return first_or_not_found(session, query, f"no task {task_id}", lock=lock)
-
-
-def confirm_task(
-    session: Session,
-    task_id: int,
-    *,
-    actor: Identity,
-    note: str,
-    execute: bool,
-    upload: tuple[str, bytes] | None = None,
-    store: ExportStore | None = None,
-    now: datetime | None = None,
-) -> ErasureTask:
-    """A compliance officer says a manual task is done, with a note (and, for access, the file)."""
-    by = require(actor, COMPLIANCE_OFFICER, to="confirm system tasks")
-    said = free_text(note, field="note")
-    if said is None:
-        raise InvalidInput("confirming a manual task needs a note saying what was done")
-    task = get_task(session, task_id, lock=execute)
-    if task.system_kind != SystemKind.MANUAL:
-        raise Conflict(
-            f"task {task_id} is a {task.system_kind} task; only manual ones are confirmed"
-        )
-    if task.status in FINISHED:
-        raise Conflict(f"task {task_id} is already {task.status} (by {task.done_by or 'nobody'})")
-    if task.action == DsarKind.ACCESS:
-        if upload is None or not upload[1]:
-            raise InvalidInput("an access task needs the file with the system's data")
-        if len(upload[1]) > MAX_UPLOAD_BYTES:
-            raise InvalidInput("the file is larger than 50 MB")
-    if not execute:
-        session.rollback()
-        return task
-    now = now or utcnow()
-    finish_task(session, task, actor=by, now=now, note=said, upload=upload, store=store)
-    _settle_owner(session, task, now)
-    session.commit()
-    return task
-
-
-def retry_task(session: Session, task_id: int, *, actor: Identity, execute: bool) -> ErasureTask:
-    """An officer puts a failed task back in the queue: the next run tries it at once."""
-    by = require(actor, COMPLIANCE_OFFICER, to="retry system tasks")
-    task = get_task(session, task_id, lock=execute)
-    if task.status != TaskStatus.FAILED:
-        raise Conflict(f"task {task_id} is {task.status}; only failed tasks are retried")
-    if not execute:
-        session.rollback()
-        return task
-    previous = task.last_error
-    move(task, TaskStatus.PENDING)
-    task.attempts = 0
-    task.next_attempt_at = None
-    task.accepted_at = None
-    task.updated_at = utcnow()
-    record_event(
-        session,
-        actor=by,
-        action="task.retried",
-        target_type="erasure_task",
-        target_id=str(task.id),
-        details={"system": task.system, "previous_error": previous},
-    )
-    session.commit()
-    return task
 
 
 # ---------------------------------------------------------------- reads
@@ -1045,157 +472,3 @@ def list_tasks(
     if system:
         query = query.where(ErasureTask.system == system)
     return list(session.scalars(query.order_by(ErasureTask.id).limit(limit)))
-
-
-# ---------------------------------------------------------------- manual tasks in bulk
-
-
-@dataclass(frozen=True)
-class ManualTaskFilter:
-    """Which waiting manual tasks a person looks at: by system, kind of request and age."""
-
-    system: str | None = None
-    action: str | None = None  # erasure | access
-    older_than_days: int | None = None
-
-    def conditions(self, now: datetime) -> list[Any]:
-        """Waiting manual tasks (pending: a manual task is never sent), narrowed."""
-        if self.older_than_days is not None and self.older_than_days < 0:
-            raise InvalidInput("{field} must be 0 or more", field="older_than_days")
-        where: list[Any] = [
-            ErasureTask.system_kind == SystemKind.MANUAL,
-            ErasureTask.status == TaskStatus.PENDING,
-        ]
-        if self.system:
-            where.append(ErasureTask.system == self.system)
-        if self.action:
-            where.append(ErasureTask.action == self.action)
-        if self.older_than_days:
-            where.append(ErasureTask.created_at <= now - timedelta(days=self.older_than_days))
-        return where
-
-
-def count_manual_tasks(
-    session: Session, filters: ManualTaskFilter, *, now: datetime | None = None
-) -> int:
-    """How many manual tasks wait under ``filters``: the whole list, not one page of it."""
-    where = filters.conditions(now or utcnow())
-    return int(session.scalar(select(func.count()).select_from(ErasureTask).where(*where)) or 0)
-
-
-def manual_tasks(
-    session: Session,
-    filters: ManualTaskFilter,
-    *,
-    limit: int,
-    offset: int = 0,
-    now: datetime | None = None,
-) -> list[ErasureTask]:
-    """One page of waiting manual tasks, oldest first."""
-    where = filters.conditions(now or utcnow())
-    query = select(ErasureTask).where(*where).order_by(ErasureTask.id)
-    return list(session.scalars(query.limit(limit).offset(offset)))
-
-
-def manual_task_ids(
-    session: Session, filters: ManualTaskFilter, *, now: datetime | None = None
-) -> list[int]:
-    """Every waiting manual task under ``filters``: what "all matching the filter" means."""
-    where = filters.conditions(now or utcnow())
-    return list(session.scalars(select(ErasureTask.id).where(*where).order_by(ErasureTask.id)))
-
-
-@dataclass(frozen=True)
-class TaskConfirmation:
-    """One task of a bulk confirmation: confirmed, or skipped with why."""
-
-    task_id: int
-    confirmed: bool
-    why_not: str | None = None
-
-
-@dataclass(frozen=True)
-class ConfirmPlan:
-    """What confirming these tasks with one note would do: which are confirmed, which not."""
-
-    note: str
-    task_ids: tuple[int, ...]
-    skipped: tuple[TaskConfirmation, ...]
-
-
-def _not_confirmable(task: ErasureTask) -> str | None:
-    if task.system_kind != SystemKind.MANUAL:
-        return f"task {task.id} is a {task.system_kind} task; only manual ones are confirmed"
-    if task.status in FINISHED:
-        return f"task {task.id} is already {task.status} (by {task.done_by or 'nobody'})"
-    if task.action == DsarKind.ACCESS:
-        return f"task {task.id} is an access task: confirm it on its own, with its file"
-    return None
-
-
-def plan_confirm_tasks(session: Session, task_ids: Sequence[int], *, note: str) -> ConfirmPlan:
-    """Check the note once and each task on its own; changes nothing."""
-    said = free_text(note, field="note")
-    if said is None:
-        raise InvalidInput("confirming manual tasks needs a note saying what was done")
-    wanted = list(dict.fromkeys(int(t) for t in task_ids))
-    if not wanted:
-        raise InvalidInput("choose at least one task")
-    found = {
-        t.id: t
-        for t in session.scalars(select(ErasureTask).where(among_ids(ErasureTask.id, wanted)))
-    }
-    session.rollback()
-    todo: list[int] = []
-    skipped: list[TaskConfirmation] = []
-    for task_id in wanted:
-        task = found.get(task_id)
-        why = f"no task {task_id}" if task is None else _not_confirmable(task)
-        if why is None:
-            todo.append(task_id)
-        else:
-            skipped.append(TaskConfirmation(task_id, False, why))
-    return ConfirmPlan(said, tuple(todo), tuple(skipped))
-
-
-def carry_out_confirm_tasks(
-    session: Session, plan: ConfirmPlan, *, actor: Identity, now: datetime | None = None
-) -> list[TaskConfirmation]:
-    """Confirm each planned task in its own transaction with its own audit event, as one
-    ``confirm_task`` would; a task someone else finished meanwhile is skipped with why."""
-    by = require(actor, COMPLIANCE_OFFICER, to="confirm system tasks")
-    results = list(plan.skipped)
-    for task_id in plan.task_ids:
-        task = session.scalars(
-            select(ErasureTask).where(ErasureTask.id == task_id).with_for_update()
-        ).first()
-        why = f"no task {task_id}" if task is None else _not_confirmable(task)
-        if task is None or why is not None:
-            session.rollback()
-            results.append(TaskConfirmation(task_id, False, why))
-            continue
-        at = now or utcnow()
-        finish_task(session, task, actor=by, now=at, note=plan.note)
-        _settle_owner(session, task, at)
-        session.commit()
-        results.append(TaskConfirmation(task_id, True))
-    return sorted(results, key=lambda r: r.task_id)
-
-
-def confirm_tasks(
-    session: Session,
-    task_ids: Sequence[int],
-    *,
-    actor: Identity,
-    note: str,
-    execute: bool,
-    now: datetime | None = None,
-) -> list[TaskConfirmation]:
-    """Confirm several manual erasure tasks with one note, each confirmed and audited on its
-    own; the dry run returns what would be confirmed (``confirmed`` true) and skipped."""
-    require(actor, COMPLIANCE_OFFICER, to="confirm system tasks")
-    plan = plan_confirm_tasks(session, task_ids, note=note)
-    if not execute:
-        would = [TaskConfirmation(t, True) for t in plan.task_ids]
-        return sorted([*would, *plan.skipped], key=lambda r: r.task_id)
-    return carry_out_confirm_tasks(session, plan, actor=actor, now=now)

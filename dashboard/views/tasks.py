@@ -15,7 +15,7 @@ from compliance.policy.systems import SystemKind
 from compliance.roles import COMPLIANCE_OFFICER
 from compliance.storage import export_store
 from compliance.store.states import DsarKind, TaskStatus
-from compliance.systems import tasks
+from compliance.systems import manual_tasks, tasks
 from compliance.systems.payloads import RESTRICTION_END, task_instructions
 from dashboard import context, widgets
 
@@ -51,16 +51,18 @@ by_system, by_kind, by_age = st.columns(3)
 system_choice = by_system.selectbox("System", [widgets.ALL, *manual_systems], key="task_system")
 kind_choice = by_kind.selectbox("Kind", [widgets.ALL, *KINDS], key="task_kind")
 older = by_age.number_input("Waiting at least (days)", min_value=0, step=1, key="task_age")
-filters = tasks.ManualTaskFilter(
+filters = manual_tasks.ManualTaskFilter(
     system=widgets.unless_all(system_choice),
     action=widgets.unless_all(kind_choice),
     older_than_days=int(older) or None,
 )
 with context.session(current) as session:
-    total = tasks.count_manual_tasks(session, filters)
+    total = manual_tasks.count_manual_tasks(session, filters)
     pages = max(1, -(-total // PAGE_SIZE))
     number = min(int(st.session_state.get("task_page", 1) or 1), pages)
-    waiting = tasks.manual_tasks(session, filters, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+    waiting = manual_tasks.manual_tasks(
+        session, filters, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE
+    )
     failed = tasks.list_tasks(session, status=[TaskStatus.FAILED], limit=50)
 
 # The whole list's count: the same tasks Progress's backlog counts as waiting.
@@ -80,7 +82,7 @@ else:
         shown: list[int] | None = st.session_state.pop(SHOWN_KEY, None)
         if every:
             with context.session(current) as s:
-                st.session_state[SHOWN_KEY] = tasks.manual_task_ids(s, filters)
+                st.session_state[SHOWN_KEY] = manual_tasks.manual_task_ids(s, filters)
         several: list[int] = (
             []
             if every
@@ -97,7 +99,7 @@ else:
             def confirm_several() -> str:
                 ids = (shown if shown is not None else []) if every else several
                 with context.session(current) as s:
-                    results = tasks.confirm_tasks(
+                    results = manual_tasks.confirm_tasks(
                         s, ids, actor=context.identity(), note=bulk_note, execute=True
                     )
                 confirmed = [r for r in results if r.confirmed]
@@ -138,7 +140,7 @@ for task in waiting:
                 if file is not None:
                     content = (file.name, file.getvalue())  # type: ignore[attr-defined]
                 with context.session(current) as s:
-                    tasks.confirm_task(
+                    manual_tasks.confirm_task(
                         s, task_id, actor=context.identity(), note=text, execute=True,
                         upload=content, store=export_store(current),
                     )  # fmt: skip
@@ -157,7 +159,7 @@ for task in failed:
 
             def retry(task_id: int = task.id) -> str:
                 with context.session(current) as s:
-                    tasks.retry_task(s, task_id, actor=context.identity(), execute=True)
+                    manual_tasks.retry_task(s, task_id, actor=context.identity(), execute=True)
                 return f"Task {task_id} goes back in the queue; the next run tries it."
 
             widgets.run_action(retry)

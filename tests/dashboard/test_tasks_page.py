@@ -224,7 +224,8 @@ def test_a_request_shows_where_each_system_stands(queue: Deployment, open_app: O
     from compliance.dsar.requests import get_dsar
     from compliance.storage import export_store
     from compliance.store.models import utcnow
-    from compliance.systems.tasks import confirm_task, tasks_of_request
+    from compliance.systems.manual_tasks import confirm_task
+    from compliance.systems.tasks import tasks_of_request
 
     reference = access_request_reaching_newsletter(queue, "42")
     at = open_app(OFFICER, "views/dsar.py")

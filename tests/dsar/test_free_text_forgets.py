@@ -25,7 +25,7 @@ from compliance.store.models import (
     FreeText,
     LegalHold,
 )
-from compliance.systems.tasks import confirm_task
+from compliance.systems.manual_tasks import confirm_task
 from tests.conftest import DEMO_POLICY, DPO, SUPPORT_STAFF, Deployment
 from tests.dsar.test_personal_data_goes import compliance_dump
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from compliance.store.models import DsarRequest, ErasureTask, LegalHold
-from compliance.systems.tasks import confirm_task
+from compliance.systems.manual_tasks import confirm_task
 from tests.conftest import DPO
 from tests.desk_rights import IDENTITY, OFFICER, SUPPORT, Desk
 from tests.desk_rights import desk as desk  # the fixture

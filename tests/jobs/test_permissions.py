@@ -27,7 +27,7 @@ from compliance.policy.loader import load_policy
 from compliance.reports.review_queue import list_batches
 from compliance.roles import API_INTAKE, Identity, identify
 from compliance.store.models import AuditEvent, DeletionBatch, DsarRequest
-from compliance.systems.tasks import confirm_task, retry_task
+from compliance.systems.manual_tasks import confirm_task, retry_task
 from tests.conftest import DEMO_POLICY, DPO, SUPPORT_STAFF, Deployment, person
 
 MANAGER = person("ceo@example.com")

@@ -418,7 +418,7 @@ class Company:
 
     def support_confirms_manual_steps(self) -> None:
         """An officer does what a manual system asks (the System tasks page's Confirm)."""
-        from compliance.systems.tasks import confirm_task
+        from compliance.systems.manual_tasks import confirm_task
 
         d = self.deployment
         with d.session() as s:

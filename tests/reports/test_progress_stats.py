@@ -20,7 +20,7 @@ from compliance.reports.stats import bucket_progress, deletions_per_week, outcom
 from compliance.roles import identify
 from compliance.store.models import DeletionRecord, DsarRequest, ErasureTask, utcnow
 from compliance.store.states import DsarStatus
-from compliance.systems.tasks import confirm_task
+from compliance.systems.manual_tasks import confirm_task
 from tests.conftest import DEMO_POLICY, Deployment, person
 from tests.dashboard.conftest import (  # noqa: F401
     OFFICER,

@@ -34,7 +34,7 @@ from compliance.storage import Area, StoredFileDamaged, export_store
 from compliance.storage.folder import FolderStore
 from compliance.storage.s3 import S3Store
 from compliance.store.models import DsarRequest, ErasureTask, UserExport, utcnow
-from compliance.systems.tasks import confirm_task
+from compliance.systems.manual_tasks import confirm_task
 from tests.conftest import (
     BY_SUPPORT,
     DEMO_POLICY,

@@ -12,7 +12,7 @@ from compliance.deletion.apply import apply_deletions
 from compliance.errors import InvalidInput, PermissionDenied
 from compliance.store.models import AuditEvent, DeletionRecord, ErasureTask
 from compliance.systems.backlog import system_backlog
-from compliance.systems.tasks import (
+from compliance.systems.manual_tasks import (
     ManualTaskFilter,
     confirm_tasks,
     count_manual_tasks,

@@ -18,8 +18,9 @@ from compliance.deletion.apply import apply_deletions
 from compliance.errors import InvalidInput
 from compliance.storage import export_store
 from compliance.store.models import AuditEvent, DeletionRecord, ErasureTask, utcnow
-from compliance.systems.tasks import receive_callback, retry_task
+from compliance.systems.manual_tasks import retry_task
 from compliance.systems.webhook import signed_headers
+from compliance.systems.webhook_tasks import receive_callback
 from tests.conftest import DEMO_POLICY, Deployment, person
 from tests.systems.test_systems import accept_everything
 from tests.webhook_server import Service, webhook_service
@@ -217,7 +218,7 @@ def test_an_access_request_waits_for_every_system_and_its_zip_has_a_folder_for_e
     from compliance.dsar.processing import process_dsar_requests
     from compliance.dsar.requests import submit
     from compliance.store.models import DsarRequest
-    from compliance.systems.tasks import confirm_task
+    from compliance.systems.manual_tasks import confirm_task
 
     demo.write_policy(
         DEMO_POLICY.replace("systems = []  ", 'systems = ["helpdesk", "newsletter"]  ')
