@@ -15,7 +15,7 @@ import click
 
 from compliance.errors import quoted, unprintable
 from compliance.free_text import has_control
-from compliance.policy.loader import MAX_DAYS
+from compliance.policy.sections import MAX_DAYS
 from compliance.urls import url_problem
 
 #: The largest id a database row can have (PostgreSQL BIGINT, SQLite INTEGER).
