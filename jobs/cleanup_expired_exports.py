@@ -1,4 +1,4 @@
-from compliance.dsar.delivery import cleanup_expired_exports
+from compliance.dsar.cleanup import cleanup_expired_exports
 from jobs.cli import emit, execute_option, job_command, runtime
 
 

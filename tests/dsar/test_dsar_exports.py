@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
+from compliance.dsar.cleanup import cleanup_expired_exports
 from compliance.dsar.decisions import review_dsar
-from compliance.dsar.delivery import cleanup_expired_exports, create_delivery
+from compliance.dsar.delivery import create_delivery
 from compliance.dsar.processing import claim_requests, process_dsar_requests
 from compliance.dsar.requests import submit_dsar
 from compliance.store.models import AuditEvent, DsarDelivery, DsarRequest, utcnow

@@ -22,7 +22,8 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from compliance.dsar.delivery import cleanup_expired_exports, create_delivery, redeem_delivery
+from compliance.dsar.cleanup import cleanup_expired_exports
+from compliance.dsar.delivery import create_delivery, redeem_delivery
 from compliance.dsar.desk import request_detail, start_export
 from compliance.dsar.downloads import open_export_for_download
 from compliance.dsar.forget import forget_subject
