@@ -20,10 +20,11 @@ from compliance.dsar.deadlines import days_left, effective_due_at
 from compliance.dsar.decisions import approval_refusal
 from compliance.dsar.exports import build_access_export
 from compliance.dsar.objections import never_refused
-from compliance.dsar.processing import delivery_off, export_ready, fail_request, store_failed
+from compliance.dsar.processing import delivery_off, export_ready, store_failed
 from compliance.dsar.requests import (
     OPEN_STATUSES,
     audit_request,
+    fail_request,
     get_dsar,
     has_finished_export,
     next_actions,

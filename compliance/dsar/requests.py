@@ -38,6 +38,7 @@ from compliance.errors import (
     ConfigError,
     InvalidInput,
     quoted,
+    stored_error,
 )
 from compliance.free_text import free_text
 from compliance.logs import log_event
@@ -467,4 +468,13 @@ def next_actions(request: DsarRequest) -> DsarActions:
 def requests_by_reference(session: Session, references: Sequence[str]) -> list[DsarRequest]:
     return list(
         session.scalars(select(DsarRequest).where(DsarRequest.reference.in_(list(references))))
+    )
+
+
+def fail_request(session: Session, request: DsarRequest, message: str, actor: str) -> None:
+    """Mark the request failed with the reason shown to staff; the worker and the desk share it."""
+    move(request, DsarStatus.FAILED)
+    request.last_error = stored_error(message)
+    audit_request(
+        session, request, "dsar.failed", actor, {"kind": request.kind, "error": request.last_error}
     )
