@@ -15,10 +15,9 @@ their record stays due (not applied) until then.
 from __future__ import annotations
 
 import threading
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
 
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,30 +26,22 @@ from sqlalchemy.orm import Session
 from compliance import failpoints
 from compliance.audit.chain import record_event
 from compliance.deletion.erase import erase
-from compliance.deletion.holds import awaiting_access_export, held_profiles
 from compliance.deletion.plans import (
-    PlanDocument,
     load_plans,
-    plan_changes,
-    plan_document,
-    plan_hash,
     record_missing_links,
-    refusal,
-    store_plan,
 )
 from compliance.deletion.records import MAX_CHUNK_SIZE
+from compliance.deletion.screening import BucketWork, Claimed, blocked_records, mark_plan, screen
 from compliance.errors import InvalidInput, first_line
 from compliance.logs import Progress, log_event
-from compliance.policy.cascades import Block
 from compliance.policy.datamap import DataMap, TableAction
-from compliance.policy.model import Bucket
 from compliance.policy.strategies import ErasureAction
-from compliance.policy.systems import APP_SYSTEM, SystemKind
+from compliance.policy.systems import APP_SYSTEM
 from compliance.store.engines import analyze
 from compliance.store.models import ComplianceProfile, DeletionBatch, DeletionRecord, utcnow
 from compliance.store.queries import record_accepted_open, record_due
 from compliance.store.sql import among_ids
-from compliance.store.states import RecordState, TaskStatus
+from compliance.store.states import RecordState
 from compliance.systems import sql_tasks, webhook_tasks
 from compliance.systems import tasks as system_tasks
 
@@ -283,52 +274,6 @@ def _bucket_names(session: Session, datamap: DataMap, bucket: str | None) -> lis
     return names
 
 
-class Claimed(NamedTuple):
-    """One claimed record as the chunk's screening reads it, many times per record.
-
-    Plain tuples: attribute access on SQLAlchemy's Row cost more than the screening itself.
-    """
-
-    id: int
-    subject_id: str
-    compliance_profile_id: int
-    accepted_plan_hash: str | None
-    blocked_plan_hash: str | None
-
-
-@dataclass
-class _BucketWork:
-    """What erasing one bucket means, worked out once per run rather than once per chunk."""
-
-    bucket: Bucket
-    plans: dict[str, list[TableAction]]
-    specs: list[system_tasks.TaskSpec]
-    #: Webhook and manual systems still to do: the chunk needs its subjects' details.
-    other: list[system_tasks.TaskSpec]
-    current: PlanDocument
-    current_hash: str
-    blocks: list[Block]
-    #: Accepted plans seen so far, by hash, loaded as chunks name them.
-    accepted: dict[str, PlanDocument] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, datamap: DataMap, name: str) -> _BucketWork:
-        policy = datamap.policy
-        bucket = policy.bucket(name)
-        plans = datamap.plans_by_system(bucket.tables)
-        specs = system_tasks.record_task_specs(policy, bucket)
-        current = plan_document(policy, name)
-        return cls(
-            bucket=bucket,
-            plans=plans,
-            specs=specs,
-            other=[s for s in specs if s.kind != SystemKind.SQL and s.status == TaskStatus.PENDING],
-            current=current,
-            current_hash=plan_hash(current),
-            blocks=datamap.plan_blocks(plans.get(APP_SYSTEM, [])),
-        )
-
-
 @dataclass
 class _BucketRun:
     """One bucket's due records, erased chunk by chunk by one worker or several at once."""
@@ -353,7 +298,7 @@ class _BucketRun:
         The dry run walks the very same chunks and screening, so what it counts is what
         the real run would erase; only the last step of each chunk differs.
         """
-        work = _BucketWork.of(self.datamap, self.bucket)
+        work = BucketWork.of(self.datamap, self.bucket)
         last_id = 0
         while True:
             found = self._claim(session, last_id)
@@ -392,7 +337,7 @@ class _BucketRun:
         return [Claimed._make(row) for row in session.execute(query)]
 
     def _screen_chunk(
-        self, session: Session, work: _BucketWork, found: list[Claimed], result: ApplyResult
+        self, session: Session, work: BucketWork, found: list[Claimed], result: ApplyResult
     ) -> tuple[list[tuple[int, str]], dict[int, str], list[int]]:
         """(records to erase, refused ones with their error, those of them held).
 
@@ -409,7 +354,7 @@ class _BucketRun:
         )
         result.blocked += len(parked)
         screened = [r for r in found if r.id not in parked]
-        refused, held, waiting = _screen(session, screened, work, self.now)
+        refused, held, waiting = screen(session, screened, work, self.now)
         result.held += len(held)
         result.widened += len(refused) - len(held)
         result.awaiting_export += len(waiting)
@@ -421,7 +366,7 @@ class _BucketRun:
     def _count_chunk(
         self,
         session: Session,
-        work: _BucketWork,
+        work: BucketWork,
         records: list[tuple[int, str]],
         refused: dict[int, str],
         result: ApplyResult,
@@ -442,7 +387,7 @@ class _BucketRun:
             if not chunk:
                 continue
             if system == APP_SYSTEM:
-                stopped = _blocked(datamap, work.blocks, chunk, todo)
+                stopped = blocked_records(datamap, work.blocks, chunk, todo)
                 blocked.update(stopped)
                 chunk = [(rid, key) for rid, key in chunk if rid not in stopped]
             keys = [key for _, key in chunk]
@@ -468,7 +413,7 @@ class _BucketRun:
     def _erase_systems(
         self,
         session: Session,
-        work: _BucketWork,
+        work: BucketWork,
         records: list[tuple[int, str]],
         result: ApplyResult,
     ) -> tuple[list[tuple[str, list[int], dict[int, str]]], dict[int, str], dict[str, int]]:
@@ -488,7 +433,7 @@ class _BucketRun:
                 continue
             ok, errors, system_rows = _erase(self.datamap, plan, chunk)
             if system == APP_SYSTEM:  # worded as what to change, and parked
-                stopped = _blocked(self.datamap, work.blocks, chunk, errors)
+                stopped = blocked_records(self.datamap, work.blocks, chunk, errors)
                 errors.update(stopped)
                 blocked.update(stopped)
             failpoints.hit("apply.between_databases")
@@ -501,7 +446,7 @@ class _BucketRun:
     def _apply_chunk(
         self,
         session: Session,
-        work: _BucketWork,
+        work: BucketWork,
         records: list[tuple[int, str]],
         refused: dict[int, str],
         held: list[int],
@@ -529,7 +474,7 @@ class _BucketRun:
         applied, task_errors = system_tasks.settle_records(
             session, record_ids, utcnow(), plan_hash=work.current_hash
         )
-        _mark_plan(session, applied, blocked, refused, work.current, work.current_hash, self.now)
+        mark_plan(session, applied, blocked, refused, work.current, work.current_hash, self.now)
         _finish_chunk(
             session,
             self.bucket,
@@ -638,100 +583,6 @@ def _run_other_systems(
         _finish_chunk(session, bucket, applied, {}, {}, actor=actor)
     session.commit()
     return applied, errors
-
-
-def _blocked(
-    datamap: DataMap,
-    blocks: Sequence[Block],
-    records: Sequence[tuple[int, str]],
-    among: Container[int],
-) -> dict[int, str]:
-    """Records (of those ``among``) a known foreign-key block stops, with the error to store.
-
-    Worded as what to change, not as the database's message: the officer needs to know
-    that kept data holds the row, and which setting releases it.
-    """
-    suspects = [(rid, key) for rid, key in records if rid in among]
-    if not blocks or not suspects:
-        return {}
-    found: dict[int, str] = {}
-    with datamap.engine.connect() as conn:
-        for block in blocks:
-            stopped = datamap.referenced_subjects(
-                conn, block.foreign_key, [key for rid, key in suspects if rid not in found]
-            )
-            for rid, key in suspects:
-                if key in stopped and rid not in found:
-                    found[rid] = f"blocked by {block.advice}; waits for that change or a retry"[
-                        :1000
-                    ]
-    return found
-
-
-def _screen(
-    session: Session, rows: Sequence[Claimed], work: _BucketWork, now: datetime
-) -> tuple[dict[int, str], list[int], set[int]]:
-    """(refused records with their error, those of them on legal hold, records that wait).
-
-    A legal hold wins over any acceptance, however long ago it was given. A record whose
-    batch accepted a narrower plan than the policy's current one, or one that found the
-    subject's rows through other links, is refused: nothing of it is erased until someone
-    re-reviews. A subject with an open access request waits for its
-    export, so the evidence is still there when it is built.
-    """
-    current, accepted_plans = work.current, work.accepted
-    holds = held_profiles(session, [r.compliance_profile_id for r in rows], now=now)
-    refused: dict[int, str] = {}
-    held: list[int] = []
-    for r in rows:
-        if r.compliance_profile_id in holds:
-            refused[r.id] = (
-                f"{holds[r.compliance_profile_id]}: not erased; it is applied once the hold is "
-                "lifted"
-            )
-            held.append(r.id)
-        elif r.accepted_plan_hash is not None:
-            accepted = accepted_plans.get(r.accepted_plan_hash)
-            changes = (
-                plan_changes(accepted, current)
-                if accepted is not None
-                else ["the accepted plan is missing"]
-            )
-            if changes:
-                refused[r.id] = refusal(changes)
-    asked = [r.subject_id for r in rows if r.id not in refused]
-    exporting = awaiting_access_export(session, asked, subject_type=work.bucket.subject)
-    waiting = {r.id for r in rows if r.id not in refused and r.subject_id in exporting}
-    return refused, held, waiting
-
-
-def _mark_plan(
-    session: Session,
-    applied: Sequence[int],
-    blocked: Mapping[int, str],
-    refused: Mapping[int, str],
-    current: PlanDocument,
-    current_hash: str,
-    now: datetime,
-) -> None:
-    """Keep the plan the records were applied under; note it on the blocked ones; store
-    refusals' errors. ``settle_records`` noted it on the applied ones, in the same UPDATE
-    that marked them applied.
-    """
-    if applied:
-        store_plan(session, current)  # kept for replay-erasures, once per plan
-    if blocked:
-        session.execute(
-            update(DeletionRecord)
-            .where(among_ids(DeletionRecord.id, blocked))
-            .values(blocked_plan_hash=current_hash)
-        )
-    for rid, message in refused.items():
-        session.execute(
-            update(DeletionRecord)
-            .where(DeletionRecord.id == rid)
-            .values(deletion_error=message, updated_at=now)
-        )
 
 
 def _finish_chunk(
