@@ -21,8 +21,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import ChainCheck, verify_chain
-from compliance.deletion.batches import BatchTarget, batch_target
 from compliance.deletion.profiles import check_declared_kinds
+from compliance.deletion.review import BatchTarget, batch_target
 from compliance.dsar.rectification import FREE_TEXT
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import config_path, load_policy

@@ -1,6 +1,6 @@
 import click
 
-from compliance.deletion.batches import plan_bulk_review, review_batch, review_batches
+from compliance.deletion.review import plan_bulk_review, review_batch, review_batches
 from compliance.errors import quoted
 from compliance.roles import identify
 from compliance.store.states import BatchStatus

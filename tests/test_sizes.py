@@ -15,7 +15,6 @@ MAX_FUNCTION_LINES = 60
 MAX_MODULE_LINES = 500
 #: Too big when the limit came (2026-12-07), each to be split by what it does; never to grow.
 OVERSIZED = {
-    "compliance/deletion/batches.py": 742,
     "compliance/deletion/records.py": 810,
     "compliance/dsar/processing.py": 653,
     "compliance/deletion/apply.py": 634,

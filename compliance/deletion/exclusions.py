@@ -15,7 +15,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from compliance.audit.chain import record_event
-from compliance.deletion.batches import (
+from compliance.deletion.holds import add_hold, plan_place_hold
+from compliance.deletion.review import (
     already_reviewed,
     check_exclusions,
     check_unchanged,
@@ -23,7 +24,6 @@ from compliance.deletion.batches import (
     get_batch,
     mark_excluded,
 )
-from compliance.deletion.holds import add_hold, plan_place_hold
 from compliance.errors import InvalidInput
 from compliance.free_text import free_text
 from compliance.policy.model import Policy

@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 
 from compliance import clock
 from compliance.deletion.apply import apply_deletions
-from compliance.deletion.batches import create_deletion_batches, review_batch
+from compliance.deletion.batches import create_deletion_batches
 from compliance.deletion.records import create_deletion_records
+from compliance.deletion.review import review_batch
 from compliance.policy.datamap import DataMap
 from compliance.roles import identify
 from compliance.store.models import DeletionRecord, utcnow

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from compliance.deletion.batches import BatchTarget, batch_target, get_batch
+from compliance.deletion.review import BatchTarget, batch_target, get_batch
 from compliance.policy.datamap import DataMap
 from compliance.reports.evidence import record_evidence
 from compliance.reports.review_queue import MAX_PAGE_SIZE, batch_records

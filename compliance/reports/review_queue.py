@@ -17,10 +17,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from compliance.audit.texts import readable_all
-from compliance.deletion.batches import get_batch
 from compliance.deletion.erase import impact
 from compliance.deletion.holds import held_profiles, profile_on_hold
 from compliance.deletion.plans import load_plans, steps
+from compliance.deletion.review import get_batch
 from compliance.dsar import requests as dsar
 from compliance.dsar.deadlines import days_left, effective_due_at
 from compliance.errors import InvalidInput

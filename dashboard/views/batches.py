@@ -6,8 +6,8 @@ from typing import Any
 
 import streamlit as st
 
-from compliance.deletion.batches import get_batch, plan_bulk_review, review_batch, review_batches
 from compliance.deletion.exclusions import exclude_all_records, exclude_records, include_records
+from compliance.deletion.review import get_batch, plan_bulk_review, review_batch, review_batches
 from compliance.errors import ComplianceError, NotFound
 from compliance.free_text import MAX_FREE_TEXT
 from compliance.reports.review_queue import BATCH_STATUSES, accepted_plan

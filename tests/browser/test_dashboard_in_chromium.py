@@ -379,7 +379,7 @@ def test_an_officer_accepts_a_batch_in_the_browser(
             browser.close()
 
     with queue.session() as session:
-        from compliance.deletion.batches import get_batch
+        from compliance.deletion.review import get_batch
 
         batch = get_batch(session, batch_id)
         assert (batch.reviewed_status, batch.reviewed_by) == ("accepted", OFFICER)
@@ -603,8 +603,8 @@ def test_a_link_to_a_new_batch_shows_it_and_a_stale_preview_decides_nothing(
     from playwright.sync_api import expect, sync_playwright
     from sqlalchemy import select
 
-    from compliance.deletion.batches import get_batch
     from compliance.deletion.exclusions import exclude_records
+    from compliance.deletion.review import get_batch
     from compliance.store.models import DeletionRecord
     from tests.conftest import DPO
     from tests.dashboard.test_batch_targets import NEW_BUCKET, first_batch

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from compliance.deletion.batches import review_batch
+from compliance.deletion.review import review_batch
 from tests.browser.test_dashboard_in_chromium import (
     CHROMIUM,
     running_dashboard,

@@ -13,10 +13,11 @@ from streamlit.testing.v1 import AppTest
 
 from compliance.clock import use_clock
 from compliance.deletion.apply import apply_deletions
-from compliance.deletion.batches import create_deletion_batches, review_batch
+from compliance.deletion.batches import create_deletion_batches
 from compliance.deletion.exclusions import exclude_records
 from compliance.deletion.purge import purge_compliance_data
 from compliance.deletion.records import create_deletion_records
+from compliance.deletion.review import review_batch
 from compliance.demo.seed import seed_demo_workflow
 from compliance.reports.review_queue import list_batches
 from compliance.roles import identify

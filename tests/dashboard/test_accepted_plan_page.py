@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from compliance.deletion.batches import review_batch
 from compliance.deletion.holds import place_hold, plan_place_hold
+from compliance.deletion.review import review_batch
 from compliance.reports.review_queue import batch_records
 from compliance.roles import identify
 from tests.conftest import Deployment

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from compliance.deletion.batches import get_batch
 from compliance.deletion.exclusions import exclude_records
+from compliance.deletion.review import get_batch
 from compliance.store.models import AuditEvent, ComplianceProfile, DeletionRecord, LegalHold
 from tests.conftest import DPO, Deployment, ok
 from tests.dashboard.conftest import (

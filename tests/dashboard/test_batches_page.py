@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from streamlit.testing.v1 import AppTest
 
-from compliance.deletion.batches import get_batch, review_batch
+from compliance.deletion.review import get_batch, review_batch
 from compliance.reports.review_queue import pending_batch_ids
 from compliance.store.models import AuditEvent, ComplianceProfile, DeletionRecord, LegalHold
 from tests.conftest import Deployment, person

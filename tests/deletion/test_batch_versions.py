@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from compliance.deletion.batches import batch_target, plan_bulk_review, review_batch, review_batches
 from compliance.deletion.exclusions import exclude_records
 from compliance.deletion.holds import place_hold, plan_place_hold
+from compliance.deletion.review import batch_target, plan_bulk_review, review_batch, review_batches
 from compliance.errors import Conflict
 from compliance.store.models import AuditEvent, DeletionRecord
 from tests.conftest import DPO, Deployment

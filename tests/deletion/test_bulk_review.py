@@ -6,7 +6,7 @@ import json
 
 from sqlalchemy import select
 
-from compliance.deletion.batches import plan_bulk_review, review_batch, review_batches
+from compliance.deletion.review import plan_bulk_review, review_batch, review_batches
 from compliance.dsar.decisions import review_dsar, review_dsars
 from compliance.dsar.requests import get_dsar
 from compliance.roles import Identity, identify

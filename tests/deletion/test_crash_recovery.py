@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import func, select
 
 from compliance.audit.chain import verify_chain
-from compliance.deletion.batches import create_deletion_batches, review_batch
+from compliance.deletion.batches import create_deletion_batches
 from compliance.deletion.records import create_deletion_records
+from compliance.deletion.review import review_batch
 from compliance.policy.strategies import HashStrategy
 from compliance.store.models import AuditEvent, ComplianceProfile, DeletionBatch, DeletionRecord
 from tests.conftest import DEMO_POLICY, DPO, Deployment, fill_demo

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select, update
 
 from compliance.audit.chain import verify_chain
-from compliance.deletion.batches import get_batch
 from compliance.deletion.exclusions import exclude_records
+from compliance.deletion.review import get_batch
 from compliance.errors import Conflict
 from compliance.reports.review_queue import batch_records, list_batches
 from compliance.store.models import (

@@ -11,7 +11,7 @@ from functools import partial
 import pytest
 from sqlalchemy import select
 
-from compliance.deletion.batches import review_batch
+from compliance.deletion.review import review_batch
 from compliance.dsar.decisions import extend_dsar, retry_dsar, review_dsar
 from compliance.errors import Conflict, InvalidInput, PermissionDenied
 from compliance.store.models import AuditEvent, DeletionBatch, DeletionRecord, DsarRequest

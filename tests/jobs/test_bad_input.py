@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from compliance.deletion.batches import review_batch
 from compliance.deletion.exclusions import exclude_records
+from compliance.deletion.review import review_batch
 from compliance.errors import InvalidInput
 from compliance.free_text import MAX_FREE_TEXT
 from compliance.store.models import AuditEvent, DeletionBatch, DeletionRecord

@@ -13,9 +13,10 @@ import pytest
 from click.testing import Result
 from sqlalchemy import func, select
 
-from compliance.deletion.batches import create_deletion_batches, review_batch
+from compliance.deletion.batches import create_deletion_batches
 from compliance.deletion.exclusions import exclude_records
 from compliance.deletion.records import create_deletion_records
+from compliance.deletion.review import review_batch
 from compliance.dsar.api_keys import create_api_key, revoke_api_key
 from compliance.dsar.decisions import extend_dsar, retry_dsar, review_dsar
 from compliance.dsar.delivery import create_delivery

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from compliance.deletion.batches import create_deletion_batches, review_batch
+from compliance.deletion.batches import create_deletion_batches
 from compliance.deletion.records import add_records
+from compliance.deletion.review import review_batch
 from compliance.dsar.mailer import read_outbox
 from compliance.store.models import AuditEvent, DsarRequest, JobRun
 from tests.conftest import DEMO_POLICY, DPO, Deployment

@@ -343,7 +343,7 @@ class Company:
 
     def _decide(self, batch_id: int, bucket: str) -> None:
         """Reject every fifth batch; in the others keep the first record when there are three."""
-        from compliance.deletion.batches import review_batch
+        from compliance.deletion.review import review_batch
 
         d, ledger = self.deployment, self.ledger
         with d.session() as s:

@@ -18,8 +18,9 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from compliance.audit.chain import verify_chain
-from compliance.deletion.batches import create_deletion_batches, review_batch
+from compliance.deletion.batches import create_deletion_batches
 from compliance.deletion.records import create_deletion_records
+from compliance.deletion.review import review_batch
 from compliance.policy.datamap import DataMap
 from compliance.policy.loader import load_policy
 from compliance.policy.model import Policy

@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 
 from compliance.clock import use_clock
 from compliance.deletion.apply import apply_deletions
-from compliance.deletion.batches import review_batch
+from compliance.deletion.review import review_batch
 from compliance.dsar.decisions import review_dsar
 from compliance.dsar.delivery import deliver_export
 from compliance.dsar.processing import process_dsar_requests
