@@ -14,7 +14,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from compliance.audit.chain import record_event
 from compliance.errors import Conflict, InvalidInput
 from compliance.free_text import free_text
 from compliance.policy.systems import SystemKind
@@ -23,7 +22,14 @@ from compliance.storage import ExportStore
 from compliance.store.models import ErasureTask, utcnow
 from compliance.store.sql import among_ids
 from compliance.store.states import DsarKind, TaskStatus, move
-from compliance.systems.tasks import FINISHED, MAX_UPLOAD_BYTES, finish_task, get_task, settle_owner
+from compliance.systems.tasks import (
+    FINISHED,
+    MAX_UPLOAD_BYTES,
+    audit_task,
+    finish_task,
+    get_task,
+    settle_owner,
+)
 
 
 def confirm_task(
@@ -79,12 +85,11 @@ def retry_task(session: Session, task_id: int, *, actor: Identity, execute: bool
     task.next_attempt_at = None
     task.accepted_at = None
     task.updated_at = utcnow()
-    record_event(
+    audit_task(
         session,
+        task,
+        "task.retried",
         actor=by,
-        action="task.retried",
-        target_type="erasure_task",
-        target_id=str(task.id),
         details={"system": task.system, "previous_error": previous},
     )
     session.commit()

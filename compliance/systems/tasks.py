@@ -335,6 +335,20 @@ def request_tasks_finished(session: Session, request_id: int, *, kinds: Iterable
     return not left
 
 
+def audit_task(
+    session: Session, task: ErasureTask, action: str, *, actor: str, details: dict[str, Any]
+) -> None:
+    """A task's audit event: every ``task.*`` action names the task the same way."""
+    record_event(
+        session,
+        actor=actor,
+        action=action,
+        target_type="erasure_task",
+        target_id=str(task.id),
+        details=details,
+    )
+
+
 def finish_task(
     session: Session,
     task: ErasureTask,
@@ -361,12 +375,11 @@ def finish_task(
     task.last_error = None
     task.next_attempt_at = None
     task.updated_at = now
-    record_event(
+    audit_task(
         session,
+        task,
+        "task.done",
         actor=actor,
-        action="task.done",
-        target_type="erasure_task",
-        target_id=str(task.id),
         details={
             "system": task.system,
             "kind": task.system_kind,
@@ -385,12 +398,11 @@ def fail_task(
     task.attempts = (task.attempts or 0) + 1
     task.last_error = stored_error(error)
     task.updated_at = now
-    record_event(
+    audit_task(
         session,
+        task,
+        "task.failed",
         actor=actor,
-        action="task.failed",
-        target_type="erasure_task",
-        target_id=str(task.id),
         details={"system": task.system, "attempts": task.attempts},
     )
 

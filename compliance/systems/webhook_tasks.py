@@ -25,7 +25,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from compliance import failpoints
-from compliance.audit.chain import record_event
 from compliance.errors import InvalidInput, NotFound, stored_error
 from compliance.logs import log_event
 from compliance.policy.model import Policy
@@ -36,7 +35,14 @@ from compliance.store.sql import among_ids, rows_changed
 from compliance.store.states import TaskStatus, move
 from compliance.systems import webhook
 from compliance.systems.payloads import task_details
-from compliance.systems.tasks import FINISHED, MAX_BACKOFF, backoff, finish_task, settle_owner
+from compliance.systems.tasks import (
+    FINISHED,
+    MAX_BACKOFF,
+    audit_task,
+    backoff,
+    finish_task,
+    settle_owner,
+)
 from compliance.systems.webhook import WireStatus
 
 
@@ -238,23 +244,21 @@ def _outcome(
         task.next_attempt_at = now + timedelta(minutes=1) if system.status_url else None
         task.last_error = None
         run.accepted += 1
-        record_event(
+        audit_task(
             session,
+            task,
+            "task.accepted",
             actor=actor,
-            action="task.accepted",
-            target_type="erasure_task",
-            target_id=str(task.id),
             details={"system": task.system},
         )
     else:
         failed = _count_failed_attempt(task, system, answer.error, now, run)
         if failed:
-            record_event(
+            audit_task(
                 session,
+                task,
+                "task.failed",
                 actor=actor,
-                action="task.failed",
-                target_type="erasure_task",
-                target_id=str(task.id),
                 details={
                     "system": task.system,
                     "attempts": task.attempts,
@@ -370,12 +374,11 @@ def _apply_answer(
         move(task, TaskStatus.FAILED)
         task.last_error = stored_error(answer.error or WireStatus.FAILED)
         task.updated_at = now
-        record_event(
+        audit_task(
             session,
+            task,
+            "task.failed",
             actor=f"system:{task.system}",
-            action="task.failed",
-            target_type="erasure_task",
-            target_id=str(task.id),
             details={"system": task.system, "error": task.last_error},
         )
     else:
